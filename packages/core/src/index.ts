@@ -1,0 +1,35 @@
+/**
+ * @frontier/core — the pure scheduling engine. No I/O; time is injected.
+ * This file is the package's whole public face.
+ */
+export { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+export {
+  ErrorCode,
+  FrontierError,
+  InvalidArgumentError,
+  InvalidStateError,
+  type Problem,
+  ProblemCode,
+  StaleLeaseError,
+  UnknownTaskError,
+  ValidationError,
+} from "./errors.js";
+export { IndexedHeap } from "./indexed-heap.js";
+export {
+  DEFAULT_LEASE_MS,
+  DEFAULT_MAX_ATTEMPTS,
+  MAX_LEASE_BATCH,
+  Scheduler,
+  type SchedulerOptions,
+} from "./scheduler.js";
+export * from "./types.js";
+export {
+  type BatchCheckOptions,
+  type BatchCheckResult,
+  checkBatch,
+  type GraphView,
+  MAX_ATTEMPTS_LIMIT,
+  MAX_ID_LENGTH,
+  type ParsedTask,
+  parseTask,
+} from "./validate.js";

@@ -1,0 +1,956 @@
+/**
+ * The scheduling engine: a single-threaded, in-memory, deterministic state
+ * machine. No I/O; time and randomness are injected.
+ *
+ * Data structures (n live tasks, r runnable, d = dependents of one task,
+ * p = prerequisites of one task):
+ *   - TaskTable: structure of arrays addressed by integer handles; a Map from
+ *     id to handle.
+ *   - runnable: IndexedHeap of RUNNABLE handles keyed by (key, id), where key
+ *     is the deadline (or, under the starvation guard, the moment the task's
+ *     wait ran out, if earlier).
+ *   - timers: IndexedHeap of handles keyed by (timerAt, id). A task has at
+ *     most one pending timer, its kind implied by its state: LEASED → lease
+ *     expiry; WAITING with no unmet prerequisite → end of retry backoff;
+ *     RUNNABLE with a hard deadline → the deadline; terminal → end of
+ *     retention.
+ *   - unmet[h] + dependents[h]: Kahn's algorithm run online. unmet counts
+ *     prerequisites not yet completed; completing a task walks only its own
+ *     dependents list and decrements each one's counter; a counter reaching 0
+ *     moves the task into the runnable heap.
+ *   - runnable FIFO (prev/next): RUNNABLE tasks in the order they became
+ *     runnable, so the oldest runnable age is O(1).
+ *   - pending: forward references (prerequisite ids not yet submitted) → the
+ *     handles waiting on them.
+ *
+ * State machine (transitions only through `setState`): see TaskState in
+ * types.ts.
+ *
+ * Every public call first runs the timers that are due (`advance`), then does
+ * its work; every change is reported through `onChange` before the call
+ * returns, so a journal can persist them before acknowledging anything.
+ */
+import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import {
+  InvalidArgumentError,
+  InvalidStateError,
+  StaleLeaseError,
+  UnknownTaskError,
+  ValidationError,
+} from "./errors.js";
+import { IndexedHeap } from "./indexed-heap.js";
+import { Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
+import type {
+  Change,
+  EngineMeta,
+  Lease,
+  SchedulerStats,
+  Snapshot,
+  Task,
+  TaskInput,
+  TaskRecord,
+  TaskSpec,
+  TaskState,
+  TaskStatus,
+  TaskView,
+} from "./types.js";
+import { checkBatch, type GraphView, type ParsedTask } from "./validate.js";
+
+export interface SchedulerOptions {
+  /** Clock in milliseconds. Readings that run backwards are clamped to the latest one. Default Date.now. */
+  now?: () => number;
+  /** Uniform [0, 1) source for retry jitter. Default Math.random. */
+  random?: () => number;
+  /** Let prerequisites name tasks not submitted yet (they wait for them). Default false. */
+  allowForwardReferences?: boolean;
+  /** Require prerequisites to share the dependent's workflowId (cluster mode). Default false. */
+  sameWorkflowPrerequisites?: boolean;
+  /** Attempts per task when the task does not say. Default 5. */
+  defaultMaxAttempts?: number;
+  /** Retry backoff. Default 1 s base, 5 min cap, 20 % jitter. */
+  backoff?: Partial<BackoffPolicy>;
+  /** Starvation guard: a task runnable this long is ordered as if due then. Default Infinity (off). */
+  maxRunnableWaitMs?: number;
+  /** Terminal tasks are forgotten this long after they finish. Default Infinity. */
+  retentionMs?: number;
+  /** Lease length when `lease` is not told. Default 30 s. */
+  defaultLeaseMs?: number;
+  /** Receives every change, synchronously and in order. */
+  onChange?: (change: Change) => void;
+}
+
+export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_LEASE_MS = 30_000;
+/** Upper bound on one lease call's `max`. */
+export const MAX_LEASE_BATCH = 10_000;
+
+const EMPTY: readonly string[] = Object.freeze([]);
+
+export class Scheduler {
+  private readonly table = new TaskTable();
+  private readonly runnable: IndexedHeap;
+  private readonly timers: IndexedHeap;
+  private readonly pending = new Map<string, number[]>();
+  private readonly counts = new Int32Array(STATE_NAMES.length);
+  private fifoHead = -1;
+  private fifoTail = -1;
+
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly forwardRefs: boolean;
+  private readonly sameWorkflow: boolean;
+  private readonly defaultMaxAttempts: number;
+  private readonly backoff: BackoffPolicy;
+  private readonly maxWait: number;
+  private readonly retentionMs: number;
+  private readonly defaultLeaseMs: number;
+  private readonly sink: ((change: Change) => void) | undefined;
+
+  private lastNow = Number.NEGATIVE_INFINITY;
+  private tokenSeq = 0;
+  private leaseTimeouts = 0;
+  private deadlineMisses = 0;
+  private staleRejections = 0;
+  private retries = 0;
+  private metaDirty = false;
+  private readonly view: GraphView;
+
+  constructor(options: SchedulerOptions = {}) {
+    this.clock = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.forwardRefs = options.allowForwardReferences ?? false;
+    this.sameWorkflow = options.sameWorkflowPrerequisites ?? false;
+    this.defaultMaxAttempts = positiveInt("defaultMaxAttempts", options.defaultMaxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    if (!(this.backoff.baseMs >= 0 && this.backoff.maxMs >= this.backoff.baseMs))
+      throw new InvalidArgumentError("backoff needs 0 <= baseMs <= maxMs");
+    if (!(this.backoff.jitter >= 0 && this.backoff.jitter <= 1))
+      throw new InvalidArgumentError("backoff.jitter must be in [0, 1]");
+    this.maxWait = nonNegative("maxRunnableWaitMs", options.maxRunnableWaitMs ?? Number.POSITIVE_INFINITY);
+    this.retentionMs = nonNegative("retentionMs", options.retentionMs ?? Number.POSITIVE_INFINITY);
+    this.defaultLeaseMs = positive("defaultLeaseMs", options.defaultLeaseMs ?? DEFAULT_LEASE_MS);
+    this.sink = options.onChange;
+
+    const t = this.table;
+    this.runnable = new IndexedHeap((a, b) => {
+      const ka = t.key[a]!;
+      const kb = t.key[b]!;
+      return ka < kb || (ka === kb && t.ids[a]! < t.ids[b]!);
+    });
+    this.timers = new IndexedHeap((a, b) => {
+      const ka = t.timerAt[a]!;
+      const kb = t.timerAt[b]!;
+      return ka < kb || (ka === kb && t.ids[a]! < t.ids[b]!);
+    });
+    const self = this;
+    this.view = {
+      allowForwardReferences: this.forwardRefs,
+      sameWorkflowPrerequisites: this.sameWorkflow,
+      has: (id) => t.handleOf.has(id),
+      workflowOf: (id) => {
+        const h = t.handleOf.get(id);
+        return h === undefined ? undefined : t.workflowId[h];
+      },
+      *waitingOn(id) {
+        const h = t.handleOf.get(id);
+        const list = h === undefined ? self.pending.get(id) : t.dependents[h];
+        if (!list) return;
+        for (const d of list) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+      },
+    };
+  }
+
+  /**
+   * Rebuilds an engine from a snapshot and the changes recorded after it.
+   * Cost O(n + e + r log r): derived structures (counters, dependents, heaps)
+   * are recomputed from the task records, so no history is needed.
+   */
+  static restore(snapshot: Snapshot, changes: Iterable<Change> = [], options: SchedulerOptions = {}): Scheduler {
+    if (snapshot.version !== 1) throw new InvalidArgumentError(`unsupported snapshot version ${snapshot.version}`);
+    const records = new Map<string, TaskRecord>();
+    for (const r of snapshot.tasks) records.set(r.spec.id, r);
+    let meta = snapshot.meta;
+    for (const c of changes) {
+      switch (c.kind) {
+        case "add":
+          records.set(c.spec.id, { spec: c.spec, status: c.status });
+          break;
+        case "set": {
+          const r = records.get(c.id);
+          if (!r) throw new InvalidArgumentError(`change for unknown task ${JSON.stringify(c.id)}`);
+          records.set(c.id, { spec: r.spec, status: c.status });
+          break;
+        }
+        case "drop":
+          records.delete(c.id);
+          break;
+        case "meta":
+          meta = c.meta;
+          break;
+        default:
+          unreachable(c);
+      }
+    }
+    const engine = new Scheduler(options);
+    engine.load(meta, records.values());
+    return engine;
+  }
+
+  // ---------------------------------------------------------------- Parts 1–2
+
+  /**
+   * Adds one task or a batch, atomically: if any task is invalid nothing is
+   * added and a ValidationError lists every problem. A task whose
+   * prerequisites are all completed is runnable at once. Returns the number
+   * of tasks added. Cost O(b·(p + log n)) for a batch of b tasks, plus the
+   * cycle check (see validate.ts).
+   */
+  addTasks(input: TaskInput | readonly TaskInput[]): number {
+    const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
+    this.advance();
+    const { tasks, problems } = checkBatch(batch, {
+      defaults: { maxAttempts: this.defaultMaxAttempts },
+      view: this.view,
+    });
+    if (problems.length > 0) throw new ValidationError(problems);
+    this.insert(tasks);
+    this.flushMeta();
+    return tasks.length;
+  }
+
+  /**
+   * Removes the earliest-deadline runnable task (ties by id) and returns it,
+   * or null. The task is LEASED with no expiry until completeTask.
+   * O(log n).
+   */
+  consumeTask(): Task | null {
+    this.advance();
+    const h = this.runnable.peek();
+    if (h < 0) return null;
+    this.grant(h, undefined, Number.POSITIVE_INFINITY);
+    this.flushMeta();
+    return this.taskOf(h);
+  }
+
+  /** Marks a consumed (or leased) task done and unblocks its dependents. O(d + d·log n). */
+  completeTask(id: string): void {
+    this.advance();
+    const h = this.handle(id);
+    const state = this.table.state[h]!;
+    if (state !== S.LEASED) {
+      throw new InvalidStateError(id, STATE_NAMES[state]!, `task ${q(id)} is ${STATE_NAMES[state]}, not LEASED`);
+    }
+    this.finishCompleted(h);
+    this.flushMeta();
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  /**
+   * Leases up to `max` runnable tasks in (deadline, id) order to `owner`.
+   * Each lease carries a fencing token larger than any issued before.
+   * O(max · log n).
+   */
+  lease(owner: string, options: { max?: number; leaseMs?: number } = {}): Lease[] {
+    if (typeof owner !== "string" || owner.length === 0) throw new InvalidArgumentError("owner must be a non-empty string");
+    const max = options.max ?? 1;
+    if (!Number.isInteger(max) || max < 1 || max > MAX_LEASE_BATCH)
+      throw new InvalidArgumentError(`max must be an integer in 1..${MAX_LEASE_BATCH}, got ${max}`);
+    const leaseMs = positive("leaseMs", options.leaseMs ?? this.defaultLeaseMs);
+    const now = this.advance();
+    const leases: Lease[] = [];
+    while (leases.length < max) {
+      const h = this.runnable.peek();
+      if (h < 0) break;
+      this.grant(h, owner, now + leaseMs);
+      leases.push(this.leaseOf(h));
+    }
+    this.flushMeta();
+    return leases;
+  }
+
+  /** Extends a live lease. STALE_LEASE unless `token` is the live lease's. O(log n). */
+  heartbeat(taskId: string, token: number, options: { leaseMs?: number } = {}): Lease {
+    const leaseMs = positive("leaseMs", options.leaseMs ?? this.defaultLeaseMs);
+    const now = this.advance();
+    const h = this.handle(taskId);
+    this.checkLive(h, token);
+    const t = this.table;
+    if (t.timerAt[h] !== Number.POSITIVE_INFINITY) {
+      t.timerAt[h] = now + leaseMs;
+      this.timers.update(h);
+    }
+    this.emitSet(h);
+    return this.leaseOf(h);
+  }
+
+  /**
+   * Completes a leased task. A repeat with the token that completed it is
+   * acknowledged as a duplicate and changes nothing (dependents are unblocked
+   * exactly once). O(d · log n).
+   */
+  complete(taskId: string, token: number): { duplicate: boolean } {
+    this.advance();
+    const h = this.handle(taskId);
+    const t = this.table;
+    if (t.state[h] === S.COMPLETED && t.token[h] === token) return { duplicate: true };
+    this.checkLive(h, token);
+    this.finishCompleted(h);
+    this.flushMeta();
+    return { duplicate: false };
+  }
+
+  /**
+   * Reports a failed attempt. Retryable with attempts left: WAITING until a
+   * backoff with jitter has passed, then RUNNABLE. Otherwise FAILED, and the
+   * dependents follow their policy. A repeat with the same token is a no-op.
+   */
+  fail(taskId: string, token: number, options: { retryable?: boolean; reason?: string } = {}): TaskView {
+    const now = this.advance();
+    const h = this.handle(taskId);
+    const t = this.table;
+    const state = t.state[h]!;
+    const inBackoff = state === S.WAITING && t.unmet[h] === 0 && t.token[h] === token;
+    if (t.token[h] === token && (inBackoff || state === S.FAILED)) return this.viewOf(h);
+    this.checkLive(h, token);
+    const reason = truncate(options.reason ?? "failed");
+    if ((options.retryable ?? true) && t.attempts[h]! < t.maxAttempts[h]!) {
+      this.retries++;
+      this.metaDirty = true;
+      this.leaveLeased(h);
+      t.reason[h] = `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} failed: ${reason}`;
+      this.setState(h, S.WAITING);
+      t.timerAt[h] = now + backoffDelay(this.backoff, t.attempts[h]!, this.random);
+      this.timers.push(h);
+      this.emitSet(h);
+    } else {
+      const why = options.retryable === false ? `failed (not retryable): ${reason}` : `failed after ${t.attempts[h]} attempt(s): ${reason}`;
+      this.finishBadly(h, S.FAILED, why);
+    }
+    this.flushMeta();
+    return this.viewOf(h);
+  }
+
+  // ------------------------------------------------- cancellation, deadlines
+
+  /**
+   * Cancels a task in any live state (a held lease becomes stale); its
+   * dependents follow their policy. Cancelling a cancelled task is a no-op.
+   * O(log n) plus the cascade.
+   */
+  cancel(taskId: string, reason = "cancelled"): void {
+    this.advance();
+    const h = this.handle(taskId);
+    const state = this.table.state[h]!;
+    if (state === S.CANCELLED) return;
+    if (isTerminal(state)) {
+      throw new InvalidStateError(taskId, STATE_NAMES[state]!, `task ${q(taskId)} already ended ${STATE_NAMES[state]}`);
+    }
+    this.finishBadly(h, S.CANCELLED, truncate(reason));
+    this.flushMeta();
+  }
+
+  /** Moves a live task's deadline, in place in the runnable heap (sifts either way). O(log n). */
+  updateDeadline(taskId: string, deadline: number): void {
+    if (typeof deadline !== "number" || !Number.isFinite(deadline))
+      throw new InvalidArgumentError(`deadline must be a finite number, got ${String(deadline)}`);
+    const now = this.advance();
+    const h = this.handle(taskId);
+    const t = this.table;
+    const state = t.state[h]!;
+    if (isTerminal(state)) {
+      throw new InvalidStateError(taskId, STATE_NAMES[state]!, `task ${q(taskId)} already ended ${STATE_NAMES[state]}`);
+    }
+    t.deadline[h] = deadline;
+    if (state === S.RUNNABLE) {
+      t.key[h] = this.keyOf(h);
+      this.runnable.update(h);
+      if (t.flags[h]! & Flag.HARD_DEADLINE) {
+        if (deadline <= now) {
+          this.expire(h);
+          this.flushMeta();
+          return;
+        }
+        t.timerAt[h] = deadline;
+        this.timers.update(h);
+      }
+    }
+    this.emitSet(h);
+  }
+
+  // -------------------------------------------------------------- inspection
+
+  getTask(id: string): TaskView | undefined {
+    const h = this.table.handleOf.get(id);
+    return h === undefined ? undefined : this.viewOf(h);
+  }
+
+  /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
+  stats(): SchedulerStats {
+    const now = this.advance();
+    const counts = {} as Record<TaskState, number>;
+    for (let s = 0; s < STATE_NAMES.length; s++) counts[STATE_NAMES[s]!] = this.counts[s]!;
+    const top = this.runnable.peek();
+    return {
+      counts,
+      runnable: this.runnable.size,
+      oldestRunnableAgeMs: this.fifoHead < 0 ? 0 : Math.max(0, now - this.table.stamp[this.fifoHead]!),
+      frontierDeadline: top < 0 ? null : this.table.deadline[top]!,
+      leaseTimeouts: this.leaseTimeouts,
+      deadlineMisses: this.deadlineMisses,
+      staleRejections: this.staleRejections,
+      retries: this.retries,
+      leased: this.counts[S.LEASED]!,
+    };
+  }
+
+  /** The runnable task that would be dispatched next, without taking it. O(1). */
+  peekFrontier(): { id: string; deadline: number; key: number } | null {
+    const h = this.runnable.peek();
+    if (h < 0) return null;
+    return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.table.key[h]! };
+  }
+
+  /** Runs the timers that are due. */
+  tick(): void {
+    this.advance();
+  }
+
+  /** When `tick` next has work to do, or null. */
+  nextTimerAt(): number | null {
+    const h = this.timers.peek();
+    return h < 0 ? null : this.table.timerAt[h]!;
+  }
+
+  /** The whole state as plain data. O(n). */
+  snapshot(): Snapshot {
+    const tasks: TaskRecord[] = [];
+    for (const h of this.table.live()) tasks.push({ spec: this.specOf(h), status: this.statusOf(h) });
+    return { version: 1, meta: this.meta(), tasks };
+  }
+
+  // --------------------------------------------------------------- internals
+
+  /** Reads the clock (never backwards) and runs due timers. */
+  private advance(): number {
+    const reading = this.clock();
+    const now = reading > this.lastNow ? reading : this.lastNow;
+    this.lastNow = now;
+    const t = this.table;
+    for (let h = this.timers.peek(); h >= 0 && t.timerAt[h]! <= now; h = this.timers.peek()) {
+      this.timers.pop();
+      this.fire(h, now);
+    }
+    this.flushMeta();
+    return now;
+  }
+
+  private fire(h: number, now: number): void {
+    const t = this.table;
+    switch (t.state[h]) {
+      case S.LEASED: {
+        this.leaseTimeouts++;
+        this.metaDirty = true;
+        const owner = t.owner[h] ?? "a consumer";
+        if (t.attempts[h]! >= t.maxAttempts[h]!) {
+          this.leaveLeased(h);
+          this.finishBadly(h, S.FAILED, `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`);
+        } else {
+          this.leaveLeased(h);
+          t.reason[h] = `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`;
+          this.enterRunnable(h, now);
+        }
+        return;
+      }
+      case S.WAITING:
+        // Retry backoff is over (a WAITING task has a timer only then).
+        this.enterRunnable(h, now);
+        return;
+      case S.RUNNABLE:
+        // A hard deadline reached while still runnable.
+        this.expire(h);
+        return;
+      default:
+        this.tryDrop(h, now);
+    }
+  }
+
+  private insert(tasks: readonly ParsedTask[]): void {
+    const t = this.table;
+    const now = this.lastNow;
+    const handles = new Int32Array(tasks.length);
+    this.runnable.reserve(t.handleLimit + tasks.length);
+    for (let i = 0; i < tasks.length; i++) {
+      const { spec, deadline } = tasks[i]!;
+      const h = t.allocate(spec.id);
+      handles[i] = h;
+      t.prerequisites[h] = spec.prerequisites;
+      t.workflowId[h] = spec.workflowId;
+      t.payload[h] = spec.payload;
+      t.deadline[h] = deadline;
+      t.maxAttempts[h] = spec.maxAttempts;
+      t.flags[h] = flagsOf(spec);
+      t.state[h] = S.WAITING;
+      this.counts[S.WAITING]!++;
+    }
+    // Wire edges once every handle of the batch exists, so order within the batch does not matter.
+    const doomed = new Map<number, string>();
+    for (let i = 0; i < tasks.length; i++) {
+      const h = handles[i]!;
+      let unmet = 0;
+      let doom: string | undefined;
+      for (const p of t.prerequisites[h]!) {
+        const ph = t.handleOf.get(p);
+        if (ph === undefined) {
+          // A forward reference (validation let it through only when allowed).
+          let waiting = this.pending.get(p);
+          if (!waiting) this.pending.set(p, (waiting = []));
+          waiting.push(h);
+          unmet++;
+          continue;
+        }
+        (t.dependents[ph] ??= []).push(h);
+        const ps = t.state[ph]!;
+        if (ps === S.COMPLETED) continue;
+        if (isTerminal(ps)) {
+          if (!(t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE))
+            doom ??= `prerequisite ${q(p)} ended ${STATE_NAMES[ps]}`;
+          continue;
+        }
+        unmet++;
+      }
+      t.unmet[h] = unmet;
+      // Tasks that held forward references to this id now wait on it directly.
+      const id = t.ids[h]!;
+      const waiters = this.pending.get(id);
+      if (waiters) {
+        this.pending.delete(id);
+        const list = (t.dependents[h] ??= []);
+        for (const w of waiters) list.push(w);
+      }
+      if (doom !== undefined) doomed.set(h, doom);
+    }
+    // Initial states first, reported with each task's "add" record; then the
+    // transitions that touch other tasks (cascades), as "set" records, so a
+    // journal never sees a change for a task before the task itself.
+    const expired: number[] = [];
+    for (let i = 0; i < tasks.length; i++) {
+      const h = handles[i]!;
+      if (t.unmet[h] !== 0 || doomed.has(h)) continue;
+      if (t.flags[h]! & Flag.HARD_DEADLINE && t.deadline[h]! <= now) expired.push(h);
+      else this.enterRunnable(h, now, false);
+    }
+    if (this.sink) {
+      for (let i = 0; i < tasks.length; i++) {
+        const h = handles[i]!;
+        this.sink({ kind: "add", spec: this.specOf(h), status: this.statusOf(h) });
+      }
+    }
+    for (const h of expired) if (!isTerminal(t.state[h]!)) this.expire(h);
+    for (const [h, reason] of doomed) if (!isTerminal(t.state[h]!)) this.finishBadly(h, S.CANCELLED, reason);
+  }
+
+  private grant(h: number, owner: string | undefined, expiresAt: number): void {
+    const t = this.table;
+    this.runnable.remove(h);
+    this.fifoUnlink(h);
+    if (t.flags[h]! & Flag.HARD_DEADLINE) this.timers.remove(h);
+    this.setState(h, S.LEASED);
+    t.attempts[h]!++;
+    t.token[h] = ++this.tokenSeq;
+    t.owner[h] = owner;
+    t.timerAt[h] = expiresAt;
+    if (expiresAt !== Number.POSITIVE_INFINITY) this.timers.push(h);
+    if (this.lastNow >= t.deadline[h]!) this.deadlineMisses++;
+    this.metaDirty = true;
+    this.emitSet(h);
+  }
+
+  /** STALE_LEASE unless `h` is LEASED under `token`. Changes nothing else. */
+  private checkLive(h: number, token: number): void {
+    const t = this.table;
+    if (t.state[h] === S.LEASED && t.token[h] === token) return;
+    this.staleRejections++;
+    const id = t.ids[h]!;
+    const why =
+      t.state[h] === S.LEASED
+        ? `it is leased under token ${t.token[h]}`
+        : `it is ${STATE_NAMES[t.state[h]!]}${t.reason[h] ? ` (${t.reason[h]})` : ""}`;
+    throw new StaleLeaseError(id, `token ${token} no longer holds task ${q(id)}: ${why}`);
+  }
+
+  private leaveLeased(h: number): void {
+    this.timers.remove(h);
+  }
+
+  private finishCompleted(h: number): void {
+    const t = this.table;
+    const now = this.lastNow;
+    this.timers.remove(h);
+    this.setState(h, S.COMPLETED);
+    t.reason[h] = undefined;
+    this.markFinished(h, now);
+    this.emitSet(h);
+    const dependents = t.dependents[h];
+    if (!dependents) return;
+    for (const d of dependents) {
+      if (t.state[d] !== S.WAITING) continue; // cancelled meanwhile
+      if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
+    }
+  }
+
+  /**
+   * Ends a live task FAILED, CANCELLED or EXPIRED and walks its dependents:
+   * those with the "continue" policy count the prerequisite as met, the
+   * others are cancelled in turn. Iterative, so long chains cannot overflow
+   * the stack; each dependent is visited once per prerequisite.
+   */
+  private finishBadly(h: number, state: S, reason: string): void {
+    const t = this.table;
+    const now = this.lastNow;
+    const stack: { h: number; state: S; reason: string }[] = [{ h, state, reason }];
+    while (stack.length > 0) {
+      const item = stack.pop()!;
+      const x = item.h;
+      if (isTerminal(t.state[x]!)) continue;
+      this.runnable.remove(x);
+      this.fifoUnlink(x);
+      this.timers.remove(x);
+      this.setState(x, item.state);
+      t.reason[x] = item.reason;
+      this.markFinished(x, now);
+      this.emitSet(x);
+      const dependents = t.dependents[x];
+      if (!dependents) continue;
+      const id = t.ids[x]!;
+      for (const d of dependents) {
+        if (t.state[d] !== S.WAITING) continue;
+        if (t.flags[d]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) {
+          if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
+        } else {
+          stack.push({ h: d, state: S.CANCELLED, reason: `prerequisite ${q(id)} ended ${STATE_NAMES[item.state]}` });
+        }
+      }
+    }
+  }
+
+  private expire(h: number): void {
+    this.deadlineMisses++;
+    this.metaDirty = true;
+    this.finishBadly(h, S.EXPIRED, `hard deadline ${this.table.deadline[h]} passed before it was dispatched`);
+  }
+
+  private enterRunnable(h: number, now: number, report = true): void {
+    const t = this.table;
+    if (t.flags[h]! & Flag.HARD_DEADLINE && t.deadline[h]! <= now) {
+      t.state[h] !== S.RUNNABLE && this.setState(h, S.RUNNABLE);
+      this.expire(h);
+      return;
+    }
+    this.setState(h, S.RUNNABLE);
+    t.stamp[h] = now;
+    t.key[h] = this.keyOf(h);
+    this.runnable.push(h);
+    this.fifoAppend(h);
+    if (t.flags[h]! & Flag.HARD_DEADLINE) {
+      t.timerAt[h] = t.deadline[h]!;
+      this.timers.push(h);
+    }
+    if (report) this.emitSet(h);
+  }
+
+  private keyOf(h: number): number {
+    const t = this.table;
+    const due = t.stamp[h]! + this.maxWait;
+    return due < t.deadline[h]! ? due : t.deadline[h]!;
+  }
+
+  private markFinished(h: number, now: number): void {
+    const t = this.table;
+    t.stamp[h] = now;
+    if (this.retentionMs !== Number.POSITIVE_INFINITY) {
+      t.timerAt[h] = now + this.retentionMs;
+      this.timers.push(h);
+    }
+  }
+
+  /**
+   * Forgets a terminal task once retention has passed — unless a live task
+   * still lists it as a prerequisite, in which case it waits another period
+   * (a rebuilt engine must still see that prerequisite as done).
+   */
+  private tryDrop(h: number, now: number): void {
+    const t = this.table;
+    for (const d of t.dependents[h] ?? []) {
+      if (!isTerminal(t.state[d]!)) {
+        t.timerAt[h] = now + this.retentionMs;
+        this.timers.push(h);
+        return;
+      }
+    }
+    this.unlink(h);
+    const id = t.ids[h]!;
+    this.counts[t.state[h]!]!--;
+    t.release(h);
+    this.emit({ kind: "drop", id });
+  }
+
+  /** Removes `h` from its prerequisites' dependents lists and from forward-reference lists. */
+  private unlink(h: number): void {
+    const t = this.table;
+    for (const p of t.prerequisites[h]!) {
+      const ph = t.handleOf.get(p);
+      const list = ph === undefined ? this.pending.get(p) : t.dependents[ph];
+      if (!list) continue;
+      const i = list.indexOf(h);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) {
+        if (ph === undefined) this.pending.delete(p);
+        else t.dependents[ph] = undefined;
+      }
+    }
+  }
+
+  private setState(h: number, state: S): void {
+    this.counts[this.table.state[h]!]!--;
+    this.counts[state]!++;
+    this.table.state[h] = state;
+  }
+
+  private fifoAppend(h: number): void {
+    const t = this.table;
+    t.prev[h] = this.fifoTail;
+    t.next[h] = -1;
+    if (this.fifoTail >= 0) t.next[this.fifoTail] = h;
+    else this.fifoHead = h;
+    this.fifoTail = h;
+  }
+
+  private fifoUnlink(h: number): void {
+    const t = this.table;
+    const p = t.prev[h]!;
+    const n = t.next[h]!;
+    if (p < 0 && n < 0 && this.fifoHead !== h) return; // not in the list
+    if (p >= 0) t.next[p] = n;
+    else this.fifoHead = n;
+    if (n >= 0) t.prev[n] = p;
+    else this.fifoTail = p;
+    t.prev[h] = -1;
+    t.next[h] = -1;
+  }
+
+  private handle(id: string): number {
+    const h = typeof id === "string" ? this.table.handleOf.get(id) : undefined;
+    if (h === undefined) throw new UnknownTaskError(String(id));
+    return h;
+  }
+
+  // ----------------------------------------------------------- change records
+
+  private emit(change: Change): void {
+    this.sink?.(change);
+  }
+
+  private emitSet(h: number): void {
+    if (this.sink) this.sink({ kind: "set", id: this.table.ids[h]!, status: this.statusOf(h) });
+  }
+
+  private flushMeta(): void {
+    if (!this.metaDirty) return;
+    this.metaDirty = false;
+    if (this.sink) this.sink({ kind: "meta", meta: this.meta() });
+  }
+
+  private meta(): EngineMeta {
+    return {
+      tokenSeq: this.tokenSeq,
+      clock: this.lastNow === Number.NEGATIVE_INFINITY ? 0 : this.lastNow,
+      leaseTimeouts: this.leaseTimeouts,
+      deadlineMisses: this.deadlineMisses,
+      staleRejections: this.staleRejections,
+      retries: this.retries,
+    };
+  }
+
+  private specOf(h: number): TaskSpec {
+    const t = this.table;
+    const spec: {
+      -readonly [K in keyof TaskSpec]: TaskSpec[K];
+    } = {
+      id: t.ids[h]!,
+      prerequisites: t.prerequisites[h]!,
+      maxAttempts: t.maxAttempts[h]!,
+      hardDeadline: (t.flags[h]! & Flag.HARD_DEADLINE) !== 0,
+      onPrerequisiteFailure: t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE ? "continue" : "cancel",
+    };
+    if (t.workflowId[h] !== undefined) spec.workflowId = t.workflowId[h];
+    if (t.payload[h] !== undefined) spec.payload = t.payload[h];
+    return spec;
+  }
+
+  private statusOf(h: number): TaskStatus {
+    const t = this.table;
+    const state = t.state[h]! as S;
+    const status: { -readonly [K in keyof TaskStatus]: TaskStatus[K] } = {
+      state: STATE_NAMES[state]!,
+      deadline: t.deadline[h]!,
+      attempts: t.attempts[h]!,
+      token: t.token[h]!,
+    };
+    if (t.owner[h] !== undefined) status.leaseOwner = t.owner[h];
+    if (t.reason[h] !== undefined) status.reason = t.reason[h];
+    if (state === S.LEASED) status.leaseExpiresAt = t.timerAt[h]!;
+    else if (state === S.WAITING && t.unmet[h] === 0 && t.attempts[h]! > 0) status.retryAt = t.timerAt[h]!;
+    else if (state === S.RUNNABLE) status.runnableSince = t.stamp[h]!;
+    else if (isTerminal(state)) status.finishedAt = t.stamp[h]!;
+    return status;
+  }
+
+  private viewOf(h: number): TaskView {
+    return { ...this.specOf(h), ...this.statusOf(h), unmetPrerequisites: this.table.unmet[h]! };
+  }
+
+  private taskOf(h: number): Task {
+    const t = this.table;
+    const task: { -readonly [K in keyof Task]: Task[K] } = {
+      id: t.ids[h]!,
+      deadline: t.deadline[h]!,
+      prerequisites: t.prerequisites[h] ?? EMPTY,
+    };
+    if (t.workflowId[h] !== undefined) task.workflowId = t.workflowId[h];
+    if (t.payload[h] !== undefined) task.payload = t.payload[h];
+    return task;
+  }
+
+  private leaseOf(h: number): Lease {
+    const t = this.table;
+    return {
+      taskId: t.ids[h]!,
+      owner: t.owner[h] ?? "",
+      token: t.token[h]!,
+      expiresAt: t.timerAt[h]!,
+      attempt: t.attempts[h]!,
+      task: this.taskOf(h),
+    };
+  }
+
+  // ------------------------------------------------------------------ restore
+
+  /** Loads trusted records (from a snapshot or journal) and derives every index. */
+  private load(meta: EngineMeta, records: Iterable<TaskRecord>): void {
+    const t = this.table;
+    this.tokenSeq = meta.tokenSeq;
+    this.lastNow = meta.clock;
+    this.leaseTimeouts = meta.leaseTimeouts;
+    this.deadlineMisses = meta.deadlineMisses;
+    this.staleRejections = meta.staleRejections;
+    this.retries = meta.retries;
+    const handles: number[] = [];
+    const statuses: TaskStatus[] = [];
+    for (const { spec, status } of records) {
+      const state = STATE_NAMES.indexOf(status.state as (typeof STATE_NAMES)[number]);
+      if (state < 0) throw new InvalidArgumentError(`task ${q(spec.id)} has unknown state ${q(status.state)}`);
+      if (t.handleOf.has(spec.id)) throw new InvalidArgumentError(`task ${q(spec.id)} appears twice`);
+      const h = t.allocate(spec.id);
+      handles.push(h);
+      statuses.push(status);
+      t.prerequisites[h] = spec.prerequisites.length === 0 ? EMPTY : spec.prerequisites;
+      t.workflowId[h] = spec.workflowId;
+      t.payload[h] = spec.payload;
+      t.maxAttempts[h] = spec.maxAttempts;
+      t.flags[h] = flagsOf(spec);
+      t.state[h] = state;
+      this.counts[state]!++;
+      t.deadline[h] = status.deadline;
+      t.attempts[h] = status.attempts;
+      t.token[h] = status.token;
+      t.owner[h] = status.leaseOwner;
+      t.reason[h] = status.reason;
+      t.stamp[h] = status.runnableSince ?? status.finishedAt ?? 0;
+    }
+    this.runnable.reserve(t.handleLimit);
+    this.timers.reserve(t.handleLimit);
+    const runnable: number[] = [];
+    for (let i = 0; i < handles.length; i++) {
+      const h = handles[i]!;
+      const status = statuses[i]!;
+      const state = t.state[h]! as S;
+      const live = !isTerminal(state);
+      let unmet = 0;
+      for (const p of t.prerequisites[h]!) {
+        const ph = t.handleOf.get(p);
+        if (ph === undefined) {
+          // A dropped prerequisite had no live dependents (see tryDrop), so an
+          // unknown id of a live task is a forward reference still pending.
+          if (!live) continue;
+          let waiting = this.pending.get(p);
+          if (!waiting) this.pending.set(p, (waiting = []));
+          waiting.push(h);
+          unmet++;
+          continue;
+        }
+        (t.dependents[ph] ??= []).push(h);
+        if (live && !isTerminal(t.state[ph]!)) unmet++;
+      }
+      t.unmet[h] = unmet;
+      if (state === S.RUNNABLE) {
+        t.key[h] = this.keyOf(h);
+        this.runnable.push(h);
+        runnable.push(h);
+        if (t.flags[h]! & Flag.HARD_DEADLINE) this.armTimer(h, t.deadline[h]!);
+      } else if (state === S.LEASED) {
+        const at = status.leaseExpiresAt ?? Number.POSITIVE_INFINITY;
+        if (at === Number.POSITIVE_INFINITY) t.timerAt[h] = at;
+        else this.armTimer(h, at);
+      } else if (state === S.WAITING && status.retryAt !== undefined) {
+        this.armTimer(h, status.retryAt);
+      } else if (!live && this.retentionMs !== Number.POSITIVE_INFINITY) {
+        this.armTimer(h, t.stamp[h]! + this.retentionMs);
+      }
+    }
+    runnable.sort((a, b) => t.stamp[a]! - t.stamp[b]! || (t.ids[a]! < t.ids[b]! ? -1 : 1));
+    for (const h of runnable) this.fifoAppend(h);
+  }
+
+  private armTimer(h: number, at: number): void {
+    this.table.timerAt[h] = at;
+    this.timers.push(h);
+  }
+}
+
+function flagsOf(spec: TaskSpec): number {
+  return (
+    (spec.hardDeadline ? Flag.HARD_DEADLINE : 0) |
+    (spec.onPrerequisiteFailure === "continue" ? Flag.CONTINUE_ON_PREREQUISITE_FAILURE : 0)
+  );
+}
+
+function q(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+function truncate(reason: string): string {
+  const s = String(reason);
+  return s.length > 1_000 ? `${s.slice(0, 1_000)}…` : s;
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value))
+    throw new InvalidArgumentError(`${name} must be a positive finite number, got ${String(value)}`);
+  return value;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0)
+    throw new InvalidArgumentError(`${name} must be >= 0, got ${String(value)}`);
+  return value;
+}
+
+function unreachable(value: never): never {
+  throw new InvalidArgumentError(`unexpected change ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,171 @@
+/**
+ * Public data types of the engine. Everything here is plain data: it can be
+ * structured-cloned, msgpack-encoded and journaled as it is.
+ */
+
+/**
+ * A task's life. Transitions happen only in `Scheduler` (see scheduler.ts,
+ * "State machine"):
+ *
+ *   WAITING  --all prerequisites met / retry backoff over-->  RUNNABLE
+ *   RUNNABLE --consume / lease-->                             LEASED
+ *   LEASED   --complete-->                                    COMPLETED
+ *   LEASED   --fail (retryable, attempts left)-->             WAITING (backoff)
+ *   LEASED   --lease expired (attempts left)-->               RUNNABLE
+ *   LEASED   --fail / expiry with no attempts left-->         FAILED
+ *   RUNNABLE --hard deadline passed-->                        EXPIRED
+ *   any non-terminal --cancel, or a prerequisite ended badly
+ *                      under the "cancel" policy-->           CANCELLED
+ *
+ * COMPLETED, FAILED, CANCELLED and EXPIRED are terminal.
+ */
+export const TaskState = {
+  WAITING: "WAITING",
+  RUNNABLE: "RUNNABLE",
+  LEASED: "LEASED",
+  COMPLETED: "COMPLETED",
+  FAILED: "FAILED",
+  CANCELLED: "CANCELLED",
+  EXPIRED: "EXPIRED",
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+/** What happens to a task when one of its prerequisites ends FAILED, CANCELLED or EXPIRED. */
+export type PrerequisiteFailurePolicy =
+  /** The dependent is cancelled, and so on transitively (the default). */
+  | "cancel"
+  /** The dependent runs as if the prerequisite had succeeded. */
+  | "continue";
+
+/** A task as submitted. */
+export interface TaskInput {
+  /** Unique among all tasks the engine knows. 1..256 characters. */
+  id: string;
+  /** Orderable deadline, in the clock's unit (milliseconds since the epoch by default). */
+  deadline: number;
+  /** Ids of tasks that must complete before this one runs. */
+  prerequisites?: readonly string[];
+  /** Partition key in a cluster; prerequisites must share it there. */
+  workflowId?: string;
+  /** Opaque data handed to the worker. */
+  payload?: unknown;
+  /** Attempts before the task is FAILED (each lease is one attempt). Default from the engine options. */
+  maxAttempts?: number;
+  /** When true, a task still runnable after its deadline is never dispatched: it becomes EXPIRED. */
+  hardDeadline?: boolean;
+  /** See `PrerequisiteFailurePolicy`. */
+  onPrerequisiteFailure?: PrerequisiteFailurePolicy;
+}
+
+/** The immutable definition of a task, as the engine stores it. */
+export interface TaskSpec {
+  readonly id: string;
+  readonly prerequisites: readonly string[];
+  readonly workflowId?: string;
+  readonly payload?: unknown;
+  readonly maxAttempts: number;
+  readonly hardDeadline: boolean;
+  readonly onPrerequisiteFailure: PrerequisiteFailurePolicy;
+}
+
+/** The mutable part of a task. Every change record carries it whole. */
+export interface TaskStatus {
+  readonly state: TaskState;
+  readonly deadline: number;
+  /** Leases granted so far (each lease is an attempt). */
+  readonly attempts: number;
+  /** Fencing token of the current or last lease; 0 before the first. */
+  readonly token: number;
+  /** Owner of the current or last lease. */
+  readonly leaseOwner?: string;
+  /** Expiry of the live lease (LEASED only). Infinity for consumeTask. */
+  readonly leaseExpiresAt?: number;
+  /** When a WAITING task in retry backoff becomes runnable again. */
+  readonly retryAt?: number;
+  /** When the task last became RUNNABLE (drives the starvation guard and oldest-runnable age). */
+  readonly runnableSince?: number;
+  /** When the task reached a terminal state. */
+  readonly finishedAt?: number;
+  /** Why the task is where it is: last failure, cancellation cause, expiry. */
+  readonly reason?: string;
+}
+
+/** A task as `getTask` shows it. */
+export interface TaskView extends TaskSpec, TaskStatus {
+  /** Prerequisites not yet completed (0 once runnable). */
+  readonly unmetPrerequisites: number;
+}
+
+/** What `consumeTask` returns: the task as submitted. */
+export interface Task {
+  readonly id: string;
+  readonly deadline: number;
+  readonly prerequisites: readonly string[];
+  readonly workflowId?: string;
+  readonly payload?: unknown;
+}
+
+export interface Lease {
+  readonly taskId: string;
+  readonly owner: string;
+  /** Fencing token: strictly increasing per task (and across the engine). */
+  readonly token: number;
+  readonly expiresAt: number;
+  /** 1 for the first lease of the task. */
+  readonly attempt: number;
+  readonly task: Task;
+}
+
+/**
+ * A change record: one per state change, plain data. Applying the records, in
+ * order, to the snapshot taken before them rebuilds the engine exactly.
+ * - `add`: a task arrived (its spec and first status).
+ * - `set`: a task's status changed (the whole new status).
+ * - `drop`: a terminal task was compacted away after the retention period.
+ * - `meta`: the engine-wide counters changed (absolute values).
+ */
+export type Change =
+  | { readonly kind: "add"; readonly spec: TaskSpec; readonly status: TaskStatus }
+  | { readonly kind: "set"; readonly id: string; readonly status: TaskStatus }
+  | { readonly kind: "drop"; readonly id: string }
+  | { readonly kind: "meta"; readonly meta: EngineMeta };
+
+/** Engine-wide durable counters. */
+export interface EngineMeta {
+  /** Last fencing token issued. */
+  readonly tokenSeq: number;
+  /** Latest clock reading the engine acted on; time never runs backwards past it. */
+  readonly clock: number;
+  readonly leaseTimeouts: number;
+  readonly deadlineMisses: number;
+  readonly staleRejections: number;
+  readonly retries: number;
+}
+
+/** One task in a snapshot. */
+export interface TaskRecord {
+  readonly spec: TaskSpec;
+  readonly status: TaskStatus;
+}
+
+export interface Snapshot {
+  readonly version: 1;
+  readonly meta: EngineMeta;
+  readonly tasks: readonly TaskRecord[];
+}
+
+export interface SchedulerStats {
+  readonly counts: Readonly<Record<TaskState, number>>;
+  /** Tasks in the runnable heap. */
+  readonly runnable: number;
+  /** Age of the longest-waiting runnable task (0 when none). */
+  readonly oldestRunnableAgeMs: number;
+  /** Earliest deadline among runnable tasks (the frontier), or null. */
+  readonly frontierDeadline: number | null;
+  readonly leaseTimeouts: number;
+  readonly deadlineMisses: number;
+  readonly staleRejections: number;
+  readonly retries: number;
+  /** Tasks currently held under a lease. */
+  readonly leased: number;
+}

@@ -1,0 +1,343 @@
+/**
+ * Validation of submitted tasks. Two layers:
+ *  - `parseTask` checks one task's shape and fills defaults (pure, O(size)).
+ *  - `checkBatch` checks a whole batch: duplicates, self-dependencies,
+ *    unknown prerequisites, workflow boundaries and cycles, against an
+ *    optional view of what the engine already holds. Without a view (the
+ *    coordinator's pre-check of a large batch) only what the batch alone can
+ *    tell is checked.
+ *
+ * Every problem is collected, so one rejection lists them all.
+ */
+import { type Problem, ProblemCode } from "./errors.js";
+import type { PrerequisiteFailurePolicy, TaskInput, TaskSpec } from "./types.js";
+
+export const MAX_ID_LENGTH = 256;
+export const MAX_ATTEMPTS_LIMIT = 1_000;
+
+const KNOWN_FIELDS = new Set([
+  "id",
+  "deadline",
+  "prerequisites",
+  "workflowId",
+  "payload",
+  "maxAttempts",
+  "hardDeadline",
+  "onPrerequisiteFailure",
+]);
+
+const NO_PREREQUISITES: readonly string[] = Object.freeze([]);
+
+export interface ParsedTask {
+  readonly spec: TaskSpec;
+  readonly deadline: number;
+}
+
+export interface ParseDefaults {
+  readonly maxAttempts: number;
+}
+
+/** Checks one task's shape. Returns the parsed task or the problems found. */
+export function parseTask(
+  input: unknown,
+  index: number,
+  defaults: ParseDefaults,
+): { task: ParsedTask } | { problems: Problem[] } {
+  const problems: Problem[] = [];
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return { problems: [malformed(`#${index}`, `task #${index} is not an object`)] };
+  }
+  const raw = input as Record<string, unknown>;
+  const id = raw["id"];
+  const validId = typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH;
+  const taskId = validId ? id : `#${index}`;
+  const bad = (message: string) => problems.push(malformed(taskId, message));
+  if (!validId) {
+    bad(
+      typeof id === "string"
+        ? `id must be 1..${MAX_ID_LENGTH} characters, got ${id.length}`
+        : `id must be a string, got ${describe(id)}`,
+    );
+  }
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_FIELDS.has(key)) bad(`unknown field ${JSON.stringify(key)}`);
+  }
+  const deadline = raw["deadline"];
+  if (typeof deadline !== "number" || !Number.isFinite(deadline)) {
+    bad(`deadline must be a finite number, got ${describe(deadline)}`);
+  }
+  let prerequisites = NO_PREREQUISITES;
+  const prereqs = raw["prerequisites"];
+  if (prereqs !== undefined) {
+    if (!Array.isArray(prereqs)) {
+      bad(`prerequisites must be an array of ids, got ${describe(prereqs)}`);
+    } else if (prereqs.length > 0) {
+      const seen = new Set<string>();
+      for (const p of prereqs) {
+        if (typeof p !== "string" || p.length === 0 || p.length > MAX_ID_LENGTH) {
+          bad(`prerequisite ${describe(p)} is not a valid id`);
+        } else if (seen.has(p)) {
+          bad(`prerequisite ${JSON.stringify(p)} is listed twice`);
+        } else {
+          seen.add(p);
+        }
+      }
+      prerequisites = Object.freeze([...seen]);
+    }
+  }
+  const workflowId = raw["workflowId"];
+  if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.length === 0)) {
+    bad(`workflowId must be a non-empty string, got ${describe(workflowId)}`);
+  } else if (typeof workflowId === "string" && workflowId.length > MAX_ID_LENGTH) {
+    bad(`workflowId must be at most ${MAX_ID_LENGTH} characters`);
+  }
+  const maxAttempts = raw["maxAttempts"] ?? defaults.maxAttempts;
+  if (
+    typeof maxAttempts !== "number" ||
+    !Number.isInteger(maxAttempts) ||
+    maxAttempts < 1 ||
+    maxAttempts > MAX_ATTEMPTS_LIMIT
+  ) {
+    bad(`maxAttempts must be an integer in 1..${MAX_ATTEMPTS_LIMIT}, got ${describe(maxAttempts)}`);
+  }
+  const hardDeadline = raw["hardDeadline"] ?? false;
+  if (typeof hardDeadline !== "boolean") bad(`hardDeadline must be a boolean, got ${describe(hardDeadline)}`);
+  const policy = raw["onPrerequisiteFailure"] ?? "cancel";
+  if (policy !== "cancel" && policy !== "continue") {
+    bad(`onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`);
+  }
+  if (problems.length > 0) return { problems };
+  const spec: TaskSpec = {
+    id: id as string,
+    prerequisites,
+    ...(workflowId !== undefined ? { workflowId: workflowId as string } : {}),
+    ...(raw["payload"] !== undefined ? { payload: raw["payload"] } : {}),
+    maxAttempts: maxAttempts as number,
+    hardDeadline: hardDeadline as boolean,
+    onPrerequisiteFailure: policy as PrerequisiteFailurePolicy,
+  };
+  return { task: { spec, deadline: deadline as number } };
+}
+
+/** What the engine already holds, as batch checks need to see it. */
+export interface GraphView {
+  readonly allowForwardReferences: boolean;
+  /** When set, every prerequisite must share its dependent's workflowId. */
+  readonly sameWorkflowPrerequisites: boolean;
+  has(id: string): boolean;
+  workflowOf(id: string): string | undefined;
+  /**
+   * Ids of live (non-terminal) tasks that wait on `id`: its dependents if it
+   * is known, or the tasks holding a forward reference to it if not.
+   */
+  waitingOn(id: string): Iterable<string>;
+}
+
+export interface BatchCheckOptions {
+  readonly defaults: ParseDefaults;
+  /** Without a view, only what the batch alone can tell is checked. */
+  readonly view?: GraphView;
+  /** Checked when there is no view (the view carries its own). */
+  readonly sameWorkflowPrerequisites?: boolean;
+}
+
+export interface BatchCheckResult {
+  readonly tasks: ParsedTask[];
+  readonly problems: Problem[];
+}
+
+/**
+ * Checks a batch. Cost O(V + E) over the batch, plus, with forward
+ * references, the live tasks reachable from the batch through references
+ * waiting on its ids (the only way a batch can close a cycle through tasks
+ * submitted earlier: a graph that was acyclic before can only gain a cycle
+ * through a new node, and a new node's only edges towards old nodes are the
+ * old nodes' forward references to it).
+ */
+export function checkBatch(inputs: readonly unknown[], options: BatchCheckOptions): BatchCheckResult {
+  const problems: Problem[] = [];
+  const tasks: ParsedTask[] = [];
+  const view = options.view;
+  const sameWorkflow = view ? view.sameWorkflowPrerequisites : (options.sameWorkflowPrerequisites ?? false);
+  const batchIndex = new Map<string, ParsedTask>();
+  for (let i = 0; i < inputs.length; i++) {
+    const parsed = parseTask(inputs[i], i, options.defaults);
+    if ("problems" in parsed) {
+      problems.push(...parsed.problems);
+      continue;
+    }
+    const id = parsed.task.spec.id;
+    if (batchIndex.has(id)) {
+      problems.push({ taskId: id, code: ProblemCode.DUPLICATE_ID, message: `id ${q(id)} appears twice in the batch` });
+      continue;
+    }
+    if (view?.has(id)) {
+      problems.push({ taskId: id, code: ProblemCode.DUPLICATE_ID, message: `id ${q(id)} is already taken` });
+      continue;
+    }
+    batchIndex.set(id, parsed.task);
+    tasks.push(parsed.task);
+  }
+  for (const { spec } of tasks) {
+    for (const p of spec.prerequisites) {
+      if (p === spec.id) {
+        problems.push({ taskId: spec.id, code: ProblemCode.SELF_DEPENDENCY, message: `${q(p)} lists itself as a prerequisite` });
+        continue;
+      }
+      const inBatch = batchIndex.get(p);
+      const known = inBatch !== undefined || (view?.has(p) ?? false);
+      if (!known) {
+        if (view && !view.allowForwardReferences) {
+          problems.push({
+            taskId: spec.id,
+            code: ProblemCode.UNKNOWN_PREREQUISITE,
+            message: `prerequisite ${q(p)} is not a known task and is not in the batch`,
+          });
+        }
+        continue;
+      }
+      if (sameWorkflow) {
+        const other = inBatch ? inBatch.spec.workflowId : view!.workflowOf(p);
+        if (other !== spec.workflowId) {
+          problems.push({
+            taskId: spec.id,
+            code: ProblemCode.CROSS_WORKFLOW,
+            message: `prerequisite ${q(p)} is in workflow ${q(other)}, not ${q(spec.workflowId)}`,
+          });
+        }
+      }
+    }
+    if (sameWorkflow && view?.allowForwardReferences) {
+      for (const waiter of view.waitingOn(spec.id)) {
+        const other = view.workflowOf(waiter);
+        if (other !== spec.workflowId) {
+          problems.push({
+            taskId: spec.id,
+            code: ProblemCode.CROSS_WORKFLOW,
+            message: `task ${q(waiter)} in workflow ${q(other)} waits on it, but it is in ${q(spec.workflowId)}`,
+          });
+        }
+      }
+    }
+  }
+  problems.push(...findCycles(tasks, view));
+  return { tasks, problems };
+}
+
+/**
+ * Kahn's algorithm over the batch decides quickly whether there is a cycle
+ * at all; only then does a depth-first search name each cycle's path.
+ */
+function findCycles(tasks: readonly ParsedTask[], view: GraphView | undefined): Problem[] {
+  // Edges point from a prerequisite to its dependents (the direction work flows).
+  const dependents = new Map<string, string[]>();
+  const inBatch = new Set<string>();
+  for (const { spec } of tasks) inBatch.add(spec.id);
+  for (const { spec } of tasks) {
+    for (const p of spec.prerequisites) {
+      if (!inBatch.has(p) || p === spec.id) continue; // self-dependency is reported on its own
+      let list = dependents.get(p);
+      if (!list) dependents.set(p, (list = []));
+      list.push(spec.id);
+    }
+  }
+  const forward = view?.allowForwardReferences === true;
+  const successors = (id: string): Iterable<string> => {
+    const own = dependents.get(id) ?? [];
+    return forward ? concat(own, view!.waitingOn(id)) : own;
+  };
+  if (!forward && !hasCycleKahn(tasks, inBatch, dependents)) return [];
+  return dfsCycles(
+    tasks.map((t) => t.spec.id),
+    successors,
+  );
+}
+
+function hasCycleKahn(
+  tasks: readonly ParsedTask[],
+  inBatch: ReadonlySet<string>,
+  dependents: ReadonlyMap<string, string[]>,
+): boolean {
+  const unmet = new Map<string, number>();
+  const ready: string[] = [];
+  for (const { spec } of tasks) {
+    let n = 0;
+    for (const p of spec.prerequisites) if (inBatch.has(p) && p !== spec.id) n++;
+    unmet.set(spec.id, n);
+    if (n === 0) ready.push(spec.id);
+  }
+  let done = 0;
+  while (ready.length > 0) {
+    const id = ready.pop()!;
+    done++;
+    for (const d of dependents.get(id) ?? []) {
+      const left = unmet.get(d)! - 1;
+      unmet.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  return done < tasks.length;
+}
+
+const WHITE = 0;
+const GREY = 1;
+const BLACK = 2;
+
+/** Iterative three-colour DFS; each back edge found is reported as a cycle path. */
+function dfsCycles(starts: readonly string[], successors: (id: string) => Iterable<string>): Problem[] {
+  const colour = new Map<string, number>();
+  const problems: Problem[] = [];
+  const path: string[] = [];
+  const iterators: Iterator<string>[] = [];
+  for (const start of starts) {
+    if ((colour.get(start) ?? WHITE) !== WHITE) continue;
+    colour.set(start, GREY);
+    path.push(start);
+    iterators.push(successors(start)[Symbol.iterator]());
+    while (iterators.length > 0) {
+      const next = iterators[iterators.length - 1]!.next();
+      if (next.done) {
+        iterators.pop();
+        colour.set(path.pop()!, BLACK);
+        continue;
+      }
+      const id = next.value;
+      const c = colour.get(id) ?? WHITE;
+      if (c === GREY) {
+        const cycle = [...path.slice(path.lastIndexOf(id)), id];
+        // Reported on the task whose prerequisite edge closes the cycle.
+        problems.push({
+          taskId: id,
+          code: ProblemCode.CYCLE,
+          message: `dependency cycle: ${cycle.map(q).join(" -> ")} (each task must finish before the next)`,
+        });
+      } else if (c === WHITE) {
+        colour.set(id, GREY);
+        path.push(id);
+        iterators.push(successors(id)[Symbol.iterator]());
+      }
+    }
+  }
+  return problems;
+}
+
+function* concat<T>(a: Iterable<T>, b: Iterable<T>): IterableIterator<T> {
+  yield* a;
+  yield* b;
+}
+
+function malformed(taskId: string, message: string): Problem {
+  return { taskId, code: ProblemCode.MALFORMED, message };
+}
+
+function q(value: unknown): string {
+  return value === undefined ? "(none)" : JSON.stringify(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "number") return String(value);
+  return typeof value;
+}
