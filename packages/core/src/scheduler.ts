@@ -380,7 +380,9 @@ export class Scheduler {
 
   // -------------------------------------------------------------- inspection
 
+  /** The task as of now (due timers run first), or undefined for an unknown id. O(1). */
   getTask(id: string): TaskView | undefined {
+    this.advance();
     const h = this.table.handleOf.get(id);
     return h === undefined ? undefined : this.viewOf(h);
   }

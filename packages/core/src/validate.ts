@@ -233,15 +233,17 @@ function findCycles(tasks: readonly ParsedTask[], view: GraphView | undefined): 
   const dependents = new Map<string, string[]>();
   const inBatch = new Set<string>();
   for (const { spec } of tasks) inBatch.add(spec.id);
+  const forward = view?.allowForwardReferences === true;
   for (const { spec } of tasks) {
     for (const p of spec.prerequisites) {
-      if (!inBatch.has(p) || p === spec.id) continue; // self-dependency is reported on its own
+      // Self-dependency is reported on its own. Edges from tasks outside the
+      // batch matter only when a path can lead back out to them (forward refs).
+      if (p === spec.id || !(forward || inBatch.has(p))) continue;
       let list = dependents.get(p);
       if (!list) dependents.set(p, (list = []));
       list.push(spec.id);
     }
   }
-  const forward = view?.allowForwardReferences === true;
   const successors = (id: string): Iterable<string> => {
     const own = dependents.get(id) ?? [];
     return forward ? concat(own, view!.waitingOn(id)) : own;
