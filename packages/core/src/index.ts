@@ -18,6 +18,7 @@ export { IndexedHeap } from "./indexed-heap.js";
 export {
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_ATTEMPTS,
+  type LeaseOptions,
   MAX_LEASE_BATCH,
   Scheduler,
   type SchedulerOptions,

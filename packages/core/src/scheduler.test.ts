@@ -223,6 +223,17 @@ describe("leases", () => {
     expect(changes.length).toBe(n);
   });
 
+  it("takes only tasks up to maxKey (filling one request from several engines)", () => {
+    const { s } = engine();
+    s.addTasks([
+      { id: "a", deadline: 10 },
+      { id: "b", deadline: 20 },
+      { id: "c", deadline: 30 },
+    ]);
+    expect(s.lease("w", { max: 5, maxKey: 20 }).map((l) => l.taskId)).toEqual(["a", "b"]);
+    expect(s.lease("w", { max: 5, maxKey: 29 })).toEqual([]);
+  });
+
   it("validates its arguments", () => {
     const { s } = engine();
     expect(errorOf(() => s.lease("")).code).toBe(ErrorCode.INVALID_ARGUMENT);

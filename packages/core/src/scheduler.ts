@@ -79,6 +79,19 @@ export interface SchedulerOptions {
   onChange?: (change: Change) => void;
 }
 
+export interface LeaseOptions {
+  /** Most tasks to lease. Default 1, at most MAX_LEASE_BATCH. */
+  max?: number;
+  /** Lease length. Default from the engine options. */
+  leaseMs?: number;
+  /**
+   * Lease only tasks whose ordering key (see peekFrontier) is at most this.
+   * A router filling one request from several engines uses it to take from
+   * each only what comes before the next engine's frontier.
+   */
+  maxKey?: number;
+}
+
 export const DEFAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_LEASE_MS = 30_000;
 /** Upper bound on one lease call's `max`. */
@@ -251,17 +264,19 @@ export class Scheduler {
    * Each lease carries a fencing token larger than any issued before.
    * O(max · log n).
    */
-  lease(owner: string, options: { max?: number; leaseMs?: number } = {}): Lease[] {
+  lease(owner: string, options: LeaseOptions = {}): Lease[] {
     if (typeof owner !== "string" || owner.length === 0) throw new InvalidArgumentError("owner must be a non-empty string");
     const max = options.max ?? 1;
     if (!Number.isInteger(max) || max < 1 || max > MAX_LEASE_BATCH)
       throw new InvalidArgumentError(`max must be an integer in 1..${MAX_LEASE_BATCH}, got ${max}`);
     const leaseMs = positive("leaseMs", options.leaseMs ?? this.defaultLeaseMs);
+    const maxKey = options.maxKey ?? Number.POSITIVE_INFINITY;
+    if (typeof maxKey !== "number" || Number.isNaN(maxKey)) throw new InvalidArgumentError("maxKey must be a number");
     const now = this.advance();
     const leases: Lease[] = [];
     while (leases.length < max) {
       const h = this.runnable.peek();
-      if (h < 0) break;
+      if (h < 0 || this.table.key[h]! > maxKey) break;
       this.grant(h, owner, now + leaseMs);
       leases.push(this.leaseOf(h));
     }

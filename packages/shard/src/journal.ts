@@ -1,0 +1,105 @@
+/**
+ * The journal contract: what the shard needs from durable storage. One
+ * interface, one conformance suite (journal-conformance.ts); every backend
+ * must pass the suite. The LMDB backend is lmdb-journal.ts.
+ *
+ * The journal stores the LIVE state, not history: one row per task (spec +
+ * status; `set` replaces the status, `drop` deletes the row), one engine meta
+ * row, one row per idempotency key, and a clock high-water mark. Recovery
+ * reads the rows; its cost grows with the live population, never with the
+ * number of changes ever made.
+ *
+ * Contract:
+ *  1. `append(records)` applies the records in order, atomically: after a
+ *     crash either all of them are in the loaded state or none is.
+ *  2. Appends take effect in call order, and the promise of an append
+ *     resolves only once it AND every earlier append are durable (to the
+ *     backend's stated durability level). So the durable state is always the
+ *     effect of a prefix of the appends: never a later one without an earlier.
+ *  3. `append([])` is a barrier: it resolves once every earlier append is
+ *     durable.
+ *  4. Fail-stop: once an append fails (storage error, or fenced by a newer
+ *     owner) that append and every later one reject with a `ShardError`
+ *     (SHARD_FENCED, STORAGE_FULL, STORAGE_FAILED) and nothing more is
+ *     written. After `close`, appends reject with SHARD_CLOSED.
+ *  5. Exclusive ownership: while a journal is open on a location, opening
+ *     another on it is refused (SHARD_LOCKED) unless the opener asks to take
+ *     over; a takeover fences the previous owner, whose appends then reject
+ *     with SHARD_FENCED and write nothing.
+ *  6. `load()` returns the state as of open (call it once, before appending).
+ *  7. Appends issued close together share commits (group commit); `stats()`
+ *     counts both, so the sharing can be measured.
+ */
+import type { Change, EngineMeta, TaskRecord } from "@frontier/core";
+
+/** What a submit with an idempotency key produced, remembered for the retention period. */
+export interface IdempotencyEntry {
+  /** Ids of the tasks the submit added, in batch order. */
+  readonly taskIds: readonly string[];
+  /** Shard clock reading when the submit was accepted. */
+  readonly createdAt: number;
+}
+
+/**
+ * One journal record: an engine change, or a side record of the shard.
+ * - `idempotency`: an accepted idempotency key and its result.
+ * - `forget`: an idempotency key compacted after the retention period.
+ * - `clock`: the shard clock's latest reading; the loaded `clock` is the
+ *   largest ever appended, so time never runs backwards across restarts.
+ */
+export type JournalRecord =
+  | Change
+  | { readonly kind: "idempotency"; readonly key: string; readonly entry: IdempotencyEntry }
+  | { readonly kind: "forget"; readonly key: string }
+  | { readonly kind: "clock"; readonly at: number };
+
+/** The live state a journal holds. */
+export interface JournalState {
+  /** Engine counters; undefined for a journal nothing was appended to. */
+  readonly meta: EngineMeta | undefined;
+  /** Every live task row, in no particular order. */
+  readonly tasks: TaskRecord[];
+  /** Every remembered idempotency key, in no particular order. */
+  readonly idempotency: [key: string, entry: IdempotencyEntry][];
+  /** Largest `clock` record ever appended (0 when none). */
+  readonly clock: number;
+}
+
+export interface JournalStats {
+  /** `append` calls with at least one record. */
+  readonly appends: number;
+  /** Records appended. */
+  readonly records: number;
+  /** Backend commits (transactions) those appends were grouped into. */
+  readonly commits: number;
+  /** Appends queued but not yet durable. */
+  readonly pending: number;
+}
+
+export interface Journal {
+  /** The live state as of open. Synchronous: the shard cannot serve before it has it. */
+  load(): JournalState;
+  /** Queues records; resolves once they and everything before are durable. See the contract above. */
+  append(records: readonly JournalRecord[]): Promise<void>;
+  stats(): JournalStats;
+  /** Waits for pending appends, releases ownership (unless fenced or failed) and closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * When an append's promise resolves:
+ * - "flushed": the commit is on stable storage (fsync/fdatasync returned).
+ *   Survives a killed process and a machine losing power.
+ * - "committed": the commit is written to the OS (visible to other
+ *   processes) but maybe not yet on disk. Survives a killed process, not a
+ *   power loss.
+ */
+export type Durability = "flushed" | "committed";
+export const DEFAULT_DURABILITY: Durability = "flushed";
+
+/** Options every backend's open accepts. */
+export interface JournalOpenOptions {
+  /** Take the location over even if another owner looks alive, fencing it. Default false. */
+  readonly takeover?: boolean;
+  readonly durability?: Durability;
+}
