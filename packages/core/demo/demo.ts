@@ -35,7 +35,9 @@ const rejected = (() => {
 
 const log = (msg: string) => console.log(`t=${String(now).padStart(5)}ms  ${msg}`);
 console.log("Frontier engine demo: a release pipeline (deadline-ordered, dependency-aware)\n");
-log(`submitted ${pipeline.length} tasks; runnable now: ${engine.stats().runnable} (the rest wait on prerequisites)`);
+log(
+  `submitted ${pipeline.length} tasks; runnable now: ${engine.stats().runnable} (the rest wait on prerequisites)`,
+);
 log(`a cyclic batch is rejected whole: ${rejected}`);
 
 const order: string[] = [];
@@ -52,7 +54,9 @@ while (order.length < pipeline.length) {
   }
   const view = engine.getTask(lease.taskId)!;
   const why = view.prerequisites.length ? `after ${view.prerequisites.join(", ")}` : "no prerequisites";
-  log(`lease ${lease.taskId.padEnd(13)} deadline ${lease.task.deadline}, attempt ${lease.attempt}, token ${lease.token} (${why})`);
+  log(
+    `lease ${lease.taskId.padEnd(13)} deadline ${lease.task.deadline}, attempt ${lease.attempt}, token ${lease.token} (${why})`,
+  );
   now += 100;
   if (lease.taskId === "bundle" && !crashed) {
     crashed = true;

@@ -29,7 +29,11 @@ describe("IndexedHeap", () => {
             fc.record({ op: fc.constant("push" as const), key: fc.integer({ min: 0, max: 50 }) }),
             fc.record({ op: fc.constant("pop" as const) }),
             fc.record({ op: fc.constant("remove" as const), pick: fc.nat() }),
-            fc.record({ op: fc.constant("update" as const), pick: fc.nat(), key: fc.integer({ min: 0, max: 50 }) }),
+            fc.record({
+              op: fc.constant("update" as const),
+              pick: fc.nat(),
+              key: fc.integer({ min: 0, max: 50 }),
+            }),
           ),
           { maxLength: 200 },
         ),
@@ -37,8 +41,7 @@ describe("IndexedHeap", () => {
           const keys: number[] = [];
           const heap = heapOver(keys);
           const inHeap = new Set<number>();
-          const least = () =>
-            [...inHeap].sort((a, b) => keys[a]! - keys[b]! || a - b)[0] ?? -1;
+          const least = () => [...inHeap].sort((a, b) => keys[a]! - keys[b]! || a - b)[0] ?? -1;
           for (const op of ops) {
             if (op.op === "push") {
               const h = keys.length;

@@ -7,7 +7,12 @@ import type { Change, TaskInput } from "./types.js";
 function engine(options: SchedulerOptions = {}) {
   const clock = { now: 1_000 };
   const changes: Change[] = [];
-  const s = new Scheduler({ now: () => clock.now, random: () => 0.5, onChange: (c) => changes.push(c), ...options });
+  const s = new Scheduler({
+    now: () => clock.now,
+    random: () => 0.5,
+    onChange: (c) => changes.push(c),
+    ...options,
+  });
   return { s, clock, changes };
 }
 
@@ -42,7 +47,13 @@ describe("Part 1: earliest deadline first", () => {
   it("returns the task as submitted", () => {
     const { s } = engine();
     s.addTasks({ id: "a", deadline: 5, workflowId: "w", payload: { x: 1 } });
-    expect(s.consumeTask()).toEqual({ id: "a", deadline: 5, prerequisites: [], workflowId: "w", payload: { x: 1 } });
+    expect(s.consumeTask()).toEqual({
+      id: "a",
+      deadline: 5,
+      prerequisites: [],
+      workflowId: "w",
+      payload: { x: 1 },
+    });
   });
 });
 
@@ -87,7 +98,9 @@ describe("Part 2: prerequisites", () => {
     expect(drain(s)).toEqual(["p2", "x", "y"]);
     s.completeTask("p2");
     expect(drain(s)).toEqual(["join"]);
-    const runnableSets = changes.filter((c) => c.kind === "set" && c.status.state === "RUNNABLE").map((c) => (c as { id: string }).id);
+    const runnableSets = changes
+      .filter((c) => c.kind === "set" && c.status.state === "RUNNABLE")
+      .map((c) => (c as { id: string }).id);
     expect(runnableSets.sort()).toEqual(["join", "x", "y"]);
   });
 
@@ -128,6 +141,17 @@ describe("validation", () => {
     expect(JSON.stringify(s.snapshot())).toBe(before);
     expect(changes.length).toBe(changeCount);
     expect(s.getTask("ok")).toBeUndefined();
+  });
+});
+
+describe("check (dry run)", () => {
+  it("reports what addTasks would reject, and changes nothing", () => {
+    const { s, changes } = engine();
+    s.addTasks({ id: "a", deadline: 1 });
+    expect(s.check({ id: "b", deadline: 1, prerequisites: ["a"] })).toEqual([]);
+    expect(s.check({ id: "a", deadline: 1 }).map((p) => p.code)).toEqual(["DUPLICATE_ID"]);
+    expect(s.check({ id: "r", deadline: 1 }, new Set(["r"])).map((p) => p.code)).toEqual(["DUPLICATE_ID"]);
+    expect(changes.filter((c) => c.kind === "add")).toHaveLength(1);
   });
 });
 
@@ -175,7 +199,11 @@ describe("leases", () => {
       ["c", "w1", clock.now + 100, 1],
     ]);
     expect(leases[1]!.token).toBeGreaterThan(leases[0]!.token);
-    expect(s.getTask("b")).toMatchObject({ state: "LEASED", leaseOwner: "w1", leaseExpiresAt: clock.now + 100 });
+    expect(s.getTask("b")).toMatchObject({
+      state: "LEASED",
+      leaseOwner: "w1",
+      leaseExpiresAt: clock.now + 100,
+    });
   });
 
   it("returns an expired lease's task to runnable, counts it and fences the old holder", () => {
@@ -216,11 +244,17 @@ describe("leases", () => {
     const [l] = s.lease("w1");
     const before = JSON.stringify(s.snapshot().tasks);
     const n = changes.length;
-    for (const call of [() => s.complete("a", l!.token + 1), () => s.fail("a", 7), () => s.heartbeat("a", 0)]) {
+    for (const call of [
+      () => s.complete("a", l!.token + 1),
+      () => s.fail("a", 7),
+      () => s.heartbeat("a", 0),
+    ]) {
       expect(errorOf(call).code).toBe(ErrorCode.STALE_LEASE);
     }
     expect(JSON.stringify(s.snapshot().tasks)).toBe(before);
-    expect(changes.length).toBe(n);
+    // Only the rejection counter is journaled (so a rebuilt engine reports it too).
+    expect(changes.slice(n).every((c) => c.kind === "meta")).toBe(true);
+    expect(s.stats().staleRejections).toBe(3);
   });
 
   it("takes only tasks up to maxKey (filling one request from several engines)", () => {
@@ -387,7 +421,12 @@ describe("stats", () => {
     expect(stats.frontierDeadline).toBe(3);
     s.lease("w");
     s.lease("w");
-    expect(s.stats()).toMatchObject({ runnable: 0, leased: 2, oldestRunnableAgeMs: 0, frontierDeadline: null });
+    expect(s.stats()).toMatchObject({
+      runnable: 0,
+      leased: 2,
+      oldestRunnableAgeMs: 0,
+      frontierDeadline: null,
+    });
   });
 });
 
@@ -404,7 +443,10 @@ describe("change records and rebuild", () => {
     const [la] = s.lease("w", { leaseMs: 100 });
     s.addTasks({ id: "c", deadline: 3 });
     clock.now += 10;
-    const rebuilt = Scheduler.restore(snap, changes.slice(from), { now: () => clock.now, allowForwardReferences: true });
+    const rebuilt = Scheduler.restore(snap, changes.slice(from), {
+      now: () => clock.now,
+      allowForwardReferences: true,
+    });
     expect(rebuilt.snapshot()).toEqual(s.snapshot());
     // Both behave the same from here on: the lease is honoured, tokens keep rising.
     for (const e of [s, rebuilt]) {

@@ -34,6 +34,7 @@ import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js"
 import {
   InvalidArgumentError,
   InvalidStateError,
+  type Problem,
   StaleLeaseError,
   UnknownTaskError,
   ValidationError,
@@ -133,7 +134,10 @@ export class Scheduler {
     this.random = options.random ?? Math.random;
     this.forwardRefs = options.allowForwardReferences ?? false;
     this.sameWorkflow = options.sameWorkflowPrerequisites ?? false;
-    this.defaultMaxAttempts = positiveInt("defaultMaxAttempts", options.defaultMaxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    this.defaultMaxAttempts = positiveInt(
+      "defaultMaxAttempts",
+      options.defaultMaxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    );
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     if (!(this.backoff.baseMs >= 0 && this.backoff.maxMs >= this.backoff.baseMs))
       throw new InvalidArgumentError("backoff needs 0 <= baseMs <= maxMs");
@@ -178,8 +182,13 @@ export class Scheduler {
    * Cost O(n + e + r log r): derived structures (counters, dependents, heaps)
    * are recomputed from the task records, so no history is needed.
    */
-  static restore(snapshot: Snapshot, changes: Iterable<Change> = [], options: SchedulerOptions = {}): Scheduler {
-    if (snapshot.version !== 1) throw new InvalidArgumentError(`unsupported snapshot version ${snapshot.version}`);
+  static restore(
+    snapshot: Snapshot,
+    changes: Iterable<Change> = [],
+    options: SchedulerOptions = {},
+  ): Scheduler {
+    if (snapshot.version !== 1)
+      throw new InvalidArgumentError(`unsupported snapshot version ${snapshot.version}`);
     const records = new Map<string, TaskRecord>();
     for (const r of snapshot.tasks) records.set(r.spec.id, r);
     let meta = snapshot.meta;
@@ -232,6 +241,20 @@ export class Scheduler {
   }
 
   /**
+   * Checks a batch as addTasks would, without adding it: the problems found
+   * (empty when addTasks would accept it now). `alsoTaken` names ids to treat
+   * as already known (a router's reservations for batches not yet committed).
+   */
+  check(input: TaskInput | readonly TaskInput[], alsoTaken?: ReadonlySet<string>): Problem[] {
+    const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
+    this.advance();
+    const view: GraphView = alsoTaken?.size
+      ? { ...this.view, has: (id) => alsoTaken.has(id) || this.view.has(id), waitingOn: this.view.waitingOn }
+      : this.view;
+    return checkBatch(batch, { defaults: { maxAttempts: this.defaultMaxAttempts }, view }).problems;
+  }
+
+  /**
    * Removes the earliest-deadline runnable task (ties by id) and returns it,
    * or null. The task is LEASED with no expiry until completeTask.
    * O(log n).
@@ -251,7 +274,11 @@ export class Scheduler {
     const h = this.handle(id);
     const state = this.table.state[h]!;
     if (state !== S.LEASED) {
-      throw new InvalidStateError(id, STATE_NAMES[state]!, `task ${q(id)} is ${STATE_NAMES[state]}, not LEASED`);
+      throw new InvalidStateError(
+        id,
+        STATE_NAMES[state]!,
+        `task ${q(id)} is ${STATE_NAMES[state]}, not LEASED`,
+      );
     }
     this.finishCompleted(h);
     this.flushMeta();
@@ -265,13 +292,15 @@ export class Scheduler {
    * O(max · log n).
    */
   lease(owner: string, options: LeaseOptions = {}): Lease[] {
-    if (typeof owner !== "string" || owner.length === 0) throw new InvalidArgumentError("owner must be a non-empty string");
+    if (typeof owner !== "string" || owner.length === 0)
+      throw new InvalidArgumentError("owner must be a non-empty string");
     const max = options.max ?? 1;
     if (!Number.isInteger(max) || max < 1 || max > MAX_LEASE_BATCH)
       throw new InvalidArgumentError(`max must be an integer in 1..${MAX_LEASE_BATCH}, got ${max}`);
     const leaseMs = positive("leaseMs", options.leaseMs ?? this.defaultLeaseMs);
     const maxKey = options.maxKey ?? Number.POSITIVE_INFINITY;
-    if (typeof maxKey !== "number" || Number.isNaN(maxKey)) throw new InvalidArgumentError("maxKey must be a number");
+    if (typeof maxKey !== "number" || Number.isNaN(maxKey))
+      throw new InvalidArgumentError("maxKey must be a number");
     const now = this.advance();
     const leases: Lease[] = [];
     while (leases.length < max) {
@@ -339,7 +368,10 @@ export class Scheduler {
       this.timers.push(h);
       this.emitSet(h);
     } else {
-      const why = options.retryable === false ? `failed (not retryable): ${reason}` : `failed after ${t.attempts[h]} attempt(s): ${reason}`;
+      const why =
+        options.retryable === false
+          ? `failed (not retryable): ${reason}`
+          : `failed after ${t.attempts[h]} attempt(s): ${reason}`;
       this.finishBadly(h, S.FAILED, why);
     }
     this.flushMeta();
@@ -359,7 +391,11 @@ export class Scheduler {
     const state = this.table.state[h]!;
     if (state === S.CANCELLED) return;
     if (isTerminal(state)) {
-      throw new InvalidStateError(taskId, STATE_NAMES[state]!, `task ${q(taskId)} already ended ${STATE_NAMES[state]}`);
+      throw new InvalidStateError(
+        taskId,
+        STATE_NAMES[state]!,
+        `task ${q(taskId)} already ended ${STATE_NAMES[state]}`,
+      );
     }
     this.finishBadly(h, S.CANCELLED, truncate(reason));
     this.flushMeta();
@@ -374,7 +410,11 @@ export class Scheduler {
     const t = this.table;
     const state = t.state[h]!;
     if (isTerminal(state)) {
-      throw new InvalidStateError(taskId, STATE_NAMES[state]!, `task ${q(taskId)} already ended ${STATE_NAMES[state]}`);
+      throw new InvalidStateError(
+        taskId,
+        STATE_NAMES[state]!,
+        `task ${q(taskId)} already ended ${STATE_NAMES[state]}`,
+      );
     }
     t.deadline[h] = deadline;
     if (state === S.RUNNABLE) {
@@ -471,7 +511,11 @@ export class Scheduler {
         const owner = t.owner[h] ?? "a consumer";
         if (t.attempts[h]! >= t.maxAttempts[h]!) {
           this.leaveLeased(h);
-          this.finishBadly(h, S.FAILED, `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`);
+          this.finishBadly(
+            h,
+            S.FAILED,
+            `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`,
+          );
         } else {
           this.leaveLeased(h);
           t.reason[h] = `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`;
@@ -488,7 +532,7 @@ export class Scheduler {
         this.expire(h);
         return;
       default:
-        this.tryDrop(h, now);
+        this.tryDrop(h);
     }
   }
 
@@ -588,6 +632,9 @@ export class Scheduler {
     const t = this.table;
     if (t.state[h] === S.LEASED && t.token[h] === token) return;
     this.staleRejections++;
+    // Journaled before the throw, or a rebuilt engine would count one fewer.
+    this.metaDirty = true;
+    this.flushMeta();
     const id = t.ids[h]!;
     const why =
       t.state[h] === S.LEASED
@@ -645,7 +692,11 @@ export class Scheduler {
         if (t.flags[d]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) {
           if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
         } else {
-          stack.push({ h: d, state: S.CANCELLED, reason: `prerequisite ${q(id)} ended ${STATE_NAMES[item.state]}` });
+          stack.push({
+            h: d,
+            state: S.CANCELLED,
+            reason: `prerequisite ${q(id)} ended ${STATE_NAMES[item.state]}`,
+          });
         }
       }
     }
@@ -685,25 +736,34 @@ export class Scheduler {
   private markFinished(h: number, now: number): void {
     const t = this.table;
     t.stamp[h] = now;
-    if (this.retentionMs !== Number.POSITIVE_INFINITY) {
-      t.timerAt[h] = now + this.retentionMs;
-      this.timers.push(h);
+    if (this.retentionMs === Number.POSITIVE_INFINITY) return;
+    t.timerAt[h] = now + this.retentionMs;
+    this.timers.push(h);
+    // A prerequisite kept past its retention for its live dependents (see
+    // tryDrop) has no timer; one of them ending is when to look again.
+    for (const p of t.prerequisites[h]!) {
+      const ph = t.handleOf.get(p);
+      if (ph !== undefined && isTerminal(t.state[ph]!) && !this.timers.has(ph)) this.armTimer(ph, now);
     }
   }
 
   /**
    * Forgets a terminal task once retention has passed — unless a live task
-   * still lists it as a prerequisite, in which case it waits another period
-   * (a rebuilt engine must still see that prerequisite as done).
+   * still lists it as a prerequisite (a rebuilt engine must still see that
+   * prerequisite as done). Then it is kept without a timer until one of
+   * those dependents ends (markFinished arms it again). So the moment it goes
+   * depends only on the task states, which a rebuilt engine shares; a re-arm
+   * at "now + retention" would not (and with retentionMs 0 never ended).
+   * Ended dependents are popped from its list as they are seen (nothing else
+   * reads a terminal task's dependents), so each is looked at once.
    */
-  private tryDrop(h: number, now: number): void {
+  private tryDrop(h: number): void {
     const t = this.table;
-    for (const d of t.dependents[h] ?? []) {
-      if (!isTerminal(t.state[d]!)) {
-        t.timerAt[h] = now + this.retentionMs;
-        this.timers.push(h);
-        return;
-      }
+    const dependents = t.dependents[h];
+    if (dependents) {
+      while (dependents.length > 0 && isTerminal(t.state[dependents[dependents.length - 1]!]!))
+        dependents.pop();
+      if (dependents.length > 0) return;
     }
     this.unlink(h);
     const id = t.ids[h]!;
@@ -824,7 +884,10 @@ export class Scheduler {
   }
 
   private viewOf(h: number): TaskView {
-    return { ...this.specOf(h), ...this.statusOf(h), unmetPrerequisites: this.table.unmet[h]! };
+    // The counter is meaningful only while the task waits: a task that ended
+    // while waiting keeps a stale count that a rebuilt engine cannot know.
+    const unmet = this.table.state[h] === S.WAITING ? this.table.unmet[h]! : 0;
+    return { ...this.specOf(h), ...this.statusOf(h), unmetPrerequisites: unmet };
   }
 
   private taskOf(h: number): Task {
@@ -866,7 +929,8 @@ export class Scheduler {
     const statuses: TaskStatus[] = [];
     for (const { spec, status } of records) {
       const state = STATE_NAMES.indexOf(status.state as (typeof STATE_NAMES)[number]);
-      if (state < 0) throw new InvalidArgumentError(`task ${q(spec.id)} has unknown state ${q(status.state)}`);
+      if (state < 0)
+        throw new InvalidArgumentError(`task ${q(spec.id)} has unknown state ${q(status.state)}`);
       if (t.handleOf.has(spec.id)) throw new InvalidArgumentError(`task ${q(spec.id)} appears twice`);
       const h = t.allocate(spec.id);
       handles.push(h);
@@ -958,7 +1022,8 @@ function positive(name: string, value: number): number {
 }
 
 function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
   return value;
 }
 

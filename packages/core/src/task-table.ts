@@ -10,23 +10,32 @@
  * Invariant: `handleOf.get(ids[h]) === h` for every live handle h, and a free
  * handle is in no other structure (heaps, lists, dependents).
  */
-export const enum Flag {
-  HARD_DEADLINE = 1,
-  CONTINUE_ON_PREREQUISITE_FAILURE = 2,
-}
+export const Flag = {
+  HARD_DEADLINE: 1,
+  CONTINUE_ON_PREREQUISITE_FAILURE: 2,
+} as const;
 
 /** Numeric state codes; index into STATE_NAMES. */
-export const enum S {
-  WAITING = 0,
-  RUNNABLE = 1,
-  LEASED = 2,
-  COMPLETED = 3,
-  FAILED = 4,
-  CANCELLED = 5,
-  EXPIRED = 6,
-}
+export const S = {
+  WAITING: 0,
+  RUNNABLE: 1,
+  LEASED: 2,
+  COMPLETED: 3,
+  FAILED: 4,
+  CANCELLED: 5,
+  EXPIRED: 6,
+} as const;
+export type S = (typeof S)[keyof typeof S];
 
-export const STATE_NAMES = ["WAITING", "RUNNABLE", "LEASED", "COMPLETED", "FAILED", "CANCELLED", "EXPIRED"] as const;
+export const STATE_NAMES = [
+  "WAITING",
+  "RUNNABLE",
+  "LEASED",
+  "COMPLETED",
+  "FAILED",
+  "CANCELLED",
+  "EXPIRED",
+] as const;
 
 export function isTerminal(state: number): boolean {
   return state >= S.COMPLETED;

@@ -14,7 +14,13 @@ describe("parseTask", () => {
     expect(parsed).toEqual({
       task: {
         deadline: 3,
-        spec: { id: "a", prerequisites: ["b"], maxAttempts: 5, hardDeadline: false, onPrerequisiteFailure: "cancel" },
+        spec: {
+          id: "a",
+          prerequisites: ["b"],
+          maxAttempts: 5,
+          hardDeadline: false,
+          onPrerequisiteFailure: "cancel",
+        },
       },
     });
   });

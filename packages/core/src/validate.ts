@@ -168,7 +168,11 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
     }
     const id = parsed.task.spec.id;
     if (batchIndex.has(id)) {
-      problems.push({ taskId: id, code: ProblemCode.DUPLICATE_ID, message: `id ${q(id)} appears twice in the batch` });
+      problems.push({
+        taskId: id,
+        code: ProblemCode.DUPLICATE_ID,
+        message: `id ${q(id)} appears twice in the batch`,
+      });
       continue;
     }
     if (view?.has(id)) {
@@ -181,7 +185,11 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
   for (const { spec } of tasks) {
     for (const p of spec.prerequisites) {
       if (p === spec.id) {
-        problems.push({ taskId: spec.id, code: ProblemCode.SELF_DEPENDENCY, message: `${q(p)} lists itself as a prerequisite` });
+        problems.push({
+          taskId: spec.id,
+          code: ProblemCode.SELF_DEPENDENCY,
+          message: `${q(p)} lists itself as a prerequisite`,
+        });
         continue;
       }
       const inBatch = batchIndex.get(p);

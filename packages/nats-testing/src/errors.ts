@@ -10,6 +10,8 @@ export const NatsHarnessErrorCode = {
   START_FAILED: "START_FAILED",
   /** The process ran but did not accept connections within `startTimeoutMs`. */
   START_TIMEOUT: "START_TIMEOUT",
+  /** An option of `startNatsServer` is out of range; the message names it. */
+  INVALID_OPTION: "INVALID_OPTION",
   /** The method does not apply in the server's current state (e.g. restart after stop). */
   INVALID_STATE: "INVALID_STATE",
 } as const;

@@ -55,9 +55,14 @@ async function requestEventually(nc: NatsConnection, subject: string, data: stri
 }
 
 /** A JetStream API call over plain request/reply (this package does not depend on @nats-io/jetstream). */
-async function jsApi(nc: NatsConnection, api: string, body: unknown = undefined): Promise<Record<string, unknown>> {
+async function jsApi(
+  nc: NatsConnection,
+  api: string,
+  body: unknown = undefined,
+  timeout = 5_000,
+): Promise<Record<string, unknown>> {
   const data = body === undefined ? undefined : enc.encode(JSON.stringify(body));
-  const reply = await nc.request(`$JS.API.${api}`, data, { timeout: 5_000 });
+  const reply = await nc.request(`$JS.API.${api}`, data, { timeout });
   return JSON.parse(dec.decode(reply.data)) as Record<string, unknown>;
 }
 
@@ -130,7 +135,7 @@ describe("startNatsServer", () => {
     let state: Record<string, unknown> | undefined;
     while (state === undefined) {
       try {
-        const info = await jsApi(nc, "STREAM.INFO.CHAOS");
+        const info = await jsApi(nc, "STREAM.INFO.CHAOS", undefined, 500);
         if (info["error"] === undefined) state = info["state"] as Record<string, unknown>;
       } catch (err) {
         if (Date.now() > deadline) throw err;
@@ -222,7 +227,16 @@ describe("startNatsServer", () => {
   });
 
   it("checks its options and names the bad one", async () => {
-    await expect(start({ port: 70_000 })).rejects.toThrow(/option port/);
-    await expect(start({ startTimeoutMs: 0 })).rejects.toThrow(/option startTimeoutMs/);
+    for (const [options, name] of [
+      [{ port: 70_000 }, "port"],
+      [{ port: 1.5 }, "port"],
+      [{ startTimeoutMs: 0 }, "startTimeoutMs"],
+      [{ stopTimeoutMs: Number.NaN }, "stopTimeoutMs"],
+    ] as const) {
+      const err = await start(options).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NatsHarnessError);
+      expect((err as NatsHarnessError).code).toBe(NatsHarnessErrorCode.INVALID_OPTION);
+      expect((err as Error).message).toContain(`option ${name}`);
+    }
   });
 });

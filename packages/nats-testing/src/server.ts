@@ -110,7 +110,10 @@ function fillOptions(options: NatsServerOptions): FilledOptions {
   const ms = (name: string, value: number | undefined, fallback: number): number => {
     const v = value ?? fallback;
     if (!Number.isFinite(v) || v <= 0) {
-      throw new RangeError(`startNatsServer: option ${name} must be a positive number of ms, got ${v}`);
+      throw new NatsHarnessError(
+        NatsHarnessErrorCode.INVALID_OPTION,
+        `startNatsServer: option ${name} must be a positive number of ms, got ${v}`,
+      );
     }
     return v;
   };
@@ -118,7 +121,10 @@ function fillOptions(options: NatsServerOptions): FilledOptions {
     options.port !== undefined &&
     (!Number.isInteger(options.port) || options.port < 1 || options.port > 65_535)
   ) {
-    throw new RangeError(`startNatsServer: option port must be an integer in 1..65535, got ${options.port}`);
+    throw new NatsHarnessError(
+      NatsHarnessErrorCode.INVALID_OPTION,
+      `startNatsServer: option port must be an integer in 1..65535, got ${options.port}`,
+    );
   }
   return {
     jetstream: options.jetstream ?? true,
@@ -193,7 +199,9 @@ class ManagedNatsServer implements NatsServer {
 
   /** Spawn on `port` (-1: let the server choose) and wait until it answers with INFO. */
   async start(port: number): Promise<void> {
+    // Fresh each time: a ports file left by a killed predecessor must not be mistaken for ours.
     const portsDir = join(this.workDir, "ports");
+    await rm(portsDir, { recursive: true, force: true });
     await mkdir(portsDir, { recursive: true });
     const args = ["-a", NATS_TEST_HOST, "-p", String(port), "--ports_file_dir", portsDir];
     if (this.options.jetstream) args.push("-js", "-sd", this.storeDir);
@@ -224,10 +232,20 @@ class ManagedNatsServer implements NatsServer {
     const fail = (code: NatsHarnessErrorCode, why: string): NatsHarnessError =>
       new NatsHarnessError(code, `nats-server ${why} (${this.binary} ${args.join(" ")})\n${this.tail()}`);
 
-    let known = port > 0 ? port : 0;
+    // Ready = our own process reported its port (so it, and not some other
+    // server already on that port, is listening) and the port greets a client.
+    let known = 0;
     for (;;) {
-      if (death.why !== null) throw fail(NatsHarnessErrorCode.START_FAILED, `${death.why} before it was ready`);
+      if (death.why !== null)
+        throw fail(NatsHarnessErrorCode.START_FAILED, `${death.why} before it was ready`);
       if (known === 0 && child.pid !== undefined) known = await readPortsFile(portsDir, child.pid);
+      if (known !== 0 && port > 0 && known !== port) {
+        await this.terminate("SIGKILL");
+        throw fail(
+          NatsHarnessErrorCode.START_FAILED,
+          `listens on port ${known}, not on the requested ${port}`,
+        );
+      }
       if (known !== 0 && (await acceptsClients(known, PROBE_INTERVAL_MS * 25))) break;
       if (Date.now() > deadline) {
         await this.terminate("SIGKILL");
@@ -256,7 +274,10 @@ class ManagedNatsServer implements NatsServer {
 
   async restart(options: RestartOptions = {}): Promise<void> {
     if (this.state.status === "stopped") {
-      throw new NatsHarnessError(NatsHarnessErrorCode.INVALID_STATE, "restart() after stop(): the server is gone");
+      throw new NatsHarnessError(
+        NatsHarnessErrorCode.INVALID_STATE,
+        "restart() after stop(): the server is gone",
+      );
     }
     await this.terminate(options.mode === "kill" ? "SIGKILL" : "SIGTERM");
     if (options.downtimeMs !== undefined && options.downtimeMs > 0) await sleep(options.downtimeMs);
@@ -308,10 +329,11 @@ class ManagedNatsServer implements NatsServer {
 }
 
 /**
- * The port from the ports file nats-server writes once it listens
+ * The port from the ports file nats-server writes once its listeners are up
  * (`<exe>_<pid>.ports`, `{"nats":["nats://host:port"]}`), or 0 if not there yet.
  * Reading the server's own report avoids the race of picking a free port
- * ourselves and hoping nobody takes it before the server binds.
+ * ourselves and hoping nobody takes it before the server binds, and the pid in
+ * the name proves which process listens.
  */
 async function readPortsFile(dir: string, pid: number): Promise<number> {
   try {

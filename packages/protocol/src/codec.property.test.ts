@@ -1,0 +1,365 @@
+import { FrontierError, ProblemCode, TaskState } from "@frontier/core";
+import fc from "fast-check";
+import { Packr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import { sizeBound } from "./codec.js";
+import {
+  decode,
+  decodeReply,
+  encode,
+  encodeReply,
+  errorReply,
+  fromWireError,
+  type Message,
+  OPS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  unwrapReply,
+  WIRE_ERRORS,
+  type WireErrorCode,
+} from "./index.js";
+
+// -------------------------------------------------------------- arbitraries
+
+/** Well-formed strings (no lone surrogates: those cannot cross UTF-8, see codec.test.ts). */
+const id = fc.string({ unit: "binary", maxLength: 24 });
+const nonEmptyId = fc.string({ unit: "binary", minLength: 1, maxLength: 24 });
+/** Any number msgpack carries exactly; -0 arrives as 0, so it is left out. */
+const number = fc.double().map((x) => (Object.is(x, -0) ? 0 : x));
+const count = fc.nat();
+const token = fc.maxSafeNat();
+const text = fc.string({ maxLength: 60 });
+/** Opaque JSON-like payloads; `__proto__` keys are renamed by msgpackr on the way in, so left out. */
+const payload = fc
+  .jsonValue({ maxDepth: 3 })
+  .map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+  .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
+
+const taskInput = fc.record(
+  {
+    id,
+    deadline: number,
+    prerequisites: fc.array(id, { maxLength: 4 }),
+    workflowId: id,
+    payload,
+    maxAttempts: number,
+    hardDeadline: fc.boolean(),
+    onPrerequisiteFailure: fc.constantFrom("cancel" as const, "continue" as const),
+  },
+  { requiredKeys: ["id", "deadline"] },
+);
+
+const ref = { taskId: id, workflowId: fc.option(id, { nil: undefined }) };
+const stripUndefined = <T extends object>(o: T): T =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+const request = fc
+  .oneof(
+    fc.record({
+      op: fc.constant("submit" as const),
+      tasks: fc.array(taskInput, { maxLength: 4 }),
+      idempotencyKey: nonEmptyId,
+    }),
+    fc.record({
+      op: fc.constant("lease" as const),
+      owner: nonEmptyId,
+      max: fc.integer({ min: 1, max: 1000 }),
+      leaseMs: fc.integer({ min: 1, max: 2 ** 40 }),
+      waitMs: fc.integer({ min: 0, max: 30_000 }),
+      requestId: nonEmptyId,
+    }),
+    fc.record({ op: fc.constant("heartbeat" as const), ...ref, token, leaseMs: fc.integer({ min: 1 }) }),
+    fc.record({ op: fc.constant("complete" as const), ...ref, token }),
+    fc.record({ op: fc.constant("fail" as const), ...ref, token, retryable: fc.boolean(), reason: text }),
+    fc.record({ op: fc.constant("cancel" as const), ...ref, reason: fc.option(text, { nil: undefined }) }),
+    fc.record({ op: fc.constant("updateDeadline" as const), ...ref, deadline: number }),
+    fc.record({ op: fc.constant("getTask" as const), ...ref }),
+    fc.record({ op: fc.constant("stats" as const) }),
+  )
+  .map(stripUndefined);
+
+const task = fc.record(
+  { id, deadline: number, prerequisites: fc.array(id, { maxLength: 3 }), workflowId: id, payload },
+  { requiredKeys: ["id", "deadline", "prerequisites"] },
+);
+const lease = fc.record({
+  taskId: id,
+  owner: id,
+  token,
+  expiresAt: number,
+  attempt: fc.integer({ min: 1, max: 100 }),
+  task,
+});
+const taskView = fc.record(
+  {
+    id,
+    prerequisites: fc.array(id, { maxLength: 3 }),
+    workflowId: id,
+    payload,
+    maxAttempts: fc.integer({ min: 1, max: 1000 }),
+    hardDeadline: fc.boolean(),
+    onPrerequisiteFailure: fc.constantFrom("cancel" as const, "continue" as const),
+    state: fc.constantFrom(...Object.values(TaskState)),
+    deadline: number,
+    attempts: count,
+    token,
+    leaseOwner: id,
+    leaseExpiresAt: number,
+    retryAt: number,
+    runnableSince: number,
+    finishedAt: number,
+    reason: text,
+    unmetPrerequisites: count,
+  },
+  {
+    requiredKeys: [
+      "id",
+      "prerequisites",
+      "maxAttempts",
+      "hardDeadline",
+      "onPrerequisiteFailure",
+      "state",
+      "deadline",
+      "attempts",
+      "token",
+      "unmetPrerequisites",
+    ],
+  },
+);
+const stats = fc.record({
+  counts: fc.record(
+    Object.fromEntries(Object.values(TaskState).map((s) => [s, count])) as Record<TaskState, typeof count>,
+  ),
+  runnable: count,
+  oldestRunnableAgeMs: number,
+  frontierDeadline: fc.option(number, { nil: null }),
+  leaseTimeouts: count,
+  deadlineMisses: count,
+  staleRejections: count,
+  retries: count,
+  leased: count,
+});
+const wireError = fc.record(
+  {
+    code: fc.constantFrom(...(Object.keys(WIRE_ERRORS) as WireErrorCode[])),
+    message: text,
+    retryable: fc.boolean(),
+    problems: fc.array(
+      fc.record({ taskId: id, code: fc.constantFrom(...Object.values(ProblemCode)), message: text }),
+      { maxLength: 3 },
+    ),
+    taskId: id,
+    state: id,
+  },
+  { requiredKeys: ["code", "message", "retryable"] },
+);
+
+const reply = fc.oneof(
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("submit" as const),
+    accepted: count,
+    replayed: fc.boolean(),
+  }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("lease" as const),
+    leases: fc.array(lease, { maxLength: 3 }),
+  }),
+  fc.record({ ok: fc.constant(true as const), op: fc.constant("heartbeat" as const), expiresAt: number }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("complete" as const),
+    duplicate: fc.boolean(),
+  }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("fail" as const),
+    state: fc.constantFrom(...Object.values(TaskState)),
+  }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constantFrom("cancel" as const, "updateDeadline" as const),
+  }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("getTask" as const),
+    task: fc.option(taskView, { nil: null }),
+  }),
+  fc.record({ ok: fc.constant(true as const), op: fc.constant("stats" as const), stats }),
+  fc.record({ ok: fc.constant(false as const), error: wireError }),
+);
+
+const frontier = fc
+  .record({
+    shardId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+    head: fc.option(fc.record({ deadline: number, taskId: id }), { nil: null }),
+    runnable: count,
+    seq: count,
+    at: number,
+  })
+  .map(({ head, ...rest }) => ({ ...rest, deadline: head?.deadline ?? null, taskId: head?.taskId ?? null }));
+
+const message: fc.Arbitrary<Message> = fc.oneof(
+  request.map((r) => ({ kind: "request" as const, request: r }) as Message),
+  reply.map((r) => ({ kind: "reply" as const, reply: r }) as Message),
+  frontier.map((f) => ({ kind: "frontier" as const, frontier: f })),
+);
+
+/** The only errors decode may throw: anything else is a crash a peer could trigger. */
+function decodesOrRefuses(bytes: Uint8Array): void {
+  try {
+    decode(bytes);
+  } catch (err) {
+    if (!(err instanceof ProtocolError) && !(err instanceof FrontierError)) throw err;
+  }
+}
+
+// --------------------------------------------------------------- properties
+
+describe("codec properties", () => {
+  it("decode(encode(m)) equals m, for every valid message", () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        expect(decode(encode(m))).toEqual(m);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("re-encoding a decoded message gives the same bytes", () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        const bytes = encode(m);
+        expect(Buffer.compare(encode(decode(bytes)), bytes)).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("decode of arbitrary bytes returns a message or throws a typed error, never anything else", () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), decodesOrRefuses), { numRuns: 2_000 });
+  });
+
+  it("decode of a corrupted valid message does the same", () => {
+    const corruption = fc.oneof(
+      fc.record({
+        kind: fc.constant("flip" as const),
+        at: fc.nat(),
+        value: fc.integer({ min: 0, max: 255 }),
+      }),
+      fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+      fc.record({
+        kind: fc.constant("append" as const),
+        extra: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+      }),
+    );
+    fc.assert(
+      fc.property(message, fc.array(corruption, { minLength: 1, maxLength: 3 }), (m, corruptions) => {
+        let bytes = Uint8Array.from(encode(m));
+        for (const c of corruptions) {
+          if (c.kind === "flip" && bytes.length > 0) bytes[c.at % bytes.length] = c.value;
+          if (c.kind === "truncate") bytes = bytes.subarray(0, c.at % (bytes.length + 1));
+          if (c.kind === "append") bytes = Uint8Array.from([...bytes, ...c.extra]);
+        }
+        decodesOrRefuses(bytes);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it("decode of an envelope whose known fields hold arbitrary values only throws typed errors", () => {
+    const packr = new Packr({ useRecords: false });
+    const keys = [
+      "op",
+      "tasks",
+      "idempotencyKey",
+      "owner",
+      "max",
+      "leaseMs",
+      "waitMs",
+      "requestId",
+      "taskId",
+      "workflowId",
+      "token",
+      "retryable",
+      "reason",
+      "deadline",
+      "ok",
+      "error",
+      "leases",
+      "task",
+      "stats",
+      "shardId",
+      "runnable",
+      "seq",
+      "at",
+      "accepted",
+      "replayed",
+      "expiresAt",
+      "duplicate",
+      "state",
+      "extra",
+    ];
+    const body = fc.dictionary(fc.constantFrom(...keys), fc.anything({ maxDepth: 3 }), { maxKeys: 6 });
+    const op = fc.constantFrom(...OPS);
+    fc.assert(
+      fc.property(fc.constantFrom("request", "reply", "frontier"), op, body, (kind, o, fields) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = packr.pack({ v: PROTOCOL_VERSION, kind, op: o, ...fields });
+        } catch {
+          return; // Not packable (fc.anything can make such values); nothing to decode.
+        }
+        decodesOrRefuses(bytes);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("sizeBound never underestimates what msgpackr encodes (the payload check relies on it)", () => {
+    const value = fc.oneof(
+      fc.anything({ maxDepth: 3, withDate: true, withTypedArray: true, withNullPrototype: true }),
+      fc.uint8Array(),
+      fc.string({ unit: "binary" }),
+      fc.array(fc.double()),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        let exact: number;
+        try {
+          exact = new Packr({ useRecords: false }).pack(v).byteLength;
+        } catch {
+          return;
+        }
+        expect(sizeBound(v, Number.MAX_SAFE_INTEGER)).toBeGreaterThanOrEqual(exact);
+      }),
+      { numRuns: 2_000 },
+    );
+    // Past the limit it stops counting early.
+    expect(sizeBound(["x".repeat(100), "y".repeat(1e6)], 50)).toBeGreaterThan(50);
+  });
+
+  it("an error reply for anything thrown always encodes, decodes, and rebuilds the same code", () => {
+    const thrownValue = fc.oneof(
+      fc.anything({ maxDepth: 2 }),
+      text.map((m) => new Error(m)),
+      wireError.map((w) => fromWireError(w)),
+    );
+    fc.assert(
+      fc.property(thrownValue, (value) => {
+        const sent = errorReply(value);
+        const received = decodeReply(encodeReply(sent), "stats");
+        expect(received).toEqual(sent);
+        try {
+          unwrapReply(received);
+        } catch (err) {
+          expect((err as ProtocolError | FrontierError).code).toBe(sent.error.code);
+          return;
+        }
+        throw new Error("unwrapReply did not throw");
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

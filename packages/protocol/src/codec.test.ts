@@ -1,0 +1,948 @@
+import {
+  MAX_ID_LENGTH as CORE_MAX_ID_LENGTH,
+  FrontierError,
+  InvalidArgumentError,
+  type Lease,
+  MAX_LEASE_BATCH,
+  type SchedulerStats,
+  type TaskInput,
+  type TaskView,
+} from "@frontier/core";
+import { Packr, Unpackr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import {
+  decode,
+  decodeFrontier,
+  decodeReply,
+  decodeRequest,
+  encode,
+  encodedByteLength,
+  encodeFrontier,
+  encodeReply,
+  encodeRequest,
+  errorReply,
+  type FrontierAnnouncement,
+  MAX_ID_LENGTH,
+  MAX_LEASES_PER_REQUEST,
+  MAX_MESSAGE_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MAX_PREREQUISITES,
+  MAX_REASON_LENGTH,
+  MAX_TASKS_PER_BATCH,
+  MAX_WAIT_MS,
+  NATS_DEFAULT_MAX_PAYLOAD,
+  OPS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type Reply,
+  type Request,
+  unwrapReply,
+  type WireErrorCode,
+} from "./index.js";
+
+// ------------------------------------------------------------------ helpers
+
+/** Packs anything, unchecked: how a buggy or hostile peer would build bytes. */
+const rawPackr = new Packr({ useRecords: false });
+const raw = (value: unknown): Uint8Array => rawPackr.pack(value);
+const envelope = (kind: string, body: object): Uint8Array => raw({ v: PROTOCOL_VERSION, kind, ...body });
+
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected a throw");
+}
+
+/** Asserts `fn` throws a ProtocolError / FrontierError with `code`, and a message matching `message`. */
+function expectCode(fn: () => unknown, code: WireErrorCode, message?: string | RegExp): Error {
+  const err = thrown(fn);
+  if (!(err instanceof ProtocolError) && !(err instanceof FrontierError)) throw err;
+  expect(err.code, err.message).toBe(code);
+  if (message !== undefined) expect(err.message).toMatch(message);
+  return err;
+}
+
+/** The same bad request must be refused alike by the sender's encode and the receiver's decode. */
+function expectRefusedBothWays(request: unknown, code: WireErrorCode, message?: string | RegExp): void {
+  const onEncode = expectCode(() => encodeRequest(request as Request), code, message);
+  const onDecode = expectCode(() => decode(envelope("request", request as object)), code, message);
+  expect(onDecode.message).toBe(onEncode.message);
+  expect(onDecode.constructor).toBe(onEncode.constructor);
+}
+
+function expectReplyRefusedBothWays(reply: unknown, code: WireErrorCode, message?: string | RegExp): void {
+  const onEncode = expectCode(() => encodeReply(reply as Reply), code, message);
+  const onDecode = expectCode(() => decode(envelope("reply", reply as object)), code, message);
+  expect(onDecode.message).toBe(onEncode.message);
+}
+
+// ----------------------------------------------------------------- fixtures
+
+const fullTask: TaskInput = {
+  id: "t1",
+  deadline: 1_700_000_000_123,
+  prerequisites: ["t0", "t-1"],
+  workflowId: "wf-9",
+  payload: { url: "s3://bucket/key", sizes: [1, 2.5, -3], nested: { ok: true, none: null }, at: new Date(5) },
+  maxAttempts: 3,
+  hardDeadline: true,
+  onPrerequisiteFailure: "continue",
+};
+
+const requests: Request[] = [
+  { op: "submit", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
+  { op: "submit", tasks: [], idempotencyKey: "empty" },
+  { op: "lease", owner: "worker-1", max: 10, leaseMs: 30_000, waitMs: 5_000, requestId: "r-1" },
+  { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, leaseMs: 10_000 },
+  { op: "complete", taskId: "t1", token: 12 },
+  { op: "fail", taskId: "t1", workflowId: "wf-9", token: 12, retryable: true, reason: "exit code 3" },
+  { op: "cancel", taskId: "t1", reason: "user asked" },
+  { op: "cancel", taskId: "t1" },
+  { op: "updateDeadline", taskId: "t1", deadline: 1_800_000_000_000 },
+  { op: "getTask", taskId: "t1", workflowId: "wf-9" },
+  { op: "stats" },
+];
+
+const lease: Lease = {
+  taskId: "t1",
+  owner: "worker-1",
+  token: 12,
+  expiresAt: 1_700_000_030_000,
+  attempt: 2,
+  task: {
+    id: "t1",
+    deadline: 1_700_000_000_123,
+    prerequisites: ["t0"],
+    workflowId: "wf-9",
+    payload: { x: 1 },
+  },
+};
+
+const view: TaskView = {
+  id: "t1",
+  prerequisites: ["t0"],
+  workflowId: "wf-9",
+  payload: "p",
+  maxAttempts: 3,
+  hardDeadline: false,
+  onPrerequisiteFailure: "cancel",
+  state: "LEASED",
+  deadline: 1_700_000_000_123,
+  attempts: 1,
+  token: 12,
+  leaseOwner: "worker-1",
+  leaseExpiresAt: 1_700_000_030_000,
+  runnableSince: 1_699_999_999_000,
+  unmetPrerequisites: 0,
+};
+
+const stats: SchedulerStats = {
+  counts: { WAITING: 1, RUNNABLE: 2, LEASED: 3, COMPLETED: 4, FAILED: 5, CANCELLED: 6, EXPIRED: 7 },
+  runnable: 2,
+  oldestRunnableAgeMs: 12.5,
+  frontierDeadline: 1_700_000_000_123,
+  leaseTimeouts: 1,
+  deadlineMisses: 2,
+  staleRejections: 3,
+  retries: 4,
+  leased: 3,
+};
+
+const replies: Reply[] = [
+  { ok: true, op: "submit", accepted: 2, replayed: false },
+  { ok: true, op: "lease", leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }] },
+  { ok: true, op: "lease", leases: [] },
+  { ok: true, op: "heartbeat", expiresAt: 1_700_000_040_000 },
+  { ok: true, op: "complete", duplicate: true },
+  { ok: true, op: "fail", state: "WAITING" },
+  { ok: true, op: "cancel" },
+  { ok: true, op: "updateDeadline" },
+  { ok: true, op: "getTask", task: view },
+  { ok: true, op: "getTask", task: null },
+  { ok: true, op: "stats", stats },
+  { ok: true, op: "stats", stats: { ...stats, frontierDeadline: null } },
+  { ok: false, error: { code: "STALE_LEASE", message: "token 11 is stale", retryable: false, taskId: "t1" } },
+  {
+    ok: false,
+    error: {
+      code: "VALIDATION_FAILED",
+      message: "batch rejected",
+      retryable: false,
+      problems: [{ taskId: "t1", code: "CYCLE", message: "t1 -> t2 -> t1" }],
+    },
+  },
+];
+
+const frontier: FrontierAnnouncement = {
+  shardId: "shard-3",
+  deadline: 1_700_000_000_123,
+  taskId: "t1",
+  runnable: 42,
+  seq: 7,
+  at: 1_700_000_000_500,
+};
+
+// -------------------------------------------------------------- round trips
+
+describe("round trips", () => {
+  it("covers every op, as request and as ok reply", () => {
+    expect(new Set(requests.map((r) => r.op))).toEqual(new Set(OPS));
+    expect(new Set(replies.filter((r) => r.ok).map((r) => (r.ok ? r.op : "")))).toEqual(new Set(OPS));
+  });
+
+  it.each(requests.map((r) => [r.op, r] as const))("request %s", (op, request) => {
+    const back = decodeRequest(encodeRequest(request), op);
+    expect(back).toEqual(request);
+    expect(back).not.toBe(request);
+    expect(decode(encodeRequest(request))).toEqual({ kind: "request", request });
+  });
+
+  it.each(replies.map((r) => [r.ok ? r.op : `error ${r.error.code}`, r] as const))(
+    "reply %s",
+    (_name, reply) => {
+      const op = reply.ok ? reply.op : "submit";
+      expect(decodeReply(encodeReply(reply), op)).toEqual(reply);
+    },
+  );
+
+  it("frontier announcement, with and without a runnable task", () => {
+    expect(decodeFrontier(encodeFrontier(frontier))).toEqual(frontier);
+    const idle = { ...frontier, deadline: null, taskId: null, runnable: 0 };
+    expect(decodeFrontier(encodeFrontier(idle))).toEqual(idle);
+    expect(decode(encodeFrontier(idle))).toEqual({ kind: "frontier", frontier: idle });
+  });
+
+  it("encode takes the same tagged messages decode returns", () => {
+    for (const request of requests)
+      expect(decode(encode({ kind: "request", request }))).toEqual({ kind: "request", request });
+    for (const reply of replies)
+      expect(decode(encode({ kind: "reply", reply }))).toEqual({ kind: "reply", reply });
+  });
+
+  it("carries binary payloads (as Buffer, Node's Uint8Array)", () => {
+    const payload = new Uint8Array([0, 1, 2, 255]);
+    const back = decodeRequest(
+      encodeRequest({ op: "submit", tasks: [{ id: "t", deadline: 1, payload }], idempotencyKey: "k" }),
+    );
+    const got = back.op === "submit" ? back.tasks[0]!.payload : null;
+    expect(got).toBeInstanceOf(Uint8Array);
+    expect(Uint8Array.from(got as Uint8Array)).toEqual(payload);
+  });
+
+  it("drops optional fields set to undefined, and keeps a null payload", () => {
+    const task = {
+      id: "t",
+      deadline: 1,
+      workflowId: undefined,
+      prerequisites: undefined,
+      payload: undefined,
+    };
+    const back = decodeRequest(encodeRequest({ op: "submit", tasks: [task], idempotencyKey: "k" }));
+    expect(back.op === "submit" && Object.keys(back.tasks[0]!)).toEqual(["id", "deadline"]);
+    const withNull = decodeRequest(
+      encodeRequest({ op: "submit", tasks: [{ id: "t", deadline: 1, payload: null }], idempotencyKey: "k" }),
+    );
+    expect(withNull.op === "submit" && withNull.tasks[0]).toEqual({ id: "t", deadline: 1, payload: null });
+  });
+
+  it("carries numbers exactly: epoch-ms deadlines, safe-integer tokens, floats, infinities", () => {
+    const big = Number.MAX_SAFE_INTEGER;
+    const back = decodeRequest(encodeRequest({ op: "complete", taskId: "t", token: big }));
+    expect(back).toEqual({ op: "complete", taskId: "t", token: big });
+    for (const deadline of [0, -1, 0.1, 1e300, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const r = decodeRequest(encodeRequest({ op: "updateDeadline", taskId: "t", deadline }));
+      expect(r.op === "updateDeadline" && r.deadline).toBe(deadline);
+    }
+  });
+
+  it("keeps a ValidationError usable by the client after the trip", () => {
+    const reply = decodeReply(encodeReply(replies[13]!), "submit");
+    expect(() => unwrapReply(reply)).toThrow(/batch rejected/);
+  });
+});
+
+describe("the wire layout", () => {
+  it("is one plain msgpack map with v and kind first, readable by any msgpack decoder", () => {
+    const bytes = encodeRequest(requests[0]!);
+    const firstByte = bytes[0]!;
+    expect((firstByte & 0xf0) === 0x80 || firstByte === 0xde).toBe(true); // fixmap or map16
+    // A default msgpackr reader (records on, maps as Map, its own state) reads the same map.
+    const map = new Unpackr().unpack(bytes) as Map<string, unknown>;
+    expect([...map.keys()].slice(0, 3)).toEqual(["v", "kind", "op"]);
+    expect(Object.fromEntries(map)).toMatchObject({
+      v: 1,
+      kind: "request",
+      op: "submit",
+      idempotencyKey: "batch-1",
+    });
+    expect(
+      Object.fromEntries(new Unpackr().unpack(encodeReply(replies[0]!)) as Map<string, unknown>),
+    ).toEqual({
+      v: 1,
+      kind: "reply",
+      ok: true,
+      op: "submit",
+      accepted: 2,
+      replayed: false,
+    });
+  });
+
+  it("returns bytes that later encodes do not overwrite", () => {
+    const first = encodeRequest(requests[4]!);
+    const copy = Uint8Array.from(first);
+    for (let i = 0; i < 5_000; i++) encodeRequest(requests[i % requests.length]!);
+    expect(Uint8Array.from(first)).toEqual(copy);
+    expect(decodeRequest(first)).toEqual(requests[4]);
+  });
+
+  it("measures encoded sizes for budgeting replies", () => {
+    expect(encodedByteLength("abc")).toBe(4);
+    expect(encodedByteLength(lease)).toBe(rawPackr.pack(lease).byteLength);
+  });
+});
+
+// ------------------------------------------------------------ bad envelopes
+
+describe("bytes that are not a message", () => {
+  it.each([
+    ["empty", new Uint8Array([])],
+    ["the reserved byte 0xc1", new Uint8Array([0xc1])],
+    ["an unknown extension", new Uint8Array([0xd4, 0x05, 0x00])],
+    ["plain text", new TextEncoder().encode("hello, world")],
+    ["JSON", new TextEncoder().encode('{"v":1,"kind":"request","op":"stats"}')],
+    ["a truncated message", encodeRequest(requests[0]!).subarray(0, 20)],
+    ["a message with trailing bytes", Uint8Array.from([...encodeRequest(requests[4]!), 0x01])],
+    ["an array header claiming 4 billion items", new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01])],
+    ["a string header claiming 4 GB", new Uint8Array([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61])],
+    ["100k nested arrays", Uint8Array.from({ length: 100_001 }, (_, i) => (i < 100_000 ? 0x91 : 0x01))],
+  ])("refuses %s as BAD_MESSAGE", (_name, bytes) => {
+    expectCode(() => decode(bytes), "BAD_MESSAGE");
+  });
+
+  it.each([
+    ["a number", 5],
+    ["a string", "request"],
+    ["an array", [1, "request"]],
+    ["null", null],
+    ["a boolean", true],
+    ["binary", new Uint8Array(4)],
+    ["a timestamp", new Date(0)],
+  ])("refuses %s as envelope", (_name, value) => {
+    expectCode(() => decode(raw(value)), "BAD_MESSAGE", /not an envelope: expected a map/);
+  });
+
+  it("refuses a non-Uint8Array", () => {
+    expectCode(() => decode("bytes" as unknown as Uint8Array), "BAD_MESSAGE", /expected bytes/);
+  });
+
+  it("refuses oversized bytes before even unpacking them", () => {
+    const big = new Uint8Array(MAX_MESSAGE_BYTES + 1).fill(0xc1);
+    expectCode(() => decode(big), "MESSAGE_TOO_LARGE", /1032193 bytes exceeds MAX_MESSAGE_BYTES/);
+  });
+
+  it("requires the protocol version", () => {
+    expectCode(() => decode(raw({ kind: "request", op: "stats" })), "BAD_MESSAGE", /no protocol version/);
+    for (const v of ["1", 0, -1, 1.5, null, true]) {
+      expectCode(
+        () => decode(raw({ v, kind: "request", op: "stats" })),
+        "BAD_MESSAGE",
+        /must be a positive integer/,
+      );
+    }
+  });
+
+  it("refuses another version with UNSUPPORTED_VERSION, before looking at the rest", () => {
+    const err = expectCode(() => decode(raw({ v: 2, kind: "request", op: "stats" })), "UNSUPPORTED_VERSION");
+    expect(err.message).toBe("protocol version 2 is not supported; this peer speaks version 1");
+    expectCode(() => decode(raw({ v: 3, whatever: [1, 2, 3] })), "UNSUPPORTED_VERSION");
+  });
+
+  it("tells a peer of another version why, in a reply it can read", () => {
+    // What a responder does with any request it cannot decode:
+    const respond = (bytes: Uint8Array): Uint8Array => {
+      try {
+        decodeRequest(bytes, "submit");
+        return encodeReply({ ok: true, op: "submit", accepted: 0, replayed: false });
+      } catch (err) {
+        return encodeReply(errorReply(err));
+      }
+    };
+    const reply = decodeReply(
+      respond(raw({ v: 2, kind: "request", op: "submit", batch: "new shape" })),
+      "submit",
+    );
+    expect(reply).toEqual({
+      ok: false,
+      error: {
+        code: "UNSUPPORTED_VERSION",
+        message: "protocol version 2 is not supported; this peer speaks version 1",
+        retryable: false,
+      },
+    });
+    const err = thrown(() => unwrapReply(reply));
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).code).toBe("UNSUPPORTED_VERSION");
+  });
+
+  it("requires a known kind", () => {
+    expectCode(
+      () => decode(raw({ v: 1, op: "stats" })),
+      "BAD_MESSAGE",
+      /kind must be one of request, reply, frontier, got none/,
+    );
+    expectCode(() => decode(raw({ v: 1, kind: "event" })), "BAD_MESSAGE", /got "event"/);
+    expectCode(() => decode(raw({ v: 1, kind: 7 })), "BAD_MESSAGE", /got number/);
+  });
+
+  it("checks the kind and op a typed decoder expects", () => {
+    const reply = encodeReply(replies[0]!);
+    expectCode(() => decodeRequest(reply), "BAD_MESSAGE", "expected a request message, got a reply message");
+    expectCode(
+      () => decodeFrontier(reply),
+      "BAD_MESSAGE",
+      "expected a frontier message, got a reply message",
+    );
+    expectCode(() => decodeReply(encodeFrontier(frontier), "lease"), "BAD_MESSAGE", /got a frontier message/);
+    expectCode(
+      () => decodeRequest(encodeRequest(requests[0]!), "lease"),
+      "BAD_MESSAGE",
+      'expected a "lease" request, got a "submit" request',
+    );
+    expectCode(
+      () => decodeReply(reply, "lease"),
+      "BAD_MESSAGE",
+      'expected a reply to "lease", got a reply to "submit"',
+    );
+    // An error reply answers any op.
+    expect(decodeReply(encodeReply(replies[12]!), "lease").ok).toBe(false);
+  });
+});
+
+// --------------------------------------------------------- bad request shapes
+
+describe("request shapes", () => {
+  const submit = (task: unknown, extra: object = {}) => ({
+    op: "submit",
+    tasks: [task],
+    idempotencyKey: "k",
+    ...extra,
+  });
+  const leaseReq = { op: "lease", owner: "w", max: 1, leaseMs: 1000, waitMs: 0, requestId: "r" };
+
+  it.each<[string, unknown, RegExp | string]>([
+    ["op missing", { tasks: [] }, "op: expected one of submit, lease, heartbeat"],
+    [
+      "op unknown",
+      { op: "launch" },
+      'op: expected one of submit, lease, heartbeat, complete, fail, cancel, updateDeadline, getTask, stats, got string "launch"',
+    ],
+    ["op of the wrong type", { op: 3 }, "got number 3"],
+    [
+      "unknown top-level field",
+      { op: "stats", verbose: true },
+      'message: unknown field "verbose" (expected only op)',
+    ],
+    [
+      "tasks not an array",
+      { op: "submit", tasks: { 0: {} }, idempotencyKey: "k" },
+      "tasks: expected an array, got a map",
+    ],
+    ["a task not a map", submit(5), "tasks[0]: expected a map, got number 5"],
+    ["a task as an array", submit([]), "tasks[0]: expected a map, got an array"],
+    ["task id missing", submit({ deadline: 1 }), "tasks[0].id: expected a string, missing"],
+    ["task id a number", submit({ id: 7, deadline: 1 }), "tasks[0].id: expected a string, got number 7"],
+    [
+      "task id binary",
+      submit({ id: new Uint8Array([0x61]), deadline: 1 }),
+      "tasks[0].id: expected a string, got binary",
+    ],
+    [
+      "deadline a string",
+      submit({ id: "t", deadline: "soon" }),
+      'tasks[0].deadline: expected a number, got string "soon"',
+    ],
+    ["deadline missing", submit({ id: "t" }), "tasks[0].deadline: expected a number, missing"],
+    ["deadline null", submit({ id: "t", deadline: null }), "tasks[0].deadline: expected a number, got null"],
+    [
+      "deadline a timestamp",
+      submit({ id: "t", deadline: new Date(5) }),
+      "tasks[0].deadline: expected a number, got a timestamp",
+    ],
+    [
+      "prerequisites a string",
+      submit({ id: "t", deadline: 1, prerequisites: "a" }),
+      "tasks[0].prerequisites: expected an array",
+    ],
+    [
+      "a prerequisite a number",
+      submit({ id: "t", deadline: 1, prerequisites: ["a", 3] }),
+      "tasks[0].prerequisites[1]: expected a string, got number 3",
+    ],
+    [
+      "workflowId null",
+      submit({ id: "t", deadline: 1, workflowId: null }),
+      "tasks[0].workflowId: expected a string, got null",
+    ],
+    [
+      "maxAttempts a string",
+      submit({ id: "t", deadline: 1, maxAttempts: "3" }),
+      "tasks[0].maxAttempts: expected a number",
+    ],
+    [
+      "hardDeadline a string",
+      submit({ id: "t", deadline: 1, hardDeadline: "yes" }),
+      "tasks[0].hardDeadline: expected a boolean",
+    ],
+    [
+      "onPrerequisiteFailure unknown",
+      submit({ id: "t", deadline: 1, onPrerequisiteFailure: "ignore" }),
+      "tasks[0].onPrerequisiteFailure: expected one of cancel, continue",
+    ],
+    [
+      "a typo in a task field",
+      submit({ id: "t", deadline: 1, maxAtempts: 3 }),
+      'tasks[0]: unknown field "maxAtempts"',
+    ],
+    ["idempotencyKey missing", { op: "submit", tasks: [] }, "idempotencyKey: expected a string, missing"],
+    [
+      "idempotencyKey empty",
+      { op: "submit", tasks: [], idempotencyKey: "" },
+      'idempotencyKey: expected a non-empty string, got string ""',
+    ],
+    ["lease owner a number", { ...leaseReq, owner: 5 }, "owner: expected a string"],
+    ["lease owner empty", { ...leaseReq, owner: "" }, "owner: expected a non-empty string"],
+    ["lease max 0", { ...leaseReq, max: 0 }, "max: expected an integer ≥ 1, got number 0"],
+    ["lease max a fraction", { ...leaseReq, max: 1.5 }, "max: expected an integer ≥ 1, got number 1.5"],
+    ["lease max NaN", { ...leaseReq, max: Number.NaN }, "max: expected an integer ≥ 1, got number NaN"],
+    ["lease leaseMs 0", { ...leaseReq, leaseMs: 0 }, "leaseMs: expected an integer ≥ 1"],
+    [
+      "lease waitMs negative",
+      { ...leaseReq, waitMs: -1 },
+      "waitMs: expected a non-negative integer, got number -1",
+    ],
+    [
+      "lease waitMs a string",
+      { ...leaseReq, waitMs: "5" },
+      'waitMs: expected a non-negative integer, got string "5"',
+    ],
+    [
+      "lease requestId missing",
+      { ...leaseReq, requestId: undefined },
+      "requestId: expected a string, missing",
+    ],
+    [
+      "heartbeat token negative",
+      { op: "heartbeat", taskId: "t", token: -1, leaseMs: 5 },
+      "token: expected a non-negative integer",
+    ],
+    [
+      "heartbeat token infinite",
+      { op: "heartbeat", taskId: "t", token: Number.POSITIVE_INFINITY, leaseMs: 5 },
+      "token: expected a non-negative integer, got number Infinity",
+    ],
+    [
+      "heartbeat token unsafe",
+      { op: "heartbeat", taskId: "t", token: 2 ** 53, leaseMs: 5 },
+      "token: expected a non-negative integer",
+    ],
+    [
+      "heartbeat leaseMs missing",
+      { op: "heartbeat", taskId: "t", token: 1 },
+      "leaseMs: expected an integer ≥ 1, missing",
+    ],
+    ["complete taskId missing", { op: "complete", token: 1 }, "taskId: expected a string, missing"],
+    [
+      "complete workflowId a number",
+      { op: "complete", taskId: "t", workflowId: 1, token: 1 },
+      "workflowId: expected a string",
+    ],
+    [
+      "fail retryable a string",
+      { op: "fail", taskId: "t", token: 1, retryable: "yes", reason: "r" },
+      "retryable: expected a boolean",
+    ],
+    [
+      "fail reason missing",
+      { op: "fail", taskId: "t", token: 1, retryable: true },
+      "reason: expected a string, missing",
+    ],
+    ["cancel reason a number", { op: "cancel", taskId: "t", reason: 5 }, "reason: expected a string"],
+    ["cancel with a token", { op: "cancel", taskId: "t", token: 1 }, 'unknown field "token"'],
+    [
+      "updateDeadline deadline a string",
+      { op: "updateDeadline", taskId: "t", deadline: "x" },
+      "deadline: expected a number",
+    ],
+    ["getTask extra field", { op: "getTask", taskId: "t", full: true }, 'unknown field "full"'],
+    ["stats extra field", { op: "stats", shard: "s1" }, 'unknown field "shard"'],
+  ])("refuses %s (BAD_MESSAGE)", (_name, request, message) => {
+    expectRefusedBothWays(request, "BAD_MESSAGE", typeof message === "string" ? message : message);
+  });
+
+  it("refuses integers beyond 2^53 (they arrive as bigint) and other msgpack-only types", () => {
+    expectCode(
+      () => decode(envelope("request", { op: "complete", taskId: "t", token: 2n ** 60n })),
+      "BAD_MESSAGE",
+      "token: expected a non-negative integer, got bigint 1152921504606846976",
+    );
+    expectCode(
+      () => decode(envelope("request", { op: "getTask", taskId: new Set(["t"]) })),
+      "BAD_MESSAGE",
+      "taskId: expected a string",
+    );
+  });
+
+  it("refuses what the sender cannot encode", () => {
+    expectCode(
+      () =>
+        encodeRequest({
+          op: "submit",
+          tasks: [{ id: "t", deadline: 1, payload: { s: Symbol("s") } }],
+          idempotencyKey: "k",
+        }),
+      "BAD_MESSAGE",
+      "cannot encode the message: Unknown type: symbol",
+    );
+    const cyclic: Record<string, unknown> = {};
+    cyclic["self"] = cyclic;
+    expectCode(
+      () =>
+        encodeRequest({
+          op: "submit",
+          tasks: [{ id: "t", deadline: 1, payload: cyclic }],
+          idempotencyKey: "k",
+        }),
+      "BAD_MESSAGE",
+      /cannot encode the message/,
+    );
+    // A lone surrogate would arrive as U+FFFD (UTF-8 cannot carry it): another id. Only a sender can have one.
+    expectCode(
+      () => encodeRequest({ op: "complete", taskId: "t\uD800", token: 1 }),
+      "BAD_MESSAGE",
+      "taskId: expected well-formed Unicode (no lone surrogate)",
+    );
+    expect(decodeRequest(encodeRequest({ op: "complete", taskId: "t\uD83D\uDE00", token: 1 }))).toMatchObject(
+      {
+        taskId: "t😀",
+      },
+    );
+    class Job {
+      id = "t";
+      deadline = 1;
+    }
+    expectCode(
+      () => encodeRequest({ op: "submit", tasks: [new Job()], idempotencyKey: "k" }),
+      "BAD_MESSAGE",
+      "tasks[0]: expected a map, got an object (Job)",
+    );
+  });
+
+  it("leaves the meaning of task definitions to the engine", () => {
+    // Empty ids, NaN deadlines, silly attempts, self-dependencies: shape-valid, so they pass.
+    const tasks = [
+      { id: "", deadline: Number.NaN, maxAttempts: -5, prerequisites: [""] },
+      { id: "a", deadline: 1, prerequisites: ["a", "a"] },
+    ];
+    const back = decodeRequest(encodeRequest({ op: "submit", tasks, idempotencyKey: "k" }));
+    expect(back).toEqual({ op: "submit", tasks, idempotencyKey: "k" });
+  });
+
+  it("is immune to __proto__ keys", () => {
+    const hostile = JSON.parse(
+      '{"v":1,"kind":"request","op":"submit","idempotencyKey":"k","tasks":[{"id":"t","deadline":1,"payload":{"__proto__":{"polluted":true}}}]}',
+    );
+    const request = decodeRequest(raw(hostile));
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
+    const payload = request.op === "submit" ? (request.tasks[0]!.payload as object) : null;
+    expect(Object.getPrototypeOf(payload)).toBe(Object.prototype);
+    expect((payload as Record<string, unknown>)["polluted"]).toBeUndefined();
+    const top = JSON.parse('{"v":1,"kind":"request","op":"stats","__proto__":{"polluted":true}}');
+    expectCode(() => decode(raw(top)), "BAD_MESSAGE", /unknown field "__proto_"/);
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
+  });
+});
+
+// ------------------------------------------------------------------- limits
+
+describe("limits", () => {
+  const long = "x".repeat(MAX_ID_LENGTH + 1);
+  const max = "x".repeat(MAX_ID_LENGTH);
+  const task = (extra: object = {}) => ({ id: "t", deadline: 1, ...extra });
+  const submit = (tasks: unknown[]) => ({ op: "submit", tasks, idempotencyKey: "k" });
+
+  it("are the documented values, consistent with NATS and the engine", () => {
+    expect(MAX_MESSAGE_BYTES).toBe(1_032_192);
+    expect(MAX_MESSAGE_BYTES).toBeLessThan(NATS_DEFAULT_MAX_PAYLOAD);
+    expect(MAX_ID_LENGTH).toBe(CORE_MAX_ID_LENGTH);
+    expect(MAX_LEASES_PER_REQUEST).toBeLessThanOrEqual(MAX_LEASE_BATCH);
+  });
+
+  it("caps tasks per batch (BATCH_TOO_LARGE)", () => {
+    const ok = Array.from({ length: MAX_TASKS_PER_BATCH }, (_, i) => task({ id: `t${i}` }));
+    expect(decodeRequest(encodeRequest(submit(ok) as Request)).op).toBe("submit");
+    expectRefusedBothWays(
+      submit([...ok, task()]),
+      "BATCH_TOO_LARGE",
+      "tasks: 1001 items exceed MAX_TASKS_PER_BATCH (1000)",
+    );
+  });
+
+  it("caps leases per request (BATCH_TOO_LARGE), in the request and in the reply", () => {
+    const req = {
+      op: "lease",
+      owner: "w",
+      max: MAX_LEASES_PER_REQUEST,
+      leaseMs: 1,
+      waitMs: 0,
+      requestId: "r",
+    };
+    expect(decodeRequest(encodeRequest(req as Request))).toEqual(req);
+    expectRefusedBothWays(
+      { ...req, max: MAX_LEASES_PER_REQUEST + 1 },
+      "BATCH_TOO_LARGE",
+      "max: 1001 exceeds MAX_LEASES_PER_REQUEST (1000)",
+    );
+    const leases = Array.from({ length: MAX_LEASES_PER_REQUEST + 1 }, () => ({
+      ...lease,
+      task: { ...lease.task, payload: undefined },
+    }));
+    expectReplyRefusedBothWays({ ok: true, op: "lease", leases }, "BATCH_TOO_LARGE");
+  });
+
+  it("caps every id's length (ID_TOO_LONG)", () => {
+    expect(
+      decodeRequest(
+        encodeRequest(submit([task({ id: max, workflowId: max, prerequisites: [max] })]) as Request),
+      ).op,
+    ).toBe("submit");
+    const cases: [unknown, string][] = [
+      [submit([task({ id: long })]), "tasks[0].id"],
+      [submit([task({ workflowId: long })]), "tasks[0].workflowId"],
+      [submit([task({ prerequisites: ["a", long] })]), "tasks[0].prerequisites[1]"],
+      [{ op: "submit", tasks: [], idempotencyKey: long }, "idempotencyKey"],
+      [{ op: "lease", owner: long, max: 1, leaseMs: 1, waitMs: 0, requestId: "r" }, "owner"],
+      [{ op: "lease", owner: "w", max: 1, leaseMs: 1, waitMs: 0, requestId: long }, "requestId"],
+      [{ op: "complete", taskId: long, token: 1 }, "taskId"],
+      [{ op: "getTask", taskId: "t", workflowId: long }, "workflowId"],
+    ];
+    for (const [request, path] of cases) {
+      expectRefusedBothWays(request, "ID_TOO_LONG", `${path}: 257 characters exceed MAX_ID_LENGTH (256)`);
+    }
+    expectReplyRefusedBothWays(
+      { ok: true, op: "lease", leases: [{ ...lease, owner: long }] },
+      "ID_TOO_LONG",
+      "leases[0].owner",
+    );
+  });
+
+  it("caps prerequisites per task (TOO_MANY_PREREQUISITES)", () => {
+    const prereqs = Array.from({ length: MAX_PREREQUISITES }, (_, i) => `p${i}`);
+    expect(decodeRequest(encodeRequest(submit([task({ prerequisites: prereqs })]) as Request)).op).toBe(
+      "submit",
+    );
+    expectRefusedBothWays(
+      submit([task(), task({ prerequisites: [...prereqs, "one more"] })]),
+      "TOO_MANY_PREREQUISITES",
+      "tasks[1].prerequisites: 1001 items exceed MAX_PREREQUISITES (1000)",
+    );
+  });
+
+  it("caps each payload's encoded size (PAYLOAD_TOO_LARGE), wherever a task travels", () => {
+    const fits = "x".repeat(MAX_PAYLOAD_BYTES - 3); // str16: 3 header bytes.
+    expect(encodedByteLength(fits)).toBe(MAX_PAYLOAD_BYTES);
+    const tooBig = "x".repeat(MAX_PAYLOAD_BYTES); // str32: 5 header bytes.
+    expect(decodeRequest(encodeRequest(submit([task({ payload: fits })]) as Request)).op).toBe("submit");
+    expectRefusedBothWays(
+      submit([task({ payload: "small" }), task({ payload: { blob: tooBig } })]),
+      "PAYLOAD_TOO_LARGE",
+      `tasks[1].payload: payload of ${MAX_PAYLOAD_BYTES + 13} bytes exceeds MAX_PAYLOAD_BYTES (65536)`,
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "lease", leases: [{ ...lease, task: { ...lease.task, payload: tooBig } }] },
+      "PAYLOAD_TOO_LARGE",
+      "leases[0].task.payload",
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "getTask", task: { ...view, payload: tooBig } },
+      "PAYLOAD_TOO_LARGE",
+      "task.payload",
+    );
+  });
+
+  it("caps the whole message (MESSAGE_TOO_LARGE), when encoding and when decoding", () => {
+    const tasks = Array.from({ length: 20 }, (_, i) => task({ id: `t${i}`, payload: "y".repeat(60_000) }));
+    expectRefusedBothWays(submit(tasks), "MESSAGE_TOO_LARGE", /bytes exceeds MAX_MESSAGE_BYTES \(1032192\)/);
+  });
+
+  it("bounds request arguments: waitMs and reasons (INVALID_ARGUMENT, the engine's class)", () => {
+    const req = { op: "lease", owner: "w", max: 1, leaseMs: 1, waitMs: MAX_WAIT_MS, requestId: "r" };
+    expect(decodeRequest(encodeRequest(req as Request))).toEqual(req);
+    expectRefusedBothWays(
+      { ...req, waitMs: MAX_WAIT_MS + 1 },
+      "INVALID_ARGUMENT",
+      "waitMs: 30001 exceeds MAX_WAIT_MS (30000)",
+    );
+    expect(thrown(() => encodeRequest({ ...req, waitMs: MAX_WAIT_MS + 1 } as Request))).toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    const reason = "r".repeat(MAX_REASON_LENGTH);
+    expect(
+      decodeRequest(encodeRequest({ op: "fail", taskId: "t", token: 1, retryable: false, reason })).op,
+    ).toBe("fail");
+    expectRefusedBothWays(
+      { op: "fail", taskId: "t", token: 1, retryable: false, reason: `${reason}!` },
+      "INVALID_ARGUMENT",
+      "reason: 1025 characters exceed MAX_REASON_LENGTH (1024)",
+    );
+    expectRefusedBothWays({ op: "cancel", taskId: "t", reason: `${reason}!` }, "INVALID_ARGUMENT");
+  });
+
+  it("let one task at every limit at once travel alone, so a lease reply can always carry one grant", () => {
+    const wide = "\u0800"; // Three bytes in UTF-8: the most per UTF-16 code unit.
+    const id = (n: number) => `${n}`.padEnd(MAX_ID_LENGTH, wide);
+    const prerequisites = Array.from({ length: MAX_PREREQUISITES }, (_, i) => id(i + 1));
+    let payload = wide.repeat(21_000);
+    while (encodedByteLength(payload) <= MAX_PAYLOAD_BYTES - 3) payload += wide;
+    payload = payload.slice(0, -1);
+    expect(encodedByteLength(payload)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    const worst = { id: id(0), deadline: 1, prerequisites, workflowId: id(0), payload };
+
+    const bytes = encodeReply({
+      ok: true,
+      op: "lease",
+      leases: [{ taskId: worst.id, owner: id(0), token: 1, expiresAt: 2, attempt: 1, task: worst }],
+    });
+    expect(bytes.byteLength).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+    expect(
+      encodeRequest({ op: "submit", tasks: [worst], idempotencyKey: id(0) }).byteLength,
+    ).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+  });
+});
+
+// --------------------------------------------------------- bad reply shapes
+
+describe("reply and announcement shapes", () => {
+  it.each<[string, unknown, string]>([
+    ["ok missing", { op: "submit", accepted: 1, replayed: false }, "ok: expected a boolean, missing"],
+    ["ok a string", { ok: "yes", op: "submit" }, 'ok: expected a boolean, got string "yes"'],
+    ["op unknown", { ok: true, op: "launch" }, "op: expected one of"],
+    [
+      "accepted negative",
+      { ok: true, op: "submit", accepted: -1, replayed: false },
+      "accepted: expected a non-negative integer",
+    ],
+    ["leases not an array", { ok: true, op: "lease", leases: null }, "leases: expected an array, got null"],
+    [
+      "a lease without a task",
+      { ok: true, op: "lease", leases: [{ ...lease, task: undefined }] },
+      "leases[0].task: expected a map, missing",
+    ],
+    [
+      "a lease with attempt 0",
+      { ok: true, op: "lease", leases: [{ ...lease, attempt: 0 }] },
+      "leases[0].attempt: expected an integer ≥ 1",
+    ],
+    [
+      "a leased task without prerequisites",
+      { ok: true, op: "lease", leases: [{ ...lease, task: { id: "t", deadline: 1 } }] },
+      "leases[0].task.prerequisites: expected an array, missing",
+    ],
+    ["expiresAt a string", { ok: true, op: "heartbeat", expiresAt: "later" }, "expiresAt: expected a number"],
+    ["duplicate missing", { ok: true, op: "complete" }, "duplicate: expected a boolean, missing"],
+    [
+      "fail state unknown",
+      { ok: true, op: "fail", state: "DONE" },
+      "state: expected one of WAITING, RUNNABLE, LEASED, COMPLETED, FAILED, CANCELLED, EXPIRED",
+    ],
+    ["cancel with data", { ok: true, op: "cancel", cancelled: 3 }, 'unknown field "cancelled"'],
+    ["getTask task missing", { ok: true, op: "getTask" }, "task: expected a map, missing"],
+    [
+      "a task view with an unknown state",
+      { ok: true, op: "getTask", task: { ...view, state: "ZOMBIE" } },
+      "task.state: expected one of",
+    ],
+    [
+      "a task view with an extra field",
+      { ok: true, op: "getTask", task: { ...view, secret: 1 } },
+      'task: unknown field "secret"',
+    ],
+    [
+      "stats counts missing a state",
+      { ok: true, op: "stats", stats: { ...stats, counts: { WAITING: 1 } } },
+      "stats.counts.RUNNABLE: expected a non-negative integer, missing",
+    ],
+    [
+      "stats with an unknown count",
+      { ok: true, op: "stats", stats: { ...stats, counts: { ...stats.counts, LOST: 0 } } },
+      'stats.counts: unknown field "LOST"',
+    ],
+    ["error missing", { ok: false }, "error: expected a map, missing"],
+    [
+      "error with an unknown code",
+      { ok: false, error: { code: "OOPS", message: "m", retryable: false } },
+      'error.code: expected a code of the wire error catalogue, got string "OOPS"',
+    ],
+    [
+      "error without retryable",
+      { ok: false, error: { code: "INTERNAL", message: "m" } },
+      "error.retryable: expected a boolean, missing",
+    ],
+    [
+      "error with a bad problem",
+      {
+        ok: false,
+        error: {
+          code: "VALIDATION_FAILED",
+          message: "m",
+          retryable: false,
+          problems: [{ taskId: "t", code: "WEIRD", message: "m" }],
+        },
+      },
+      "error.problems[0].code: expected one of MALFORMED",
+    ],
+    [
+      "an error reply with data",
+      { ok: false, error: { code: "INTERNAL", message: "m", retryable: false }, op: "submit" },
+      'unknown field "op"',
+    ],
+    [
+      "an error message over MAX_ERROR_MESSAGE_LENGTH",
+      { ok: false, error: { code: "INTERNAL", message: "m".repeat(4097), retryable: false } },
+      "error.message: 4097 characters exceed the limit of 4096",
+    ],
+    [
+      "more than MAX_PROBLEMS problems",
+      {
+        ok: false,
+        error: {
+          code: "VALIDATION_FAILED",
+          message: "m",
+          retryable: false,
+          problems: Array.from({ length: 201 }, () => ({ taskId: "t", code: "CYCLE", message: "m" })),
+        },
+      },
+      "error.problems: 201 items exceed MAX_PROBLEMS (200)",
+    ],
+  ])("refuses a reply with %s (BAD_MESSAGE)", (_name, reply, message) => {
+    expectReplyRefusedBothWays(reply, "BAD_MESSAGE", message);
+  });
+
+  it.each<[string, unknown, string]>([
+    [
+      "a shard id that is not a subject token",
+      { ...frontier, shardId: "a.b" },
+      "shardId: expected a subject-safe token",
+    ],
+    ["a deadline without a task", { ...frontier, taskId: null }, "both null (nothing runnable) or both set"],
+    ["a task without a deadline", { ...frontier, deadline: null }, "both null"],
+    ["a negative count", { ...frontier, runnable: -1 }, "runnable: expected a non-negative integer"],
+    ["no seq", { ...frontier, seq: undefined }, "seq: expected a non-negative integer, missing"],
+    ["an extra field", { ...frontier, load: 0.5 }, 'unknown field "load"'],
+  ])("refuses an announcement with %s (BAD_MESSAGE)", (_name, announcement, message) => {
+    expectCode(() => encodeFrontier(announcement as FrontierAnnouncement), "BAD_MESSAGE", message);
+    expectCode(() => decode(envelope("frontier", announcement as object)), "BAD_MESSAGE", message);
+  });
+});

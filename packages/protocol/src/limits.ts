@@ -1,0 +1,67 @@
+/**
+ * Limits enforced at the wire boundary, by `decode` on the receiving side and
+ * by `encode` on the sending side (so a caller learns of a violation before
+ * the round trip). Each names the error code its violation produces; the
+ * README's limits table lists the same, and a test keeps the two in step.
+ *
+ * Invariant (pinned by a test): one task at every limit at once fits in one
+ * message, so a shard can always grant at least one lease per reply.
+ */
+
+/** NATS's default `max_payload` (1 MiB); a message above the server's limit is refused by NATS itself. */
+export const NATS_DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/**
+ * Largest encoded message, in bytes (1 MiB − 16 KiB = 1,032,192). Below NATS's
+ * default max_payload, leaving room for NATS headers, so a message we accept
+ * is never refused by NATS. Violation: MESSAGE_TOO_LARGE.
+ */
+export const MAX_MESSAGE_BYTES = NATS_DEFAULT_MAX_PAYLOAD - 16 * 1024;
+
+/** Most tasks in one submit. Violation: BATCH_TOO_LARGE. */
+export const MAX_TASKS_PER_BATCH = 1_000;
+
+/** Largest `max` of one lease request (and most grants in one lease reply). Violation: BATCH_TOO_LARGE. */
+export const MAX_LEASES_PER_REQUEST = 1_000;
+
+/**
+ * Longest id, in UTF-16 code units (`String.length`), as the engine counts:
+ * task ids, prerequisites, workflow ids, owners, idempotency keys, request ids.
+ * Violation: ID_TOO_LONG.
+ */
+export const MAX_ID_LENGTH = 256;
+
+/**
+ * Largest task payload, in msgpack-encoded bytes. A scheduler should carry
+ * references to data, not the data; 64 KiB also keeps ~15 payload-heavy tasks
+ * per lease reply. Violation: PAYLOAD_TOO_LARGE.
+ */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+/** Most prerequisites of one task. Violation: TOO_MANY_PREREQUISITES. */
+export const MAX_PREREQUISITES = 1_000;
+
+/**
+ * Longest lease long-poll, in ms. A client's NATS request timeout must exceed
+ * the `waitMs` it asks for, so this bounds how long requests stay open.
+ * Violation: INVALID_ARGUMENT.
+ */
+export const MAX_WAIT_MS = 30_000;
+
+/** Longest failure / cancellation reason, in UTF-16 code units. Violation: INVALID_ARGUMENT. */
+export const MAX_REASON_LENGTH = 1_024;
+
+/**
+ * Longest error message in an error reply, in UTF-16 code units. `toWireError`
+ * truncates longer ones (the reply must not fail for being about a failure);
+ * `decode` rejects longer ones as BAD_MESSAGE.
+ */
+export const MAX_ERROR_MESSAGE_LENGTH = 4_096;
+
+/**
+ * Most problems in one error reply; `toWireError` keeps the first ones (the
+ * message still counts them all). Each problem's taskId is clipped to
+ * MAX_ID_LENGTH and its message to MAX_REASON_LENGTH, so even an all
+ * multi-byte reply stays under MAX_MESSAGE_BYTES. Violation: BAD_MESSAGE.
+ */
+export const MAX_PROBLEMS = 200;

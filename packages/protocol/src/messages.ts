@@ -1,0 +1,195 @@
+/**
+ * Every message of the wire protocol. Requests and replies are discriminated
+ * unions on `op`; a reply is `{ ok: true, op, ...result }` or
+ * `{ ok: false, error }`. These are the shapes callers build and read; the
+ * codec adds the envelope (`v`, `kind`) on the way out and strips it on the
+ * way in (see codec.ts for the layout on the wire).
+ *
+ * Data shapes (TaskInput, Lease, TaskView, SchedulerStats) are the engine's
+ * own, so a shard passes what the engine returns straight through.
+ */
+import type { Lease, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
+import { fromWireError, toWireError, type WireError } from "./errors.js";
+import type { TaskRef } from "./slots.js";
+
+/** The protocol version every envelope carries. Any change to a message's shape bumps it. */
+export const PROTOCOL_VERSION = 1;
+
+/** The operations, in the order the README lists them. Each is also the last token of its subject. */
+export const OPS = [
+  "submit",
+  "lease",
+  "heartbeat",
+  "complete",
+  "fail",
+  "cancel",
+  "updateDeadline",
+  "getTask",
+  "stats",
+] as const;
+export type Op = (typeof OPS)[number];
+
+export function isOp(value: unknown): value is Op {
+  return typeof value === "string" && (OPS as readonly string[]).includes(value);
+}
+
+// ---------------------------------------------------------------- requests
+
+/** Add a batch of tasks, atomically. Resending the same idempotencyKey returns the first outcome. */
+export interface SubmitRequest {
+  readonly op: "submit";
+  readonly tasks: readonly TaskInput[];
+  /** Chosen by the client, unique per batch, 1..MAX_ID_LENGTH. */
+  readonly idempotencyKey: string;
+}
+
+/** Lease up to `max` runnable tasks, earliest deadline first, waiting up to `waitMs` for one. */
+export interface LeaseRequest {
+  readonly op: "lease";
+  /** The worker that will hold the leases. */
+  readonly owner: string;
+  /** 1..MAX_LEASES_PER_REQUEST. A reply may hold fewer (also to stay under MAX_MESSAGE_BYTES). */
+  readonly max: number;
+  /** Lease duration, ms; a positive integer. */
+  readonly leaseMs: number;
+  /** Long-poll: how long to wait when nothing is runnable, ms, 0..MAX_WAIT_MS. 0 answers at once. */
+  readonly waitMs: number;
+  /** Chosen by the client, unique per attempt; a retry with the same id gets the same grant. */
+  readonly requestId: string;
+}
+
+/** Extend a live lease by `leaseMs` from now. */
+export interface HeartbeatRequest extends TaskRef {
+  readonly op: "heartbeat";
+  readonly token: number;
+  readonly leaseMs: number;
+}
+
+export interface CompleteRequest extends TaskRef {
+  readonly op: "complete";
+  readonly token: number;
+}
+
+export interface FailRequest extends TaskRef {
+  readonly op: "fail";
+  readonly token: number;
+  /** False: fail the task for good, whatever attempts it has left. */
+  readonly retryable: boolean;
+  /** At most MAX_REASON_LENGTH. */
+  readonly reason: string;
+}
+
+export interface CancelRequest extends TaskRef {
+  readonly op: "cancel";
+  /** At most MAX_REASON_LENGTH. */
+  readonly reason?: string;
+}
+
+export interface UpdateDeadlineRequest extends TaskRef {
+  readonly op: "updateDeadline";
+  readonly deadline: number;
+}
+
+export interface GetTaskRequest extends TaskRef {
+  readonly op: "getTask";
+}
+
+export interface StatsRequest {
+  readonly op: "stats";
+}
+
+export type Request =
+  | SubmitRequest
+  | LeaseRequest
+  | HeartbeatRequest
+  | CompleteRequest
+  | FailRequest
+  | CancelRequest
+  | UpdateDeadlineRequest
+  | GetTaskRequest
+  | StatsRequest;
+
+export type RequestOf<O extends Op> = Extract<Request, { readonly op: O }>;
+
+// ----------------------------------------------------------------- results
+
+/** What an ok reply to each op carries besides `ok` and `op`. */
+export interface ResultMap {
+  readonly submit: {
+    /** Tasks added by the batch. */
+    readonly accepted: number;
+    /** True when the idempotencyKey had been seen: this is the first outcome, replayed. */
+    readonly replayed: boolean;
+  };
+  /** Possibly empty (nothing runnable within waitMs). */
+  readonly lease: { readonly leases: readonly Lease[] };
+  readonly heartbeat: { readonly expiresAt: number };
+  /** `duplicate`: the task was already completed under this token (a retried complete). */
+  readonly complete: { readonly duplicate: boolean };
+  /** The task's state after the failure: WAITING (will retry) or FAILED. */
+  readonly fail: { readonly state: TaskState };
+  readonly cancel: Record<never, never>;
+  readonly updateDeadline: Record<never, never>;
+  /** null: no such task. */
+  readonly getTask: { readonly task: TaskView | null };
+  readonly stats: { readonly stats: SchedulerStats };
+}
+
+export type ResultOf<O extends Op> = ResultMap[O];
+
+// ----------------------------------------------------------------- replies
+
+/** An ok reply to `O` (distributes over a union of ops). */
+export type OkReply<O extends Op = Op> = O extends Op
+  ? { readonly ok: true; readonly op: O } & ResultMap[O]
+  : never;
+
+export interface ErrorReply {
+  readonly ok: false;
+  readonly error: WireError;
+}
+
+export type Reply<O extends Op = Op> = OkReply<O> | ErrorReply;
+
+/** The error reply for anything thrown while handling a request. */
+export function errorReply(err: unknown): ErrorReply {
+  return { ok: false, error: toWireError(err) };
+}
+
+/** The ok reply, or the typed error the error reply stands for, thrown (see `fromWireError`). */
+export function unwrapReply<O extends Op>(reply: Reply<O>): OkReply<O> {
+  if (reply.ok) return reply;
+  throw fromWireError(reply.error);
+}
+
+// ----------------------------------------------------------------- frontier
+
+/**
+ * What a shard publishes on `frontier.<cluster>.frontier`, periodically and
+ * whenever its frontier changes, so coordinators route lease requests to the
+ * shard with the earliest runnable deadline without asking every shard.
+ * Ordering is NATS's per-publisher order; `seq` detects gaps and restarts.
+ */
+export interface FrontierAnnouncement {
+  readonly shardId: string;
+  /** Earliest deadline among the shard's runnable tasks; null when none is runnable. */
+  readonly deadline: number | null;
+  /** The task holding that deadline; null exactly when `deadline` is. */
+  readonly taskId: string | null;
+  /** Runnable tasks on the shard. */
+  readonly runnable: number;
+  /** Increases by one per announcement of one shard process; starts over when it restarts. */
+  readonly seq: number;
+  /** The shard's clock when it announced, ms since the epoch; lets a coordinator drop stale shards. */
+  readonly at: number;
+}
+
+// ---------------------------------------------------------------- messages
+
+/** Any message, tagged with its kind: what `decode` returns and `encode` takes. */
+export type Message =
+  | { readonly kind: "request"; readonly request: Request }
+  | { readonly kind: "reply"; readonly reply: Reply }
+  | { readonly kind: "frontier"; readonly frontier: FrontierAnnouncement };
+
+export type MessageKind = Message["kind"];

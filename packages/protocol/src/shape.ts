@@ -1,0 +1,582 @@
+/**
+ * Shape checks for every message body, used by `decode` on what arrives and
+ * by `encode` on what leaves. Each parser checks and rebuilds in one pass:
+ * the result holds only known fields (an unknown field is an error: a typo
+ * such as `maxAtempts` must not be silently ignored), with `undefined`
+ * optionals dropped, so nothing the sender slipped in travels further.
+ *
+ * What is checked here: types (integers where a count, token or duration is
+ * meant), membership of enumerations, and the limits of limits.ts. What is
+ * not: the meaning of task definitions (empty ids, duplicates, cycles,
+ * attempts in range), which the engine reports per task in one
+ * ValidationError. Task payloads are opaque; their size is checked by the
+ * codec, which can measure encoded bytes.
+ *
+ * Errors: BAD_MESSAGE for a wrong shape, the limit's own code for a limit,
+ * INVALID_ARGUMENT (the engine's class) for a request argument out of range.
+ * Messages name the field by path, e.g. `tasks[3].deadline`.
+ */
+import {
+  InvalidArgumentError,
+  type Lease,
+  type PrerequisiteFailurePolicy,
+  type Problem,
+  ProblemCode,
+  type SchedulerStats,
+  type Task,
+  type TaskInput,
+  TaskState,
+  type TaskView,
+} from "@frontier/core";
+import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } from "./errors.js";
+import {
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_ID_LENGTH,
+  MAX_LEASES_PER_REQUEST,
+  MAX_PREREQUISITES,
+  MAX_PROBLEMS,
+  MAX_REASON_LENGTH,
+  MAX_TASKS_PER_BATCH,
+  MAX_WAIT_MS,
+} from "./limits.js";
+import { type FrontierAnnouncement, isOp, OPS, type Reply, type Request } from "./messages.js";
+import { isValidToken } from "./subjects.js";
+
+type Fields = Record<string, unknown>;
+/** A mutable object under construction; parsers return it as the readonly message type. */
+type Draft = Record<string, unknown>;
+
+// ------------------------------------------------------------ primitives
+
+function at(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  return path === "" ? key : `${path}.${key}`;
+}
+
+/** A value as an error message names it: its type, and its value when short. */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Uint8Array) return "binary";
+  if (v instanceof Date) return "a timestamp";
+  switch (typeof v) {
+    case "string":
+      return `string ${JSON.stringify(clip(v, 40))}`;
+    case "number":
+    case "bigint":
+    case "boolean":
+      return `${typeof v} ${String(v)}`;
+    case "object":
+      return isPlainMap(v) ? "a map" : `an object (${v.constructor?.name ?? "no constructor"})`;
+    default:
+      return typeof v;
+  }
+}
+
+function bad(path: string, expected: string, got: unknown): never {
+  const where = path === "" ? "message" : path;
+  const what = got === undefined ? "missing" : `got ${describe(got)}`;
+  throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${where}: expected ${expected}, ${what}`);
+}
+
+/** What msgpack maps decode to: an object whose prototype is Object.prototype (or null). */
+export function isPlainMap(v: unknown): v is Fields {
+  if (typeof v !== "object" || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A map with no field outside `keys`. */
+function map(v: unknown, path: string, keys: readonly string[]): Fields {
+  if (!isPlainMap(v)) bad(path, "a map", v);
+  for (const key of Object.keys(v)) {
+    if (!keys.includes(key)) {
+      const where = path === "" ? "message" : path;
+      throw new ProtocolError(
+        WireErrorCode.BAD_MESSAGE,
+        `${where}: unknown field ${JSON.stringify(clip(key, 40))} (expected only ${keys.join(", ")})`,
+      );
+    }
+  }
+  return v;
+}
+
+function str(v: unknown, path: string): string {
+  return typeof v === "string" ? v : bad(path, "a string", v);
+}
+
+/** With the `u` flag only an unpaired surrogate falls in this range. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * A string of at most MAX_ID_LENGTH, well-formed Unicode; `nonEmpty` for ids
+ * the protocol itself relies on. Strings travel as UTF-8, where a lone
+ * surrogate turns into U+FFFD: the receiver would know the task by another id.
+ */
+function id(v: unknown, path: string, nonEmpty = false): string {
+  const s = str(v, path);
+  if (nonEmpty && s.length === 0) bad(path, "a non-empty string", s);
+  if (LONE_SURROGATE.test(s)) bad(path, "well-formed Unicode (no lone surrogate)", s);
+  if (s.length > MAX_ID_LENGTH) {
+    throw new ProtocolError(
+      WireErrorCode.ID_TOO_LONG,
+      `${path}: ${s.length} characters exceed MAX_ID_LENGTH (${MAX_ID_LENGTH})`,
+    );
+  }
+  return s;
+}
+
+/** A string of at most `max`, else BAD_MESSAGE (for text the other side produced). */
+function text(v: unknown, path: string, max: number): string {
+  const s = str(v, path);
+  if (s.length > max) {
+    throw new ProtocolError(
+      WireErrorCode.BAD_MESSAGE,
+      `${path}: ${s.length} characters exceed the limit of ${max}`,
+    );
+  }
+  return s;
+}
+
+/** A reason the client wrote: too long is an argument out of range. */
+function reason(v: unknown, path: string): string {
+  const s = str(v, path);
+  if (s.length > MAX_REASON_LENGTH) {
+    throw new InvalidArgumentError(
+      `${path}: ${s.length} characters exceed MAX_REASON_LENGTH (${MAX_REASON_LENGTH})`,
+    );
+  }
+  return s;
+}
+
+function num(v: unknown, path: string): number {
+  return typeof v === "number" ? v : bad(path, "a number", v);
+}
+
+/** A safe integer ≥ `min`: counts, tokens, durations. */
+function int(v: unknown, path: string, min: number): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+    bad(path, min === 0 ? "a non-negative integer" : `an integer ≥ ${min}`, v);
+  }
+  return v;
+}
+
+function bool(v: unknown, path: string): boolean {
+  return typeof v === "boolean" ? v : bad(path, "a boolean", v);
+}
+
+function oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T {
+  if (typeof v === "string" && (values as readonly string[]).includes(v)) return v as T;
+  return bad(path, `one of ${values.join(", ")}`, v);
+}
+
+function list(v: unknown, path: string): readonly unknown[] {
+  return Array.isArray(v) ? v : bad(path, "an array", v);
+}
+
+/** A list of at most `max` items, else `code` (a limit). */
+function bounded(
+  v: unknown,
+  path: string,
+  max: number,
+  code: "BATCH_TOO_LARGE" | "TOO_MANY_PREREQUISITES" | "BAD_MESSAGE",
+  limitName: string,
+): readonly unknown[] {
+  const items = list(v, path);
+  if (items.length > max) {
+    throw new ProtocolError(code, `${path}: ${items.length} items exceed ${limitName} (${max})`);
+  }
+  return items;
+}
+
+/** Set `key` unless `value` is undefined (optional fields stay absent, never `undefined`). */
+function put(draft: Draft, key: string, value: unknown): void {
+  if (value !== undefined) draft[key] = value;
+}
+
+function optional<T>(v: unknown, path: string, parse: (v: unknown, path: string) => T): T | undefined {
+  return v === undefined ? undefined : parse(v, path);
+}
+
+const TASK_STATES = Object.values(TaskState);
+const PROBLEM_CODES = Object.values(ProblemCode);
+const FAILURE_POLICIES: readonly PrerequisiteFailurePolicy[] = ["cancel", "continue"];
+
+// ------------------------------------------------------------------ tasks
+
+function prerequisites(v: unknown, path: string): string[] {
+  return bounded(v, path, MAX_PREREQUISITES, "TOO_MANY_PREREQUISITES", "MAX_PREREQUISITES").map((p, i) =>
+    id(p, at(path, i)),
+  );
+}
+
+const TASK_INPUT_KEYS = [
+  "id",
+  "deadline",
+  "prerequisites",
+  "workflowId",
+  "payload",
+  "maxAttempts",
+  "hardDeadline",
+  "onPrerequisiteFailure",
+];
+
+/** A task definition: types and limits only; its meaning is the engine's to check. */
+export function parseTaskInput(v: unknown, path: string): TaskInput {
+  const f = map(v, path, TASK_INPUT_KEYS);
+  const t: Draft = { id: id(f["id"], at(path, "id")), deadline: num(f["deadline"], at(path, "deadline")) };
+  put(t, "prerequisites", optional(f["prerequisites"], at(path, "prerequisites"), prerequisites));
+  put(
+    t,
+    "workflowId",
+    optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
+  );
+  put(t, "payload", f["payload"]);
+  put(t, "maxAttempts", optional(f["maxAttempts"], at(path, "maxAttempts"), num));
+  put(t, "hardDeadline", optional(f["hardDeadline"], at(path, "hardDeadline"), bool));
+  put(
+    t,
+    "onPrerequisiteFailure",
+    optional(f["onPrerequisiteFailure"], at(path, "onPrerequisiteFailure"), (x, p) =>
+      oneOf(x, p, FAILURE_POLICIES),
+    ),
+  );
+  return t as unknown as TaskInput;
+}
+
+function parseTask(v: unknown, path: string): Task {
+  const f = map(v, path, ["id", "deadline", "prerequisites", "workflowId", "payload"]);
+  const t: Draft = {
+    id: id(f["id"], at(path, "id")),
+    deadline: num(f["deadline"], at(path, "deadline")),
+    prerequisites: prerequisites(f["prerequisites"], at(path, "prerequisites")),
+  };
+  put(
+    t,
+    "workflowId",
+    optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
+  );
+  put(t, "payload", f["payload"]);
+  return t as unknown as Task;
+}
+
+function parseLease(v: unknown, path: string): Lease {
+  const f = map(v, path, ["taskId", "owner", "token", "expiresAt", "attempt", "task"]);
+  return {
+    taskId: id(f["taskId"], at(path, "taskId")),
+    owner: id(f["owner"], at(path, "owner")),
+    token: int(f["token"], at(path, "token"), 0),
+    expiresAt: num(f["expiresAt"], at(path, "expiresAt")),
+    attempt: int(f["attempt"], at(path, "attempt"), 1),
+    task: parseTask(f["task"], at(path, "task")),
+  };
+}
+
+const TASK_VIEW_KEYS = [
+  "id",
+  "prerequisites",
+  "workflowId",
+  "payload",
+  "maxAttempts",
+  "hardDeadline",
+  "onPrerequisiteFailure",
+  "state",
+  "deadline",
+  "attempts",
+  "token",
+  "leaseOwner",
+  "leaseExpiresAt",
+  "retryAt",
+  "runnableSince",
+  "finishedAt",
+  "reason",
+  "unmetPrerequisites",
+];
+
+function parseTaskView(v: unknown, path: string): TaskView {
+  const f = map(v, path, TASK_VIEW_KEYS);
+  const field = (k: string) => [f[k], at(path, k)] as const;
+  const t: Draft = {
+    id: id(...field("id")),
+    prerequisites: prerequisites(...field("prerequisites")),
+  };
+  put(
+    t,
+    "workflowId",
+    optional(...field("workflowId"), (w, p) => id(w, p)),
+  );
+  put(t, "payload", f["payload"]);
+  t["maxAttempts"] = int(...field("maxAttempts"), 1);
+  t["hardDeadline"] = bool(...field("hardDeadline"));
+  t["onPrerequisiteFailure"] = oneOf(...field("onPrerequisiteFailure"), FAILURE_POLICIES);
+  t["state"] = oneOf(...field("state"), TASK_STATES);
+  t["deadline"] = num(...field("deadline"));
+  t["attempts"] = int(...field("attempts"), 0);
+  t["token"] = int(...field("token"), 0);
+  put(
+    t,
+    "leaseOwner",
+    optional(...field("leaseOwner"), (o, p) => id(o, p)),
+  );
+  for (const k of ["leaseExpiresAt", "retryAt", "runnableSince", "finishedAt"]) {
+    put(t, k, optional(...field(k), num));
+  }
+  put(t, "reason", optional(...field("reason"), str));
+  t["unmetPrerequisites"] = int(...field("unmetPrerequisites"), 0);
+  return t as unknown as TaskView;
+}
+
+const STATS_KEYS = [
+  "counts",
+  "runnable",
+  "oldestRunnableAgeMs",
+  "frontierDeadline",
+  "leaseTimeouts",
+  "deadlineMisses",
+  "staleRejections",
+  "retries",
+  "leased",
+];
+
+function parseStats(v: unknown, path: string): SchedulerStats {
+  const f = map(v, path, STATS_KEYS);
+  const countsPath = at(path, "counts");
+  const rawCounts = map(f["counts"], countsPath, TASK_STATES);
+  const counts: Draft = {};
+  for (const s of TASK_STATES) counts[s] = int(rawCounts[s], at(countsPath, s), 0);
+  const frontierDeadline = f["frontierDeadline"];
+  return {
+    counts: counts as Record<TaskState, number>,
+    runnable: int(f["runnable"], at(path, "runnable"), 0),
+    oldestRunnableAgeMs: num(f["oldestRunnableAgeMs"], at(path, "oldestRunnableAgeMs")),
+    frontierDeadline: frontierDeadline === null ? null : num(frontierDeadline, at(path, "frontierDeadline")),
+    leaseTimeouts: int(f["leaseTimeouts"], at(path, "leaseTimeouts"), 0),
+    deadlineMisses: int(f["deadlineMisses"], at(path, "deadlineMisses"), 0),
+    staleRejections: int(f["staleRejections"], at(path, "staleRejections"), 0),
+    retries: int(f["retries"], at(path, "retries"), 0),
+    leased: int(f["leased"], at(path, "leased"), 0),
+  };
+}
+
+// --------------------------------------------------------------- requests
+
+/** Fields of a request naming one task (see TaskRef). */
+function taskRef(f: Fields, draft: Draft): void {
+  draft["taskId"] = id(f["taskId"], "taskId");
+  put(
+    draft,
+    "workflowId",
+    optional(f["workflowId"], "workflowId", (w, p) => id(w, p)),
+  );
+}
+
+/** A request body (the envelope's fields removed). */
+export function parseRequest(v: unknown): Request {
+  const op = isPlainMap(v) ? v["op"] : undefined;
+  if (!isOp(op)) {
+    if (!isPlainMap(v)) bad("", "a map", v);
+    bad("op", `one of ${OPS.join(", ")}`, op);
+  }
+  const r: Draft = { op };
+  switch (op) {
+    case "submit": {
+      const f = map(v, "", ["op", "tasks", "idempotencyKey"]);
+      const tasks = bounded(
+        f["tasks"],
+        "tasks",
+        MAX_TASKS_PER_BATCH,
+        "BATCH_TOO_LARGE",
+        "MAX_TASKS_PER_BATCH",
+      );
+      r["tasks"] = tasks.map((t, i) => parseTaskInput(t, at("tasks", i)));
+      r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
+      break;
+    }
+    case "lease": {
+      const f = map(v, "", ["op", "owner", "max", "leaseMs", "waitMs", "requestId"]);
+      r["owner"] = id(f["owner"], "owner", true);
+      const max = int(f["max"], "max", 1);
+      if (max > MAX_LEASES_PER_REQUEST) {
+        throw new ProtocolError(
+          WireErrorCode.BATCH_TOO_LARGE,
+          `max: ${max} exceeds MAX_LEASES_PER_REQUEST (${MAX_LEASES_PER_REQUEST})`,
+        );
+      }
+      r["max"] = max;
+      r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
+      const waitMs = int(f["waitMs"], "waitMs", 0);
+      if (waitMs > MAX_WAIT_MS) {
+        throw new InvalidArgumentError(`waitMs: ${waitMs} exceeds MAX_WAIT_MS (${MAX_WAIT_MS})`);
+      }
+      r["waitMs"] = waitMs;
+      r["requestId"] = id(f["requestId"], "requestId", true);
+      break;
+    }
+    case "heartbeat": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "token", "leaseMs"]);
+      taskRef(f, r);
+      r["token"] = int(f["token"], "token", 0);
+      r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
+      break;
+    }
+    case "complete": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "token"]);
+      taskRef(f, r);
+      r["token"] = int(f["token"], "token", 0);
+      break;
+    }
+    case "fail": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "token", "retryable", "reason"]);
+      taskRef(f, r);
+      r["token"] = int(f["token"], "token", 0);
+      r["retryable"] = bool(f["retryable"], "retryable");
+      r["reason"] = reason(f["reason"], "reason");
+      break;
+    }
+    case "cancel": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "reason"]);
+      taskRef(f, r);
+      put(r, "reason", optional(f["reason"], "reason", reason));
+      break;
+    }
+    case "updateDeadline": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "deadline"]);
+      taskRef(f, r);
+      r["deadline"] = num(f["deadline"], "deadline");
+      break;
+    }
+    case "getTask": {
+      taskRef(map(v, "", ["op", "taskId", "workflowId"]), r);
+      break;
+    }
+    case "stats": {
+      map(v, "", ["op"]);
+      break;
+    }
+  }
+  return r as unknown as Request;
+}
+
+// ---------------------------------------------------------------- replies
+
+function parseProblem(v: unknown, path: string): Problem {
+  const f = map(v, path, ["taskId", "code", "message"]);
+  return {
+    taskId: text(f["taskId"], at(path, "taskId"), MAX_ID_LENGTH),
+    code: oneOf(f["code"], at(path, "code"), PROBLEM_CODES),
+    message: text(f["message"], at(path, "message"), MAX_REASON_LENGTH),
+  };
+}
+
+export function parseWireError(v: unknown, path: string): WireError {
+  const f = map(v, path, ["code", "message", "retryable", "problems", "taskId", "state"]);
+  const code = f["code"];
+  if (!isWireErrorCode(code)) bad(at(path, "code"), "a code of the wire error catalogue", code);
+  const e: Draft = {
+    code,
+    message: text(f["message"], at(path, "message"), MAX_ERROR_MESSAGE_LENGTH),
+    retryable: bool(f["retryable"], at(path, "retryable")),
+  };
+  const problemsPath = at(path, "problems");
+  put(
+    e,
+    "problems",
+    optional(f["problems"], problemsPath, (p) =>
+      bounded(p, problemsPath, MAX_PROBLEMS, "BAD_MESSAGE", "MAX_PROBLEMS").map((x, i) =>
+        parseProblem(x, at(problemsPath, i)),
+      ),
+    ),
+  );
+  put(
+    e,
+    "taskId",
+    optional(f["taskId"], at(path, "taskId"), (x, p) => text(x, p, MAX_ID_LENGTH)),
+  );
+  put(
+    e,
+    "state",
+    optional(f["state"], at(path, "state"), (x, p) => text(x, p, MAX_ID_LENGTH)),
+  );
+  return e as unknown as WireError;
+}
+
+/** A reply body (the envelope's fields removed). */
+export function parseReply(v: unknown): Reply {
+  if (!isPlainMap(v)) bad("", "a map", v);
+  const ok = v["ok"];
+  if (ok === false) {
+    const f = map(v, "", ["ok", "error"]);
+    return { ok: false, error: parseWireError(f["error"], "error") };
+  }
+  if (ok !== true) bad("ok", "a boolean", ok);
+  const op = v["op"];
+  if (!isOp(op)) bad("op", `one of ${OPS.join(", ")}`, op);
+  const r: Draft = { ok, op };
+  switch (op) {
+    case "submit": {
+      const f = map(v, "", ["ok", "op", "accepted", "replayed"]);
+      r["accepted"] = int(f["accepted"], "accepted", 0);
+      r["replayed"] = bool(f["replayed"], "replayed");
+      break;
+    }
+    case "lease": {
+      const f = map(v, "", ["ok", "op", "leases"]);
+      const leases = bounded(
+        f["leases"],
+        "leases",
+        MAX_LEASES_PER_REQUEST,
+        "BATCH_TOO_LARGE",
+        "MAX_LEASES_PER_REQUEST",
+      );
+      r["leases"] = leases.map((l, i) => parseLease(l, at("leases", i)));
+      break;
+    }
+    case "heartbeat":
+      r["expiresAt"] = num(map(v, "", ["ok", "op", "expiresAt"])["expiresAt"], "expiresAt");
+      break;
+    case "complete":
+      r["duplicate"] = bool(map(v, "", ["ok", "op", "duplicate"])["duplicate"], "duplicate");
+      break;
+    case "fail":
+      r["state"] = oneOf(map(v, "", ["ok", "op", "state"])["state"], "state", TASK_STATES);
+      break;
+    case "cancel":
+    case "updateDeadline":
+      map(v, "", ["ok", "op"]);
+      break;
+    case "getTask": {
+      const task = map(v, "", ["ok", "op", "task"])["task"];
+      r["task"] = task === null ? null : parseTaskView(task, "task");
+      break;
+    }
+    case "stats":
+      r["stats"] = parseStats(map(v, "", ["ok", "op", "stats"])["stats"], "stats");
+      break;
+  }
+  return r as unknown as Reply;
+}
+
+// --------------------------------------------------------------- frontier
+
+/** A frontier announcement body (the envelope's fields removed). */
+export function parseFrontier(v: unknown): FrontierAnnouncement {
+  const f = map(v, "", ["shardId", "deadline", "taskId", "runnable", "seq", "at"]);
+  const shardId = str(f["shardId"], "shardId");
+  if (!isValidToken(shardId)) bad("shardId", "a subject-safe token ([A-Za-z0-9_-], 1..64)", shardId);
+  const deadline = f["deadline"] === null ? null : num(f["deadline"], "deadline");
+  const taskId = f["taskId"] === null ? null : id(f["taskId"], "taskId");
+  if ((deadline === null) !== (taskId === null)) {
+    throw new ProtocolError(
+      WireErrorCode.BAD_MESSAGE,
+      "deadline, taskId: both null (nothing runnable) or both set, not one of each",
+    );
+  }
+  return {
+    shardId,
+    deadline,
+    taskId,
+    runnable: int(f["runnable"], "runnable", 0),
+    seq: int(f["seq"], "seq", 0),
+    at: num(f["at"], "at"),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * @frontier/shard — the engine made durable: an LMDB journal, crash-safe
+ * acknowledgements, fast recovery. This file is the package's whole public
+ * face. The journal conformance suite (journal-conformance.ts) is for
+ * backend tests and is not exported here.
+ */
+export type { ClockSources } from "./clock.js";
+export {
+  CorruptDataError,
+  ForeignDataError,
+  IncompatibleFormatError,
+  type OwnerInfo,
+  ShardClosedError,
+  ShardError,
+  ShardErrorCode,
+  ShardFailedError,
+  ShardFencedError,
+  ShardLockedError,
+  StorageError,
+} from "./errors.js";
+export {
+  DEFAULT_DURABILITY,
+  type Durability,
+  type IdempotencyEntry,
+  type Journal,
+  type JournalOpenOptions,
+  type JournalRecord,
+  type JournalState,
+  type JournalStats,
+} from "./journal.js";
+export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
+export {
+  DEFAULT_RETENTION_MS,
+  Shard,
+  type ShardOptions,
+  ShardState,
+  type ShardStats,
+  type SubmitOptions,
+  type SubmitResult,
+} from "./shard.js";

@@ -1,0 +1,177 @@
+/**
+ * Ownership and storage failures across real processes: a second process on
+ * the same directory, a paused owner that wakes up after a takeover, a
+ * process whose disk fills up.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { ShardErrorCode, ShardLockedError } from "./errors.js";
+import { Shard } from "./shard.js";
+
+const packageDir = fileURLToPath(new URL("..", import.meta.url));
+const fixture = join(packageDir, "fixtures", "shard-process.ts");
+const root = mkdtempSync(join(tmpdir(), "frontier-shard-process-"));
+let dirs = 0;
+const freshDir = () => join(root, `p${dirs++}`);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { code?: string; cause?: string; message?: string };
+}
+
+/** A shard process driven over stdin/stdout (fixtures/shard-process.ts). */
+class ShardProcess {
+  private nextId = 0;
+  private readonly waiting = new Map<number, (reply: Reply) => void>();
+  readonly exited: Promise<number | null>;
+  stderr = "";
+
+  private constructor(readonly child: ChildProcessWithoutNullStreams) {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const reply = JSON.parse(line) as Reply;
+      this.waiting.get(reply.id)?.(reply);
+      this.waiting.delete(reply.id);
+    });
+    child.stderr.on("data", (chunk) => {
+      this.stderr += String(chunk);
+    });
+    this.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+  }
+
+  /** Starts the process; with `fileSizeLimitKb`, under `ulimit -f` so that its writes hit a limit. */
+  static start(fileSizeLimitKb?: number): ShardProcess {
+    const node = [process.execPath, "--conditions=source", "--import", "tsx", fixture];
+    const child =
+      fileSizeLimitKb === undefined
+        ? spawn(node[0]!, node.slice(1), { cwd: packageDir })
+        : spawn("bash", ["-c", `ulimit -f ${fileSizeLimitKb} && exec "$0" "$@"`, ...node], {
+            cwd: packageDir,
+          });
+    return new ShardProcess(child);
+  }
+
+  call(op: string, ...args: unknown[]): Promise<Reply> {
+    const id = this.nextId++;
+    const reply = new Promise<Reply>((resolve, reject) => {
+      this.waiting.set(id, resolve);
+      this.exited.then((code) => reject(new Error(`shard process exited (${code}): ${this.stderr}`)));
+    });
+    this.child.stdin.write(`${JSON.stringify({ id, op, args })}\n`);
+    return reply;
+  }
+
+  async ok(op: string, ...args: unknown[]): Promise<unknown> {
+    const reply = await this.call(op, ...args);
+    if (!reply.ok) throw new Error(`${op} failed: ${JSON.stringify(reply.error)}`);
+    return reply.value;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("Shard across processes", () => {
+  it("refuses a second process while the owner lives, and admits it once the owner is killed", async () => {
+    const dataDir = freshDir();
+    const owner = ShardProcess.start();
+    const pid = await owner.ok("open", { dataDir });
+    await owner.ok("submit", [{ id: "a", deadline: 1 }]);
+    const refused = await rejection(Shard.open({ dataDir }));
+    expect(refused).toBeInstanceOf(ShardLockedError);
+    expect((refused as ShardLockedError).owner?.pid).toBe(pid);
+    expect(refused.message).toContain(`live process ${pid}`);
+
+    owner.kill("SIGKILL");
+    await owner.exited;
+    const successor = await Shard.open({ dataDir });
+    expect(successor.getTask("a")?.state).toBe("RUNNABLE");
+    await successor.close();
+  });
+
+  it("fences a paused owner that wakes up after a takeover: its writes are refused and never land", async () => {
+    const dataDir = freshDir();
+    const old = ShardProcess.start();
+    await old.ok("open", { dataDir });
+    await old.ok("submit", [{ id: "before", deadline: 1 }]);
+    const [lease] = (await old.ok("lease", "old-worker", { leaseMs: 60_000 })) as { token: number }[];
+
+    old.kill("SIGSTOP");
+    // Queued while it sleeps; it runs these when it wakes up.
+    const lateSubmit = old.call("submit", [{ id: "from-old", deadline: 1 }]);
+    const lateComplete = old.call("complete", "before", lease!.token);
+
+    expect((await rejection(Shard.open({ dataDir }))).code).toBe(ShardErrorCode.SHARD_LOCKED);
+    const successor = await Shard.open({ dataDir, takeover: true });
+    await successor.submit({ id: "from-successor", deadline: 2 });
+
+    old.kill("SIGCONT");
+    for (const reply of [await lateSubmit, await lateComplete]) {
+      expect(reply.ok).toBe(false);
+      expect(reply.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
+      expect(reply.error?.cause).toBe(ShardErrorCode.SHARD_FENCED);
+    }
+    await old.ok("close");
+    await old.ok("exit");
+
+    // The successor's view is untouched, and so is the directory.
+    expect(successor.getTask("from-old")).toBeUndefined();
+    expect(successor.getTask("before")?.state).toBe("LEASED");
+    await successor.close();
+    const reopened = await Shard.open({ dataDir });
+    expect(reopened.getTask("from-old")).toBeUndefined();
+    expect(reopened.getTask("before")).toMatchObject({ state: "LEASED", token: lease!.token });
+    expect(reopened.getTask("from-successor")?.state).toBe("RUNNABLE");
+    await reopened.close();
+  });
+
+  it("stops with a typed storage error when the disk fills up; reopening finds every acknowledged batch and no partial one", async () => {
+    const dataDir = freshDir();
+    const child = ShardProcess.start(4096);
+    await child.ok("open", { dataDir });
+    const { acked, error } = (await child.ok("fill", "t")) as {
+      acked: number;
+      error: { code: string; cause: string };
+    };
+    expect(acked).toBeGreaterThan(5);
+    expect(error.code).toBe(ShardErrorCode.SHARD_FAILED);
+    expect([ShardErrorCode.STORAGE_FULL, ShardErrorCode.STORAGE_FAILED]).toContain(error.cause);
+    // Every later call is refused too, reads included.
+    const later = await child.call("lease", "w");
+    expect(later.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
+    const read = await child.call("getTask", "t-0-0");
+    expect(read.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
+    await child.ok("close");
+    await child.ok("exit");
+    await child.exited;
+
+    // A failed journal writes nothing more, not even its release: the next
+    // opener finds the owner dead.
+    const reopened = await Shard.open({ dataDir });
+    const stored = reopened.stats().counts.RUNNABLE;
+    expect(stored % 100).toBe(0);
+    expect(stored).toBeGreaterThanOrEqual(acked * 100);
+    for (let batch = 0; batch < acked; batch++)
+      expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
+    // With space again, it serves.
+    await reopened.submit({ id: "after", deadline: 1 });
+    await reopened.close();
+  });
+});

@@ -1,0 +1,306 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ErrorCode, type TaskInput, ValidationError } from "@frontier/core";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { ShardErrorCode, ShardFailedError, StorageError } from "./errors.js";
+import type { Journal } from "./journal.js";
+import { LmdbJournal } from "./lmdb-journal.js";
+import { Shard, type ShardOptions, ShardState } from "./shard.js";
+
+const root = mkdtempSync(join(tmpdir(), "frontier-shard-"));
+let dirs = 0;
+const freshDir = () => join(root, `s${dirs++}`);
+const open: Shard[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function openShard(options: ShardOptions): Promise<Shard> {
+  const shard = await Shard.open(options);
+  open.push(shard);
+  return shard;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const task = (
+  id: string,
+  deadline: number,
+  prerequisites: string[] = [],
+  extra: Partial<TaskInput> = {},
+): TaskInput => ({
+  id,
+  deadline,
+  prerequisites,
+  ...extra,
+});
+
+async function rejection(
+  promise: Promise<unknown>,
+): Promise<{ code?: string; name?: string; cause?: unknown }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as { code?: string };
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("Shard", () => {
+  it("serves the engine's API and recovers it exactly after reopening", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit([task("a", 30), task("b", 10), task("c", 20, ["a", "b"]), task("d", 5, ["c"])]);
+    const [first] = await shard.lease("w1", { max: 1, leaseMs: 60_000 });
+    expect(first?.taskId).toBe("b");
+    expect(first?.task.deadline).toBe(10);
+    expect(await shard.complete("b", first!.token)).toEqual({ duplicate: false });
+    const [second] = await shard.lease("w2", { max: 1, leaseMs: 60_000 });
+    expect(second?.taskId).toBe("a");
+    const before = { a: shard.getTask("a"), c: shard.getTask("c"), d: shard.getTask("d") };
+    expect(before.c?.unmetPrerequisites).toBe(1);
+    await shard.close();
+
+    const again = await openShard({ dataDir });
+    // Live lease with its original expiry and token; unmet counts rebuilt.
+    expect(again.getTask("a")).toEqual(before.a);
+    expect(again.getTask("c")).toEqual(before.c);
+    expect(again.getTask("d")).toEqual(before.d);
+    expect(await again.lease("w3", { max: 5 })).toEqual([]);
+    // The pre-restart holder's complete still works and unblocks c.
+    await again.complete("a", second!.token);
+    const [third] = await again.lease("w3", { max: 5, leaseMs: 60_000 });
+    expect(third?.taskId).toBe("c");
+    // Fencing tokens keep increasing across restarts.
+    expect(third!.token).toBeGreaterThan(second!.token);
+    expect(again.stats().counts.COMPLETED).toBe(2);
+  });
+
+  it("rejects bad input with the engine's typed errors and changes nothing", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit(task("a", 1));
+    const invalid = await rejection(shard.submit([task("x", 1), task("a", 2), task("y", 1, ["nope"])]));
+    expect(invalid).toBeInstanceOf(ValidationError);
+    expect((invalid as ValidationError).problems.map((p) => p.code).sort()).toEqual([
+      "DUPLICATE_ID",
+      "UNKNOWN_PREREQUISITE",
+    ]);
+    const [lease] = await shard.lease("w", { leaseMs: 60_000 });
+    expect((await rejection(shard.complete("a", lease!.token + 1))).code).toBe(ErrorCode.STALE_LEASE);
+    expect((await rejection(shard.heartbeat("zzz", 1))).code).toBe(ErrorCode.UNKNOWN_TASK);
+    expect(shard.getTask("x")).toBeUndefined();
+    expect(shard.getTask("a")?.state).toBe("LEASED");
+    await shard.close();
+    const again = await openShard({ dataDir });
+    expect(again.stats().counts).toMatchObject({ LEASED: 1, RUNNABLE: 0 });
+  });
+
+  it("refuses a payload that cannot be stored as a malformed task, and keeps serving", async () => {
+    const shard = await openShard({ dataDir: freshDir() });
+    const cyclic: { self?: unknown } = {};
+    cyclic.self = cyclic;
+    const error = await rejection(shard.submit([task("ok", 1), task("bad", 1, [], { payload: cyclic })]));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).problems).toEqual([
+      expect.objectContaining({ taskId: "bad", code: "MALFORMED" }),
+    ]);
+    await shard.submit(task("ok", 1, [], { payload: { n: 1, s: "x" } }));
+    expect((await shard.lease("w"))[0]?.task.payload).toEqual({ n: 1, s: "x" });
+  });
+
+  it("answers a resubmitted idempotency key with the original result, also after a restart", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    const first = await shard.submit([task("a", 1), task("b", 2)], { idempotencyKey: "req-1" });
+    expect(first).toEqual({ taskIds: ["a", "b"], duplicate: false });
+    // Even with different content, the key decides.
+    expect(await shard.submit([task("c", 1)], { idempotencyKey: "req-1" })).toEqual({
+      taskIds: ["a", "b"],
+      duplicate: true,
+    });
+    expect(shard.getTask("c")).toBeUndefined();
+    await shard.close();
+    const again = await openShard({ dataDir });
+    expect(await again.submit([task("a", 1), task("b", 2)], { idempotencyKey: "req-1" })).toEqual({
+      taskIds: ["a", "b"],
+      duplicate: true,
+    });
+    expect(again.stats().counts.RUNNABLE).toBe(2);
+    expect((await rejection(again.submit(task("z", 1), { idempotencyKey: "" }))).code).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+  });
+
+  it("answers an idempotent resubmit only once the original is durable", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const shard = await openShard({
+      dataDir: freshDir(),
+      openJournal: async (o) => gated(await LmdbJournal.open(o), gate),
+    });
+    const order: string[] = [];
+    const original = shard.submit(task("a", 1), { idempotencyKey: "k" }).then(() => order.push("original"));
+    const repeat = shard
+      .submit(task("a", 1), { idempotencyKey: "k" })
+      .then((r) => order.push(`repeat:${r.duplicate}`));
+    await sleep(20);
+    expect(order).toEqual([]);
+    release();
+    await Promise.all([original, repeat]);
+    expect(order).toEqual(["original", "repeat:true"]);
+  });
+
+  it("forgets idempotency keys after their retention period, on disk too", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir, idempotencyRetentionMs: 100 });
+    await shard.submit(task("a", 1), { idempotencyKey: "k" });
+    expect(shard.stats().idempotencyKeys).toBe(1);
+    await sleep(250);
+    expect(shard.stats().idempotencyKeys).toBe(0);
+    await shard.close();
+    const journal = await LmdbJournal.open({ dataDir });
+    expect(journal.load().idempotency).toEqual([]);
+    await journal.close();
+  });
+
+  it("acknowledges a second complete with the same token without unblocking anything again", async () => {
+    const shard = await openShard({ dataDir: freshDir() });
+    await shard.submit([task("p1", 1), task("p2", 2), task("child", 3, ["p1", "p2"])]);
+    const [l1] = await shard.lease("w", { leaseMs: 60_000 });
+    await shard.complete("p1", l1!.token);
+    expect(await shard.complete("p1", l1!.token)).toEqual({ duplicate: true });
+    expect(shard.getTask("child")).toMatchObject({ state: "WAITING", unmetPrerequisites: 1 });
+    const [l2] = await shard.lease("w", { leaseMs: 60_000 });
+    await Promise.all([shard.complete("p2", l2!.token), shard.complete("p2", l2!.token)]);
+    expect(shard.getTask("child")).toMatchObject({ state: "RUNNABLE", unmetPrerequisites: 0 });
+  });
+
+  it("expires leases on its own timer and journals the expiry", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit(task("a", 1));
+    const [lease] = await shard.lease("w", { leaseMs: 80 });
+    await sleep(200);
+    expect(shard.getTask("a")?.state).toBe("RUNNABLE");
+    expect(shard.stats().leaseTimeouts).toBe(1);
+    expect((await rejection(shard.complete("a", lease!.token))).code).toBe(ErrorCode.STALE_LEASE);
+    await shard.close();
+    const again = await openShard({ dataDir });
+    expect(again.getTask("a")?.state).toBe("RUNNABLE");
+    expect(again.stats().leaseTimeouts).toBe(1);
+  });
+
+  it("measures leases on the monotonic clock: a wall-clock jump neither expires nor extends them", async () => {
+    let wall = Date.now();
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir, clock: { wallNow: () => wall } });
+    await shard.submit([task("a", 1), task("b", 2)]);
+    const [la] = await shard.lease("w", { leaseMs: 300 });
+    wall += 3_600_000; // an hour forward: nothing expires
+    await sleep(30);
+    expect(shard.getTask("a")?.state).toBe("LEASED");
+    expect(await shard.heartbeat("a", la!.token, { leaseMs: 300 })).toMatchObject({ taskId: "a" });
+    const [lb] = await shard.lease("w", { leaseMs: 300 });
+    await shard.close();
+
+    // Restart with the wall clock an hour behind the last reading: the clock
+    // resumes from the persisted high-water mark, so b's lease still ends
+    // within its 300 ms instead of living an extra hour.
+    wall -= 2 * 3_600_000;
+    const again = await openShard({ dataDir, clock: { wallNow: () => wall } });
+    expect(again.getTask("b")).toMatchObject({ state: "LEASED", token: lb!.token });
+    await sleep(450);
+    expect(again.getTask("b")?.state).toBe("RUNNABLE");
+  });
+
+  it("compacts terminal tasks after the retention period, keeping those a live dependent needs", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir, retentionMs: 100 });
+    await shard.submit([task("p", 1), task("q", 2), task("dep", 3, ["q"])]);
+    for (const id of ["p", "q"]) {
+      const [lease] = await shard.lease("w", { leaseMs: 60_000 });
+      expect(lease?.taskId).toBe(id);
+      await shard.complete(id, lease!.token);
+    }
+    // Within retention a dependent submitted later finds its prerequisite done.
+    await shard.submit(task("late", 4, ["q"]));
+    expect(shard.getTask("late")?.state).toBe("RUNNABLE");
+    await sleep(300);
+    expect(shard.getTask("p")).toBeUndefined();
+    // Live tasks still list q as a prerequisite, so it stays (a rebuilt engine must see it done).
+    expect(shard.getTask("q")?.state).toBe("COMPLETED");
+    await shard.close();
+    const journal = await LmdbJournal.open({ dataDir });
+    const ids = journal
+      .load()
+      .tasks.map((t) => t.spec.id)
+      .sort();
+    await journal.close();
+    expect(ids).toEqual(["dep", "late", "q"]);
+  });
+
+  it("refuses a second open of the same directory in this process", async () => {
+    const dataDir = freshDir();
+    await openShard({ dataDir });
+    expect((await rejection(Shard.open({ dataDir }))).code).toBe(ShardErrorCode.SHARD_LOCKED);
+  });
+
+  it("checks its options before touching the directory", async () => {
+    expect((await rejection(Shard.open({ dataDir: "" }))).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await rejection(Shard.open({ dataDir: freshDir(), defaultMaxAttempts: 0 }))).code).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+  });
+});
+
+describe("Shard fail-stop", () => {
+  it("after a failed commit rejects that call and every later one, and reopens to the durable prefix", async () => {
+    const dataDir = freshDir();
+    let failNext = false;
+    const shard = await openShard({
+      dataDir,
+      openJournal: async (o) => failing(await LmdbJournal.open(o), () => failNext),
+    });
+    await shard.submit(task("durable", 1));
+    failNext = true;
+    const failed = await rejection(shard.submit(task("lost", 2)));
+    expect(failed).toBeInstanceOf(ShardFailedError);
+    expect(failed.code).toBe(ShardErrorCode.SHARD_FAILED);
+    expect((failed.cause as StorageError).code).toBe(ShardErrorCode.STORAGE_FULL);
+    expect(shard.stats().state).toBe(ShardState.FAILED);
+    expect((await rejection(shard.lease("w"))).code).toBe(ShardErrorCode.SHARD_FAILED);
+    expect(() => shard.getTask("durable")).toThrow(ShardFailedError);
+    await shard.close();
+    expect((await rejection(shard.lease("w"))).code).toBe(ShardErrorCode.SHARD_CLOSED);
+    const again = await openShard({ dataDir });
+    expect(again.getTask("durable")?.state).toBe("RUNNABLE");
+    expect(again.getTask("lost")).toBeUndefined();
+  });
+});
+
+/** A journal whose appends wait for `gate` before reaching the real one. */
+function gated(journal: Journal, gate: Promise<void>): Journal {
+  return {
+    load: () => journal.load(),
+    append: (records) => gate.then(() => journal.append(records)),
+    stats: () => journal.stats(),
+    close: () => journal.close(),
+  };
+}
+
+/** A journal whose appends fail (as a full disk would) while `broken()` says so, and for good after. */
+function failing(journal: Journal, broken: () => boolean): Journal {
+  let failure: StorageError | undefined;
+  return {
+    load: () => journal.load(),
+    append: (records) => {
+      if (!failure && broken() && records.length > 0)
+        failure = new StorageError(ShardErrorCode.STORAGE_FULL, "storage is full: injected", 28);
+      return failure ? Promise.reject(failure) : journal.append(records);
+    },
+    stats: () => journal.stats(),
+    close: () => journal.close(),
+  };
+}

@@ -1,0 +1,420 @@
+/**
+ * A durable shard: the in-memory engine kept in step with a journal.
+ *
+ * Every call runs the engine synchronously, collecting the changes it
+ * reports through `onChange`; those changes (plus side records: idempotency
+ * keys, the clock) go to the journal as one append; the call settles only
+ * when that append, and so everything before it, is durable. That holds for
+ * rejections and for calls that changed nothing too (a duplicate complete, a
+ * repeated idempotency key): their answer describes state an earlier,
+ * possibly still pending, call produced, so it waits for the same barrier.
+ *
+ * Since appends are durable in order, the state on disk is always the engine
+ * state after some prefix of the calls, a prefix that includes every call
+ * already answered. Recovery rebuilds exactly that state.
+ *
+ * Lifecycle (changes only through `enter`):
+ *
+ *   OPEN    --a journal append failed (storage error, or fenced by a
+ *             takeover)-->                                  FAILED
+ *   OPEN | FAILED --close()-->                              CLOSING
+ *   CLOSING --pending appends settled, journal closed-->    CLOSED
+ *
+ * OPEN serves every call. FAILED refuses every call with SHARD_FAILED: the
+ * engine may hold changes the disk does not, and serving them would let
+ * clients act on state that a restart forgets. CLOSING and CLOSED refuse
+ * with SHARD_CLOSED. There is no way back to OPEN: reopen the directory.
+ *
+ * Timers: one setTimeout, armed for the earlier of the engine's next timer
+ * (lease expiry, retry backoff, hard deadline, retention) and the next
+ * idempotency key expiry; when it fires the shard ticks the engine through
+ * the same path as a call, so what the tick changes is journaled too.
+ */
+import {
+  type Change,
+  type EngineMeta,
+  InvalidArgumentError,
+  type Lease,
+  MAX_ID_LENGTH,
+  type Problem,
+  ProblemCode,
+  Scheduler,
+  type SchedulerOptions,
+  type SchedulerStats,
+  type TaskInput,
+  type TaskView,
+  ValidationError,
+} from "@frontier/core";
+import { Packr } from "msgpackr";
+import { type ClockSources, ShardClock } from "./clock.js";
+import {
+  CorruptDataError,
+  ShardClosedError,
+  ShardError,
+  ShardErrorCode,
+  ShardFailedError,
+  StorageError,
+} from "./errors.js";
+import { IdempotencyTable } from "./idempotency.js";
+import {
+  DEFAULT_DURABILITY,
+  type Durability,
+  type Journal,
+  type JournalRecord,
+  type JournalStats,
+} from "./journal.js";
+import { LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
+
+/** Terminal tasks and idempotency keys are kept this long (ms) by default: one day. */
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** setTimeout's largest delay (ms); a later timer is re-armed when this one fires. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange"> {
+  /** Directory of the shard's LMDB environment; created if missing. */
+  readonly dataDir: string;
+  /** When a call's promise resolves: "flushed" (on disk, the default) or "committed". See journal.ts. */
+  readonly durability?: Durability;
+  /** Open even if another live-looking owner holds the directory, fencing it. Default false. */
+  readonly takeover?: boolean;
+  /** Terminal tasks are compacted away this long (ms) after they finish. Default DEFAULT_RETENTION_MS. */
+  readonly retentionMs?: number;
+  /** Idempotency keys are forgotten this long (ms) after their submit. Default: retentionMs. */
+  readonly idempotencyRetentionMs?: number;
+  /** Clock sources, for tests. */
+  readonly clock?: ClockSources;
+  /** Opens the journal; default: the LMDB journal in dataDir. For fault injection and other backends. */
+  readonly openJournal?: (options: LmdbJournalOptions) => Promise<Journal>;
+}
+
+export interface SubmitOptions {
+  /** A submit whose key was already accepted returns the original result and adds nothing. 1..256 characters. */
+  readonly idempotencyKey?: string;
+}
+
+export interface SubmitResult {
+  /** Ids of the tasks the submit added, in batch order. */
+  readonly taskIds: readonly string[];
+  /** True when the idempotency key had been accepted before and nothing was added now. */
+  readonly duplicate: boolean;
+}
+
+export const ShardState = {
+  OPEN: "OPEN",
+  FAILED: "FAILED",
+  CLOSING: "CLOSING",
+  CLOSED: "CLOSED",
+} as const;
+export type ShardState = (typeof ShardState)[keyof typeof ShardState];
+
+export interface ShardStats extends SchedulerStats {
+  readonly state: ShardState;
+  /** Idempotency keys remembered. */
+  readonly idempotencyKeys: number;
+  readonly journal: JournalStats;
+}
+
+const ZERO_META: EngineMeta = {
+  tokenSeq: 0,
+  clock: 0,
+  leaseTimeouts: 0,
+  deadlineMisses: 0,
+  staleRejections: 0,
+  retries: 0,
+};
+
+export class Shard {
+  private state: ShardState = ShardState.OPEN;
+  /** Why the shard stopped (FAILED). */
+  private failure: ShardError | undefined;
+  private closing: Promise<void> | undefined;
+  /** Records of the call in progress. */
+  private records: JournalRecord[] = [];
+  private readonly engine: Scheduler;
+  private readonly idempotency: IdempotencyTable;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt: number | undefined;
+  private readonly packr = new Packr();
+
+  private constructor(
+    private readonly journal: Journal,
+    private readonly clock: ShardClock,
+    engineOptions: SchedulerOptions,
+    loaded: ReturnType<Journal["load"]>,
+    private readonly idempotencyRetentionMs: number,
+  ) {
+    const sink = (change: Change) => void this.records.push(change);
+    this.engine = Scheduler.restore({ version: 1, meta: loaded.meta ?? ZERO_META, tasks: loaded.tasks }, [], {
+      ...engineOptions,
+      now: () => clock.now(),
+      onChange: sink,
+    });
+    this.idempotency = new IdempotencyTable(loaded.idempotency);
+  }
+
+  /**
+   * Opens the shard in `dataDir` (creating it if needed) and rebuilds the
+   * engine from the journal. Rejects with a ShardError (SHARD_LOCKED,
+   * FOREIGN_DATA, CORRUPT_DATA, INCOMPATIBLE_FORMAT, ...) and leaves nothing
+   * open when it cannot.
+   */
+  static async open(options: ShardOptions): Promise<Shard> {
+    const {
+      dataDir,
+      durability = DEFAULT_DURABILITY,
+      takeover = false,
+      retentionMs = DEFAULT_RETENTION_MS,
+      idempotencyRetentionMs = retentionMs,
+      clock: clockSources,
+      openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
+      ...engineOptions
+    } = options;
+    if (typeof dataDir !== "string" || dataDir.length === 0)
+      throw new InvalidArgumentError("dataDir must be a non-empty path");
+    if (durability !== "flushed" && durability !== "committed")
+      throw new InvalidArgumentError(
+        `durability must be "flushed" or "committed", got ${String(durability)}`,
+      );
+    if (!(idempotencyRetentionMs >= 0))
+      throw new InvalidArgumentError(
+        `idempotencyRetentionMs must be >= 0, got ${String(idempotencyRetentionMs)}`,
+      );
+    // Checks the engine options before the directory is touched (the engine names the bad option).
+    new Scheduler({ ...engineOptions, retentionMs });
+
+    const journal = await openJournal({ dataDir, durability, takeover });
+    try {
+      const loaded = journal.load();
+      const clock = new ShardClock(Math.max(loaded.clock, loaded.meta?.clock ?? 0), clockSources);
+      let shard: Shard;
+      try {
+        shard = new Shard(journal, clock, { ...engineOptions, retentionMs }, loaded, idempotencyRetentionMs);
+      } catch (error) {
+        // The options were checked above: the rows do not form a valid engine state.
+        throw new CorruptDataError(dataDir, `the stored tasks do not form a valid state: ${String(error)}`, {
+          cause: error,
+        });
+      }
+      shard.arm();
+      return shard;
+    } catch (error) {
+      await journal.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Submits one task or a batch, atomically. Resolves once the tasks (and the key) are durable. */
+  submit(tasks: TaskInput | readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
+    return this.run(() => {
+      const key = options.idempotencyKey;
+      if (key !== undefined) {
+        if (typeof key !== "string" || key.length === 0 || key.length > MAX_ID_LENGTH)
+          throw new InvalidArgumentError(`idempotencyKey must be a string of 1..${MAX_ID_LENGTH} characters`);
+        const prior = this.idempotency.get(key);
+        if (prior) return { taskIds: prior.taskIds, duplicate: true };
+      }
+      const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
+      this.checkPayloads(batch);
+      this.engine.addTasks(batch);
+      const taskIds = batch.map((t) => t.id);
+      if (key !== undefined) {
+        const entry = { taskIds, createdAt: this.clock.now() };
+        this.idempotency.remember(key, entry);
+        this.records.push({ kind: "idempotency", key, entry });
+      }
+      return { taskIds, duplicate: false };
+    });
+  }
+
+  /** Leases up to `max` runnable tasks, earliest deadline first. Resolves once the leases are durable. */
+  lease(owner: string, options: { max?: number; leaseMs?: number } = {}): Promise<Lease[]> {
+    return this.run(() => this.engine.lease(owner, options));
+  }
+
+  heartbeat(taskId: string, token: number, options: { leaseMs?: number } = {}): Promise<Lease> {
+    return this.run(() => this.engine.heartbeat(taskId, token, options));
+  }
+
+  /** Completes a leased task; a repeat with the same token resolves `{ duplicate: true }` and changes nothing. */
+  complete(taskId: string, token: number): Promise<{ duplicate: boolean }> {
+    return this.run(() => this.engine.complete(taskId, token));
+  }
+
+  fail(
+    taskId: string,
+    token: number,
+    options: { retryable?: boolean; reason?: string } = {},
+  ): Promise<TaskView> {
+    return this.run(() => this.engine.fail(taskId, token, options));
+  }
+
+  cancel(taskId: string, reason?: string): Promise<void> {
+    return this.run(() => this.engine.cancel(taskId, reason));
+  }
+
+  updateDeadline(taskId: string, deadline: number): Promise<void> {
+    return this.run(() => this.engine.updateDeadline(taskId, deadline));
+  }
+
+  /**
+   * The task as the engine holds it now. A read of memory: it may show the
+   * effect of a call whose promise has not resolved yet (not yet durable).
+   * Throws SHARD_FAILED or SHARD_CLOSED when the shard does not serve.
+   */
+  getTask(taskId: string): TaskView | undefined {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    return this.engine.getTask(taskId);
+  }
+
+  /** Engine statistics, plus the shard's state and journal counters. Works in every state. */
+  stats(): ShardStats {
+    return {
+      ...this.engine.stats(),
+      state: this.state,
+      idempotencyKeys: this.idempotency.size,
+      journal: this.journal.stats(),
+    };
+  }
+
+  /** Waits for pending calls to become durable, releases the directory and closes. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.enter(ShardState.CLOSING);
+      await this.journal.close();
+      this.enter(ShardState.CLOSED);
+    })();
+    return this.closing;
+  }
+
+  // --------------------------------------------------------------- internals
+
+  private enter(state: ShardState, failure?: ShardError): void {
+    if (state === ShardState.FAILED) {
+      if (this.state !== ShardState.OPEN) return;
+      this.failure = failure;
+    }
+    this.state = state;
+    if (state !== ShardState.OPEN) this.disarm();
+  }
+
+  private refusal(): ShardError | undefined {
+    switch (this.state) {
+      case ShardState.OPEN:
+        return undefined;
+      case ShardState.FAILED:
+        return new ShardFailedError(this.failure!);
+      case ShardState.CLOSING:
+      case ShardState.CLOSED:
+        return new ShardClosedError();
+    }
+  }
+
+  /**
+   * Runs one engine operation and journals what it changed. The promise
+   * settles, with the operation's result or error, once the journal is
+   * durable up to this call.
+   */
+  private run<T>(operation: () => T): Promise<T> {
+    const refusal = this.refusal();
+    if (refusal) return Promise.reject(refusal);
+    let result: T | undefined;
+    let error: unknown;
+    let threw = false;
+    try {
+      result = operation();
+    } catch (e) {
+      threw = true;
+      error = e;
+    }
+    const records = this.records;
+    if (records.length > 0) {
+      records.push({ kind: "clock", at: this.clock.now() });
+      this.records = [];
+    }
+    const durable = this.journal.append(records);
+    this.arm();
+    return durable.then(
+      () => {
+        if (threw) throw error;
+        return result as T;
+      },
+      (cause: unknown) => {
+        const reason = toShardError(cause);
+        this.enter(ShardState.FAILED, reason);
+        throw new ShardFailedError(this.failure ?? reason);
+      },
+    );
+  }
+
+  /** Arms the timer for the next engine timer or idempotency expiry, if earlier than the one armed. */
+  private arm(): void {
+    if (this.state !== ShardState.OPEN) return;
+    const engineAt = this.engine.nextTimerAt();
+    const oldest = this.idempotency.oldestCreatedAt();
+    const keyAt = oldest === null ? null : oldest + this.idempotencyRetentionMs;
+    const next = engineAt === null ? keyAt : keyAt === null ? engineAt : Math.min(engineAt, keyAt);
+    if (next === null || !Number.isFinite(next)) return;
+    if (this.timerAt !== undefined && this.timerAt <= next) return;
+    this.disarm();
+    this.timerAt = next;
+    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, Math.ceil(next - this.clock.now())));
+    this.timer = setTimeout(this.onTimer, delay);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = undefined;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = undefined;
+    if (this.state !== ShardState.OPEN) return;
+    // A failure moves the shard to FAILED; there is no caller to tell.
+    this.run(() => {
+      this.engine.tick();
+      const cutoff = this.clock.now() - this.idempotencyRetentionMs;
+      for (const key of this.idempotency.expire(cutoff)) this.records.push({ kind: "forget", key });
+    }).catch(() => {});
+  };
+
+  /**
+   * Payloads must survive the journal's encoding; one that cannot be encoded
+   * is refused here, like any malformed task, instead of failing the journal
+   * (and with it the whole shard). Costs one encode per task with a payload.
+   */
+  private checkPayloads(batch: readonly TaskInput[]): void {
+    const problems: Problem[] = [];
+    batch.forEach((task, i) => {
+      const payload = (task as { payload?: unknown } | null)?.payload;
+      if (payload === undefined) return;
+      try {
+        this.packr.pack(payload);
+      } catch (error) {
+        const id = (task as { id?: unknown }).id;
+        problems.push({
+          taskId: typeof id === "string" && id.length > 0 ? id : `#${i}`,
+          code: ProblemCode.MALFORMED,
+          message: `payload cannot be stored: ${String((error as Error)?.message ?? error)}`,
+        });
+      }
+    });
+    if (problems.length > 0) throw new ValidationError(problems);
+  }
+}
+
+/** Journals reject with ShardErrors (contract); anything else is treated as a storage failure. */
+function toShardError(error: unknown): ShardError {
+  if (error instanceof ShardError) return error;
+  return new StorageError(
+    ShardErrorCode.STORAGE_FAILED,
+    String((error as Error)?.message ?? error),
+    undefined,
+    {
+      cause: error,
+    },
+  );
+}

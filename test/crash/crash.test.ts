@@ -1,0 +1,111 @@
+/**
+ * Crash harness: a child process runs a shard under random operations and
+ * reports each acknowledgement as it arrives (child.ts); it is killed with
+ * SIGKILL at a random point; the directory is reopened here and every
+ * acknowledgement checked (check.ts). A scenario runs one to three such
+ * rounds on one directory, so later rounds start from recovered state with
+ * leases of a dead process still live. Scenarios repeat, with fresh seeds,
+ * until the time budget is spent.
+ *
+ * CRASH_BUDGET_MS (default 40000) sets the budget; CRASH_SEED replays a run.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, expect, it } from "vitest";
+import { Shard } from "../../packages/shard/src/index.js";
+import { checkRecovery, type RecoveredTask } from "./check.js";
+import { type Event, HARNESS_SHARD_OPTIONS, mulberry32 } from "./protocol.js";
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+const child = join(repoRoot, "test", "crash", "child.ts");
+const budgetMs = Number(process.env["CRASH_BUDGET_MS"] ?? 40_000);
+const firstSeed = Number(process.env["CRASH_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
+const root = mkdtempSync(join(tmpdir(), "frontier-crash-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+interface Round {
+  events: Event[];
+  stderr: string;
+}
+
+/** Runs one child until it has run for `killAfterMs` past "ready", then SIGKILLs it. */
+function runRound(dataDir: string, seed: number, durability: string, prefix: string, killAfterMs: number): Promise<Round> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      process.execPath,
+      ["--conditions=source", "--import", "tsx", child, dataDir, String(seed), durability, prefix],
+      { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    let killTimer: NodeJS.Timeout | undefined;
+    proc.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!killTimer && stdout.includes('"t":"ready"')) killTimer = setTimeout(() => proc.kill("SIGKILL"), killAfterMs);
+    });
+    proc.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    proc.on("error", reject);
+    proc.on("exit", (code, signal) => {
+      clearTimeout(killTimer);
+      if (signal !== "SIGKILL") {
+        reject(new Error(`child exited on its own (code ${code}, signal ${signal}): ${stderr}\n${stdout.slice(-2000)}`));
+        return;
+      }
+      // The last line may be cut short by the kill: it was never fully reported.
+      const lines = stdout.split("\n").slice(0, -1);
+      resolve({ events: lines.map((line) => JSON.parse(line) as Event), stderr });
+    });
+  });
+}
+
+it(
+  "keeps every acknowledgement across SIGKILLs at random points",
+  async () => {
+    const started = Date.now();
+    const random = mulberry32(firstSeed);
+    const totals = { scenarios: 0, kills: 0, acks: 0, leases: 0, completes: 0 };
+    while (Date.now() - started < budgetMs - 4_000 || totals.kills < 3) {
+      const scenario = totals.scenarios++;
+      const dataDir = join(root, `s${scenario}`);
+      const durability = scenario % 2 === 0 ? "flushed" : "committed";
+      const rounds = 1 + Math.floor(random() * 3);
+      const events: Event[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const seed = Math.floor(random() * 2 ** 31);
+        // Mostly mid-run, sometimes right after opening.
+        const killAfterMs = random() < 0.2 ? Math.floor(random() * 20) : 20 + Math.floor(random() * 600);
+        const context = `seed ${firstSeed}, scenario ${scenario} (${durability}), round ${round} (seed ${seed}, kill after ${killAfterMs} ms)`;
+        const result = await runRound(dataDir, seed, durability, `s${scenario}r${round}`, killAfterMs);
+        events.push(...result.events);
+        totals.kills++;
+
+        const shard = await Shard.open({ dataDir, ...HARNESS_SHARD_OPTIONS });
+        // Read synchronously, before any timer of the reopened shard runs: the state as recovered.
+        const view = (id: string) => shard.getTask(id) as RecoveredTask | undefined;
+        const checkedAt = Date.now();
+        const problems = checkRecovery(events, view, checkedAt);
+        if (problems.length > 0 && process.env["CRASH_DUMP"]) {
+          const ids = new Set(problems.map((p) => p.split(" ")[2]?.split("/")[0]));
+          const related = events.filter((e) => "id" in e && ids.has(e.id));
+          const dump = JSON.stringify({ context, problems, related, views: [...ids].map((id) => shard.getTask(id!)), now: checkedAt, stats: shard.stats() }, null, 1);
+          writeFileSync(process.env["CRASH_DUMP"], dump);
+        }
+        await shard.close();
+        expect(problems, context).toEqual([]);
+      }
+      totals.acks += events.filter((e) => e.t !== "req" && e.t !== "ready").length;
+      totals.leases += events.filter((e) => e.t === "lease").length;
+      totals.completes += events.filter((e) => e.t === "complete").length;
+    }
+    console.log(`crash harness: ${JSON.stringify(totals)} in ${Date.now() - started} ms (seed ${firstSeed})`);
+    // The harness must have exercised something.
+    expect(totals.leases).toBeGreaterThan(100);
+    expect(totals.completes).toBeGreaterThan(50);
+  },
+  budgetMs + 60_000,
+);
