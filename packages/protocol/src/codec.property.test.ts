@@ -67,6 +67,7 @@ const request = fc
       leaseMs: fc.integer({ min: 1, max: 2 ** 40 }),
       waitMs: fc.integer({ min: 0, max: 30_000 }),
       requestId: nonEmptyId,
+      maxKey: fc.option(number, { nil: undefined }),
     }),
     fc.record({ op: fc.constant("heartbeat" as const), ...ref, token, leaseMs: fc.integer({ min: 1 }) }),
     fc.record({ op: fc.constant("complete" as const), ...ref, token }),
@@ -75,6 +76,12 @@ const request = fc
     fc.record({ op: fc.constant("updateDeadline" as const), ...ref, deadline: number }),
     fc.record({ op: fc.constant("getTask" as const), ...ref }),
     fc.record({ op: fc.constant("stats" as const) }),
+    fc.record({
+      op: fc.constant("prepare" as const),
+      tasks: fc.array(taskInput, { maxLength: 4 }),
+      idempotencyKey: nonEmptyId,
+    }),
+    fc.record({ op: fc.constantFrom("commit" as const, "abort" as const), idempotencyKey: nonEmptyId }),
   )
   .map(stripUndefined);
 
@@ -187,18 +194,31 @@ const reply = fc.oneof(
     task: fc.option(taskView, { nil: null }),
   }),
   fc.record({ ok: fc.constant(true as const), op: fc.constant("stats" as const), stats }),
+  fc.record({ ok: fc.constant(true as const), op: fc.constant("prepare" as const), accepted: count }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("commit" as const),
+    accepted: count,
+    replayed: fc.boolean(),
+  }),
+  fc.record({ ok: fc.constant(true as const), op: fc.constant("abort" as const) }),
   fc.record({ ok: fc.constant(false as const), error: wireError }),
 );
 
 const frontier = fc
   .record({
     shardId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
-    head: fc.option(fc.record({ deadline: number, taskId: id }), { nil: null }),
+    head: fc.option(fc.record({ deadline: number, key: number, taskId: id }), { nil: null }),
     runnable: count,
     seq: count,
     at: number,
   })
-  .map(({ head, ...rest }) => ({ ...rest, deadline: head?.deadline ?? null, taskId: head?.taskId ?? null }));
+  .map(({ head, ...rest }) => ({
+    ...rest,
+    deadline: head?.deadline ?? null,
+    key: head?.key ?? null,
+    taskId: head?.taskId ?? null,
+  }));
 
 const message: fc.Arbitrary<Message> = fc.oneof(
   request.map((r) => ({ kind: "request" as const, request: r }) as Message),
@@ -279,6 +299,7 @@ describe("codec properties", () => {
       "leaseMs",
       "waitMs",
       "requestId",
+      "maxKey",
       "taskId",
       "workflowId",
       "token",
@@ -291,6 +312,7 @@ describe("codec properties", () => {
       "task",
       "stats",
       "shardId",
+      "key",
       "runnable",
       "seq",
       "at",

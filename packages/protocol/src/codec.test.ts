@@ -32,6 +32,7 @@ import {
   MAX_WAIT_MS,
   NATS_DEFAULT_MAX_PAYLOAD,
   OPS,
+  PREPARE_TTL_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   type Reply,
@@ -104,6 +105,20 @@ const requests: Request[] = [
   { op: "updateDeadline", taskId: "t1", deadline: 1_800_000_000_000 },
   { op: "getTask", taskId: "t1", workflowId: "wf-9" },
   { op: "stats" },
+  { op: "prepare", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
+  { op: "prepare", tasks: [], idempotencyKey: "empty" },
+  { op: "commit", idempotencyKey: "batch-1" },
+  { op: "abort", idempotencyKey: "batch-1" },
+  // Coordinator → shard: only tasks whose ordering key is at most maxKey.
+  {
+    op: "lease",
+    owner: "worker-1",
+    max: 10,
+    leaseMs: 30_000,
+    waitMs: 0,
+    requestId: "r-2",
+    maxKey: 1_700_000_000_000,
+  },
 ];
 
 const lease: Lease = {
@@ -151,6 +166,20 @@ const stats: SchedulerStats = {
   leased: 3,
 };
 
+const staleLease: Reply = {
+  ok: false,
+  error: { code: "STALE_LEASE", message: "token 11 is stale", retryable: false, taskId: "t1" },
+};
+const validationFailed: Reply = {
+  ok: false,
+  error: {
+    code: "VALIDATION_FAILED",
+    message: "batch rejected",
+    retryable: false,
+    problems: [{ taskId: "t1", code: "CYCLE", message: "t1 -> t2 -> t1" }],
+  },
+};
+
 const replies: Reply[] = [
   { ok: true, op: "submit", accepted: 2, replayed: false },
   { ok: true, op: "lease", leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }] },
@@ -164,21 +193,20 @@ const replies: Reply[] = [
   { ok: true, op: "getTask", task: null },
   { ok: true, op: "stats", stats },
   { ok: true, op: "stats", stats: { ...stats, frontierDeadline: null } },
-  { ok: false, error: { code: "STALE_LEASE", message: "token 11 is stale", retryable: false, taskId: "t1" } },
-  {
-    ok: false,
-    error: {
-      code: "VALIDATION_FAILED",
-      message: "batch rejected",
-      retryable: false,
-      problems: [{ taskId: "t1", code: "CYCLE", message: "t1 -> t2 -> t1" }],
-    },
-  },
+  { ok: true, op: "prepare", accepted: 2 },
+  { ok: true, op: "prepare", accepted: 0 },
+  { ok: true, op: "commit", accepted: 2, replayed: false },
+  { ok: true, op: "commit", accepted: 2, replayed: true },
+  { ok: true, op: "abort" },
+  staleLease,
+  validationFailed,
 ];
 
 const frontier: FrontierAnnouncement = {
   shardId: "shard-3",
   deadline: 1_700_000_000_123,
+  // Earlier than the deadline: the shard's starvation guard moved the task up.
+  key: 1_699_999_990_000,
   taskId: "t1",
   runnable: 42,
   seq: 7,
@@ -210,7 +238,7 @@ describe("round trips", () => {
 
   it("frontier announcement, with and without a runnable task", () => {
     expect(decodeFrontier(encodeFrontier(frontier))).toEqual(frontier);
-    const idle = { ...frontier, deadline: null, taskId: null, runnable: 0 };
+    const idle = { ...frontier, deadline: null, key: null, taskId: null, runnable: 0 };
     expect(decodeFrontier(encodeFrontier(idle))).toEqual(idle);
     expect(decode(encodeFrontier(idle))).toEqual({ kind: "frontier", frontier: idle });
   });
@@ -259,7 +287,7 @@ describe("round trips", () => {
   });
 
   it("keeps a ValidationError usable by the client after the trip", () => {
-    const reply = decodeReply(encodeReply(replies[13]!), "submit");
+    const reply = decodeReply(encodeReply(validationFailed), "submit");
     expect(() => unwrapReply(reply)).toThrow(/batch rejected/);
   });
 });
@@ -417,7 +445,7 @@ describe("bytes that are not a message", () => {
       'expected a reply to "lease", got a reply to "submit"',
     );
     // An error reply answers any op.
-    expect(decodeReply(encodeReply(replies[12]!), "lease").ok).toBe(false);
+    expect(decodeReply(encodeReply(staleLease), "lease").ok).toBe(false);
   });
 });
 
@@ -437,7 +465,7 @@ describe("request shapes", () => {
     [
       "op unknown",
       { op: "launch" },
-      'op: expected one of submit, lease, heartbeat, complete, fail, cancel, updateDeadline, getTask, stats, got string "launch"',
+      'op: expected one of submit, lease, heartbeat, complete, fail, cancel, updateDeadline, getTask, stats, prepare, commit, abort, got string "launch"',
     ],
     ["op of the wrong type", { op: 3 }, "got number 3"],
     [
@@ -578,6 +606,84 @@ describe("request shapes", () => {
     ],
     ["getTask extra field", { op: "getTask", taskId: "t", full: true }, 'unknown field "full"'],
     ["stats extra field", { op: "stats", shard: "s1" }, 'unknown field "shard"'],
+    ["lease maxKey a string", { ...leaseReq, maxKey: "10" }, 'maxKey: expected a number, got string "10"'],
+    ["lease maxKey null", { ...leaseReq, maxKey: null }, "maxKey: expected a number, got null"],
+    ["lease maxKey a boolean", { ...leaseReq, maxKey: true }, "maxKey: expected a number, got boolean true"],
+    ["lease maxKey an array", { ...leaseReq, maxKey: [1] }, "maxKey: expected a number, got an array"],
+    [
+      "lease maxKey a timestamp",
+      { ...leaseReq, maxKey: new Date(5) },
+      "maxKey: expected a number, got a timestamp",
+    ],
+    ["lease maxkey misspelt", { ...leaseReq, maxkey: 5 }, 'unknown field "maxkey"'],
+    [
+      "prepare idempotencyKey missing",
+      { op: "prepare", tasks: [] },
+      "idempotencyKey: expected a string, missing",
+    ],
+    [
+      "prepare idempotencyKey empty",
+      { op: "prepare", tasks: [], idempotencyKey: "" },
+      'idempotencyKey: expected a non-empty string, got string ""',
+    ],
+    [
+      "prepare idempotencyKey a number",
+      { op: "prepare", tasks: [], idempotencyKey: 7 },
+      "idempotencyKey: expected a string, got number 7",
+    ],
+    ["prepare tasks missing", { op: "prepare", idempotencyKey: "k" }, "tasks: expected an array, missing"],
+    [
+      "prepare tasks a map",
+      { op: "prepare", tasks: { 0: {} }, idempotencyKey: "k" },
+      "tasks: expected an array, got a map",
+    ],
+    [
+      "a prepared task with a string deadline",
+      { op: "prepare", tasks: [{ id: "t", deadline: "soon" }], idempotencyKey: "k" },
+      'tasks[0].deadline: expected a number, got string "soon"',
+    ],
+    [
+      "a typo in a prepared task",
+      { op: "prepare", tasks: [{ id: "t", deadline: 1, maxAtempts: 3 }], idempotencyKey: "k" },
+      'tasks[0]: unknown field "maxAtempts"',
+    ],
+    [
+      "prepare with a requestId",
+      { op: "prepare", tasks: [], idempotencyKey: "k", requestId: "r" },
+      'message: unknown field "requestId" (expected only op, tasks, idempotencyKey)',
+    ],
+    ["commit idempotencyKey missing", { op: "commit" }, "idempotencyKey: expected a string, missing"],
+    [
+      "commit idempotencyKey empty",
+      { op: "commit", idempotencyKey: "" },
+      'idempotencyKey: expected a non-empty string, got string ""',
+    ],
+    [
+      "commit idempotencyKey a number",
+      { op: "commit", idempotencyKey: 1 },
+      "idempotencyKey: expected a string, got number 1",
+    ],
+    [
+      "commit idempotencyKey binary",
+      { op: "commit", idempotencyKey: new Uint8Array([0x6b]) },
+      "idempotencyKey: expected a string, got binary",
+    ],
+    [
+      "commit carrying tasks",
+      { op: "commit", tasks: [], idempotencyKey: "k" },
+      'message: unknown field "tasks" (expected only op, idempotencyKey)',
+    ],
+    ["abort idempotencyKey missing", { op: "abort" }, "idempotencyKey: expected a string, missing"],
+    [
+      "abort idempotencyKey null",
+      { op: "abort", idempotencyKey: null },
+      "idempotencyKey: expected a string, got null",
+    ],
+    [
+      "abort with a reason",
+      { op: "abort", idempotencyKey: "k", reason: "part 2 rejected" },
+      'message: unknown field "reason" (expected only op, idempotencyKey)',
+    ],
   ])("refuses %s (BAD_MESSAGE)", (_name, request, message) => {
     expectRefusedBothWays(request, "BAD_MESSAGE", typeof message === "string" ? message : message);
   });
@@ -592,6 +698,11 @@ describe("request shapes", () => {
       () => decode(envelope("request", { op: "getTask", taskId: new Set(["t"]) })),
       "BAD_MESSAGE",
       "taskId: expected a string",
+    );
+    expectCode(
+      () => decode(envelope("request", { ...leaseReq, maxKey: 2n ** 60n })),
+      "BAD_MESSAGE",
+      "maxKey: expected a number, got bigint 1152921504606846976",
     );
   });
 
@@ -678,6 +789,7 @@ describe("limits", () => {
     expect(MAX_MESSAGE_BYTES).toBeLessThan(NATS_DEFAULT_MAX_PAYLOAD);
     expect(MAX_ID_LENGTH).toBe(CORE_MAX_ID_LENGTH);
     expect(MAX_LEASES_PER_REQUEST).toBeLessThanOrEqual(MAX_LEASE_BATCH);
+    expect(PREPARE_TTL_MS).toBe(30_000);
   });
 
   it("caps tasks per batch (BATCH_TOO_LARGE)", () => {
@@ -727,6 +839,10 @@ describe("limits", () => {
       [{ op: "lease", owner: "w", max: 1, leaseMs: 1, waitMs: 0, requestId: long }, "requestId"],
       [{ op: "complete", taskId: long, token: 1 }, "taskId"],
       [{ op: "getTask", taskId: "t", workflowId: long }, "workflowId"],
+      [{ op: "prepare", tasks: [], idempotencyKey: long }, "idempotencyKey"],
+      [{ op: "prepare", tasks: [task({ id: long })], idempotencyKey: "k" }, "tasks[0].id"],
+      [{ op: "commit", idempotencyKey: long }, "idempotencyKey"],
+      [{ op: "abort", idempotencyKey: long }, "idempotencyKey"],
     ];
     for (const [request, path] of cases) {
       expectRefusedBothWays(request, "ID_TOO_LONG", `${path}: 257 characters exceed MAX_ID_LENGTH (256)`);
@@ -858,6 +974,37 @@ describe("reply and announcement shapes", () => {
       "state: expected one of WAITING, RUNNABLE, LEASED, COMPLETED, FAILED, CANCELLED, EXPIRED",
     ],
     ["cancel with data", { ok: true, op: "cancel", cancelled: 3 }, 'unknown field "cancelled"'],
+    [
+      "prepare accepted missing",
+      { ok: true, op: "prepare" },
+      "accepted: expected a non-negative integer, missing",
+    ],
+    [
+      "prepare accepted negative",
+      { ok: true, op: "prepare", accepted: -1 },
+      "accepted: expected a non-negative integer, got number -1",
+    ],
+    [
+      "prepare accepted a fraction",
+      { ok: true, op: "prepare", accepted: 1.5 },
+      "accepted: expected a non-negative integer, got number 1.5",
+    ],
+    [
+      "prepare with replayed",
+      { ok: true, op: "prepare", accepted: 1, replayed: false },
+      'message: unknown field "replayed" (expected only ok, op, accepted)',
+    ],
+    [
+      "commit replayed missing",
+      { ok: true, op: "commit", accepted: 1 },
+      "replayed: expected a boolean, missing",
+    ],
+    [
+      "commit accepted a string",
+      { ok: true, op: "commit", accepted: "2", replayed: false },
+      'accepted: expected a non-negative integer, got string "2"',
+    ],
+    ["abort with data", { ok: true, op: "abort", aborted: 3 }, 'unknown field "aborted"'],
     ["getTask task missing", { ok: true, op: "getTask" }, "task: expected a map, missing"],
     [
       "a task view with an unknown state",
@@ -936,13 +1083,128 @@ describe("reply and announcement shapes", () => {
       { ...frontier, shardId: "a.b" },
       "shardId: expected a subject-safe token",
     ],
-    ["a deadline without a task", { ...frontier, taskId: null }, "both null (nothing runnable) or both set"],
-    ["a task without a deadline", { ...frontier, deadline: null }, "both null"],
+    [
+      "a deadline without a task",
+      { ...frontier, taskId: null },
+      "deadline, key, taskId: all null (nothing runnable) or all set",
+    ],
+    ["a task without a deadline", { ...frontier, deadline: null }, "all null (nothing runnable) or all set"],
+    [
+      "a deadline and task without a key",
+      { ...frontier, key: null },
+      "all null (nothing runnable) or all set",
+    ],
+    [
+      "a key with nothing runnable",
+      { ...frontier, deadline: null, taskId: null, runnable: 0 },
+      "all null (nothing runnable) or all set",
+    ],
+    [
+      "a key alone missing its deadline",
+      { ...frontier, deadline: null, key: 5, taskId: null },
+      "all null (nothing runnable) or all set",
+    ],
+    ["no key (a pre-key shard)", { ...frontier, key: undefined }, "key: expected a number, missing"],
+    ["a key of the wrong type", { ...frontier, key: "soon" }, 'key: expected a number, got string "soon"'],
+    ["a key as a boolean", { ...frontier, key: true }, "key: expected a number, got boolean true"],
     ["a negative count", { ...frontier, runnable: -1 }, "runnable: expected a non-negative integer"],
     ["no seq", { ...frontier, seq: undefined }, "seq: expected a non-negative integer, missing"],
     ["an extra field", { ...frontier, load: 0.5 }, 'unknown field "load"'],
   ])("refuses an announcement with %s (BAD_MESSAGE)", (_name, announcement, message) => {
     expectCode(() => encodeFrontier(announcement as FrontierAnnouncement), "BAD_MESSAGE", message);
     expectCode(() => decode(envelope("frontier", announcement as object)), "BAD_MESSAGE", message);
+  });
+});
+
+// ------------------------------------------- multi-shard submit, lease routing
+
+describe("the shard-only ops and fields", () => {
+  const task = (extra: object = {}) => ({ id: "t", deadline: 1, ...extra });
+  const prepare = (tasks: unknown[]) => ({ op: "prepare", tasks, idempotencyKey: "k" });
+  const leaseReq = { op: "lease", owner: "w", max: 5, leaseMs: 1_000, waitMs: 0, requestId: "r" } as const;
+
+  it("carries maxKey exactly, and leaves it absent when not given or undefined", () => {
+    for (const maxKey of [
+      0,
+      -1,
+      0.5,
+      1_700_000_000_000,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+    ]) {
+      const back = decodeRequest(encodeRequest({ ...leaseReq, maxKey }), "lease");
+      expect(back).toEqual({ ...leaseReq, maxKey });
+    }
+    expect(Object.keys(decodeRequest(encodeRequest(leaseReq)))).not.toContain("maxKey");
+    const dropped = decodeRequest(encodeRequest({ ...leaseReq, maxKey: undefined }));
+    expect(dropped).toEqual(leaseReq);
+    expect(Object.keys(dropped)).not.toContain("maxKey");
+  });
+
+  it("keeps commit and abort apart, though their requests have one shape", () => {
+    const abort = encodeRequest({ op: "abort", idempotencyKey: "k" });
+    expect(decodeRequest(abort, "abort")).toEqual({ op: "abort", idempotencyKey: "k" });
+    expectCode(
+      () => decodeRequest(abort, "commit"),
+      "BAD_MESSAGE",
+      'expected a "commit" request, got a "abort" request',
+    );
+  });
+
+  it("keeps a commit reply apart from a submit reply, though they have one shape", () => {
+    const commit = encodeReply({ ok: true, op: "commit", accepted: 3, replayed: true });
+    expect(decodeReply(commit, "commit")).toEqual({ ok: true, op: "commit", accepted: 3, replayed: true });
+    expectCode(
+      () => decodeReply(commit, "submit"),
+      "BAD_MESSAGE",
+      'expected a reply to "submit", got a reply to "commit"',
+    );
+    // An error reply answers a prepare like any other op.
+    expect(decodeReply(encodeReply(validationFailed), "prepare").ok).toBe(false);
+  });
+
+  it("apply the submit limits to a prepared part", () => {
+    const ok = Array.from({ length: MAX_TASKS_PER_BATCH }, (_, i) => task({ id: `t${i}` }));
+    expect(decodeRequest(encodeRequest(prepare(ok) as Request), "prepare").op).toBe("prepare");
+    expectRefusedBothWays(
+      prepare([...ok, task()]),
+      "BATCH_TOO_LARGE",
+      "tasks: 1001 items exceed MAX_TASKS_PER_BATCH (1000)",
+    );
+    const prereqs = Array.from({ length: MAX_PREREQUISITES + 1 }, (_, i) => `p${i}`);
+    expectRefusedBothWays(
+      prepare([task({ prerequisites: prereqs })]),
+      "TOO_MANY_PREREQUISITES",
+      "tasks[0].prerequisites: 1001 items exceed MAX_PREREQUISITES (1000)",
+    );
+    expectRefusedBothWays(
+      prepare([task(), task({ payload: "x".repeat(MAX_PAYLOAD_BYTES) })]),
+      "PAYLOAD_TOO_LARGE",
+      `tasks[1].payload: payload of ${MAX_PAYLOAD_BYTES + 5} bytes exceeds MAX_PAYLOAD_BYTES (65536)`,
+    );
+    const big = Array.from({ length: 20 }, (_, i) => task({ id: `t${i}`, payload: "y".repeat(60_000) }));
+    expectRefusedBothWays(prepare(big), "MESSAGE_TOO_LARGE", /bytes exceeds MAX_MESSAGE_BYTES \(1032192\)/);
+  });
+
+  it("announces a key that may differ from the deadline, and all of deadline, key, taskId or none", () => {
+    const sameAsDeadline = { ...frontier, key: frontier.deadline };
+    expect(decodeFrontier(encodeFrontier(sameAsDeadline))).toEqual(sameAsDeadline);
+    const back = decodeFrontier(encodeFrontier(frontier));
+    expect(back.key).toBe(1_699_999_990_000);
+    expect(back.key).not.toBe(back.deadline);
+    for (const announcement of [
+      { ...frontier, deadline: null },
+      { ...frontier, key: null },
+      { ...frontier, taskId: null },
+      { ...frontier, deadline: null, key: null },
+      { ...frontier, key: null, taskId: null },
+      { ...frontier, deadline: null, taskId: null },
+    ]) {
+      expectCode(
+        () => encodeFrontier(announcement as FrontierAnnouncement),
+        "BAD_MESSAGE",
+        "deadline, key, taskId: all null (nothing runnable) or all set",
+      );
+    }
   });
 });

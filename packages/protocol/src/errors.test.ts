@@ -145,6 +145,15 @@ describe("toWireError", () => {
       message: "non-error thrown: a string",
     });
     expect(toWireError(undefined)).toMatchObject({ code: "INTERNAL" });
+    // Values String() cannot convert must not make the error reply itself throw.
+    expect(toWireError(Object.create(null))).toMatchObject({
+      code: "INTERNAL",
+      message: "non-error thrown: [object Object]",
+    });
+    expect(toWireError({ toString: 1, valueOf: 2 })).toMatchObject({
+      code: "INTERNAL",
+      message: "non-error thrown: [object Object]",
+    });
     const unknownCode = new FrontierError("NEW_ENGINE_CODE" as ErrorCode, "from a newer engine");
     expect(toWireError(unknownCode)).toMatchObject({ code: "INTERNAL", message: "from a newer engine" });
   });

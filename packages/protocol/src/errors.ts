@@ -65,8 +65,8 @@ export interface WireErrorInfo {
 
 /**
  * The catalogue. Retrying a TIMEOUT is only safe because every mutating
- * request is idempotent on retry: submit by idempotencyKey, lease by
- * requestId, complete/fail/heartbeat by fencing token.
+ * request is idempotent on retry: submit (and prepare/commit/abort) by
+ * idempotencyKey, lease by requestId, complete/fail/heartbeat by fencing token.
  */
 export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
   VALIDATION_FAILED: {
@@ -274,7 +274,14 @@ function clipProblem(p: Problem): Problem {
 
 function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message === "" ? err.name : `${err.name}: ${err.message}`;
-  return `non-error thrown: ${String(err)}`;
+  let text: string;
+  try {
+    text = String(err);
+  } catch {
+    // No usable toString (a null-prototype object, or `toString` not a function).
+    text = Object.prototype.toString.call(err);
+  }
+  return `non-error thrown: ${text}`;
 }
 
 /** `s`, cut to at most `max` code units with an ellipsis when cut. */

@@ -38,9 +38,12 @@ export {
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
   NATS_DEFAULT_MAX_PAYLOAD,
+  PREPARE_TTL_MS,
 } from "./limits.js";
 export {
+  type AbortRequest,
   type CancelRequest,
+  type CommitRequest,
   type CompleteRequest,
   type ErrorReply,
   errorReply,
@@ -56,6 +59,7 @@ export {
   OPS,
   type Op,
   PROTOCOL_VERSION,
+  type PrepareRequest,
   type Reply,
   type Request,
   type RequestOf,

@@ -18,7 +18,7 @@ export const NATS_DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  */
 export const MAX_MESSAGE_BYTES = NATS_DEFAULT_MAX_PAYLOAD - 16 * 1024;
 
-/** Most tasks in one submit. Violation: BATCH_TOO_LARGE. */
+/** Most tasks in one submit (or one prepared part of one). Violation: BATCH_TOO_LARGE. */
 export const MAX_TASKS_PER_BATCH = 1_000;
 
 /** Largest `max` of one lease request (and most grants in one lease reply). Violation: BATCH_TOO_LARGE. */
@@ -65,3 +65,12 @@ export const MAX_ERROR_MESSAGE_LENGTH = 4_096;
  * multi-byte reply stays under MAX_MESSAGE_BYTES. Violation: BAD_MESSAGE.
  */
 export const MAX_PROBLEMS = 200;
+
+/**
+ * How long a shard holds a prepared part of a multi-shard submit (and the ids
+ * it reserves) waiting for its `commit` or `abort`, in ms; after that the
+ * shard drops the part as an `abort` would, so a coordinator that died
+ * between the phases does not keep ids reserved forever. Not checked on the
+ * wire: a shard-side timer.
+ */
+export const PREPARE_TTL_MS = 30_000;

@@ -26,6 +26,10 @@ export const OPS = [
   "updateDeadline",
   "getTask",
   "stats",
+  // Shard-only: the two phases of a submit that spans several shards (see docs/cluster.md).
+  "prepare",
+  "commit",
+  "abort",
 ] as const;
 export type Op = (typeof OPS)[number];
 
@@ -56,6 +60,12 @@ export interface LeaseRequest {
   readonly waitMs: number;
   /** Chosen by the client, unique per attempt; a retry with the same id gets the same grant. */
   readonly requestId: string;
+  /**
+   * Coordinator → shard only: lease only tasks whose ordering key is at most
+   * this (the next shard's frontier), so a request filled from several
+   * shards keeps global earliest-deadline-first order.
+   */
+  readonly maxKey?: number;
 }
 
 /** Extend a live lease by `leaseMs` from now. */
@@ -98,6 +108,28 @@ export interface StatsRequest {
   readonly op: "stats";
 }
 
+/**
+ * Phase one of a submit spanning several shards: check the part against the
+ * shard's state and reserve its ids (for PREPARE_TTL_MS) under the key.
+ */
+export interface PrepareRequest {
+  readonly op: "prepare";
+  readonly tasks: readonly TaskInput[];
+  readonly idempotencyKey: string;
+}
+
+/** Phase two: make the prepared part durable. Idempotent under the key. */
+export interface CommitRequest {
+  readonly op: "commit";
+  readonly idempotencyKey: string;
+}
+
+/** Drop a prepared part (another part was rejected). Unknown keys are fine. */
+export interface AbortRequest {
+  readonly op: "abort";
+  readonly idempotencyKey: string;
+}
+
 export type Request =
   | SubmitRequest
   | LeaseRequest
@@ -107,7 +139,10 @@ export type Request =
   | CancelRequest
   | UpdateDeadlineRequest
   | GetTaskRequest
-  | StatsRequest;
+  | StatsRequest
+  | PrepareRequest
+  | CommitRequest
+  | AbortRequest;
 
 export type RequestOf<O extends Op> = Extract<Request, { readonly op: O }>;
 
@@ -133,6 +168,10 @@ export interface ResultMap {
   /** null: no such task. */
   readonly getTask: { readonly task: TaskView | null };
   readonly stats: { readonly stats: SchedulerStats };
+  /** Tasks in the prepared part. */
+  readonly prepare: { readonly accepted: number };
+  readonly commit: { readonly accepted: number; readonly replayed: boolean };
+  readonly abort: Record<never, never>;
 }
 
 export type ResultOf<O extends Op> = ResultMap[O];
@@ -174,6 +213,11 @@ export interface FrontierAnnouncement {
   readonly shardId: string;
   /** Earliest deadline among the shard's runnable tasks; null when none is runnable. */
   readonly deadline: number | null;
+  /**
+   * Ordering key of that task: its deadline, or earlier under the shard's
+   * starvation guard. Coordinators route by it; null exactly when `deadline` is.
+   */
+  readonly key: number | null;
   /** The task holding that deadline; null exactly when `deadline` is. */
   readonly taskId: string | null;
   /** Runnable tasks on the shard. */

@@ -393,7 +393,7 @@ export function parseRequest(v: unknown): Request {
       break;
     }
     case "lease": {
-      const f = map(v, "", ["op", "owner", "max", "leaseMs", "waitMs", "requestId"]);
+      const f = map(v, "", ["op", "owner", "max", "leaseMs", "waitMs", "requestId", "maxKey"]);
       r["owner"] = id(f["owner"], "owner", true);
       const max = int(f["max"], "max", 1);
       if (max > MAX_LEASES_PER_REQUEST) {
@@ -410,6 +410,11 @@ export function parseRequest(v: unknown): Request {
       }
       r["waitMs"] = waitMs;
       r["requestId"] = id(f["requestId"], "requestId", true);
+      put(
+        r,
+        "maxKey",
+        optional(f["maxKey"], "maxKey", (k, p) => num(k, p)),
+      );
       break;
     }
     case "heartbeat": {
@@ -451,6 +456,25 @@ export function parseRequest(v: unknown): Request {
     }
     case "stats": {
       map(v, "", ["op"]);
+      break;
+    }
+    case "prepare": {
+      const f = map(v, "", ["op", "tasks", "idempotencyKey"]);
+      const tasks = bounded(
+        f["tasks"],
+        "tasks",
+        MAX_TASKS_PER_BATCH,
+        "BATCH_TOO_LARGE",
+        "MAX_TASKS_PER_BATCH",
+      );
+      r["tasks"] = tasks.map((t, i) => parseTaskInput(t, at("tasks", i)));
+      r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
+      break;
+    }
+    case "commit":
+    case "abort": {
+      const f = map(v, "", ["op", "idempotencyKey"]);
+      r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
       break;
     }
   }
@@ -513,7 +537,8 @@ export function parseReply(v: unknown): Reply {
   if (!isOp(op)) bad("op", `one of ${OPS.join(", ")}`, op);
   const r: Draft = { ok, op };
   switch (op) {
-    case "submit": {
+    case "submit":
+    case "commit": {
       const f = map(v, "", ["ok", "op", "accepted", "replayed"]);
       r["accepted"] = int(f["accepted"], "accepted", 0);
       r["replayed"] = bool(f["replayed"], "replayed");
@@ -542,7 +567,11 @@ export function parseReply(v: unknown): Reply {
       break;
     case "cancel":
     case "updateDeadline":
+    case "abort":
       map(v, "", ["ok", "op"]);
+      break;
+    case "prepare":
+      r["accepted"] = int(map(v, "", ["ok", "op", "accepted"])["accepted"], "accepted", 0);
       break;
     case "getTask": {
       const task = map(v, "", ["ok", "op", "task"])["task"];
@@ -560,20 +589,22 @@ export function parseReply(v: unknown): Reply {
 
 /** A frontier announcement body (the envelope's fields removed). */
 export function parseFrontier(v: unknown): FrontierAnnouncement {
-  const f = map(v, "", ["shardId", "deadline", "taskId", "runnable", "seq", "at"]);
+  const f = map(v, "", ["shardId", "deadline", "key", "taskId", "runnable", "seq", "at"]);
   const shardId = str(f["shardId"], "shardId");
   if (!isValidToken(shardId)) bad("shardId", "a subject-safe token ([A-Za-z0-9_-], 1..64)", shardId);
   const deadline = f["deadline"] === null ? null : num(f["deadline"], "deadline");
   const taskId = f["taskId"] === null ? null : id(f["taskId"], "taskId");
-  if ((deadline === null) !== (taskId === null)) {
+  const key = f["key"] === null ? null : num(f["key"], "key");
+  if ((deadline === null) !== (taskId === null) || (deadline === null) !== (key === null)) {
     throw new ProtocolError(
       WireErrorCode.BAD_MESSAGE,
-      "deadline, taskId: both null (nothing runnable) or both set, not one of each",
+      "deadline, key, taskId: all null (nothing runnable) or all set",
     );
   }
   return {
     shardId,
     deadline,
+    key,
     taskId,
     runnable: int(f["runnable"], "runnable", 0),
     seq: int(f["seq"], "seq", 0),
