@@ -49,7 +49,8 @@ export function checkRecovery(
       case "req": {
         const key = requestKey(event.op, event.id, event.op === "cancel" ? undefined : event.token);
         if (!requested.has(key)) requested.set(key, index);
-        if (event.op === "complete" && !requested.has(`complete:${event.id}`)) requested.set(`complete:${event.id}`, index);
+        if (event.op === "complete" && !requested.has(`complete:${event.id}`))
+          requested.set(`complete:${event.id}`, index);
         break;
       }
       case "submit":
@@ -62,7 +63,8 @@ export function checkRecovery(
         const original = byKey.get(event.key);
         if (original && JSON.stringify(original) !== JSON.stringify(event.taskIds))
           problem(`resubmit with key ${event.key} returned ${event.taskIds}, not the original ${original}`);
-        for (const id of event.taskIds) if (!view(id)) problem(`task ${id} of idempotent submit ${event.key} was lost`);
+        for (const id of event.taskIds)
+          if (!view(id)) problem(`task ${id} of idempotent submit ${event.key} was lost`);
         break;
       }
       case "lease": {
@@ -73,11 +75,12 @@ export function checkRecovery(
           const grantedAt = event.expiresAt - event.leaseMs;
           const earlierEnd = expiry.get(`${event.id}:${previous.token}`) ?? previous.expiresAt;
           const released =
-            (requested.get(requestKey("fail", event.id, previous.token)) ?? Number.POSITIVE_INFINITY) < index ||
-            (requested.get(requestKey("cancel", event.id)) ?? Number.POSITIVE_INFINITY) < index;
+            (requested.get(requestKey("fail", event.id, previous.token)) ?? Number.POSITIVE_INFINITY) <
+              index || (requested.get(requestKey("cancel", event.id)) ?? Number.POSITIVE_INFINITY) < index;
           if (earlierEnd > grantedAt && !released)
             problem(`${event.id} leased with token ${event.token} while token ${previous.token} was live`);
-          if (event.token <= previous.token) problem(`${event.id}: token ${event.token} after ${previous.token}`);
+          if (event.token <= previous.token)
+            problem(`${event.id}: token ${event.token} after ${previous.token}`);
         }
         list.push({ token: event.token, expiresAt: event.expiresAt, leaseMs: event.leaseMs, index });
         leases.set(event.id, list);
@@ -97,7 +100,9 @@ export function checkRecovery(
       case "complete": {
         const task = view(event.id);
         if (task?.state !== "COMPLETED" || task.token !== event.token)
-          problem(`acknowledged complete of ${event.id}/${event.token} reverted: ${task?.state}/${task?.token}`);
+          problem(
+            `acknowledged complete of ${event.id}/${event.token} reverted: ${task?.state}/${task?.token}`,
+          );
         break;
       }
       case "fail": {
@@ -158,8 +163,11 @@ export function checkRecovery(
     if (!task || TERMINAL.has(task.state)) continue;
     const unmet = prereqs.filter((p) => view(p)?.state !== "COMPLETED").length;
     if (task.unmetPrerequisites !== unmet)
-      problem(`${id} (${task.state}) counts ${task.unmetPrerequisites} unmet prerequisites, but ${unmet} are not completed`);
-    if (unmet > 0 && task.state !== "WAITING") problem(`${id} is ${task.state} with ${unmet} prerequisites not completed`);
+      problem(
+        `${id} (${task.state}) counts ${task.unmetPrerequisites} unmet prerequisites, but ${unmet} are not completed`,
+      );
+    if (unmet > 0 && task.state !== "WAITING")
+      problem(`${id} is ${task.state} with ${unmet} prerequisites not completed`);
   }
   return problems;
 }

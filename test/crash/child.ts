@@ -11,7 +11,8 @@ import { type Durability, Shard } from "../../packages/shard/src/index.js";
 import { type Event, HARNESS_SHARD_OPTIONS, LEASE_MS, mulberry32, SHORT_LEASE_MS } from "./protocol.js";
 
 const [dataDir, seedText, durability, prefix] = process.argv.slice(2);
-if (!dataDir || !seedText || !durability || !prefix) throw new Error("usage: child.ts <dataDir> <seed> <durability> <prefix>");
+if (!dataDir || !seedText || !durability || !prefix)
+  throw new Error("usage: child.ts <dataDir> <seed> <durability> <prefix>");
 const random = mulberry32(Number(seedText));
 type Lease = Awaited<ReturnType<Shard["lease"]>>[number];
 type TaskInput = Extract<Parameters<Shard["submit"]>[0], { id: string }>;
@@ -23,7 +24,6 @@ function emit(event: Event): void {
 
 const shard = await Shard.open({ dataDir, durability: durability as Durability, ...HARNESS_SHARD_OPTIONS });
 emit({ t: "ready", pid: process.pid });
-setInterval(() => emit({ t: "clk", wall: Date.now(), clock: (shard as any).clock.now(), hr: performance.timeOrigin + performance.now() } as any), 20);
 
 /** Acknowledged task ids (candidates for prerequisites, cancels, deadline updates). */
 const known: string[] = [];
@@ -43,7 +43,11 @@ async function submit(): Promise<void> {
       const p = random() < 0.5 && tasks.length > 0 ? pick(tasks)?.id : pick(known);
       if (p !== undefined) prerequisites.add(p);
     }
-    tasks.push({ id: `${prefix}-${next++}`, deadline: Math.floor(random() * 1000), prerequisites: [...prerequisites] });
+    tasks.push({
+      id: `${prefix}-${next++}`,
+      deadline: Math.floor(random() * 1000),
+      prerequisites: [...prerequisites],
+    });
   }
   const key = random() < 0.3 ? `${prefix}-key-${next++}` : undefined;
   const result = await shard.submit(tasks, key === undefined ? {} : { idempotencyKey: key });
@@ -61,7 +65,9 @@ async function submit(): Promise<void> {
 async function resubmit(): Promise<void> {
   const key = pick(keys);
   if (key === undefined) return;
-  const result = await shard.submit([{ id: `${prefix}-never-${next++}`, deadline: 1 }], { idempotencyKey: key });
+  const result = await shard.submit([{ id: `${prefix}-never-${next++}`, deadline: 1 }], {
+    idempotencyKey: key,
+  });
   emit({ t: "resubmit", key, taskIds: result.taskIds, duplicate: result.duplicate });
 }
 
@@ -70,7 +76,7 @@ async function lease(): Promise<void> {
   const leases = await shard.lease(prefix!, { max: 1 + Math.floor(random() * 3), leaseMs });
   for (const l of leases) {
     held.set(l.taskId, l);
-    emit({ t: "lease", id: l.taskId, token: l.token, expiresAt: l.expiresAt, leaseMs, wall: Date.now() } as Event);
+    emit({ t: "lease", id: l.taskId, token: l.token, expiresAt: l.expiresAt, leaseMs });
   }
 }
 

@@ -1,10 +1,15 @@
 /**
  * An indexed (addressable) 4-ary min-heap of integer handles.
  *
+ * Order: a before b when keyOf(a) < keyOf(b), or the keys are equal and
+ * less(a, b) (`less` breaks ties; it may compare the keys again).
+ *
  * Invariants:
- *   - heap[0..size) holds distinct handles; for every i > 0,
- *     !less(heap[i], heap[parent(i)]), parent(i) = (i - 1) >> 2.
+ *   - heap[0..size) holds distinct handles; for every i > 0, heap[i] is not
+ *     before heap[parent(i)], parent(i) = (i - 1) >> 2.
  *   - position[h] is the index of h in heap, or -1 when h is not in it.
+ *   - keys[i] = keyOf(heap[i]): the caller changes a key only together with
+ *     update(h) (or while h is out of the heap).
  *
  * Because every handle knows its position, remove(h) and update(h) are
  * O(log n): the entry is moved to its slot and sifted up *or* down, whichever
@@ -15,20 +20,26 @@
  * Costs: push, pop, remove, update O(log n) (4-ary: log4 n levels, up to 4
  * comparisons per level going down); peek, has O(1).
  *
- * The comparator reads the keys from the caller's own arrays (structure of
- * arrays), so entries are plain int32s: no object per entry, no pointer
- * chasing, and the heap costs 8 bytes per handle (heap slot + position).
+ * Entries are plain int32 handles into the caller's own arrays (structure
+ * of arrays): no object per entry, no pointer chasing. Each slot also caches
+ * its handle's key, so a sift reads the four children's keys side by side
+ * instead of at four random places of the caller's arrays (at 10^6 entries
+ * that is most of the cost of a pop). 16 bytes per handle: slot, key, position.
  */
 export class IndexedHeap {
   private heap: Int32Array;
+  private keys: Float64Array;
   private position: Int32Array;
   private count = 0;
 
   constructor(
     private readonly less: (a: number, b: number) => boolean,
     capacity = 16,
+    /** The primary key; without it every comparison goes to `less`. */
+    private readonly keyOf: (handle: number) => number = () => 0,
   ) {
     this.heap = new Int32Array(capacity);
+    this.keys = new Float64Array(capacity);
     this.position = new Int32Array(capacity).fill(-1);
   }
 
@@ -36,10 +47,10 @@ export class IndexedHeap {
     return this.count;
   }
 
-  /** Makes room for handles below `handles`. */
+  /** Makes room for handles below `handles`. Grows by half at least, so reserving batch by batch stays O(1) amortized. */
   reserve(handles: number): void {
     if (handles <= this.position.length) return;
-    const position = new Int32Array(handles).fill(-1);
+    const position = new Int32Array(Math.max(handles, Math.ceil(this.position.length * 1.5))).fill(-1);
     position.set(this.position);
     this.position = position;
   }
@@ -58,10 +69,14 @@ export class IndexedHeap {
       const heap = new Int32Array(Math.max(16, this.heap.length * 2));
       heap.set(this.heap);
       this.heap = heap;
+      const keys = new Float64Array(heap.length);
+      keys.set(this.keys);
+      this.keys = keys;
     }
     this.reserve(handle + 1);
     const i = this.count++;
     this.heap[i] = handle;
+    this.keys[i] = this.keyOf(handle);
     this.position[handle] = i;
     this.siftUp(i);
   }
@@ -84,6 +99,7 @@ export class IndexedHeap {
   /** Restores the order after `handle`'s key changed (either way). */
   update(handle: number): void {
     const i = this.position[handle]!;
+    this.keys[i] = this.keyOf(handle);
     if (!this.siftUp(i)) this.siftDown(i);
   }
 
@@ -98,6 +114,7 @@ export class IndexedHeap {
     const last = this.heap[--this.count]!;
     if (i === this.count) return;
     this.heap[i] = last;
+    this.keys[i] = this.keys[this.count]!;
     this.position[last] = i;
     if (!this.siftUp(i)) this.siftDown(i);
   }
@@ -105,44 +122,55 @@ export class IndexedHeap {
   /** Returns whether the entry moved. */
   private siftUp(i: number): boolean {
     const heap = this.heap;
+    const keys = this.keys;
     const handle = heap[i]!;
+    const key = keys[i]!;
     const start = i;
     while (i > 0) {
       const parent = (i - 1) >> 2;
       const p = heap[parent]!;
-      if (!this.less(handle, p)) break;
+      const pk = keys[parent]!;
+      if (!(key < pk || (key === pk && this.less(handle, p)))) break;
       heap[i] = p;
+      keys[i] = pk;
       this.position[p] = i;
       i = parent;
     }
     heap[i] = handle;
+    keys[i] = key;
     this.position[handle] = i;
     return i !== start;
   }
 
   private siftDown(i: number): void {
     const heap = this.heap;
+    const keys = this.keys;
     const n = this.count;
     const handle = heap[i]!;
+    const key = keys[i]!;
     for (;;) {
       const first = (i << 2) + 1;
       if (first >= n) break;
       let best = first;
       let bestHandle = heap[first]!;
+      let bestKey = keys[first]!;
       const end = Math.min(first + 4, n);
       for (let c = first + 1; c < end; c++) {
-        const h = heap[c]!;
-        if (this.less(h, bestHandle)) {
+        const ck = keys[c]!;
+        if (ck < bestKey || (ck === bestKey && this.less(heap[c]!, bestHandle))) {
           best = c;
-          bestHandle = h;
+          bestHandle = heap[c]!;
+          bestKey = ck;
         }
       }
-      if (!this.less(bestHandle, handle)) break;
+      if (!(bestKey < key || (bestKey === key && this.less(bestHandle, handle)))) break;
       heap[i] = bestHandle;
+      keys[i] = bestKey;
       this.position[bestHandle] = i;
       i = best;
     }
     heap[i] = handle;
+    keys[i] = key;
     this.position[handle] = i;
   }
 }

@@ -149,16 +149,11 @@ export class Scheduler {
     this.sink = options.onChange;
 
     const t = this.table;
-    this.runnable = new IndexedHeap((a, b) => {
-      const ka = t.key[a]!;
-      const kb = t.key[b]!;
-      return ka < kb || (ka === kb && t.ids[a]! < t.ids[b]!);
-    });
-    this.timers = new IndexedHeap((a, b) => {
-      const ka = t.timerAt[a]!;
-      const kb = t.timerAt[b]!;
-      return ka < kb || (ka === kb && t.ids[a]! < t.ids[b]!);
-    });
+    // The heaps cache each entry's key (keyOf) and order by it; the
+    // comparator only breaks ties between equal keys, by id.
+    const byId = (a: number, b: number) => t.ids[a]! < t.ids[b]!;
+    this.runnable = new IndexedHeap(byId, 16, (h) => t.key[h]!);
+    this.timers = new IndexedHeap(byId, 16, (h) => t.timerAt[h]!);
     const self = this;
     this.view = {
       allowForwardReferences: this.forwardRefs,
@@ -564,13 +559,13 @@ export class Scheduler {
         const ph = t.handleOf.get(p);
         if (ph === undefined) {
           // A forward reference (validation let it through only when allowed).
-          let waiting = this.pending.get(p);
-          if (!waiting) this.pending.set(p, (waiting = []));
-          waiting.push(h);
+          const waiting = this.pending.get(p);
+          if (waiting) waiting.push(h);
+          else this.pending.set(p, [h]);
           unmet++;
           continue;
         }
-        (t.dependents[ph] ??= []).push(h);
+        append(t.dependents, ph, h);
         const ps = t.state[ph]!;
         if (ps === S.COMPLETED) continue;
         if (isTerminal(ps)) {
@@ -586,8 +581,9 @@ export class Scheduler {
       const waiters = this.pending.get(id);
       if (waiters) {
         this.pending.delete(id);
-        const list = (t.dependents[h] ??= []);
-        for (const w of waiters) list.push(w);
+        const list = t.dependents[h];
+        if (list) for (const w of waiters) list.push(w);
+        else t.dependents[h] = waiters;
       }
       if (doom !== undefined) doomed.set(h, doom);
     }
@@ -964,13 +960,13 @@ export class Scheduler {
           // A dropped prerequisite had no live dependents (see tryDrop), so an
           // unknown id of a live task is a forward reference still pending.
           if (!live) continue;
-          let waiting = this.pending.get(p);
-          if (!waiting) this.pending.set(p, (waiting = []));
-          waiting.push(h);
+          const waiting = this.pending.get(p);
+          if (waiting) waiting.push(h);
+          else this.pending.set(p, [h]);
           unmet++;
           continue;
         }
-        (t.dependents[ph] ??= []).push(h);
+        append(t.dependents, ph, h);
         if (live && !isTerminal(t.state[ph]!)) unmet++;
       }
       t.unmet[h] = unmet;
@@ -997,6 +993,19 @@ export class Scheduler {
     this.table.timerAt[h] = at;
     this.timers.push(h);
   }
+}
+
+/**
+ * Appends `x` to `lists[i]`, creating the list if need be. Memory: V8 gives
+ * an array grown by push from [] or [x] room for 16 more (~130 bytes), and
+ * most tasks have one or two dependents, so short lists are copied exact
+ * instead (at most 8 elements copied per append).
+ */
+function append(lists: (number[] | undefined)[], i: number, x: number): void {
+  const list = lists[i];
+  if (list === undefined) lists[i] = [x];
+  else if (list.length < 8) lists[i] = [...list, x];
+  else list.push(x);
 }
 
 function flagsOf(spec: TaskSpec): number {

@@ -223,8 +223,14 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       expect((await rejection(old.append([add("even-later")]))).code).toBe(ShardErrorCode.SHARD_FENCED);
       await successor.append([add("successor")]);
       await old.close();
+      // Closing the fenced owner takes nothing from the successor.
+      await successor.append([add("successor-2")]);
       await successor.close();
-      expect((await reload(harness, location)).tasks.map((t) => t.spec.id)).toEqual(["before", "successor"]);
+      expect((await reload(harness, location)).tasks.map((t) => t.spec.id)).toEqual([
+        "before",
+        "successor",
+        "successor-2",
+      ]);
     });
 
     it("an append that cannot be stored fails whole, and every later append fails too", async () => {

@@ -35,6 +35,7 @@ import {
   type EngineMeta,
   InvalidArgumentError,
   type Lease,
+  type LeaseOptions,
   MAX_ID_LENGTH,
   type Problem,
   ProblemCode,
@@ -227,7 +228,7 @@ export class Shard {
   }
 
   /** Leases up to `max` runnable tasks, earliest deadline first. Resolves once the leases are durable. */
-  lease(owner: string, options: { max?: number; leaseMs?: number } = {}): Promise<Lease[]> {
+  lease(owner: string, options: LeaseOptions = {}): Promise<Lease[]> {
     return this.run(() => this.engine.lease(owner, options));
   }
 
@@ -257,20 +258,62 @@ export class Shard {
   }
 
   /**
-   * The task as the engine holds it now. A read of memory: it may show the
-   * effect of a call whose promise has not resolved yet (not yet durable).
-   * Throws SHARD_FAILED or SHARD_CLOSED when the shard does not serve.
+   * The task as the engine holds it now (due timers run first). A read of
+   * memory: it may show the effect of a call whose promise has not resolved
+   * yet, or of an expiry still being journaled. Throws SHARD_FAILED or
+   * SHARD_CLOSED when the shard does not serve.
    */
   getTask(taskId: string): TaskView | undefined {
-    const refusal = this.refusal();
-    if (refusal) throw refusal;
-    return this.engine.getTask(taskId);
+    return this.read(() => this.engine.getTask(taskId));
+  }
+
+  /**
+   * The problems `submit` would report for this batch now, without adding
+   * anything (empty: it would be accepted). `alsoTaken` names ids to treat as
+   * taken (a cluster's reservations for batches not yet committed). A read
+   * of memory, like getTask.
+   */
+  check(tasks: TaskInput | readonly TaskInput[], alsoTaken?: ReadonlySet<string>): Problem[] {
+    return this.read(() => {
+      const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
+      const problems = this.engine.check(batch, alsoTaken);
+      try {
+        this.checkPayloads(batch);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        problems.push(...error.problems);
+      }
+      return problems;
+    });
+  }
+
+  /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
+  peekFrontier(): { id: string; deadline: number; key: number } | null {
+    return this.read(() => {
+      this.engine.tick();
+      return this.engine.peekFrontier();
+    });
+  }
+
+  /** The first outcome of the submit accepted under `idempotencyKey`, while the key is remembered. */
+  submitted(idempotencyKey: string): SubmitResult | undefined {
+    return this.read(() => {
+      const prior = this.idempotency.get(idempotencyKey);
+      return prior ? { taskIds: prior.taskIds, duplicate: true } : undefined;
+    });
   }
 
   /** Engine statistics, plus the shard's state and journal counters. Works in every state. */
   stats(): ShardStats {
+    let engine: SchedulerStats;
+    if (this.state === ShardState.OPEN) engine = this.read(() => this.engine.stats());
+    else {
+      // Nothing is journaled any more: what the engine's tick changes stays in memory.
+      engine = this.engine.stats();
+      this.records = [];
+    }
     return {
-      ...this.engine.stats(),
+      ...engine,
       state: this.state,
       idempotencyKeys: this.idempotency.size,
       journal: this.journal.stats(),
@@ -327,24 +370,39 @@ export class Shard {
       threw = true;
       error = e;
     }
+    return this.flush().then(() => {
+      if (threw) throw error;
+      return result as T;
+    });
+  }
+
+  /**
+   * Runs a read. Engine reads run due timers first (an expired lease shows
+   * as expired), and what that changed is journaled in the background.
+   */
+  private read<T>(operation: () => T): T {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    const result = operation();
+    // A failure moves the shard to FAILED; the next call reports it.
+    if (this.records.length > 0) this.flush().catch(() => {});
+    return result;
+  }
+
+  /** Appends the records collected so far (a barrier when there are none); a failure stops the shard. */
+  private flush(): Promise<void> {
     const records = this.records;
     if (records.length > 0) {
       records.push({ kind: "clock", at: this.clock.now() });
       this.records = [];
     }
-    const durable = this.journal.append(records);
+    const durable = this.journal.append(records).catch((cause: unknown) => {
+      const reason = toShardError(cause);
+      this.enter(ShardState.FAILED, reason);
+      throw new ShardFailedError(this.failure ?? reason);
+    });
     this.arm();
-    return durable.then(
-      () => {
-        if (threw) throw error;
-        return result as T;
-      },
-      (cause: unknown) => {
-        const reason = toShardError(cause);
-        this.enter(ShardState.FAILED, reason);
-        throw new ShardFailedError(this.failure ?? reason);
-      },
-    );
+    return durable;
   }
 
   /** Arms the timer for the next engine timer or idempotency expiry, if earlier than the one armed. */
