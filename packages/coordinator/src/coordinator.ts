@@ -1,0 +1,456 @@
+/**
+ * The coordinator: the cluster's front door on `frontier.<cluster>.coord.<op>`.
+ *
+ * Several coordinators run at once in the queue group COORDINATOR_QUEUE; NATS
+ * hands each request to one of them. A coordinator holds no task state, only
+ * caches it can lose (the slot table, the shards' frontiers, recent lease
+ * replies), so any one of them can answer any request.
+ *
+ *   submit          → SubmitRouter   (validate, split by slot owner, 2PC when needed)
+ *   lease           → LeaseRouter    (EDF across shards by their frontiers, long-poll)
+ *   heartbeat, complete, fail, cancel, updateDeadline, getTask
+ *                   → TaskOpRouter   (owner of slotOf(workflowId ?? taskId); scatter)
+ *   stats           → every shard's stats, merged
+ *   prepare, commit, abort → refused: shard-only
+ *
+ * Every request is decoded by the protocol codec; anything wrong with it
+ * (garbage, wrong types, unknown version, over a limit) is answered with an
+ * error reply carrying a stable code, and only that request fails.
+ *
+ * Lifecycle: `startCoordinator` → running → `close()`: stop taking requests
+ * (unsubscribe; the queue group sends them to the other coordinators), end
+ * long-polls (they answer with what they have), wait for the requests in
+ * hand, then stop the announcements, the slot watch, the pool, the metrics
+ * server and, when it is ours, the NATS connection.
+ */
+import type { Server } from "node:http";
+import {
+  type ClusterSubjects,
+  COORDINATOR_QUEUE,
+  decodeFrontier,
+  decodeRequest,
+  encodeReply,
+  errorReply,
+  type Op,
+  ProtocolError,
+  parseSubject,
+  type Reply,
+  type Request,
+  type ResultOf,
+  subjectsFor,
+  toWireError,
+  WireErrorCode,
+} from "@frontier/protocol";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { type Logger, pino } from "pino";
+import { CoordinatorError, CoordinatorErrorCode } from "./errors.js";
+import { FrontierBoard } from "./frontier-board.js";
+import { LeaseRouter } from "./lease.js";
+import { CoordinatorMetrics, serveMetrics } from "./metrics.js";
+import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
+import { NatsShardLink } from "./shard-link.js";
+import { KvSlotTable, type SlotDirectory, slotBucketName } from "./slot-table.js";
+import { gatherStats, type ShardStatsResult } from "./stats.js";
+import { SubmitRouter } from "./submit.js";
+import { TaskOpRouter } from "./task-ops.js";
+import { BatchValidator } from "./validation.js";
+
+/** Ops only shards take (the phases of a multi-shard submit); a coordinator refuses them. */
+export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort"]);
+
+/** What a running coordinator knows of the cluster, for status output and tests. */
+export interface CoordinatorView {
+  readonly cluster: string;
+  /** Slots with a known owner, of SLOT_COUNT. */
+  readonly slotsOwned: number;
+  /** Shards owning at least one slot. */
+  readonly slotOwners: readonly string[];
+  /** Shards with a fresh frontier announcement, least key first. */
+  readonly frontiers: readonly {
+    readonly shardId: string;
+    readonly key: number | null;
+    readonly runnable: number;
+    /** The announcement's sequence number. */
+    readonly seq: number;
+    readonly ageMs: number;
+  }[];
+  /** Requests being handled now (long-polls included). */
+  readonly inflight: number;
+}
+
+export interface Coordinator {
+  readonly cluster: string;
+  /** `http://<host>:<port>/metrics` when `metricsPort` was given. */
+  readonly metricsUrl: string | undefined;
+  inspect(): CoordinatorView;
+  /** Every shard's stats, merged, with the shards that did not answer. */
+  clusterStats(): Promise<ShardStatsResult>;
+  /** Stop taking requests, finish those in hand, release everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a coordinator and resolves once it is subscribed (and the metrics
+ * endpoint, if asked for, listens). Rejects with CoordinatorError:
+ * INVALID_OPTION, CONNECT_FAILED or METRICS_LISTEN_FAILED.
+ */
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const filled = fillOptions(options);
+  const logger = filled.logger ?? pino({ name: "frontier-coordinator" });
+  let nc = filled.nc;
+  const ownsConnection = nc === undefined;
+  if (nc === undefined) {
+    const servers = typeof filled.natsUrl === "string" ? filled.natsUrl : [...(filled.natsUrl ?? [])];
+    try {
+      nc = await connect({
+        servers,
+        name: `frontier-coordinator-${filled.cluster}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      });
+    } catch (cause) {
+      throw new CoordinatorError(
+        CoordinatorErrorCode.CONNECT_FAILED,
+        `cannot connect to NATS at ${String(servers)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause },
+      );
+    }
+  }
+  const coordinator = new CoordinatorImpl(filled, nc, ownsConnection, logger);
+  try {
+    await coordinator.start();
+  } catch (err) {
+    await coordinator.close();
+    throw err;
+  }
+  return coordinator;
+}
+
+class CoordinatorImpl implements Coordinator {
+  readonly cluster: string;
+  metricsUrl: string | undefined;
+  private readonly subjects: ClusterSubjects;
+  private readonly metrics = new CoordinatorMetrics();
+  private readonly board: FrontierBoard;
+  private readonly slots: SlotDirectory;
+  private readonly ownSlotTable: KvSlotTable | undefined;
+  private readonly link: NatsShardLink;
+  private readonly validator: BatchValidator;
+  private readonly submitter: SubmitRouter;
+  private readonly leaser: LeaseRouter;
+  private readonly taskOps: TaskOpRouter;
+  private readonly inflight = new Set<Promise<void>>();
+  private requestSub: Subscription | undefined;
+  private frontierSub: Subscription | undefined;
+  private server: Server | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: FilledOptions,
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly logger: Logger,
+  ) {
+    this.cluster = options.cluster;
+    this.subjects = subjectsFor(options.cluster);
+    this.board = new FrontierBoard(options.frontierStaleMs);
+    if (options.slots === undefined) {
+      this.ownSlotTable = new KvSlotTable(nc, slotBucketName(options.cluster), options.slotRetryMs, logger);
+      this.slots = this.ownSlotTable;
+    } else {
+      this.slots = options.slots;
+    }
+    this.link = new NatsShardLink(nc, this.subjects, options.shardTimeoutMs, (shard, op, code, seconds) => {
+      this.metrics.shardRequests.inc({ shard, op, code });
+      this.metrics.shardRequestSeconds.observe(seconds, { op });
+    });
+    this.validator = new BatchValidator({
+      poolSize: options.poolSize,
+      inlineMaxWork: options.inlineValidationMaxWork,
+      workerUrl: options.validationWorker,
+      logger,
+    });
+    this.submitter = new SubmitRouter({
+      link: this.link,
+      slots: this.slots,
+      validator: this.validator,
+      logger,
+      commitAttempts: options.commitAttempts,
+      commitBackoffMs: options.commitBackoffMs,
+      onCommitRetry: (shard) => this.metrics.commitRetries.inc({ shard }),
+      onValidated: (mode) => this.metrics.validations.inc({ mode }),
+    });
+    this.leaser = new LeaseRouter({
+      link: this.link,
+      board: this.board,
+      logger,
+      replayMs: options.leaseReplayMs,
+      replayEntries: options.leaseReplayEntries,
+      onGranted: (shard, n) => this.metrics.leasesGranted.inc({ shard }, n),
+      onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
+    });
+    this.taskOps = new TaskOpRouter({
+      link: this.link,
+      slots: this.slots,
+      knownShards: () => this.knownShards(),
+      onScatter: (op) => this.metrics.scatters.inc({ op }),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.ownSlotTable?.start();
+    this.frontierSub = this.nc.subscribe(this.subjects.frontier, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.board.update(decodeFrontier(msg.data));
+        } catch (e) {
+          this.metrics.badAnnouncements.inc();
+          this.logger.debug({ err: e }, "ignored a frontier announcement that does not decode");
+        }
+      },
+    });
+    this.requestSub = this.nc.subscribe(this.subjects.coordAll, {
+      queue: COORDINATOR_QUEUE,
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.error({ err }, "request subscription failed");
+          return;
+        }
+        this.onRequest(msg);
+      },
+    });
+    // Make sure the server has our subscriptions before we say we are up.
+    await this.nc.flush();
+    if (this.options.metricsPort !== undefined) {
+      try {
+        const served = await serveMetrics(
+          this.options.metricsPort,
+          this.options.metricsHost,
+          () => this.renderMetrics(),
+          this.logger,
+        );
+        this.server = served.server;
+        this.metricsUrl = served.url;
+      } catch (cause) {
+        throw new CoordinatorError(
+          CoordinatorErrorCode.METRICS_LISTEN_FAILED,
+          `cannot serve metrics on ${this.options.metricsHost}:${this.options.metricsPort}: ${
+            cause instanceof Error ? cause.message : String(cause)
+          }`,
+          { cause },
+        );
+      }
+    }
+    this.logger.info(
+      { cluster: this.cluster, subjects: this.subjects.coordAll, metrics: this.metricsUrl },
+      "coordinator listening",
+    );
+  }
+
+  inspect(): CoordinatorView {
+    const now = Date.now();
+    return {
+      cluster: this.cluster,
+      slotsOwned: this.slots.ownedCount(),
+      slotOwners: [...this.slots.shards()].sort(),
+      frontiers: this.board
+        .fresh()
+        .sort((a, b) => (a.key ?? Number.POSITIVE_INFINITY) - (b.key ?? Number.POSITIVE_INFINITY))
+        .map((f) => ({
+          shardId: f.shardId,
+          key: f.key,
+          runnable: f.runnable,
+          seq: f.seq,
+          ageMs: now - f.receivedAt,
+        })),
+      inflight: this.inflight.size,
+    };
+  }
+
+  clusterStats(): Promise<ShardStatsResult> {
+    return gatherStats(this.knownShards(), async (shardId) => {
+      const reply = await this.link.request(shardId, { op: "stats" }, this.options.statsTimeoutMs);
+      return reply.stats;
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  private onRequest(msg: Msg): void {
+    if (!msg.reply) return; // a publish, not a request: nobody to answer
+    const started = performance.now();
+    const parsed = parseSubject(msg.subject);
+    const op = parsed?.role === "coord" ? parsed.op : undefined;
+    const handling = this.handle(op, msg.subject, msg.data).then((reply) => {
+      const code = reply.ok ? "OK" : reply.error.code;
+      this.respond(msg, reply);
+      const label = op ?? "unknown";
+      this.metrics.requests.inc({ op: label, code });
+      this.metrics.requestSeconds.observe((performance.now() - started) / 1000, { op: label });
+    });
+    this.inflight.add(handling);
+    void handling.finally(() => this.inflight.delete(handling));
+  }
+
+  /** The reply to one request; never rejects. */
+  private async handle(op: Op | undefined, subject: string, data: Uint8Array): Promise<Reply> {
+    try {
+      if (op === undefined) {
+        throw new ProtocolError(
+          WireErrorCode.BAD_MESSAGE,
+          `${JSON.stringify(subject)} names no coordinator op; send requests to ${this.subjects.coord("submit").replace(/submit$/, "<op>")}`,
+        );
+      }
+      if (SHARD_ONLY_OPS.has(op)) {
+        throw new ProtocolError(
+          WireErrorCode.BAD_MESSAGE,
+          `${op} is a shard-only op (a phase of a multi-shard submit); coordinators do not take it: send submit`,
+        );
+      }
+      const request = decodeRequest(data, op);
+      const result = await this.dispatch(request);
+      return { ok: true, op, ...result } as Reply;
+    } catch (err) {
+      const reply = errorReply(err);
+      if (reply.error.code === WireErrorCode.INTERNAL) this.logger.error({ err, op }, "request failed");
+      else this.logger.debug({ op, code: reply.error.code, message: reply.error.message }, "request refused");
+      return reply;
+    }
+  }
+
+  private async dispatch(request: Request): Promise<ResultOf<Op>> {
+    switch (request.op) {
+      case "submit":
+        return this.submitter.submit(request);
+      case "lease":
+        if (request.maxKey !== undefined) {
+          throw new ProtocolError(
+            WireErrorCode.BAD_MESSAGE,
+            "maxKey: only a coordinator sets it, on its requests to shards; leave it out",
+          );
+        }
+        return this.leaser.lease(request);
+      case "heartbeat":
+      case "complete":
+      case "fail":
+      case "cancel":
+      case "updateDeadline":
+      case "getTask":
+        return stripOp(await this.taskOps.route(request));
+      case "stats":
+        return { stats: (await this.stats()).merged };
+      case "prepare":
+      case "commit":
+      case "abort":
+        throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
+      default: {
+        const unreachable: never = request;
+        throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `unknown op ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  /** Cluster stats for a `stats` request: partial when some shards do not answer, an error when none does. */
+  private async stats(): Promise<ShardStatsResult> {
+    const result = await this.clusterStats();
+    if (result.missing.length > 0) {
+      this.logger.warn({ missing: result.missing }, "stats: some shards did not answer; partial stats");
+      if (result.shards.size === 0) {
+        const codes = result.missing.map((m) => `${m.shardId}: ${m.code}`).join(", ");
+        const timedOut = result.missing.every((m) => m.code === WireErrorCode.TIMEOUT);
+        throw new ProtocolError(
+          timedOut ? WireErrorCode.TIMEOUT : WireErrorCode.SHARD_UNAVAILABLE,
+          `no shard answered the stats request (${codes})`,
+        );
+      }
+    } else if (result.shards.size === 0) {
+      throw new ProtocolError(
+        WireErrorCode.SHARD_UNAVAILABLE,
+        "no shards known yet (no slot owners, no frontier announcements); retry once shards have started",
+      );
+    }
+    return result;
+  }
+
+  private respond(msg: Msg, reply: Reply): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeReply(reply);
+    } catch (err) {
+      this.logger.error({ err }, "reply does not encode");
+      bytes = encodeReply(
+        errorReply(
+          new ProtocolError(WireErrorCode.INTERNAL, `the reply did not encode: ${toWireError(err).message}`),
+        ),
+      );
+    }
+    try {
+      msg.respond(bytes);
+    } catch (err) {
+      this.logger.debug({ err }, "could not send a reply (connection closing)");
+    }
+  }
+
+  /** Slot owners and shards with a fresh frontier. */
+  private knownShards(): Set<string> {
+    const shards = new Set(this.slots.shards());
+    for (const f of this.board.fresh()) shards.add(f.shardId);
+    return shards;
+  }
+
+  private async renderMetrics(): Promise<string> {
+    const stats = await this.clusterStats();
+    return this.metrics.render({
+      stats,
+      pool: this.validator.stats(),
+      slotsOwned: this.slots.ownedCount(),
+      frontierShards: this.board.fresh().length,
+      longPolls: this.board.waiting,
+      inflight: this.inflight.size,
+    });
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  private async shutdown(): Promise<void> {
+    this.logger.info({ cluster: this.cluster }, "coordinator closing");
+    try {
+      if (this.requestSub !== undefined && !this.nc.isClosed()) await this.requestSub.drain();
+    } catch (err) {
+      this.logger.debug({ err }, "request subscription drain failed");
+    }
+    this.board.close();
+    await Promise.allSettled([...this.inflight]);
+    this.frontierSub?.unsubscribe();
+    await this.ownSlotTable?.close();
+    await this.validator.close();
+    if (this.server !== undefined) {
+      const server = this.server;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    if (this.ownsConnection && !this.nc.isClosed()) {
+      try {
+        await this.nc.drain();
+      } catch (err) {
+        this.logger.debug({ err }, "NATS drain failed");
+      }
+    }
+    this.logger.info({ cluster: this.cluster }, "coordinator closed");
+  }
+}
+
+/** A router's ok reply without its `ok` and `op`, to be spread into a new reply. */
+function stripOp<T extends { ok: true; op: Op }>(reply: T): Omit<T, "ok" | "op"> {
+  const { ok: _ok, op: _op, ...rest } = reply;
+  return rest;
+}

@@ -1,0 +1,67 @@
+import type { FrontierAnnouncement } from "@frontier/protocol";
+import { describe, expect, it } from "vitest";
+import { FrontierBoard } from "./frontier-board.js";
+
+const ann = (shardId: string, key: number | null, runnable: number, seq = 1): FrontierAnnouncement => ({
+  shardId,
+  key,
+  deadline: key,
+  taskId: key === null ? null : `t-${shardId}`,
+  runnable,
+  seq,
+  at: 0,
+});
+
+describe("FrontierBoard", () => {
+  it("orders shards with runnable tasks by key, then id", () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    board.update(ann("b", 20, 1));
+    board.update(ann("a", 20, 1));
+    board.update(ann("c", 10, 3));
+    board.update(ann("d", null, 0));
+    expect(board.runnable().map((f) => f.shardId)).toEqual(["c", "a", "b"]);
+    expect(board.fresh()).toHaveLength(4);
+  });
+
+  it("drops shards not heard from within staleMs", () => {
+    let now = 0;
+    const board = new FrontierBoard(100, () => now);
+    board.update(ann("a", 1, 1));
+    now = 50;
+    board.update(ann("b", 2, 1));
+    now = 120;
+    expect(board.runnable().map((f) => f.shardId)).toEqual(["b"]);
+    expect(board.fresh().map((f) => f.shardId)).toEqual(["b"]);
+  });
+
+  it("notes what grants tell until the next announcement", () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    board.update(ann("a", 10, 5));
+    board.update(ann("b", 30, 5));
+    board.noteGrant("a", 5, 2, 30); // fewer than asked under maxKey 30: a's next key is beyond 30
+    expect(board.runnable().map((f) => [f.shardId, f.key, f.runnable])).toEqual([
+      ["a", 30, 3],
+      ["b", 30, 5],
+    ]);
+    board.noteGrant("b", 4, 1, undefined); // fewer than asked without a bound: nothing more there
+    expect(board.runnable().map((f) => f.shardId)).toEqual(["a"]);
+    board.update(ann("b", 40, 2));
+    expect(board.runnable().map((f) => f.shardId)).toEqual(["a", "b"]);
+  });
+
+  it("wakes long-polls on an announcement with runnable tasks only, and on close", async () => {
+    const board = new FrontierBoard(1_000);
+    const woken = board.waitForRunnable(10_000);
+    expect(board.waiting).toBe(1);
+    board.update(ann("a", null, 0));
+    expect(board.waiting).toBe(1);
+    board.update(ann("a", 5, 1));
+    expect(await woken).toBe(true);
+    expect(board.waiting).toBe(0);
+    expect(await board.waitForRunnable(10)).toBe(false);
+    const closing = board.waitForRunnable(10_000);
+    board.close();
+    expect(await closing).toBe(false);
+    expect(await board.waitForRunnable(10_000)).toBe(false);
+  });
+});

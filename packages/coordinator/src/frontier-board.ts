@@ -1,0 +1,123 @@
+/**
+ * The latest frontier announcement of every shard, as lease routing reads it.
+ *
+ * Shards publish `{ key, runnable, ... }` on `frontier.<cluster>.frontier` on
+ * change (throttled) and every second. The board keeps the last one per shard
+ * with the coordinator's own receive time (shard clocks are not compared with
+ * ours); a shard not heard from for `staleMs` is dropped, so a dead shard
+ * stops attracting leases within a few seconds.
+ *
+ * Between announcements the router corrects the board with what it learns
+ * from grants (`noteGrant`): fewer tasks than asked without a bound means the
+ * shard has nothing more; fewer than asked under `maxKey` means its next key
+ * lies beyond it. The next announcement overwrites these guesses.
+ *
+ * Long-poll: `waitForRunnable` resolves when an announcement with runnable
+ * tasks arrives (or at its timeout, or on close); nothing polls.
+ */
+import type { FrontierAnnouncement } from "@frontier/protocol";
+
+export interface ShardFrontier {
+  readonly shardId: string;
+  /** Ordering key of the shard's next task; null when nothing is runnable. */
+  key: number | null;
+  readonly deadline: number | null;
+  /** Runnable tasks, as announced, minus what was leased since. */
+  runnable: number;
+  readonly seq: number;
+  /** The coordinator's clock (ms) when the announcement arrived. */
+  readonly receivedAt: number;
+}
+
+export class FrontierBoard {
+  private readonly latest = new Map<string, ShardFrontier>();
+  private readonly waiters = new Set<(woken: boolean) => void>();
+  private closed = false;
+
+  constructor(
+    private readonly staleMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records an announcement; wakes every long-poll when it has runnable tasks. O(waiters). */
+  update(a: FrontierAnnouncement): void {
+    if (this.closed) return;
+    this.latest.set(a.shardId, {
+      shardId: a.shardId,
+      key: a.key,
+      deadline: a.deadline,
+      runnable: a.runnable,
+      seq: a.seq,
+      receivedAt: this.now(),
+    });
+    if (a.runnable > 0 && a.key !== null) this.wakeAll(true);
+  }
+
+  /** Forget a shard (it was found down); it comes back with its next announcement. */
+  forget(shardId: string): void {
+    this.latest.delete(shardId);
+  }
+
+  /** Shards heard from within staleMs. Drops the others. O(shards). */
+  fresh(): ShardFrontier[] {
+    const cutoff = this.now() - this.staleMs;
+    const out: ShardFrontier[] = [];
+    for (const [id, f] of this.latest) {
+      if (f.receivedAt < cutoff) this.latest.delete(id);
+      else out.push(f);
+    }
+    return out;
+  }
+
+  /** Fresh shards with runnable tasks, least key first (ties by shard id). O(s log s). */
+  runnable(): ShardFrontier[] {
+    return this.fresh()
+      .filter((f): f is ShardFrontier & { key: number } => f.key !== null && f.runnable > 0)
+      .sort((a, b) => a.key - b.key || (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0));
+  }
+
+  /**
+   * What a grant of `granted` tasks, asked `asked` under `maxKey`, tells of
+   * the shard until it announces again.
+   */
+  noteGrant(shardId: string, asked: number, granted: number, maxKey: number | undefined): void {
+    const f = this.latest.get(shardId);
+    if (f === undefined) return;
+    f.runnable = Math.max(0, f.runnable - granted);
+    if (granted >= asked) return;
+    if (maxKey === undefined) f.runnable = 0;
+    else if (f.key !== null && f.key < maxKey) f.key = maxKey;
+  }
+
+  /**
+   * Resolves true when an announcement with runnable tasks arrives, false
+   * after `ms` or when the board closes. Costs one timer; nothing polls.
+   */
+  waitForRunnable(ms: number): Promise<boolean> {
+    if (this.closed || ms <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (woken: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve(woken);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      this.waiters.add(done);
+    });
+  }
+
+  /** Long-polls waiting now. */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** Ends every long-poll (they answer with what they have) and ignores further announcements. */
+  close(): void {
+    this.closed = true;
+    this.wakeAll(false);
+  }
+
+  private wakeAll(woken: boolean): void {
+    for (const done of [...this.waiters]) done(woken);
+  }
+}

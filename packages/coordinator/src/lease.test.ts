@@ -1,0 +1,251 @@
+/**
+ * Lease routing through the coordinator against stand-in shards (the real
+ * engine behind a real NATS responder): global EDF across shards by their
+ * announced frontiers, fills from several shards under maxKey, long-polls
+ * woken by announcements, request-id retries.
+ */
+import type { TaskInput } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { MAX_ID_LENGTH } from "@frontier/protocol";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { shardRequestId } from "./lease.js";
+import { call, idOn, ok, refused, startTestCluster, type TestCluster, until } from "./test-shard.fixture.js";
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(() => server.stop());
+
+let c: TestCluster;
+afterEach(() => c?.stop());
+
+let seq = 0;
+const lease = (max: number, extra: { waitMs?: number; requestId?: string } = {}) => ({
+  op: "lease" as const,
+  owner: "worker-1",
+  max,
+  leaseMs: 30_000,
+  waitMs: extra.waitMs ?? 0,
+  requestId: extra.requestId ?? `r-${++seq}`,
+});
+
+/** Puts a task with `deadline` straight into shard `shardId`'s engine (as if submitted earlier). */
+function put(shardId: string, deadline: number, prefix = "t"): string {
+  const id = idOn(shardId, c.ownerOf, `${prefix}-${deadline}`);
+  const shard = c.shards.find((s) => s.shardId === shardId)!;
+  shard.engine.addTasks([{ id, deadline } satisfies TaskInput]);
+  return id;
+}
+
+describe("earliest deadline first across shards", () => {
+  it("hands out one task at a time in global deadline order", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const deadlines = [7, 2, 9, 4, 1, 8, 3, 6, 5];
+    deadlines.forEach((d, i) => {
+      put(`s${i % 3}`, d * 100);
+    });
+    const order: number[] = [];
+    for (let i = 0; i < deadlines.length; i++) {
+      await c.announceAll(); // shards announce whenever their frontier changes
+      const reply = await ok(c.nc, c.cluster, lease(1));
+      expect(reply.leases).toHaveLength(1);
+      order.push(reply.leases[0]!.task.deadline);
+    }
+    expect(order).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    await c.announceAll();
+    expect((await ok(c.nc, c.cluster, lease(1))).leases).toEqual([]);
+  });
+
+  it("fills one request from several shards, each asked only up to the next shard's key", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    for (const [shard, ds] of [
+      ["s0", [10, 15, 40]],
+      ["s1", [20, 50]],
+      ["s2", [30, 60]],
+    ] as const) {
+      for (const d of ds) put(shard, d);
+    }
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "fill" }));
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([10, 15, 20, 30]);
+    const asked = c.shards.map((s) =>
+      s.requests("lease").map(({ max, maxKey, requestId }) => ({ max, maxKey, requestId })),
+    );
+    expect(asked).toEqual([
+      [{ max: 4, maxKey: 20, requestId: "fill:s0" }],
+      [{ max: 2, maxKey: 30, requestId: "fill:s1" }],
+      [{ max: 1, maxKey: undefined, requestId: "fill:s2" }],
+    ]);
+  });
+
+  it("asks no further shard once the request is full", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    put("s0", 2);
+    put("s1", 3);
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(1));
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([1]);
+    expect(c.shards[1]!.requests("lease")).toEqual([]);
+  });
+
+  it("skips a shard that has gone (no responders) and fills from the others", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    put("s1", 2);
+    await c.announceAll();
+    c.shards[0]!.stop();
+    const reply = await ok(c.nc, c.cluster, lease(2));
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([2]);
+    // Forgotten until it announces again.
+    expect(c.coordinators[0]!.inspect().frontiers.map((f) => f.shardId)).toEqual(["s1"]);
+  });
+
+  it("leaves out shards not heard from within frontierStaleMs", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator({ frontierStaleMs: 100 });
+    put("s0", 1);
+    await c.announceAll();
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await ok(c.nc, c.cluster, lease(1))).leases).toEqual([]);
+    expect(c.shards[0]!.requests("lease")).toEqual([]);
+    await c.announceAll();
+    expect((await ok(c.nc, c.cluster, lease(1))).leases).toHaveLength(1);
+  });
+
+  it("says TIMEOUT (retryable) when the only shard asked does not answer in time", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator({ shardTimeoutMs: 150 });
+    put("s0", 1);
+    await c.announceAll();
+    c.shards[0]!.hold.set("lease", 1);
+    const error = await refused(c.nc, c.cluster, lease(1, { requestId: "slow" }));
+    expect(error).toMatchObject({ code: "TIMEOUT", retryable: true });
+    // Not kept as the answer: the retry asks again and gets the task.
+    await c.announceAll();
+    expect((await ok(c.nc, c.cluster, lease(1, { requestId: "slow" }))).leases).toHaveLength(1);
+  });
+});
+
+describe("long-poll", () => {
+  it("waits without polling and wakes on an announcement with runnable tasks", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll(); // nothing runnable
+    const pending = ok(c.nc, c.cluster, lease(5, { waitMs: 20_000 }), 25_000);
+    await until(() => c.coordinators[0]!.inspect().inflight === 1, "the lease to arrive");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.shards.map((s) => s.requests("lease").length)).toEqual([0, 0]);
+    const id = put("s1", 42);
+    c.shards[1]!.announce();
+    const reply = await pending;
+    expect(reply.leases.map((l) => l.taskId)).toEqual([id]);
+  });
+
+  it("answers empty at the deadline", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    const started = Date.now();
+    const reply = await ok(c.nc, c.cluster, lease(1, { waitMs: 200 }));
+    expect(reply.leases).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(c.shards[0]!.requests("lease")).toEqual([]);
+  });
+
+  it("tries again after an announcement that promised tasks another worker took", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    await c.announceAll();
+    c.shards[0]!.engine.lease("someone-else", { max: 1 }); // the announcement is now stale
+    const pending = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "stale" }), 25_000);
+    await until(() => c.shards[0]!.requests("lease").length === 1, "the first attempt");
+    const id = put("s0", 2);
+    c.shards[0]!.announce();
+    expect((await pending).leases.map((l) => l.taskId)).toEqual([id]);
+    expect(c.shards[0]!.requests("lease").map((r) => r.requestId)).toEqual(["stale:s0", "stale:s0:2"]);
+  });
+
+  it("ends long-polls with an empty answer when the coordinator closes", async () => {
+    c = await startTestCluster(1, { server });
+    const coordinator = await c.startCoordinator();
+    const pending = call(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
+    await until(() => coordinator.inspect().inflight === 1, "the lease to arrive");
+    await coordinator.close();
+    const reply = await pending;
+    expect(reply).toEqual({ ok: true, op: "lease", leases: [] });
+  });
+});
+
+describe("request ids", () => {
+  it("answers a retry with the same grant", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    put("s1", 2);
+    put("s1", 3);
+    await c.announceAll();
+    const first = await ok(c.nc, c.cluster, lease(2, { requestId: "again" }));
+    expect(first.leases).toHaveLength(2);
+    const second = await ok(c.nc, c.cluster, lease(2, { requestId: "again" }));
+    expect(second.leases).toEqual(first.leases);
+    expect(c.shards.map((s) => s.requests("lease").length)).toEqual([1, 1]);
+  });
+
+  it("joins a retry that arrives while the first is still long-polling", async () => {
+    c = await startTestCluster(1, { server });
+    const coordinator = await c.startCoordinator();
+    const a = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "twice" }), 25_000);
+    await until(() => coordinator.inspect().inflight === 1, "the first request");
+    const b = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "twice" }), 25_000);
+    await until(() => coordinator.inspect().inflight === 2, "the retry");
+    put("s0", 1);
+    c.shards[0]!.announce();
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra.leases).toHaveLength(1);
+    expect(rb.leases).toEqual(ra.leases);
+    expect(c.shards[0]!.requests("lease")).toHaveLength(1);
+  });
+
+  it("derives per-shard ids, so a retry reaching another coordinator gets the shards' first grants", async () => {
+    c = await startTestCluster(2, { server });
+    const a = await c.startCoordinator();
+    const b = await c.startCoordinator();
+    put("s0", 1);
+    put("s1", 2);
+    await c.announceAll();
+    const first = await ok(c.nc, c.cluster, lease(2, { requestId: "lost-reply" }));
+    expect(first.leases).toHaveLength(2);
+    // The coordinator that answered has noted the grants on its board; the client "lost" its
+    // reply, and that coordinator goes away, so the retry reaches the other one.
+    const answered = a.inspect().frontiers.every((f) => f.runnable === 0) ? a : b;
+    await answered.close();
+    put("s0", 0); // an earlier task now exists: a fresh request would get it
+    c.shards[0]!.announce();
+    const other = answered === a ? b : a;
+    await until(
+      () => other.inspect().frontiers.find((f) => f.shardId === "s0")?.key === 0,
+      "the announcement",
+    );
+    const retry = await ok(c.nc, c.cluster, lease(2, { requestId: "lost-reply" }));
+    expect(retry.leases.map((l) => [l.taskId, l.token])).toEqual(
+      first.leases.map((l) => [l.taskId, l.token]),
+    );
+  });
+
+  it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {
+    expect(shardRequestId("r1", "s0", 1)).toBe("r1:s0");
+    expect(shardRequestId("r1", "s0", 3)).toBe("r1:s0:3");
+    const long = "x".repeat(MAX_ID_LENGTH);
+    const id = shardRequestId(long, "shard-with-a-long-name", 2);
+    expect(id.length).toBeLessThanOrEqual(MAX_ID_LENGTH);
+    expect(id).toBe(shardRequestId(long, "shard-with-a-long-name", 2));
+    expect(id).not.toBe(shardRequestId(`${long.slice(1)}y`, "shard-with-a-long-name", 2));
+    expect(id.endsWith(":shard-with-a-long-name:2")).toBe(true);
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * Lease routing: fill a request for N tasks from the shards in global
+ * earliest-deadline-first order, using only the frontiers the shards publish
+ * (no peek round trips).
+ *
+ * One attempt: take the shards with runnable tasks, least announced key first.
+ * Ask the first for up to the remaining count with `maxKey` = the second's
+ * key (it gives only tasks that come before the second shard's earliest),
+ * then the second with `maxKey` = the third's key, and so on; the last shard
+ * is asked without a bound. So a request may be filled from several shards,
+ * and with `max: 1` it always gets the globally earliest announced task. With
+ * a larger `max`, the last shard asked may contribute tasks later than some a
+ * previous shard holds beyond its bound: the shards' next keys are not known
+ * until they announce again. The skew is bounded by one grant.
+ *
+ * Long-poll: when an attempt grants nothing and `waitMs` has time left, wait
+ * (no polling) for an announcement with runnable tasks, then try again; at the
+ * deadline, answer empty.
+ *
+ * Retries: the reply is kept for `replayMs` under (owner, requestId), and a
+ * retry that arrives while the first is still open joins it, so a client that
+ * lost a reply gets the same grant. Each shard is asked under a request id
+ * derived from the client's (`<requestId>:<shardId>`, `:<attempt>` after the
+ * first attempt), so a shard also answers a retry, even one that reaches
+ * another coordinator, with its first grant.
+ *
+ * Failures: a shard with no responders is dropped from the board (it is down)
+ * and the others are asked. A shard that times out may have granted: when
+ * nothing else was granted the request fails with TIMEOUT, not kept, so the
+ * client's retry asks that shard again under the same id and gets what it
+ * granted. A combined reply is kept under MAX_MESSAGE_BYTES: no further shard
+ * is asked once half of that is used, and leases past the limit (possible
+ * only with very large tasks) are left to expire, logged.
+ */
+import { createHash } from "node:crypto";
+import type { Lease } from "@frontier/core";
+import {
+  encodedByteLength,
+  isRetryable,
+  type LeaseRequest,
+  MAX_ID_LENGTH,
+  MAX_MESSAGE_BYTES,
+  type ResultOf,
+} from "@frontier/protocol";
+import type { Logger } from "pino";
+import { ShardTimeoutError, ShardUnavailableError } from "./errors.js";
+import type { FrontierBoard } from "./frontier-board.js";
+import type { ShardLink } from "./shard-link.js";
+
+/** Bytes of a lease reply around its leases: envelope, `ok`, `op`, array header. */
+const REPLY_OVERHEAD_BYTES = 64;
+/** A combined lease reply never exceeds this. */
+export const LEASE_REPLY_MAX_BYTES = MAX_MESSAGE_BYTES - REPLY_OVERHEAD_BYTES;
+/** Once a combined reply holds this much, no further shard is asked. */
+export const LEASE_REPLY_SOFT_BYTES = Math.floor(MAX_MESSAGE_BYTES / 2);
+
+export interface LeaseContext {
+  readonly link: ShardLink;
+  readonly board: FrontierBoard;
+  readonly logger: Logger;
+  readonly replayMs: number;
+  readonly replayEntries: number;
+  readonly now?: () => number;
+  /** Told of every grant, per shard. */
+  readonly onGranted?: (shardId: string, count: number) => void;
+  readonly onDropped?: (shardId: string, count: number) => void;
+}
+
+type LeaseResult = ResultOf<"lease">;
+
+/**
+ * The request id a shard is asked under: `<requestId>:<shardId>`, plus
+ * `:<attempt>` after the first attempt. When that would exceed MAX_ID_LENGTH,
+ * the client's id is replaced by its SHA-256 (base64url, 43 characters), so
+ * the derivation stays deterministic across coordinators.
+ */
+export function shardRequestId(requestId: string, shardId: string, attempt: number): string {
+  const suffix = attempt > 1 ? `:${shardId}:${attempt}` : `:${shardId}`;
+  if (requestId.length + suffix.length <= MAX_ID_LENGTH) return requestId + suffix;
+  return createHash("sha256").update(requestId).digest("base64url") + suffix;
+}
+
+export class LeaseRouter {
+  /** Insertion-ordered: the oldest reply comes first, so trimming is O(1) per entry. */
+  private readonly replies = new Map<string, { result: LeaseResult; expiresAt: number }>();
+  private readonly open = new Map<string, Promise<LeaseResult>>();
+  private readonly now: () => number;
+
+  constructor(private readonly ctx: LeaseContext) {
+    this.now = ctx.now ?? Date.now;
+  }
+
+  async lease(request: LeaseRequest): Promise<LeaseResult> {
+    // Length-prefixed, so no (owner, requestId) pair can spell another's key.
+    const key = `${request.owner.length}:${request.owner}${request.requestId}`;
+    const kept = this.replies.get(key);
+    if (kept !== undefined && kept.expiresAt > this.now()) return kept.result;
+    const running = this.open.get(key);
+    if (running !== undefined) return running;
+    const filling = this.fill(request);
+    this.open.set(key, filling);
+    try {
+      const result = await filling;
+      this.keep(key, result);
+      return result;
+    } finally {
+      this.open.delete(key);
+    }
+  }
+
+  /** Lease requests being filled or long-polling now. */
+  get openRequests(): number {
+    return this.open.size;
+  }
+
+  private keep(key: string, result: LeaseResult): void {
+    if (this.ctx.replayMs === 0 || this.ctx.replayEntries === 0) return;
+    const now = this.now();
+    this.replies.delete(key);
+    this.replies.set(key, { result, expiresAt: now + this.ctx.replayMs });
+    for (const [k, v] of this.replies) {
+      if (this.replies.size <= this.ctx.replayEntries && v.expiresAt > now) break;
+      this.replies.delete(k);
+    }
+  }
+
+  private async fill(request: LeaseRequest): Promise<LeaseResult> {
+    const deadline = this.now() + request.waitMs;
+    for (let attempt = 1; ; attempt++) {
+      const leases = await this.attempt(request, attempt);
+      if (leases.length > 0) return { leases };
+      const left = deadline - this.now();
+      if (left <= 0 || !(await this.ctx.board.waitForRunnable(left))) return { leases: [] };
+    }
+  }
+
+  /** One pass over the shards with runnable tasks, least key first. */
+  private async attempt(request: LeaseRequest, attempt: number): Promise<Lease[]> {
+    const { link, board, logger } = this.ctx;
+    const candidates = board.runnable();
+    const granted: Lease[] = [];
+    let bytes = 0;
+    let failure: unknown;
+    for (let i = 0; i < candidates.length; i++) {
+      const remaining = request.max - granted.length;
+      if (remaining <= 0 || bytes >= LEASE_REPLY_SOFT_BYTES) break;
+      const shardId = candidates[i]!.shardId;
+      const maxKey = candidates[i + 1]?.key ?? undefined;
+      let leases: readonly Lease[];
+      let replyBytes: number;
+      try {
+        const { reply, bytes: size } = await link.requestSized(shardId, {
+          op: "lease",
+          owner: request.owner,
+          max: remaining,
+          leaseMs: request.leaseMs,
+          waitMs: 0,
+          requestId: shardRequestId(request.requestId, shardId, attempt),
+          ...(maxKey === undefined ? {} : { maxKey }),
+        });
+        leases = reply.leases;
+        replyBytes = size;
+      } catch (err) {
+        if (err instanceof ShardUnavailableError) board.forget(shardId);
+        else failure ??= err;
+        logger.warn({ shardId, requestId: request.requestId, err }, "lease: shard did not grant");
+        continue;
+      }
+      board.noteGrant(shardId, remaining, leases.length, maxKey);
+      // The shard's reply is its leases plus a few bytes, so only measure leases when the total may not fit.
+      let kept = leases.length;
+      if (bytes + replyBytes > LEASE_REPLY_MAX_BYTES) {
+        kept = 0;
+        for (const lease of leases) {
+          const size = encodedByteLength(lease);
+          if (bytes + size > LEASE_REPLY_MAX_BYTES) break;
+          bytes += size;
+          kept++;
+        }
+        logger.warn(
+          { shardId, dropped: leases.length - kept, requestId: request.requestId },
+          "lease reply full: leases left to expire",
+        );
+        this.ctx.onDropped?.(shardId, leases.length - kept);
+      } else {
+        bytes += replyBytes;
+      }
+      for (let j = 0; j < kept; j++) granted.push(leases[j]!);
+      if (kept > 0) this.ctx.onGranted?.(shardId, kept);
+    }
+    // Nothing granted and a shard failed in a way that may hide a grant (timeout) or
+    // that every shard would share (a bad argument): say so, rather than answer empty.
+    if (
+      granted.length === 0 &&
+      failure !== undefined &&
+      (!isRetryable(failure) || failure instanceof ShardTimeoutError)
+    ) {
+      throw failure;
+    }
+    return granted;
+  }
+}

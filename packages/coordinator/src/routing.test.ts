@@ -1,0 +1,301 @@
+/**
+ * Requests about one task, stats, several coordinators, metrics: through the
+ * coordinator against stand-in shards on a real nats-server.
+ */
+import type { TaskInput } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { slotOfTask, subjectsFor } from "@frontier/protocol";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { call, ok, refused, startTestCluster, type TestCluster } from "./test-shard.fixture.js";
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(() => server.stop());
+
+let c: TestCluster;
+afterEach(() => c?.stop());
+
+const ownerOf = (t: TaskInput) => c.shards.find((s) => s.shardId === c.ownerOf(slotOfTask(t)))!;
+
+/** A task of workflow `wf` whose own id routes to another shard than its workflow does. */
+function misroutedTask(wf: string): TaskInput {
+  for (let i = 0; ; i++) {
+    const t = { id: `${wf}-task-${i}`, workflowId: wf, deadline: 100 };
+    if (c.ownerOf(slotOfTask({ id: t.id })) !== c.ownerOf(slotOfTask(t))) return t;
+  }
+}
+
+async function leaseOne(taskId: string) {
+  await c.announceAll();
+  const reply = await ok(c.nc, c.cluster, {
+    op: "lease",
+    owner: "w",
+    max: 1,
+    leaseMs: 30_000,
+    waitMs: 0,
+    requestId: `lease-${taskId}`,
+  });
+  const lease = reply.leases[0]!;
+  expect(lease.taskId).toBe(taskId);
+  return lease;
+}
+
+describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () => {
+  it("heartbeat, complete, fail, cancel, updateDeadline and getTask reach the owning shard", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const a: TaskInput = { id: "a", workflowId: "wf-a", deadline: 10 };
+    const b: TaskInput = { id: "b", deadline: 20 };
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [a, b], idempotencyKey: "k" });
+    const la = await leaseOne("a");
+    const hb = await ok(c.nc, c.cluster, {
+      op: "heartbeat",
+      taskId: "a",
+      workflowId: "wf-a",
+      token: la.token,
+      leaseMs: 60_000,
+    });
+    expect(hb.expiresAt).toBeGreaterThan(la.expiresAt);
+    expect(
+      await ok(c.nc, c.cluster, { op: "complete", taskId: "a", workflowId: "wf-a", token: la.token }),
+    ).toMatchObject({ duplicate: false });
+    expect(
+      await ok(c.nc, c.cluster, { op: "complete", taskId: "a", workflowId: "wf-a", token: la.token }),
+    ).toMatchObject({ duplicate: true });
+    await ok(c.nc, c.cluster, { op: "updateDeadline", taskId: "b", deadline: 5 });
+    const lb = await leaseOne("b");
+    expect(
+      await ok(c.nc, c.cluster, {
+        op: "fail",
+        taskId: "b",
+        token: lb.token,
+        retryable: false,
+        reason: "boom",
+      }),
+    ).toMatchObject({ state: "FAILED" });
+    const viewA = await ok(c.nc, c.cluster, { op: "getTask", taskId: "a", workflowId: "wf-a" });
+    expect(viewA.task).toMatchObject({ id: "a", state: "COMPLETED" });
+    expect(ownerOf(a).requests("complete")).toHaveLength(2);
+    expect(ownerOf(b).requests("fail")).toHaveLength(1);
+    for (const s of c.shards) if (s !== ownerOf(a)) expect(s.requests("heartbeat")).toEqual([]);
+  });
+
+  it("passes on the owner's typed errors: STALE_LEASE, INVALID_STATE", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [{ id: "x", deadline: 1 }], idempotencyKey: "k" });
+    const stale = await refused(c.nc, c.cluster, { op: "complete", taskId: "x", token: 999 });
+    expect(stale).toMatchObject({ code: "STALE_LEASE", taskId: "x", retryable: false });
+    await ok(c.nc, c.cluster, { op: "cancel", taskId: "x", reason: "no" });
+    const state = await refused(c.nc, c.cluster, { op: "updateDeadline", taskId: "x", deadline: 2 });
+    expect(state).toMatchObject({ code: "INVALID_STATE", taskId: "x" });
+  });
+
+  it("finds a task named without its workflowId by asking the other shards", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const t = misroutedTask("wf-scatter");
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [t], idempotencyKey: "k" });
+    const view = await ok(c.nc, c.cluster, { op: "getTask", taskId: t.id });
+    expect(view.task).toMatchObject({ id: t.id, workflowId: "wf-scatter" });
+    const lease = await leaseOne(t.id);
+    expect(await ok(c.nc, c.cluster, { op: "complete", taskId: t.id, token: lease.token })).toMatchObject({
+      duplicate: false,
+    });
+    expect(ownerOf(t).requests("complete")).toHaveLength(1);
+  });
+
+  it("answers UNKNOWN_TASK (or a null task) only after every shard said so", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const error = await refused(c.nc, c.cluster, { op: "cancel", taskId: "ghost" });
+    expect(error).toMatchObject({ code: "UNKNOWN_TASK", taskId: "ghost" });
+    expect(c.shards.every((s) => s.requests("cancel").length === 1)).toBe(true);
+    expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "ghost" })).task).toBeNull();
+    // With a workflowId the owner's word is final: nobody else is asked.
+    expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "ghost", workflowId: "wf" })).task).toBeNull();
+    expect(c.shards.map((s) => s.requests("getTask").length).sort()).toEqual([1, 1, 2]);
+  });
+
+  it("does not say UNKNOWN_TASK while a shard that might hold the task cannot be asked", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const t = misroutedTask("wf-down");
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [t], idempotencyKey: "k" });
+    ownerOf(t).stop();
+    const error = await refused(c.nc, c.cluster, { op: "cancel", taskId: t.id });
+    expect(error).toMatchObject({ code: "SHARD_UNAVAILABLE", retryable: true });
+  });
+});
+
+describe("no responders vs timeout", () => {
+  it("says SHARD_UNAVAILABLE when the owning shard is down and TIMEOUT when it is slow, both retryable", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator({ shardTimeoutMs: 150 });
+    const shard = c.shards[0]!;
+    shard.hold.set("getTask", 1);
+    const slow = await refused(c.nc, c.cluster, { op: "getTask", taskId: "t", workflowId: "w" });
+    expect(slow).toMatchObject({ code: "TIMEOUT", retryable: true });
+    expect(slow.message).toMatch(/within 150 ms/);
+    shard.stop();
+    const down = await refused(c.nc, c.cluster, { op: "getTask", taskId: "t", workflowId: "w" });
+    expect(down).toMatchObject({ code: "SHARD_UNAVAILABLE", retryable: true });
+    expect(down.message).toMatch(/no responders/);
+    shard.start();
+    expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "t", workflowId: "w" })).task).toBeNull();
+  });
+
+  it("passes on a shard's unreadable reply as INTERNAL, not as the client's BAD_MESSAGE", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    c.shards[0]!.stop();
+    const sub = c.nc.subscribe(subjectsFor(c.cluster).shardAll("s0"), {
+      callback: (_e, msg) => {
+        msg.respond(Uint8Array.from([0xc1]));
+      },
+    });
+    try {
+      const error = await refused(c.nc, c.cluster, { op: "getTask", taskId: "t", workflowId: "w" });
+      expect(error).toMatchObject({ code: "INTERNAL" });
+      expect(error.message).toMatch(/shard s0 sent an unreadable reply/);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+});
+
+describe("stats", () => {
+  it("merges every shard's stats", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const tasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, deadline: 1_000 + i }));
+    await ok(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "k" });
+    const { stats } = await ok(c.nc, c.cluster, { op: "stats" });
+    expect(stats.runnable).toBe(30);
+    expect(stats.counts.RUNNABLE).toBe(30);
+    expect(stats.frontierDeadline).toBe(1_000);
+    expect(c.shards.every((s) => s.requests("stats").length === 1)).toBe(true);
+  });
+
+  it("answers with the shards that answered when some do not, and names the others", async () => {
+    c = await startTestCluster(3, { server });
+    const coordinator = await c.startCoordinator({ statsTimeoutMs: 150 });
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [{ id: "one", deadline: 1 }], idempotencyKey: "k" });
+    c.shards[1]!.stop();
+    c.shards[2]!.hold.set("stats", Number.POSITIVE_INFINITY);
+    const { stats } = await ok(c.nc, c.cluster, { op: "stats" });
+    expect(stats.runnable).toBe(ownerOf({ id: "one", deadline: 1 }).shardId === "s0" ? 1 : 0);
+    const gathered = await coordinator.clusterStats();
+    expect(gathered.missing).toEqual([
+      { shardId: "s1", code: "SHARD_UNAVAILABLE" },
+      { shardId: "s2", code: "TIMEOUT" },
+    ]);
+    c.shards[0]!.stop();
+    const none = await refused(c.nc, c.cluster, { op: "stats" });
+    expect(none).toMatchObject({ code: "SHARD_UNAVAILABLE", retryable: true });
+  });
+});
+
+describe("several coordinators", () => {
+  it("share the queue group: each request is answered once, by one of them", async () => {
+    c = await startTestCluster(2, { server });
+    const a = await c.startCoordinator({ metricsPort: 0 });
+    const b = await c.startCoordinator({ metricsPort: 0 });
+    const n = 60;
+    const replies = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        ok(c.nc, c.cluster, {
+          op: "submit",
+          tasks: [{ id: `q-${i}`, deadline: i }],
+          idempotencyKey: `q-${i}`,
+        }),
+      ),
+    );
+    expect(replies.every((r) => r.accepted === 1 && !r.replayed)).toBe(true);
+    const served = async (url: string) => {
+      const text = await (await fetch(url)).text();
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith('frontier_coordinator_requests_total{op="submit",code="OK"}'));
+      return line === undefined ? 0 : Number(line.split(" ")[1]);
+    };
+    const [na, nb] = [await served(a.metricsUrl!), await served(b.metricsUrl!)];
+    expect(na + nb).toBe(n);
+    expect(na).toBeGreaterThan(0);
+    expect(nb).toBeGreaterThan(0);
+    // Closing one leaves the other serving.
+    await a.close();
+    expect((await ok(c.nc, c.cluster, { op: "stats" })).stats.runnable).toBe(n);
+  });
+});
+
+describe("metrics", () => {
+  it("serves the Prometheus text on /metrics: shards, totals, requests, pool", async () => {
+    c = await startTestCluster(2, { server });
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
+    expect(coordinator.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    await ok(c.nc, c.cluster, {
+      op: "submit",
+      tasks: Array.from({ length: 10 }, (_, i) => ({ id: `m-${i}`, deadline: Date.now() - 1_000 })),
+      idempotencyKey: "m",
+    });
+    await refused(c.nc, c.cluster, { op: "cancel", taskId: "nope", workflowId: "w" });
+    await c.announceAll();
+    await ok(c.nc, c.cluster, { op: "lease", owner: "w", max: 3, leaseMs: 1_000, waitMs: 0, requestId: "m" });
+    const res = await fetch(coordinator.metricsUrl!);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const text = await res.text();
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(value('frontier_shard_up{shard="s0"}')).toBe(1);
+    expect(value('frontier_shard_up{shard="s1"}')).toBe(1);
+    expect(
+      (value('frontier_shard_tasks{shard="s0",state="RUNNABLE"}') ?? 0) +
+        (value('frontier_shard_tasks{shard="s1",state="RUNNABLE"}') ?? 0),
+    ).toBe(7);
+    expect(value('frontier_cluster_tasks{state="LEASED"}')).toBe(3);
+    expect(value("frontier_cluster_runnable")).toBe(7);
+    expect(value("frontier_cluster_deadline_misses_total")).toBe(3);
+    expect(value("frontier_cluster_oldest_runnable_age_seconds")).toBeGreaterThan(0);
+    expect(value("frontier_cluster_lease_timeouts_total")).toBe(0);
+    expect(value("frontier_cluster_stale_lease_rejections_total")).toBe(0);
+    expect(value("frontier_coordinator_leases_granted_all_total")).toBe(3);
+    expect(value('frontier_coordinator_requests_total{op="submit",code="OK"}')).toBe(1);
+    expect(value('frontier_coordinator_requests_total{op="cancel",code="UNKNOWN_TASK"}')).toBe(1);
+    expect(value('frontier_coordinator_request_duration_seconds_count{op="lease"}')).toBe(1);
+    expect(value('frontier_coordinator_validations_total{mode="inline"}')).toBe(1);
+    expect(value("frontier_coordinator_validation_queue")).toBe(0);
+    expect(value("frontier_coordinator_slots_owned")).toBe(1024);
+    expect(text).toMatch(/^# TYPE frontier_shard_lease_timeouts_total counter$/m);
+    expect(text).toMatch(/^# TYPE frontier_coordinator_request_duration_seconds histogram$/m);
+    expect((await fetch(coordinator.metricsUrl!.replace("/metrics", "/nope"))).status).toBe(404);
+    expect((await fetch(coordinator.metricsUrl!, { method: "POST" })).status).toBe(405);
+  });
+
+  it("reports a shard that does not answer the scrape as down", async () => {
+    c = await startTestCluster(2, { server });
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
+    c.shards[1]!.stop();
+    const text = await (await fetch(coordinator.metricsUrl!)).text();
+    expect(text).toContain('frontier_shard_up{shard="s0"} 1');
+    expect(text).toContain('frontier_shard_up{shard="s1"} 0');
+    expect(text).toContain("frontier_cluster_shards_missing 1");
+  });
+});
+
+describe("lifecycle", () => {
+  it("stops answering on close; another coordinator takes over", async () => {
+    c = await startTestCluster(1, { server });
+    const a = await c.startCoordinator();
+    await a.close();
+    await a.close(); // idempotent
+    await expect(call(c.nc, c.cluster, { op: "stats" }, 500)).rejects.toThrow();
+    await c.startCoordinator();
+    expect((await ok(c.nc, c.cluster, { op: "stats" })).stats.runnable).toBe(0);
+  });
+});

@@ -1,0 +1,71 @@
+import { type SchedulerStats, UnknownTaskError } from "@frontier/core";
+import { ProtocolError } from "@frontier/protocol";
+import { describe, expect, it } from "vitest";
+import { gatherStats, mergeStats } from "./stats.js";
+
+function stats(over: Partial<SchedulerStats> & { runnable?: number } = {}): SchedulerStats {
+  return {
+    counts: {
+      WAITING: 1,
+      RUNNABLE: over.runnable ?? 0,
+      LEASED: 0,
+      COMPLETED: 2,
+      FAILED: 0,
+      CANCELLED: 0,
+      EXPIRED: 0,
+    },
+    runnable: 0,
+    oldestRunnableAgeMs: 0,
+    frontierDeadline: null,
+    leaseTimeouts: 0,
+    deadlineMisses: 0,
+    staleRejections: 0,
+    retries: 0,
+    leased: 0,
+    ...over,
+  };
+}
+
+describe("mergeStats", () => {
+  it("sums counts and counters, keeps the worst age and the earliest frontier", () => {
+    const merged = mergeStats([
+      stats({ runnable: 3, oldestRunnableAgeMs: 50, frontierDeadline: 200, leaseTimeouts: 1, retries: 2 }),
+      stats({ runnable: 4, oldestRunnableAgeMs: 900, frontierDeadline: 100, staleRejections: 5, leased: 2 }),
+      stats({ frontierDeadline: null, deadlineMisses: 7 }),
+    ]);
+    expect(merged).toEqual({
+      counts: { WAITING: 3, RUNNABLE: 7, LEASED: 0, COMPLETED: 6, FAILED: 0, CANCELLED: 0, EXPIRED: 0 },
+      runnable: 7,
+      oldestRunnableAgeMs: 900,
+      frontierDeadline: 100,
+      leaseTimeouts: 1,
+      deadlineMisses: 7,
+      staleRejections: 5,
+      retries: 2,
+      leased: 2,
+    });
+  });
+
+  it("merges nothing into zeros with no frontier", () => {
+    const merged = mergeStats([]);
+    expect(merged.runnable).toBe(0);
+    expect(merged.frontierDeadline).toBeNull();
+    expect(Object.values(merged.counts).every((n) => n === 0)).toBe(true);
+  });
+});
+
+describe("gatherStats", () => {
+  it("merges the shards that answer and names the others with their error code", async () => {
+    const result = await gatherStats(["b", "a", "c", "a"], async (id) => {
+      if (id === "b") throw new ProtocolError("TIMEOUT", "slow");
+      if (id === "c") throw new UnknownTaskError("x");
+      return stats({ runnable: 2 });
+    });
+    expect([...result.shards.keys()]).toEqual(["a"]);
+    expect(result.missing).toEqual([
+      { shardId: "b", code: "TIMEOUT" },
+      { shardId: "c", code: "UNKNOWN_TASK" },
+    ]);
+    expect(result.merged.runnable).toBe(2);
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * Cluster-wide stats: every shard's `SchedulerStats`, merged. Counts and
+ * counters add up; the starvation signal (oldest runnable age) is the worst
+ * shard's; the frontier is the earliest shard's.
+ */
+import { type SchedulerStats, TaskState } from "@frontier/core";
+import { toWireError } from "@frontier/protocol";
+
+const STATES = Object.values(TaskState);
+
+/** The shards' stats as one: sums, the largest oldest-runnable age, the least frontier deadline. O(shards). */
+export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
+  const counts = {} as Record<TaskState, number>;
+  for (const s of STATES) counts[s] = 0;
+  let runnable = 0;
+  let oldestRunnableAgeMs = 0;
+  let frontierDeadline: number | null = null;
+  let leaseTimeouts = 0;
+  let deadlineMisses = 0;
+  let staleRejections = 0;
+  let retries = 0;
+  let leased = 0;
+  for (const stats of all) {
+    for (const s of STATES) counts[s] += stats.counts[s] ?? 0;
+    runnable += stats.runnable;
+    oldestRunnableAgeMs = Math.max(oldestRunnableAgeMs, stats.oldestRunnableAgeMs);
+    if (stats.frontierDeadline !== null) {
+      frontierDeadline =
+        frontierDeadline === null
+          ? stats.frontierDeadline
+          : Math.min(frontierDeadline, stats.frontierDeadline);
+    }
+    leaseTimeouts += stats.leaseTimeouts;
+    deadlineMisses += stats.deadlineMisses;
+    staleRejections += stats.staleRejections;
+    retries += stats.retries;
+    leased += stats.leased;
+  }
+  return {
+    counts,
+    runnable,
+    oldestRunnableAgeMs,
+    frontierDeadline,
+    leaseTimeouts,
+    deadlineMisses,
+    staleRejections,
+    retries,
+    leased,
+  };
+}
+
+export interface ShardStatsResult {
+  /** Every answering shard's stats, merged. */
+  readonly merged: SchedulerStats;
+  /** Each answering shard's own stats. */
+  readonly shards: ReadonlyMap<string, SchedulerStats>;
+  /** Shards that did not answer in time, with the error code of the failure. */
+  readonly missing: readonly { readonly shardId: string; readonly code: string }[];
+}
+
+/** Asks every shard in `shardIds` for its stats, in parallel, each bounded by the link's timeout. */
+export async function gatherStats(
+  shardIds: Iterable<string>,
+  ask: (shardId: string) => Promise<SchedulerStats>,
+): Promise<ShardStatsResult> {
+  const ids = [...new Set(shardIds)].sort();
+  const settled = await Promise.allSettled(ids.map(ask));
+  const shards = new Map<string, SchedulerStats>();
+  const missing: { shardId: string; code: string }[] = [];
+  settled.forEach((r, i) => {
+    const shardId = ids[i]!;
+    if (r.status === "fulfilled") shards.set(shardId, r.value);
+    else missing.push({ shardId, code: toWireError(r.reason).code });
+  });
+  return { merged: mergeStats(shards.values()), shards, missing };
+}

@@ -1,0 +1,197 @@
+/**
+ * Submit: validate, split by slot owner, forward.
+ *
+ *   1. Check the batch alone (BatchValidator: inline or in the pool). Any
+ *      problem rejects the whole batch before a shard sees it.
+ *   2. Split by the owner of each task's slot (`slotOfTask`). An unowned slot
+ *      rejects the batch, retryably, before anything is sent.
+ *   3. One shard: `submit` the batch as is, under the client's idempotency key.
+ *      Several shards: two phases, so no batch is ever half-accepted:
+ *        prepare every part (in parallel). Any failure → abort every part and
+ *          reply with the failure (validation problems of all parts merged);
+ *        commit every part (in parallel), retrying a commit that times out or
+ *          finds its shard briefly unavailable.
+ *      Each part goes to its shard under the client's idempotency key, so a
+ *      client that retries the whole submit (after a TIMEOUT, or a commit that
+ *      kept failing) finishes it: parts already committed answer with their
+ *      first outcome, and nothing is added twice.
+ */
+import { type TaskInput, ValidationError } from "@frontier/core";
+import {
+  isRetryable,
+  ProtocolError,
+  type ResultOf,
+  type SubmitRequest,
+  slotOfTask,
+  WireErrorCode,
+} from "@frontier/protocol";
+import type { Logger } from "pino";
+import { isShardTransient, SlotUnownedError } from "./errors.js";
+import type { ShardLink } from "./shard-link.js";
+import type { SlotDirectory } from "./slot-table.js";
+import type { BatchValidator } from "./validation.js";
+
+export interface SubmitContext {
+  readonly link: ShardLink;
+  readonly slots: SlotDirectory;
+  readonly validator: BatchValidator;
+  readonly logger: Logger;
+  readonly commitAttempts: number;
+  readonly commitBackoffMs: number;
+  /** Told of every commit retried and of how each batch was validated. */
+  readonly onCommitRetry?: (shardId: string) => void;
+  readonly onValidated?: (mode: "inline" | "pool") => void;
+}
+
+type SubmitResult = ResultOf<"submit">;
+
+export class SubmitRouter {
+  constructor(private readonly ctx: SubmitContext) {}
+
+  async submit(request: SubmitRequest): Promise<SubmitResult> {
+    const { tasks, idempotencyKey } = request;
+    if (tasks.length === 0) return { accepted: 0, replayed: false };
+    const mode = this.ctx.validator.modeFor(tasks);
+    const problems = await this.ctx.validator.check(tasks);
+    this.ctx.onValidated?.(mode);
+    if (problems.length > 0) throw new ValidationError(problems);
+    const parts = this.split(tasks);
+    if (parts.size === 1) {
+      const shardId = parts.keys().next().value as string;
+      const reply = await this.ctx.link.request(shardId, { op: "submit", tasks, idempotencyKey });
+      return { accepted: reply.accepted, replayed: reply.replayed };
+    }
+    return this.twoPhase(parts, idempotencyKey);
+  }
+
+  /** The batch's tasks by owning shard, in batch order within each part. O(tasks). */
+  split(tasks: readonly TaskInput[]): Map<string, TaskInput[]> {
+    const parts = new Map<string, TaskInput[]>();
+    const unowned = new Map<number, string[]>();
+    for (const task of tasks) {
+      const slot = slotOfTask(task);
+      const owner = this.ctx.slots.ownerOf(slot);
+      if (owner === undefined) {
+        const ids = unowned.get(slot);
+        if (ids === undefined) unowned.set(slot, [task.id]);
+        else ids.push(task.id);
+        continue;
+      }
+      const part = parts.get(owner);
+      if (part === undefined) parts.set(owner, [task]);
+      else part.push(task);
+    }
+    if (unowned.size > 0) {
+      const [slot, ids] = unowned.entries().next().value as [number, string[]];
+      const more = unowned.size > 1 ? ` (and ${unowned.size - 1} more unowned slots)` : "";
+      throw new SlotUnownedError(
+        slot,
+        `no shard owns slot ${slot} (task ${JSON.stringify(ids[0])}${more}); shards may still be starting: retry`,
+      );
+    }
+    return parts;
+  }
+
+  private async twoPhase(parts: Map<string, TaskInput[]>, idempotencyKey: string): Promise<SubmitResult> {
+    const { link, logger } = this.ctx;
+    const shards = [...parts.keys()];
+    const prepared = await Promise.allSettled(
+      shards.map((shardId) =>
+        link.request(shardId, { op: "prepare", tasks: parts.get(shardId)!, idempotencyKey }),
+      ),
+    );
+    const failures = failuresOf(shards, prepared);
+    if (failures.length > 0) {
+      // Abort every part, also those whose prepare failed: a timed-out prepare may have reserved.
+      const aborted = await Promise.allSettled(
+        shards.map((shardId) => link.request(shardId, { op: "abort", idempotencyKey })),
+      );
+      for (const { shardId, error } of failuresOf(shards, aborted)) {
+        logger.warn({ shardId, idempotencyKey, err: error }, "abort failed; the shard's reservation expires");
+      }
+      throw mergeFailures(failures);
+    }
+    const committed = await Promise.allSettled(shards.map((shardId) => this.commit(shardId, idempotencyKey)));
+    const commitFailures = failuresOf(shards, committed);
+    if (commitFailures.length > 0) {
+      const done = shards.filter((_, i) => committed[i]!.status === "fulfilled");
+      const first = pickFailure(commitFailures);
+      logger.error(
+        { idempotencyKey, committed: done, failed: commitFailures.map((f) => f.shardId), err: first.error },
+        "submit partly committed",
+      );
+      // A transport failure keeps its code (TIMEOUT, SHARD_UNAVAILABLE); a shard that
+      // refuses to commit what it prepared is a bug on its side.
+      throw new ProtocolError(
+        first.error instanceof ProtocolError ? first.error.code : WireErrorCode.INTERNAL,
+        `submit partly committed (${done.length} of ${shards.length} parts); ` +
+          `retry with the same idempotencyKey to finish it. Shard ${first.shardId}: ${messageOf(first.error)}`,
+        { cause: first.error, retryable: isRetryable(first.error) },
+      );
+    }
+    let accepted = 0;
+    let replayed = true;
+    for (const result of committed) {
+      const reply = (result as PromiseFulfilledResult<ResultOf<"commit">>).value;
+      accepted += reply.accepted;
+      replayed &&= reply.replayed;
+    }
+    return { accepted, replayed };
+  }
+
+  /**
+   * Commits one prepared part, retrying while the shard cannot be reached
+   * (timeout, no responders). A refusal from the shard itself is final: a
+   * shard that lost the prepared part (expired, restarted) says so, and only
+   * the client's retry of the whole submit, which prepares again, can help.
+   */
+  private async commit(shardId: string, idempotencyKey: string): Promise<ResultOf<"commit">> {
+    const { link, commitAttempts, commitBackoffMs } = this.ctx;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await link.request(shardId, { op: "commit", idempotencyKey });
+      } catch (err) {
+        if (attempt >= commitAttempts || !isShardTransient(err)) throw err;
+        this.ctx.onCommitRetry?.(shardId);
+        this.ctx.logger.warn({ shardId, idempotencyKey, attempt, err }, "commit failed; retrying");
+        await sleep(commitBackoffMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+}
+
+interface Failure {
+  readonly shardId: string;
+  readonly error: unknown;
+}
+
+function failuresOf(shards: readonly string[], results: readonly PromiseSettledResult<unknown>[]): Failure[] {
+  const failures: Failure[] = [];
+  results.forEach((r, i) => {
+    if (r.status === "rejected") failures.push({ shardId: shards[i]!, error: r.reason });
+  });
+  return failures;
+}
+
+/**
+ * One error for a failed prepare phase: every part's validation problems
+ * merged when any part was rejected for them (the batch can never pass as
+ * it is), else the first definitive failure, else the first retryable one.
+ */
+export function mergeFailures(failures: readonly Failure[]): unknown {
+  const problems = failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []));
+  if (problems.length > 0) return new ValidationError(problems);
+  return pickFailure(failures).error;
+}
+
+function pickFailure(failures: readonly Failure[]): Failure {
+  return failures.find((f) => !isRetryable(f.error)) ?? failures[0]!;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

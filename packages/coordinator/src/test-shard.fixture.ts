@@ -1,0 +1,337 @@
+/**
+ * Test fixtures: a stand-in shard and a small cluster around real nats-server
+ * processes. Not a mock of the coordinator: `TestShard` is a real NATS
+ * responder on `frontier.<cluster>.shard.<id>.*` that speaks the protocol
+ * through the codec and keeps its tasks in the real engine (`Scheduler`), so
+ * EDF order, fencing tokens and validation are the engine's own. What it adds
+ * is the shard protocol's bookkeeping in memory (idempotency keys, prepared
+ * parts, lease request ids) and knobs to misbehave: `hold` an op (no reply,
+ * so the coordinator times out), `fail` an op with an error, `stop()` (no
+ * responders).
+ */
+import { type Lease, Scheduler, type SchedulerStats, type TaskInput, ValidationError } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import {
+  decodeReply,
+  decodeRequest,
+  encodeFrontier,
+  encodeReply,
+  encodeRequest,
+  errorReply,
+  type OkReply,
+  type Op,
+  parseSubject,
+  type Reply,
+  type Request,
+  type RequestOf,
+  SLOT_COUNT,
+  slotOfTask,
+  subjectsFor,
+} from "@frontier/protocol";
+import { StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { type Coordinator, startCoordinator } from "./coordinator.js";
+import type { CoordinatorOptions } from "./options.js";
+import { slotBucketName } from "./slot-table.js";
+
+export const silent = pino({ level: "silent" });
+
+export class TestShard {
+  readonly engine: Scheduler;
+  /** Every request this shard decoded, in arrival order. */
+  readonly received: Request[] = [];
+  /** Outcomes by idempotency key (submit and commit). */
+  readonly committed = new Map<string, number>();
+  readonly prepared = new Map<string, readonly TaskInput[]>();
+  private readonly grants = new Map<string, readonly Lease[]>();
+  /** Ops that get no reply (the coordinator times out); each entry counts down, Infinity = always. */
+  readonly hold = new Map<Op, number>();
+  /** Ops answered with this error. */
+  readonly fail = new Map<Op, Error>();
+  private sub: Subscription | undefined;
+  /** Sequence number of the last announcement. */
+  seq = 0;
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly cluster: string,
+    readonly shardId: string,
+  ) {
+    this.engine = new Scheduler({ sameWorkflowPrerequisites: true });
+  }
+
+  start(): this {
+    const subjects = subjectsFor(this.cluster);
+    this.sub = this.nc.subscribe(subjects.shardAll(this.shardId), {
+      callback: (_err, msg) => {
+        const op = parseSubject(msg.subject);
+        if (op?.role !== "shard") return;
+        const held = this.hold.get(op.op);
+        if (held !== undefined && held > 0) {
+          this.hold.set(op.op, held - 1);
+          return;
+        }
+        let reply: Reply;
+        try {
+          const request = decodeRequest(msg.data, op.op);
+          this.received.push(request);
+          const failure = this.fail.get(op.op);
+          if (failure !== undefined) throw failure;
+          reply = { ok: true, op: op.op, ...this.handle(request) } as Reply;
+        } catch (err) {
+          reply = errorReply(err);
+        }
+        msg.respond(encodeReply(reply));
+      },
+    });
+    return this;
+  }
+
+  /** Unsubscribe: requests to this shard now find no responders. */
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+
+  /** Publish the engine's frontier now, as a shard does on change and every second. */
+  announce(): void {
+    const top = this.engine.peekFrontier();
+    const runnable = this.engine.stats().runnable;
+    this.nc.publish(
+      subjectsFor(this.cluster).frontier,
+      encodeFrontier({
+        shardId: this.shardId,
+        deadline: top?.deadline ?? null,
+        key: top?.key ?? null,
+        taskId: top?.id ?? null,
+        runnable,
+        seq: ++this.seq,
+        at: Date.now(),
+      }),
+    );
+  }
+
+  /** The requests of one op this shard decoded. */
+  requests<O extends Op>(op: O): RequestOf<O>[] {
+    return this.received.filter((r): r is RequestOf<O> => r.op === op);
+  }
+
+  private handle(request: Request): object {
+    const e = this.engine;
+    switch (request.op) {
+      case "submit": {
+        const first = this.committed.get(request.idempotencyKey);
+        if (first !== undefined) return { accepted: first, replayed: true };
+        const accepted = e.addTasks(request.tasks);
+        this.committed.set(request.idempotencyKey, accepted);
+        return { accepted, replayed: false };
+      }
+      case "prepare": {
+        const first = this.committed.get(request.idempotencyKey);
+        if (first !== undefined) return { accepted: first };
+        const reserved = new Set<string>();
+        for (const [key, tasks] of this.prepared) {
+          if (key !== request.idempotencyKey) for (const t of tasks) reserved.add(t.id);
+        }
+        const problems = e.check(request.tasks, reserved);
+        if (problems.length > 0) throw new ValidationError(problems);
+        this.prepared.set(request.idempotencyKey, request.tasks);
+        return { accepted: request.tasks.length };
+      }
+      case "commit": {
+        const first = this.committed.get(request.idempotencyKey);
+        if (first !== undefined) return { accepted: first, replayed: true };
+        const tasks = this.prepared.get(request.idempotencyKey);
+        if (tasks === undefined) throw new Error(`nothing prepared under ${request.idempotencyKey}`);
+        const accepted = e.addTasks(tasks);
+        this.prepared.delete(request.idempotencyKey);
+        this.committed.set(request.idempotencyKey, accepted);
+        return { accepted, replayed: false };
+      }
+      case "abort":
+        this.prepared.delete(request.idempotencyKey);
+        return {};
+      case "lease": {
+        const first = this.grants.get(request.requestId);
+        if (first !== undefined) return { leases: first };
+        const leases = e.lease(request.owner, {
+          max: request.max,
+          leaseMs: request.leaseMs,
+          ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
+        });
+        this.grants.set(request.requestId, leases);
+        return { leases };
+      }
+      case "heartbeat":
+        return {
+          expiresAt: e.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs }).expiresAt,
+        };
+      case "complete":
+        return e.complete(request.taskId, request.token);
+      case "fail":
+        return {
+          state: e.fail(request.taskId, request.token, {
+            retryable: request.retryable,
+            reason: request.reason,
+          }).state,
+        };
+      case "cancel":
+        e.cancel(request.taskId, request.reason);
+        return {};
+      case "updateDeadline":
+        e.updateDeadline(request.taskId, request.deadline);
+        return {};
+      case "getTask":
+        return { task: e.getTask(request.taskId) ?? null };
+      case "stats":
+        return { stats: e.stats() satisfies SchedulerStats };
+    }
+  }
+}
+
+/** Writes the slot table as shards would: `slot.<n>` → owner(n). */
+export async function claimSlots(
+  nc: NatsConnection,
+  cluster: string,
+  owner: (slot: number) => string | undefined,
+): Promise<void> {
+  const kv = await new Kvm(nc).create(slotBucketName(cluster), { history: 1, storage: StorageType.Memory });
+  const writes: Promise<unknown>[] = [];
+  for (let slot = 0; slot < SLOT_COUNT; slot++) {
+    const id = owner(slot);
+    if (id !== undefined) writes.push(kv.put(`slot.${slot}`, id));
+  }
+  await Promise.all(writes);
+}
+
+/** Sends a request the way a client does; the decoded reply. */
+export async function call<O extends Op>(
+  nc: NatsConnection,
+  cluster: string,
+  request: RequestOf<O>,
+  timeoutMs = 5_000,
+): Promise<Reply<O>> {
+  const msg = await nc.request(subjectsFor(cluster).coord(request.op), encodeRequest(request), {
+    timeout: timeoutMs,
+  });
+  return decodeReply(msg.data, request.op as O);
+}
+
+/** `call`, expecting an ok reply. */
+export async function ok<O extends Op>(
+  nc: NatsConnection,
+  cluster: string,
+  request: RequestOf<O>,
+  timeoutMs?: number,
+): Promise<OkReply<O>> {
+  const reply = await call(nc, cluster, request, timeoutMs);
+  if (!reply.ok) throw new Error(`expected ok, got ${reply.error.code}: ${reply.error.message}`);
+  return reply;
+}
+
+/** `call`, expecting an error reply: its wire error. */
+export async function refused<O extends Op>(nc: NatsConnection, cluster: string, request: RequestOf<O>) {
+  const reply = await call(nc, cluster, request);
+  if (reply.ok) throw new Error(`expected an error, got an ok ${reply.op} reply`);
+  return reply.error;
+}
+
+export async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A task id (with a prefix) whose slot the given shard owns under `ownerOf`. */
+export function idOn(shardId: string, ownerOf: (slot: number) => string | undefined, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    if (ownerOf(slotOfTask({ id })) === shardId) return id;
+  }
+}
+
+export interface TestCluster {
+  readonly server: NatsServer;
+  readonly nc: NatsConnection;
+  readonly cluster: string;
+  readonly shards: TestShard[];
+  readonly ownerOf: (slot: number) => string | undefined;
+  readonly coordinators: Coordinator[];
+  startCoordinator(options?: Partial<CoordinatorOptions>): Promise<Coordinator>;
+  /** Each shard announces its frontier; resolves when every coordinator has seen every one. */
+  announceAll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+let clusterSeq = 0;
+
+/**
+ * A nats-server, `shardCount` TestShards owning the slots round-robin
+ * (slot n → shard n mod count), no coordinator yet.
+ */
+export async function startTestCluster(
+  shardCount: number,
+  options: { server?: NatsServer; owner?: (slot: number) => string | undefined } = {},
+): Promise<TestCluster> {
+  const server = options.server ?? (await startNatsServer());
+  const nc = await connect({ servers: server.url });
+  const cluster = `t${process.pid}-${++clusterSeq}`;
+  const shards = Array.from({ length: shardCount }, (_, i) => new TestShard(nc, cluster, `s${i}`).start());
+  const ownerOf = options.owner ?? ((slot: number) => shards[slot % shardCount]?.shardId);
+  await claimSlots(nc, cluster, ownerOf);
+  const coordinators: Coordinator[] = [];
+  const self: TestCluster = {
+    server,
+    nc,
+    cluster,
+    shards,
+    ownerOf,
+    coordinators,
+    async startCoordinator(extra = {}) {
+      const c = await startCoordinator({
+        nc,
+        cluster,
+        logger: silent,
+        shardTimeoutMs: 1_000,
+        statsTimeoutMs: 500,
+        frontierStaleMs: 60_000,
+        ...extra,
+      });
+      coordinators.push(c);
+      const owned = Array.from({ length: SLOT_COUNT }, (_, s) => ownerOf(s)).filter(
+        (x) => x !== undefined,
+      ).length;
+      await until(() => c.inspect().slotsOwned === owned, "the coordinator's slot table");
+      return c;
+    },
+    async announceAll() {
+      for (const shard of shards) shard.announce();
+      await nc.flush();
+      // Announcements are plain publishes: wait until each coordinator has taken them in.
+      await until(
+        () =>
+          coordinators.every((c) =>
+            shards.every((s) => c.inspect().frontiers.find((f) => f.shardId === s.shardId)?.seq === s.seq),
+          ),
+        "frontier announcements",
+      );
+    },
+    async stop() {
+      for (const c of coordinators) await c.close();
+      for (const s of shards) s.stop();
+      await nc.close();
+      if (options.server === undefined) await server.stop();
+    },
+  };
+  return self;
+}
+
+/** Submit `tasks` through the coordinator; the reply. */
+export function submit(c: TestCluster, tasks: TaskInput[], idempotencyKey = `k-${Math.random()}`) {
+  return call(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey });
+}
