@@ -18,8 +18,20 @@ type Lease = Awaited<ReturnType<Shard["lease"]>>[number];
 type TaskInput = Extract<Parameters<Shard["submit"]>[0], { id: string }>;
 const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(random() * items.length)];
 
+/**
+ * Writes one line to stdout before returning. stdout is a non-blocking pipe:
+ * when the parent falls behind, a write fails with EAGAIN or writes part of
+ * the line, so this loops until all of it is out.
+ */
 function emit(event: Event): void {
-  writeSync(1, `${JSON.stringify(event)}\n`);
+  const line = Buffer.from(`${JSON.stringify(event)}\n`);
+  for (let written = 0; written < line.length; ) {
+    try {
+      written += writeSync(1, line, written);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+    }
+  }
 }
 
 const shard = await Shard.open({ dataDir, durability: durability as Durability, ...HARNESS_SHARD_OPTIONS });

@@ -51,33 +51,35 @@ export function parseTask(
   const id = raw["id"];
   const validId = typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH;
   const taskId = validId ? id : `#${index}`;
-  const bad = (message: string) => problems.push(malformed(taskId, message));
   if (!validId) {
-    bad(
-      typeof id === "string"
-        ? `id must be 1..${MAX_ID_LENGTH} characters, got ${id.length}`
-        : `id must be a string, got ${describe(id)}`,
+    problems.push(
+      malformed(
+        taskId,
+        typeof id === "string"
+          ? `id must be 1..${MAX_ID_LENGTH} characters, got ${id.length}`
+          : `id must be a string, got ${describe(id)}`,
+      ),
     );
   }
   for (const key of Object.keys(raw)) {
-    if (!KNOWN_FIELDS.has(key)) bad(`unknown field ${JSON.stringify(key)}`);
+    if (!KNOWN_FIELDS.has(key)) problems.push(malformed(taskId, `unknown field ${JSON.stringify(key)}`));
   }
   const deadline = raw["deadline"];
   if (typeof deadline !== "number" || !Number.isFinite(deadline)) {
-    bad(`deadline must be a finite number, got ${describe(deadline)}`);
+    problems.push(malformed(taskId, `deadline must be a finite number, got ${describe(deadline)}`));
   }
   let prerequisites = NO_PREREQUISITES;
   const prereqs = raw["prerequisites"];
   if (prereqs !== undefined) {
     if (!Array.isArray(prereqs)) {
-      bad(`prerequisites must be an array of ids, got ${describe(prereqs)}`);
+      problems.push(malformed(taskId, `prerequisites must be an array of ids, got ${describe(prereqs)}`));
     } else if (prereqs.length > 0) {
       const seen = new Set<string>();
       for (const p of prereqs) {
         if (typeof p !== "string" || p.length === 0 || p.length > MAX_ID_LENGTH) {
-          bad(`prerequisite ${describe(p)} is not a valid id`);
+          problems.push(malformed(taskId, `prerequisite ${describe(p)} is not a valid id`));
         } else if (seen.has(p)) {
-          bad(`prerequisite ${JSON.stringify(p)} is listed twice`);
+          problems.push(malformed(taskId, `prerequisite ${JSON.stringify(p)} is listed twice`));
         } else {
           seen.add(p);
         }
@@ -87,9 +89,9 @@ export function parseTask(
   }
   const workflowId = raw["workflowId"];
   if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.length === 0)) {
-    bad(`workflowId must be a non-empty string, got ${describe(workflowId)}`);
+    problems.push(malformed(taskId, `workflowId must be a non-empty string, got ${describe(workflowId)}`));
   } else if (typeof workflowId === "string" && workflowId.length > MAX_ID_LENGTH) {
-    bad(`workflowId must be at most ${MAX_ID_LENGTH} characters`);
+    problems.push(malformed(taskId, `workflowId must be at most ${MAX_ID_LENGTH} characters`));
   }
   const maxAttempts = raw["maxAttempts"] ?? defaults.maxAttempts;
   if (
@@ -98,13 +100,21 @@ export function parseTask(
     maxAttempts < 1 ||
     maxAttempts > MAX_ATTEMPTS_LIMIT
   ) {
-    bad(`maxAttempts must be an integer in 1..${MAX_ATTEMPTS_LIMIT}, got ${describe(maxAttempts)}`);
+    problems.push(
+      malformed(
+        taskId,
+        `maxAttempts must be an integer in 1..${MAX_ATTEMPTS_LIMIT}, got ${describe(maxAttempts)}`,
+      ),
+    );
   }
   const hardDeadline = raw["hardDeadline"] ?? false;
-  if (typeof hardDeadline !== "boolean") bad(`hardDeadline must be a boolean, got ${describe(hardDeadline)}`);
+  if (typeof hardDeadline !== "boolean")
+    problems.push(malformed(taskId, `hardDeadline must be a boolean, got ${describe(hardDeadline)}`));
   const policy = raw["onPrerequisiteFailure"] ?? "cancel";
   if (policy !== "cancel" && policy !== "continue") {
-    bad(`onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`);
+    problems.push(
+      malformed(taskId, `onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`),
+    );
   }
   if (problems.length > 0) return { problems };
   const spec: TaskSpec = {

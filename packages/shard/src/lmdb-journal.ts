@@ -46,7 +46,13 @@ import {
   statSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import type { EngineMeta, TaskRecord, TaskSpec, TaskStatus } from "@frontier/core";
+import {
+  type EngineMeta,
+  InvalidArgumentError,
+  type TaskRecord,
+  type TaskSpec,
+  type TaskStatus,
+} from "@frontier/core";
 import { asBinary, type Database, open, type RootDatabase } from "lmdb";
 import {
   CorruptDataError,
@@ -208,7 +214,9 @@ export class LmdbJournal implements Journal {
     const dataDir = resolve(options.dataDir);
     const durability = options.durability ?? DEFAULT_DURABILITY;
     if (durability !== "flushed" && durability !== "committed")
-      throw new TypeError(`durability must be "flushed" or "committed", got ${String(durability)}`);
+      throw new InvalidArgumentError(
+        `durability must be "flushed" or "committed", got ${String(durability)}`,
+      );
     prepareDirectory(dataDir);
     checkDataFile(dataDir);
     const realDir = realpathSync(dataDir);
@@ -339,12 +347,8 @@ export class LmdbJournal implements Journal {
 
   /** Bytes the environment's file takes on disk, and the bytes of its pages in use. */
   diskUsage(): { fileBytes: number; usedBytes: number } {
-    const fileBytes = statSync(`${this.dataDir}/data.mdb`).size;
-    const stats = this.env.getStats() as {
-      pageSize: number;
-      lastPageNumber: number;
-      free?: { entryCount: number };
-    };
+    const fileBytes = statSync(join(this.dataDir, "data.mdb")).size;
+    const stats = this.env.getStats() as { pageSize: number; lastPageNumber: number };
     return { fileBytes, usedBytes: (stats.lastPageNumber + 1) * stats.pageSize };
   }
 

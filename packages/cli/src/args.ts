@@ -1,0 +1,151 @@
+/**
+ * Command-line parsing: node:util's parseArgs (strict) per command, with the
+ * options every command shares, and checked conversions that name the option
+ * in their error. A parse error is a usage error (exit 2).
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_CLUSTER, DEFAULT_NATS_URL } from "@frontier/client";
+import { isValidToken } from "@frontier/protocol";
+import { usageError } from "./errors.js";
+
+/** Environment variables that set --nats and --cluster when the flags are absent. */
+export const NATS_URL_ENV = "FRONTIER_NATS_URL";
+export const CLUSTER_ENV = "FRONTIER_CLUSTER";
+
+export interface OptionSpec {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  /** Shown in help: `--max N`. */
+  readonly value?: string;
+  readonly description: string;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/** The options every command takes. */
+export const COMMON_OPTIONS = {
+  nats: { type: "string", value: "URL", description: `NATS server (default $${NATS_URL_ENV} or ${DEFAULT_NATS_URL})` },
+  cluster: {
+    type: "string",
+    value: "NAME",
+    description: `cluster name (default $${CLUSTER_ENV} or ${JSON.stringify(DEFAULT_CLUSTER)})`,
+  },
+  json: { type: "boolean", description: "machine-readable output on stdout" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+} as const satisfies OptionSpecs;
+
+export interface Parsed {
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly positionals: readonly string[];
+}
+
+export function parse(command: string, argv: readonly string[], options: OptionSpecs): Parsed {
+  const config: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const all: OptionSpecs = { ...COMMON_OPTIONS, ...options };
+  for (const [name, spec] of Object.entries(all)) {
+    config[name] = spec.short === undefined ? { type: spec.type } : { type: spec.type, short: spec.short };
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: config,
+      strict: true,
+      allowPositionals: true,
+    });
+    return { values: values as Parsed["values"], positionals };
+  } catch (err) {
+    const message = err instanceof Error ? err.message.replace(/\. To specify a positional.*$/s, "") : String(err);
+    throw usageError(`${command}: ${message} (see frontier ${command} --help)`);
+  }
+}
+
+export function str(parsed: Parsed, name: string): string | undefined {
+  const v = parsed.values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function flag(parsed: Parsed, name: string): boolean {
+  return parsed.values[name] === true;
+}
+
+/** An integer option in [min, max], or `fallback` when absent. */
+export function int(
+  command: string,
+  parsed: Parsed,
+  name: string,
+  range: { min: number; max?: number },
+  fallback: number,
+): number;
+export function int(
+  command: string,
+  parsed: Parsed,
+  name: string,
+  range: { min: number; max?: number },
+): number | undefined;
+export function int(
+  command: string,
+  parsed: Parsed,
+  name: string,
+  range: { min: number; max?: number },
+  fallback?: number,
+): number | undefined {
+  const raw = str(parsed, name);
+  if (raw === undefined) return fallback;
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < range.min || n > max) {
+    const bound = range.max === undefined ? `≥ ${range.min}` : `in ${range.min}..${range.max}`;
+    throw usageError(`${command}: --${name} must be an integer ${bound}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** Where to reach the cluster: flags, then environment, then defaults. */
+export function target(
+  command: string,
+  parsed: Parsed,
+  env: NodeJS.ProcessEnv,
+): { natsUrl: string; cluster: string } {
+  const natsUrl = str(parsed, "nats") ?? nonEmpty(env[NATS_URL_ENV]) ?? DEFAULT_NATS_URL;
+  const cluster = str(parsed, "cluster") ?? nonEmpty(env[CLUSTER_ENV]) ?? DEFAULT_CLUSTER;
+  if (!isValidToken(cluster)) {
+    throw usageError(
+      `${command}: --cluster must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(cluster)}`,
+    );
+  }
+  checkNatsUrl(command, natsUrl);
+  return { natsUrl, cluster };
+}
+
+/** Host and port of a NATS URL (`nats://host:port`, also `host:port`), or a usage error. */
+export function checkNatsUrl(command: string, url: string): { host: string; port: number } {
+  for (const candidate of url.split(",")) {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(candidate) ? candidate : `nats://${candidate}`;
+    let parsed: URL;
+    try {
+      parsed = new URL(withScheme);
+    } catch {
+      throw usageError(`${command}: --nats must be a URL like nats://127.0.0.1:4222, got ${JSON.stringify(url)}`);
+    }
+    if (parsed.hostname === "") {
+      throw usageError(`${command}: --nats must name a host, got ${JSON.stringify(url)}`);
+    }
+  }
+  const first = url.split(",")[0] ?? url;
+  const u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(first) ? first : `nats://${first}`);
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port: u.port === "" ? 4222 : Number(u.port) };
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s === "" ? undefined : s;
+}
+
+/** `--name VALUE` lines for help, aligned. */
+export function optionHelp(options: OptionSpecs): string {
+  const rows = Object.entries(options).map(([name, spec]) => {
+    const short = spec.short === undefined ? "    " : `-${spec.short}, `;
+    return [`${short}--${name}${spec.value === undefined ? "" : ` ${spec.value}`}`, spec.description] as const;
+  });
+  const width = Math.max(...rows.map(([left]) => left.length));
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`).join("\n");
+}

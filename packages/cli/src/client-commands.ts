@@ -1,0 +1,345 @@
+/**
+ * The commands that talk to a running cluster through the SDK: submit,
+ * lease, complete, fail, cancel, status. Each connects, does one thing,
+ * prints it (human lines, or one JSON document with --json) and closes.
+ */
+import { readFile } from "node:fs/promises";
+import { BATCH_BYTE_BUDGET, connect, type FrontierClient, type SubmitResult } from "@frontier/client";
+import type { TaskInput } from "@frontier/core";
+import {
+  encodeRequest,
+  MAX_ID_LENGTH,
+  MAX_LEASES_PER_REQUEST,
+  MAX_REASON_LENGTH,
+  MAX_TASKS_PER_BATCH,
+  MAX_WAIT_MS,
+  ProtocolError,
+} from "@frontier/protocol";
+import { flag, int, type OptionSpecs, type Parsed, str, target } from "./args.js";
+import { CliError, usageError } from "./errors.js";
+import { leaseLine, statsLines, taskLines, toJson } from "./format.js";
+import { type Io, println } from "./io.js";
+import { parseTasks, type SourcedTask } from "./tasks-file.js";
+
+/** Requests from the CLI retry briefly: a person is waiting. */
+const CLI_RETRY = { attempts: 3, baseMs: 100, maxMs: 500 } as const;
+const CLI_CONNECT_TIMEOUT_MS = 3_000;
+
+export interface CommandContext {
+  readonly io: Io;
+  readonly parsed: Parsed;
+  readonly command: string;
+}
+
+export async function withClient<T>(ctx: CommandContext, f: (client: FrontierClient) => Promise<T>): Promise<T> {
+  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const client = await connect({
+    servers: natsUrl.split(","),
+    cluster,
+    connectTimeoutMs: CLI_CONNECT_TIMEOUT_MS,
+    retry: CLI_RETRY,
+  });
+  try {
+    return await f(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function out(ctx: CommandContext, human: () => string[], json: () => unknown): void {
+  if (flag(ctx.parsed, "json")) println(ctx.io.stdout, toJson(json()));
+  else println(ctx.io.stdout, ...human());
+}
+
+// ------------------------------------------------------------------ submit
+
+export const SUBMIT_OPTIONS = {
+  "idempotency-key": {
+    type: "string",
+    value: "K",
+    description: "resubmitting with the same key changes nothing (default: a fresh key)",
+  },
+} as const satisfies OptionSpecs;
+
+export async function submit(ctx: CommandContext): Promise<void> {
+  const [source, ...extra] = ctx.parsed.positionals;
+  if (source === undefined || extra.length > 0) throw usageError("submit: expected one FILE, or - for stdin");
+  const key = str(ctx.parsed, "idempotency-key");
+  if (key !== undefined && (key === "" || key.length > MAX_ID_LENGTH - 8)) {
+    throw usageError(`submit: --idempotency-key must be 1..${MAX_ID_LENGTH - 8} characters`);
+  }
+  const text = source === "-" ? await readStdin(ctx.io) : await readText(source);
+  const sourced = parseTasks(text, source === "-" ? "stdin" : source);
+  const batches = batchesOf(sourced);
+  const results = await withClient(ctx, async (client) => {
+    const done: SubmitResult[] = [];
+    for (const [i, batch] of batches.entries()) {
+      // One key per batch, derived from the command's, so the whole command is safe to run again.
+      const idempotencyKey = key === undefined ? undefined : batches.length === 1 ? key : `${key}.${i}`;
+      try {
+        done.push(
+          await client.submit(
+            batch.map((s) => s.task as unknown as TaskInput),
+            idempotencyKey === undefined ? {} : { idempotencyKey },
+          ),
+        );
+      } catch (err) {
+        if (done.length === 0) throw err;
+        const accepted = done.reduce((n, r) => n + r.accepted, 0);
+        throw new CliError(
+          `batch ${i + 1} of ${batches.length} failed after ${accepted} tasks were accepted: ${messageOf(err)}`,
+          1,
+          { cause: err },
+        );
+      }
+    }
+    return done;
+  });
+  const accepted = results.reduce((n, r) => n + r.accepted, 0);
+  const replayed = results.every((r) => r.replayed);
+  const keys = results.map((r) => r.idempotencyKey);
+  out(
+    ctx,
+    () => [
+      replayed
+        ? `already submitted: ${accepted} task${accepted === 1 ? "" : "s"} under idempotency key ${keys[0]} (nothing changed)`
+        : `submitted ${accepted} task${accepted === 1 ? "" : "s"} (idempotency key ${keys[0]}${keys.length > 1 ? ` and ${keys.length - 1} more batches` : ""})`,
+    ],
+    () => ({ accepted, replayed, idempotencyKeys: keys }),
+  );
+}
+
+/**
+ * The tasks in wire-sized batches, after checking each task's shape as the
+ * wire will, so a bad task is reported by its line before anything is sent.
+ */
+function batchesOf(sourced: readonly SourcedTask[]): SourcedTask[][] {
+  const batches: SourcedTask[][] = [];
+  let current: SourcedTask[] = [];
+  let bytes = 0;
+  for (const s of sourced) {
+    let size: number;
+    try {
+      size = encodeRequest({ op: "submit", tasks: [s.task as unknown as TaskInput], idempotencyKey: "k" })
+        .byteLength;
+    } catch (err) {
+      const message = err instanceof Error ? err.message.replace(/^tasks\[0\]\.?/, "") : String(err);
+      const code = err instanceof ProtocolError ? `${err.code}: ` : "";
+      throw usageError(`submit: ${s.where}: ${code}${message.replace(/^: /, "")}`);
+    }
+    if (current.length >= MAX_TASKS_PER_BATCH || (current.length > 0 && bytes + size > BATCH_BYTE_BUDGET)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(s);
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : messageOf(err);
+    throw usageError(`submit: cannot read ${path}: ${why}`);
+  }
+}
+
+async function readStdin(io: Io): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+// ------------------------------------------------------------------- lease
+
+export const LEASE_OPTIONS = {
+  max: { type: "string", value: "N", description: `most tasks to lease, 1..${MAX_LEASES_PER_REQUEST} (default 1)` },
+  "lease-ms": { type: "string", value: "MS", description: "lease length in ms (default 30000)" },
+  worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
+  "wait-ms": {
+    type: "string",
+    value: "MS",
+    description: `wait up to MS for a runnable task, 0..${MAX_WAIT_MS} (default 0)`,
+  },
+} as const satisfies OptionSpecs;
+
+export async function lease(ctx: CommandContext): Promise<void> {
+  noPositionals(ctx);
+  const c = ctx.command;
+  const max = int(c, ctx.parsed, "max", { min: 1, max: MAX_LEASES_PER_REQUEST }, 1);
+  const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 1 }, 30_000);
+  const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, 0);
+  const owner = idOption(ctx, "worker");
+  const leases = await withClient(ctx, (client) =>
+    client.lease({ max, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) }),
+  );
+  out(
+    ctx,
+    () => (leases.length === 0 ? ["no runnable task"] : leases.map(leaseLine)),
+    () => leases,
+  );
+}
+
+// ---------------------------------------------------------- complete, fail
+
+const WORKFLOW_OPTION = {
+  workflow: {
+    type: "string",
+    value: "W",
+    description: "the task's workflowId, if it has one (routes to its shard)",
+  },
+} as const satisfies OptionSpecs;
+
+export const COMPLETE_OPTIONS = {
+  token: { type: "string", value: "T", description: "the lease's fencing token (required)" },
+  ...WORKFLOW_OPTION,
+} as const satisfies OptionSpecs;
+
+export async function complete(ctx: CommandContext): Promise<void> {
+  const taskId = oneId(ctx);
+  const token = tokenOf(ctx);
+  const workflowId = idOption(ctx, "workflow");
+  const r = await withClient(ctx, (client) =>
+    client.complete({ taskId, token, ...(workflowId === undefined ? {} : { workflowId }) }),
+  );
+  out(
+    ctx,
+    () => [r.duplicate ? `${taskId} was already completed with token ${token}` : `completed ${taskId}`],
+    () => ({ taskId, ...r }),
+  );
+}
+
+export const FAIL_OPTIONS = {
+  token: { type: "string", value: "T", description: "the lease's fencing token (required)" },
+  "no-retry": { type: "boolean", description: "fail the task for good, whatever attempts it has left" },
+  reason: { type: "string", value: "TEXT", description: "why it failed" },
+  ...WORKFLOW_OPTION,
+} as const satisfies OptionSpecs;
+
+export async function fail(ctx: CommandContext): Promise<void> {
+  const taskId = oneId(ctx);
+  const token = tokenOf(ctx);
+  const workflowId = idOption(ctx, "workflow");
+  const reason = reasonOption(ctx);
+  const r = await withClient(ctx, (client) =>
+    client.fail(
+      { taskId, token, ...(workflowId === undefined ? {} : { workflowId }) },
+      { retryable: !flag(ctx.parsed, "no-retry"), reason: reason ?? "" },
+    ),
+  );
+  out(
+    ctx,
+    () => [
+      r.state === "FAILED" ? `failed ${taskId} for good` : `failed ${taskId}; it will be retried (${r.state})`,
+    ],
+    () => ({ taskId, ...r }),
+  );
+}
+
+// ------------------------------------------------------------------ cancel
+
+export const CANCEL_OPTIONS = {
+  reason: { type: "string", value: "TEXT", description: "why it was cancelled" },
+  ...WORKFLOW_OPTION,
+} as const satisfies OptionSpecs;
+
+export async function cancel(ctx: CommandContext): Promise<void> {
+  const taskId = oneId(ctx);
+  const workflowId = idOption(ctx, "workflow");
+  const reason = reasonOption(ctx);
+  await withClient(ctx, (client) =>
+    client.cancel(taskId, {
+      ...(workflowId === undefined ? {} : { workflowId }),
+      ...(reason === undefined ? {} : { reason }),
+    }),
+  );
+  out(
+    ctx,
+    () => [`cancelled ${taskId}`],
+    () => ({ taskId, state: "CANCELLED" }),
+  );
+}
+
+// ------------------------------------------------------------------ status
+
+export const STATUS_OPTIONS = { ...WORKFLOW_OPTION } as const satisfies OptionSpecs;
+
+export async function status(ctx: CommandContext): Promise<void> {
+  const [taskId, ...extra] = ctx.parsed.positionals;
+  if (extra.length > 0) throw usageError("status: expected at most one task ID");
+  const { cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  if (taskId === undefined) {
+    const stats = await withClient(ctx, (client) => client.stats());
+    out(
+      ctx,
+      () => statsLines(cluster, stats),
+      () => stats,
+    );
+    return;
+  }
+  checkId(taskId, "ID");
+  const workflowId = idOption(ctx, "workflow");
+  const task = await withClient(ctx, (client) =>
+    client.getTask(taskId, workflowId === undefined ? {} : { workflowId }),
+  );
+  if (task === null) {
+    if (flag(ctx.parsed, "json")) println(ctx.io.stdout, "null");
+    const hint = workflowId === undefined ? " (if it has a workflowId, pass --workflow)" : "";
+    throw new CliError(`no task ${JSON.stringify(taskId)} in cluster ${JSON.stringify(cluster)}${hint}`);
+  }
+  out(
+    ctx,
+    () => taskLines(task),
+    () => task,
+  );
+}
+
+// ----------------------------------------------------------------- helpers
+
+function noPositionals(ctx: CommandContext): void {
+  if (ctx.parsed.positionals.length > 0) {
+    throw usageError(`${ctx.command}: unexpected argument ${JSON.stringify(ctx.parsed.positionals[0])}`);
+  }
+}
+
+function oneId(ctx: CommandContext): string {
+  const [id, ...extra] = ctx.parsed.positionals;
+  if (id === undefined || extra.length > 0) throw usageError(`${ctx.command}: expected one task ID`);
+  checkId(id, "ID", ctx.command);
+  return id;
+}
+
+function checkId(id: string, what: string, command = "status"): void {
+  if (id === "" || id.length > MAX_ID_LENGTH) {
+    throw usageError(`${command}: ${what} must be 1..${MAX_ID_LENGTH} characters`);
+  }
+}
+
+function idOption(ctx: CommandContext, name: string): string | undefined {
+  const v = str(ctx.parsed, name);
+  if (v !== undefined) checkId(v, `--${name}`, ctx.command);
+  return v;
+}
+
+function tokenOf(ctx: CommandContext): number {
+  const token = int(ctx.command, ctx.parsed, "token", { min: 0 });
+  if (token === undefined) throw usageError(`${ctx.command}: --token T is required (the lease's fencing token)`);
+  return token;
+}
+
+function reasonOption(ctx: CommandContext): string | undefined {
+  const reason = str(ctx.parsed, "reason");
+  if (reason !== undefined && reason.length > MAX_REASON_LENGTH) {
+    throw usageError(`${ctx.command}: --reason must be at most ${MAX_REASON_LENGTH} characters`);
+  }
+  return reason;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,95 @@
+/**
+ * Human-readable output. (`--json` prints the SDK's objects as they are.)
+ * Times that look like milliseconds since the epoch are shown as ISO dates;
+ * others (a deadline in some other unit) as the number.
+ */
+import type { Lease, SchedulerStats, TaskView } from "@frontier/core";
+
+/** Epoch ms from 2001 on: smaller deadlines are taken to be in some other unit. */
+const EPOCH_MS_FROM = 1e12;
+
+export function time(t: number | null | undefined): string {
+  if (t === null || t === undefined) return "-";
+  if (t >= EPOCH_MS_FROM && t < 1e14) return new Date(t).toISOString();
+  return String(t);
+}
+
+export function duration(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1_000).toFixed(1)} s`;
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(1)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+export function leaseLine(lease: Lease): string {
+  const parts = [
+    lease.taskId,
+    `token=${lease.token}`,
+    `attempt=${lease.attempt}`,
+    `deadline=${time(lease.task.deadline)}`,
+    `expires=${time(lease.expiresAt)}`,
+  ];
+  if (lease.task.workflowId !== undefined) parts.push(`workflow=${lease.task.workflowId}`);
+  if (lease.task.payload !== undefined) parts.push(`payload=${compact(lease.task.payload)}`);
+  return parts.join("  ");
+}
+
+export function statsLines(cluster: string, stats: SchedulerStats): string[] {
+  const total = Object.values(stats.counts).reduce((a, b) => a + b, 0);
+  const counts = Object.entries(stats.counts)
+    .map(([state, n]) => `${state} ${n}`)
+    .join("  ");
+  const frontier =
+    stats.frontierDeadline === null
+      ? "nothing runnable"
+      : `earliest runnable deadline ${time(stats.frontierDeadline)}, ${stats.runnable} runnable, oldest waiting ${duration(stats.oldestRunnableAgeMs)}`;
+  return [
+    `cluster ${JSON.stringify(cluster)}: ${total} task${total === 1 ? "" : "s"}`,
+    `  ${counts}`,
+    `  frontier: ${frontier}`,
+    `  leased ${stats.leased}, lease timeouts ${stats.leaseTimeouts}, retries ${stats.retries}, deadline misses ${stats.deadlineMisses}, stale rejections ${stats.staleRejections}`,
+  ];
+}
+
+export function taskLines(task: TaskView): string[] {
+  const rows: [string, string][] = [
+    ["state", task.state],
+    ["deadline", `${time(task.deadline)}${task.hardDeadline ? " (hard)" : ""}`],
+    ["attempts", `${task.attempts} of ${task.maxAttempts}`],
+  ];
+  if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);
+  if (task.prerequisites.length > 0) {
+    rows.push(["prerequisites", `${task.prerequisites.join(", ")} (${task.unmetPrerequisites} not completed)`]);
+  }
+  if (task.token > 0) rows.push(["token", String(task.token)]);
+  if (task.leaseOwner !== undefined) rows.push(["lease owner", task.leaseOwner]);
+  if (task.state === "LEASED" && task.leaseExpiresAt !== undefined) {
+    rows.push(["lease expires", time(task.leaseExpiresAt)]);
+  }
+  if (task.retryAt !== undefined) rows.push(["retry at", time(task.retryAt)]);
+  if (task.finishedAt !== undefined) rows.push(["finished", time(task.finishedAt)]);
+  if (task.reason !== undefined && task.reason !== "") rows.push(["reason", task.reason]);
+  if (task.payload !== undefined) rows.push(["payload", compact(task.payload)]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [`task ${task.id}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
+}
+
+/** JSON of a value on one line, clipped for display. */
+export function compact(value: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = JSON.stringify(value) ?? String(value);
+  } catch {
+    s = String(value);
+  }
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/** JSON for --json output: one line per value. Binary payloads become base64 strings. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v instanceof Uint8Array) return { base64: Buffer.from(v).toString("base64") };
+    if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+    return v;
+  });
+}

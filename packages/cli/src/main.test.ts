@@ -1,0 +1,168 @@
+/**
+ * The CLI in-process: parsing, help, and every bad-input path, which must
+ * end in one line on stderr and a non-zero exit. (The end-to-end tests in
+ * test/e2e run it as a user does, against a real cluster.)
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkNatsUrl } from "./args.js";
+import { COMMANDS, commandHelp, globalHelp, type Io, main, parseTasks } from "./index.js";
+import { deadlineOf } from "./tasks-file.js";
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "frontier-cli-unit-"));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function run(argv: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const out = new PassThrough();
+  const err = new PassThrough();
+  out.on("data", (c: Buffer) => {
+    stdout += c.toString();
+  });
+  err.on("data", (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const io: Io = {
+    stdout: out,
+    stderr: err,
+    stdin: Readable.from([Buffer.from(options.input ?? "")]),
+    env: options.env ?? {},
+    cwd: dir,
+    onSignal: () => () => {},
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+function oneLine(r: Run, code: number, mentions: RegExp): void {
+  expect(r.code).toBe(code);
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(mentions);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("help", () => {
+  it("lists every command, and each command's options", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${globalHelp()}\n`);
+    for (const name of Object.keys(COMMANDS)) expect(r.stdout).toContain(`  ${name} `);
+    const sub = await run(["fail", "--help"]);
+    expect(sub.stdout).toBe(`${commandHelp("fail")}\n`);
+    expect(sub.stdout).toContain("--no-retry");
+    expect(sub.stdout).toContain("--json");
+    expect((await run(["help", "work"])).stdout).toContain("Usage: frontier work");
+  });
+
+  it("prints help on stderr and exits 2 without a command", async () => {
+    const r = await run([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Usage: frontier COMMAND");
+  });
+});
+
+describe("bad usage: one line on stderr, exit 2", () => {
+  const cases: [string[], RegExp][] = [
+    [["launch"], /^frontier: unknown command "launch"/],
+    [["lease", "--frobnicate"], /^frontier lease: Unknown option '--frobnicate'.*frontier lease --help/],
+    [["lease", "--max", "0"], /--max must be an integer in 1\.\.1000, got "0"/],
+    [["lease", "--max", "2.5"], /--max must be an integer/],
+    [["lease", "--wait-ms", "999999"], /--wait-ms must be an integer in 0\.\.30000/],
+    [["lease", "extra"], /unexpected argument "extra"/],
+    [["complete", "t1"], /--token T is required/],
+    [["complete", "--token", "3"], /expected one task ID/],
+    [["complete", "t1", "--token", "abc"], /--token must be an integer/],
+    [["fail", "t1", "--token", "1", "--reason", "x".repeat(1025)], /--reason must be at most 1024/],
+    [["status", "a", "b"], /at most one task ID/],
+    [["status", "--cluster", "no.dots"], /--cluster must be 1\.\.64 characters/],
+    [["status", "--nats", "::::"], /--nats must be a URL/],
+    [["submit"], /expected one FILE, or - for stdin/],
+    [["submit", "--idempotency-key", "", "-"], /--idempotency-key must be/],
+    [["work"], /expected a command to run/],
+    [["work", "--concurrency", "0", "--", "true"], /--concurrency must be an integer in 1\.\.1000/],
+    [["start", "--shards", "0"], /--shards must be an integer in 1\.\.256/],
+    [["start", "--log-level", "chatty"], /--log-level must be one of/],
+    [["shard", "--id", "a.b"], /--id must be 1\.\.64 characters/],
+    [["shard", "--slots", "some"], /--slots must be "auto"/],
+    [["coordinator", "--metrics-port", "70000"], /--metrics-port must be an integer in 0\.\.65535/],
+  ];
+  for (const [argv, mentions] of cases) {
+    it(`frontier ${argv.join(" ").slice(0, 60)}`, async () => {
+      oneLine(await run(argv), 2, mentions);
+    });
+  }
+});
+
+describe("submit input", () => {
+  it("names the line of the first bad task, before anything is sent", async () => {
+    const file = join(dir, "bad.jsonl");
+    await writeFile(file, '{"id":"a","deadline":1}\n\n{"id":"b","deadline":1,"maxAtempts":2}\n');
+    // Unreachable NATS: had it tried to send, the error would be about NATS.
+    oneLine(
+      await run(["submit", file, "--nats", "nats://127.0.0.1:1"]),
+      2,
+      /bad\.jsonl:3: BAD_MESSAGE: unknown field "maxAtempts"/,
+    );
+    oneLine(await run(["submit", "-"], { input: '[{"id":"a","deadline":1},{"id":7,"deadline":1}]' }), 2, /stdin\[1\]: BAD_MESSAGE: id/);
+    oneLine(await run(["submit", "-"], { input: "{not json" }), 2, /stdin:1: not valid JSON/);
+    oneLine(await run(["submit", "-"], { input: "   \n" }), 2, /no tasks in stdin/);
+    oneLine(await run(["submit", "-"], { input: "[1,2]" }), 2, /stdin\[0\]: a task must be a JSON object/);
+    oneLine(await run(["submit", join(dir, "missing.jsonl")]), 2, /cannot read .*missing\.jsonl: no such file/);
+    oneLine(await run(["submit", dir]), 2, /is a directory/);
+  });
+
+  it("reads JSON lines, a JSON array, or one pretty-printed object; converts readable deadlines", () => {
+    const now = 1_700_000_000_000;
+    expect(parseTasks('{"id":"a","deadline":1}\n{"id":"b","deadline":"+2m"}\n', "f", now)).toEqual([
+      { task: { id: "a", deadline: 1 }, where: "f:1" },
+      { task: { id: "b", deadline: now + 120_000 }, where: "f:2" },
+    ]);
+    expect(parseTasks('[{"id":"a","deadline":"2030-01-01T00:00:00Z"}]', "f", now)[0]?.task["deadline"]).toBe(
+      Date.parse("2030-01-01T00:00:00Z"),
+    );
+    expect(parseTasks('{\n  "id": "a",\n  "deadline": 5\n}\n', "f", now)).toEqual([
+      { task: { id: "a", deadline: 5 }, where: "f" },
+    ]);
+    expect(deadlineOf("+1.5h", "x", 0)).toBe(5_400_000);
+    expect(deadlineOf(42, "x", 0)).toBe(42);
+    expect(() => deadlineOf("tomorrow", "f:1", 0)).toThrow(/f:1: deadline "tomorrow" is not a number/);
+  });
+});
+
+describe("an unreachable cluster: one line, exit 1", () => {
+  it("says where it looked for NATS", async () => {
+    oneLine(await run(["status", "--nats", "nats://127.0.0.1:1"]), 1, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1/);
+    oneLine(
+      await run(["lease"], { env: { FRONTIER_NATS_URL: "nats://127.0.0.1:1" } }),
+      1,
+      /^frontier lease: cannot reach NATS at nats:\/\/127\.0\.0\.1:1/,
+    );
+  });
+});
+
+describe("checkNatsUrl", () => {
+  it("reads host and port, with the defaults NATS uses", () => {
+    expect(checkNatsUrl("x", "nats://127.0.0.1:4333")).toEqual({ host: "127.0.0.1", port: 4333 });
+    expect(checkNatsUrl("x", "localhost")).toEqual({ host: "localhost", port: 4222 });
+    expect(checkNatsUrl("x", "nats://a:1,nats://b:2")).toEqual({ host: "a", port: 1 });
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * `frontier`: the command table, help, and the one place where a failure
+ * becomes one line on stderr and an exit code (see errors.ts).
+ */
+import { COMMON_OPTIONS, type OptionSpecs, optionHelp, parse, target } from "./args.js";
+import {
+  CANCEL_OPTIONS,
+  COMPLETE_OPTIONS,
+  type CommandContext,
+  cancel,
+  complete,
+  FAIL_OPTIONS,
+  fail,
+  LEASE_OPTIONS,
+  lease,
+  STATUS_OPTIONS,
+  SUBMIT_OPTIONS,
+  status,
+  submit,
+} from "./client-commands.js";
+import { CliError, describeError, ExitCode } from "./errors.js";
+import { type Io, println, processIo } from "./io.js";
+import { COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
+import { WORK_OPTIONS, work } from "./work-command.js";
+
+// The service commands load the shard engine, LMDB, piscina and pino: only when run,
+// so the client commands start quickly.
+const start = async (ctx: CommandContext) => (await import("./service-commands.js")).start(ctx);
+const shard = async (ctx: CommandContext) => (await import("./service-commands.js")).shard(ctx);
+const coordinator = async (ctx: CommandContext) => (await import("./service-commands.js")).coordinator(ctx);
+
+export interface CommandDef {
+  readonly summary: string;
+  /** Arguments after the command name, for the usage line. */
+  readonly args: string;
+  readonly options: OptionSpecs;
+  readonly run: (ctx: CommandContext) => Promise<void>;
+}
+
+/** Every subcommand of `frontier`. */
+export const COMMANDS = {
+  start: {
+    summary: "run a coordinator and N shard actors in one process (and NATS, if none is running)",
+    args: "[--data DIR] [--shards N] [--metrics-port P]",
+    options: START_OPTIONS,
+    run: start,
+  },
+  shard: {
+    summary: "run shard actors alone (one host of a multi-host cluster)",
+    args: "[--id ID] [--data DIR] [--slots SPEC]",
+    options: SHARD_OPTIONS,
+    run: shard,
+  },
+  coordinator: {
+    summary: "run a coordinator alone (several may run; clients reach any of them)",
+    args: "[--metrics-port P]",
+    options: COORDINATOR_OPTIONS,
+    run: coordinator,
+  },
+  submit: {
+    summary: "submit tasks from a file of JSON lines or a JSON array (- for stdin)",
+    args: "FILE|- [--idempotency-key K]",
+    options: SUBMIT_OPTIONS,
+    run: submit,
+  },
+  lease: {
+    summary: "lease runnable tasks, earliest deadline first",
+    args: "[--max N] [--lease-ms MS] [--worker ID] [--wait-ms MS]",
+    options: LEASE_OPTIONS,
+    run: lease,
+  },
+  complete: {
+    summary: "complete a leased task",
+    args: "ID --token T",
+    options: COMPLETE_OPTIONS,
+    run: complete,
+  },
+  fail: {
+    summary: "fail a leased task (it is retried while it has attempts left, unless --no-retry)",
+    args: "ID --token T [--no-retry] [--reason TEXT]",
+    options: FAIL_OPTIONS,
+    run: fail,
+  },
+  cancel: {
+    summary: "cancel a task (and, by default, the tasks that depend on it)",
+    args: "ID [--reason TEXT]",
+    options: CANCEL_OPTIONS,
+    run: cancel,
+  },
+  status: {
+    summary: "show the cluster's counters, or one task",
+    args: "[ID]",
+    options: STATUS_OPTIONS,
+    run: status,
+  },
+  work: {
+    summary: "run CMD once per leased task (task JSON on stdin, FRONTIER_TASK_ID in env); exit 0 completes it",
+    args: "[--concurrency N] -- CMD ARGS…",
+    options: WORK_OPTIONS,
+    run: work,
+  },
+} as const satisfies Record<string, CommandDef>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+export function globalHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const list = Object.entries(COMMANDS)
+    .map(([name, def]) => `  ${name.padEnd(width)}  ${def.summary}`)
+    .join("\n");
+  return `frontier: a deadline-ordered, dependency-aware job scheduler on NATS
+
+Usage: frontier COMMAND [options]
+
+Commands:
+${list}
+
+Every command takes:
+${optionHelp(COMMON_OPTIONS)}
+
+Run \`frontier COMMAND --help\` for a command's options.`;
+}
+
+export function commandHelp(name: CommandName): string {
+  const def: CommandDef = COMMANDS[name];
+  return `Usage: frontier ${name} ${def.args}
+
+${def.summary}
+
+Options:
+${optionHelp({ ...def.options, ...COMMON_OPTIONS })}`;
+}
+
+/** Run `frontier argv…`; resolves with the exit code. Never throws. */
+export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    const topic = name === "help" ? rest[0] : undefined;
+    if (topic !== undefined && isCommand(topic)) println(io.stdout, commandHelp(topic));
+    else println(name === undefined ? io.stderr : io.stdout, globalHelp());
+    return name === undefined ? ExitCode.USAGE : ExitCode.OK;
+  }
+  if (!isCommand(name)) {
+    println(io.stderr, `frontier: unknown command ${JSON.stringify(name)} (see frontier --help)`);
+    return ExitCode.USAGE;
+  }
+  const def: CommandDef = COMMANDS[name];
+  let context: { natsUrl?: string; cluster?: string } = {};
+  try {
+    const parsed = parse(name, rest, def.options);
+    if (parsed.values["help"] === true) {
+      println(io.stdout, commandHelp(name));
+      return ExitCode.OK;
+    }
+    context = target(name, parsed, io.env);
+    await def.run({ io, parsed, command: name });
+    return ExitCode.OK;
+  } catch (err) {
+    const line = describeError(err, context);
+    println(io.stderr, line.startsWith(`${name}: `) ? `frontier ${line}` : `frontier ${name}: ${line}`);
+    return err instanceof CliError ? err.exitCode : ExitCode.FAILED;
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The commands that run the service: `start` (all in one process, with a
+ * NATS child when none answers), `shard` and `coordinator` (each alone, for
+ * several hosts). Each prints where it listens and runs until SIGINT /
+ * SIGTERM, then stops cleanly: coordinator first (no new requests), then the
+ * shards (their journals flushed), then the NATS child. A second signal
+ * exits at once.
+ */
+import { resolve } from "node:path";
+import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv } from "@frontier/cluster";
+import { isValidToken } from "@frontier/protocol";
+import { startCoordinator } from "@frontier/coordinator";
+import pino, { type Logger } from "pino";
+import { checkNatsUrl, flag, int, str, target } from "./args.js";
+import type { CommandContext } from "./client-commands.js";
+import { CliError, usageError } from "./errors.js";
+import { println } from "./io.js";
+import { INSTALL_NATS_HINT, type NatsChild, natsAnswers, startNatsChild } from "./nats-child.js";
+import { DEFAULT_DATA_DIR, DEFAULT_START_SHARDS, LOG_LEVELS, type LogLevel } from "./service-options.js";
+
+/** Something `run` stops on a signal, in order. */
+interface Stoppable {
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------- start
+
+export async function start(ctx: CommandContext): Promise<void> {
+  noPositionals(ctx);
+  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
+  const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
+  const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
+  const metrics = metricsOptions(ctx, metricsPort);
+  const logLevel = logLevelOf(ctx, "warn");
+  const json = flag(ctx.parsed, "json");
+
+  const parts: Stoppable[] = [];
+  return runUntilSignal(ctx, parts, async () => {
+    let url = natsUrl;
+    let child: NatsChild | null = null;
+    if (!(await natsAnswers(natsUrl))) {
+      const { host, port } = checkNatsUrl(ctx.command, natsUrl);
+      child = await startNatsChild(host, port, resolve(dataDir, "nats"), natsUrl);
+      url = child.url;
+      parts.push({ name: "nats-server", close: () => (child as NatsChild).stop() });
+    }
+    const host = await ShardHost.start({ natsUrl: url, cluster, dataDir: resolve(dataDir, "shards"), shards, logLevel });
+    parts.unshift({ name: "shards", close: () => host.close() });
+    const coord = await startCoordinator({
+      natsUrl: url,
+      cluster,
+      logger: logger("frontier-coordinator", logLevel),
+      ...metrics,
+    });
+    parts.unshift({ name: "coordinator", close: () => coord.close() });
+
+    const info = {
+      event: "listening",
+      cluster,
+      nats: url,
+      natsServer: child === null ? "external" : { pid: child.pid, store: child.storeDir },
+      shards,
+      dataDir,
+      metrics: coord.metricsUrl ?? null,
+    };
+    if (json) println(ctx.io.stdout, JSON.stringify(info));
+    else {
+      println(
+        ctx.io.stdout,
+        child === null
+          ? `frontier: using the NATS server at ${url}`
+          : `frontier: started nats-server (pid ${child.pid}) on ${url}, JetStream store in ${child.storeDir}`,
+        `frontier: cluster ${JSON.stringify(cluster)} listening on ${url}: coordinator + ${shards} shard${shards === 1 ? "" : "s"}, data in ${dataDir}`,
+      );
+      if (coord.metricsUrl !== undefined) println(ctx.io.stdout, `frontier: metrics on ${coord.metricsUrl}`);
+      println(ctx.io.stdout, "frontier: press Ctrl-C to stop");
+    }
+    return undefined;
+  });
+}
+
+// ------------------------------------------------------------------- shard
+
+export async function shard(ctx: CommandContext): Promise<void> {
+  noPositionals(ctx);
+  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  // Flags first, then FRONTIER_SHARD_ID / FRONTIER_DATA_DIR / FRONTIER_SLOTS (for containers), then defaults.
+  const fromEnv = shardProcessOptionsFromEnv(ctx.io.env);
+  const shardId = str(ctx.parsed, "id") ?? fromEnv.shardId ?? "shard-0";
+  if (!isValidToken(shardId)) {
+    throw usageError(`shard: --id must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(shardId)}`);
+  }
+  const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? fromEnv.dataDir ?? `${DEFAULT_DATA_DIR}/${shardId}`);
+  const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
+  const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
+  const parts: Stoppable[] = [];
+  return runUntilSignal(ctx, parts, async () => {
+    const proc = await runShardProcess({
+      natsUrl: natsUrl.split(","),
+      cluster,
+      shardId,
+      dataDir,
+      slots,
+      logLevel,
+      waitForNats: true,
+      handleSignals: false,
+      exit: () => {},
+      ...(flag(ctx.parsed, "takeover") ? { shard: { takeover: true } } : {}),
+    });
+    parts.push({ name: "shard", close: () => proc.stop().then(() => undefined) });
+    const owned = proc.actor.ownedSlots().length;
+    line(
+      ctx,
+      { event: "listening", role: "shard", cluster, shardId, nats: natsUrl, dataDir, slots: owned },
+      `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${natsUrl}, data in ${dataDir}`,
+    );
+    return {
+      ended: proc.exited.then((code) => {
+        if (code !== 0) throw new CliError(`shard ${shardId} failed; restart it on the same data directory`);
+      }),
+    };
+  });
+}
+
+// ------------------------------------------------------------- coordinator
+
+export async function coordinator(ctx: CommandContext): Promise<void> {
+  noPositionals(ctx);
+  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
+  const metrics = metricsOptions(ctx, metricsPort);
+  const logLevel = logLevelOf(ctx, "info");
+  const parts: Stoppable[] = [];
+  return runUntilSignal(ctx, parts, async () => {
+    const coord = await startCoordinator({
+      natsUrl,
+      cluster,
+      logger: logger("frontier-coordinator", logLevel),
+      ...metrics,
+    });
+    parts.push({ name: "coordinator", close: () => coord.close() });
+    line(
+      ctx,
+      { event: "listening", role: "coordinator", cluster, nats: natsUrl, metrics: coord.metricsUrl ?? null },
+      `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${natsUrl}${coord.metricsUrl === undefined ? "" : `, metrics on ${coord.metricsUrl}`}`,
+    );
+    return undefined;
+  });
+}
+
+// ----------------------------------------------------------------- helpers
+
+/**
+ * Start the parts (`boot` pushes what it started onto `parts`, first to stop
+ * first, and may return a promise of its own end), then wait for a signal or
+ * that end, and stop the parts in order. If boot fails, or a signal comes
+ * while it runs, what it started is stopped too.
+ */
+async function runUntilSignal(
+  ctx: CommandContext,
+  parts: Stoppable[],
+  boot: () => Promise<{ ended?: Promise<void> } | undefined>,
+): Promise<void> {
+  let signalled: (signal: NodeJS.Signals) => void = () => {};
+  const stopSignal = new Promise<NodeJS.Signals>((r) => {
+    signalled = r;
+  });
+  let signals = 0;
+  const off = ctx.io.onSignal((signal) => {
+    signals++;
+    if (signals === 1) signalled(signal);
+    else {
+      println(ctx.io.stderr, `frontier ${ctx.command}: second ${signal}, exiting now`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+  });
+  try {
+    const booting = boot();
+    const first = await Promise.race([
+      booting.then(
+        (r) => ({ kind: "booted" as const, ended: r?.ended }),
+        (error: unknown) => ({ kind: "failed" as const, error }),
+      ),
+      stopSignal.then((signal) => ({ kind: "signal" as const, signal })),
+    ]);
+    if (first.kind === "failed") {
+      await stopAll(ctx, parts);
+      throw startError(first.error);
+    }
+    let reason: string;
+    let endError: unknown = null;
+    if (first.kind === "signal") {
+      await booting.catch(() => {});
+      reason = first.signal;
+    } else {
+      const ended = first.ended?.then(
+        () => "ended",
+        (error: unknown) => {
+          endError = error;
+          return "ended";
+        },
+      );
+      reason = await Promise.race([stopSignal, ...(ended === undefined ? [] : [ended])]);
+    }
+    if (!flag(ctx.parsed, "json") && endError === null) {
+      println(ctx.io.stderr, `frontier ${ctx.command}: ${reason === "ended" ? "stopped" : `${reason}, stopping`}`);
+    }
+    await stopAll(ctx, parts);
+    if (endError !== null) throw endError;
+  } finally {
+    off();
+  }
+}
+
+async function stopAll(ctx: CommandContext, parts: readonly Stoppable[]): Promise<void> {
+  for (const part of parts) {
+    try {
+      await part.close();
+    } catch (err) {
+      println(ctx.io.stderr, `frontier ${ctx.command}: stopping ${part.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+/** A start failure as one line; the NATS hint when it comes down to NATS not being there. */
+function startError(err: unknown): unknown {
+  if (err instanceof CliError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (/ECONNREFUSED|CONNECTION_REFUSED|connection refused/i.test(message)) {
+    return new CliError(`cannot reach NATS: ${message}; ${INSTALL_NATS_HINT}`, 1, { cause: err });
+  }
+  return err;
+}
+
+function line(ctx: CommandContext, json: Record<string, unknown>, human: string): void {
+  println(ctx.io.stdout, flag(ctx.parsed, "json") ? JSON.stringify(json) : human);
+}
+
+function noPositionals(ctx: CommandContext): void {
+  if (ctx.parsed.positionals.length > 0) {
+    throw usageError(`${ctx.command}: unexpected argument ${JSON.stringify(ctx.parsed.positionals[0])}`);
+  }
+}
+
+function logLevelOf(ctx: CommandContext, fallback: string): LogLevel {
+  const level = str(ctx.parsed, "log-level") ?? fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw usageError(`${ctx.command}: --log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
+  }
+  return level as LogLevel;
+}
+
+function metricsOptions(
+  ctx: CommandContext,
+  metricsPort: number | undefined,
+): { metricsPort?: number; metricsHost?: string } {
+  const metricsHost = str(ctx.parsed, "metrics-host");
+  if (metricsHost !== undefined && metricsPort === undefined) {
+    throw usageError(`${ctx.command}: --metrics-host needs --metrics-port`);
+  }
+  return metricsPort === undefined ? {} : { metricsPort, ...(metricsHost === undefined ? {} : { metricsHost }) };
+}
+
+function logger(name: string, level: LogLevel): Logger {
+  return pino({ name, level });
+}
+
+function slotSpecOf(ctx: CommandContext, fallback: string | undefined): SlotSpec {
+  const raw = str(ctx.parsed, "slots") ?? fallback;
+  if (raw === undefined || raw === "auto") return "auto";
+  const spread = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  if (spread !== null) return { index: Number(spread[1]), of: Number(spread[2]) };
+  if (!/^[\d\s,-]+$/.test(raw)) {
+    throw usageError(`${ctx.command}: --slots must be "auto", ranges like "0-511,700", or "I/N", got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}

@@ -1,0 +1,65 @@
+/**
+ * Options of the service commands (start, shard, coordinator), apart from
+ * their implementation so that `--help` and the command table do not load
+ * the cluster's modules.
+ */
+import type { OptionSpecs } from "./args.js";
+
+/** Where `start` and `shard` keep their data when told nothing (git-ignored in the repository). */
+export const DEFAULT_DATA_DIR = ".frontier";
+/** Shard actors `start` runs when told nothing. */
+export const DEFAULT_START_SHARDS = 2;
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const LOG_OPTION = {
+  "log-level": {
+    type: "string",
+    value: "LEVEL",
+    description: `log level (${LOG_LEVELS.join(", ")}); logs are JSON lines on stdout`,
+  },
+} as const satisfies OptionSpecs;
+
+const METRICS_OPTION = {
+  "metrics-port": {
+    type: "string",
+    value: "P",
+    description: "serve Prometheus metrics on http://HOST:P/metrics (0: any free port)",
+  },
+  "metrics-host": {
+    type: "string",
+    value: "HOST",
+    description: "interface of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)",
+  },
+} as const satisfies OptionSpecs;
+
+export const START_OPTIONS = {
+  data: { type: "string", value: "DIR", description: `data directory (default ${DEFAULT_DATA_DIR})` },
+  shards: { type: "string", value: "N", description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})` },
+  ...METRICS_OPTION,
+  ...LOG_OPTION,
+} as const satisfies OptionSpecs;
+
+export const SHARD_OPTIONS = {
+  id: { type: "string", value: "ID", description: "this shard's id, kept across restarts (default shard-0)" },
+  data: {
+    type: "string",
+    value: "DIR",
+    description: `data directory (default ${DEFAULT_DATA_DIR}/<id>); the same id needs the same directory`,
+  },
+  slots: {
+    type: "string",
+    value: "SPEC",
+    description: 'slots to own: "auto" (default: the ones it owns, else every free one), "0-511,700", or "I/N" (n mod N == I)',
+  },
+  takeover: {
+    type: "boolean",
+    description:
+      "open the data directory even if its recorded owner looks alive (paused, or on a host that is gone); the old owner is fenced and can no longer write",
+  },
+  ...LOG_OPTION,
+} as const satisfies OptionSpecs;
+
+export const COORDINATOR_OPTIONS = { ...METRICS_OPTION, ...LOG_OPTION } as const satisfies OptionSpecs;
+

@@ -1,0 +1,206 @@
+/**
+ * `frontier work -- CMD ARGS…`: a worker that runs CMD once per leased task,
+ * with the task as JSON on stdin and its id in FRONTIER_TASK_ID. Exit 0
+ * completes the task; any other exit fails it (retryably) with the exit code
+ * and the tail of the command's stderr as the reason. While CMD runs, the
+ * lease is kept alive by heartbeats; if it is lost anyway, CMD gets SIGTERM.
+ *
+ * Runs until SIGINT / SIGTERM (then stops leasing and lets running commands
+ * finish; a second signal terminates them) or, with --exit-when-idle, until a
+ * lease request finds nothing to do and nothing runs.
+ */
+import { spawn } from "node:child_process";
+import { TaskError, type WorkerEvent } from "@frontier/client";
+import type { Lease, Task } from "@frontier/core";
+import { MAX_WAIT_MS } from "@frontier/protocol";
+import { flag, int, type OptionSpecs, str, target } from "./args.js";
+import { type CommandContext, withClient } from "./client-commands.js";
+import { CliError, describeError, usageError } from "./errors.js";
+import { duration, toJson } from "./format.js";
+import { println } from "./io.js";
+
+export const WORK_OPTIONS = {
+  concurrency: { type: "string", value: "N", description: "commands run at once (default 1)" },
+  "lease-ms": { type: "string", value: "MS", description: "lease length in ms, kept alive by heartbeats (default 30000)" },
+  "wait-ms": {
+    type: "string",
+    value: "MS",
+    description: `long-poll of each lease request, 0..${MAX_WAIT_MS} (default 5000)`,
+  },
+  worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
+  "exit-when-idle": { type: "boolean", description: "exit once nothing is runnable and nothing runs" },
+} as const satisfies OptionSpecs;
+
+/** Bytes of a command's stderr kept for the failure reason. */
+const STDERR_TAIL_BYTES = 600;
+/** After SIGTERM, how long a command gets before SIGKILL, ms. */
+const KILL_GRACE_MS = 5_000;
+
+/** A command that cannot be started at all (not found, not executable): the worker stops. */
+class SpawnError extends Error {
+  override readonly name = "SpawnError";
+}
+
+export async function work(ctx: CommandContext): Promise<void> {
+  const [cmd, ...args] = ctx.parsed.positionals;
+  if (cmd === undefined) throw usageError("work: expected a command to run: frontier work [options] -- CMD ARGS…");
+  const c = ctx.command;
+  const concurrency = int(c, ctx.parsed, "concurrency", { min: 1, max: 1_000 }, 1);
+  const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 100 }, 30_000);
+  const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, 5_000);
+  const owner = str(ctx.parsed, "worker");
+  const json = flag(ctx.parsed, "json");
+  const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
+  const { io } = ctx;
+  const context = target(ctx.command, ctx.parsed, io.env);
+
+  await withClient(ctx, async (client) => {
+    let fatal: unknown = null;
+    const started = new Map<string, number>();
+    const worker = client.work(
+      (task, { lease, signal }) =>
+        runCommand(cmd, args, task, lease, signal, {
+          env: { ...io.env, FRONTIER_CLUSTER: client.cluster },
+          // With --json, stdout carries our events: the command's output goes to stderr.
+          stdout: json ? "stderr" : "inherit",
+          stderr: (chunk) => io.stderr.write(chunk),
+        }),
+      { concurrency, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) },
+    );
+    const report = (event: Record<string, unknown>, human: string) => {
+      if (json) println(io.stdout, toJson({ ...event, at: new Date().toISOString() }));
+      else println(io.stdout, human);
+    };
+    worker.on((e: WorkerEvent) => {
+      switch (e.type) {
+        case "task:started":
+          started.set(key(e.lease), Date.now());
+          report({ event: "started", taskId: e.lease.taskId, attempt: e.lease.attempt }, `started ${e.lease.taskId}`);
+          break;
+        case "task:completed": {
+          const ms = elapsed(started, e.lease);
+          report(
+            { event: "completed", taskId: e.lease.taskId, ms },
+            `completed ${e.lease.taskId} (${duration(ms)})`,
+          );
+          break;
+        }
+        case "task:failed": {
+          if (e.error instanceof SpawnError && fatal === null) {
+            fatal = e.error;
+            void worker.stop();
+          }
+          const reason = e.error instanceof Error ? e.error.message : String(e.error);
+          report(
+            { event: "failed", taskId: e.lease.taskId, state: e.state, reason },
+            `failed ${e.lease.taskId} (${e.state === "FAILED" ? "for good" : "will retry"}): ${reason}`,
+          );
+          break;
+        }
+        case "task:lost":
+          report(
+            { event: "lost", taskId: e.lease.taskId, reason: e.error.message },
+            `lost ${e.lease.taskId}: ${e.error.message}`,
+          );
+          break;
+        case "idle":
+          if (exitWhenIdle && e.running === 0) void worker.stop();
+          break;
+        case "error":
+          println(io.stderr, `frontier work: ${e.during}: ${describeError(e.error, context)}`);
+          break;
+      }
+    });
+    let signals = 0;
+    const off = io.onSignal(() => {
+      signals++;
+      if (signals === 1) {
+        if (!json) println(io.stderr, "frontier work: stopping; running commands finish (signal again to terminate them)");
+        void worker.stop();
+      } else {
+        void worker.stop({ abortInFlight: true });
+      }
+    });
+    try {
+      await worker.done;
+    } finally {
+      off();
+    }
+    if (fatal !== null) throw new CliError(`work: ${(fatal as Error).message}`);
+  });
+}
+
+function key(lease: Lease): string {
+  return `${lease.taskId}\u0000${lease.token}`;
+}
+
+function elapsed(started: Map<string, number>, lease: Lease): number {
+  const t = started.get(key(lease));
+  started.delete(key(lease));
+  return t === undefined ? 0 : Date.now() - t;
+}
+
+interface RunOptions {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: "inherit" | "stderr";
+  readonly stderr: (chunk: Buffer) => void;
+}
+
+/** Run CMD for one task; resolves on exit 0, throws a TaskError (or SpawnError) otherwise. */
+export function runCommand(
+  cmd: string,
+  args: readonly string[],
+  task: Task,
+  lease: Lease,
+  signal: AbortSignal,
+  options: RunOptions,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = {
+      ...options.env,
+      FRONTIER_TASK_ID: task.id,
+      FRONTIER_TASK_ATTEMPT: String(lease.attempt),
+      FRONTIER_TASK_TOKEN: String(lease.token),
+      FRONTIER_TASK_DEADLINE: String(task.deadline),
+    };
+    if (task.workflowId !== undefined) env["FRONTIER_WORKFLOW_ID"] = task.workflowId;
+    else delete env["FRONTIER_WORKFLOW_ID"];
+    const child = spawn(cmd, [...args], {
+      stdio: ["pipe", options.stdout === "inherit" ? "inherit" : "pipe", "pipe"],
+      env,
+    });
+    let tail = Buffer.alloc(0);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      options.stderr(chunk);
+      tail = Buffer.concat([tail, chunk]);
+      if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
+    });
+    child.stdout?.on("data", (chunk: Buffer) => options.stderr(chunk));
+    // The command may exit without reading its input.
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(`${toJson(task)}\n`);
+
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      child.kill("SIGTERM");
+      killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    const cleanup = () => {
+      signal.removeEventListener("abort", onAbort);
+      clearTimeout(killTimer);
+    };
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      cleanup();
+      const why = err.code === "ENOENT" ? "command not found" : err.code === "EACCES" ? "permission denied" : err.message;
+      reject(new SpawnError(`cannot run ${JSON.stringify(cmd)}: ${why}`));
+    });
+    child.once("close", (code, sig) => {
+      cleanup();
+      if (code === 0) return resolve();
+      const text = tail.toString("utf8").replace(/^[^\n]*\uFFFD/, "").trim().split(/\r?\n/).slice(-3).join(" | ");
+      const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
+      reject(new TaskError(text === "" ? how : `${how}: ${text}`));
+    });
+  });
+}

@@ -1,0 +1,286 @@
+import { InvalidArgumentError, StaleLeaseError, ValidationError } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { isRetryable, MAX_PAYLOAD_BYTES, ProtocolError } from "@frontier/protocol";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EngineCoordinator, startEngineCoordinator } from "../test/engine-coordinator.js";
+import {
+  ClientError,
+  ClientErrorCode,
+  connect,
+  type FrontierClient,
+  NoRespondersError,
+  RequestTimeoutError,
+} from "./index.js";
+
+let server: NatsServer;
+let nc: NatsConnection;
+let clusters = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer({ jetstream: false });
+  nc = await natsConnect({ servers: server.url });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+/** A fresh cluster name, a stand-in coordinator on it, and a client. */
+async function setup(
+  options: Parameters<typeof connect>[0] = {},
+): Promise<{ coord: EngineCoordinator; client: FrontierClient; cluster: string }> {
+  const cluster = `client-${++clusters}`;
+  const coord = startEngineCoordinator(nc, cluster);
+  await nc.flush();
+  const client = await connect({
+    servers: server.url,
+    cluster,
+    retry: { baseMs: 5, maxMs: 20 },
+    ...options,
+  });
+  return { coord, client, cluster };
+}
+
+describe("connect", () => {
+  it("rejects with CONNECT_FAILED when nothing listens", async () => {
+    const err = await connect({ servers: "nats://127.0.0.1:1", connectTimeoutMs: 500 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err.code).toBe(ClientErrorCode.CONNECT_FAILED);
+    expect(err.message).toContain("nats://127.0.0.1:1");
+  });
+
+  it("names the bad option", async () => {
+    await expect(connect({ servers: server.url, cluster: "no.dots" })).rejects.toThrow(/option cluster/);
+    await expect(connect({ servers: server.url, requestTimeoutMs: 0 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+  });
+});
+
+describe("requests", () => {
+  it("submits, leases, heartbeats, completes, and reads tasks and stats", async () => {
+    const { coord, client } = await setup();
+    const r = await client.submit([
+      { id: "a", deadline: 2 },
+      { id: "b", deadline: 1, workflowId: "w" },
+    ]);
+    expect(r).toMatchObject({ accepted: 2, replayed: false });
+    expect(r.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+
+    const [lease] = await client.lease({ max: 1, leaseMs: 5_000 });
+    expect(lease?.taskId).toBe("b");
+    const hb = await client.heartbeat(lease!, { leaseMs: 10_000 });
+    expect(hb.expiresAt).toBeGreaterThan(Date.now() + 5_000);
+    // The lease's workflowId goes along, so the cluster routes without a lookup.
+    const sent = coord.requests.find((q) => q.op === "heartbeat");
+    expect(sent).toMatchObject({ taskId: "b", workflowId: "w" });
+    expect(await client.complete(lease!)).toEqual({ duplicate: false });
+    expect(await client.complete(lease!)).toEqual({ duplicate: true });
+
+    expect((await client.getTask("b", { workflowId: "w" }))?.state).toBe("COMPLETED");
+    expect(await client.getTask("nope")).toBeNull();
+    await client.updateDeadline("a", 50);
+    expect((await client.getTask("a"))?.deadline).toBe(50);
+    await client.cancel("a", { reason: "changed my mind" });
+    expect((await client.getTask("a"))?.reason).toBe("changed my mind");
+    const stats = await client.stats();
+    expect(stats.counts.COMPLETED).toBe(1);
+    expect(stats.counts.CANCELLED).toBe(1);
+    await client.close();
+    await coord.close();
+  });
+
+  it("fails a leased task, retryably or for good", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "r", deadline: 1, maxAttempts: 3 },
+      { id: "f", deadline: 2, maxAttempts: 3 },
+    ]);
+    const leases = await client.lease({ max: 2 });
+    expect(await client.fail(leases[0]!, { reason: "flaky" })).toEqual({ state: "WAITING" });
+    expect(await client.fail(leases[1]!, { retryable: false, reason: "bad input" })).toEqual({
+      state: "FAILED",
+    });
+    await client.close();
+    await coord.close();
+  });
+
+  it("throws the typed error of an error reply, and does not retry it", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "x", deadline: 1 }]);
+    const err = await client.submit([{ id: "x", deadline: 1 }]).catch((e) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.problems[0]).toMatchObject({ taskId: "x", code: "DUPLICATE_ID" });
+    expect(coord.seen.get("submit")).toBe(2);
+
+    const stale = await client.complete({ taskId: "x", token: 99 }).catch((e) => e);
+    expect(stale).toBeInstanceOf(StaleLeaseError);
+    expect(isRetryable(stale)).toBe(false);
+    expect(coord.seen.get("complete")).toBe(1);
+    await client.close();
+    await coord.close();
+  });
+
+  it("refuses a bad request before sending it", async () => {
+    const { coord, client } = await setup();
+    const big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
+    const err = await client.submit([{ id: "big", deadline: 1, payload: big }]).catch((e) => e);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err.code).toBe("PAYLOAD_TOO_LARGE");
+    const wrong = await client.submit([{ id: "t", deadline: "soon" as unknown as number }]).catch((e) => e);
+    expect(wrong.code).toBe("BAD_MESSAGE");
+    expect(wrong.message).toContain("tasks[0].deadline");
+    expect(coord.seen.get("submit")).toBeUndefined();
+    await client.close();
+    await coord.close();
+  });
+
+  it("retries a timed-out submit with the same idempotency key, and the cluster applies it once", async () => {
+    const { coord, client } = await setup({ requestTimeoutMs: 200 });
+    let dropped = 0;
+    coord.script = (q) => (q.op === "submit" && dropped++ === 0 ? { action: "drop" } : undefined);
+    const r = await client.submit([{ id: "once", deadline: 1 }]);
+    const keys = coord.requests.filter((q) => q.op === "submit").map((q) => q.idempotencyKey);
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toBe(keys[1]);
+    expect(keys[0]).toBe(r.idempotencyKey);
+    expect(r.accepted).toBe(1);
+    await client.close();
+    await coord.close();
+  });
+
+  it("retries a timed-out lease with the same request id, and gets the first grant", async () => {
+    const { coord, client } = await setup({ requestTimeoutMs: 200 });
+    await client.submit([{ id: "only", deadline: 1 }]);
+    // The first lease is granted by the engine but its reply is lost on the way back.
+    let calls = 0;
+    coord.script = (q) => (q.op === "lease" && calls++ === 0 ? { action: "delay", ms: 600 } : undefined);
+    const leases = await client.lease({ max: 1 });
+    expect(leases.map((l) => l.taskId)).toEqual(["only"]);
+    const ids = coord.requests.filter((q) => q.op === "lease").map((q) => q.requestId);
+    expect(new Set(ids).size).toBe(1);
+    expect(ids.length).toBeGreaterThanOrEqual(2);
+    await client.close();
+    await coord.close();
+  });
+
+  it("retries retryable error replies and gives up after the attempts", async () => {
+    const { coord, client } = await setup({ retry: { attempts: 3, baseMs: 1, maxMs: 2 } });
+    let n = 0;
+    coord.script = (q) =>
+      q.op === "stats" && n++ < 2 ? { action: "error", code: "SHARD_UNAVAILABLE" } : undefined;
+    expect((await client.stats()).runnable).toBe(0);
+    expect(coord.seen.get("stats")).toBe(3);
+
+    coord.script = () => ({ action: "error", code: "SHARD_UNAVAILABLE" });
+    const err = await client.stats().catch((e) => e);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err.code).toBe("SHARD_UNAVAILABLE");
+    expect(coord.seen.get("stats")).toBe(6);
+    await client.close();
+    await coord.close();
+  });
+
+  it("rejects a garbage reply as BAD_MESSAGE without retrying", async () => {
+    const { coord, client } = await setup();
+    coord.script = () => ({ action: "garbage" });
+    const err = await client.stats().catch((e) => e);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err.code).toBe("BAD_MESSAGE");
+    expect(coord.seen.get("stats")).toBe(1);
+    await client.close();
+    await coord.close();
+  });
+});
+
+describe("transport errors", () => {
+  it("tells no responders from a timeout by class", async () => {
+    const client = await connect({
+      servers: server.url,
+      cluster: "nobody-home",
+      retry: { attempts: 2, baseMs: 1, maxMs: 1 },
+    });
+    const none = await client.stats().catch((e) => e);
+    expect(none).toBeInstanceOf(NoRespondersError);
+    expect(none).toBeInstanceOf(ProtocolError);
+    expect(none).not.toBeInstanceOf(RequestTimeoutError);
+    expect(none.code).toBe("NO_RESPONDERS");
+    expect(none.name).toBe("NoRespondersError");
+    expect(none.subject).toBe("frontier.nobody-home.coord.stats");
+    expect(isRetryable(none)).toBe(true);
+
+    // A responder that never answers: a timeout, not "no responders".
+    const sub = nc.subscribe("frontier.silent.coord.*", { callback: () => {} });
+    await nc.flush();
+    const silent = await connect({
+      servers: server.url,
+      cluster: "silent",
+      requestTimeoutMs: 100,
+      retry: { attempts: 2, baseMs: 1, maxMs: 1 },
+    });
+    const timedOut = await silent.stats().catch((e) => e);
+    expect(timedOut).toBeInstanceOf(RequestTimeoutError);
+    expect(timedOut).not.toBeInstanceOf(NoRespondersError);
+    expect(timedOut.code).toBe("TIMEOUT");
+    expect(timedOut.timeoutMs).toBe(100);
+    sub.unsubscribe();
+    await client.close();
+    await silent.close();
+  });
+
+  it("shows the caller's stack on a timeout, not the timer's", async () => {
+    const sub = nc.subscribe("frontier.stacks.coord.*", { callback: () => {} });
+    await nc.flush();
+    const client = await connect({
+      servers: server.url,
+      cluster: "stacks",
+      requestTimeoutMs: 50,
+      retry: { attempts: 1 },
+    });
+    async function askForStatsFromHere() {
+      return client.stats();
+    }
+    const err = await askForStatsFromHere().catch((e) => e);
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect(err.stack).toMatch(/^RequestTimeoutError: stats: no reply/);
+    expect(err.stack).toContain("askForStatsFromHere");
+    sub.unsubscribe();
+    await client.close();
+  });
+
+  it("stops retrying when the signal aborts", async () => {
+    const client = await connect({
+      servers: server.url,
+      cluster: "abort-me",
+      retry: { attempts: 100, baseMs: 50, maxMs: 50 },
+    });
+    const err = await client.stats({ signal: AbortSignal.timeout(120) }).catch((e) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err.code).toBe(ClientErrorCode.ABORTED);
+    await client.close();
+  });
+
+  it("rejects requests after close", async () => {
+    const { coord, client } = await setup();
+    await client.close();
+    await client.close();
+    const err = await client.stats().catch((e) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err.code).toBe(ClientErrorCode.CLOSED);
+    expect(() => client.work(() => {})).toThrow(ClientError);
+    await coord.close();
+  });
+
+  it("leaves a connection it was given open", async () => {
+    const cluster = `client-${++clusters}`;
+    const coord = startEngineCoordinator(nc, cluster);
+    const client = await connect({ nats: nc, cluster });
+    expect((await client.stats()).runnable).toBe(0);
+    await client.close();
+    expect(nc.isClosed()).toBe(false);
+    await coord.close();
+  });
+});

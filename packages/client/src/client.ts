@@ -1,0 +1,440 @@
+/**
+ * The client: one NATS connection, requests to `frontier.<cluster>.coord.<op>`
+ * (any coordinator of the queue group answers), typed errors, retries.
+ *
+ * Retries. Every request is safe to send again: a submit carries its
+ * idempotency key, a lease its request id, heartbeat / complete / fail their
+ * fencing token; the same bytes go out on every attempt. A request is retried
+ * with exponential backoff and jitter when its error is retryable — a
+ * timeout, no responders, a lost connection, or a reply whose code the
+ * catalogue marks retryable (SHARD_UNAVAILABLE, SLOT_NOT_OWNED) — and never
+ * otherwise.
+ */
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import {
+  backoffDelay,
+  FrontierError,
+  type Lease,
+  type SchedulerStats,
+  type TaskInput,
+  type TaskState,
+  type TaskView,
+} from "@frontier/core";
+import {
+  type ClusterSubjects,
+  decodeReply,
+  encodeRequest,
+  fromWireError,
+  isRetryable,
+  type OkReply,
+  type Op,
+  type RequestOf,
+  subjectsFor,
+} from "@frontier/protocol";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { ClientError, ClientErrorCode, fromTransportError } from "./errors.js";
+import {
+  type ConnectOptions,
+  checkId,
+  DEFAULT_LEASE_MS,
+  type FilledConnectOptions,
+  fillConnectOptions,
+  fillRetry,
+  type RetryPolicy,
+  type SubmitterOptions,
+  type WorkOptions,
+} from "./options.js";
+import { BatchSubmitter, type Submitter } from "./submitter.js";
+import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
+
+/** What heartbeat / complete / fail need of a lease: a `Lease` as granted, or its fields. */
+export type LeaseRef = Lease | { readonly taskId: string; readonly token: number; readonly workflowId?: string };
+
+/** Per-call options of every request. */
+export interface RequestOptions {
+  /** Reply timeout of one attempt, ms. Default: the client's `requestTimeoutMs`. */
+  readonly timeoutMs?: number;
+  /** Stops waiting (and retrying); the call rejects with ClientError ABORTED. */
+  readonly signal?: AbortSignal;
+  /** Overrides the client's retry policy for this call (`{ attempts: 1 }` never retries). */
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+export interface SubmitOptions extends RequestOptions {
+  /** Makes the submit idempotent: the same key again returns the first outcome. Default: a fresh UUID. */
+  readonly idempotencyKey?: string;
+}
+
+export interface SubmitResult {
+  /** Tasks the batch added. */
+  readonly accepted: number;
+  /** True when the key had been seen: the first outcome, replayed. */
+  readonly replayed: boolean;
+  /** The key the submit went out with (the one given, or the generated one). */
+  readonly idempotencyKey: string;
+}
+
+export interface LeaseOptions extends RequestOptions {
+  /** Most tasks to lease, 1..MAX_LEASES_PER_REQUEST. Default 1. */
+  readonly max?: number;
+  /** Lease length, ms. Default DEFAULT_LEASE_MS. */
+  readonly leaseMs?: number;
+  /** Long-poll: how long to wait for a runnable task, ms, 0..MAX_WAIT_MS. Default 0 (answer at once). */
+  readonly waitMs?: number;
+  /** The lease holder. Default: the client's name. */
+  readonly owner?: string;
+  /** Makes the lease idempotent: a retry with the same id gets the same grant. Default: a fresh UUID. */
+  readonly requestId?: string;
+}
+
+export interface FailOptions extends RequestOptions {
+  /** False fails the task for good, whatever attempts it has left. Default true. */
+  readonly retryable?: boolean;
+  /** Why it failed; at most MAX_REASON_LENGTH characters. Default "". */
+  readonly reason?: string;
+}
+
+/** Options of calls that name a task: its workflow routes the call to its shard without a lookup. */
+export interface TaskCallOptions extends RequestOptions {
+  readonly workflowId?: string;
+}
+
+export interface CancelOptions extends TaskCallOptions {
+  readonly reason?: string;
+}
+
+/** A connection to one Frontier cluster. */
+export interface FrontierClient {
+  /** The cluster name the client talks to. */
+  readonly cluster: string;
+  /** This client's name; the default lease owner. */
+  readonly name: string;
+  /** The NATS connection (shared with the caller when given to `connect`). */
+  readonly nats: NatsConnection;
+  /** Add a batch of tasks atomically (at most MAX_TASKS_PER_BATCH, within MAX_MESSAGE_BYTES). */
+  submit(tasks: readonly TaskInput[], options?: SubmitOptions): Promise<SubmitResult>;
+  /** Lease up to `max` runnable tasks, earliest deadline first across the cluster; possibly none. */
+  lease(options?: LeaseOptions): Promise<readonly Lease[]>;
+  /** Extend a live lease by `leaseMs` from now; resolves with the new expiry. */
+  heartbeat(lease: LeaseRef, options?: RequestOptions & { leaseMs?: number }): Promise<{ expiresAt: number }>;
+  /** Complete a leased task. `duplicate`: it was already completed under this token (a retried complete). */
+  complete(lease: LeaseRef, options?: RequestOptions): Promise<{ duplicate: boolean }>;
+  /** Fail a leased task; resolves with its state after: WAITING (will retry) or FAILED. */
+  fail(lease: LeaseRef, options?: FailOptions): Promise<{ state: TaskState }>;
+  cancel(taskId: string, options?: CancelOptions): Promise<void>;
+  updateDeadline(taskId: string, deadline: number, options?: TaskCallOptions): Promise<void>;
+  /** The task, or null when the cluster does not know it. */
+  getTask(taskId: string, options?: TaskCallOptions): Promise<TaskView | null>;
+  /** Counters of the whole cluster. */
+  stats(options?: RequestOptions): Promise<SchedulerStats>;
+  /** Run `handler` for each leased task, `concurrency` at a time, with heartbeats; see `Worker`. */
+  work(handler: TaskHandler, options?: WorkOptions): Worker;
+  /** Gather single tasks into batches by size and time, with backpressure; see `Submitter`. */
+  submitter(options?: SubmitterOptions): Submitter;
+  /** Stop workers and submitters gracefully, then close the connection (unless it was given). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connect to a cluster. Rejects with ClientError CONNECT_FAILED when NATS
+ * cannot be reached within `connectTimeoutMs`, and with InvalidArgumentError
+ * for a bad option. Connecting does not check that a coordinator answers;
+ * the first request does (NoRespondersError).
+ */
+export async function connect(options: ConnectOptions = {}): Promise<FrontierClient> {
+  const filled = fillConnectOptions(options, defaultName());
+  if (options.nats !== undefined) return new NatsFrontierClient(options.nats, false, filled);
+  let nc: NatsConnection;
+  try {
+    nc = await natsConnect({
+      servers: [...filled.servers],
+      name: filled.name,
+      timeout: filled.connectTimeoutMs,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new ClientError(
+      ClientErrorCode.CONNECT_FAILED,
+      `cannot reach NATS at ${filled.servers.join(", ")}: ${why}`,
+      { cause },
+    );
+  }
+  return new NatsFrontierClient(nc, true, filled);
+}
+
+function defaultName(): string {
+  return `${hostname().slice(0, 200)}-${process.pid}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Ops a client sends (the shard-only phases are not among them). */
+type ClientOp = Exclude<Op, "prepare" | "commit" | "abort">;
+
+const Mode = { OPEN: "OPEN", CLOSING: "CLOSING", CLOSED: "CLOSED" } as const;
+type Mode = (typeof Mode)[keyof typeof Mode];
+
+class NatsFrontierClient implements FrontierClient {
+  readonly cluster: string;
+  readonly name: string;
+  private readonly subjects: ClusterSubjects;
+  private mode: Mode = Mode.OPEN;
+  private closing: Promise<void> | null = null;
+  private readonly workers = new Set<TaskWorker>();
+  private readonly submitters = new Set<BatchSubmitter>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    readonly nats: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly options: FilledConnectOptions,
+  ) {
+    this.cluster = options.cluster;
+    this.name = options.name;
+    this.subjects = subjectsFor(options.cluster);
+  }
+
+  async submit(tasks: readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
+    const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options);
+    return { accepted: reply.accepted, replayed: reply.replayed, idempotencyKey };
+  }
+
+  async lease(options: LeaseOptions = {}): Promise<readonly Lease[]> {
+    const waitMs = options.waitMs ?? 0;
+    const reply = await this.request(
+      {
+        op: "lease",
+        owner: options.owner ?? this.name,
+        max: options.max ?? 1,
+        leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+        waitMs,
+        requestId: options.requestId ?? randomUUID(),
+      },
+      options,
+      // The coordinator holds a long-poll open for up to waitMs before it answers.
+      Number.isFinite(waitMs) && waitMs > 0 ? waitMs : 0,
+    );
+    return reply.leases;
+  }
+
+  async heartbeat(
+    lease: LeaseRef,
+    options: RequestOptions & { leaseMs?: number } = {},
+  ): Promise<{ expiresAt: number }> {
+    const reply = await this.request(
+      { op: "heartbeat", ...refOf(lease), leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS },
+      options,
+    );
+    return { expiresAt: reply.expiresAt };
+  }
+
+  async complete(lease: LeaseRef, options: RequestOptions = {}): Promise<{ duplicate: boolean }> {
+    const reply = await this.request({ op: "complete", ...refOf(lease) }, options);
+    return { duplicate: reply.duplicate };
+  }
+
+  async fail(lease: LeaseRef, options: FailOptions = {}): Promise<{ state: TaskState }> {
+    const reply = await this.request(
+      { op: "fail", ...refOf(lease), retryable: options.retryable ?? true, reason: options.reason ?? "" },
+      options,
+    );
+    return { state: reply.state };
+  }
+
+  async cancel(taskId: string, options: CancelOptions = {}): Promise<void> {
+    await this.request(
+      {
+        op: "cancel",
+        taskId,
+        ...workflow(options.workflowId),
+        ...(options.reason === undefined ? {} : { reason: options.reason }),
+      },
+      options,
+    );
+  }
+
+  async updateDeadline(taskId: string, deadline: number, options: TaskCallOptions = {}): Promise<void> {
+    await this.request({ op: "updateDeadline", taskId, ...workflow(options.workflowId), deadline }, options);
+  }
+
+  async getTask(taskId: string, options: TaskCallOptions = {}): Promise<TaskView | null> {
+    const reply = await this.request({ op: "getTask", taskId, ...workflow(options.workflowId) }, options);
+    return reply.task;
+  }
+
+  async stats(options: RequestOptions = {}): Promise<SchedulerStats> {
+    return (await this.request({ op: "stats" }, options)).stats;
+  }
+
+  work(handler: TaskHandler, options: WorkOptions = {}): Worker {
+    this.checkOpen("work");
+    const worker = new TaskWorker(this, handler, options, this.options.retry);
+    this.workers.add(worker);
+    void worker.done.then(
+      () => this.workers.delete(worker),
+      () => this.workers.delete(worker),
+    );
+    return worker;
+  }
+
+  submitter(options: SubmitterOptions = {}): Submitter {
+    this.checkOpen("submitter");
+    const submitter = new BatchSubmitter(this, options);
+    this.submitters.add(submitter);
+    submitter.onClosed(() => this.submitters.delete(submitter));
+    return submitter;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.mode = Mode.CLOSING;
+    // Workers and submitters first: they still need the connection to finish.
+    await Promise.allSettled([
+      ...[...this.workers].map((w) => w.stop()),
+      ...[...this.submitters].map((s) => s.close()),
+    ]);
+    await Promise.allSettled([...this.inFlight]);
+    this.mode = Mode.CLOSED;
+    if (this.ownsConnection && !this.nats.isClosed()) {
+      try {
+        await this.nats.drain();
+      } catch {
+        await this.nats.close();
+      }
+    }
+  }
+
+  private checkOpen(what: string): void {
+    if (this.mode !== Mode.OPEN) {
+      throw new ClientError(ClientErrorCode.CLOSED, `${what}: the client is closed`);
+    }
+  }
+
+  /**
+   * Send one request and return the ok reply, retrying what is retryable.
+   * Requests made while the client closes are still served (workers finish
+   * their tasks); requests after it closed reject with ClientError CLOSED.
+   */
+  request<O extends ClientOp>(
+    request: RequestOf<O>,
+    options: RequestOptions,
+    extraTimeoutMs = 0,
+  ): Promise<OkReply<O>> {
+    // Created now, so a failure later shows the caller's stack, not a timer's.
+    const site = new Error();
+    const op = (request as { readonly op: Op }).op as O;
+    if (this.mode === Mode.CLOSED) {
+      return Promise.reject(new ClientError(ClientErrorCode.CLOSED, `${op}: the client is closed`));
+    }
+    const p = this.send(op, request, options, extraTimeoutMs, site);
+    this.inFlight.add(p);
+    void p.then(
+      () => this.inFlight.delete(p),
+      () => this.inFlight.delete(p),
+    );
+    return p;
+  }
+
+  private async send<O extends ClientOp>(
+    op: O,
+    request: RequestOf<O>,
+    options: RequestOptions,
+    extraTimeoutMs: number,
+    site: Error,
+  ): Promise<OkReply<O>> {
+    const bytes = encodeRequest(request); // a bad request fails here, before the round trip
+    const subject = this.subjects.coord(op);
+    const timeoutMs = (options.timeoutMs ?? this.options.requestTimeoutMs) + extraTimeoutMs;
+    const retry = options.retry === undefined ? this.options.retry : fillRetry(op, options.retry);
+    const signal = options.signal;
+    for (let attempt = 1; ; attempt++) {
+      throwIfAborted(op, signal);
+      let error: unknown;
+      try {
+        const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);
+        const reply = decodeReply(msg.data, op);
+        if (reply.ok) return reply;
+        error = fromWireError(reply.error);
+      } catch (err) {
+        error = fromTransportError(err, op, subject, timeoutMs, site) ?? err;
+      }
+      if (!shouldRetry(error) || attempt >= retry.attempts || this.mode === Mode.CLOSED) throw error;
+      await sleep(backoffDelay(retry, attempt, Math.random), op, signal);
+    }
+  }
+}
+
+/** Whether a failed request may succeed if sent again unchanged. */
+export function shouldRetry(err: unknown): boolean {
+  if (err instanceof ClientError) return err.retryable;
+  return isRetryable(err);
+}
+
+/** Whether an error says the lease is gone for good: its holder must stop. */
+export function isLeaseGone(err: unknown): boolean {
+  return (
+    err instanceof FrontierError &&
+    (err.code === "STALE_LEASE" || err.code === "UNKNOWN_TASK" || err.code === "INVALID_STATE")
+  );
+}
+
+function refOf(lease: LeaseRef): { taskId: string; token: number; workflowId?: string } {
+  const workflowId = "task" in lease ? lease.task.workflowId : lease.workflowId;
+  checkId("lease", "taskId", lease.taskId);
+  return { taskId: lease.taskId, token: lease.token, ...workflow(workflowId) };
+}
+
+function workflow(workflowId: string | undefined): { workflowId?: string } {
+  return workflowId === undefined ? {} : { workflowId };
+}
+
+function throwIfAborted(op: Op, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError(op, signal);
+}
+
+function abortedError(op: Op, signal: AbortSignal): ClientError {
+  return new ClientError(ClientErrorCode.ABORTED, `${op}: aborted`, { cause: signal.reason });
+}
+
+/** `p`, or a rejection as soon as `signal` aborts (the request itself runs on; its outcome is dropped). */
+function abortable<T>(p: Promise<T>, op: Op, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(op, signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Wait `ms`, or reject early when `signal` aborts. */
+function sleep(ms: number, op: Op, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortedError(op, signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortedError(op, signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

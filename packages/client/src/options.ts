@@ -1,0 +1,213 @@
+/**
+ * Options of the client, the worker and the submitter: the defaults (with
+ * their units) and one function per kind that fills and checks them, naming
+ * the option in its error (an `InvalidArgumentError`).
+ */
+import { type BackoffPolicy, InvalidArgumentError } from "@frontier/core";
+import { isValidToken, MAX_ID_LENGTH, MAX_TASKS_PER_BATCH, MAX_WAIT_MS } from "@frontier/protocol";
+import type { NatsConnection } from "@nats-io/nats-core";
+
+/** Where `connect` looks for NATS when told nothing. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+/** The cluster name when none is given (subjects `frontier.default.…`). */
+export const DEFAULT_CLUSTER = "default";
+/** How long one request waits for its reply, in ms (a lease waits `waitMs` longer). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** How long `connect` tries to reach NATS, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * Retries of a request that failed retryably (timeout, no responders, a
+ * shard recovering): attempts in all, and the backoff between them
+ * (exponential, capped, with jitter). The defaults ride out about 3 s of a
+ * cluster that is not answering.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 100, maxMs: 2_000, jitter: 0.5 };
+
+/** Lease length of `work()` and `lease()`, in ms. */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Long-poll of `work()`: how long one lease request waits for a runnable task, in ms. */
+export const DEFAULT_WORK_WAIT_MS = 5_000;
+/** `work()` heartbeats each lease every `leaseMs × DEFAULT_HEARTBEAT_FRACTION`. */
+export const DEFAULT_HEARTBEAT_FRACTION = 1 / 3;
+/** Handlers `work()` runs at once. */
+export const DEFAULT_CONCURRENCY = 1;
+
+/** Most tasks the submitter puts in one batch. */
+export const DEFAULT_MAX_BATCH = 500;
+/** How long the submitter waits for a batch to fill before sending it anyway, in ms. */
+export const DEFAULT_LINGER_MS = 10;
+/** Most tasks the submitter holds (queued or in flight) before `add()` waits. */
+export const DEFAULT_MAX_PENDING = 10_000;
+
+export interface RetryPolicy extends BackoffPolicy {
+  /** Attempts in all, including the first; 1 never retries. */
+  readonly attempts: number;
+}
+
+export interface ConnectOptions {
+  /** NATS server URL(s). Default `DEFAULT_NATS_URL`. Ignored when `nats` is given. */
+  readonly servers?: string | readonly string[];
+  /** An open NATS connection to use instead of opening one; `close()` leaves it open. */
+  readonly nats?: NatsConnection;
+  /** Cluster name (a subject token). Default `DEFAULT_CLUSTER`. */
+  readonly cluster?: string;
+  /** Name of this client (lease owner by default). Default `<hostname>-<pid>-<random>`. */
+  readonly name?: string;
+  /** See `DEFAULT_REQUEST_TIMEOUT_MS`. */
+  readonly requestTimeoutMs?: number;
+  /** See `DEFAULT_CONNECT_TIMEOUT_MS`. */
+  readonly connectTimeoutMs?: number;
+  /** See `DEFAULT_RETRY`; fields not given keep their defaults. */
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+export interface FilledConnectOptions {
+  readonly servers: readonly string[];
+  readonly cluster: string;
+  readonly name: string;
+  readonly requestTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly retry: RetryPolicy;
+}
+
+export function fillConnectOptions(options: ConnectOptions, defaultName: string): FilledConnectOptions {
+  const servers =
+    options.servers === undefined
+      ? [DEFAULT_NATS_URL]
+      : typeof options.servers === "string"
+        ? [options.servers]
+        : [...options.servers];
+  if (servers.length === 0 || servers.some((s) => typeof s !== "string" || s === "")) {
+    throw new InvalidArgumentError("connect: option servers must be one or more NATS URLs");
+  }
+  const cluster = options.cluster ?? DEFAULT_CLUSTER;
+  if (!isValidToken(cluster)) {
+    throw new InvalidArgumentError(
+      `connect: option cluster must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(cluster)}`,
+    );
+  }
+  const name = options.name ?? defaultName;
+  checkId("connect", "name", name);
+  return {
+    servers,
+    cluster,
+    name,
+    requestTimeoutMs: positiveInt("connect", "requestTimeoutMs", options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
+    connectTimeoutMs: positiveInt("connect", "connectTimeoutMs", options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS),
+    retry: fillRetry("connect", options.retry),
+  };
+}
+
+export function fillRetry(where: string, retry: Partial<RetryPolicy> | undefined, base = DEFAULT_RETRY): RetryPolicy {
+  const r = { ...base, ...retry };
+  positiveInt(where, "retry.attempts", r.attempts, 1);
+  nonNegative(where, "retry.baseMs", r.baseMs);
+  nonNegative(where, "retry.maxMs", r.maxMs);
+  if (!(r.jitter >= 0 && r.jitter <= 1)) {
+    throw new InvalidArgumentError(`${where}: option retry.jitter must be in [0, 1], got ${r.jitter}`);
+  }
+  return r;
+}
+
+export interface WorkOptions {
+  /** Handlers run at once; the worker leases only as many tasks as it has room for. See `DEFAULT_CONCURRENCY`. */
+  readonly concurrency?: number;
+  /** Lease length, ms. Heartbeats extend it while the handler runs. See `DEFAULT_LEASE_MS`. */
+  readonly leaseMs?: number;
+  /** Long-poll wait of each lease request, ms, 0..MAX_WAIT_MS. See `DEFAULT_WORK_WAIT_MS`. */
+  readonly waitMs?: number;
+  /** Lease owner. Default: the client's name. */
+  readonly owner?: string;
+  /** Heartbeat period as a fraction of `leaseMs`, in (0, 1). See `DEFAULT_HEARTBEAT_FRACTION`. */
+  readonly heartbeatFraction?: number;
+  /** Aborting it stops the worker gracefully, as `stop()` does. */
+  readonly signal?: AbortSignal;
+}
+
+export interface FilledWorkOptions {
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly waitMs: number;
+  readonly owner: string;
+  readonly heartbeatMs: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+export function fillWorkOptions(options: WorkOptions, defaultOwner: string): FilledWorkOptions {
+  const concurrency = positiveInt("work", "concurrency", options.concurrency, DEFAULT_CONCURRENCY);
+  if (concurrency > 1_000) {
+    throw new InvalidArgumentError(`work: option concurrency must be at most 1000, got ${concurrency}`);
+  }
+  const leaseMs = positiveInt("work", "leaseMs", options.leaseMs, DEFAULT_LEASE_MS);
+  const waitMs = options.waitMs ?? DEFAULT_WORK_WAIT_MS;
+  if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_WAIT_MS) {
+    throw new InvalidArgumentError(`work: option waitMs must be an integer in 0..${MAX_WAIT_MS}, got ${waitMs}`);
+  }
+  const owner = options.owner ?? defaultOwner;
+  checkId("work", "owner", owner);
+  const fraction = options.heartbeatFraction ?? DEFAULT_HEARTBEAT_FRACTION;
+  if (!(fraction > 0 && fraction < 1)) {
+    throw new InvalidArgumentError(`work: option heartbeatFraction must be in (0, 1), got ${fraction}`);
+  }
+  return {
+    concurrency,
+    leaseMs,
+    waitMs,
+    owner,
+    heartbeatMs: Math.max(1, Math.floor(leaseMs * fraction)),
+    signal: options.signal,
+  };
+}
+
+export interface SubmitterOptions {
+  /** Most tasks per batch, 1..MAX_TASKS_PER_BATCH. See `DEFAULT_MAX_BATCH`. */
+  readonly maxBatch?: number;
+  /** How long a batch may wait to fill, ms; 0 sends what is queued at the next tick. See `DEFAULT_LINGER_MS`. */
+  readonly lingerMs?: number;
+  /** Most tasks held, queued or in flight, before `add()` waits. See `DEFAULT_MAX_PENDING`. */
+  readonly maxPending?: number;
+}
+
+export interface FilledSubmitterOptions {
+  readonly maxBatch: number;
+  readonly lingerMs: number;
+  readonly maxPending: number;
+}
+
+export function fillSubmitterOptions(options: SubmitterOptions): FilledSubmitterOptions {
+  const maxBatch = positiveInt("submitter", "maxBatch", options.maxBatch, DEFAULT_MAX_BATCH);
+  if (maxBatch > MAX_TASKS_PER_BATCH) {
+    throw new InvalidArgumentError(
+      `submitter: option maxBatch must be at most MAX_TASKS_PER_BATCH (${MAX_TASKS_PER_BATCH}), got ${maxBatch}`,
+    );
+  }
+  const lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
+  nonNegative("submitter", "lingerMs", lingerMs);
+  return {
+    maxBatch,
+    lingerMs,
+    maxPending: positiveInt("submitter", "maxPending", options.maxPending, DEFAULT_MAX_PENDING),
+  };
+}
+
+function positiveInt(where: string, name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) {
+    throw new InvalidArgumentError(`${where}: option ${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function nonNegative(where: string, name: string, v: number): void {
+  if (!Number.isFinite(v) || v < 0) {
+    throw new InvalidArgumentError(`${where}: option ${name} must be a number ≥ 0, got ${String(v)}`);
+  }
+}
+
+export function checkId(where: string, name: string, v: unknown): asserts v is string {
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_ID_LENGTH) {
+    throw new InvalidArgumentError(
+      `${where}: ${name} must be a string of 1..${MAX_ID_LENGTH} characters, got ${JSON.stringify(v)}`,
+    );
+  }
+}

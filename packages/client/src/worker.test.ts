@@ -1,0 +1,238 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EngineCoordinator, startEngineCoordinator } from "../test/engine-coordinator.js";
+import { connect, type FrontierClient, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
+import { reasonOf } from "./worker.js";
+
+let server: NatsServer;
+let nc: NatsConnection;
+let clusters = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer({ jetstream: false });
+  nc = await natsConnect({ servers: server.url });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+async function setup(): Promise<{ coord: EngineCoordinator; client: FrontierClient }> {
+  const cluster = `worker-${++clusters}`;
+  const coord = startEngineCoordinator(nc, cluster);
+  await nc.flush();
+  const client = await connect({ servers: server.url, cluster, retry: { baseMs: 5, maxMs: 20 } });
+  return { coord, client };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await sleep(10);
+  }
+}
+
+describe("work", () => {
+  it("runs every task once, at most `concurrency` at a time, and completes them", async () => {
+    const { coord, client } = await setup();
+    const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `t${i}`, deadline: i, payload: { n: i } }));
+    await client.submit(tasks);
+    let running = 0;
+    let peak = 0;
+    const ran: string[] = [];
+    const worker = client.work(
+      async (task) => {
+        running++;
+        peak = Math.max(peak, running);
+        ran.push(task.id);
+        await sleep(5);
+        running--;
+      },
+      { concurrency: 4, waitMs: 200 },
+    );
+    await until(() => worker.stats.completed === 40);
+    await worker.stop();
+    expect(new Set(ran).size).toBe(40);
+    expect(ran).toHaveLength(40);
+    expect(peak).toBeLessThanOrEqual(4);
+    expect(peak).toBeGreaterThan(1);
+    expect(coord.engine.stats().counts.COMPLETED).toBe(40);
+    // Never asked for more than it had room for.
+    for (const q of coord.requests) if (q.op === "lease") expect(q.max).toBeLessThanOrEqual(4);
+    await client.close();
+    await coord.close();
+  });
+
+  it("fails a task whose handler throws, retryably unless it throws a non-retryable TaskError", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "flaky", deadline: 1, maxAttempts: 3 },
+      { id: "doomed", deadline: 2, maxAttempts: 3 },
+    ]);
+    const attempts = new Map<string, number>();
+    const events: WorkerEvent[] = [];
+    const worker = client.work(
+      (task, ctx) => {
+        attempts.set(task.id, ctx.attempt);
+        if (task.id === "doomed") throw new TaskError("input is corrupt", { retryable: false });
+        if (ctx.attempt < 3) throw new Error(`boom ${ctx.attempt}`);
+      },
+      { concurrency: 2, waitMs: 100 },
+    );
+    worker.on((e) => events.push(e));
+    await until(() => coord.engine.getTask("flaky")?.state === "COMPLETED");
+    await until(() => coord.engine.getTask("doomed")?.state === "FAILED");
+    await worker.stop();
+    expect(attempts.get("flaky")).toBe(3);
+    expect(attempts.get("doomed")).toBe(1);
+    expect(coord.engine.getTask("doomed")?.reason).toContain("TaskError: input is corrupt");
+    const failed = events.filter((e) => e.type === "task:failed");
+    expect(failed.map((e) => (e.type === "task:failed" ? e.state : null))).toContain("FAILED");
+    await client.close();
+    await coord.close();
+  });
+
+  it("keeps a long task's lease alive with heartbeats", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "long", deadline: 1 }]);
+    const worker = client.work(() => sleep(1_500), { leaseMs: 600, waitMs: 100 });
+    await until(() => worker.stats.completed === 1);
+    await worker.stop();
+    expect(worker.stats.lost).toBe(0);
+    expect(coord.engine.getTask("long")?.attempts).toBe(1);
+    expect(coord.seen.get("heartbeat") ?? 0).toBeGreaterThanOrEqual(3);
+    await client.close();
+    await coord.close();
+  });
+
+  it("aborts the handler's signal when a heartbeat says the lease is lost, and drops its outcome", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "victim", deadline: 1 }]);
+    let reason: unknown;
+    const events: WorkerEvent[] = [];
+    const worker = client.work(
+      (_task, { signal }) =>
+        new Promise<void>((resolve) => {
+          signal.addEventListener("abort", () => {
+            reason = signal.reason;
+            resolve(); // "succeeds" after the lease is gone: must not be completed
+          });
+        }),
+      { leaseMs: 300, waitMs: 100 },
+    );
+    worker.on((e) => events.push(e));
+    await until(() => coord.engine.getTask("victim")?.state === "LEASED");
+    coord.engine.cancel("victim", "operator said so");
+    await until(() => worker.stats.lost === 1);
+    await worker.stop();
+    expect(reason).toBeInstanceOf(LeaseLostError);
+    expect((reason as LeaseLostError).taskId).toBe("victim");
+    expect(coord.seen.get("complete")).toBeUndefined();
+    expect(events.some((e) => e.type === "task:lost")).toBe(true);
+    await client.close();
+    await coord.close();
+  });
+
+  it("marks the lease lost when no heartbeat gets through before it runs out", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "cut-off", deadline: 1 }]);
+    coord.script = (q) => (q.op === "heartbeat" ? { action: "drop" } : undefined);
+    let aborted = false;
+    const worker = client.work(
+      (_task, { signal }) =>
+        new Promise<void>((_resolve, reject) => {
+          signal.addEventListener("abort", () => {
+            aborted = true;
+            reject(signal.reason);
+          });
+        }),
+      { leaseMs: 300, waitMs: 100 },
+    );
+    await until(() => worker.stats.lost === 1);
+    await worker.stop();
+    expect(aborted).toBe(true);
+    expect(coord.seen.get("fail")).toBeUndefined();
+    await client.close();
+    await coord.close();
+  });
+
+  it("long-polls when idle instead of spinning", async () => {
+    const { coord, client } = await setup();
+    const worker = client.work(() => {}, { waitMs: 300 });
+    await sleep(700);
+    await worker.stop();
+    expect(coord.seen.get("lease") ?? 0).toBeLessThanOrEqual(4);
+    await client.close();
+    await coord.close();
+  });
+
+  it("stops gracefully: stops leasing and finishes the running tasks", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "a", deadline: 1 },
+      { id: "b", deadline: 2 },
+      { id: "c", deadline: 3 },
+    ]);
+    let started = 0;
+    const worker = client.work(
+      async () => {
+        started++;
+        await sleep(200);
+      },
+      { concurrency: 2, waitMs: 100 },
+    );
+    await until(() => started === 2);
+    await worker.stop();
+    expect(worker.running).toBe(0);
+    expect(worker.stats.completed).toBe(2);
+    expect(coord.engine.stats().counts.COMPLETED).toBe(2);
+    expect(coord.engine.getTask("c")?.state).toBe("RUNNABLE");
+    await client.close();
+    await coord.close();
+  });
+
+  it("stops through its AbortSignal, and client.close() stops workers", async () => {
+    const { coord, client } = await setup();
+    const controller = new AbortController();
+    const worker = client.work(() => {}, { waitMs: 100, signal: controller.signal });
+    controller.abort();
+    await worker.done;
+    const other = client.work(() => {}, { waitMs: 100 });
+    await client.close();
+    await other.done;
+    await coord.close();
+  });
+
+  it("rejects `done` when leasing fails for good (a bad option reaching the cluster)", async () => {
+    const { coord, client } = await setup();
+    coord.script = (q) => (q.op === "lease" ? { action: "error", code: "UNSUPPORTED_VERSION" } : undefined);
+    const worker = client.work(() => {}, { waitMs: 0 });
+    await expect(worker.done).rejects.toMatchObject({ code: "UNSUPPORTED_VERSION" });
+    await client.close();
+    await coord.close();
+  });
+
+  it("checks its options", async () => {
+    const { coord, client } = await setup();
+    expect(() => client.work(() => {}, { concurrency: 0 })).toThrow(/option concurrency/);
+    expect(() => client.work(() => {}, { waitMs: 60_000 })).toThrow(/option waitMs/);
+    expect(() => client.work(() => {}, { heartbeatFraction: 1 })).toThrow(/option heartbeatFraction/);
+    await client.close();
+    await coord.close();
+  });
+});
+
+describe("reasonOf", () => {
+  it("clips to the wire's limit without splitting a surrogate pair", () => {
+    const r = reasonOf(new Error(`${"x".repeat(1016)}😀😀😀😀`));
+    expect(r.length).toBeLessThanOrEqual(1024);
+    expect(r.endsWith("…")).toBe(true);
+    expect(/[\uD800-\uDBFF]…$/.test(r)).toBe(false);
+    expect(reasonOf("text")).toBe("non-error thrown: text");
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * A stand-in coordinator for the client's own tests: one in-memory engine
+ * (`Scheduler`) answering `frontier.<cluster>.coord.*` over a real NATS, with
+ * the cluster's idempotency (submit by key, lease by request id) and long
+ * polls. It lets the SDK be tested alone; the end-to-end tests use the real
+ * coordinator and shards.
+ *
+ * Hooks for tests: `seen` counts requests per op, `script` intercepts a
+ * request before the engine does (drop it, reply with an error, delay, or
+ * reply garbage), `requests` keeps every decoded request.
+ */
+import { type Lease, Scheduler, type SchedulerOptions } from "@frontier/core";
+import {
+  COORDINATOR_QUEUE,
+  decodeRequest,
+  encodeReply,
+  errorReply,
+  type OkReply,
+  ProtocolError,
+  parseSubject,
+  type Reply,
+  type Request,
+  subjectsFor,
+  type WireErrorCode,
+} from "@frontier/protocol";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+
+export type Scripted =
+  | { readonly action: "drop" }
+  | { readonly action: "error"; readonly code: Exclude<WireErrorCode, "VALIDATION_FAILED"> }
+  | { readonly action: "garbage" }
+  | { readonly action: "delay"; readonly ms: number };
+
+export interface EngineCoordinator {
+  readonly engine: Scheduler;
+  readonly seen: Map<string, number>;
+  readonly requests: Request[];
+  /** Called for each request before the engine; return an action to intercept it. */
+  script: ((request: Request) => Scripted | undefined) | null;
+  close(): Promise<void>;
+}
+
+export function startEngineCoordinator(
+  nc: NatsConnection,
+  cluster: string,
+  options: SchedulerOptions = {},
+): EngineCoordinator {
+  const engine = new Scheduler({ backoff: { baseMs: 10, maxMs: 50 }, ...options });
+  const submits = new Map<string, { accepted: number }>();
+  const grants = new Map<string, readonly Lease[]>();
+  const seen = new Map<string, number>();
+  const requests: Request[] = [];
+  const ticker = setInterval(() => engine.tick(), 10);
+  const subjects = subjectsFor(cluster);
+
+  const handle = async (request: Request): Promise<Reply> => {
+    switch (request.op) {
+      case "submit": {
+        const first = submits.get(request.idempotencyKey);
+        if (first !== undefined) return { ok: true, op: "submit", accepted: first.accepted, replayed: true };
+        const accepted = engine.addTasks(request.tasks);
+        submits.set(request.idempotencyKey, { accepted });
+        return { ok: true, op: "submit", accepted, replayed: false };
+      }
+      case "lease": {
+        const granted = grants.get(request.requestId);
+        if (granted !== undefined) return { ok: true, op: "lease", leases: granted };
+        const until = Date.now() + request.waitMs;
+        let leases = engine.lease(request.owner, { max: request.max, leaseMs: request.leaseMs });
+        while (leases.length === 0 && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 10));
+          leases = engine.lease(request.owner, { max: request.max, leaseMs: request.leaseMs });
+        }
+        grants.set(request.requestId, leases);
+        return { ok: true, op: "lease", leases };
+      }
+      case "heartbeat":
+        return {
+          ok: true,
+          op: "heartbeat",
+          expiresAt: engine.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs }).expiresAt,
+        };
+      case "complete":
+        return { ok: true, op: "complete", ...engine.complete(request.taskId, request.token) };
+      case "fail": {
+        const view = engine.fail(request.taskId, request.token, {
+          retryable: request.retryable,
+          reason: request.reason,
+        });
+        return { ok: true, op: "fail", state: view.state };
+      }
+      case "cancel":
+        engine.cancel(request.taskId, request.reason);
+        return { ok: true, op: "cancel" };
+      case "updateDeadline":
+        engine.updateDeadline(request.taskId, request.deadline);
+        return { ok: true, op: "updateDeadline" };
+      case "getTask":
+        return { ok: true, op: "getTask", task: engine.getTask(request.taskId) ?? null };
+      case "stats":
+        return { ok: true, op: "stats", stats: engine.stats() };
+      default:
+        throw new ProtocolError("BAD_MESSAGE", `not a client op: ${request.op}`);
+    }
+  };
+
+  const coordinator: EngineCoordinator = {
+    engine,
+    seen,
+    requests,
+    script: null,
+    async close() {
+      clearInterval(ticker);
+      await sub.drain();
+    },
+  };
+
+  const onMessage = async (msg: Msg): Promise<void> => {
+    let reply: Reply;
+    try {
+      const op = parseSubject(msg.subject);
+      const request = decodeRequest(msg.data, op?.role === "coord" ? op.op : undefined);
+      requests.push(request);
+      seen.set(request.op, (seen.get(request.op) ?? 0) + 1);
+      const scripted = coordinator.script?.(request);
+      if (scripted?.action === "drop") return;
+      if (scripted?.action === "garbage") {
+        msg.respond(new Uint8Array([0xc1, 0xff, 0x00]));
+        return;
+      }
+      if (scripted?.action === "delay") await new Promise((r) => setTimeout(r, scripted.ms));
+      if (scripted?.action === "error") {
+        throw new ProtocolError(scripted.code, `scripted ${scripted.code}`);
+      }
+      reply = (await handle(request)) as OkReply;
+    } catch (err) {
+      reply = errorReply(err);
+    }
+    msg.respond(encodeReply(reply));
+  };
+
+  const sub: Subscription = nc.subscribe(subjects.coordAll, {
+    queue: COORDINATOR_QUEUE,
+    callback: (_err, msg) => void onMessage(msg),
+  });
+  return coordinator;
+}

@@ -1,0 +1,169 @@
+/**
+ * Frontier announcements of one shard: its earliest runnable task (deadline,
+ * ordering key, id) and runnable count, published on
+ * `frontier.<cluster>.frontier` so coordinators route leases without asking.
+ *
+ * When:
+ *  - on change: a request that may move the frontier calls `changed()`, and
+ *    every `pollMs` the frontier is looked at anyway (timers inside the
+ *    shard — lease expiry, retry backoff — change it with no request);
+ *  - at least every `intervalMs` (a heartbeat: coordinators drop shards
+ *    they have not heard from);
+ *  - never two within `throttleMs`: a change inside that window is published
+ *    when it ends (the latest state, once).
+ * `seq` goes up by one per announcement, from 0 when the process starts.
+ *
+ * Lease long-polls wait here too (`waitForChange`): they wake on any change
+ * seen, throttled or not.
+ */
+import type { FrontierAnnouncement } from "@frontier/protocol";
+
+/** The part of an announcement that describes the shard's frontier. */
+export interface Frontier {
+  readonly deadline: number | null;
+  readonly key: number | null;
+  readonly taskId: string | null;
+  readonly runnable: number;
+}
+
+export const EMPTY_FRONTIER: Frontier = { deadline: null, key: null, taskId: null, runnable: 0 };
+
+export interface AnnouncerOptions {
+  readonly shardId: string;
+  readonly intervalMs: number;
+  readonly throttleMs: number;
+  readonly pollMs: number;
+  /** The frontier now, or null when the shard does not serve (nothing is announced then). */
+  read(): Frontier | null;
+  publish(announcement: FrontierAnnouncement): void;
+  /** Wall clock for `at`; default Date.now. */
+  now?: () => number;
+}
+
+export class FrontierAnnouncer {
+  private seq = 0;
+  private lastSeen: Frontier | undefined;
+  private lastPublished: Frontier | undefined;
+  private lastPublishAt = Number.NEGATIVE_INFINITY;
+  private checkQueued = false;
+  private delayed: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private readonly waiters = new Set<() => void>();
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: AnnouncerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Announcements published so far. */
+  get published(): number {
+    return this.seq;
+  }
+
+  /** Publishes the first announcement and starts the timers. */
+  start(): void {
+    this.poll = setInterval(() => this.check(), this.options.pollMs);
+    this.poll.unref();
+    this.check(true);
+  }
+
+  /** Something may have moved the frontier: look soon (once per event-loop turn, however many calls). */
+  changed(): void {
+    if (this.checkQueued || this.stopped) return;
+    this.checkQueued = true;
+    setImmediate(() => {
+      this.checkQueued = false;
+      this.check();
+    });
+  }
+
+  /** Resolves on the next change of the frontier, after `ms`, or when `signal` aborts or the announcer stops. */
+  waitForChange(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.stopped || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /**
+   * Stops the timers and wakes every waiter; with `final`, publishes it at
+   * once (a closing shard announces that it has nothing runnable).
+   */
+  stop(final?: Frontier): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.poll);
+    clearTimeout(this.delayed);
+    clearTimeout(this.heartbeat);
+    this.wake();
+    if (final) this.publishNow(final);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private check(force = false): void {
+    if (this.stopped) return;
+    const frontier = this.options.read();
+    if (frontier === null) return;
+    if (!this.lastSeen || !same(frontier, this.lastSeen)) {
+      this.lastSeen = frontier;
+      this.wake();
+    }
+    if (force || !this.lastPublished || !same(frontier, this.lastPublished)) this.publishSoon();
+  }
+
+  /** Publishes now if the throttle allows, else once when it does (with the state of that moment). */
+  private publishSoon(): void {
+    const wait = this.lastPublishAt + this.options.throttleMs - this.now();
+    if (wait <= 0) {
+      const frontier = this.options.read();
+      if (frontier !== null) this.publishNow(frontier);
+      return;
+    }
+    if (this.delayed) return;
+    this.delayed = setTimeout(() => {
+      this.delayed = undefined;
+      if (this.stopped) return;
+      const frontier = this.options.read();
+      // publishSoon again: a timer may fire a little early by the wall clock.
+      if (frontier !== null && (!this.lastPublished || !same(frontier, this.lastPublished))) {
+        this.publishSoon();
+      }
+    }, wait);
+    this.delayed.unref();
+  }
+
+  private publishNow(frontier: Frontier): void {
+    const at = this.now();
+    this.options.publish({ shardId: this.options.shardId, ...frontier, seq: this.seq++, at });
+    this.lastPublished = frontier;
+    this.lastPublishAt = at;
+    if (this.stopped) return;
+    clearTimeout(this.heartbeat);
+    this.heartbeat = setTimeout(() => {
+      const now = this.options.read();
+      if (now !== null && !this.stopped) this.publishNow(now);
+      else if (!this.stopped) this.heartbeat?.refresh();
+    }, this.options.intervalMs);
+    this.heartbeat.unref();
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
+
+function same(a: Frontier, b: Frontier): boolean {
+  return a.key === b.key && a.deadline === b.deadline && a.taskId === b.taskId && a.runnable === b.runnable;
+}

@@ -1,0 +1,406 @@
+/**
+ * Options of the cluster package: every default as a `DEFAULT_*` constant
+ * with its unit, and one function per options type that fills in the
+ * defaults and checks every option, naming the bad one in its error
+ * (`InvalidArgumentError`, code INVALID_ARGUMENT).
+ */
+import { InvalidArgumentError } from "@frontier/core";
+import { isValidToken, MAX_TOKEN_LENGTH, PREPARE_TTL_MS } from "@frontier/protocol";
+import type { ShardOptions } from "@frontier/shard";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { parseSlotSpec, type SlotAssignment, type SlotSpec } from "./slots.js";
+
+/** Cluster name when none is given: subjects `frontier.default.…`, bucket `frontier-default-slots`. */
+export const DEFAULT_CLUSTER = "default";
+/** Where a shard looks for NATS when told nothing. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+/** Longest gap between two frontier announcements of one shard, in ms (a heartbeat even when nothing changes). */
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000;
+/** Shortest gap between two frontier announcements of one shard, in ms. */
+export const DEFAULT_ANNOUNCE_THROTTLE_MS = 20;
+/**
+ * How often a shard looks at its frontier for changes no request caused
+ * (a lease expired, a retry backoff ended), in ms. Changes a request causes
+ * are seen at once.
+ */
+export const DEFAULT_FRONTIER_POLL_MS = 100;
+/**
+ * How long a prepared part of a submit keeps its ids reserved, waiting for
+ * its commit or abort, in ms: the protocol's PREPARE_TTL_MS.
+ */
+export const DEFAULT_PREPARE_TTL_MS = PREPARE_TTL_MS;
+/** How long a lease grant is kept for a retry with the same request id, in ms. */
+export const DEFAULT_LEASE_REPLAY_TTL_MS = 60_000;
+/** Most lease grants kept for retries; the oldest are dropped first. */
+export const DEFAULT_LEASE_REPLAY_MAX_ENTRIES = 10_000;
+/** Most bytes (encoded) of lease grants kept for retries. */
+export const DEFAULT_LEASE_REPLAY_MAX_BYTES = 64 * 1024 * 1024;
+/** Replicas of the slot-ownership KV bucket (1 for a single NATS server; 3 for a NATS cluster). */
+export const DEFAULT_KV_REPLICAS = 1;
+/** Slot claims (KV creates) in flight at once while a shard starts. */
+export const DEFAULT_CLAIM_CONCURRENCY = 64;
+/** First pause before a crashed shard worker is restarted, in ms; doubles per consecutive crash. */
+export const DEFAULT_RESTART_INITIAL_MS = 100;
+/** Longest pause before a crashed shard worker is restarted, in ms. */
+export const DEFAULT_RESTART_MAX_MS = 10_000;
+/** A worker that ran this long before it crashed restarts after the initial pause again, in ms. */
+export const DEFAULT_STABLE_AFTER_MS = 10_000;
+/** How long `ShardHost.start` waits for every shard to serve, in ms. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** How long a clean close waits for a shard worker before terminating it, in ms. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** Log level when none is given. */
+export const DEFAULT_LOG_LEVEL = "info";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Engine and storage options passed to the shard's `Shard.open`. Plain data
+ * (a ShardHost sends them to worker threads). `sameWorkflowPrerequisites`
+ * is always on in a cluster: a workflow's tasks share one slot, so
+ * prerequisites must be in the task's workflow.
+ */
+export type ShardEngineOptions = Omit<
+  ShardOptions,
+  "dataDir" | "sameWorkflowPrerequisites" | "clock" | "openJournal"
+>;
+
+/** Tuning of one shard actor; plain numbers, shared by ShardActor, runShardProcess and ShardHost. */
+export interface ShardActorTuning {
+  /** See DEFAULT_ANNOUNCE_INTERVAL_MS. */
+  readonly announceIntervalMs?: number;
+  /** See DEFAULT_ANNOUNCE_THROTTLE_MS. */
+  readonly announceThrottleMs?: number;
+  /** See DEFAULT_FRONTIER_POLL_MS. */
+  readonly frontierPollMs?: number;
+  /** See DEFAULT_PREPARE_TTL_MS. */
+  readonly prepareTtlMs?: number;
+  /** See DEFAULT_LEASE_REPLAY_TTL_MS. */
+  readonly leaseReplayTtlMs?: number;
+  /** See DEFAULT_LEASE_REPLAY_MAX_ENTRIES. */
+  readonly leaseReplayMaxEntries?: number;
+  /** See DEFAULT_LEASE_REPLAY_MAX_BYTES. */
+  readonly leaseReplayMaxBytes?: number;
+  /** See DEFAULT_KV_REPLICAS. */
+  readonly kvReplicas?: number;
+  /** See DEFAULT_CLAIM_CONCURRENCY. */
+  readonly claimConcurrency?: number;
+}
+
+export interface ShardActorOptions extends ShardActorTuning {
+  /**
+   * NATS server URL(s). The actor opens its own connection (reconnecting
+   * forever) and closes it on close. Exactly one of `natsUrl` and `nc`.
+   */
+  readonly natsUrl?: string | readonly string[];
+  /** An open NATS connection to use; the caller keeps it (the actor does not close it). */
+  readonly nc?: NatsConnection;
+  /** Wait for NATS to come up when it is not answering at start. Default false (fail at once). */
+  readonly waitForNats?: boolean;
+  /** Cluster name, a subject token. Default DEFAULT_CLUSTER. */
+  readonly cluster?: string;
+  /** This shard's id, a subject token (`shard-0`, ...). Its slots are recorded under it. */
+  readonly shardId: string;
+  /** The shard's LMDB directory (created if missing). Same id, same directory, across restarts. */
+  readonly dataDir: string;
+  /**
+   * Which slots to own. Default "auto": the slots this id already owns, or,
+   * when it owns none, every free slot. A list or range string ("0-511,700"),
+   * or a spread "i/N" / `{ index: i, of: N }` (the slots n with n mod N == i),
+   * claims those that are free and keeps any it owned before. See README
+   * "Slot ownership".
+   */
+  readonly slots?: SlotSpec;
+  /** Engine and storage options (sameWorkflowPrerequisites is always true). */
+  readonly shard?: ShardEngineOptions;
+  /** Logger; default a pino logger at `logLevel` on stdout. */
+  readonly logger?: Logger;
+  /** Level of the default logger. Default DEFAULT_LOG_LEVEL. */
+  readonly logLevel?: LogLevel;
+}
+
+/** ShardActorOptions with the defaults filled in and every option checked. */
+export interface ResolvedShardActorOptions {
+  readonly natsUrl: readonly string[] | undefined;
+  readonly nc: NatsConnection | undefined;
+  readonly waitForNats: boolean;
+  readonly cluster: string;
+  readonly shardId: string;
+  readonly dataDir: string;
+  readonly slots: SlotAssignment;
+  readonly shard: ShardEngineOptions;
+  readonly logger: Logger | undefined;
+  readonly logLevel: LogLevel;
+  readonly announceIntervalMs: number;
+  readonly announceThrottleMs: number;
+  readonly frontierPollMs: number;
+  readonly prepareTtlMs: number;
+  readonly leaseReplayTtlMs: number;
+  readonly leaseReplayMaxEntries: number;
+  readonly leaseReplayMaxBytes: number;
+  readonly kvReplicas: number;
+  readonly claimConcurrency: number;
+}
+
+/** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
+export function checkShardActorOptions(options: ShardActorOptions): ResolvedShardActorOptions {
+  const o = record(options, "ShardActor options");
+  const where = "ShardActor option";
+  const nc = o["nc"] as ResolvedShardActorOptions["nc"];
+  const natsUrl = o["natsUrl"] === undefined ? undefined : urls(o["natsUrl"], `${where} "natsUrl"`);
+  if ((nc === undefined) === (natsUrl === undefined)) {
+    throw new InvalidArgumentError(`${where}s: give exactly one of "natsUrl" and "nc"`);
+  }
+  if (nc !== undefined && (typeof nc !== "object" || nc === null || typeof nc.subscribe !== "function")) {
+    throw new InvalidArgumentError(`${where} "nc" must be a NATS connection`);
+  }
+  return {
+    natsUrl,
+    nc,
+    waitForNats: bool(o["waitForNats"], false, `${where} "waitForNats"`),
+    cluster: token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`),
+    shardId: token(o["shardId"], `${where} "shardId"`),
+    dataDir: path(o["dataDir"], `${where} "dataDir"`),
+    slots: slotAssignment(o["slots"], `${where} "slots"`),
+    shard: engineOptions(o["shard"], `${where} "shard"`),
+    logger: logger(o["logger"], `${where} "logger"`),
+    logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
+    ...checkTuning(o, where),
+  };
+}
+
+/** The tuning options of `o`, checked, with their defaults. */
+export function checkTuning(o: Record<string, unknown>, where: string): Required<ShardActorTuning> {
+  const announceThrottleMs = int(
+    o["announceThrottleMs"],
+    DEFAULT_ANNOUNCE_THROTTLE_MS,
+    0,
+    `${where} "announceThrottleMs"`,
+  );
+  const announceIntervalMs = int(
+    o["announceIntervalMs"],
+    DEFAULT_ANNOUNCE_INTERVAL_MS,
+    1,
+    `${where} "announceIntervalMs"`,
+  );
+  if (announceIntervalMs < announceThrottleMs) {
+    throw new InvalidArgumentError(
+      `${where} "announceIntervalMs" (${announceIntervalMs}) must be at least "announceThrottleMs" (${announceThrottleMs})`,
+    );
+  }
+  return {
+    announceIntervalMs,
+    announceThrottleMs,
+    frontierPollMs: int(o["frontierPollMs"], DEFAULT_FRONTIER_POLL_MS, 1, `${where} "frontierPollMs"`),
+    prepareTtlMs: int(o["prepareTtlMs"], DEFAULT_PREPARE_TTL_MS, 1, `${where} "prepareTtlMs"`),
+    leaseReplayTtlMs: int(
+      o["leaseReplayTtlMs"],
+      DEFAULT_LEASE_REPLAY_TTL_MS,
+      0,
+      `${where} "leaseReplayTtlMs"`,
+    ),
+    leaseReplayMaxEntries: int(
+      o["leaseReplayMaxEntries"],
+      DEFAULT_LEASE_REPLAY_MAX_ENTRIES,
+      0,
+      `${where} "leaseReplayMaxEntries"`,
+    ),
+    leaseReplayMaxBytes: int(
+      o["leaseReplayMaxBytes"],
+      DEFAULT_LEASE_REPLAY_MAX_BYTES,
+      0,
+      `${where} "leaseReplayMaxBytes"`,
+    ),
+    kvReplicas: int(o["kvReplicas"], DEFAULT_KV_REPLICAS, 1, `${where} "kvReplicas"`, 5),
+    claimConcurrency: int(o["claimConcurrency"], DEFAULT_CLAIM_CONCURRENCY, 1, `${where} "claimConcurrency"`),
+  };
+}
+
+// ------------------------------------------------------------ ShardHost
+
+export interface ShardHostOptions extends ShardActorTuning {
+  /** NATS server URL(s); every worker opens its own connection. Default DEFAULT_NATS_URL. */
+  readonly natsUrl?: string | readonly string[];
+  /** Cluster name. Default DEFAULT_CLUSTER. */
+  readonly cluster?: string;
+  /** Parent of the shards' directories: shard i keeps its data in `<dataDir>/shard-<i>`. */
+  readonly dataDir: string;
+  /** Number of shard actors (worker threads), ids `shard-0` … `shard-<N-1>`; shard i owns the slots n with n mod N == i. */
+  readonly shards: number;
+  /** Engine and storage options for every shard (plain data). */
+  readonly shard?: ShardEngineOptions;
+  /** Log level of the host and its workers. Default DEFAULT_LOG_LEVEL. */
+  readonly logLevel?: LogLevel;
+  /** Logger of the host itself (workers log with their own pino at `logLevel`). */
+  readonly logger?: Logger;
+  /** See DEFAULT_RESTART_INITIAL_MS. */
+  readonly restartInitialMs?: number;
+  /** See DEFAULT_RESTART_MAX_MS. */
+  readonly restartMaxMs?: number;
+  /** See DEFAULT_STABLE_AFTER_MS. */
+  readonly stableAfterMs?: number;
+  /** See DEFAULT_START_TIMEOUT_MS. */
+  readonly startTimeoutMs?: number;
+  /** See DEFAULT_CLOSE_TIMEOUT_MS. */
+  readonly closeTimeoutMs?: number;
+}
+
+export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
+  readonly natsUrl: readonly string[];
+  readonly cluster: string;
+  readonly dataDir: string;
+  readonly shards: number;
+  readonly shard: ShardEngineOptions;
+  readonly logLevel: LogLevel;
+  readonly logger: Logger | undefined;
+  readonly restartInitialMs: number;
+  readonly restartMaxMs: number;
+  readonly stableAfterMs: number;
+  readonly startTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+}
+
+/** Most shards one host runs (each is a worker thread with its own NATS connection and LMDB environment). */
+export const MAX_HOST_SHARDS = 256;
+
+/** Fills in and checks ShardHostOptions; throws InvalidArgumentError naming the bad option. */
+export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardHostOptions {
+  const o = record(options, "ShardHost options");
+  const where = "ShardHost option";
+  const restartInitialMs = int(
+    o["restartInitialMs"],
+    DEFAULT_RESTART_INITIAL_MS,
+    0,
+    `${where} "restartInitialMs"`,
+  );
+  const restartMaxMs = int(o["restartMaxMs"], DEFAULT_RESTART_MAX_MS, 0, `${where} "restartMaxMs"`);
+  if (restartMaxMs < restartInitialMs) {
+    throw new InvalidArgumentError(
+      `${where} "restartMaxMs" (${restartMaxMs}) must be at least "restartInitialMs" (${restartInitialMs})`,
+    );
+  }
+  const shard = engineOptions(o["shard"], `${where} "shard"`);
+  try {
+    structuredClone(shard);
+  } catch {
+    throw new InvalidArgumentError(`${where} "shard" must be plain data (it is sent to worker threads)`);
+  }
+  return {
+    natsUrl: urls(o["natsUrl"] ?? DEFAULT_NATS_URL, `${where} "natsUrl"`),
+    cluster: token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`),
+    dataDir: path(o["dataDir"], `${where} "dataDir"`),
+    shards: int(o["shards"], undefined, 1, `${where} "shards"`, MAX_HOST_SHARDS),
+    shard,
+    logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
+    logger: logger(o["logger"], `${where} "logger"`),
+    restartInitialMs,
+    restartMaxMs,
+    stableAfterMs: int(o["stableAfterMs"], DEFAULT_STABLE_AFTER_MS, 0, `${where} "stableAfterMs"`),
+    startTimeoutMs: int(o["startTimeoutMs"], DEFAULT_START_TIMEOUT_MS, 1, `${where} "startTimeoutMs"`),
+    closeTimeoutMs: int(o["closeTimeoutMs"], DEFAULT_CLOSE_TIMEOUT_MS, 1, `${where} "closeTimeoutMs"`),
+    ...checkTuning(o, where),
+  };
+}
+
+// ----------------------------------------------------------- helpers
+
+function record(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new InvalidArgumentError(`${what} must be an object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function int(v: unknown, fallback: number | undefined, min: number, name: string, max?: number): number {
+  if (v === undefined && fallback !== undefined) return fallback;
+  const upper = max ?? Number.MAX_SAFE_INTEGER;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > upper) {
+    throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max ?? "∞"}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function bool(v: unknown, fallback: boolean, name: string): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== "boolean") throw new InvalidArgumentError(`${name} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function token(v: unknown, name: string): string {
+  if (!isValidToken(v)) {
+    throw new InvalidArgumentError(
+      `${name} must be 1..${MAX_TOKEN_LENGTH} characters of A-Z a-z 0-9 _ -, got ${describe(v)}`,
+    );
+  }
+  return v;
+}
+
+function path(v: unknown, name: string): string {
+  if (typeof v !== "string" || v.length === 0) {
+    throw new InvalidArgumentError(`${name} must be a non-empty path, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function urls(v: unknown, name: string): readonly string[] {
+  const list = typeof v === "string" ? v.split(",").map((s) => s.trim()) : v;
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    !list.every((u): u is string => typeof u === "string" && u.length > 0)
+  ) {
+    throw new InvalidArgumentError(
+      `${name} must be a server URL (or a list of them), like nats://127.0.0.1:4222; got ${describe(v)}`,
+    );
+  }
+  return list;
+}
+
+function slotAssignment(v: unknown, name: string): SlotAssignment {
+  try {
+    return parseSlotSpec(v as SlotSpec | undefined);
+  } catch (error) {
+    throw new InvalidArgumentError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+function engineOptions(v: unknown, name: string): ShardEngineOptions {
+  if (v === undefined) return {};
+  const o = record(v, name);
+  for (const forbidden of ["dataDir", "sameWorkflowPrerequisites", "clock", "openJournal"]) {
+    if (o[forbidden] !== undefined) {
+      throw new InvalidArgumentError(`${name} cannot set "${forbidden}" (the actor sets it)`);
+    }
+  }
+  return o as ShardEngineOptions;
+}
+
+function logger(v: unknown, name: string): Logger | undefined {
+  if (v === undefined) return undefined;
+  const l = v as Partial<Logger>;
+  if (typeof l !== "object" || l === null || typeof l.child !== "function" || typeof l.info !== "function") {
+    throw new InvalidArgumentError(`${name} must be a pino logger`);
+  }
+  return v as Logger;
+}
+
+function logLevel(v: unknown, name: string): LogLevel {
+  if (v === undefined) return DEFAULT_LOG_LEVEL;
+  if (typeof v !== "string" || !(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`${name} must be one of ${LOG_LEVELS.join(", ")}, got ${describe(v)}`);
+  }
+  return v as LogLevel;
+}
+
+function describe(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 80 ? `${v.slice(0, 79)}…` : v);
+  if (v === null || v === undefined || typeof v !== "object") return String(v);
+  return Array.isArray(v) ? "an array" : "an object";
+}
+
+/** Whether `level` is a log level this package accepts. */
+export function isLogLevel(level: unknown): level is LogLevel {
+  return typeof level === "string" && (LOG_LEVELS as readonly string[]).includes(level);
+}

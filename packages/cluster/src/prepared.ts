@@ -1,0 +1,141 @@
+/**
+ * Prepared parts of submits that span several shards (phase one of the
+ * two-phase submit, see docs/cluster.md), waiting for their commit.
+ *
+ * A part is held in memory only: it reserves its task ids so that no other
+ * submit or prepare takes them before the commit, for `ttlMs`. A shard that
+ * restarts forgets its prepared parts; their commit then fails (retryable)
+ * and the coordinator's retry of the whole submit prepares them again.
+ *
+ * Invariants:
+ *  - `reserved` holds exactly the ids of the parts in `parts` (counted: an
+ *    id stays reserved while any part holds it).
+ *  - Every part lives `ttlMs` from its last prepare, and a refresh moves it
+ *    to the end, so `parts` is in expiry order: `sweep` pops expired parts
+ *    from the front, O(expired parts + their ids), never looking at the rest.
+ */
+import type { TaskInput } from "@frontier/core";
+
+export interface PreparedPart {
+  readonly key: string;
+  readonly tasks: readonly TaskInput[];
+  readonly ids: readonly string[];
+  readonly expiresAt: number;
+}
+
+/** Ids held by prepared parts, counted (the shard never lets two parts share one, but this must not depend on it). */
+class ReservedIds implements ReadonlySet<string> {
+  private readonly counts = new Map<string, number>();
+
+  get size(): number {
+    return this.counts.size;
+  }
+
+  has(id: string): boolean {
+    return this.counts.has(id);
+  }
+
+  /** Parts holding `id`. */
+  count(id: string): number {
+    return this.counts.get(id) ?? 0;
+  }
+
+  add(id: string): void {
+    this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
+  }
+
+  delete(id: string): void {
+    const n = this.counts.get(id) ?? 0;
+    if (n <= 1) this.counts.delete(id);
+    else this.counts.set(id, n - 1);
+  }
+
+  keys(): SetIterator<string> {
+    return this.counts.keys();
+  }
+
+  values(): SetIterator<string> {
+    return this.counts.keys();
+  }
+
+  *entries(): SetIterator<[string, string]> {
+    for (const id of this.counts.keys()) yield [id, id];
+  }
+
+  [Symbol.iterator](): SetIterator<string> {
+    return this.counts.keys();
+  }
+
+  forEach(fn: (value: string, key: string, set: ReadonlySet<string>) => void, thisArg?: unknown): void {
+    for (const id of this.counts.keys()) fn.call(thisArg, id, id, this);
+  }
+}
+
+export class PreparedParts {
+  private readonly parts = new Map<string, PreparedPart>();
+  private readonly reservedIds = new ReservedIds();
+
+  constructor(private readonly ttlMs: number) {}
+
+  /** Parts held. */
+  get size(): number {
+    return this.parts.size;
+  }
+
+  /** Ids reserved by all parts, for the engine's check (`alsoTaken`). */
+  get reserved(): ReadonlySet<string> {
+    return this.reservedIds;
+  }
+
+  /** The live part under `key` (expired parts are swept first). */
+  get(key: string, now: number): PreparedPart | undefined {
+    this.sweep(now);
+    return this.parts.get(key);
+  }
+
+  /** Holds `tasks` under `key` until now + ttlMs; replaces (and refreshes) a part with the same key. */
+  add(key: string, tasks: readonly TaskInput[], now: number): PreparedPart {
+    this.remove(key);
+    const part: PreparedPart = { key, tasks, ids: tasks.map((t) => t.id), expiresAt: now + this.ttlMs };
+    this.parts.set(key, part);
+    for (const id of part.ids) this.reservedIds.add(id);
+    return part;
+  }
+
+  /** Removes the part under `key` and returns it (undefined: none, or expired). */
+  take(key: string, now: number): PreparedPart | undefined {
+    this.sweep(now);
+    const part = this.parts.get(key);
+    if (part) this.remove(key);
+    return part;
+  }
+
+  /** Drops the part under `key`; true if there was one. */
+  remove(key: string): boolean {
+    const part = this.parts.get(key);
+    if (!part) return false;
+    this.parts.delete(key);
+    for (const id of part.ids) this.reservedIds.delete(id);
+    return true;
+  }
+
+  /** Ids of `tasks` reserved by a part other than the one under `key`. */
+  reservedByOthers(tasks: readonly { readonly id: string }[], key: string, now: number): string[] {
+    this.sweep(now);
+    if (this.reservedIds.size === 0) return [];
+    const own = this.parts.get(key);
+    const ownIds = own ? new Set(own.ids) : undefined;
+    return tasks.filter((t) => this.reservedIds.count(t.id) > (ownIds?.has(t.id) ? 1 : 0)).map((t) => t.id);
+  }
+
+  /** Drops the parts whose time is up; returns their keys. */
+  sweep(now: number): string[] {
+    const expired: string[] = [];
+    for (const [key, part] of this.parts) {
+      if (part.expiresAt > now) break;
+      this.remove(key);
+      expired.push(key);
+    }
+    return expired;
+  }
+}

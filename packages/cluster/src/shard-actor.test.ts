@@ -1,0 +1,626 @@
+/**
+ * The shard actor end to end against a real nats-server: every op through
+ * the codec, bad input at the boundary, slot checks, the two-phase submit,
+ * lease retries / maxKey / long-poll / reply budget, announcements, restart
+ * on the same data, and a fenced shard.
+ */
+import { ProblemCode } from "@frontier/core";
+import {
+  encodeReply,
+  encodeRequest,
+  MAX_MESSAGE_BYTES,
+  type Reply,
+  type Request,
+  SLOT_COUNT,
+  subjectsFor,
+  WireErrorCode,
+} from "@frontier/protocol";
+import { Shard } from "@frontier/shard";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  ask,
+  askRaw,
+  eventually,
+  keysInSlots,
+  listenFrontier,
+  silent,
+  sleep,
+  TestEnv,
+  task,
+} from "../test/support.js";
+import { checkShardActorOptions, type ShardActorOptions } from "./options.js";
+import { ActorState, ShardActor } from "./shard-actor.js";
+import { SlotOwnership } from "./slot-ownership.js";
+
+const env = new TestEnv();
+beforeAll(() => env.start());
+afterEach(() => env.cleanup());
+afterAll(() => env.stop());
+
+/** The slots every test actor owns: a few, so that it starts fast. */
+const SLOTS = [0, 1, 2, 3];
+
+interface Setup {
+  actor: ShardActor;
+  nc: NatsConnection;
+  cluster: string;
+  shardId: string;
+  dataDir: string;
+  /** A workflow id in the actor's slots: tasks with it route to the actor. */
+  wf: string;
+}
+
+async function startActor(extra: Partial<ShardActorOptions> = {}): Promise<Setup> {
+  const nc = await env.connect();
+  const cluster = extra.cluster ?? env.freshCluster();
+  const shardId = extra.shardId ?? "s0";
+  const dataDir = extra.dataDir ?? env.freshDir();
+  const actor = await ShardActor.start({
+    natsUrl: env.url,
+    cluster,
+    shardId,
+    dataDir,
+    slots: SLOTS,
+    logger: silent,
+    ...extra,
+  });
+  env.defer(() => actor.close());
+  return { actor, nc, cluster, shardId, dataDir, wf: keysInSlots("wf", SLOTS, 1)[0]! };
+}
+
+function expectError(reply: Reply, code: string): NonNullable<Extract<Reply, { ok: false }>["error"]> {
+  if (reply.ok) throw new Error(`expected a ${code} error reply, got ${JSON.stringify(reply)}`);
+  expect(reply.error.code).toBe(code);
+  return reply.error;
+}
+
+function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
+  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
+  return reply as Extract<R, { ok: true }>;
+}
+
+describe("ShardActor", () => {
+  it("serves every op end to end through the codec", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const ref = (taskId: string) => ({ taskId, workflowId: wf });
+
+    const tasks = [
+      task("a", 300, { workflowId: wf, payload: { n: 1 } }),
+      task("b", 100, { workflowId: wf }),
+      task("c", 200, { workflowId: wf, prerequisites: ["a"] }),
+      task("d", 400, { workflowId: wf, maxAttempts: 1 }),
+    ];
+    expect(ok(await q({ op: "submit", tasks, idempotencyKey: "k1" }))).toMatchObject({
+      accepted: 4,
+      replayed: false,
+    });
+    expect(ok(await q({ op: "submit", tasks, idempotencyKey: "k1" }))).toMatchObject({
+      accepted: 4,
+      replayed: true,
+    });
+    expect(ok(await q({ op: "getTask", ...ref("c") })).task).toMatchObject({
+      id: "c",
+      state: "WAITING",
+      unmetPrerequisites: 1,
+    });
+    expect(ok(await q({ op: "getTask", ...ref("nope") })).task).toBeNull();
+
+    const leased = ok(
+      await q({ op: "lease", owner: "w1", max: 2, leaseMs: 60_000, waitMs: 0, requestId: "r1" }),
+    ).leases;
+    expect(leased.map((l) => l.taskId)).toEqual(["b", "a"]);
+    expect(leased[1]!.task.payload).toEqual({ n: 1 });
+    const [b, a] = leased as [(typeof leased)[0], (typeof leased)[0]];
+
+    const hb = ok(await q({ op: "heartbeat", ...ref("b"), token: b.token, leaseMs: 120_000 }));
+    expect(hb.expiresAt).toBeGreaterThan(b.expiresAt);
+    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token })).duplicate).toBe(false);
+    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token })).duplicate).toBe(true);
+    expect(
+      ok(await q({ op: "fail", ...ref("b"), token: b.token, retryable: false, reason: "boom" })).state,
+    ).toBe("FAILED");
+    ok(await q({ op: "updateDeadline", ...ref("c"), deadline: 50 }));
+    expect(ok(await q({ op: "getTask", ...ref("c") })).task).toMatchObject({
+      state: "RUNNABLE",
+      deadline: 50,
+    });
+    ok(await q({ op: "cancel", ...ref("d"), reason: "not needed" }));
+    expect(ok(await q({ op: "getTask", ...ref("d") })).task?.state).toBe("CANCELLED");
+
+    const stats = ok(await q({ op: "stats" })).stats;
+    expect(stats.counts.COMPLETED).toBe(1);
+    expect(stats.counts.FAILED).toBe(1);
+    expect(stats.runnable).toBe(1);
+    expect(stats.frontierDeadline).toBe(50);
+
+    // The engine's errors arrive typed, with their fields.
+    expect(expectError(await q({ op: "complete", ...ref("b"), token: 999 }), "STALE_LEASE").taskId).toBe("b");
+    expectError(await q({ op: "heartbeat", ...ref("zz"), token: 1, leaseMs: 1_000 }), "UNKNOWN_TASK");
+    const misrouted = expectError(
+      await q({
+        op: "submit",
+        tasks: [task("x", 1, { workflowId: wf, prerequisites: ["y"] }), task("y", 1)],
+        idempotencyKey: "k2",
+      }),
+      "SLOT_NOT_OWNED",
+    );
+    // "y" has no workflow: its own id routes it, to a slot this shard does not own.
+    expect(misrouted.retryable).toBe(true);
+    const problems = expectError(
+      await q({
+        op: "submit",
+        tasks: [task("e", 1, { workflowId: wf, prerequisites: ["e"] }), task("b", 1, { workflowId: wf })],
+        idempotencyKey: "k3",
+      }),
+      "VALIDATION_FAILED",
+    ).problems;
+    expect(problems?.map((p) => [p.taskId, p.code])).toEqual(
+      expect.arrayContaining([
+        ["e", ProblemCode.SELF_DEPENDENCY],
+        ["b", ProblemCode.DUPLICATE_ID],
+      ]),
+    );
+  });
+
+  it("requires prerequisites in the task's own workflow", async () => {
+    const { nc, cluster, shardId } = await startActor();
+    const [w1, w2] = keysInSlots("flow", SLOTS, 2) as [string, string];
+    ok(
+      await ask(nc, cluster, shardId, {
+        op: "submit",
+        tasks: [task("p", 1, { workflowId: w1 })],
+        idempotencyKey: "a",
+      }),
+    );
+    const error = expectError(
+      await ask(nc, cluster, shardId, {
+        op: "submit",
+        tasks: [task("q", 1, { workflowId: w2, prerequisites: ["p"] })],
+        idempotencyKey: "b",
+      }),
+      "VALIDATION_FAILED",
+    );
+    expect(error.problems?.[0]?.code).toBe(ProblemCode.CROSS_WORKFLOW);
+  });
+
+  it("answers garbage, other versions and oversized messages with an error reply, and keeps serving", async () => {
+    const { actor, nc, cluster, shardId } = await startActor();
+    const subjects = subjectsFor(cluster);
+    const stats = subjects.shard(shardId, "stats");
+
+    expectError(await askRaw(nc, stats, new Uint8Array([0xc1, 0xff, 0x00, 0x13])), "BAD_MESSAGE");
+    expectError(await askRaw(nc, stats, new Uint8Array(0)), "BAD_MESSAGE");
+    // { v: 2, kind: "request", op: "stats" }, by hand: a peer of another version.
+    const v2 = new Uint8Array([
+      0x83,
+      0xa1,
+      0x76,
+      0x02,
+      0xa4,
+      ...bytes("kind"),
+      0xa7,
+      ...bytes("request"),
+      0xa2,
+      ...bytes("op"),
+      0xa5,
+      ...bytes("stats"),
+    ]);
+    const version = expectError(await askRaw(nc, stats, v2), "UNSUPPORTED_VERSION");
+    expect(version.message).toMatch(/version 2/);
+    // Above MAX_MESSAGE_BYTES, yet under NATS's max_payload: it reaches the actor.
+    const huge = new Uint8Array(MAX_MESSAGE_BYTES + 1_000);
+    expectError(await askRaw(nc, stats, huge), "MESSAGE_TOO_LARGE");
+    // A well-formed request on another op's subject, an unknown op, a reply sent as a request.
+    expectError(
+      await askRaw(nc, subjects.shard(shardId, "complete"), encodeRequest({ op: "stats" })),
+      "BAD_MESSAGE",
+    );
+    expectError(
+      await askRaw(nc, `frontier.${cluster}.shard.${shardId}.frobnicate`, encodeRequest({ op: "stats" })),
+      "BAD_MESSAGE",
+    );
+    expectError(await askRaw(nc, stats, encodeReply({ ok: true, op: "abort" })), "BAD_MESSAGE");
+    // A bad field is named.
+    const bad = await askRaw(
+      nc,
+      subjects.shard(shardId, "lease"),
+      encodeRequestUnchecked({ op: "lease", owner: "w", max: 0, leaseMs: 1, waitMs: 0, requestId: "r" }),
+      "lease",
+    );
+    expect(expectError(bad, "BAD_MESSAGE").message).toMatch(/max/);
+    // A publish with no reply subject is dropped quietly.
+    nc.publish(stats, new Uint8Array([1, 2, 3]));
+
+    expect(ok(await ask(nc, cluster, shardId, { op: "stats" })).stats.runnable).toBe(0);
+    expect(actor.stats().errors).toBeGreaterThanOrEqual(8);
+    expect(actor.currentState).toBe(ActorState.SERVING);
+  });
+
+  it("refuses tasks whose slot it does not own with SLOT_NOT_OWNED", async () => {
+    const { nc, cluster, shardId } = await startActor();
+    // Another shard owns slot 4.
+    const other = await SlotOwnership.open(await env.connect(), { cluster, logger: silent });
+    env.defer(() => other.close());
+    await other.claim("s1", [4]);
+    const [foreign] = keysInSlots("t", [4], 1) as [string];
+    const [unowned] = keysInSlots("t", [900], 1) as [string];
+
+    const submit = () =>
+      ask(nc, cluster, shardId, { op: "submit", tasks: [task(foreign, 1)], idempotencyKey: "k" });
+    // The actor's map learns of s1's claim through its watcher.
+    await eventually(async () => {
+      const reply = await submit();
+      return !reply.ok && reply.error.message.includes("shard s1 does");
+    });
+    const submitted = expectError(await submit(), "SLOT_NOT_OWNED");
+    expect(submitted.retryable).toBe(true);
+    const prepared = expectError(
+      await ask(nc, cluster, shardId, { op: "prepare", tasks: [task(unowned, 1)], idempotencyKey: "k" }),
+      "SLOT_NOT_OWNED",
+    );
+    expect(prepared.message).toMatch(/no shard owns it/);
+    expectError(await ask(nc, cluster, shardId, { op: "getTask", taskId: foreign }), "SLOT_NOT_OWNED");
+    expectError(
+      await ask(nc, cluster, shardId, { op: "complete", taskId: unowned, token: 1 }),
+      "SLOT_NOT_OWNED",
+    );
+  });
+
+  it("prepares, commits and aborts the parts of a multi-shard submit", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const part = [task("a", 10, { workflowId: wf }), task("b", 20, { workflowId: wf, prerequisites: ["a"] })];
+
+    expect(ok(await q({ op: "prepare", tasks: part, idempotencyKey: "P1" })).accepted).toBe(2);
+    // Reserved, not yet there: invisible, not leasable, and no other batch may take the ids.
+    expect(ok(await q({ op: "getTask", taskId: "a", workflowId: wf })).task).toBeNull();
+    expect(ok(await q({ op: "stats" })).stats.runnable).toBe(0);
+    const dup = expectError(
+      await q({ op: "submit", tasks: [task("a", 1, { workflowId: wf })], idempotencyKey: "other" }),
+      "VALIDATION_FAILED",
+    );
+    expect(dup.problems?.[0]).toMatchObject({ taskId: "a", code: ProblemCode.DUPLICATE_ID });
+    expectError(
+      await q({ op: "prepare", tasks: [task("b", 1, { workflowId: wf })], idempotencyKey: "P9" }),
+      "VALIDATION_FAILED",
+    );
+    // A retried prepare is fine; the same key with another batch is not.
+    expect(ok(await q({ op: "prepare", tasks: part, idempotencyKey: "P1" })).accepted).toBe(2);
+    expectError(await q({ op: "prepare", tasks: [part[0]!], idempotencyKey: "P1" }), "BAD_MESSAGE");
+
+    expect(ok(await q({ op: "commit", idempotencyKey: "P1" }))).toMatchObject({
+      accepted: 2,
+      replayed: false,
+    });
+    expect(ok(await q({ op: "commit", idempotencyKey: "P1" }))).toMatchObject({
+      accepted: 2,
+      replayed: true,
+    });
+    expect(ok(await q({ op: "getTask", taskId: "b", workflowId: wf })).task?.state).toBe("WAITING");
+    // The client retries the whole submit: prepare says yes, commit replays, nothing is added twice.
+    expect(ok(await q({ op: "prepare", tasks: part, idempotencyKey: "P1" })).accepted).toBe(2);
+    expect(ok(await q({ op: "commit", idempotencyKey: "P1" }))).toMatchObject({
+      accepted: 2,
+      replayed: true,
+    });
+    // Abort after commit changes nothing.
+    ok(await q({ op: "abort", idempotencyKey: "P1" }));
+    expect(ok(await q({ op: "stats" })).stats.counts.WAITING).toBe(1);
+
+    // Abort frees the ids; a commit after an abort is refused, retryably.
+    ok(await q({ op: "prepare", tasks: [task("c", 5, { workflowId: wf })], idempotencyKey: "P2" }));
+    ok(await q({ op: "abort", idempotencyKey: "P2" }));
+    const lost = expectError(await q({ op: "commit", idempotencyKey: "P2" }), "SHARD_UNAVAILABLE");
+    expect(lost.retryable).toBe(true);
+    expect(lost.message).toMatch(/no prepared part/);
+    ok(await q({ op: "submit", tasks: [task("c", 5, { workflowId: wf })], idempotencyKey: "P3" }));
+    ok(await q({ op: "abort", idempotencyKey: "never-seen" }));
+    // A part the shard's state rejects is rejected at prepare.
+    expectError(
+      await q({ op: "prepare", tasks: [task("c", 5, { workflowId: wf })], idempotencyKey: "P4" }),
+      "VALIDATION_FAILED",
+    );
+  });
+
+  it("lets a prepared part expire after prepareTtlMs", async () => {
+    const { nc, cluster, shardId, wf } = await startActor({ prepareTtlMs: 150 });
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "prepare", tasks: [task("a", 1, { workflowId: wf })], idempotencyKey: "K" }));
+    await sleep(300);
+    const expired = expectError(await q({ op: "commit", idempotencyKey: "K" }), "SHARD_UNAVAILABLE");
+    expect(expired.retryable).toBe(true);
+    // The ids are free again.
+    expect(
+      ok(await q({ op: "submit", tasks: [task("a", 1, { workflowId: wf })], idempotencyKey: "K2" })).accepted,
+    ).toBe(1);
+  });
+
+  it("gives a lease retried with the same request id the same grant", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = ["a", "b", "c"].map((id, i) => task(id, i, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, owner = "w1") =>
+      q({ op: "lease", owner, max: 2, leaseMs: 60_000, waitMs: 0, requestId });
+
+    const first = ok(await lease("r1")).leases;
+    expect(first.map((l) => l.taskId)).toEqual(["a", "b"]);
+    expect(ok(await lease("r1")).leases).toEqual(first);
+    expect(ok(await lease("r2")).leases.map((l) => l.taskId)).toEqual(["c"]);
+    // Another owner with the same request id is another request.
+    expect(ok(await lease("r1", "w2")).leases).toEqual([]);
+    // Retries racing the first attempt get its grant too.
+    ok(await q({ op: "submit", tasks: [task("d", 9, { workflowId: wf })], idempotencyKey: "k2" }));
+    const racing = await Promise.all([lease("r3"), lease("r3"), lease("r3")]);
+    const grants = racing.map((r) => ok(r).leases);
+    expect(grants[0]!.map((l) => l.taskId)).toEqual(["d"]);
+    expect(grants[1]).toEqual(grants[0]);
+    expect(grants[2]).toEqual(grants[0]);
+    expect(actor.stats().shard.leased).toBe(4);
+  });
+
+  it("leases only tasks up to maxKey", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = [10, 20, 30].map((d) => task(`t${d}`, d, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, maxKey: number) =>
+      q({ op: "lease", owner: "w", max: 5, leaseMs: 60_000, waitMs: 0, requestId, maxKey });
+    expect(ok(await lease("r0", 5)).leases).toEqual([]);
+    expect(ok(await lease("r1", 20)).leases.map((l) => l.taskId)).toEqual(["t10", "t20"]);
+    expect(ok(await lease("r2", Number.MAX_VALUE)).leases.map((l) => l.taskId)).toEqual(["t30"]);
+  });
+
+  it("waits up to waitMs for a runnable task (long-poll)", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    expect(
+      ok(await q({ op: "lease", owner: "w", max: 1, leaseMs: 1_000, waitMs: 50, requestId: "r0" })).leases,
+    ).toEqual([]);
+    const waiting = q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "r1" });
+    await sleep(100);
+    ok(await q({ op: "submit", tasks: [task("late", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["late"]);
+  });
+
+  it("keeps a lease reply under MAX_MESSAGE_BYTES, granting the rest on later requests", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const payload = "x".repeat(60_000);
+    const total = 40;
+    for (let batch = 0; batch < total / 10; batch++) {
+      const tasks = Array.from({ length: 10 }, (_, i) =>
+        task(`big${batch * 10 + i}`, batch * 10 + i, { workflowId: wf, payload }),
+      );
+      ok(await q({ op: "submit", tasks, idempotencyKey: `k${batch}` }));
+    }
+    const counts: number[] = [];
+    for (let got = 0, i = 0; got < total; i++) {
+      const leases = ok(
+        await q({ op: "lease", owner: "w", max: total, leaseMs: 60_000, waitMs: 0, requestId: `r${i}` }),
+      ).leases;
+      expect(leases.length).toBeGreaterThan(0);
+      counts.push(leases.length);
+      got += leases.length;
+    }
+    // ~16 leases of 60 KB fit in a reply.
+    expect(counts[0]).toBeGreaterThan(10);
+    expect(counts[0]).toBeLessThan(total);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(total);
+  });
+
+  it("announces its frontier on change, throttled, and on a heartbeat", async () => {
+    const nc = await env.connect();
+    const cluster = env.freshCluster();
+    const seen = listenFrontier(nc, cluster);
+    await nc.flush();
+    const throttle = 50;
+    const { actor, wf } = await startActor({
+      cluster,
+      announceThrottleMs: throttle,
+      announceIntervalMs: 300,
+      frontierPollMs: 20,
+    });
+    await eventually(() => seen.length >= 1, 5_000, "the first announcement");
+    expect(seen[0]).toMatchObject({
+      shardId: "s0",
+      deadline: null,
+      key: null,
+      taskId: null,
+      runnable: 0,
+      seq: 0,
+    });
+
+    // A burst of changes: twenty submits, as fast as they go.
+    for (let i = 0; i < 20; i++) {
+      ok(
+        await ask(nc, cluster, "s0", {
+          op: "submit",
+          tasks: [task(`t${i}`, 1000 - i, { workflowId: wf })],
+          idempotencyKey: `k${i}`,
+        }),
+      );
+    }
+    await eventually(() => seen.at(-1)?.runnable === 20, 5_000, "the last state announced");
+    expect(seen.at(-1)).toMatchObject({ deadline: 981, key: 981, taskId: "t19", runnable: 20 });
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.seq).toBe(seen[i - 1]!.seq + 1);
+      // Never two within the throttle window (1 ms of slack for clock rounding).
+      expect(seen[i]!.at - seen[i - 1]!.at).toBeGreaterThanOrEqual(throttle - 1);
+    }
+    // Fewer announcements than changes: the burst was coalesced.
+    expect(seen.length).toBeLessThan(21);
+
+    // Nothing changes: heartbeats repeat the same frontier.
+    const quiet = seen.length;
+    await eventually(() => seen.length >= quiet + 2, 5_000, "two heartbeats");
+    expect(seen.at(-1)).toMatchObject({ taskId: "t19", runnable: 20 });
+    // A change no request made (a lease expiring) is seen by the poll.
+    ok(
+      await ask(nc, cluster, "s0", {
+        op: "lease",
+        owner: "w",
+        max: 1,
+        leaseMs: 100,
+        waitMs: 0,
+        requestId: "r",
+      }),
+    );
+    await eventually(() => seen.at(-1)?.runnable === 19, 5_000, "the lease announced");
+    await eventually(() => seen.at(-1)?.runnable === 20, 5_000, "the expiry announced");
+    expect(actor.stats().announcements).toBe(seen.at(-1)!.seq + 1);
+
+    // Closing announces an empty frontier.
+    await actor.close();
+    await eventually(() => seen.at(-1)?.runnable === 0, 5_000, "the final announcement");
+    expect(seen.at(-1)).toMatchObject({ taskId: null, key: null });
+  });
+
+  it("restarts on its data with the same slots", async () => {
+    const first = await startActor();
+    const { nc, cluster, shardId, dataDir, wf } = first;
+    ok(
+      await ask(nc, cluster, shardId, {
+        op: "submit",
+        tasks: [task("kept", 5, { workflowId: wf })],
+        idempotencyKey: "k",
+      }),
+    );
+    const lease = ok(
+      await ask(nc, cluster, shardId, {
+        op: "lease",
+        owner: "w",
+        max: 1,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId: "r",
+      }),
+    ).leases[0]!;
+    await first.actor.close();
+    expect(first.actor.currentState).toBe(ActorState.CLOSED);
+    expect(await first.actor.done()).toEqual({ kind: "closed" });
+    await expect(ask(nc, cluster, shardId, { op: "stats" }, 500)).rejects.toThrow();
+
+    // No explicit slots: it keeps the ones it owned (and does not grab the free ones).
+    const again = await startActor({ cluster, shardId, dataDir, slots: "auto" });
+    expect(again.actor.ownedSlots()).toEqual(SLOTS);
+    expect(
+      ok(await ask(nc, cluster, shardId, { op: "getTask", taskId: "kept", workflowId: wf })).task,
+    ).toMatchObject({
+      state: "LEASED",
+      token: lease.token,
+    });
+    expect(
+      ok(
+        await ask(nc, cluster, shardId, {
+          op: "complete",
+          taskId: "kept",
+          workflowId: wf,
+          token: lease.token,
+        }),
+      ).duplicate,
+    ).toBe(false);
+  });
+
+  it("claims every free slot when it starts with none and no explicit slots", async () => {
+    const cluster = env.freshCluster();
+    const other = await SlotOwnership.open(await env.connect(), { cluster, logger: silent });
+    env.defer(() => other.close());
+    await other.claim("s1", [0, 1]);
+    const { actor } = await startActor({ cluster, slots: undefined });
+    expect(actor.ownedSlots().length).toBe(SLOT_COUNT - 2);
+    expect(actor.owns(0)).toBe(false);
+    expect(actor.owns(2)).toBe(true);
+  });
+
+  it("answers SHARD_UNAVAILABLE and reports its failure once its shard is fenced", async () => {
+    const { actor, nc, cluster, shardId, dataDir, wf } = await startActor();
+    // Another owner takes the directory over (as a replacement process would).
+    const usurper = await Shard.open({ dataDir, takeover: true });
+    env.defer(() => usurper.close());
+    const error = expectError(
+      await ask(nc, cluster, shardId, {
+        op: "submit",
+        tasks: [task("x", 1, { workflowId: wf })],
+        idempotencyKey: "k",
+      }),
+      "SHARD_UNAVAILABLE",
+    );
+    expect(error.retryable).toBe(true);
+    const exit = await actor.done();
+    expect(exit.kind).toBe("failed");
+    expect(actor.currentState).toBe(ActorState.FAILED);
+    expectError(await ask(nc, cluster, shardId, { op: "stats" }), "SHARD_UNAVAILABLE");
+    await actor.close();
+    expect(actor.currentState).toBe(ActorState.CLOSED);
+  });
+
+  it("fails to start, leaving nothing behind, on a directory another shard holds", async () => {
+    const { dataDir, cluster } = await startActor();
+    await expect(
+      ShardActor.start({ natsUrl: env.url, cluster, shardId: "s1", dataDir, slots: [9], logger: silent }),
+    ).rejects.toMatchObject({ code: "SHARD_LOCKED" });
+    // It claimed nothing.
+    const map = await SlotOwnership.open(await env.connect(), { cluster, logger: silent });
+    env.defer(() => map.close());
+    expect(map.map.ownerOf(9)).toBeUndefined();
+  });
+});
+
+describe("checkShardActorOptions", () => {
+  const base: ShardActorOptions = { natsUrl: "nats://x:4222", shardId: "s0", dataDir: "/tmp/x" };
+
+  it("fills in the defaults", () => {
+    const o = checkShardActorOptions(base);
+    expect(o).toMatchObject({ cluster: "default", slots: { kind: "auto" }, announceThrottleMs: 20 });
+    expect(checkShardActorOptions({ ...base, slots: "0-2,5" }).slots).toEqual({
+      kind: "list",
+      slots: [0, 1, 2, 5],
+    });
+    expect(checkShardActorOptions({ ...base, slots: { index: 1, of: 3 } }).slots).toEqual({
+      kind: "spread",
+      index: 1,
+      of: 3,
+    });
+  });
+
+  it.each([
+    [{ shardId: "a.b" }, /"shardId"/],
+    [{ cluster: "" }, /"cluster"/],
+    [{ dataDir: "" }, /"dataDir"/],
+    [{ announceThrottleMs: -1 }, /"announceThrottleMs"/],
+    [{ announceIntervalMs: 5, announceThrottleMs: 10 }, /"announceIntervalMs"/],
+    [{ prepareTtlMs: 1.5 }, /"prepareTtlMs"/],
+    [{ slots: "5-2" }, /"slots".*backwards/],
+    [{ slots: [1024] }, /"slots"/],
+    [{ slots: { index: 3, of: 3 } }, /"slots"/],
+    [{ logLevel: "loud" }, /"logLevel"/],
+    [{ shard: { dataDir: "/elsewhere" } }, /"shard".*"dataDir"/],
+    [{ natsUrl: undefined }, /exactly one of "natsUrl" and "nc"/],
+  ])("names the bad option: %j", (patch, message) => {
+    expect(() => checkShardActorOptions({ ...base, ...patch } as ShardActorOptions)).toThrow(message);
+    try {
+      checkShardActorOptions({ ...base, ...patch } as ShardActorOptions);
+    } catch (error) {
+      expect((error as { code?: string }).code).toBe(WireErrorCode.INVALID_ARGUMENT);
+    }
+  });
+});
+
+function bytes(s: string): number[] {
+  return [...new TextEncoder().encode(s)];
+}
+
+/** Encodes a request msgpack map without the codec's checks (to send what a buggy peer would). */
+function encodeRequestUnchecked(fields: Record<string, unknown>): Uint8Array {
+  // The codec refuses max: 0 before sending; build the bytes from a valid request and patch `max`.
+  const valid = encodeRequest({ ...fields, max: 1 } as unknown as Request);
+  const marker = [0xa3, ...bytes("max"), 0x01];
+  const at = valid.findIndex((_, i) => marker.every((b, j) => valid[i + j] === b));
+  if (at < 0) throw new Error("max not found");
+  const out = new Uint8Array(valid);
+  out[at + marker.length - 1] = 0x00;
+  return out;
+}

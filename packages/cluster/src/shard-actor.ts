@@ -1,0 +1,780 @@
+/**
+ * A shard actor: one durable `Shard` served over NATS.
+ *
+ * It owns a set of hash slots (recorded in the cluster's KV bucket, see
+ * slot-ownership.ts), answers every protocol op on
+ * `frontier.<cluster>.shard.<shardId>.<op>`, and announces its frontier on
+ * `frontier.<cluster>.frontier`. Every request goes through the codec:
+ * decode (version, shape, limits) → the Shard → encodeReply; anything thrown
+ * becomes an error reply with a stable code, and nothing a peer sends can
+ * stop it from serving the next request.
+ *
+ * Modes (changed only through `enter`):
+ *
+ *   STARTING --Shard open, slots claimed, subscribed-->           SERVING
+ *   SERVING  --the Shard stopped (journal failure, fenced)-->    FAILED
+ *   SERVING | FAILED --close()-->                                CLOSING
+ *   CLOSING  --subscription drained, Shard and NATS closed-->    CLOSED
+ *
+ * SERVING answers every op. FAILED answers SHARD_UNAVAILABLE (the Shard
+ * refuses: its memory may be ahead of its disk) and announces nothing; its
+ * supervisor learns of it from `done()`, closes it and starts a new actor on
+ * the same data, which recovers from the journal. CLOSING answers what is in
+ * flight, then stops; a final announcement says it has nothing runnable.
+ *
+ * After NATS reconnects (the client does that by itself, and resubscribes),
+ * the actor reloads the slot table and checks its ownership: a slot the
+ * bucket lost is claimed again, a slot another shard holds now is no longer
+ * served (SLOT_NOT_OWNED).
+ */
+import {
+  type Lease,
+  type Problem,
+  ProblemCode,
+  type SchedulerStats,
+  type TaskInput,
+  type TaskView,
+  ValidationError,
+} from "@frontier/core";
+import {
+  decodeRequest,
+  encodedByteLength,
+  encodeFrontier,
+  encodeReply,
+  errorReply,
+  type LeaseRequest,
+  MAX_MESSAGE_BYTES,
+  type OkReply,
+  type Op,
+  ProtocolError,
+  parseSubject,
+  partitionKeyOfRef,
+  type Request,
+  type RequestOf,
+  type SubmitRequest,
+  slotOf,
+  slotOfTask,
+  subjectsFor,
+  type TaskRef,
+  WireErrorCode,
+} from "@frontier/protocol";
+import { Shard, ShardError, ShardErrorCode, type ShardStats, type SubmitResult } from "@frontier/shard";
+import {
+  connect,
+  type Msg,
+  type NatsConnection,
+  type QueuedIterator,
+  type Status,
+  type Subscription,
+} from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
+import { LeaseReplay } from "./lease-replay.js";
+import { createLogger } from "./log.js";
+import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
+import { PreparedParts } from "./prepared.js";
+import { SlotOwnership } from "./slot-ownership.js";
+import { formatSlots } from "./slots.js";
+import { deferred, messageOf, pause, withTimeout } from "./util.js";
+
+export const ActorState = {
+  STARTING: "STARTING",
+  SERVING: "SERVING",
+  FAILED: "FAILED",
+  CLOSING: "CLOSING",
+  CLOSED: "CLOSED",
+} as const;
+export type ActorState = (typeof ActorState)[keyof typeof ActorState];
+
+/** How an actor ended: closed on request, or failed (its supervisor should start a new one). */
+export type ActorExit = { readonly kind: "closed" } | { readonly kind: "failed"; readonly error: Error };
+
+export interface ShardActorStats {
+  readonly shardId: string;
+  readonly cluster: string;
+  readonly state: ActorState;
+  /** Slots owned now. */
+  readonly slots: number;
+  /** Requests received, and how many got an error reply. */
+  readonly requests: number;
+  readonly errors: number;
+  readonly inFlight: number;
+  /** Frontier announcements published. */
+  readonly announcements: number;
+  /** Prepared parts waiting for their commit. */
+  readonly prepared: number;
+  /** Lease grants held for retries. */
+  readonly leaseReplays: number;
+  readonly shard: ShardStats;
+}
+
+/** Room for the envelope of a lease reply (`v`, `kind`, `ok`, `op`, the array header), in bytes. */
+const LEASE_REPLY_OVERHEAD = 256;
+/** What a lease reply's leases may take, in bytes. */
+const LEASE_REPLY_BUDGET = MAX_MESSAGE_BYTES - LEASE_REPLY_OVERHEAD;
+/** How long a close waits for requests in flight, in ms. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
+export class ShardActor {
+  private state: ActorState = ActorState.STARTING;
+  private sub: Subscription | undefined;
+  private statusIter: QueuedIterator<Status> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly announcer: FrontierAnnouncer;
+  private readonly prepared: PreparedParts;
+  /** Commits in progress, by idempotency key: a retried commit waits for the first. */
+  private readonly committing = new Map<string, Promise<SubmitResult>>();
+  private readonly replay: LeaseReplay;
+  /** Lease requests in progress, by owner and request id: a retry waits for the first. */
+  private readonly leasing = new Map<string, Promise<LeaseOutcome>>();
+  /** Slots this shard owned at the last check, re-checked after a reconnect. */
+  private expectedSlots: readonly number[];
+  private readonly abort = new AbortController();
+  private readonly exit = deferred<ActorExit>();
+  private closing: Promise<void> | undefined;
+  private idle = deferred<void>();
+  private requests = 0;
+  private errors = 0;
+  private inFlight = 0;
+  readonly shardId: string;
+  readonly cluster: string;
+
+  private constructor(
+    private readonly options: ResolvedShardActorOptions,
+    private readonly log: Logger,
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly shard: Shard,
+    private readonly ownership: SlotOwnership,
+    ownedSlots: readonly number[],
+  ) {
+    this.shardId = options.shardId;
+    this.cluster = options.cluster;
+    this.expectedSlots = ownedSlots;
+    this.prepared = new PreparedParts(options.prepareTtlMs);
+    this.replay = new LeaseReplay(
+      options.leaseReplayTtlMs,
+      options.leaseReplayMaxEntries,
+      options.leaseReplayMaxBytes,
+    );
+    const subject = subjectsFor(options.cluster).frontier;
+    this.announcer = new FrontierAnnouncer({
+      shardId: options.shardId,
+      intervalMs: options.announceIntervalMs,
+      throttleMs: options.announceThrottleMs,
+      pollMs: options.frontierPollMs,
+      read: () => this.readFrontier(),
+      publish: (a) => {
+        try {
+          this.nc.publish(subject, encodeFrontier(a));
+        } catch (error) {
+          // A closed connection: the actor is closing, or NATS gave up; nothing to tell.
+          this.log.debug({ err: messageOf(error) }, "frontier announcement not sent");
+        }
+      },
+    });
+    this.idle.resolve();
+  }
+
+  /**
+   * Opens the shard's data, claims its slots, subscribes, and resolves once
+   * it serves. Rejects (with everything it opened closed again) when any of
+   * that fails: options (InvalidArgumentError naming the option), NATS not
+   * answering, a data directory another process holds (SHARD_LOCKED), ...
+   */
+  static async start(options: ShardActorOptions): Promise<ShardActor> {
+    const o = checkShardActorOptions(options);
+    const log = (o.logger ?? createLogger("frontier-shard", o.logLevel)).child({
+      cluster: o.cluster,
+      shardId: o.shardId,
+    });
+    const nc =
+      o.nc ??
+      (await connect({
+        servers: [...(o.natsUrl ?? [])],
+        name: `frontier-${o.cluster}-${o.shardId}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        waitOnFirstConnect: o.waitForNats,
+      }));
+    const ownsConnection = o.nc === undefined;
+    let shard: Shard | undefined;
+    let ownership: SlotOwnership | undefined;
+    try {
+      shard = await Shard.open({ ...o.shard, dataDir: o.dataDir, sameWorkflowPrerequisites: true });
+      ownership = await SlotOwnership.open(nc, {
+        cluster: o.cluster,
+        kvReplicas: o.kvReplicas,
+        claimConcurrency: o.claimConcurrency,
+        logger: log,
+      });
+      const claim = await ownership.assign(o.shardId, o.slots);
+      if (claim.taken.length > 0) {
+        log.warn(
+          { slots: formatSlots(claim.taken.map((t) => t.slot)) },
+          "slots asked for are owned by other shards; not serving them",
+        );
+      }
+      if (claim.owned.length === 0) log.warn("this shard owns no slot: it will get no tasks");
+      const actor = new ShardActor(o, log, nc, ownsConnection, shard, ownership, claim.owned);
+      await actor.serve();
+      log.info(
+        {
+          slots: formatSlots(claim.owned),
+          claimed: claim.claimed.length,
+          owned: claim.owned.length,
+          dataDir: o.dataDir,
+          tasks: shard.stats().counts,
+        },
+        "shard serving",
+      );
+      return actor;
+    } catch (error) {
+      await ownership?.close().catch(() => {});
+      await shard?.close().catch(() => {});
+      if (ownsConnection) await nc.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The actor's logger (a pino child with its cluster and shard id). */
+  get logger(): Logger {
+    return this.log;
+  }
+
+  /** The mode the actor is in. */
+  get currentState(): ActorState {
+    return this.state;
+  }
+
+  /** Resolves when the actor ends: closed, or failed (then a supervisor should close it and start anew). */
+  done(): Promise<ActorExit> {
+    return this.exit.promise;
+  }
+
+  /** The slots this shard owns now, ascending. */
+  ownedSlots(): number[] {
+    return this.ownership.map.slotsOf(this.shardId);
+  }
+
+  /** Whether this shard owns `slot` now. */
+  owns(slot: number): boolean {
+    return this.ownership.map.ownerOf(slot) === this.shardId;
+  }
+
+  stats(): ShardActorStats {
+    return {
+      shardId: this.shardId,
+      cluster: this.cluster,
+      state: this.state,
+      slots: this.ownedSlots().length,
+      requests: this.requests,
+      errors: this.errors,
+      inFlight: this.inFlight,
+      announcements: this.announcer.published,
+      prepared: this.prepared.size,
+      leaseReplays: this.replay.size,
+      shard: this.shard.stats(),
+    };
+  }
+
+  /**
+   * Stops serving: drains the subscription (requests in flight are
+   * answered), announces an empty frontier, closes the Shard (pending writes
+   * become durable) and the NATS connection if the actor opened it.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const wasServing = this.state === ActorState.SERVING;
+      this.enter(ActorState.CLOSING);
+      this.abort.abort();
+      clearInterval(this.sweepTimer);
+      this.statusIter?.stop();
+      this.announcer.stop(wasServing ? EMPTY_FRONTIER : undefined);
+      try {
+        if (this.sub && !this.nc.isClosed()) await this.sub.drain();
+      } catch (error) {
+        this.log.debug({ err: messageOf(error) }, "subscription drain failed");
+      }
+      await withTimeout(
+        this.idle.promise,
+        DRAIN_TIMEOUT_MS,
+        () => new Error("requests still in flight"),
+      ).catch((error) => this.log.warn({ err: messageOf(error), inFlight: this.inFlight }, "closing anyway"));
+      await this.ownership.close().catch(() => {});
+      await this.shard
+        .close()
+        .catch((error) => this.log.error({ err: messageOf(error) }, "shard close failed"));
+      if (this.ownsConnection) {
+        await this.nc.drain().catch(() => this.nc.close().catch(() => {}));
+      } else if (!this.nc.isClosed()) {
+        await this.nc.flush().catch(() => {});
+      }
+      this.enter(ActorState.CLOSED);
+      this.log.info("shard closed");
+    })();
+    return this.closing;
+  }
+
+  // ------------------------------------------------------------------ modes
+
+  private enter(state: ActorState, failure?: Error): void {
+    if (this.state === state || this.state === ActorState.CLOSED) return;
+    const from = this.state;
+    this.state = state;
+    this.log.debug({ from, to: state }, "actor state");
+    if (state === ActorState.FAILED) {
+      this.announcer.stop();
+      this.exit.resolve({ kind: "failed", error: failure ?? new Error("the shard failed") });
+    } else if (state === ActorState.CLOSED) {
+      this.exit.resolve({ kind: "closed" });
+    }
+  }
+
+  /** The Shard stopped for good: stop announcing, and let the supervisor know. */
+  private failed(error: ShardError): void {
+    if (this.state !== ActorState.SERVING) return;
+    this.log.error(
+      { err: error.message, code: error.code },
+      "the shard stopped serving; it must be restarted",
+    );
+    this.enter(ActorState.FAILED, error);
+  }
+
+  private async serve(): Promise<void> {
+    const subjects = subjectsFor(this.cluster);
+    this.sub = this.nc.subscribe(subjects.shardAll(this.shardId), {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.warn({ err: messageOf(err) }, "subscription error");
+          return;
+        }
+        this.onRequest(msg);
+      },
+    });
+    // The server knows the subscription before we say we serve.
+    await this.nc.flush();
+    this.enter(ActorState.SERVING);
+    this.announcer.start();
+    this.sweepTimer = setInterval(
+      () => this.prepared.sweep(Date.now()),
+      Math.min(1_000, this.options.prepareTtlMs),
+    );
+    this.sweepTimer.unref();
+    this.followConnection();
+  }
+
+  // --------------------------------------------------------------- requests
+
+  private onRequest(msg: Msg): void {
+    this.requests++;
+    if (this.inFlight++ === 0) this.idle = deferred<void>();
+    this.handle(msg)
+      .catch((error) => this.log.error({ err: messageOf(error) }, "request handling failed"))
+      .finally(() => {
+        if (--this.inFlight === 0) this.idle.resolve();
+      });
+  }
+
+  /** Decode → serve → encode; any error becomes an error reply. Never throws. */
+  private async handle(msg: Msg): Promise<void> {
+    let reply: OkReply | ReturnType<typeof errorReply>;
+    let op: Op | undefined;
+    try {
+      const parsed = parseSubject(msg.subject);
+      if (parsed?.role !== "shard") {
+        throw new ProtocolError(
+          WireErrorCode.BAD_MESSAGE,
+          `unknown op on subject ${JSON.stringify(msg.subject.slice(0, 200))}`,
+        );
+      }
+      op = parsed.op;
+      reply = await this.serveRequest(decodeRequest(msg.data, op));
+    } catch (error) {
+      reply = this.errorReplyFor(error, op);
+    }
+    if (!msg.reply) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeReply(reply);
+    } catch (error) {
+      bytes = encodeReply(this.errorReplyFor(error, op));
+    }
+    msg.respond(bytes);
+  }
+
+  private errorReplyFor(error: unknown, op: Op | undefined): ReturnType<typeof errorReply> {
+    this.errors++;
+    const reply = errorReply(this.toBoundary(error));
+    if (reply.error.code === WireErrorCode.INTERNAL) {
+      this.log.error({ op, err: error instanceof Error ? error.stack : String(error) }, "internal error");
+    } else {
+      this.log.debug({ op, code: reply.error.code, err: reply.error.message }, "request refused");
+    }
+    return reply;
+  }
+
+  /** The Shard's fail-stop errors as SHARD_UNAVAILABLE (and a failed Shard as the actor's failure). */
+  private toBoundary(error: unknown): unknown {
+    if (!(error instanceof ShardError)) return error;
+    if (error.code === ShardErrorCode.SHARD_FAILED) this.failed(error);
+    return new ProtocolError(
+      WireErrorCode.SHARD_UNAVAILABLE,
+      `shard ${this.shardId} is unavailable: ${error.message}`,
+      { cause: error },
+    );
+  }
+
+  private async serveRequest(request: Request): Promise<OkReply> {
+    if (this.state !== ActorState.SERVING) {
+      throw new ProtocolError(
+        WireErrorCode.SHARD_UNAVAILABLE,
+        `shard ${this.shardId} is ${this.state === ActorState.FAILED ? "failed and restarting" : "closing"}`,
+      );
+    }
+    switch (request.op) {
+      case "submit":
+        return { ok: true, op: "submit", ...(await this.submit(request)) };
+      case "prepare":
+        return { ok: true, op: "prepare", ...this.prepare(request) };
+      case "commit":
+        return { ok: true, op: "commit", ...(await this.commit(request)) };
+      case "abort":
+        this.prepared.remove(request.idempotencyKey);
+        return { ok: true, op: "abort" };
+      case "lease":
+        return { ok: true, op: "lease", leases: await this.lease(request) };
+      case "heartbeat": {
+        this.requireOwnedRef(request);
+        const lease = await this.shard.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs });
+        return { ok: true, op: "heartbeat", expiresAt: lease.expiresAt };
+      }
+      case "complete": {
+        this.requireOwnedRef(request);
+        const { duplicate } = await this.shard.complete(request.taskId, request.token);
+        this.announcer.changed();
+        return { ok: true, op: "complete", duplicate };
+      }
+      case "fail": {
+        this.requireOwnedRef(request);
+        const view = await this.shard.fail(request.taskId, request.token, {
+          retryable: request.retryable,
+          reason: request.reason,
+        });
+        this.announcer.changed();
+        return { ok: true, op: "fail", state: view.state };
+      }
+      case "cancel":
+        this.requireOwnedRef(request);
+        await this.shard.cancel(request.taskId, request.reason);
+        this.announcer.changed();
+        return { ok: true, op: "cancel" };
+      case "updateDeadline":
+        this.requireOwnedRef(request);
+        await this.shard.updateDeadline(request.taskId, request.deadline);
+        this.announcer.changed();
+        return { ok: true, op: "updateDeadline" };
+      case "getTask": {
+        this.requireOwnedRef(request);
+        const task: TaskView | undefined = this.shard.getTask(request.taskId);
+        return { ok: true, op: "getTask", task: task ?? null };
+      }
+      case "stats":
+        return { ok: true, op: "stats", stats: engineStats(this.shard.stats()) };
+      default:
+        return assertNever(request);
+    }
+  }
+
+  // ------------------------------------------------------- submit, 2-phase
+
+  private async submit(request: SubmitRequest): Promise<{ accepted: number; replayed: boolean }> {
+    const { tasks, idempotencyKey } = request;
+    this.requireOwnedTasks(tasks);
+    // No await between this check and the Shard's (synchronous) acceptance.
+    if (this.shard.submitted(idempotencyKey) === undefined) {
+      this.rejectReserved(tasks, idempotencyKey);
+    }
+    const result = await this.shard.submit(tasks, { idempotencyKey });
+    this.announcer.changed();
+    return { accepted: result.taskIds.length, replayed: result.duplicate };
+  }
+
+  /**
+   * Phase one: check the part against the shard's state and the other parts'
+   * reservations, and reserve its ids under the key for prepareTtlMs.
+   * Synchronous, so the check and the reservation are one step.
+   */
+  private prepare(request: RequestOf<"prepare">): { accepted: number } {
+    const { tasks, idempotencyKey: key } = request;
+    this.requireOwnedTasks(tasks);
+    // Committed already (the client retries the whole submit): the commit will replay.
+    const committed = this.shard.submitted(key);
+    if (committed) return { accepted: committed.taskIds.length };
+    if (this.committing.has(key)) return { accepted: tasks.length };
+    const now = Date.now();
+    const existing = this.prepared.get(key, now);
+    if (existing) {
+      if (!sameIds(existing.ids, tasks)) {
+        throw new ProtocolError(
+          WireErrorCode.BAD_MESSAGE,
+          `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
+        );
+      }
+      this.prepared.add(key, tasks, now);
+      return { accepted: tasks.length };
+    }
+    const problems = this.shard.check(tasks, this.prepared.reserved);
+    if (problems.length > 0) throw new ValidationError(problems);
+    this.prepared.add(key, tasks, now);
+    return { accepted: tasks.length };
+  }
+
+  /** Phase two: the prepared part, made durable under the key. Idempotent. */
+  private async commit(request: RequestOf<"commit">): Promise<{ accepted: number; replayed: boolean }> {
+    const key = request.idempotencyKey;
+    const inProgress = this.committing.get(key);
+    if (inProgress) {
+      const result = await inProgress;
+      return { accepted: result.taskIds.length, replayed: true };
+    }
+    const part = this.prepared.take(key, Date.now());
+    if (!part) {
+      const prior = this.shard.submitted(key);
+      if (prior) return { accepted: prior.taskIds.length, replayed: true };
+      throw new ProtocolError(
+        WireErrorCode.SHARD_UNAVAILABLE,
+        `shard ${this.shardId} holds no prepared part under idempotency key ${JSON.stringify(key)} ` +
+          `(never prepared, aborted, expired after ${this.options.prepareTtlMs} ms, or lost in a restart); ` +
+          "submit the batch again with the same key",
+        { retryable: true },
+      );
+    }
+    // The Shard takes the tasks synchronously; the reservation ends as they become the engine's.
+    const committing = this.shard.submit(part.tasks, { idempotencyKey: key });
+    this.committing.set(key, committing);
+    try {
+      const result = await committing;
+      this.announcer.changed();
+      return { accepted: result.taskIds.length, replayed: result.duplicate };
+    } finally {
+      this.committing.delete(key);
+    }
+  }
+
+  /** VALIDATION_FAILED for tasks whose ids another key's prepared part reserved. */
+  private rejectReserved(tasks: readonly TaskInput[], key: string): void {
+    const reserved = this.prepared.reservedByOthers(tasks, key, Date.now());
+    if (reserved.length === 0) return;
+    const problems: Problem[] = reserved.map((id) => ({
+      taskId: id,
+      code: ProblemCode.DUPLICATE_ID,
+      message: `task id ${JSON.stringify(id)} is reserved by a submit being committed`,
+    }));
+    throw new ValidationError(problems);
+  }
+
+  // ------------------------------------------------------------------ lease
+
+  /** Leases with the request id's replay and the long-poll wait. */
+  private async lease(request: LeaseRequest): Promise<Lease[]> {
+    const { owner, requestId } = request;
+    const now = Date.now();
+    const replayed = this.replay.get(owner, requestId, now);
+    if (replayed) return [...replayed];
+    const leaseKey = `${owner.length}:${owner}${requestId}`;
+    const inProgress = this.leasing.get(leaseKey);
+    if (inProgress) return (await inProgress).leases;
+    const leasing = this.leaseWaiting(request);
+    this.leasing.set(leaseKey, leasing);
+    try {
+      const outcome = await leasing;
+      if (outcome.leases.length > 0) {
+        this.replay.put(owner, requestId, outcome.leases, outcome.bytes, Date.now());
+        this.announcer.changed();
+      }
+      return outcome.leases;
+    } finally {
+      this.leasing.delete(leaseKey);
+    }
+  }
+
+  /** Tries to lease; if nothing was granted, waits for the frontier to change, until waitMs is up. */
+  private async leaseWaiting(request: LeaseRequest): Promise<LeaseOutcome> {
+    const until = Date.now() + request.waitMs;
+    for (;;) {
+      const outcome = await this.leaseNow(request);
+      const left = until - Date.now();
+      if (outcome.leases.length > 0 || left <= 0 || this.state !== ActorState.SERVING) return outcome;
+      await this.announcer.waitForChange(left, this.abort.signal);
+    }
+  }
+
+  /**
+   * Grants up to `max` leases, earliest first, keeping the reply under
+   * MAX_MESSAGE_BYTES: before each grant it measures the task at the
+   * frontier (an upper bound of its lease's encoded size) and stops when
+   * the next would not fit. The first always fits (the protocol's limits
+   * guarantee it). All grants are made in one synchronous stretch, so the
+   * Shard journals them in one commit.
+   */
+  private async leaseNow(request: LeaseRequest): Promise<LeaseOutcome> {
+    const { owner, max, leaseMs, maxKey } = request;
+    const options = maxKey === undefined ? { max: 1, leaseMs } : { max: 1, leaseMs, maxKey };
+    const grants: Promise<Lease[]>[] = [];
+    const measured: string[] = [];
+    let bytes = 0;
+    while (grants.length < max) {
+      const top = this.shard.peekFrontier();
+      if (top === null || (maxKey !== undefined && top.key > maxKey)) break;
+      const view = this.shard.getTask(top.id);
+      const size = view === undefined ? 0 : leaseSizeBound(view, owner);
+      if (grants.length > 0 && bytes + size > LEASE_REPLY_BUDGET) break;
+      bytes += size;
+      measured.push(top.id);
+      grants.push(this.shard.lease(owner, options));
+    }
+    const leases = (await Promise.all(grants)).flat();
+    if (leases.some((lease, i) => lease.taskId !== measured[i])) {
+      // A timer fired between the measure and the grant and put another task first: measure again.
+      bytes = encodedByteLength(leases);
+      while (bytes > LEASE_REPLY_BUDGET && leases.length > 1) {
+        const dropped = leases.pop()!;
+        bytes = encodedByteLength(leases);
+        this.log.warn(
+          { taskId: dropped.taskId, owner },
+          "a granted lease did not fit the reply; the task runs again when the lease expires",
+        );
+      }
+    }
+    return { leases, bytes };
+  }
+
+  // ------------------------------------------------------------ ownership
+
+  private requireOwnedTasks(tasks: readonly TaskInput[]): void {
+    let notOwned: { slot: number; taskId: string }[] | undefined;
+    for (const task of tasks) {
+      const slot = slotOfTask(task);
+      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: task.id });
+    }
+    if (notOwned) this.slotNotOwned(notOwned);
+  }
+
+  private requireOwnedRef(ref: TaskRef): void {
+    const slot = slotOf(partitionKeyOfRef(ref));
+    if (!this.owns(slot)) this.slotNotOwned([{ slot, taskId: ref.taskId }]);
+  }
+
+  private slotNotOwned(refs: readonly { slot: number; taskId: string }[]): never {
+    const first = refs[0]!;
+    const owner = this.ownership.map.ownerOf(first.slot);
+    throw new ProtocolError(
+      WireErrorCode.SLOT_NOT_OWNED,
+      `shard ${this.shardId} does not own slot ${first.slot} of task ${JSON.stringify(first.taskId)}` +
+        `${owner === undefined ? " (no shard owns it)" : ` (shard ${owner} does)`}` +
+        `${refs.length > 1 ? `, nor the slots of ${refs.length - 1} more tasks` : ""}; refresh routing and retry`,
+    );
+  }
+
+  /** Logs connection changes; after a reconnect, checks slot ownership again. */
+  private followConnection(): void {
+    const iter = this.nc.status() as QueuedIterator<Status>;
+    this.statusIter = iter;
+    void (async () => {
+      for await (const s of iter) {
+        if (s.type === "disconnect") this.log.warn({ server: s.server }, "NATS disconnected; reconnecting");
+        else if (s.type === "reconnect") {
+          this.log.info({ server: s.server }, "NATS reconnected");
+          void this.recheckOwnership();
+        }
+      }
+    })();
+  }
+
+  private async recheckOwnership(): Promise<void> {
+    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
+      try {
+        const result = await this.ownership.reclaim(this.shardId, this.expectedSlots);
+        this.expectedSlots = result.owned;
+        this.log.info({ owned: result.owned.length }, "slot ownership checked after reconnect");
+        return;
+      } catch (error) {
+        const delay = Math.min(5_000, 200 * 2 ** attempt);
+        this.log.warn({ err: messageOf(error), retryInMs: delay }, "slot ownership check failed");
+        await pause(delay, this.abort.signal);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------- frontier
+
+  private readFrontier(): Frontier | null {
+    if (this.state !== ActorState.SERVING) return null;
+    try {
+      const top = this.shard.peekFrontier();
+      const runnable = this.shard.stats().runnable;
+      return top === null
+        ? { ...EMPTY_FRONTIER, runnable }
+        : { deadline: top.deadline, key: top.key, taskId: top.id, runnable };
+    } catch (error) {
+      if (error instanceof ShardError) this.toBoundary(error);
+      else this.log.error({ err: messageOf(error) }, "reading the frontier failed");
+      return null;
+    }
+  }
+}
+
+/** Starts a shard actor; the same as `ShardActor.start`. */
+export function startShardActor(options: ShardActorOptions): Promise<ShardActor> {
+  return ShardActor.start(options);
+}
+
+interface LeaseOutcome {
+  readonly leases: Lease[];
+  /** Encoded size of the leases (an upper bound). */
+  readonly bytes: number;
+}
+
+/** Upper bound of the encoded size of a lease of `task` to `owner` (numbers at their widest). */
+function leaseSizeBound(task: TaskView, owner: string): number {
+  const wide = Number.MAX_SAFE_INTEGER;
+  return encodedByteLength({
+    taskId: task.id,
+    owner,
+    token: wide,
+    expiresAt: wide,
+    attempt: wide,
+    task: {
+      id: task.id,
+      deadline: wide,
+      prerequisites: task.prerequisites,
+      ...(task.workflowId !== undefined && { workflowId: task.workflowId }),
+      ...(task.payload !== undefined && { payload: task.payload }),
+    },
+  });
+}
+
+/** The engine's statistics out of the Shard's (the wire carries exactly SchedulerStats). */
+function engineStats(s: ShardStats): SchedulerStats {
+  return {
+    counts: s.counts,
+    runnable: s.runnable,
+    oldestRunnableAgeMs: s.oldestRunnableAgeMs,
+    frontierDeadline: s.frontierDeadline,
+    leaseTimeouts: s.leaseTimeouts,
+    deadlineMisses: s.deadlineMisses,
+    staleRejections: s.staleRejections,
+    retries: s.retries,
+    leased: s.leased,
+  };
+}
+
+function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {
+  return ids.length === tasks.length && tasks.every((t, i) => t.id === ids[i]);
+}
+
+function assertNever(x: never): never {
+  throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `unknown op ${JSON.stringify((x as Request).op)}`);
+}

@@ -1,0 +1,258 @@
+/**
+ * The `frontier` CLI as a user runs it: `frontier start` in a child process
+ * (starting its own nats-server, as on a fresh machine), then the client
+ * commands against it, each a separate process. Output is checked as a user
+ * sees it and, with --json, as a script reads it. Bad input: one line on
+ * stderr, a non-zero exit, never a stack trace.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, frontier, REPO_ROOT, until } from "./harness.js";
+
+const CLUSTER = "clitest";
+let dir: string;
+let natsUrl: string;
+let server: ChildProcess;
+let serverOut = "";
+let serverErr = "";
+let info: { nats: string; natsServer: { pid: number; store: string } | "external"; metrics: string | null };
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      srv.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** `frontier …` against the test cluster. */
+const cli = ([command, ...rest]: readonly string[], input?: string): Promise<CliResult> =>
+  frontier(
+    [command ?? "", "--nats", natsUrl, "--cluster", CLUSTER, ...rest],
+    input === undefined ? {} : { input },
+  );
+
+/** What a failure must look like: exactly one line on stderr, no stack trace, a non-zero exit. */
+function expectOneLineFailure(r: CliResult, code: number, mentions: RegExp): void {
+  expect(r.code).toBe(code);
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^frontier[ :]/);
+  expect(lines[0]).toMatch(mentions);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "frontier-cli-"));
+  natsUrl = `nats://127.0.0.1:${await freePort()}`;
+  server = spawn(
+    process.execPath,
+    [
+      "--conditions=source",
+      "--import",
+      "tsx",
+      "packages/cli/src/bin.ts",
+      "start",
+      "--nats",
+      natsUrl,
+      "--cluster",
+      CLUSTER,
+      "--data",
+      join(dir, "data"),
+      "--shards",
+      "2",
+      "--metrics-port",
+      "0",
+      "--json",
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  server.stdout?.on("data", (c: Buffer) => {
+    serverOut += c.toString();
+  });
+  server.stderr?.on("data", (c: Buffer) => {
+    serverErr += c.toString();
+  });
+  await until(() => serverOut.includes('"event":"listening"') || server.exitCode !== null, 40_000);
+  if (server.exitCode !== null) throw new Error(`frontier start exited: ${serverOut}\n${serverErr}`);
+  info = JSON.parse(serverOut.split("\n").find((l) => l.includes('"listening"')) ?? "{}");
+  // Every slot owned and announced: a stats call answers from both shards.
+  await until(async () => (await cli(["status", "--json"])).code === 0, 30_000);
+});
+
+afterAll(async () => {
+  if (server !== undefined && server.exitCode === null) server.kill("SIGKILL");
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("frontier start", () => {
+  it("started its own nats-server with JetStream under the data directory, and says where it listens", () => {
+    expect(info.nats).toBe(natsUrl);
+    expect(info.natsServer).not.toBe("external");
+    expect((info.natsServer as { store: string }).store).toBe(join(dir, "data", "nats"));
+    expect(info.metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  });
+
+  it("says in one line how to install NATS when none runs and none is installed", async () => {
+    const port = await freePort();
+    const r = await frontier(["start", "--nats", `nats://127.0.0.1:${port}`, "--data", join(dir, "nonats")], {
+      env: { NATS_SERVER_BIN: join(dir, "no-such-binary") },
+    });
+    expectOneLineFailure(r, 1, /apt-get install nats-server/);
+  });
+});
+
+describe("client commands", () => {
+  it("submit FILE, resubmit with the same key, status, lease, complete, fail, cancel", async () => {
+    const file = join(dir, "tasks.jsonl");
+    await writeFile(
+      file,
+      [
+        '{"id":"fetch","deadline":"+1h","workflowId":"release"}',
+        '{"id":"build","deadline":"+30m","workflowId":"release","prerequisites":["fetch"]}',
+        "",
+        '{"id":"notify","deadline":"+10m","payload":{"to":"ops"}}',
+        '{"id":"cleanup","deadline":"+2h"}',
+      ].join("\n"),
+    );
+    const first = await cli(["submit", file, "--idempotency-key", "walk-1"]);
+    expect(first.stdout).toBe("submitted 4 tasks (idempotency key walk-1)\n");
+    expect(first.code).toBe(0);
+    const [again, status] = await Promise.all([
+      cli(["submit", file, "--idempotency-key", "walk-1", "--json"]),
+      cli(["status"]),
+    ]);
+    expect(JSON.parse(again.stdout)).toEqual({ accepted: 4, replayed: true, idempotencyKeys: ["walk-1"] });
+
+    expect(status.stdout).toContain(`cluster "${CLUSTER}": 4 tasks`);
+    expect(status.stdout).toContain("WAITING 1  RUNNABLE 3");
+
+    // Earliest deadline first: notify (+10m), then fetch (+1h); build waits for fetch.
+    const leased = await cli(["lease", "--max", "2", "--worker", "me", "--json"]);
+    const leases = JSON.parse(leased.stdout) as { taskId: string; token: number; task: { workflowId?: string } }[];
+    expect(leases.map((l) => l.taskId)).toEqual(["notify", "fetch"]);
+    const notify = leases[0]!;
+    const fetch = leases[1]!;
+
+    const [done, stale, failed] = await Promise.all([
+      cli(["complete", "fetch", "--token", String(fetch.token), "--workflow", "release"]),
+      cli(["complete", "notify", "--token", String(notify.token + 1000)]),
+      cli(["fail", "notify", "--token", String(notify.token), "--no-retry", "--reason", "smtp down"]),
+    ]);
+    expect(done.stdout).toBe("completed fetch\n");
+    expectOneLineFailure(stale, 1, /STALE_LEASE/);
+    expect(failed.stdout).toBe("failed notify for good\n");
+
+    const [view, cancelled] = await Promise.all([
+      cli(["status", "notify"]),
+      cli(["cancel", "cleanup", "--reason", "not today"]),
+    ]);
+    expect(view.stdout).toMatch(/^task notify\n {2}state +FAILED\n/);
+    expect(view.stdout).toMatch(/reason +failed \(not retryable\): smtp down/);
+    expect(cancelled.stdout).toBe("cancelled cleanup\n");
+
+    const build = JSON.parse((await cli(["status", "build", "--workflow", "release", "--json"])).stdout);
+    expect(build).toMatchObject({ id: "build", state: "RUNNABLE", unmetPrerequisites: 0 });
+  });
+
+  it("submit - reads a JSON array from stdin", async () => {
+    const tasks = [
+      { id: "stdin-a", deadline: 1_000 },
+      { id: "stdin-b", deadline: 2_000 },
+    ];
+    const r = await cli(["submit", "-", "--json"], JSON.stringify(tasks));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ accepted: 2, replayed: false });
+  });
+
+  it("work -- CMD runs the command per task with the task on stdin, completes on exit 0, fails otherwise", async () => {
+    const out = join(dir, "work-out");
+    const script = [
+      `mkdir -p ${out}`,
+      `cat > ${out}/$FRONTIER_TASK_ID.json`,
+      'if [ "$FRONTIER_TASK_ID" = "stdin-b" ]; then echo "disk full" >&2; exit 3; fi',
+    ].join("; ");
+    const r = await cli(["work", "--concurrency", "2", "--wait-ms", "1000", "--exit-when-idle", "--json", "--", "sh", "-c", script]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: string; taskId: string; reason?: string; state?: string });
+    const completed = events.filter((e) => e.event === "completed").map((e) => e.taskId);
+    expect(completed.sort()).toEqual(["build", "stdin-a"]);
+    const failed = events.filter((e) => e.event === "failed");
+    expect(failed[0]).toMatchObject({ taskId: "stdin-b", state: "WAITING" });
+    expect(failed[0]?.reason).toMatch(/exit code 3: disk full/);
+    // The task arrived as JSON on stdin, with its id in the environment.
+    expect((await readdir(out)).sort()).toContain("build.json");
+    const task = JSON.parse(await readFile(join(out, "build.json"), "utf8"));
+    expect(task).toMatchObject({ id: "build", workflowId: "release", prerequisites: ["fetch"] });
+  });
+
+  it("submits a batch big enough for the coordinator's validation threads (piscina under tsx)", async () => {
+    const tasks = Array.from({ length: 1_000 }, (_, i) => ({
+      id: `big-${i}`,
+      deadline: 100_000 + i,
+      workflowId: "big",
+      prerequisites: i > 1 ? [`big-${i - 1}`, `big-${i - 2}`] : [],
+    }));
+    const file = join(dir, "big.json");
+    await writeFile(file, JSON.stringify(tasks));
+    const r = await cli(["submit", file]);
+    expect(r.stdout, r.stderr).toMatch(/^submitted 1000 tasks/);
+    const metrics = await (await fetch(info.metrics as string)).text();
+    expect(metrics).toMatch(/frontier_coordinator_validations_total\{mode="pool"\} [1-9]/);
+  });
+});
+
+describe("bad input and an unreachable cluster: one line, non-zero exit", () => {
+  it("names the line of a bad task, and sends nothing", async () => {
+    const file = join(dir, "bad.jsonl");
+    await writeFile(file, '{"id":"ok","deadline":1}\n{"id":"bad","deadline":"soon"}\n');
+    const bad = await cli(["submit", file]);
+    expectOneLineFailure(bad, 2, /bad\.jsonl:2: deadline "soon"/);
+    const missing = await cli(["status", "ok"]);
+    expectOneLineFailure(missing, 1, /no task "ok"/);
+  });
+
+  it("refuses bad options and arguments (the rest of the cases run in-process: packages/cli)", async () => {
+    const results = await Promise.all([cli(["lease", "--frobnicate"]), frontier(["launch"])]);
+    expectOneLineFailure(results[0]!, 2, /Unknown option '--frobnicate'/);
+    expectOneLineFailure(results[1]!, 2, /unknown command "launch"/);
+  });
+
+  it("says so when NATS is not there, or no coordinator answers", async () => {
+    const port = await freePort();
+    const [noNats, noCoordinator] = await Promise.all([
+      frontier(["status", "--nats", `nats://127.0.0.1:${port}`]),
+      frontier(["status", "--nats", natsUrl, "--cluster", "nobody-home"]),
+    ]);
+    expectOneLineFailure(noNats, 1, /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+    expectOneLineFailure(noCoordinator, 1, /no coordinator answers for cluster "nobody-home"/);
+  });
+
+  it("prints help", async () => {
+    const top = await frontier(["--help"]);
+    expect(top.code).toBe(0);
+    for (const name of ["start", "shard", "coordinator", "submit", "lease", "complete", "fail", "cancel", "status", "work"]) {
+      expect(top.stdout).toContain(`  ${name} `);
+    }
+  });
+});
+
+describe("stopping", () => {
+  it("stops cleanly on SIGINT, and its nats-server with it", async () => {
+    const natsPid = (info.natsServer as { pid: number }).pid;
+    const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
+    server.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(() => process.kill(natsPid, 0)).toThrow();
+  });
+});

@@ -1,0 +1,125 @@
+/**
+ * An end-to-end cluster for the tests: a real nats-server (JetStream on, on a
+ * free port), N shard actors and a coordinator, in this process, each with
+ * its own NATS connection as separate processes would have, and clients of
+ * the SDK. `frontier` runs the CLI as a user does, in a child process.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+// Workspace packages by path: the repository root has no node_modules/@frontier.
+import { pino } from "../../packages/cli/test/e2e-deps.js";
+import { connect, type FrontierClient } from "../../packages/client/src/index.js";
+import { type ShardActor, startShardActor } from "../../packages/cluster/src/index.js";
+import { type Coordinator, startCoordinator } from "../../packages/coordinator/src/index.js";
+import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
+import { SLOT_COUNT } from "../../packages/protocol/src/index.js";
+
+export const REPO_ROOT = resolve(import.meta.dirname, "../..");
+
+export interface TestCluster {
+  readonly server: NatsServer;
+  readonly url: string;
+  readonly cluster: string;
+  readonly shards: readonly ShardActor[];
+  readonly coordinator: Coordinator;
+  /** A new client of the cluster (closed by `stop`). */
+  client(options?: Parameters<typeof connect>[0]): Promise<FrontierClient>;
+  stop(): Promise<void>;
+}
+
+const silent = pino({ level: "silent" });
+
+/** Start NATS, `shards` shard actors (slots spread evenly) and a coordinator; wait until every slot is routable. */
+export async function startCluster(options: { shards?: number; cluster?: string } = {}): Promise<TestCluster> {
+  const shardCount = options.shards ?? 3;
+  const cluster = options.cluster ?? "e2e";
+  const server = await startNatsServer();
+  const dataRoot = await mkdtemp(join(tmpdir(), "frontier-e2e-"));
+  const shards = await Promise.all(
+    Array.from({ length: shardCount }, (_, i) =>
+      startShardActor({
+        natsUrl: server.url,
+        cluster,
+        shardId: `shard-${i}`,
+        dataDir: join(dataRoot, `shard-${i}`),
+        slots: { index: i, of: shardCount },
+        logger: silent,
+        shard: { durability: "committed" },
+      }),
+    ),
+  );
+  const coordinator = await startCoordinator({ natsUrl: server.url, cluster, logger: silent });
+  await until(() => {
+    const view = coordinator.inspect();
+    return view.slotsOwned === SLOT_COUNT && view.frontiers.length === shardCount;
+  }, 15_000);
+  const clients: FrontierClient[] = [];
+  return {
+    server,
+    url: server.url,
+    cluster,
+    shards,
+    coordinator,
+    async client(clientOptions = {}) {
+      const c = await connect({ servers: server.url, cluster, ...clientOptions });
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.allSettled(clients.map((c) => c.close()));
+      await coordinator.close();
+      await Promise.allSettled(shards.map((s) => s.close()));
+      await server.stop();
+      await rm(dataRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run `frontier args…` as a user does (from the repository root, through tsx), to completion. */
+export function frontier(
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", ...args],
+      { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`frontier ${args.join(" ")} did not finish in time\n${stdout}\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.stdin.end(options.input ?? "");
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
