@@ -48,14 +48,11 @@ import {
   type Op,
   ProtocolError,
   parseSubject,
-  partitionKeyOfRef,
   type Request,
   type RequestOf,
   type SubmitRequest,
-  slotOf,
   slotOfTask,
   subjectsFor,
-  type TaskRef,
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard, ShardError, ShardErrorCode, type ShardStats, type SubmitResult } from "@frontier/shard";
@@ -446,18 +443,15 @@ export class ShardActor {
       case "lease":
         return { ok: true, op: "lease", leases: await this.lease(request) };
       case "heartbeat": {
-        this.requireOwnedRef(request);
         const lease = await this.shard.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs });
         return { ok: true, op: "heartbeat", expiresAt: lease.expiresAt };
       }
       case "complete": {
-        this.requireOwnedRef(request);
         const { duplicate } = await this.shard.complete(request.taskId, request.token);
         this.announcer.changed();
         return { ok: true, op: "complete", duplicate };
       }
       case "fail": {
-        this.requireOwnedRef(request);
         const view = await this.shard.fail(request.taskId, request.token, {
           retryable: request.retryable,
           reason: request.reason,
@@ -466,17 +460,14 @@ export class ShardActor {
         return { ok: true, op: "fail", state: view.state };
       }
       case "cancel":
-        this.requireOwnedRef(request);
         await this.shard.cancel(request.taskId, request.reason);
         this.announcer.changed();
         return { ok: true, op: "cancel" };
       case "updateDeadline":
-        this.requireOwnedRef(request);
         await this.shard.updateDeadline(request.taskId, request.deadline);
         this.announcer.changed();
         return { ok: true, op: "updateDeadline" };
       case "getTask": {
-        this.requireOwnedRef(request);
         const task: TaskView | undefined = this.shard.getTask(request.taskId);
         return { ok: true, op: "getTask", task: task ?? null };
       }
@@ -653,6 +644,13 @@ export class ShardActor {
 
   // ------------------------------------------------------------ ownership
 
+  /**
+   * New tasks must belong to this shard's slots. Requests naming a task
+   * (heartbeat, complete, getTask, ...) are not checked: the task is here or
+   * it is not, and a coordinator asks every shard about a task named by id
+   * alone (its workflow unknown), expecting UNKNOWN_TASK (or null) from
+   * those that do not hold it.
+   */
   private requireOwnedTasks(tasks: readonly TaskInput[]): void {
     let notOwned: { slot: number; taskId: string }[] | undefined;
     for (const task of tasks) {
@@ -660,11 +658,6 @@ export class ShardActor {
       if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: task.id });
     }
     if (notOwned) this.slotNotOwned(notOwned);
-  }
-
-  private requireOwnedRef(ref: TaskRef): void {
-    const slot = slotOf(partitionKeyOfRef(ref));
-    if (!this.owns(slot)) this.slotNotOwned([{ slot, taskId: ref.taskId }]);
   }
 
   private slotNotOwned(refs: readonly { slot: number; taskId: string }[]): never {
