@@ -197,7 +197,8 @@ function bytesPerTask(shape: Shape, n: number): { heap: number; withBuffers: num
   gc!();
   gc!();
   const m1 = process.memoryUsage();
-  if (engine.stats().counts.COMPLETED !== 0 || engine.getTask("t0") === undefined) throw new Error("unexpected state");
+  if (engine.stats().counts.COMPLETED !== 0 || engine.getTask("t0") === undefined)
+    throw new Error("unexpected state");
   return {
     heap: (m1.heapUsed - m0.heapUsed) / n,
     withBuffers: (m1.heapUsed + m1.arrayBuffers - (m0.heapUsed + m0.arrayBuffers)) / n,
@@ -263,7 +264,9 @@ function main(): void {
   console.log(
     `add (batches of ${BATCH}) + consumeTask + completeTask of N tasks vs. a binary heap of {deadline, id} objects (push N, pop N);`,
   );
-  console.log("median of the repetitions; ratio = engine throughput / baseline throughput; memory after adding N tasks.\n");
+  console.log(
+    "median of the repetitions; ratio = engine throughput / baseline throughput; memory after adding N tasks.\n",
+  );
 
   // Warm up both sides so the first measured size does not pay for compilation.
   for (const shape of SHAPES) {
@@ -276,7 +279,8 @@ function main(): void {
 
   const header = ["shape", "live tasks", "engine", "binary heap", "ratio", "bytes/task heap", "+buffers"];
   const widths = [20, 10, 11, 11, 7, 15, 9];
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   console.log(line(header));
   console.log(line(widths.map((w) => "-".repeat(w))));
   const rows: Row[] = [];

@@ -301,7 +301,13 @@ class Model {
 
   // -- dispatch order
 
-  /** The deadline, capped by the starvation guard at the moment the task's wait runs out. */
+  /**
+   * The deadline, capped by the starvation guard at the moment the task's
+   * wait runs out. The cap applies from the moment the task becomes runnable,
+   * as the engine does (scheduler.test.ts pins it). The literal reading of the
+   * issue would apply it only once the wait has run out:
+   * `due <= lastNow ? Math.min(t.deadline, due) : t.deadline`.
+   */
   keyOf(t: MTask): number {
     return Math.min(t.deadline, t.runnableSince! + this.v.maxWaitMs);
   }
