@@ -112,7 +112,9 @@ describe("Dockerfile", () => {
     expect(`packages/cli/${pkg.bin.frontier.replace(/^\.\//, "")}`).toBe(entry![1]);
     expect(existsSync(join(root, "packages/cli/src/bin.ts"))).toBe(true);
     // Every workspace package's manifest is copied before the install.
-    const packages = readdirSync(join(root, "packages")).filter((p) => existsSync(join(root, "packages", p, "package.json")));
+    const packages = readdirSync(join(root, "packages")).filter((p) =>
+      existsSync(join(root, "packages", p, "package.json")),
+    );
     expect(packages.length).toBeGreaterThanOrEqual(8);
     for (const p of packages) {
       expect(dockerfile).toContain(`COPY packages/${p}/package.json packages/${p}/`);

@@ -5,9 +5,9 @@
  * wrong, and the cluster keeps serving everyone else.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pack, unpack } from "../../packages/client/test/raw-msgpack.js";
 import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
 import type { FrontierClient } from "../../packages/client/src/index.js";
+import { pack, unpack } from "../../packages/client/test/raw-msgpack.js";
 import {
   MAX_ID_LENGTH,
   MAX_MESSAGE_BYTES,
@@ -40,16 +40,26 @@ interface WireReply {
   v: number;
   kind: string;
   ok: boolean;
-  error?: { code: string; message: string; retryable: boolean; problems?: { taskId: string; code: string }[] };
+  error?: {
+    code: string;
+    message: string;
+    retryable: boolean;
+    problems?: { taskId: string; code: string }[];
+  };
 }
 
 /** Send raw bytes to a coordinator op (or any subject) and decode the reply without the codec's checks. */
-async function raw(op: string, bytes: Uint8Array, subject = subjectsFor("edge").coord(op as never)): Promise<WireReply> {
+async function raw(
+  op: string,
+  bytes: Uint8Array,
+  subject = subjectsFor("edge").coord(op as never),
+): Promise<WireReply> {
   const msg = await nc.request(subject, bytes, { timeout: 5_000 });
   return unpack(msg.data) as WireReply;
 }
 
-const request = (op: string, body: Record<string, unknown>) => pack({ v: PROTOCOL_VERSION, kind: "request", op, ...body });
+const request = (op: string, body: Record<string, unknown>) =>
+  pack({ v: PROTOCOL_VERSION, kind: "request", op, ...body });
 const task = (over: Record<string, unknown> = {}) => ({ id: "t", deadline: 1, ...over });
 
 async function expectError(reply: Promise<WireReply>, code: string, mentions?: RegExp): Promise<void> {
@@ -63,7 +73,11 @@ async function expectError(reply: Promise<WireReply>, code: string, mentions?: R
 
 describe("the coordinator answers bad input with a stable code", () => {
   it("garbage bytes, empty messages, and msgpack that is not an envelope: BAD_MESSAGE", async () => {
-    await expectError(raw("submit", new Uint8Array([0xc1, 0xde, 0xad, 0xbe, 0xef])), "BAD_MESSAGE", /msgpack/);
+    await expectError(
+      raw("submit", new Uint8Array([0xc1, 0xde, 0xad, 0xbe, 0xef])),
+      "BAD_MESSAGE",
+      /msgpack/,
+    );
     await expectError(raw("stats", new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")), "BAD_MESSAGE");
     await expectError(raw("stats", new Uint8Array(0)), "BAD_MESSAGE");
     await expectError(raw("stats", pack(42)), "BAD_MESSAGE", /envelope/);
@@ -72,7 +86,11 @@ describe("the coordinator answers bad input with a stable code", () => {
   });
 
   it("another protocol version: UNSUPPORTED_VERSION, in a reply the sender can read", async () => {
-    await expectError(raw("stats", pack({ v: 2, kind: "request", op: "stats" })), "UNSUPPORTED_VERSION", /version 2/);
+    await expectError(
+      raw("stats", pack({ v: 2, kind: "request", op: "stats" })),
+      "UNSUPPORTED_VERSION",
+      /version 2/,
+    );
   });
 
   it("wrong types, missing and unknown fields: BAD_MESSAGE naming the field", async () => {
@@ -82,8 +100,16 @@ describe("the coordinator answers bad input with a stable code", () => {
       "BAD_MESSAGE",
       /tasks\[0\]\.deadline/,
     );
-    await expectError(raw("submit", request("submit", { tasks: [task({ id: 7 })], ...key })), "BAD_MESSAGE", /tasks\[0\]\.id/);
-    await expectError(raw("submit", request("submit", { tasks: "all of them", ...key })), "BAD_MESSAGE", /tasks/);
+    await expectError(
+      raw("submit", request("submit", { tasks: [task({ id: 7 })], ...key })),
+      "BAD_MESSAGE",
+      /tasks\[0\]\.id/,
+    );
+    await expectError(
+      raw("submit", request("submit", { tasks: "all of them", ...key })),
+      "BAD_MESSAGE",
+      /tasks/,
+    );
     await expectError(raw("submit", request("submit", { tasks: [task()] })), "BAD_MESSAGE", /idempotencyKey/);
     await expectError(
       raw("submit", request("submit", { tasks: [task({ maxAtempts: 3 })], ...key })),
@@ -95,7 +121,11 @@ describe("the coordinator answers bad input with a stable code", () => {
       "BAD_MESSAGE",
       /max/,
     );
-    await expectError(raw("complete", request("complete", { taskId: "t", token: "12" })), "BAD_MESSAGE", /token/);
+    await expectError(
+      raw("complete", request("complete", { taskId: "t", token: "12" })),
+      "BAD_MESSAGE",
+      /token/,
+    );
     // A lease body on the submit subject: the subject names the op.
     await expectError(
       raw("submit", request("lease", { owner: "w", max: 1, leaseMs: 1000, waitMs: 0, requestId: "r" })),
@@ -108,7 +138,13 @@ describe("the coordinator answers bad input with a stable code", () => {
     // Over MAX_MESSAGE_BYTES yet under NATS's max_payload, so the coordinator sees it.
     const huge = "x".repeat(MAX_MESSAGE_BYTES - 1_000);
     await expectError(
-      raw("submit", request("submit", { tasks: [task({ payload: huge }), task({ id: "u", payload: "y".repeat(2_000) })], ...key })),
+      raw(
+        "submit",
+        request("submit", {
+          tasks: [task({ payload: huge }), task({ id: "u", payload: "y".repeat(2_000) })],
+          ...key,
+        }),
+      ),
       "MESSAGE_TOO_LARGE",
     );
     const many = Array.from({ length: MAX_TASKS_PER_BATCH + 1 }, (_, i) => task({ id: `m${i}` }));
@@ -118,7 +154,10 @@ describe("the coordinator answers bad input with a stable code", () => {
       "ID_TOO_LONG",
     );
     await expectError(
-      raw("submit", request("submit", { tasks: [task({ payload: "p".repeat(MAX_PAYLOAD_BYTES + 1) })], ...key })),
+      raw(
+        "submit",
+        request("submit", { tasks: [task({ payload: "p".repeat(MAX_PAYLOAD_BYTES + 1) })], ...key }),
+      ),
       "PAYLOAD_TOO_LARGE",
     );
     const prerequisites = Array.from({ length: MAX_PREREQUISITES + 1 }, (_, i) => `p${i}`);
@@ -131,12 +170,23 @@ describe("the coordinator answers bad input with a stable code", () => {
       "BATCH_TOO_LARGE",
     );
     await expectError(
-      raw("lease", request("lease", { owner: "w", max: 1, leaseMs: 1000, waitMs: MAX_WAIT_MS + 1, requestId: "r" })),
+      raw(
+        "lease",
+        request("lease", { owner: "w", max: 1, leaseMs: 1000, waitMs: MAX_WAIT_MS + 1, requestId: "r" }),
+      ),
       "INVALID_ARGUMENT",
       /waitMs/,
     );
     await expectError(
-      raw("fail", request("fail", { taskId: "t", token: 1, retryable: true, reason: "r".repeat(MAX_REASON_LENGTH + 1) })),
+      raw(
+        "fail",
+        request("fail", {
+          taskId: "t",
+          token: 1,
+          retryable: true,
+          reason: "r".repeat(MAX_REASON_LENGTH + 1),
+        }),
+      ),
       "INVALID_ARGUMENT",
       /reason/,
     );
@@ -159,7 +209,9 @@ describe("the coordinator answers bad input with a stable code", () => {
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe("VALIDATION_FAILED");
     const codes = (r.error?.problems ?? []).map((p) => `${p.taskId}:${p.code}`);
-    expect(codes).toEqual(expect.arrayContaining(["same:DUPLICATE_ID", "self:SELF_DEPENDENCY", "att:MALFORMED"]));
+    expect(codes).toEqual(
+      expect.arrayContaining(["same:DUPLICATE_ID", "self:SELF_DEPENDENCY", "att:MALFORMED"]),
+    );
     // Nothing of a refused batch is added.
     expect((await client.stats()).counts).toEqual(before.counts);
   });
@@ -167,7 +219,10 @@ describe("the coordinator answers bad input with a stable code", () => {
   it("a shard's own subject refuses garbage the same way", async () => {
     const shardSubject = subjectsFor("edge").shard("shard-0", "submit");
     await expectError(raw("submit", new Uint8Array([0xff, 0x00, 0x13]), shardSubject), "BAD_MESSAGE");
-    await expectError(raw("submit", pack({ v: 9, kind: "request", op: "submit" }), shardSubject), "UNSUPPORTED_VERSION");
+    await expectError(
+      raw("submit", pack({ v: 9, kind: "request", op: "submit" }), shardSubject),
+      "UNSUPPORTED_VERSION",
+    );
   });
 
   it("keeps serving everyone else, during and after a flood of bad input", async () => {

@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNatsServer } from "../../packages/nats-testing/src/index.js";
 import { type CliResult, frontier, REPO_ROOT, until } from "./harness.js";
 
 const CLUSTER = "clitest";
@@ -88,7 +89,22 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (server !== undefined && server.exitCode === null) server.kill("SIGKILL");
+  // Normally stopped by the last test; if not (a filtered run, a failure), stop it the same way:
+  // a SIGKILL would leave its nats-server (in its own process group) behind.
+  if (server !== undefined && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once("exit", resolve));
+    server.kill("SIGINT");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    if (server.exitCode === null) server.kill("SIGKILL");
+  }
+  const natsPid = typeof info?.natsServer === "object" ? info.natsServer.pid : undefined;
+  if (natsPid !== undefined) {
+    try {
+      process.kill(natsPid, "SIGKILL");
+    } catch {
+      // Already gone, as it should be.
+    }
+  }
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -136,7 +152,11 @@ describe("client commands", () => {
 
     // Earliest deadline first: notify (+10m), then fetch (+1h); build waits for fetch.
     const leased = await cli(["lease", "--max", "2", "--worker", "me", "--json"]);
-    const leases = JSON.parse(leased.stdout) as { taskId: string; token: number; task: { workflowId?: string } }[];
+    const leases = JSON.parse(leased.stdout) as {
+      taskId: string;
+      token: number;
+      task: { workflowId?: string };
+    }[];
     expect(leases.map((l) => l.taskId)).toEqual(["notify", "fetch"]);
     const notify = leases[0]!;
     const fetch = leases[1]!;
@@ -179,7 +199,19 @@ describe("client commands", () => {
       `cat > ${out}/$FRONTIER_TASK_ID.json`,
       'if [ "$FRONTIER_TASK_ID" = "stdin-b" ]; then echo "disk full" >&2; exit 3; fi',
     ].join("; ");
-    const r = await cli(["work", "--concurrency", "2", "--wait-ms", "1000", "--exit-when-idle", "--json", "--", "sh", "-c", script]);
+    const r = await cli([
+      "work",
+      "--concurrency",
+      "2",
+      "--wait-ms",
+      "1000",
+      "--exit-when-idle",
+      "--json",
+      "--",
+      "sh",
+      "-c",
+      script,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const events = r.stdout
       .trim()
@@ -241,8 +273,94 @@ describe("bad input and an unreachable cluster: one line, non-zero exit", () => 
   it("prints help", async () => {
     const top = await frontier(["--help"]);
     expect(top.code).toBe(0);
-    for (const name of ["start", "shard", "coordinator", "submit", "lease", "complete", "fail", "cancel", "status", "work"]) {
+    for (const name of [
+      "start",
+      "shard",
+      "coordinator",
+      "submit",
+      "lease",
+      "complete",
+      "fail",
+      "cancel",
+      "status",
+      "work",
+    ]) {
       expect(top.stdout).toContain(`  ${name} `);
+    }
+  });
+});
+
+describe("frontier shard and frontier coordinator, as separate processes (as in docker-compose.yml)", () => {
+  it("serve a cluster together, and stop cleanly on SIGTERM", async () => {
+    const nats = await startNatsServer();
+    const env = { FRONTIER_NATS_URL: nats.url, FRONTIER_CLUSTER: "split" };
+    const run = (args: string[]) => {
+      const child = spawn(
+        process.execPath,
+        ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", ...args],
+        {
+          cwd: REPO_ROOT,
+          env: { ...process.env, ...env },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let out = "";
+      child.stdout?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      child.stderr?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      return { child, exited, out: () => out };
+    };
+    const services = [
+      run([
+        "shard",
+        "--id",
+        "shard-0",
+        "--slots",
+        "0/2",
+        "--data",
+        join(dir, "split", "shard-0"),
+        "--json",
+        "--log-level",
+        "warn",
+      ]),
+      run([
+        "shard",
+        "--id",
+        "shard-1",
+        "--slots",
+        "1/2",
+        "--data",
+        join(dir, "split", "shard-1"),
+        "--json",
+        "--log-level",
+        "warn",
+      ]),
+      run(["coordinator", "--json", "--log-level", "warn"]),
+    ];
+    try {
+      await until(() => services.every((s) => s.out().includes('"event":"listening"')), 40_000);
+      const shardLines = services.slice(0, 2).map((s) => JSON.parse(s.out().split("\n")[0] ?? "{}"));
+      expect(shardLines.map((l) => l.slots)).toEqual([512, 512]);
+      await until(async () => (await frontier(["status"], { env })).code === 0, 20_000);
+      const submitted = await frontier(["submit", "-"], {
+        env,
+        input: '{"id":"a","deadline":1}\n{"id":"b","deadline":2}\n{"id":"c","deadline":3}\n',
+      });
+      expect(submitted.stdout).toMatch(/^submitted 3 tasks/);
+      const leased = JSON.parse((await frontier(["lease", "--max", "3", "--json"], { env })).stdout);
+      // Earliest first; one request may stop at a shard's bound (see the coordinator's lease routing).
+      const ids = leased.map((l: { taskId: string }) => l.taskId);
+      expect(ids[0]).toBe("a");
+      expect(ids).toEqual([...ids].sort());
+    } finally {
+      for (const s of services) s.child.kill("SIGTERM");
+      const codes = await Promise.all(services.map((s) => s.exited));
+      await nats.stop();
+      expect(codes).toEqual([0, 0, 0]);
     }
   });
 });

@@ -33,7 +33,9 @@ export interface TestCluster {
 const silent = pino({ level: "silent" });
 
 /** Start NATS, `shards` shard actors (slots spread evenly) and a coordinator; wait until every slot is routable. */
-export async function startCluster(options: { shards?: number; cluster?: string } = {}): Promise<TestCluster> {
+export async function startCluster(
+  options: { shards?: number; cluster?: string } = {},
+): Promise<TestCluster> {
   const shardCount = options.shards ?? 3;
   const cluster = options.cluster ?? "e2e";
   const server = await startNatsServer();

@@ -132,8 +132,11 @@ describe("dependencies", () => {
     await until(() => tasks.every((t) => completedAt.has(t.id)), 20_000);
     await Promise.all(running.map((w) => w.stop()));
     expect(violations).toEqual([]);
-    const stats = await client.stats();
-    expect(stats.counts.WAITING + stats.counts.RUNNABLE + stats.counts.LEASED).toBe(0);
+    for (const t of tasks) {
+      expect((await client.getTask(t.id, { workflowId: t.workflowId as string }))?.state, t.id).toBe(
+        "COMPLETED",
+      );
+    }
   });
 
   it("refuses a prerequisite in another workflow, with a clear error", async () => {
@@ -189,8 +192,21 @@ describe("exclusive leases", () => {
         return worker;
       }),
     );
-    await until(() => completions.size === n, 30_000);
-    await Promise.all(workers.map((w) => w.stop()));
+    const errors: unknown[] = [];
+    for (const w of workers) w.on((e) => e.type === "error" && errors.push(e.error));
+    const done = () => [...completions.keys()].filter((id) => id.startsWith("ex-")).length === n;
+    try {
+      await until(done, 30_000);
+    } catch (e) {
+      const left = Array.from({ length: n }, (_, i) => `ex-${i}`).filter((id) => !completions.has(id));
+      const views = await Promise.all(left.slice(0, 5).map((id) => client.getTask(id)));
+      throw new Error(
+        `${left.length} not completed; e.g. ${JSON.stringify(views)}; workers ${JSON.stringify(workers.map((w) => w.stats))}; errors ${errors.map(String).join(" | ")}`,
+        { cause: e },
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
     expect(doubles).toEqual([]);
     expect([...completions.values()].every((k) => k === 1)).toBe(true);
     // Every worker got a share.
@@ -219,7 +235,9 @@ describe("idempotent resubmits", () => {
 
   it("applies concurrent resubmits of one key once", async () => {
     const tasks = Array.from({ length: 12 }, (_, i) => ({ id: `race-${i}`, deadline: 20_000 + i }));
-    const results = await Promise.all([1, 2, 3, 4].map(() => client.submit(tasks, { idempotencyKey: "race-key" })));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(() => client.submit(tasks, { idempotencyKey: "race-key" })),
+    );
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
     expect(results.every((r) => r.accepted === 12)).toBe(true);
     for (const t of tasks) expect((await client.getTask(t.id))?.state).toBe("RUNNABLE");
@@ -229,7 +247,11 @@ describe("idempotent resubmits", () => {
 describe("requests that name a task by id alone", () => {
   // The SDK sends a lease's workflowId along; a person at the CLI may not know it.
   it("find the task in its workflow's shard, and answer null for no task at all", async () => {
-    const tasks = Array.from({ length: 8 }, (_, i) => ({ id: `byid-${i}`, deadline: 30_000 + i, workflowId: `byid-wf-${i}` }));
+    const tasks = Array.from({ length: 8 }, (_, i) => ({
+      id: `byid-${i}`,
+      deadline: 30_000 + i,
+      workflowId: `byid-wf-${i}`,
+    }));
     await client.submit(tasks);
     expect(await client.getTask("no-such-task", { retry: { attempts: 1 } })).toBeNull();
     for (const t of tasks) {

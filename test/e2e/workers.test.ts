@@ -40,7 +40,9 @@ describe("work()", () => {
     const worker = client.work(
       async (_task, { signal }) => {
         started = true;
-        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
         reason = signal.reason;
       },
       { leaseMs: 600, waitMs: 500 },

@@ -24,7 +24,11 @@ export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** The options every command takes. */
 export const COMMON_OPTIONS = {
-  nats: { type: "string", value: "URL", description: `NATS server (default $${NATS_URL_ENV} or ${DEFAULT_NATS_URL})` },
+  nats: {
+    type: "string",
+    value: "URL",
+    description: `NATS server (default $${NATS_URL_ENV} or ${DEFAULT_NATS_URL})`,
+  },
   cluster: {
     type: "string",
     value: "NAME",
@@ -54,7 +58,8 @@ export function parse(command: string, argv: readonly string[], options: OptionS
     });
     return { values: values as Parsed["values"], positionals };
   } catch (err) {
-    const message = err instanceof Error ? err.message.replace(/\. To specify a positional.*$/s, "") : String(err);
+    const message =
+      err instanceof Error ? err.message.replace(/\. To specify a positional.*$/s, "") : String(err);
     throw usageError(`${command}: ${message} (see frontier ${command} --help)`);
   }
 }
@@ -125,7 +130,9 @@ export function checkNatsUrl(command: string, url: string): { host: string; port
     try {
       parsed = new URL(withScheme);
     } catch {
-      throw usageError(`${command}: --nats must be a URL like nats://127.0.0.1:4222, got ${JSON.stringify(url)}`);
+      throw usageError(
+        `${command}: --nats must be a URL like nats://127.0.0.1:4222, got ${JSON.stringify(url)}`,
+      );
     }
     if (parsed.hostname === "") {
       throw usageError(`${command}: --nats must name a host, got ${JSON.stringify(url)}`);
@@ -144,7 +151,10 @@ function nonEmpty(s: string | undefined): string | undefined {
 export function optionHelp(options: OptionSpecs): string {
   const rows = Object.entries(options).map(([name, spec]) => {
     const short = spec.short === undefined ? "    " : `-${spec.short}, `;
-    return [`${short}--${name}${spec.value === undefined ? "" : ` ${spec.value}`}`, spec.description] as const;
+    return [
+      `${short}--${name}${spec.value === undefined ? "" : ` ${spec.value}`}`,
+      spec.description,
+    ] as const;
   });
   const width = Math.max(...rows.map(([left]) => left.length));
   return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`).join("\n");

@@ -21,6 +21,13 @@ import { leaseLine, statsLines, taskLines, toJson } from "./format.js";
 import { type Io, println } from "./io.js";
 import { parseTasks, type SourcedTask } from "./tasks-file.js";
 
+/**
+ * `frontier lease` long-polls this long by default, ms. It answers as soon as a
+ * task is runnable; the wait only covers the moment between a change and the
+ * shards' next frontier announcement, when the coordinator may not know yet.
+ */
+const DEFAULT_LEASE_WAIT_MS = 1_000;
+
 /** Requests from the CLI retry briefly: a person is waiting. */
 const CLI_RETRY = { attempts: 3, baseMs: 100, maxMs: 500 } as const;
 const CLI_CONNECT_TIMEOUT_MS = 3_000;
@@ -31,7 +38,10 @@ export interface CommandContext {
   readonly command: string;
 }
 
-export async function withClient<T>(ctx: CommandContext, f: (client: FrontierClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  ctx: CommandContext,
+  f: (client: FrontierClient) => Promise<T>,
+): Promise<T> {
   const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
   const client = await connect({
     servers: natsUrl.split(","),
@@ -120,8 +130,11 @@ function batchesOf(sourced: readonly SourcedTask[]): SourcedTask[][] {
   for (const s of sourced) {
     let size: number;
     try {
-      size = encodeRequest({ op: "submit", tasks: [s.task as unknown as TaskInput], idempotencyKey: "k" })
-        .byteLength;
+      size = encodeRequest({
+        op: "submit",
+        tasks: [s.task as unknown as TaskInput],
+        idempotencyKey: "k",
+      }).byteLength;
     } catch (err) {
       const message = err instanceof Error ? err.message.replace(/^tasks\[0\]\.?/, "") : String(err);
       const code = err instanceof ProtocolError ? `${err.code}: ` : "";
@@ -151,20 +164,25 @@ async function readText(path: string): Promise<string> {
 
 async function readStdin(io: Io): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  for await (const chunk of io.stdin)
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(chunks).toString("utf8");
 }
 
 // ------------------------------------------------------------------- lease
 
 export const LEASE_OPTIONS = {
-  max: { type: "string", value: "N", description: `most tasks to lease, 1..${MAX_LEASES_PER_REQUEST} (default 1)` },
+  max: {
+    type: "string",
+    value: "N",
+    description: `most tasks to lease, 1..${MAX_LEASES_PER_REQUEST} (default 1)`,
+  },
   "lease-ms": { type: "string", value: "MS", description: "lease length in ms (default 30000)" },
   worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
   "wait-ms": {
     type: "string",
     value: "MS",
-    description: `wait up to MS for a runnable task, 0..${MAX_WAIT_MS} (default 0)`,
+    description: `wait up to MS for a runnable task, 0..${MAX_WAIT_MS} (default ${DEFAULT_LEASE_WAIT_MS})`,
   },
 } as const satisfies OptionSpecs;
 
@@ -173,7 +191,7 @@ export async function lease(ctx: CommandContext): Promise<void> {
   const c = ctx.command;
   const max = int(c, ctx.parsed, "max", { min: 1, max: MAX_LEASES_PER_REQUEST }, 1);
   const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 1 }, 30_000);
-  const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, 0);
+  const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, DEFAULT_LEASE_WAIT_MS);
   const owner = idOption(ctx, "worker");
   const leases = await withClient(ctx, (client) =>
     client.lease({ max, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) }),
@@ -191,7 +209,7 @@ const WORKFLOW_OPTION = {
   workflow: {
     type: "string",
     value: "W",
-    description: "the task's workflowId, if it has one (routes to its shard)",
+    description: "the task's workflowId, if it has one (routes straight to its shard)",
   },
 } as const satisfies OptionSpecs;
 
@@ -235,7 +253,9 @@ export async function fail(ctx: CommandContext): Promise<void> {
   out(
     ctx,
     () => [
-      r.state === "FAILED" ? `failed ${taskId} for good` : `failed ${taskId}; it will be retried (${r.state})`,
+      r.state === "FAILED"
+        ? `failed ${taskId} for good`
+        : `failed ${taskId}; it will be retried (${r.state})`,
     ],
     () => ({ taskId, ...r }),
   );
@@ -289,8 +309,7 @@ export async function status(ctx: CommandContext): Promise<void> {
   );
   if (task === null) {
     if (flag(ctx.parsed, "json")) println(ctx.io.stdout, "null");
-    const hint = workflowId === undefined ? " (if it has a workflowId, pass --workflow)" : "";
-    throw new CliError(`no task ${JSON.stringify(taskId)} in cluster ${JSON.stringify(cluster)}${hint}`);
+    throw new CliError(`no task ${JSON.stringify(taskId)} in cluster ${JSON.stringify(cluster)}`);
   }
   out(
     ctx,
@@ -328,7 +347,8 @@ function idOption(ctx: CommandContext, name: string): string | undefined {
 
 function tokenOf(ctx: CommandContext): number {
   const token = int(ctx.command, ctx.parsed, "token", { min: 0 });
-  if (token === undefined) throw usageError(`${ctx.command}: --token T is required (the lease's fencing token)`);
+  if (token === undefined)
+    throw usageError(`${ctx.command}: --token T is required (the lease's fencing token)`);
   return token;
 }
 

@@ -6,12 +6,7 @@
  * not be reached); 2 bad usage (unknown command or option, bad value,
  * unreadable input); 130 / 143 interrupted twice (SIGINT / SIGTERM).
  */
-import {
-  ClientError,
-  ClientErrorCode,
-  NoRespondersError,
-  RequestTimeoutError,
-} from "@frontier/client";
+import { ClientError, ClientErrorCode, NoRespondersError, RequestTimeoutError } from "@frontier/client";
 import { FrontierError, ValidationError } from "@frontier/core";
 import { ProtocolError } from "@frontier/protocol";
 

@@ -59,7 +59,10 @@ export function taskLines(task: TaskView): string[] {
   ];
   if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);
   if (task.prerequisites.length > 0) {
-    rows.push(["prerequisites", `${task.prerequisites.join(", ")} (${task.unmetPrerequisites} not completed)`]);
+    rows.push([
+      "prerequisites",
+      `${task.prerequisites.join(", ")} (${task.unmetPrerequisites} not completed)`,
+    ]);
   }
   if (task.token > 0) rows.push(["token", String(task.token)]);
   if (task.leaseOwner !== undefined) rows.push(["lease owner", task.leaseOwner]);

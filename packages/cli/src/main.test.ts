@@ -122,11 +122,19 @@ describe("submit input", () => {
       2,
       /bad\.jsonl:3: BAD_MESSAGE: unknown field "maxAtempts"/,
     );
-    oneLine(await run(["submit", "-"], { input: '[{"id":"a","deadline":1},{"id":7,"deadline":1}]' }), 2, /stdin\[1\]: BAD_MESSAGE: id/);
+    oneLine(
+      await run(["submit", "-"], { input: '[{"id":"a","deadline":1},{"id":7,"deadline":1}]' }),
+      2,
+      /stdin\[1\]: BAD_MESSAGE: id/,
+    );
     oneLine(await run(["submit", "-"], { input: "{not json" }), 2, /stdin:1: not valid JSON/);
     oneLine(await run(["submit", "-"], { input: "   \n" }), 2, /no tasks in stdin/);
     oneLine(await run(["submit", "-"], { input: "[1,2]" }), 2, /stdin\[0\]: a task must be a JSON object/);
-    oneLine(await run(["submit", join(dir, "missing.jsonl")]), 2, /cannot read .*missing\.jsonl: no such file/);
+    oneLine(
+      await run(["submit", join(dir, "missing.jsonl")]),
+      2,
+      /cannot read .*missing\.jsonl: no such file/,
+    );
     oneLine(await run(["submit", dir]), 2, /is a directory/);
   });
 
@@ -150,7 +158,11 @@ describe("submit input", () => {
 
 describe("an unreachable cluster: one line, exit 1", () => {
   it("says where it looked for NATS", async () => {
-    oneLine(await run(["status", "--nats", "nats://127.0.0.1:1"]), 1, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1/);
+    oneLine(
+      await run(["status", "--nats", "nats://127.0.0.1:1"]),
+      1,
+      /cannot reach NATS at nats:\/\/127\.0\.0\.1:1/,
+    );
     oneLine(
       await run(["lease"], { env: { FRONTIER_NATS_URL: "nats://127.0.0.1:1" } }),
       1,

@@ -94,7 +94,8 @@ export const COMMANDS = {
     run: status,
   },
   work: {
-    summary: "run CMD once per leased task (task JSON on stdin, FRONTIER_TASK_ID in env); exit 0 completes it",
+    summary:
+      "run CMD once per leased task (task JSON on stdin, FRONTIER_TASK_ID in env); exit 0 completes it",
     args: "[--concurrency N] -- CMD ARGS…",
     options: WORK_OPTIONS,
     run: work,

@@ -27,7 +27,12 @@ const NATS_STOP_TIMEOUT_MS = 5_000;
 /** True when a NATS server accepts a client at `url` within `timeoutMs`. */
 export async function natsAnswers(url: string, timeoutMs = 1_000): Promise<boolean> {
   try {
-    const nc = await connect({ servers: url.split(","), timeout: timeoutMs, maxReconnectAttempts: 0, reconnect: false });
+    const nc = await connect({
+      servers: url.split(","),
+      timeout: timeoutMs,
+      maxReconnectAttempts: 0,
+      reconnect: false,
+    });
     await nc.close();
     return true;
   } catch {
@@ -67,7 +72,9 @@ export async function startNatsChild(
   await mkdir(storeDir, { recursive: true });
   const bind = host === "localhost" ? "127.0.0.1" : host;
   const args = ["-a", bind, "-p", String(port), "-js", "-sd", storeDir];
-  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
+  // Its own process group: a Ctrl-C in the terminal reaches us, not it, and we stop it
+  // after the shards have closed (they still need it to finish cleanly).
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let output = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-4_000);

@@ -8,8 +8,8 @@
  */
 import { resolve } from "node:path";
 import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv } from "@frontier/cluster";
-import { isValidToken } from "@frontier/protocol";
 import { startCoordinator } from "@frontier/coordinator";
+import { isValidToken } from "@frontier/protocol";
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
@@ -46,7 +46,13 @@ export async function start(ctx: CommandContext): Promise<void> {
       url = child.url;
       parts.push({ name: "nats-server", close: () => (child as NatsChild).stop() });
     }
-    const host = await ShardHost.start({ natsUrl: url, cluster, dataDir: resolve(dataDir, "shards"), shards, logLevel });
+    const host = await ShardHost.start({
+      natsUrl: url,
+      cluster,
+      dataDir: resolve(dataDir, "shards"),
+      shards,
+      logLevel,
+    });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
       natsUrl: url,
@@ -90,9 +96,14 @@ export async function shard(ctx: CommandContext): Promise<void> {
   const fromEnv = shardProcessOptionsFromEnv(ctx.io.env);
   const shardId = str(ctx.parsed, "id") ?? fromEnv.shardId ?? "shard-0";
   if (!isValidToken(shardId)) {
-    throw usageError(`shard: --id must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(shardId)}`);
+    throw usageError(
+      `shard: --id must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(shardId)}`,
+    );
   }
-  const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? fromEnv.dataDir ?? `${DEFAULT_DATA_DIR}/${shardId}`);
+  const dataDir = resolve(
+    ctx.io.cwd,
+    str(ctx.parsed, "data") ?? fromEnv.dataDir ?? `${DEFAULT_DATA_DIR}/${shardId}`,
+  );
   const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
   const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
   const parts: Stoppable[] = [];
@@ -205,7 +216,10 @@ async function runUntilSignal(
       reason = await Promise.race([stopSignal, ...(ended === undefined ? [] : [ended])]);
     }
     if (!flag(ctx.parsed, "json") && endError === null) {
-      println(ctx.io.stderr, `frontier ${ctx.command}: ${reason === "ended" ? "stopped" : `${reason}, stopping`}`);
+      println(
+        ctx.io.stderr,
+        `frontier ${ctx.command}: ${reason === "ended" ? "stopped" : `${reason}, stopping`}`,
+      );
     }
     await stopAll(ctx, parts);
     if (endError !== null) throw endError;
@@ -219,7 +233,10 @@ async function stopAll(ctx: CommandContext, parts: readonly Stoppable[]): Promis
     try {
       await part.close();
     } catch (err) {
-      println(ctx.io.stderr, `frontier ${ctx.command}: stopping ${part.name}: ${err instanceof Error ? err.message : String(err)}`);
+      println(
+        ctx.io.stderr,
+        `frontier ${ctx.command}: stopping ${part.name}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 }
@@ -228,6 +245,9 @@ async function stopAll(ctx: CommandContext, parts: readonly Stoppable[]): Promis
 function startError(err: unknown): unknown {
   if (err instanceof CliError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  if (/jetstream is not enabled|jetstream not enabled/i.test(message)) {
+    return new CliError(`${message}: the NATS server needs JetStream (nats-server -js)`, 1, { cause: err });
+  }
   if (/ECONNREFUSED|CONNECTION_REFUSED|connection refused/i.test(message)) {
     return new CliError(`cannot reach NATS: ${message}; ${INSTALL_NATS_HINT}`, 1, { cause: err });
   }
@@ -247,7 +267,9 @@ function noPositionals(ctx: CommandContext): void {
 function logLevelOf(ctx: CommandContext, fallback: string): LogLevel {
   const level = str(ctx.parsed, "log-level") ?? fallback;
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw usageError(`${ctx.command}: --log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
+    throw usageError(
+      `${ctx.command}: --log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`,
+    );
   }
   return level as LogLevel;
 }
@@ -260,7 +282,9 @@ function metricsOptions(
   if (metricsHost !== undefined && metricsPort === undefined) {
     throw usageError(`${ctx.command}: --metrics-host needs --metrics-port`);
   }
-  return metricsPort === undefined ? {} : { metricsPort, ...(metricsHost === undefined ? {} : { metricsHost }) };
+  return metricsPort === undefined
+    ? {}
+    : { metricsPort, ...(metricsHost === undefined ? {} : { metricsHost }) };
 }
 
 function logger(name: string, level: LogLevel): Logger {
@@ -273,7 +297,9 @@ function slotSpecOf(ctx: CommandContext, fallback: string | undefined): SlotSpec
   const spread = /^(\d+)\/(\d+)$/.exec(raw.trim());
   if (spread !== null) return { index: Number(spread[1]), of: Number(spread[2]) };
   if (!/^[\d\s,-]+$/.test(raw)) {
-    throw usageError(`${ctx.command}: --slots must be "auto", ranges like "0-511,700", or "I/N", got ${JSON.stringify(raw)}`);
+    throw usageError(
+      `${ctx.command}: --slots must be "auto", ranges like "0-511,700", or "I/N", got ${JSON.stringify(raw)}`,
+    );
   }
   return raw;
 }

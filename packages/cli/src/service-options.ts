@@ -36,7 +36,11 @@ const METRICS_OPTION = {
 
 export const START_OPTIONS = {
   data: { type: "string", value: "DIR", description: `data directory (default ${DEFAULT_DATA_DIR})` },
-  shards: { type: "string", value: "N", description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})` },
+  shards: {
+    type: "string",
+    value: "N",
+    description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})`,
+  },
   ...METRICS_OPTION,
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
@@ -51,7 +55,8 @@ export const SHARD_OPTIONS = {
   slots: {
     type: "string",
     value: "SPEC",
-    description: 'slots to own: "auto" (default: the ones it owns, else every free one), "0-511,700", or "I/N" (n mod N == I)',
+    description:
+      'slots to own: "auto" (default: the ones it owns, else every free one), "0-511,700", or "I/N" (n mod N == I)',
   },
   takeover: {
     type: "boolean",
@@ -62,4 +67,3 @@ export const SHARD_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export const COORDINATOR_OPTIONS = { ...METRICS_OPTION, ...LOG_OPTION } as const satisfies OptionSpecs;
-

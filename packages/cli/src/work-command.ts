@@ -21,7 +21,11 @@ import { println } from "./io.js";
 
 export const WORK_OPTIONS = {
   concurrency: { type: "string", value: "N", description: "commands run at once (default 1)" },
-  "lease-ms": { type: "string", value: "MS", description: "lease length in ms, kept alive by heartbeats (default 30000)" },
+  "lease-ms": {
+    type: "string",
+    value: "MS",
+    description: "lease length in ms, kept alive by heartbeats (default 30000)",
+  },
   "wait-ms": {
     type: "string",
     value: "MS",
@@ -43,7 +47,8 @@ class SpawnError extends Error {
 
 export async function work(ctx: CommandContext): Promise<void> {
   const [cmd, ...args] = ctx.parsed.positionals;
-  if (cmd === undefined) throw usageError("work: expected a command to run: frontier work [options] -- CMD ARGS…");
+  if (cmd === undefined)
+    throw usageError("work: expected a command to run: frontier work [options] -- CMD ARGS…");
   const c = ctx.command;
   const concurrency = int(c, ctx.parsed, "concurrency", { min: 1, max: 1_000 }, 1);
   const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 100 }, 30_000);
@@ -75,7 +80,10 @@ export async function work(ctx: CommandContext): Promise<void> {
       switch (e.type) {
         case "task:started":
           started.set(key(e.lease), Date.now());
-          report({ event: "started", taskId: e.lease.taskId, attempt: e.lease.attempt }, `started ${e.lease.taskId}`);
+          report(
+            { event: "started", taskId: e.lease.taskId, attempt: e.lease.attempt },
+            `started ${e.lease.taskId}`,
+          );
           break;
         case "task:completed": {
           const ms = elapsed(started, e.lease);
@@ -115,7 +123,11 @@ export async function work(ctx: CommandContext): Promise<void> {
     const off = io.onSignal(() => {
       signals++;
       if (signals === 1) {
-        if (!json) println(io.stderr, "frontier work: stopping; running commands finish (signal again to terminate them)");
+        if (!json)
+          println(
+            io.stderr,
+            "frontier work: stopping; running commands finish (signal again to terminate them)",
+          );
         void worker.stop();
       } else {
         void worker.stop({ abortInFlight: true });
@@ -192,13 +204,24 @@ export function runCommand(
     };
     child.once("error", (err: NodeJS.ErrnoException) => {
       cleanup();
-      const why = err.code === "ENOENT" ? "command not found" : err.code === "EACCES" ? "permission denied" : err.message;
+      const why =
+        err.code === "ENOENT"
+          ? "command not found"
+          : err.code === "EACCES"
+            ? "permission denied"
+            : err.message;
       reject(new SpawnError(`cannot run ${JSON.stringify(cmd)}: ${why}`));
     });
     child.once("close", (code, sig) => {
       cleanup();
       if (code === 0) return resolve();
-      const text = tail.toString("utf8").replace(/^[^\n]*\uFFFD/, "").trim().split(/\r?\n/).slice(-3).join(" | ");
+      const text = tail
+        .toString("utf8")
+        .replace(/^[^\n]*\uFFFD/, "")
+        .trim()
+        .split(/\r?\n/)
+        .slice(-3)
+        .join(" | ");
       const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
       reject(new TaskError(text === "" ? how : `${how}: ${text}`));
     });

@@ -50,7 +50,9 @@ import { BatchSubmitter, type Submitter } from "./submitter.js";
 import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
 
 /** What heartbeat / complete / fail need of a lease: a `Lease` as granted, or its fields. */
-export type LeaseRef = Lease | { readonly taskId: string; readonly token: number; readonly workflowId?: string };
+export type LeaseRef =
+  | Lease
+  | { readonly taskId: string; readonly token: number; readonly workflowId?: string };
 
 /** Per-call options of every request. */
 export interface RequestOptions {

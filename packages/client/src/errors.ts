@@ -15,6 +15,8 @@
  * error; their classes let a caller tell "nobody is listening, nothing
  * happened" from "no answer in time, it may have happened".
  */
+
+import { type Op, ProtocolError, WireErrorCode } from "@frontier/protocol";
 import {
   ClosedConnectionError,
   DrainingConnectionError,
@@ -22,7 +24,6 @@ import {
   RequestError as NatsRequestError,
   TimeoutError as NatsTimeoutError,
 } from "@nats-io/nats-core";
-import { type Op, ProtocolError, WireErrorCode } from "@frontier/protocol";
 
 /** Codes of failures that belong to the client itself rather than to a reply. */
 export const ClientErrorCode = {

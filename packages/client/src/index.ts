@@ -43,5 +43,5 @@ export {
   type SubmitterOptions,
   type WorkOptions,
 } from "./options.js";
-export { BATCH_BYTE_BUDGET, type SubmitAllResult, type Submitter, type SubmitReceipt } from "./submitter.js";
-export { type TaskContext, type TaskHandler, type Worker, type WorkerEvent, type WorkerStats } from "./worker.js";
+export { BATCH_BYTE_BUDGET, type SubmitAllResult, type SubmitReceipt, type Submitter } from "./submitter.js";
+export type { TaskContext, TaskHandler, Worker, WorkerEvent, WorkerStats } from "./worker.js";

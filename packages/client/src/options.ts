@@ -92,13 +92,27 @@ export function fillConnectOptions(options: ConnectOptions, defaultName: string)
     servers,
     cluster,
     name,
-    requestTimeoutMs: positiveInt("connect", "requestTimeoutMs", options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
-    connectTimeoutMs: positiveInt("connect", "connectTimeoutMs", options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS),
+    requestTimeoutMs: positiveInt(
+      "connect",
+      "requestTimeoutMs",
+      options.requestTimeoutMs,
+      DEFAULT_REQUEST_TIMEOUT_MS,
+    ),
+    connectTimeoutMs: positiveInt(
+      "connect",
+      "connectTimeoutMs",
+      options.connectTimeoutMs,
+      DEFAULT_CONNECT_TIMEOUT_MS,
+    ),
     retry: fillRetry("connect", options.retry),
   };
 }
 
-export function fillRetry(where: string, retry: Partial<RetryPolicy> | undefined, base = DEFAULT_RETRY): RetryPolicy {
+export function fillRetry(
+  where: string,
+  retry: Partial<RetryPolicy> | undefined,
+  base = DEFAULT_RETRY,
+): RetryPolicy {
   const r = { ...base, ...retry };
   positiveInt(where, "retry.attempts", r.attempts, 1);
   nonNegative(where, "retry.baseMs", r.baseMs);
@@ -141,7 +155,9 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   const leaseMs = positiveInt("work", "leaseMs", options.leaseMs, DEFAULT_LEASE_MS);
   const waitMs = options.waitMs ?? DEFAULT_WORK_WAIT_MS;
   if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_WAIT_MS) {
-    throw new InvalidArgumentError(`work: option waitMs must be an integer in 0..${MAX_WAIT_MS}, got ${waitMs}`);
+    throw new InvalidArgumentError(
+      `work: option waitMs must be an integer in 0..${MAX_WAIT_MS}, got ${waitMs}`,
+    );
   }
   const owner = options.owner ?? defaultOwner;
   checkId("work", "owner", owner);

@@ -136,7 +136,13 @@ describe("submitter", () => {
       s.add({ id: "cyc-a", deadline: 1, prerequisites: ["cyc-b"] }),
       s.add({ id: "cyc-b", deadline: 1, prerequisites: ["cyc-a"] }),
     ]);
-    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled", "rejected", "rejected"]);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "rejected",
+    ]);
     const taken = (outcomes[1] as PromiseRejectedResult).reason;
     expect(taken).toBeInstanceOf(ValidationError);
     expect(taken.problems.map((p: { taskId: string }) => p.taskId)).toEqual(["taken"]);

@@ -255,7 +255,9 @@ export class BatchSubmitter implements Submitter {
         return;
       } catch (err) {
         const split =
-          err instanceof ValidationError && round < MAX_SPLIT_ROUNDS ? splitByProblems(live, err.problems) : null;
+          err instanceof ValidationError && round < MAX_SPLIT_ROUNDS
+            ? splitByProblems(live, err.problems)
+            : null;
         if (split === null || split.rejected.size === 0) {
           for (const e of live) e.reject(err);
           return;

@@ -52,7 +52,12 @@ export type TaskHandler = (task: Task, context: TaskContext) => unknown;
 export type WorkerEvent =
   | { readonly type: "task:started"; readonly lease: Lease }
   | { readonly type: "task:completed"; readonly lease: Lease; readonly duplicate: boolean }
-  | { readonly type: "task:failed"; readonly lease: Lease; readonly error: unknown; readonly state: TaskState }
+  | {
+      readonly type: "task:failed";
+      readonly lease: Lease;
+      readonly error: unknown;
+      readonly state: TaskState;
+    }
   | { readonly type: "task:lost"; readonly lease: Lease; readonly error: LeaseLostError }
   /** A lease request came back empty: nothing was runnable within `waitMs`. */
   | { readonly type: "idle"; readonly running: number }
@@ -192,7 +197,13 @@ export class TaskWorker implements Worker {
       requestId ??= randomUUID();
       let leases: readonly Lease[];
       try {
-        leases = await this.client.lease({ max: concurrency - this.live.size, leaseMs, waitMs, owner, requestId });
+        leases = await this.client.lease({
+          max: concurrency - this.live.size,
+          leaseMs,
+          waitMs,
+          owner,
+          requestId,
+        });
         requestId = null;
         failures = 0;
       } catch (err) {
