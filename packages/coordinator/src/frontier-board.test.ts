@@ -38,12 +38,12 @@ describe("FrontierBoard", () => {
     const board = new FrontierBoard(1_000, () => 0);
     board.update(ann("a", 10, 5));
     board.update(ann("b", 30, 5));
-    board.noteGrant("a", 5, 2, 30); // fewer than asked under maxKey 30: a's next key is beyond 30
+    board.noteGrant("a", 5, 2, 30, board.runnable().find((f) => f.shardId === "a")!.seq); // fewer than asked under maxKey 30: a's next key is beyond 30
     expect(board.runnable().map((f) => [f.shardId, f.key, f.runnable])).toEqual([
       ["a", 30, 3],
       ["b", 30, 5],
     ]);
-    board.noteGrant("b", 4, 1, undefined); // fewer than asked without a bound: nothing more there
+    board.noteGrant("b", 4, 1, undefined, board.runnable().find((f) => f.shardId === "b")!.seq); // fewer than asked without a bound: nothing more there
     expect(board.runnable().map((f) => f.shardId)).toEqual(["a"]);
     board.update(ann("b", 40, 2));
     expect(board.runnable().map((f) => f.shardId)).toEqual(["a", "b"]);

@@ -80,9 +80,17 @@ export class FrontierBoard {
    * What a grant of `granted` tasks, asked `asked` under `maxKey`, tells of
    * the shard until it announces again.
    */
-  noteGrant(shardId: string, asked: number, granted: number, maxKey: number | undefined): void {
+  noteGrant(
+    shardId: string,
+    asked: number,
+    granted: number,
+    maxKey: number | undefined,
+    seqAtRequest: number,
+  ): void {
     const f = this.latest.get(shardId);
-    if (f === undefined) return;
+    // An announcement that arrived while the request was out already counts
+    // the grant: adjusting it again would hide runnable tasks (and break EDF).
+    if (f === undefined || f.seq !== seqAtRequest) return;
     f.runnable = Math.max(0, f.runnable - granted);
     if (granted >= asked) return;
     if (maxKey === undefined) f.runnable = 0;

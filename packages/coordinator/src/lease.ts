@@ -144,15 +144,19 @@ export class LeaseRouter {
     for (let i = 0; i < candidates.length; i++) {
       const remaining = request.max - granted.length;
       if (remaining <= 0 || bytes >= LEASE_REPLY_SOFT_BYTES) break;
-      const shardId = candidates[i]!.shardId;
+      const { shardId, seq } = candidates[i]!;
       const maxKey = candidates[i + 1]?.key ?? undefined;
+      // Ask only for what should fit the reply, judging by the leases seen so
+      // far: a lease that does not fit is stranded until its expiry.
+      const ask = granted.length === 0 ? remaining : Math.min(remaining, fitting(bytes, granted.length));
+      if (ask <= 0) break;
       let leases: readonly Lease[];
       let replyBytes: number;
       try {
         const { reply, bytes: size } = await link.requestSized(shardId, {
           op: "lease",
           owner: request.owner,
-          max: remaining,
+          max: ask,
           leaseMs: request.leaseMs,
           waitMs: 0,
           requestId: shardRequestId(request.requestId, shardId, attempt),
@@ -166,7 +170,7 @@ export class LeaseRouter {
         logger.warn({ shardId, requestId: request.requestId, err }, "lease: shard did not grant");
         continue;
       }
-      board.noteGrant(shardId, remaining, leases.length, maxKey);
+      board.noteGrant(shardId, ask, leases.length, maxKey, seq);
       // The shard's reply is its leases plus a few bytes, so only measure leases when the total may not fit.
       let kept = leases.length;
       if (bytes + replyBytes > LEASE_REPLY_MAX_BYTES) {
@@ -199,4 +203,10 @@ export class LeaseRouter {
     }
     return granted;
   }
+}
+
+/** How many more leases fit the reply, at 1.5x the average size of those granted so far. */
+function fitting(bytesSoFar: number, leasesSoFar: number): number {
+  const average = bytesSoFar / leasesSoFar;
+  return Math.floor((LEASE_REPLY_MAX_BYTES - bytesSoFar) / (average * 1.5));
 }

@@ -555,8 +555,11 @@ export class Scheduler {
       const h = handles[i]!;
       let unmet = 0;
       let doom: string | undefined;
-      for (const p of t.prerequisites[h]!) {
+      const prerequisites = t.prerequisites[h]! as string[];
+      for (let k = 0; k < prerequisites.length; k++) {
+        const p = prerequisites[k]!;
         const ph = t.handleOf.get(p);
+        if (ph !== undefined) prerequisites[k] = t.ids[ph]!; // share the stored id string
         if (ph === undefined) {
           // A forward reference (validation let it through only when allowed).
           const waiting = this.pending.get(p);
@@ -575,6 +578,7 @@ export class Scheduler {
         }
         unmet++;
       }
+      Object.freeze(prerequisites);
       t.unmet[h] = unmet;
       // Tasks that held forward references to this id now wait on it directly.
       const id = t.ids[h]!;

@@ -74,17 +74,22 @@ export function parseTask(
     if (!Array.isArray(prereqs)) {
       problems.push(malformed(taskId, `prerequisites must be an array of ids, got ${describe(prereqs)}`));
     } else if (prereqs.length > 0) {
-      const seen = new Set<string>();
+      // A private copy: the caller's array may change after the call. Short
+      // lists (the common case) are checked for repeats by a scan, not a Set.
+      const copy: string[] = [];
+      const seen = prereqs.length > 8 ? new Set<string>() : undefined;
       for (const p of prereqs) {
         if (typeof p !== "string" || p.length === 0 || p.length > MAX_ID_LENGTH) {
           problems.push(malformed(taskId, `prerequisite ${describe(p)} is not a valid id`));
-        } else if (seen.has(p)) {
+        } else if (seen ? seen.has(p) : copy.includes(p)) {
           problems.push(malformed(taskId, `prerequisite ${JSON.stringify(p)} is listed twice`));
         } else {
-          seen.add(p);
+          copy.push(p);
+          seen?.add(p);
         }
       }
-      prerequisites = Object.freeze([...seen]);
+      // Exact length: an array grown by push keeps spare capacity (~16 slots).
+      prerequisites = copy.slice();
     }
   }
   const workflowId = raw["workflowId"];
@@ -238,7 +243,7 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
       }
     }
   }
-  problems.push(...findCycles(tasks, view));
+  problems.push(...findCycles(tasks, batchIndex, view));
   return { tasks, problems };
 }
 
@@ -246,11 +251,13 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
  * Kahn's algorithm over the batch decides quickly whether there is a cycle
  * at all; only then does a depth-first search name each cycle's path.
  */
-function findCycles(tasks: readonly ParsedTask[], view: GraphView | undefined): Problem[] {
+function findCycles(
+  tasks: readonly ParsedTask[],
+  inBatch: ReadonlyMap<string, ParsedTask>,
+  view: GraphView | undefined,
+): Problem[] {
   // Edges point from a prerequisite to its dependents (the direction work flows).
   const dependents = new Map<string, string[]>();
-  const inBatch = new Set<string>();
-  for (const { spec } of tasks) inBatch.add(spec.id);
   const forward = view?.allowForwardReferences === true;
   for (const { spec } of tasks) {
     for (const p of spec.prerequisites) {
@@ -266,7 +273,8 @@ function findCycles(tasks: readonly ParsedTask[], view: GraphView | undefined): 
     const own = dependents.get(id) ?? [];
     return forward ? concat(own, view!.waitingOn(id)) : own;
   };
-  if (!forward && !hasCycleKahn(tasks, inBatch, dependents)) return [];
+  // No edge inside the batch (the common streaming case): nothing to sort.
+  if (!forward && (dependents.size === 0 || !hasCycleKahn(tasks, inBatch, dependents))) return [];
   return dfsCycles(
     tasks.map((t) => t.spec.id),
     successors,
@@ -275,7 +283,7 @@ function findCycles(tasks: readonly ParsedTask[], view: GraphView | undefined): 
 
 function hasCycleKahn(
   tasks: readonly ParsedTask[],
-  inBatch: ReadonlySet<string>,
+  inBatch: ReadonlyMap<string, ParsedTask>,
   dependents: ReadonlyMap<string, string[]>,
 ): boolean {
   const unmet = new Map<string, number>();
