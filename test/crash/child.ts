@@ -34,6 +34,10 @@ function emit(event: Event): void {
   }
 }
 
+// The parent holds stdin open; if it dies, stop rather than run on forever.
+process.stdin.on("close", () => process.exit(0));
+process.stdin.resume();
+
 const shard = await Shard.open({ dataDir, durability: durability as Durability, ...HARNESS_SHARD_OPTIONS });
 emit({ t: "ready", pid: process.pid });
 

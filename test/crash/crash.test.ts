@@ -10,7 +10,7 @@
  * FRONTIER_CRASH_BUDGET_MS (default 40000) sets the budget; FRONTIER_CRASH_SEED replays the
  * same sequence of seeds and kill delays (the interleaving still varies).
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +25,18 @@ const child = join(repoRoot, "test", "crash", "child.ts");
 const budgetMs = Number(process.env["FRONTIER_CRASH_BUDGET_MS"] ?? 40_000);
 const firstSeed = Number(process.env["FRONTIER_CRASH_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
 const root = mkdtempSync(join(tmpdir(), "frontier-crash-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+/** Children still running: killed when the test ends, however it ends. */
+const running = new Set<ChildProcess>();
+afterAll(async () => {
+  await Promise.all(
+    [...running].map((proc) => {
+      const exited = new Promise((resolve) => proc.once("exit", resolve));
+      proc.kill("SIGKILL");
+      return exited;
+    }),
+  );
+  rmSync(root, { recursive: true, force: true });
+});
 
 /** Runs one child until `killAfterMs` past its "ready", SIGKILLs it, and returns the complete lines it wrote. */
 function runRound(
@@ -39,8 +50,10 @@ function runRound(
     const proc = spawn(
       process.execPath,
       ["--conditions=source", "--import", "tsx", child, dataDir, String(seed), durability, prefix],
-      { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
+      // stdin stays open: the child exits when it closes, should this process die first.
+      { cwd: repoRoot, stdio: ["pipe", "pipe", "pipe"] },
     );
+    running.add(proc);
     let stdout = "";
     let stderr = "";
     let killTimer: NodeJS.Timeout | undefined;
@@ -54,6 +67,7 @@ function runRound(
     });
     proc.on("error", reject);
     proc.on("exit", (code, signal) => {
+      running.delete(proc);
       clearTimeout(killTimer);
       if (signal !== "SIGKILL") {
         reject(
@@ -101,9 +115,10 @@ it(
   async () => {
     const started = Date.now();
     const totals = { scenarios: 0, kills: 0, acks: 0, leases: 0, completes: 0 };
+    let failed = false;
     const lane = async (laneNumber: number) => {
       const random = mulberry32(firstSeed + laneNumber);
-      while (Date.now() - started < budgetMs - 4_000 || totals.kills < 3) {
+      while (!failed && (Date.now() - started < budgetMs - 4_000 || totals.kills < 3)) {
         const scenario = totals.scenarios++;
         const dataDir = join(root, `s${scenario}`);
         const durability = scenario % 2 === 0 ? "flushed" : "committed";
@@ -123,7 +138,15 @@ it(
         totals.completes += events.filter((e) => e.t === "complete").length;
       }
     };
-    await Promise.all(Array.from({ length: LANES }, (_, i) => lane(i)));
+    // One lane's failure stops the others at their next round.
+    await Promise.all(
+      Array.from({ length: LANES }, (_, i) =>
+        lane(i).catch((error: unknown) => {
+          failed = true;
+          throw error;
+        }),
+      ),
+    );
     console.log(`crash harness: ${JSON.stringify(totals)} in ${Date.now() - started} ms (seed ${firstSeed})`);
     // The harness must have exercised something before its kills.
     expect(totals.leases).toBeGreaterThan(5 * totals.kills);

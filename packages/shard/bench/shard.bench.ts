@@ -18,7 +18,10 @@ import { type Lease, Scheduler, type TaskInput } from "@frontier/core";
 import { type Durability, LmdbJournal, Shard } from "../src/index.js";
 
 const seconds = Number(process.env["FRONTIER_BENCH_SECONDS"] ?? 3);
-const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "100000,1000000").split(",").map(Number);
+const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "100000,1000000")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
 const root = mkdtempSync(join(tmpdir(), "frontier-shard-bench-"));
 let dirs = 0;
 
@@ -79,7 +82,7 @@ async function drive(target: Target, callers: number): Promise<{ opsPerSecond: n
 
 async function throughput(): Promise<void> {
   console.log(`\n## Acknowledged ops/s (submit → lease → complete loops, ${seconds} s each)\n`);
-  console.log("| callers | target | ops/s | vs engine alone | ops per commit |");
+  console.log("| callers | target | ops/s | vs engine alone | calls per commit |");
   console.log("|---:|---|---:|---:|---:|");
   for (const callers of [1, 64, 256]) {
     const baseline = await drive(engineTarget(), callers);
