@@ -165,9 +165,14 @@ export class Scheduler {
       },
       *waitingOn(id) {
         const h = t.handleOf.get(id);
-        const list = h === undefined ? self.pending.get(id) : t.dependents[h];
-        if (!list) return;
-        for (const d of list) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+        if (h === undefined) {
+          for (const d of self.pending.get(id) ?? []) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+          return;
+        }
+        for (let e = t.depHead[h]!; e >= 0; e = t.edgeNext[e]!) {
+          const d = t.edgeTo[e]!;
+          if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+        }
       },
     };
   }
@@ -184,10 +189,17 @@ export class Scheduler {
   ): Scheduler {
     if (snapshot.version !== 1)
       throw new InvalidArgumentError(`unsupported snapshot version ${snapshot.version}`);
+    const pending = Array.isArray(changes) ? changes : [...changes];
+    if (pending.length === 0) {
+      // The usual recovery (a journal of live rows): load them as they are.
+      const engine = new Scheduler(options);
+      engine.load(snapshot.meta, snapshot.tasks);
+      return engine;
+    }
     const records = new Map<string, TaskRecord>();
     for (const r of snapshot.tasks) records.set(r.spec.id, r);
     let meta = snapshot.meta;
-    for (const c of changes) {
+    for (const c of pending as readonly Change[]) {
       switch (c.kind) {
         case "add":
           records.set(c.spec.id, { spec: c.spec, status: c.status });
@@ -486,7 +498,7 @@ export class Scheduler {
   /** Reads the clock (never backwards) and runs due timers. */
   private advance(): number {
     const reading = this.clock();
-    const now = reading > this.lastNow ? reading : this.lastNow;
+    const now = Math.max(reading, this.lastNow);
     this.lastNow = now;
     const t = this.table;
     for (let h = this.timers.peek(); h >= 0 && t.timerAt[h]! <= now; h = this.timers.peek()) {
@@ -568,7 +580,7 @@ export class Scheduler {
           unmet++;
           continue;
         }
-        append(t.dependents, ph, h);
+        t.addDependent(ph, h);
         const ps = t.state[ph]!;
         if (ps === S.COMPLETED) continue;
         if (isTerminal(ps)) {
@@ -585,9 +597,7 @@ export class Scheduler {
       const waiters = this.pending.get(id);
       if (waiters) {
         this.pending.delete(id);
-        const list = t.dependents[h];
-        if (list) for (const w of waiters) list.push(w);
-        else t.dependents[h] = waiters;
+        for (const w of waiters) t.addDependent(h, w);
       }
       if (doom !== undefined) doomed.set(h, doom);
     }
@@ -655,9 +665,8 @@ export class Scheduler {
     t.reason[h] = undefined;
     this.markFinished(h, now);
     this.emitSet(h);
-    const dependents = t.dependents[h];
-    if (!dependents) return;
-    for (const d of dependents) {
+    for (let e = t.depHead[h]!; e >= 0; e = t.edgeNext[e]!) {
+      const d = t.edgeTo[e]!;
       if (t.state[d] !== S.WAITING) continue; // cancelled meanwhile
       if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
     }
@@ -684,10 +693,10 @@ export class Scheduler {
       t.reason[x] = item.reason;
       this.markFinished(x, now);
       this.emitSet(x);
-      const dependents = t.dependents[x];
-      if (!dependents) continue;
+
       const id = t.ids[x]!;
-      for (const d of dependents) {
+      for (let e = t.depHead[x]!; e >= 0; e = t.edgeNext[e]!) {
+        const d = t.edgeTo[e]!;
         if (t.state[d] !== S.WAITING) continue;
         if (t.flags[d]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) {
           if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
@@ -730,7 +739,7 @@ export class Scheduler {
   private keyOf(h: number): number {
     const t = this.table;
     const due = t.stamp[h]! + this.maxWait;
-    return due < t.deadline[h]! ? due : t.deadline[h]!;
+    return Math.min(due, t.deadline[h]!);
   }
 
   private markFinished(h: number, now: number): void {
@@ -759,12 +768,8 @@ export class Scheduler {
    */
   private tryDrop(h: number): void {
     const t = this.table;
-    const dependents = t.dependents[h];
-    if (dependents) {
-      while (dependents.length > 0 && isTerminal(t.state[dependents[dependents.length - 1]!]!))
-        dependents.pop();
-      if (dependents.length > 0) return;
-    }
+    while (t.hasDependents(h) && isTerminal(t.state[t.edgeTo[t.depHead[h]!]!]!)) t.shiftDependent(h);
+    if (t.hasDependents(h)) return;
     this.unlink(h);
     const id = t.ids[h]!;
     this.counts[t.state[h]!]!--;
@@ -777,14 +782,15 @@ export class Scheduler {
     const t = this.table;
     for (const p of t.prerequisites[h]!) {
       const ph = t.handleOf.get(p);
-      const list = ph === undefined ? this.pending.get(p) : t.dependents[ph];
+      if (ph !== undefined) {
+        t.removeDependent(ph, h);
+        continue;
+      }
+      const list = this.pending.get(p);
       if (!list) continue;
       const i = list.indexOf(h);
       if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) {
-        if (ph === undefined) this.pending.delete(p);
-        else t.dependents[ph] = undefined;
-      }
+      if (list.length === 0) this.pending.delete(p);
     }
   }
 
@@ -970,7 +976,7 @@ export class Scheduler {
           unmet++;
           continue;
         }
-        append(t.dependents, ph, h);
+        t.addDependent(ph, h);
         if (live && !isTerminal(t.state[ph]!)) unmet++;
       }
       t.unmet[h] = unmet;
@@ -997,19 +1003,6 @@ export class Scheduler {
     this.table.timerAt[h] = at;
     this.timers.push(h);
   }
-}
-
-/**
- * Appends `x` to `lists[i]`, creating the list if need be. Memory: V8 gives
- * an array grown by push from [] or [x] room for 16 more (~130 bytes), and
- * most tasks have one or two dependents, so short lists are copied exact
- * instead (at most 8 elements copied per append).
- */
-function append(lists: (number[] | undefined)[], i: number, x: number): void {
-  const list = lists[i];
-  if (list === undefined) lists[i] = [x];
-  else if (list.length < 8) lists[i] = [...list, x];
-  else list.push(x);
 }
 
 function flagsOf(spec: TaskSpec): number {

@@ -55,8 +55,6 @@ export class TaskTable {
   payload: unknown[] = [];
   owner: (string | undefined)[] = [];
   reason: (string | undefined)[] = [];
-  /** Handles of tasks listing this one as a prerequisite; undefined when none. */
-  dependents: (number[] | undefined)[] = [];
 
   // Typed arrays.
   deadline = new Float64Array(0);
@@ -75,6 +73,22 @@ export class TaskTable {
   /** Doubly linked FIFO of RUNNABLE tasks by runnableSince (oldest at head); -1 ends. */
   prev = new Int32Array(0);
   next = new Int32Array(0);
+
+  /**
+   * Dependents: for each handle, a singly linked list (in insertion order) of
+   * the handles listing it as a prerequisite, kept in one shared pool of
+   * edges — 8 bytes an edge and no object per task, where an array per task
+   * costs ~50 bytes before its first element and is one more object for every
+   * GC to walk. Iterate: for (e = depHead[h]; e >= 0; e = edgeNext[e]) edgeTo[e].
+   */
+  depHead = new Int32Array(0);
+  depTail = new Int32Array(0);
+  edgeTo = new Int32Array(0);
+  edgeNext = new Int32Array(0);
+  /** Head of the free list of edges (linked through edgeNext); -1 when empty. */
+  private edgeFree = -1;
+  /** Edges ever used (live + free). */
+  private edgeHigh = 0;
 
   get size(): number {
     return this.handleOf.size;
@@ -95,13 +109,14 @@ export class TaskTable {
       this.payload.push(undefined);
       this.owner.push(undefined);
       this.reason.push(undefined);
-      this.dependents.push(undefined);
     } else {
       this.ids[h] = id;
     }
     this.handleOf.set(id, h);
     this.prev[h] = -1;
     this.next[h] = -1;
+    this.depHead[h] = -1;
+    this.depTail[h] = -1;
     return h;
   }
 
@@ -113,7 +128,7 @@ export class TaskTable {
     this.payload[h] = undefined;
     this.owner[h] = undefined;
     this.reason[h] = undefined;
-    this.dependents[h] = undefined;
+    this.clearDependents(h);
     this.deadline[h] = 0;
     this.key[h] = 0;
     this.timerAt[h] = 0;
@@ -125,6 +140,71 @@ export class TaskTable {
     this.state[h] = 0;
     this.flags[h] = 0;
     this.free.push(h);
+  }
+
+  hasDependents(h: number): boolean {
+    return this.depHead[h]! >= 0;
+  }
+
+  /** Appends `d` to the dependents of `p`. O(1) amortized. */
+  addDependent(p: number, d: number): void {
+    let e = this.edgeFree;
+    if (e >= 0) {
+      this.edgeFree = this.edgeNext[e]!;
+    } else {
+      e = this.edgeHigh++;
+      if (e >= this.edgeTo.length) {
+        const capacity = Math.max(16, Math.ceil(this.edgeTo.length * 1.5));
+        this.edgeTo = copy(new Int32Array(capacity), this.edgeTo);
+        this.edgeNext = copy(new Int32Array(capacity), this.edgeNext);
+      }
+    }
+    this.edgeTo[e] = d;
+    this.edgeNext[e] = -1;
+    const tail = this.depTail[p]!;
+    if (tail >= 0) this.edgeNext[tail] = e;
+    else this.depHead[p] = e;
+    this.depTail[p] = e;
+  }
+
+  /** Removes `d` from the dependents of `p`, if there. O(dependents of p). */
+  removeDependent(p: number, d: number): void {
+    let before = -1;
+    for (let e = this.depHead[p]!; e >= 0; before = e, e = this.edgeNext[e]!) {
+      if (this.edgeTo[e] !== d) continue;
+      const after = this.edgeNext[e]!;
+      if (before >= 0) this.edgeNext[before] = after;
+      else this.depHead[p] = after;
+      if (this.depTail[p] === e) this.depTail[p] = before;
+      this.freeEdge(e);
+      return;
+    }
+  }
+
+  /** Removes the first dependent of `p`. */
+  shiftDependent(p: number): void {
+    const e = this.depHead[p]!;
+    if (e < 0) return;
+    const after = this.edgeNext[e]!;
+    this.depHead[p] = after;
+    if (after < 0) this.depTail[p] = -1;
+    this.freeEdge(e);
+  }
+
+  clearDependents(p: number): void {
+    for (let e = this.depHead[p]!; e >= 0; ) {
+      const after = this.edgeNext[e]!;
+      this.freeEdge(e);
+      e = after;
+    }
+    this.depHead[p] = -1;
+    this.depTail[p] = -1;
+  }
+
+  private freeEdge(e: number): void {
+    this.edgeTo[e] = -1;
+    this.edgeNext[e] = this.edgeFree;
+    this.edgeFree = e;
   }
 
   /** Live handles, in slot order. */
@@ -146,6 +226,8 @@ export class TaskTable {
     this.flags = copy(new Uint8Array(capacity), this.flags);
     this.prev = copy(new Int32Array(capacity), this.prev);
     this.next = copy(new Int32Array(capacity), this.next);
+    this.depHead = copy(new Int32Array(capacity), this.depHead);
+    this.depTail = copy(new Int32Array(capacity), this.depTail);
     this.capacity = capacity;
   }
 }

@@ -10,7 +10,7 @@
  * Every problem is collected, so one rejection lists them all.
  */
 import { type Problem, ProblemCode } from "./errors.js";
-import type { PrerequisiteFailurePolicy, TaskInput, TaskSpec } from "./types.js";
+import type { PrerequisiteFailurePolicy, TaskSpec } from "./types.js";
 
 export const MAX_ID_LENGTH = 256;
 export const MAX_ATTEMPTS_LIMIT = 1_000;
