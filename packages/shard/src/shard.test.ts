@@ -245,7 +245,8 @@ describe("Shard", () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir, retentionMs: 20 });
     const used: number[] = [];
-    for (let round = 0; round < 4; round++) {
+    const rounds = 8;
+    for (let round = 0; round < rounds; round++) {
       const tasks = Array.from({ length: 2_000 }, (_, i) => ({
         id: `r${round}-${i}`,
         deadline: i,
@@ -261,8 +262,11 @@ describe("Shard", () => {
       used.push(journal.diskUsage().usedBytes);
     }
     expect(shard.stats().counts.COMPLETED).toBe(0);
-    // The first rounds size the file; later ones reuse its free pages.
-    expect(used[3], `used bytes per round: ${used}`).toBeLessThanOrEqual(used[1]! * 1.1);
+    // The first rounds size the file; later ones reuse its free pages. A leak
+    // would grow with every round (8 rounds: ~4x round 2); page reuse that
+    // lags behind a reader under load is tolerated up to 1.5x.
+    const late = Math.max(...used.slice(rounds / 2));
+    expect(late, `used bytes per round: ${used}`).toBeLessThanOrEqual(used[1]! * 1.5);
   });
 
   it("refuses a second open of the same directory in this process", async () => {
