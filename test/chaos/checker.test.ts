@@ -5,7 +5,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkHistory, formatReport, percentiles } from "./checker.js";
-import type { Exchange, ExchangeReply, ExchangeRequest, FinalTask, HistoryEvent, TaskSummary } from "./history.js";
+import type {
+  Exchange,
+  ExchangeReply,
+  ExchangeRequest,
+  FinalTask,
+  HistoryEvent,
+  TaskSummary,
+} from "./history.js";
 import { parseEvents } from "./history.js";
 
 const T0 = 1_700_000_000_000;
@@ -17,16 +24,42 @@ class H {
   readonly final = new Map<string, FinalTask | null>();
   private seq = 0;
 
-  x(src: string, sent: number, req: ExchangeRequest, rep?: ExchangeReply, delivered = true, at = sent + 1): this {
-    const e: Exchange = { k: "x", src, sentAt: T0 + sent, at: T0 + at, req, delivered, ...(rep ? { rep } : {}) };
+  x(
+    src: string,
+    sent: number,
+    req: ExchangeRequest,
+    rep?: ExchangeReply,
+    delivered = true,
+    at = sent + 1,
+  ): this {
+    const e: Exchange = {
+      k: "x",
+      src,
+      sentAt: T0 + sent,
+      at: T0 + at,
+      req,
+      delivered,
+      ...(rep ? { rep } : {}),
+    };
     this.events.push(e);
     return this;
   }
   submit(tasks: (Partial<TaskSummary> & { id: string })[], at = 0, key = `k${this.seq++}`): this {
     const full = tasks.map((t) => ({ pre: [], maxAttempts: 3, policy: "cancel" as const, ...t }));
-    return this.x("sub", at, { op: "submit", key, tasks: full }, { ok: true, accepted: full.length, replayed: false });
+    return this.x(
+      "sub",
+      at,
+      { op: "submit", key, tasks: full },
+      { ok: true, accepted: full.length, replayed: false },
+    );
   }
-  lease(owner: string, taskId: string, token: number, at: number, opts: { delivered?: boolean; rid?: string } = {}) {
+  lease(
+    owner: string,
+    taskId: string,
+    token: number,
+    at: number,
+    opts: { delivered?: boolean; rid?: string } = {},
+  ) {
     return this.x(
       owner,
       at - 1,
@@ -36,7 +69,13 @@ class H {
       at,
     );
   }
-  complete(owner: string, taskId: string, token: number, at: number, rep: ExchangeReply = { ok: true, duplicate: false }) {
+  complete(
+    owner: string,
+    taskId: string,
+    token: number,
+    at: number,
+    rep: ExchangeReply = { ok: true, duplicate: false },
+  ) {
     return this.x(owner, at, { op: "complete", taskId, token }, rep);
   }
   fail(owner: string, taskId: string, token: number, at: number, state = "WAITING") {
@@ -101,7 +140,11 @@ describe("checker", () => {
 
   describe("doubleLease", () => {
     it("finds a second grant while the first lease is live", () => {
-      const h = new H().submit([{ id: "a" }]).lease("w1", "a", 1, 10).lease("w2", "a", 2, 500).end("a", "COMPLETED", 2);
+      const h = new H()
+        .submit([{ id: "a" }])
+        .lease("w1", "a", 1, 10)
+        .lease("w2", "a", 2, 500)
+        .end("a", "COMPLETED", 2);
       h.complete("w2", "a", 2, 600);
       expect(h.check().counts.doubleLease).toBe(1);
     });
@@ -136,7 +179,10 @@ describe("checker", () => {
     });
 
     it("finds one token granted to two owners", () => {
-      const h = new H().submit([{ id: "a" }]).lease("w1", "a", 1, 10).end("a", "COMPLETED");
+      const h = new H()
+        .submit([{ id: "a" }])
+        .lease("w1", "a", 1, 10)
+        .end("a", "COMPLETED");
       h.x(
         "w2",
         20,
@@ -186,9 +232,25 @@ describe("checker", () => {
       expect(h.check().counts.doubleUnblock).toBe(1);
     });
 
+    it("counts a complete whose sender died before the reply (it was asked for)", () => {
+      const h = new H()
+        .submit([{ id: "a" }, { id: "b", pre: ["a"] }])
+        .lease("w1", "a", 1, 10)
+        .lease("w2", "b", 2, 150)
+        .complete("w2", "b", 2, 300)
+        .end("a", "COMPLETED", 1)
+        .end("b", "COMPLETED", 2, 1);
+      expect(h.check().counts.doubleUnblock).toBe(1);
+      h.events.push({ k: "sent", src: "w1", at: T0 + 100, req: { op: "complete", taskId: "a", token: 1 } });
+      expect(h.check().ok).toBe(true);
+    });
+
     it("lets a 'continue' dependent run after its prerequisite failed", () => {
       const h = new H()
-        .submit([{ id: "a", poison: true, maxAttempts: 1 }, { id: "b", pre: ["a"], policy: "continue" }])
+        .submit([
+          { id: "a", poison: true, maxAttempts: 1 },
+          { id: "b", pre: ["a"], policy: "continue" },
+        ])
         .lease("w1", "a", 1, 10)
         .fail("w1", "a", 1, 50, "FAILED")
         .lease("w2", "b", 2, 80)
@@ -215,7 +277,10 @@ describe("checker", () => {
     });
 
     it("finds a waiting task whose unmet count disagrees with its prerequisites", () => {
-      const h = new H().submit([{ id: "a" }, { id: "b", pre: ["a"] }]).end("a", "COMPLETED").end("b", "WAITING", 0, 0, 1);
+      const h = new H()
+        .submit([{ id: "a" }, { id: "b", pre: ["a"] }])
+        .end("a", "COMPLETED")
+        .end("b", "WAITING", 0, 0, 1);
       expect(h.check().counts.doubleUnblock).toBe(1);
     });
   });
@@ -268,37 +333,76 @@ describe("checker", () => {
 
     it("finds a submit applied twice, and a retried submit refused as new", () => {
       const twice = cleanPair()
-        .x("sub", 1, { op: "submit", key: "K", tasks: taskA }, { ok: true, accepted: 1, replayed: false }, false)
+        .x(
+          "sub",
+          1,
+          { op: "submit", key: "K", tasks: taskA },
+          { ok: true, accepted: 1, replayed: false },
+          false,
+        )
         .x("sub", 2, { op: "submit", key: "K", tasks: taskA }, { ok: true, accepted: 1, replayed: false });
       expect(twice.check().counts.retry).toBe(1);
       const refused = cleanPair()
-        .x("sub", 1, { op: "submit", key: "K", tasks: taskA }, { ok: true, accepted: 1, replayed: false }, false)
+        .x(
+          "sub",
+          1,
+          { op: "submit", key: "K", tasks: taskA },
+          { ok: true, accepted: 1, replayed: false },
+          false,
+        )
         .x("sub", 2, { op: "submit", key: "K", tasks: taskA }, { ok: false, code: "VALIDATION_FAILED" });
       expect(refused.check().counts.retry).toBe(1);
       const replayed = cleanPair()
-        .x("sub", 1, { op: "submit", key: "K", tasks: taskA }, { ok: true, accepted: 1, replayed: false }, false)
+        .x(
+          "sub",
+          1,
+          { op: "submit", key: "K", tasks: taskA },
+          { ok: true, accepted: 1, replayed: false },
+          false,
+        )
         .x("sub", 2, { op: "submit", key: "K", tasks: taskA }, { ok: true, accepted: 1, replayed: true });
       expect(replayed.check().ok).toBe(true);
     });
 
     it("checks that a lease whose reply was lost is handed back by the retry", () => {
-      const lost = () => new H().submit([{ id: "a" }, { id: "b" }]).lease("w1", "a", 1, 10, { delivered: false, rid: "R" });
+      const lost = () =>
+        new H().submit([{ id: "a" }, { id: "b" }]).lease("w1", "a", 1, 10, { delivered: false, rid: "R" });
       const handedBack = lost().lease("w1", "a", 1, 1_020, { rid: "R" }).complete("w1", "a", 1, 30);
-      handedBack.end("a", "COMPLETED").end("b", "COMPLETED", 2).lease("w1", "b", 2, 50).complete("w1", "b", 2, 60);
+      handedBack
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2)
+        .lease("w1", "b", 2, 50)
+        .complete("w1", "b", 2, 60);
       const report = handedBack.check();
       expect(report.ok, formatReport(report, "replay")).toBe(true);
       expect(report.stats.grantsRecovered).toBe(1);
       expect(report.stats.droppedReplies).toEqual({ lease: 1 });
 
-      const other = lost().lease("w1", "b", 2, 20, { rid: "R" }).end("a", "COMPLETED").end("b", "COMPLETED", 2);
+      const other = lost()
+        .lease("w1", "b", 2, 20, { rid: "R" })
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2);
       expect(other.check().counts.retry).toBe(1);
-      const stranded = lost().lease("w1", "b", 2, 20, { rid: "S" }).end("a", "COMPLETED").end("b", "COMPLETED", 2);
+      const stranded = lost()
+        .lease("w1", "b", 2, 20, { rid: "S" })
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2);
       expect(stranded.check().counts.retry).toBe(1);
+      // A retry sent after the lost lease expired cannot get it back: the client's own delay stranded it.
+      const late = lost()
+        .lease("w1", "b", 2, 1_200, { rid: "R" })
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2);
+      expect(late.check().counts.retry, late.check().examples.retry.join("\n")).toBe(0);
     });
 
     it("finds a complete that was applied and then refused on retry", () => {
-      const h = cleanPair()
-        .x("w2", 301, { op: "complete", taskId: "b", token: 2 }, { ok: false, code: "STALE_LEASE" });
+      const h = cleanPair().x(
+        "w2",
+        301,
+        { op: "complete", taskId: "b", token: 2 },
+        { ok: false, code: "STALE_LEASE" },
+      );
       expect(h.check().counts.retry).toBe(1);
       const restarting = cleanPair()
         .x("w2", 301, { op: "complete", taskId: "b", token: 2 }, { ok: false, code: "SHARD_UNAVAILABLE" })

@@ -126,8 +126,11 @@ interface LeaseInfo {
 
 interface TaskInfo {
   readonly leases: Map<number, LeaseInfo>;
-  /** Earliest send of any complete for the task. */
-  firstCompleteSent: number;
+  /**
+   * Earliest moment the task can have completed: the first complete anyone
+   * sent for it, or the shard block that journaled its completion.
+   */
+  completedFrom: number;
   /** Earliest send of a cancel. */
   firstCancelSent: number;
   cancelled: boolean;
@@ -171,7 +174,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
     if (!info) {
       info = {
         leases: new Map(),
-        firstCompleteSent: Number.POSITIVE_INFINITY,
+        completedFrom: Number.POSITIVE_INFINITY,
         firstCancelSent: Number.POSITIVE_INFINITY,
         cancelled: false,
         completions: [],
@@ -206,6 +209,17 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         exchanges.push(event);
         if (!event.delivered) droppedReplies[event.req.op] = (droppedReplies[event.req.op] ?? 0) + 1;
         break;
+      case "sent": {
+        // Asked for, maybe applied: a lease may have ended from here on.
+        const t = task(event.req.taskId);
+        if (event.req.op === "cancel") t.firstCancelSent = Math.min(t.firstCancelSent, event.at);
+        else {
+          const info = lease(event.req.taskId, event.req.token);
+          info.releasedAt = Math.min(info.releasedAt, event.at);
+          if (event.req.op === "complete") t.completedFrom = Math.min(t.completedFrom, event.at);
+        }
+        break;
+      }
       case "exec":
         sawExec = true;
         if (event.phase === "started") {
@@ -254,7 +268,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         break;
       case "complete": {
         const t = task(req.taskId);
-        t.firstCompleteSent = Math.min(t.firstCompleteSent, x.sentAt);
+        t.completedFrom = Math.min(t.completedFrom, x.sentAt);
         const info = lease(req.taskId, req.token);
         info.releasedAt = Math.min(info.releasedAt, x.sentAt);
         if (rep?.ok && "duplicate" in rep) {
@@ -310,6 +324,10 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
             `${c.id}: lease ${c.token} expired at ${fmt(block.clock)} on shard ${block.shard}, ` +
               `before its acknowledged expiry ${fmt(promised)}`,
           );
+      }
+      if (c.state === "COMPLETED") {
+        const t = task(c.id);
+        t.completedFrom = Math.min(t.completedFrom, block.clock);
       }
       if (c.state === "RUNNABLE" && c.attempts === 0 && before?.state !== "RUNNABLE") {
         const n = (unblocks.get(c.id) ?? 0) + 1;
@@ -380,12 +398,12 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
       for (const p of spec.pre) {
         const pFinal = history.final.get(p);
         if (spec.policy !== "cancel" && pFinal?.state !== "COMPLETED") continue;
-        const asked = tasks.get(p)?.firstCompleteSent ?? Number.POSITIVE_INFINITY;
+        const asked = tasks.get(p)?.completedFrom ?? Number.POSITIVE_INFINITY;
         if (g.from + tol < asked) {
           findings.add(
             "doubleUnblock",
             `${id}: dispatched (lease ${g.token} at ${fmt(g.from)}) before its prerequisite ${p} ` +
-              (Number.isFinite(asked) ? `was completed (first complete sent ${fmt(asked)})` : "ever completed"),
+              (Number.isFinite(asked) ? `was completed (not before ${fmt(asked)})` : "ever completed"),
           );
         }
       }
@@ -422,11 +440,11 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
       continue;
     }
     const expected = expectedEnd(spec, t, history.final);
-    const applied = t?.completions ?? [];
-    if (applied.length > 0 && (f.state !== "COMPLETED" || !applied.includes(f.token))) {
+    const reverted = (t?.completions ?? []).find((token) => f.state !== "COMPLETED" || token !== f.token);
+    if (reverted !== undefined) {
       findings.add(
         "wrongEnd",
-        `${id}: complete under token ${applied[0]} was acknowledged, but it ended ${f.state} (token ${f.token})`,
+        `${id}: complete under token ${reverted} was acknowledged, but it ended ${f.state} (token ${f.token})`,
       );
       continue;
     }
@@ -436,7 +454,10 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
     }
     if (f.state === expected) {
       if (spec.poison && f.attempts !== spec.maxAttempts)
-        findings.add("wrongEnd", `${id}: poison task FAILED after ${f.attempts} of ${spec.maxAttempts} attempts`);
+        findings.add(
+          "wrongEnd",
+          `${id}: poison task FAILED after ${f.attempts} of ${spec.maxAttempts} attempts`,
+        );
       continue;
     }
     if (expected === "COMPLETED" && f.state === "FAILED" && f.attempts >= spec.maxAttempts) {
@@ -448,6 +469,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
 
   // -------------------------------------------------------------- retry
   let grantsRecovered = 0;
+  const stranded = new Set<string>();
   const byKey = new Map<string, Exchange[]>();
   const byRequest = new Map<string, Exchange[]>();
   const byComplete = new Map<string, Exchange[]>();
@@ -471,6 +493,14 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
   }
   for (const [request, attempts] of byRequest) {
     attempts.sort((a, b) => a.sentAt - b.sentAt);
+    for (const x of attempts) {
+      const n = grantsOf(x.rep).length;
+      if (x.req.op === "lease" && n > x.req.max)
+        findings.add(
+          "retry",
+          `lease reply to ${x.src} held ${n} leases for max ${x.req.max} (request ${x.req.requestId})`,
+        );
+    }
     const src = request.split("\u0000")[0]!;
     for (let i = 0; i < attempts.length; i++) {
       const x = attempts[i]!;
@@ -479,13 +509,31 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
       const later = attempts.slice(i + 1).filter((y) => y.delivered && y.rep?.ok);
       if (later.length === 0) {
         // The client moved on to other requests without asking again: the grant sits until it expires.
-        if ((lastLeaseSent.get(src) ?? 0) > x.sentAt)
-          findings.add("retry", `lease reply to ${src} lost and not asked for again: ${tokens(granted)} stranded`);
+        if ((lastLeaseSent.get(src) ?? 0) > x.sentAt) {
+          for (const g of granted) stranded.add(`${g.taskId}/${g.token}`);
+          findings.add(
+            "retry",
+            `lease reply to ${src} lost and not asked for again: ${tokens(granted)} stranded`,
+          );
+        }
         continue;
       }
-      const again = tokens(grantsOf(later[0]!.rep));
-      if (again !== tokens(granted))
-        findings.add("retry", `lease retry of ${src} got ${again || "nothing"}, not the lost ${tokens(granted)}`);
+      // The retry may bring more (from shards that had nothing before), but every lost grant
+      // still live when the retry went out (one that expired first was stranded by the client's delay).
+      const retry = later[0]!;
+      const again = grantsOf(retry.rep);
+      const missing = granted.filter(
+        (g) =>
+          g.expiresAt > retry.sentAt + tol &&
+          !again.some((a) => a.taskId === g.taskId && a.token === g.token) &&
+          !stranded.has(`${g.taskId}/${g.token}`),
+      );
+      for (const g of missing) stranded.add(`${g.taskId}/${g.token}`);
+      if (missing.length > 0)
+        findings.add(
+          "retry",
+          `lease retry of ${src} got ${tokens(again) || "nothing"}, not the lost ${tokens(missing)}: stranded until expiry`,
+        );
       else grantsRecovered += granted.length;
     }
   }
@@ -496,7 +544,10 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
     for (const x of attempts.slice(applied + 1)) {
       // A retryable answer (the shard restarting) is not a refusal: the client asks again.
       if (x.rep && !x.rep.ok && LEASE_GONE.has(x.rep.code))
-        findings.add("retry", `complete ${complete.replace("\u0000", "/")} applied, then refused on retry (${x.rep.code})`);
+        findings.add(
+          "retry",
+          `complete ${complete.replace("\u0000", "/")} applied, then refused on retry (${x.rep.code})`,
+        );
     }
   }
 
@@ -607,7 +658,8 @@ export function formatReport(report: ChaosReport, title: string): string {
   ]);
   if (s.exhausted > 0) rows.push(["out of attempts", `${s.exhausted} tasks spent every attempt on faults`]);
   for (const [kind, p] of Object.entries(s.recovery)) {
-    if (p) rows.push([`recovery: ${kind}`, `p50 ${ms(p.p50)}, p99 ${ms(p.p99)}, max ${ms(p.max)} (n=${p.n})`]);
+    if (p)
+      rows.push([`recovery: ${kind}`, `p50 ${ms(p.p50)}, p99 ${ms(p.p99)}, max ${ms(p.max)} (n=${p.n})`]);
   }
   for (const c of CHECKS) rows.push([CHECK_TITLES[c], String(report.counts[c])]);
   const width = Math.max(...rows.map(([k]) => k.length));

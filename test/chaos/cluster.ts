@@ -21,7 +21,7 @@
  * directory, read when the run ends (history()).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -67,6 +67,8 @@ type Role = "shard" | "coordinator" | "worker";
 /** A member of the cluster: one OS process at a time, restarted by the supervisor when it dies. */
 class Member {
   proc: ChildProcess | undefined;
+  /** The current process said it serves, and has not exited since. */
+  serving = false;
   generation = 0;
   /** False while the supervisor must leave it down (stopping, or a fault that handles it). */
   supervised = true;
@@ -78,7 +80,10 @@ class Member {
   constructor(
     readonly name: string,
     readonly role: Role,
-    private readonly command: (m: Member, extra: readonly string[]) => { args: string[]; env: NodeJS.ProcessEnv },
+    private readonly command: (
+      m: Member,
+      extra: readonly string[],
+    ) => { args: string[]; env: NodeJS.ProcessEnv },
     private readonly ready: (line: Record<string, unknown>) => boolean,
     private readonly onExit: (m: Member, proc: ChildProcess) => void,
   ) {}
@@ -122,8 +127,13 @@ class Member {
       }
     });
     proc.stderr?.on("data", (chunk: Buffer) => this.note(chunk.toString().trimEnd()));
-    proc.on("exit", () => this.onExit(this, proc));
-    return this.waitFor(this.ready, START_TIMEOUT_MS, proc).then(() => undefined);
+    proc.on("exit", () => {
+      if (this.proc === proc) this.serving = false;
+      this.onExit(this, proc);
+    });
+    return this.waitFor(this.ready, START_TIMEOUT_MS, proc).then(() => {
+      if (this.proc === proc) this.serving = true;
+    });
   }
 
   /** Resolves with the first line matching `match` from the current process. */
@@ -216,7 +226,7 @@ export class ChaosCluster {
       shards: options.shards ?? 3,
       coordinators: options.coordinators ?? 2,
       workers: options.workers ?? 3,
-      concurrency: options.concurrency ?? 4,
+      concurrency: options.concurrency ?? 6,
       leaseMs: options.leaseMs ?? 3_000,
       stallMs: options.stallMs ?? 2_500,
       workerDrops: options.workerDrops ?? {},
@@ -259,7 +269,15 @@ export class ChaosCluster {
           CLI,
           "shard",
           ...["--nats", this.nats.url, "--cluster", this.cluster, "--id", id],
-          ...["--data", join(this.runDir, id), "--slots", `${i}/${this.o.shards}`, "--json", "--log-level", "warn"],
+          ...[
+            "--data",
+            join(this.runDir, id),
+            "--slots",
+            `${i}/${this.o.shards}`,
+            "--json",
+            "--log-level",
+            "warn",
+          ],
           ...extra,
         ],
         env: {
@@ -278,7 +296,17 @@ export class ChaosCluster {
       `coordinator-${i}`,
       "coordinator",
       () => ({
-        args: [CLI, "coordinator", "--nats", this.nats.url, "--cluster", this.cluster, "--json", "--log-level", "warn"],
+        args: [
+          CLI,
+          "coordinator",
+          "--nats",
+          this.nats.url,
+          "--cluster",
+          this.cluster,
+          "--json",
+          "--log-level",
+          "warn",
+        ],
         env: {},
       }),
       (line) => line["event"] === "listening",
@@ -305,8 +333,8 @@ export class ChaosCluster {
       mode,
       concurrency: this.o.concurrency,
       leaseMs: this.o.leaseMs,
-      waitMs: 1_000,
-      requestTimeoutMs: 1_500,
+      waitMs: 500,
+      requestTimeoutMs: 1_000,
       dropReply: mode === "work" ? this.o.workerDrops : {},
       hold: { max: 2, holdMs: 1_500 },
     };
@@ -324,9 +352,16 @@ export class ChaosCluster {
         const killed = m.killedAt;
         m.killedAt = undefined;
         if (killed)
-          this.events.push({ k: "recovered", at: Date.now(), kind: killed.kind, target: m.name, ms: Date.now() - killed.at });
+          this.events.push({
+            k: "recovered",
+            at: Date.now(),
+            kind: killed.kind,
+            target: m.name,
+            ms: Date.now() - killed.at,
+          });
       } catch (error) {
-        if (!this.stopping) process.stderr.write(`supervisor: ${m.name} did not come back: ${String(error)}\n`);
+        if (!this.stopping)
+          process.stderr.write(`supervisor: ${m.name} did not come back: ${String(error)}\n`);
       }
     })();
   }
@@ -334,7 +369,7 @@ export class ChaosCluster {
   // ---------------------------------------------------------------- clients
 
   /** A client in this process, recorded, with `faults` on its transport. */
-  async client(name: string, faults: WireFaults = {}): Promise<FrontierClient> {
+  async client(name: string, faults: WireFaults = {}, requestTimeoutMs = 2_000): Promise<FrontierClient> {
     const nc = await natsConnect({
       servers: this.nats.url,
       name,
@@ -346,7 +381,7 @@ export class ChaosCluster {
       nats: tapConnection(nc, { src: name, emit: (e) => this.events.push(e), faults }),
       cluster: this.cluster,
       name,
-      requestTimeoutMs: 2_000,
+      requestTimeoutMs,
       retry: { attempts: 10, baseMs: 100, maxMs: 1_000 },
     });
     this.clients.push(client);
@@ -357,7 +392,12 @@ export class ChaosCluster {
    * Submits one batch under `key` until it is acknowledged (the same key
    * every time, so a retry creates nothing twice), or `deadline` passes.
    */
-  async submitUntilAcked(client: FrontierClient, tasks: readonly TaskInput[], key: string, deadline: number): Promise<boolean> {
+  async submitUntilAcked(
+    client: FrontierClient,
+    tasks: readonly TaskInput[],
+    key: string,
+    deadline: number,
+  ): Promise<boolean> {
     for (const t of tasks) this.submitted.set(t.id, t.workflowId);
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       try {
@@ -397,10 +437,12 @@ export class ChaosCluster {
     proc.kill("SIGCONT");
   }
 
-  /** Stall a shard's event loop (SIGUSR2 → a synchronous pause of stallMs). */
-  stall(m: Member): void {
+  /** Stall a shard's event loop (SIGUSR2 → a synchronous pause of stallMs); resolves with its length once over. */
+  async stall(m: Member): Promise<number> {
+    const over = m.waitFor((line) => line["chaos"] === "stalled", this.o.stallMs + 30_000);
     this.fault("shard-stall", m.current, m.pid);
     m.signal("SIGUSR2");
+    return (await over)["ms"] as number;
   }
 
   /**
@@ -422,7 +464,13 @@ export class ChaosCluster {
     m.supervised = true;
     await m.start(["--takeover"]);
     const replacedAt = Date.now();
-    this.events.push({ k: "recovered", at: replacedAt, kind: "shard-zombie", target: m.name, ms: replacedAt - at });
+    this.events.push({
+      k: "recovered",
+      at: replacedAt,
+      kind: "shard-zombie",
+      target: m.name,
+      ms: replacedAt - at,
+    });
     old.kill("SIGCONT");
     const exitCode = await Promise.race([exited, sleep(exitWithinMs).then(() => "timeout" as const)]);
     if (exitCode === "timeout") {
@@ -570,7 +618,12 @@ export class ChaosCluster {
           const t = await client.getTask(id, workflowId === undefined ? {} : { workflowId });
           final.set(
             id,
-            t && { state: t.state, token: t.token, attempts: t.attempts, unmetPrerequisites: t.unmetPrerequisites },
+            t && {
+              state: t.state,
+              token: t.token,
+              attempts: t.attempts,
+              unmetPrerequisites: t.unmetPrerequisites,
+            },
           );
         }
       }),
@@ -610,7 +663,9 @@ export class ChaosCluster {
     );
     for (const p of this.stray) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     await this.nats.stop();
-    if (!keepRunDir) await rm(this.runDir, { recursive: true, force: true });
+    if (keepRunDir)
+      writeFileSync(join(this.runDir, "harness.jsonl"), this.events.map((e) => JSON.stringify(e)).join("\n"));
+    else await rm(this.runDir, { recursive: true, force: true });
   }
 }
 

@@ -15,6 +15,8 @@
  *    wire (wire-tap.ts sits between the SDK and NATS). `delivered: false`
  *    marks a reply the fault injector dropped: the shard acted on it, but the
  *    client saw a timeout. Only delivered ok replies are acknowledgements.
+ *  - `sent`: a complete, fail or cancel about to go out (before the reply,
+ *    which a killed process never records).
  *  - `exec`: a handler run in a worker (the SDK's worker events).
  *  - `tap`: one durable journal block of a shard (shard-preload.ts): the
  *    status changes in it and the shard clock when it was written.
@@ -83,6 +85,18 @@ export interface Exchange {
   readonly delivered: boolean;
 }
 
+/**
+ * A release (complete, fail, cancel) about to go out, written before it is
+ * sent: a process killed before the reply came still shows that it asked
+ * (the cluster may have applied it).
+ */
+export interface Sent {
+  readonly k: "sent";
+  readonly src: string;
+  readonly at: number;
+  readonly req: Extract<ExchangeRequest, { readonly op: "complete" | "fail" | "cancel" }>;
+}
+
 /** A handler run in a worker. */
 export interface Execution {
   readonly k: "exec";
@@ -146,7 +160,7 @@ export interface Recovery {
   readonly ms: number;
 }
 
-export type HistoryEvent = Exchange | Execution | TapBlock | Fault | Recovery;
+export type HistoryEvent = Exchange | Sent | Execution | TapBlock | Fault | Recovery;
 
 /** A task as read back from the cluster at the end of a run (getTask). */
 export interface FinalTask {

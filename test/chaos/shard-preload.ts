@@ -15,6 +15,7 @@
  *  - FRONTIER_CHAOS_STALL_MS=<ms>: on SIGUSR2, block the event loop that
  *    long — a long synchronous pause (a GC storm, a CPU-starved VM), during
  *    which no timer fires and no request is read, while the clock runs on.
+ *    Afterwards it prints `{"chaos":"stalled","ms":…}` on stdout.
  */
 import { openSync, writeSync } from "node:fs";
 import { type JournalRecord, LmdbJournal } from "../../packages/shard/src/index.js";
@@ -45,10 +46,14 @@ if (tapFile) {
 
 if (stallMs > 0) {
   process.on("SIGUSR2", () => {
-    const until = performance.now() + stallMs;
-    while (performance.now() < until) {
+    const start = performance.now();
+    while (performance.now() < start + stallMs) {
       // A long synchronous pause: nothing else runs.
     }
+    // Tells the harness the stall happened (stdout carries the shard's JSON lines).
+    process.stdout.write(
+      `${JSON.stringify({ chaos: "stalled", ms: Math.round(performance.now() - start) })}\n`,
+    );
   });
 }
 

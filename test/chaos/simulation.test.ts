@@ -44,7 +44,9 @@ describe("simulated cluster", () => {
     it(`catches a build with ${bug} (${CAUGHT_BY[bug]})`, () => {
       for (const seed of [1, 2, 3]) {
         const report = checkHistory(simulate({ seed, bug }));
-        expect(report.counts[CAUGHT_BY[bug]], formatReport(report, `${bug}, seed ${seed}`)).toBeGreaterThan(0);
+        expect(report.counts[CAUGHT_BY[bug]], formatReport(report, `${bug}, seed ${seed}`)).toBeGreaterThan(
+          0,
+        );
       }
     });
   }

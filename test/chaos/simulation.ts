@@ -123,7 +123,12 @@ export function simulate(options: SimOptions): History {
   for (let i = 0; i < workflows; i++) {
     const wf = `w${i}`;
     const poison = i % 7 === 3;
-    const task = (id: string, pre: string[], extra: Partial<TaskInput> = {}, payload: ChaosPayload = { ms: 0 }) => ({
+    const task = (
+      id: string,
+      pre: string[],
+      extra: Partial<TaskInput> = {},
+      payload: ChaosPayload = { ms: 0 },
+    ) => ({
       id: `${wf}-${id}`,
       deadline: T0 + 1_000 + i * 10,
       workflowId: wf,
@@ -150,9 +155,14 @@ export function simulate(options: SimOptions): History {
     if (prior) rep = { ok: true, accepted: prior.length, replayed: true };
     else {
       const skip = bug === "drop-acked-submit" && batch.key === "key-1";
-      const input = bug === "strip-prerequisites" ? batch.tasks.map((t) => ({ ...t, prerequisites: [] })) : batch.tasks;
+      const input =
+        bug === "strip-prerequisites" ? batch.tasks.map((t) => ({ ...t, prerequisites: [] })) : batch.tasks;
       const r = skip ? { ok: true as const, value: 0 } : call(() => engine.addTasks(input));
-      if (r.ok) accepted.set(batch.key, input.map((t) => t.id));
+      if (r.ok)
+        accepted.set(
+          batch.key,
+          input.map((t) => t.id),
+        );
       rep = r.ok ? { ok: true, accepted: input.length, replayed: false } : { ok: false, code: r.code };
     }
     const lost = !retry && random() < DROP * 2;
@@ -203,7 +213,8 @@ export function simulate(options: SimOptions): History {
         forcedZombie = true;
       } else {
         const r = random();
-        behaviour = r < 0.06 ? "crash" : r < 0.12 ? "zombie" : r < 0.17 ? "throw" : r < 0.22 ? "slow" : "normal";
+        behaviour =
+          r < 0.06 ? "crash" : r < 0.12 ? "zombie" : r < 0.17 ? "throw" : r < 0.22 ? "slow" : "normal";
       }
       const duration =
         behaviour === "slow"
@@ -219,7 +230,14 @@ export function simulate(options: SimOptions): History {
         retrying: false,
       });
       w.leases++;
-      events.push({ k: "exec", src: w.name, at: wall(), taskId: lease.taskId, token: lease.token, phase: "started" });
+      events.push({
+        k: "exec",
+        src: w.name,
+        at: wall(),
+        taskId: lease.taskId,
+        token: lease.token,
+        phase: "started",
+      });
     }
   };
 
@@ -248,7 +266,9 @@ export function simulate(options: SimOptions): History {
         return { duplicate: false };
       });
     } else r = call(() => engine.complete(taskId, token));
-    const rep: ExchangeReply = r.ok ? { ok: true, duplicate: r.value.duplicate } : { ok: false, code: r.code };
+    const rep: ExchangeReply = r.ok
+      ? { ok: true, duplicate: r.value.duplicate }
+      : { ok: false, code: r.code };
     const lost = !h.retrying && random() < DROP;
     record(w.name, { op: "complete", taskId, token }, rep, !lost);
     if (lost) {
@@ -277,7 +297,9 @@ export function simulate(options: SimOptions): History {
       if ((h.behaviour === "normal" || h.behaviour === "slow") && v >= h.nextHeartbeat) {
         const { taskId, token } = h.lease;
         const r = call(() => engine.heartbeat(taskId, token, { leaseMs: LEASE_MS }));
-        const rep: ExchangeReply = r.ok ? { ok: true, expiresAt: r.value.expiresAt } : { ok: false, code: r.code };
+        const rep: ExchangeReply = r.ok
+          ? { ok: true, expiresAt: r.value.expiresAt }
+          : { ok: false, code: r.code };
         record(w.name, { op: "heartbeat", taskId, token, leaseMs: LEASE_MS }, rep, true);
         h.nextHeartbeat = v + LEASE_MS / 3;
         if (!r.ok) {
@@ -318,13 +340,22 @@ export function simulate(options: SimOptions): History {
     const t = view.getTask(id);
     final.set(
       id,
-      t ? { state: t.state, token: t.token, attempts: t.attempts, unmetPrerequisites: t.unmetPrerequisites } : null,
+      t
+        ? { state: t.state, token: t.token, attempts: t.attempts, unmetPrerequisites: t.unmetPrerequisites }
+        : null,
     );
   }
   return { events, final };
 }
 
-const ZERO_META = { tokenSeq: 0, clock: 0, leaseTimeouts: 0, deadlineMisses: 0, staleRejections: 0, retries: 0 };
+const ZERO_META = {
+  tokenSeq: 0,
+  clock: 0,
+  leaseTimeouts: 0,
+  deadlineMisses: 0,
+  staleRejections: 0,
+  retries: 0,
+};
 
 function summaryOf(t: TaskInput): TaskSummary {
   const payload = t.payload as ChaosPayload | undefined;

@@ -42,7 +42,11 @@ const RECORDED: ReadonlySet<string> = new Set(["submit", "lease", "heartbeat", "
 
 /** What the wrapper needs of a NATS connection. */
 export interface Requester {
-  request(subject: string, payload?: Uint8Array, options?: { timeout?: number }): Promise<{ data: Uint8Array }>;
+  request(
+    subject: string,
+    payload?: Uint8Array,
+    options?: { timeout?: number },
+  ): Promise<{ data: Uint8Array }>;
 }
 
 export interface WireFaults {
@@ -88,11 +92,14 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
         src: options.src,
         sentAt,
         at: Date.now(),
-        req: summarize(original),
+        req: summary,
         ...(rep ? { rep } : {}),
         ...(error ? { error } : {}),
         delivered,
       });
+    const summary = summarize(original);
+    if (summary.op === "complete" || summary.op === "fail" || summary.op === "cancel")
+      options.emit({ k: "sent", src: options.src, at: sentAt, req: summary });
     const send = async (r: Request): Promise<Reply> => {
       const msg = await nc.request(subject, r === original ? payload : encodeRequest(r), opts);
       return decodeReply(msg.data, op);
@@ -101,7 +108,12 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
     let reply: Reply;
     try {
       const rewritten = options.faults?.rewrite ? await options.faults.rewrite(original, send) : undefined;
-      reply = rewritten === undefined ? await send(original) : "reply" in rewritten ? rewritten.reply : await send(rewritten.request);
+      reply =
+        rewritten === undefined
+          ? await send(original)
+          : "reply" in rewritten
+            ? rewritten.reply
+            : await send(rewritten.request);
     } catch (error) {
       record(undefined, false, (error as Error)?.name ?? String(error));
       throw error;

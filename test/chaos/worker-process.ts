@@ -49,7 +49,8 @@ const PHASES: Partial<Record<WorkerEvent["type"], "started" | "completed" | "fai
 const config = JSON.parse(process.argv[2] ?? "{}") as WorkerConfig;
 const fd = openSync(config.historyFile, "a");
 const emit = (event: HistoryEvent) => writeSync(fd, `${JSON.stringify(event)}\n`);
-const control = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ctl: line["ctl"], ...line })}\n`);
+const control = (line: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ ctl: line["ctl"], ...line })}\n`);
 
 const nc = await natsConnect({
   servers: config.natsUrl,
@@ -81,7 +82,14 @@ if (config.mode === "work") {
   worker.on((event: WorkerEvent) => {
     const phase = PHASES[event.type];
     if (phase && "lease" in event && event.lease)
-      emit({ k: "exec", src: config.name, at: Date.now(), taskId: event.lease.taskId, token: event.lease.token, phase });
+      emit({
+        k: "exec",
+        src: config.name,
+        at: Date.now(),
+        taskId: event.lease.taskId,
+        token: event.lease.token,
+        phase,
+      });
   });
   process.on("SIGTERM", () => void worker.stop().then(() => shutdown(0)));
   void worker.done.catch((error: unknown) => {
@@ -93,7 +101,8 @@ if (config.mode === "work") {
   control({ ctl: "ready" });
   const hold = config.hold ?? { max: 2, holdMs: 2_000 };
   let leases: Awaited<ReturnType<typeof client.lease>> = [];
-  while (leases.length === 0) leases = await client.lease({ max: hold.max, leaseMs: config.leaseMs, waitMs: 5_000 });
+  while (leases.length === 0)
+    leases = await client.lease({ max: hold.max, leaseMs: config.leaseMs, waitMs: 5_000 });
   for (const l of leases)
     emit({ k: "exec", src: config.name, at: Date.now(), taskId: l.taskId, token: l.token, phase: "started" });
   control({ ctl: "holding", taskIds: leases.map((l) => l.taskId) });

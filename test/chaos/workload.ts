@@ -36,7 +36,12 @@ export interface WorkloadOptions {
 }
 
 /** The i-th workflow of a run (`random` decides its shape and timings). */
-export function workflow(run: string, i: number, random: () => number, options: WorkloadOptions = {}): Workflow {
+export function workflow(
+  run: string,
+  i: number,
+  random: () => number,
+  options: WorkloadOptions = {},
+): Workflow {
   const { minMs = 20, maxMs = 150, poison = 0.05, flaky = 0.05 } = options;
   const wf = `${run}-wf${i}`;
   const ms = () => Math.round(minMs + random() * (maxMs - minMs));
