@@ -163,6 +163,9 @@ describe("requests", () => {
     const ids = coord.requests.filter((q) => q.op === "lease").map((q) => q.requestId);
     expect(new Set(ids).size).toBe(1);
     expect(ids.length).toBeGreaterThanOrEqual(2);
+    // Only the resends say they may have been granted already.
+    const retries = coord.requests.filter((q) => q.op === "lease").map((q) => q.retry);
+    expect(retries).toEqual([undefined, ...ids.slice(1).map(() => true)]);
     await client.close();
     await coord.close();
   });

@@ -351,13 +351,18 @@ class NatsFrontierClient implements FrontierClient {
     extraTimeoutMs: number,
     site: Error,
   ): Promise<OkReply<O>> {
-    const bytes = encodeRequest(request); // a bad request fails here, before the round trip
+    let bytes = encodeRequest(request); // a bad request fails here, before the round trip
     const subject = this.subjects.coord(op);
     const timeoutMs = (options.timeoutMs ?? this.options.requestTimeoutMs) + extraTimeoutMs;
     const retry = options.retry === undefined ? this.options.retry : fillRetry(op, options.retry);
     const signal = options.signal;
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(op, signal);
+      if (attempt === 2 && op === "lease") {
+        // A resend: the first may have been granted (its reply lost), so the coordinator, whichever
+        // answers, asks the shards for that grant before granting anew.
+        bytes = encodeRequest({ ...(request as RequestOf<"lease">), retry: true });
+      }
       let error: unknown;
       try {
         const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);

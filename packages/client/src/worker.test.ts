@@ -161,6 +161,51 @@ describe("work", () => {
     await coord.close();
   });
 
+  it("after a heartbeat that got through only on a retry, expects the lease to last from that retry", async () => {
+    const cluster = `worker-${++clusters}`;
+    const coord = startEngineCoordinator(nc, cluster);
+    await nc.flush();
+    const client = await connect({
+      servers: server.url,
+      cluster,
+      requestTimeoutMs: 300,
+      retry: { baseMs: 5, maxMs: 20 },
+    });
+    await client.submit([{ id: "late-retry", deadline: 1 }]);
+    // The first heartbeat is lost, its retry gets through; every heartbeat after that is lost.
+    let heartbeats = 0;
+    let extendedAt = 0;
+    coord.script = (q) => {
+      if (q.op !== "heartbeat") return undefined;
+      heartbeats++;
+      if (heartbeats === 2) {
+        extendedAt = Date.now();
+        return undefined;
+      }
+      return { action: "drop" };
+    };
+    const leaseMs = 1_000;
+    let lostAt = 0;
+    const worker = client.work(
+      (_task, { signal }) =>
+        new Promise<void>((_resolve, reject) => {
+          signal.addEventListener("abort", () => {
+            lostAt = Date.now();
+            reject(signal.reason);
+          });
+        }),
+      { leaseMs, heartbeatFraction: 0.2, waitMs: 100 },
+    );
+    await until(() => worker.stats.lost === 1);
+    await worker.stop();
+    expect(extendedAt).toBeGreaterThan(0);
+    // The coordinator extended the lease to extendedAt + leaseMs: it is not lost before then
+    // (from the first attempt's time, it would be ~300 ms earlier).
+    expect(lostAt - extendedAt).toBeGreaterThanOrEqual(leaseMs - 50);
+    await client.close();
+    await coord.close();
+  });
+
   it("long-polls when idle instead of spinning", async () => {
     const { coord, client } = await setup();
     const worker = client.work(() => {}, { waitMs: 300 });

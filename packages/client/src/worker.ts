@@ -313,22 +313,38 @@ export class TaskWorker implements Worker {
   }
 
   private async heartbeat(run: Running): Promise<void> {
-    if (run.finished || run.lost !== null) return;
     const { leaseMs } = this.options;
-    const remaining = run.expiresAt - Date.now();
-    if (remaining <= 0) return this.markLost(run, "no heartbeat succeeded before the lease ran out", null);
-    const sentAt = Date.now();
-    try {
-      // Retrying past the lease's end is pointless: by then someone else may hold the task.
-      await this.client.heartbeat(run.lease, { leaseMs, signal: AbortSignal.timeout(remaining) });
-      run.expiresAt = sentAt + leaseMs;
-    } catch (err) {
-      if (run.finished) return;
-      if (isLeaseGone(err)) return this.markLost(run, `heartbeat: ${messageOf(err)}`, err);
-      if (Date.now() >= run.expiresAt) {
-        return this.markLost(run, "no heartbeat succeeded before the lease ran out", err);
+    for (let attempt = 1; ; attempt++) {
+      if (run.finished || run.lost !== null) return;
+      const remaining = run.expiresAt - Date.now();
+      if (remaining <= 0) return this.markLost(run, "no heartbeat succeeded before the lease ran out", null);
+      // One attempt per call (the retries are here), so a success extends the estimate from when
+      // that attempt was sent: after a lost reply, the retry that got through is what the shard
+      // extended from, not the first attempt.
+      const sentAt = Date.now();
+      try {
+        // Retrying past the lease's end is pointless: by then someone else may hold the task.
+        await this.client.heartbeat(run.lease, {
+          leaseMs,
+          signal: AbortSignal.timeout(remaining),
+          retry: { attempts: 1 },
+        });
+        run.expiresAt = sentAt + leaseMs;
+        break;
+      } catch (err) {
+        if (run.finished) return;
+        if (isLeaseGone(err)) return this.markLost(run, `heartbeat: ${messageOf(err)}`, err);
+        if (Date.now() >= run.expiresAt) {
+          return this.markLost(run, "no heartbeat succeeded before the lease ran out", err);
+        }
+        if (shouldRetry(err) && attempt < this.retry.attempts) {
+          const wait = Math.min(backoffDelay(this.retry, attempt, Math.random), run.expiresAt - Date.now());
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+          continue;
+        }
+        this.emit({ type: "error", during: "heartbeat", error: err, lease: run.lease });
+        break;
       }
-      this.emit({ type: "error", during: "heartbeat", error: err, lease: run.lease });
     }
     if (!run.finished && run.lost === null) this.scheduleHeartbeat(run);
   }

@@ -8,6 +8,11 @@
  * go first once there are more than `maxEntries` or more than `maxBytes`
  * (encoded size of the leases). Insertion order is age order (no entry is
  * ever refreshed), so eviction pops from the front: O(evicted).
+ *
+ * A grant may also be filed under a base request id (the client's, when the
+ * shard is asked under `<requestId>:<shardId>[:<attempt>]`), so a replay-only
+ * request finds every grant made for that client request, whatever the
+ * per-shard or attempt id it was made under.
  */
 import type { Lease } from "@frontier/core";
 
@@ -15,10 +20,14 @@ interface Grant {
   readonly leases: readonly Lease[];
   readonly bytes: number;
   readonly at: number;
+  /** The base key it is also filed under, if any. */
+  readonly base: string | undefined;
 }
 
 export class LeaseReplay {
   private readonly grants = new Map<string, Grant>();
+  /** Base key → the keys of the grants filed under it, oldest first. */
+  private readonly byBase = new Map<string, Set<string>>();
   private totalBytes = 0;
 
   constructor(
@@ -43,12 +52,34 @@ export class LeaseReplay {
     return this.grants.get(key(owner, requestId))?.leases;
   }
 
-  /** Remembers a grant of `bytes` encoded bytes. */
-  put(owner: string, requestId: string, leases: readonly Lease[], bytes: number, now: number): void {
+  /** Every grant filed under (owner, baseRequestId), oldest first, concatenated; empty when none. */
+  getByBase(owner: string, baseRequestId: string, now: number): Lease[] {
+    this.expire(now);
+    const keys = this.byBase.get(key(owner, baseRequestId));
+    const leases: Lease[] = [];
+    for (const k of keys ?? []) leases.push(...(this.grants.get(k)?.leases ?? []));
+    return leases;
+  }
+
+  /** Remembers a grant of `bytes` encoded bytes, also under `baseRequestId` when given. */
+  put(
+    owner: string,
+    requestId: string,
+    leases: readonly Lease[],
+    bytes: number,
+    now: number,
+    baseRequestId?: string,
+  ): void {
     if (this.maxEntries === 0 || bytes > this.maxBytes) return;
     const k = key(owner, requestId);
     this.drop(k);
-    this.grants.set(k, { leases, bytes, at: now });
+    const base = baseRequestId === undefined ? undefined : key(owner, baseRequestId);
+    this.grants.set(k, { leases, bytes, at: now, base });
+    if (base !== undefined) {
+      const keys = this.byBase.get(base);
+      if (keys === undefined) this.byBase.set(base, new Set([k]));
+      else keys.add(k);
+    }
     this.totalBytes += bytes;
     this.expire(now);
   }
@@ -66,6 +97,10 @@ export class LeaseReplay {
     if (!grant) return;
     this.grants.delete(k);
     this.totalBytes -= grant.bytes;
+    if (grant.base === undefined) return;
+    const keys = this.byBase.get(grant.base);
+    keys?.delete(k);
+    if (keys?.size === 0) this.byBase.delete(grant.base);
   }
 }
 

@@ -30,7 +30,7 @@ import {
   task,
 } from "../test/support.js";
 import { checkShardActorOptions, type ShardActorOptions } from "./options.js";
-import { ActorState, ShardActor } from "./shard-actor.js";
+import { ActorState, baseRequestId, ShardActor } from "./shard-actor.js";
 import { SlotOwnership } from "./slot-ownership.js";
 
 const env = new TestEnv();
@@ -365,6 +365,43 @@ describe("ShardActor", () => {
     expect(actor.stats().shard.leased).toBe(4);
   });
 
+  it("answers a replay-only lease with the grant kept under any per-shard or attempt id, never anew", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = ["a", "b", "c", "d"].map((id, i) => task(id, i, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, extra: { max?: number; replayOnly?: boolean; owner?: string } = {}) =>
+      q({
+        op: "lease",
+        owner: extra.owner ?? "w1",
+        max: extra.max ?? 2,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId,
+        ...(extra.replayOnly === undefined ? {} : { replayOnly: extra.replayOnly }),
+      });
+
+    // Nothing granted under the id yet: nothing, and no grant made.
+    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true })).leases).toEqual([]);
+    expect(actor.stats().shard.leased).toBe(0);
+    // Granted by one coordinator on its second long-poll attempt...
+    const first = ok(await lease(`r1:${shardId}:2`)).leases;
+    expect(first.map((l) => l.taskId)).toEqual(["a", "b"]);
+    // ...found by another asking replay-only under the first attempt's id.
+    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true })).leases).toEqual(first);
+    expect(ok(await lease(`r1:${shardId}:3`, { replayOnly: true })).leases).toEqual(first);
+    // Capped at max.
+    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true, max: 1 })).leases).toEqual(first.slice(0, 1));
+    // Another owner, or another request id, has no grant here.
+    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true, owner: "w2" })).leases).toEqual([]);
+    expect(ok(await lease(`r2:${shardId}`, { replayOnly: true })).leases).toEqual([]);
+    // A request not routed by a coordinator is its own base.
+    const direct = ok(await lease("plain", { max: 1 })).leases;
+    expect(direct.map((l) => l.taskId)).toEqual(["c"]);
+    expect(ok(await lease("plain", { replayOnly: true })).leases).toEqual(direct);
+    expect(actor.stats().shard.leased).toBe(3);
+  });
+
   it("leases only tasks up to maxKey", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
@@ -628,3 +665,15 @@ function encodeRequestUnchecked(fields: Record<string, unknown>): Uint8Array {
   out[at + marker.length - 1] = 0x00;
   return out;
 }
+
+describe("baseRequestId", () => {
+  it("strips the per-shard and attempt suffix of this shard only", () => {
+    expect(baseRequestId("r1:s0", "s0")).toBe("r1");
+    expect(baseRequestId("r1:s0:3", "s0")).toBe("r1");
+    expect(baseRequestId("a:b:s0:2", "s0")).toBe("a:b");
+    expect(baseRequestId("r1:s1", "s0")).toBe("r1:s1");
+    expect(baseRequestId("r1:s1:2", "s0")).toBe("r1:s1:2");
+    expect(baseRequestId("plain", "s0")).toBe("plain");
+    expect(baseRequestId(":s0", "s0")).toBe(":s0");
+  });
+});

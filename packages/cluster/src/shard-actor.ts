@@ -27,6 +27,7 @@
  * bucket lost is claimed again, a slot another shard holds now is no longer
  * served (SLOT_NOT_OWNED).
  */
+import { createHash } from "node:crypto";
 import {
   type Lease,
   type Problem,
@@ -572,6 +573,7 @@ export class ShardActor {
   private async lease(request: LeaseRequest): Promise<Lease[]> {
     const { owner, requestId } = request;
     const now = Date.now();
+    if (request.replayOnly === true) return this.leaseReplayOnly(owner, requestId, request.max, now);
     const replayed = this.replay.get(owner, requestId, now);
     if (replayed) return [...replayed];
     const leaseKey = `${owner.length}:${owner}${requestId}`;
@@ -582,13 +584,39 @@ export class ShardActor {
     try {
       const outcome = await leasing;
       if (outcome.leases.length > 0) {
-        this.replay.put(owner, requestId, outcome.leases, outcome.bytes, Date.now());
+        const base = baseRequestId(requestId, this.shardId);
+        this.replay.put(owner, requestId, outcome.leases, outcome.bytes, Date.now(), base);
         this.announcer.changed();
       }
       return outcome.leases;
     } finally {
       this.leasing.delete(leaseKey);
     }
+  }
+
+  /**
+   * A replay-only request: the leases granted to `owner` under the client
+   * request id that `requestId` derives from (any per-shard or attempt id),
+   * at most `max`; never a new grant. The client id may have been replaced
+   * by its SHA-256 in some derived ids (when too long), so both are looked up.
+   */
+  private leaseReplayOnly(owner: string, requestId: string, max: number, now: number): Lease[] {
+    const exact = this.replay.get(owner, requestId, now) ?? [];
+    const base = baseRequestId(requestId, this.shardId);
+    const hashed = createHash("sha256").update(base).digest("base64url");
+    const seen = new Set<string>();
+    const leases: Lease[] = [];
+    for (const lease of [
+      ...exact,
+      ...this.replay.getByBase(owner, base, now),
+      ...this.replay.getByBase(owner, hashed, now),
+    ]) {
+      if (leases.length >= max) break;
+      if (seen.has(lease.taskId)) continue;
+      seen.add(lease.taskId);
+      leases.push(lease);
+    }
+    return leases;
   }
 
   /** Tries to lease; if nothing was granted, waits for the frontier to change, until waitMs is up. */
@@ -770,4 +798,22 @@ function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {
 
 function assertNever(x: never): never {
   throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `unknown op ${JSON.stringify((x as Request).op)}`);
+}
+
+/**
+ * The client's request id behind a per-shard one (`<requestId>:<shardId>`,
+ * `<requestId>:<shardId>:<attempt>`, see the coordinator's shardRequestId);
+ * an id without that suffix (a request not routed by a coordinator) is its own base.
+ */
+export function baseRequestId(requestId: string, shardId: string): string {
+  const suffix = `:${shardId}`;
+  if (requestId.length > suffix.length && requestId.endsWith(suffix)) {
+    return requestId.slice(0, -suffix.length);
+  }
+  const colon = requestId.lastIndexOf(":");
+  if (colon > 0 && /^\d+$/.test(requestId.slice(colon + 1))) {
+    const head = requestId.slice(0, colon);
+    if (head.length > suffix.length && head.endsWith(suffix)) return head.slice(0, -suffix.length);
+  }
+  return requestId;
 }

@@ -189,6 +189,7 @@ class CoordinatorImpl implements Coordinator {
       replayEntries: options.leaseReplayEntries,
       onGranted: (shard, n) => this.metrics.leasesGranted.inc({ shard }, n),
       onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
+      knownShards: () => this.knownShards(),
     });
     this.taskOps = new TaskOpRouter({
       link: this.link,

@@ -238,6 +238,51 @@ describe("request ids", () => {
     );
   });
 
+  it("answers a retry reaching another coordinator with the first grant, even asked in another order", async () => {
+    c = await startTestCluster(2, { server });
+    const a = await c.startCoordinator();
+    put("s0", 1);
+    put("s1", 2);
+    await c.announceAll();
+    // Coordinator A grants; the client loses the reply, and A goes away.
+    const first = await ok(c.nc, c.cluster, lease(2, { requestId: "moved" }));
+    expect(first.leases.map((l) => l.task.deadline)).toEqual([1, 2]);
+    await a.close();
+    const b = await c.startCoordinator();
+    // Meanwhile the shards' frontiers changed: B would ask s1 first, under other ids.
+    put("s1", 0);
+    put("s0", 5);
+    for (const shard of c.shards) shard.announce();
+    await until(
+      () =>
+        c.shards.every((s) => b.inspect().frontiers.find((f) => f.shardId === s.shardId)?.seq === s.seq) &&
+        b.inspect().frontiers.find((f) => f.shardId === "s1")?.key === 0,
+      "the announcements",
+    );
+    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "moved" }), retry: true });
+    expect(retry.leases.map((l) => [l.taskId, l.token])).toEqual(
+      first.leases.map((l) => [l.taskId, l.token]),
+    );
+    // Nothing was granted anew: the replay-only asks granted nothing.
+    expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(2);
+    // A third coordinator, asked for fewer than were granted, replays no more than asked for.
+    await b.close();
+    await c.startCoordinator();
+    const capped = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "moved" }), retry: true });
+    expect(capped.leases.map((l) => l.taskId)).toEqual([first.leases[0]!.taskId]);
+  });
+
+  it("fills a retry normally when no shard kept a grant for it", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "never-granted" }), retry: true });
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([1]);
+    const replayOnly = c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly === true));
+    expect(replayOnly.map((q) => q.requestId).sort()).toEqual(["never-granted:s0", "never-granted:s1"]);
+  });
+
   it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {
     expect(shardRequestId("r1", "s0", 1)).toBe("r1:s0");
     expect(shardRequestId("r1", "s0", 3)).toBe("r1:s0:3");

@@ -22,7 +22,12 @@
  * lost a reply gets the same grant. Each shard is asked under a request id
  * derived from the client's (`<requestId>:<shardId>`, `:<attempt>` after the
  * first attempt), so a shard also answers a retry, even one that reaches
- * another coordinator, with its first grant.
+ * another coordinator, with its first grant. A resend (`retry: true`) that
+ * finds no reply kept here first asks every known shard, in parallel and
+ * `replayOnly`, for what it granted under the client's request id (under any
+ * per-shard or attempt id, so also grants another coordinator made asking the
+ * shards in another order or on a later long-poll attempt): if any shard kept
+ * a grant, those leases are the reply and nothing is granted anew.
  *
  * Failures: a shard with no responders is dropped from the board (it is down)
  * and the others are asked. A shard that times out may have granted: when
@@ -64,6 +69,8 @@ export interface LeaseContext {
   /** Told of every grant, per shard. */
   readonly onGranted?: (shardId: string, count: number) => void;
   readonly onDropped?: (shardId: string, count: number) => void;
+  /** Shards that may hold a grant besides those on the board (slot owners): asked on a retry. */
+  readonly knownShards?: () => Iterable<string>;
 }
 
 type LeaseResult = ResultOf<"lease">;
@@ -126,12 +133,72 @@ export class LeaseRouter {
 
   private async fill(request: LeaseRequest): Promise<LeaseResult> {
     const deadline = this.now() + request.waitMs;
+    if (request.retry === true) {
+      const replayed = await this.replayed(request);
+      if (replayed.length > 0) return { leases: replayed };
+    }
     for (let attempt = 1; ; attempt++) {
       const leases = await this.attempt(request, attempt);
       if (leases.length > 0) return { leases };
       const left = deadline - this.now();
       if (left <= 0 || !(await this.ctx.board.waitForRunnable(left))) return { leases: [] };
     }
+  }
+
+  /**
+   * What the shards granted earlier under this request id, by any
+   * coordinator: every known shard is asked in parallel with `replayOnly`
+   * (a shard never grants anew on that). At most `max` leases, within the
+   * reply's byte limit; a shard that fails is taken to hold nothing.
+   */
+  private async replayed(request: LeaseRequest): Promise<Lease[]> {
+    const { link, board, logger } = this.ctx;
+    const shards = new Set<string>(this.ctx.knownShards?.() ?? []);
+    for (const f of board.fresh()) shards.add(f.shardId);
+    const replies = await Promise.all(
+      [...shards].sort().map(async (shardId) => {
+        try {
+          const { reply } = await link.requestSized(shardId, {
+            op: "lease",
+            owner: request.owner,
+            max: request.max,
+            leaseMs: request.leaseMs,
+            waitMs: 0,
+            requestId: shardRequestId(request.requestId, shardId, 1),
+            replayOnly: true,
+          });
+          return { shardId, leases: reply.leases };
+        } catch (err) {
+          logger.warn({ shardId, requestId: request.requestId, err }, "lease retry: shard did not replay");
+          return { shardId, leases: [] as readonly Lease[] };
+        }
+      }),
+    );
+    const leases: Lease[] = [];
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const { shardId, leases: kept } of replies) {
+      let dropped = 0;
+      for (const lease of kept) {
+        if (seen.has(lease.taskId)) continue;
+        const size = encodedByteLength(lease);
+        if (leases.length >= request.max || bytes + size > LEASE_REPLY_MAX_BYTES) {
+          dropped++;
+          continue;
+        }
+        seen.add(lease.taskId);
+        bytes += size;
+        leases.push(lease);
+      }
+      if (dropped > 0) {
+        logger.warn(
+          { shardId, dropped, requestId: request.requestId },
+          "lease retry: replayed leases left to expire",
+        );
+        this.ctx.onDropped?.(shardId, dropped);
+      }
+    }
+    return leases;
   }
 
   /** One pass over the shards with runnable tasks, least key first. */
@@ -171,6 +238,16 @@ export class LeaseRouter {
         continue;
       }
       board.noteGrant(shardId, ask, leases.length, maxKey, seq);
+      // A shard answers a repeated id with its first grant, which may be larger than asked for
+      // (another coordinator asked it first): never reply with more than `max`.
+      if (leases.length > remaining) {
+        logger.warn(
+          { shardId, dropped: leases.length - remaining, requestId: request.requestId },
+          "lease: shard replayed more than asked for; leases left to expire",
+        );
+        this.ctx.onDropped?.(shardId, leases.length - remaining);
+        leases = leases.slice(0, remaining);
+      }
       // The shard's reply is its leases plus a few bytes, so only measure leases when the total may not fit.
       let kept = leases.length;
       if (bytes + replyBytes > LEASE_REPLY_MAX_BYTES) {

@@ -155,6 +155,13 @@ export class TestShard {
         this.prepared.delete(request.idempotencyKey);
         return {};
       case "lease": {
+        if (request.replayOnly === true) {
+          const base = baseOf(request.requestId, this.shardId);
+          const kept = [...this.grants]
+            .filter(([id]) => baseOf(id, this.shardId) === base)
+            .flatMap(([, l]) => l);
+          return { leases: kept.slice(0, request.max) };
+        }
         const first = this.grants.get(request.requestId);
         if (first !== undefined) return { leases: first };
         const leases = e.lease(request.owner, {
@@ -334,4 +341,10 @@ export async function startTestCluster(
 /** Submit `tasks` through the coordinator; the reply. */
 export function submit(c: TestCluster, tasks: TaskInput[], idempotencyKey = `k-${Math.random()}`) {
   return call(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey });
+}
+
+/** The client's request id behind a per-shard one (`<id>:<shardId>`, `<id>:<shardId>:<attempt>`). */
+function baseOf(requestId: string, shardId: string): string {
+  const m = /^(.*?):([^:]+)(?::\d+)?$/.exec(requestId);
+  return m !== null && m[2] === shardId ? m[1]! : requestId;
 }

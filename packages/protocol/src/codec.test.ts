@@ -119,6 +119,18 @@ const requests: Request[] = [
     requestId: "r-2",
     maxKey: 1_700_000_000_000,
   },
+  // Client → coordinator: a resend that may have been granted already.
+  { op: "lease", owner: "worker-1", max: 2, leaseMs: 30_000, waitMs: 0, requestId: "r-3", retry: true },
+  // Coordinator → shard: only a grant kept for the request id, never a new one.
+  {
+    op: "lease",
+    owner: "worker-1",
+    max: 2,
+    leaseMs: 30_000,
+    waitMs: 0,
+    requestId: "r-3:s1",
+    replayOnly: true,
+  },
 ];
 
 const lease: Lease = {
@@ -610,6 +622,13 @@ describe("request shapes", () => {
     ["lease maxKey null", { ...leaseReq, maxKey: null }, "maxKey: expected a number, got null"],
     ["lease maxKey a boolean", { ...leaseReq, maxKey: true }, "maxKey: expected a number, got boolean true"],
     ["lease maxKey an array", { ...leaseReq, maxKey: [1] }, "maxKey: expected a number, got an array"],
+    ["lease retry a string", { ...leaseReq, retry: "yes" }, 'retry: expected a boolean, got string "yes"'],
+    ["lease retry null", { ...leaseReq, retry: null }, "retry: expected a boolean, got null"],
+    [
+      "lease replayOnly a number",
+      { ...leaseReq, replayOnly: 1 },
+      "replayOnly: expected a boolean, got number 1",
+    ],
     [
       "lease maxKey a timestamp",
       { ...leaseReq, maxKey: new Date(5) },

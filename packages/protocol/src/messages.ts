@@ -66,6 +66,18 @@ export interface LeaseRequest {
    * shards keeps global earliest-deadline-first order.
    */
   readonly maxKey?: number;
+  /**
+   * Client → coordinator: this is a resend of `requestId`, which may have been
+   * granted already (its reply was lost). The coordinator asks every shard for
+   * a grant kept under it before granting anew.
+   */
+  readonly retry?: boolean;
+  /**
+   * Coordinator → shard only: answer with the grant kept for this owner and
+   * client request id (under any per-shard or attempt suffix), or with none;
+   * never grant anew.
+   */
+  readonly replayOnly?: boolean;
 }
 
 /** Extend a live lease by `leaseMs` from now. */

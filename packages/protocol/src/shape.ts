@@ -393,7 +393,17 @@ export function parseRequest(v: unknown): Request {
       break;
     }
     case "lease": {
-      const f = map(v, "", ["op", "owner", "max", "leaseMs", "waitMs", "requestId", "maxKey"]);
+      const f = map(v, "", [
+        "op",
+        "owner",
+        "max",
+        "leaseMs",
+        "waitMs",
+        "requestId",
+        "maxKey",
+        "retry",
+        "replayOnly",
+      ]);
       r["owner"] = id(f["owner"], "owner", true);
       const max = int(f["max"], "max", 1);
       if (max > MAX_LEASES_PER_REQUEST) {
@@ -414,6 +424,16 @@ export function parseRequest(v: unknown): Request {
         r,
         "maxKey",
         optional(f["maxKey"], "maxKey", (k, p) => num(k, p)),
+      );
+      put(
+        r,
+        "retry",
+        optional(f["retry"], "retry", (b, p) => bool(b, p)),
+      );
+      put(
+        r,
+        "replayOnly",
+        optional(f["replayOnly"], "replayOnly", (b, p) => bool(b, p)),
       );
       break;
     }
