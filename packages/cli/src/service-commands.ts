@@ -148,6 +148,8 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
     const coord = await startCoordinator({
       natsUrl,
       cluster,
+      // Like `frontier shard`: a supervised process may start before NATS.
+      waitForNats: true,
       logger: logger("frontier-coordinator", logLevel),
       ...metrics,
     });

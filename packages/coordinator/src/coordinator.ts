@@ -108,6 +108,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         name: `frontier-coordinator-${filled.cluster}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        waitOnFirstConnect: filled.waitForNats,
       });
     } catch (cause) {
       throw new CoordinatorError(

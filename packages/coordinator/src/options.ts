@@ -49,6 +49,11 @@ export interface CoordinatorOptions {
   readonly natsUrl?: string | readonly string[];
   /** A connection to use; the coordinator leaves it open on close. Give this or `natsUrl`. */
   readonly nc?: NatsConnection;
+  /**
+   * With `natsUrl`: keep trying until NATS answers instead of failing at once
+   * (for a supervised coordinator process started before NATS). Default false.
+   */
+  readonly waitForNats?: boolean;
   /** Cluster name: the second token of every subject. */
   readonly cluster: string;
   /** Default: pino at "info" on stdout, named "frontier-coordinator". */
@@ -85,6 +90,7 @@ export interface CoordinatorOptions {
 export interface FilledOptions {
   readonly natsUrl: string | readonly string[] | undefined;
   readonly nc: NatsConnection | undefined;
+  readonly waitForNats: boolean;
   readonly cluster: string;
   readonly logger: Logger | undefined;
   readonly metricsPort: number | undefined;
@@ -147,6 +153,9 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
   ) {
     invalid("metricsPort", "a port in 0..65535", metricsPort);
   }
+  if (options.waitForNats !== undefined && typeof options.waitForNats !== "boolean") {
+    invalid("waitForNats", "a boolean", options.waitForNats);
+  }
   const metricsHost = options.metricsHost ?? DEFAULT_METRICS_HOST;
   if (typeof metricsHost !== "string" || metricsHost === "")
     invalid("metricsHost", "a host name", metricsHost);
@@ -156,6 +165,7 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
   return {
     natsUrl: url,
     nc: options.nc,
+    waitForNats: options.waitForNats ?? false,
     cluster: options.cluster,
     logger: options.logger,
     metricsPort,
