@@ -33,4 +33,5 @@ export {
   MAX_ID_LENGTH,
   type ParsedTask,
   parseTask,
+  TASK_INPUT_FIELDS,
 } from "./validate.js";

@@ -10,12 +10,13 @@
  * Every problem is collected, so one rejection lists them all.
  */
 import { type Problem, ProblemCode } from "./errors.js";
-import type { PrerequisiteFailurePolicy, TaskSpec } from "./types.js";
+import type { PrerequisiteFailurePolicy, TaskInput, TaskSpec } from "./types.js";
 
 export const MAX_ID_LENGTH = 256;
 export const MAX_ATTEMPTS_LIMIT = 1_000;
 
-const KNOWN_FIELDS = new Set([
+/** Every field a task definition may carry; anything else is MALFORMED (a typo must not drop a dependency). */
+export const TASK_INPUT_FIELDS: readonly (keyof TaskInput)[] = Object.freeze([
   "id",
   "deadline",
   "prerequisites",
@@ -25,6 +26,8 @@ const KNOWN_FIELDS = new Set([
   "hardDeadline",
   "onPrerequisiteFailure",
 ]);
+
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(TASK_INPUT_FIELDS);
 
 const NO_PREREQUISITES: readonly string[] = Object.freeze([]);
 

@@ -23,6 +23,7 @@ import {
   type Problem,
   ProblemCode,
   type SchedulerStats,
+  TASK_INPUT_FIELDS,
   type Task,
   type TaskInput,
   TaskState,
@@ -210,20 +211,9 @@ function prerequisites(v: unknown, path: string): string[] {
   );
 }
 
-const TASK_INPUT_KEYS = [
-  "id",
-  "deadline",
-  "prerequisites",
-  "workflowId",
-  "payload",
-  "maxAttempts",
-  "hardDeadline",
-  "onPrerequisiteFailure",
-];
-
 /** A task definition: types and limits only; its meaning is the engine's to check. */
 export function parseTaskInput(v: unknown, path: string): TaskInput {
-  const f = map(v, path, TASK_INPUT_KEYS);
+  const f = map(v, path, TASK_INPUT_FIELDS);
   const t: Draft = { id: id(f["id"], at(path, "id")), deadline: num(f["deadline"], at(path, "deadline")) };
   put(t, "prerequisites", optional(f["prerequisites"], at(path, "prerequisites"), prerequisites));
   put(
