@@ -64,8 +64,9 @@ export function parseTask(
       ),
     );
   }
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_FIELDS.has(key)) problems.push(malformed(taskId, `unknown field ${JSON.stringify(key)}`));
+  for (const key in raw) {
+    if (!KNOWN_FIELDS.has(key) && Object.hasOwn(raw, key))
+      problems.push(malformed(taskId, `unknown field ${JSON.stringify(key)}`));
   }
   const deadline = raw["deadline"];
   if (typeof deadline !== "number" || !Number.isFinite(deadline)) {
@@ -125,15 +126,17 @@ export function parseTask(
     );
   }
   if (problems.length > 0) return { problems };
-  const spec: TaskSpec = {
+  // Built field by field rather than with conditional spreads, which allocate
+  // a temporary object each (this runs once per submitted task).
+  const spec: { -readonly [K in keyof TaskSpec]: TaskSpec[K] } = {
     id: id as string,
     prerequisites,
-    ...(workflowId !== undefined ? { workflowId: workflowId as string } : {}),
-    ...(raw["payload"] !== undefined ? { payload: raw["payload"] } : {}),
     maxAttempts: maxAttempts as number,
     hardDeadline: hardDeadline as boolean,
     onPrerequisiteFailure: policy as PrerequisiteFailurePolicy,
   };
+  if (workflowId !== undefined) spec.workflowId = workflowId as string;
+  if (raw["payload"] !== undefined) spec.payload = raw["payload"];
   return { task: { spec, deadline: deadline as number } };
 }
 
