@@ -565,6 +565,34 @@ describe("ShardActor", () => {
     ).toBe(false);
   });
 
+  it("replays a grant after a restart on the same data: the request id is durable in the shard", async () => {
+    const first = await startActor();
+    const { nc, cluster, shardId, dataDir, wf } = first;
+    const tasks = ["a", "b", "c"].map((id, i) => task(id, i, { workflowId: wf }));
+    ok(await ask(nc, cluster, shardId, { op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, replayOnly?: boolean) =>
+      ask(nc, cluster, shardId, {
+        op: "lease",
+        owner: "w",
+        max: 2,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId,
+        ...(replayOnly === undefined ? {} : { replayOnly }),
+      });
+    const granted = ok(await lease(`r1:${shardId}:2`)).leases;
+    expect(granted.map((l) => l.taskId)).toEqual(["a", "b"]);
+    await first.actor.close();
+
+    const again = await startActor({ cluster, shardId, dataDir, slots: "auto" });
+    expect(again.actor.stats().leaseReplays).toBe(0);
+    expect(ok(await lease(`r1:${shardId}`, true)).leases).toEqual(granted);
+    // A plain retry under the same client id gets the grant too, not a new one.
+    expect(ok(await lease(`r1:${shardId}:2`)).leases).toEqual(granted);
+    expect(again.actor.stats().shard.leased).toBe(2);
+    expect(ok(await lease(`r2:${shardId}`, true)).leases).toEqual([]);
+  });
+
   it("claims every free slot when it starts with none and no explicit slots", async () => {
     const cluster = env.freshCluster();
     const other = await SlotOwnership.open(await env.connect(), { cluster, logger: silent });

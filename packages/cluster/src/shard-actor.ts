@@ -579,6 +579,9 @@ export class ShardActor {
     const leaseKey = `${owner.length}:${owner}${requestId}`;
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
+    // Not in memory (this process may have restarted since): what the shard recorded under the client's id.
+    const durable = this.shard.replayLease(owner, baseRequestId(requestId, this.shardId));
+    if (durable.length > 0) return durable.slice(0, request.max);
     const leasing = this.leaseWaiting(request);
     this.leasing.set(leaseKey, leasing);
     try {
@@ -610,6 +613,9 @@ export class ShardActor {
       ...exact,
       ...this.replay.getByBase(owner, base, now),
       ...this.replay.getByBase(owner, hashed, now),
+      // Recorded durably by the shard: survives a restart of this process.
+      ...this.shard.replayLease(owner, base),
+      ...this.shard.replayLease(owner, hashed),
     ]) {
       if (leases.length >= max) break;
       if (seen.has(lease.taskId)) continue;
@@ -640,7 +646,12 @@ export class ShardActor {
    */
   private async leaseNow(request: LeaseRequest): Promise<LeaseOutcome> {
     const { owner, max, leaseMs, maxKey } = request;
-    const options = maxKey === undefined ? { max: 1, leaseMs } : { max: 1, leaseMs, maxKey };
+    // Each grant is recorded durably under the client's request id, added to what it already holds.
+    const requestId = baseRequestId(request.requestId, this.shardId);
+    const options =
+      maxKey === undefined
+        ? { max: 1, leaseMs, requestId, extend: true }
+        : { max: 1, leaseMs, maxKey, requestId, extend: true };
     const grants: Promise<Lease[]>[] = [];
     const measured: string[] = [];
     let bytes = 0;

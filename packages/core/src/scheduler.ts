@@ -159,6 +159,8 @@ export class Scheduler {
       allowForwardReferences: this.forwardRefs,
       sameWorkflowPrerequisites: this.sameWorkflow,
       has: (id) => t.handleOf.has(id),
+      resolve: (id) => t.handleOf.get(id) ?? -1,
+      workflowAt: (h) => t.workflowId[h],
       workflowOf: (id) => {
         const h = t.handleOf.get(id);
         return h === undefined ? undefined : t.workflowId[h];
@@ -256,7 +258,12 @@ export class Scheduler {
     const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
     this.advance();
     const view: GraphView = alsoTaken?.size
-      ? { ...this.view, has: (id) => alsoTaken.has(id) || this.view.has(id), waitingOn: this.view.waitingOn }
+      ? {
+          ...this.view,
+          has: (id) => alsoTaken.has(id) || this.view.has(id),
+          waitingOn: this.view.waitingOn,
+          resolve: undefined,
+        }
       : this.view;
     return checkBatch(batch, { defaults: { maxAttempts: this.defaultMaxAttempts }, view }).problems;
   }
@@ -568,9 +575,11 @@ export class Scheduler {
       let unmet = 0;
       let doom: string | undefined;
       const prerequisites = t.prerequisites[h]! as string[];
+      const resolved = tasks[i]!.prerequisiteHandles;
       for (let k = 0; k < prerequisites.length; k++) {
         const p = prerequisites[k]!;
-        const ph = t.handleOf.get(p);
+        const known = resolved ? resolved[k]! : -1;
+        const ph = known >= 0 ? known : t.handleOf.get(p);
         if (ph !== undefined) prerequisites[k] = t.ids[ph]!; // share the stored id string
         if (ph === undefined) {
           // A forward reference (validation let it through only when allowed).

@@ -34,6 +34,12 @@ const NO_PREREQUISITES: readonly string[] = Object.freeze([]);
 export interface ParsedTask {
   readonly spec: TaskSpec;
   readonly deadline: number;
+  /**
+   * Filled by checkBatch when the view can resolve ids: the handle of each
+   * prerequisite already known to the engine, -1 for the others (in the
+   * batch, or forward references), so the engine does not look them up again.
+   */
+  prerequisiteHandles?: number[];
 }
 
 export interface ParseDefaults {
@@ -152,6 +158,10 @@ export interface GraphView {
    * is known, or the tasks holding a forward reference to it if not.
    */
   waitingOn(id: string): Iterable<string>;
+  /** The engine's handle of a known id, or -1. Optional: lets checks hand their lookups on. */
+  resolve?(id: string): number;
+  /** workflowId of the task at a handle from `resolve`. */
+  workflowAt?(handle: number): string | undefined;
 }
 
 export interface BatchCheckOptions {
@@ -203,8 +213,15 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
     batchIndex.set(id, parsed.task);
     tasks.push(parsed.task);
   }
-  for (const { spec } of tasks) {
+  const resolve = view?.resolve ? view.resolve.bind(view) : undefined;
+  for (const task of tasks) {
+    const spec = task.spec;
+    const handles = resolve && spec.prerequisites.length > 0 ? ([] as number[]) : undefined;
+    if (handles) task.prerequisiteHandles = handles;
     for (const p of spec.prerequisites) {
+      const inBatch = batchIndex.get(p);
+      const h = inBatch === undefined && resolve ? resolve(p) : -1;
+      handles?.push(h);
       if (p === spec.id) {
         problems.push({
           taskId: spec.id,
@@ -213,8 +230,7 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
         });
         continue;
       }
-      const inBatch = batchIndex.get(p);
-      const known = inBatch !== undefined || (view?.has(p) ?? false);
+      const known = inBatch !== undefined || h >= 0 || (!resolve && (view?.has(p) ?? false));
       if (!known) {
         if (view && !view.allowForwardReferences) {
           problems.push({
@@ -226,7 +242,11 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
         continue;
       }
       if (sameWorkflow) {
-        const other = inBatch ? inBatch.spec.workflowId : view!.workflowOf(p);
+        const other = inBatch
+          ? inBatch.spec.workflowId
+          : h >= 0 && view!.workflowAt
+            ? view!.workflowAt(h)
+            : view!.workflowOf(p);
         if (other !== spec.workflowId) {
           problems.push({
             taskId: spec.id,

@@ -30,8 +30,10 @@ export {
 } from "./journal.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
+  DEFAULT_LEASE_REPLAY_RETENTION_MS,
   DEFAULT_RETENTION_MS,
   Shard,
+  type ShardLeaseOptions,
   type ShardOptions,
   ShardState,
   type ShardStats,

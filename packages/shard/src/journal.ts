@@ -38,6 +38,11 @@ export interface IdempotencyEntry {
   readonly taskIds: readonly string[];
   /** Shard clock reading when the submit was accepted. */
   readonly createdAt: number;
+  /**
+   * Lease entries only (keys `lease:...`, see Shard.lease's requestId): the
+   * fencing tokens of the grants, parallel to taskIds.
+   */
+  readonly tokens?: readonly number[];
 }
 
 /**

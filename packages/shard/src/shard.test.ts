@@ -165,6 +165,48 @@ describe("Shard", () => {
     await journal.close();
   });
 
+  it("records a lease's request id durably: replayLease after reopening, no second grant", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit([task("a", 1), task("b", 2), task("c", 3)]);
+    const granted = await shard.lease("w", { max: 2, leaseMs: 60_000, requestId: "r1" });
+    expect(granted.map((l) => l.taskId)).toEqual(["a", "b"]);
+    expect(shard.replayLease("w", "r1")).toEqual(granted);
+    expect(shard.replayLease("other", "r1")).toEqual([]);
+    await shard.close();
+
+    const again = await openShard({ dataDir });
+    expect(again.replayLease("w", "r1")).toEqual(granted);
+    // The same request id again: the first grant, nothing new.
+    expect(await again.lease("w", { max: 2, leaseMs: 60_000, requestId: "r1" })).toEqual(granted);
+    expect(again.getTask("c")?.state).toBe("RUNNABLE");
+    // extend adds a grant under the same id.
+    const more = await again.lease("w", { max: 1, leaseMs: 60_000, requestId: "r1", extend: true });
+    expect(more.map((l) => l.taskId)).toEqual(["c"]);
+    expect(again.replayLease("w", "r1").map((l) => l.taskId)).toEqual(["a", "b", "c"]);
+    // Only leases still held under the granted token are replayed.
+    await again.complete("a", granted[0]!.token);
+    expect(again.replayLease("w", "r1").map((l) => l.taskId)).toEqual(["b", "c"]);
+  });
+
+  it("forgets lease request ids after their retention period, on disk too", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir, leaseReplayRetentionMs: 100 });
+    await shard.submit([task("a", 1), task("b", 2)], { idempotencyKey: "k" });
+    const [lease] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
+    expect(shard.replayLease("w", "r")).toEqual([lease]);
+    expect(shard.stats().idempotencyKeys).toBe(1);
+    await sleep(250);
+    expect(shard.replayLease("w", "r")).toEqual([]);
+    const [next] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
+    expect(next?.taskId).toBe("b");
+    await sleep(250);
+    await shard.close();
+    const journal = await LmdbJournal.open({ dataDir });
+    expect(journal.load().idempotency.map(([key]) => key)).toEqual(["k"]);
+    await journal.close();
+  });
+
   it("acknowledges a second complete with the same token without unblocking anything again", async () => {
     const shard = await openShard({ dataDir: freshDir() });
     await shard.submit([task("p1", 1), task("p2", 2), task("child", 3, ["p1", "p2"])]);

@@ -42,6 +42,7 @@ import {
   Scheduler,
   type SchedulerOptions,
   type SchedulerStats,
+  type Task,
   type TaskInput,
   type TaskView,
   ValidationError,
@@ -60,6 +61,7 @@ import { IdempotencyTable } from "./idempotency.js";
 import {
   DEFAULT_DURABILITY,
   type Durability,
+  type IdempotencyEntry,
   type Journal,
   type JournalRecord,
   type JournalStats,
@@ -68,6 +70,10 @@ import { LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 
 /** Terminal tasks and idempotency keys are kept this long (ms) by default: one day. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** Lease request ids are remembered this long (ms) by default: ten minutes. */
+export const DEFAULT_LEASE_REPLAY_RETENTION_MS = 10 * 60 * 1000;
+/** Key prefix of lease request entries in the idempotency rows. */
+const LEASE_KEY_PREFIX = "lease:";
 /** setTimeout's largest delay (ms); a later timer is re-armed when this one fires. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
@@ -82,6 +88,8 @@ export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange">
   readonly retentionMs?: number;
   /** Idempotency keys are forgotten this long (ms) after their submit. Default: retentionMs. */
   readonly idempotencyRetentionMs?: number;
+  /** Lease request ids (ShardLeaseOptions.requestId) are forgotten this long (ms) after the grant. Default 10 minutes. */
+  readonly leaseReplayRetentionMs?: number;
   /** Clock sources, for tests. */
   readonly clock?: ClockSources;
   /** Opens the journal; default: the LMDB journal in dataDir. For fault injection and other backends. */
@@ -91,6 +99,23 @@ export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange">
 export interface SubmitOptions {
   /** A submit whose key was already accepted returns the original result and adds nothing. 1..256 characters. */
   readonly idempotencyKey?: string;
+}
+
+export interface ShardLeaseOptions extends LeaseOptions {
+  /**
+   * The client's request id. The grant's (taskId, token) pairs are recorded
+   * under (owner, requestId) in the same journal append as the grant, for
+   * `replayLease`, and kept for leaseReplayRetentionMs. A lease whose
+   * (owner, requestId) was recorded before grants nothing new and returns
+   * `replayLease(owner, requestId)` instead, unless `extend` is set.
+   */
+  readonly requestId?: string;
+  /**
+   * With requestId: grant anew even if (owner, requestId) was recorded
+   * before, adding this grant to the recorded ones (a request filled by
+   * several grants, or several attempts under one client request id).
+   */
+  readonly extend?: boolean;
 }
 
 export interface SubmitResult {
@@ -133,6 +158,8 @@ export class Shard {
   private records: JournalRecord[] = [];
   private readonly engine: Scheduler;
   private readonly idempotency: IdempotencyTable;
+  /** Lease request entries (keys `lease:...`), with their own, shorter retention. */
+  private readonly leaseKeys: IdempotencyTable;
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
   private readonly packr = new Packr();
@@ -143,6 +170,7 @@ export class Shard {
     engineOptions: SchedulerOptions,
     loaded: ReturnType<Journal["load"]>,
     private readonly idempotencyRetentionMs: number,
+    private readonly leaseReplayRetentionMs: number,
   ) {
     const sink = (change: Change) => void this.records.push(change);
     this.engine = Scheduler.restore({ version: 1, meta: loaded.meta ?? ZERO_META, tasks: loaded.tasks }, [], {
@@ -150,7 +178,8 @@ export class Shard {
       now: () => clock.now(),
       onChange: sink,
     });
-    this.idempotency = new IdempotencyTable(loaded.idempotency);
+    this.idempotency = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => !isLeaseEntry(entry)));
+    this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
   }
 
   /**
@@ -166,6 +195,7 @@ export class Shard {
       takeover = false,
       retentionMs = DEFAULT_RETENTION_MS,
       idempotencyRetentionMs = retentionMs,
+      leaseReplayRetentionMs = DEFAULT_LEASE_REPLAY_RETENTION_MS,
       clock: clockSources,
       openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
       ...engineOptions
@@ -180,6 +210,10 @@ export class Shard {
       throw new InvalidArgumentError(
         `idempotencyRetentionMs must be >= 0, got ${String(idempotencyRetentionMs)}`,
       );
+    if (!(leaseReplayRetentionMs >= 0))
+      throw new InvalidArgumentError(
+        `leaseReplayRetentionMs must be >= 0, got ${String(leaseReplayRetentionMs)}`,
+      );
     // Checks the engine options before the directory is touched (the engine names the bad option).
     new Scheduler({ ...engineOptions, retentionMs });
 
@@ -189,7 +223,14 @@ export class Shard {
       const clock = new ShardClock(Math.max(loaded.clock, loaded.meta?.clock ?? 0), clockSources);
       let shard: Shard;
       try {
-        shard = new Shard(journal, clock, { ...engineOptions, retentionMs }, loaded, idempotencyRetentionMs);
+        shard = new Shard(
+          journal,
+          clock,
+          { ...engineOptions, retentionMs },
+          loaded,
+          idempotencyRetentionMs,
+          leaseReplayRetentionMs,
+        );
       } catch (error) {
         // The options were checked above: the rows do not form a valid engine state.
         throw new CorruptDataError(dataDir, `the stored tasks do not form a valid state: ${String(error)}`, {
@@ -227,9 +268,44 @@ export class Shard {
     });
   }
 
-  /** Leases up to `max` runnable tasks, earliest deadline first. Resolves once the leases are durable. */
-  lease(owner: string, options: LeaseOptions = {}): Promise<Lease[]> {
-    return this.run(() => this.engine.lease(owner, options));
+  /**
+   * Leases up to `max` runnable tasks, earliest deadline first. Resolves once
+   * the leases (and the request id, if any) are durable. See ShardLeaseOptions.
+   */
+  lease(owner: string, options: ShardLeaseOptions = {}): Promise<Lease[]> {
+    const { requestId, extend, ...leaseOptions } = options;
+    if (requestId === undefined) return this.run(() => this.engine.lease(owner, leaseOptions));
+    return this.run(() => {
+      if (typeof requestId !== "string" || requestId.length === 0)
+        throw new InvalidArgumentError("requestId must be a non-empty string");
+      const key = leaseKey(owner, requestId);
+      const prior = this.leaseKeys.get(key);
+      if (prior && extend !== true) return this.replayFrom(owner, prior);
+      const leases = this.engine.lease(owner, leaseOptions);
+      if (leases.length > 0) {
+        const entry = {
+          taskIds: [...(prior?.taskIds ?? []), ...leases.map((l) => l.taskId)],
+          tokens: [...(prior?.tokens ?? []), ...leases.map((l) => l.token)],
+          createdAt: prior?.createdAt ?? this.clock.now(),
+        };
+        // An existing key keeps its place (and createdAt): the table stays in createdAt order.
+        this.leaseKeys.remember(key, entry);
+        this.records.push({ kind: "idempotency", key, entry });
+      }
+      return leases;
+    });
+  }
+
+  /**
+   * The leases granted to (owner, requestId) by `lease` calls with that
+   * request id, while it is remembered, that still hold: the task is still
+   * LEASED under the granted token. Survives restarts. A read of memory, like getTask.
+   */
+  replayLease(owner: string, requestId: string): Lease[] {
+    return this.read(() => {
+      const prior = this.leaseKeys.get(leaseKey(owner, requestId));
+      return prior ? this.replayFrom(owner, prior) : [];
+    });
   }
 
   heartbeat(taskId: string, token: number, options: { leaseMs?: number } = {}): Promise<Lease> {
@@ -301,6 +377,25 @@ export class Shard {
       const prior = this.idempotency.get(idempotencyKey);
       return prior ? { taskIds: prior.taskIds, duplicate: true } : undefined;
     });
+  }
+
+  private replayFrom(owner: string, entry: IdempotencyEntry): Lease[] {
+    const leases: Lease[] = [];
+    entry.taskIds.forEach((taskId, i) => {
+      const token = entry.tokens?.[i];
+      const view = this.engine.getTask(taskId);
+      if (view === undefined || token === undefined) return;
+      if (view.state !== "LEASED" || view.token !== token || view.leaseOwner !== owner) return;
+      const task: { -readonly [K in keyof Task]: Task[K] } = {
+        id: view.id,
+        deadline: view.deadline,
+        prerequisites: view.prerequisites,
+      };
+      if (view.workflowId !== undefined) task.workflowId = view.workflowId;
+      if (view.payload !== undefined) task.payload = view.payload;
+      leases.push({ taskId, owner, token, expiresAt: view.leaseExpiresAt!, attempt: view.attempts, task });
+    });
+    return leases;
   }
 
   /** Engine statistics, plus the shard's state and journal counters. Works in every state. */
@@ -410,7 +505,11 @@ export class Shard {
     if (this.state !== ShardState.OPEN) return;
     const engineAt = this.engine.nextTimerAt();
     const oldest = this.idempotency.oldestCreatedAt();
-    const keyAt = oldest === null ? null : oldest + this.idempotencyRetentionMs;
+    const oldestLease = this.leaseKeys.oldestCreatedAt();
+    const submitKeyAt = oldest === null ? null : oldest + this.idempotencyRetentionMs;
+    const leaseKeyAt = oldestLease === null ? null : oldestLease + this.leaseReplayRetentionMs;
+    const keyAts = [submitKeyAt, leaseKeyAt].filter((at): at is number => at !== null);
+    const keyAt = keyAts.length === 0 ? null : Math.min(...keyAts);
     const next = engineAt === null ? keyAt : keyAt === null ? engineAt : Math.min(engineAt, keyAt);
     if (next === null || !Number.isFinite(next)) return;
     if (this.timerAt !== undefined && this.timerAt <= next) return;
@@ -436,6 +535,8 @@ export class Shard {
       this.engine.tick();
       const cutoff = this.clock.now() - this.idempotencyRetentionMs;
       for (const key of this.idempotency.expire(cutoff)) this.records.push({ kind: "forget", key });
+      const leaseCutoff = this.clock.now() - this.leaseReplayRetentionMs;
+      for (const key of this.leaseKeys.expire(leaseCutoff)) this.records.push({ kind: "forget", key });
     }).catch(() => {});
   };
 
@@ -462,6 +563,15 @@ export class Shard {
     });
     if (problems.length > 0) throw new ValidationError(problems);
   }
+}
+
+/** The idempotency row of a lease request; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
+function leaseKey(owner: string, requestId: string): string {
+  return `${LEASE_KEY_PREFIX}${owner.length}:${owner}:${requestId}`;
+}
+
+function isLeaseEntry(entry: IdempotencyEntry): boolean {
+  return Array.isArray(entry.tokens);
 }
 
 /** Journals reject with ShardErrors (contract); anything else is treated as a storage failure. */
