@@ -283,6 +283,15 @@ describe("Shard", () => {
     expect(ids).toEqual(["dep", "late", "q"]);
   });
 
+  it("refuses submit keys in the namespace of lease records", async () => {
+    const shard = await openShard({ dataDir: freshDir() });
+    await expect(shard.submit(task("a", 1), { idempotencyKey: "lease:1:w:r" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    expect(shard.getTask("a")).toBeUndefined();
+    await shard.close();
+  });
+
   it("does not grow on disk under steady load: compacted rows' pages are reused", async () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir, retentionMs: 20 });

@@ -252,6 +252,9 @@ export class Shard {
       if (key !== undefined) {
         if (typeof key !== "string" || key.length === 0 || key.length > MAX_ID_LENGTH)
           throw new InvalidArgumentError(`idempotencyKey must be a string of 1..${MAX_ID_LENGTH} characters`);
+        // Lease grants are recorded in the same table under "lease:…" (see lease).
+        if (key.startsWith("lease:"))
+          throw new InvalidArgumentError('idempotencyKey must not start with "lease:" (reserved for lease grants)');
         const prior = this.idempotency.get(key);
         if (prior) return { taskIds: prior.taskIds, duplicate: true };
       }
