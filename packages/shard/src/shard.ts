@@ -254,7 +254,9 @@ export class Shard {
           throw new InvalidArgumentError(`idempotencyKey must be a string of 1..${MAX_ID_LENGTH} characters`);
         // Lease grants are recorded in the same table under "lease:…" (see lease).
         if (key.startsWith("lease:"))
-          throw new InvalidArgumentError('idempotencyKey must not start with "lease:" (reserved for lease grants)');
+          throw new InvalidArgumentError(
+            'idempotencyKey must not start with "lease:" (reserved for lease grants)',
+          );
         const prior = this.idempotency.get(key);
         if (prior) return { taskIds: prior.taskIds, duplicate: true };
       }
