@@ -1,0 +1,24 @@
+#!/usr/bin/env sh
+# One-time set-up on a fresh machine (Debian/Ubuntu, Node.js 20+ with npm):
+# pnpm, the locked dependencies, and nats-server (the only service Frontier
+# needs; `pnpm start` runs it as a child when none is answering). CI runs
+# this too (.ci/run), so the README's set-up is what CI checks.
+set -eu
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.8
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$PNPM_VERSION" ]; then
+  npm install -g "pnpm@$PNPM_VERSION"
+fi
+
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  if [ "$(id -u)" = 0 ]; then as_root=""; else as_root="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $as_root apt-get update -qq && $as_root apt-get install -y -qq nats-server
+  else
+    echo "setup: install nats-server (https://docs.nats.io/running-a-nats-service/introduction/installation), then run this again" >&2
+    exit 1
+  fi
+fi
+
+pnpm install --frozen-lockfile
