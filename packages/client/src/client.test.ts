@@ -1,48 +1,12 @@
 import { InvalidArgumentError, StaleLeaseError, ValidationError } from "@frontier/core";
-import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { isRetryable, MAX_PAYLOAD_BYTES, ProtocolError } from "@frontier/protocol";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connect as natsConnect } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EngineCoordinator, startEngineCoordinator } from "../test/engine-coordinator.js";
-import {
-  ClientError,
-  ClientErrorCode,
-  connect,
-  type FrontierClient,
-  NoRespondersError,
-  RequestTimeoutError,
-} from "./index.js";
+import { describe, expect, it } from "vitest";
+import { useEngineCluster } from "../test/engine-cluster.js";
+import { startEngineCoordinator } from "../test/engine-coordinator.js";
+import { ClientError, ClientErrorCode, connect, NoRespondersError, RequestTimeoutError } from "./index.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let clusters = 0;
-
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await natsConnect({ servers: server.url });
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
-
-/** A fresh cluster name, a stand-in coordinator on it, and a client. */
-async function setup(
-  options: Parameters<typeof connect>[0] = {},
-): Promise<{ coord: EngineCoordinator; client: FrontierClient; cluster: string }> {
-  const cluster = `client-${++clusters}`;
-  const coord = startEngineCoordinator(nc, cluster);
-  await nc.flush();
-  const client = await connect({
-    servers: server.url,
-    cluster,
-    retry: { baseMs: 5, maxMs: 20 },
-    ...options,
-  });
-  return { coord, client, cluster };
-}
+const harness = useEngineCluster("client");
+const { setup } = harness;
 
 describe("connect", () => {
   it("rejects with CONNECT_FAILED when nothing listens", async () => {
@@ -53,8 +17,10 @@ describe("connect", () => {
   });
 
   it("names the bad option", async () => {
-    await expect(connect({ servers: server.url, cluster: "no.dots" })).rejects.toThrow(/option cluster/);
-    await expect(connect({ servers: server.url, requestTimeoutMs: 0 })).rejects.toBeInstanceOf(
+    await expect(connect({ servers: harness.server.url, cluster: "no.dots" })).rejects.toThrow(
+      /option cluster/,
+    );
+    await expect(connect({ servers: harness.server.url, requestTimeoutMs: 0 })).rejects.toBeInstanceOf(
       InvalidArgumentError,
     );
   });
@@ -202,7 +168,7 @@ describe("requests", () => {
 describe("transport errors", () => {
   it("tells no responders from a timeout by class", async () => {
     const client = await connect({
-      servers: server.url,
+      servers: harness.server.url,
       cluster: "nobody-home",
       retry: { attempts: 2, baseMs: 1, maxMs: 1 },
     });
@@ -216,10 +182,10 @@ describe("transport errors", () => {
     expect(isRetryable(none)).toBe(true);
 
     // A responder that never answers: a timeout, not "no responders".
-    const sub = nc.subscribe("frontier.silent.coord.*", { callback: () => {} });
-    await nc.flush();
+    const sub = harness.nc.subscribe("frontier.silent.coord.*", { callback: () => {} });
+    await harness.nc.flush();
     const silent = await connect({
-      servers: server.url,
+      servers: harness.server.url,
       cluster: "silent",
       requestTimeoutMs: 100,
       retry: { attempts: 2, baseMs: 1, maxMs: 1 },
@@ -235,10 +201,10 @@ describe("transport errors", () => {
   });
 
   it("shows the caller's stack on a timeout, not the timer's", async () => {
-    const sub = nc.subscribe("frontier.stacks.coord.*", { callback: () => {} });
-    await nc.flush();
+    const sub = harness.nc.subscribe("frontier.stacks.coord.*", { callback: () => {} });
+    await harness.nc.flush();
     const client = await connect({
-      servers: server.url,
+      servers: harness.server.url,
       cluster: "stacks",
       requestTimeoutMs: 50,
       retry: { attempts: 1 },
@@ -256,7 +222,7 @@ describe("transport errors", () => {
 
   it("stops retrying when the signal aborts", async () => {
     const client = await connect({
-      servers: server.url,
+      servers: harness.server.url,
       cluster: "abort-me",
       retry: { attempts: 100, baseMs: 50, maxMs: 50 },
     });
@@ -278,12 +244,12 @@ describe("transport errors", () => {
   });
 
   it("leaves a connection it was given open", async () => {
-    const cluster = `client-${++clusters}`;
-    const coord = startEngineCoordinator(nc, cluster);
-    const client = await connect({ nats: nc, cluster });
+    const cluster = harness.freshCluster();
+    const coord = startEngineCoordinator(harness.nc, cluster);
+    const client = await connect({ nats: harness.nc, cluster });
     expect((await client.stats()).runnable).toBe(0);
     await client.close();
-    expect(nc.isClosed()).toBe(false);
+    expect(harness.nc.isClosed()).toBe(false);
     await coord.close();
   });
 });

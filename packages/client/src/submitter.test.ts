@@ -1,34 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type TaskInput, ValidationError } from "@frontier/core";
-import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { ProtocolError, type SubmitRequest } from "@frontier/protocol";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connect as natsConnect } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EngineCoordinator, startEngineCoordinator } from "../test/engine-coordinator.js";
-import { ClientError, connect, type FrontierClient, type SubmitReceipt } from "./index.js";
+import { describe, expect, it } from "vitest";
+import { useEngineCluster } from "../test/engine-cluster.js";
+import { ClientError, type SubmitReceipt } from "./index.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let clusters = 0;
-
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await natsConnect({ servers: server.url });
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
-
-async function setup(): Promise<{ coord: EngineCoordinator; client: FrontierClient }> {
-  const cluster = `submitter-${++clusters}`;
-  const coord = startEngineCoordinator(nc, cluster);
-  await nc.flush();
-  const client = await connect({ servers: server.url, cluster, retry: { baseMs: 5, maxMs: 20 } });
-  return { coord, client };
-}
+const harness = useEngineCluster("submitter");
+const { setup } = harness;
 
 const submits = (coord: EngineCoordinator) =>
   coord.requests.filter((q): q is SubmitRequest => q.op === "submit");

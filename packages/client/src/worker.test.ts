@@ -1,33 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connect as natsConnect } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EngineCoordinator, startEngineCoordinator } from "../test/engine-coordinator.js";
-import { connect, type FrontierClient, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
+import { describe, expect, it } from "vitest";
+import { useEngineCluster } from "../test/engine-cluster.js";
+import { startEngineCoordinator } from "../test/engine-coordinator.js";
+import { connect, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
 import { reasonOf } from "./worker.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-let clusters = 0;
-
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await natsConnect({ servers: server.url });
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
-
-async function setup(): Promise<{ coord: EngineCoordinator; client: FrontierClient }> {
-  const cluster = `worker-${++clusters}`;
-  const coord = startEngineCoordinator(nc, cluster);
-  await nc.flush();
-  const client = await connect({ servers: server.url, cluster, retry: { baseMs: 5, maxMs: 20 } });
-  return { coord, client };
-}
+const harness = useEngineCluster("worker");
+const { setup } = harness;
 
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -162,11 +141,11 @@ describe("work", () => {
   });
 
   it("after a heartbeat that got through only on a retry, expects the lease to last from that retry", async () => {
-    const cluster = `worker-${++clusters}`;
-    const coord = startEngineCoordinator(nc, cluster);
-    await nc.flush();
+    const cluster = harness.freshCluster();
+    const coord = startEngineCoordinator(harness.nc, cluster);
+    await harness.nc.flush();
     const client = await connect({
-      servers: server.url,
+      servers: harness.server.url,
       cluster,
       requestTimeoutMs: 300,
       retry: { baseMs: 5, maxMs: 20 },

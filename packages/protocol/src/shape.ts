@@ -369,7 +369,9 @@ export function parseRequest(v: unknown): Request {
   }
   const r: Draft = { op };
   switch (op) {
-    case "submit": {
+    // A prepared part has a submit's shape (phase one of a multi-shard submit).
+    case "submit":
+    case "prepare": {
       const f = map(v, "", ["op", "tasks", "idempotencyKey"]);
       const tasks = bounded(
         f["tasks"],
@@ -466,19 +468,6 @@ export function parseRequest(v: unknown): Request {
     }
     case "stats": {
       map(v, "", ["op"]);
-      break;
-    }
-    case "prepare": {
-      const f = map(v, "", ["op", "tasks", "idempotencyKey"]);
-      const tasks = bounded(
-        f["tasks"],
-        "tasks",
-        MAX_TASKS_PER_BATCH,
-        "BATCH_TOO_LARGE",
-        "MAX_TASKS_PER_BATCH",
-      );
-      r["tasks"] = tasks.map((t, i) => parseTaskInput(t, at("tasks", i)));
-      r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
       break;
     }
     case "commit":
