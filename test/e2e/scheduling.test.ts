@@ -33,6 +33,11 @@ async function announced(n: number): Promise<void> {
   await until(() => cluster.coordinator.inspect().frontiers.reduce((sum, f) => sum + f.runnable, 0) === n);
 }
 
+/** The latest announcement sequence number the coordinator holds, per shard. */
+function seqOf(): Map<string, number> {
+  return new Map(cluster.coordinator.inspect().frontiers.map((f) => [f.shardId, f.seq]));
+}
+
 /** Lease and complete everything runnable, so the next test starts from an empty frontier. */
 async function drain(): Promise<void> {
   for (;;) {
@@ -55,12 +60,17 @@ describe("earliest deadline first", () => {
 
     const order: number[] = [];
     for (let i = 0; i < n; i++) {
+      const seqBefore = seqOf();
       const [lease] = await client.lease({ max: 1, waitMs: 2_000 });
       expect(lease).toBeDefined();
       order.push(lease!.task.deadline);
       await client.complete(lease!);
       // The coordinator routes by the frontiers the shards announce (no peek per lease), so
-      // global order is as good as the latest announcements: let them arrive between leases.
+      // global order is as good as the latest announcements: let the granting shard's next
+      // announcement arrive between leases (the coordinator's own estimate after a grant
+      // updates the runnable count but cannot know the shard's next deadline).
+      const granting = `shard-${shardOf({ id: lease!.taskId, deadline: 0 })}`;
+      await until(() => (seqOf().get(granting) ?? 0) > (seqBefore.get(granting) ?? 0));
       await announced(n - i - 1);
     }
     expect(order).toEqual([...deadlines].sort((a, b) => a - b));
