@@ -21,7 +21,7 @@
  * directory, read when the run ends (history()).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -78,6 +78,8 @@ class Member {
   killedAt: { at: number; kind: FaultKind } | undefined;
 
   constructor(
+    /** Every process's output goes to `<logDir>/<name>-<generation>.log`, for a post-mortem. */
+    private readonly logDir: string,
     readonly name: string,
     readonly role: Role,
     private readonly command: (
@@ -107,6 +109,10 @@ class Member {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.proc = proc;
+    const log = createWriteStream(join(this.logDir, `${this.name}-${this.generation}.log`));
+    proc.on("exit", () => log.end());
+    proc.stdout?.pipe(log, { end: false });
+    proc.stderr?.pipe(log, { end: false });
     let buffer = "";
     proc.stdout?.on("data", (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -240,6 +246,7 @@ export class ChaosCluster {
   static async start(options: ChaosClusterOptions = {}): Promise<ChaosCluster> {
     const runDir = await mkdtemp(join(tmpdir(), "frontier-chaos-"));
     await mkdir(join(runDir, "history"));
+    await mkdir(join(runDir, "logs"));
     const nats = await startNatsServer();
     const c = new ChaosCluster(nats, runDir, options);
     try {
@@ -260,6 +267,7 @@ export class ChaosCluster {
   private shardMember(i: number): Member {
     const id = `shard-${i}`;
     return new Member(
+      join(this.runDir, "logs"),
       id,
       "shard",
       (m, extra) => ({
@@ -293,6 +301,7 @@ export class ChaosCluster {
 
   private coordinatorMember(i: number): Member {
     return new Member(
+      join(this.runDir, "logs"),
       `coordinator-${i}`,
       "coordinator",
       () => ({
@@ -316,6 +325,7 @@ export class ChaosCluster {
 
   private workerMember(i: number): Member {
     return new Member(
+      join(this.runDir, "logs"),
       `worker-${i}`,
       "worker",
       (m) => ({ args: [WORKER, JSON.stringify(this.workerConfig(m.current, "work"))], env: {} }),
@@ -488,6 +498,7 @@ export class ChaosCluster {
   async zombieWorker(pauseMs: number): Promise<{ taskIds: string[]; outcomes: string[] }> {
     const name = `zombie-${this.workers.length}-${Date.now() % 100_000}`;
     const m = new Member(
+      join(this.runDir, "logs"),
       name,
       "worker",
       () => ({ args: [WORKER, JSON.stringify(this.workerConfig(name, "hold"))], env: {} }),

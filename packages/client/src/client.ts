@@ -273,7 +273,7 @@ class NatsFrontierClient implements FrontierClient {
 
   work(handler: TaskHandler, options: WorkOptions = {}): Worker {
     this.checkOpen("work");
-    const worker = new TaskWorker(this, handler, options, this.options.retry);
+    const worker = new TaskWorker(this, handler, options, this.options.retry, this.options.requestTimeoutMs);
     this.workers.add(worker);
     void worker.done.then(
       () => this.workers.delete(worker),

@@ -140,6 +140,36 @@ describe("work", () => {
     await coord.close();
   });
 
+  it("keeps a lease through two lost heartbeat replies in a row, even with a request timeout as long as the lease", async () => {
+    const cluster = harness.freshCluster();
+    const coord = startEngineCoordinator(harness.nc, cluster);
+    await harness.nc.flush();
+    const leaseMs = 1_500;
+    const client = await connect({
+      servers: harness.server.url,
+      cluster,
+      requestTimeoutMs: leaseMs,
+      retry: { baseMs: 5, maxMs: 20 },
+    });
+    await client.submit([{ id: "slow-but-alive", deadline: 1 }]);
+    // Each heartbeat's first two attempts lose their reply (the shard still extends the lease).
+    let attempts = 0;
+    coord.script = (q) => (q.op === "heartbeat" && ++attempts % 3 !== 0 ? { action: "drop" } : undefined);
+    const worker = client.work(
+      async (_task, { signal }) => {
+        await sleep(leaseMs * 2.5);
+        signal.throwIfAborted();
+      },
+      { leaseMs, waitMs: 100 },
+    );
+    await until(() => worker.stats.completed === 1 || worker.stats.lost === 1, 10_000);
+    await worker.stop();
+    expect(worker.stats).toMatchObject({ completed: 1, lost: 0 });
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    await client.close();
+    await coord.close();
+  });
+
   it("after a heartbeat that got through only on a retry, expects the lease to last from that retry", async () => {
     const cluster = harness.freshCluster();
     const coord = startEngineCoordinator(harness.nc, cluster);

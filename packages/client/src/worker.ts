@@ -125,6 +125,8 @@ export class TaskWorker implements Worker {
     private readonly handler: TaskHandler,
     options: WorkOptions,
     private readonly retry: RetryPolicy,
+    /** The client's reply timeout of one attempt, ms: heartbeats wait less when the lease runs short. */
+    private readonly requestTimeoutMs: number,
   ) {
     this.options = fillWorkOptions(options, client.name);
     this.owner = this.options.owner;
@@ -324,9 +326,13 @@ export class TaskWorker implements Worker {
       const sentAt = Date.now();
       try {
         // Retrying past the lease's end is pointless: by then someone else may hold the task.
+        // Each attempt waits at most a third of what is left, so a lost reply leaves time for
+        // two more attempts before the lease ends (a request timeout as long as the lease would
+        // let one lost reply lose the lease).
         await this.client.heartbeat(run.lease, {
           leaseMs,
           signal: AbortSignal.timeout(remaining),
+          timeoutMs: heartbeatAttemptTimeout(remaining, this.requestTimeoutMs),
           retry: { attempts: 1 },
         });
         run.expiresAt = sentAt + leaseMs;
@@ -387,4 +393,12 @@ export function reasonOf(err: unknown): string {
   // Never split a surrogate pair: ids and reasons must be well-formed UTF-16 on the wire.
   if (/[\uD800-\uDBFF]/.test(text.charAt(cut - 1))) cut--;
   return `${text.slice(0, cut)}…`;
+}
+
+/** Shortest wait for one heartbeat attempt, ms: below it even a healthy round trip may not make it. */
+export const MIN_HEARTBEAT_ATTEMPT_MS = 50;
+
+/** How long one heartbeat attempt waits for its reply, with `remainingMs` of the lease left. */
+export function heartbeatAttemptTimeout(remainingMs: number, requestTimeoutMs: number): number {
+  return Math.max(MIN_HEARTBEAT_ATTEMPT_MS, Math.min(requestTimeoutMs, Math.floor(remainingMs / 3)));
 }

@@ -125,6 +125,8 @@ export class ShardActor {
   private readonly replay: LeaseReplay;
   /** Lease requests in progress, by owner and request id: a retry waits for the first. */
   private readonly leasing = new Map<string, Promise<LeaseOutcome>>();
+  /** The same, by owner and the client's request id (any derived id): a replay-only lookup waits for them. */
+  private readonly leasingByBase = new Map<string, Set<Promise<LeaseOutcome>>>();
   /** Slots this shard owned at the last check, re-checked after a reconnect. */
   private expectedSlots: readonly number[];
   private readonly abort = new AbortController();
@@ -579,44 +581,73 @@ export class ShardActor {
     const leaseKey = `${owner.length}:${owner}${requestId}`;
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
-    // Not in memory (this process may have restarted since): what the shard recorded under the client's id.
-    const durable = this.shard.replayLease(owner, baseRequestId(requestId, this.shardId));
-    if (durable.length > 0) return durable.slice(0, request.max);
-    const leasing = this.leaseWaiting(request);
+    const base = baseRequestId(requestId, this.shardId);
+    const leasing = this.leaseOrReplay(request, base);
+    // Registered before the first await, so a retry or a replay-only lookup of the same id joins it.
     this.leasing.set(leaseKey, leasing);
+    const baseKey = `${owner.length}:${owner}${base}`;
+    let pending = this.leasingByBase.get(baseKey);
+    if (!pending) this.leasingByBase.set(baseKey, (pending = new Set()));
+    pending.add(leasing);
     try {
       const outcome = await leasing;
       if (outcome.leases.length > 0) {
-        const base = baseRequestId(requestId, this.shardId);
         this.replay.put(owner, requestId, outcome.leases, outcome.bytes, Date.now(), base);
         this.announcer.changed();
       }
       return outcome.leases;
     } finally {
       this.leasing.delete(leaseKey);
+      pending.delete(leasing);
+      if (pending.size === 0) this.leasingByBase.delete(baseKey);
     }
+  }
+
+  /** What the shard recorded under the client's id (this process may have restarted since), else a new grant. */
+  private async leaseOrReplay(request: LeaseRequest, base: string): Promise<LeaseOutcome> {
+    const durable = await this.shard.replayLease(request.owner, base);
+    if (durable.length > 0) {
+      const leases = durable.slice(0, request.max);
+      return { leases, bytes: encodedByteLength(leases) };
+    }
+    return this.leaseWaiting(request);
   }
 
   /**
    * A replay-only request: the leases granted to `owner` under the client
    * request id that `requestId` derives from (any per-shard or attempt id),
-   * at most `max`; never a new grant. The client id may have been replaced
-   * by its SHA-256 in some derived ids (when too long), so both are looked up.
+   * at most `max`; never a new grant. It first waits for lease requests
+   * under that client id still in progress here (a grant being made or
+   * committed is a grant), and answers only what is durable. The client id
+   * may have been replaced by its SHA-256 in some derived ids (when too
+   * long), so both are looked up.
    */
-  private leaseReplayOnly(owner: string, requestId: string, max: number, now: number): Lease[] {
-    const exact = this.replay.get(owner, requestId, now) ?? [];
+  private async leaseReplayOnly(
+    owner: string,
+    requestId: string,
+    max: number,
+    now: number,
+  ): Promise<Lease[]> {
     const base = baseRequestId(requestId, this.shardId);
     const hashed = createHash("sha256").update(base).digest("base64url");
-    const seen = new Set<string>();
-    const leases: Lease[] = [];
-    for (const lease of [
+    for (const id of [base, hashed]) {
+      const pending = this.leasingByBase.get(`${owner.length}:${owner}${id}`);
+      if (pending) await Promise.allSettled([...pending]);
+    }
+    const exact = this.replay.get(owner, requestId, now) ?? [];
+    const fromMemory = [
       ...exact,
       ...this.replay.getByBase(owner, base, now),
       ...this.replay.getByBase(owner, hashed, now),
-      // Recorded durably by the shard: survives a restart of this process.
-      ...this.shard.replayLease(owner, base),
-      ...this.shard.replayLease(owner, hashed),
-    ]) {
+    ];
+    // Recorded durably by the shard: survives a restart of this process.
+    const [byBase, byHash] = await Promise.all([
+      this.shard.replayLease(owner, base),
+      this.shard.replayLease(owner, hashed),
+    ]);
+    const seen = new Set<string>();
+    const leases: Lease[] = [];
+    for (const lease of [...fromMemory, ...byBase, ...byHash]) {
       if (leases.length >= max) break;
       if (seen.has(lease.taskId)) continue;
       seen.add(lease.taskId);

@@ -272,6 +272,50 @@ describe("request ids", () => {
     expect(capped.leases.map((l) => l.taskId)).toEqual([first.leases[0]!.taskId]);
   });
 
+  it("fails a retry retryably, granting nothing anew, while a shard that may hold the first grant does not answer", async () => {
+    c = await startTestCluster(2, { server });
+    const a = await c.startCoordinator();
+    put("s0", 1);
+    put("s1", 2);
+    put("s1", 3);
+    await c.announceAll();
+    const first = await ok(c.nc, c.cluster, lease(2, { requestId: "lost" }));
+    expect(first.leases.map((l) => l.task.deadline)).toEqual([1, 2]);
+    await a.close();
+    const b = await c.startCoordinator({ shardTimeoutMs: 150 });
+    for (const shard of c.shards) shard.announce();
+    await until(
+      () => c.shards.every((s) => b.inspect().frontiers.find((f) => f.shardId === s.shardId)?.seq === s.seq),
+      "the announcements",
+    );
+    // s1 holds one of the grants but says nothing this time: granting anew would strand it.
+    c.shards[1]!.hold.set("lease", 1);
+    const error = await refused(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), retry: true });
+    expect(error).toMatchObject({ code: "TIMEOUT", retryable: true });
+    expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(2);
+    // Asked again, every shard answers: the first grant, whole.
+    const again = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), retry: true });
+    expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
+      first.leases.map((l) => [l.taskId, l.token]),
+    );
+  });
+
+  it("fails with TIMEOUT when one shard times out, even if another granted, and the retry collects the grant", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator({ shardTimeoutMs: 150 });
+    put("s0", 1);
+    put("s1", 2);
+    await c.announceAll();
+    c.shards[1]!.hold.set("lease", 1);
+    const error = await refused(c.nc, c.cluster, lease(2, { requestId: "split" }));
+    expect(error).toMatchObject({ code: "TIMEOUT", retryable: true });
+    // s0 granted under the client's id; the resend hands that grant back rather than stranding it.
+    const granted = c.shards[0]!.engine.getTask(c.shards[0]!.engine.peekFrontier()?.id ?? "")?.state;
+    expect(granted).toBeUndefined(); // s0 has nothing runnable left: its task is leased
+    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "split" }), retry: true });
+    expect(retry.leases.map((l) => l.task.deadline)).toEqual([1]);
+  });
+
   it("fills a retry normally when no shard kept a grant for it", async () => {
     c = await startTestCluster(2, { server });
     await c.startCoordinator();

@@ -27,13 +27,15 @@
  * `replayOnly`, for what it granted under the client's request id (under any
  * per-shard or attempt id, so also grants another coordinator made asking the
  * shards in another order or on a later long-poll attempt): if any shard kept
- * a grant, those leases are the reply and nothing is granted anew.
+ * a grant, those leases are the reply and nothing is granted anew. If a shard
+ * cannot say (down, restarting, timed out), the resend fails retryably
+ * instead of granting anew: the first grant may be there.
  *
  * Failures: a shard with no responders is dropped from the board (it is down)
- * and the others are asked. A shard that times out may have granted: when
- * nothing else was granted the request fails with TIMEOUT, not kept, so the
- * client's retry asks that shard again under the same id and gets what it
- * granted. A combined reply is kept under MAX_MESSAGE_BYTES: no further shard
+ * and the others are asked. A shard that times out may have granted: the
+ * request fails with TIMEOUT, even if other shards granted, and is not kept,
+ * so the client's resend collects every grant made under its id (the replay
+ * above) rather than leave the timed-out shard's grant stranded. A combined reply is kept under MAX_MESSAGE_BYTES: no further shard
  * is asked once half of that is used, and leases past the limit (possible
  * only with very large tasks) are left to expire, logged.
  */
@@ -149,7 +151,10 @@ export class LeaseRouter {
    * What the shards granted earlier under this request id, by any
    * coordinator: every known shard is asked in parallel with `replayOnly`
    * (a shard never grants anew on that). At most `max` leases, within the
-   * reply's byte limit; a shard that fails is taken to hold nothing.
+   * reply's byte limit. A shard that does not answer (down, restarting,
+   * timed out) may hold the grant: then the retry fails with that shard's
+   * retryable error rather than grant anew and strand the first grant; the
+   * client asks again, and a restarted shard replays from its journal.
    */
   private async replayed(request: LeaseRequest): Promise<Lease[]> {
     const { link, board, logger } = this.ctx;
@@ -170,10 +175,12 @@ export class LeaseRouter {
           return { shardId, leases: reply.leases };
         } catch (err) {
           logger.warn({ shardId, requestId: request.requestId, err }, "lease retry: shard did not replay");
-          return { shardId, leases: [] as readonly Lease[] };
+          return { shardId, leases: [] as readonly Lease[], err };
         }
       }),
     );
+    const failed = replies.find((r) => "err" in r);
+    if (failed !== undefined) throw failed.err;
     const leases: Lease[] = [];
     const seen = new Set<string>();
     let bytes = 0;
@@ -269,15 +276,11 @@ export class LeaseRouter {
       for (let j = 0; j < kept; j++) granted.push(leases[j]!);
       if (kept > 0) this.ctx.onGranted?.(shardId, kept);
     }
-    // Nothing granted and a shard failed in a way that may hide a grant (timeout) or
-    // that every shard would share (a bad argument): say so, rather than answer empty.
-    if (
-      granted.length === 0 &&
-      failure !== undefined &&
-      (!isRetryable(failure) || failure instanceof ShardTimeoutError)
-    ) {
-      throw failure;
-    }
+    // A shard that timed out may have granted: answering with the others' grants would strand
+    // its grant, so fail; the client's resend collects every grant made under its id (replay).
+    if (failure instanceof ShardTimeoutError) throw failure;
+    // Nothing granted and a failure every shard would share (a bad argument): say so, rather than answer empty.
+    if (granted.length === 0 && failure !== undefined && !isRetryable(failure)) throw failure;
     return granted;
   }
 }

@@ -152,6 +152,28 @@ describe("Shard", () => {
     expect(order).toEqual(["original", "repeat:true"]);
   });
 
+  it("replays a lease's grant only once the grant is durable", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const dataDir = freshDir();
+    const setup = await openShard({ dataDir });
+    await setup.submit(task("a", 1));
+    await setup.close();
+    const shard = await openShard({
+      dataDir,
+      openJournal: async (o) => gated(await LmdbJournal.open(o), gate),
+    });
+    const order: string[] = [];
+    const grant = shard.lease("w", { leaseMs: 60_000, requestId: "r" }).then(() => order.push("grant"));
+    const replay = shard.replayLease("w", "r").then((l) => order.push(`replay:${l.map((x) => x.taskId)}`));
+    await sleep(20);
+    // The grant is in memory but not committed: a crash now would forget it, so no answer yet.
+    expect(order).toEqual([]);
+    release();
+    await Promise.all([grant, replay]);
+    expect(order).toEqual(["grant", "replay:a"]);
+  });
+
   it("forgets idempotency keys after their retention period, on disk too", async () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir, idempotencyRetentionMs: 100 });
@@ -171,22 +193,22 @@ describe("Shard", () => {
     await shard.submit([task("a", 1), task("b", 2), task("c", 3)]);
     const granted = await shard.lease("w", { max: 2, leaseMs: 60_000, requestId: "r1" });
     expect(granted.map((l) => l.taskId)).toEqual(["a", "b"]);
-    expect(shard.replayLease("w", "r1")).toEqual(granted);
-    expect(shard.replayLease("other", "r1")).toEqual([]);
+    expect(await shard.replayLease("w", "r1")).toEqual(granted);
+    expect(await shard.replayLease("other", "r1")).toEqual([]);
     await shard.close();
 
     const again = await openShard({ dataDir });
-    expect(again.replayLease("w", "r1")).toEqual(granted);
+    expect(await again.replayLease("w", "r1")).toEqual(granted);
     // The same request id again: the first grant, nothing new.
     expect(await again.lease("w", { max: 2, leaseMs: 60_000, requestId: "r1" })).toEqual(granted);
     expect(again.getTask("c")?.state).toBe("RUNNABLE");
     // extend adds a grant under the same id.
     const more = await again.lease("w", { max: 1, leaseMs: 60_000, requestId: "r1", extend: true });
     expect(more.map((l) => l.taskId)).toEqual(["c"]);
-    expect(again.replayLease("w", "r1").map((l) => l.taskId)).toEqual(["a", "b", "c"]);
+    expect((await again.replayLease("w", "r1")).map((l) => l.taskId)).toEqual(["a", "b", "c"]);
     // Only leases still held under the granted token are replayed.
     await again.complete("a", granted[0]!.token);
-    expect(again.replayLease("w", "r1").map((l) => l.taskId)).toEqual(["b", "c"]);
+    expect((await again.replayLease("w", "r1")).map((l) => l.taskId)).toEqual(["b", "c"]);
   });
 
   it("forgets lease request ids after their retention period, on disk too", async () => {
@@ -194,10 +216,10 @@ describe("Shard", () => {
     const shard = await openShard({ dataDir, leaseReplayRetentionMs: 100 });
     await shard.submit([task("a", 1), task("b", 2)], { idempotencyKey: "k" });
     const [lease] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
-    expect(shard.replayLease("w", "r")).toEqual([lease]);
+    expect(await shard.replayLease("w", "r")).toEqual([lease]);
     expect(shard.stats().idempotencyKeys).toBe(1);
     await sleep(250);
-    expect(shard.replayLease("w", "r")).toEqual([]);
+    expect(await shard.replayLease("w", "r")).toEqual([]);
     const [next] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
     expect(next?.taskId).toBe("b");
     await sleep(250);

@@ -304,10 +304,13 @@ export class Shard {
   /**
    * The leases granted to (owner, requestId) by `lease` calls with that
    * request id, while it is remembered, that still hold: the task is still
-   * LEASED under the granted token. Survives restarts. A read of memory, like getTask.
+   * LEASED under the granted token. Survives restarts. Resolves once
+   * everything before it is durable, like any answer: a grant still being
+   * committed is never handed out, since a crash before its commit would
+   * let the task be granted to someone else.
    */
-  replayLease(owner: string, requestId: string): Lease[] {
-    return this.read(() => {
+  replayLease(owner: string, requestId: string): Promise<Lease[]> {
+    return this.run(() => {
       const prior = this.leaseKeys.get(leaseKey(owner, requestId));
       return prior ? this.replayFrom(owner, prior) : [];
     });
