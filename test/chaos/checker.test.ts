@@ -394,6 +394,18 @@ describe("checker", () => {
         .end("a", "COMPLETED")
         .end("b", "COMPLETED", 2);
       expect(late.check().counts.retry, late.check().examples.retry.join("\n")).toBe(0);
+      // A client that died while still retrying (its retry's reply lost too) stranded it by dying.
+      const died = lost()
+        .x(
+          "w1",
+          20,
+          { op: "lease", owner: "w1", requestId: "R", leaseMs: LEASE_MS, max: 1 },
+          { ok: false, code: "SHARD_UNAVAILABLE" },
+          false,
+        )
+        .end("a", "COMPLETED")
+        .end("b", "RUNNABLE");
+      expect(died.check().counts.retry, died.check().examples.retry.join("\n")).toBe(0);
     });
 
     it("finds a complete that was applied and then refused on retry", () => {

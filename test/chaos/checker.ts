@@ -473,13 +473,14 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
   const byKey = new Map<string, Exchange[]>();
   const byRequest = new Map<string, Exchange[]>();
   const byComplete = new Map<string, Exchange[]>();
-  const lastLeaseSent = new Map<string, number>();
+  /** Per client, its lease requests' send times and ids: did it move on to another request? */
+  const leasesSent = new Map<string, { sentAt: number; requestId: string }[]>();
   for (const x of exchanges) {
     const { req } = x;
     if (req.op === "submit") push(byKey, req.key, x);
     else if (req.op === "lease") {
       push(byRequest, `${x.src}\u0000${req.requestId}`, x);
-      lastLeaseSent.set(x.src, Math.max(lastLeaseSent.get(x.src) ?? 0, x.sentAt));
+      push(leasesSent, x.src, { sentAt: x.sentAt, requestId: req.requestId });
     } else if (req.op === "complete") push(byComplete, `${req.taskId}\u0000${req.token}`, x);
   }
   for (const [key, attempts] of byKey) {
@@ -508,8 +509,13 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
       if (x.delivered || granted.length === 0) continue;
       const later = attempts.slice(i + 1).filter((y) => y.delivered && y.rep?.ok);
       if (later.length === 0) {
-        // The client moved on to other requests without asking again: the grant sits until it expires.
-        if ((lastLeaseSent.get(src) ?? 0) > x.sentAt) {
+        // The client moved on to another request without getting this one's reply: the grant sits
+        // until it expires. (A client that died while still retrying stranded it by dying.)
+        const requestId = x.req.op === "lease" ? x.req.requestId : "";
+        const movedOn = (leasesSent.get(src) ?? []).some(
+          (l) => l.sentAt > x.sentAt && l.requestId !== requestId,
+        );
+        if (movedOn) {
           for (const g of granted) stranded.add(`${g.taskId}/${g.token}`);
           findings.add(
             "retry",

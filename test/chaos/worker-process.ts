@@ -67,6 +67,12 @@ const client = await connect({
   retry: { attempts: 10, baseMs: 100, maxMs: 1_000 },
 });
 
+// Orphaned (the test runner was killed): nobody will stop us, and NATS is gone for good.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(2);
+}, 1_000).unref();
+
 async function shutdown(code: number): Promise<never> {
   await client.close().catch(() => {});
   await nc.drain().catch(() => {});
