@@ -3,7 +3,8 @@
  * Times that look like milliseconds since the epoch are shown as ISO dates;
  * others (a deadline in some other unit) as the number.
  */
-import type { Lease, SchedulerStats, TaskView } from "@frontier/core";
+import type { ClusterStats } from "@frontier/client";
+import type { Lease, TaskView } from "@frontier/core";
 
 /** Epoch ms from 2001 on: smaller deadlines are taken to be in some other unit. */
 const EPOCH_MS_FROM = 1e12;
@@ -34,7 +35,13 @@ export function leaseLine(lease: Lease): string {
   return parts.join("  ");
 }
 
-export function statsLines(cluster: string, stats: SchedulerStats): string[] {
+/**
+ * The cluster's stats, and which shards they cover: when some did not
+ * answer, a `partial:` line right under the header names them with the
+ * error code of their failure, as the numbers leave their tasks out.
+ */
+export function statsLines(cluster: string, stats: ClusterStats): string[] {
+  const { answered, missing } = stats.shards;
   const total = Object.values(stats.counts).reduce((a, b) => a + b, 0);
   const counts = Object.entries(stats.counts)
     .map(([state, n]) => `${state} ${n}`)
@@ -43,12 +50,31 @@ export function statsLines(cluster: string, stats: SchedulerStats): string[] {
     stats.frontierDeadline === null
       ? "nothing runnable"
       : `earliest runnable deadline ${time(stats.frontierDeadline)}, ${stats.runnable} runnable, oldest waiting ${duration(stats.oldestRunnableAgeMs)}`;
+  const known = answered.length + missing.length;
+  const coverage =
+    known === 0
+      ? ""
+      : missing.length === 0
+        ? ` on ${known} shard${known === 1 ? "" : "s"}`
+        : ` on ${answered.length} of ${known} shards`;
   return [
-    `cluster ${JSON.stringify(cluster)}: ${total} task${total === 1 ? "" : "s"}`,
+    `cluster ${JSON.stringify(cluster)}: ${total} task${total === 1 ? "" : "s"}${coverage}`,
+    ...partialLines(missing),
     `  ${counts}`,
     `  frontier: ${frontier}`,
     `  leased ${stats.leased}, lease timeouts ${stats.leaseTimeouts}, retries ${stats.retries}, deadline misses ${stats.deadlineMisses}, stale rejections ${stats.staleRejections}`,
   ];
+}
+
+/** Nothing when every shard answered; else one line naming those that did not. */
+function partialLines(missing: ClusterStats["shards"]["missing"]): string[] {
+  const [only] = missing;
+  if (only === undefined) return [];
+  if (missing.length === 1) {
+    return [`  partial: ${only.shardId} did not answer (${only.code}); its tasks are not counted`];
+  }
+  const named = missing.map((m) => `${m.shardId} (${m.code})`).join(", ");
+  return [`  partial: ${missing.length} shards did not answer: ${named}; their tasks are not counted`];
 }
 
 export function taskLines(task: TaskView): string[] {

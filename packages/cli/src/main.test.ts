@@ -1,12 +1,18 @@
 /**
  * The CLI in-process: parsing, help, and every bad-input path, which must
- * end in one line on stderr and a non-zero exit. (The end-to-end tests in
- * test/e2e run it as a user does, against a real cluster.)
+ * end in one line on stderr and a non-zero exit; and `status` against a
+ * stand-in coordinator on a real nats-server, for replies a real cluster
+ * gives only under faults. (The end-to-end tests in test/e2e run it as a
+ * user does, against a real cluster.)
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import { Scheduler } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { encodeReply, type ShardCoverage, subjectsFor } from "@frontier/protocol";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkNatsUrl } from "./args.js";
 import { COMMANDS, commandHelp, globalHelp, type Io, main, parseTasks } from "./index.js";
@@ -168,6 +174,65 @@ describe("an unreachable cluster: one line, exit 1", () => {
       1,
       /^frontier lease: cannot reach NATS at nats:\/\/127\.0\.0\.1:1/,
     );
+  });
+});
+
+describe("status of a cluster where some shards did not answer", () => {
+  let server: NatsServer;
+  beforeAll(async () => {
+    server = await startNatsServer({ jetstream: false });
+  });
+  afterAll(() => server?.stop());
+
+  /** Runs `frontier status ARGS` against a coordinator whose stats reply claims `shards`. */
+  async function statusWith(shards: ShardCoverage, args: string[] = []): Promise<Run> {
+    const cluster = "partial";
+    const nc = await natsConnect({ servers: server.url });
+    const engine = new Scheduler();
+    engine.addTasks([
+      { id: "a", deadline: 1 },
+      { id: "b", deadline: 2 },
+    ]);
+    nc.subscribe(subjectsFor(cluster).coord("stats"), {
+      callback: (_err, msg) => {
+        msg.respond(encodeReply({ ok: true, op: "stats", stats: engine.stats(), shards }));
+      },
+    });
+    await nc.flush();
+    try {
+      return await run(["status", "--nats", server.url, "--cluster", cluster, ...args]);
+    } finally {
+      await nc.close();
+    }
+  }
+
+  const partial: ShardCoverage = {
+    answered: ["shard-0", "shard-2"],
+    missing: [{ shardId: "shard-1", code: "TIMEOUT" }],
+  };
+
+  it("prints a partial line naming the shard and its code, and exits 0", async () => {
+    const r = await statusWith(partial);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toBe('cluster "partial": 2 tasks on 2 of 3 shards');
+    expect(lines[1]).toBe("  partial: shard-1 did not answer (TIMEOUT); its tasks are not counted");
+  });
+
+  it("prints no partial line when every shard answered", async () => {
+    const r = await statusWith({ answered: ["shard-0", "shard-1"], missing: [] });
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe('cluster "partial": 2 tasks on 2 shards');
+    expect(r.stdout).not.toMatch(/partial:/);
+  });
+
+  it("includes the shards in --json", async () => {
+    const r = await statusWith(partial, ["--json"]);
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(json.shards).toEqual(partial);
+    expect(json.counts.RUNNABLE).toBe(2);
   });
 });
 

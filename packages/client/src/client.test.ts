@@ -55,6 +55,29 @@ describe("requests", () => {
     const stats = await client.stats();
     expect(stats.counts.COMPLETED).toBe(1);
     expect(stats.counts.CANCELLED).toBe(1);
+    expect(stats.shards).toEqual({ answered: ["engine"], missing: [] });
+    await client.close();
+    await coord.close();
+  });
+
+  it("says which shards the stats cover, and which did not answer", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "a", deadline: 1 }]);
+    coord.coverage = {
+      answered: ["shard-0", "shard-2"],
+      missing: [
+        { shardId: "shard-1", code: "TIMEOUT" },
+        { shardId: "shard-3", code: "SHARD_UNAVAILABLE" },
+      ],
+    };
+    const partial = await client.stats();
+    expect(partial.runnable).toBe(1);
+    expect(partial.shards).toEqual(coord.coverage);
+    // A coordinator that does not say: both lists empty, the stats as they are.
+    coord.coverage = null;
+    const unsaid = await client.stats();
+    expect(unsaid.shards).toEqual({ answered: [], missing: [] });
+    expect(unsaid.counts.RUNNABLE).toBe(1);
     await client.close();
     await coord.close();
   });

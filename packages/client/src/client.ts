@@ -30,6 +30,7 @@ import {
   type OkReply,
   type Op,
   type RequestOf,
+  type ShardCoverage,
   subjectsFor,
 } from "@frontier/protocol";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -98,6 +99,15 @@ export interface FailOptions extends RequestOptions {
   readonly reason?: string;
 }
 
+/**
+ * The cluster's stats: every answering shard's `SchedulerStats`, merged, and
+ * which shards that covers. A non-empty `shards.missing` means the numbers
+ * are partial: those shards did not answer (each with the wire error code of
+ * its failure, e.g. TIMEOUT, SHARD_UNAVAILABLE). Both lists are empty when
+ * the coordinator did not say (one older than the field).
+ */
+export type ClusterStats = SchedulerStats & { readonly shards: ShardCoverage };
+
 /** Options of calls that name a task: its workflow routes the call to its shard without a lookup. */
 export interface TaskCallOptions extends RequestOptions {
   readonly workflowId?: string;
@@ -129,8 +139,8 @@ export interface FrontierClient {
   updateDeadline(taskId: string, deadline: number, options?: TaskCallOptions): Promise<void>;
   /** The task, or null when the cluster does not know it. */
   getTask(taskId: string, options?: TaskCallOptions): Promise<TaskView | null>;
-  /** Counters of the whole cluster. */
-  stats(options?: RequestOptions): Promise<SchedulerStats>;
+  /** Counters of the whole cluster, with the shards they cover (partial when `shards.missing` is not empty). */
+  stats(options?: RequestOptions): Promise<ClusterStats>;
   /** Run `handler` for each leased task, `concurrency` at a time, with heartbeats; see `Worker`. */
   work(handler: TaskHandler, options?: WorkOptions): Worker;
   /** Gather single tasks into batches by size and time, with backpressure; see `Submitter`. */
@@ -267,8 +277,9 @@ class NatsFrontierClient implements FrontierClient {
     return reply.task;
   }
 
-  async stats(options: RequestOptions = {}): Promise<SchedulerStats> {
-    return (await this.request({ op: "stats" }, options)).stats;
+  async stats(options: RequestOptions = {}): Promise<ClusterStats> {
+    const reply = await this.request({ op: "stats" }, options);
+    return { ...reply.stats, shards: reply.shards ?? { answered: [], missing: [] } };
   }
 
   work(handler: TaskHandler, options: WorkOptions = {}): Worker {

@@ -5,6 +5,7 @@
  */
 export {
   type CancelOptions,
+  type ClusterStats,
   connect,
   type FailOptions,
   type FrontierClient,

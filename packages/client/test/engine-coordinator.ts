@@ -7,7 +7,8 @@
  *
  * Hooks for tests: `seen` counts requests per op, `script` intercepts a
  * request before the engine does (drop it, reply with an error, delay, or
- * reply garbage), `requests` keeps every decoded request.
+ * reply garbage), `requests` keeps every decoded request, `coverage` is the
+ * shard coverage a stats reply claims.
  */
 import { type Lease, Scheduler, type SchedulerOptions } from "@frontier/core";
 import {
@@ -20,6 +21,7 @@ import {
   parseSubject,
   type Reply,
   type Request,
+  type ShardCoverage,
   subjectsFor,
   type WireErrorCode,
 } from "@frontier/protocol";
@@ -37,6 +39,8 @@ export interface EngineCoordinator {
   readonly requests: Request[];
   /** Called for each request before the engine; return an action to intercept it. */
   script: ((request: Request) => Scripted | undefined) | null;
+  /** What a stats reply says of the shards it covers; null leaves it out (a coordinator older than it). */
+  coverage: ShardCoverage | null;
   close(): Promise<void>;
 }
 
@@ -97,8 +101,11 @@ export function startEngineCoordinator(
         return { ok: true, op: "updateDeadline" };
       case "getTask":
         return { ok: true, op: "getTask", task: engine.getTask(request.taskId) ?? null };
-      case "stats":
-        return { ok: true, op: "stats", stats: engine.stats() };
+      case "stats": {
+        const stats = engine.stats();
+        const shards = coordinator.coverage;
+        return shards === null ? { ok: true, op: "stats", stats } : { ok: true, op: "stats", stats, shards };
+      }
       default:
         throw new ProtocolError("BAD_MESSAGE", `not a client op: ${request.op}`);
     }
@@ -109,6 +116,7 @@ export function startEngineCoordinator(
     seen,
     requests,
     script: null,
+    coverage: { answered: ["engine"], missing: [] },
     async close() {
       clearInterval(ticker);
       await sub.drain();

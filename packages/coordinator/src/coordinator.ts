@@ -10,7 +10,7 @@
  *   lease           → LeaseRouter    (EDF across shards by their frontiers, long-poll)
  *   heartbeat, complete, fail, cancel, updateDeadline, getTask
  *                   → TaskOpRouter   (owner of slotOf(workflowId ?? taskId); scatter)
- *   stats           → every shard's stats, merged
+ *   stats           → every shard's stats, merged, naming the shards that did not answer
  *   prepare, commit, abort → refused: shard-only
  *
  * Every request is decoded by the protocol codec; anything wrong with it
@@ -51,7 +51,7 @@ import { CoordinatorMetrics, serveMetrics } from "./metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
 import { NatsShardLink } from "./shard-link.js";
 import { KvSlotTable, type SlotDirectory, slotBucketName } from "./slot-table.js";
-import { gatherStats, type ShardStatsResult } from "./stats.js";
+import { coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
 import { SubmitRouter } from "./submit.js";
 import { TaskOpRouter } from "./task-ops.js";
 import { BatchValidator } from "./validation.js";
@@ -346,8 +346,10 @@ class CoordinatorImpl implements Coordinator {
       case "updateDeadline":
       case "getTask":
         return stripOp(await this.taskOps.route(request));
-      case "stats":
-        return { stats: (await this.stats()).merged };
+      case "stats": {
+        const result = await this.stats();
+        return { stats: result.merged, shards: coverageOf(result) };
+      }
       case "prepare":
       case "commit":
       case "abort":

@@ -172,10 +172,11 @@ describe("stats", () => {
     await c.startCoordinator();
     const tasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, deadline: 1_000 + i }));
     await ok(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "k" });
-    const { stats } = await ok(c.nc, c.cluster, { op: "stats" });
+    const { stats, shards } = await ok(c.nc, c.cluster, { op: "stats" });
     expect(stats.runnable).toBe(30);
     expect(stats.counts.RUNNABLE).toBe(30);
     expect(stats.frontierDeadline).toBe(1_000);
+    expect(shards).toEqual({ answered: ["s0", "s1", "s2"], missing: [] });
     expect(c.shards.every((s) => s.requests("stats").length === 1)).toBe(true);
   });
 
@@ -185,8 +186,15 @@ describe("stats", () => {
     await ok(c.nc, c.cluster, { op: "submit", tasks: [{ id: "one", deadline: 1 }], idempotencyKey: "k" });
     c.shards[1]!.stop();
     c.shards[2]!.hold.set("stats", Number.POSITIVE_INFINITY);
-    const { stats } = await ok(c.nc, c.cluster, { op: "stats" });
+    const { stats, shards } = await ok(c.nc, c.cluster, { op: "stats" });
     expect(stats.runnable).toBe(ownerOf({ id: "one", deadline: 1 }).shardId === "s0" ? 1 : 0);
+    expect(shards).toEqual({
+      answered: ["s0"],
+      missing: [
+        { shardId: "s1", code: "SHARD_UNAVAILABLE" },
+        { shardId: "s2", code: "TIMEOUT" },
+      ],
+    });
     const gathered = await coordinator.clusterStats();
     expect(gathered.missing).toEqual([
       { shardId: "s1", code: "SHARD_UNAVAILABLE" },

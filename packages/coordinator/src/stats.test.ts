@@ -1,7 +1,7 @@
 import { type SchedulerStats, UnknownTaskError } from "@frontier/core";
 import { ProtocolError } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
-import { gatherStats, mergeStats } from "./stats.js";
+import { coverageOf, gatherStats, mergeStats } from "./stats.js";
 
 function stats(over: Partial<SchedulerStats> & { runnable?: number } = {}): SchedulerStats {
   return {
@@ -67,5 +67,17 @@ describe("gatherStats", () => {
       { shardId: "c", code: "UNKNOWN_TASK" },
     ]);
     expect(result.merged.runnable).toBe(2);
+    expect(coverageOf(result)).toEqual({
+      answered: ["a"],
+      missing: [
+        { shardId: "b", code: "TIMEOUT" },
+        { shardId: "c", code: "UNKNOWN_TASK" },
+      ],
+    });
+  });
+
+  it("names the answering shards in id order, and no missing one when all answer", async () => {
+    const result = await gatherStats(["s2", "s10", "s1"], async () => stats({ runnable: 1 }));
+    expect(coverageOf(result)).toEqual({ answered: ["s1", "s10", "s2"], missing: [] });
   });
 });

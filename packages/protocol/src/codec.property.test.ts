@@ -195,7 +195,24 @@ const reply = fc.oneof(
     op: fc.constant("getTask" as const),
     task: fc.option(taskView, { nil: null }),
   }),
-  fc.record({ ok: fc.constant(true as const), op: fc.constant("stats" as const), stats }),
+  fc.record(
+    {
+      ok: fc.constant(true as const),
+      op: fc.constant("stats" as const),
+      stats,
+      shards: fc.record({
+        answered: fc.array(nonEmptyId, { maxLength: 4 }),
+        missing: fc.array(
+          fc.record({
+            shardId: nonEmptyId,
+            code: fc.constantFrom(...(Object.keys(WIRE_ERRORS) as WireErrorCode[])),
+          }),
+          { maxLength: 4 },
+        ),
+      }),
+    },
+    { requiredKeys: ["ok", "op", "stats"] },
+  ),
   fc.record({ ok: fc.constant(true as const), op: fc.constant("prepare" as const), accepted: count }),
   fc.record({
     ok: fc.constant(true as const),
@@ -315,6 +332,7 @@ describe("codec properties", () => {
       "leases",
       "task",
       "stats",
+      "shards",
       "shardId",
       "key",
       "runnable",

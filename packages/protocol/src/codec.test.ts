@@ -28,6 +28,7 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PREREQUISITES,
   MAX_REASON_LENGTH,
+  MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
   NATS_DEFAULT_MAX_PAYLOAD,
@@ -37,7 +38,9 @@ import {
   ProtocolError,
   type Reply,
   type Request,
+  SLOT_COUNT,
   unwrapReply,
+  WIRE_ERRORS,
   type WireErrorCode,
 } from "./index.js";
 
@@ -205,6 +208,15 @@ const replies: Reply[] = [
   { ok: true, op: "getTask", task: null },
   { ok: true, op: "stats", stats },
   { ok: true, op: "stats", stats: { ...stats, frontierDeadline: null } },
+  // Coordinator → client: which shards the sum covers.
+  {
+    ok: true,
+    op: "stats",
+    stats,
+    shards: { answered: ["s0", "s2"], missing: [{ shardId: "s1", code: "TIMEOUT" }] },
+  },
+  { ok: true, op: "stats", stats, shards: { answered: ["s0"], missing: [] } },
+  { ok: true, op: "stats", stats, shards: { answered: [], missing: [] } },
   { ok: true, op: "prepare", accepted: 2 },
   { ok: true, op: "prepare", accepted: 0 },
   { ok: true, op: "commit", accepted: 2, replayed: false },
@@ -809,6 +821,7 @@ describe("limits", () => {
     expect(MAX_ID_LENGTH).toBe(CORE_MAX_ID_LENGTH);
     expect(MAX_LEASES_PER_REQUEST).toBeLessThanOrEqual(MAX_LEASE_BATCH);
     expect(PREPARE_TTL_MS).toBe(30_000);
+    expect(MAX_SHARDS).toBe(SLOT_COUNT);
   });
 
   it("caps tasks per batch (BATCH_TOO_LARGE)", () => {
@@ -870,6 +883,43 @@ describe("limits", () => {
       { ok: true, op: "lease", leases: [{ ...lease, owner: long }] },
       "ID_TOO_LONG",
       "leases[0].owner",
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "stats", stats, shards: { answered: ["s0", long], missing: [] } },
+      "ID_TOO_LONG",
+      "shards.answered[1]: 257 characters exceed MAX_ID_LENGTH (256)",
+    );
+    expectReplyRefusedBothWays(
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        shards: { answered: [], missing: [{ shardId: long, code: "TIMEOUT" }] },
+      },
+      "ID_TOO_LONG",
+      "shards.missing[0].shardId: 257 characters exceed MAX_ID_LENGTH (256)",
+    );
+  });
+
+  it("caps the shards a stats reply names (BAD_MESSAGE), each list and both together", () => {
+    const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    const missing = (n: number) => ids(n, "m").map((shardId) => ({ shardId, code: "TIMEOUT" as const }));
+    const fits = { ok: true, op: "stats", stats, shards: { answered: ids(1000, "a"), missing: missing(24) } };
+    expect(decodeReply(encodeReply(fits as Reply), "stats")).toEqual(fits);
+    expectReplyRefusedBothWays(
+      { ok: true, op: "stats", stats, shards: { answered: ids(MAX_SHARDS + 1, "a"), missing: [] } },
+      "BAD_MESSAGE",
+      "shards.answered: 1025 items exceed MAX_SHARDS (1024)",
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: missing(MAX_SHARDS + 1) } },
+      "BAD_MESSAGE",
+      "shards.missing: 1025 items exceed MAX_SHARDS (1024)",
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "stats", stats, shards: { answered: ids(1000, "a"), missing: missing(25) } },
+      "BAD_MESSAGE",
+      "shards: 1025 shards exceed MAX_SHARDS (1024)",
     );
   });
 
@@ -954,6 +1004,22 @@ describe("limits", () => {
     expect(
       encodeRequest({ op: "submit", tasks: [worst], idempotencyKey: id(0) }).byteLength,
     ).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+  });
+
+  it("let a stats reply name MAX_SHARDS shards, each id at MAX_ID_LENGTH, in one message", () => {
+    const wide = "\u0800"; // Three bytes in UTF-8: the most per UTF-16 code unit.
+    const id = (n: number) => `${n}`.padEnd(MAX_ID_LENGTH, wide);
+    const codes = Object.keys(WIRE_ERRORS) as WireErrorCode[];
+    const longestCode = codes.reduce((a, b) => (b.length > a.length ? b : a));
+    const shardIds = Array.from({ length: MAX_SHARDS }, (_, i) => id(i));
+    for (const shards of [
+      { answered: shardIds, missing: [] },
+      { answered: [], missing: shardIds.map((shardId) => ({ shardId, code: longestCode })) },
+    ]) {
+      const bytes = encodeReply({ ok: true, op: "stats", stats, shards });
+      expect(bytes.byteLength).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+      expect(decodeReply(bytes, "stats")).toEqual({ ok: true, op: "stats", stats, shards });
+    }
   });
 });
 
@@ -1044,6 +1110,81 @@ describe("reply and announcement shapes", () => {
       "stats with an unknown count",
       { ok: true, op: "stats", stats: { ...stats, counts: { ...stats.counts, LOST: 0 } } },
       'stats.counts: unknown field "LOST"',
+    ],
+    [
+      "stats with an unknown field",
+      { ok: true, op: "stats", stats, partial: true },
+      'message: unknown field "partial" (expected only ok, op, stats, shards)',
+    ],
+    [
+      "shards not a map",
+      { ok: true, op: "stats", stats, shards: ["s0"] },
+      "shards: expected a map, got an array",
+    ],
+    [
+      "shards with an unknown field",
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: [], partial: true } },
+      'shards: unknown field "partial" (expected only answered, missing)',
+    ],
+    [
+      "shards without answered",
+      { ok: true, op: "stats", stats, shards: { missing: [] } },
+      "shards.answered: expected an array, missing",
+    ],
+    [
+      "shards without missing",
+      { ok: true, op: "stats", stats, shards: { answered: ["s0"] } },
+      "shards.missing: expected an array, missing",
+    ],
+    [
+      "an answered shard id not a string",
+      { ok: true, op: "stats", stats, shards: { answered: ["s0", 1], missing: [] } },
+      "shards.answered[1]: expected a string, got number 1",
+    ],
+    [
+      "an empty answered shard id",
+      { ok: true, op: "stats", stats, shards: { answered: [""], missing: [] } },
+      'shards.answered[0]: expected a non-empty string, got string ""',
+    ],
+    [
+      "a missing shard as a string",
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: ["s1"] } },
+      'shards.missing[0]: expected a map, got string "s1"',
+    ],
+    [
+      "a missing shard without its id",
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: [{ code: "TIMEOUT" }] } },
+      "shards.missing[0].shardId: expected a string, missing",
+    ],
+    [
+      "a missing shard without its code",
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: [{ shardId: "s1" }] } },
+      "shards.missing[0].code: expected a code of the wire error catalogue, missing",
+    ],
+    [
+      "a missing shard with an unknown code",
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        shards: { answered: [], missing: [{ shardId: "s1", code: "SLOW" }] },
+      },
+      'shards.missing[0].code: expected a code of the wire error catalogue, got string "SLOW"',
+    ],
+    [
+      "a missing shard with a code not a string",
+      { ok: true, op: "stats", stats, shards: { answered: [], missing: [{ shardId: "s1", code: 408 }] } },
+      "shards.missing[0].code: expected a code of the wire error catalogue, got number 408",
+    ],
+    [
+      "a missing shard with an extra field",
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        shards: { answered: [], missing: [{ shardId: "s1", code: "TIMEOUT", message: "slow" }] },
+      },
+      'shards.missing[0]: unknown field "message" (expected only shardId, code)',
     ],
     ["error missing", { ok: false }, "error: expected a map, missing"],
     [

@@ -67,6 +67,14 @@ export const MAX_ERROR_MESSAGE_LENGTH = 4_096;
 export const MAX_PROBLEMS = 200;
 
 /**
+ * Most shards one stats reply names, answered and missing together. As many
+ * as there are slots (SLOT_COUNT): a cluster of more shards would leave some
+ * owning none. With each id at MAX_ID_LENGTH a reply naming this many still
+ * fits in MAX_MESSAGE_BYTES (a test pins it). Violation: BAD_MESSAGE.
+ */
+export const MAX_SHARDS = 1_024;
+
+/**
  * How long a shard holds a prepared part of a multi-shard submit (and the ids
  * it reserves) waiting for its `commit` or `abort`, in ms; after that the
  * shard drops the part as an `abort` would, so a coordinator that died

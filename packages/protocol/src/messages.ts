@@ -9,7 +9,7 @@
  * own, so a shard passes what the engine returns straight through.
  */
 import type { Lease, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
-import { fromWireError, toWireError, type WireError } from "./errors.js";
+import { fromWireError, toWireError, type WireError, type WireErrorCode } from "./errors.js";
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
@@ -179,7 +179,8 @@ export interface ResultMap {
   readonly updateDeadline: Record<never, never>;
   /** null: no such task. */
   readonly getTask: { readonly task: TaskView | null };
-  readonly stats: { readonly stats: SchedulerStats };
+  /** `shards`: coordinator → client only (a shard's own reply leaves it out). */
+  readonly stats: { readonly stats: SchedulerStats; readonly shards?: ShardCoverage };
   /** Tasks in the prepared part. */
   readonly prepare: { readonly accepted: number };
   readonly commit: { readonly accepted: number; readonly replayed: boolean };
@@ -187,6 +188,18 @@ export interface ResultMap {
 }
 
 export type ResultOf<O extends Op> = ResultMap[O];
+
+/**
+ * Which shards a coordinator's cluster stats cover: the stats are the sum of
+ * `answered` only, so a non-empty `missing` means they are partial. Together
+ * at most MAX_SHARDS entries; each list in shard id order.
+ */
+export interface ShardCoverage {
+  /** Shards whose stats are in the sum. */
+  readonly answered: readonly string[];
+  /** Shards that did not answer in time, with the wire error code of the failure (e.g. TIMEOUT). */
+  readonly missing: readonly { readonly shardId: string; readonly code: WireErrorCode }[];
+}
 
 // ----------------------------------------------------------------- replies
 

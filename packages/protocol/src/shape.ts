@@ -37,10 +37,18 @@ import {
   MAX_PREREQUISITES,
   MAX_PROBLEMS,
   MAX_REASON_LENGTH,
+  MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
 } from "./limits.js";
-import { type FrontierAnnouncement, isOp, OPS, type Reply, type Request } from "./messages.js";
+import {
+  type FrontierAnnouncement,
+  isOp,
+  OPS,
+  type Reply,
+  type Request,
+  type ShardCoverage,
+} from "./messages.js";
 import { isValidToken } from "./subjects.js";
 
 type Fields = Record<string, unknown>;
@@ -348,6 +356,31 @@ function parseStats(v: unknown, path: string): SchedulerStats {
   };
 }
 
+/** Which shards a coordinator's stats cover: shard ids, and failures by wire error code. */
+function parseShardCoverage(v: unknown, path: string): ShardCoverage {
+  const f = map(v, path, ["answered", "missing"]);
+  const answeredPath = at(path, "answered");
+  const missingPath = at(path, "missing");
+  const answered = bounded(f["answered"], answeredPath, MAX_SHARDS, "BAD_MESSAGE", "MAX_SHARDS");
+  const missing = bounded(f["missing"], missingPath, MAX_SHARDS, "BAD_MESSAGE", "MAX_SHARDS");
+  if (answered.length + missing.length > MAX_SHARDS) {
+    throw new ProtocolError(
+      WireErrorCode.BAD_MESSAGE,
+      `${path}: ${answered.length + missing.length} shards exceed MAX_SHARDS (${MAX_SHARDS})`,
+    );
+  }
+  return {
+    answered: answered.map((s, i) => id(s, at(answeredPath, i), true)),
+    missing: missing.map((m, i) => {
+      const itemPath = at(missingPath, i);
+      const item = map(m, itemPath, ["shardId", "code"]);
+      const code = item["code"];
+      if (!isWireErrorCode(code)) bad(at(itemPath, "code"), "a code of the wire error catalogue", code);
+      return { shardId: id(item["shardId"], at(itemPath, "shardId"), true), code };
+    }),
+  };
+}
+
 // --------------------------------------------------------------- requests
 
 /** Fields of a request naming one task (see TaskRef). */
@@ -577,9 +610,12 @@ export function parseReply(v: unknown): Reply {
       r["task"] = task === null ? null : parseTaskView(task, "task");
       break;
     }
-    case "stats":
-      r["stats"] = parseStats(map(v, "", ["ok", "op", "stats"])["stats"], "stats");
+    case "stats": {
+      const f = map(v, "", ["ok", "op", "stats", "shards"]);
+      r["stats"] = parseStats(f["stats"], "stats");
+      put(r, "shards", optional(f["shards"], "shards", parseShardCoverage));
       break;
+    }
   }
   return r as unknown as Reply;
 }
