@@ -57,9 +57,21 @@ export class FrontierAnnouncer {
     this.now = options.now ?? Date.now;
   }
 
-  /** Announcements published so far. */
+  /** Announcements published (or handed out as snapshots) so far. */
   get published(): number {
     return this.seq;
+  }
+
+  /**
+   * The frontier now as an announcement, numbered in the published sequence
+   * but not published (a lease reply carries it); null when the shard does
+   * not serve. Later announcements get higher numbers, so a receiver can
+   * tell which of the two is newer.
+   */
+  snapshot(): FrontierAnnouncement | null {
+    const frontier = this.options.read();
+    if (frontier === null) return null;
+    return { shardId: this.options.shardId, ...frontier, seq: this.seq++, at: this.now() };
   }
 
   /** Publishes the first announcement and starts the timers. */

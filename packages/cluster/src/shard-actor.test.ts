@@ -414,6 +414,23 @@ describe("ShardActor", () => {
     expect(ok(await lease("r2", Number.MAX_VALUE)).leases.map((l) => l.taskId)).toEqual(["t30"]);
   });
 
+  it("says in each lease reply what its frontier is after the grant, numbered after its announcements", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = [10, 20, 30].map((d) => task(`t${d}`, d, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = async (requestId: string) =>
+      ok(await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId }));
+    const first = await lease("r1");
+    expect(first.leases.map((l) => l.taskId)).toEqual(["t10"]);
+    expect(first.frontier).toMatchObject({ shardId, key: 20, deadline: 20, taskId: "t20", runnable: 2 });
+    const second = await lease("r2");
+    expect(second.frontier).toMatchObject({ key: 30, runnable: 1 });
+    expect(second.frontier!.seq).toBeGreaterThan(first.frontier!.seq);
+    const last = await lease("r3");
+    expect(last.frontier).toMatchObject({ key: null, deadline: null, taskId: null, runnable: 0 });
+  });
+
   it("waits up to waitMs for a runnable task (long-poll)", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
@@ -591,6 +608,11 @@ describe("ShardActor", () => {
     expect(ok(await lease(`r1:${shardId}:2`)).leases).toEqual(granted);
     expect(again.actor.stats().shard.leased).toBe(2);
     expect(ok(await lease(`r2:${shardId}`, true)).leases).toEqual([]);
+    // This process remembers the grant now: a new per-shard id (the coordinator's next ask in
+    // one fill) is a new grant; a replay-only lookup returns the grants under the client id (up to max).
+    const next = ok(await lease(`r1:${shardId}:3`)).leases;
+    expect(next.map((l) => l.taskId)).toEqual(["c"]);
+    expect(ok(await lease(`r1:${shardId}`, true)).leases.map((l) => l.taskId)).toEqual(["a", "b"]);
   });
 
   it("claims every free slot when it starts with none and no explicit slots", async () => {

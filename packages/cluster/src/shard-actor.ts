@@ -443,8 +443,14 @@ export class ShardActor {
       case "abort":
         this.prepared.remove(request.idempotencyKey);
         return { ok: true, op: "abort" };
-      case "lease":
-        return { ok: true, op: "lease", leases: await this.lease(request) };
+      case "lease": {
+        const leases = await this.lease(request);
+        // The frontier after the grant: the coordinator routes its next ask by it at once.
+        const frontier = this.announcer.snapshot();
+        return frontier === null
+          ? { ok: true, op: "lease", leases }
+          : { ok: true, op: "lease", leases, frontier };
+      }
       case "heartbeat": {
         const lease = await this.shard.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs });
         return { ok: true, op: "heartbeat", expiresAt: lease.expiresAt };
@@ -603,12 +609,20 @@ export class ShardActor {
     }
   }
 
-  /** What the shard recorded under the client's id (this process may have restarted since), else a new grant. */
+  /**
+   * A new grant, unless the shard recorded grants under the client's id
+   * that this process does not remember: a previous process made them
+   * before a restart, so this is a retry of that request and gets them. (A
+   * process that remembers grants under the client's id is being asked again
+   * under a new per-shard id: the coordinator's next ask in one fill.)
+   */
   private async leaseOrReplay(request: LeaseRequest, base: string): Promise<LeaseOutcome> {
-    const durable = await this.shard.replayLease(request.owner, base);
-    if (durable.length > 0) {
-      const leases = durable.slice(0, request.max);
-      return { leases, bytes: encodedByteLength(leases) };
+    if (this.replay.getByBase(request.owner, base, Date.now()).length === 0) {
+      const durable = await this.shard.replayLease(request.owner, base);
+      if (durable.length > 0) {
+        const leases = durable.slice(0, request.max);
+        return { leases, bytes: encodedByteLength(leases) };
+      }
     }
     return this.leaseWaiting(request);
   }

@@ -7,10 +7,12 @@
  * ours); a shard not heard from for `staleMs` is dropped, so a dead shard
  * stops attracting leases within a few seconds.
  *
- * Between announcements the router corrects the board with what it learns
- * from grants (`noteGrant`): fewer tasks than asked without a bound means the
- * shard has nothing more; fewer than asked under `maxKey` means its next key
- * lies beyond it. The next announcement overwrites these guesses.
+ * Between announcements the router corrects the board with the frontier a
+ * shard's lease reply carries (`observe`: exact). From a shard that does not
+ * send it, it guesses from the grant (`noteGrant`): fewer tasks than asked
+ * without a bound means the shard has nothing more; fewer than asked under
+ * `maxKey` means its next key lies beyond it. The next announcement
+ * overwrites these guesses.
  *
  * Long-poll: `waitForRunnable` resolves when an announcement with runnable
  * tasks arrives (or at its timeout, or on close); nothing polls.
@@ -51,6 +53,18 @@ export class FrontierBoard {
       receivedAt: this.now(),
     });
     if (a.runnable > 0 && a.key !== null) this.wakeAll(true);
+  }
+
+  /**
+   * A shard's frontier as its lease reply gave it (numbered in the same
+   * sequence as its announcements): taken unless the board already holds
+   * a later one of the same process (a reply can be read after an
+   * announcement published after it).
+   */
+  observe(a: FrontierAnnouncement): void {
+    const f = this.latest.get(a.shardId);
+    if (f !== undefined && f.seq >= a.seq) return;
+    this.update(a);
   }
 
   /** Forget a shard (it was found down); it comes back with its next announcement. */

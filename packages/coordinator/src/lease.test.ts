@@ -77,8 +77,43 @@ describe("earliest deadline first across shards", () => {
     expect(asked).toEqual([
       [{ max: 4, maxKey: 20, requestId: "fill:s0" }],
       [{ max: 2, maxKey: 30, requestId: "fill:s1" }],
-      [{ max: 1, maxKey: undefined, requestId: "fill:s2" }],
+      // s0's reply said its next key is 40: s2 is bounded by it.
+      [{ max: 1, maxKey: 40, requestId: "fill:s2" }],
     ]);
+  });
+
+  it("goes back to a shard whose next key, learnt from its reply, comes first again", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    for (const d of [1, 5]) put("s0", d);
+    for (const d of [2, 3]) put("s1", d);
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "zigzag" }));
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([1, 2, 3, 5]);
+    const asked = c.shards.map((s) =>
+      s.requests("lease").map(({ max, maxKey, requestId }) => ({ max, maxKey, requestId })),
+    );
+    expect(asked).toEqual([
+      [
+        { max: 4, maxKey: 2, requestId: "zigzag:s0" },
+        { max: 1, maxKey: undefined, requestId: "zigzag:s0:2" },
+      ],
+      [{ max: 3, maxKey: 5, requestId: "zigzag:s1" }],
+    ]);
+  });
+
+  it("without the shard's frontier in its reply, guesses from the grant and asks each shard once", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    for (const shard of c.shards) shard.sendsFrontier = false;
+    for (const d of [1, 5]) put("s0", d);
+    for (const d of [2, 3]) put("s1", d);
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "guess" }));
+    // s0 gave fewer than asked under maxKey 2: its next key lies beyond 2, so it ties with s1
+    // and is asked again, gives nothing, and is left out; s1 gives the rest it has.
+    expect(reply.leases.map((l) => l.task.deadline)).toEqual([1, 2, 3]);
+    expect(c.shards[1]!.requests("lease")).toHaveLength(1);
   });
 
   it("asks no further shard once the request is full", async () => {

@@ -3,15 +3,17 @@
  * earliest-deadline-first order, using only the frontiers the shards publish
  * (no peek round trips).
  *
- * One attempt: take the shards with runnable tasks, least announced key first.
- * Ask the first for up to the remaining count with `maxKey` = the second's
- * key (it gives only tasks that come before the second shard's earliest),
- * then the second with `maxKey` = the third's key, and so on; the last shard
- * is asked without a bound. So a request may be filled from several shards,
- * and with `max: 1` it always gets the globally earliest announced task. With
- * a larger `max`, the last shard asked may contribute tasks later than some a
- * previous shard holds beyond its bound: the shards' next keys are not known
- * until they announce again. The skew is bounded by one grant.
+ * One attempt: take the shard with the least key among those with runnable
+ * tasks and ask it for up to the remaining count with `maxKey` = the next
+ * shard's key (it gives only tasks that come before that shard's earliest).
+ * Its reply carries its frontier after the grant (`frontier`), so the board
+ * knows its new key at once; pick the least key again, and so on until the
+ * request is full or nothing is runnable. So a request may be filled from
+ * several shards, even alternating between them, in exactly global
+ * earliest-deadline-first order as far as the announcements are current. A
+ * shard that grants nothing or fails is not asked again in the attempt: at
+ * most `max` + shards asks. (A shard too old to send its frontier leaves the
+ * board to guess from the grant; `noteGrant`.)
  *
  * Long-poll: when an attempt grants nothing and `waitMs` has time left, wait
  * (no polling) for an announcement with runnable tasks, then try again; at the
@@ -20,8 +22,8 @@
  * Retries: the reply is kept for `replayMs` under (owner, requestId), and a
  * retry that arrives while the first is still open joins it, so a client that
  * lost a reply gets the same grant. Each shard is asked under a request id
- * derived from the client's (`<requestId>:<shardId>`, `:<attempt>` after the
- * first attempt), so a shard also answers a retry, even one that reaches
+ * derived from the client's (`<requestId>:<shardId>`, `:<n>` for its n-th
+ * ask in this fill), so a shard also answers a retry, even one that reaches
  * another coordinator, with its first grant. A resend (`retry: true`) that
  * finds no reply kept here first asks every known shard, in parallel and
  * `replayOnly`, for what it granted under the client's request id (under any
@@ -35,9 +37,10 @@
  * and the others are asked. A shard that times out may have granted: the
  * request fails with TIMEOUT, even if other shards granted, and is not kept,
  * so the client's resend collects every grant made under its id (the replay
- * above) rather than leave the timed-out shard's grant stranded. A combined reply is kept under MAX_MESSAGE_BYTES: no further shard
- * is asked once half of that is used, and leases past the limit (possible
- * only with very large tasks) are left to expire, logged.
+ * above) rather than leave the timed-out shard's grant stranded. A combined
+ * reply is kept under MAX_MESSAGE_BYTES: no further shard is asked once half
+ * of that is used, and leases past the limit (possible only with very large
+ * tasks) are left to expire, logged.
  */
 import { createHash } from "node:crypto";
 import type { Lease } from "@frontier/core";
@@ -79,12 +82,12 @@ type LeaseResult = ResultOf<"lease">;
 
 /**
  * The request id a shard is asked under: `<requestId>:<shardId>`, plus
- * `:<attempt>` after the first attempt. When that would exceed MAX_ID_LENGTH,
+ * `:<ask>` from its second ask in one fill on. When that would exceed MAX_ID_LENGTH,
  * the client's id is replaced by its SHA-256 (base64url, 43 characters), so
  * the derivation stays deterministic across coordinators.
  */
-export function shardRequestId(requestId: string, shardId: string, attempt: number): string {
-  const suffix = attempt > 1 ? `:${shardId}:${attempt}` : `:${shardId}`;
+export function shardRequestId(requestId: string, shardId: string, ask: number): string {
+  const suffix = ask > 1 ? `:${shardId}:${ask}` : `:${shardId}`;
   if (requestId.length + suffix.length <= MAX_ID_LENGTH) return requestId + suffix;
   return createHash("sha256").update(requestId).digest("base64url") + suffix;
 }
@@ -139,8 +142,10 @@ export class LeaseRouter {
       const replayed = await this.replayed(request);
       if (replayed.length > 0) return { leases: replayed };
     }
-    for (let attempt = 1; ; attempt++) {
-      const leases = await this.attempt(request, attempt);
+    // How often each shard was asked in this fill: each ask gets its own derived request id.
+    const visits = new Map<string, number>();
+    for (;;) {
+      const leases = await this.attempt(request, visits);
       if (leases.length > 0) return { leases };
       const left = deadline - this.now();
       if (left <= 0 || !(await this.ctx.board.waitForRunnable(left))) return { leases: [] };
@@ -208,22 +213,33 @@ export class LeaseRouter {
     return leases;
   }
 
-  /** One pass over the shards with runnable tasks, least key first. */
-  private async attempt(request: LeaseRequest, attempt: number): Promise<Lease[]> {
+  /**
+   * One pass: ask the shard with the least key for what comes before the
+   * next shard's key, learn its new key from its reply, and pick again,
+   * until the request is full or no shard has runnable tasks. A shard that
+   * grants nothing (the board was stale) or fails is not asked again in
+   * this pass, so a pass makes at most `max` + shards asks.
+   */
+  private async attempt(request: LeaseRequest, visits: Map<string, number>): Promise<Lease[]> {
     const { link, board, logger } = this.ctx;
-    const candidates = board.runnable();
+    const done = new Set<string>();
     const granted: Lease[] = [];
+    const taken = new Set<string>();
     let bytes = 0;
     let failure: unknown;
-    for (let i = 0; i < candidates.length; i++) {
+    for (;;) {
       const remaining = request.max - granted.length;
       if (remaining <= 0 || bytes >= LEASE_REPLY_SOFT_BYTES) break;
-      const { shardId, seq } = candidates[i]!;
-      const maxKey = candidates[i + 1]?.key ?? undefined;
+      const candidates = board.runnable().filter((f) => !done.has(f.shardId));
+      if (candidates.length === 0) break;
+      const { shardId, seq } = candidates[0]!;
+      const maxKey = candidates[1]?.key ?? undefined;
       // Ask only for what should fit the reply, judging by the leases seen so
       // far: a lease that does not fit is stranded until its expiry.
       const ask = granted.length === 0 ? remaining : Math.min(remaining, fitting(bytes, granted.length));
       if (ask <= 0) break;
+      const visit = (visits.get(shardId) ?? 0) + 1;
+      visits.set(shardId, visit);
       let leases: readonly Lease[];
       let replyBytes: number;
       try {
@@ -233,18 +249,24 @@ export class LeaseRouter {
           max: ask,
           leaseMs: request.leaseMs,
           waitMs: 0,
-          requestId: shardRequestId(request.requestId, shardId, attempt),
+          requestId: shardRequestId(request.requestId, shardId, visit),
           ...(maxKey === undefined ? {} : { maxKey }),
         });
         leases = reply.leases;
         replyBytes = size;
+        // The shard's frontier after the grant, when it says (exact); else what the grant implies.
+        if (reply.frontier !== undefined) board.observe(reply.frontier);
+        else board.noteGrant(shardId, ask, leases.length, maxKey, seq);
       } catch (err) {
+        done.add(shardId);
         if (err instanceof ShardUnavailableError) board.forget(shardId);
         else failure ??= err;
         logger.warn({ shardId, requestId: request.requestId, err }, "lease: shard did not grant");
         continue;
       }
-      board.noteGrant(shardId, ask, leases.length, maxKey, seq);
+      // A shard restarted mid-fill may answer a new ask with grants it already gave this fill.
+      leases = leases.filter((l) => !taken.has(l.taskId));
+      if (leases.length === 0) done.add(shardId);
       // A shard answers a repeated id with its first grant, which may be larger than asked for
       // (another coordinator asked it first): never reply with more than `max`.
       if (leases.length > remaining) {
@@ -273,8 +295,12 @@ export class LeaseRouter {
       } else {
         bytes += replyBytes;
       }
-      for (let j = 0; j < kept; j++) granted.push(leases[j]!);
+      for (let j = 0; j < kept; j++) {
+        granted.push(leases[j]!);
+        taken.add(leases[j]!.taskId);
+      }
       if (kept > 0) this.ctx.onGranted?.(shardId, kept);
+      if (kept < leases.length) break;
     }
     // A shard that timed out may have granted: answering with the others' grants would strand
     // its grant, so fail; the client's resend collects every grant made under its id (replay).

@@ -18,6 +18,7 @@ import {
   encodeReply,
   encodeRequest,
   errorReply,
+  type FrontierAnnouncement,
   type OkReply,
   type Op,
   parseSubject,
@@ -54,6 +55,8 @@ export class TestShard {
   private sub: Subscription | undefined;
   /** Sequence number of the last announcement. */
   seq = 0;
+  /** Whether lease replies carry the frontier after the grant (as real shards do). */
+  sendsFrontier = true;
 
   constructor(
     readonly nc: NatsConnection,
@@ -98,20 +101,21 @@ export class TestShard {
 
   /** Publish the engine's frontier now, as a shard does on change and every second. */
   announce(): void {
+    this.nc.publish(subjectsFor(this.cluster).frontier, encodeFrontier(this.frontier()));
+  }
+
+  /** The engine's frontier as an announcement, numbered next. */
+  frontier(): FrontierAnnouncement {
     const top = this.engine.peekFrontier();
-    const runnable = this.engine.stats().runnable;
-    this.nc.publish(
-      subjectsFor(this.cluster).frontier,
-      encodeFrontier({
-        shardId: this.shardId,
-        deadline: top?.deadline ?? null,
-        key: top?.key ?? null,
-        taskId: top?.id ?? null,
-        runnable,
-        seq: ++this.seq,
-        at: Date.now(),
-      }),
-    );
+    return {
+      shardId: this.shardId,
+      deadline: top?.deadline ?? null,
+      key: top?.key ?? null,
+      taskId: top?.id ?? null,
+      runnable: this.engine.stats().runnable,
+      seq: ++this.seq,
+      at: Date.now(),
+    };
   }
 
   /** The requests of one op this shard decoded. */
@@ -170,7 +174,7 @@ export class TestShard {
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
         });
         this.grants.set(request.requestId, leases);
-        return { leases };
+        return this.sendsFrontier ? { leases, frontier: this.frontier() } : { leases };
       }
       case "heartbeat":
         return {

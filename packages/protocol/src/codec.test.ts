@@ -199,6 +199,27 @@ const replies: Reply[] = [
   { ok: true, op: "submit", accepted: 2, replayed: false },
   { ok: true, op: "lease", leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }] },
   { ok: true, op: "lease", leases: [] },
+  // Shard → coordinator: the shard's frontier after the grant.
+  {
+    ok: true,
+    op: "lease",
+    leases: [lease],
+    frontier: {
+      shardId: "s1",
+      deadline: 9,
+      key: 9,
+      taskId: "t9",
+      runnable: 4,
+      seq: 17,
+      at: 1_700_000_000_000,
+    },
+  },
+  {
+    ok: true,
+    op: "lease",
+    leases: [],
+    frontier: { shardId: "s1", deadline: null, key: null, taskId: null, runnable: 0, seq: 18, at: 1 },
+  },
   { ok: true, op: "heartbeat", expiresAt: 1_700_000_040_000 },
   { ok: true, op: "complete", duplicate: true },
   { ok: true, op: "fail", state: "WAITING" },
@@ -1232,6 +1253,11 @@ describe("reply and announcement shapes", () => {
         },
       },
       "error.problems: 201 items exceed MAX_PROBLEMS (200)",
+    ],
+    [
+      "a lease reply whose frontier is half set",
+      { ok: true, op: "lease", leases: [], frontier: { ...frontier, key: null } },
+      "deadline, key, taskId: all null (nothing runnable) or all set",
     ],
   ])("refuses a reply with %s (BAD_MESSAGE)", (_name, reply, message) => {
     expectReplyRefusedBothWays(reply, "BAD_MESSAGE", message);

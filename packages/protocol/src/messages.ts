@@ -168,8 +168,13 @@ export interface ResultMap {
     /** True when the idempotencyKey had been seen: this is the first outcome, replayed. */
     readonly replayed: boolean;
   };
-  /** Possibly empty (nothing runnable within waitMs). */
-  readonly lease: { readonly leases: readonly Lease[] };
+  /**
+   * Possibly empty (nothing runnable within waitMs). `frontier`: shard →
+   * coordinator only, the shard's frontier right after these grants (an
+   * announcement, numbered like the published ones), so lease routing knows
+   * the shard's next key without waiting for its next announcement.
+   */
+  readonly lease: { readonly leases: readonly Lease[]; readonly frontier?: FrontierAnnouncement };
   readonly heartbeat: { readonly expiresAt: number };
   /** `duplicate`: the task was already completed under this token (a retried complete). */
   readonly complete: { readonly duplicate: boolean };

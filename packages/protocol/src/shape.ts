@@ -577,7 +577,7 @@ export function parseReply(v: unknown): Reply {
       break;
     }
     case "lease": {
-      const f = map(v, "", ["ok", "op", "leases"]);
+      const f = map(v, "", ["ok", "op", "leases", "frontier"]);
       const leases = bounded(
         f["leases"],
         "leases",
@@ -586,6 +586,7 @@ export function parseReply(v: unknown): Reply {
         "MAX_LEASES_PER_REQUEST",
       );
       r["leases"] = leases.map((l, i) => parseLease(l, at("leases", i)));
+      if (f["frontier"] !== undefined) r["frontier"] = parseFrontier(f["frontier"]);
       break;
     }
     case "heartbeat":
