@@ -3,8 +3,8 @@
  * a steady workload, through a schedule of faults, checked at the end by
  * the history checker (checker.ts).
  *
- *  1. Mixed chaos for FRONTIER_CHAOS_DURATION_MS (CI default 30 s; `pnpm
- *     chaos` runs 10 minutes): every 1.5–3.5 s a fault, mostly a SIGKILLed
+ *  1. Mixed chaos for FRONTIER_CHAOS_DURATION_MS (`pnpm test`, and so CI:
+ *     60 s; `pnpm chaos` runs 10 minutes): every 1.5–3.5 s a fault, mostly a SIGKILLed
  *     shard (restarted on its data by the supervisor), else a crashed
  *     worker, a frozen SDK worker, a stalled shard event loop, a NATS
  *     restart, a killed coordinator.
@@ -30,7 +30,7 @@ import type { Exchange, HistoryEvent } from "./history.js";
 import { mulberry32 } from "./simulation.js";
 import { slowTask, stormTasks, workflow } from "./workload.js";
 
-const DURATION_MS = Number(process.env["FRONTIER_CHAOS_DURATION_MS"] ?? 30_000);
+const DURATION_MS = Number(process.env["FRONTIER_CHAOS_DURATION_MS"] ?? 60_000);
 const SEED = Number(process.env["FRONTIER_CHAOS_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
 const KEEP = process.env["FRONTIER_CHAOS_KEEP"] === "1";
 const LEASE_MS = 3_000;

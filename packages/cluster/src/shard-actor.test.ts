@@ -16,7 +16,7 @@ import {
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard } from "@frontier/shard";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { type NatsConnection, errors as natsErrors } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
@@ -30,7 +30,7 @@ import {
   task,
 } from "../test/support.js";
 import { checkShardActorOptions, type ShardActorOptions } from "./options.js";
-import { ActorState, baseRequestId, ShardActor } from "./shard-actor.js";
+import { ActorState, baseRequestId, isNatsDown, ShardActor } from "./shard-actor.js";
 import { SlotOwnership } from "./slot-ownership.js";
 
 const env = new TestEnv();
@@ -725,5 +725,17 @@ describe("baseRequestId", () => {
     expect(baseRequestId("r1:s1:2", "s0")).toBe("r1:s1:2");
     expect(baseRequestId("plain", "s0")).toBe("plain");
     expect(baseRequestId(":s0", "s0")).toBe(":s0");
+  });
+});
+
+describe("isNatsDown", () => {
+  it("tells a connection that is down for now from a request that is wrong", () => {
+    expect(isNatsDown(new natsErrors.RequestError("connection disconnected"))).toBe(true);
+    expect(isNatsDown(new natsErrors.TimeoutError())).toBe(true);
+    expect(isNatsDown(new Error("open failed", { cause: new natsErrors.TimeoutError() }))).toBe(true);
+    expect(isNatsDown(new natsErrors.RequestError("no responders"))).toBe(false);
+    expect(isNatsDown(new natsErrors.PermissionViolationError("denied", "publish", "x"))).toBe(false);
+    expect(isNatsDown(new Error("bucket is full"))).toBe(false);
+    expect(isNatsDown("disconnected")).toBe(false);
   });
 });

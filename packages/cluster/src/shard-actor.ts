@@ -61,6 +61,7 @@ import {
   connect,
   type Msg,
   type NatsConnection,
+  errors as natsErrors,
   type QueuedIterator,
   type Status,
   type Subscription,
@@ -202,13 +203,20 @@ export class ShardActor {
     let ownership: SlotOwnership | undefined;
     try {
       shard = await Shard.open({ ...o.shard, dataDir: o.dataDir, sameWorkflowPrerequisites: true });
-      ownership = await SlotOwnership.open(nc, {
-        cluster: o.cluster,
-        kvReplicas: o.kvReplicas,
-        claimConcurrency: o.claimConcurrency,
-        logger: log,
-      });
-      const claim = await ownership.assign(o.shardId, o.slots);
+      // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
+      // and go on, as the first connect does, rather than exit and leave it to the supervisor.
+      const untilNats = <T>(step: string, run: () => Promise<T>) =>
+        o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
+      ownership = await untilNats("open the slot bucket", () =>
+        SlotOwnership.open(nc, {
+          cluster: o.cluster,
+          kvReplicas: o.kvReplicas,
+          claimConcurrency: o.claimConcurrency,
+          logger: log,
+        }),
+      );
+      const owning = ownership;
+      const claim = await untilNats("claim slots", () => owning.assign(o.shardId, o.slots));
       if (claim.taken.length > 0) {
         log.warn(
           { slots: formatSlots(claim.taken.map((t) => t.slot)) },
@@ -861,6 +869,30 @@ function assertNever(x: never): never {
  * `<requestId>:<shardId>:<attempt>`, see the coordinator's shardRequestId);
  * an id without that suffix (a request not routed by a coordinator) is its own base.
  */
+/** Errors of a NATS connection that is down for now (reconnecting), not of a bad request. */
+export function isNatsDown(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error instanceof natsErrors.TimeoutError ||
+    error instanceof natsErrors.ConnectionError ||
+    (error instanceof natsErrors.RequestError && /disconnected/i.test(error.message)) ||
+    (error.cause !== undefined && isNatsDown(error.cause))
+  );
+}
+
+/** Runs `run` until it succeeds or fails for another reason than NATS being down; waits 250 ms between tries. */
+async function retryWhileNatsDown<T>(step: string, run: () => Promise<T>, log: Logger): Promise<T> {
+  for (;;) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!isNatsDown(error)) throw error;
+      log.warn({ err: messageOf(error) }, `NATS is down; will ${step} once it is back`);
+      await pause(250);
+    }
+  }
+}
+
 export function baseRequestId(requestId: string, shardId: string): string {
   const suffix = `:${shardId}`;
   if (requestId.length > suffix.length && requestId.endsWith(suffix)) {
