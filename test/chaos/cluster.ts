@@ -282,6 +282,11 @@ export class ChaosCluster {
             join(this.runDir, id),
             "--slots",
             `${i}/${this.o.shards}`,
+            // Retries of failed tasks within seconds, not minutes: the run drains in bounded time.
+            "--backoff-base-ms",
+            "100",
+            "--backoff-max-ms",
+            "2000",
             "--json",
             "--log-level",
             "warn",

@@ -15,6 +15,8 @@ import { startNatsServer } from "../../packages/nats-testing/src/index.js";
 import { type CliResult, frontier, REPO_ROOT, until } from "./harness.js";
 
 const CLUSTER = "clitest";
+/** The shards' retry backoff base, ms (`start --backoff-base-ms`). */
+const BACKOFF_BASE_MS = 20_000;
 let dir: string;
 let natsUrl: string;
 let server: ChildProcess;
@@ -71,6 +73,9 @@ beforeAll(async () => {
       "2",
       "--metrics-port",
       "0",
+      // Longer than the default (1 s), so the test below sees the flag at work.
+      "--backoff-base-ms",
+      String(BACKOFF_BASE_MS),
       "--json",
     ],
     { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
@@ -180,6 +185,22 @@ describe("client commands", () => {
 
     const build = JSON.parse((await cli(["status", "build", "--workflow", "release", "--json"])).stdout);
     expect(build).toMatchObject({ id: "build", state: "RUNNABLE", unmetPrerequisites: 0 });
+  });
+
+  it("retries a failed task after the backoff `start --backoff-base-ms` set", async () => {
+    await cli(["submit", "-"], JSON.stringify([{ id: "flaky-once", deadline: 1 }]));
+    const [lease] = JSON.parse((await cli(["lease", "--json"])).stdout) as {
+      taskId: string;
+      token: number;
+    }[];
+    expect(lease?.taskId).toBe("flaky-once");
+    const before = Date.now();
+    expect((await cli(["fail", "flaky-once", "--token", String(lease!.token)])).code).toBe(0);
+    const view = JSON.parse((await cli(["status", "flaky-once", "--json"])).stdout);
+    expect(view).toMatchObject({ state: "WAITING", attempts: 1 });
+    // The default backoff's jitter is 20 %.
+    expect(view.retryAt - before).toBeGreaterThan(BACKOFF_BASE_MS * 0.8 - 1_000);
+    expect((await cli(["cancel", "flaky-once"])).code).toBe(0);
   });
 
   it("submit - reads a JSON array from stdin", async () => {

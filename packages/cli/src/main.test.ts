@@ -106,6 +106,11 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["work"], /expected a command to run/],
     [["work", "--concurrency", "0", "--", "true"], /--concurrency must be an integer in 1\.\.1000/],
     [["start", "--shards", "0"], /--shards must be an integer in 1\.\.256/],
+    [["start", "--backoff-base-ms", "0"], /--backoff-base-ms must be an integer ≥ 1/],
+    [
+      ["shard", "--backoff-base-ms", "5000", "--backoff-max-ms", "1000"],
+      /--backoff-base-ms \(5000\) must not exceed --backoff-max-ms \(1000\)/,
+    ],
     [["start", "--log-level", "chatty"], /--log-level must be one of/],
     [["shard", "--id", "a.b"], /--id must be 1\.\.64 characters/],
     [["shard", "--slots", "some"], /--slots must be "auto"/],

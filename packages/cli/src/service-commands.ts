@@ -9,6 +9,7 @@
 import { resolve } from "node:path";
 import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv } from "@frontier/cluster";
 import { startCoordinator } from "@frontier/coordinator";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "@frontier/core";
 import { isValidToken } from "@frontier/protocol";
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, int, str, target } from "./args.js";
@@ -31,6 +32,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
   const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
+  const engine = engineOptionsOf(ctx);
   const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
   const metrics = metricsOptions(ctx, metricsPort);
   const logLevel = logLevelOf(ctx, "warn");
@@ -52,6 +54,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       dataDir: resolve(dataDir, "shards"),
       shards,
       logLevel,
+      ...engine,
     });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
@@ -106,6 +109,8 @@ export async function shard(ctx: CommandContext): Promise<void> {
   );
   const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
   const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
+  const { shard: engine } = engineOptionsOf(ctx);
+  const takeover = flag(ctx.parsed, "takeover");
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
     const proc = await runShardProcess({
@@ -118,7 +123,9 @@ export async function shard(ctx: CommandContext): Promise<void> {
       waitForNats: true,
       handleSignals: false,
       exit: () => {},
-      ...(flag(ctx.parsed, "takeover") ? { shard: { takeover: true } } : {}),
+      ...(takeover || engine !== undefined
+        ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
+        : {}),
     });
     parts.push({ name: "shard", close: () => proc.stop().then(() => undefined) });
     const owned = proc.actor.ownedSlots().length;
@@ -133,6 +140,24 @@ export async function shard(ctx: CommandContext): Promise<void> {
       }),
     };
   });
+}
+
+/** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */
+function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolicy } } {
+  const baseMs = int(ctx.command, ctx.parsed, "backoff-base-ms", { min: 1 });
+  const maxMs = int(ctx.command, ctx.parsed, "backoff-max-ms", { min: 1 });
+  if (baseMs === undefined && maxMs === undefined) return {};
+  const backoff = {
+    ...DEFAULT_BACKOFF,
+    baseMs: baseMs ?? Math.min(DEFAULT_BACKOFF.baseMs, maxMs ?? DEFAULT_BACKOFF.baseMs),
+    maxMs: maxMs ?? Math.max(DEFAULT_BACKOFF.maxMs, baseMs ?? 0),
+  };
+  if (backoff.baseMs > backoff.maxMs) {
+    throw usageError(
+      `${ctx.command}: --backoff-base-ms (${backoff.baseMs}) must not exceed --backoff-max-ms (${backoff.maxMs})`,
+    );
+  }
+  return { shard: { backoff } };
 }
 
 // ------------------------------------------------------------- coordinator

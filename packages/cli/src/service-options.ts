@@ -34,6 +34,20 @@ const METRICS_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
+/** How failed tasks are retried: the shards' backoff (engine option `backoff`). */
+const BACKOFF_OPTIONS = {
+  "backoff-base-ms": {
+    type: "string",
+    value: "MS",
+    description: "delay before a failed task's first retry, doubling per attempt (default 1000)",
+  },
+  "backoff-max-ms": {
+    type: "string",
+    value: "MS",
+    description: "longest delay between two attempts of a task (default 300000)",
+  },
+} as const satisfies OptionSpecs;
+
 export const START_OPTIONS = {
   data: { type: "string", value: "DIR", description: `data directory (default ${DEFAULT_DATA_DIR})` },
   shards: {
@@ -41,6 +55,7 @@ export const START_OPTIONS = {
     value: "N",
     description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})`,
   },
+  ...BACKOFF_OPTIONS,
   ...METRICS_OPTION,
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
@@ -63,6 +78,7 @@ export const SHARD_OPTIONS = {
     description:
       "open the data directory even if its recorded owner looks alive (paused, or on a host that is gone); the old owner is fenced and can no longer write",
   },
+  ...BACKOFF_OPTIONS,
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
