@@ -3,6 +3,7 @@ import { type TaskInput, ValidationError } from "@frontier/core";
 import { ProtocolError, type SubmitRequest } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
+import type { EngineCoordinator } from "../test/engine-coordinator.js";
 import { ClientError, type SubmitReceipt } from "./index.js";
 
 const harness = useEngineCluster("submitter");

@@ -12,6 +12,7 @@
  */
 import { type Lease, Scheduler, type SchedulerOptions } from "@frontier/core";
 import {
+  type BoundaryErrorCode,
   COORDINATOR_QUEUE,
   decodeRequest,
   encodeReply,
@@ -23,13 +24,12 @@ import {
   type Request,
   type ShardCoverage,
   subjectsFor,
-  type WireErrorCode,
 } from "@frontier/protocol";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 
 export type Scripted =
   | { readonly action: "drop" }
-  | { readonly action: "error"; readonly code: Exclude<WireErrorCode, "VALIDATION_FAILED"> }
+  | { readonly action: "error"; readonly code: BoundaryErrorCode }
   | { readonly action: "garbage" }
   | { readonly action: "delay"; readonly ms: number };
 

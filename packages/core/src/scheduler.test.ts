@@ -22,11 +22,13 @@ function drain(s: Scheduler): string[] {
   return out;
 }
 
-function errorOf(fn: () => unknown): { code?: string; problems?: unknown[]; message: string } {
+/** The error `fn` throws (a test failure if it throws none); engine errors carry a `code`. */
+function errorOf(fn: () => unknown): Error & { code?: string } {
   try {
     fn();
   } catch (e) {
-    return e as { code?: string; message: string };
+    if (!(e instanceof Error)) throw new Error(`expected an Error, got ${String(e)}`);
+    return e;
   }
   throw new Error("expected an error");
 }
