@@ -217,6 +217,29 @@ describe("checker", () => {
       );
       expect(h.check().counts.doubleLease).toBeGreaterThan(0);
     });
+
+    it("finds a lease the shard expired early, unless its holder had sent a fail (reply lost or not)", () => {
+      const expiredEarly = (withFail: boolean) => {
+        const h = new H().submit([{ id: "a" }]).lease("w1", "a", 1, 10);
+        // The holder's retryable fail: applied, its reply lost; the tap lost the WAITING block.
+        if (withFail) h.x("w1", 50, { op: "fail", taskId: "a", token: 1, retryable: true }, undefined, false);
+        h.events.push(
+          { k: "tap", shard: "s0", pid: 1, clock: T0 + 10, at: T0 + 10, changes: [lease("a", 1, 10)] },
+          {
+            k: "tap",
+            shard: "s0",
+            pid: 2,
+            clock: T0 + 400,
+            at: T0 + 400,
+            changes: [{ id: "a", state: "RUNNABLE", token: 1, attempts: 1 }],
+          },
+        );
+        return h.lease("w2", "a", 2, 500).complete("w2", "a", 2, 600).end("a", "COMPLETED", 2).check();
+      };
+      expect(expiredEarly(false).counts.doubleLease).toBeGreaterThan(0);
+      const released = expiredEarly(true);
+      expect(released.counts.doubleLease, released.examples.doubleLease.join("\n")).toBe(0);
+    });
   });
 
   describe("doubleUnblock", () => {

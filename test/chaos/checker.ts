@@ -315,10 +315,14 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
           );
         }
       }
-      // Back to RUNNABLE under the same token: the lease expired. Not before its acknowledged expiry.
+      // Back to RUNNABLE under the same token: the lease expired, not before its acknowledged
+      // expiry — unless its holder had let it go: a retryable fail it sent (acknowledged or not)
+      // ends the lease, and the backoff's end looks the same here when the tap lost the WAITING
+      // block (the shard was killed between a commit and its tap record).
       if (c.state === "RUNNABLE" && before?.state === "LEASED" && before.token === c.token) {
-        const promised = lease(c.id, c.token).expiresAt;
-        if (block.clock + tol < promised)
+        const info = lease(c.id, c.token);
+        const promised = info.expiresAt;
+        if (block.clock + tol < promised && !(info.releasedAt <= block.clock + tol))
           findings.add(
             "doubleLease",
             `${c.id}: lease ${c.token} expired at ${fmt(block.clock)} on shard ${block.shard}, ` +
