@@ -361,8 +361,10 @@ export class ShardActor {
         this.onRequest(msg);
       },
     });
-    // The server knows the subscription before we say we serve.
-    await this.nc.flush();
+    // The server knows the subscription before we say we serve (a subscription outlives a
+    // reconnect, so a flush that NATS going away interrupted is simply tried again).
+    if (this.options.waitForNats) await retryWhileNatsDown("subscribe", () => this.nc.flush(), this.log);
+    else await this.nc.flush();
     this.enter(ActorState.SERVING);
     this.announcer.start();
     this.sweepTimer = setInterval(
