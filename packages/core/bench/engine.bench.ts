@@ -20,7 +20,8 @@
  * "+buffers" column adds them, and the goal is checked against it.
  *
  * Environment: FRONTIER_BENCH_SIZES (default "10000,100000,1000000"),
- * FRONTIER_BENCH_REPS (default 7, 7, 5 by size).
+ * FRONTIER_BENCH_REPS (default 7, 7, 5 by size), FRONTIER_BENCH_SHAPES
+ * (default "independent,chains,dag").
  *
  * Run: node --expose-gc --conditions=source --import tsx bench/engine.bench.ts
  */
@@ -34,7 +35,7 @@ const GOAL_RATIO = 0.5;
 const GOAL_BYTES = 300;
 
 type Shape = "independent" | "chains" | "dag";
-const SHAPES: readonly Shape[] = ["independent", "chains", "dag"];
+const ALL_SHAPES: readonly Shape[] = ["independent", "chains", "dag"];
 const SHAPE_LABEL: Record<Shape, string> = {
   independent: "independent",
   chains: `chains of ${CHAIN_LENGTH}`,
@@ -47,6 +48,9 @@ if (!gc) {
   process.exit(1);
 }
 
+const SHAPES = (process.env["FRONTIER_BENCH_SHAPES"]?.split(",") ?? ALL_SHAPES).filter((s): s is Shape =>
+  ALL_SHAPES.includes(s as Shape),
+);
 const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "10000,100000,1000000").split(",").map(Number);
 const repsFor = (n: number) => Number(process.env["FRONTIER_BENCH_REPS"] ?? (n >= 1_000_000 ? 5 : 7));
 

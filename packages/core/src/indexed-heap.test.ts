@@ -72,4 +72,39 @@ describe("IndexedHeap", () => {
       { numRuns: 300 },
     );
   });
+
+  it("build orders any set of handles bottom-up, replacing what was there", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 120 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 20 }),
+        (keys, before, after) => {
+          // The cached primary key and the tie-breaking comparator, as the engine uses them.
+          const heap = new IndexedHeap(
+            (a, b) => a < b,
+            4,
+            (h) => keys[h]!,
+          );
+          const all = keys.map((_, h) => h);
+          for (const h of new Set(before.filter((x) => x < keys.length))) heap.push(h);
+          const chosen = all.filter((h) => keys[h]! % 3 !== 0);
+          heap.build(chosen);
+          expect(heap.size).toBe(chosen.length);
+          for (const h of all) expect(heap.has(h)).toBe(chosen.includes(h));
+          // Keep using it: pushes after a build, then everything pops in (key, handle) order.
+          const extra = all.filter((h) => !chosen.includes(h)).slice(0, after.length);
+          extra.forEach((h, i) => {
+            keys[h] = after[i]!;
+            heap.push(h);
+          });
+          const expected = [...chosen, ...extra].sort((a, b) => keys[a]! - keys[b]! || a - b);
+          const out: number[] = [];
+          for (let h = heap.pop(); h >= 0; h = heap.pop()) out.push(h);
+          expect(out).toEqual(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });

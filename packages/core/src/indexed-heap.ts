@@ -7,7 +7,9 @@
  * Invariants:
  *   - heap[0..size) holds distinct handles; for every i > 0, heap[i] is not
  *     before heap[parent(i)], parent(i) = (i - 1) >> 2.
- *   - position[h] is the index of h in heap, or -1 when h is not in it.
+ *   - position[h] is 1 + the index of h in heap, or 0 when h is not in it
+ *     (0, not -1: growing needs no fill, and the slots of handles never
+ *     pushed stay untouched zero pages).
  *   - keys[i] = keyOf(heap[i]): the caller changes a key only together with
  *     update(h) (or while h is out of the heap).
  *
@@ -40,23 +42,28 @@ export class IndexedHeap {
   ) {
     this.heap = new Int32Array(capacity);
     this.keys = new Float64Array(capacity);
-    this.position = new Int32Array(capacity).fill(-1);
+    this.position = new Int32Array(capacity);
   }
 
   get size(): number {
     return this.count;
   }
 
-  /** Makes room for handles below `handles`. Grows by half at least, so reserving batch by batch stays O(1) amortized. */
+  /** Makes room for handles below `handles`. At least doubles, so reserving batch by batch stays O(1) amortized. */
   reserve(handles: number): void {
     if (handles <= this.position.length) return;
-    const position = new Int32Array(Math.max(handles, Math.ceil(this.position.length * 1.5))).fill(-1);
+    const position = new Int32Array(Math.max(handles, 2 * this.position.length));
     position.set(this.position);
     this.position = position;
   }
 
   has(handle: number): boolean {
-    return handle < this.position.length && this.position[handle]! >= 0;
+    return handle < this.position.length && this.position[handle]! > 0;
+  }
+
+  /** The key of the least handle (as keyOf gave it when it last moved), or NaN when empty. */
+  peekKey(): number {
+    return this.count > 0 ? this.keys[0]! : Number.NaN;
   }
 
   /** The least handle, or -1 when empty. */
@@ -77,8 +84,32 @@ export class IndexedHeap {
     const i = this.count++;
     this.heap[i] = handle;
     this.keys[i] = this.keyOf(handle);
-    this.position[handle] = i;
+    this.position[handle] = i + 1;
     this.siftUp(i);
+  }
+
+  /**
+   * Replaces the contents with `handles` (distinct), ordered bottom-up
+   * (Floyd): O(n), where n pushes cost up to O(n log n).
+   */
+  build(handles: ArrayLike<number>): void {
+    for (let i = 0; i < this.count; i++) this.position[this.heap[i]!] = 0;
+    const n = handles.length;
+    if (n > this.heap.length) {
+      this.heap = new Int32Array(n);
+      this.keys = new Float64Array(n);
+    }
+    let limit = 0;
+    for (let i = 0; i < n; i++) limit = Math.max(limit, handles[i]! + 1);
+    this.reserve(limit);
+    for (let i = 0; i < n; i++) {
+      const handle = handles[i]!;
+      this.heap[i] = handle;
+      this.keys[i] = this.keyOf(handle);
+      this.position[handle] = i + 1;
+    }
+    this.count = n;
+    for (let i = (n - 2) >> 2; i >= 0; i--) this.siftDown(i);
   }
 
   /** Removes and returns the least handle, or -1 when empty. */
@@ -92,13 +123,13 @@ export class IndexedHeap {
   /** Removes `handle` if present; returns whether it was. */
   remove(handle: number): boolean {
     if (!this.has(handle)) return false;
-    this.removeAt(this.position[handle]!);
+    this.removeAt(this.position[handle]! - 1);
     return true;
   }
 
   /** Restores the order after `handle`'s key changed (either way). */
   update(handle: number): void {
-    const i = this.position[handle]!;
+    const i = this.position[handle]! - 1;
     this.keys[i] = this.keyOf(handle);
     if (!this.siftUp(i)) this.siftDown(i);
   }
@@ -110,12 +141,12 @@ export class IndexedHeap {
 
   private removeAt(i: number): void {
     const handle = this.heap[i]!;
-    this.position[handle] = -1;
+    this.position[handle] = 0;
     const last = this.heap[--this.count]!;
     if (i === this.count) return;
     this.heap[i] = last;
     this.keys[i] = this.keys[this.count]!;
-    this.position[last] = i;
+    this.position[last] = i + 1;
     if (!this.siftUp(i)) this.siftDown(i);
   }
 
@@ -133,12 +164,12 @@ export class IndexedHeap {
       if (!(key < pk || (key === pk && this.less(handle, p)))) break;
       heap[i] = p;
       keys[i] = pk;
-      this.position[p] = i;
+      this.position[p] = i + 1;
       i = parent;
     }
     heap[i] = handle;
     keys[i] = key;
-    this.position[handle] = i;
+    this.position[handle] = i + 1;
     return i !== start;
   }
 
@@ -166,11 +197,11 @@ export class IndexedHeap {
       if (!(bestKey < key || (bestKey === key && this.less(bestHandle, handle)))) break;
       heap[i] = bestHandle;
       keys[i] = bestKey;
-      this.position[bestHandle] = i;
+      this.position[bestHandle] = i + 1;
       i = best;
     }
     heap[i] = handle;
     keys[i] = key;
-    this.position[handle] = i;
+    this.position[handle] = i + 1;
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, ValidationError } from "./errors.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import type { Change, TaskInput } from "./types.js";
+import type { Change, Snapshot, TaskInput } from "./types.js";
 
 /** An engine on a hand-driven clock that records its changes. */
 function engine(options: SchedulerOptions = {}) {
@@ -460,6 +460,100 @@ describe("change records and rebuild", () => {
       expect(e.lease("w3").map((l) => l.taskId)).toEqual(["later"]);
     }
     expect(rebuilt.snapshot()).toEqual(s.snapshot());
+  });
+
+  it("restores from rows read once, in any order, exactly as from the snapshot", () => {
+    const options: SchedulerOptions = { allowForwardReferences: true, retentionMs: 60_000 };
+    /** An engine with a task in every kind of state, and the clock it runs on. */
+    const original = () => {
+      const { s, clock } = engine(options);
+      s.addTasks([
+        { id: "a", deadline: 5 },
+        { id: "b", deadline: 5 },
+        { id: "c", deadline: 1, prerequisites: ["a", "later"] },
+        { id: "d", deadline: 2, prerequisites: ["b"], onPrerequisiteFailure: "continue" },
+        { id: "e", deadline: 1_500, hardDeadline: true },
+      ]);
+      const [la] = s.lease("w", { leaseMs: 500 }); // a
+      clock.now += 10;
+      s.addTasks([
+        { id: "f", deadline: 5 },
+        { id: "g", deadline: 0, maxAttempts: 3 },
+        { id: "h", deadline: 7 },
+      ]);
+      const [lg, lb] = s.lease("w", { max: 2, leaseMs: 5_000 }); // g, b
+      s.fail("g", lg!.token, { reason: "flaky" }); // retry backoff
+      s.fail("b", lb!.token, { retryable: false }); // d continues
+      const [ld] = s.lease("w", { leaseMs: 5_000 }); // d
+      clock.now += 10;
+      s.complete("a", la!.token);
+      s.cancel("f");
+      return { s, clock, live: ld! };
+    };
+    const byId = <T extends { spec: { id: string } }>(xs: readonly T[]) =>
+      [...xs].sort((x, y) => (x.spec.id < y.spec.id ? -1 : 1));
+    const probe = (e: Scheduler) => ({
+      stats: e.stats(),
+      views: ["a", "b", "c", "d", "e", "f", "g", "h"].map((id) => e.getTask(id)),
+      frontier: e.peekFrontier(),
+      next: e.nextTimerAt(),
+    });
+    const variants = [
+      (tasks: Snapshot["tasks"]) => tasks,
+      (tasks: Snapshot["tasks"]) => [...tasks].reverse(),
+      (tasks: Snapshot["tasks"]) => {
+        function* once() {
+          yield* [...tasks].reverse();
+        }
+        return once();
+      },
+    ];
+    for (const variant of variants) {
+      for (const counted of [true, false]) {
+        const { s, clock, live } = original();
+        const snap = s.snapshot();
+        const source = { version: 1 as const, meta: snap.meta, tasks: variant(snap.tasks) };
+        const rebuilt = Scheduler.restore(
+          counted ? { ...source, taskCount: snap.tasks.length } : source,
+          [],
+          {
+            now: () => clock.now,
+            random: () => 0.5,
+            ...options,
+          },
+        );
+        expect(byId(rebuilt.snapshot().tasks)).toEqual(byId(snap.tasks));
+        expect(probe(rebuilt)).toEqual(probe(s));
+        // The same from here on: the live lease, timers (g's retry, e's hard deadline), dispatch order.
+        for (const e of [s, rebuilt]) e.heartbeat(live.taskId, live.token, { leaseMs: 5_000 });
+        clock.now += 1_000;
+        expect(rebuilt.lease("x", { max: 10 }).map((l) => l.taskId)).toEqual(
+          s.lease("x", { max: 10 }).map((l) => l.taskId),
+        );
+        for (const e of [s, rebuilt]) e.addTasks({ id: "later", deadline: 3 });
+        expect(probe(rebuilt)).toEqual(probe(s));
+      }
+    }
+  });
+
+  it("refuses a restore that names a task twice, whether the rows are in order or not", () => {
+    const { s } = engine();
+    s.addTasks([
+      { id: "a", deadline: 1 },
+      { id: "b", deadline: 2 },
+      { id: "c", deadline: 3 },
+    ]);
+    const snap = s.snapshot();
+    const [a, b, c] = snap.tasks;
+    for (const tasks of [
+      [a!, b!, b!, c!],
+      [a!, b!, c!, a!],
+      [c!, b!, a!, c!],
+    ]) {
+      const error = errorOf(() => Scheduler.restore({ version: 1, meta: snap.meta, tasks }));
+      expect(error.code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(error.message).toMatch(/appears twice/);
+    }
   });
 
   it("retention forgets terminal tasks, but not while a live dependent still needs them", () => {

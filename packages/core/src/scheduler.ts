@@ -4,8 +4,8 @@
  *
  * Data structures (n live tasks, r runnable, d = dependents of one task,
  * p = prerequisites of one task):
- *   - TaskTable: structure of arrays addressed by integer handles; a Map from
- *     id to handle.
+ *   - TaskTable: structure of arrays addressed by integer handles, and an
+ *     index from id to handle.
  *   - runnable: IndexedHeap of RUNNABLE handles keyed by (key, id), where key
  *     is the deadline (or, under the starvation guard, the moment the task's
  *     wait ran out, if earlier).
@@ -15,11 +15,15 @@
  *     RUNNABLE with a hard deadline → the deadline; terminal → end of
  *     retention.
  *   - unmet[h] + dependents[h]: Kahn's algorithm run online. unmet counts
- *     prerequisites not yet completed; completing a task walks only its own
- *     dependents list and decrements each one's counter; a counter reaching 0
- *     moves the task into the runnable heap.
- *   - runnable FIFO (prev/next): RUNNABLE tasks in the order they became
+ *     prerequisites not yet completed, and is 0 for every task not WAITING
+ *     on some (so a count above 0 says WAITING); completing a task walks
+ *     only its own dependents list and decrements each one's counter; a
+ *     counter reaching 0 moves the task into the runnable heap.
+ *   - runnable FIFO (table.fifo): RUNNABLE tasks in the order they became
  *     runnable, so the oldest runnable age is O(1).
+ *   - id index (table.index, id-index.ts): id → handle, open addressing over
+ *     an Int32Array; a batch's lookups go through it in one pass each
+ *     (getMany), so their cache misses overlap.
  *   - pending: forward references (prerequisite ids not yet submitted) → the
  *     handles waiting on them.
  *
@@ -39,12 +43,14 @@ import {
   UnknownTaskError,
   ValidationError,
 } from "./errors.js";
+import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import { Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
 import type {
   Change,
   EngineMeta,
   Lease,
+  RestoreSource,
   SchedulerStats,
   Snapshot,
   Task,
@@ -152,27 +158,28 @@ export class Scheduler {
     // The heaps cache each entry's key (keyOf) and order by it; the
     // comparator only breaks ties between equal keys, by id.
     const byId = (a: number, b: number) => t.ids[a]! < t.ids[b]!;
-    this.runnable = new IndexedHeap(byId, 16, (h) => t.key[h]!);
+    this.runnable = new IndexedHeap(byId, 16, (h) => this.keyOf(h));
     this.timers = new IndexedHeap(byId, 16, (h) => t.timerAt[h]!);
     const self = this;
     this.view = {
       allowForwardReferences: this.forwardRefs,
       sameWorkflowPrerequisites: this.sameWorkflow,
-      has: (id) => t.handleOf.has(id),
-      resolve: (id) => t.handleOf.get(id) ?? -1,
+      has: (id) => t.index.has(id),
+      resolve: (id) => t.index.get(id),
+      resolveMany: (ids, out) => t.index.getMany(ids, out),
       workflowAt: (h) => t.workflowId[h],
       workflowOf: (id) => {
-        const h = t.handleOf.get(id);
-        return h === undefined ? undefined : t.workflowId[h];
+        const h = t.index.get(id);
+        return h < 0 ? undefined : t.workflowId[h];
       },
       *waitingOn(id) {
-        const h = t.handleOf.get(id);
-        if (h === undefined) {
+        const h = t.index.get(id);
+        if (h < 0) {
           for (const d of self.pending.get(id) ?? []) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
           return;
         }
-        for (let e = t.depHead[h]!; e >= 0; e = t.edgeNext[e]!) {
-          const d = t.edgeTo[e]!;
+        for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
+          const d = t.edgeTarget(e);
           if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
         }
       },
@@ -180,12 +187,14 @@ export class Scheduler {
   }
 
   /**
-   * Rebuilds an engine from a snapshot and the changes recorded after it.
-   * Cost O(n + e + r log r): derived structures (counters, dependents, heaps)
-   * are recomputed from the task records, so no history is needed.
+   * Rebuilds an engine from a snapshot (or rows streamed from a journal, see
+   * RestoreSource) and the changes recorded after it. Cost O(n + e), plus
+   * O(r log r) when the runnable tasks' FIFO order is not already their
+   * record order: derived structures (counters, dependents, heaps) are
+   * recomputed from the task records, so no history is needed.
    */
   static restore(
-    snapshot: Snapshot,
+    snapshot: RestoreSource,
     changes: Iterable<Change> = [],
     options: SchedulerOptions = {},
   ): Scheduler {
@@ -195,7 +204,8 @@ export class Scheduler {
     if (pending.length === 0) {
       // The usual recovery (a journal of live rows): load them as they are.
       const engine = new Scheduler(options);
-      engine.load(snapshot.meta, snapshot.tasks);
+      const count = Array.isArray(snapshot.tasks) ? snapshot.tasks.length : (snapshot.taskCount ?? 0);
+      engine.load(snapshot.meta, snapshot.tasks, count);
       return engine;
     }
     const records = new Map<string, TaskRecord>();
@@ -223,7 +233,7 @@ export class Scheduler {
       }
     }
     const engine = new Scheduler(options);
-    engine.load(meta, records.values());
+    engine.load(meta, records.values(), records.size);
     return engine;
   }
 
@@ -239,12 +249,12 @@ export class Scheduler {
   addTasks(input: TaskInput | readonly TaskInput[]): number {
     const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
     this.advance();
-    const { tasks, problems } = checkBatch(batch, {
+    const { tasks, problems, prerequisiteHandles } = checkBatch(batch, {
       defaults: { maxAttempts: this.defaultMaxAttempts },
       view: this.view,
     });
     if (problems.length > 0) throw new ValidationError(problems);
-    this.insert(tasks);
+    this.insert(tasks, prerequisiteHandles);
     this.flushMeta();
     return tasks.length;
   }
@@ -263,6 +273,7 @@ export class Scheduler {
           has: (id) => alsoTaken.has(id) || this.view.has(id),
           waitingOn: this.view.waitingOn,
           resolve: undefined,
+          resolveMany: undefined,
         }
       : this.view;
     return checkBatch(batch, { defaults: { maxAttempts: this.defaultMaxAttempts }, view }).problems;
@@ -319,7 +330,7 @@ export class Scheduler {
     const leases: Lease[] = [];
     while (leases.length < max) {
       const h = this.runnable.peek();
-      if (h < 0 || this.table.key[h]! > maxKey) break;
+      if (h < 0 || this.runnable.peekKey() > maxKey) break;
       this.grant(h, owner, now + leaseMs);
       leases.push(this.leaseOf(h));
     }
@@ -432,7 +443,6 @@ export class Scheduler {
     }
     t.deadline[h] = deadline;
     if (state === S.RUNNABLE) {
-      t.key[h] = this.keyOf(h);
       this.runnable.update(h);
       if (t.flags[h]! & Flag.HARD_DEADLINE) {
         if (deadline <= now) {
@@ -452,8 +462,8 @@ export class Scheduler {
   /** The task as of now (due timers run first), or undefined for an unknown id. O(1). */
   getTask(id: string): TaskView | undefined {
     this.advance();
-    const h = this.table.handleOf.get(id);
-    return h === undefined ? undefined : this.viewOf(h);
+    const h = typeof id === "string" ? this.table.index.get(id) : -1;
+    return h < 0 ? undefined : this.viewOf(h);
   }
 
   /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
@@ -479,7 +489,7 @@ export class Scheduler {
   peekFrontier(): { id: string; deadline: number; key: number } | null {
     const h = this.runnable.peek();
     if (h < 0) return null;
-    return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.table.key[h]! };
+    return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.runnable.peekKey() };
   }
 
   /** Runs the timers that are due. */
@@ -550,14 +560,15 @@ export class Scheduler {
     }
   }
 
-  private insert(tasks: readonly ParsedTask[]): void {
+  /** `resolved`: checkBatch's prerequisiteHandles for `tasks`, if it had them. */
+  private insert(tasks: readonly ParsedTask[], resolved: Int32Array | undefined): void {
     const t = this.table;
     const now = this.lastNow;
     const handles = new Int32Array(tasks.length);
     this.runnable.reserve(t.handleLimit + tasks.length);
     for (let i = 0; i < tasks.length; i++) {
       const { spec, deadline } = tasks[i]!;
-      const h = t.allocate(spec.id);
+      const h = t.allocate(spec.id, false);
       handles[i] = h;
       t.prerequisites[h] = spec.prerequisites;
       t.workflowId[h] = spec.workflowId;
@@ -568,20 +579,20 @@ export class Scheduler {
       t.state[h] = S.WAITING;
       this.counts[S.WAITING]!++;
     }
+    t.index.addMany(handles);
     // Wire edges once every handle of the batch exists, so order within the batch does not matter.
     const doomed = new Map<number, string>();
+    let edge = 0;
     for (let i = 0; i < tasks.length; i++) {
       const h = handles[i]!;
       let unmet = 0;
       let doom: string | undefined;
       const prerequisites = t.prerequisites[h]! as string[];
-      const resolved = tasks[i]!.prerequisiteHandles;
       for (let k = 0; k < prerequisites.length; k++) {
         const p = prerequisites[k]!;
-        const known = resolved ? resolved[k]! : -1;
-        const ph = known >= 0 ? known : t.handleOf.get(p);
-        if (ph !== undefined) prerequisites[k] = t.ids[ph]!; // share the stored id string
-        if (ph === undefined) {
+        const known = resolved ? resolved[edge++]! : -1;
+        const ph = known >= 0 ? known : t.index.get(p);
+        if (ph < 0) {
           // A forward reference (validation let it through only when allowed).
           const waiting = this.pending.get(p);
           if (waiting) waiting.push(h);
@@ -589,6 +600,7 @@ export class Scheduler {
           unmet++;
           continue;
         }
+        prerequisites[k] = t.ids[ph]!; // share the stored id string
         t.addDependent(ph, h);
         const ps = t.state[ph]!;
         if (ps === S.COMPLETED) continue;
@@ -603,7 +615,7 @@ export class Scheduler {
       t.unmet[h] = unmet;
       // Tasks that held forward references to this id now wait on it directly.
       const id = t.ids[h]!;
-      const waiters = this.pending.get(id);
+      const waiters = this.pending.size > 0 ? this.pending.get(id) : undefined;
       if (waiters) {
         this.pending.delete(id);
         for (const w of waiters) t.addDependent(h, w);
@@ -630,9 +642,10 @@ export class Scheduler {
     for (const [h, reason] of doomed) if (!isTerminal(t.state[h]!)) this.finishBadly(h, S.CANCELLED, reason);
   }
 
+  /** Leases `h`, the top of the runnable heap. */
   private grant(h: number, owner: string | undefined, expiresAt: number): void {
     const t = this.table;
-    this.runnable.remove(h);
+    this.runnable.pop(); // h: no lookup of its position
     this.fifoUnlink(h);
     if (t.flags[h]! & Flag.HARD_DEADLINE) this.timers.remove(h);
     this.setState(h, S.LEASED);
@@ -669,15 +682,17 @@ export class Scheduler {
   private finishCompleted(h: number): void {
     const t = this.table;
     const now = this.lastNow;
-    this.timers.remove(h);
+    // A lease without expiry (consumeTask) has no timer: no need to look.
+    if (t.timerAt[h] !== Number.POSITIVE_INFINITY) this.timers.remove(h);
     this.setState(h, S.COMPLETED);
     t.reason[h] = undefined;
     this.markFinished(h, now);
     this.emitSet(h);
-    for (let e = t.depHead[h]!; e >= 0; e = t.edgeNext[e]!) {
-      const d = t.edgeTo[e]!;
-      if (t.state[d] !== S.WAITING) continue; // cancelled meanwhile
-      if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
+    // A dependent with unmet prerequisites is WAITING on them (finishBadly
+    // zeroes the count of one that ends early): no need to read its state.
+    for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
+      const d = t.edgeTarget(e);
+      if (t.unmet[d]! > 0 && --t.unmet[d]! === 0) this.enterRunnable(d, now);
     }
   }
 
@@ -699,13 +714,14 @@ export class Scheduler {
       this.fifoUnlink(x);
       this.timers.remove(x);
       this.setState(x, item.state);
+      t.unmet[x] = 0;
       t.reason[x] = item.reason;
       this.markFinished(x, now);
       this.emitSet(x);
 
       const id = t.ids[x]!;
-      for (let e = t.depHead[x]!; e >= 0; e = t.edgeNext[e]!) {
-        const d = t.edgeTo[e]!;
+      for (let e = t.firstEdge(x); e >= 0; e = t.nextEdge(e)) {
+        const d = t.edgeTarget(e);
         if (t.state[d] !== S.WAITING) continue;
         if (t.flags[d]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) {
           if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
@@ -735,7 +751,6 @@ export class Scheduler {
     }
     this.setState(h, S.RUNNABLE);
     t.stamp[h] = now;
-    t.key[h] = this.keyOf(h);
     this.runnable.push(h);
     this.fifoAppend(h);
     if (t.flags[h]! & Flag.HARD_DEADLINE) {
@@ -760,8 +775,8 @@ export class Scheduler {
     // A prerequisite kept past its retention for its live dependents (see
     // tryDrop) has no timer; one of them ending is when to look again.
     for (const p of t.prerequisites[h]!) {
-      const ph = t.handleOf.get(p);
-      if (ph !== undefined && isTerminal(t.state[ph]!) && !this.timers.has(ph)) this.armTimer(ph, now);
+      const ph = t.index.get(p);
+      if (ph >= 0 && isTerminal(t.state[ph]!) && !this.timers.has(ph)) this.armTimer(ph, now);
     }
   }
 
@@ -777,7 +792,7 @@ export class Scheduler {
    */
   private tryDrop(h: number): void {
     const t = this.table;
-    while (t.hasDependents(h) && isTerminal(t.state[t.edgeTo[t.depHead[h]!]!]!)) t.shiftDependent(h);
+    while (t.hasDependents(h) && isTerminal(t.state[t.edgeTarget(t.firstEdge(h))]!)) t.shiftDependent(h);
     if (t.hasDependents(h)) return;
     this.unlink(h);
     const id = t.ids[h]!;
@@ -790,8 +805,8 @@ export class Scheduler {
   private unlink(h: number): void {
     const t = this.table;
     for (const p of t.prerequisites[h]!) {
-      const ph = t.handleOf.get(p);
-      if (ph !== undefined) {
+      const ph = t.index.get(p);
+      if (ph >= 0) {
         t.removeDependent(ph, h);
         continue;
       }
@@ -810,30 +825,30 @@ export class Scheduler {
   }
 
   private fifoAppend(h: number): void {
-    const t = this.table;
-    t.prev[h] = this.fifoTail;
-    t.next[h] = -1;
-    if (this.fifoTail >= 0) t.next[this.fifoTail] = h;
+    const fifo = this.table.fifo;
+    fifo[2 * h] = this.fifoTail;
+    fifo[2 * h + 1] = -1;
+    if (this.fifoTail >= 0) fifo[2 * this.fifoTail + 1] = h;
     else this.fifoHead = h;
     this.fifoTail = h;
   }
 
   private fifoUnlink(h: number): void {
-    const t = this.table;
-    const p = t.prev[h]!;
-    const n = t.next[h]!;
+    const fifo = this.table.fifo;
+    const p = fifo[2 * h]!;
+    const n = fifo[2 * h + 1]!;
     if (p < 0 && n < 0 && this.fifoHead !== h) return; // not in the list
-    if (p >= 0) t.next[p] = n;
+    if (p >= 0) fifo[2 * p + 1] = n;
     else this.fifoHead = n;
-    if (n >= 0) t.prev[n] = p;
+    if (n >= 0) fifo[2 * n] = p;
     else this.fifoTail = p;
-    t.prev[h] = -1;
-    t.next[h] = -1;
+    fifo[2 * h] = -1;
+    fifo[2 * h + 1] = -1;
   }
 
   private handle(id: string): number {
-    const h = typeof id === "string" ? this.table.handleOf.get(id) : undefined;
-    if (h === undefined) throw new UnknownTaskError(String(id));
+    const h = typeof id === "string" ? this.table.index.get(id) : -1;
+    if (h < 0) throw new UnknownTaskError(String(id));
     return h;
   }
 
@@ -931,8 +946,22 @@ export class Scheduler {
 
   // ------------------------------------------------------------------ restore
 
-  /** Loads trusted records (from a snapshot or journal) and derives every index. */
-  private load(meta: EngineMeta, records: Iterable<TaskRecord>): void {
+  /**
+   * Loads trusted records (from a snapshot or journal) into this new engine
+   * and derives every index. Two passes, so that nothing but the table holds
+   * on to a record: rows streamed from a journal are garbage as soon as they
+   * are copied (they die young, which is most of what a 10^6-row restore
+   * would otherwise spend in GC).
+   *  1. Each record is copied into the table. Its pending timer is known
+   *     from the record alone.
+   *  2. The id index is built in one sweep (TaskTable.indexFrom: in slot
+   *     order, not one random slot per record).
+   *  3. Prerequisites are resolved (sharing the stored id strings), then
+   *     dependents (in record order, as the incremental path would have
+   *     added them), unmet counts, forward references.
+   * The heaps are then built bottom-up, O(n), rather than by n pushes.
+   */
+  private load(meta: EngineMeta, records: Iterable<TaskRecord>, sizeHint: number): void {
     const t = this.table;
     this.tokenSeq = meta.tokenSeq;
     this.lastNow = meta.clock;
@@ -940,18 +969,28 @@ export class Scheduler {
     this.deadlineMisses = meta.deadlineMisses;
     this.staleRejections = meta.staleRejections;
     this.retries = meta.retries;
-    const handles: number[] = [];
-    const statuses: TaskStatus[] = [];
-    for (const { spec, status } of records) {
-      const state = STATE_NAMES.indexOf(status.state as (typeof STATE_NAMES)[number]);
-      if (state < 0)
-        throw new InvalidArgumentError(`task ${q(spec.id)} has unknown state ${q(status.state)}`);
-      if (t.handleOf.has(spec.id)) throw new InvalidArgumentError(`task ${q(spec.id)} appears twice`);
-      const h = t.allocate(spec.id);
-      handles.push(h);
-      statuses.push(status);
-      t.prerequisites[h] = spec.prerequisites.length === 0 ? EMPTY : spec.prerequisites;
-      t.workflowId[h] = spec.workflowId;
+    if (sizeHint > 0) t.reserve(sizeHint);
+    // A new table has no free handles: the records get handles first..end-1, in order.
+    const first = t.handleLimit;
+    const runnable = new HandleList(sizeHint);
+    const timed = new HandleList(sizeHint >> 2);
+    const strings = new StringCache();
+    let previousId = "";
+    let idOrder = true;
+    for (const record of records) {
+      const spec = record.spec;
+      const status = record.status;
+      const id = spec.id;
+      const state = stateCode(status.state);
+      if (state < 0) throw new InvalidArgumentError(`task ${q(id)} has unknown state ${q(status.state)}`);
+      // Ids in strictly increasing order are distinct: the index then need not look for duplicates.
+      if (idOrder && !(previousId < id)) idOrder = false;
+      previousId = id;
+      const h = t.append(id);
+      const source = spec.prerequisites;
+      // The engine's own copy (resolved in pass 3).
+      t.prerequisites[h] = source.length === 0 ? EMPTY : source.slice();
+      t.workflowId[h] = strings.share(spec.workflowId);
       t.payload[h] = spec.payload;
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
@@ -960,57 +999,168 @@ export class Scheduler {
       t.deadline[h] = status.deadline;
       t.attempts[h] = status.attempts;
       t.token[h] = status.token;
-      t.owner[h] = status.leaseOwner;
+      t.owner[h] = strings.share(status.leaseOwner);
       t.reason[h] = status.reason;
       t.stamp[h] = status.runnableSince ?? status.finishedAt ?? 0;
+      // The pending timer, its kind implied by the state (see `timers`).
+      if (state === S.RUNNABLE) {
+        runnable.push(h);
+        if (t.flags[h]! & Flag.HARD_DEADLINE) {
+          t.timerAt[h] = t.deadline[h]!;
+          timed.push(h);
+        }
+      } else if (state === S.LEASED) {
+        const at = status.leaseExpiresAt ?? Number.POSITIVE_INFINITY;
+        t.timerAt[h] = at;
+        if (at !== Number.POSITIVE_INFINITY) timed.push(h);
+      } else if (state === S.WAITING) {
+        if (status.retryAt !== undefined) {
+          t.timerAt[h] = status.retryAt;
+          timed.push(h);
+        }
+      } else if (this.retentionMs !== Number.POSITIVE_INFINITY) {
+        t.timerAt[h] = t.stamp[h]! + this.retentionMs;
+        timed.push(h);
+      }
     }
-    this.runnable.reserve(t.handleLimit);
-    this.timers.reserve(t.handleLimit);
-    const runnable: number[] = [];
-    for (let i = 0; i < handles.length; i++) {
-      const h = handles[i]!;
-      const status = statuses[i]!;
-      const state = t.state[h]! as S;
-      const live = !isTerminal(state);
+    const end = t.handleLimit;
+    const duplicate = t.indexFrom(first, idOrder);
+    if (duplicate >= 0) throw new InvalidArgumentError(`task ${q(t.ids[duplicate])} appears twice`);
+    // Prerequisites, looked up a few thousand at a time (IdIndex.getMany), in record order.
+    const names: string[] = [];
+    let found = new Int32Array(4096);
+    for (let from = first; from < end; ) {
+      let to = from;
+      names.length = 0;
+      for (; to < end && names.length < found.length; to++)
+        for (const p of t.prerequisites[to]!) names.push(p);
+      if (names.length > found.length) found = new Int32Array(names.length);
+      t.index.getMany(names, found);
+      this.linkPrerequisites(from, to, found);
+      from = to;
+    }
+    const ready = runnable.view();
+    this.runnable.build(ready);
+    this.timers.build(timed.view());
+    // The FIFO holds the runnable tasks by (runnableSince, id). Records
+    // usually come in id order (a journal reads them by key), so handle
+    // order breaks ties; often they are in runnableSince order as well.
+    const stamp = t.stamp;
+    if (!idOrder) ready.sort((a, b) => stamp[a]! - stamp[b]! || (t.ids[a]! < t.ids[b]! ? -1 : 1));
+    else if (!ascending(ready, stamp)) ready.sort((a, b) => stamp[a]! - stamp[b]! || a - b);
+    for (let i = 0; i < ready.length; i++) this.fifoAppend(ready[i]!);
+  }
+
+  /**
+   * Restore, pass 3, for handles from..to-1: `found` holds the handle of
+   * each of their prerequisites in order (-1: unknown). Shares the stored
+   * id strings, adds dependents, counts unmet prerequisites, records
+   * forward references.
+   */
+  private linkPrerequisites(from: number, to: number, found: Int32Array): void {
+    const t = this.table;
+    let i = 0;
+    for (let h = from; h < to; h++) {
+      const own = t.prerequisites[h]! as string[];
+      if (own.length === 0) continue;
+      const live = !isTerminal(t.state[h]!);
       let unmet = 0;
-      for (const p of t.prerequisites[h]!) {
-        const ph = t.handleOf.get(p);
-        if (ph === undefined) {
+      for (let k = 0; k < own.length; k++) {
+        const ph = found[i++]!;
+        if (ph < 0) {
           // A dropped prerequisite had no live dependents (see tryDrop), so an
           // unknown id of a live task is a forward reference still pending.
           if (!live) continue;
+          const p = own[k]!;
           const waiting = this.pending.get(p);
           if (waiting) waiting.push(h);
           else this.pending.set(p, [h]);
           unmet++;
           continue;
         }
+        own[k] = t.ids[ph]!; // share the stored string
         t.addDependent(ph, h);
         if (live && !isTerminal(t.state[ph]!)) unmet++;
       }
+      Object.freeze(own);
       t.unmet[h] = unmet;
-      if (state === S.RUNNABLE) {
-        t.key[h] = this.keyOf(h);
-        this.runnable.push(h);
-        runnable.push(h);
-        if (t.flags[h]! & Flag.HARD_DEADLINE) this.armTimer(h, t.deadline[h]!);
-      } else if (state === S.LEASED) {
-        const at = status.leaseExpiresAt ?? Number.POSITIVE_INFINITY;
-        if (at === Number.POSITIVE_INFINITY) t.timerAt[h] = at;
-        else this.armTimer(h, at);
-      } else if (state === S.WAITING && status.retryAt !== undefined) {
-        this.armTimer(h, status.retryAt);
-      } else if (!live && this.retentionMs !== Number.POSITIVE_INFINITY) {
-        this.armTimer(h, t.stamp[h]! + this.retentionMs);
-      }
     }
-    runnable.sort((a, b) => t.stamp[a]! - t.stamp[b]! || (t.ids[a]! < t.ids[b]! ? -1 : 1));
-    for (const h of runnable) this.fifoAppend(h);
   }
 
   private armTimer(h: number, at: number): void {
     this.table.timerAt[h] = at;
     this.timers.push(h);
+  }
+}
+
+/** Index of a state name in STATE_NAMES, or -1. */
+function stateCode(name: string): S | -1 {
+  switch (name) {
+    case "WAITING":
+      return S.WAITING;
+    case "RUNNABLE":
+      return S.RUNNABLE;
+    case "LEASED":
+      return S.LEASED;
+    case "COMPLETED":
+      return S.COMPLETED;
+    case "FAILED":
+      return S.FAILED;
+    case "CANCELLED":
+      return S.CANCELLED;
+    case "EXPIRED":
+      return S.EXPIRED;
+    default:
+      return -1;
+  }
+}
+
+/** Whether `handles` are in nondecreasing order of `by`. */
+function ascending(handles: Int32Array, by: Float64Array): boolean {
+  for (let i = 1; i < handles.length; i++) if (by[handles[i]!]! < by[handles[i - 1]!]!) return false;
+  return true;
+}
+
+/** A growable list of handles (restore's scratch space). */
+class HandleList {
+  items: Int32Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.items = new Int32Array(Math.max(16, capacity));
+  }
+
+  push(h: number): void {
+    if (this.length === this.items.length) {
+      const grown = new Int32Array(2 * this.length);
+      grown.set(this.items);
+      this.items = grown;
+    }
+    this.items[this.length++] = h;
+  }
+
+  view(): Int32Array {
+    return this.items.subarray(0, this.length);
+  }
+}
+
+/**
+ * Hands out one shared copy of strings that many rows repeat (workflow ids,
+ * lease owners): each decoded row carries its own copy, ~30 bytes a task
+ * that the GC would also copy while the restore runs. Direct-mapped, so a
+ * value evicts another with the same slot: memory stays bounded however
+ * many distinct values there are.
+ */
+class StringCache {
+  private readonly slots: (string | undefined)[] = new Array<string | undefined>(1024).fill(undefined);
+
+  share(value: string | undefined): string | undefined {
+    if (value === undefined) return value;
+    const i = hashId(value) & 1023;
+    const cached = this.slots[i];
+    if (cached === value) return cached;
+    this.slots[i] = value;
+    return value;
   }
 }
 

@@ -4,12 +4,18 @@
  * Each task occupies one slot across a set of typed arrays (numbers) and a few
  * plain arrays (strings, lists, payloads). Handles of dropped tasks are reused
  * through a free list, so memory follows the live population, not history.
- * Typed arrays grow by 1.5x; their slack is part of the reported
- * bytes-per-task figure.
+ * Every per-handle array grows by doubling, all together (grow): on this
+ * VM fresh memory costs ~13 µs a 4 KiB page, so the total allocated while
+ * growing (2x the final size, against 3x at 1.5x steps) is a large part
+ * of the cost of adding 10^6 tasks. The slack (0 to 100 %, 50 % on
+ * average over sizes) is part of the reported bytes-per-task figure.
  *
- * Invariant: `handleOf.get(ids[h]) === h` for every live handle h, and a free
- * handle is in no other structure (heaps, lists, dependents).
+ * Invariant: `index.get(ids[h]) === h` for every live handle h; a free handle
+ * has the id "" (ids are never empty) and is in no other structure (index,
+ * heaps, lists, dependents).
  */
+import { IdIndex } from "./id-index.js";
+
 export const Flag = {
   HARD_DEADLINE: 1,
   CONTINUE_ON_PREREQUISITE_FAILURE: 2,
@@ -37,19 +43,23 @@ export const STATE_NAMES = [
   "EXPIRED",
 ] as const;
 
+const NONE: readonly string[] = Object.freeze([]);
+
 export function isTerminal(state: number): boolean {
   return state >= S.COMPLETED;
 }
 
 export class TaskTable {
-  readonly handleOf = new Map<string, number>();
   private free: number[] = [];
   private capacity = 0;
   /** Slots ever used (live + free). */
   private high = 0;
 
-  // Plain arrays: kept packed (grown by push) so V8 stores them densely.
-  ids: string[] = [];
+  // Plain arrays, indexed by handle, lengthened with the typed arrays (V8
+  // keeps them dense, holes above `high`); stores go by index, never push.
+  readonly ids: string[] = [];
+  /** id → handle. */
+  readonly index = new IdIndex(this.ids);
   prerequisites: (readonly string[])[] = [];
   workflowId: (string | undefined)[] = [];
   payload: unknown[] = [];
@@ -58,8 +68,6 @@ export class TaskTable {
 
   // Typed arrays.
   deadline = new Float64Array(0);
-  /** Ordering key in the runnable heap: deadline, or earlier under the starvation guard. */
-  key = new Float64Array(0);
   /** When the task's pending timer fires (lease expiry, retry, hard deadline, retention). */
   timerAt = new Float64Array(0);
   /** RUNNABLE: since when. Terminal: when it finished. */
@@ -70,67 +78,115 @@ export class TaskTable {
   maxAttempts = new Uint16Array(0);
   state = new Uint8Array(0);
   flags = new Uint8Array(0);
-  /** Doubly linked FIFO of RUNNABLE tasks by runnableSince (oldest at head); -1 ends. */
-  prev = new Int32Array(0);
-  next = new Int32Array(0);
-
   /**
-   * Dependents: for each handle, a singly linked list (in insertion order) of
-   * the handles listing it as a prerequisite, kept in one shared pool of
-   * edges — 8 bytes an edge and no object per task, where an array per task
-   * costs ~50 bytes before its first element and is one more object for every
-   * GC to walk. Iterate: for (e = depHead[h]; e >= 0; e = edgeNext[e]) edgeTo[e].
+   * Doubly linked FIFO of RUNNABLE tasks by runnableSince (oldest at head):
+   * [2h] the previous task, [2h + 1] the next; -1 ends. Side by side, as they
+   * are read together: one cache miss for a task, not two.
    */
-  depHead = new Int32Array(0);
-  depTail = new Int32Array(0);
-  edgeTo = new Int32Array(0);
-  edgeNext = new Int32Array(0);
-  /** Head of the free list of edges (linked through edgeNext); -1 when empty. */
+  fifo = new Int32Array(0);
+
+  // Dependents: for each handle, a singly linked list (in insertion order) of
+  // the handles listing it as a prerequisite, kept in one shared pool of
+  // edges — 8 bytes an edge and no object per task, where an array per task
+  // costs ~50 bytes before its first element and is one more object for every
+  // GC to walk. Iterate:
+  //   for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) t.edgeTarget(e)
+  // Pairs that are read together sit side by side, as in `fifo`.
+
+  /** [2h] first edge of h's list, [2h + 1] last; -1 when empty. */
+  private dep = new Int32Array(0);
+  /** [2e] the dependent, [2e + 1] the next edge of the list (-1 ends it). */
+  private edges = new Int32Array(0);
+  /** Head of the free list of edges (linked through their next); -1 when empty. */
   private edgeFree = -1;
   /** Edges ever used (live + free). */
   private edgeHigh = 0;
 
   get size(): number {
-    return this.handleOf.size;
+    return this.index.size;
   }
 
   get handleLimit(): number {
     return this.high;
   }
 
-  allocate(id: string): number {
+  /** The handle of `id`, or -1. */
+  handleOf(id: string): number {
+    return this.index.get(id);
+  }
+
+  /** Makes room for `n` tasks in one step (restore knows its count). */
+  reserve(n: number): void {
+    if (n > this.capacity) this.grow(n);
+    this.index.reserve(n);
+  }
+
+  /**
+   * Restore's bulk path: a new handle at the end for `id`, not yet in the
+   * index (the invariant holds again after indexFrom). No free handles may
+   * exist (a new table).
+   */
+  append(id: string): number {
+    const h = this.high++;
+    if (h >= this.capacity) this.grow(Math.max(16, 2 * this.capacity));
+    this.ids[h] = id;
+    this.prerequisites[h] = NONE;
+    this.workflowId[h] = undefined;
+    this.payload[h] = undefined;
+    this.owner[h] = undefined;
+    this.reason[h] = undefined;
+    this.fifo[2 * h] = -1;
+    this.fifo[2 * h + 1] = -1;
+    this.dep[2 * h] = -1;
+    this.dep[2 * h + 1] = -1;
+    return h;
+  }
+
+  /**
+   * Indexes the handles from `first` on, added by append. Returns a handle
+   * whose id another handle has too (then the table is unusable), or -1.
+   * `distinct`: the caller knows the ids are distinct (no check).
+   */
+  indexFrom(first: number, distinct: boolean): number {
+    return this.index.addAll(first, this.high, !distinct);
+  }
+
+  /**
+   * A new handle for `id`, which must not be live already. `indexed` false:
+   * the caller indexes it (IdIndex.addMany, for a batch), before any lookup.
+   */
+  allocate(id: string, indexed = true): number {
     let h = this.free.pop();
     if (h === undefined) {
       h = this.high++;
-      if (h >= this.capacity) this.grow(Math.max(16, Math.ceil(this.capacity * 1.5)));
-      this.ids.push(id);
-      this.prerequisites.push([]);
-      this.workflowId.push(undefined);
-      this.payload.push(undefined);
-      this.owner.push(undefined);
-      this.reason.push(undefined);
+      if (h >= this.capacity) this.grow(Math.max(16, 2 * this.capacity));
+      this.ids[h] = id;
+      this.prerequisites[h] = NONE;
+      this.workflowId[h] = undefined;
+      this.payload[h] = undefined;
+      this.owner[h] = undefined;
+      this.reason[h] = undefined;
     } else {
       this.ids[h] = id;
     }
-    this.handleOf.set(id, h);
-    this.prev[h] = -1;
-    this.next[h] = -1;
-    this.depHead[h] = -1;
-    this.depTail[h] = -1;
+    if (indexed) this.index.add(id, h);
+    this.fifo[2 * h] = -1;
+    this.fifo[2 * h + 1] = -1;
+    this.dep[2 * h] = -1;
+    this.dep[2 * h + 1] = -1;
     return h;
   }
 
   release(h: number): void {
-    this.handleOf.delete(this.ids[h]!);
+    this.index.delete(this.ids[h]!, h);
     this.ids[h] = "";
-    this.prerequisites[h] = [];
+    this.prerequisites[h] = NONE;
     this.workflowId[h] = undefined;
     this.payload[h] = undefined;
     this.owner[h] = undefined;
     this.reason[h] = undefined;
     this.clearDependents(h);
     this.deadline[h] = 0;
-    this.key[h] = 0;
     this.timerAt[h] = 0;
     this.stamp[h] = 0;
     this.token[h] = 0;
@@ -143,39 +199,53 @@ export class TaskTable {
   }
 
   hasDependents(h: number): boolean {
-    return this.depHead[h]! >= 0;
+    return this.dep[2 * h]! >= 0;
+  }
+
+  /** The first edge of h's dependents, or -1. */
+  firstEdge(h: number): number {
+    return this.dep[2 * h]!;
+  }
+
+  /** The edge after `e` in its list, or -1. */
+  nextEdge(e: number): number {
+    return this.edges[2 * e + 1]!;
+  }
+
+  /** The dependent edge `e` leads to. */
+  edgeTarget(e: number): number {
+    return this.edges[2 * e]!;
   }
 
   /** Appends `d` to the dependents of `p`. O(1) amortized. */
   addDependent(p: number, d: number): void {
     let e = this.edgeFree;
     if (e >= 0) {
-      this.edgeFree = this.edgeNext[e]!;
+      this.edgeFree = this.edges[2 * e + 1]!;
     } else {
       e = this.edgeHigh++;
-      if (e >= this.edgeTo.length) {
-        const capacity = Math.max(16, Math.ceil(this.edgeTo.length * 1.5));
-        this.edgeTo = copy(new Int32Array(capacity), this.edgeTo);
-        this.edgeNext = copy(new Int32Array(capacity), this.edgeNext);
-      }
+      if (2 * e >= this.edges.length)
+        this.edges = copy(new Int32Array(Math.max(32, 2 * this.edges.length)), this.edges);
     }
-    this.edgeTo[e] = d;
-    this.edgeNext[e] = -1;
-    const tail = this.depTail[p]!;
-    if (tail >= 0) this.edgeNext[tail] = e;
-    else this.depHead[p] = e;
-    this.depTail[p] = e;
+    const edges = this.edges;
+    edges[2 * e] = d;
+    edges[2 * e + 1] = -1;
+    const tail = this.dep[2 * p + 1]!;
+    if (tail >= 0) edges[2 * tail + 1] = e;
+    else this.dep[2 * p] = e;
+    this.dep[2 * p + 1] = e;
   }
 
   /** Removes `d` from the dependents of `p`, if there. O(dependents of p). */
   removeDependent(p: number, d: number): void {
+    const edges = this.edges;
     let before = -1;
-    for (let e = this.depHead[p]!; e >= 0; before = e, e = this.edgeNext[e]!) {
-      if (this.edgeTo[e] !== d) continue;
-      const after = this.edgeNext[e]!;
-      if (before >= 0) this.edgeNext[before] = after;
-      else this.depHead[p] = after;
-      if (this.depTail[p] === e) this.depTail[p] = before;
+    for (let e = this.dep[2 * p]!; e >= 0; before = e, e = edges[2 * e + 1]!) {
+      if (edges[2 * e] !== d) continue;
+      const after = edges[2 * e + 1]!;
+      if (before >= 0) edges[2 * before + 1] = after;
+      else this.dep[2 * p] = after;
+      if (this.dep[2 * p + 1] === e) this.dep[2 * p + 1] = before;
       this.freeEdge(e);
       return;
     }
@@ -183,39 +253,40 @@ export class TaskTable {
 
   /** Removes the first dependent of `p`. */
   shiftDependent(p: number): void {
-    const e = this.depHead[p]!;
+    const e = this.dep[2 * p]!;
     if (e < 0) return;
-    const after = this.edgeNext[e]!;
-    this.depHead[p] = after;
-    if (after < 0) this.depTail[p] = -1;
+    const after = this.edges[2 * e + 1]!;
+    this.dep[2 * p] = after;
+    if (after < 0) this.dep[2 * p + 1] = -1;
     this.freeEdge(e);
   }
 
   clearDependents(p: number): void {
-    for (let e = this.depHead[p]!; e >= 0; ) {
-      const after = this.edgeNext[e]!;
+    for (let e = this.dep[2 * p]!; e >= 0; ) {
+      const after = this.edges[2 * e + 1]!;
       this.freeEdge(e);
       e = after;
     }
-    this.depHead[p] = -1;
-    this.depTail[p] = -1;
+    this.dep[2 * p] = -1;
+    this.dep[2 * p + 1] = -1;
   }
 
   private freeEdge(e: number): void {
-    this.edgeTo[e] = -1;
-    this.edgeNext[e] = this.edgeFree;
+    this.edges[2 * e] = -1;
+    this.edges[2 * e + 1] = this.edgeFree;
     this.edgeFree = e;
   }
 
-  /** Live handles, in slot order. */
+  /** Live handles, in handle order. O(handles ever used). */
   *live(): IterableIterator<number> {
-    for (const h of this.handleOf.values()) yield h;
+    for (let h = 0; h < this.high; h++) if (this.ids[h] !== "") yield h;
   }
 
   private grow(capacity: number): void {
+    for (const list of [this.ids, this.prerequisites, this.workflowId, this.payload, this.owner, this.reason])
+      list.length = capacity;
     const f64 = (a: Float64Array) => copy(new Float64Array(capacity), a);
     this.deadline = f64(this.deadline);
-    this.key = f64(this.key);
     this.timerAt = f64(this.timerAt);
     this.stamp = f64(this.stamp);
     this.token = f64(this.token);
@@ -224,10 +295,8 @@ export class TaskTable {
     this.maxAttempts = copy(new Uint16Array(capacity), this.maxAttempts);
     this.state = copy(new Uint8Array(capacity), this.state);
     this.flags = copy(new Uint8Array(capacity), this.flags);
-    this.prev = copy(new Int32Array(capacity), this.prev);
-    this.next = copy(new Int32Array(capacity), this.next);
-    this.depHead = copy(new Int32Array(capacity), this.depHead);
-    this.depTail = copy(new Int32Array(capacity), this.depTail);
+    this.fifo = copy(new Int32Array(2 * capacity), this.fifo);
+    this.dep = copy(new Int32Array(2 * capacity), this.dep);
     this.capacity = capacity;
   }
 }

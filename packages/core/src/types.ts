@@ -154,6 +154,19 @@ export interface Snapshot {
   readonly tasks: readonly TaskRecord[];
 }
 
+/**
+ * What `Scheduler.restore` rebuilds from: a `Snapshot`, or the same with the
+ * tasks as any iterable, read once, in order (rows streamed from a journal,
+ * so they need not all be in memory at once).
+ */
+export interface RestoreSource {
+  readonly version: 1;
+  readonly meta: EngineMeta;
+  readonly tasks: Iterable<TaskRecord>;
+  /** How many tasks `tasks` yields, when known beforehand: the tables are sized once. A hint only. */
+  readonly taskCount?: number;
+}
+
 export interface SchedulerStats {
   readonly counts: Readonly<Record<TaskState, number>>;
   /** Tasks in the runnable heap. */

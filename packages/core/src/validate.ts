@@ -34,12 +34,6 @@ const NO_PREREQUISITES: readonly string[] = Object.freeze([]);
 export interface ParsedTask {
   readonly spec: TaskSpec;
   readonly deadline: number;
-  /**
-   * Filled by checkBatch when the view can resolve ids: the handle of each
-   * prerequisite already known to the engine, -1 for the others (in the
-   * batch, or forward references), so the engine does not look them up again.
-   */
-  prerequisiteHandles?: number[];
 }
 
 export interface ParseDefaults {
@@ -52,16 +46,23 @@ export function parseTask(
   index: number,
   defaults: ParseDefaults,
 ): { task: ParsedTask } | { problems: Problem[] } {
-  const problems: Problem[] = [];
+  const parsed = parseOne(input, index, defaults);
+  return Array.isArray(parsed) ? { problems: parsed } : { task: parsed };
+}
+
+/** parseTask without the wrapper (checkBatch parses every task of every batch). */
+function parseOne(input: unknown, index: number, defaults: ParseDefaults): ParsedTask | Problem[] {
+  // Allocated at the first problem: most tasks have none (this runs once per submitted task).
+  let problems: Problem[] | undefined;
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    return { problems: [malformed(`#${index}`, `task #${index} is not an object`)] };
+    return [malformed(`#${index}`, `task #${index} is not an object`)];
   }
   const raw = input as Record<string, unknown>;
   const id = raw["id"];
   const validId = typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH;
   const taskId = validId ? id : `#${index}`;
   if (!validId) {
-    problems.push(
+    (problems ??= []).push(
       malformed(
         taskId,
         typeof id === "string"
@@ -72,41 +73,45 @@ export function parseTask(
   }
   for (const key in raw) {
     if (!KNOWN_FIELDS.has(key) && Object.hasOwn(raw, key))
-      problems.push(malformed(taskId, `unknown field ${JSON.stringify(key)}`));
+      (problems ??= []).push(malformed(taskId, `unknown field ${JSON.stringify(key)}`));
   }
   const deadline = raw["deadline"];
   if (typeof deadline !== "number" || !Number.isFinite(deadline)) {
-    problems.push(malformed(taskId, `deadline must be a finite number, got ${describe(deadline)}`));
+    (problems ??= []).push(malformed(taskId, `deadline must be a finite number, got ${describe(deadline)}`));
   }
   let prerequisites = NO_PREREQUISITES;
   const prereqs = raw["prerequisites"];
   if (prereqs !== undefined) {
     if (!Array.isArray(prereqs)) {
-      problems.push(malformed(taskId, `prerequisites must be an array of ids, got ${describe(prereqs)}`));
+      (problems ??= []).push(
+        malformed(taskId, `prerequisites must be an array of ids, got ${describe(prereqs)}`),
+      );
     } else if (prereqs.length > 0) {
-      // A private copy: the caller's array may change after the call. Short
-      // lists (the common case) are checked for repeats by a scan, not a Set.
-      const copy: string[] = [];
-      const seen = prereqs.length > 8 ? new Set<string>() : undefined;
-      for (const p of prereqs) {
+      // A private copy (the caller's array may change after the call), of
+      // exact length, checked in place: kept only if every element passes.
+      // Short lists (the common case) are checked for repeats by a scan, not a Set.
+      const copy = (prereqs as unknown[]).slice();
+      const seen = copy.length > 8 ? new Set<string>() : undefined;
+      for (let k = 0; k < copy.length; k++) {
+        const p = copy[k];
         if (typeof p !== "string" || p.length === 0 || p.length > MAX_ID_LENGTH) {
-          problems.push(malformed(taskId, `prerequisite ${describe(p)} is not a valid id`));
-        } else if (seen ? seen.has(p) : copy.includes(p)) {
-          problems.push(malformed(taskId, `prerequisite ${JSON.stringify(p)} is listed twice`));
+          (problems ??= []).push(malformed(taskId, `prerequisite ${describe(p)} is not a valid id`));
+        } else if (seen ? seen.has(p) : listedBefore(copy, k, p)) {
+          (problems ??= []).push(malformed(taskId, `prerequisite ${JSON.stringify(p)} is listed twice`));
         } else {
-          copy.push(p);
           seen?.add(p);
         }
       }
-      // Exact length: an array grown by push keeps spare capacity (~16 slots).
-      prerequisites = copy.slice();
+      prerequisites = copy as string[];
     }
   }
   const workflowId = raw["workflowId"];
   if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.length === 0)) {
-    problems.push(malformed(taskId, `workflowId must be a non-empty string, got ${describe(workflowId)}`));
+    (problems ??= []).push(
+      malformed(taskId, `workflowId must be a non-empty string, got ${describe(workflowId)}`),
+    );
   } else if (typeof workflowId === "string" && workflowId.length > MAX_ID_LENGTH) {
-    problems.push(malformed(taskId, `workflowId must be at most ${MAX_ID_LENGTH} characters`));
+    (problems ??= []).push(malformed(taskId, `workflowId must be at most ${MAX_ID_LENGTH} characters`));
   }
   const maxAttempts = raw["maxAttempts"] ?? defaults.maxAttempts;
   if (
@@ -115,7 +120,7 @@ export function parseTask(
     maxAttempts < 1 ||
     maxAttempts > MAX_ATTEMPTS_LIMIT
   ) {
-    problems.push(
+    (problems ??= []).push(
       malformed(
         taskId,
         `maxAttempts must be an integer in 1..${MAX_ATTEMPTS_LIMIT}, got ${describe(maxAttempts)}`,
@@ -124,14 +129,16 @@ export function parseTask(
   }
   const hardDeadline = raw["hardDeadline"] ?? false;
   if (typeof hardDeadline !== "boolean")
-    problems.push(malformed(taskId, `hardDeadline must be a boolean, got ${describe(hardDeadline)}`));
+    (problems ??= []).push(
+      malformed(taskId, `hardDeadline must be a boolean, got ${describe(hardDeadline)}`),
+    );
   const policy = raw["onPrerequisiteFailure"] ?? "cancel";
   if (policy !== "cancel" && policy !== "continue") {
-    problems.push(
+    (problems ??= []).push(
       malformed(taskId, `onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`),
     );
   }
-  if (problems.length > 0) return { problems };
+  if (problems) return problems;
   // Built field by field rather than with conditional spreads, which allocate
   // a temporary object each (this runs once per submitted task).
   const spec: { -readonly [K in keyof TaskSpec]: TaskSpec[K] } = {
@@ -143,7 +150,7 @@ export function parseTask(
   };
   if (workflowId !== undefined) spec.workflowId = workflowId as string;
   if (raw["payload"] !== undefined) spec.payload = raw["payload"];
-  return { task: { spec, deadline: deadline as number } };
+  return { spec, deadline: deadline as number };
 }
 
 /** What the engine already holds, as batch checks need to see it. */
@@ -160,6 +167,12 @@ export interface GraphView {
   waitingOn(id: string): Iterable<string>;
   /** The engine's handle of a known id, or -1. Optional: lets checks hand their lookups on. */
   resolve?(id: string): number;
+  /**
+   * out[i] = resolve(ids[i]) for every i, at once (much faster than one by
+   * one at 10^6 tasks). Optional; only with resolve, and then has(id) must
+   * be resolve(id) >= 0.
+   */
+  resolveMany?(ids: readonly string[], out: Int32Array): void;
   /** workflowId of the task at a handle from `resolve`. */
   workflowAt?(handle: number): string | undefined;
 }
@@ -175,6 +188,13 @@ export interface BatchCheckOptions {
 export interface BatchCheckResult {
   readonly tasks: ParsedTask[];
   readonly problems: Problem[];
+  /**
+   * When the view can resolve ids: for each of `tasks` in order, for each of
+   * its prerequisites in order, the engine's handle of it, or -1 (in the
+   * batch, or a forward reference), so the engine need not look them up
+   * again. One array for the batch, not one per task.
+   */
+  readonly prerequisiteHandles?: Int32Array;
 }
 
 /**
@@ -186,18 +206,33 @@ export interface BatchCheckResult {
  * old nodes' forward references to it).
  */
 export function checkBatch(inputs: readonly unknown[], options: BatchCheckOptions): BatchCheckResult {
+  // Indexed loops throughout, not for-of: this runs for every task of every
+  // batch, and iterator objects that V8 does not optimize away here were
+  // most of its allocation.
   const problems: Problem[] = [];
   const tasks: ParsedTask[] = [];
   const view = options.view;
   const sameWorkflow = view ? view.sameWorkflowPrerequisites : (options.sameWorkflowPrerequisites ?? false);
   const batchIndex = new Map<string, ParsedTask>();
+  const resolve = view?.resolve ? view.resolve.bind(view) : undefined;
+  const resolveMany = resolve && view?.resolveMany ? view.resolveMany.bind(view) : undefined;
+  const parsed: (ParsedTask | Problem[])[] = [];
+  // With resolveMany, every id is looked up in one go (taken[i] >= 0: already known).
+  const ids: string[] | undefined = resolveMany ? [] : undefined;
   for (let i = 0; i < inputs.length; i++) {
-    const parsed = parseTask(inputs[i], i, options.defaults);
-    if ("problems" in parsed) {
-      problems.push(...parsed.problems);
+    const result = parseOne(inputs[i], i, options.defaults);
+    parsed.push(result);
+    ids?.push(Array.isArray(result) ? "" : result.spec.id);
+  }
+  let taken: Int32Array | undefined;
+  if (resolveMany) resolveMany(ids!, (taken = new Int32Array(ids!.length)));
+  for (let i = 0; i < parsed.length; i++) {
+    const result = parsed[i]!;
+    if (Array.isArray(result)) {
+      for (let k = 0; k < result.length; k++) problems.push(result[k]!);
       continue;
     }
-    const id = parsed.task.spec.id;
+    const id = result.spec.id;
     if (batchIndex.has(id)) {
       problems.push({
         taskId: id,
@@ -206,22 +241,37 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
       });
       continue;
     }
-    if (view?.has(id)) {
+    if (taken ? taken[i]! >= 0 : view?.has(id)) {
       problems.push({ taskId: id, code: ProblemCode.DUPLICATE_ID, message: `id ${q(id)} is already taken` });
       continue;
     }
-    batchIndex.set(id, parsed.task);
-    tasks.push(parsed.task);
+    batchIndex.set(id, result);
+    tasks.push(result);
   }
-  const resolve = view?.resolve ? view.resolve.bind(view) : undefined;
-  for (const task of tasks) {
-    const spec = task.spec;
-    const handles = resolve && spec.prerequisites.length > 0 ? ([] as number[]) : undefined;
-    if (handles) task.prerequisiteHandles = handles;
-    for (const p of spec.prerequisites) {
+  // With resolveMany, the prerequisites outside the batch are looked up in one go too, in order.
+  let outside: Int32Array | undefined;
+  let next = 0;
+  let edges = 0;
+  for (let t = 0; t < tasks.length; t++) edges += tasks[t]!.spec.prerequisites.length;
+  if (resolveMany) {
+    const names: string[] = [];
+    for (let t = 0; t < tasks.length; t++) {
+      const prerequisites = tasks[t]!.spec.prerequisites;
+      for (let k = 0; k < prerequisites.length; k++)
+        if (!batchIndex.has(prerequisites[k]!)) names.push(prerequisites[k]!);
+    }
+    resolveMany(names, (outside = new Int32Array(names.length)));
+  }
+  const handles = resolve ? new Int32Array(edges) : undefined;
+  let edge = 0;
+  for (let t = 0; t < tasks.length; t++) {
+    const spec = tasks[t]!.spec;
+    const prerequisites = spec.prerequisites;
+    for (let k = 0; k < prerequisites.length; k++) {
+      const p = prerequisites[k]!;
       const inBatch = batchIndex.get(p);
-      const h = inBatch === undefined && resolve ? resolve(p) : -1;
-      handles?.push(h);
+      const h = inBatch !== undefined ? -1 : outside ? outside[next++]! : resolve ? resolve(p) : -1;
+      if (handles) handles[edge++] = h;
       if (p === spec.id) {
         problems.push({
           taskId: spec.id,
@@ -269,8 +319,9 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
       }
     }
   }
-  problems.push(...findCycles(tasks, batchIndex, view));
-  return { tasks, problems };
+  const cycles = findCycles(tasks, batchIndex, view);
+  for (let k = 0; k < cycles.length; k++) problems.push(cycles[k]!);
+  return handles ? { tasks, problems, prerequisiteHandles: handles } : { tasks, problems };
 }
 
 /**
@@ -285,8 +336,10 @@ function findCycles(
   // Edges point from a prerequisite to its dependents (the direction work flows).
   const dependents = new Map<string, string[]>();
   const forward = view?.allowForwardReferences === true;
-  for (const { spec } of tasks) {
-    for (const p of spec.prerequisites) {
+  for (let t = 0; t < tasks.length; t++) {
+    const spec = tasks[t]!.spec;
+    for (let k = 0; k < spec.prerequisites.length; k++) {
+      const p = spec.prerequisites[k]!;
       // Self-dependency is reported on its own. Edges from tasks outside the
       // batch matter only when a path can lead back out to them (forward refs).
       if (p === spec.id || !(forward || inBatch.has(p))) continue;
@@ -300,26 +353,25 @@ function findCycles(
     return forward ? concat(own, view!.waitingOn(id)) : own;
   };
   // No edge inside the batch (the common streaming case): nothing to sort.
-  if (!forward && (dependents.size === 0 || !hasCycleKahn(tasks, inBatch, dependents))) return [];
+  if (!forward && (dependents.size === 0 || !hasCycleKahn(dependents))) return [];
   return dfsCycles(
     tasks.map((t) => t.spec.id),
     successors,
   );
 }
 
-function hasCycleKahn(
-  tasks: readonly ParsedTask[],
-  inBatch: ReadonlyMap<string, ParsedTask>,
-  dependents: ReadonlyMap<string, string[]>,
-): boolean {
+/**
+ * Kahn's algorithm over the tasks that in-batch edges touch (a cycle can
+ * only run through those): in a streaming batch, usually a few of them.
+ */
+function hasCycleKahn(dependents: ReadonlyMap<string, string[]>): boolean {
   const unmet = new Map<string, number>();
-  const ready: string[] = [];
-  for (const { spec } of tasks) {
-    let n = 0;
-    for (const p of spec.prerequisites) if (inBatch.has(p) && p !== spec.id) n++;
-    unmet.set(spec.id, n);
-    if (n === 0) ready.push(spec.id);
+  for (const [p, list] of dependents) {
+    if (!unmet.has(p)) unmet.set(p, 0);
+    for (const d of list) unmet.set(d, (unmet.get(d) ?? 0) + 1);
   }
+  const ready: string[] = [];
+  for (const [id, n] of unmet) if (n === 0) ready.push(id);
   let done = 0;
   while (ready.length > 0) {
     const id = ready.pop()!;
@@ -330,7 +382,7 @@ function hasCycleKahn(
       if (left === 0) ready.push(d);
     }
   }
-  return done < tasks.length;
+  return done < unmet.size;
 }
 
 const WHITE = 0;
@@ -378,6 +430,12 @@ function dfsCycles(starts: readonly string[], successors: (id: string) => Iterab
 function* concat<T>(a: Iterable<T>, b: Iterable<T>): IterableIterator<T> {
   yield* a;
   yield* b;
+}
+
+/** Whether `p` occurs in list[0..end). */
+function listedBefore(list: readonly unknown[], end: number, p: string): boolean {
+  for (let i = 0; i < end; i++) if (list[i] === p) return true;
+  return false;
 }
 
 function malformed(taskId: string, message: string): Problem {

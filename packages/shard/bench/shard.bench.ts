@@ -4,16 +4,27 @@
  *     in-memory engine alone in the same run, as a ratio. Workload: C
  *     concurrent callers, each looping submit(1 task) → lease(1) →
  *     complete; every call awaits its answer; completed tasks are compacted
- *     after 1 s. "flushed" and "committed" durability both.
+ *     after 1 s. "flushed" and "committed" durability both. Then what
+ *     bounds it: the device flush, and the journal's commit rate alone.
  *  2. Recovery: time to open a directory holding 10^5 and 10^6 live tasks
- *     (journal load, engine rebuild, total), and disk bytes per live task.
+ *     (the journal's read of every row alone; Shard.open in all, wall clock
+ *     and CPU), memory after opening, and disk bytes per live task. Each
+ *     read and each open runs in a new process, as after a restart: in a
+ *     process that already built and dropped a large engine, the next open
+ *     measured up to 1.5x slower (V8 and malloc hand back memory that has to
+ *     be faulted in again, and scavenges promote into fragmented pages).
  *
  * FRONTIER_BENCH_SECONDS (default 3) sets each throughput run's length;
- * FRONTIER_BENCH_SIZES (default "100000,1000000") the recovery sizes.
+ * FRONTIER_BENCH_SIZES (default "100000,1000000") the recovery sizes;
+ * FRONTIER_BENCH_PARTS (default "throughput,recovery") which parts run;
+ * FRONTIER_BENCH_OPENS (default 3) how often each recovery directory is
+ * reopened (the median is reported: the machine is shared and noisy).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Lease, Scheduler, type TaskInput } from "@frontier/core";
 import { type Durability, LmdbJournal, Shard } from "../src/index.js";
 
@@ -22,7 +33,11 @@ const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "100000,1000000")
   .split(",")
   .map(Number)
   .filter((n) => n > 0);
-const root = mkdtempSync(join(tmpdir(), "frontier-shard-bench-"));
+const opens = Number(process.env["FRONTIER_BENCH_OPENS"] ?? 3);
+const parts = new Set((process.env["FRONTIER_BENCH_PARTS"] ?? "throughput,recovery").split(","));
+/** Set in the processes the recovery part starts (recoveryChild). */
+const child = process.env["FRONTIER_BENCH_CHILD"];
+const root = child ? "" : mkdtempSync(join(tmpdir(), "frontier-shard-bench-"));
 let dirs = 0;
 
 /** The three calls of the workload, as async functions. */
@@ -84,8 +99,10 @@ async function throughput(): Promise<void> {
   console.log(`\n## Acknowledged ops/s (submit → lease → complete loops, ${seconds} s each)\n`);
   console.log("| callers | target | ops/s | vs engine alone | calls per commit |");
   console.log("|---:|---|---:|---:|---:|");
+  let engineAt64 = 0;
   for (const callers of [1, 64, 256]) {
     const baseline = await drive(engineTarget(), callers);
+    if (callers === 64) engineAt64 = baseline.opsPerSecond;
     console.log(`| ${callers} | engine alone (no journal) | ${fmt(baseline.opsPerSecond)} | 1.00 | – |`);
     for (const durability of ["flushed", "committed"] as Durability[]) {
       const shard = await Shard.open({
@@ -102,6 +119,77 @@ async function throughput(): Promise<void> {
       );
     }
   }
+  await flushCeiling(engineAt64);
+}
+
+/**
+ * What bounds the rows above. LMDB flushes every commit (under
+ * overlappingSync, in the thread that commits, before lmdb-js lets a later
+ * transaction take the write lock), so commits per second stay near flushes
+ * per second whatever the durability; and C callers that await each answer
+ * put at most C calls into one commit. Prints the device flush (write +
+ * fdatasync of a 4 KiB page next to the data), then the journal alone
+ * (appends shaped like the shard's: a status row, the meta, the clock): one
+ * append at a time, and 64 appenders each awaiting its answer, which is
+ * about the most 64 of the shard's callers can get (they add the engine's
+ * work to the same waits).
+ */
+async function flushCeiling(engineAt64: number): Promise<void> {
+  const dir = join(root, `f${dirs++}`);
+  mkdirSync(dir);
+  const fd = openSync(join(dir, "probe"), "w");
+  const page = Buffer.alloc(4096, 1);
+  const flushes: number[] = [];
+  for (let i = 0; i < 500; i++) {
+    const start = performance.now();
+    writeSync(fd, page, 0, page.length, (i % 16) * page.length);
+    fdatasyncSync(fd);
+    flushes.push(performance.now() - start);
+  }
+  closeSync(fd);
+  console.log("\n## What bounds it: flushes\n");
+  console.log(`write + fdatasync of a 4 KiB page: median ${median(flushes).toFixed(3)} ms\n`);
+  console.log(
+    "| durability | journal alone, one append at a time: ms per commit | 64 appenders: appends/s | commits/s | vs engine alone (64 callers) |",
+  );
+  console.log("|---|---:|---:|---:|---:|");
+  const status = { state: "RUNNABLE", deadline: 1, attempts: 0, token: 0 } as const;
+  const meta = { tokenSeq: 1, clock: 1, leaseTimeouts: 0, deadlineMisses: 0, staleRejections: 0, retries: 0 };
+  for (const durability of ["flushed", "committed"] as Durability[]) {
+    const journal = await LmdbJournal.open({ dataDir: join(root, `f${dirs++}`), durability });
+    const append = (id: string, at: number) =>
+      journal.append([
+        { kind: "set", id, status },
+        { kind: "meta", meta },
+        { kind: "clock", at },
+      ]);
+    const one = performance.now();
+    for (let i = 0; i < 300; i++) await append("a", i);
+    const msPerCommit = (performance.now() - one) / 300;
+    const firstCommit = journal.stats().commits;
+    let appends = 0;
+    const end = performance.now() + seconds * 1000;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, c) => {
+        while (performance.now() < end) {
+          await append(`c${c}`, appends);
+          appends++;
+        }
+      }),
+    );
+    const elapsed = (performance.now() - start) / 1000;
+    const commits = journal.stats().commits - firstCommit;
+    await journal.close();
+    console.log(
+      `| ${durability} | ${msPerCommit.toFixed(3)} | ${fmt(appends / elapsed)} | ${fmt(commits / elapsed)} | ${(appends / elapsed / engineAt64).toFixed(3)} |`,
+    );
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1] ?? Number.NaN;
 }
 
 /**
@@ -136,48 +224,121 @@ async function populate(dataDir: string, n: number): Promise<number> {
 }
 
 async function recovery(): Promise<void> {
-  console.log("\n## Recovery and disk use\n");
   console.log(
-    "| live tasks | populate (s) | journal load (s) | Shard.open total (s) | heap after open (MB) | data.mdb bytes / task | used pages bytes / task |",
+    `\n## Recovery and disk use (each read and open in a new process; median of ${opens}, range in brackets)\n`,
   );
-  console.log("|---:|---:|---:|---:|---:|---:|---:|");
+  console.log(
+    "| live tasks | populate (s) | journal read (s) | Shard.open total (s) | Shard.open CPU (s) | heap after open (MB) | + array buffers (MB) | data.mdb bytes / task | B-tree pages bytes / task |",
+  );
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const n of sizes) {
     const dataDir = join(root, `r${n}`);
     const populateSeconds = await populate(dataDir, n);
     const journal = await LmdbJournal.open({ dataDir });
-    let start = performance.now();
-    const state = journal.load();
-    const loadSeconds = (performance.now() - start) / 1000;
-    const { fileBytes, usedBytes } = journal.diskUsage();
+    const disk = journal.diskUsage();
     await journal.close();
-    if (state.tasks.length !== n) throw new Error(`expected ${n} live tasks, loaded ${state.tasks.length}`);
-    (globalThis as { gc?: () => void }).gc?.();
-    const heapBefore = process.memoryUsage().heapUsed;
-    start = performance.now();
-    const shard = await Shard.open({ dataDir });
-    const openSeconds = (performance.now() - start) / 1000;
-    (globalThis as { gc?: () => void }).gc?.();
-    const heapMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
-    const stats = shard.stats();
-    if (stats.counts.LEASED !== n / 10)
-      throw new Error(`expected ${n / 10} live leases, found ${stats.counts.LEASED}`);
-    await shard.close();
+    const reads: number[] = [];
+    const walls: number[] = [];
+    const cpus: number[] = [];
+    let memory: ChildResult | undefined;
+    for (let i = 0; i < opens; i++) {
+      reads.push(runChild({ mode: "read", dataDir, n }).seconds);
+      const opened = runChild({ mode: "open", dataDir, n });
+      walls.push(opened.seconds);
+      cpus.push(opened.cpuSeconds);
+      memory ??= opened;
+    }
     console.log(
-      `| ${fmt(n)} | ${populateSeconds.toFixed(1)} | ${loadSeconds.toFixed(2)} | ${openSeconds.toFixed(2)} | ${heapMb.toFixed(0)} | ${(fileBytes / n).toFixed(0)} | ${(usedBytes / n).toFixed(0)} |`,
+      `| ${fmt(n)} | ${populateSeconds.toFixed(1)} | ${spread(reads)} | ${spread(walls)} | ${spread(cpus)} | ${memory!.heapMb.toFixed(0)} | ${memory!.buffersMb.toFixed(0)} | ${(disk.fileBytes / n).toFixed(0)} | ${(disk.treeBytes / n).toFixed(0)} |`,
     );
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+interface ChildTask {
+  /** "read": the journal alone reads every row; "open": Shard.open. */
+  readonly mode: "read" | "open";
+  readonly dataDir: string;
+  readonly n: number;
+}
+
+interface ChildResult {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly heapMb: number;
+  readonly buffersMb: number;
+}
+
+/** Runs one read or open in a new process (this script, in child mode). */
+function runChild(task: ChildTask): ChildResult {
+  const output = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+    env: { ...process.env, FRONTIER_BENCH_CHILD: JSON.stringify(task) },
+    encoding: "utf8",
+  });
+  return JSON.parse(output.trim().split("\n").pop()!) as ChildResult;
+}
+
+/** Child mode: one read or open of a populated directory; prints a ChildResult. */
+async function recoveryChild(task: ChildTask): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+  gc();
+  const before = process.memoryUsage();
+  const cpuBefore = process.cpuUsage();
+  const start = performance.now();
+  let check: () => void;
+  let close: () => Promise<void>;
+  if (task.mode === "read") {
+    // The rows are read as they are iterated.
+    const journal = await LmdbJournal.open({ dataDir: task.dataDir });
+    let rows = 0;
+    for (const _ of journal.load().tasks) rows++;
+    check = () => {
+      if (rows !== task.n) throw new Error(`expected ${task.n} live tasks, loaded ${rows}`);
+    };
+    close = () => journal.close();
+  } else {
+    const shard = await Shard.open({ dataDir: task.dataDir });
+    check = () => {
+      const leased = shard.stats().counts.LEASED;
+      if (leased !== task.n / 10) throw new Error(`expected ${task.n / 10} live leases, found ${leased}`);
+    };
+    close = () => shard.close();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  check();
+  gc();
+  const after = process.memoryUsage();
+  await close();
+  const result: ChildResult = {
+    seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    heapMb: (after.heapUsed - before.heapUsed) / 2 ** 20,
+    buffersMb: (after.arrayBuffers - before.arrayBuffers) / 2 ** 20,
+  };
+  console.log(JSON.stringify(result));
+}
+
+/** Median, and the range when there are several values. */
+function spread(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[sorted.length >> 1]!;
+  if (sorted.length < 2) return median.toFixed(2);
+  return `${median.toFixed(2)} (${sorted[0]!.toFixed(2)}–${sorted[sorted.length - 1]!.toFixed(2)})`;
 }
 
 function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US");
 }
 
-console.log(`# @frontier/shard benchmark\n`);
-console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "?"}, data in ${root}`);
-try {
-  await throughput();
-  await recovery();
-} finally {
-  rmSync(root, { recursive: true, force: true });
+if (child) await recoveryChild(JSON.parse(child) as ChildTask);
+else {
+  console.log(`# @frontier/shard benchmark\n`);
+  console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "?"}, data in ${root}`);
+  try {
+    if (parts.has("throughput")) await throughput();
+    if (parts.has("recovery")) await recovery();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }

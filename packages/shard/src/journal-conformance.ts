@@ -76,7 +76,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
   describe(`journal contract: ${name}`, () => {
     it("a new journal loads an empty state", async () => {
       const journal = await harness.open(await harness.location());
-      expect(journal.load()).toEqual({ meta: undefined, tasks: [], idempotency: [], clock: 0 });
+      expect(canonical(journal.load())).toEqual({ meta: undefined, tasks: [], idempotency: [], clock: 0 });
       await journal.close();
     });
 
@@ -192,7 +192,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       await journal.close();
       expect((await rejection(journal.append([add("z")]))).code).toBe(ShardErrorCode.SHARD_CLOSED);
       const again = await harness.open(location);
-      expect(again.load().tasks).toEqual([]);
+      expect([...again.load().tasks]).toEqual([]);
       await again.close();
     });
 
@@ -211,7 +211,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       const old = await harness.open(location);
       await old.append([add("before")]);
       const successor = await harness.open(location, { takeover: true });
-      expect(successor.load().tasks.map((t) => t.spec.id)).toEqual(["before"]);
+      expect([...successor.load().tasks].map((t) => t.spec.id)).toEqual(["before"]);
       const fenced = old.append([add("after-takeover")]);
       // A second block issued while the first is still in flight: refused too.
       await Promise.resolve();
@@ -247,6 +247,30 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       expect((await rejection(journal.append([add("much-later")]))).code).toBe(badError.code);
       await journal.close();
       expect((await reload(harness, location)).tasks.map((t) => t.spec.id)).toEqual(["kept"]);
+    });
+
+    it("appends in flight when one fails: earlier ones stand, it and every later one reject, and nothing after it lands", async () => {
+      const location = await harness.location();
+      const journal = await harness.open(location);
+      await journal.append([add("kept")]);
+      const cyclic: { self?: unknown } = {};
+      cyclic.self = cyclic;
+      // Each in an event turn of its own, none awaited: several commits in flight at once.
+      const before = journal.append([add("before")]);
+      await Promise.resolve();
+      const bad = rejection(journal.append([add("bad", 1, cyclic)]));
+      await Promise.resolve();
+      const after = rejection(journal.append([add("after")]));
+      await Promise.resolve();
+      const barrier = rejection(journal.append([]));
+      const later = rejection(journal.append([add("later")]));
+      await before;
+      const badError = await bad;
+      expect(Object.values(ShardErrorCode)).toContain(badError.code);
+      for (const refused of [after, barrier, later]) expect((await refused).code).toBe(badError.code);
+      await journal.close();
+      const ids = (await reload(harness, location)).tasks.map((t) => t.spec.id);
+      expect(ids).toEqual(["before", "kept"]);
     });
   });
 }

@@ -27,6 +27,10 @@
  *     over; a takeover fences the previous owner, whose appends then reject
  *     with SHARD_FENCED and write nothing.
  *  6. `load()` returns the state as of open (call it once, before appending).
+ *     The task rows may be read lazily, as `tasks` is iterated (so a large
+ *     state is never held twice, as rows and as the engine built from
+ *     them): iterate them before the first append; reading them may throw
+ *     CORRUPT_DATA.
  *  7. Appends issued close together share commits (group commit); `stats()`
  *     counts both, so the sharing can be measured.
  */
@@ -62,8 +66,13 @@ export type JournalRecord =
 export interface JournalState {
   /** Engine counters; undefined for a journal nothing was appended to. */
   readonly meta: EngineMeta | undefined;
-  /** Every live task row, in no particular order. */
-  readonly tasks: TaskRecord[];
+  /**
+   * Every live task row, in no particular order; may be read lazily (see
+   * the contract, 6), but may be iterated again until the first append.
+   */
+  readonly tasks: Iterable<TaskRecord>;
+  /** How many rows `tasks` yields, when the backend knows without reading them; a hint. */
+  readonly taskCount?: number;
   /** Every remembered idempotency key, in no particular order. */
   readonly idempotency: [key: string, entry: IdempotencyEntry][];
   /** Largest `clock` record ever appended (0 when none). */
@@ -97,7 +106,8 @@ export interface Journal {
  *   Survives a killed process and a machine losing power.
  * - "committed": the commit is written to the OS (visible to other
  *   processes) but maybe not yet on disk. Survives a killed process, not a
- *   power loss.
+ *   power loss. The flush follows in the background; one that fails after
+ *   the answer stops the journal (later appends reject, contract 4).
  */
 export type Durability = "flushed" | "committed";
 export const DEFAULT_DURABILITY: Durability = "flushed";

@@ -14,8 +14,31 @@
  * Group commit: records appended in one synchronous stretch of JS go into
  * one pending batch, coalesced per key (last write wins: within one atomic
  * commit only the final value of a row matters). The batch is written at the
- * next microtask as one conditional block; lmdb-js puts every block queued in
- * the same event turn into one transaction, committed off the main thread.
+ * next microtask as one conditional block; lmdb-js puts the blocks queued
+ * before its write thread starts a transaction into that transaction,
+ * committed off the main thread. Blocks are pipelined: a block is queued
+ * without waiting for the one before to commit (the chain below keeps them
+ * in order), so several can be in flight.
+ *
+ * When a block is acknowledged. lmdb-js (3.5, overlappingSync) flushes a
+ * transaction in the thread that commits it, before its write promises
+ * settle; it tells the main thread only that the transaction became visible.
+ *  - "flushed": on lmdb-js's report and the `flushed` promise of the block's
+ *    own transaction (not the environment's, which follows the latest one).
+ *  - "committed": as soon as the head is read at the block's version in a
+ *    fresh snapshot, looked at when lmdb-js reports a transaction visible
+ *    (onVisibleCommit); visible means the pages and the meta page are in the
+ *    OS's page cache, which a killed process keeps (safeRestore off). The
+ *    flush follows in the background; one that fails stops the journal.
+ *    lmdb-js's report still acknowledges a block the look missed.
+ * Either way a report of success counts only once a fresh read finds the
+ * head at the block's version: lmdb-js has reported blocks of a failed
+ * transaction as committed (pipelined blocks, disk full).
+ *
+ * Every commit is flushed whatever the durability, and lmdb-js lets a
+ * transaction take its write lock only once the flush before it has ended
+ * (it releases the lock after taking LMDB's flush lock): the flush rate caps
+ * the commit rate (see the README's benchmark).
  *
  * The commit chain. Every block is conditional on the head's version being
  * exactly the value the previous block left (`ifVersion`), and moves it on by
@@ -30,9 +53,11 @@
  * processes, so it is atomic. Versions are float64: 2^21 opens of 2^32
  * blocks each before they run out of exact integers.
  *
- * Encoding happens before a block is opened (values are pre-encoded), so a
- * value that cannot be encoded fails the append before anything is queued:
- * a block is never left half-written.
+ * Encoding happens before a block is opened (values are pre-encoded, keys
+ * checked against LMDB's limit), so a value that cannot be encoded fails the
+ * append before anything is queued: a block is never left half-written. Such
+ * a failure stops the journal at once, before a later block is written (it
+ * would commit: the failed block moved no version).
  */
 import {
   closeSync,
@@ -53,7 +78,7 @@ import {
   type TaskSpec,
   type TaskStatus,
 } from "@frontier/core";
-import { asBinary, type Database, open, type RootDatabase } from "lmdb";
+import { asBinary, type Database, getLastVersion, type Key, open, type RootDatabase } from "lmdb";
 import {
   CorruptDataError,
   ForeignDataError,
@@ -88,6 +113,8 @@ const HEAD_KEY = "head";
 const ENGINE_KEY = "engine";
 const STRUCTURES_KEY = Symbol.for("frontier.structures");
 const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem"]);
+/** lmdb-js's longest key (bytes) when a database does not say. */
+const DEFAULT_MAX_KEY_BYTES = 1978;
 /** Files LMDB keeps in the directory. */
 const LMDB_FILES = new Set(["data.mdb", "lock.mdb"]);
 
@@ -157,6 +184,15 @@ interface Encoder {
   encode(value: unknown): Uint8Array;
 }
 
+/** A block's lmdb-js promise (true: committed; false: its condition failed), with `separateFlushed`'s flush promise. */
+type WritePromise = Promise<boolean> & { readonly flushed?: Promise<unknown> };
+
+/** A "committed" block waiting to be seen: the head reaching `version` means it committed. */
+interface UnseenBlock {
+  readonly version: number;
+  seen: () => void;
+}
+
 interface Databases {
   readonly head: Database<HeadRow, string>;
   readonly meta: Database<EngineMeta, string>;
@@ -181,10 +217,22 @@ export class LmdbJournal implements Journal {
   private tail: Promise<void> = Promise.resolve();
   private failure: ShardError | undefined;
   private closing: Promise<void> | undefined;
-  private pending = 0;
+  /** Batches queued and not yet settled, in chain order (see stop). */
+  private readonly unsettled = new Set<PendingBatch>();
   private appends = 0;
   private records = 0;
   private readonly firstTxnId: number;
+  /**
+   * "committed" only: blocks queued and not yet seen committed, in chain
+   * order. A block is acknowledged as soon as a fresh read shows the head at
+   * its version (see checkVisible), before lmdb-js reports the commit, which
+   * it does only after flushing.
+   */
+  private readonly unseen: UnseenBlock[] = [];
+  /** This owner's chain stays below this version; a successor's starts above it. */
+  private readonly chainEnd: number;
+  /** The lmdb-js promise of the last block queued: settled once every block's transaction is. */
+  private lastWrite: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly env: RootDatabase,
@@ -197,6 +245,15 @@ export class LmdbJournal implements Journal {
     private version: number,
   ) {
     this.firstTxnId = lastTxnId(env);
+    this.chainEnd = version + EPOCH_STRIDE;
+    if (durability === "committed")
+      onVisibleCommit(env, () => {
+        try {
+          this.checkVisible();
+        } catch {
+          // Nothing acknowledged early; lmdb-js's report of the block still comes.
+        }
+      });
   }
 
   /** The epoch this journal opened with (1 for a new directory). */
@@ -244,6 +301,8 @@ export class LmdbJournal implements Journal {
         maxDbs: DB_NAMES.size + 2,
         safeRestore: false,
         eventTurnBatching: false,
+        // Gives each write promise a `flushed` promise of its own transaction.
+        separateFlushed: true,
       };
       env = open(envOptions as Parameters<typeof open>[0]);
     } catch (error) {
@@ -268,35 +327,14 @@ export class LmdbJournal implements Journal {
   }
 
   /**
-   * Reads every row. The spec and status tables are read one after the
-   * other (interleaving two cursors measured 40 % slower) and zipped by key:
-   * both are in key order, so any mismatch is corruption.
+   * The live state. Meta and idempotency rows are read here; the task rows
+   * as `tasks` is iterated (taskRows): a restore then holds one decoded row
+   * at a time instead of all of them until the engine has taken them — at
+   * 10^6 tasks, keeping every row alive that long cost more in GC than
+   * reading them.
    */
   load(): JournalState {
     try {
-      const ids: string[] = [];
-      const specs: TaskSpec[] = [];
-      for (const { key, value } of this.db.spec.getRange()) {
-        if (typeof key !== "string") continue; // the shared-structures entry
-        if (value?.id !== key) throw this.corrupt(`spec row ${JSON.stringify(key)} is not a task`);
-        ids.push(key);
-        specs.push(value);
-      }
-      const tasks: TaskRecord[] = new Array(ids.length);
-      let i = 0;
-      for (const { key, value } of this.db.status.getRange()) {
-        if (typeof key !== "string") continue;
-        if (ids[i] !== key) {
-          const missing = i < ids.length && ids[i]! < key ? ids[i]! : key;
-          throw this.corrupt(`task ${JSON.stringify(missing)} has a spec or a status row, not both`);
-        }
-        if (typeof value?.state !== "string")
-          throw this.corrupt(`status row ${JSON.stringify(key)} is not a status`);
-        tasks[i] = { spec: specs[i]!, status: value };
-        i++;
-      }
-      if (i !== ids.length)
-        throw this.corrupt(`task ${JSON.stringify(ids[i])} has a spec row but no status row`);
       const idempotency: [string, IdempotencyEntry][] = [];
       for (const { key, value } of this.db.idem.getRange()) {
         if (typeof key !== "string" || !Array.isArray(value?.taskIds) || typeof value.createdAt !== "number")
@@ -306,11 +344,52 @@ export class LmdbJournal implements Journal {
       const meta = this.db.meta.get(ENGINE_KEY);
       if (meta !== undefined && typeof meta?.tokenSeq !== "number")
         throw this.corrupt("engine meta row is malformed");
-      return { meta, tasks, idempotency, clock: this.headRow.clock };
+      const tasks = { [Symbol.iterator]: () => this.taskRows() };
+      // Entries of the status table: the task rows, plus the shared-structures entry.
+      const taskCount = (this.db.status.getStats() as { entryCount: number }).entryCount;
+      return { meta, tasks, taskCount, idempotency, clock: this.headRow.clock };
     } catch (error) {
-      if (error instanceof ShardError) throw error;
-      throw this.corrupt(`a row cannot be decoded (${String((error as Error)?.message ?? error)})`, error);
+      throw this.readError(error);
     }
+  }
+
+  /**
+   * Reads the task rows: the spec and status tables side by side, zipped by
+   * key (both are in key order, so any mismatch is corruption), one row of
+   * each in memory at a time.
+   */
+  private *taskRows(): Generator<TaskRecord, void, undefined> {
+    if (this.appends > 0 || this.batch)
+      throw new InvalidArgumentError("the loaded task rows must be read before the first append");
+    const specs = this.db.spec.getRange()[Symbol.iterator]();
+    const statuses = this.db.status.getRange()[Symbol.iterator]();
+    try {
+      for (;;) {
+        const spec = nextRow(specs);
+        const status = nextRow(statuses);
+        if (spec === undefined && status === undefined) return;
+        if (spec?.key !== status?.key) {
+          const missing =
+            status === undefined || (spec !== undefined && spec.key < status.key) ? spec : status;
+          throw this.corrupt(`task ${JSON.stringify(missing!.key)} has a spec or a status row, not both`);
+        }
+        if (spec!.value?.id !== spec!.key)
+          throw this.corrupt(`spec row ${JSON.stringify(spec!.key)} is not a task`);
+        if (typeof status!.value?.state !== "string")
+          throw this.corrupt(`status row ${JSON.stringify(status!.key)} is not a status`);
+        yield { spec: spec!.value, status: status!.value };
+      }
+    } catch (error) {
+      throw this.readError(error);
+    } finally {
+      specs.return?.();
+      statuses.return?.();
+    }
+  }
+
+  private readError(error: unknown): ShardError {
+    if (error instanceof ShardError) return error;
+    return this.corrupt(`a row cannot be decoded (${String((error as Error)?.message ?? error)})`, error);
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
@@ -322,7 +401,7 @@ export class LmdbJournal implements Journal {
       batch = this.batch = new PendingBatch();
       const previous = this.tail;
       this.tail = batch.durable;
-      this.pending++;
+      this.unsettled.add(batch);
       queueMicrotask(() => this.commit(previous));
     }
     for (const record of records) batch.add(record);
@@ -336,7 +415,7 @@ export class LmdbJournal implements Journal {
       appends: this.appends,
       records: this.records,
       commits: this.closing ? 0 : lastTxnId(this.env) - this.firstTxnId,
-      pending: this.pending,
+      pending: this.unsettled.size,
     };
   }
 
@@ -345,17 +424,37 @@ export class LmdbJournal implements Journal {
     return this.closing;
   }
 
-  /** Bytes the environment's file takes on disk, and the bytes of its pages in use. */
-  diskUsage(): { fileBytes: number; usedBytes: number } {
+  /**
+   * Bytes the environment's file takes on disk; the bytes up to its last
+   * page in use (the file's high-water mark, free pages included); and the
+   * bytes of the pages the tables' B-trees hold now (the rest below the
+   * high-water mark are free pages, which later commits reuse).
+   */
+  diskUsage(): { fileBytes: number; usedBytes: number; treeBytes: number } {
     const fileBytes = statSync(join(this.dataDir, "data.mdb")).size;
     const stats = this.env.getStats() as { pageSize: number; lastPageNumber: number };
-    return { fileBytes, usedBytes: (stats.lastPageNumber + 1) * stats.pageSize };
+    let treePages = 0;
+    for (const db of Object.values(this.db) as Database[]) {
+      const tree = db.getStats() as {
+        treeBranchPageCount: number;
+        treeLeafPageCount: number;
+        overflowPages: number;
+      };
+      treePages += tree.treeBranchPageCount + tree.treeLeafPageCount + tree.overflowPages;
+    }
+    return {
+      fileBytes,
+      usedBytes: (stats.lastPageNumber + 1) * stats.pageSize,
+      treeBytes: treePages * stats.pageSize,
+    };
   }
 
   // ------------------------------------------------------------- internals
 
   private async shutDown(): Promise<void> {
     await this.tail.catch(() => {});
+    // "committed" answers before lmdb-js reports a block, whose flush may still fail.
+    await this.lastWrite.catch(() => {});
     if (this.failure instanceof StorageError) await this.settleFailedCommit();
     if (!this.failure) {
       // Release ownership, through the chain: a fenced owner changes nothing.
@@ -395,51 +494,138 @@ export class LmdbJournal implements Journal {
       this.settle(batch, previous, Promise.reject(this.failure));
       return;
     }
-    let written: Promise<boolean>;
+    let written: WritePromise;
     try {
       written = this.write(batch);
     } catch (error) {
-      this.settle(batch, previous, Promise.reject(storeError(error, this.dataDir)));
+      // Nothing of this block was queued. Stop at once: the next block would
+      // be conditioned on the version before this one (this one moved
+      // nothing), so it would commit, after a hole.
+      this.stop(error, batch);
       return;
     }
-    const done = written.then(
+    // Settles when lmdb-js reports the transaction: in lmdb-js 3.5 that is
+    // after it was flushed (mdb_txn_commit flushes before returning under
+    // overlappingSync), and `flushed` says so explicitly.
+    const target = this.version;
+    const reported = written.then(
       (ok): Promise<unknown> | undefined => {
         if (!ok) return Promise.reject(this.conditionFailure());
-        return this.durability === "flushed" ? this.env.flushed : undefined;
+        // lmdb-js has reported blocks committed that were not (pipelined
+        // blocks of a transaction that failed, with the disk full): the
+        // head says whether this one was.
+        if (!this.headReached(target)) return Promise.reject(this.lostCommit());
+        return this.durability === "flushed" ? (written.flushed ?? this.env.flushed) : undefined;
       },
       (error: unknown) => commitError(error).then((cause) => Promise.reject(storeError(cause, this.dataDir))),
     );
-    this.settle(batch, previous, done);
+    this.lastWrite = reported;
+    if (this.durability === "flushed") {
+      this.settle(batch, previous, reported);
+      return;
+    }
+    // "committed": the first of the head showing this block's version (it is
+    // in the OS's page cache: a killed process keeps it), or lmdb-js's report.
+    const block: UnseenBlock = { version: target, seen: () => {} };
+    const seen = new Promise<void>((resolve) => {
+      block.seen = resolve;
+    });
+    this.unseen.push(block);
+    reported.then(
+      () => this.forgetUnseen(block.version),
+      (error: unknown) => {
+        this.forgetUnseen(block.version);
+        // Seen already (the flush failed afterwards): the answer stands, the journal stops.
+        this.stop(error);
+      },
+    );
+    this.settle(batch, previous, Promise.race([seen, reported]));
+  }
+
+  /**
+   * Acknowledges, in chain order, every "committed" block the head's
+   * version has reached, reading it in a fresh snapshot (so the commit is
+   * visible: written to the OS). A version at or past chainEnd is a
+   * successor's; then nothing is acknowledged here and lmdb-js's reports
+   * decide. Cost: one read-transaction renewal and one unparsed read.
+   */
+  private checkVisible(): void {
+    if (this.unseen.length === 0) return;
+    this.env.resetReadTxn();
+    if (this.db.head.getBinaryFast(HEAD_KEY) === undefined) return;
+    const version = getLastVersion();
+    if (version >= this.chainEnd) return;
+    let seen = 0;
+    while (seen < this.unseen.length && this.unseen[seen]!.version <= version) this.unseen[seen++]!.seen();
+    this.unseen.splice(0, seen);
+  }
+
+  /** Whether a fresh read finds the head at `version` or later (a successor's version counts). */
+  private headReached(version: number): boolean {
+    this.env.resetReadTxn();
+    return this.db.head.getBinaryFast(HEAD_KEY) !== undefined && getLastVersion() >= version;
+  }
+
+  private lostCommit(): StorageError {
+    const free = freeBytes(this.dataDir);
+    const full = free !== undefined && free < NEARLY_FULL_BYTES;
+    return new StorageError(
+      full ? ShardErrorCode.STORAGE_FULL : ShardErrorCode.STORAGE_FAILED,
+      `a commit reported done is not in the store${full ? ` (${free} bytes free)` : ""}`,
+      undefined,
+    );
+  }
+
+  /** Drops blocks up to `version` from `unseen`: lmdb-js has reported them. */
+  private forgetUnseen(version: number): void {
+    let n = 0;
+    while (n < this.unseen.length && this.unseen[n]!.version <= version) n++;
+    this.unseen.splice(0, n);
   }
 
   /** Resolves the batch once it and everything before it are durable; the first failure stops the journal. */
   private settle(batch: PendingBatch, previous: Promise<void>, done: Promise<unknown>): void {
     Promise.all([previous, done]).then(
       () => {
-        this.pending--;
-        batch.resolve();
+        if (this.unsettled.delete(batch)) batch.resolve();
       },
-      (error: unknown) => {
-        this.pending--;
-        this.failure ??= error instanceof ShardError ? error : storeError(error, this.dataDir);
-        batch.reject(this.failure);
-      },
+      (error: unknown) => this.stop(error, batch),
     );
   }
 
-  private write(batch: PendingBatch): Promise<boolean> {
-    // Encode everything first: nothing is queued unless all of it encodes.
+  /**
+   * Fail-stop: records the first failure and rejects `from` and every batch
+   * queued after it (all of them when `from` is settled already), whatever
+   * they wait for: a failed transaction's flush promise never settles.
+   * Earlier batches still settle on their own outcome.
+   */
+  private stop(error: unknown, from?: PendingBatch): void {
+    this.failure ??= error instanceof ShardError ? error : storeError(error, this.dataDir);
+    let rejecting = from === undefined || !this.unsettled.has(from);
+    for (const batch of this.unsettled) {
+      rejecting ||= batch === from;
+      if (!rejecting) continue;
+      this.unsettled.delete(batch);
+      batch.reject(this.failure);
+    }
+  }
+
+  private write(batch: PendingBatch): WritePromise {
+    // Encode everything first: nothing is queued unless all of it encodes
+    // and every key fits, so no put can fail halfway through the block.
     const specs = encodeAll(this.db.spec, batch.specs);
     const statuses = encodeAll(this.db.status, batch.statuses);
     const idempotency = encodeAll(this.db.idem, batch.idempotency);
-    if (batch.clock > this.headRow.clock) this.headRow = { ...this.headRow, clock: batch.clock };
-    const row = this.headRow;
-    const meta = batch.meta;
+    const clock = Math.max(batch.clock, this.headRow.clock);
+    const row = clock === this.headRow.clock ? this.headRow : { ...this.headRow, clock };
+    const head = encoderOf(this.db.head).encode(row);
+    const meta = batch.meta && encoderOf(this.db.meta).encode(batch.meta);
+    this.headRow = row;
     const expected = this.version;
     this.version = expected + 1;
     return this.db.head.ifVersion(HEAD_KEY, expected, () => {
-      this.db.head.put(HEAD_KEY, row, expected + 1);
-      if (meta) this.db.meta.put(ENGINE_KEY, meta);
+      this.db.head.put(HEAD_KEY, asBinary(head) as HeadRow, expected + 1);
+      if (meta) this.db.meta.put(ENGINE_KEY, asBinary(meta) as EngineMeta);
       putAll(this.db.spec, specs);
       putAll(this.db.status, statuses);
       putAll(this.db.idem, idempotency);
@@ -579,14 +765,69 @@ function refuseLiveOwner(dataDir: string, owner: OwnerRecord): void {
   throw new ShardLockedError(dataDir, owner, `${who}; open with takeover to fence it`);
 }
 
+/** The next row with a string key (skipping the shared-structures entry), or undefined at the end. */
+function nextRow<V>(rows: Iterator<{ key: Key; value: V }>): { key: string; value: V } | undefined {
+  for (;;) {
+    const next = rows.next();
+    if (next.done) return undefined;
+    if (typeof next.value.key === "string") return next.value as { key: string; value: V };
+  }
+}
+
+/** lmdb-js's native progress status for "the write transaction is visible; flushing follows". */
+const VISIBLE_STATUS = 1;
+
+/**
+ * Calls `onVisible` each time lmdb-js's write thread reports a transaction
+ * visible, before it flushes it. lmdb-js settles no promise then (its
+ * write promises settle after the flush), so this listens to the progress
+ * callback it hands its native `startWriting`, an lmdb-js internal, wrapped
+ * on this environment only. Only a cue to look: what acknowledges a block is
+ * the head's version read afterwards (LmdbJournal.checkVisible). Without the
+ * internal (another lmdb-js) nothing is wrapped and "committed" answers on
+ * lmdb-js's reports, as "flushed" does. `onVisible` must not throw.
+ */
+function onVisibleCommit(env: RootDatabase, onVisible: () => void): void {
+  type Progress = (status: number) => unknown;
+  const native = (env as unknown as { env?: { startWriting?: unknown } }).env;
+  const startWriting = native?.startWriting;
+  if (typeof startWriting !== "function") return;
+  Object.defineProperty(native, "startWriting", {
+    configurable: true,
+    value(this: unknown, address: number, progress: Progress) {
+      return startWriting.call(this, address, (status: number) => {
+        const result = progress(status);
+        if (status === VISIBLE_STATUS) onVisible();
+        return result;
+      });
+    },
+  });
+}
+
+/**
+ * Encodes a block's values, and checks its keys fit: lmdb-js refuses a key
+ * longer than its maximum only when the put is queued, and a put refused
+ * inside a block leaves the block's earlier puts queued (half a block). A
+ * string key takes its UTF-8 bytes, plus one for some first characters.
+ */
 function encodeAll<V>(
   db: Database<V, string>,
   values: Map<string, V | null>,
 ): Map<string, Uint8Array | null> {
-  const encoder = (db as unknown as { encoder: Encoder }).encoder;
+  const encoder = encoderOf(db);
+  const maxKeySize = (db as { maxKeySize?: number }).maxKeySize ?? DEFAULT_MAX_KEY_BYTES;
   const out = new Map<string, Uint8Array | null>();
-  for (const [key, value] of values) out.set(key, value === null ? null : encoder.encode(value));
+  for (const [key, value] of values) {
+    const bytes = Buffer.byteLength(key);
+    if (bytes >= maxKeySize)
+      throw new Error(`a key of ${bytes} bytes is longer than LMDB allows (${maxKeySize - 1})`);
+    out.set(key, value === null ? null : encoder.encode(value));
+  }
   return out;
+}
+
+function encoderOf(db: object): Encoder {
+  return (db as unknown as { encoder: Encoder }).encoder;
 }
 
 function putAll<V>(db: Database<V, string>, values: Map<string, Uint8Array | null>): void {
@@ -600,18 +841,34 @@ function lastTxnId(env: RootDatabase): number {
   return (env.getStats() as { lastTxnId: number }).lastTxnId;
 }
 
+/** How long (ms) to wait for lmdb-js's `commitError`, which it does not always settle. */
+const COMMIT_ERROR_WAIT_MS = 1_000;
+
 /**
  * lmdb-js rejects a failed commit with a generic error whose `commitError`
  * promise carries the real one. Always consume it: left alone, it would be
- * an unhandled rejection and take the process down.
+ * an unhandled rejection and take the process down. lmdb-js can also leave
+ * it pending forever (seen with pipelined blocks on a full disk: a promise
+ * made after the write thread's report), so the generic error stands after
+ * COMMIT_ERROR_WAIT_MS.
  */
 function commitError(error: unknown): Promise<unknown> {
   const inner = (error as { commitError?: Promise<unknown> } | undefined)?.commitError;
   if (!inner || typeof inner.then !== "function") return Promise.resolve(error);
-  return inner.then(
-    () => error,
-    (cause: unknown) => cause,
-  );
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(error), COMMIT_ERROR_WAIT_MS);
+    timer.unref();
+    inner.then(
+      () => {
+        clearTimeout(timer);
+        resolve(error);
+      },
+      (cause: unknown) => {
+        clearTimeout(timer);
+        resolve(cause);
+      },
+    );
+  });
 }
 
 /** ENOSPC, EDQUOT, EFBIG, MDB_MAP_FULL. */

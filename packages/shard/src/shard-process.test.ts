@@ -174,4 +174,34 @@ describe("Shard across processes", () => {
     await reopened.submit({ id: "after", deadline: 1 });
     await reopened.close();
   });
+
+  for (const durability of ["flushed", "committed"] as const)
+    it(`pipelined blocks (${durability}) when the disk fills up: the failed one and every later one rejected, and no hole on disk`, async () => {
+      const dataDir = freshDir();
+      const child = ShardProcess.start(4096);
+      await child.ok("open", { dataDir, durability });
+      const { outcomes } = (await child.ok("fillPipelined", "t", 8)) as { outcomes: (string | null)[] };
+      const acked = outcomes.findIndex((o) => o !== null);
+      expect(acked).toBeGreaterThan(5);
+      // Acknowledged: a prefix. From the first failure on: every one rejected, several of them in flight.
+      expect(outcomes.slice(0, acked).every((o) => o === null)).toBe(true);
+      expect(outcomes.length - acked).toBeGreaterThan(1);
+      for (const outcome of outcomes.slice(acked))
+        expect([ShardErrorCode.STORAGE_FULL, ShardErrorCode.STORAGE_FAILED]).toContain(outcome);
+      await child.ok("close");
+      await child.ok("exit");
+      await child.exited;
+
+      // On disk: whole batches, a prefix of them (no batch after a missing one), every acknowledged one included.
+      const reopened = await Shard.open({ dataDir });
+      const stored = reopened.stats().counts.RUNNABLE;
+      expect(stored % 100).toBe(0);
+      expect(stored / 100).toBeGreaterThanOrEqual(acked);
+      for (let batch = 0; batch < outcomes.length; batch++) {
+        const expected = batch < stored / 100 ? "RUNNABLE" : undefined;
+        expect(reopened.getTask(`t-${batch}-0`)?.state).toBe(expected);
+        expect(reopened.getTask(`t-${batch}-99`)?.state).toBe(expected);
+      }
+      await reopened.close();
+    });
 });

@@ -211,6 +211,23 @@ describe("Shard", () => {
     expect((await again.replayLease("w", "r1")).map((l) => l.taskId)).toEqual(["b", "c"]);
   });
 
+  it("refuses a lease request id too long to key in LMDB, changing nothing", async () => {
+    const shard = await openShard({ dataDir: freshDir() });
+    await shard.submit(task("a", 1));
+    const tooLong = "r".repeat(257);
+    expect((await rejection(shard.lease("w", { leaseMs: 60_000, requestId: tooLong }))).code).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    // A request id within its length, but a long owner (3-byte characters): over the key size.
+    const wide = "€".repeat(700);
+    expect((await rejection(shard.lease(wide, { leaseMs: 60_000, requestId: "r" }))).code).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expect(shard.getTask("a")?.state).toBe("RUNNABLE");
+    expect(shard.stats().state).toBe("OPEN");
+    await shard.close();
+  });
+
   it("forgets lease request ids after their retention period, on disk too", async () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir, leaseReplayRetentionMs: 100 });
@@ -297,10 +314,7 @@ describe("Shard", () => {
     expect(shard.getTask("q")?.state).toBe("COMPLETED");
     await shard.close();
     const journal = await LmdbJournal.open({ dataDir });
-    const ids = journal
-      .load()
-      .tasks.map((t) => t.spec.id)
-      .sort();
+    const ids = [...journal.load().tasks].map((t) => t.spec.id).sort();
     await journal.close();
     expect(ids).toEqual(["dep", "late", "q"]);
   });

@@ -39,6 +39,7 @@ import {
   MAX_ID_LENGTH,
   type Problem,
   ProblemCode,
+  type RestoreSource,
   Scheduler,
   type SchedulerOptions,
   type SchedulerStats,
@@ -173,7 +174,13 @@ export class Shard {
     private readonly leaseReplayRetentionMs: number,
   ) {
     const sink = (change: Change) => void this.records.push(change);
-    this.engine = Scheduler.restore({ version: 1, meta: loaded.meta ?? ZERO_META, tasks: loaded.tasks }, [], {
+    const source: RestoreSource = {
+      version: 1,
+      meta: loaded.meta ?? ZERO_META,
+      tasks: loaded.tasks,
+      taskCount: loaded.taskCount,
+    };
+    this.engine = Scheduler.restore(source, [], {
       ...engineOptions,
       now: () => clock.now(),
       onChange: sink,
@@ -232,6 +239,8 @@ export class Shard {
           leaseReplayRetentionMs,
         );
       } catch (error) {
+        // A row the journal could not read (CORRUPT_DATA) while the engine took them.
+        if (error instanceof ShardError) throw error;
         // The options were checked above: the rows do not form a valid engine state.
         throw new CorruptDataError(dataDir, `the stored tasks do not form a valid state: ${String(error)}`, {
           cause: error,
@@ -283,7 +292,12 @@ export class Shard {
     return this.run(() => {
       if (typeof requestId !== "string" || requestId.length === 0)
         throw new InvalidArgumentError("requestId must be a non-empty string");
+      if (requestId.length > MAX_ID_LENGTH)
+        throw new InvalidArgumentError(`requestId must be at most ${MAX_ID_LENGTH} characters`);
       const key = leaseKey(owner, requestId);
+      // The key goes into LMDB, whose keys are at most ~2 KB: refused here, not by a failed commit.
+      if (Buffer.byteLength(key) > MAX_LEASE_KEY_BYTES)
+        throw new InvalidArgumentError(`owner and requestId take over ${MAX_LEASE_KEY_BYTES} bytes as a key`);
       const prior = this.leaseKeys.get(key);
       if (prior && extend !== true) return this.replayFrom(owner, prior);
       const leases = this.engine.lease(owner, leaseOptions);
@@ -310,8 +324,11 @@ export class Shard {
    * let the task be granted to someone else.
    */
   replayLease(owner: string, requestId: string): Promise<Lease[]> {
+    const key = leaseKey(owner, requestId);
+    // Nothing recorded: nothing to wait for (the common case: every new lease request asks).
+    if (this.refusal() === undefined && this.leaseKeys.get(key) === undefined) return Promise.resolve([]);
     return this.run(() => {
-      const prior = this.leaseKeys.get(leaseKey(owner, requestId));
+      const prior = this.leaseKeys.get(key);
       return prior ? this.replayFrom(owner, prior) : [];
     });
   }
@@ -574,6 +591,9 @@ export class Shard {
 }
 
 /** The idempotency row of a lease request; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
+/** Longest lease-key record key, in UTF-8 bytes (LMDB's limit is 1978). */
+const MAX_LEASE_KEY_BYTES = 1_900;
+
 function leaseKey(owner: string, requestId: string): string {
   return `${LEASE_KEY_PREFIX}${owner.length}:${owner}:${requestId}`;
 }
