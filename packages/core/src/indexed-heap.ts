@@ -28,6 +28,8 @@
  * instead of at four random places of the caller's arrays (at 10^6 entries
  * that is most of the cost of a pop). 16 bytes per handle: slot, key, position.
  */
+import { grownCapacity } from "./growth.js";
+
 export class IndexedHeap {
   private heap: Int32Array;
   private keys: Float64Array;
@@ -49,10 +51,10 @@ export class IndexedHeap {
     return this.count;
   }
 
-  /** Makes room for handles below `handles`. At least doubles, so reserving batch by batch stays O(1) amortized. */
+  /** Makes room for handles below `handles`. Grows geometrically (growth.ts), so reserving batch by batch stays O(1) amortized. */
   reserve(handles: number): void {
     if (handles <= this.position.length) return;
-    const position = new Int32Array(Math.max(handles, 2 * this.position.length));
+    const position = new Int32Array(grownCapacity(this.position.length, handles));
     position.set(this.position);
     this.position = position;
   }
@@ -73,7 +75,7 @@ export class IndexedHeap {
 
   push(handle: number): void {
     if (this.count === this.heap.length) {
-      const heap = new Int32Array(Math.max(16, this.heap.length * 2));
+      const heap = new Int32Array(grownCapacity(this.heap.length));
       heap.set(this.heap);
       this.heap = heap;
       const keys = new Float64Array(heap.length);

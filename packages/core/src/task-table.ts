@@ -4,16 +4,15 @@
  * Each task occupies one slot across a set of typed arrays (numbers) and a few
  * plain arrays (strings, lists, payloads). Handles of dropped tasks are reused
  * through a free list, so memory follows the live population, not history.
- * Every per-handle array grows by doubling, all together (grow): on this
- * VM fresh memory costs ~13 µs a 4 KiB page, so the total allocated while
- * growing (2x the final size, against 3x at 1.5x steps) is a large part
- * of the cost of adding 10^6 tasks. The slack (0 to 100 %, 50 % on
- * average over sizes) is part of the reported bytes-per-task figure.
+ * Every per-handle array grows at once, by grownCapacity (growth.ts:
+ * doubling up to 2^20 handles, then by half). The slack is part of the
+ * reported bytes-per-task figure.
  *
  * Invariant: `index.get(ids[h]) === h` for every live handle h; a free handle
  * has the id "" (ids are never empty) and is in no other structure (index,
  * heaps, lists, dependents).
  */
+import { grownCapacity } from "./growth.js";
 import { IdIndex } from "./id-index.js";
 
 export const Flag = {
@@ -128,7 +127,7 @@ export class TaskTable {
    */
   append(id: string): number {
     const h = this.high++;
-    if (h >= this.capacity) this.grow(Math.max(16, 2 * this.capacity));
+    if (h >= this.capacity) this.grow(grownCapacity(this.capacity));
     this.ids[h] = id;
     this.prerequisites[h] = NONE;
     this.workflowId[h] = undefined;
@@ -159,7 +158,7 @@ export class TaskTable {
     let h = this.free.pop();
     if (h === undefined) {
       h = this.high++;
-      if (h >= this.capacity) this.grow(Math.max(16, 2 * this.capacity));
+      if (h >= this.capacity) this.grow(grownCapacity(this.capacity));
       this.ids[h] = id;
       this.prerequisites[h] = NONE;
       this.workflowId[h] = undefined;
@@ -225,7 +224,7 @@ export class TaskTable {
     } else {
       e = this.edgeHigh++;
       if (2 * e >= this.edges.length)
-        this.edges = copy(new Int32Array(Math.max(32, 2 * this.edges.length)), this.edges);
+        this.edges = copy(new Int32Array(2 * grownCapacity(this.edges.length / 2)), this.edges);
     }
     const edges = this.edges;
     edges[2 * e] = d;
