@@ -205,6 +205,11 @@ describe("batch rules are checked before any shard sees the batch", () => {
       [task("a", { workflowId: "w1" }), task("b", { workflowId: "w2", prerequisites: ["a"] })],
       "CROSS_WORKFLOW",
     ],
+    [
+      "a dependent without a workflowId (placed by its own id, away from its prerequisite)",
+      [task("p"), task("q", { prerequisites: ["p"] })],
+      "CROSS_WORKFLOW",
+    ],
     ["attempts out of range", [task("m", { maxAttempts: 0 })], "MALFORMED"],
     ["an empty id", [task("")], "MALFORMED"],
   ] as const)("%s → VALIDATION_FAILED", async (_name, tasks, problem) => {

@@ -221,7 +221,11 @@ describe("validation in the thread pool", () => {
       await c.startCoordinator({ inlineValidationMaxWork: 0 });
       const cycle = await refused(c.nc, c.cluster, {
         op: "submit",
-        tasks: [task("x", { prerequisites: ["y"] }), task("y", { prerequisites: ["x"] }), task("x")],
+        tasks: [
+          task("x", { workflowId: "w", prerequisites: ["y"] }),
+          task("y", { workflowId: "w", prerequisites: ["x"] }),
+          task("x", { workflowId: "w" }),
+        ],
         idempotencyKey: "pool-1",
       });
       expect(cycle.code).toBe("VALIDATION_FAILED");
