@@ -89,9 +89,15 @@ beforeAll(async () => {
   await until(() => serverOut.includes('"event":"listening"') || server.exitCode !== null, 40_000);
   if (server.exitCode !== null) throw new Error(`frontier start exited: ${serverOut}\n${serverErr}`);
   info = JSON.parse(serverOut.split("\n").find((l) => l.includes('"listening"')) ?? "{}");
-  // Every slot owned and announced: a stats call answers from both shards.
-  await until(async () => (await cli(["status", "--json"])).code === 0, 30_000);
-});
+  // Every slot owned and announced: a stats call answers from both shards. Each `frontier`
+  // call starts a process under tsx (seconds on a busy 2-core machine), so the wait is long.
+  await until(async () => {
+    const r = await cli(["status", "--json"]);
+    if (r.code !== 0) return false;
+    const { shards } = JSON.parse(r.stdout) as { shards: { answered: string[]; missing: unknown[] } };
+    return shards.answered.length === 2 && shards.missing.length === 0;
+  }, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   // Normally stopped by the last test; if not (a filtered run, a failure), stop it the same way:
