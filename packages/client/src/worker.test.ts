@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
-import { startEngineCoordinator } from "../test/engine-coordinator.js";
-import { connect, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
+import { LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
 import { reasonOf } from "./worker.js";
 
 const harness = useEngineCluster("worker");
@@ -141,18 +140,10 @@ describe("work", () => {
   });
 
   it("keeps a lease through two lost heartbeat replies in a row, even with a request timeout as long as the lease", async () => {
-    const cluster = harness.freshCluster();
-    const coord = startEngineCoordinator(harness.nc, cluster);
-    await harness.nc.flush();
     const leaseMs = 1_500;
-    const client = await connect({
-      servers: harness.server.url,
-      cluster,
-      requestTimeoutMs: leaseMs,
-      retry: { baseMs: 5, maxMs: 20 },
-    });
+    const { coord, client } = await harness.setup({ requestTimeoutMs: leaseMs });
     await client.submit([{ id: "slow-but-alive", deadline: 1 }]);
-    // Each heartbeat's first two attempts lose their reply (the shard still extends the lease).
+    // Each heartbeat's first two attempts are lost (dropped before the engine sees them).
     let attempts = 0;
     coord.script = (q) => (q.op === "heartbeat" && ++attempts % 3 !== 0 ? { action: "drop" } : undefined);
     const worker = client.work(
@@ -171,15 +162,7 @@ describe("work", () => {
   });
 
   it("after a heartbeat that got through only on a retry, expects the lease to last from that retry", async () => {
-    const cluster = harness.freshCluster();
-    const coord = startEngineCoordinator(harness.nc, cluster);
-    await harness.nc.flush();
-    const client = await connect({
-      servers: harness.server.url,
-      cluster,
-      requestTimeoutMs: 300,
-      retry: { baseMs: 5, maxMs: 20 },
-    });
+    const { coord, client } = await harness.setup({ requestTimeoutMs: 300 });
     await client.submit([{ id: "late-retry", deadline: 1 }]);
     // The first heartbeat is lost, its retry gets through; every heartbeat after that is lost.
     let heartbeats = 0;

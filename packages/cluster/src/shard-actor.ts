@@ -800,8 +800,8 @@ export class ShardActor {
   private readFrontier(): Frontier | null {
     if (this.state !== ActorState.SERVING) return null;
     try {
-      const top = this.shard.peekFrontier();
-      const runnable = this.shard.stats().runnable;
+      // Called for every lease reply and announcement: the two figures only, not the whole stats.
+      const { top, runnable } = this.shard.frontier();
       return top === null
         ? { ...EMPTY_FRONTIER, runnable }
         : { deadline: top.deadline, key: top.key, taskId: top.id, runnable };

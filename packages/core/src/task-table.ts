@@ -129,15 +129,8 @@ export class TaskTable {
     const h = this.high++;
     if (h >= this.capacity) this.grow(grownCapacity(this.capacity));
     this.ids[h] = id;
-    this.prerequisites[h] = NONE;
-    this.workflowId[h] = undefined;
-    this.payload[h] = undefined;
-    this.owner[h] = undefined;
-    this.reason[h] = undefined;
-    this.fifo[2 * h] = -1;
-    this.fifo[2 * h + 1] = -1;
-    this.dep[2 * h] = -1;
-    this.dep[2 * h + 1] = -1;
+    this.clearFields(h);
+    this.unlink(h);
     return h;
   }
 
@@ -159,31 +152,35 @@ export class TaskTable {
     if (h === undefined) {
       h = this.high++;
       if (h >= this.capacity) this.grow(grownCapacity(this.capacity));
-      this.ids[h] = id;
-      this.prerequisites[h] = NONE;
-      this.workflowId[h] = undefined;
-      this.payload[h] = undefined;
-      this.owner[h] = undefined;
-      this.reason[h] = undefined;
-    } else {
-      this.ids[h] = id;
+      this.clearFields(h);
     }
+    this.ids[h] = id;
     if (indexed) this.index.add(id, h);
-    this.fifo[2 * h] = -1;
-    this.fifo[2 * h + 1] = -1;
-    this.dep[2 * h] = -1;
-    this.dep[2 * h + 1] = -1;
+    this.unlink(h);
     return h;
   }
 
-  release(h: number): void {
-    this.index.delete(this.ids[h]!, h);
-    this.ids[h] = "";
+  /** A fresh or released handle's object fields, as for a new task. */
+  private clearFields(h: number): void {
     this.prerequisites[h] = NONE;
     this.workflowId[h] = undefined;
     this.payload[h] = undefined;
     this.owner[h] = undefined;
     this.reason[h] = undefined;
+  }
+
+  /** Out of the FIFO, no dependents: a new handle's links. */
+  private unlink(h: number): void {
+    this.fifo[2 * h] = -1;
+    this.fifo[2 * h + 1] = -1;
+    this.dep[2 * h] = -1;
+    this.dep[2 * h + 1] = -1;
+  }
+
+  release(h: number): void {
+    this.index.delete(this.ids[h]!, h);
+    this.ids[h] = "";
+    this.clearFields(h);
     this.clearDependents(h);
     this.deadline[h] = 0;
     this.timerAt[h] = 0;

@@ -390,9 +390,14 @@ export class Shard {
 
   /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
   peekFrontier(): { id: string; deadline: number; key: number } | null {
+    return this.frontier().top;
+  }
+
+  /** The earliest runnable task and how many are runnable, after due timers: what a shard announces. */
+  frontier(): { top: { id: string; deadline: number; key: number } | null; runnable: number } {
     return this.read(() => {
       this.engine.tick();
-      return this.engine.peekFrontier();
+      return { top: this.engine.peekFrontier(), runnable: this.engine.runnableCount };
     });
   }
 
