@@ -152,9 +152,9 @@ describe("requests", () => {
     const ids = coord.requests.filter((q) => q.op === "lease").map((q) => q.requestId);
     expect(new Set(ids).size).toBe(1);
     expect(ids.length).toBeGreaterThanOrEqual(2);
-    // Only the resends say they may have been granted already.
-    const retries = coord.requests.filter((q) => q.op === "lease").map((q) => q.retry);
-    expect(retries).toEqual([undefined, ...ids.slice(1).map(() => true)]);
+    // Only the resends say they may have been granted already, each with its own number.
+    const attempts = coord.requests.filter((q) => q.op === "lease").map((q) => q.attempt);
+    expect(attempts).toEqual([undefined, ...ids.slice(1).map((_, i) => i + 2)]);
     await client.close();
     await coord.close();
   });

@@ -369,10 +369,11 @@ class NatsFrontierClient implements FrontierClient {
     const signal = options.signal;
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(op, signal);
-      if (attempt === 2 && op === "lease") {
-        // A resend: the first may have been granted (its reply lost), so the coordinator, whichever
-        // answers, asks the shards for that grant before granting anew.
-        bytes = encodeRequest({ ...(request as RequestOf<"lease">), retry: true });
+      if (attempt > 1 && op === "lease") {
+        // A resend, numbered: an earlier send may have been granted (its reply lost), so the
+        // coordinator, whichever answers, asks the shards for that grant before granting anew, and
+        // the shards then grant nothing more to the earlier sends (a coordinator may still be filling one).
+        bytes = encodeRequest({ ...(request as RequestOf<"lease">), attempt });
       }
       let error: unknown;
       try {

@@ -402,6 +402,39 @@ describe("ShardActor", () => {
     expect(actor.stats().shard.leased).toBe(3);
   });
 
+  it("grants nothing to an earlier attempt once a resend's replay-only lookup has fenced it", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = ["a", "b", "c"].map((id, i) => task(id, i, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, attempt: number | undefined, replayOnly = false) =>
+      q({
+        op: "lease",
+        owner: "w1",
+        max: 1,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId,
+        ...(attempt === undefined ? {} : { attempt }),
+        ...(replayOnly ? { replayOnly } : {}),
+      });
+
+    // The client's first send is slow to reach this shard (its coordinator is filling it late);
+    // the client resends, and the resend's coordinator looks the grants up first: there are none.
+    expect(ok(await lease(`r1:${shardId}`, 2, true)).leases).toEqual([]);
+    // The resend's own fill is granted.
+    const resent = ok(await lease(`r1:${shardId}`, 2)).leases;
+    expect(resent.map((l) => l.taskId)).toEqual(["a"]);
+    // Now the first send's ask arrives, under the same per-shard id and under its next one: it grants
+    // nothing (its client gave that send up; a grant now would be stranded until it expired).
+    expect(ok(await lease(`r1:${shardId}`, undefined)).leases).toEqual([]);
+    expect(ok(await lease(`r1:${shardId}:2`, 1)).leases).toEqual([]);
+    expect(actor.stats().shard.leased).toBe(1);
+    expect(actor.stats().shard.runnable).toBe(2);
+    // A later resend finds exactly the resend's grant.
+    expect(ok(await lease(`r1:${shardId}`, 3, true)).leases).toEqual(resent);
+  });
+
   it("leases only tasks up to maxKey", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

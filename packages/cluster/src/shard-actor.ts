@@ -587,14 +587,20 @@ export class ShardActor {
 
   // ------------------------------------------------------------------ lease
 
-  /** Leases with the request id's replay and the long-poll wait. */
+  /**
+   * Leases with the request id's replay and the long-poll wait. A send of
+   * the client's request (its `attempt`) is remembered apart from the
+   * others: a later attempt never takes an earlier one's grant as its own,
+   * nor joins it in flight (the earlier attempt may be fenced off).
+   */
   private async lease(request: LeaseRequest): Promise<Lease[]> {
     const { owner, requestId } = request;
     const now = Date.now();
-    if (request.replayOnly === true) return this.leaseReplayOnly(owner, requestId, request.max, now);
-    const replayed = this.replay.get(owner, requestId, now);
+    if (request.replayOnly === true) return this.leaseReplayOnly(request, now);
+    const sendId = `${request.attempt ?? 1}:${requestId}`;
+    const replayed = this.replay.get(owner, sendId, now);
     if (replayed) return [...replayed];
-    const leaseKey = `${owner.length}:${owner}${requestId}`;
+    const leaseKey = `${owner.length}:${owner}${sendId}`;
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
     const base = baseRequestId(requestId, this.shardId);
@@ -608,7 +614,7 @@ export class ShardActor {
     try {
       const outcome = await leasing;
       if (outcome.leases.length > 0) {
-        this.replay.put(owner, requestId, outcome.leases, outcome.bytes, Date.now(), base);
+        this.replay.put(owner, sendId, outcome.leases, outcome.bytes, Date.now(), base);
         this.announcer.changed();
       }
       return outcome.leases;
@@ -639,35 +645,33 @@ export class ShardActor {
 
   /**
    * A replay-only request: the leases granted to `owner` under the client
-   * request id that `requestId` derives from (any per-shard or attempt id),
+   * request id that `requestId` derives from (any per-shard or visit id),
    * at most `max`; never a new grant. It first waits for lease requests
    * under that client id still in progress here (a grant being made or
-   * committed is a grant), and answers only what is durable. The client id
-   * may have been replaced by its SHA-256 in some derived ids (when too
-   * long), so both are looked up.
+   * committed is a grant), and answers only what is durable. With an
+   * `attempt`, the shard also fences: from the answer on, asks from earlier
+   * attempts grant nothing (Shard.replayLease), so the answer holds every
+   * grant those attempts will ever have here. The client id may have been
+   * replaced by its SHA-256 in some derived ids (when too long), so both are
+   * looked up, and fenced.
    */
-  private async leaseReplayOnly(
-    owner: string,
-    requestId: string,
-    max: number,
-    now: number,
-  ): Promise<Lease[]> {
-    const base = baseRequestId(requestId, this.shardId);
+  private async leaseReplayOnly(request: LeaseRequest, now: number): Promise<Lease[]> {
+    const { owner, max, attempt } = request;
+    const base = baseRequestId(request.requestId, this.shardId);
     const hashed = createHash("sha256").update(base).digest("base64url");
     for (const id of [base, hashed]) {
       const pending = this.leasingByBase.get(`${owner.length}:${owner}${id}`);
       if (pending) await Promise.allSettled([...pending]);
     }
-    const exact = this.replay.get(owner, requestId, now) ?? [];
     const fromMemory = [
-      ...exact,
       ...this.replay.getByBase(owner, base, now),
       ...this.replay.getByBase(owner, hashed, now),
     ];
-    // Recorded durably by the shard: survives a restart of this process.
+    // Recorded durably by the shard: survives a restart of this process. The fence goes in the same run.
+    const options = attempt === undefined || attempt === 1 ? {} : { fence: attempt };
     const [byBase, byHash] = await Promise.all([
-      this.shard.replayLease(owner, base),
-      this.shard.replayLease(owner, hashed),
+      this.shard.replayLease(owner, base, options),
+      this.shard.replayLease(owner, hashed, options),
     ]);
     const seen = new Set<string>();
     const leases: Lease[] = [];
@@ -703,10 +707,11 @@ export class ShardActor {
     const { owner, max, leaseMs, maxKey } = request;
     // Each grant is recorded durably under the client's request id, added to what it already holds.
     const requestId = baseRequestId(request.requestId, this.shardId);
+    const attempt = request.attempt ?? 1;
     const options =
       maxKey === undefined
-        ? { max: 1, leaseMs, requestId, extend: true }
-        : { max: 1, leaseMs, maxKey, requestId, extend: true };
+        ? { max: 1, leaseMs, requestId, attempt, extend: true }
+        : { max: 1, leaseMs, maxKey, requestId, attempt, extend: true };
     const grants: Promise<Lease[]>[] = [];
     const measured: string[] = [];
     let bytes = 0;
@@ -866,11 +871,6 @@ function assertNever(x: never): never {
   throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `unknown op ${JSON.stringify((x as Request).op)}`);
 }
 
-/**
- * The client's request id behind a per-shard one (`<requestId>:<shardId>`,
- * `<requestId>:<shardId>:<attempt>`, see the coordinator's shardRequestId);
- * an id without that suffix (a request not routed by a coordinator) is its own base.
- */
 /** Errors of a NATS connection that is down for now (reconnecting), not of a bad request. */
 export function isNatsDown(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -895,6 +895,11 @@ async function retryWhileNatsDown<T>(step: string, run: () => Promise<T>, log: L
   }
 }
 
+/**
+ * The client's request id behind a per-shard one (`<requestId>:<shardId>`,
+ * `<requestId>:<shardId>:<visit>`, see the coordinator's shardRequestId);
+ * an id without that suffix (a request not routed by a coordinator) is its own base.
+ */
 export function baseRequestId(requestId: string, shardId: string): string {
   const suffix = `:${shardId}`;
   if (requestId.length > suffix.length && requestId.endsWith(suffix)) {

@@ -294,7 +294,7 @@ describe("request ids", () => {
         b.inspect().frontiers.find((f) => f.shardId === "s1")?.key === 0,
       "the announcements",
     );
-    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "moved" }), retry: true });
+    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "moved" }), attempt: 2 });
     expect(retry.leases.map((l) => [l.taskId, l.token])).toEqual(
       first.leases.map((l) => [l.taskId, l.token]),
     );
@@ -303,7 +303,7 @@ describe("request ids", () => {
     // A third coordinator, asked for fewer than were granted, replays no more than asked for.
     await b.close();
     await c.startCoordinator();
-    const capped = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "moved" }), retry: true });
+    const capped = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "moved" }), attempt: 3 });
     expect(capped.leases.map((l) => l.taskId)).toEqual([first.leases[0]!.taskId]);
   });
 
@@ -325,11 +325,11 @@ describe("request ids", () => {
     );
     // s1 holds one of the grants but says nothing this time: granting anew would strand it.
     c.shards[1]!.hold.set("lease", 1);
-    const error = await refused(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), retry: true });
+    const error = await refused(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), attempt: 2 });
     expect(error).toMatchObject({ code: "TIMEOUT", retryable: true });
     expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(2);
     // Asked again, every shard answers: the first grant, whole.
-    const again = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), retry: true });
+    const again = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), attempt: 3 });
     expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
       first.leases.map((l) => [l.taskId, l.token]),
     );
@@ -347,7 +347,7 @@ describe("request ids", () => {
     // s0 granted under the client's id; the resend hands that grant back rather than stranding it.
     const granted = c.shards[0]!.engine.getTask(c.shards[0]!.engine.peekFrontier()?.id ?? "")?.state;
     expect(granted).toBeUndefined(); // s0 has nothing runnable left: its task is leased
-    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "split" }), retry: true });
+    const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "split" }), attempt: 2 });
     expect(retry.leases.map((l) => l.task.deadline)).toEqual([1]);
   });
 
@@ -356,10 +356,36 @@ describe("request ids", () => {
     await c.startCoordinator();
     put("s0", 1);
     await c.announceAll();
-    const reply = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "never-granted" }), retry: true });
+    const reply = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "never-granted" }), attempt: 2 });
     expect(reply.leases.map((l) => l.task.deadline)).toEqual([1]);
     const replayOnly = c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly === true));
     expect(replayOnly.map((q) => q.requestId).sort()).toEqual(["never-granted:s0", "never-granted:s1"]);
+  });
+
+  it("fences a slow first send off: once the resend looked up the grants, the first send's late asks grant nothing", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    put("s0", 1);
+    put("s0", 2);
+    put("s1", 3);
+    await c.announceAll();
+    // The first send's ask to s0 is slow to arrive (a slow coordinator or network); the client gives up on it.
+    const release = c.shards[0]!.delay("lease");
+    const firstSend = call(c.nc, c.cluster, lease(1, { requestId: "slow" }));
+    await until(() => c.shards[0]!.waiting("lease") === 1, "the first send's ask to s0");
+    const resend = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "slow" }), attempt: 2 });
+    expect(resend.leases.map((l) => l.task.deadline)).toEqual([1]);
+    // The first send's ask arrives now, and its fill goes on to s1: neither grants (the client,
+    // waiting for the resend's reply, would never get it, and the task would sit leased until expiry).
+    release();
+    const late = await firstSend;
+    expect(late.ok && late.leases).toEqual([]);
+    expect(c.shards.map((s) => s.engine.stats().leased)).toEqual([1, 0]);
+    // A later resend finds the resend's grant, and only it.
+    const third = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "slow" }), attempt: 3 });
+    expect(third.leases.map((l) => [l.taskId, l.token])).toEqual(
+      resend.leases.map((l) => [l.taskId, l.token]),
+    );
   });
 
   it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {

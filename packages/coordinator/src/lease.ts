@@ -19,19 +19,25 @@
  * (no polling) for an announcement with runnable tasks, then try again; at the
  * deadline, answer empty.
  *
- * Retries: the reply is kept for `replayMs` under (owner, requestId), and a
- * retry that arrives while the first is still open joins it, so a client that
- * lost a reply gets the same grant. Each shard is asked under a request id
- * derived from the client's (`<requestId>:<shardId>`, `:<n>` for its n-th
- * ask in this fill), so a shard also answers a retry, even one that reaches
- * another coordinator, with its first grant. A resend (`retry: true`) that
- * finds no reply kept here first asks every known shard, in parallel and
- * `replayOnly`, for what it granted under the client's request id (under any
- * per-shard or attempt id, so also grants another coordinator made asking the
- * shards in another order or on a later long-poll attempt): if any shard kept
- * a grant, those leases are the reply and nothing is granted anew. If a shard
- * cannot say (down, restarting, timed out), the resend fails retryably
- * instead of granting anew: the first grant may be there.
+ * Retries: each shard is asked under a request id derived from the client's
+ * (`<requestId>:<shardId>`, `:<n>` for its n-th ask in this fill), and
+ * records its grants under the client's id. A resend (`attempt` 2 and up) may
+ * find its first send granted, its reply lost, perhaps by another coordinator
+ * that is still filling it. So a resend first asks every known shard, in
+ * parallel and `replayOnly`, for what it granted under the client's request
+ * id (under any per-shard or visit id), and each shard, as it answers, fences
+ * the earlier attempts: it grants nothing more to them. Once every shard has
+ * answered, the grants of earlier sends are all known and no more can be
+ * made: if there are any, they are the reply, and nothing is granted anew;
+ * else this attempt fills as usual. If a shard cannot say (down, restarting,
+ * timed out), the resend fails retryably instead of granting anew: the first
+ * grant may be there, or be made there yet. (Without the fence, a slow fill
+ * on one coordinator could grant after a resend's lookup on another, and that
+ * grant would reach no one: stranded until it expired.) A reply is kept here
+ * for `replayMs` and a send that arrives while the same send is still open
+ * joins it, so a duplicate of one send gets the same grant without asking the
+ * shards again; a resend never takes an earlier send's kept reply, which
+ * another coordinator's fill may have superseded.
  *
  * Failures: a shard with no responders is dropped from the board (it is down)
  * and the others are asked. A shard that times out may have granted: the
@@ -103,8 +109,8 @@ export class LeaseRouter {
   }
 
   async lease(request: LeaseRequest): Promise<LeaseResult> {
-    // Length-prefixed, so no (owner, requestId) pair can spell another's key.
-    const key = `${request.owner.length}:${request.owner}${request.requestId}`;
+    // Length-prefixed, and the attempt ends at its colon, so no (owner, attempt, requestId) spells another's key.
+    const key = `${request.owner.length}:${request.owner}${request.attempt ?? 1}:${request.requestId}`;
     const kept = this.replies.get(key);
     if (kept !== undefined && kept.expiresAt > this.now()) return kept.result;
     const running = this.open.get(key);
@@ -138,7 +144,7 @@ export class LeaseRouter {
 
   private async fill(request: LeaseRequest): Promise<LeaseResult> {
     const deadline = this.now() + request.waitMs;
-    if (request.retry === true) {
+    if ((request.attempt ?? 1) > 1) {
       const replayed = await this.replayed(request);
       if (replayed.length > 0) return { leases: replayed };
     }
@@ -155,11 +161,12 @@ export class LeaseRouter {
   /**
    * What the shards granted earlier under this request id, by any
    * coordinator: every known shard is asked in parallel with `replayOnly`
-   * (a shard never grants anew on that). At most `max` leases, within the
-   * reply's byte limit. A shard that does not answer (down, restarting,
-   * timed out) may hold the grant: then the retry fails with that shard's
-   * retryable error rather than grant anew and strand the first grant; the
-   * client asks again, and a restarted shard replays from its journal.
+   * (a shard never grants anew on that, and from then on grants nothing to
+   * earlier attempts). At most `max` leases, within the reply's byte limit.
+   * A shard that does not answer (down, restarting, timed out) may hold the
+   * grant: then the retry fails with that shard's retryable error rather
+   * than grant anew and strand the first grant; the client asks again, and
+   * a restarted shard replays from its journal.
    */
   private async replayed(request: LeaseRequest): Promise<Lease[]> {
     const { link, board, logger } = this.ctx;
@@ -175,6 +182,7 @@ export class LeaseRouter {
             leaseMs: request.leaseMs,
             waitMs: 0,
             requestId: shardRequestId(request.requestId, shardId, 1),
+            ...attemptOf(request),
             replayOnly: true,
           });
           return { shardId, leases: reply.leases };
@@ -250,6 +258,7 @@ export class LeaseRouter {
           leaseMs: request.leaseMs,
           waitMs: 0,
           requestId: shardRequestId(request.requestId, shardId, visit),
+          ...attemptOf(request),
           ...(maxKey === undefined ? {} : { maxKey }),
         });
         leases = reply.leases;
@@ -315,4 +324,9 @@ export class LeaseRouter {
 function fitting(bytesSoFar: number, leasesSoFar: number): number {
   const average = bytesSoFar / leasesSoFar;
   return Math.floor((LEASE_REPLY_MAX_BYTES - bytesSoFar) / (average * 1.5));
+}
+
+/** The request's `attempt` for a shard ask: left out on a first send, as the client leaves it out. */
+function attemptOf(request: LeaseRequest): { attempt?: number } {
+  return request.attempt === undefined || request.attempt === 1 ? {} : { attempt: request.attempt };
 }

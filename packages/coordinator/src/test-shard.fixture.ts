@@ -5,9 +5,10 @@
  * through the codec and keeps its tasks in the real engine (`Scheduler`), so
  * EDF order, fencing tokens and validation are the engine's own. What it adds
  * is the shard protocol's bookkeeping in memory (idempotency keys, prepared
- * parts, lease request ids) and knobs to misbehave: `hold` an op (no reply,
- * so the coordinator times out), `fail` an op with an error, `stop()` (no
- * responders).
+ * parts, lease request ids and their fences) and knobs to misbehave: `hold`
+ * an op (no reply, so the coordinator times out), `delay` it (answered only
+ * when the test says, as a slow shard or a slow network would), `fail` an op
+ * with an error, `stop()` (no responders).
  */
 import { type Lease, Scheduler, type SchedulerStats, type TaskInput, ValidationError } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
@@ -31,7 +32,7 @@ import {
 } from "@frontier/protocol";
 import { StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { type Coordinator, startCoordinator } from "./coordinator.js";
@@ -47,9 +48,14 @@ export class TestShard {
   /** Outcomes by idempotency key (submit and commit). */
   readonly committed = new Map<string, number>();
   readonly prepared = new Map<string, readonly TaskInput[]>();
+  /** Lease grants by attempt and per-shard request id. */
   private readonly grants = new Map<string, readonly Lease[]>();
+  /** Per client request id (base): the latest attempt a replay-only lookup fenced at. */
+  private readonly fences = new Map<string, number>();
   /** Ops that get no reply (the coordinator times out); each entry counts down, Infinity = always. */
   readonly hold = new Map<Op, number>();
+  /** Requests of delayed ops, handled when their `delay` is released. */
+  private readonly delayed = new Map<Op, { left: number; queue: (() => void)[] }>();
   /** Ops answered with this error. */
   readonly fail = new Map<Op, Error>();
   private sub: Subscription | undefined;
@@ -77,20 +83,49 @@ export class TestShard {
           this.hold.set(op.op, held - 1);
           return;
         }
-        let reply: Reply;
-        try {
-          const request = decodeRequest(msg.data, op.op);
-          this.received.push(request);
-          const failure = this.fail.get(op.op);
-          if (failure !== undefined) throw failure;
-          reply = { ok: true, op: op.op, ...this.handle(request) } as Reply;
-        } catch (err) {
-          reply = errorReply(err);
+        const delayed = this.delayed.get(op.op);
+        if (delayed !== undefined && delayed.left > 0) {
+          delayed.left--;
+          delayed.queue.push(() => this.answer(op.op, msg));
+          return;
         }
-        msg.respond(encodeReply(reply));
+        this.answer(op.op, msg);
       },
     });
     return this;
+  }
+
+  /**
+   * The next `count` requests of `op` wait, unanswered, until the returned
+   * function is called; then they are handled, in order, as if they had
+   * just arrived.
+   */
+  delay(op: Op, count = 1): () => void {
+    const entry = { left: count, queue: [] as (() => void)[] };
+    this.delayed.set(op, entry);
+    return () => {
+      entry.left = 0;
+      for (const handle of entry.queue.splice(0)) handle();
+    };
+  }
+
+  /** Requests of `op` waiting for their `delay` to be released. */
+  waiting(op: Op): number {
+    return this.delayed.get(op)?.queue.length ?? 0;
+  }
+
+  private answer(op: Op, msg: Msg): void {
+    let reply: Reply;
+    try {
+      const request = decodeRequest(msg.data, op);
+      this.received.push(request);
+      const failure = this.fail.get(op);
+      if (failure !== undefined) throw failure;
+      reply = { ok: true, op, ...this.handle(request) } as Reply;
+    } catch (err) {
+      reply = errorReply(err);
+    }
+    msg.respond(encodeReply(reply));
   }
 
   /** Unsubscribe: requests to this shard now find no responders. */
@@ -159,21 +194,26 @@ export class TestShard {
         this.prepared.delete(request.idempotencyKey);
         return {};
       case "lease": {
+        const base = baseOf(request.requestId, this.shardId);
+        const attempt = request.attempt ?? 1;
         if (request.replayOnly === true) {
-          const base = baseOf(request.requestId, this.shardId);
+          if (attempt > (this.fences.get(base) ?? 1)) this.fences.set(base, attempt);
           const kept = [...this.grants]
-            .filter(([id]) => baseOf(id, this.shardId) === base)
+            .filter(([id]) => baseOf(id.slice(id.indexOf(":") + 1), this.shardId) === base)
             .flatMap(([, l]) => l);
           return { leases: kept.slice(0, request.max) };
         }
-        const first = this.grants.get(request.requestId);
+        // An earlier attempt than a resend that looked the grants up: its client gave it up.
+        if (attempt < (this.fences.get(base) ?? 1)) return { leases: [] };
+        const sendId = `${attempt}:${request.requestId}`;
+        const first = this.grants.get(sendId);
         if (first !== undefined) return { leases: first };
         const leases = e.lease(request.owner, {
           max: request.max,
           leaseMs: request.leaseMs,
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
         });
-        this.grants.set(request.requestId, leases);
+        this.grants.set(sendId, leases);
         return this.sendsFrontier ? { leases, frontier: this.frontier() } : { leases };
       }
       case "heartbeat":

@@ -22,6 +22,7 @@ import {
   encodeRequest,
   errorReply,
   type FrontierAnnouncement,
+  MAX_ATTEMPT,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,
   MAX_MESSAGE_BYTES,
@@ -123,8 +124,8 @@ const requests: Request[] = [
     maxKey: 1_700_000_000_000,
   },
   // Client → coordinator: a resend that may have been granted already.
-  { op: "lease", owner: "worker-1", max: 2, leaseMs: 30_000, waitMs: 0, requestId: "r-3", retry: true },
-  // Coordinator → shard: only a grant kept for the request id, never a new one.
+  { op: "lease", owner: "worker-1", max: 2, leaseMs: 30_000, waitMs: 0, requestId: "r-3", attempt: 2 },
+  // Coordinator → shard: only a grant kept for the request id, never a new one; fences attempt 1.
   {
     op: "lease",
     owner: "worker-1",
@@ -132,6 +133,7 @@ const requests: Request[] = [
     leaseMs: 30_000,
     waitMs: 0,
     requestId: "r-3:s1",
+    attempt: 2,
     replayOnly: true,
   },
 ];
@@ -655,8 +657,18 @@ describe("request shapes", () => {
     ["lease maxKey null", { ...leaseReq, maxKey: null }, "maxKey: expected a number, got null"],
     ["lease maxKey a boolean", { ...leaseReq, maxKey: true }, "maxKey: expected a number, got boolean true"],
     ["lease maxKey an array", { ...leaseReq, maxKey: [1] }, "maxKey: expected a number, got an array"],
-    ["lease retry a string", { ...leaseReq, retry: "yes" }, 'retry: expected a boolean, got string "yes"'],
-    ["lease retry null", { ...leaseReq, retry: null }, "retry: expected a boolean, got null"],
+    [
+      "lease attempt a string",
+      { ...leaseReq, attempt: "2" },
+      'attempt: expected an integer ≥ 1, got string "2"',
+    ],
+    ["lease attempt zero", { ...leaseReq, attempt: 0 }, "attempt: expected an integer ≥ 1, got number 0"],
+    [
+      "lease attempt a fraction",
+      { ...leaseReq, attempt: 1.5 },
+      "attempt: expected an integer ≥ 1, got number 1.5",
+    ],
+    ["lease retry (no such field)", { ...leaseReq, retry: true }, 'unknown field "retry"'],
     [
       "lease replayOnly a number",
       { ...leaseReq, replayOnly: 1 },
@@ -993,6 +1005,15 @@ describe("limits", () => {
     );
     expect(thrown(() => encodeRequest({ ...req, waitMs: MAX_WAIT_MS + 1 } as Request))).toBeInstanceOf(
       InvalidArgumentError,
+    );
+    expect(decodeRequest(encodeRequest({ ...req, attempt: MAX_ATTEMPT } as Request))).toEqual({
+      ...req,
+      attempt: MAX_ATTEMPT,
+    });
+    expectRefusedBothWays(
+      { ...req, attempt: MAX_ATTEMPT + 1 },
+      "INVALID_ARGUMENT",
+      "attempt: 2147483648 exceeds MAX_ATTEMPT (2147483647)",
     );
     const reason = "r".repeat(MAX_REASON_LENGTH);
     expect(

@@ -27,6 +27,7 @@ export {
   type WireErrorInfo,
 } from "./errors.js";
 export {
+  MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,

@@ -48,6 +48,9 @@ export const MAX_PREREQUISITES = 1_000;
  */
 export const MAX_WAIT_MS = 30_000;
 
+/** Highest send number (`attempt`) of one lease request: a 31-bit integer. Violation: INVALID_ARGUMENT. */
+export const MAX_ATTEMPT = 2_147_483_647;
+
 /** Longest failure / cancellation reason, in UTF-16 code units. Violation: INVALID_ARGUMENT. */
 export const MAX_REASON_LENGTH = 1_024;
 

@@ -67,15 +67,19 @@ export interface LeaseRequest {
    */
   readonly maxKey?: number;
   /**
-   * Client → coordinator: this is a resend of `requestId`, which may have been
-   * granted already (its reply was lost). The coordinator asks every shard for
-   * a grant kept under it before granting anew.
+   * Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT.
+   * Client → coordinator: a resend (2 and up) may have been granted already
+   * (its reply lost), so the coordinator asks every shard for grants kept
+   * under the id before granting anew. Coordinator → shard: a shard that was
+   * asked under a later attempt grants nothing to an earlier one, whose
+   * client gave it up (see `replayOnly`).
    */
-  readonly retry?: boolean;
+  readonly attempt?: number;
   /**
    * Coordinator → shard only: answer with the grant kept for this owner and
-   * client request id (under any per-shard or attempt suffix), or with none;
-   * never grant anew.
+   * client request id (under any per-shard or visit suffix), or with none;
+   * never grant anew. From the answer on, lease asks under that client id
+   * from attempts before `attempt` grant nothing (a fence, kept durably).
    */
   readonly replayOnly?: boolean;
 }

@@ -31,6 +31,7 @@ import {
 } from "@frontier/core";
 import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } from "./errors.js";
 import {
+  MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,
@@ -426,7 +427,7 @@ export function parseRequest(v: unknown): Request {
         "waitMs",
         "requestId",
         "maxKey",
-        "retry",
+        "attempt",
         "replayOnly",
       ]);
       r["owner"] = id(f["owner"], "owner", true);
@@ -452,8 +453,13 @@ export function parseRequest(v: unknown): Request {
       );
       put(
         r,
-        "retry",
-        optional(f["retry"], "retry", (b, p) => bool(b, p)),
+        "attempt",
+        optional(f["attempt"], "attempt", (n, p) => {
+          const attempt = int(n, p, 1);
+          if (attempt > MAX_ATTEMPT)
+            throw new InvalidArgumentError(`${p}: ${attempt} exceeds MAX_ATTEMPT (${MAX_ATTEMPT})`);
+          return attempt;
+        }),
       );
       put(
         r,

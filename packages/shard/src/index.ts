@@ -32,6 +32,7 @@ export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-jou
 export {
   DEFAULT_LEASE_REPLAY_RETENTION_MS,
   DEFAULT_RETENTION_MS,
+  type ReplayLeaseOptions,
   Shard,
   type ShardLeaseOptions,
   type ShardOptions,

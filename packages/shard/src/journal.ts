@@ -47,6 +47,13 @@ export interface IdempotencyEntry {
    * fencing tokens of the grants, parallel to taskIds.
    */
   readonly tokens?: readonly number[];
+  /**
+   * Lease entries only: the latest attempt (resend number) of the client
+   * request that looked its grants up here (Shard.replayLease's `fence`).
+   * A lease call from an earlier attempt grants nothing: that attempt was
+   * given up by its client, and a grant made for it now would reach nobody.
+   */
+  readonly fence?: number;
 }
 
 /**

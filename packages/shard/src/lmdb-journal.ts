@@ -337,7 +337,12 @@ export class LmdbJournal implements Journal {
     try {
       const idempotency: [string, IdempotencyEntry][] = [];
       for (const { key, value } of this.db.idem.getRange()) {
-        if (typeof key !== "string" || !Array.isArray(value?.taskIds) || typeof value.createdAt !== "number")
+        if (
+          typeof key !== "string" ||
+          !Array.isArray(value?.taskIds) ||
+          typeof value.createdAt !== "number" ||
+          (value.fence !== undefined && !Number.isSafeInteger(value.fence))
+        )
           throw this.corrupt(`idempotency row ${JSON.stringify(key)} is malformed`);
         idempotency.push([key, value]);
       }

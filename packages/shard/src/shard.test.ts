@@ -211,6 +211,38 @@ describe("Shard", () => {
     expect((await again.replayLease("w", "r1")).map((l) => l.taskId)).toEqual(["b", "c"]);
   });
 
+  it("fences earlier attempts of a request once a resend looked its grants up, durably", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit([task("a", 1), task("b", 2), task("c", 3)]);
+    // Attempt 1 granted "a" before the resend's lookup: the lookup hands it over and fences.
+    const first = await shard.lease("w", { leaseMs: 60_000, requestId: "r", extend: true });
+    expect(await shard.replayLease("w", "r", { fence: 2 })).toEqual(first);
+    // A late grant call of attempt 1 (another coordinator's, still filling) grants nothing now.
+    expect(await shard.lease("w", { leaseMs: 60_000, requestId: "r", extend: true })).toEqual([]);
+    expect(shard.getTask("b")?.state).toBe("RUNNABLE");
+    // A fence on an id with no grants at all shuts out its earlier attempts just the same.
+    expect(await shard.replayLease("w", "q", { fence: 3 })).toEqual([]);
+    await shard.close();
+
+    const again = await openShard({ dataDir });
+    expect(await again.lease("w", { leaseMs: 60_000, requestId: "q", extend: true, attempt: 2 })).toEqual([]);
+    expect(again.getTask("b")?.state).toBe("RUNNABLE");
+    // The fencing attempt itself, and later ones, grant as usual, and the fence holds on.
+    const third = await again.lease("w", { leaseMs: 60_000, requestId: "q", extend: true, attempt: 3 });
+    expect(third.map((l) => l.taskId)).toEqual(["b"]);
+    expect(await again.lease("w", { leaseMs: 60_000, requestId: "q", extend: true, attempt: 1 })).toEqual([]);
+    expect((await again.replayLease("w", "q")).map((l) => l.taskId)).toEqual(["b"]);
+    // A lower fence never lowers it; a bad one is refused.
+    await again.replayLease("w", "q", { fence: 2 });
+    expect(await again.lease("w", { leaseMs: 60_000, requestId: "q", extend: true, attempt: 2 })).toEqual([]);
+    expect((await rejection(again.replayLease("w", "q", { fence: 0 }))).code).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expect(again.getTask("c")?.state).toBe("RUNNABLE");
+    await again.close();
+  });
+
   it("refuses a lease request id too long to key in LMDB, changing nothing", async () => {
     const shard = await openShard({ dataDir: freshDir() });
     await shard.submit(task("a", 1));

@@ -117,6 +117,22 @@ export interface ShardLeaseOptions extends LeaseOptions {
    * several grants, or several attempts under one client request id).
    */
   readonly extend?: boolean;
+  /**
+   * With requestId: which send of the client's request this lease serves,
+   * from 1 (default). Once `replayLease` was fenced at a later attempt, this
+   * grants nothing and resolves empty: the client gave this attempt up, so
+   * its grant would be stranded until it expired.
+   */
+  readonly attempt?: number;
+}
+
+export interface ReplayLeaseOptions {
+  /**
+   * The attempt of the client's request asking (a resend, 2 and up): from
+   * the answer on, `lease` calls under the id from earlier attempts grant
+   * nothing. Recorded durably before the answer, like a grant.
+   */
+  readonly fence?: number;
 }
 
 export interface SubmitResult {
@@ -287,25 +303,21 @@ export class Shard {
    * the leases (and the request id, if any) are durable. See ShardLeaseOptions.
    */
   lease(owner: string, options: ShardLeaseOptions = {}): Promise<Lease[]> {
-    const { requestId, extend, ...leaseOptions } = options;
+    const { requestId, extend, attempt, ...leaseOptions } = options;
     if (requestId === undefined) return this.run(() => this.engine.lease(owner, leaseOptions));
     return this.run(() => {
-      if (typeof requestId !== "string" || requestId.length === 0)
-        throw new InvalidArgumentError("requestId must be a non-empty string");
-      if (requestId.length > MAX_ID_LENGTH)
-        throw new InvalidArgumentError(`requestId must be at most ${MAX_ID_LENGTH} characters`);
-      const key = leaseKey(owner, requestId);
-      // The key goes into LMDB, whose keys are at most ~2 KB: refused here, not by a failed commit.
-      if (Buffer.byteLength(key) > MAX_LEASE_KEY_BYTES)
-        throw new InvalidArgumentError(`owner and requestId take over ${MAX_LEASE_KEY_BYTES} bytes as a key`);
+      const key = checkedLeaseKey(owner, requestId);
       const prior = this.leaseKeys.get(key);
-      if (prior && extend !== true) return this.replayFrom(owner, prior);
+      // Superseded: the client resent this request, and the resend looked the grants up here first.
+      if (prior?.fence !== undefined && (attempt ?? 1) < prior.fence) return [];
+      if (prior && prior.taskIds.length > 0 && extend !== true) return this.replayFrom(owner, prior);
       const leases = this.engine.lease(owner, leaseOptions);
       if (leases.length > 0) {
-        const entry = {
+        const entry: IdempotencyEntry = {
           taskIds: [...(prior?.taskIds ?? []), ...leases.map((l) => l.taskId)],
           tokens: [...(prior?.tokens ?? []), ...leases.map((l) => l.token)],
           createdAt: prior?.createdAt ?? this.clock.now(),
+          ...(prior?.fence === undefined ? {} : { fence: prior.fence }),
         };
         // An existing key keeps its place (and createdAt): the table stays in createdAt order.
         this.leaseKeys.remember(key, entry);
@@ -321,14 +333,31 @@ export class Shard {
    * LEASED under the granted token. Survives restarts. Resolves once
    * everything before it is durable, like any answer: a grant still being
    * committed is never handed out, since a crash before its commit would
-   * let the task be granted to someone else.
+   * let the task be granted to someone else. With `fence`, also shuts out
+   * earlier attempts of the request (ReplayLeaseOptions).
    */
-  replayLease(owner: string, requestId: string): Promise<Lease[]> {
+  replayLease(owner: string, requestId: string, options: ReplayLeaseOptions = {}): Promise<Lease[]> {
+    const { fence } = options;
+    if (fence !== undefined && (!Number.isSafeInteger(fence) || fence < 1))
+      return Promise.reject(
+        new InvalidArgumentError(`fence must be a positive integer, got ${String(fence)}`),
+      );
     const key = leaseKey(owner, requestId);
-    // Nothing recorded: nothing to wait for (the common case: every new lease request asks).
-    if (this.refusal() === undefined && this.leaseKeys.get(key) === undefined) return Promise.resolve([]);
+    // Nothing recorded, nothing to fence: nothing to wait for (the common case: every new lease request asks).
+    if (fence === undefined && this.refusal() === undefined && this.leaseKeys.get(key) === undefined)
+      return Promise.resolve([]);
     return this.run(() => {
       const prior = this.leaseKeys.get(key);
+      if (fence !== undefined && (prior?.fence ?? 0) < fence && storableLeaseKey(owner, requestId)) {
+        const entry: IdempotencyEntry = {
+          taskIds: prior?.taskIds ?? [],
+          tokens: prior?.tokens ?? [],
+          createdAt: prior?.createdAt ?? this.clock.now(),
+          fence,
+        };
+        this.leaseKeys.remember(key, entry);
+        this.records.push({ kind: "idempotency", key, entry });
+      }
       return prior ? this.replayFrom(owner, prior) : [];
     });
   }
@@ -595,12 +624,35 @@ export class Shard {
   }
 }
 
-/** The idempotency row of a lease request; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
 /** Longest lease-key record key, in UTF-8 bytes (LMDB's limit is 1978). */
 const MAX_LEASE_KEY_BYTES = 1_900;
 
+/** The idempotency row of a lease request; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
 function leaseKey(owner: string, requestId: string): string {
   return `${LEASE_KEY_PREFIX}${owner.length}:${owner}:${requestId}`;
+}
+
+/** Whether (owner, requestId) can key a journal row: a non-empty id within MAX_ID_LENGTH, a key within LMDB's limit. */
+function storableLeaseKey(owner: string, requestId: string): boolean {
+  return (
+    typeof requestId === "string" &&
+    requestId.length > 0 &&
+    requestId.length <= MAX_ID_LENGTH &&
+    Buffer.byteLength(leaseKey(owner, requestId)) <= MAX_LEASE_KEY_BYTES
+  );
+}
+
+/** The lease key of (owner, requestId), or InvalidArgumentError saying why it cannot be one. */
+function checkedLeaseKey(owner: string, requestId: string): string {
+  if (typeof requestId !== "string" || requestId.length === 0)
+    throw new InvalidArgumentError("requestId must be a non-empty string");
+  if (requestId.length > MAX_ID_LENGTH)
+    throw new InvalidArgumentError(`requestId must be at most ${MAX_ID_LENGTH} characters`);
+  const key = leaseKey(owner, requestId);
+  // The key goes into LMDB, whose keys are at most ~2 KB: refused here, not by a failed commit.
+  if (Buffer.byteLength(key) > MAX_LEASE_KEY_BYTES)
+    throw new InvalidArgumentError(`owner and requestId take over ${MAX_LEASE_KEY_BYTES} bytes as a key`);
+  return key;
 }
 
 function isLeaseEntry(entry: IdempotencyEntry): boolean {
