@@ -190,6 +190,7 @@ class CoordinatorImpl implements Coordinator {
       replayEntries: options.leaseReplayEntries,
       onGranted: (shard, n) => this.metrics.leasesGranted.inc({ shard }, n),
       onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
+      onResend: (outcome) => this.metrics.leaseResends.inc({ outcome }),
       knownShards: () => this.knownShards(),
     });
     this.taskOps = new TaskOpRouter({

@@ -317,7 +317,7 @@ describe("request ids", () => {
     const first = await ok(c.nc, c.cluster, lease(2, { requestId: "lost" }));
     expect(first.leases.map((l) => l.task.deadline)).toEqual([1, 2]);
     await a.close();
-    const b = await c.startCoordinator({ shardTimeoutMs: 150 });
+    const b = await c.startCoordinator({ shardTimeoutMs: 150, metricsPort: 0 });
     for (const shard of c.shards) shard.announce();
     await until(
       () => c.shards.every((s) => b.inspect().frontiers.find((f) => f.shardId === s.shardId)?.seq === s.seq),
@@ -333,6 +333,9 @@ describe("request ids", () => {
     expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
       first.leases.map((l) => [l.taskId, l.token]),
     );
+    const metrics = await (await fetch(b.metricsUrl!)).text();
+    expect(metrics).toContain('frontier_coordinator_lease_resends_total{outcome="unanswered"} 1\n');
+    expect(metrics).toContain('frontier_coordinator_lease_resends_total{outcome="replayed"} 1\n');
   });
 
   it("fails with TIMEOUT when one shard times out, even if another granted, and the retry collects the grant", async () => {
@@ -364,7 +367,7 @@ describe("request ids", () => {
 
   it("fences a slow first send off: once the resend looked up the grants, the first send's late asks grant nothing", async () => {
     c = await startTestCluster(2, { server });
-    await c.startCoordinator();
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
     put("s0", 1);
     put("s0", 2);
     put("s1", 3);
@@ -386,6 +389,10 @@ describe("request ids", () => {
     expect(third.leases.map((l) => [l.taskId, l.token])).toEqual(
       resend.leases.map((l) => [l.taskId, l.token]),
     );
+    // Each resend is counted by what became of it.
+    const metrics = await (await fetch(coordinator.metricsUrl!)).text();
+    expect(metrics).toContain('frontier_coordinator_lease_resends_total{outcome="filled"} 1\n');
+    expect(metrics).toContain('frontier_coordinator_lease_resends_total{outcome="replayed"} 1\n');
   });
 
   it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {

@@ -80,11 +80,16 @@ export interface LeaseContext {
   /** Told of every grant, per shard. */
   readonly onGranted?: (shardId: string, count: number) => void;
   readonly onDropped?: (shardId: string, count: number) => void;
+  /** Told of every resend (`attempt` 2 and up) and what became of it. */
+  readonly onResend?: (outcome: ResendOutcome) => void;
   /** Shards that may hold a grant besides those on the board (slot owners): asked on a retry. */
   readonly knownShards?: () => Iterable<string>;
 }
 
 type LeaseResult = ResultOf<"lease">;
+
+/** What became of a resend: its earlier grant handed back, a new fill, or a shard that could not say. */
+export type ResendOutcome = "replayed" | "filled" | "unanswered";
 
 /**
  * The request id a shard is asked under: `<requestId>:<shardId>`, plus
@@ -145,7 +150,14 @@ export class LeaseRouter {
   private async fill(request: LeaseRequest): Promise<LeaseResult> {
     const deadline = this.now() + request.waitMs;
     if ((request.attempt ?? 1) > 1) {
-      const replayed = await this.replayed(request);
+      let replayed: Lease[];
+      try {
+        replayed = await this.replayed(request);
+      } catch (err) {
+        this.ctx.onResend?.("unanswered");
+        throw err;
+      }
+      this.ctx.onResend?.(replayed.length > 0 ? "replayed" : "filled");
       if (replayed.length > 0) return { leases: replayed };
     }
     // How often each shard was asked in this fill: each ask gets its own derived request id.

@@ -8,8 +8,9 @@
  *    correctness signals: lease timeouts, deadline misses, stale-token
  *    rejections, retries;
  *  - this coordinator's own (`frontier_coordinator_*`): requests by op and
- *    outcome, their latency, shard requests, leases granted per shard, commit
- *    retries, scatters, the validation pool's queue.
+ *    outcome, their latency, shard requests, leases granted per shard, lease
+ *    resends (lost replies) by outcome, commit retries, scatters, the
+ *    validation pool's queue.
  *
  * Every coordinator reports the cluster's metrics; scrape one, or keep the
  * `instance` label in mind when summing across coordinators.
@@ -70,6 +71,11 @@ export class CoordinatorMetrics {
   readonly leasesDropped = new Counter(
     "frontier_coordinator_leases_dropped_total",
     "Leases granted by a shard but left out of a full reply (they expire and run again), by shard.",
+  );
+  readonly leaseResends = new Counter(
+    "frontier_coordinator_lease_resends_total",
+    "Lease requests sent again by their client (a lost or late reply), by outcome: replayed (the earlier " +
+      "grant handed back), filled (none was made; granted anew), unanswered (a shard could not say; the client retries).",
   );
   readonly commitRetries = new Counter(
     "frontier_coordinator_commit_retries_total",
@@ -217,6 +223,7 @@ export class CoordinatorMetrics {
         [{ value: leasesTotal }],
       ),
       this.leasesDropped.family(),
+      this.leaseResends.family(),
       this.commitRetries.family(),
       this.scatters.family(),
       this.validations.family(),
