@@ -130,6 +130,12 @@ interface HeadRow {
 
 export interface LmdbJournalOptions extends JournalOpenOptions {
   readonly dataDir: string;
+  /**
+   * Below this much free space, an I/O error or a lost commit is reported as
+   * a full disk (STORAGE_FULL) rather than STORAGE_FAILED: LMDB reports the
+   * short write a full disk causes as EIO. Default NEARLY_FULL_BYTES (64 MiB).
+   */
+  readonly fullBelowBytes?: number;
 }
 
 /** Journals open in this process, by real path: a second open is refused without asking the store. */
@@ -243,6 +249,7 @@ export class LmdbJournal implements Journal {
     private headRow: HeadRow,
     /** Version the next block expects the head to have. */
     private version: number,
+    private readonly fullBelowBytes: number,
   ) {
     this.firstTxnId = lastTxnId(env);
     this.chainEnd = version + EPOCH_STRIDE;
@@ -270,6 +277,7 @@ export class LmdbJournal implements Journal {
   static async open(options: LmdbJournalOptions): Promise<LmdbJournal> {
     const dataDir = resolve(options.dataDir);
     const durability = options.durability ?? DEFAULT_DURABILITY;
+    const fullBelowBytes = options.fullBelowBytes ?? NEARLY_FULL_BYTES;
     if (durability !== "flushed" && durability !== "committed")
       throw new InvalidArgumentError(
         `durability must be "flushed" or "committed", got ${String(durability)}`,
@@ -306,7 +314,7 @@ export class LmdbJournal implements Journal {
       };
       env = open(envOptions as Parameters<typeof open>[0]);
     } catch (error) {
-      throw storeError(error, dataDir);
+      throw storeError(error, dataDir, fullBelowBytes);
     }
     try {
       const foreign = [...env.getKeys()].filter((k) => typeof k !== "string" || !DB_NAMES.has(k));
@@ -317,12 +325,21 @@ export class LmdbJournal implements Journal {
         );
       const db = openDatabases(env);
       const { headRow, version } = takeOwnership(db, env, dataDir, options.takeover ?? false);
-      const journal = new LmdbJournal(env, db, dataDir, realDir, durability, headRow, version);
+      const journal = new LmdbJournal(
+        env,
+        db,
+        dataDir,
+        realDir,
+        durability,
+        headRow,
+        version,
+        fullBelowBytes,
+      );
       openHere.set(realDir, journal);
       return journal;
     } catch (error) {
       await env.close().catch(() => {});
-      throw error instanceof ShardError ? error : storeError(error, dataDir);
+      throw error instanceof ShardError ? error : storeError(error, dataDir, fullBelowBytes);
     }
   }
 
@@ -522,7 +539,10 @@ export class LmdbJournal implements Journal {
         if (!this.headReached(target)) return Promise.reject(this.lostCommit());
         return this.durability === "flushed" ? (written.flushed ?? this.env.flushed) : undefined;
       },
-      (error: unknown) => commitError(error).then((cause) => Promise.reject(storeError(cause, this.dataDir))),
+      (error: unknown) =>
+        commitError(error).then((cause) =>
+          Promise.reject(storeError(cause, this.dataDir, this.fullBelowBytes)),
+        ),
     );
     this.lastWrite = reported;
     if (this.durability === "flushed") {
@@ -572,11 +592,21 @@ export class LmdbJournal implements Journal {
   }
 
   private lostCommit(): StorageError {
+    return this.lossError("a commit reported done is not in the store");
+  }
+
+  /**
+   * A commit lost for a reason lmdb-js did not say: STORAGE_FULL when the
+   * disk is (nearly) full, the likely cause, else STORAGE_FAILED. Whichever
+   * block's failure is reported first names the cause for all (fail-stop),
+   * so every such path must look at the disk, not only the block that hit it.
+   */
+  private lossError(what: string): StorageError {
     const free = freeBytes(this.dataDir);
-    const full = free !== undefined && free < NEARLY_FULL_BYTES;
+    const full = free !== undefined && free < this.fullBelowBytes;
     return new StorageError(
       full ? ShardErrorCode.STORAGE_FULL : ShardErrorCode.STORAGE_FAILED,
-      `a commit reported done is not in the store${full ? ` (${free} bytes free)` : ""}`,
+      `${what}${full ? ` (${free} bytes free)` : ""}`,
       undefined,
     );
   }
@@ -594,7 +624,12 @@ export class LmdbJournal implements Journal {
       () => {
         if (this.unsettled.delete(batch)) batch.resolve();
       },
-      (error: unknown) => this.stop(error, batch),
+      // Stop only once the block before has settled: if it failed too, its failure comes first in
+      // chain order and names the cause (this block's may only say that an earlier one was lost).
+      (error: unknown) => {
+        const stop = () => this.stop(error, batch);
+        previous.then(stop, stop);
+      },
     );
   }
 
@@ -605,7 +640,8 @@ export class LmdbJournal implements Journal {
    * Earlier batches still settle on their own outcome.
    */
   private stop(error: unknown, from?: PendingBatch): void {
-    this.failure ??= error instanceof ShardError ? error : storeError(error, this.dataDir);
+    this.failure ??=
+      error instanceof ShardError ? error : storeError(error, this.dataDir, this.fullBelowBytes);
     let rejecting = from === undefined || !this.unsettled.has(from);
     for (const batch of this.unsettled) {
       rejecting ||= batch === from;
@@ -643,11 +679,7 @@ export class LmdbJournal implements Journal {
     const current = this.db.head.get(HEAD_KEY);
     if (current?.epoch !== this.headRow.epoch)
       return new ShardFencedError(this.dataDir, this.headRow.epoch, current?.epoch);
-    return new StorageError(
-      ShardErrorCode.STORAGE_FAILED,
-      "a commit was refused because an earlier one was lost",
-      undefined,
-    );
+    return this.lossError("a commit was refused because an earlier one was lost");
   }
 
   private corrupt(detail: string, cause?: unknown): CorruptDataError {
@@ -881,11 +913,11 @@ const FULL_CODES = new Set<number | string>([28, 122, 27, -30792, "ENOSPC", "EDQ
 /** MDB_INVALID, MDB_VERSION_MISMATCH, MDB_CORRUPTED, MDB_PAGE_NOTFOUND. */
 const CORRUPT_CODES = new Set<number | string>([-30793, -30794, -30796, -30797]);
 const EIO = 5;
-/** Below this much free space, an I/O error is reported as a full disk. */
-const NEARLY_FULL_BYTES = 64 * 1024 * 1024;
+/** Below this much free space, an I/O error is reported as a full disk (LmdbJournalOptions.fullBelowBytes). */
+export const NEARLY_FULL_BYTES = 64 * 1024 * 1024;
 
 /** The one place where the store's errors become typed shard errors. */
-export function storeError(error: unknown, dataDir: string): ShardError {
+export function storeError(error: unknown, dataDir: string, fullBelowBytes = NEARLY_FULL_BYTES): ShardError {
   if (error instanceof ShardError) return error;
   const code = (error as { code?: unknown } | undefined)?.code;
   const storeCode = typeof code === "number" || typeof code === "string" ? code : undefined;
@@ -897,7 +929,7 @@ export function storeError(error: unknown, dataDir: string): ShardError {
     return new CorruptDataError(dataDir, text, options);
   // LMDB reports a short write, which is what a full disk usually causes, as EIO.
   const free = storeCode === EIO || storeCode === "EIO" ? freeBytes(dataDir) : undefined;
-  if (free !== undefined && free < NEARLY_FULL_BYTES)
+  if (free !== undefined && free < fullBelowBytes)
     return new StorageError(
       ShardErrorCode.STORAGE_FULL,
       `storage is full (${free} bytes free): ${text}`,
