@@ -426,9 +426,10 @@ describe("ShardActor", () => {
     const resent = ok(await lease(`r1:${shardId}`, 2)).leases;
     expect(resent.map((l) => l.taskId)).toEqual(["a"]);
     // Now the first send's ask arrives, under the same per-shard id and under its next one: it grants
-    // nothing (its client gave that send up; a grant now would be stranded until it expired).
-    expect(ok(await lease(`r1:${shardId}`, undefined)).leases).toEqual([]);
-    expect(ok(await lease(`r1:${shardId}:2`, 1)).leases).toEqual([]);
+    // nothing (its client gave that send up; a grant now would be stranded until it expired), and is
+    // answered as a retry of the request: with what the request holds here.
+    expect(ok(await lease(`r1:${shardId}`, undefined)).leases).toEqual(resent);
+    expect(ok(await lease(`r1:${shardId}:2`, 1)).leases).toEqual(resent);
     expect(actor.stats().shard.leased).toBe(1);
     expect(actor.stats().shard.runnable).toBe(2);
     // A later resend finds exactly the resend's grant.

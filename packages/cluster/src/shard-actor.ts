@@ -626,13 +626,22 @@ export class ShardActor {
   }
 
   /**
-   * A new grant, unless the shard recorded grants under the client's id
-   * that this process does not remember: a previous process made them
-   * before a restart, so this is a retry of that request and gets them. (A
-   * process that remembers grants under the client's id is being asked again
-   * under a new per-shard id: the coordinator's next ask in one fill.)
+   * A new grant, unless:
+   *  - the client resent the request since this attempt, and the resend
+   *    looked its grants up here (the request is fenced at a later attempt):
+   *    this one is a retry of it, stale, and gets the grants the request
+   *    holds here, never new ones;
+   *  - the shard recorded grants under the client's id that this process
+   *    does not remember: a previous process made them before a restart, so
+   *    this is a retry of that request and gets them. (A process that
+   *    remembers grants under the client's id is being asked again under a
+   *    new per-shard id: the coordinator's next ask in one fill.)
    */
   private async leaseOrReplay(request: LeaseRequest, base: string): Promise<LeaseOutcome> {
+    if ((request.attempt ?? 1) < this.shard.leaseFence(request.owner, base)) {
+      const held = (await this.shard.replayLease(request.owner, base)).slice(0, request.max);
+      return { leases: held, bytes: encodedByteLength(held) };
+    }
     if (this.replay.getByBase(request.owner, base, Date.now()).length === 0) {
       const durable = await this.shard.replayLease(request.owner, base);
       if (durable.length > 0) {

@@ -196,15 +196,18 @@ export class TestShard {
       case "lease": {
         const base = baseOf(request.requestId, this.shardId);
         const attempt = request.attempt ?? 1;
+        const kept = () =>
+          [...this.grants]
+            .filter(([id]) => baseOf(id.slice(id.indexOf(":") + 1), this.shardId) === base)
+            .flatMap(([, l]) => l)
+            .slice(0, request.max);
         if (request.replayOnly === true) {
           if (attempt > (this.fences.get(base) ?? 1)) this.fences.set(base, attempt);
-          const kept = [...this.grants]
-            .filter(([id]) => baseOf(id.slice(id.indexOf(":") + 1), this.shardId) === base)
-            .flatMap(([, l]) => l);
-          return { leases: kept.slice(0, request.max) };
+          return { leases: kept() };
         }
-        // An earlier attempt than a resend that looked the grants up: its client gave it up.
-        if (attempt < (this.fences.get(base) ?? 1)) return { leases: [] };
+        // An earlier attempt than a resend that looked the grants up (its client gave it up): a stale
+        // retry of the request, answered with what the request holds, never with a new grant.
+        if (attempt < (this.fences.get(base) ?? 1)) return { leases: kept() };
         const sendId = `${attempt}:${request.requestId}`;
         const first = this.grants.get(sendId);
         if (first !== undefined) return { leases: first };

@@ -217,7 +217,9 @@ describe("Shard", () => {
     await shard.submit([task("a", 1), task("b", 2), task("c", 3)]);
     // Attempt 1 granted "a" before the resend's lookup: the lookup hands it over and fences.
     const first = await shard.lease("w", { leaseMs: 60_000, requestId: "r", extend: true });
+    expect(shard.leaseFence("w", "r")).toBe(1);
     expect(await shard.replayLease("w", "r", { fence: 2 })).toEqual(first);
+    expect(shard.leaseFence("w", "r")).toBe(2);
     // A late grant call of attempt 1 (another coordinator's, still filling) grants nothing now.
     expect(await shard.lease("w", { leaseMs: 60_000, requestId: "r", extend: true })).toEqual([]);
     expect(shard.getTask("b")?.state).toBe("RUNNABLE");
@@ -226,6 +228,7 @@ describe("Shard", () => {
     await shard.close();
 
     const again = await openShard({ dataDir });
+    expect(again.leaseFence("w", "q")).toBe(3);
     expect(await again.lease("w", { leaseMs: 60_000, requestId: "q", extend: true, attempt: 2 })).toEqual([]);
     expect(again.getTask("b")?.state).toBe("RUNNABLE");
     // The fencing attempt itself, and later ones, grant as usual, and the fence holds on.

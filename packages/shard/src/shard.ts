@@ -430,6 +430,14 @@ export class Shard {
     });
   }
 
+  /**
+   * The attempt that (owner, requestId) is fenced at (ReplayLeaseOptions):
+   * `lease` calls from earlier attempts grant nothing. 1 when not fenced.
+   */
+  leaseFence(owner: string, requestId: string): number {
+    return this.read(() => this.leaseKeys.get(leaseKey(owner, requestId))?.fence ?? 1);
+  }
+
   /** The first outcome of the submit accepted under `idempotencyKey`, while the key is remembered. */
   submitted(idempotencyKey: string): SubmitResult | undefined {
     return this.read(() => {
