@@ -2,13 +2,21 @@
  * Scheduling across a real cluster: three shard actors behind a coordinator
  * on a real nats-server. Earliest-deadline-first holds across shards,
  * dependencies hold inside workflows, no task is leased twice at once under
- * several concurrent workers, and resubmits under one key change nothing.
+ * several concurrent workers, resubmits under one key change nothing, and a
+ * lease resend gets the first grant back and fences the first send off.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
 import type { FrontierClient } from "../../packages/client/src/index.js";
 import { type TaskInput, ValidationError } from "../../packages/core/src/index.js";
-import { slotOfTask } from "../../packages/protocol/src/index.js";
+import {
+  decodeReply,
+  encodeRequest,
+  type RequestOf,
+  slotOfTask,
+  subjectsFor,
+} from "../../packages/protocol/src/index.js";
 import { startCluster, type TestCluster, until } from "./harness.js";
 
 let cluster: TestCluster;
@@ -243,6 +251,45 @@ describe("idempotent resubmits", () => {
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
     expect(results.every((r) => r.accepted === 12)).toBe(true);
     for (const t of tasks) expect((await client.getTask(t.id))?.state).toBe("RUNNABLE");
+  });
+});
+
+describe("lease resends", () => {
+  it("hand the first send's grant back, and fence the first send off: its late asks grant nothing new", async () => {
+    await drain();
+    const tasks = Array.from({ length: 6 }, (_, i) => ({ id: `resend-${i}`, deadline: 30_000 + i }));
+    await client.submit(tasks);
+    await announced(6);
+    const nc = await natsConnect({ servers: cluster.url });
+    const subjects = subjectsFor(cluster.cluster);
+    const lease = async (subject: string, request: RequestOf<"lease">) => {
+      const reply = decodeReply(
+        (await nc.request(subject, encodeRequest(request), { timeout: 5_000 })).data,
+        "lease",
+      );
+      if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
+      return reply.leases.map((l) => `${l.taskId}/${l.token}`);
+    };
+    const request = (requestId: string) =>
+      ({ op: "lease", owner: "resender", max: 2, leaseMs: 60_000, waitMs: 0, requestId }) as const;
+    try {
+      // The first send is granted; say its reply was lost. The resend gets that grant back.
+      const first = await lease(subjects.coord("lease"), request("rs-1"));
+      expect(first).toHaveLength(2);
+      expect(await lease(subjects.coord("lease"), { ...request("rs-1"), attempt: 2 })).toEqual(first);
+      // A coordinator still filling the first send (slow) asks the shard holding the next task, under
+      // its next per-shard id: a retry of the request, answered from what it holds, nothing new.
+      const next = `shard-${shardOf(tasks[2]!)}`;
+      const late = await lease(subjects.shard(next, "lease"), request(`rs-1:${next}:2`));
+      expect(late.every((grant) => first.includes(grant))).toBe(true);
+      expect((await client.stats()).leased).toBe(2);
+      // The control: the same late ask for a request that was never resent does grant.
+      await lease(subjects.coord("lease"), request("rs-2"));
+      expect(await lease(subjects.shard(next, "lease"), request(`rs-2:${next}:2`))).toHaveLength(1);
+      expect((await client.stats()).leased).toBe(5);
+    } finally {
+      await nc.close();
+    }
   });
 });
 
