@@ -44,7 +44,7 @@ import {
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type Logger, pino } from "pino";
-import { CoordinatorError, CoordinatorErrorCode } from "./errors.js";
+import { CoordinatorError, CoordinatorErrorCode, ShardsUnknownError } from "./errors.js";
 import { FrontierBoard } from "./frontier-board.js";
 import { LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, serveMetrics } from "./metrics.js";
@@ -58,6 +58,9 @@ import { BatchValidator } from "./validation.js";
 
 /** Ops only shards take (the phases of a multi-shard submit); a coordinator refuses them. */
 export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort"]);
+
+/** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
+const ALL_SHARDS_WAIT_MS = 2_000;
 
 /** What a running coordinator knows of the cluster, for status output and tests. */
 export interface CoordinatorView {
@@ -191,12 +194,12 @@ class CoordinatorImpl implements Coordinator {
       onGranted: (shard, n) => this.metrics.leasesGranted.inc({ shard }, n),
       onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
       onResend: (outcome) => this.metrics.leaseResends.inc({ outcome }),
-      knownShards: () => this.knownShards(),
+      knownShards: () => this.allShards(),
     });
     this.taskOps = new TaskOpRouter({
       link: this.link,
       slots: this.slots,
-      knownShards: () => this.knownShards(),
+      knownShards: () => this.allShards(),
       onScatter: (op) => this.metrics.scatters.inc({ op }),
     });
   }
@@ -408,6 +411,19 @@ class CoordinatorImpl implements Coordinator {
     const shards = new Set(this.slots.shards());
     for (const f of this.board.fresh()) shards.add(f.shardId);
     return shards;
+  }
+
+  /**
+   * Every shard, for requests that must ask them all (a lease resend's
+   * lookup, a scatter): first waits, up to ALL_SHARDS_WAIT_MS, for the slot
+   * table to be whole, else fails retryably. A coordinator that just started
+   * would otherwise ask only the shards it has heard of, and miss a grant or
+   * a task held by another.
+   */
+  private async allShards(): Promise<Set<string>> {
+    const loaded = (await this.slots.whenLoaded?.(ALL_SHARDS_WAIT_MS)) ?? true;
+    if (!loaded) throw new ShardsUnknownError(ALL_SHARDS_WAIT_MS);
+    return this.knownShards();
   }
 
   private async renderMetrics(): Promise<string> {

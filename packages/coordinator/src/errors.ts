@@ -55,6 +55,21 @@ export class ShardTimeoutError extends ProtocolError {
   }
 }
 
+/**
+ * This coordinator does not know every shard yet (it is starting and its slot
+ * table is still loading), and the request must ask all of them: nothing was
+ * sent. Retryable; another coordinator may serve it at once.
+ */
+export class ShardsUnknownError extends ProtocolError {
+  constructor(waitedMs: number) {
+    super(
+      WireErrorCode.SHARD_UNAVAILABLE,
+      `this coordinator has not loaded the slot table within ${waitedMs} ms, so it does not know every shard yet; retry`,
+    );
+    named(this, "ShardsUnknownError");
+  }
+}
+
 /** No shard owns the slot (shards still starting, or one left): nothing was sent. Retryable. */
 export class SlotUnownedError extends ProtocolError {
   constructor(

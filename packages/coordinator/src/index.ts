@@ -15,6 +15,7 @@ export {
   CoordinatorError,
   CoordinatorErrorCode,
   ShardReplyError,
+  ShardsUnknownError,
   ShardTimeoutError,
   ShardUnavailableError,
   SlotUnownedError,

@@ -6,10 +6,11 @@
  */
 import type { TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
-import { MAX_ID_LENGTH } from "@frontier/protocol";
+import { MAX_ID_LENGTH, SLOT_COUNT } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Coordinator } from "./coordinator.js";
 import { shardRequestId } from "./lease.js";
+import type { SlotDirectory } from "./slot-table.js";
 import { call, idOn, ok, refused, startTestCluster, type TestCluster, until } from "./test-shard.fixture.js";
 
 let server: NatsServer;
@@ -404,6 +405,43 @@ describe("request ids", () => {
     );
     // Each resend is counted by what became of it.
     expect(await resends(coordinator)).toEqual({ filled: 1, replayed: 1 });
+  });
+
+  it("fails a resend retryably, asking no shard, until the coordinator knows every shard", async () => {
+    c = await startTestCluster(2, { server });
+    const a = await c.startCoordinator();
+    put("s0", 1);
+    await c.announceAll();
+    // Coordinator A grants from s0; the client loses the reply, and A goes away.
+    const first = await ok(c.nc, c.cluster, lease(1, { requestId: "early" }));
+    expect(first.leases).toHaveLength(1);
+    await a.close();
+    // B has just started: its slot table has shown it s1 so far and is not whole yet, and s0 has
+    // not announced to it.
+    let loaded = false;
+    const slots: SlotDirectory = {
+      ownerOf: (slot) => c.ownerOf(slot),
+      shards: () => (loaded ? ["s0", "s1"] : ["s1"]),
+      ownedCount: () => SLOT_COUNT,
+      whenLoaded: async (timeoutMs) => {
+        if (!loaded) await new Promise((r) => setTimeout(r, Math.min(timeoutMs, 50)));
+        return loaded;
+      },
+    };
+    const b = await c.startCoordinator({ slots, metricsPort: 0 });
+    const askedBefore = c.shards.map((s) => s.requests("lease").length);
+    // Asking only the shards it knows would find nothing and grant anew, stranding the first grant.
+    const error = await refused(c.nc, c.cluster, { ...lease(1, { requestId: "early" }), attempt: 2 });
+    expect(error).toMatchObject({ code: "SHARD_UNAVAILABLE", retryable: true });
+    expect(error.message).toMatch(/has not loaded the slot table/);
+    expect(c.shards.map((s) => s.requests("lease").length)).toEqual(askedBefore);
+    // Once it knows every shard, the resend finds the first grant.
+    loaded = true;
+    const again = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "early" }), attempt: 3 });
+    expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
+      first.leases.map((l) => [l.taskId, l.token]),
+    );
+    expect(await resends(b)).toEqual({ unanswered: 1, replayed: 1 });
   });
 
   it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {

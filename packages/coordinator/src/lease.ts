@@ -31,7 +31,9 @@
  * made: if there are any, they are the reply, and nothing is granted anew;
  * else this attempt fills as usual. If a shard cannot say (down, restarting,
  * timed out), the resend fails retryably instead of granting anew: the first
- * grant may be there, or be made there yet. (Without the fence, a slow fill
+ * grant may be there, or be made there yet. So does a resend reaching a
+ * coordinator that does not know every shard yet (just started, its slot
+ * table still loading: `knownShards` rejects). (Without the fence, a slow fill
  * on one coordinator could grant after a resend's lookup on another, and that
  * grant would reach no one: stranded until it expired.) A reply is kept here
  * for `replayMs` and a send that arrives while the same send is still open
@@ -82,8 +84,12 @@ export interface LeaseContext {
   readonly onDropped?: (shardId: string, count: number) => void;
   /** Told of every resend (`attempt` 2 and up) and what became of it. */
   readonly onResend?: (outcome: ResendOutcome) => void;
-  /** Shards that may hold a grant besides those on the board (slot owners): asked on a retry. */
-  readonly knownShards?: () => Iterable<string>;
+  /**
+   * Shards that may hold a grant besides those on the board (slot owners):
+   * asked on a retry. Rejects (retryably) while the coordinator cannot know
+   * them all: a shard left out could hold the first grant and be left unfenced.
+   */
+  readonly knownShards?: () => Promise<Iterable<string>>;
 }
 
 type LeaseResult = ResultOf<"lease">;
@@ -182,7 +188,7 @@ export class LeaseRouter {
    */
   private async replayed(request: LeaseRequest): Promise<Lease[]> {
     const { link, board, logger } = this.ctx;
-    const shards = new Set<string>(this.ctx.knownShards?.() ?? []);
+    const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
     for (const f of board.fresh()) shards.add(f.shardId);
     const replies = await Promise.all(
       [...shards].sort().map(async (shardId) => {

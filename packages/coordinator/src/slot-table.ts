@@ -26,6 +26,12 @@ export interface SlotDirectory {
   shards(): readonly string[];
   /** How many of the SLOT_COUNT slots have an owner. */
   ownedCount(): number;
+  /**
+   * Resolves true once the directory has held the whole table (every owner
+   * at some moment), false if that takes over `timeoutMs`. Until then
+   * `shards()` may miss shards. Absent: always whole (a fixed table).
+   */
+  whenLoaded?(timeoutMs: number): Promise<boolean>;
 }
 
 /** The KV bucket holding a cluster's slot owners. */
@@ -57,6 +63,15 @@ export class KvSlotTable implements SlotDirectory {
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private loggedMissing = false;
+  /** Whether the first snapshot of the bucket has been applied; `loaded` resolves then. */
+  private isLoaded = false;
+  private markLoaded!: () => void;
+  private readonly loaded = new Promise<void>((resolve) => {
+    this.markLoaded = () => {
+      this.isLoaded = true;
+      resolve();
+    };
+  });
 
   constructor(
     private readonly nc: NatsConnection,
@@ -65,7 +80,7 @@ export class KvSlotTable implements SlotDirectory {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts watching in the background; owners appear as the watch delivers them. */
+  /** Starts watching in the background; owners appear as the watch delivers them (see whenLoaded). */
   start(): void {
     this.running ??= this.run();
   }
@@ -82,6 +97,17 @@ export class KvSlotTable implements SlotDirectory {
     let n = 0;
     for (const count of this.slotsPerShard.values()) n += count;
     return n;
+  }
+
+  whenLoaded(timeoutMs: number): Promise<boolean> {
+    if (this.isLoaded) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      void this.loaded.then(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   async close(): Promise<void> {
@@ -117,6 +143,11 @@ export class KvSlotTable implements SlotDirectory {
     while (!this.closed) {
       try {
         const kv = await new Kvm(this.nc).open(this.bucket);
+        // No slot key before the watch starts: the (empty) table is whole. Otherwise the watch first
+        // delivers the last value of every key, counting down in `delta` to 0 at the last of them.
+        const keys = await kv.keys("slot.*");
+        const empty = (await keys[Symbol.asyncIterator]().next()).done === true;
+        keys.stop();
         const watcher = await kv.watch({ key: "slot.*" });
         if (this.closed) {
           watcher.stop();
@@ -125,7 +156,11 @@ export class KvSlotTable implements SlotDirectory {
         this.watcher = watcher;
         this.logger.debug({ bucket: this.bucket }, "watching slot owners");
         this.loggedMissing = false;
-        for await (const entry of watcher) this.apply(entry);
+        if (empty) this.markLoaded();
+        for await (const entry of watcher) {
+          this.apply(entry);
+          if (entry.delta === 0) this.markLoaded();
+        }
       } catch (err) {
         if (this.closed) break;
         // Expected until the first shard creates the bucket: say it once, not every retry.

@@ -24,8 +24,11 @@ export type TaskOp = (typeof TASK_OPS)[number];
 export interface TaskOpsContext {
   readonly link: ShardLink;
   readonly slots: SlotDirectory;
-  /** Every shard worth asking in a scatter: slot owners and shards announcing a frontier. */
-  readonly knownShards: () => Iterable<string>;
+  /**
+   * Every shard worth asking in a scatter: slot owners and shards announcing
+   * a frontier. Rejects (retryably) while the coordinator cannot know them all.
+   */
+  readonly knownShards: () => Promise<Iterable<string>>;
   readonly onScatter?: (op: TaskOp) => void;
 }
 
@@ -73,7 +76,7 @@ export class TaskOpRouter {
       throw new SlotUnownedError(slot, `no shard owns slot ${slot} (workflow ${request.workflowId}); retry`);
     }
     // Not at the owner, the owner could not answer, or there is none: ask every other shard.
-    const others = [...new Set(this.ctx.knownShards())].filter((s) => s !== owner);
+    const others = [...new Set(await this.ctx.knownShards())].filter((s) => s !== owner);
     if (others.length > 0) this.ctx.onScatter?.(request.op);
     const outcomes = await Promise.all(others.map((s) => this.ask(s, request)));
     const found = outcomes.find(isAnswer);
