@@ -275,7 +275,10 @@ class CoordinatorImpl implements Coordinator {
     };
   }
 
-  clusterStats(): Promise<ShardStatsResult> {
+  async clusterStats(): Promise<ShardStatsResult> {
+    // Just started: give the slot table a moment to be whole, then sum what is known (a shard
+    // not known yet is not counted; one known that does not answer is named as missing).
+    await this.slots.whenLoaded?.(ALL_SHARDS_WAIT_MS);
     return gatherStats(this.knownShards(), async (shardId) => {
       const reply = await this.link.request(shardId, { op: "stats" }, this.options.statsTimeoutMs);
       return reply.stats;
