@@ -159,6 +159,30 @@ describe("requests", () => {
     await coord.close();
   });
 
+  it("goes on numbering the sends under a caller's request id across calls, so a later call is a resend", async () => {
+    const { coord, client } = await setup({
+      requestTimeoutMs: 150,
+      retry: { attempts: 2, baseMs: 1, maxMs: 2 },
+    });
+    await client.submit([{ id: "only", deadline: 1 }]);
+    // The first call's two sends get no reply: it gives up, and the caller calls again under the id.
+    coord.script = (q) => (q.op === "lease" ? { action: "drop" } : undefined);
+    await expect(client.lease({ requestId: "mine" })).rejects.toBeInstanceOf(RequestTimeoutError);
+    coord.script = null;
+    expect((await client.lease({ requestId: "mine" })).map((l) => l.taskId)).toEqual(["only"]);
+    const sends = (id: string) =>
+      coord.requests.filter((q) => q.op === "lease" && q.requestId === id).map((q) => q.attempt);
+    expect(sends("mine")).toEqual([undefined, 2, 3]);
+    // Per owner, and a call without an id of its own starts at 1.
+    await client.lease({ requestId: "mine", owner: "someone-else" });
+    expect(sends("mine").at(-1)).toBeUndefined();
+    await client.lease();
+    expect(coord.requests.at(-1)).toMatchObject({ op: "lease" });
+    expect(coord.requests.at(-1)).not.toHaveProperty("attempt");
+    await client.close();
+    await coord.close();
+  });
+
   it("retries retryable error replies and gives up after the attempts", async () => {
     const { coord, client } = await setup({ retry: { attempts: 3, baseMs: 1, maxMs: 2 } });
     let n = 0;

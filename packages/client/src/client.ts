@@ -88,7 +88,11 @@ export interface LeaseOptions extends RequestOptions {
   readonly waitMs?: number;
   /** The lease holder. Default: the client's name. */
   readonly owner?: string;
-  /** Makes the lease idempotent: a retry with the same id gets the same grant. Default: a fresh UUID. */
+  /**
+   * Makes the lease idempotent: a retry with the same id gets the same grant.
+   * This client numbers the sends under an id across calls, so a later call
+   * under it is a resend to the cluster. Default: a fresh UUID per call.
+   */
   readonly requestId?: string;
 }
 
@@ -197,6 +201,15 @@ class NatsFrontierClient implements FrontierClient {
   private readonly workers = new Set<TaskWorker>();
   private readonly submitters = new Set<BatchSubmitter>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * Sends so far of lease requests under ids the caller chose, by (owner,
+   * id). A later call under the same id goes on counting, so the cluster
+   * takes it for the resend it is: it gets back a grant an earlier call's
+   * lost reply carried, and the earlier sends are fenced off (a first send
+   * of its own would be neither). The oldest are forgotten past
+   * MAX_TRACKED_LEASE_IDS.
+   */
+  private readonly leaseSends = new Map<string, number>();
 
   constructor(
     readonly nats: NatsConnection,
@@ -216,14 +229,18 @@ class NatsFrontierClient implements FrontierClient {
 
   async lease(options: LeaseOptions = {}): Promise<readonly Lease[]> {
     const waitMs = options.waitMs ?? 0;
+    const owner = options.owner ?? this.name;
+    const requestId = options.requestId ?? randomUUID();
+    const sent = options.requestId === undefined ? 0 : this.trackLeaseId(owner, requestId);
     const reply = await this.request(
       {
         op: "lease",
-        owner: options.owner ?? this.name,
+        owner,
         max: options.max ?? 1,
         leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
         waitMs,
-        requestId: options.requestId ?? randomUUID(),
+        requestId,
+        ...(sent > 0 ? { attempt: sent + 1 } : {}),
       },
       options,
       // The coordinator holds a long-poll open for up to waitMs before it answers.
@@ -330,6 +347,20 @@ class NatsFrontierClient implements FrontierClient {
     }
   }
 
+  /** Starts or goes on counting the sends under a caller's lease request id; returns the count so far. */
+  private trackLeaseId(owner: string, requestId: string): number {
+    const key = leaseIdKey(owner, requestId);
+    const sent = this.leaseSends.get(key) ?? 0;
+    // Re-inserted, so the map's order is recency and the oldest go first.
+    this.leaseSends.delete(key);
+    this.leaseSends.set(key, sent);
+    for (const oldest of this.leaseSends.keys()) {
+      if (this.leaseSends.size <= MAX_TRACKED_LEASE_IDS) break;
+      this.leaseSends.delete(oldest);
+    }
+    return sent;
+  }
+
   /**
    * Send one request and return the ok reply, retrying what is retryable.
    * Requests made while the client closes are still served (workers finish
@@ -367,14 +398,19 @@ class NatsFrontierClient implements FrontierClient {
     const timeoutMs = (options.timeoutMs ?? this.options.requestTimeoutMs) + extraTimeoutMs;
     const retry = options.retry === undefined ? this.options.retry : fillRetry(op, options.retry);
     const signal = options.signal;
-    for (let attempt = 1; ; attempt++) {
+    // A lease's sends are numbered (`attempt`), from where an earlier call under its id left off.
+    const lease = op === "lease" ? (request as RequestOf<"lease">) : undefined;
+    const tracked = lease && leaseIdKey(lease.owner, lease.requestId);
+    for (let tries = 1; ; tries++) {
       throwIfAborted(op, signal);
-      if (attempt > 1 && op === "lease") {
-        // A resend, numbered: an earlier send may have been granted (its reply lost), so the
-        // coordinator, whichever answers, asks the shards for that grant before granting anew, and
-        // the shards then grant nothing more to the earlier sends (a coordinator may still be filling one).
-        bytes = encodeRequest({ ...(request as RequestOf<"lease">), attempt });
+      const attempt = (lease?.attempt ?? 1) + tries - 1;
+      if (lease !== undefined && tries > 1) {
+        // A resend: an earlier send may have been granted (its reply lost), so the coordinator,
+        // whichever answers, asks the shards for that grant before granting anew, and the shards
+        // then grant nothing more to the earlier sends (a coordinator may still be filling one).
+        bytes = encodeRequest({ ...lease, attempt });
       }
+      if (tracked !== undefined && this.leaseSends.has(tracked)) this.leaseSends.set(tracked, attempt);
       let error: unknown;
       try {
         const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);
@@ -384,10 +420,18 @@ class NatsFrontierClient implements FrontierClient {
       } catch (err) {
         error = fromTransportError(err, op, subject, timeoutMs, site) ?? err;
       }
-      if (!shouldRetry(error) || attempt >= retry.attempts || this.mode === Mode.CLOSED) throw error;
-      await sleep(backoffDelay(retry, attempt, Math.random), op, signal);
+      if (!shouldRetry(error) || tries >= retry.attempts || this.mode === Mode.CLOSED) throw error;
+      await sleep(backoffDelay(retry, tries, Math.random), op, signal);
     }
   }
+}
+
+/** Caller-chosen lease request ids whose sends a client keeps counting (the most recent). */
+const MAX_TRACKED_LEASE_IDS = 10_000;
+
+/** Owner and request id in one key; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
+function leaseIdKey(owner: string, requestId: string): string {
+  return `${owner.length}:${owner}${requestId}`;
 }
 
 /** Whether a failed request may succeed if sent again unchanged. */

@@ -185,7 +185,8 @@ export class TaskWorker implements Worker {
 
   private async leaseLoop(): Promise<void> {
     const { concurrency, leaseMs, waitMs, owner } = this.options;
-    // Kept until a reply arrives: a retry after a timeout gets the grant the first attempt may have made.
+    // Kept until a reply arrives: a retry after a timeout gets the grant the first attempt may have made
+    // (the client goes on numbering the sends under it, so the retry is a resend to the cluster).
     let requestId: string | null = null;
     let failures = 0;
     while (this.mode === Mode.RUNNING) {
