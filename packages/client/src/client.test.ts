@@ -1,5 +1,5 @@
 import { InvalidArgumentError, StaleLeaseError, ValidationError } from "@frontier/core";
-import { isRetryable, MAX_PAYLOAD_BYTES, ProtocolError } from "@frontier/protocol";
+import { isRetryable, MAX_PAYLOAD_BYTES, ProtocolError, type RequestOf } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
 import { startEngineCoordinator } from "../test/engine-coordinator.js";
@@ -171,7 +171,9 @@ describe("requests", () => {
     coord.script = null;
     expect((await client.lease({ requestId: "mine" })).map((l) => l.taskId)).toEqual(["only"]);
     const sends = (id: string) =>
-      coord.requests.filter((q) => q.op === "lease" && q.requestId === id).map((q) => q.attempt);
+      coord.requests
+        .filter((q): q is RequestOf<"lease"> => q.op === "lease" && q.requestId === id)
+        .map((q) => q.attempt);
     expect(sends("mine")).toEqual([undefined, 2, 3]);
     // Per owner, and a call without an id of its own starts at 1.
     await client.lease({ requestId: "mine", owner: "someone-else" });
