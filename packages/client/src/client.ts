@@ -4,7 +4,8 @@
  *
  * Retries. Every request is safe to send again: a submit carries its
  * idempotency key, a lease its request id, heartbeat / complete / fail their
- * fencing token; the same bytes go out on every attempt. A request is retried
+ * fencing token; the same bytes go out on every attempt, except that a
+ * lease's resends carry their number (`attempt`). A request is retried
  * with exponential backoff and jitter when its error is retryable — a
  * timeout, no responders, a lost connection, or a reply whose code the
  * catalogue marks retryable (SHARD_UNAVAILABLE, SLOT_NOT_OWNED) — and never
