@@ -32,6 +32,10 @@ const lease = (max: number, extra: { waitMs?: number; requestId?: string } = {})
   requestId: extra.requestId ?? `r-${++seq}`,
 });
 
+/** A reply's grants as [taskId, token] pairs: what a resend must hand back unchanged. */
+const grants = (reply: { readonly leases: readonly { taskId: string; token: number }[] }) =>
+  reply.leases.map((l) => [l.taskId, l.token]);
+
 /** The coordinator's lease resends by outcome, as its metrics endpoint serves them. */
 async function resends(coordinator: Coordinator): Promise<Record<string, number>> {
   const text = await (await fetch(coordinator.metricsUrl!)).text();
@@ -281,9 +285,7 @@ describe("request ids", () => {
       "the announcement",
     );
     const retry = await ok(c.nc, c.cluster, lease(2, { requestId: "lost-reply" }));
-    expect(retry.leases.map((l) => [l.taskId, l.token])).toEqual(
-      first.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(grants(retry)).toEqual(grants(first));
   });
 
   it("answers a retry reaching another coordinator with the first grant, even asked in another order", async () => {
@@ -308,9 +310,7 @@ describe("request ids", () => {
       "the announcements",
     );
     const retry = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "moved" }), attempt: 2 });
-    expect(retry.leases.map((l) => [l.taskId, l.token])).toEqual(
-      first.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(grants(retry)).toEqual(grants(first));
     // Nothing was granted anew: the replay-only asks granted nothing.
     expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(2);
     // A third coordinator, asked for fewer than were granted, replays no more than asked for.
@@ -343,9 +343,7 @@ describe("request ids", () => {
     expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(2);
     // Asked again, every shard answers: the first grant, whole.
     const again = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "lost" }), attempt: 3 });
-    expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
-      first.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(grants(again)).toEqual(grants(first));
     expect(await resends(b)).toEqual({ unanswered: 1, replayed: 1 });
   });
 
@@ -394,15 +392,11 @@ describe("request ids", () => {
     // grant, as to any retry of it.
     release();
     const late = await firstSend;
-    expect(late.ok && late.leases.map((l) => [l.taskId, l.token])).toEqual(
-      resend.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(late.ok && grants(late)).toEqual(grants(resend));
     expect(c.shards.map((s) => s.engine.stats().leased)).toEqual([1, 0]);
     // A later resend finds the resend's grant, and only it.
     const third = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "slow" }), attempt: 3 });
-    expect(third.leases.map((l) => [l.taskId, l.token])).toEqual(
-      resend.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(grants(third)).toEqual(grants(resend));
     // Each resend is counted by what became of it.
     expect(await resends(coordinator)).toEqual({ filled: 1, replayed: 1 });
   });
@@ -438,9 +432,7 @@ describe("request ids", () => {
     // Once it knows every shard, the resend finds the first grant.
     loaded = true;
     const again = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "early" }), attempt: 3 });
-    expect(again.leases.map((l) => [l.taskId, l.token])).toEqual(
-      first.leases.map((l) => [l.taskId, l.token]),
-    );
+    expect(grants(again)).toEqual(grants(first));
     expect(await resends(b)).toEqual({ unanswered: 1, replayed: 1 });
   });
 
