@@ -1098,26 +1098,12 @@ export class Scheduler {
   }
 }
 
+/** State codes by name: the inverse of STATE_NAMES. */
+const STATE_CODES: ReadonlyMap<string, S> = new Map(STATE_NAMES.map((name, code) => [name, code as S]));
+
 /** Index of a state name in STATE_NAMES, or -1. */
 function stateCode(name: string): S | -1 {
-  switch (name) {
-    case "WAITING":
-      return S.WAITING;
-    case "RUNNABLE":
-      return S.RUNNABLE;
-    case "LEASED":
-      return S.LEASED;
-    case "COMPLETED":
-      return S.COMPLETED;
-    case "FAILED":
-      return S.FAILED;
-    case "CANCELLED":
-      return S.CANCELLED;
-    case "EXPIRED":
-      return S.EXPIRED;
-    default:
-      return -1;
-  }
+  return STATE_CODES.get(name) ?? -1;
 }
 
 /** Whether `handles` are in nondecreasing order of `by`. */
