@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ShardErrorCode } from "./errors.js";
 import type { JournalRecord } from "./journal.js";
 import { describeJournalContract } from "./journal-conformance.js";
-import { FORMAT_VERSION, LmdbJournal } from "./lmdb-journal.js";
+import { FORMAT_VERSION, LmdbJournal, storeError } from "./lmdb-journal.js";
 import { Shard } from "./shard.js";
 
 const root = mkdtempSync(join(tmpdir(), "frontier-journal-"));
@@ -191,5 +191,29 @@ describe("lmdb journal: blocks", () => {
     await journal.close();
     // Each block is answered by whichever comes first; seeing it usually does.
     expect(answeredBySeeing).toBeGreaterThan(10);
+  });
+});
+
+describe("lmdb journal: how a store error is named", () => {
+  // What lmdb-js rejects a failed commit with when its `commitError` never settles.
+  const generic = () => new Error("Commit failed (see commitError for details)");
+  const withCode = (code: number | string) => Object.assign(new Error(`failed (${code})`), { code });
+
+  it("an error with no code, or EIO, is a full disk when free space is below the threshold", () => {
+    for (const error of [generic(), withCode(5), withCode("EIO")]) {
+      expect(storeError(error, root, Number.MAX_SAFE_INTEGER).code).toBe(ShardErrorCode.STORAGE_FULL);
+      expect(storeError(error, root, 0).code).toBe(ShardErrorCode.STORAGE_FAILED);
+    }
+  });
+
+  it("a full-disk code is a full disk, and another code keeps its own cause, whatever the free space", () => {
+    for (const code of [28, "ENOSPC", "EDQUOT", "EFBIG", -30792])
+      expect(storeError(withCode(code), root, 0).code).toBe(ShardErrorCode.STORAGE_FULL);
+    expect(storeError(withCode("EACCES"), root, Number.MAX_SAFE_INTEGER).code).toBe(
+      ShardErrorCode.STORAGE_FAILED,
+    );
+    expect(storeError(withCode(-30796), root, Number.MAX_SAFE_INTEGER).code).toBe(
+      ShardErrorCode.CORRUPT_DATA,
+    );
   });
 });

@@ -927,8 +927,12 @@ export function storeError(error: unknown, dataDir: string, fullBelowBytes = NEA
     return new StorageError(ShardErrorCode.STORAGE_FULL, `storage is full: ${text}`, storeCode, options);
   if (storeCode !== undefined && CORRUPT_CODES.has(storeCode))
     return new CorruptDataError(dataDir, text, options);
-  // LMDB reports a short write, which is what a full disk usually causes, as EIO.
-  const free = storeCode === EIO || storeCode === "EIO" ? freeBytes(dataDir) : undefined;
+  // LMDB reports a short write, which is what a full disk usually causes, as
+  // EIO; lmdb-js reports a failed commit with a generic error and no code
+  // when its `commitError` never settles (see commitError). Both are looked
+  // at against the disk; an error with another code keeps its own cause.
+  const unclassified = storeCode === undefined || storeCode === EIO || storeCode === "EIO";
+  const free = unclassified ? freeBytes(dataDir) : undefined;
   if (free !== undefined && free < fullBelowBytes)
     return new StorageError(
       ShardErrorCode.STORAGE_FULL,
