@@ -4,7 +4,7 @@
  * cluster could have done.
  */
 import { describe, expect, it } from "vitest";
-import { checkHistory, formatReport, percentiles } from "./checker.js";
+import { checkHistory, formatReport, percentiles, zombieWrites } from "./checker.js";
 import type {
   Exchange,
   ExchangeReply,
@@ -462,6 +462,26 @@ describe("checker", () => {
     expect(table).toMatch(/faults injected\s+100 \(shard-kill 100\)/);
     expect(table).toMatch(/recovery: shard-kill\s+p50 500 ms, p99 990 ms/);
     expect(table).toMatch(/two live leases on one task\s+0/);
+  });
+
+  it("a zombie shard's writes: blocks built after it was stopped, however late their tap lines", () => {
+    const tap = (pid: number, clock: number, at: number): HistoryEvent => ({
+      k: "tap",
+      shard: "shard-1",
+      pid,
+      clock: T0 + clock,
+      at: T0 + at,
+      changes: [state("t", "RUNNABLE")],
+    });
+    const zombie = { pid: 7, stoppedAt: T0 + 1_000, replacedAt: T0 + 5_000 };
+    const builtBefore = tap(7, 990, 5_001); // committed before the stop, its line written after the wake-up
+    const builtAfter = tap(7, 5_002, 5_010); // built after the wake-up: it must never be durable
+    const otherPid = tap(8, 5_002, 5_010); // the replacement's
+    expect(zombieWrites([builtBefore, otherPid], zombie)).toEqual([]);
+    expect(zombieWrites([builtBefore, builtAfter, otherPid], zombie)).toEqual([builtAfter]);
+    // A shard clock up to half the pause off the wall clock changes neither answer.
+    expect(zombieWrites([tap(7, 2_900, 5_001)], zombie)).toEqual([]);
+    expect(zombieWrites([tap(7, 3_100, 5_010)], zombie)).toHaveLength(1);
   });
 
   it("percentiles of nothing are zero", () => {

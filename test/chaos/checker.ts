@@ -35,6 +35,7 @@ import type {
   FaultKind,
   FinalTask,
   History,
+  HistoryEvent,
   LeaseGrant,
   TapBlock,
   TaskSummary,
@@ -605,6 +606,27 @@ function expectedEnd(
   if (spec.policy === "cancel" && spec.pre.some((p) => BAD_END.has(final.get(p)?.state ?? "")))
     return "CANCELLED";
   return spec.poison ? "FAILED" : "COMPLETED";
+}
+
+/**
+ * The blocks a zombie shard (SIGSTOPped, replaced, woken with SIGCONT)
+ * made durable after it was woken: must be none, its journal is fenced.
+ *
+ * Told apart by when the block was built (its shard clock), not by when its
+ * tap line was written: a block built and committed before the stop may be
+ * reported, and its line written, after the wake-up (a pause between commit
+ * and report; the journal then refuses to answer for it, but a pause after
+ * the report and before the line cannot be told apart). Nothing is built
+ * while the process is stopped, so the stop splits the blocks in two, with
+ * a gap of the whole pause; the cut is in its middle, so a shard clock a
+ * little off the wall clock changes nothing.
+ */
+export function zombieWrites(
+  events: readonly HistoryEvent[],
+  zombie: { readonly pid: number; readonly stoppedAt: number; readonly replacedAt: number },
+): TapBlock[] {
+  const cut = (zombie.stoppedAt + zombie.replacedAt) / 2;
+  return events.filter((e): e is TapBlock => e.k === "tap" && e.pid === zombie.pid && e.clock > cut);
 }
 
 export function percentiles(samples: readonly number[]): Percentiles {

@@ -195,7 +195,9 @@ export interface ZombieShardOutcome {
   readonly exitCode: number | null;
   /** It stopped by itself within the wait after SIGCONT (fail-stop). */
   readonly exitedByItself: boolean;
-  /** When the replacement served, wall ms: the old one may write nothing after this. */
+  /** When the old one was stopped (SIGSTOP), wall ms. */
+  readonly stoppedAt: number;
+  /** When the replacement served, wall ms; the old one was woken (SIGCONT) right after. */
   readonly replacedAt: number;
 }
 
@@ -471,6 +473,7 @@ export class ChaosCluster {
     const pid = old.pid;
     const at = this.fault("shard-zombie", m.name, pid);
     m.supervised = false;
+    const stoppedAt = Date.now();
     old.kill("SIGSTOP");
     await sleep(ms);
     const exited = new Promise<number | null>((r) => old.once("exit", (code) => r(code)));
@@ -490,9 +493,9 @@ export class ChaosCluster {
     const exitCode = await Promise.race([exited, sleep(exitWithinMs).then(() => "timeout" as const)]);
     if (exitCode === "timeout") {
       old.kill("SIGKILL");
-      return { pid, exitCode: null, exitedByItself: false, replacedAt };
+      return { pid, exitCode: null, exitedByItself: false, stoppedAt, replacedAt };
     }
-    return { pid, exitCode, exitedByItself: true, replacedAt };
+    return { pid, exitCode, exitedByItself: true, stoppedAt, replacedAt };
   }
 
   /**

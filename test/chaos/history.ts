@@ -125,9 +125,12 @@ export interface TapBlock {
   readonly k: "tap";
   readonly shard: string;
   readonly pid: number;
-  /** Shard clock when the block was written. */
+  /** Shard clock when the block was built (aligned with the wall clock when the shard opened). */
   readonly clock: number;
-  /** Wall clock when the block became durable. */
+  /**
+   * Wall clock when the line was written: once the journal reported the
+   * block durable; later when the process was paused in between.
+   */
   readonly at: number;
   readonly changes: readonly TapChange[];
 }

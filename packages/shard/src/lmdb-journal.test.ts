@@ -176,6 +176,55 @@ describe("lmdb journal: blocks", () => {
     });
   }
 
+  for (const durability of ["flushed", "committed"] as const)
+    it(`a block committed before a takeover but reported after it is refused: the successor answers for it (${durability})`, async () => {
+      const dataDir = join(root, `j${n++}`);
+      const old = await LmdbJournal.open({ dataDir, durability });
+      await old.append([add("before")]);
+      // Stand-in for this process pausing between a commit and its report (a SIGSTOP, a
+      // long GC): lmdb-js's report of the next block and the "committed" check of the head
+      // are held back until the test lets them through. Private on purpose: the pause is
+      // at a point no public API reaches.
+      type Write = Promise<boolean> & { flushed?: Promise<unknown> };
+      const internals = old as unknown as {
+        db: { head: { ifVersion: (...args: unknown[]) => Write } };
+        checkVisible(): void;
+      };
+      const head = internals.db.head;
+      const ifVersion = head.ifVersion.bind(head);
+      const checkVisible = internals.checkVisible.bind(old);
+      let resume!: () => void;
+      const paused = new Promise<void>((resolve) => {
+        resume = resolve;
+      });
+      let committed: Write | undefined;
+      head.ifVersion = (...args) => {
+        const write = ifVersion(...args);
+        committed = write;
+        const reported: Write = paused.then(() => write);
+        if (write.flushed) reported.flushed = paused.then(() => write.flushed);
+        return reported;
+      };
+      internals.checkVisible = () => {};
+      const late = old.append([add("committed-then-paused")]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(await committed).toBe(true);
+      await committed?.flushed;
+
+      const successor = await LmdbJournal.open({ dataDir, takeover: true });
+      internals.checkVisible = checkVisible;
+      resume();
+      await expect(late).rejects.toMatchObject({ code: ShardErrorCode.SHARD_FENCED });
+      await expect(old.append([add("after")])).rejects.toMatchObject({ code: ShardErrorCode.SHARD_FENCED });
+      await old.close();
+      // The block is the successor's, which answers a retry of it.
+      expect([...successor.load().tasks].map((t) => t.spec.id).sort()).toEqual([
+        "before",
+        "committed-then-paused",
+      ]);
+      await successor.close();
+    });
+
   it('"committed" answers once the head is seen at a block\'s version: lmdb-js tells when a commit is visible', async () => {
     const journal = await LmdbJournal.open({ dataDir: join(root, `j${n++}`), durability: "committed" });
     // Private on purpose: this pins the lmdb-js internal the early answer relies on (onVisibleCommit).

@@ -536,7 +536,12 @@ export class LmdbJournal implements Journal {
         // lmdb-js has reported blocks committed that were not (pipelined
         // blocks of a transaction that failed, with the disk full): the
         // head says whether this one was.
-        if (!this.headReached(target)) return Promise.reject(this.lostCommit());
+        const head = this.headVersion();
+        if (head === undefined || head < target) return Promise.reject(this.lostCommit());
+        // Committed before a takeover, reported after it (this process was
+        // paused in between): the successor holds the block and answers for
+        // it; a superseded owner answers nothing, so the caller retries there.
+        if (head >= this.chainEnd) return Promise.reject(this.superseded());
         return this.durability === "flushed" ? (written.flushed ?? this.env.flushed) : undefined;
       },
       (error: unknown) =>
@@ -571,24 +576,27 @@ export class LmdbJournal implements Journal {
    * Acknowledges, in chain order, every "committed" block the head's
    * version has reached, reading it in a fresh snapshot (so the commit is
    * visible: written to the OS). A version at or past chainEnd is a
-   * successor's; then nothing is acknowledged here and lmdb-js's reports
-   * decide. Cost: one read-transaction renewal and one unparsed read.
+   * successor's; then nothing is acknowledged here, and lmdb-js's reports
+   * refuse every pending block (see commit). Cost: one read-transaction
+   * renewal and one unparsed read.
    */
   private checkVisible(): void {
     if (this.unseen.length === 0) return;
-    this.env.resetReadTxn();
-    if (this.db.head.getBinaryFast(HEAD_KEY) === undefined) return;
-    const version = getLastVersion();
-    if (version >= this.chainEnd) return;
+    const version = this.headVersion();
+    if (version === undefined || version >= this.chainEnd) return;
     let seen = 0;
     while (seen < this.unseen.length && this.unseen[seen]!.version <= version) this.unseen[seen++]!.seen();
     this.unseen.splice(0, seen);
   }
 
-  /** Whether a fresh read finds the head at `version` or later (a successor's version counts). */
-  private headReached(version: number): boolean {
+  /** The head's version in a fresh read (a successor's, past chainEnd, once taken over); undefined when there is no head. */
+  private headVersion(): number | undefined {
     this.env.resetReadTxn();
-    return this.db.head.getBinaryFast(HEAD_KEY) !== undefined && getLastVersion() >= version;
+    return this.db.head.getBinaryFast(HEAD_KEY) === undefined ? undefined : getLastVersion();
+  }
+
+  private superseded(): ShardFencedError {
+    return new ShardFencedError(this.dataDir, this.headRow.epoch, this.db.head.get(HEAD_KEY)?.epoch);
   }
 
   private lostCommit(): StorageError {
@@ -676,9 +684,7 @@ export class LmdbJournal implements Journal {
   /** Why a block's condition failed: a takeover (another epoch) or a broken chain. */
   private conditionFailure(): ShardError {
     this.env.resetReadTxn();
-    const current = this.db.head.get(HEAD_KEY);
-    if (current?.epoch !== this.headRow.epoch)
-      return new ShardFencedError(this.dataDir, this.headRow.epoch, current?.epoch);
+    if (this.db.head.get(HEAD_KEY)?.epoch !== this.headRow.epoch) return this.superseded();
     return this.lossError("a commit was refused because an earlier one was lost");
   }
 
