@@ -185,6 +185,37 @@ describe("requests", () => {
     await coord.close();
   });
 
+  it("remembers the numbering of the 10,000 most recently used request ids, and forgets older ones", async () => {
+    const { coord, client } = await setup({
+      requestTimeoutMs: 150,
+      retry: { attempts: 2, baseMs: 1, maxMs: 2 },
+    });
+    await client.submit(["a", "b", "c"].map((id) => ({ id, deadline: 1 })));
+    // Private on purpose: 10,000 lease calls only to fill the table would be slow; the calls
+    // under test are real ones.
+    const track = (id: string) =>
+      (client as unknown as { trackLeaseId(owner: string, id: string): number }).trackLeaseId(
+        client.name,
+        id,
+      );
+    coord.script = (q) => (q.op === "lease" ? { action: "drop" } : undefined);
+    for (const id of ["kept", "forgotten"])
+      await expect(client.lease({ requestId: id })).rejects.toBeInstanceOf(RequestTimeoutError);
+    coord.script = null;
+    // "kept" is used again after "forgotten": it is the more recent of the two.
+    track("kept");
+    for (let i = 0; i < 9_999; i++) track(`other-${i}`);
+    // 10,001 ids used: the least recent, "forgotten", is gone; "kept" is the 10,000th most recent.
+    await client.lease({ requestId: "kept" });
+    await client.lease({ requestId: "forgotten" });
+    const last = (id: string) =>
+      coord.requests.filter((q): q is RequestOf<"lease"> => q.op === "lease" && q.requestId === id).at(-1);
+    expect(last("kept")?.attempt).toBe(3);
+    expect(last("forgotten")?.attempt).toBeUndefined();
+    await client.close();
+    await coord.close();
+  });
+
   it("retries retryable error replies and gives up after the attempts", async () => {
     const { coord, client } = await setup({ retry: { attempts: 3, baseMs: 1, maxMs: 2 } });
     let n = 0;
