@@ -682,6 +682,24 @@ describe("ShardActor", () => {
     expect(actor.currentState).toBe(ActorState.CLOSED);
   });
 
+  it("once replaced, answers no read either: its memory is stale, so it fails without waiting for a write", async () => {
+    const { actor, nc, cluster, shardId, dataDir, wf } = await startActor();
+    ok(
+      await ask(nc, cluster, shardId, {
+        op: "submit",
+        tasks: [task("r", 1, { workflowId: wf })],
+        idempotencyKey: "k",
+      }),
+    );
+    const usurper = await Shard.open({ dataDir, takeover: true });
+    env.defer(() => usurper.close());
+    expectError(await ask(nc, cluster, shardId, { op: "getTask", taskId: "r" }), "SHARD_UNAVAILABLE");
+    const exit = await actor.done();
+    expect(exit.kind).toBe("failed");
+    expectError(await ask(nc, cluster, shardId, { op: "stats" }), "SHARD_UNAVAILABLE");
+    await actor.close();
+  });
+
   it("fails to start, leaving nothing behind, on a directory another shard holds", async () => {
     const { dataDir, cluster } = await startActor();
     await expect(

@@ -443,6 +443,9 @@ export class ShardActor {
         `shard ${this.shardId} is ${this.state === ActorState.FAILED ? "failed and restarting" : "closing"}`,
       );
     }
+    // A replacement may have taken the directory over while this process was paused: then it
+    // answers nothing, reads included (its memory is stale), and fails. Writes are fenced anyway.
+    this.shard.confirmOwner();
     switch (request.op) {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
@@ -814,6 +817,8 @@ export class ShardActor {
   private readFrontier(): Frontier | null {
     if (this.state !== ActorState.SERVING) return null;
     try {
+      // An announcement from a replaced owner would steer leases by its stale memory.
+      this.shard.confirmOwner();
       // Called for every lease reply and announcement: the two figures only, not the whole stats.
       const { top, runnable } = this.shard.frontier();
       return top === null

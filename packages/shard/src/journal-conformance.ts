@@ -233,6 +233,27 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       ]);
     });
 
+    it("checkOwner is quiet while this opener owns the directory and throws SHARD_FENCED after a takeover, stopping the journal", async () => {
+      const location = await harness.location();
+      const old = await harness.open(location);
+      await old.append([add("before")]);
+      old.checkOwner();
+      const successor = await harness.open(location, { takeover: true });
+      let thrown: unknown;
+      try {
+        old.checkOwner();
+      } catch (error) {
+        thrown = error;
+      }
+      expect((thrown as { code?: string } | undefined)?.code).toBe(ShardErrorCode.SHARD_FENCED);
+      // Stopped: it writes nothing more, without trying.
+      expect((await rejection(old.append([add("after")]))).code).toBe(ShardErrorCode.SHARD_FENCED);
+      await old.close();
+      successor.checkOwner();
+      await successor.close();
+      expect((await reload(harness, location)).tasks.map((t) => t.spec.id)).toEqual(["before"]);
+    });
+
     it("an append that cannot be stored fails whole, and every later append fails too", async () => {
       const location = await harness.location();
       const journal = await harness.open(location);

@@ -103,6 +103,13 @@ export interface Journal {
   /** Queues records; resolves once they and everything before are durable. See the contract above. */
   append(records: readonly JournalRecord[]): Promise<void>;
   stats(): JournalStats;
+  /**
+   * Throws SHARD_FENCED (and stops the journal, as a refused append does)
+   * once a later opener has taken the directory over. A fresh read of the
+   * ownership record: what a shard checks before it answers anything that
+   * writes nothing, since only writes find the fence by themselves.
+   */
+  checkOwner(): void;
   /** Waits for pending appends, releases ownership (unless fenced or failed) and closes. Idempotent. */
   close(): Promise<void>;
 }

@@ -441,6 +441,15 @@ export class LmdbJournal implements Journal {
     };
   }
 
+  checkOwner(): void {
+    if (this.failure || this.closing) return;
+    const version = this.headVersion();
+    if (version === undefined || version < this.chainEnd) return;
+    const fenced = this.superseded();
+    this.stop(fenced);
+    throw fenced;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutDown();
     return this.closing;

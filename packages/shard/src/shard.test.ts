@@ -430,12 +430,32 @@ describe("Shard fail-stop", () => {
   });
 });
 
+describe("Shard: a replaced owner", () => {
+  it("confirmOwner fails the shard once another opener took the directory over: it answers no read after that", async () => {
+    const dataDir = freshDir();
+    const old = await openShard({ dataDir });
+    await old.submit(task("a", 1));
+    old.confirmOwner();
+    const successor = await openShard({ dataDir, takeover: true });
+    // Its memory still holds the task: only asking the directory tells it that it is stale.
+    expect(old.getTask("a")?.state).toBe("RUNNABLE");
+    const error = await rejection(Promise.resolve().then(() => old.confirmOwner()));
+    expect(error).toBeInstanceOf(ShardFailedError);
+    expect((error as ShardFailedError).cause).toMatchObject({ code: ShardErrorCode.SHARD_FENCED });
+    expect(old.stats().state).toBe(ShardState.FAILED);
+    expect(() => old.getTask("a")).toThrow(ShardFailedError);
+    successor.confirmOwner();
+    expect(successor.getTask("a")?.state).toBe("RUNNABLE");
+  });
+});
+
 /** A journal whose appends wait for `gate` before reaching the real one. */
 function gated(journal: Journal, gate: Promise<void>): Journal {
   return {
     load: () => journal.load(),
     append: (records) => gate.then(() => journal.append(records)),
     stats: () => journal.stats(),
+    checkOwner: () => journal.checkOwner(),
     close: () => journal.close(),
   };
 }
@@ -451,6 +471,7 @@ function failing(journal: Journal, broken: () => boolean): Journal {
       return failure ? Promise.reject(failure) : journal.append(records);
     },
     stats: () => journal.stats(),
+    checkOwner: () => journal.checkOwner(),
     close: () => journal.close(),
   };
 }

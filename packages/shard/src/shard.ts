@@ -431,6 +431,26 @@ export class Shard {
   }
 
   /**
+   * Throws SHARD_FAILED (cause SHARD_FENCED) once another opener has taken
+   * the data directory over, moving this shard to FAILED; SHARD_FAILED or
+   * SHARD_CLOSED when it does not serve. A write finds the fence by itself;
+   * a server calls this before answering a read, so that a replaced owner
+   * (paused, then woken) answers nothing from its stale memory. Cost: one
+   * read of the ownership record.
+   */
+  confirmOwner(): void {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    try {
+      this.journal.checkOwner();
+    } catch (cause) {
+      const reason = toShardError(cause);
+      this.enter(ShardState.FAILED, reason);
+      throw new ShardFailedError(this.failure ?? reason);
+    }
+  }
+
+  /**
    * The attempt that (owner, requestId) is fenced at (ReplayLeaseOptions):
    * `lease` calls from earlier attempts grant nothing. 1 when not fenced.
    */
