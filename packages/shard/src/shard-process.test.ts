@@ -3,8 +3,8 @@
  * the same directory, a paused owner that wakes up after a takeover, a
  * process whose disk fills up.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -18,7 +18,26 @@ const fixture = join(packageDir, "fixtures", "shard-process.ts");
 const root = mkdtempSync(join(tmpdir(), "frontier-shard-process-"));
 let dirs = 0;
 const freshDir = () => join(root, `p${dirs++}`);
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/**
+ * A real full disk: a tmpfs of `size` mounted at a fresh directory, when
+ * this process may mount one (root, as on CI's machines); else undefined.
+ */
+function mountTmpfs(size: string): string | undefined {
+  const dir = join(root, "tmpfs");
+  mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "ignore" });
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+const tmpfs = process.getuid?.() === 0 ? mountTmpfs("2m") : undefined;
+afterAll(() => {
+  if (tmpfs) execFileSync("umount", [tmpfs], { stdio: "ignore" });
+  rmSync(root, { recursive: true, force: true });
+});
 
 interface Reply {
   id: number;
@@ -175,6 +194,37 @@ describe("Shard across processes", () => {
     await reopened.submit({ id: "after", deadline: 1 });
     await reopened.close();
   });
+
+  // Needs a mount (root); the file-size limit tests above stand in for it elsewhere.
+  it.skipIf(tmpfs === undefined)(
+    "on a really full disk (a 2 MB tmpfs) it stops with STORAGE_FULL; reopened with room again, every acknowledged batch is there and it serves",
+    async () => {
+      const dataDir = join(tmpfs!, "shard");
+      const child = ShardProcess.start();
+      // The default full-disk threshold: the disk itself says it is full.
+      await child.ok("open", { dataDir });
+      const { acked, error } = (await child.ok("fill", "t")) as {
+        acked: number;
+        error: { code: string; cause: string };
+      };
+      expect(acked).toBeGreaterThan(2);
+      expect(error.code).toBe(ShardErrorCode.SHARD_FAILED);
+      expect(error.cause).toBe(ShardErrorCode.STORAGE_FULL);
+      await child.ok("close");
+      await child.ok("exit");
+      await child.exited;
+
+      execFileSync("mount", ["-o", "remount,size=16m", tmpfs!], { stdio: "ignore" });
+      const reopened = await Shard.open({ dataDir });
+      const stored = reopened.stats().counts.RUNNABLE;
+      expect(stored % 100).toBe(0);
+      expect(stored).toBeGreaterThanOrEqual(acked * 100);
+      for (let batch = 0; batch < acked; batch++)
+        expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
+      await reopened.submit({ id: "after", deadline: 1 });
+      await reopened.close();
+    },
+  );
 
   for (const durability of ["flushed", "committed"] as const)
     it(`pipelined blocks (${durability}) when the disk fills up: the failed one and every later one rejected, and no hole on disk`, async () => {
