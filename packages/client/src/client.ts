@@ -401,7 +401,8 @@ class NatsFrontierClient implements FrontierClient {
     const signal = options.signal;
     // A lease's sends are numbered (`attempt`), from where an earlier call under its id left off.
     const lease = op === "lease" ? (request as RequestOf<"lease">) : undefined;
-    const tracked = lease && leaseIdKey(lease.owner, lease.requestId);
+    // Only a caller-chosen id is tracked; a client that never chose one builds no key.
+    const tracked = lease && this.leaseSends.size > 0 ? leaseIdKey(lease.owner, lease.requestId) : undefined;
     for (let tries = 1; ; tries++) {
       throwIfAborted(op, signal);
       const attempt = (lease?.attempt ?? 1) + tries - 1;

@@ -166,6 +166,10 @@ export class ShardActor {
       pollMs: options.frontierPollMs,
       read: () => this.readFrontier(),
       publish: (a) => {
+        // An announcement from a replaced owner would steer leases by its stale memory. Checked
+        // here, where one is sent (at most every throttleMs), not on every read of the frontier
+        // (after each change, and for each lease reply, whose request was checked already).
+        if (!this.stillOwner()) return;
         try {
           this.nc.publish(subject, encodeFrontier(a));
         } catch (error) {
@@ -814,11 +818,21 @@ export class ShardActor {
 
   // -------------------------------------------------------------- frontier
 
+  /** Whether the shard still owns its data directory; once not, the actor fails (see serveRequest). */
+  private stillOwner(): boolean {
+    try {
+      this.shard.confirmOwner();
+      return true;
+    } catch (error) {
+      if (error instanceof ShardError) this.toBoundary(error);
+      else this.log.error({ err: messageOf(error) }, "checking ownership failed");
+      return false;
+    }
+  }
+
   private readFrontier(): Frontier | null {
     if (this.state !== ActorState.SERVING) return null;
     try {
-      // An announcement from a replaced owner would steer leases by its stale memory.
-      this.shard.confirmOwner();
       // Called for every lease reply and announcement: the two figures only, not the whole stats.
       const { top, runnable } = this.shard.frontier();
       return top === null

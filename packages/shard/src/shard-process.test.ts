@@ -46,6 +46,29 @@ interface Reply {
   error?: { code?: string; cause?: string; message?: string };
 }
 
+/** Fills the process's shard with batches of 100 tasks (`t-<batch>-<i>`) until the disk is full; returns the batches acknowledged. */
+async function fillUntilFull(child: ShardProcess): Promise<number> {
+  const { acked, error } = (await child.ok("fill", "t")) as {
+    acked: number;
+    error: { code: string; cause: string };
+  };
+  expect(error.code).toBe(ShardErrorCode.SHARD_FAILED);
+  expect(error.cause).toBe(ShardErrorCode.STORAGE_FULL);
+  return acked;
+}
+
+/** Reopened (with room on the disk), the shard holds whole batches, every acknowledged one, and serves. */
+async function expectAckedBatchesAndServes(dataDir: string, acked: number): Promise<void> {
+  const reopened = await Shard.open({ dataDir });
+  const stored = reopened.stats().counts.RUNNABLE;
+  expect(stored % 100).toBe(0);
+  expect(stored).toBeGreaterThanOrEqual(acked * 100);
+  for (let batch = 0; batch < acked; batch++)
+    expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
+  await reopened.submit({ id: "after", deadline: 1 });
+  await reopened.close();
+}
+
 /** A shard process driven over stdin/stdout (fixtures/shard-process.ts). */
 class ShardProcess {
   private nextId = 0;
@@ -166,13 +189,8 @@ describe("Shard across processes", () => {
     const child = ShardProcess.start(4096);
     // The file size limit stands in for a full disk: any I/O error counts as one.
     await child.ok("open", { dataDir }, { fullBelowBytes: Number.MAX_SAFE_INTEGER });
-    const { acked, error } = (await child.ok("fill", "t")) as {
-      acked: number;
-      error: { code: string; cause: string };
-    };
+    const acked = await fillUntilFull(child);
     expect(acked).toBeGreaterThan(5);
-    expect(error.code).toBe(ShardErrorCode.SHARD_FAILED);
-    expect(error.cause).toBe(ShardErrorCode.STORAGE_FULL);
     // Every later call is refused too, reads included.
     const later = await child.call("lease", "w");
     expect(later.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
@@ -184,15 +202,7 @@ describe("Shard across processes", () => {
 
     // A failed journal writes nothing more, not even its release: the next
     // opener finds the owner dead.
-    const reopened = await Shard.open({ dataDir });
-    const stored = reopened.stats().counts.RUNNABLE;
-    expect(stored % 100).toBe(0);
-    expect(stored).toBeGreaterThanOrEqual(acked * 100);
-    for (let batch = 0; batch < acked; batch++)
-      expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
-    // With space again, it serves.
-    await reopened.submit({ id: "after", deadline: 1 });
-    await reopened.close();
+    await expectAckedBatchesAndServes(dataDir, acked);
   });
 
   // Needs a mount (root); the file-size limit tests above stand in for it elsewhere.
@@ -203,26 +213,14 @@ describe("Shard across processes", () => {
       const child = ShardProcess.start();
       // The default full-disk threshold: the disk itself says it is full.
       await child.ok("open", { dataDir });
-      const { acked, error } = (await child.ok("fill", "t")) as {
-        acked: number;
-        error: { code: string; cause: string };
-      };
+      const acked = await fillUntilFull(child);
       expect(acked).toBeGreaterThan(2);
-      expect(error.code).toBe(ShardErrorCode.SHARD_FAILED);
-      expect(error.cause).toBe(ShardErrorCode.STORAGE_FULL);
       await child.ok("close");
       await child.ok("exit");
       await child.exited;
 
       execFileSync("mount", ["-o", "remount,size=16m", tmpfs!], { stdio: "ignore" });
-      const reopened = await Shard.open({ dataDir });
-      const stored = reopened.stats().counts.RUNNABLE;
-      expect(stored % 100).toBe(0);
-      expect(stored).toBeGreaterThanOrEqual(acked * 100);
-      for (let batch = 0; batch < acked; batch++)
-        expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
-      await reopened.submit({ id: "after", deadline: 1 });
-      await reopened.close();
+      await expectAckedBatchesAndServes(dataDir, acked);
     },
   );
 
