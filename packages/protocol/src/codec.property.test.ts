@@ -10,10 +10,12 @@ import {
   encodeReply,
   errorReply,
   fromWireError,
+  isValidToken,
   type Message,
   OPS,
   PROTOCOL_VERSION,
   ProtocolError,
+  type Reply,
   unwrapReply,
   WIRE_ERRORS,
   type WireErrorCode,
@@ -74,6 +76,26 @@ const request = fc
     fc.record({ op: fc.constant("heartbeat" as const), ...ref, token, leaseMs: fc.integer({ min: 1 }) }),
     fc.record({ op: fc.constant("complete" as const), ...ref, token }),
     fc.record({ op: fc.constant("fail" as const), ...ref, token, retryable: fc.boolean(), reason: text }),
+    fc.record(
+      {
+        op: fc.constant("settle" as const),
+        completes: fc.array(
+          fc.record({ taskId: id, workflowId: id, token }, { requiredKeys: ["taskId", "token"] }),
+          { maxLength: 4 },
+        ),
+        lease: fc.record(
+          {
+            owner: nonEmptyId,
+            max: fc.integer({ min: 1, max: 1000 }),
+            leaseMs: fc.integer({ min: 1, max: 2 ** 40 }),
+            requestId: nonEmptyId,
+            attempt: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+          },
+          { requiredKeys: ["owner", "max", "leaseMs", "requestId"] },
+        ),
+      },
+      { requiredKeys: ["op", "completes"] },
+    ),
     fc.record({ op: fc.constant("cancel" as const), ...ref, reason: fc.option(text, { nil: undefined }) }),
     fc.record({ op: fc.constant("updateDeadline" as const), ...ref, deadline: number }),
     fc.record({ op: fc.constant("getTask" as const), ...ref }),
@@ -163,6 +185,24 @@ const wireError = fc.record(
   { requiredKeys: ["code", "message", "retryable"] },
 );
 
+/** A shard id: a subject token. */
+const shardId = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
+const frontier = fc
+  .record({
+    shardId,
+    head: fc.option(fc.record({ deadline: number, key: number, taskId: id }), { nil: null }),
+    runnable: count,
+    seq: count,
+    at: number,
+  })
+  .map(({ head, ...rest }) => ({
+    ...rest,
+    deadline: head?.deadline ?? null,
+    key: head?.key ?? null,
+    taskId: head?.taskId ?? null,
+  }));
+const settleOutcome = fc.oneof(fc.record({ duplicate: fc.boolean() }), fc.record({ error: wireError }));
+
 const reply = fc.oneof(
   fc.record({
     ok: fc.constant(true as const),
@@ -170,11 +210,22 @@ const reply = fc.oneof(
     accepted: count,
     replayed: fc.boolean(),
   }),
-  fc.record({
-    ok: fc.constant(true as const),
-    op: fc.constant("lease" as const),
-    leases: fc.array(lease, { maxLength: 3 }),
-  }),
+  // Each grant with the shard that made it; `shards` (one per lease) and `frontier` sent or not.
+  fc
+    .record({
+      grants: fc.array(fc.record({ lease, shard: shardId }), { maxLength: 3 }),
+      withShards: fc.boolean(),
+      frontier: fc.option(frontier, { nil: undefined }),
+    })
+    .map(({ grants, withShards, frontier }) =>
+      stripUndefined({
+        ok: true as const,
+        op: "lease" as const,
+        leases: grants.map((g) => g.lease),
+        frontier,
+        shards: withShards ? grants.map((g) => g.shard) : undefined,
+      }),
+    ),
   fc.record({ ok: fc.constant(true as const), op: fc.constant("heartbeat" as const), expiresAt: number }),
   fc.record({
     ok: fc.constant(true as const),
@@ -186,6 +237,16 @@ const reply = fc.oneof(
     op: fc.constant("fail" as const),
     state: fc.constantFrom(...Object.values(TaskState)),
   }),
+  fc.record(
+    {
+      ok: fc.constant(true as const),
+      op: fc.constant("settle" as const),
+      results: fc.array(settleOutcome, { maxLength: 4 }),
+      leases: fc.array(lease, { maxLength: 3 }),
+      frontier,
+    },
+    { requiredKeys: ["ok", "op", "results", "leases"] },
+  ),
   fc.record({
     ok: fc.constant(true as const),
     op: fc.constantFrom("cancel" as const, "updateDeadline" as const),
@@ -224,26 +285,75 @@ const reply = fc.oneof(
   fc.record({ ok: fc.constant(false as const), error: wireError }),
 );
 
-const frontier = fc
-  .record({
-    shardId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
-    head: fc.option(fc.record({ deadline: number, key: number, taskId: id }), { nil: null }),
-    runnable: count,
-    seq: count,
-    at: number,
-  })
-  .map(({ head, ...rest }) => ({
-    ...rest,
-    deadline: head?.deadline ?? null,
-    key: head?.key ?? null,
-    taskId: head?.taskId ?? null,
-  }));
-
 const message: fc.Arbitrary<Message> = fc.oneof(
   request.map((r) => ({ kind: "request" as const, request: r }) as Message),
   reply.map((r) => ({ kind: "reply" as const, reply: r }) as Message),
   frontier.map((f) => ({ kind: "frontier" as const, frontier: f })),
 );
+
+/** What a field may be changed to: wrong types, near-misses of valid values, small nested values. */
+const fieldValue = fc.anything({
+  maxDepth: 2,
+  maxKeys: 3,
+  key: fc.constantFrom("taskId", "workflowId", "token", "duplicate", "error", "code", "owner", "extra"),
+  values: [
+    fc.constant(undefined),
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer({ min: -2, max: 3 }),
+    number,
+    token,
+    fc.constantFrom(2 ** 31, 2 ** 53, 1.5, Number.NaN),
+    fc.string({ maxLength: 6 }),
+    fc.constantFrom("", "s1", "a.b", "x".repeat(257), "STALE_LEASE", "settle", "lease"),
+  ],
+});
+
+/** A change somewhere in a message body: replace, remove or add a field, at a path chosen by `steps`. */
+const mutation = fc.record({
+  steps: fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
+  action: fc.constantFrom("set" as const, "delete" as const, "add" as const),
+  value: fieldValue,
+});
+
+type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
+
+const isContainer = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype);
+
+/** A deep copy of `body` with `m` applied (below the top level's `op` and `ok`, which pick the parser). */
+function mutate(body: object, m: Mutation): Record<string, unknown> {
+  const copy = structuredClone(body) as Record<string, unknown>;
+  let node: Record<string, unknown> = copy;
+  for (let i = 0; i < m.steps.length; i++) {
+    const keys = Object.keys(node).filter((k) => node !== copy || (k !== "op" && k !== "ok"));
+    const key = keys.length > 0 ? keys[m.steps[i]! % keys.length]! : undefined;
+    const child = key === undefined ? undefined : node[key];
+    if (i < m.steps.length - 1 && isContainer(child)) {
+      node = child;
+      continue;
+    }
+    if (m.action === "add" || key === undefined) {
+      if (Array.isArray(node)) node.push(m.value);
+      else node["extra"] = m.value;
+    } else if (m.action === "delete") {
+      if (Array.isArray(node)) node.splice(Number(key), 1);
+      else delete node[key];
+    } else node[key] = m.value;
+    break;
+  }
+  return copy;
+}
+
+/** The error `fn` throws, or undefined. */
+function refusal(fn: () => unknown): Error | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  return undefined;
+}
 
 /** The only errors decode may throw: anything else is a crash a peer could trigger. */
 function decodesOrRefuses(bytes: Uint8Array): void {
@@ -273,6 +383,63 @@ describe("codec properties", () => {
         expect(Buffer.compare(encode(decode(bytes)), bytes)).toBe(0);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it("encode accepts exactly what decode accepts, refusing alike, for valid and broken messages", () => {
+    const packr = new Packr({ useRecords: false });
+    fc.assert(
+      fc.property(message, fc.option(mutation, { nil: undefined }), (m, change) => {
+        const original = m.kind === "request" ? m.request : m.kind === "reply" ? m.reply : m.frontier;
+        const body = change === undefined ? { ...original } : mutate(original, change);
+        const sent = { kind: m.kind, [m.kind]: body } as unknown as Message;
+        let bytes: Uint8Array | undefined;
+        const onEncode = refusal(() => (bytes = encode(sent)));
+        let decoded: Message | undefined;
+        const onDecode = refusal(
+          () => (decoded = decode(packr.pack({ v: PROTOCOL_VERSION, kind: m.kind, ...body }))),
+        );
+        if (onEncode === undefined || onDecode === undefined) {
+          expect(onDecode, `decode: ${onDecode?.message}`).toBeUndefined();
+          expect(onEncode, `encode: ${onEncode?.message}`).toBeUndefined();
+          // What was sent is what arrives, and what the bytes say.
+          expect(decode(bytes!)).toEqual(decoded);
+          return;
+        }
+        for (const err of [onEncode, onDecode]) {
+          if (!(err instanceof ProtocolError) && !(err instanceof FrontierError)) throw err;
+        }
+        expect(onDecode.constructor).toBe(onEncode.constructor);
+        expect((onDecode as ProtocolError).code).toBe((onEncode as ProtocolError).code);
+        expect(onDecode.message).toBe(onEncode.message);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("a lease reply's shards are accepted exactly when they name one valid shard per lease", () => {
+    const maybeShardId = fc.oneof(
+      shardId,
+      fc.constantFrom("", "a.b", "*", ">", "s 1", "x".repeat(65), "é"),
+      fc.string({ maxLength: 5 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(lease, { maxLength: 3 }),
+        fc.array(maybeShardId, { maxLength: 4 }),
+        (leases, shards) => {
+          const reply = { ok: true, op: "lease", leases, shards } as unknown as Reply;
+          const valid = shards.length === leases.length && shards.every((s) => isValidToken(s));
+          const err = refusal(() => decodeReply(encodeReply(reply), "lease"));
+          if (valid) expect(err).toBeUndefined();
+          else {
+            expect(err).toBeInstanceOf(ProtocolError);
+            expect((err as ProtocolError).code).toBe("BAD_MESSAGE");
+            expect(err!.message).toMatch(/^shards(\[\d+\])?: expected /);
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 
@@ -343,6 +510,10 @@ describe("codec properties", () => {
       "expiresAt",
       "duplicate",
       "state",
+      "completes",
+      "lease",
+      "results",
+      "frontier",
       "extra",
     ];
     const body = fc.dictionary(fc.constantFrom(...keys), fc.anything({ maxDepth: 3 }), { maxKeys: 6 });

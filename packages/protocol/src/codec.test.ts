@@ -29,6 +29,7 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PREREQUISITES,
   MAX_REASON_LENGTH,
+  MAX_SETTLES_PER_REQUEST,
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
@@ -51,6 +52,8 @@ import {
 const rawPackr = new Packr({ useRecords: false });
 const raw = (value: unknown): Uint8Array => rawPackr.pack(value);
 const envelope = (kind: string, body: object): Uint8Array => raw({ v: PROTOCOL_VERSION, kind, ...body });
+/** A version this peer does not speak (the next one: what a newer peer would send). */
+const NEXT_VERSION = PROTOCOL_VERSION + 1;
 
 function thrown(fn: () => unknown): Error {
   try {
@@ -104,6 +107,28 @@ const requests: Request[] = [
   { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, leaseMs: 10_000 },
   { op: "complete", taskId: "t1", token: 12 },
   { op: "fail", taskId: "t1", workflowId: "wf-9", token: 12, retryable: true, reason: "exit code 3" },
+  // Client → coordinator: completes only, with and without a workflow id.
+  {
+    op: "settle",
+    completes: [
+      { taskId: "t1", workflowId: "wf-9", token: 12 },
+      { taskId: "t2", token: 0 },
+    ],
+  },
+  // Client → shard: completes and the next leases, in one commit.
+  {
+    op: "settle",
+    completes: [{ taskId: "t1", token: Number.MAX_SAFE_INTEGER }],
+    lease: { owner: "worker-1", max: 10, leaseMs: 30_000, requestId: "r-4" },
+  },
+  // A resend of the above; and a settle that only asks for leases (nothing finished yet).
+  {
+    op: "settle",
+    completes: [{ taskId: "t1", workflowId: "wf-9", token: 12 }],
+    lease: { owner: "worker-1", max: 1, leaseMs: 1, requestId: "r-4", attempt: 2 },
+  },
+  { op: "settle", completes: [], lease: { owner: "worker-1", max: 5, leaseMs: 30_000, requestId: "r-5" } },
+  { op: "settle", completes: [] },
   { op: "cancel", taskId: "t1", reason: "user asked" },
   { op: "cancel", taskId: "t1" },
   { op: "updateDeadline", taskId: "t1", deadline: 1_800_000_000_000 },
@@ -201,6 +226,15 @@ const replies: Reply[] = [
   { ok: true, op: "submit", accepted: 2, replayed: false },
   { ok: true, op: "lease", leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }] },
   { ok: true, op: "lease", leases: [] },
+  // Coordinator → client: the shard that granted each lease.
+  {
+    ok: true,
+    op: "lease",
+    leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }],
+    shards: ["s1", "shard_B-2"],
+  },
+  { ok: true, op: "lease", leases: [lease], shards: ["s".repeat(64)] },
+  { ok: true, op: "lease", leases: [], shards: [] },
   // Shard → coordinator: the shard's frontier after the grant.
   {
     ok: true,
@@ -225,6 +259,38 @@ const replies: Reply[] = [
   { ok: true, op: "heartbeat", expiresAt: 1_700_000_040_000 },
   { ok: true, op: "complete", duplicate: true },
   { ok: true, op: "fail", state: "WAITING" },
+  // One outcome per complete, in order: done now, done already, refused.
+  {
+    ok: true,
+    op: "settle",
+    results: [
+      { duplicate: false },
+      { duplicate: true },
+      { error: { code: "STALE_LEASE", message: "token 11 is stale", retryable: false, taskId: "t3" } },
+    ],
+    leases: [],
+  },
+  // Shard → client: the next leases too, and the shard's frontier after the settle.
+  {
+    ok: true,
+    op: "settle",
+    results: [
+      {
+        error: {
+          code: "INVALID_STATE",
+          message: "t1 is CANCELLED",
+          retryable: false,
+          taskId: "t1",
+          state: "CANCELLED",
+        },
+      },
+      { error: { code: "SLOT_NOT_OWNED", message: "slot 12 moved", retryable: true } },
+      { duplicate: false },
+    ],
+    leases: [lease, { ...lease, taskId: "t2", task: { ...lease.task, id: "t2" } }],
+    frontier: { shardId: "s1", deadline: 9, key: 9, taskId: "t9", runnable: 4, seq: 19, at: 1 },
+  },
+  { ok: true, op: "settle", results: [], leases: [] },
   { ok: true, op: "cancel" },
   { ok: true, op: "updateDeadline" },
   { ok: true, op: "getTask", task: view },
@@ -348,7 +414,7 @@ describe("the wire layout", () => {
     const map = new Unpackr().unpack(bytes) as Map<string, unknown>;
     expect([...map.keys()].slice(0, 3)).toEqual(["v", "kind", "op"]);
     expect(Object.fromEntries(map)).toMatchObject({
-      v: 1,
+      v: PROTOCOL_VERSION,
       kind: "request",
       op: "submit",
       idempotencyKey: "batch-1",
@@ -356,7 +422,7 @@ describe("the wire layout", () => {
     expect(
       Object.fromEntries(new Unpackr().unpack(encodeReply(replies[0]!)) as Map<string, unknown>),
     ).toEqual({
-      v: 1,
+      v: PROTOCOL_VERSION,
       kind: "reply",
       ok: true,
       op: "submit",
@@ -387,7 +453,7 @@ describe("bytes that are not a message", () => {
     ["the reserved byte 0xc1", new Uint8Array([0xc1])],
     ["an unknown extension", new Uint8Array([0xd4, 0x05, 0x00])],
     ["plain text", new TextEncoder().encode("hello, world")],
-    ["JSON", new TextEncoder().encode('{"v":1,"kind":"request","op":"stats"}')],
+    ["JSON", new TextEncoder().encode(`{"v":${PROTOCOL_VERSION},"kind":"request","op":"stats"}`)],
     ["a truncated message", encodeRequest(requests[0]!).subarray(0, 20)],
     ["a message with trailing bytes", Uint8Array.from([...encodeRequest(requests[4]!), 0x01])],
     ["an array header claiming 4 billion items", new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff, 0x01])],
@@ -430,9 +496,22 @@ describe("bytes that are not a message", () => {
   });
 
   it("refuses another version with UNSUPPORTED_VERSION, before looking at the rest", () => {
-    const err = expectCode(() => decode(raw({ v: 2, kind: "request", op: "stats" })), "UNSUPPORTED_VERSION");
-    expect(err.message).toBe("protocol version 2 is not supported; this peer speaks version 1");
-    expectCode(() => decode(raw({ v: 3, whatever: [1, 2, 3] })), "UNSUPPORTED_VERSION");
+    const err = expectCode(
+      () => decode(raw({ v: NEXT_VERSION, kind: "request", op: "stats" })),
+      "UNSUPPORTED_VERSION",
+    );
+    expect(err.message).toBe(
+      `protocol version ${NEXT_VERSION} is not supported; this peer speaks version ${PROTOCOL_VERSION}`,
+    );
+    expectCode(() => decode(raw({ v: NEXT_VERSION + 1, whatever: [1, 2, 3] })), "UNSUPPORTED_VERSION");
+    // An older peer too, even with a message that is valid in this version.
+    for (let v = 1; v < PROTOCOL_VERSION; v++) {
+      expectCode(
+        () => decode(raw({ v, kind: "request", op: "stats" })),
+        "UNSUPPORTED_VERSION",
+        `protocol version ${v} is not supported; this peer speaks version ${PROTOCOL_VERSION}`,
+      );
+    }
   });
 
   it("tells a peer of another version why, in a reply it can read", () => {
@@ -446,14 +525,14 @@ describe("bytes that are not a message", () => {
       }
     };
     const reply = decodeReply(
-      respond(raw({ v: 2, kind: "request", op: "submit", batch: "new shape" })),
+      respond(raw({ v: NEXT_VERSION, kind: "request", op: "submit", batch: "new shape" })),
       "submit",
     );
     expect(reply).toEqual({
       ok: false,
       error: {
         code: "UNSUPPORTED_VERSION",
-        message: "protocol version 2 is not supported; this peer speaks version 1",
+        message: `protocol version ${NEXT_VERSION} is not supported; this peer speaks version ${PROTOCOL_VERSION}`,
         retryable: false,
       },
     });
@@ -464,12 +543,12 @@ describe("bytes that are not a message", () => {
 
   it("requires a known kind", () => {
     expectCode(
-      () => decode(raw({ v: 1, op: "stats" })),
+      () => decode(raw({ v: PROTOCOL_VERSION, op: "stats" })),
       "BAD_MESSAGE",
       /kind must be one of request, reply, frontier, got none/,
     );
-    expectCode(() => decode(raw({ v: 1, kind: "event" })), "BAD_MESSAGE", /got "event"/);
-    expectCode(() => decode(raw({ v: 1, kind: 7 })), "BAD_MESSAGE", /got number/);
+    expectCode(() => decode(raw({ v: PROTOCOL_VERSION, kind: "event" })), "BAD_MESSAGE", /got "event"/);
+    expectCode(() => decode(raw({ v: PROTOCOL_VERSION, kind: 7 })), "BAD_MESSAGE", /got number/);
   });
 
   it("checks the kind and op a typed decoder expects", () => {
@@ -506,14 +585,13 @@ describe("request shapes", () => {
     ...extra,
   });
   const leaseReq = { op: "lease", owner: "w", max: 1, leaseMs: 1000, waitMs: 0, requestId: "r" };
+  const settle = (completes: unknown[], lease?: object) => ({ op: "settle", completes, lease });
+  const done = { taskId: "t", token: 1 };
+  const next = { owner: "w", max: 1, leaseMs: 1000, requestId: "r" };
 
   it.each<[string, unknown, RegExp | string]>([
     ["op missing", { tasks: [] }, "op: expected one of submit, lease, heartbeat"],
-    [
-      "op unknown",
-      { op: "launch" },
-      'op: expected one of submit, lease, heartbeat, complete, fail, cancel, updateDeadline, getTask, stats, prepare, commit, abort, got string "launch"',
-    ],
+    ["op unknown", { op: "launch" }, `op: expected one of ${OPS.join(", ")}, got string "launch"`],
     ["op of the wrong type", { op: 3 }, "got number 3"],
     [
       "unknown top-level field",
@@ -643,6 +721,145 @@ describe("request shapes", () => {
       "fail reason missing",
       { op: "fail", taskId: "t", token: 1, retryable: true },
       "reason: expected a string, missing",
+    ],
+    ["settle completes missing", { op: "settle" }, "completes: expected an array, missing"],
+    [
+      "settle completes a map",
+      { op: "settle", completes: { 0: done } },
+      "completes: expected an array, got a map",
+    ],
+    ["settle completes null", { op: "settle", completes: null }, "completes: expected an array, got null"],
+    ["a complete not a map", settle([done, "t"]), 'completes[1]: expected a map, got string "t"'],
+    ["a complete as an array", settle([["t", 1]]), "completes[0]: expected a map, got an array"],
+    ["a complete without taskId", settle([{ token: 1 }]), "completes[0].taskId: expected a string, missing"],
+    [
+      "a complete taskId a number",
+      settle([{ taskId: 7, token: 1 }]),
+      "completes[0].taskId: expected a string",
+    ],
+    [
+      "a complete workflowId a number",
+      settle([done, { ...done, workflowId: 1 }]),
+      "completes[1].workflowId: expected a string, got number 1",
+    ],
+    [
+      "a complete workflowId null",
+      settle([{ ...done, workflowId: null }]),
+      "completes[0].workflowId: expected a string, got null",
+    ],
+    [
+      "a complete without token",
+      settle([{ taskId: "t" }]),
+      "completes[0].token: expected a non-negative integer, missing",
+    ],
+    [
+      "a complete token negative",
+      settle([done, { taskId: "t2", token: -1 }]),
+      "completes[1].token: expected a non-negative integer, got number -1",
+    ],
+    [
+      "a complete token a fraction",
+      settle([{ taskId: "t", token: 1.5 }]),
+      "completes[0].token: expected a non-negative integer, got number 1.5",
+    ],
+    [
+      "a complete token a string",
+      settle([{ taskId: "t", token: "12" }]),
+      'completes[0].token: expected a non-negative integer, got string "12"',
+    ],
+    [
+      "a complete token NaN",
+      settle([{ taskId: "t", token: Number.NaN }]),
+      "completes[0].token: expected a non-negative integer, got number NaN",
+    ],
+    [
+      "a complete token unsafe",
+      settle([{ taskId: "t", token: 2 ** 53 }]),
+      "completes[0].token: expected a non-negative integer, got number 9007199254740992",
+    ],
+    [
+      "a typo in a complete",
+      settle([done, { taskId: "t2", tokn: 1 }]),
+      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token)',
+    ],
+    [
+      "a complete carrying a reason",
+      settle([{ ...done, reason: "done" }]),
+      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token)',
+    ],
+    ["settle lease null", { op: "settle", completes: [], lease: null }, "lease: expected a map, got null"],
+    ["settle lease a string", settle([], "w" as unknown as object), 'lease: expected a map, got string "w"'],
+    [
+      "settle lease with waitMs (a settle never waits)",
+      settle([], { ...next, waitMs: 0 }),
+      'lease: unknown field "waitMs" (expected only owner, max, leaseMs, requestId, attempt)',
+    ],
+    [
+      "settle lease with maxKey",
+      settle([], { ...next, maxKey: 5 }),
+      'lease: unknown field "maxKey" (expected only owner, max, leaseMs, requestId, attempt)',
+    ],
+    ["settle lease with a typo", settle([done], { ...next, ownr: "w" }), 'lease: unknown field "ownr"'],
+    [
+      "settle lease owner missing",
+      settle([], { ...next, owner: undefined }),
+      "lease.owner: expected a string",
+    ],
+    [
+      "settle lease owner empty",
+      settle([], { ...next, owner: "" }),
+      'lease.owner: expected a non-empty string, got string ""',
+    ],
+    [
+      "settle lease max 0",
+      settle([], { ...next, max: 0 }),
+      "lease.max: expected an integer ≥ 1, got number 0",
+    ],
+    [
+      "settle lease max a fraction",
+      settle([], { ...next, max: 2.5 }),
+      "lease.max: expected an integer ≥ 1, got number 2.5",
+    ],
+    [
+      "settle lease max missing",
+      settle([], { ...next, max: undefined }),
+      "lease.max: expected an integer ≥ 1, missing",
+    ],
+    [
+      "settle lease leaseMs 0",
+      settle([], { ...next, leaseMs: 0 }),
+      "lease.leaseMs: expected an integer ≥ 1, got number 0",
+    ],
+    [
+      "settle lease requestId missing",
+      settle([], { ...next, requestId: undefined }),
+      "lease.requestId: expected a string, missing",
+    ],
+    [
+      "settle lease requestId empty",
+      settle([], { ...next, requestId: "" }),
+      'lease.requestId: expected a non-empty string, got string ""',
+    ],
+    // Like a lease request's: 0 is no send number at all (a shape error); past MAX_ATTEMPT, out of range.
+    [
+      "settle lease attempt 0",
+      settle([], { ...next, attempt: 0 }),
+      "lease.attempt: expected an integer ≥ 1, got number 0",
+    ],
+    [
+      "settle lease attempt a string",
+      settle([], { ...next, attempt: "2" }),
+      'lease.attempt: expected an integer ≥ 1, got string "2"',
+    ],
+    [
+      "settle with a top-level taskId",
+      { op: "settle", taskId: "t", token: 1, completes: [] },
+      'message: unknown field "taskId" (expected only op, completes, lease)',
+    ],
+    [
+      "settle with fails",
+      { op: "settle", completes: [], fails: [] },
+      'message: unknown field "fails" (expected only op, completes, lease)',
     ],
     ["cancel reason a number", { op: "cancel", taskId: "t", reason: 5 }, "reason: expected a string"],
     ["cancel with a token", { op: "cancel", taskId: "t", token: 1 }, 'unknown field "token"'],
@@ -827,14 +1044,16 @@ describe("request shapes", () => {
 
   it("is immune to __proto__ keys", () => {
     const hostile = JSON.parse(
-      '{"v":1,"kind":"request","op":"submit","idempotencyKey":"k","tasks":[{"id":"t","deadline":1,"payload":{"__proto__":{"polluted":true}}}]}',
+      `{"v":${PROTOCOL_VERSION},"kind":"request","op":"submit","idempotencyKey":"k","tasks":[{"id":"t","deadline":1,"payload":{"__proto__":{"polluted":true}}}]}`,
     );
     const request = decodeRequest(raw(hostile));
     expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
     const payload = request.op === "submit" ? (request.tasks[0]!.payload as object) : null;
     expect(Object.getPrototypeOf(payload)).toBe(Object.prototype);
     expect((payload as Record<string, unknown>)["polluted"]).toBeUndefined();
-    const top = JSON.parse('{"v":1,"kind":"request","op":"stats","__proto__":{"polluted":true}}');
+    const top = JSON.parse(
+      `{"v":${PROTOCOL_VERSION},"kind":"request","op":"stats","__proto__":{"polluted":true}}`,
+    );
     expectCode(() => decode(raw(top)), "BAD_MESSAGE", /unknown field "__proto_"/);
     expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
   });
@@ -889,6 +1108,46 @@ describe("limits", () => {
     expectReplyRefusedBothWays({ ok: true, op: "lease", leases }, "BATCH_TOO_LARGE");
   });
 
+  it("caps the tasks one settle completes, and the leases it asks for (BATCH_TOO_LARGE)", () => {
+    const completes = Array.from({ length: MAX_SETTLES_PER_REQUEST }, (_, i) => ({
+      taskId: `t${i}`,
+      token: i,
+    }));
+    const next = { owner: "w", max: MAX_LEASES_PER_REQUEST, leaseMs: 1, requestId: "r" };
+    const req = { op: "settle", completes, lease: next };
+    expect(decodeRequest(encodeRequest(req as Request), "settle")).toEqual(req);
+    expectRefusedBothWays(
+      { op: "settle", completes: [...completes, { taskId: "one more", token: 1 }] },
+      "BATCH_TOO_LARGE",
+      "completes: 1001 items exceed MAX_SETTLES_PER_REQUEST (1000)",
+    );
+    expectRefusedBothWays(
+      { op: "settle", completes: [], lease: { ...next, max: MAX_LEASES_PER_REQUEST + 1 } },
+      "BATCH_TOO_LARGE",
+      "lease.max: 1001 exceeds MAX_LEASES_PER_REQUEST (1000)",
+    );
+  });
+
+  it("caps the outcomes and the leases of a settle reply (BATCH_TOO_LARGE)", () => {
+    const results = Array.from({ length: MAX_SETTLES_PER_REQUEST }, (_, i) => ({ duplicate: i % 2 === 0 }));
+    const fits = { ok: true, op: "settle", results, leases: [] };
+    expect(decodeReply(encodeReply(fits as Reply), "settle")).toEqual(fits);
+    expectReplyRefusedBothWays(
+      { ...fits, results: [...results, { duplicate: false }] },
+      "BATCH_TOO_LARGE",
+      "results: 1001 items exceed MAX_SETTLES_PER_REQUEST (1000)",
+    );
+    const leases = Array.from({ length: MAX_LEASES_PER_REQUEST + 1 }, () => ({
+      ...lease,
+      task: { ...lease.task, payload: undefined },
+    }));
+    expectReplyRefusedBothWays(
+      { ok: true, op: "settle", results: [], leases },
+      "BATCH_TOO_LARGE",
+      "leases: 1001 items exceed MAX_LEASES_PER_REQUEST (1000)",
+    );
+  });
+
   it("caps every id's length (ID_TOO_LONG)", () => {
     expect(
       decodeRequest(
@@ -908,6 +1167,25 @@ describe("limits", () => {
       [{ op: "prepare", tasks: [task({ id: long })], idempotencyKey: "k" }, "tasks[0].id"],
       [{ op: "commit", idempotencyKey: long }, "idempotencyKey"],
       [{ op: "abort", idempotencyKey: long }, "idempotencyKey"],
+      [
+        {
+          op: "settle",
+          completes: [
+            { taskId: "t", token: 1 },
+            { taskId: long, token: 1 },
+          ],
+        },
+        "completes[1].taskId",
+      ],
+      [{ op: "settle", completes: [{ taskId: "t", workflowId: long, token: 1 }] }, "completes[0].workflowId"],
+      [
+        { op: "settle", completes: [], lease: { owner: long, max: 1, leaseMs: 1, requestId: "r" } },
+        "lease.owner",
+      ],
+      [
+        { op: "settle", completes: [], lease: { owner: "w", max: 1, leaseMs: 1, requestId: long } },
+        "lease.requestId",
+      ],
     ];
     for (const [request, path] of cases) {
       expectRefusedBothWays(request, "ID_TOO_LONG", `${path}: 257 characters exceed MAX_ID_LENGTH (256)`);
@@ -916,6 +1194,11 @@ describe("limits", () => {
       { ok: true, op: "lease", leases: [{ ...lease, owner: long }] },
       "ID_TOO_LONG",
       "leases[0].owner",
+    );
+    expectReplyRefusedBothWays(
+      { ok: true, op: "settle", results: [], leases: [lease, { ...lease, taskId: long }] },
+      "ID_TOO_LONG",
+      "leases[1].taskId: 257 characters exceed MAX_ID_LENGTH (256)",
     );
     expectReplyRefusedBothWays(
       { ok: true, op: "stats", stats, shards: { answered: ["s0", long], missing: [] } },
@@ -988,6 +1271,16 @@ describe("limits", () => {
       "PAYLOAD_TOO_LARGE",
       "task.payload",
     );
+    expectReplyRefusedBothWays(
+      {
+        ok: true,
+        op: "settle",
+        results: [{ duplicate: false }],
+        leases: [lease, { ...lease, task: { ...lease.task, payload: tooBig } }],
+      },
+      "PAYLOAD_TOO_LARGE",
+      "leases[1].task.payload",
+    );
   });
 
   it("caps the whole message (MESSAGE_TOO_LARGE), when encoding and when decoding", () => {
@@ -1015,6 +1308,19 @@ describe("limits", () => {
       "INVALID_ARGUMENT",
       "attempt: 2147483648 exceeds MAX_ATTEMPT (2147483647)",
     );
+    const next = { owner: "w", max: 1, leaseMs: 1, requestId: "r" };
+    const settle = { op: "settle", completes: [], lease: { ...next, attempt: MAX_ATTEMPT } };
+    expect(decodeRequest(encodeRequest(settle as Request))).toEqual(settle);
+    expectRefusedBothWays(
+      { op: "settle", completes: [], lease: { ...next, attempt: MAX_ATTEMPT + 1 } },
+      "INVALID_ARGUMENT",
+      "lease.attempt: 2147483648 exceeds MAX_ATTEMPT (2147483647)",
+    );
+    expect(
+      thrown(() =>
+        encodeRequest({ op: "settle", completes: [], lease: { ...next, attempt: MAX_ATTEMPT + 1 } }),
+      ),
+    ).toBeInstanceOf(InvalidArgumentError);
     const reason = "r".repeat(MAX_REASON_LENGTH);
     expect(
       decodeRequest(encodeRequest({ op: "fail", taskId: "t", token: 1, retryable: false, reason })).op,
@@ -1092,6 +1398,138 @@ describe("reply and announcement shapes", () => {
       "a leased task without prerequisites",
       { ok: true, op: "lease", leases: [{ ...lease, task: { id: "t", deadline: 1 } }] },
       "leases[0].task.prerequisites: expected an array, missing",
+    ],
+    [
+      "lease shards fewer than leases",
+      { ok: true, op: "lease", leases: [lease, lease], shards: ["s1"] },
+      "shards: expected one shard id per lease (2), got an array",
+    ],
+    [
+      "lease shards more than leases",
+      { ok: true, op: "lease", leases: [lease], shards: ["s1", "s2"] },
+      "shards: expected one shard id per lease (1), got an array",
+    ],
+    [
+      "lease shards without leases",
+      { ok: true, op: "lease", leases: [], shards: ["s1"] },
+      "shards: expected one shard id per lease (0), got an array",
+    ],
+    [
+      "a lease shard id that is not a subject token",
+      { ok: true, op: "lease", leases: [lease, lease], shards: ["s1", "a.b"] },
+      'shards[1]: expected a subject-safe token ([A-Za-z0-9_-], 1..64), got string "a.b"',
+    ],
+    [
+      "a lease shard id that is a wildcard",
+      { ok: true, op: "lease", leases: [lease], shards: [">"] },
+      'shards[0]: expected a subject-safe token ([A-Za-z0-9_-], 1..64), got string ">"',
+    ],
+    [
+      "an empty lease shard id",
+      { ok: true, op: "lease", leases: [lease], shards: [""] },
+      'shards[0]: expected a subject-safe token ([A-Za-z0-9_-], 1..64), got string ""',
+    ],
+    [
+      "a lease shard id over 64 characters",
+      { ok: true, op: "lease", leases: [lease], shards: ["s".repeat(65)] },
+      "shards[0]: expected a subject-safe token ([A-Za-z0-9_-], 1..64)",
+    ],
+    [
+      "a lease shard id not a string",
+      { ok: true, op: "lease", leases: [lease], shards: [1] },
+      "shards[0]: expected a string, got number 1",
+    ],
+    [
+      "lease shards a map",
+      { ok: true, op: "lease", leases: [], shards: { answered: [], missing: [] } },
+      "shards: expected an array, got a map",
+    ],
+    [
+      "lease shards null",
+      { ok: true, op: "lease", leases: [], shards: null },
+      "shards: expected an array, got null",
+    ],
+    [
+      "a lease reply with results",
+      { ok: true, op: "lease", leases: [], results: [] },
+      'message: unknown field "results" (expected only ok, op, leases, frontier, shards)',
+    ],
+    ["settle results missing", { ok: true, op: "settle", leases: [] }, "results: expected an array, missing"],
+    ["settle leases missing", { ok: true, op: "settle", results: [] }, "leases: expected an array, missing"],
+    [
+      "settle results a map",
+      { ok: true, op: "settle", results: { 0: { duplicate: true } }, leases: [] },
+      "results: expected an array, got a map",
+    ],
+    [
+      "a settle outcome not a map",
+      { ok: true, op: "settle", results: [{ duplicate: true }, true], leases: [] },
+      "results[1]: expected a map, got boolean true",
+    ],
+    [
+      "an empty settle outcome",
+      { ok: true, op: "settle", results: [{}], leases: [] },
+      "results[0].duplicate: expected a boolean, missing",
+    ],
+    [
+      "a settle outcome duplicate a number",
+      { ok: true, op: "settle", results: [{ duplicate: 1 }], leases: [] },
+      "results[0].duplicate: expected a boolean, got number 1",
+    ],
+    [
+      "a settle outcome both done and refused",
+      {
+        ok: true,
+        op: "settle",
+        results: [{ duplicate: false, error: { code: "INTERNAL", message: "m", retryable: false } }],
+        leases: [],
+      },
+      'results[0]: unknown field "duplicate" (expected only error)',
+    ],
+    [
+      "a settle outcome with a typo",
+      { ok: true, op: "settle", results: [{ duplicate: false, dupe: true }], leases: [] },
+      'results[0]: unknown field "dupe" (expected only duplicate)',
+    ],
+    [
+      "a settle outcome error with an unknown code",
+      {
+        ok: true,
+        op: "settle",
+        results: [{ duplicate: true }, { error: { code: "STALE", message: "m", retryable: false } }],
+        leases: [],
+      },
+      'results[1].error.code: expected a code of the wire error catalogue, got string "STALE"',
+    ],
+    [
+      "a settle outcome error without retryable",
+      { ok: true, op: "settle", results: [{ error: { code: "STALE_LEASE", message: "m" } }], leases: [] },
+      "results[0].error.retryable: expected a boolean, missing",
+    ],
+    [
+      "a settle outcome error null",
+      { ok: true, op: "settle", results: [{ error: null }], leases: [] },
+      "results[0].error: expected a map, got null",
+    ],
+    [
+      "a settle lease with attempt 0",
+      { ok: true, op: "settle", results: [], leases: [lease, { ...lease, attempt: 0 }] },
+      "leases[1].attempt: expected an integer ≥ 1",
+    ],
+    [
+      "a settle reply with shards",
+      { ok: true, op: "settle", results: [], leases: [lease], shards: ["s1"] },
+      'message: unknown field "shards" (expected only ok, op, results, leases, frontier)',
+    ],
+    [
+      "a settle reply whose frontier is half set",
+      { ok: true, op: "settle", results: [], leases: [], frontier: { ...frontier, taskId: null } },
+      "deadline, key, taskId: all null (nothing runnable) or all set",
+    ],
+    [
+      "a settle reply whose frontier names no valid shard",
+      { ok: true, op: "settle", results: [], leases: [], frontier: { ...frontier, shardId: "a b" } },
+      "shardId: expected a subject-safe token",
     ],
     ["expiresAt a string", { ok: true, op: "heartbeat", expiresAt: "later" }, "expiresAt: expected a number"],
     ["duplicate missing", { ok: true, op: "complete" }, "duplicate: expected a boolean, missing"],
@@ -1346,6 +1784,81 @@ describe("the shard-only ops and fields", () => {
     const dropped = decodeRequest(encodeRequest({ ...leaseReq, maxKey: undefined }));
     expect(dropped).toEqual(leaseReq);
     expect(Object.keys(dropped)).not.toContain("maxKey");
+  });
+
+  it("settle: drops undefined optionals, in each complete and in the lease", () => {
+    const back = decodeRequest(
+      encodeRequest({
+        op: "settle",
+        completes: [{ taskId: "t", workflowId: undefined, token: 3 }],
+        lease: { owner: "w", max: 2, leaseMs: 10, requestId: "r", attempt: undefined },
+      }),
+      "settle",
+    );
+    expect(back).toEqual({
+      op: "settle",
+      completes: [{ taskId: "t", token: 3 }],
+      lease: { owner: "w", max: 2, leaseMs: 10, requestId: "r" },
+    });
+    expect(back.op === "settle" && Object.keys(back.completes[0]!)).toEqual(["taskId", "token"]);
+    expect(back.op === "settle" && Object.keys(back.lease!)).toEqual([
+      "owner",
+      "max",
+      "leaseMs",
+      "requestId",
+    ]);
+    const noLease = decodeRequest(encodeRequest({ op: "settle", completes: [], lease: undefined }));
+    expect(Object.keys(noLease)).toEqual(["op", "completes"]);
+  });
+
+  it("settle: one outcome per complete, in order; an error outcome rebuilds its error", () => {
+    const reply = decodeReply(encodeReply(replies.find((r) => r.ok && r.op === "settle")!), "settle");
+    if (!reply.ok) throw new Error("expected an ok reply");
+    expect(reply.results.map((r) => ("error" in r ? r.error.code : r.duplicate))).toEqual([
+      false,
+      true,
+      "STALE_LEASE",
+    ]);
+    const refused = reply.results[2]!;
+    expect("error" in refused && refused.error).toEqual({
+      code: "STALE_LEASE",
+      message: "token 11 is stale",
+      retryable: false,
+      taskId: "t3",
+    });
+    // The error reply of the whole settle is another thing: ok false, no results.
+    expect(decodeReply(encodeReply(staleLease), "settle").ok).toBe(false);
+  });
+
+  it("settle: keeps its request and reply apart from complete's and lease's", () => {
+    const settle = encodeRequest({ op: "settle", completes: [{ taskId: "t", token: 1 }] });
+    expectCode(
+      () => decodeRequest(settle, "complete"),
+      "BAD_MESSAGE",
+      'expected a "complete" request, got a "settle" request',
+    );
+    const reply = encodeReply({ ok: true, op: "settle", results: [{ duplicate: true }], leases: [] });
+    expectCode(
+      () => decodeReply(reply, "lease"),
+      "BAD_MESSAGE",
+      'expected a reply to "lease", got a reply to "settle"',
+    );
+    expectCode(
+      () => decodeReply(encodeReply({ ok: true, op: "complete", duplicate: true }), "settle"),
+      "BAD_MESSAGE",
+      'expected a reply to "settle", got a reply to "complete"',
+    );
+  });
+
+  it("lease shards: one per lease, kept in order, absent when not given", () => {
+    const leases = [lease, { ...lease, taskId: "t2" }, { ...lease, taskId: "t3" }];
+    const shards = ["s2", "s0", "s2"];
+    const back = decodeReply(encodeReply({ ok: true, op: "lease", leases, shards }), "lease");
+    expect(back.ok && back.shards).toEqual(shards);
+    const without = decodeReply(encodeReply({ ok: true, op: "lease", leases }), "lease");
+    expect(Object.keys(without)).toEqual(["ok", "op", "leases"]);
+    const dropped = decodeReply(encodeReply({ ok: true, op: "lease", leases, shards: undefined }), "lease");
+    expect(Object.keys(dropped)).toEqual(["ok", "op", "leases"]);
   });
 
   it("keeps commit and abort apart, though their requests have one shape", () => {
