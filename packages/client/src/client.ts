@@ -24,13 +24,17 @@ import {
 } from "@frontier/core";
 import {
   type ClusterSubjects,
+  type CompletedLease,
   decodeReply,
   encodeRequest,
   fromWireError,
   isRetryable,
   type OkReply,
   type Op,
+  ProtocolError,
   type RequestOf,
+  type ResultOf,
+  type SettleLease,
   type ShardCoverage,
   subjectsFor,
 } from "@frontier/protocol";
@@ -187,13 +191,32 @@ function defaultName(): string {
   return `${hostname().slice(0, 200)}-${process.pid}-${randomUUID().slice(0, 8)}`;
 }
 
+/**
+ * What a worker needs of its client beyond the public calls: where a lease
+ * was granted, and the batched complete that goes there (see `settle`).
+ */
+export interface WorkerChannel {
+  /** The shard that granted `lease`, when the cluster said (leases from `lease` and `settle`). */
+  routeOf(lease: Lease): string | undefined;
+  /**
+   * Completes `completes` in one request: straight to `shardId` (with the
+   * next leases, `lease`, in the same commit) or, without a shard, through a
+   * coordinator (then no leases). One outcome per complete, in order.
+   */
+  settle(
+    shardId: string | undefined,
+    completes: readonly CompletedLease[],
+    lease: Omit<SettleLease, "attempt"> | undefined,
+  ): Promise<ResultOf<"settle">>;
+}
+
 /** Ops a client sends (the shard-only phases are not among them). */
 type ClientOp = Exclude<Op, "prepare" | "commit" | "abort">;
 
 const Mode = { OPEN: "OPEN", CLOSING: "CLOSING", CLOSED: "CLOSED" } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
 
-class NatsFrontierClient implements FrontierClient {
+class NatsFrontierClient implements FrontierClient, WorkerChannel {
   readonly cluster: string;
   readonly name: string;
   private readonly subjects: ClusterSubjects;
@@ -211,6 +234,12 @@ class NatsFrontierClient implements FrontierClient {
    * MAX_TRACKED_LEASE_IDS.
    */
   private readonly leaseSends = new Map<string, number>();
+  /**
+   * The shard that granted each lease this client handed out, when the
+   * cluster said: its heartbeat, complete and fail go straight there (one
+   * hop, not two), and through a coordinator when that shard cannot answer.
+   */
+  private readonly routes = new WeakMap<Lease, string>();
 
   constructor(
     readonly nats: NatsConnection,
@@ -247,7 +276,70 @@ class NatsFrontierClient implements FrontierClient {
       // The coordinator holds a long-poll open for up to waitMs before it answers.
       Number.isFinite(waitMs) && waitMs > 0 ? waitMs : 0,
     );
+    const shards = reply.shards;
+    if (shards !== undefined) {
+      reply.leases.forEach((lease, i) => {
+        this.routes.set(lease, shards[i]!);
+      });
+    }
     return reply.leases;
+  }
+
+  routeOf(lease: Lease): string | undefined {
+    return this.routes.get(lease);
+  }
+
+  async settle(
+    shardId: string | undefined,
+    completes: readonly CompletedLease[],
+    lease: Omit<SettleLease, "attempt"> | undefined,
+  ): Promise<ResultOf<"settle">> {
+    if (shardId !== undefined) {
+      const direct = await this.settleAt(shardId, completes, lease);
+      if (direct !== undefined) return direct;
+    }
+    const { results, leases } = await this.request({ op: "settle", completes }, {});
+    return { results, leases };
+  }
+
+  /**
+   * A settle sent to the shard that granted its leases, resent there (the
+   * lease numbered, so a grant whose reply was lost comes back) while the
+   * error is retryable and the budget lasts. Undefined when the shard is
+   * not there to ask (no responders, or it says the slot moved): then a
+   * coordinator routes the completes; a grant an earlier send got expires.
+   */
+  private async settleAt(
+    shardId: string,
+    completes: readonly CompletedLease[],
+    lease: Omit<SettleLease, "attempt"> | undefined,
+  ): Promise<ResultOf<"settle"> | undefined> {
+    const site = new Error();
+    const subject = this.subjects.shard(shardId, "settle");
+    const timeoutMs = this.options.requestTimeoutMs;
+    const retry = this.options.retry;
+    for (let tries = 1; ; tries++) {
+      const request: RequestOf<"settle"> = {
+        op: "settle",
+        completes,
+        ...(lease === undefined ? {} : { lease: tries > 1 ? { ...lease, attempt: tries } : lease }),
+      };
+      let error: unknown;
+      try {
+        const msg = await this.nats.request(subject, encodeRequest(request), { timeout: timeoutMs });
+        const reply = decodeReply(msg.data, "settle");
+        if (reply.ok) {
+          for (const granted of reply.leases) this.routes.set(granted, shardId);
+          return { results: reply.results, leases: reply.leases };
+        }
+        error = fromWireError(reply.error);
+      } catch (err) {
+        error = fromTransportError(err, "settle", subject, timeoutMs, site) ?? err;
+      }
+      if (notThere(error)) return undefined;
+      if (!shouldRetry(error) || tries >= retry.attempts || this.mode === Mode.CLOSED) throw error;
+      await sleep(backoffDelay(retry, tries, Math.random), "settle", undefined);
+    }
   }
 
   async heartbeat(
@@ -257,12 +349,14 @@ class NatsFrontierClient implements FrontierClient {
     const reply = await this.request(
       { op: "heartbeat", ...refOf(lease), leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS },
       options,
+      0,
+      this.shardOf(lease),
     );
     return { expiresAt: reply.expiresAt };
   }
 
   async complete(lease: LeaseRef, options: RequestOptions = {}): Promise<{ duplicate: boolean }> {
-    const reply = await this.request({ op: "complete", ...refOf(lease) }, options);
+    const reply = await this.request({ op: "complete", ...refOf(lease) }, options, 0, this.shardOf(lease));
     return { duplicate: reply.duplicate };
   }
 
@@ -270,6 +364,8 @@ class NatsFrontierClient implements FrontierClient {
     const reply = await this.request(
       { op: "fail", ...refOf(lease), retryable: options.retryable ?? true, reason: options.reason ?? "" },
       options,
+      0,
+      this.shardOf(lease),
     );
     return { state: reply.state };
   }
@@ -302,7 +398,14 @@ class NatsFrontierClient implements FrontierClient {
 
   work(handler: TaskHandler, options: WorkOptions = {}): Worker {
     this.checkOpen("work");
-    const worker = new TaskWorker(this, handler, options, this.options.retry, this.options.requestTimeoutMs);
+    const worker = new TaskWorker(
+      this,
+      this,
+      handler,
+      options,
+      this.options.retry,
+      this.options.requestTimeoutMs,
+    );
     this.workers.add(worker);
     void worker.done.then(
       () => this.workers.delete(worker),
@@ -342,6 +445,10 @@ class NatsFrontierClient implements FrontierClient {
     }
   }
 
+  private shardOf(lease: LeaseRef): string | undefined {
+    return "task" in lease ? this.routes.get(lease) : undefined;
+  }
+
   private checkOpen(what: string): void {
     if (this.mode !== Mode.OPEN) {
       throw new ClientError(ClientErrorCode.CLOSED, `${what}: the client is closed`);
@@ -371,6 +478,7 @@ class NatsFrontierClient implements FrontierClient {
     request: RequestOf<O>,
     options: RequestOptions,
     extraTimeoutMs = 0,
+    shardId?: string,
   ): Promise<OkReply<O>> {
     // Created now, so a failure later shows the caller's stack, not a timer's.
     const site = new Error();
@@ -378,7 +486,7 @@ class NatsFrontierClient implements FrontierClient {
     if (this.mode === Mode.CLOSED) {
       return Promise.reject(new ClientError(ClientErrorCode.CLOSED, `${op}: the client is closed`));
     }
-    const p = this.send(op, request, options, extraTimeoutMs, site);
+    const p = this.send(op, request, options, extraTimeoutMs, site, shardId);
     this.inFlight.add(p);
     void p.then(
       () => this.inFlight.delete(p),
@@ -393,9 +501,13 @@ class NatsFrontierClient implements FrontierClient {
     options: RequestOptions,
     extraTimeoutMs: number,
     site: Error,
+    shardId?: string,
   ): Promise<OkReply<O>> {
     let bytes = encodeRequest(request); // a bad request fails here, before the round trip
-    const subject = this.subjects.coord(op);
+    const coordinator = this.subjects.coord(op);
+    // Straight to the shard holding the task first; every later send (and the first, when that
+    // shard is not there to answer) through a coordinator, which finds the task wherever it is.
+    let direct = shardId === undefined ? undefined : this.subjects.shard(shardId, op);
     const timeoutMs = (options.timeoutMs ?? this.options.requestTimeoutMs) + extraTimeoutMs;
     const retry = options.retry === undefined ? this.options.retry : fillRetry(op, options.retry);
     const signal = options.signal;
@@ -414,6 +526,7 @@ class NatsFrontierClient implements FrontierClient {
       }
       if (tracked !== undefined && this.leaseSends.has(tracked)) this.leaseSends.set(tracked, attempt);
       let error: unknown;
+      const subject = direct ?? coordinator;
       try {
         const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);
         const reply = decodeReply(msg.data, op);
@@ -421,6 +534,14 @@ class NatsFrontierClient implements FrontierClient {
         error = fromWireError(reply.error);
       } catch (err) {
         error = fromTransportError(err, op, subject, timeoutMs, site) ?? err;
+      }
+      if (direct !== undefined) {
+        direct = undefined;
+        // Not there (gone, or the task moved): the coordinator at once, as if this send had not been.
+        if (notThere(error) || (error instanceof FrontierError && error.code === "UNKNOWN_TASK")) {
+          tries--;
+          continue;
+        }
       }
       if (!shouldRetry(error) || tries >= retry.attempts || this.mode === Mode.CLOSED) throw error;
       await sleep(backoffDelay(retry, tries, Math.random), op, signal);
@@ -434,6 +555,14 @@ const MAX_TRACKED_LEASE_IDS = 10_000;
 /** Owner and request id in one key; the length prefix keeps ("a:b", "c") apart from ("a", "b:c"). */
 function leaseIdKey(owner: string, requestId: string): string {
   return `${owner.length}:${owner}${requestId}`;
+}
+
+/** A shard that is not there to answer: no responders, or it does not own the slot (any more). */
+function notThere(err: unknown): boolean {
+  return (
+    (err instanceof ProtocolError || err instanceof FrontierError) &&
+    (err.code === "NO_RESPONDERS" || err.code === "SLOT_NOT_OWNED")
+  );
 }
 
 /** Whether a failed request may succeed if sent again unchanged. */

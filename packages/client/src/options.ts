@@ -130,6 +130,13 @@ export interface WorkOptions {
   readonly leaseMs?: number;
   /** Long-poll wait of each lease request, ms, 0..MAX_WAIT_MS. See `DEFAULT_WORK_WAIT_MS`. */
   readonly waitMs?: number;
+  /**
+   * Leases held beyond `concurrency`, waiting for a free slot, 0..1000: the
+   * next tasks are at hand when a handler finishes, and leases come in
+   * batches. Their leases are kept alive like running ones. 0 leases only
+   * for free slots. Default: `concurrency`.
+   */
+  readonly prefetch?: number;
   /** Lease owner. Default: the client's name. */
   readonly owner?: string;
   /** Heartbeat period as a fraction of `leaseMs`, in (0, 1). See `DEFAULT_HEARTBEAT_FRACTION`. */
@@ -140,6 +147,7 @@ export interface WorkOptions {
 
 export interface FilledWorkOptions {
   readonly concurrency: number;
+  readonly prefetch: number;
   readonly leaseMs: number;
   readonly waitMs: number;
   readonly owner: string;
@@ -151,6 +159,12 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   const concurrency = positiveInt("work", "concurrency", options.concurrency, DEFAULT_CONCURRENCY);
   if (concurrency > 1_000) {
     throw new InvalidArgumentError(`work: option concurrency must be at most 1000, got ${concurrency}`);
+  }
+  const prefetch = options.prefetch ?? concurrency;
+  if (!Number.isSafeInteger(prefetch) || prefetch < 0 || prefetch > 1_000) {
+    throw new InvalidArgumentError(
+      `work: option prefetch must be an integer in 0..1000, got ${String(prefetch)}`,
+    );
   }
   const leaseMs = positiveInt("work", "leaseMs", options.leaseMs, DEFAULT_LEASE_MS);
   const waitMs = options.waitMs ?? DEFAULT_WORK_WAIT_MS;
@@ -167,6 +181,7 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   }
   return {
     concurrency,
+    prefetch,
     leaseMs,
     waitMs,
     owner,

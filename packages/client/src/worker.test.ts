@@ -40,8 +40,11 @@ describe("work", () => {
     expect(peak).toBeLessThanOrEqual(4);
     expect(peak).toBeGreaterThan(1);
     expect(coord.engine.stats().counts.COMPLETED).toBe(40);
-    // Never asked for more than it had room for.
-    for (const q of coord.requests) if (q.op === "lease") expect(q.max).toBeLessThanOrEqual(4);
+    // Never asked for more than it had room for: its slots and the prefetch (default: as many).
+    for (const q of coord.requests) if (q.op === "lease") expect(q.max).toBeLessThanOrEqual(8);
+    // Completes went in batches, not one request per task.
+    expect(coord.requests.filter((q) => q.op === "complete")).toHaveLength(0);
+    expect(coord.requests.filter((q) => q.op === "settle").length).toBeLessThan(40);
     await client.close();
     await coord.close();
   });
@@ -221,7 +224,7 @@ describe("work", () => {
         started++;
         await sleep(200);
       },
-      { concurrency: 2, waitMs: 100 },
+      { concurrency: 2, waitMs: 100, prefetch: 0 },
     );
     await until(() => started === 2);
     await worker.stop();
@@ -229,6 +232,36 @@ describe("work", () => {
     expect(worker.stats.completed).toBe(2);
     expect(coord.engine.stats().counts.COMPLETED).toBe(2);
     expect(coord.engine.getTask("c")?.state).toBe("RUNNABLE");
+    await client.close();
+    await coord.close();
+  });
+
+  it("holds prefetched leases alive until a slot frees, and runs them when it stops", async () => {
+    const { coord, client } = await setup();
+    await client.submit(Array.from({ length: 6 }, (_, i) => ({ id: `p${i}`, deadline: i })));
+    let running = 0;
+    let peak = 0;
+    const worker = client.work(
+      async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(300);
+        running--;
+      },
+      // Heartbeats every 100 ms of a 300 ms lease: a task waiting 300 ms for its slot keeps its lease.
+      { concurrency: 2, prefetch: 2, waitMs: 50, leaseMs: 300, heartbeatFraction: 1 / 3 },
+    );
+    await until(() => worker.stats.leased === 4);
+    // Two run, two wait for a slot; nothing more is leased while the room is taken.
+    expect(worker.running).toBe(2);
+    expect(coord.engine.stats().counts.LEASED).toBe(4);
+    await worker.stop();
+    expect(worker.stats.completed).toBe(4);
+    expect(worker.stats.lost).toBe(0);
+    expect(peak).toBe(2);
+    expect(coord.engine.stats().counts.COMPLETED).toBe(4);
+    expect(coord.engine.stats().counts.RUNNABLE).toBe(2);
+    expect(coord.seen.get("heartbeat") ?? 0).toBeGreaterThan(0);
     await client.close();
     await coord.close();
   });

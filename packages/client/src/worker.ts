@@ -5,27 +5,46 @@
  * Modes of a worker (changed only in `setMode`):
  *
  *   RUNNING  --stop() / options.signal / a fatal lease error-->  STOPPING
- *   STOPPING --the last handler settled-->                        STOPPED
+ *   STOPPING --the last handler and complete settled-->           STOPPED
  *
- * RUNNING: one lease request at a time, for as many tasks as there are free
- *   slots (`concurrency` − running), long-polling `waitMs` when nothing is
- *   runnable. With no free slot it waits for a handler to finish: it never
- *   holds a lease it has no slot for.
- * STOPPING: no new lease request. A lease request already on the wire is
- *   awaited and what it grants is run (a grant cannot be handed back without
- *   spending an attempt), so stopping takes up to `waitMs` plus the running
- *   handlers. `stop({ abortInFlight: true })` also aborts the handlers' signals.
+ * RUNNING: a worker holds up to `concurrency` + `prefetch` leases: the
+ *   running handlers and the tasks waiting for a slot, which start the
+ *   moment one frees. It asks for more when at least half that room is free
+ *   (or it holds nothing), in one lease request at a time through a
+ *   coordinator (global earliest-deadline-first), long-polling `waitMs`
+ *   when nothing is runnable.
+ * Completes are batched: the tasks finished while a complete is on the way
+ *   to a shard go together in the next one (`settle`: many per request and
+ *   per commit), sent straight to the shard that granted them, which hands
+ *   back the next leases in the same reply (and the same commit), bounded
+ *   by the other shards' frontiers. A slot is free as soon as its handler
+ *   settles; the complete goes on in the background.
+ * STOPPING: no new lease request, and settles ask for no leases. What a
+ *   request already on the wire grants is run (a grant cannot be handed
+ *   back without spending an attempt), as are the tasks waiting for a slot;
+ *   so stopping takes up to `waitMs` plus the handlers. `stop({
+ *   abortInFlight: true })` also aborts the handlers' signals.
  *
- * Per task: heartbeat every `heartbeatMs`. A heartbeat that says the lease is
- * gone (STALE_LEASE, UNKNOWN_TASK, INVALID_STATE: expired, re-leased,
- * cancelled) or none that succeeded before the lease ran out marks the task
- * lost: its signal aborts with a `LeaseLostError`, and its outcome is dropped
- * (another worker may own it now; the fencing token would refuse us anyway).
+ * Per task, from its grant: heartbeat every `heartbeatMs`. A heartbeat that
+ * says the lease is gone (STALE_LEASE, UNKNOWN_TASK, INVALID_STATE: expired,
+ * re-leased, cancelled) or none that succeeded before the lease ran out
+ * marks the task lost: its signal aborts with a `LeaseLostError`, a task not
+ * started yet never starts, and its outcome is dropped (another worker may
+ * own it now; the fencing token would refuse us anyway).
  */
 import { randomUUID } from "node:crypto";
 import { backoffDelay, type Lease, type Task, type TaskState } from "@frontier/core";
-import { MAX_REASON_LENGTH } from "@frontier/protocol";
-import type { FrontierClient } from "./client.js";
+import {
+  type CompletedLease,
+  fromWireError,
+  MAX_LEASES_PER_REQUEST,
+  MAX_REASON_LENGTH,
+  MAX_SETTLES_PER_REQUEST,
+  ProtocolError,
+  type ResultOf,
+  WireErrorCode,
+} from "@frontier/protocol";
+import type { FrontierClient, WorkerChannel } from "./client.js";
 import { isLeaseGone, shouldRetry } from "./client.js";
 import { ClientError, ClientErrorCode, LeaseLostError, TaskError } from "./errors.js";
 import { type FilledWorkOptions, fillWorkOptions, type RetryPolicy, type WorkOptions } from "./options.js";
@@ -95,16 +114,32 @@ type Mode = (typeof Mode)[keyof typeof Mode];
 /** Pause between empty polls when `waitMs` is 0 (the coordinator answers at once, so we would spin). */
 const EMPTY_POLL_PAUSE_MS = 200;
 
-/** One task whose handler runs. */
-interface Running {
+/** Where completes go when the granting shard is unknown: through a coordinator. */
+const VIA_COORDINATOR = "";
+
+/** One leased task, from its grant until its handler settled (or it was lost before it started). */
+interface Held {
+  readonly key: string;
   readonly lease: Lease;
+  /** The shard that granted it (its completes go there), when known. */
+  readonly shardId: string | undefined;
   readonly controller: AbortController;
   /** Local estimate of the lease's end (our clock): when it was granted or last extended, plus leaseMs. */
   expiresAt: number;
   timer: NodeJS.Timeout | undefined;
+  started: boolean;
   /** Set once the handler settled: no heartbeat after that. */
   finished: boolean;
   lost: LeaseLostError | null;
+}
+
+/** The completes bound for one shard (or a coordinator): sent together, one request at a time. */
+interface SettleQueue {
+  readonly items: Held[];
+  /** A request is on the way; what queues meanwhile goes in the next. */
+  sending: boolean;
+  /** A send is due at the next turn of the event loop (so the completes of one turn go together). */
+  scheduled: boolean;
 }
 
 export class TaskWorker implements Worker {
@@ -112,16 +147,27 @@ export class TaskWorker implements Worker {
   readonly done: Promise<void>;
   private mode: Mode = Mode.RUNNING;
   private readonly options: FilledWorkOptions;
+  /** Leases held at most: running handlers plus tasks waiting for a slot. */
+  private readonly capacity: number;
   private readonly listeners = new Set<(event: WorkerEvent) => void>();
-  private readonly runs = new Map<string, Promise<void>>();
-  private readonly live = new Map<string, Running>();
-  /** Aborted on stop: ends an idle wait (backoff, free slot) at once. */
+  /** Every lease held: waiting for a slot or running. */
+  private readonly held = new Map<string, Held>();
+  /** Granted, waiting for a slot, in grant order (earliest deadline first within a grant). */
+  private readonly waiting: Held[] = [];
+  private runningCount = 0;
+  private readonly settles = new Map<string, SettleQueue>();
+  /** Leases asked for by settles on the way: room they may fill. */
+  private settleAsks = 0;
+  /** Handlers, settles and fails in progress: what stopping waits for. */
+  private readonly work = new Set<Promise<void>>();
+  /** Aborted on stop: ends an idle wait (backoff, free room) at once. */
   private readonly stopping = new AbortController();
-  private slotFreed: (() => void) | null = null;
+  private roomFreed: (() => void) | null = null;
   private counts = { leased: 0, completed: 0, failed: 0, lost: 0 };
 
   constructor(
     private readonly client: FrontierClient,
+    private readonly channel: WorkerChannel,
     private readonly handler: TaskHandler,
     options: WorkOptions,
     private readonly retry: RetryPolicy,
@@ -130,6 +176,7 @@ export class TaskWorker implements Worker {
   ) {
     this.options = fillWorkOptions(options, client.name);
     this.owner = this.options.owner;
+    this.capacity = Math.min(MAX_LEASES_PER_REQUEST, this.options.concurrency + this.options.prefetch);
     const signal = this.options.signal;
     const onAbort = () => void this.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -140,7 +187,7 @@ export class TaskWorker implements Worker {
   }
 
   get running(): number {
-    return this.live.size;
+    return this.runningCount;
   }
 
   get stats(): WorkerStats {
@@ -155,8 +202,8 @@ export class TaskWorker implements Worker {
   async stop(options: { abortInFlight?: boolean } = {}): Promise<void> {
     if (this.mode === Mode.RUNNING) this.setMode(Mode.STOPPING);
     if (options.abortInFlight) {
-      for (const run of this.live.values()) {
-        run.controller.abort(new ClientError(ClientErrorCode.CLOSED, "the worker is stopping"));
+      for (const held of this.held.values()) {
+        held.controller.abort(new ClientError(ClientErrorCode.CLOSED, "the worker is stopping"));
       }
     }
     await this.done.catch(() => {});
@@ -166,7 +213,7 @@ export class TaskWorker implements Worker {
     this.mode = mode;
     if (mode === Mode.STOPPING) {
       this.stopping.abort();
-      this.slotFreed?.();
+      this.roomFreed?.();
     }
   }
 
@@ -178,35 +225,38 @@ export class TaskWorker implements Worker {
       if (!(err instanceof ClientError && err.code === ClientErrorCode.CLOSED)) fatal = err;
     }
     if (this.mode === Mode.RUNNING) this.setMode(Mode.STOPPING);
-    while (this.runs.size > 0) await Promise.allSettled([...this.runs.values()]);
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
     this.setMode(Mode.STOPPED);
     if (fatal !== null) throw fatal;
   }
 
+  /** Room for more leases: what is held and what settles on the way may bring, below capacity. */
+  private room(): number {
+    return this.capacity - this.held.size - this.settleAsks;
+  }
+
   private async leaseLoop(): Promise<void> {
-    const { concurrency, leaseMs, waitMs, owner } = this.options;
+    const { leaseMs, waitMs, owner, prefetch } = this.options;
+    // Ask when this much room is free (or nothing is held), so leases come in batches; without
+    // prefetch, for every free slot.
+    const batch = Math.max(1, Math.min(prefetch, Math.ceil(this.capacity / 2)));
     // Kept until a reply arrives: a retry after a timeout gets the grant the first attempt may have made
     // (the client goes on numbering the sends under it, so the retry is a resend to the cluster).
     let requestId: string | null = null;
     let failures = 0;
     while (this.mode === Mode.RUNNING) {
-      if (this.live.size >= concurrency) {
+      const room = this.room();
+      if (room <= 0 || (room < batch && this.held.size > 0)) {
         await new Promise<void>((resolve) => {
-          this.slotFreed = resolve;
+          this.roomFreed = resolve;
         });
-        this.slotFreed = null;
+        this.roomFreed = null;
         continue;
       }
       requestId ??= randomUUID();
       let leases: readonly Lease[];
       try {
-        leases = await this.client.lease({
-          max: concurrency - this.live.size,
-          leaseMs,
-          waitMs,
-          owner,
-          requestId,
-        });
+        leases = await this.client.lease({ max: room, leaseMs, waitMs, owner, requestId });
         requestId = null;
         failures = 0;
       } catch (err) {
@@ -218,9 +268,9 @@ export class TaskWorker implements Worker {
         await this.idle(backoffDelay(this.retry, failures + this.retry.attempts, Math.random));
         continue;
       }
-      for (const lease of leases) this.start(lease);
+      this.take(leases);
       if (leases.length === 0) {
-        this.emit({ type: "idle", running: this.live.size });
+        this.emit({ type: "idle", running: this.runningCount });
         if (waitMs === 0) await this.idle(EMPTY_POLL_PAUSE_MS);
       }
     }
@@ -240,51 +290,77 @@ export class TaskWorker implements Worker {
     });
   }
 
-  private start(lease: Lease): void {
-    const key = `${lease.taskId}\u0000${lease.token}`;
-    const run: Running = {
-      lease,
-      controller: new AbortController(),
-      expiresAt: Date.now() + this.options.leaseMs,
-      timer: undefined,
-      finished: false,
-      lost: null,
-    };
-    this.counts.leased++;
-    this.live.set(key, run);
-    const settled = this.execute(run).finally(() => {
-      this.live.delete(key);
-      this.runs.delete(key);
-      this.slotFreed?.();
-    });
-    this.runs.set(key, settled);
+  /** Holds granted leases (their heartbeats start now) and starts as many as there are free slots. */
+  private take(leases: readonly Lease[]): void {
+    for (const lease of leases) {
+      const key = `${lease.taskId}\u0000${lease.token}`;
+      if (this.held.has(key)) continue; // the same grant twice (a resend's replay): one run
+      const held: Held = {
+        key,
+        lease,
+        shardId: this.channel.routeOf(lease),
+        controller: new AbortController(),
+        expiresAt: Date.now() + this.options.leaseMs,
+        timer: undefined,
+        started: false,
+        finished: false,
+        lost: null,
+      };
+      this.counts.leased++;
+      this.held.set(key, held);
+      this.waiting.push(held);
+      this.scheduleHeartbeat(held);
+    }
+    this.pump();
   }
 
-  private async execute(run: Running): Promise<void> {
-    const { lease } = run;
+  /** Starts waiting tasks while there are free slots. */
+  private pump(): void {
+    while (this.runningCount < this.options.concurrency && this.waiting.length > 0) {
+      const held = this.waiting.shift()!;
+      if (held.lost !== null) continue; // lost while it waited (dropped already)
+      this.start(held);
+    }
+  }
+
+  private start(held: Held): void {
+    held.started = true;
+    this.runningCount++;
+    this.track(
+      this.execute(held).finally(() => {
+        this.runningCount--;
+        this.held.delete(held.key);
+        this.pump();
+        this.roomFreed?.();
+      }),
+    );
+  }
+
+  private track(p: Promise<void>): void {
+    this.work.add(p);
+    void p.finally(() => this.work.delete(p));
+  }
+
+  private async execute(held: Held): Promise<void> {
+    const { lease } = held;
     this.emit({ type: "task:started", lease });
-    this.scheduleHeartbeat(run);
     let failure: { error: unknown } | null = null;
     try {
-      await this.handler(lease.task, { lease, attempt: lease.attempt, signal: run.controller.signal });
+      await this.handler(lease.task, { lease, attempt: lease.attempt, signal: held.controller.signal });
     } catch (error) {
       failure = { error };
     } finally {
-      run.finished = true;
-      clearTimeout(run.timer);
+      held.finished = true;
+      clearTimeout(held.timer);
     }
-    if (run.lost !== null) return this.lose(run, run.lost);
-    if (failure === null) {
-      try {
-        const { duplicate } = await this.client.complete(lease);
-        this.counts.completed++;
-        this.emit({ type: "task:completed", lease, duplicate });
-      } catch (err) {
-        this.settleError(run, "complete", err);
-      }
-      return;
-    }
-    const { error } = failure;
+    if (held.lost !== null) return this.lose(held, held.lost);
+    if (failure === null) return this.queueComplete(held);
+    // Failures are rare: each goes alone (to the granting shard when known), in the background.
+    this.track(this.failTask(held, failure.error));
+  }
+
+  private async failTask(held: Held, error: unknown): Promise<void> {
+    const { lease } = held;
     try {
       const { state } = await this.client.fail(lease, {
         retryable: !(error instanceof TaskError && !error.retryable),
@@ -293,34 +369,120 @@ export class TaskWorker implements Worker {
       this.counts.failed++;
       this.emit({ type: "task:failed", lease, error, state });
     } catch (err) {
-      this.settleError(run, "fail", err);
+      this.settleError(held, "fail", err);
     }
+  }
+
+  // ---------------------------------------------------------------- completes
+
+  private queueComplete(held: Held, destination = held.shardId ?? VIA_COORDINATOR): void {
+    let queue = this.settles.get(destination);
+    if (queue === undefined) {
+      queue = { items: [], sending: false, scheduled: false };
+      this.settles.set(destination, queue);
+    }
+    queue.items.push(held);
+    if (queue.sending || queue.scheduled) return;
+    queue.scheduled = true;
+    // The next turn: the completes of handlers that settle in this one go in the same request.
+    const q = queue;
+    this.track(
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          q.scheduled = false;
+          resolve(this.sendSettle(destination, q));
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Sends what is queued for `destination` (up to MAX_SETTLES_PER_REQUEST),
+   * asking a shard for as many next leases as there is room; then, what
+   * queued meanwhile.
+   */
+  private async sendSettle(destination: string, queue: SettleQueue): Promise<void> {
+    while (!queue.sending && queue.items.length > 0) {
+      const items = queue.items.splice(0, MAX_SETTLES_PER_REQUEST);
+      const completes: CompletedLease[] = items.map(({ lease }) => ({
+        taskId: lease.taskId,
+        token: lease.token,
+        ...(lease.task.workflowId === undefined ? {} : { workflowId: lease.task.workflowId }),
+      }));
+      const shardId = destination === VIA_COORDINATOR ? undefined : destination;
+      const ask = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
+      const { owner, leaseMs } = this.options;
+      queue.sending = true;
+      this.settleAsks += ask;
+      let reply: ResultOf<"settle"> | undefined;
+      try {
+        reply = await this.channel.settle(
+          shardId,
+          completes,
+          ask > 0 ? { owner, max: ask, leaseMs, requestId: randomUUID() } : undefined,
+        );
+      } catch (err) {
+        for (const held of items) this.settleError(held, "complete", err);
+      } finally {
+        this.settleAsks -= ask;
+        queue.sending = false;
+      }
+      if (reply !== undefined) {
+        items.forEach((held, i) => {
+          this.settled(held, reply.results[i], destination);
+        });
+        this.take(reply.leases);
+      }
+      this.roomFreed?.();
+    }
+  }
+
+  private settled(
+    held: Held,
+    outcome: ResultOf<"settle">["results"][number] | undefined,
+    from: string,
+  ): void {
+    const { lease } = held;
+    if (outcome !== undefined && "duplicate" in outcome) {
+      this.counts.completed++;
+      this.emit({ type: "task:completed", lease, duplicate: outcome.duplicate });
+      return;
+    }
+    const error =
+      outcome === undefined
+        ? new ProtocolError(WireErrorCode.INTERNAL, "settle: the reply has no outcome for this task")
+        : fromWireError(outcome.error);
+    // A shard that could not answer for this task: once more through a coordinator, which finds it.
+    if (from !== VIA_COORDINATOR && shouldRetry(error)) this.queueComplete(held, VIA_COORDINATOR);
+    else this.settleError(held, "complete", error);
   }
 
   /** A complete / fail that did not go through: the lease was gone (lost), or the cluster is away (error). */
-  private settleError(run: Running, during: "complete" | "fail", err: unknown): void {
+  private settleError(held: Held, during: "complete" | "fail", err: unknown): void {
     if (isLeaseGone(err)) {
-      this.lose(run, this.lostError(run, `${during}: ${messageOf(err)}`, err));
+      this.lose(held, this.lostError(held, `${during}: ${messageOf(err)}`, err));
     } else {
-      this.emit({ type: "error", during, error: err, lease: run.lease });
+      this.emit({ type: "error", during, error: err, lease: held.lease });
     }
   }
 
-  private lose(run: Running, error: LeaseLostError): void {
+  private lose(held: Held, error: LeaseLostError): void {
     this.counts.lost++;
-    this.emit({ type: "task:lost", lease: run.lease, error });
+    this.emit({ type: "task:lost", lease: held.lease, error });
   }
 
-  private scheduleHeartbeat(run: Running): void {
-    run.timer = setTimeout(() => void this.heartbeat(run), this.options.heartbeatMs);
+  // --------------------------------------------------------------- heartbeats
+
+  private scheduleHeartbeat(held: Held): void {
+    held.timer = setTimeout(() => this.track(this.heartbeat(held)), this.options.heartbeatMs);
   }
 
-  private async heartbeat(run: Running): Promise<void> {
+  private async heartbeat(held: Held): Promise<void> {
     const { leaseMs } = this.options;
     for (let attempt = 1; ; attempt++) {
-      if (run.finished || run.lost !== null) return;
-      const remaining = run.expiresAt - Date.now();
-      if (remaining <= 0) return this.markLost(run, "no heartbeat succeeded before the lease ran out", null);
+      if (held.finished || held.lost !== null) return;
+      const remaining = held.expiresAt - Date.now();
+      if (remaining <= 0) return this.markLost(held, "no heartbeat succeeded before the lease ran out", null);
       // One attempt per call (the retries are here), so a success extends the estimate from when
       // that attempt was sent: after a lost reply, the retry that got through is what the shard
       // extended from, not the first attempt.
@@ -330,39 +492,46 @@ export class TaskWorker implements Worker {
         // Each attempt waits at most a third of what is left, so a lost reply leaves time for
         // two more attempts before the lease ends (a request timeout as long as the lease would
         // let one lost reply lose the lease).
-        await this.client.heartbeat(run.lease, {
+        await this.client.heartbeat(held.lease, {
           leaseMs,
           signal: AbortSignal.timeout(remaining),
           timeoutMs: heartbeatAttemptTimeout(remaining, this.requestTimeoutMs),
           retry: { attempts: 1 },
         });
-        run.expiresAt = sentAt + leaseMs;
+        held.expiresAt = sentAt + leaseMs;
         break;
       } catch (err) {
-        if (run.finished) return;
-        if (isLeaseGone(err)) return this.markLost(run, `heartbeat: ${messageOf(err)}`, err);
-        if (Date.now() >= run.expiresAt) {
-          return this.markLost(run, "no heartbeat succeeded before the lease ran out", err);
+        if (held.finished) return;
+        if (isLeaseGone(err)) return this.markLost(held, `heartbeat: ${messageOf(err)}`, err);
+        if (Date.now() >= held.expiresAt) {
+          return this.markLost(held, "no heartbeat succeeded before the lease ran out", err);
         }
         if (shouldRetry(err) && attempt < this.retry.attempts) {
-          const wait = Math.min(backoffDelay(this.retry, attempt, Math.random), run.expiresAt - Date.now());
+          const wait = Math.min(backoffDelay(this.retry, attempt, Math.random), held.expiresAt - Date.now());
           await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
           continue;
         }
-        this.emit({ type: "error", during: "heartbeat", error: err, lease: run.lease });
+        this.emit({ type: "error", during: "heartbeat", error: err, lease: held.lease });
         break;
       }
     }
-    if (!run.finished && run.lost === null) this.scheduleHeartbeat(run);
+    if (!held.finished && held.lost === null) this.scheduleHeartbeat(held);
   }
 
-  private markLost(run: Running, why: string, cause: unknown): void {
-    run.lost = this.lostError(run, why, cause);
-    run.controller.abort(run.lost);
+  private markLost(held: Held, why: string, cause: unknown): void {
+    held.lost = this.lostError(held, why, cause);
+    held.controller.abort(held.lost);
+    if (!held.started) {
+      // Never started: dropped now (the lease is gone, so is the room it took).
+      clearTimeout(held.timer);
+      this.held.delete(held.key);
+      this.lose(held, held.lost);
+      this.roomFreed?.();
+    }
   }
 
-  private lostError(run: Running, why: string, cause: unknown): LeaseLostError {
-    const { taskId, token } = run.lease;
+  private lostError(held: Held, why: string, cause: unknown): LeaseLostError {
+    const { taskId, token } = held.lease;
     return new LeaseLostError(
       taskId,
       token,

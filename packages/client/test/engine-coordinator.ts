@@ -22,8 +22,10 @@ import {
   parseSubject,
   type Reply,
   type Request,
+  type SettleOutcome,
   type ShardCoverage,
   subjectsFor,
+  toWireError,
 } from "@frontier/protocol";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 
@@ -86,6 +88,17 @@ export function startEngineCoordinator(
         };
       case "complete":
         return { ok: true, op: "complete", ...engine.complete(request.taskId, request.token) };
+      case "settle": {
+        // A coordinator's settle: each complete on its own, no leases (only a shard grants those).
+        const results = request.completes.map((c): SettleOutcome => {
+          try {
+            return engine.complete(c.taskId, c.token);
+          } catch (error) {
+            return { error: toWireError(error) };
+          }
+        });
+        return { ok: true, op: "settle", results, leases: [] };
+      }
       case "fail": {
         const view = engine.fail(request.taskId, request.token, {
           retryable: request.retryable,

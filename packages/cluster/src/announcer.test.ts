@@ -49,6 +49,24 @@ describe("FrontierAnnouncer", () => {
     }
   });
 
+  it("announces the first runnable task after an empty frontier at once, inside the throttle window", async () => {
+    announcer.start();
+    await vi.advanceTimersByTimeAsync(1);
+    set(2);
+    announcer.changed();
+    await vi.advanceTimersByTimeAsync(1);
+    // Pushed: a waiting long-poll acts on it now, not when the window ends.
+    expect(published.map((a) => a.runnable)).toEqual([0, 2]);
+    expect(published[1]!.at - published[0]!.at).toBeLessThan(20);
+    // Other changes inside the window are still held to its end.
+    set(3);
+    announcer.changed();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(published.map((a) => a.runnable)).toEqual([0, 2]);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(published.map((a) => a.runnable)).toEqual([0, 2, 3]);
+  });
+
   it("sees changes no one reported on its poll, and repeats itself every interval", async () => {
     announcer.start();
     set(5);

@@ -10,7 +10,11 @@
  *  - at least every `intervalMs` (a heartbeat: coordinators drop shards
  *    they have not heard from);
  *  - never two within `throttleMs`: a change inside that window is published
- *    when it ends (the latest state, once).
+ *    when it ends (the latest state, once); except that a shard whose last
+ *    announcement said it had nothing runnable announces its first runnable
+ *    task at once: a coordinator's waiting long-polls act on it (a dependent
+ *    just unblocked, a task just submitted to an idle cluster), so dispatch
+ *    at light load is pushed, not held back by the throttle.
  * `seq` goes up by one per announcement, from 0 when the process starts.
  *
  * Lease long-polls wait here too (`waitForChange`): they wake on any change
@@ -132,13 +136,20 @@ export class FrontierAnnouncer {
       this.lastSeen = frontier;
       this.wake();
     }
-    if (force || !this.lastPublished || !same(frontier, this.lastPublished)) this.publishSoon();
+    if (force || !this.lastPublished || !same(frontier, this.lastPublished)) {
+      this.publishSoon(
+        this.lastPublished !== undefined && this.lastPublished.runnable === 0 && frontier.runnable > 0,
+      );
+    }
   }
 
-  /** Publishes now if the throttle allows, else once when it does (with the state of that moment). */
-  private publishSoon(): void {
+  /**
+   * Publishes now if the throttle allows (or `urgent`: runnable work where
+   * there was none), else once when it does (with the state of that moment).
+   */
+  private publishSoon(urgent = false): void {
     const wait = this.lastPublishAt + this.options.throttleMs - this.now();
-    if (wait <= 0) {
+    if (wait <= 0 || urgent) {
       const frontier = this.options.read();
       if (frontier !== null) this.publishNow(frontier);
       return;

@@ -192,12 +192,12 @@ describe("ShardActor", () => {
 
     expectError(await askRaw(nc, stats, new Uint8Array([0xc1, 0xff, 0x00, 0x13])), "BAD_MESSAGE");
     expectError(await askRaw(nc, stats, new Uint8Array(0)), "BAD_MESSAGE");
-    // { v: 2, kind: "request", op: "stats" }, by hand: a peer of another version.
+    // { v: 9, kind: "request", op: "stats" }, by hand: a peer of another version.
     const v2 = new Uint8Array([
       0x83,
       0xa1,
       0x76,
-      0x02,
+      0x09,
       0xa4,
       ...bytes("kind"),
       0xa7,
@@ -208,7 +208,7 @@ describe("ShardActor", () => {
       ...bytes("stats"),
     ]);
     const version = expectError(await askRaw(nc, stats, v2), "UNSUPPORTED_VERSION");
-    expect(version.message).toMatch(/version 2/);
+    expect(version.message).toMatch(/version 9/);
     // Above MAX_MESSAGE_BYTES, yet under NATS's max_payload: it reaches the actor.
     const huge = new Uint8Array(MAX_MESSAGE_BYTES + 1_000);
     expectError(await askRaw(nc, stats, huge), "MESSAGE_TOO_LARGE");
@@ -539,8 +539,11 @@ describe("ShardActor", () => {
     expect(seen.at(-1)).toMatchObject({ deadline: 981, key: 981, taskId: "t19", runnable: 20 });
     for (let i = 1; i < seen.length; i++) {
       expect(seen[i]!.seq).toBe(seen[i - 1]!.seq + 1);
-      // Never two within the throttle window (1 ms of slack for clock rounding).
-      expect(seen[i]!.at - seen[i - 1]!.at).toBeGreaterThanOrEqual(throttle - 1);
+      // Never two within the throttle window (1 ms of slack for clock rounding), except the first
+      // runnable task after an empty frontier, which is pushed at once (waiting long-polls act on it).
+      if (seen[i - 1]!.runnable > 0) {
+        expect(seen[i]!.at - seen[i - 1]!.at).toBeGreaterThanOrEqual(throttle - 1);
+      }
     }
     // Fewer announcements than changes: the burst was coalesced.
     expect(seen.length).toBeLessThan(21);

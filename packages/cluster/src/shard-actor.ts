@@ -38,6 +38,7 @@ import {
   ValidationError,
 } from "@frontier/core";
 import {
+  decodeFrontier,
   decodeRequest,
   encodedByteLength,
   encodeFrontier,
@@ -51,9 +52,14 @@ import {
   parseSubject,
   type Request,
   type RequestOf,
+  type ResultOf,
+  type SettleLease,
+  type SettleOutcome,
+  type SettleRequest,
   type SubmitRequest,
   slotOfTask,
   subjectsFor,
+  toWireError,
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard, ShardError, ShardErrorCode, type ShardStats, type SubmitResult } from "@frontier/shard";
@@ -71,6 +77,7 @@ import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js
 import { LeaseReplay } from "./lease-replay.js";
 import { createLogger } from "./log.js";
 import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
+import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
 import { SlotOwnership } from "./slot-ownership.js";
 import { formatSlots } from "./slots.js";
@@ -117,6 +124,9 @@ const DRAIN_TIMEOUT_MS = 5_000;
 export class ShardActor {
   private state: ActorState = ActorState.STARTING;
   private sub: Subscription | undefined;
+  private peerSub: Subscription | undefined;
+  /** The other shards' announced frontiers: the bound of the leases a settle grants (see settleLease). */
+  private readonly peers: PeerFrontiers;
   private statusIter: QueuedIterator<Status> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly announcer: FrontierAnnouncer;
@@ -153,6 +163,8 @@ export class ShardActor {
     this.cluster = options.cluster;
     this.expectedSlots = ownedSlots;
     this.prepared = new PreparedParts(options.prepareTtlMs);
+    // A coordinator drops a shard it has not heard from in three announcement intervals; so do we.
+    this.peers = new PeerFrontiers(options.shardId, 3 * options.announceIntervalMs);
     this.replay = new LeaseReplay(
       options.leaseReplayTtlMs,
       options.leaseReplayMaxEntries,
@@ -303,6 +315,7 @@ export class ShardActor {
       this.abort.abort();
       clearInterval(this.sweepTimer);
       this.statusIter?.stop();
+      this.peerSub?.unsubscribe();
       this.announcer.stop(wasServing ? EMPTY_FRONTIER : undefined);
       try {
         if (this.sub && !this.nc.isClosed()) await this.sub.drain();
@@ -363,6 +376,16 @@ export class ShardActor {
           return;
         }
         this.onRequest(msg);
+      },
+    });
+    this.peerSub = this.nc.subscribe(subjects.frontier, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.peers.observe(decodeFrontier(msg.data));
+        } catch (error) {
+          this.log.debug({ err: messageOf(error) }, "frontier announcement ignored");
+        }
       },
     });
     // The server knows the subscription before we say we serve (a subscription outlives a
@@ -485,6 +508,8 @@ export class ShardActor {
         this.announcer.changed();
         return { ok: true, op: "fail", state: view.state };
       }
+      case "settle":
+        return { ok: true, op: "settle", ...(await this.settle(request)) };
       case "cancel":
         await this.shard.cancel(request.taskId, request.reason);
         this.announcer.changed();
@@ -502,6 +527,56 @@ export class ShardActor {
       default:
         return assertNever(request);
     }
+  }
+
+  // ----------------------------------------------------------------- settle
+
+  /**
+   * A worker's completes, in one commit, and its next leases in the same
+   * one. Every complete starts in this synchronous stretch, and the grants
+   * follow in it too (see leaseOrReplay), after the completes: a dependent
+   * they unblocked can be among the grants. Each complete gets its own
+   * outcome; a refused one (STALE_LEASE, UNKNOWN_TASK, ...) fails only itself.
+   */
+  private async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
+    const results = request.completes.map(({ taskId, token }) =>
+      this.shard.complete(taskId, token).then(
+        ({ duplicate }): SettleOutcome => ({ duplicate }),
+        (error: unknown): SettleOutcome => ({ error: toWireError(this.toBoundary(error)) }),
+      ),
+    );
+    const leases = request.lease === undefined ? [] : await this.settleLease(request.lease);
+    const outcomes = await Promise.all(results);
+    this.announcer.changed();
+    const frontier = this.announcer.snapshot();
+    return frontier === null ? { results: outcomes, leases } : { results: outcomes, leases, frontier };
+  }
+
+  /**
+   * The next leases of a settle: a lease request to this shard alone, under
+   * the worker's request id, bounded by the other shards' announced
+   * frontiers (the `maxKey` a coordinator would send). A resend first looks
+   * up, and fences, what the earlier sends were granted here (this shard is
+   * the only one asked under the id), as a coordinator does for a resent lease.
+   */
+  private async settleLease(ask: SettleLease): Promise<Lease[]> {
+    const maxKey = this.peers.leastKey();
+    const attempt = ask.attempt ?? 1;
+    const request: LeaseRequest = {
+      op: "lease",
+      owner: ask.owner,
+      max: ask.max,
+      leaseMs: ask.leaseMs,
+      waitMs: 0,
+      requestId: ask.requestId,
+      ...(attempt > 1 ? { attempt } : {}),
+      ...(maxKey === undefined ? {} : { maxKey }),
+    };
+    if (attempt > 1) {
+      const replayed = await this.lease({ ...request, replayOnly: true });
+      if (replayed.length > 0) return replayed;
+    }
+    return this.lease(request);
   }
 
   // ------------------------------------------------------- submit, 2-phase
@@ -649,7 +724,11 @@ export class ShardActor {
       const held = (await this.shard.replayLease(request.owner, base)).slice(0, request.max);
       return { leases: held, bytes: encodedByteLength(held) };
     }
-    if (this.replay.getByBase(request.owner, base, Date.now()).length === 0) {
+    // Nothing recorded under the id (the common case): grant in this same synchronous stretch.
+    if (
+      this.replay.getByBase(request.owner, base, Date.now()).length === 0 &&
+      this.shard.hasLeaseRecord(request.owner, base)
+    ) {
       const durable = await this.shard.replayLease(request.owner, base);
       if (durable.length > 0) {
         const leases = durable.slice(0, request.max);

@@ -353,6 +353,8 @@ class CoordinatorImpl implements Coordinator {
       case "updateDeadline":
       case "getTask":
         return stripOp(await this.taskOps.route(request));
+      case "settle":
+        return this.taskOps.settle(request);
       case "stats": {
         const result = await this.stats();
         return { stats: result.merged, shards: coverageOf(result) };

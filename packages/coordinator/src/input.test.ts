@@ -10,6 +10,7 @@ import {
   MAX_PREREQUISITES,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
+  PROTOCOL_VERSION,
   subjectsFor,
   type WireErrorCode,
 } from "@frontier/protocol";
@@ -19,7 +20,7 @@ import { ok, refused, startTestCluster, type TestCluster } from "./test-shard.fi
 
 const packr = new Packr({ useRecords: false });
 const request = (op: string, fields: Record<string, unknown>) =>
-  packr.pack({ v: 1, kind: "request", op, ...fields });
+  packr.pack({ v: PROTOCOL_VERSION, kind: "request", op, ...fields });
 const task = (id: string, extra: Record<string, unknown> = {}) => ({ id, deadline: 1_000, ...extra });
 
 let c: TestCluster;
@@ -50,13 +51,13 @@ const cases: [string, string, () => Uint8Array, WireErrorCode, RegExp?][] = [
   [
     "a version from the future",
     "stats",
-    () => packr.pack({ v: 2, kind: "request", op: "stats" }),
+    () => packr.pack({ v: PROTOCOL_VERSION + 1, kind: "request", op: "stats" }),
     "UNSUPPORTED_VERSION",
   ],
   [
     "a reply sent as a request",
     "stats",
-    () => packr.pack({ v: 1, kind: "reply", ok: true, op: "cancel" }),
+    () => packr.pack({ v: PROTOCOL_VERSION, kind: "reply", ok: true, op: "cancel" }),
     "BAD_MESSAGE",
   ],
   [

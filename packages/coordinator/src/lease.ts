@@ -94,6 +94,12 @@ export interface LeaseContext {
 
 type LeaseResult = ResultOf<"lease">;
 
+/** Leases, each with the shard that granted it (`shards[i]` granted `leases[i]`): the worker settles there. */
+interface Granted {
+  readonly leases: Lease[];
+  readonly shards: string[];
+}
+
 /** What became of a resend: its earlier grant handed back, a new fill, or a shard that could not say. */
 export type ResendOutcome = "replayed" | "filled" | "unanswered";
 
@@ -156,21 +162,21 @@ export class LeaseRouter {
   private async fill(request: LeaseRequest): Promise<LeaseResult> {
     const deadline = this.now() + request.waitMs;
     if ((request.attempt ?? 1) > 1) {
-      let replayed: Lease[];
+      let replayed: Granted;
       try {
         replayed = await this.replayed(request);
       } catch (err) {
         this.ctx.onResend?.("unanswered");
         throw err;
       }
-      this.ctx.onResend?.(replayed.length > 0 ? "replayed" : "filled");
-      if (replayed.length > 0) return { leases: replayed };
+      this.ctx.onResend?.(replayed.leases.length > 0 ? "replayed" : "filled");
+      if (replayed.leases.length > 0) return replayed;
     }
     // How often each shard was asked in this fill: each ask gets its own derived request id.
     const visits = new Map<string, number>();
     for (;;) {
-      const leases = await this.attempt(request, visits);
-      if (leases.length > 0) return { leases };
+      const granted = await this.attempt(request, visits);
+      if (granted.leases.length > 0) return granted;
       const left = deadline - this.now();
       if (left <= 0 || !(await this.ctx.board.waitForRunnable(left))) return { leases: [] };
     }
@@ -186,7 +192,7 @@ export class LeaseRouter {
    * than grant anew and strand the first grant; the client asks again, and
    * a restarted shard replays from its journal.
    */
-  private async replayed(request: LeaseRequest): Promise<Lease[]> {
+  private async replayed(request: LeaseRequest): Promise<Granted> {
     const { link, board, logger } = this.ctx;
     const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
     for (const f of board.fresh()) shards.add(f.shardId);
@@ -213,6 +219,7 @@ export class LeaseRouter {
     const failed = replies.find((r) => "err" in r);
     if (failed !== undefined) throw failed.err;
     const leases: Lease[] = [];
+    const shardIds: string[] = [];
     const seen = new Set<string>();
     let bytes = 0;
     for (const { shardId, leases: kept } of replies) {
@@ -227,6 +234,7 @@ export class LeaseRouter {
         seen.add(lease.taskId);
         bytes += size;
         leases.push(lease);
+        shardIds.push(shardId);
       }
       if (dropped > 0) {
         logger.warn(
@@ -236,7 +244,7 @@ export class LeaseRouter {
         this.ctx.onDropped?.(shardId, dropped);
       }
     }
-    return leases;
+    return { leases, shards: shardIds };
   }
 
   /**
@@ -246,10 +254,11 @@ export class LeaseRouter {
    * grants nothing (the board was stale) or fails is not asked again in
    * this pass, so a pass makes at most `max` + shards asks.
    */
-  private async attempt(request: LeaseRequest, visits: Map<string, number>): Promise<Lease[]> {
+  private async attempt(request: LeaseRequest, visits: Map<string, number>): Promise<Granted> {
     const { link, board, logger } = this.ctx;
     const done = new Set<string>();
     const granted: Lease[] = [];
+    const grantedBy: string[] = [];
     const taken = new Set<string>();
     let bytes = 0;
     let failure: unknown;
@@ -324,6 +333,7 @@ export class LeaseRouter {
       }
       for (let j = 0; j < kept; j++) {
         granted.push(leases[j]!);
+        grantedBy.push(shardId);
         taken.add(leases[j]!.taskId);
       }
       if (kept > 0) this.ctx.onGranted?.(shardId, kept);
@@ -334,7 +344,7 @@ export class LeaseRouter {
     if (failure instanceof ShardTimeoutError) throw failure;
     // Nothing granted and a failure every shard would share (a bad argument): say so, rather than answer empty.
     if (granted.length === 0 && failure !== undefined && !isRetryable(failure)) throw failure;
-    return granted;
+    return { leases: granted, shards: grantedBy };
   }
 }
 

@@ -13,7 +13,20 @@
  * then the answer is its retryable error, never UNKNOWN_TASK.
  */
 import { ErrorCode, FrontierError } from "@frontier/core";
-import { isRetryable, type OkReply, partitionKeyOfRef, type RequestOf, slotOf } from "@frontier/protocol";
+import {
+  type CompletedLease,
+  isRetryable,
+  type OkReply,
+  ProtocolError,
+  partitionKeyOfRef,
+  type RequestOf,
+  type ResultOf,
+  type SettleOutcome,
+  type SettleRequest,
+  slotOf,
+  toWireError,
+  WireErrorCode,
+} from "@frontier/protocol";
 import { SlotUnownedError } from "./errors.js";
 import type { ShardLink } from "./shard-link.js";
 import type { SlotDirectory } from "./slot-table.js";
@@ -61,6 +74,13 @@ function settle(outcome: Outcome): OkReply<TaskOp> {
   throw outcome.error;
 }
 
+/** A settle outcome the owner gave that a single complete might better: not there (no workflow named), or unanswered. */
+function retryAlone(outcome: SettleOutcome, c: CompletedLease): boolean {
+  if (!("error" in outcome)) return false;
+  if (outcome.error.retryable) return true;
+  return c.workflowId === undefined && outcome.error.code === ErrorCode.UNKNOWN_TASK;
+}
+
 export class TaskOpRouter {
   constructor(private readonly ctx: TaskOpsContext) {}
 
@@ -90,6 +110,64 @@ export class TaskOpRouter {
       slot,
       `no shard owns slot ${slot} (task ${JSON.stringify(request.taskId)}); shards may still be starting: retry`,
     );
+  }
+
+  /**
+   * A worker's batch of completes: one `settle` per owning shard, in
+   * parallel, each task's outcome in its place. A task its owner does not
+   * hold (named without its workflow) or whose owner could not answer goes
+   * the way of a single complete (`route`: the scatter). A coordinator grants
+   * no leases here; a settle asking for them is refused.
+   */
+  async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
+    if (request.lease !== undefined) {
+      throw new ProtocolError(
+        WireErrorCode.BAD_MESSAGE,
+        "lease: only a shard grants the next leases of a settle; send the settle to the shard, or lease through a coordinator",
+      );
+    }
+    const results: SettleOutcome[] = new Array(request.completes.length);
+    const byOwner = new Map<string, number[]>();
+    const alone: number[] = [];
+    request.completes.forEach((c, i) => {
+      const owner = this.ctx.slots.ownerOf(slotOf(partitionKeyOfRef(c)));
+      if (owner === undefined) {
+        alone.push(i);
+        return;
+      }
+      let group = byOwner.get(owner);
+      if (group === undefined) byOwner.set(owner, (group = []));
+      group.push(i);
+    });
+    await Promise.all(
+      [...byOwner].map(async ([owner, indices]) => {
+        const completes = indices.map((i) => request.completes[i]!);
+        let outcomes: readonly SettleOutcome[];
+        try {
+          outcomes = (await this.ctx.link.request(owner, { op: "settle", completes })).results;
+        } catch (error) {
+          // The owner did not answer: each task goes alone, which scatters (it may be elsewhere).
+          alone.push(...indices);
+          return void error;
+        }
+        indices.forEach((i, k) => {
+          const outcome = outcomes[k];
+          if (outcome === undefined || retryAlone(outcome, completes[k]!)) alone.push(i);
+          else results[i] = outcome;
+        });
+      }),
+    );
+    await Promise.all(alone.map(async (i) => (results[i] = await this.completeAlone(request.completes[i]!))));
+    return { results, leases: [] };
+  }
+
+  private async completeAlone(c: CompletedLease): Promise<SettleOutcome> {
+    try {
+      const reply = (await this.route({ op: "complete", ...c })) as OkReply<"complete">;
+      return { duplicate: reply.duplicate };
+    } catch (error) {
+      return { error: toWireError(error) };
+    }
   }
 
   private async ask(shardId: string, request: TaskRequest): Promise<Outcome> {

@@ -29,6 +29,7 @@ import {
   SLOT_COUNT,
   slotOfTask,
   subjectsFor,
+  toWireError,
 } from "@frontier/protocol";
 import { StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -225,6 +226,18 @@ export class TestShard {
         };
       case "complete":
         return e.complete(request.taskId, request.token);
+      case "settle":
+        // Each complete on its own outcome; the lease part is the real shard's (not modelled here).
+        return {
+          results: request.completes.map((c) => {
+            try {
+              return e.complete(c.taskId, c.token);
+            } catch (error) {
+              return { error: toWireError(error) };
+            }
+          }),
+          leases: [],
+        };
       case "fail":
         return {
           state: e.fail(request.taskId, request.token, {

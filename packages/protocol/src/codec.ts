@@ -294,7 +294,7 @@ function* payloadsOf(kind: MessageKind, body: unknown): Generator<[string, unkno
     for (let i = 0; i < tasks.length; i++) {
       if (tasks[i]?.payload !== undefined) yield [`tasks[${i}].payload`, tasks[i]?.payload];
     }
-  } else if (kind === "reply" && b["ok"] === true && b["op"] === "lease") {
+  } else if (kind === "reply" && b["ok"] === true && (b["op"] === "lease" || b["op"] === "settle")) {
     const leases = b["leases"] as readonly { task: { payload?: unknown } }[];
     for (let i = 0; i < leases.length; i++) {
       if (leases[i]?.task.payload !== undefined) yield [`leases[${i}].task.payload`, leases[i]?.task.payload];

@@ -24,6 +24,9 @@ export const MAX_TASKS_PER_BATCH = 1_000;
 /** Largest `max` of one lease request (and most grants in one lease reply). Violation: BATCH_TOO_LARGE. */
 export const MAX_LEASES_PER_REQUEST = 1_000;
 
+/** Most tasks completed by one settle request. Violation: BATCH_TOO_LARGE. */
+export const MAX_SETTLES_PER_REQUEST = 1_000;
+
 /**
  * Longest id, in UTF-16 code units (`String.length`), as the engine counts:
  * task ids, prerequisites, workflow ids, owners, idempotency keys, request ids.

@@ -13,7 +13,7 @@ import { fromWireError, toWireError, type WireError, type WireErrorCode } from "
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -22,6 +22,7 @@ export const OPS = [
   "heartbeat",
   "complete",
   "fail",
+  "settle",
   "cancel",
   "updateDeadline",
   "getTask",
@@ -105,6 +106,49 @@ export interface FailRequest extends TaskRef {
   readonly reason: string;
 }
 
+/** A task a worker finished, named with the token of its lease. */
+export interface CompletedLease extends TaskRef {
+  readonly token: number;
+}
+
+/**
+ * The next leases a `settle` sent straight to a shard asks for, granted in
+ * the same commit as its completes (as BullMQ's moveToFinished fetches the
+ * next job). Idempotent like a lease request: a resend (`attempt` 2 and up)
+ * gets back the first send's grant, and fences the earlier sends.
+ */
+export interface SettleLease {
+  /** The worker that will hold the leases. */
+  readonly owner: string;
+  /** 1..MAX_LEASES_PER_REQUEST. */
+  readonly max: number;
+  /** Lease duration, ms; a positive integer. */
+  readonly leaseMs: number;
+  /** Chosen by the client, unique per settle; a resend under it gets the same grant. */
+  readonly requestId: string;
+  /** Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT. */
+  readonly attempt?: number;
+}
+
+/**
+ * A worker's finished tasks in one request: each completed under its lease
+ * token, all in one commit. Sent to the shard that granted the leases (or to
+ * a coordinator, which splits it by owner). Each task gets its own outcome:
+ * one stale token fails only its task. To a shard, `lease` also asks for the
+ * next tasks, granted in the same commit, earliest first and never past the
+ * other shards' announced frontiers (global earliest-deadline-first); a
+ * coordinator leaves the lease out (it grants through `lease`).
+ */
+export interface SettleRequest {
+  readonly op: "settle";
+  /** 0..MAX_SETTLES_PER_REQUEST tasks, each at most once. */
+  readonly completes: readonly CompletedLease[];
+  readonly lease?: SettleLease;
+}
+
+/** What became of one task of a settle: completed (`duplicate`: already, under this token), or refused. */
+export type SettleOutcome = { readonly duplicate: boolean } | { readonly error: WireError };
+
 export interface CancelRequest extends TaskRef {
   readonly op: "cancel";
   /** At most MAX_REASON_LENGTH. */
@@ -152,6 +196,7 @@ export type Request =
   | HeartbeatRequest
   | CompleteRequest
   | FailRequest
+  | SettleRequest
   | CancelRequest
   | UpdateDeadlineRequest
   | GetTaskRequest
@@ -178,12 +223,32 @@ export interface ResultMap {
    * announcement, numbered like the published ones), so lease routing knows
    * the shard's next key without waiting for its next announcement.
    */
-  readonly lease: { readonly leases: readonly Lease[]; readonly frontier?: FrontierAnnouncement };
+  readonly lease: {
+    readonly leases: readonly Lease[];
+    readonly frontier?: FrontierAnnouncement;
+    /**
+     * Coordinator → client only: `shards[i]` is the shard that granted
+     * `leases[i]`, so a worker settles, heartbeats and fails it there, in one
+     * hop. Absent from a reply older than the field; then everything goes
+     * through a coordinator.
+     */
+    readonly shards?: readonly string[];
+  };
   readonly heartbeat: { readonly expiresAt: number };
   /** `duplicate`: the task was already completed under this token (a retried complete). */
   readonly complete: { readonly duplicate: boolean };
   /** The task's state after the failure: WAITING (will retry) or FAILED. */
   readonly fail: { readonly state: TaskState };
+  /**
+   * `results[i]` is the outcome of `completes[i]`; `leases`, the next leases
+   * (empty unless the request asked, and always from a coordinator);
+   * `frontier`, shard only: the shard's frontier after the settle.
+   */
+  readonly settle: {
+    readonly results: readonly SettleOutcome[];
+    readonly leases: readonly Lease[];
+    readonly frontier?: FrontierAnnouncement;
+  };
   readonly cancel: Record<never, never>;
   readonly updateDeadline: Record<never, never>;
   /** null: no such task. */

@@ -38,6 +38,7 @@ import {
   MAX_PREREQUISITES,
   MAX_PROBLEMS,
   MAX_REASON_LENGTH,
+  MAX_SETTLES_PER_REQUEST,
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
@@ -48,6 +49,8 @@ import {
   OPS,
   type Reply,
   type Request,
+  type SettleLease,
+  type SettleOutcome,
   type ShardCoverage,
 } from "./messages.js";
 import { isValidToken } from "./subjects.js";
@@ -394,6 +397,47 @@ function taskRef(f: Fields, draft: Draft): void {
   );
 }
 
+/** A lease request's `max`: 1..MAX_LEASES_PER_REQUEST. */
+function leaseMax(v: unknown, path: string): number {
+  const max = int(v, path, 1);
+  if (max > MAX_LEASES_PER_REQUEST) {
+    throw new ProtocolError(
+      WireErrorCode.BATCH_TOO_LARGE,
+      `${path}: ${max} exceeds MAX_LEASES_PER_REQUEST (${MAX_LEASES_PER_REQUEST})`,
+    );
+  }
+  return max;
+}
+
+/** Which send of a request id: 1..MAX_ATTEMPT. */
+function attemptNumber(v: unknown, path: string): number {
+  const attempt = int(v, path, 1);
+  if (attempt > MAX_ATTEMPT)
+    throw new InvalidArgumentError(`${path}: ${attempt} exceeds MAX_ATTEMPT (${MAX_ATTEMPT})`);
+  return attempt;
+}
+
+function parseSettleLease(v: unknown, path: string): SettleLease {
+  const f = map(v, path, ["owner", "max", "leaseMs", "requestId", "attempt"]);
+  const l: Draft = {
+    owner: id(f["owner"], at(path, "owner"), true),
+    max: leaseMax(f["max"], at(path, "max")),
+    leaseMs: int(f["leaseMs"], at(path, "leaseMs"), 1),
+    requestId: id(f["requestId"], at(path, "requestId"), true),
+  };
+  put(l, "attempt", optional(f["attempt"], at(path, "attempt"), attemptNumber));
+  return l as unknown as SettleLease;
+}
+
+function parseSettleOutcome(v: unknown, path: string): SettleOutcome {
+  if (isPlainMap(v) && "error" in v) {
+    const f = map(v, path, ["error"]);
+    return { error: parseWireError(f["error"], at(path, "error")) };
+  }
+  const f = map(v, path, ["duplicate"]);
+  return { duplicate: bool(f["duplicate"], at(path, "duplicate")) };
+}
+
 /** A request body (the envelope's fields removed). */
 export function parseRequest(v: unknown): Request {
   const op = isPlainMap(v) ? v["op"] : undefined;
@@ -431,14 +475,7 @@ export function parseRequest(v: unknown): Request {
         "replayOnly",
       ]);
       r["owner"] = id(f["owner"], "owner", true);
-      const max = int(f["max"], "max", 1);
-      if (max > MAX_LEASES_PER_REQUEST) {
-        throw new ProtocolError(
-          WireErrorCode.BATCH_TOO_LARGE,
-          `max: ${max} exceeds MAX_LEASES_PER_REQUEST (${MAX_LEASES_PER_REQUEST})`,
-        );
-      }
-      r["max"] = max;
+      r["max"] = leaseMax(f["max"], "max");
       r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
       const waitMs = int(f["waitMs"], "waitMs", 0);
       if (waitMs > MAX_WAIT_MS) {
@@ -451,16 +488,7 @@ export function parseRequest(v: unknown): Request {
         "maxKey",
         optional(f["maxKey"], "maxKey", (k, p) => num(k, p)),
       );
-      put(
-        r,
-        "attempt",
-        optional(f["attempt"], "attempt", (n, p) => {
-          const attempt = int(n, p, 1);
-          if (attempt > MAX_ATTEMPT)
-            throw new InvalidArgumentError(`${p}: ${attempt} exceeds MAX_ATTEMPT (${MAX_ATTEMPT})`);
-          return attempt;
-        }),
-      );
+      put(r, "attempt", optional(f["attempt"], "attempt", attemptNumber));
       put(
         r,
         "replayOnly",
@@ -487,6 +515,30 @@ export function parseRequest(v: unknown): Request {
       r["token"] = int(f["token"], "token", 0);
       r["retryable"] = bool(f["retryable"], "retryable");
       r["reason"] = reason(f["reason"], "reason");
+      break;
+    }
+    case "settle": {
+      const f = map(v, "", ["op", "completes", "lease"]);
+      const completes = bounded(
+        f["completes"],
+        "completes",
+        MAX_SETTLES_PER_REQUEST,
+        "BATCH_TOO_LARGE",
+        "MAX_SETTLES_PER_REQUEST",
+      );
+      r["completes"] = completes.map((c, i) => {
+        const path = at("completes", i);
+        const cf = map(c, path, ["taskId", "workflowId", "token"]);
+        const item: Draft = { taskId: id(cf["taskId"], at(path, "taskId")) };
+        put(
+          item,
+          "workflowId",
+          optional(cf["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
+        );
+        item["token"] = int(cf["token"], at(path, "token"), 0);
+        return item;
+      });
+      put(r, "lease", optional(f["lease"], "lease", parseSettleLease));
       break;
     }
     case "cancel": {
@@ -583,15 +635,32 @@ export function parseReply(v: unknown): Reply {
       break;
     }
     case "lease": {
-      const f = map(v, "", ["ok", "op", "leases", "frontier"]);
-      const leases = bounded(
-        f["leases"],
-        "leases",
-        MAX_LEASES_PER_REQUEST,
+      const f = map(v, "", ["ok", "op", "leases", "frontier", "shards"]);
+      r["leases"] = parseLeases(f["leases"], "leases");
+      if (f["frontier"] !== undefined) r["frontier"] = parseFrontier(f["frontier"]);
+      if (f["shards"] !== undefined) {
+        const shards = list(f["shards"], "shards").map((s, i) => shardToken(s, at("shards", i)));
+        if (shards.length !== (r["leases"] as readonly unknown[]).length)
+          bad(
+            "shards",
+            `one shard id per lease (${(r["leases"] as readonly unknown[]).length})`,
+            f["shards"],
+          );
+        r["shards"] = shards;
+      }
+      break;
+    }
+    case "settle": {
+      const f = map(v, "", ["ok", "op", "results", "leases", "frontier"]);
+      const results = bounded(
+        f["results"],
+        "results",
+        MAX_SETTLES_PER_REQUEST,
         "BATCH_TOO_LARGE",
-        "MAX_LEASES_PER_REQUEST",
+        "MAX_SETTLES_PER_REQUEST",
       );
-      r["leases"] = leases.map((l, i) => parseLease(l, at("leases", i)));
+      r["results"] = results.map((x, i) => parseSettleOutcome(x, at("results", i)));
+      r["leases"] = parseLeases(f["leases"], "leases");
       if (f["frontier"] !== undefined) r["frontier"] = parseFrontier(f["frontier"]);
       break;
     }
@@ -627,13 +696,24 @@ export function parseReply(v: unknown): Reply {
   return r as unknown as Reply;
 }
 
+function parseLeases(v: unknown, path: string): Lease[] {
+  const leases = bounded(v, path, MAX_LEASES_PER_REQUEST, "BATCH_TOO_LARGE", "MAX_LEASES_PER_REQUEST");
+  return leases.map((l, i) => parseLease(l, at(path, i)));
+}
+
+/** A shard id: a subject token. */
+function shardToken(v: unknown, path: string): string {
+  const shardId = str(v, path);
+  if (!isValidToken(shardId)) bad(path, "a subject-safe token ([A-Za-z0-9_-], 1..64)", shardId);
+  return shardId;
+}
+
 // --------------------------------------------------------------- frontier
 
 /** A frontier announcement body (the envelope's fields removed). */
 export function parseFrontier(v: unknown): FrontierAnnouncement {
   const f = map(v, "", ["shardId", "deadline", "key", "taskId", "runnable", "seq", "at"]);
-  const shardId = str(f["shardId"], "shardId");
-  if (!isValidToken(shardId)) bad("shardId", "a subject-safe token ([A-Za-z0-9_-], 1..64)", shardId);
+  const shardId = shardToken(f["shardId"], "shardId");
   const deadline = f["deadline"] === null ? null : num(f["deadline"], "deadline");
   const taskId = f["taskId"] === null ? null : id(f["taskId"], "taskId");
   const key = f["key"] === null ? null : num(f["key"], "key");

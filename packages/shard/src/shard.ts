@@ -458,6 +458,16 @@ export class Shard {
     return this.read(() => this.leaseKeys.get(leaseKey(owner, requestId))?.fence ?? 1);
   }
 
+  /**
+   * Whether grants or a fence are recorded under (owner, requestId): when
+   * not, `replayLease` has nothing to return, and a caller can grant at once
+   * without waiting on it (so a grant stays in the same synchronous stretch,
+   * and commit, as the calls before it).
+   */
+  hasLeaseRecord(owner: string, requestId: string): boolean {
+    return this.read(() => this.leaseKeys.get(leaseKey(owner, requestId)) !== undefined);
+  }
+
   /** The first outcome of the submit accepted under `idempotencyKey`, while the key is remembered. */
   submitted(idempotencyKey: string): SubmitResult | undefined {
     return this.read(() => {

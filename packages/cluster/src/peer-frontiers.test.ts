@@ -1,0 +1,55 @@
+import type { FrontierAnnouncement } from "@frontier/protocol";
+import { describe, expect, it } from "vitest";
+import { PeerFrontiers } from "./peer-frontiers.js";
+
+function announcement(shardId: string, key: number | null, seq: number, runnable = key === null ? 0 : 5) {
+  return {
+    shardId,
+    key,
+    deadline: key,
+    taskId: key === null ? null : `t-${key}`,
+    runnable,
+    seq,
+    at: 0,
+  } satisfies FrontierAnnouncement;
+}
+
+describe("PeerFrontiers", () => {
+  it("bounds grants by the least key another shard announced with runnable tasks", () => {
+    let now = 0;
+    const peers = new PeerFrontiers("a", 3_000, () => now);
+    expect(peers.leastKey()).toBeUndefined();
+    peers.observe(announcement("a", 1, 1)); // our own: never a bound
+    peers.observe(announcement("b", 50, 1));
+    peers.observe(announcement("c", 20, 1));
+    peers.observe(announcement("d", null, 1)); // nothing runnable: no bound
+    expect(peers.leastKey()).toBe(20);
+    peers.observe(announcement("c", null, 2));
+    expect(peers.leastKey()).toBe(50);
+    now = 1_000;
+    peers.observe(announcement("b", 10, 2));
+    expect(peers.leastKey()).toBe(10);
+  });
+
+  it("ignores a reordered older announcement, but takes a restarted shard's", () => {
+    let now = 0;
+    const peers = new PeerFrontiers("a", 3_000, () => now);
+    peers.observe(announcement("b", 30, 7));
+    peers.observe(announcement("b", 5, 6));
+    expect(peers.leastKey()).toBe(30);
+    now = 3_500; // b's last word is stale: a new process numbering from 0 is believed
+    peers.observe(announcement("b", 8, 0));
+    expect(peers.leastKey()).toBe(8);
+  });
+
+  it("forgets a shard it has not heard from within the staleness window", () => {
+    let now = 0;
+    const peers = new PeerFrontiers("a", 3_000, () => now);
+    peers.observe(announcement("b", 30, 1));
+    now = 2_999;
+    expect(peers.leastKey()).toBe(30);
+    now = 3_000;
+    expect(peers.leastKey()).toBeUndefined();
+    expect(peers.size).toBe(0);
+  });
+});

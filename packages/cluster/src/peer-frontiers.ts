@@ -1,0 +1,59 @@
+/**
+ * The other shards' frontiers, as they announce them: what a shard needs to
+ * keep global earliest-deadline-first order when it grants leases without a
+ * coordinator (the next leases of a `settle`). It grants only tasks whose
+ * ordering key is at most the least key another shard announced with
+ * runnable tasks — exactly the bound (`maxKey`) a coordinator would give it,
+ * and as current as the announcements (the same staleness a coordinator
+ * routes with).
+ */
+import type { FrontierAnnouncement } from "@frontier/protocol";
+
+interface Seen {
+  readonly key: number | null;
+  readonly runnable: number;
+  readonly seq: number;
+  /** Our clock when it arrived: a shard's `at` is its own clock, so freshness is judged by ours. */
+  readonly receivedAt: number;
+}
+
+export class PeerFrontiers {
+  private readonly peers = new Map<string, Seen>();
+
+  constructor(
+    private readonly selfId: string,
+    /** An announcement older than this (ms) no longer bounds grants: its shard may be gone. */
+    private readonly staleMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes an announcement (our own, and older ones of a shard, are ignored; a restart starts `seq` over). */
+  observe(a: FrontierAnnouncement): void {
+    if (a.shardId === this.selfId) return;
+    const prior = this.peers.get(a.shardId);
+    const now = this.now();
+    // A lower seq is a reordered older message, unless the prior one is stale (the shard restarted).
+    if (prior !== undefined && a.seq <= prior.seq && now - prior.receivedAt < this.staleMs) return;
+    this.peers.set(a.shardId, { key: a.key, runnable: a.runnable, seq: a.seq, receivedAt: now });
+  }
+
+  /** The least ordering key any other shard announced with runnable tasks, lately; undefined when none. */
+  leastKey(): number | undefined {
+    const now = this.now();
+    let least: number | undefined;
+    for (const [shardId, seen] of this.peers) {
+      if (now - seen.receivedAt >= this.staleMs) {
+        this.peers.delete(shardId);
+        continue;
+      }
+      if (seen.runnable > 0 && seen.key !== null && (least === undefined || seen.key < least))
+        least = seen.key;
+    }
+    return least;
+  }
+
+  /** Shards heard from lately. */
+  get size(): number {
+    return this.peers.size;
+  }
+}
