@@ -172,9 +172,17 @@ describe.sequential("negative controls on a real cluster", () => {
     let faked = 0;
     const report = await run("wrongend", {
       worker: {
+        // A worker completes in settles: the first three are answered as applied, and never sent.
         rewrite: async (request) =>
-          request.op === "complete" && faked++ < 3
-            ? { reply: { ok: true, op: "complete", duplicate: false } }
+          request.op === "settle" && faked++ < 3
+            ? {
+                reply: {
+                  ok: true,
+                  op: "settle",
+                  results: request.completes.map(() => ({ duplicate: false })),
+                  leases: [],
+                },
+              }
             : { request },
       },
     });

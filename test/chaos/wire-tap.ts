@@ -23,7 +23,7 @@
  * Only the `request` method is wrapped; everything else is the connection's.
  */
 import { RequestTimeoutError } from "../../packages/client/src/index.js";
-import type { TaskInput } from "../../packages/core/src/index.js";
+import type { Lease, TaskInput } from "../../packages/core/src/index.js";
 import {
   decodeReply,
   decodeRequest,
@@ -34,11 +34,28 @@ import {
   type Reply,
   type Request,
 } from "../../packages/protocol/src/index.js";
-import type { ChaosPayload, ExchangeReply, ExchangeRequest, HistoryEvent, TaskSummary } from "./history.js";
+import type {
+  ChaosPayload,
+  ExchangeReply,
+  ExchangeRequest,
+  HistoryEvent,
+  LeaseGrant,
+  TaskSummary,
+} from "./history.js";
 
 /** Engine default when a task does not say (the chaos shards run with the defaults). */
 const DEFAULT_MAX_ATTEMPTS = 5;
-const RECORDED: ReadonlySet<string> = new Set(["submit", "lease", "heartbeat", "complete", "fail", "cancel"]);
+const RECORDED: ReadonlySet<string> = new Set([
+  "submit",
+  "lease",
+  "heartbeat",
+  "complete",
+  "fail",
+  "cancel",
+  "settle",
+]);
+/** What a client sends straight to a shard. */
+const TO_SHARD: ReadonlySet<string> = new Set(["heartbeat", "complete", "fail", "settle"]);
 
 /** What the wrapper needs of a NATS connection. */
 export interface Requester {
@@ -80,26 +97,37 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
     opts?: { timeout?: number },
   ): Promise<{ data: Uint8Array }> => {
     const parsed = parseSubject(subject);
-    if (parsed?.role !== "coord" || !RECORDED.has(parsed.op) || payload === undefined)
-      return nc.request(subject, payload, opts);
+    const recorded =
+      parsed !== null &&
+      parsed.role !== "frontier" &&
+      RECORDED.has(parsed.op) &&
+      (parsed.role === "coord" || TO_SHARD.has(parsed.op));
+    if (!recorded || payload === undefined) return nc.request(subject, payload, opts);
     const op = parsed.op;
     const original = decodeRequest(payload, op);
     const sentAt = Date.now();
     const timeout = opts?.timeout ?? 5_000;
-    const record = (rep: ExchangeReply | undefined, delivered: boolean, error?: string) =>
-      options.emit({
-        k: "x",
-        src: options.src,
-        sentAt,
-        at: Date.now(),
-        req: summary,
-        ...(rep ? { rep } : {}),
-        ...(error ? { error } : {}),
-        delivered,
-      });
-    const summary = summarize(original);
-    if (summary.op === "complete" || summary.op === "fail" || summary.op === "cancel")
-      options.emit({ k: "sent", src: options.src, at: sentAt, req: summary });
+    // One request, one or more exchanges (a settle is a complete per task and maybe a lease).
+    const parts = partsOf(original);
+    const record = (reply: Reply | undefined, delivered: boolean, error?: string) => {
+      for (const part of parts) {
+        const rep = reply === undefined ? undefined : part.reply(reply);
+        options.emit({
+          k: "x",
+          src: options.src,
+          sentAt,
+          at: Date.now(),
+          req: part.req,
+          ...(rep ? { rep } : {}),
+          ...(error ? { error } : {}),
+          delivered,
+        });
+      }
+    };
+    for (const { req } of parts) {
+      if (req.op === "complete" || req.op === "fail" || req.op === "cancel")
+        options.emit({ k: "sent", src: options.src, at: sentAt, req });
+    }
     const send = async (r: Request): Promise<Reply> => {
       const msg = await nc.request(subject, r === original ? payload : encodeRequest(r), opts);
       return decodeReply(msg.data, op);
@@ -118,8 +146,10 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
       record(undefined, false, (error as Error)?.name ?? String(error));
       throw error;
     }
-    const drop = random() < (options.faults?.dropReply?.[op] ?? 0);
-    record(summarizeReply(reply), !drop);
+    const drops = options.faults?.dropReply;
+    // A settle carries completes: without a rate of its own, it loses replies as completes do.
+    const drop = random() < (drops?.[op] ?? (op === "settle" ? drops?.complete : undefined) ?? 0);
+    record(reply, !drop);
     if (drop) {
       const left = sentAt + timeout - Date.now();
       if (left > 0) await new Promise((r) => setTimeout(r, left));
@@ -148,6 +178,48 @@ export function summaryOf(t: TaskInput): TaskSummary {
   };
 }
 
+/** A recorded request, and how to read its part of the reply. */
+interface Part {
+  readonly req: ExchangeRequest;
+  reply(reply: Reply): ExchangeReply;
+}
+
+function partsOf(r: Request): Part[] {
+  if (r.op !== "settle") return [{ req: summarize(r), reply: summarizeReply }];
+  const parts: Part[] = r.completes.map((c, i) => ({
+    req: { op: "complete", taskId: c.taskId, token: c.token },
+    reply: (reply) => {
+      if (!reply.ok) return { ok: false, code: reply.error.code };
+      const outcome = reply.op === "settle" ? reply.results[i] : undefined;
+      if (outcome === undefined) return { ok: false, code: "INTERNAL" };
+      return "error" in outcome
+        ? { ok: false, code: outcome.error.code }
+        : { ok: true, duplicate: outcome.duplicate };
+    },
+  }));
+  const lease = r.lease;
+  if (lease !== undefined) {
+    parts.push({
+      req: {
+        op: "lease",
+        owner: lease.owner,
+        requestId: lease.requestId,
+        leaseMs: lease.leaseMs,
+        max: lease.max,
+      },
+      reply: (reply) =>
+        !reply.ok
+          ? { ok: false, code: reply.error.code }
+          : { ok: true, leases: reply.op === "settle" ? reply.leases.map(grantOf) : [] },
+    });
+  }
+  return parts;
+}
+
+function grantOf(l: Lease): LeaseGrant {
+  return { taskId: l.taskId, token: l.token, owner: l.owner, expiresAt: l.expiresAt, attempt: l.attempt };
+}
+
 function summarize(r: Request): ExchangeRequest {
   switch (r.op) {
     case "submit":
@@ -173,16 +245,7 @@ function summarizeReply(reply: Reply): ExchangeReply {
     case "submit":
       return { ok: true, accepted: reply.accepted, replayed: reply.replayed };
     case "lease":
-      return {
-        ok: true,
-        leases: reply.leases.map((l) => ({
-          taskId: l.taskId,
-          token: l.token,
-          owner: l.owner,
-          expiresAt: l.expiresAt,
-          attempt: l.attempt,
-        })),
-      };
+      return { ok: true, leases: reply.leases.map(grantOf) };
     case "heartbeat":
       return { ok: true, expiresAt: reply.expiresAt };
     case "complete":

@@ -305,9 +305,10 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   /**
    * A settle sent to the shard that granted its leases, resent there (the
    * lease numbered, so a grant whose reply was lost comes back) while the
-   * error is retryable and the budget lasts. Undefined when the shard is
-   * not there to ask (no responders, or it says the slot moved): then a
-   * coordinator routes the completes; a grant an earlier send got expires.
+   * error is retryable and the budget lasts. Undefined when a coordinator
+   * should route the completes instead: the shard is not there (no
+   * responders, or it says the slot moved) and no leases were asked for,
+   * or the budget ran out.
    */
   private async settleAt(
     shardId: string,
@@ -336,8 +337,13 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       } catch (err) {
         error = fromTransportError(err, "settle", subject, timeoutMs, site) ?? err;
       }
-      if (notThere(error)) return undefined;
-      if (!shouldRetry(error) || tries >= retry.attempts || this.mode === Mode.CLOSED) throw error;
+      // Without leases asked for, nothing here is worth waiting for: a coordinator finds the tasks.
+      if (notThere(error) && lease === undefined) return undefined;
+      if (!shouldRetry(error)) throw error;
+      // With leases asked for, the shard is asked again (a restarted one replays its grant from its
+      // journal) while the budget lasts; then the completes go through a coordinator, and a grant
+      // an earlier send may have got expires like a dead worker's.
+      if (tries >= retry.attempts || this.mode === Mode.CLOSED) return undefined;
       await sleep(backoffDelay(retry, tries, Math.random), "settle", undefined);
     }
   }
