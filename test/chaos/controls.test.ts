@@ -194,14 +194,27 @@ describe.sequential("negative controls on a real cluster", () => {
     let n = 0;
     const report = await run("retry", {
       worker: {
-        dropReply: { lease: 0.3 },
+        // Leases come from lease requests and, mostly, with a settle's reply: break the retries of both.
+        dropReply: { lease: 0.3, settle: 0.3 },
         rewrite: async (request) => {
-          if (request.op !== "lease") return { request };
-          const retry = seen.has(request.requestId);
-          seen.add(request.requestId);
-          return {
-            request: retry ? { ...request, requestId: `${request.requestId}-again-${n++}` } : request,
-          };
+          if (request.op === "lease") {
+            const retry = seen.has(request.requestId);
+            seen.add(request.requestId);
+            return {
+              request: retry ? { ...request, requestId: `${request.requestId}-again-${n++}` } : request,
+            };
+          }
+          if (request.op === "settle" && request.lease !== undefined) {
+            const id = request.lease.requestId;
+            const retry = seen.has(id);
+            seen.add(id);
+            return {
+              request: retry
+                ? { ...request, lease: { ...request.lease, requestId: `${id}-again-${n++}` } }
+                : request,
+            };
+          }
+          return { request };
         },
       },
     });
