@@ -195,7 +195,7 @@ describe.sequential("negative controls on a real cluster", () => {
     const report = await run("retry", {
       worker: {
         // Leases come from lease requests and, mostly, with a settle's reply: break the retries of both.
-        dropReply: { lease: 0.3, settle: 0.3 },
+        dropReply: { lease: 0.5, settle: 0.5 },
         rewrite: async (request) => {
           if (request.op === "lease") {
             const retry = seen.has(request.requestId);
