@@ -134,7 +134,9 @@ export interface WorkOptions {
    * Leases held beyond `concurrency`, waiting for a free slot, 0..1000: the
    * next tasks are at hand when a handler finishes, and leases come in
    * batches. Their leases are kept alive like running ones. 0 leases only
-   * for free slots. Default: `concurrency`.
+   * for free slots. Default: adaptive, from `concurrency` up to
+   * MAX_AUTO_PREFETCH (256): as many as the handlers get through in two
+   * round trips to the cluster at their recent pace (see prefetch.ts).
    */
   readonly prefetch?: number;
   /** Lease owner. Default: the client's name. */
@@ -147,7 +149,8 @@ export interface WorkOptions {
 
 export interface FilledWorkOptions {
   readonly concurrency: number;
-  readonly prefetch: number;
+  /** Undefined: adaptive. */
+  readonly prefetch: number | undefined;
   readonly leaseMs: number;
   readonly waitMs: number;
   readonly owner: string;
@@ -160,8 +163,8 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   if (concurrency > 1_000) {
     throw new InvalidArgumentError(`work: option concurrency must be at most 1000, got ${concurrency}`);
   }
-  const prefetch = options.prefetch ?? concurrency;
-  if (!Number.isSafeInteger(prefetch) || prefetch < 0 || prefetch > 1_000) {
+  const prefetch = options.prefetch;
+  if (prefetch !== undefined && (!Number.isSafeInteger(prefetch) || prefetch < 0 || prefetch > 1_000)) {
     throw new InvalidArgumentError(
       `work: option prefetch must be an integer in 0..1000, got ${String(prefetch)}`,
     );

@@ -9,7 +9,8 @@
  *
  * RUNNING: a worker holds up to `concurrency` + `prefetch` leases: the
  *   running handlers and the tasks waiting for a slot, which start the
- *   moment one frees. It asks for more when at least half that room is free
+ *   moment one frees. The prefetch adapts to the handlers' pace unless
+ *   fixed (prefetch.ts). It asks for more when at least half that room is free
  *   (or it holds nothing), in one lease request at a time through a
  *   coordinator (global earliest-deadline-first), long-polling `waitMs`
  *   when nothing is runnable.
@@ -48,6 +49,7 @@ import type { FrontierClient, WorkerChannel } from "./client.js";
 import { isLeaseGone, shouldRetry } from "./client.js";
 import { ClientError, ClientErrorCode, LeaseLostError, TaskError } from "./errors.js";
 import { type FilledWorkOptions, fillWorkOptions, type RetryPolicy, type WorkOptions } from "./options.js";
+import { MAX_AUTO_PREFETCH, Prefetch } from "./prefetch.js";
 
 export interface TaskContext {
   /** The lease as granted (its token fences every call about the task). */
@@ -147,8 +149,8 @@ export class TaskWorker implements Worker {
   readonly done: Promise<void>;
   private mode: Mode = Mode.RUNNING;
   private readonly options: FilledWorkOptions;
-  /** Leases held at most: running handlers plus tasks waiting for a slot. */
-  private readonly capacity: number;
+  /** Leases held beyond the slots. */
+  private readonly prefetch: Prefetch;
   private readonly listeners = new Set<(event: WorkerEvent) => void>();
   /** Every lease held: waiting for a slot or running. */
   private readonly held = new Map<string, Held>();
@@ -176,7 +178,7 @@ export class TaskWorker implements Worker {
   ) {
     this.options = fillWorkOptions(options, client.name);
     this.owner = this.options.owner;
-    this.capacity = Math.min(MAX_LEASES_PER_REQUEST, this.options.concurrency + this.options.prefetch);
+    this.prefetch = new Prefetch(this.options.concurrency, MAX_AUTO_PREFETCH, this.options.prefetch);
     const signal = this.options.signal;
     const onAbort = () => void this.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -230,22 +232,27 @@ export class TaskWorker implements Worker {
     if (fatal !== null) throw fatal;
   }
 
+  /** Leases held at most: running handlers plus tasks waiting for a slot. */
+  private capacity(): number {
+    return Math.min(MAX_LEASES_PER_REQUEST, this.options.concurrency + this.prefetch.value);
+  }
+
   /** Room for more leases: what is held and what settles on the way may bring, below capacity. */
   private room(): number {
-    return this.capacity - this.held.size - this.settleAsks;
+    return this.capacity() - this.held.size - this.settleAsks;
   }
 
   private async leaseLoop(): Promise<void> {
-    const { leaseMs, waitMs, owner, prefetch } = this.options;
-    // Ask when this much room is free (or nothing is held), so leases come in batches; without
-    // prefetch, for every free slot.
-    const batch = Math.max(1, Math.min(prefetch, Math.ceil(this.capacity / 2)));
+    const { leaseMs, waitMs, owner } = this.options;
     // Kept until a reply arrives: a retry after a timeout gets the grant the first attempt may have made
     // (the client goes on numbering the sends under it, so the retry is a resend to the cluster).
     let requestId: string | null = null;
     let failures = 0;
     while (this.mode === Mode.RUNNING) {
       const room = this.room();
+      // Ask when this much room is free (or nothing is held), so leases come in batches; without
+      // prefetch, for every free slot.
+      const batch = Math.max(1, Math.min(this.prefetch.value, Math.ceil(this.capacity() / 2)));
       if (room <= 0 || (room < batch && this.held.size > 0)) {
         await new Promise<void>((resolve) => {
           this.roomFreed = resolve;
@@ -255,8 +262,11 @@ export class TaskWorker implements Worker {
       }
       requestId ??= randomUUID();
       let leases: readonly Lease[];
+      const sentAt = performance.now();
       try {
         leases = await this.client.lease({ max: room, leaseMs, waitMs, owner, requestId });
+        // A grant's round trip (an empty long-poll's wait says nothing of the cluster's pace).
+        if (leases.length > 0) this.prefetch.roundTrip(performance.now() - sentAt);
         requestId = null;
         failures = 0;
       } catch (err) {
@@ -329,6 +339,7 @@ export class TaskWorker implements Worker {
     this.track(
       this.execute(held).finally(() => {
         this.runningCount--;
+        this.prefetch.finished();
         this.held.delete(held.key);
         this.pump();
         this.roomFreed?.();
@@ -415,6 +426,7 @@ export class TaskWorker implements Worker {
       queue.sending = true;
       this.settleAsks += ask;
       let reply: ResultOf<"settle"> | undefined;
+      const sentAt = performance.now();
       try {
         reply = await this.channel.settle(
           shardId,
@@ -428,6 +440,7 @@ export class TaskWorker implements Worker {
         queue.sending = false;
       }
       if (reply !== undefined) {
+        this.prefetch.roundTrip(performance.now() - sentAt);
         items.forEach((held, i) => {
           this.settled(held, reply.results[i], destination);
         });

@@ -28,6 +28,8 @@ export interface Frontier {
   readonly key: number | null;
   readonly taskId: string | null;
   readonly runnable: number;
+  /** Ordering keys at ranks 1, 2, 4, … (see FrontierAnnouncement.depth); absent: not told. */
+  readonly depth?: readonly number[];
 }
 
 export const EMPTY_FRONTIER: Frontier = { deadline: null, key: null, taskId: null, runnable: 0 };
@@ -39,6 +41,12 @@ export interface AnnouncerOptions {
   readonly pollMs: number;
   /** The frontier now, or null when the shard does not serve (nothing is announced then). */
   read(): Frontier | null;
+  /**
+   * The keys at ranks 1, 2, 4, … (FrontierAnnouncement.depth), read only for
+   * what goes out (announcements, snapshots), not for every look at the
+   * frontier: it costs more than the rest. Absent or undefined: not told.
+   */
+  readDepth?(): readonly number[] | undefined;
   publish(announcement: FrontierAnnouncement): void;
   /** Wall clock for `at`; default Date.now. */
   now?: () => number;
@@ -75,7 +83,7 @@ export class FrontierAnnouncer {
   snapshot(): FrontierAnnouncement | null {
     const frontier = this.options.read();
     if (frontier === null) return null;
-    return { shardId: this.options.shardId, ...frontier, seq: this.seq++, at: this.now() };
+    return { shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at: this.now() };
   }
 
   /** Publishes the first announcement and starts the timers. */
@@ -167,9 +175,18 @@ export class FrontierAnnouncer {
     this.delayed.unref();
   }
 
+  /** `frontier` with its depth, when the shard tells it and has runnable tasks. */
+  private withDepth(frontier: Frontier): Frontier {
+    if (frontier.key === null || this.options.readDepth === undefined) return frontier;
+    const depth = this.options.readDepth();
+    return depth === undefined || depth.length === 0 || depth[0] !== frontier.key
+      ? frontier
+      : { ...frontier, depth };
+  }
+
   private publishNow(frontier: Frontier): void {
     const at = this.now();
-    this.options.publish({ shardId: this.options.shardId, ...frontier, seq: this.seq++, at });
+    this.options.publish({ shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at });
     this.lastPublished = frontier;
     this.lastPublishAt = at;
     if (this.stopped) return;
@@ -187,6 +204,7 @@ export class FrontierAnnouncer {
   }
 }
 
+/** The same frontier, depth aside (it is not read for looks; a change in it comes with one of these). */
 function same(a: Frontier, b: Frontier): boolean {
   return a.key === b.key && a.deadline === b.deadline && a.taskId === b.taskId && a.runnable === b.runnable;
 }

@@ -44,6 +44,7 @@ import {
   encodeFrontier,
   encodeReply,
   errorReply,
+  FRONTIER_DEPTH_RANKS,
   type LeaseRequest,
   MAX_MESSAGE_BYTES,
   type OkReply,
@@ -177,6 +178,7 @@ export class ShardActor {
       throttleMs: options.announceThrottleMs,
       pollMs: options.frontierPollMs,
       read: () => this.readFrontier(),
+      readDepth: () => this.readDepth(),
       publish: (a) => {
         // An announcement from a replaced owner would steer leases by its stale memory. Checked
         // here, where one is sent (at most every throttleMs), not on every read of the frontier
@@ -548,8 +550,8 @@ export class ShardActor {
     const leases = request.lease === undefined ? [] : await this.settleLease(request.lease);
     const outcomes = await Promise.all(results);
     this.announcer.changed();
-    const frontier = this.announcer.snapshot();
-    return frontier === null ? { results: outcomes, leases } : { results: outcomes, leases, frontier };
+    // No frontier in the reply: a worker does not route by it, and reading it costs.
+    return { results: outcomes, leases };
   }
 
   /**
@@ -909,10 +911,20 @@ export class ShardActor {
     }
   }
 
+  /** The keys at ranks 1, 2, 4, …: for what is published or handed to a coordinator, not for every look. */
+  private readDepth(): readonly number[] | undefined {
+    if (this.state !== ActorState.SERVING) return undefined;
+    try {
+      return this.shard.frontierDepth(FRONTIER_DEPTH_RANKS);
+    } catch {
+      return undefined; // readFrontier reports a failed shard
+    }
+  }
+
   private readFrontier(): Frontier | null {
     if (this.state !== ActorState.SERVING) return null;
     try {
-      // Called for every lease reply and announcement: the two figures only, not the whole stats.
+      // Called for every lease reply and announcement: the frontier figures only, not the whole stats.
       const { top, runnable } = this.shard.frontier();
       return top === null
         ? { ...EMPTY_FRONTIER, runnable }

@@ -26,6 +26,8 @@ export interface ShardFrontier {
   readonly deadline: number | null;
   /** Runnable tasks, as announced, minus what was leased since. */
   runnable: number;
+  /** Ordering keys at ranks 1, 2, 4, … as announced (FrontierAnnouncement.depth); absent: not told. */
+  readonly depth?: readonly number[];
   readonly seq: number;
   /** The coordinator's clock (ms) when the announcement arrived. */
   readonly receivedAt: number;
@@ -49,6 +51,7 @@ export class FrontierBoard {
       key: a.key,
       deadline: a.deadline,
       runnable: a.runnable,
+      ...(a.depth === undefined ? {} : { depth: a.depth }),
       seq: a.seq,
       receivedAt: this.now(),
     });

@@ -54,6 +54,7 @@ import { createHash } from "node:crypto";
 import type { Lease } from "@frontier/core";
 import {
   encodedByteLength,
+  FRONTIER_DEPTH_RANKS,
   isRetryable,
   type LeaseRequest,
   MAX_ID_LENGTH,
@@ -62,7 +63,7 @@ import {
 } from "@frontier/protocol";
 import type { Logger } from "pino";
 import { ShardTimeoutError, ShardUnavailableError } from "./errors.js";
-import type { FrontierBoard } from "./frontier-board.js";
+import type { FrontierBoard, ShardFrontier } from "./frontier-board.js";
 import type { ShardLink } from "./shard-link.js";
 
 /** Bytes of a lease reply around its leases: envelope, `ok`, `op`, array header. */
@@ -248,104 +249,188 @@ export class LeaseRouter {
   }
 
   /**
-   * One pass: ask the shard with the least key for what comes before the
-   * next shard's key, learn its new key from its reply, and pick again,
-   * until the request is full or no shard has runnable tasks. A shard that
-   * grants nothing (the board was stale) or fails is not asked again in
-   * this pass, so a pass makes at most `max` + shards asks.
+   * One pass: ask the shards for what comes first, learn their new keys from
+   * their replies, and pick again, until the request is full or no shard
+   * has runnable tasks. Each round is either one parallel ask of several
+   * shards (when their announced depths say which tasks are globally first:
+   * `parallelPlan`), or one ask of the shard with the least key for what
+   * comes before the next shard's key. A shard that grants nothing (the
+   * board was stale) or fails is not asked again in this pass, so a pass
+   * makes at most `max` + shards asks.
    */
   private async attempt(request: LeaseRequest, visits: Map<string, number>): Promise<Granted> {
-    const { link, board, logger } = this.ctx;
-    const done = new Set<string>();
-    const granted: Lease[] = [];
-    const grantedBy: string[] = [];
-    const taken = new Set<string>();
-    let bytes = 0;
-    let failure: unknown;
+    const fill: Fill = {
+      granted: [],
+      grantedBy: [],
+      taken: new Set(),
+      done: new Set(),
+      bytes: 0,
+      full: false,
+    };
     for (;;) {
-      const remaining = request.max - granted.length;
-      if (remaining <= 0 || bytes >= LEASE_REPLY_SOFT_BYTES) break;
-      const candidates = board.runnable().filter((f) => !done.has(f.shardId));
+      const remaining = request.max - fill.granted.length;
+      if (remaining <= 0 || fill.bytes >= LEASE_REPLY_SOFT_BYTES || fill.full) break;
+      const candidates = this.ctx.board.runnable().filter((f) => !fill.done.has(f.shardId));
       if (candidates.length === 0) break;
-      const { shardId, seq } = candidates[0]!;
-      const maxKey = candidates[1]?.key ?? undefined;
       // Ask only for what should fit the reply, judging by the leases seen so
       // far: a lease that does not fit is stranded until its expiry.
-      const ask = granted.length === 0 ? remaining : Math.min(remaining, fitting(bytes, granted.length));
-      if (ask <= 0) break;
-      const visit = (visits.get(shardId) ?? 0) + 1;
-      visits.set(shardId, visit);
-      let leases: readonly Lease[];
-      let replyBytes: number;
-      try {
-        const { reply, bytes: size } = await link.requestSized(shardId, {
-          op: "lease",
-          owner: request.owner,
-          max: ask,
-          leaseMs: request.leaseMs,
-          waitMs: 0,
-          requestId: shardRequestId(request.requestId, shardId, visit),
-          ...attemptOf(request),
-          ...(maxKey === undefined ? {} : { maxKey }),
-        });
-        leases = reply.leases;
-        replyBytes = size;
-        // The shard's frontier after the grant, when it says (exact); else what the grant implies.
-        if (reply.frontier !== undefined) board.observe(reply.frontier);
-        else board.noteGrant(shardId, ask, leases.length, maxKey, seq);
-      } catch (err) {
-        done.add(shardId);
-        if (err instanceof ShardUnavailableError) board.forget(shardId);
-        else failure ??= err;
-        logger.warn({ shardId, requestId: request.requestId, err }, "lease: shard did not grant");
+      const room =
+        fill.granted.length === 0 ? remaining : Math.min(remaining, fitting(fill.bytes, fill.granted.length));
+      if (room <= 0) break;
+      const plan = parallelPlan(candidates, room);
+      if (plan.length > 1) {
+        await Promise.all(plan.map((p) => this.ask(request, visits, fill, p.shard, p.max, p.maxKey)));
+        // Half full is enough: each further round is a commit on every shard asked for a smaller
+        // share, and the worker asks again for the rest (by then the shards' depths are fresh).
+        if (fill.granted.length * 2 >= request.max) break;
         continue;
       }
-      // A shard restarted mid-fill may answer a new ask with grants it already gave this fill.
-      leases = leases.filter((l) => !taken.has(l.taskId));
-      if (leases.length === 0) done.add(shardId);
-      // A shard answers a repeated id with its first grant, which may be larger than asked for
-      // (another coordinator asked it first): never reply with more than `max`.
-      if (leases.length > remaining) {
-        logger.warn(
-          { shardId, dropped: leases.length - remaining, requestId: request.requestId },
-          "lease: shard replayed more than asked for; leases left to expire",
-        );
-        this.ctx.onDropped?.(shardId, leases.length - remaining);
-        leases = leases.slice(0, remaining);
-      }
-      // The shard's reply is its leases plus a few bytes, so only measure leases when the total may not fit.
-      let kept = leases.length;
-      if (bytes + replyBytes > LEASE_REPLY_MAX_BYTES) {
-        kept = 0;
-        for (const lease of leases) {
-          const size = encodedByteLength(lease);
-          if (bytes + size > LEASE_REPLY_MAX_BYTES) break;
-          bytes += size;
-          kept++;
-        }
-        logger.warn(
-          { shardId, dropped: leases.length - kept, requestId: request.requestId },
-          "lease reply full: leases left to expire",
-        );
-        this.ctx.onDropped?.(shardId, leases.length - kept);
-      } else {
-        bytes += replyBytes;
-      }
-      for (let j = 0; j < kept; j++) {
-        granted.push(leases[j]!);
-        grantedBy.push(shardId);
-        taken.add(leases[j]!.taskId);
-      }
-      if (kept > 0) this.ctx.onGranted?.(shardId, kept);
-      if (kept < leases.length) break;
+      await this.ask(request, visits, fill, candidates[0]!, room, candidates[1]?.key ?? undefined);
     }
     // A shard that timed out may have granted: answering with the others' grants would strand
     // its grant, so fail; the client's resend collects every grant made under its id (replay).
-    if (failure instanceof ShardTimeoutError) throw failure;
+    if (fill.failure instanceof ShardTimeoutError) throw fill.failure;
     // Nothing granted and a failure every shard would share (a bad argument): say so, rather than answer empty.
-    if (granted.length === 0 && failure !== undefined && !isRetryable(failure)) throw failure;
-    return { leases: granted, shards: grantedBy };
+    if (fill.granted.length === 0 && fill.failure !== undefined && !isRetryable(fill.failure))
+      throw fill.failure;
+    return { leases: fill.granted, shards: fill.grantedBy };
   }
+
+  /** One ask of one shard in a fill: up to `ask` tasks, none after `maxKey`; what it grants joins the fill. */
+  private async ask(
+    request: LeaseRequest,
+    visits: Map<string, number>,
+    fill: Fill,
+    shard: ShardFrontier,
+    ask: number,
+    maxKey: number | undefined,
+  ): Promise<void> {
+    const { link, board, logger } = this.ctx;
+    const { shardId, seq } = shard;
+    const visit = (visits.get(shardId) ?? 0) + 1;
+    visits.set(shardId, visit);
+    let leases: readonly Lease[];
+    let replyBytes: number;
+    try {
+      const { reply, bytes: size } = await link.requestSized(shardId, {
+        op: "lease",
+        owner: request.owner,
+        max: ask,
+        leaseMs: request.leaseMs,
+        waitMs: 0,
+        requestId: shardRequestId(request.requestId, shardId, visit),
+        ...attemptOf(request),
+        ...(maxKey === undefined ? {} : { maxKey }),
+      });
+      leases = reply.leases;
+      replyBytes = size;
+      // The shard's frontier after the grant, when it says (exact); else what the grant implies.
+      if (reply.frontier !== undefined) board.observe(reply.frontier);
+      else board.noteGrant(shardId, ask, leases.length, maxKey, seq);
+    } catch (err) {
+      fill.done.add(shardId);
+      if (err instanceof ShardUnavailableError) board.forget(shardId);
+      else fill.failure ??= err;
+      logger.warn({ shardId, requestId: request.requestId, err }, "lease: shard did not grant");
+      return;
+    }
+    // A shard restarted mid-fill may answer a new ask with grants it already gave this fill.
+    leases = leases.filter((l) => !fill.taken.has(l.taskId));
+    if (leases.length === 0) fill.done.add(shardId);
+    // A shard answers a repeated id with its first grant, which may be larger than asked for
+    // (another coordinator asked it first): never reply with more than `max`.
+    const remaining = request.max - fill.granted.length;
+    if (leases.length > remaining) {
+      logger.warn(
+        { shardId, dropped: leases.length - remaining, requestId: request.requestId },
+        "lease: shard replayed more than asked for; leases left to expire",
+      );
+      this.ctx.onDropped?.(shardId, leases.length - remaining);
+      leases = leases.slice(0, remaining);
+    }
+    // The shard's reply is its leases plus a few bytes, so only measure leases when the total may not fit.
+    let kept = leases.length;
+    if (fill.bytes + replyBytes > LEASE_REPLY_MAX_BYTES) {
+      kept = 0;
+      for (const lease of leases) {
+        const size = encodedByteLength(lease);
+        if (fill.bytes + size > LEASE_REPLY_MAX_BYTES) break;
+        fill.bytes += size;
+        kept++;
+      }
+      logger.warn(
+        { shardId, dropped: leases.length - kept, requestId: request.requestId },
+        "lease reply full: leases left to expire",
+      );
+      this.ctx.onDropped?.(shardId, leases.length - kept);
+    } else {
+      fill.bytes += replyBytes;
+    }
+    for (let j = 0; j < kept; j++) {
+      fill.granted.push(leases[j]!);
+      fill.grantedBy.push(shardId);
+      fill.taken.add(leases[j]!.taskId);
+    }
+    if (kept > 0) this.ctx.onGranted?.(shardId, kept);
+    if (kept < leases.length) fill.full = true;
+  }
+}
+
+/** A fill in progress: what it granted, from where, and which shards are done for this pass. */
+interface Fill {
+  readonly granted: Lease[];
+  readonly grantedBy: string[];
+  readonly taken: Set<string>;
+  readonly done: Set<string>;
+  bytes: number;
+  /** The reply is full: a grant did not fit. */
+  full: boolean;
+  failure?: unknown;
+}
+
+/** One ask of a parallel round. */
+export interface PlannedAsk {
+  readonly shard: ShardFrontier;
+  readonly max: number;
+  readonly maxKey: number;
+}
+
+/**
+ * One parallel round that hands out exactly the earliest tasks of the
+ * cluster, from the shards' announced depths (keys at FRONTIER_DEPTH_RANKS).
+ * For a bound K, a shard holds at most r − 1 tasks with keys ≤ K, where r
+ * is the first announced rank whose key exceeds K (every runnable task when
+ * none does). The plan takes the largest announced key K whose bounds sum to at
+ * most `room`, and asks every shard with tasks ≤ K for its bound, under K:
+ * each grants all of its tasks up to K, and together they are every task up
+ * to K in the cluster, however the shards' keys interleave. Empty (or one
+ * ask) when that is no better than asking the least shard alone: a single
+ * candidate, a shard without a depth, or a bound only the first shard meets.
+ */
+export function parallelPlan(candidates: readonly ShardFrontier[], room: number): PlannedAsk[] {
+  if (candidates.length < 2 || room < 2) return [];
+  if (candidates.some((c) => c.depth === undefined || c.depth.length === 0)) return [];
+  const bound = (c: ShardFrontier, k: number): number => {
+    const depth = c.depth!;
+    for (let i = 0; i < depth.length; i++) if (depth[i]! > k) return FRONTIER_DEPTH_RANKS[i]! - 1;
+    return c.runnable;
+  };
+  const keys = [...new Set(candidates.flatMap((c) => c.depth!))].sort((a, b) => a - b);
+  let best: { k: number; sum: number } | undefined;
+  for (const k of keys) {
+    let sum = 0;
+    for (const c of candidates) sum += bound(c, k);
+    if (sum > room) break; // bounds only grow with k
+    best = { k, sum };
+  }
+  if (best === undefined) return [];
+  const k = best.k;
+  const plan: PlannedAsk[] = [];
+  for (const c of candidates) {
+    const max = bound(c, k);
+    if (max > 0) plan.push({ shard: c, max, maxKey: k });
+  }
+  return plan;
 }
 
 /** How many more leases fit the reply, at 1.5x the average size of those granted so far. */

@@ -9,6 +9,39 @@ function heapOver(keys: number[]) {
 }
 
 describe("IndexedHeap", () => {
+  it("tells the keys of its least entries without moving any", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 300 }),
+        fc.integer({ min: 0, max: 320 }),
+        fc.nat(),
+        (keys, limit, removals) => {
+          const heap = new IndexedHeap(
+            (a, b) => keys[a]! < keys[b]! || (keys[a] === keys[b] && a < b),
+            4,
+            (h) => keys[h]!,
+          );
+          for (let h = 0; h < keys.length; h++) heap.push(h);
+          // Some removals first, so the walk meets a heap that was reshaped in the middle.
+          const gone = new Set<number>();
+          for (let i = 0; i < Math.min(removals % 20, keys.length); i++) {
+            const h = (i * 7919) % keys.length;
+            if (heap.has(h)) {
+              heap.remove(h);
+              gone.add(h);
+            }
+          }
+          const left = keys.filter((_, h) => !gone.has(h)).sort((a, b) => a - b);
+          expect(heap.leastKeys(limit)).toEqual(left.slice(0, limit));
+          // Nothing moved: popping still yields every entry in order.
+          const popped: number[] = [];
+          for (let h = heap.pop(); h >= 0; h = heap.pop()) popped.push(keys[h]!);
+          expect(popped).toEqual(left);
+        },
+      ),
+    );
+  });
+
   it("pops in key order, ties by the comparator", () => {
     const keys = [5, 3, 9, 3, 1];
     const heap = heapOver(keys);

@@ -68,6 +68,54 @@ export class IndexedHeap {
     return this.count > 0 ? this.keys[0]! : Number.NaN;
   }
 
+  /**
+   * The keys of the `limit` least handles, ascending (all of them when fewer).
+   * A best-first walk from the root that only ever looks at children of what
+   * it took: O(limit · log limit), whatever the heap's size, and nothing in
+   * the heap moves. (Ties among equal keys make no difference to the keys.)
+   */
+  leastKeys(limit: number): number[] {
+    const out: number[] = [];
+    if (this.count === 0 || limit <= 0) return out;
+    // A binary min-heap of heap slots, by key: the frontier of the walk (at most 3·limit + 1 slots).
+    const keys = this.keys;
+    const open = new Int32Array(3 * Math.min(limit, this.count) + 4);
+    let size = 1;
+    open[0] = 0;
+    while (size > 0 && out.length < limit) {
+      const slot = open[0]!;
+      out.push(keys[slot]!);
+      // Take the root out: the last slot sifts down from the top.
+      const last = open[--size]!;
+      const lastKey = keys[last]!;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= size) break;
+        const r = l + 1;
+        const c = r < size && keys[open[r]!]! < keys[open[l]!]! ? r : l;
+        if (keys[open[c]!]! >= lastKey) break;
+        open[i] = open[c]!;
+        i = c;
+      }
+      if (size > 0) open[i] = last;
+      // Its children in the 4-ary heap join the walk.
+      const end = Math.min(4 * slot + 5, this.count);
+      for (let child = 4 * slot + 1; child < end; child++) {
+        const childKey = keys[child]!;
+        let j = size++;
+        while (j > 0) {
+          const parent = (j - 1) >> 1;
+          if (keys[open[parent]!]! <= childKey) break;
+          open[j] = open[parent]!;
+          j = parent;
+        }
+        open[j] = child;
+      }
+    }
+    return out;
+  }
+
   /** The least handle, or -1 when empty. */
   peek(): number {
     return this.count > 0 ? this.heap[0]! : -1;

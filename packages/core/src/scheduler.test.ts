@@ -579,3 +579,20 @@ describe("change records and rebuild", () => {
     expect(s.stats().counts.COMPLETED).toBe(0);
   });
 });
+
+describe("frontierDepth", () => {
+  it("gives the ordering keys of the runnable tasks at the ranks asked, up to what is runnable", () => {
+    const { s } = engine();
+    const ranks = [1, 2, 4, 8, 16];
+    expect(s.frontierDepth(ranks)).toEqual([]);
+    // Deadlines 100, 110, …; one waits on a prerequisite (not runnable), one is leased.
+    s.addTasks(Array.from({ length: 12 }, (_, i) => ({ id: `t${i}`, deadline: 100 + 10 * i })));
+    s.addTasks([{ id: "w", deadline: 1, prerequisites: ["t11"] }]);
+    expect(s.frontierDepth(ranks)).toEqual([100, 110, 130, 170]);
+    s.lease("worker", { max: 1 });
+    // t0 is leased: ranks move up by one.
+    expect(s.frontierDepth(ranks)).toEqual([110, 120, 140, 180]);
+    expect(s.frontierDepth([1, 3])).toEqual([110, 130]);
+    expect(s.frontierDepth(ranks)[0]).toBe(s.peekFrontier()?.key);
+  });
+});

@@ -497,6 +497,24 @@ export class Scheduler {
     return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.runnable.peekKey() };
   }
 
+  /**
+   * How the runnable tasks' ordering keys spread: the key of the r-th
+   * earliest runnable task for each rank r of `ranks` (ascending, from 1)
+   * up to what is runnable. What a shard announces, so a coordinator can
+   * fill one lease request from several shards in one parallel round and
+   * still hand out exactly the earliest tasks. O(maxRank · log maxRank).
+   */
+  frontierDepth(ranks: readonly number[]): number[] {
+    const deepest = ranks.length === 0 ? 0 : ranks[ranks.length - 1]!;
+    const keys = this.runnable.leastKeys(Math.min(deepest, this.runnable.size));
+    const depth: number[] = [];
+    for (const rank of ranks) {
+      if (rank > keys.length) break;
+      depth.push(keys[rank - 1]!);
+    }
+    return depth;
+  }
+
   /** Runs the timers that are due. */
   tick(): void {
     this.advance();

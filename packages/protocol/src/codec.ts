@@ -3,10 +3,10 @@
  *
  * On the wire every message is one msgpack map, the envelope fields first:
  *
- *   { v: 1, kind: "request", op: "submit", tasks: [...], idempotencyKey: "..." }
- *   { v: 1, kind: "reply", ok: true, op: "submit", accepted: 3, replayed: false }
- *   { v: 1, kind: "reply", ok: false, error: { code, message, retryable, ... } }
- *   { v: 1, kind: "frontier", shardId: "s1", deadline: 17e11, taskId: "t", ... }
+ *   { v: 2, kind: "request", op: "submit", tasks: [...], idempotencyKey: "..." }
+ *   { v: 2, kind: "reply", ok: true, op: "submit", accepted: 3, replayed: false }
+ *   { v: 2, kind: "reply", ok: false, error: { code, message, retryable, ... } }
+ *   { v: 2, kind: "frontier", shardId: "s1", deadline: 17e11, taskId: "t", ... }
  *
  * Maps use string keys and no msgpackr records (`useRecords: false`), so any
  * msgpack reader can decode them. Whatever the version, a message is a map

@@ -27,8 +27,10 @@ export {
   type WireErrorInfo,
 } from "./errors.js";
 export {
+  FRONTIER_DEPTH_RANKS,
   MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
+  MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,
   MAX_MESSAGE_BYTES,

@@ -24,6 +24,20 @@ export const MAX_TASKS_PER_BATCH = 1_000;
 /** Largest `max` of one lease request (and most grants in one lease reply). Violation: BATCH_TOO_LARGE. */
 export const MAX_LEASES_PER_REQUEST = 1_000;
 
+/**
+ * The ranks a frontier announcement's `depth` gives keys at: `depth[i]` is
+ * the ordering key of the `FRONTIER_DEPTH_RANKS[i]`-th earliest runnable
+ * task. Every rank to 6, then about 1.3× apart: a coordinator's parallel
+ * round (see the coordinator's lease routing) fills at least ~3/4 of its
+ * room, however the shards' keys interleave.
+ */
+export const FRONTIER_DEPTH_RANKS: readonly number[] = Object.freeze([
+  1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256,
+]);
+
+/** Most entries of a frontier announcement's `depth` (one per FRONTIER_DEPTH_RANKS rank). Violation: BAD_MESSAGE. */
+export const MAX_FRONTIER_DEPTH = FRONTIER_DEPTH_RANKS.length;
+
 /** Most tasks completed by one settle request. Violation: BATCH_TOO_LARGE. */
 export const MAX_SETTLES_PER_REQUEST = 1_000;
 

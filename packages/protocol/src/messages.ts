@@ -321,6 +321,15 @@ export interface FrontierAnnouncement {
   readonly taskId: string | null;
   /** Runnable tasks on the shard. */
   readonly runnable: number;
+  /**
+   * How the runnable tasks' keys spread: `depth[i]` is the ordering key of
+   * the `FRONTIER_DEPTH_RANKS[i]`-th earliest runnable task (as deep as
+   * there are runnable tasks), ascending; `depth[0]` is `key`. With it a
+   * coordinator fills a lease request from several shards in one parallel
+   * round, still handing out exactly the earliest tasks. Absent from a shard
+   * older than the field.
+   */
+  readonly depth?: readonly number[];
   /** Increases by one per announcement of one shard process; starts over when it restarts. */
   readonly seq: number;
   /** The shard's clock when it announced, ms since the epoch; lets a coordinator drop stale shards. */

@@ -82,9 +82,11 @@ describe("the README", () => {
         .map((f) => f.trim())
         .sort(),
     ).toEqual(allowed);
-    const example = /\{ v: 1, kind: "frontier", (.*) \}/.exec(readme)?.[1] ?? "";
+    const example =
+      new RegExp(`\\{ v: ${protocol.PROTOCOL_VERSION}, kind: "frontier", (.*) \\}`).exec(readme)?.[1] ?? "";
     expect(
       example
+        .replace(/\[[^\]]*\]/g, "[]")
         .split(", ")
         .map((f) => f.split(":")[0]!.trim())
         .sort(),

@@ -33,6 +33,7 @@ import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } f
 import {
   MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
+  MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,
   MAX_PREREQUISITES,
@@ -710,9 +711,20 @@ function shardToken(v: unknown, path: string): string {
 
 // --------------------------------------------------------------- frontier
 
+/** `depth`: at most MAX_FRONTIER_DEPTH keys, ascending, the first one the announcement's key. */
+function frontierDepth(v: unknown, path: string, key: number | null): number[] {
+  const items = bounded(v, path, MAX_FRONTIER_DEPTH, "BAD_MESSAGE", "MAX_FRONTIER_DEPTH");
+  const depth = items.map((k, i) => num(k, at(path, i)));
+  if (depth.length > 0 && depth[0] !== key) bad(at(path, 0), `the announcement's key (${key})`, depth[0]);
+  for (let i = 1; i < depth.length; i++) {
+    if (depth[i]! < depth[i - 1]!) bad(at(path, i), `a key no less than ${depth[i - 1]}`, depth[i]);
+  }
+  return depth;
+}
+
 /** A frontier announcement body (the envelope's fields removed). */
 export function parseFrontier(v: unknown): FrontierAnnouncement {
-  const f = map(v, "", ["shardId", "deadline", "key", "taskId", "runnable", "seq", "at"]);
+  const f = map(v, "", ["shardId", "deadline", "key", "taskId", "runnable", "seq", "at", "depth"]);
   const shardId = shardToken(f["shardId"], "shardId");
   const deadline = f["deadline"] === null ? null : num(f["deadline"], "deadline");
   const taskId = f["taskId"] === null ? null : id(f["taskId"], "taskId");
@@ -723,7 +735,7 @@ export function parseFrontier(v: unknown): FrontierAnnouncement {
       "deadline, key, taskId: all null (nothing runnable) or all set",
     );
   }
-  return {
+  const a: Draft = {
     shardId,
     deadline,
     key,
@@ -732,4 +744,10 @@ export function parseFrontier(v: unknown): FrontierAnnouncement {
     seq: int(f["seq"], "seq", 0),
     at: num(f["at"], "at"),
   };
+  put(
+    a,
+    "depth",
+    optional(f["depth"], "depth", (d, p) => frontierDepth(d, p, key)),
+  );
+  return a as unknown as FrontierAnnouncement;
 }

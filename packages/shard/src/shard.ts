@@ -430,6 +430,11 @@ export class Shard {
     });
   }
 
+  /** How the runnable tasks' ordering keys spread (Scheduler.frontierDepth); read apart, as it costs more. */
+  frontierDepth(ranks: readonly number[]): number[] {
+    return this.read(() => this.engine.frontierDepth(ranks));
+  }
+
   /**
    * Throws SHARD_FAILED (cause SHARD_FENCED) once another opener has taken
    * the data directory over, moving this shard to FAILED; SHARD_FAILED or

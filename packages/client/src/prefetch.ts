@@ -1,0 +1,69 @@
+/**
+ * How many leases a worker holds beyond its slots (`work()`'s prefetch).
+ *
+ * Fixed when the caller says; else adaptive: enough tasks to keep every
+ * slot busy for two round trips to the cluster at the pace the handlers
+ * have lately kept (tasks finished per ms × round trip × 2), within
+ * [min, max]. With slow handlers that is the minimum, so a worker does not
+ * hoard tasks other workers could run; with fast ones the pipeline, not the
+ * handlers, bounds the pace, the estimate doubles each time it is looked at
+ * until the cluster's round trips no longer hold the worker back (or the
+ * maximum is reached). A durable commit per round trip is what makes this
+ * matter: each grant and complete waits for an fsync.
+ */
+
+/** The adaptive prefetch's ceiling. */
+export const MAX_AUTO_PREFETCH = 256;
+/** The pace is measured over windows at least this long, ms. */
+const WINDOW_MS = 50;
+/** Weight of the newest window in the running averages. */
+const ALPHA = 0.3;
+/** The round trip assumed before one was measured, ms. */
+const INITIAL_ROUND_TRIP_MS = 5;
+
+export class Prefetch {
+  private finishes = 0;
+  private windowStart: number;
+  /** Tasks finished per ms, averaged. */
+  private pace = 0;
+  /** Round trip of a settle, ms, averaged. */
+  private roundTripMs = INITIAL_ROUND_TRIP_MS;
+  private current: number;
+
+  constructor(
+    private readonly min: number,
+    private readonly max: number,
+    /** A fixed prefetch (the caller's); undefined adapts. */
+    private readonly fixed: number | undefined,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.windowStart = now();
+    this.current = fixed ?? min;
+  }
+
+  /** A handler settled. */
+  finished(): void {
+    this.finishes++;
+  }
+
+  /** A request to the cluster took `ms` from send to reply. */
+  roundTrip(ms: number): void {
+    this.roundTripMs = (1 - ALPHA) * this.roundTripMs + ALPHA * ms;
+  }
+
+  /** The prefetch now. */
+  get value(): number {
+    if (this.fixed !== undefined) return this.fixed;
+    const now = this.now();
+    const elapsed = now - this.windowStart;
+    if (elapsed >= WINDOW_MS) {
+      const pace = this.finishes / elapsed;
+      this.pace = this.pace === 0 ? pace : (1 - ALPHA) * this.pace + ALPHA * pace;
+      this.finishes = 0;
+      this.windowStart = now;
+      const wanted = Math.ceil(this.pace * this.roundTripMs * 2);
+      this.current = Math.max(this.min, Math.min(this.max, wanted));
+    }
+    return this.current;
+  }
+}
