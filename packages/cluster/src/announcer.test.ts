@@ -67,6 +67,49 @@ describe("FrontierAnnouncer", () => {
     expect(published.map((a) => a.runnable)).toEqual([0, 2, 3]);
   });
 
+  it("announces at once after a lease reply told a coordinator the shard had nothing runnable", async () => {
+    announcer.start();
+    set(1);
+    announcer.changed();
+    await vi.advanceTimersByTimeAsync(1); // pushed: the first runnable task after empty
+    set(0);
+    // A lease reply takes the last task and tells the coordinator so (the board now waits).
+    expect(announcer.snapshot()).toMatchObject({ runnable: 0 });
+    await vi.advanceTimersByTimeAsync(1);
+    const before = published.length;
+    set(1, 20);
+    announcer.changed();
+    await vi.advanceTimersByTimeAsync(1);
+    // Still inside the throttle window of the last publish, yet announced: a long-poll waits on it.
+    expect(published.length).toBe(before + 1);
+    expect(published.at(-1)).toMatchObject({ runnable: 1, key: 20 });
+  });
+
+  it("tells the depth of its runnable keys in what goes out, not on every look", () => {
+    let reads = 0;
+    const depthOf = new FrontierAnnouncer({
+      shardId: "d",
+      intervalMs: 1_000,
+      throttleMs: 20,
+      pollMs: 100,
+      read: () => frontier,
+      readDepth: () => {
+        reads++;
+        return [10, 12, 30];
+      },
+      publish: (a) => published.push(a),
+    });
+    set(3);
+    depthOf.start();
+    expect(published.at(-1)).toMatchObject({ shardId: "d", key: 10, depth: [10, 12, 30] });
+    expect(depthOf.snapshot()).toMatchObject({ key: 10, depth: [10, 12, 30] });
+    expect(reads).toBe(2);
+    // A depth that does not start at the key (read at another moment) is left out, not sent wrong.
+    set(3, 11);
+    expect(depthOf.snapshot()?.depth).toBeUndefined();
+    depthOf.stop();
+  });
+
   it("sees changes no one reported on its poll, and repeats itself every interval", async () => {
     announcer.start();
     set(5);

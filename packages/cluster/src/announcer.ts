@@ -11,8 +11,8 @@
  *    they have not heard from);
  *  - never two within `throttleMs`: a change inside that window is published
  *    when it ends (the latest state, once); except that a shard whose last
- *    announcement said it had nothing runnable announces its first runnable
- *    task at once: a coordinator's waiting long-polls act on it (a dependent
+ *    word (an announcement, or the frontier in a lease reply) said it had
+ *    nothing runnable announces its first runnable task at once: a coordinator's waiting long-polls act on it (a dependent
  *    just unblocked, a task just submitted to an idle cluster), so dispatch
  *    at light load is pushed, not held back by the throttle.
  * `seq` goes up by one per announcement, from 0 when the process starts.
@@ -57,6 +57,12 @@ export class FrontierAnnouncer {
   private lastSeen: Frontier | undefined;
   private lastPublished: Frontier | undefined;
   private lastPublishAt = Number.NEGATIVE_INFINITY;
+  /**
+   * The last frontier this shard told anyone (published, or in a lease
+   * reply) had nothing runnable: coordinators wait on it, so the next
+   * runnable task is announced at once.
+   */
+  private toldEmpty = false;
   private checkQueued = false;
   private delayed: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -83,6 +89,7 @@ export class FrontierAnnouncer {
   snapshot(): FrontierAnnouncement | null {
     const frontier = this.options.read();
     if (frontier === null) return null;
+    this.toldEmpty = frontier.runnable === 0;
     return { shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at: this.now() };
   }
 
@@ -145,9 +152,7 @@ export class FrontierAnnouncer {
       this.wake();
     }
     if (force || !this.lastPublished || !same(frontier, this.lastPublished)) {
-      this.publishSoon(
-        this.lastPublished !== undefined && this.lastPublished.runnable === 0 && frontier.runnable > 0,
-      );
+      this.publishSoon(this.toldEmpty && frontier.runnable > 0);
     }
   }
 
@@ -188,6 +193,7 @@ export class FrontierAnnouncer {
     const at = this.now();
     this.options.publish({ shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at });
     this.lastPublished = frontier;
+    this.toldEmpty = frontier.runnable === 0;
     this.lastPublishAt = at;
     if (this.stopped) return;
     clearTimeout(this.heartbeat);

@@ -23,6 +23,7 @@ import {
   errorReply,
   type FrontierAnnouncement,
   MAX_ATTEMPT,
+  MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
   MAX_LEASES_PER_REQUEST,
   MAX_MESSAGE_BYTES,
@@ -351,6 +352,8 @@ describe("round trips", () => {
 
   it("frontier announcement, with and without a runnable task", () => {
     expect(decodeFrontier(encodeFrontier(frontier))).toEqual(frontier);
+    const deep = { ...frontier, depth: [frontier.key!, frontier.key!, frontier.key! + 9] };
+    expect(decodeFrontier(encodeFrontier(deep))).toEqual(deep);
     const idle = { ...frontier, deadline: null, key: null, taskId: null, runnable: 0 };
     expect(decodeFrontier(encodeFrontier(idle))).toEqual(idle);
     expect(decode(encodeFrontier(idle))).toEqual({ kind: "frontier", frontier: idle });
@@ -1755,6 +1758,22 @@ describe("reply and announcement shapes", () => {
     ["a negative count", { ...frontier, runnable: -1 }, "runnable: expected a non-negative integer"],
     ["no seq", { ...frontier, seq: undefined }, "seq: expected a non-negative integer, missing"],
     ["an extra field", { ...frontier, load: 0.5 }, 'unknown field "load"'],
+    [
+      "a depth not starting at the key",
+      { ...frontier, depth: [frontier.key! + 1] },
+      "depth[0]: expected the announcement's key",
+    ],
+    [
+      "a depth that goes back",
+      { ...frontier, depth: [frontier.key!, frontier.key! + 5, frontier.key! + 4] },
+      "depth[2]: expected a key no less than",
+    ],
+    [
+      "a depth deeper than MAX_FRONTIER_DEPTH",
+      { ...frontier, depth: Array.from({ length: MAX_FRONTIER_DEPTH + 1 }, () => frontier.key!) },
+      "MAX_FRONTIER_DEPTH",
+    ],
+    ["a depth of strings", { ...frontier, depth: ["soon"] }, "depth[0]: expected a number"],
   ])("refuses an announcement with %s (BAD_MESSAGE)", (_name, announcement, message) => {
     expectCode(() => encodeFrontier(announcement as FrontierAnnouncement), "BAD_MESSAGE", message);
     expectCode(() => decode(envelope("frontier", announcement as object)), "BAD_MESSAGE", message);
