@@ -49,6 +49,17 @@ describe("FrontierBoard", () => {
     expect(board.runnable().map((f) => f.shardId)).toEqual(["a", "b"]);
   });
 
+  it("does not wait when runnable news came since the long-poll last looked", async () => {
+    const board = new FrontierBoard(1_000);
+    const seen = board.news;
+    // Arrives while the long-poll is asking the shards: it must not then wait for the next one.
+    board.update(ann("a", 5, 1));
+    expect(await board.waitForRunnable(10_000, seen)).toBe(true);
+    expect(board.waiting).toBe(0);
+    // Nothing new since: it waits (here, out its time).
+    expect(await board.waitForRunnable(10, board.news)).toBe(false);
+  });
+
   it("wakes long-polls on an announcement with runnable tasks only, and on close", async () => {
     const board = new FrontierBoard(1_000);
     const woken = board.waitForRunnable(10_000);

@@ -37,6 +37,7 @@ export class FrontierBoard {
   private readonly latest = new Map<string, ShardFrontier>();
   private readonly waiters = new Set<(woken: boolean) => void>();
   private closed = false;
+  private runnableNews = 0;
 
   constructor(
     private readonly staleMs: number,
@@ -55,7 +56,20 @@ export class FrontierBoard {
       seq: a.seq,
       receivedAt: this.now(),
     });
-    if (a.runnable > 0 && a.key !== null) this.wakeAll(true);
+    if (a.runnable > 0 && a.key !== null) {
+      this.runnableNews++;
+      this.wakeAll(true);
+    }
+  }
+
+  /**
+   * Counts the announcements with runnable tasks so far: a long-poll reads
+   * it before it asks the shards, and waits only if nothing came meanwhile
+   * (one that arrived while it was asking would otherwise go unseen until
+   * the next).
+   */
+  get news(): number {
+    return this.runnableNews;
   }
 
   /**
@@ -115,11 +129,13 @@ export class FrontierBoard {
   }
 
   /**
-   * Resolves true when an announcement with runnable tasks arrives, false
-   * after `ms` or when the board closes. Costs one timer; nothing polls.
+   * Resolves true when an announcement with runnable tasks arrives (at once
+   * when one came after `news` was `since`), false after `ms` or when the
+   * board closes. Costs one timer; nothing polls.
    */
-  waitForRunnable(ms: number): Promise<boolean> {
+  waitForRunnable(ms: number, since?: number): Promise<boolean> {
     if (this.closed || ms <= 0) return Promise.resolve(false);
+    if (since !== undefined && this.runnableNews > since) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (woken: boolean) => {
         clearTimeout(timer);

@@ -176,10 +176,11 @@ export class LeaseRouter {
     // How often each shard was asked in this fill: each ask gets its own derived request id.
     const visits = new Map<string, number>();
     for (;;) {
+      const news = this.ctx.board.news;
       const granted = await this.attempt(request, visits);
       if (granted.leases.length > 0) return granted;
       const left = deadline - this.now();
-      if (left <= 0 || !(await this.ctx.board.waitForRunnable(left))) return { leases: [] };
+      if (left <= 0 || !(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
     }
   }
 
