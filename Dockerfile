@@ -16,6 +16,8 @@ COPY packages/cluster/package.json packages/cluster/
 COPY packages/coordinator/package.json packages/coordinator/
 COPY packages/client/package.json packages/client/
 COPY packages/cli/package.json packages/cli/
+# The peer benchmark is a workspace member too (its peers are devDependencies, pruned below).
+COPY packages/bench-peers/package.json packages/bench-peers/
 RUN pnpm install --frozen-lockfile
 COPY tsconfig.base.json tsconfig.json turbo.json ./
 COPY packages packages

@@ -100,7 +100,7 @@ async function throughput(): Promise<void> {
   console.log("| callers | target | ops/s | vs engine alone | calls per commit |");
   console.log("|---:|---|---:|---:|---:|");
   let engineAt64 = 0;
-  for (const callers of [1, 64, 256]) {
+  for (const callers of [1, 64, 256, 1024]) {
     const baseline = await drive(engineTarget(), callers);
     if (callers === 64) engineAt64 = baseline.opsPerSecond;
     console.log(`| ${callers} | engine alone (no journal) | ${fmt(baseline.opsPerSecond)} | 1.00 | – |`);
