@@ -154,7 +154,7 @@ export class TaskWorker implements Worker {
   private readonly listeners = new Set<(event: WorkerEvent) => void>();
   /** Every lease held: waiting for a slot or running. */
   private readonly held = new Map<string, Held>();
-  /** Granted, waiting for a slot, in grant order (earliest deadline first within a grant). */
+  /** Granted, waiting for a slot, earliest deadline first (see wait). */
   private readonly waiting: Held[] = [];
   private runningCount = 0;
   private readonly settles = new Map<string, SettleQueue>();
@@ -318,10 +318,30 @@ export class TaskWorker implements Worker {
       };
       this.counts.leased++;
       this.held.set(key, held);
-      this.waiting.push(held);
+      this.wait(held);
       this.scheduleHeartbeat(held);
     }
     this.pump();
+  }
+
+  /**
+   * Queues a granted task for a slot, earliest deadline first (ties by id):
+   * grants arrive from several requests (leases, settles) in any order.
+   */
+  private wait(held: Held): void {
+    const { deadline } = held.lease.task;
+    const id = held.lease.taskId;
+    let lo = 0;
+    let hi = this.waiting.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = this.waiting[mid]!.lease;
+      const before =
+        other.task.deadline < deadline || (other.task.deadline === deadline && other.taskId <= id);
+      if (before) lo = mid + 1;
+      else hi = mid;
+    }
+    this.waiting.splice(lo, 0, held);
   }
 
   /** Starts waiting tasks while there are free slots. */

@@ -281,9 +281,6 @@ export class LeaseRouter {
       const plan = parallelPlan(candidates, room);
       if (plan.length > 1) {
         await Promise.all(plan.map((p) => this.ask(request, visits, fill, p.shard, p.max, p.maxKey)));
-        // Half full is enough: each further round is a commit on every shard asked for a smaller
-        // share, and the worker asks again for the rest (by then the shards' depths are fresh).
-        if (fill.granted.length * 2 >= request.max) break;
         continue;
       }
       await this.ask(request, visits, fill, candidates[0]!, room, candidates[1]?.key ?? undefined);
@@ -294,7 +291,7 @@ export class LeaseRouter {
     // Nothing granted and a failure every shard would share (a bad argument): say so, rather than answer empty.
     if (fill.granted.length === 0 && fill.failure !== undefined && !isRetryable(fill.failure))
       throw fill.failure;
-    return { leases: fill.granted, shards: fill.grantedBy };
+    return earliestFirst(fill);
   }
 
   /** One ask of one shard in a fill: up to `ask` tasks, none after `maxKey`; what it grants joins the fill. */
@@ -375,6 +372,20 @@ export class LeaseRouter {
     if (kept > 0) this.ctx.onGranted?.(shardId, kept);
     if (kept < leases.length) fill.full = true;
   }
+}
+
+/**
+ * The fill's grants, earliest deadline first (ties by id), each with its
+ * shard: a parallel round's replies arrive in any order.
+ */
+function earliestFirst(fill: Fill): Granted {
+  const order = fill.granted.map((_, i) => i);
+  order.sort((a, b) => {
+    const x = fill.granted[a]!;
+    const y = fill.granted[b]!;
+    return x.task.deadline - y.task.deadline || (x.taskId < y.taskId ? -1 : x.taskId > y.taskId ? 1 : 0);
+  });
+  return { leases: order.map((i) => fill.granted[i]!), shards: order.map((i) => fill.grantedBy[i]!) };
 }
 
 /** A fill in progress: what it granted, from where, and which shards are done for this pass. */
