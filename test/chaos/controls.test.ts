@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FrontierClient } from "../../packages/client/src/index.js";
-import type { TaskInput } from "../../packages/core/src/index.js";
+import type { Lease, TaskInput } from "../../packages/core/src/index.js";
 import type { Request } from "../../packages/protocol/src/index.js";
 import { type CheckName, checkHistory, formatReport } from "./checker.js";
 import { ChaosCluster } from "./cluster.js";
@@ -38,6 +38,8 @@ describe.sequential("negative controls on a real cluster", () => {
     readonly worker?: WireFaults;
     /** Handler time of every task, ms (default: the workload's). */
     readonly ms?: number;
+    /** Runs before the worker starts (a worker prefetches: it may lease every task at once). */
+    readonly before?: () => Promise<void>;
     /** Runs alongside the worker, e.g. a zombie. */
     readonly alongside?: (tasks: readonly TaskInput[]) => Promise<void>;
   }
@@ -55,6 +57,7 @@ describe.sequential("negative controls on a real cluster", () => {
       tasks.push(...batch);
       await c.submitUntilAcked(submitter, batch, `${name}-${i}`, Date.now() + 20_000);
     }
+    await control.before?.();
     const client = await c.client(`${name}-worker`, control.worker ?? {}, 500);
     const worker = client.work(
       async (task, ctx) => sleep((task.payload as ChaosPayload).ms, undefined, { signal: ctx.signal }),
@@ -122,19 +125,21 @@ describe.sequential("negative controls on a real cluster", () => {
   }, 90_000);
 
   it("doubleLease: a paused worker's late complete applied without its fencing token", async () => {
+    let zombie: FrontierClient | undefined;
+    let held: readonly Lease[] = [];
     const report = await run("fencing", {
       ms: 1_200,
-      alongside: async () => {
-        // The zombie takes two tasks, sleeps past their leases while the worker takes them over,
-        // then completes them — through a transport that swaps in the live token.
-        const zombie = await c.client("fencing-zombie", {
+      // The zombie takes two tasks before the worker starts, so they are there to take.
+      before: async () => {
+        // Its transport swaps the live token into its late completes.
+        zombie = await c.client("fencing-zombie", {
           rewrite: async (request) => {
             if (request.op !== "complete") return { request };
             const live = await probe.getTask(request.taskId, workflowOf(request));
             return { request: { ...request, token: live?.token ?? request.token } };
           },
         });
-        const held = await zombie.lease({ max: 2, leaseMs: 300, waitMs: 2_000, owner: "fencing-zombie" });
+        held = await zombie.lease({ max: 2, leaseMs: 300, waitMs: 2_000, owner: "fencing-zombie" });
         for (const l of held)
           c.events.push({
             k: "exec",
@@ -144,15 +149,19 @@ describe.sequential("negative controls on a real cluster", () => {
             token: l.token,
             phase: "started",
           });
+      },
+      // It sleeps past their leases while the worker takes them over, then completes them.
+      alongside: async () => {
         for (const l of held) {
           await until(async () => {
             const t = await probe.getTask(l.taskId, workflowOf({ workflowId: l.task.workflowId }));
             return t?.state === "LEASED" && t.token !== l.token;
           });
-          await zombie.complete(l).catch(() => {});
+          await zombie!.complete(l).catch(() => {});
         }
       },
     });
+    expect(held).toHaveLength(2);
     expectCaught(report, "doubleLease", "fencing");
   }, 90_000);
 
