@@ -305,10 +305,10 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   /**
    * A settle sent to the shard that granted its leases, resent there (the
    * lease numbered, so a grant whose reply was lost comes back) while the
-   * error is retryable and the budget lasts. Undefined when a coordinator
-   * should route the completes instead: the shard is not there (no
-   * responders, or it says the slot moved) and no leases were asked for,
-   * or the budget ran out.
+   * error is retryable. Undefined when a coordinator should route the
+   * completes instead: without leases asked for, when the shard is not
+   * there (no responders, or it says the slot moved) or the retry budget
+   * ran out; with them, once any grant would have expired.
    */
   private async settleAt(
     shardId: string,
@@ -319,6 +319,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     const subject = this.subjects.shard(shardId, "settle");
     const timeoutMs = this.options.requestTimeoutMs;
     const retry = this.options.retry;
+    const firstSentAt = performance.now();
     for (let tries = 1; ; tries++) {
       const request: RequestOf<"settle"> = {
         op: "settle",
@@ -337,14 +338,20 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       } catch (err) {
         error = fromTransportError(err, "settle", subject, timeoutMs, site) ?? err;
       }
-      // Without leases asked for, nothing here is worth waiting for: a coordinator finds the tasks.
-      if (notThere(error) && lease === undefined) return undefined;
-      if (!shouldRetry(error)) throw error;
-      // With leases asked for, the shard is asked again (a restarted one replays its grant from its
-      // journal) while the budget lasts; then the completes go through a coordinator, and a grant
-      // an earlier send may have got expires like a dead worker's.
-      if (tries >= retry.attempts || this.mode === Mode.CLOSED) return undefined;
-      await sleep(backoffDelay(retry, tries, Math.random), "settle", undefined);
+      if (lease === undefined) {
+        // No leases asked for: nothing here is worth waiting for; a coordinator finds the tasks.
+        if (notThere(error)) return undefined;
+        if (!shouldRetry(error)) throw error;
+        if (tries >= retry.attempts || this.mode === Mode.CLOSED) return undefined;
+      } else {
+        if (!shouldRetry(error)) throw error;
+        // An earlier send may have been granted (its reply lost): the shard is asked again, also
+        // while it restarts (a restarted one replays the grant from its journal), as a lease request
+        // is resent until answered — past the retry budget, until any grant would have expired.
+        // Only then do the completes go through a coordinator.
+        if (this.mode === Mode.CLOSED || performance.now() - firstSentAt > lease.leaseMs) return undefined;
+      }
+      await sleep(backoffDelay(retry, Math.min(tries, retry.attempts), Math.random), "settle", undefined);
     }
   }
 
