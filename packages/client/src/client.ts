@@ -202,11 +202,15 @@ export interface WorkerChannel {
    * Completes `completes` in one request: straight to `shardId` (with the
    * next leases, `lease`, in the same commit) or, without a shard, through a
    * coordinator (then no leases). One outcome per complete, in order.
+   * With leases asked for, the shard is asked until it answers while
+   * `keepTrying` says so (a grant whose reply was lost must be asked for
+   * again), else within the retry budget.
    */
   settle(
     shardId: string | undefined,
     completes: readonly CompletedLease[],
     lease: Omit<SettleLease, "attempt"> | undefined,
+    keepTrying?: () => boolean,
   ): Promise<ResultOf<"settle">>;
 }
 
@@ -293,9 +297,10 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     shardId: string | undefined,
     completes: readonly CompletedLease[],
     lease: Omit<SettleLease, "attempt"> | undefined,
+    keepTrying?: () => boolean,
   ): Promise<ResultOf<"settle">> {
     if (shardId !== undefined) {
-      const direct = await this.settleAt(shardId, completes, lease);
+      const direct = await this.settleAt(shardId, completes, lease, keepTrying);
       if (direct !== undefined) return direct;
     }
     const { results, leases } = await this.request({ op: "settle", completes }, {});
@@ -308,18 +313,18 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
    * error is retryable. Undefined when a coordinator should route the
    * completes instead: without leases asked for, when the shard is not
    * there (no responders, or it says the slot moved) or the retry budget
-   * ran out; with them, once any grant would have expired.
+   * ran out; with them, once the budget ran out and `keepTrying` says stop.
    */
   private async settleAt(
     shardId: string,
     completes: readonly CompletedLease[],
     lease: Omit<SettleLease, "attempt"> | undefined,
+    keepTrying: (() => boolean) | undefined,
   ): Promise<ResultOf<"settle"> | undefined> {
     const site = new Error();
     const subject = this.subjects.shard(shardId, "settle");
     const timeoutMs = this.options.requestTimeoutMs;
     const retry = this.options.retry;
-    const firstSentAt = performance.now();
     for (let tries = 1; ; tries++) {
       const request: RequestOf<"settle"> = {
         op: "settle",
@@ -346,10 +351,12 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       } else {
         if (!shouldRetry(error)) throw error;
         // An earlier send may have been granted (its reply lost): the shard is asked again, also
-        // while it restarts (a restarted one replays the grant from its journal), as a lease request
-        // is resent until answered — past the retry budget, until any grant would have expired.
-        // Only then do the completes go through a coordinator.
-        if (this.mode === Mode.CLOSED || performance.now() - firstSentAt > lease.leaseMs) return undefined;
+        // while it restarts (a restarted one replays the grant from its journal), as a worker
+        // resends a lease request until it is answered — past the retry budget while the worker
+        // runs. A worker that stops gives up after the budget; the completes then go through a
+        // coordinator, and a grant an earlier send got expires like a dead worker's.
+        const giveUp = tries >= retry.attempts && !(keepTrying?.() ?? false);
+        if (this.mode === Mode.CLOSED || giveUp) return undefined;
       }
       await sleep(backoffDelay(retry, Math.min(tries, retry.attempts), Math.random), "settle", undefined);
     }

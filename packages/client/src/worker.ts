@@ -452,6 +452,7 @@ export class TaskWorker implements Worker {
           shardId,
           completes,
           ask > 0 ? { owner, max: ask, leaseMs, requestId: randomUUID() } : undefined,
+          () => this.mode === Mode.RUNNING,
         );
       } catch (err) {
         for (const held of items) this.settleError(held, "complete", err);
