@@ -406,11 +406,25 @@ describe("checker", () => {
         .end("a", "COMPLETED")
         .end("b", "COMPLETED", 2);
       expect(other.check().counts.retry).toBe(1);
+      // Moved on: another lease request, and alive well past its last send under R without resending.
       const stranded = lost()
         .lease("w1", "b", 2, 20, { rid: "S" })
+        .x(
+          "w1",
+          15_000,
+          { op: "lease", owner: "w1", requestId: "T", leaseMs: LEASE_MS, max: 1 },
+          { ok: true, leases: [] },
+        )
         .end("a", "COMPLETED")
         .end("b", "COMPLETED", 2);
       expect(stranded.check().counts.retry).toBe(1);
+      // A worker leases on two streams (lease requests, settles' next leases): another request while
+      // it still resends R, then nothing (killed), is not a client that gave R up.
+      const twoStreams = lost()
+        .lease("w1", "b", 2, 20, { rid: "S" })
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2);
+      expect(twoStreams.check().counts.retry, twoStreams.check().examples.retry.join("\n")).toBe(0);
       // A retry sent after the lost lease expired cannot get it back: the client's own delay stranded it.
       const late = lost()
         .lease("w1", "b", 2, 1_200, { rid: "R" })

@@ -41,6 +41,14 @@ import type {
   TaskSummary,
 } from "./history.js";
 
+/**
+ * Longest a client that is still resending a request goes between two sends
+ * of it: a reply timeout and the retry policy's longest backoff, with room
+ * to spare. A client heard from later than this after its last send of a
+ * request, which also sent other lease requests, gave that one up.
+ */
+const RESEND_GAP_MS = 10_000;
+
 export const CHECKS = ["lost", "doubleLease", "doubleUnblock", "wrongEnd", "retry"] as const;
 export type CheckName = (typeof CHECKS)[number];
 
@@ -480,6 +488,9 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
   const byComplete = new Map<string, Exchange[]>();
   /** Per client, its lease requests' send times and ids: did it move on to another request? */
   const leasesSent = new Map<string, { sentAt: number; requestId: string }[]>();
+  /** Per client, when it last sent anything: a client that went quiet may have died. */
+  const lastSeen = new Map<string, number>();
+  for (const x of exchanges) lastSeen.set(x.src, Math.max(lastSeen.get(x.src) ?? 0, x.sentAt));
   for (const x of exchanges) {
     const { req } = x;
     if (req.op === "submit") push(byKey, req.key, x);
@@ -516,10 +527,15 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
       if (later.length === 0) {
         // The client moved on to another request without getting this one's reply: the grant sits
         // until it expires. (A client that died while still retrying stranded it by dying.)
+        // A worker leases on two streams at once (its lease requests, and its settles' next leases),
+        // so another request alone does not show that it gave this one up: it must also have lived
+        // on past the last attempt under this id by more than a resend takes, without resending.
         const requestId = x.req.op === "lease" ? x.req.requestId : "";
-        const movedOn = (leasesSent.get(src) ?? []).some(
-          (l) => l.sentAt > x.sentAt && l.requestId !== requestId,
-        );
+        const lastTry = Math.max(...attempts.map((y) => y.at));
+        const aliveAfter = (lastSeen.get(src) ?? 0) > lastTry + RESEND_GAP_MS;
+        const movedOn =
+          aliveAfter &&
+          (leasesSent.get(src) ?? []).some((l) => l.sentAt > x.sentAt && l.requestId !== requestId);
         if (movedOn) {
           for (const g of granted) stranded.add(`${g.taskId}/${g.token}`);
           findings.add(
