@@ -290,7 +290,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   }
 
   routeOf(lease: Lease): string | undefined {
-    return this.routes.get(lease);
+    return this.shardOf(lease);
   }
 
   async settle(

@@ -389,12 +389,12 @@ function parseShardCoverage(v: unknown, path: string): ShardCoverage {
 // --------------------------------------------------------------- requests
 
 /** Fields of a request naming one task (see TaskRef). */
-function taskRef(f: Fields, draft: Draft): void {
-  draft["taskId"] = id(f["taskId"], "taskId");
+function taskRef(f: Fields, draft: Draft, path = ""): void {
+  draft["taskId"] = id(f["taskId"], at(path, "taskId"));
   put(
     draft,
     "workflowId",
-    optional(f["workflowId"], "workflowId", (w, p) => id(w, p)),
+    optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
 }
 
@@ -530,12 +530,8 @@ export function parseRequest(v: unknown): Request {
       r["completes"] = completes.map((c, i) => {
         const path = at("completes", i);
         const cf = map(c, path, ["taskId", "workflowId", "token"]);
-        const item: Draft = { taskId: id(cf["taskId"], at(path, "taskId")) };
-        put(
-          item,
-          "workflowId",
-          optional(cf["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
-        );
+        const item: Draft = {};
+        taskRef(cf, item, path);
         item["token"] = int(cf["token"], at(path, "token"), 0);
         return item;
       });
