@@ -18,12 +18,13 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
   const shards = name === "frontier-2" ? 2 : 1;
   const dir = tempDir(name);
   const port = await freePort();
+  const monitorPort = await freePort();
   const url = `nats://127.0.0.1:${port}`;
   const cluster = `bench${run}`;
   const nats = spawnServer(
     "nats-server",
     config.natsBin,
-    ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", join(dir.path, "nats")],
+    ["-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), "-sd", join(dir.path, "nats")],
     { logFile: join(dir.path, "nats.log") },
   );
   let frontier: ReturnType<typeof spawnServer> | undefined;
@@ -89,6 +90,12 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
     cpuNote: "nats-server + the `frontier start` process (coordinator and shard threads), with children",
     settings: { shards, durability: "default (flushed: an fsync'd LMDB commit before any reply)" },
     sampleCpu: () => sampleTree(serverPids),
+    async sampleMessages() {
+      const varz = (await (await fetch(`http://127.0.0.1:${monitorPort}/varz`)).json()) as {
+        in_msgs: number;
+      };
+      return varz.in_msgs;
+    },
     async enqueueBatches(_queue, prefix, n, batch) {
       for (let i = 0; i < n; i += batch) {
         const tasks: TaskInput[] = [];

@@ -156,6 +156,8 @@ interface Measured {
   readonly seconds: number;
   readonly serviceCpuUs: number;
   readonly report: WorkerReport;
+  /** Messages the broker received meanwhile (requests, replies, announcements), when it can say. */
+  readonly messages?: number;
 }
 
 /**
@@ -174,6 +176,7 @@ async function measureWorker(
   const w = new WorkerProcess(spec);
   try {
     await w.next("ready", 60_000);
+    const messages0 = await handle.sampleMessages?.();
     const cpu0 = handle.sampleCpu();
     const t0 = nowMs();
     w.send({ type: "go" });
@@ -197,7 +200,13 @@ async function measureWorker(
     );
     const t1 = nowMs();
     const cpu1 = handle.sampleCpu();
-    return { seconds: (t1 - t0) / 1000, serviceCpuUs: cpuDeltaUs(cpu0, cpu1), report };
+    const messages1 = await handle.sampleMessages?.();
+    return {
+      seconds: (t1 - t0) / 1000,
+      serviceCpuUs: cpuDeltaUs(cpu0, cpu1),
+      report,
+      ...(messages0 === undefined || messages1 === undefined ? {} : { messages: messages1 - messages0 }),
+    };
   } finally {
     await w.stop();
   }
@@ -251,6 +260,7 @@ async function drainPass(ctx: Ctx, pass: number, concurrency: number, recordEnqu
     serviceCpuUsPerTask: m.serviceCpuUs / n,
     serviceCpuNote: handle.cpuNote,
     workerCpuUsPerTask: m.report.cpuUs / n,
+    ...(m.messages === undefined ? {} : { messagesPerTask: m.messages / n }),
   });
 }
 
@@ -318,6 +328,7 @@ async function chains(ctx: Ctx): Promise<void> {
     serviceCpuUsPerTask: m.serviceCpuUs / n,
     serviceCpuNote: handle.cpuNote,
     workerCpuUsPerTask: m.report.cpuUs / n,
+    ...(m.messages === undefined ? {} : { messagesPerTask: m.messages / n }),
     dependencies: handle.dependencies,
     notes:
       handle.dependencies === "emulated"
@@ -552,6 +563,7 @@ function brief(r: ResultLine): string {
   if (r.seconds !== undefined) parts.push(`${r.seconds.toFixed(2)} s`);
   if (r.serviceCpuUsPerTask !== undefined) parts.push(`service ${Math.round(r.serviceCpuUsPerTask)} µs/task`);
   if (r.workerCpuUsPerTask !== undefined) parts.push(`worker ${Math.round(r.workerCpuUsPerTask)} µs/task`);
+  if (r.messagesPerTask !== undefined) parts.push(`${r.messagesPerTask.toFixed(2)} messages/task`);
   if (r.latency !== undefined) {
     const l = r.latency;
     parts.push(`p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(1)} ms`);

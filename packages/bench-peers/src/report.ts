@@ -37,6 +37,8 @@ export interface ResultLine {
   readonly serviceCpuNote?: string;
   /** The worker process's CPU over the measurement, per task, µs. */
   readonly workerCpuUsPerTask?: number;
+  /** Messages the broker received over the measurement, per task (Frontier: nats-server's in_msgs). */
+  readonly messagesPerTask?: number;
   readonly latency?: LatencySummary;
   readonly dependencies?: "native" | "emulated";
   readonly notes?: string;
@@ -101,6 +103,14 @@ export function figures(drainConcurrency: readonly number[]): Figure[] {
         pick: (r) => r.workerCpuUsPerTask,
         better: "lower",
         digits: 0,
+      },
+      {
+        id: `msgs-c${c}`,
+        label: `↳ broker messages per task, c${c}`,
+        scenario,
+        pick: (r) => r.messagesPerTask,
+        better: "lower",
+        digits: 2,
       },
     );
   }

@@ -18,6 +18,8 @@ export interface SystemHandle {
   readonly settings: Readonly<Record<string, string | number | boolean>>;
   /** CPU ticks of the service's processes (for the service CPU per task). */
   sampleCpu(): CpuSample;
+  /** Messages the service's broker has received so far (Frontier: nats-server's `in_msgs`), when it can say. */
+  sampleMessages?(): Promise<number>;
   /** `n` independent tasks in sequential batches of `batch` (one batch in flight). */
   enqueueBatches(queue: string, prefix: string, n: number, batch: number): Promise<void>;
   /** `n` independent tasks through a streaming submitter (Frontier only). */

@@ -24,6 +24,39 @@ describe("Prefetch", () => {
     expect(p.value).toBe(256);
   });
 
+  it("doubles while slots starve for leases the cluster has, though the pace alone would not ask for more", () => {
+    let t = 0;
+    const p = new Prefetch(8, 256, undefined, () => t);
+    // The pipeline bounds the pace: what the worker holds lasts two round trips, so the estimate
+    // alone (pace × round trip × 2) stays where it is.
+    const seen: number[] = [];
+    for (let window = 0; window < 6; window++) {
+      const held = 8 + p.value;
+      for (let i = 0; i < held * 6; i++) p.finished();
+      p.roundTrip(4);
+      p.starved();
+      t += 50;
+      seen.push(p.value);
+    }
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBe(Math.min(256, seen[i - 1]! * 2));
+    expect(seen[4]).toBe(256);
+  });
+
+  it("falls back by a quarter a window once no slot starves, not below the estimate", () => {
+    let t = 0;
+    const p = new Prefetch(8, 256, undefined, () => t);
+    for (let window = 0; window < 5; window++) {
+      p.starved();
+      t += 50;
+      void p.value;
+    }
+    expect(p.value).toBe(256);
+    t += 50;
+    expect(p.value).toBe(192);
+    t += 50;
+    expect(p.value).toBe(144);
+  });
+
   it("stays at its floor with slow handlers", () => {
     let t = 0;
     const p = new Prefetch(4, 256, undefined, () => t);

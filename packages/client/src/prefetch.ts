@@ -5,11 +5,17 @@
  * slot busy for two round trips to the cluster at the pace the handlers
  * have lately kept (tasks finished per ms × round trip × 2), within
  * [min, max]. With slow handlers that is the minimum, so a worker does not
- * hoard tasks other workers could run; with fast ones the pipeline, not the
- * handlers, bounds the pace, the estimate doubles each time it is looked at
- * until the cluster's round trips no longer hold the worker back (or the
- * maximum is reached). A durable commit per round trip is what makes this
- * matter: each grant and complete waits for an fsync.
+ * hoard tasks other workers could run.
+ *
+ * With fast handlers the pipeline, not the handlers, bounds the pace, and
+ * the pace then says nothing of what the handlers could do: pace × round
+ * trip is what the pipeline already holds, so the estimate would stay
+ * wherever it started. So the worker also says when a slot went idle with
+ * nothing waiting while the cluster had more to give (`starved`): a window
+ * with such a moment doubles the prefetch; a window without one lets it
+ * fall back by a quarter, towards the estimate, so it settles just above
+ * what keeps the slots busy. A durable commit per round trip is what makes
+ * this matter: each grant and complete waits for an fsync.
  */
 
 /** The adaptive prefetch's ceiling. */
@@ -29,6 +35,8 @@ export class Prefetch {
   /** Round trip of a settle, ms, averaged. */
   private roundTripMs = INITIAL_ROUND_TRIP_MS;
   private current: number;
+  /** A slot went idle for want of a lease in this window. */
+  private starvedInWindow = false;
 
   constructor(
     private readonly min: number,
@@ -44,6 +52,11 @@ export class Prefetch {
   /** A handler settled. */
   finished(): void {
     this.finishes++;
+  }
+
+  /** A slot went idle with nothing waiting, while the cluster had more runnable work than it granted. */
+  starved(): void {
+    this.starvedInWindow = true;
   }
 
   /** A request to the cluster took `ms` from send to reply. */
@@ -62,7 +75,9 @@ export class Prefetch {
       this.finishes = 0;
       this.windowStart = now;
       const wanted = Math.ceil(this.pace * this.roundTripMs * 2);
-      this.current = Math.max(this.min, Math.min(this.max, wanted));
+      const next = this.starvedInWindow ? this.current * 2 : Math.floor(this.current * 0.75);
+      this.starvedInWindow = false;
+      this.current = Math.max(this.min, Math.min(this.max, Math.max(wanted, next)));
     }
     return this.current;
   }

@@ -142,6 +142,14 @@ interface SettleQueue {
   sending: boolean;
   /** A send is due at the next turn of the event loop (so the completes of one turn go together). */
   scheduled: boolean;
+  /**
+   * Leases this shard's last settle granted, when it granted fewer than asked
+   * (undefined: as many as asked). A shard grants a settle only what comes
+   * before the other shards' earliest tasks, which with interleaved deadlines
+   * is a task or two; what a settle asks for is room the lease stream cannot
+   * use meanwhile, so the next settle there asks for twice that, plus one.
+   */
+  lastShortGrant: number | undefined;
 }
 
 export class TaskWorker implements Worker {
@@ -151,6 +159,8 @@ export class TaskWorker implements Worker {
   private readonly options: FilledWorkOptions;
   /** Leases held beyond the slots. */
   private readonly prefetch: Prefetch;
+  /** The last lease request was granted in full: the cluster may hold more runnable work. */
+  private clusterHadMore = false;
   private readonly listeners = new Set<(event: WorkerEvent) => void>();
   /** Every lease held: waiting for a slot or running. */
   private readonly held = new Map<string, Held>();
@@ -267,6 +277,8 @@ export class TaskWorker implements Worker {
         leases = await this.client.lease({ max: room, leaseMs, waitMs, owner, requestId });
         // A grant's round trip (an empty long-poll's wait says nothing of the cluster's pace).
         if (leases.length > 0) this.prefetch.roundTrip(performance.now() - sentAt);
+        // At least half the ask: a coordinator answers once a round fills half, so the cluster may hold more.
+        this.clusterHadMore = leases.length * 2 >= room;
         requestId = null;
         failures = 0;
       } catch (err) {
@@ -362,6 +374,9 @@ export class TaskWorker implements Worker {
         this.prefetch.finished();
         this.held.delete(held.key);
         this.pump();
+        // A slot left idle although the cluster had more: the prefetch is too small for the pace.
+        if (this.runningCount < this.options.concurrency && this.waiting.length === 0 && this.clusterHadMore)
+          this.prefetch.starved();
         this.roomFreed?.();
       }),
     );
@@ -409,7 +424,7 @@ export class TaskWorker implements Worker {
   private queueComplete(held: Held, destination = held.shardId ?? VIA_COORDINATOR): void {
     let queue = this.settles.get(destination);
     if (queue === undefined) {
-      queue = { items: [], sending: false, scheduled: false };
+      queue = { items: [], sending: false, scheduled: false, lastShortGrant: undefined };
       this.settles.set(destination, queue);
     }
     queue.items.push(held);
@@ -441,7 +456,8 @@ export class TaskWorker implements Worker {
         ...(lease.task.workflowId === undefined ? {} : { workflowId: lease.task.workflowId }),
       }));
       const shardId = destination === VIA_COORDINATOR ? undefined : destination;
-      const ask = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
+      const room = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
+      const ask = queue.lastShortGrant === undefined ? room : Math.min(room, queue.lastShortGrant * 2 + 1);
       const { owner, leaseMs } = this.options;
       queue.sending = true;
       this.settleAsks += ask;
@@ -462,6 +478,7 @@ export class TaskWorker implements Worker {
       }
       if (reply !== undefined) {
         this.prefetch.roundTrip(performance.now() - sentAt);
+        if (ask > 0) queue.lastShortGrant = reply.leases.length < ask ? reply.leases.length : undefined;
         items.forEach((held, i) => {
           this.settled(held, reply.results[i], destination);
         });

@@ -477,6 +477,72 @@ describe("ShardActor", () => {
     expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["late"]);
   });
 
+  it("grants a parked long-poll with the submit that makes a task runnable, in no transaction of its own", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const commits = () => actor.stats().shard.journal.commits;
+    // What a submit alone costs in backend transactions, once the journal is warm (its first write costs more).
+    ok(await q({ op: "submit", tasks: [task("warm", 1, { workflowId: wf })], idempotencyKey: "kw" }));
+    let before = commits();
+    ok(await q({ op: "submit", tasks: [task("alone", 1, { workflowId: wf })], idempotencyKey: "k0" }));
+    const submitAlone = commits() - before;
+    ok(await q({ op: "lease", owner: "x", max: 2, leaseMs: 60_000, waitMs: 0, requestId: "r0" }));
+    await sleep(20);
+    const waiting = q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "r1" });
+    await sleep(50);
+    before = commits();
+    ok(await q({ op: "submit", tasks: [task("now", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["now"]);
+    // The grant rides the submit's transaction.
+    expect(commits() - before).toBe(submitAlone);
+  });
+
+  it("serves parked long-polls first come, first served, each up to its max", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const first = q({ op: "lease", owner: "a", max: 2, leaseMs: 60_000, waitMs: 10_000, requestId: "ra" });
+    await sleep(20);
+    const second = q({ op: "lease", owner: "b", max: 2, leaseMs: 60_000, waitMs: 10_000, requestId: "rb" });
+    await sleep(50);
+    const tasks = [4, 1, 3].map((d) => task(`t${d}`, d, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    expect(ok(await first).leases.map((l) => l.taskId)).toEqual(["t1", "t3"]);
+    expect(ok(await second).leases.map((l) => l.taskId)).toEqual(["t4"]);
+  });
+
+  it("ends a parked long-poll when its request id is looked up: it answers at once and grants nothing after", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const waiting = q({
+      op: "lease",
+      owner: "w",
+      max: 1,
+      leaseMs: 60_000,
+      waitMs: 10_000,
+      requestId: "r1:s0",
+    });
+    await sleep(50);
+    const started = Date.now();
+    const lookup = ok(
+      await q({
+        op: "lease",
+        owner: "w",
+        max: 1,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId: "r1:s0",
+        replayOnly: true,
+      }),
+    );
+    expect(lookup.leases).toEqual([]);
+    expect(ok(await waiting).leases).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    ok(await q({ op: "submit", tasks: [task("later", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    await sleep(50);
+    expect(actor.stats().shard.leased).toBe(0);
+    expect(actor.stats().shard.runnable).toBe(1);
+  });
+
   it("keeps a lease reply under MAX_MESSAGE_BYTES, granting the rest on later requests", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

@@ -78,6 +78,7 @@ import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js
 import { LeaseReplay } from "./lease-replay.js";
 import { createLogger } from "./log.js";
 import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
+import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
 import { SlotOwnership } from "./slot-ownership.js";
@@ -139,6 +140,10 @@ export class ShardActor {
   private readonly leasing = new Map<string, Promise<LeaseOutcome>>();
   /** The same, by owner and the client's request id (any derived id): a replay-only lookup waits for them. */
   private readonly leasingByBase = new Map<string, Set<Promise<LeaseOutcome>>>();
+  /** Lease long-polls waiting here for runnable work; served in the stretch of the change that brings it. */
+  private readonly parked = new ParkedLeases<Promise<LeaseOutcome>>();
+  /** Owner and client request ids looked up while asks under them were in progress: those do not park. */
+  private readonly unparked = new Set<string>();
   /** Slots this shard owned at the last check, re-checked after a reconnect. */
   private expectedSlots: readonly number[];
   private readonly abort = new AbortController();
@@ -540,6 +545,7 @@ export class ShardActor {
    */
   private announced<T>(change: Promise<T>): Promise<T> {
     this.announcer.changed();
+    this.serveParked();
     return change;
   }
 
@@ -560,7 +566,10 @@ export class ShardActor {
       ),
     );
     this.announcer.changed(); // before the commit: see announced()
-    const leases = request.lease === undefined ? [] : await this.settleLease(request.lease);
+    // The settling worker's own leases first, then the parked ones, all in this stretch.
+    const leasing = request.lease === undefined ? undefined : this.settleLease(request.lease);
+    this.serveParked();
+    const leases = leasing === undefined ? [] : await leasing;
     const outcomes = await Promise.all(results);
     // No frontier in the reply: a worker does not route by it, and reading it costs.
     return { results: outcomes, leases };
@@ -694,14 +703,14 @@ export class ShardActor {
     const sendId = `${request.attempt ?? 1}:${requestId}`;
     const replayed = this.replay.get(owner, sendId, now);
     if (replayed) return [...replayed];
-    const leaseKey = `${owner.length}:${owner}${sendId}`;
+    const leaseKey = ownerKey(owner, sendId);
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
     const base = baseRequestId(requestId, this.shardId);
     const leasing = this.leaseOrReplay(request, base);
     // Registered before the first await, so a retry or a replay-only lookup of the same id joins it.
     this.leasing.set(leaseKey, leasing);
-    const baseKey = `${owner.length}:${owner}${base}`;
+    const baseKey = ownerKey(owner, base);
     let pending = this.leasingByBase.get(baseKey);
     if (!pending) this.leasingByBase.set(baseKey, (pending = new Set()));
     pending.add(leasing);
@@ -715,7 +724,10 @@ export class ShardActor {
     } finally {
       this.leasing.delete(leaseKey);
       pending.delete(leasing);
-      if (pending.size === 0) this.leasingByBase.delete(baseKey);
+      if (pending.size === 0) {
+        this.leasingByBase.delete(baseKey);
+        this.unparked.delete(baseKey);
+      }
     }
   }
 
@@ -747,7 +759,7 @@ export class ShardActor {
         return { leases, bytes: encodedByteLength(leases) };
       }
     }
-    return this.leaseWaiting(request);
+    return this.leaseWaiting(request, base);
   }
 
   /**
@@ -767,8 +779,15 @@ export class ShardActor {
     const base = baseRequestId(request.requestId, this.shardId);
     const hashed = createHash("sha256").update(base).digest("base64url");
     for (const id of [base, hashed]) {
-      const pending = this.leasingByBase.get(`${owner.length}:${owner}${id}`);
-      if (pending) await Promise.allSettled([...pending]);
+      // A lease parked under the id, or on its way to park, grants nothing from now on (it answers
+      // what it has), so this lookup is final and does not wait out the long-poll.
+      const key = ownerKey(owner, id);
+      this.parked.cancel(key);
+      const pending = this.leasingByBase.get(key);
+      if (pending) {
+        this.unparked.add(key);
+        await Promise.allSettled([...pending]);
+      }
     }
     const fromMemory = [
       ...this.replay.getByBase(owner, base, now),
@@ -791,15 +810,42 @@ export class ShardActor {
     return leases;
   }
 
-  /** Tries to lease; if nothing was granted, waits for the frontier to change, until waitMs is up. */
-  private async leaseWaiting(request: LeaseRequest): Promise<LeaseOutcome> {
+  /**
+   * Tries to lease; if nothing was granted, parks until waitMs is up
+   * (ParkedLeases): a change made by a request serves it in that request's
+   * own journal block; a change made by a timer (a lease expiry, a retry's
+   * backoff) wakes it to try again; a lookup of its request id ends it.
+   */
+  private async leaseWaiting(request: LeaseRequest, base: string): Promise<LeaseOutcome> {
     const until = Date.now() + request.waitMs;
+    const key = ownerKey(request.owner, base);
     for (;;) {
       const outcome = await this.leaseNow(request);
       const left = until - Date.now();
       if (outcome.leases.length > 0 || left <= 0 || this.state !== ActorState.SERVING) return outcome;
-      await this.announcer.waitForChange(left, this.abort.signal);
+      if (this.unparked.has(key)) return outcome;
+      const stop = new AbortController();
+      const changed = this.announcer.waitForChange(left, AbortSignal.any([this.abort.signal, stop.signal]));
+      const wake = await this.parked.wait(request, key, changed);
+      stop.abort(); // the announcer drops its waiter
+      if (wake.kind === "served") return wake.outcome;
+      if (wake.kind === "cancelled") return NOTHING_GRANTED;
     }
+  }
+
+  /**
+   * Grants to the leases parked here, in the synchronous stretch of the
+   * change that may have made tasks runnable: the grants join that change's
+   * journal block. Only tasks within a parked request's `maxKey`.
+   */
+  private serveParked(): void {
+    if (this.parked.size === 0 || this.state !== ActorState.SERVING) return;
+    this.parked.serve((request) => {
+      const top = this.shard.peekFrontier();
+      if (top === null) return null;
+      if (request.maxKey !== undefined && top.key > request.maxKey) return undefined;
+      return this.leaseNow(request);
+    });
   }
 
   /**
@@ -956,6 +1002,13 @@ interface LeaseOutcome {
   readonly leases: Lease[];
   /** Encoded size of the leases (an upper bound). */
   readonly bytes: number;
+}
+
+const NOTHING_GRANTED: LeaseOutcome = { leases: [], bytes: 0 };
+
+/** An owner and a request id as one map key (length-prefixed: no two pairs spell the same key). */
+function ownerKey(owner: string, requestId: string): string {
+  return `${owner.length}:${owner}${requestId}`;
 }
 
 /** Upper bound of the encoded size of a lease of `task` to `owner` (numbers at their widest). */

@@ -195,6 +195,7 @@ class CoordinatorImpl implements Coordinator {
       onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
       onResend: (outcome) => this.metrics.leaseResends.inc({ outcome }),
       knownShards: () => this.allShards(),
+      shardTimeoutMs: options.shardTimeoutMs,
     });
     this.taskOps = new TaskOpRouter({
       link: this.link,

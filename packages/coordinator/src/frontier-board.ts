@@ -131,19 +131,23 @@ export class FrontierBoard {
   /**
    * Resolves true when an announcement with runnable tasks arrives (at once
    * when one came after `news` was `since`), false after `ms` or when the
-   * board closes. Costs one timer; nothing polls.
+   * board closes (or `signal` aborts: the waiter no longer cares). Costs
+   * one timer; nothing polls.
    */
-  waitForRunnable(ms: number, since?: number): Promise<boolean> {
-    if (this.closed || ms <= 0) return Promise.resolve(false);
+  waitForRunnable(ms: number, since?: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed || ms <= 0 || signal?.aborted) return Promise.resolve(false);
     if (since !== undefined && this.runnableNews > since) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (woken: boolean) => {
         clearTimeout(timer);
         this.waiters.delete(done);
+        signal?.removeEventListener("abort", aborted);
         resolve(woken);
       };
-      const timer = setTimeout(() => done(false), ms);
+      const aborted = () => done(false);
+      const timer = setTimeout(aborted, ms);
       this.waiters.add(done);
+      signal?.addEventListener("abort", aborted, { once: true });
     });
   }
 

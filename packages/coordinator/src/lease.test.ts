@@ -6,7 +6,7 @@
  */
 import type { TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
-import { MAX_ID_LENGTH, SLOT_COUNT } from "@frontier/protocol";
+import { encodeFrontier, MAX_ID_LENGTH, SLOT_COUNT } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Coordinator } from "./coordinator.js";
 import { shardRequestId } from "./lease.js";
@@ -185,11 +185,11 @@ describe("earliest deadline first across shards", () => {
 });
 
 describe("long-poll", () => {
-  it("waits without polling and wakes on an announcement with runnable tasks", async () => {
+  it("waits without polling and wakes on an announcement, when the request has less room than there are shards", async () => {
     c = await startTestCluster(2, { server });
     await c.startCoordinator();
     await c.announceAll(); // nothing runnable
-    const pending = ok(c.nc, c.cluster, lease(5, { waitMs: 20_000 }), 25_000);
+    const pending = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
     await until(() => c.coordinators[0]!.inspect().inflight === 1, "the lease to arrive");
     await new Promise((r) => setTimeout(r, 100));
     expect(c.shards.map((s) => s.requests("lease").length)).toEqual([0, 0]);
@@ -216,11 +216,63 @@ describe("long-poll", () => {
     await c.announceAll();
     c.shards[0]!.engine.lease("someone-else", { max: 1 }); // the announcement is now stale
     const pending = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "stale" }), 25_000);
-    await until(() => c.shards[0]!.requests("lease").length === 1, "the first attempt");
+    // The first attempt finds nothing (the shard's reply says so), and the fill parks at the shard.
+    await until(() => c.shards[0]!.parked.length === 1, "the ask to park");
     const id = put("s0", 2);
     c.shards[0]!.announce();
     expect((await pending).leases.map((l) => l.taskId)).toEqual([id]);
     expect(c.shards[0]!.requests("lease").map((r) => r.requestId)).toEqual(["stale:s0", "stale:s0:2"]);
+  });
+
+  it("parks at every idle shard, splitting the room; a grant reaches it with no announcement, and ends the others' asks", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll(); // nothing runnable
+    const pending = ok(c.nc, c.cluster, lease(5, { waitMs: 20_000, requestId: "p" }), 25_000);
+    await until(() => c.shards.every((s) => s.parked.length === 1), "an ask parked at each shard");
+    expect(c.shards.map((s) => s.parked[0]!.max)).toEqual([3, 2]);
+    expect(c.shards.map((s) => s.parked[0]!.waitMs > 19_000)).toEqual([true, true]);
+    const id = put("s1", 42);
+    c.shards[1]!.serveParked(); // the shard's change, not announced
+    const reply = await pending;
+    expect(reply.leases.map((l) => l.taskId)).toEqual([id]);
+    expect(reply.shards).toEqual(["s1"]);
+    // s0's parked ask was ended by a lookup of the request id, which found nothing granted there.
+    expect(c.shards[0]!.parked).toEqual([]);
+    expect(
+      c.shards[0]!.requests("lease")
+        .filter((r) => r.replayOnly === true)
+        .map((r) => r.requestId),
+    ).toEqual(["p:s0"]);
+  });
+
+  it("puts together what several parked shards granted at once, earliest first", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll();
+    const pending = ok(c.nc, c.cluster, lease(4, { waitMs: 20_000 }), 25_000);
+    await until(() => c.shards.every((s) => s.parked.length === 1), "an ask parked at each shard");
+    const late = put("s0", 30);
+    const early = put("s1", 10);
+    c.shards[0]!.serveParked();
+    c.shards[1]!.serveParked();
+    const reply = await pending;
+    expect(reply.leases.map((l) => l.taskId)).toEqual([early, late]);
+    expect(reply.shards).toEqual(["s1", "s0"]);
+  });
+
+  it("stops parking and asks as usual when a shard announces more than its parked ask took", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll();
+    const pending = ok(c.nc, c.cluster, lease(4, { waitMs: 20_000, requestId: "more" }), 25_000);
+    await until(() => c.shards.every((s) => s.parked.length === 1), "an ask parked at each shard");
+    // s1 gets tasks without serving its parked ask (a shard restarted without it, say) and announces them.
+    const ids = [put("s1", 1), put("s1", 2)];
+    c.shards[1]!.nc.publish(`frontier.${c.cluster}.frontier`, encodeFrontier(c.shards[1]!.frontier()));
+    const reply = await pending;
+    expect(reply.leases.map((l) => l.taskId)).toEqual(ids);
+    expect(c.shards.map((s) => s.parked.length)).toEqual([0, 0]);
   });
 
   it("ends long-polls with an empty answer when the coordinator closes", async () => {

@@ -91,7 +91,14 @@ export interface LeaseContext {
    * them all: a shard left out could hold the first grant and be left unfenced.
    */
   readonly knownShards?: () => Promise<Iterable<string>>;
+  /** Long-poll at the shards when none has anything runnable (`park`); default true. */
+  readonly parkAtShards?: boolean;
+  /** How long a parked ask may take past its `waitMs` before it counts as timed out. */
+  readonly shardTimeoutMs?: number;
 }
+
+/** A parked ask's time past its `waitMs` when the context does not say. */
+const DEFAULT_PARK_MARGIN_MS = 5_000;
 
 type LeaseResult = ResultOf<"lease">;
 
@@ -175,13 +182,180 @@ export class LeaseRouter {
     }
     // How often each shard was asked in this fill: each ask gets its own derived request id.
     const visits = new Map<string, number>();
+    // The board's news when the last park began: a park that ended with no news since (its wait
+    // was up, or a shard answered it at once) is not tried again; the fill waits for news here.
+    let parkedAt: number | undefined;
     for (;;) {
       const news = this.ctx.board.news;
       const granted = await this.attempt(request, visits);
       if (granted.leases.length > 0) return granted;
       const left = deadline - this.now();
-      if (left <= 0 || !(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
+      if (left <= 0) return { leases: [] };
+      const idle = this.ctx.board.news === news && parkedAt !== news ? this.idleShards(request) : undefined;
+      if (idle !== undefined) {
+        parkedAt = news;
+        const parked = await this.park(request, visits, idle, left);
+        if (parked.leases.length > 0) return parked;
+        continue;
+      }
+      if (!(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
     }
+  }
+
+  /**
+   * The shards to park a long-poll at: every fresh shard, when none has
+   * anything runnable and the request has room for one lease from each.
+   * Undefined when the long-poll should wait here for an announcement
+   * instead (a shard has runnable tasks the last attempt could not take,
+   * or there are more shards than the request's room).
+   */
+  private idleShards(request: LeaseRequest): string[] | undefined {
+    if (this.ctx.parkAtShards === false) return undefined;
+    const fresh = this.ctx.board.fresh();
+    if (fresh.length === 0 || fresh.length > request.max) return undefined;
+    if (fresh.some((f) => f.runnable > 0 && f.key !== null)) return undefined;
+    return fresh.map((f) => f.shardId).sort();
+  }
+
+  /**
+   * Long-polls at the shards themselves while none has anything runnable:
+   * each is asked, with the time left as its `waitMs`, for its share of the
+   * request's room. A shard holds the ask (parked) and grants it in the
+   * same journal block as the change that makes a task runnable (a submit,
+   * an unblocking complete), so a task reaches an idle worker one disk
+   * flush after it was submitted, with no announcement in between.
+   *
+   * The first shard to grant ends the wait for all: every shard still
+   * holding the ask is asked, `replayOnly`, for what it granted under the
+   * request id, which also ends its parked ask (it grants nothing more
+   * under the id), and the grants are put together. So is any announcement
+   * of runnable work (a shard has more than its parked asks took, or came
+   * back from a restart without them): the fill then asks again as usual. A
+   * shard that could not say what it granted (timed out, gone) fails the
+   * request retryably, as a resend's lookup does (`replayed`).
+   */
+  private async park(
+    request: LeaseRequest,
+    visits: Map<string, number>,
+    shards: readonly string[],
+    waitMs: number,
+  ): Promise<Granted> {
+    const { link, board, logger } = this.ctx;
+    const news = board.news;
+    const share = Math.floor(request.max / shards.length);
+    const extra = request.max % shards.length;
+    const pending = new Set<string>(shards);
+    let firstGrant: () => void = () => {};
+    const granted = new Promise<void>((resolve) => {
+      firstGrant = resolve;
+    });
+    const asks = shards.map(async (shardId, i) => {
+      const visit = (visits.get(shardId) ?? 0) + 1;
+      visits.set(shardId, visit);
+      try {
+        const { reply } = await link.requestSized(
+          shardId,
+          {
+            op: "lease",
+            owner: request.owner,
+            max: share + (i < extra ? 1 : 0),
+            leaseMs: request.leaseMs,
+            waitMs,
+            requestId: shardRequestId(request.requestId, shardId, visit),
+            ...attemptOf(request),
+          },
+          waitMs + (this.ctx.shardTimeoutMs ?? DEFAULT_PARK_MARGIN_MS),
+        );
+        if (reply.frontier !== undefined) board.observe(reply.frontier);
+        if (reply.leases.length > 0) firstGrant();
+        return { shardId, leases: reply.leases };
+      } catch (err) {
+        if (err instanceof ShardUnavailableError) board.forget(shardId);
+        firstGrant(); // a shard that failed cannot hold the others up
+        return { shardId, leases: [] as readonly Lease[], err };
+      } finally {
+        pending.delete(shardId);
+      }
+    });
+    const all = Promise.all(asks);
+    const woken = new AbortController();
+    await Promise.race([all, granted, board.waitForRunnable(waitMs, news, woken.signal)]);
+    woken.abort();
+    // Whatever is still parked: end it, and collect what it granted meanwhile.
+    const lookups = [...pending].map(async (shardId) => {
+      try {
+        const { reply } = await link.requestSized(shardId, {
+          op: "lease",
+          owner: request.owner,
+          max: request.max,
+          leaseMs: request.leaseMs,
+          waitMs: 0,
+          requestId: shardRequestId(request.requestId, shardId, 1),
+          ...attemptOf(request),
+          replayOnly: true,
+        });
+        return { shardId, leases: reply.leases };
+      } catch (err) {
+        return { shardId, leases: [] as readonly Lease[], err };
+      }
+    });
+    const parked = await all;
+    const looked = await Promise.all(lookups);
+    // A parked ask that never reached its shard (no responders) granted nothing; any other
+    // failure, or a lookup that failed, may hide a grant: fail retryably, the resend replays it.
+    const unanswered =
+      parked.find((r) => "err" in r && !(r.err instanceof ShardUnavailableError)) ??
+      looked.find((r) => "err" in r);
+    if (unanswered !== undefined && "err" in unanswered) {
+      logger.warn(
+        { shardId: unanswered.shardId, requestId: request.requestId, err: unanswered.err },
+        "lease: a parked ask could not say what it granted",
+      );
+      throw unanswered.err;
+    }
+    const result = this.combine(request, [...parked, ...looked]);
+    const perShard = new Map<string, number>();
+    for (const shardId of result.shards) perShard.set(shardId, (perShard.get(shardId) ?? 0) + 1);
+    for (const [shardId, count] of perShard) this.ctx.onGranted?.(shardId, count);
+    return byDeadline(result.leases, result.shards);
+  }
+
+  /**
+   * Grants from several shards under one request id, as one reply: each
+   * task once, at most `max`, within the reply's byte limit (the rest are
+   * left to expire, logged and counted).
+   */
+  private combine(
+    request: LeaseRequest,
+    replies: readonly { shardId: string; leases: readonly Lease[] }[],
+  ): Granted {
+    const leases: Lease[] = [];
+    const shardIds: string[] = [];
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const { shardId, leases: kept } of replies) {
+      let dropped = 0;
+      for (const lease of kept) {
+        if (seen.has(lease.taskId)) continue;
+        const size = encodedByteLength(lease);
+        if (leases.length >= request.max || bytes + size > LEASE_REPLY_MAX_BYTES) {
+          dropped++;
+          continue;
+        }
+        seen.add(lease.taskId);
+        bytes += size;
+        leases.push(lease);
+        shardIds.push(shardId);
+      }
+      if (dropped > 0) {
+        this.ctx.logger.warn(
+          { shardId, dropped, requestId: request.requestId },
+          "lease: granted leases past the reply's room left to expire",
+        );
+        this.ctx.onDropped?.(shardId, dropped);
+      }
+    }
+    return { leases, shards: shardIds };
   }
 
   /**
@@ -220,33 +394,7 @@ export class LeaseRouter {
     );
     const failed = replies.find((r) => "err" in r);
     if (failed !== undefined) throw failed.err;
-    const leases: Lease[] = [];
-    const shardIds: string[] = [];
-    const seen = new Set<string>();
-    let bytes = 0;
-    for (const { shardId, leases: kept } of replies) {
-      let dropped = 0;
-      for (const lease of kept) {
-        if (seen.has(lease.taskId)) continue;
-        const size = encodedByteLength(lease);
-        if (leases.length >= request.max || bytes + size > LEASE_REPLY_MAX_BYTES) {
-          dropped++;
-          continue;
-        }
-        seen.add(lease.taskId);
-        bytes += size;
-        leases.push(lease);
-        shardIds.push(shardId);
-      }
-      if (dropped > 0) {
-        logger.warn(
-          { shardId, dropped, requestId: request.requestId },
-          "lease retry: replayed leases left to expire",
-        );
-        this.ctx.onDropped?.(shardId, dropped);
-      }
-    }
-    return { leases, shards: shardIds };
+    return this.combine(request, replies);
   }
 
   /**
@@ -280,7 +428,11 @@ export class LeaseRouter {
       if (room <= 0) break;
       const plan = parallelPlan(candidates, room);
       if (plan.length > 1) {
+        const before = fill.granted.length;
         await Promise.all(plan.map((p) => this.ask(request, visits, fill, p.shard, p.max, p.maxKey)));
+        // A round that filled half the room answers: what is left would go in small asks, one
+        // commit each, where the interleaved keys allow only a task or two per ask.
+        if (fill.granted.length - before >= room / 2) break;
         continue;
       }
       await this.ask(request, visits, fill, candidates[0]!, room, candidates[1]?.key ?? undefined);
@@ -379,13 +531,18 @@ export class LeaseRouter {
  * shard: a parallel round's replies arrive in any order.
  */
 function earliestFirst(fill: Fill): Granted {
-  const order = fill.granted.map((_, i) => i);
+  return byDeadline(fill.granted, fill.grantedBy);
+}
+
+/** Leases (`shards[i]` granted `leases[i]`), earliest deadline first, ties by id. */
+function byDeadline(leases: readonly Lease[], shards: readonly string[]): Granted {
+  const order = leases.map((_, i) => i);
   order.sort((a, b) => {
-    const x = fill.granted[a]!;
-    const y = fill.granted[b]!;
+    const x = leases[a]!;
+    const y = leases[b]!;
     return x.task.deadline - y.task.deadline || (x.taskId < y.taskId ? -1 : x.taskId > y.taskId ? 1 : 0);
   });
-  return { leases: order.map((i) => fill.granted[i]!), shards: order.map((i) => fill.grantedBy[i]!) };
+  return { leases: order.map((i) => leases[i]!), shards: order.map((i) => shards[i]!) };
 }
 
 /** A fill in progress: what it granted, from where, and which shards are done for this pass. */

@@ -42,6 +42,13 @@ import { slotBucketName } from "./slot-table.js";
 
 export const silent = pino({ level: "silent" });
 
+interface ParkedAsk {
+  readonly request: RequestOf<"lease">;
+  /** The client request id it derives from. */
+  readonly base: string;
+  answer(leases: readonly Lease[]): void;
+}
+
 export class TestShard {
   readonly engine: Scheduler;
   /** Every request this shard decoded, in arrival order. */
@@ -64,6 +71,12 @@ export class TestShard {
   seq = 0;
   /** Whether lease replies carry the frontier after the grant (as real shards do). */
   sendsFrontier = true;
+  /**
+   * Lease asks that may wait (`waitMs`) and found nothing, parked as a real
+   * shard parks them: answered by `serveParked` (a change), by a replay-only
+   * lookup of their request id (empty), or empty at `waitMs`.
+   */
+  private readonly parkedAsks: ParkedAsk[] = [];
 
   constructor(
     readonly nc: NatsConnection,
@@ -122,21 +135,66 @@ export class TestShard {
       this.received.push(request);
       const failure = this.fail.get(op);
       if (failure !== undefined) throw failure;
-      reply = { ok: true, op, ...this.handle(request) } as Reply;
+      const result = this.handle(request);
+      if (request.op === "lease" && this.parks(request, result, msg)) return;
+      reply = { ok: true, op, ...result } as Reply;
     } catch (err) {
       reply = errorReply(err);
     }
     msg.respond(encodeReply(reply));
   }
 
+  /** Parks a lease ask that found nothing and may wait; false when it is answered now. */
+  private parks(request: RequestOf<"lease">, result: object, msg: Msg): boolean {
+    if (request.waitMs <= 0 || request.replayOnly === true) return false;
+    if ((result as { leases: readonly Lease[] }).leases.length > 0) return false;
+    const ask: ParkedAsk = {
+      request,
+      base: baseOf(request.requestId, this.shardId),
+      answer: (leases) => {
+        clearTimeout(timer);
+        this.parkedAsks.splice(this.parkedAsks.indexOf(ask), 1);
+        msg.respond(encodeReply({ ok: true, op: "lease", leases: [...leases], frontier: this.frontier() }));
+      },
+    };
+    const timer = setTimeout(() => ask.answer([]), request.waitMs);
+    this.parkedAsks.push(ask);
+    return true;
+  }
+
+  /** Lease asks parked here now. */
+  get parked(): readonly RequestOf<"lease">[] {
+    return this.parkedAsks.map((a) => a.request);
+  }
+
+  /** Grants to the parked asks, oldest first, as a real shard does when a change makes tasks runnable. */
+  serveParked(): void {
+    for (const ask of [...this.parkedAsks]) {
+      const { request } = ask;
+      const leases = this.engine.lease(request.owner, {
+        max: request.max,
+        leaseMs: request.leaseMs,
+        ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
+      });
+      if (leases.length === 0) continue;
+      this.grants.set(`${request.attempt ?? 1}:${request.requestId}`, leases);
+      ask.answer(leases);
+    }
+  }
+
   /** Unsubscribe: requests to this shard now find no responders. */
   stop(): void {
     this.sub?.unsubscribe();
     this.sub = undefined;
+    for (const ask of [...this.parkedAsks]) ask.answer([]);
   }
 
-  /** Publish the engine's frontier now, as a shard does on change and every second. */
+  /**
+   * Publish the engine's frontier now, as a shard does on change and every
+   * second; parked asks are served first, as a change serves them.
+   */
   announce(): void {
+    this.serveParked();
     this.nc.publish(subjectsFor(this.cluster).frontier, encodeFrontier(this.frontier()));
   }
 
@@ -203,6 +261,7 @@ export class TestShard {
             .flatMap(([, l]) => l)
             .slice(0, request.max);
         if (request.replayOnly === true) {
+          for (const ask of this.parkedAsks.filter((a) => a.base === base)) ask.answer([]);
           if (attempt > (this.fences.get(base) ?? 1)) this.fences.set(base, attempt);
           return { leases: kept() };
         }
