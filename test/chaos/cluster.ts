@@ -28,9 +28,10 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
 import { connect, type FrontierClient } from "../../packages/client/src/index.js";
+import { LeaseSecrets } from "../../packages/cluster/src/index.js";
 import type { TaskInput } from "../../packages/core/src/index.js";
 import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
-import type { Op } from "../../packages/protocol/src/index.js";
+import { type Op, slotOf } from "../../packages/protocol/src/index.js";
 import type { FaultKind, FinalTask, History, HistoryEvent } from "./history.js";
 import { parseEvents } from "./history.js";
 import { tapConnection, type WireFaults } from "./wire-tap.js";
@@ -242,6 +243,16 @@ export class ChaosCluster {
       coordinatorRestartMs: options.coordinatorRestartMs ?? 3_000,
     };
     this.leaseMs = this.o.leaseMs;
+  }
+
+  /**
+   * The secret of the lease of a task under `token`, made with the key of
+   * the shard that owns the task's slot (`--slots i/N`: slot mod N): what
+   * only that shard can make. For negative controls that forge lease calls.
+   */
+  forgeSecret(taskId: string, workflowId: string | undefined, token: number): string {
+    const shard = slotOf(workflowId ?? taskId) % this.o.shards;
+    return LeaseSecrets.load(join(this.runDir, `shard-${shard}`)).of(taskId, token);
   }
 
   /** Starts NATS, the shards, the coordinators and the workers; resolves once all serve. */

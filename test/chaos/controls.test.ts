@@ -131,12 +131,15 @@ describe.sequential("negative controls on a real cluster", () => {
       ms: 1_200,
       // The zombie takes two tasks before the worker starts, so they are there to take.
       before: async () => {
-        // Its transport swaps the live token into its late completes.
+        // Its transport swaps the live token, with that lease's secret (forged with the shard's
+        // key), into its late completes: a cluster whose fencing did not hold.
         zombie = await c.client("fencing-zombie", {
           rewrite: async (request) => {
             if (request.op !== "complete") return { request };
             const live = await probe.getTask(request.taskId, workflowOf(request));
-            return { request: { ...request, token: live?.token ?? request.token } };
+            const token = live?.token ?? request.token;
+            const secret = c.forgeSecret(request.taskId, workflowOf(request).workflowId, token);
+            return { request: { ...request, token, secret } };
           },
         });
         held = await zombie.lease({ max: 2, leaseMs: 300, waitMs: 2_000, owner: "fencing-zombie" });

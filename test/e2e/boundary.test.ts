@@ -187,6 +187,7 @@ describe("the coordinator answers bad input with a stable code", () => {
         request("fail", {
           taskId: "t",
           token: 1,
+          secret: "AAAAAAAAAAAAAAAAAAAAAA",
           retryable: true,
           reason: "r".repeat(MAX_REASON_LENGTH + 1),
         }),

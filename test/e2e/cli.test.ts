@@ -166,6 +166,7 @@ describe("client commands", () => {
     const leases = JSON.parse(leased.stdout) as {
       taskId: string;
       token: number;
+      secret: string;
       task: { workflowId?: string };
     }[];
     expect(leases.map((l) => l.taskId)).toEqual(["notify", "fetch"]);
@@ -173,9 +174,29 @@ describe("client commands", () => {
     const fetch = leases[1]!;
 
     const [done, stale, failed] = await Promise.all([
-      cli(["complete", "fetch", "--token", String(fetch.token), "--workflow", "release"]),
-      cli(["complete", "notify", "--token", String(notify.token + 1000)]),
-      cli(["fail", "notify", "--token", String(notify.token), "--no-retry", "--reason", "smtp down"]),
+      cli([
+        "complete",
+        "fetch",
+        "--token",
+        String(fetch.token),
+        "--secret",
+        fetch.secret,
+        "--workflow",
+        "release",
+      ]),
+      // The right secret under a wrong token: stale, as a wrong secret under the right token is.
+      cli(["complete", "notify", "--token", String(notify.token + 1000), "--secret", notify.secret]),
+      cli([
+        "fail",
+        "notify",
+        "--token",
+        String(notify.token),
+        "--secret",
+        notify.secret,
+        "--no-retry",
+        "--reason",
+        "smtp down",
+      ]),
     ]);
     expect(done.stdout).toBe("completed fetch\n");
     expectOneLineFailure(stale, 1, /STALE_LEASE/);
@@ -198,10 +219,13 @@ describe("client commands", () => {
     const [lease] = JSON.parse((await cli(["lease", "--json"])).stdout) as {
       taskId: string;
       token: number;
+      secret: string;
     }[];
     expect(lease?.taskId).toBe("flaky-once");
     const before = Date.now();
-    expect((await cli(["fail", "flaky-once", "--token", String(lease!.token)])).code).toBe(0);
+    expect(
+      (await cli(["fail", "flaky-once", "--token", String(lease!.token), "--secret", lease!.secret])).code,
+    ).toBe(0);
     const view = JSON.parse((await cli(["status", "flaky-once", "--json"])).stdout);
     expect(view).toMatchObject({ state: "WAITING", attempts: 1 });
     // The default backoff's jitter is 20 %.

@@ -79,11 +79,16 @@ describe("earliest deadline first", () => {
     const tasks = Array.from({ length: 30 }, (_, i) => ({ id: `multi-${i}`, deadline: 5_000 - i * 13 }));
     await client.submit(tasks);
     await announced(30);
-    const leases = await client.lease({ max: 12, waitMs: 2_000 });
+    // A parallel round that fills half the room answers (what is left would go in asks of a task
+    // or two each, a commit each); the next request goes on where it stopped.
+    const first = await client.lease({ max: 12, waitMs: 2_000 });
+    expect(first.length).toBeGreaterThanOrEqual(6);
+    const rest = first.length < 12 ? await client.lease({ max: 12 - first.length, waitMs: 2_000 }) : [];
+    const leases = [...first, ...rest];
     const deadlines = leases.map((l) => l.task.deadline);
     expect(leases).toHaveLength(12);
-    // Each shard gives only tasks before the next shard's frontier and says its own next key,
-    // so the coordinator alternates between shards: the 12 earliest overall, in order.
+    // Each shard gives only tasks before the next shard's frontier (or up to a key whose bounds
+    // fit the room, all shards at once) and says its own next key: the 12 earliest overall, in order.
     expect(deadlines).toEqual(
       tasks
         .map((t) => t.deadline)

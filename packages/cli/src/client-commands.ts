@@ -213,17 +213,27 @@ const WORKFLOW_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
-export const COMPLETE_OPTIONS = {
+const HELD_LEASE_OPTIONS = {
   token: { type: "string", value: "T", description: "the lease's fencing token (required)" },
+  secret: {
+    type: "string",
+    value: "S",
+    description: "the lease's secret, as `frontier lease` printed it (required)",
+  },
+} as const satisfies OptionSpecs;
+
+export const COMPLETE_OPTIONS = {
+  ...HELD_LEASE_OPTIONS,
   ...WORKFLOW_OPTION,
 } as const satisfies OptionSpecs;
 
 export async function complete(ctx: CommandContext): Promise<void> {
   const taskId = oneId(ctx);
   const token = tokenOf(ctx);
+  const secret = secretOf(ctx);
   const workflowId = idOption(ctx, "workflow");
   const r = await withClient(ctx, (client) =>
-    client.complete({ taskId, token, ...(workflowId === undefined ? {} : { workflowId }) }),
+    client.complete({ taskId, token, secret, ...(workflowId === undefined ? {} : { workflowId }) }),
   );
   out(
     ctx,
@@ -233,7 +243,7 @@ export async function complete(ctx: CommandContext): Promise<void> {
 }
 
 export const FAIL_OPTIONS = {
-  token: { type: "string", value: "T", description: "the lease's fencing token (required)" },
+  ...HELD_LEASE_OPTIONS,
   "no-retry": { type: "boolean", description: "fail the task for good, whatever attempts it has left" },
   reason: { type: "string", value: "TEXT", description: "why it failed" },
   ...WORKFLOW_OPTION,
@@ -242,11 +252,12 @@ export const FAIL_OPTIONS = {
 export async function fail(ctx: CommandContext): Promise<void> {
   const taskId = oneId(ctx);
   const token = tokenOf(ctx);
+  const secret = secretOf(ctx);
   const workflowId = idOption(ctx, "workflow");
   const reason = reasonOption(ctx);
   const r = await withClient(ctx, (client) =>
     client.fail(
-      { taskId, token, ...(workflowId === undefined ? {} : { workflowId }) },
+      { taskId, token, secret, ...(workflowId === undefined ? {} : { workflowId }) },
       { retryable: !flag(ctx.parsed, "no-retry"), reason: reason ?? "" },
     ),
   );
@@ -350,6 +361,13 @@ function tokenOf(ctx: CommandContext): number {
   if (token === undefined)
     throw usageError(`${ctx.command}: --token T is required (the lease's fencing token)`);
   return token;
+}
+
+function secretOf(ctx: CommandContext): string {
+  const secret = str(ctx.parsed, "secret");
+  if (secret === undefined || secret.length === 0)
+    throw usageError(`${ctx.command}: --secret S is required (the lease's secret, from its grant)`);
+  return secret;
 }
 
 function reasonOption(ctx: CommandContext): string | undefined {

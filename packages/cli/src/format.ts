@@ -26,6 +26,7 @@ export function leaseLine(lease: Lease): string {
   const parts = [
     lease.taskId,
     `token=${lease.token}`,
+    ...(lease.secret === undefined ? [] : [`secret=${lease.secret}`]),
     `attempt=${lease.attempt}`,
     `deadline=${time(lease.task.deadline)}`,
     `expires=${time(lease.expiresAt)}`,

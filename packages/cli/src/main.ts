@@ -71,13 +71,13 @@ export const COMMANDS = {
   },
   complete: {
     summary: "complete a leased task",
-    args: "ID --token T",
+    args: "ID --token T --secret S",
     options: COMPLETE_OPTIONS,
     run: complete,
   },
   fail: {
     summary: "fail a leased task (it is retried while it has attempts left, unless --no-retry)",
-    args: "ID --token T [--no-retry] [--reason TEXT]",
+    args: "ID --token T --secret S [--no-retry] [--reason TEXT]",
     options: FAIL_OPTIONS,
     run: fail,
   },

@@ -105,7 +105,9 @@ describe("requests", () => {
     expect(err.problems[0]).toMatchObject({ taskId: "x", code: "DUPLICATE_ID" });
     expect(coord.seen.get("submit")).toBe(2);
 
-    const stale = await client.complete({ taskId: "x", token: 99 }).catch((e) => e);
+    const stale = await client
+      .complete({ taskId: "x", token: 99, secret: "AAAAAAAAAAAAAAAAAAAAAA" })
+      .catch((e) => e);
     expect(stale).toBeInstanceOf(StaleLeaseError);
     expect(isRetryable(stale)).toBe(false);
     expect(coord.seen.get("complete")).toBe(1);

@@ -16,6 +16,7 @@ import { hostname } from "node:os";
 import {
   backoffDelay,
   FrontierError,
+  InvalidArgumentError,
   type Lease,
   type SchedulerStats,
   type TaskInput,
@@ -28,6 +29,7 @@ import {
   decodeReply,
   encodeRequest,
   fromWireError,
+  type HeldLease,
   isRetryable,
   type OkReply,
   type Op,
@@ -58,7 +60,13 @@ import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
 /** What heartbeat / complete / fail need of a lease: a `Lease` as granted, or its fields. */
 export type LeaseRef =
   | Lease
-  | { readonly taskId: string; readonly token: number; readonly workflowId?: string };
+  | {
+      readonly taskId: string;
+      readonly token: number;
+      /** The lease's secret, as its grant gave it (`Lease.secret`). */
+      readonly secret: string;
+      readonly workflowId?: string;
+    };
 
 /** Per-call options of every request. */
 export interface RequestOptions {
@@ -599,10 +607,17 @@ export function isLeaseGone(err: unknown): boolean {
   );
 }
 
-function refOf(lease: LeaseRef): { taskId: string; token: number; workflowId?: string } {
+/** The lease as a request names it: task, token and secret (HeldLease). */
+export function refOf(lease: LeaseRef): HeldLease {
   const workflowId = "task" in lease ? lease.task.workflowId : lease.workflowId;
   checkId("lease", "taskId", lease.taskId);
-  return { taskId: lease.taskId, token: lease.token, ...workflow(workflowId) };
+  if (typeof lease.secret !== "string" || lease.secret.length === 0) {
+    throw new InvalidArgumentError(
+      `lease of task ${JSON.stringify(lease.taskId)}: no secret (a lease's secret comes only with its grant; ` +
+        "heartbeat, complete and fail need it)",
+    );
+  }
+  return { taskId: lease.taskId, token: lease.token, secret: lease.secret, ...workflow(workflowId) };
 }
 
 function workflow(workflowId: string | undefined): { workflowId?: string } {

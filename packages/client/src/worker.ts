@@ -46,7 +46,7 @@ import {
   WireErrorCode,
 } from "@frontier/protocol";
 import type { FrontierClient, WorkerChannel } from "./client.js";
-import { isLeaseGone, shouldRetry } from "./client.js";
+import { isLeaseGone, refOf, shouldRetry } from "./client.js";
 import { ClientError, ClientErrorCode, LeaseLostError, TaskError } from "./errors.js";
 import { type FilledWorkOptions, fillWorkOptions, type RetryPolicy, type WorkOptions } from "./options.js";
 import { MAX_AUTO_PREFETCH, Prefetch } from "./prefetch.js";
@@ -450,11 +450,7 @@ export class TaskWorker implements Worker {
   private async sendSettle(destination: string, queue: SettleQueue): Promise<void> {
     while (!queue.sending && queue.items.length > 0) {
       const items = queue.items.splice(0, MAX_SETTLES_PER_REQUEST);
-      const completes: CompletedLease[] = items.map(({ lease }) => ({
-        taskId: lease.taskId,
-        token: lease.token,
-        ...(lease.task.workflowId === undefined ? {} : { workflowId: lease.task.workflowId }),
-      }));
+      const completes: CompletedLease[] = items.map(({ lease }) => refOf(lease));
       const shardId = destination === VIA_COORDINATOR ? undefined : destination;
       const room = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
       const ask = queue.lastShortGrant === undefined ? room : Math.min(room, queue.lastShortGrant * 2 + 1);

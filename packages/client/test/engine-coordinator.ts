@@ -10,7 +10,8 @@
  * reply garbage), `requests` keeps every decoded request, `coverage` is the
  * shard coverage a stats reply claims.
  */
-import { type Lease, Scheduler, type SchedulerOptions } from "@frontier/core";
+import { createHash } from "node:crypto";
+import { type Lease, Scheduler, type SchedulerOptions, StaleLeaseError } from "@frontier/core";
 import {
   type BoundaryErrorCode,
   COORDINATOR_QUEUE,
@@ -77,21 +78,25 @@ export function startEngineCoordinator(
           await new Promise((r) => setTimeout(r, 10));
           leases = engine.lease(request.owner, { max: request.max, leaseMs: request.leaseMs });
         }
+        leases = leases.map((l) => ({ ...l, secret: secretOf(l.taskId, l.token) }));
         grants.set(request.requestId, leases);
         return { ok: true, op: "lease", leases };
       }
       case "heartbeat":
+        requireSecret(request);
         return {
           ok: true,
           op: "heartbeat",
           expiresAt: engine.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs }).expiresAt,
         };
       case "complete":
+        requireSecret(request);
         return { ok: true, op: "complete", ...engine.complete(request.taskId, request.token) };
       case "settle": {
         // A coordinator's settle: each complete on its own, no leases (only a shard grants those).
         const results = request.completes.map((c): SettleOutcome => {
           try {
+            requireSecret(c);
             return engine.complete(c.taskId, c.token);
           } catch (error) {
             return { error: toWireError(error) };
@@ -100,6 +105,7 @@ export function startEngineCoordinator(
         return { ok: true, op: "settle", results, leases: [] };
       }
       case "fail": {
+        requireSecret(request);
         const view = engine.fail(request.taskId, request.token, {
           retryable: request.retryable,
           reason: request.reason,
@@ -165,4 +171,15 @@ export function startEngineCoordinator(
     callback: (_err, msg) => void onMessage(msg),
   });
   return coordinator;
+}
+
+/** The stand-in's lease secrets: derived from the task and token, as a shard's are (unkeyed here). */
+function secretOf(taskId: string, token: number): string {
+  return createHash("sha256").update(`${token}:${taskId}`).digest().subarray(0, 16).toString("base64url");
+}
+
+/** A shard's check: a lease call must show the secret its grant carried. */
+function requireSecret(held: { taskId: string; token: number; secret: string }): void {
+  if (held.secret !== secretOf(held.taskId, held.token))
+    throw new StaleLeaseError(held.taskId, `task ${held.taskId}: wrong lease secret`);
 }

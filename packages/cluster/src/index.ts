@@ -6,6 +6,7 @@
  * the package's whole public face.
  */
 export { EMPTY_FRONTIER, type Frontier } from "./announcer.js";
+export { LEASE_SECRET_KEY_FILE, LeaseSecrets } from "./lease-secrets.js";
 export {
   checkShardActorOptions,
   checkShardHostOptions,

@@ -38,6 +38,9 @@ beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
+/** A lease secret in the right form that no shard made. */
+const NOT_A_SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
+
 /** The slots every test actor owns: a few, so that it starts fast. */
 const SLOTS = [0, 1, 2, 3];
 
@@ -114,12 +117,28 @@ describe("ShardActor", () => {
     expect(leased[1]!.task.payload).toEqual({ n: 1 });
     const [b, a] = leased as [(typeof leased)[0], (typeof leased)[0]];
 
-    const hb = ok(await q({ op: "heartbeat", ...ref("b"), token: b.token, leaseMs: 120_000 }));
+    expect(a.secret).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const hb = ok(
+      await q({ op: "heartbeat", ...ref("b"), token: b.token, secret: b.secret!, leaseMs: 120_000 }),
+    );
     expect(hb.expiresAt).toBeGreaterThan(b.expiresAt);
-    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token })).duplicate).toBe(false);
-    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token })).duplicate).toBe(true);
+    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token, secret: a.secret! })).duplicate).toBe(
+      false,
+    );
+    expect(ok(await q({ op: "complete", ...ref("a"), token: a.token, secret: a.secret! })).duplicate).toBe(
+      true,
+    );
     expect(
-      ok(await q({ op: "fail", ...ref("b"), token: b.token, retryable: false, reason: "boom" })).state,
+      ok(
+        await q({
+          op: "fail",
+          ...ref("b"),
+          token: b.token,
+          secret: b.secret!,
+          retryable: false,
+          reason: "boom",
+        }),
+      ).state,
     ).toBe("FAILED");
     ok(await q({ op: "updateDeadline", ...ref("c"), deadline: 50 }));
     expect(ok(await q({ op: "getTask", ...ref("c") })).task).toMatchObject({
@@ -136,8 +155,14 @@ describe("ShardActor", () => {
     expect(stats.frontierDeadline).toBe(50);
 
     // The engine's errors arrive typed, with their fields.
-    expect(expectError(await q({ op: "complete", ...ref("b"), token: 999 }), "STALE_LEASE").taskId).toBe("b");
-    expectError(await q({ op: "heartbeat", ...ref("zz"), token: 1, leaseMs: 1_000 }), "UNKNOWN_TASK");
+    expect(
+      expectError(await q({ op: "complete", ...ref("b"), token: 999, secret: b.secret! }), "STALE_LEASE")
+        .taskId,
+    ).toBe("b");
+    expectError(
+      await q({ op: "heartbeat", ...ref("zz"), token: 1, secret: NOT_A_SECRET, leaseMs: 1_000 }),
+      "UNKNOWN_TASK",
+    );
     const misrouted = expectError(
       await q({
         op: "submit",
@@ -267,7 +292,7 @@ describe("ShardActor", () => {
       task: null,
     });
     expectError(
-      await ask(nc, cluster, shardId, { op: "complete", taskId: unowned, token: 1 }),
+      await ask(nc, cluster, shardId, { op: "complete", taskId: unowned, token: 1, secret: NOT_A_SECRET }),
       "UNKNOWN_TASK",
     );
   });
@@ -477,6 +502,33 @@ describe("ShardActor", () => {
     expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["late"]);
   });
 
+  it("takes heartbeat, complete and fail only with the lease's secret; a wrong one is STALE_LEASE and changes nothing", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "submit", tasks: [task("s", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const held = { taskId: "s", workflowId: wf, token: lease!.token };
+    // Someone who read the token (getTask shows it) but not the grant.
+    expect(ok(await q({ op: "getTask", taskId: "s", workflowId: wf })).task?.token).toBe(lease!.token);
+    const refused = expectError(await q({ op: "complete", ...held, secret: NOT_A_SECRET }), "STALE_LEASE");
+    expect(refused.message).not.toContain(lease!.secret!);
+    expectError(await q({ op: "heartbeat", ...held, secret: NOT_A_SECRET, leaseMs: 1 }), "STALE_LEASE");
+    expectError(
+      await q({ op: "fail", ...held, secret: NOT_A_SECRET, retryable: false, reason: "x" }),
+      "STALE_LEASE",
+    );
+    const settled = ok(await q({ op: "settle", completes: [{ ...held, secret: NOT_A_SECRET }] }));
+    expect(settled.results).toMatchObject([{ error: { code: "STALE_LEASE", taskId: "s" } }]);
+    const view = ok(await q({ op: "getTask", taskId: "s", workflowId: wf })).task;
+    expect(view).toMatchObject({ state: "LEASED", token: lease!.token, leaseExpiresAt: lease!.expiresAt });
+    expect(actor.stats().shard.counts.COMPLETED).toBe(0);
+    // The holder's own secret works.
+    const done = ok(await q({ op: "settle", completes: [{ ...held, secret: lease!.secret! }] }));
+    expect(done.results).toEqual([{ duplicate: false }]);
+  });
+
   it("grants a parked long-poll with the submit that makes a task runnable, in no transaction of its own", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
@@ -680,6 +732,8 @@ describe("ShardActor", () => {
           taskId: "kept",
           workflowId: wf,
           token: lease.token,
+          // The secret of a grant made before the restart: the shard's key is kept with its data.
+          secret: lease.secret!,
         }),
       ).duplicate,
     ).toBe(false);

@@ -33,6 +33,7 @@ import {
   type Problem,
   ProblemCode,
   type SchedulerStats,
+  StaleLeaseError,
   type TaskInput,
   type TaskView,
   ValidationError,
@@ -45,6 +46,7 @@ import {
   encodeReply,
   errorReply,
   FRONTIER_DEPTH_RANKS,
+  type HeldLease,
   type LeaseRequest,
   MAX_MESSAGE_BYTES,
   type OkReply,
@@ -76,6 +78,7 @@ import {
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
 import { LeaseReplay } from "./lease-replay.js";
+import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
 import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
@@ -164,6 +167,7 @@ export class ShardActor {
     private readonly shard: Shard,
     private readonly ownership: SlotOwnership,
     ownedSlots: readonly number[],
+    private readonly secrets: LeaseSecrets,
   ) {
     this.shardId = options.shardId;
     this.cluster = options.cluster;
@@ -226,6 +230,7 @@ export class ShardActor {
     let ownership: SlotOwnership | undefined;
     try {
       shard = await Shard.open({ ...o.shard, dataDir: o.dataDir, sameWorkflowPrerequisites: true });
+      const secrets = LeaseSecrets.load(o.dataDir);
       // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
       const untilNats = <T>(step: string, run: () => Promise<T>) =>
@@ -247,7 +252,7 @@ export class ShardActor {
         );
       }
       if (claim.owned.length === 0) log.warn("this shard owns no slot: it will get no tasks");
-      const actor = new ShardActor(o, log, nc, ownsConnection, shard, ownership, claim.owned);
+      const actor = new ShardActor(o, log, nc, ownsConnection, shard, ownership, claim.owned, secrets);
       await actor.serve();
       log.info(
         {
@@ -491,7 +496,7 @@ export class ShardActor {
         this.prepared.remove(request.idempotencyKey);
         return { ok: true, op: "abort" };
       case "lease": {
-        const leases = await this.lease(request);
+        const leases = this.withSecrets(await this.lease(request));
         // The frontier after the grant: the coordinator routes its next ask by it at once.
         const frontier = this.announcer.snapshot();
         return frontier === null
@@ -499,14 +504,17 @@ export class ShardActor {
           : { ok: true, op: "lease", leases, frontier };
       }
       case "heartbeat": {
+        this.requireHolder(request);
         const lease = await this.shard.heartbeat(request.taskId, request.token, { leaseMs: request.leaseMs });
         return { ok: true, op: "heartbeat", expiresAt: lease.expiresAt };
       }
       case "complete": {
+        this.requireHolder(request);
         const { duplicate } = await this.announced(this.shard.complete(request.taskId, request.token));
         return { ok: true, op: "complete", duplicate };
       }
       case "fail": {
+        this.requireHolder(request);
         const view = await this.announced(
           this.shard.fail(request.taskId, request.token, {
             retryable: request.retryable,
@@ -559,17 +567,19 @@ export class ShardActor {
    * outcome; a refused one (STALE_LEASE, UNKNOWN_TASK, ...) fails only itself.
    */
   private async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
-    const results = request.completes.map(({ taskId, token }) =>
-      this.shard.complete(taskId, token).then(
+    const results = request.completes.map((held): Promise<SettleOutcome> => {
+      const refused = this.refusedHolder(held);
+      if (refused !== undefined) return Promise.resolve({ error: toWireError(refused) });
+      return this.shard.complete(held.taskId, held.token).then(
         ({ duplicate }): SettleOutcome => ({ duplicate }),
         (error: unknown): SettleOutcome => ({ error: toWireError(this.toBoundary(error)) }),
-      ),
-    );
+      );
+    });
     this.announcer.changed(); // before the commit: see announced()
     // The settling worker's own leases first, then the parked ones, all in this stretch.
     const leasing = request.lease === undefined ? undefined : this.settleLease(request.lease);
     this.serveParked();
-    const leases = leasing === undefined ? [] : await leasing;
+    const leases = leasing === undefined ? [] : this.withSecrets(await leasing);
     const outcomes = await Promise.all(results);
     // No frontier in the reply: a worker does not route by it, and reading it costs.
     return { results: outcomes, leases };
@@ -600,6 +610,35 @@ export class ShardActor {
       if (replayed.length > 0) return replayed;
     }
     return this.lease(request);
+  }
+
+  // ---------------------------------------------------------- lease secrets
+
+  /** Leases as their grant carries them: each with its secret (lease-secrets.ts). */
+  private withSecrets(leases: readonly Lease[]): Lease[] {
+    return leases.map((lease) => ({ ...lease, secret: this.secrets.of(lease.taskId, lease.token) }));
+  }
+
+  /** Refuses a heartbeat, complete or fail that does not show the secret of the lease it names. */
+  private requireHolder(held: HeldLease): void {
+    const refused = this.refusedHolder(held);
+    if (refused !== undefined) throw refused;
+  }
+
+  /**
+   * STALE_LEASE when `held.secret` is not the secret of the lease of
+   * `held.taskId` under `held.token`: answered as a stale token is, saying
+   * nothing of which part did not match or of the live lease. A task this
+   * shard does not hold is left to the engine's UNKNOWN_TASK: a coordinator
+   * that does not know a task's shard asks every shard and counts on it.
+   */
+  private refusedHolder(held: HeldLease): StaleLeaseError | undefined {
+    if (this.secrets.matches(held.taskId, held.token, held.secret)) return undefined;
+    if (this.shard.getTask(held.taskId) === undefined) return undefined;
+    return new StaleLeaseError(
+      held.taskId,
+      `task ${JSON.stringify(held.taskId)}: no lease granted here under token ${held.token} with this secret`,
+    );
   }
 
   // ------------------------------------------------------- submit, 2-phase

@@ -42,6 +42,9 @@ async function leaseOne(taskId: string) {
   return lease;
 }
 
+/** A lease secret as a shard makes them (the stand-in shards do not check it). */
+const SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
+
 describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () => {
   it("heartbeat, complete, fail, cancel, updateDeadline and getTask reach the owning shard", async () => {
     c = await startTestCluster(3, { server });
@@ -55,14 +58,27 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
       taskId: "a",
       workflowId: "wf-a",
       token: la.token,
+      secret: SECRET,
       leaseMs: 60_000,
     });
     expect(hb.expiresAt).toBeGreaterThan(la.expiresAt);
     expect(
-      await ok(c.nc, c.cluster, { op: "complete", taskId: "a", workflowId: "wf-a", token: la.token }),
+      await ok(c.nc, c.cluster, {
+        op: "complete",
+        taskId: "a",
+        workflowId: "wf-a",
+        token: la.token,
+        secret: SECRET,
+      }),
     ).toMatchObject({ duplicate: false });
     expect(
-      await ok(c.nc, c.cluster, { op: "complete", taskId: "a", workflowId: "wf-a", token: la.token }),
+      await ok(c.nc, c.cluster, {
+        op: "complete",
+        taskId: "a",
+        workflowId: "wf-a",
+        token: la.token,
+        secret: SECRET,
+      }),
     ).toMatchObject({ duplicate: true });
     await ok(c.nc, c.cluster, { op: "updateDeadline", taskId: "b", deadline: 5 });
     const lb = await leaseOne("b");
@@ -71,6 +87,7 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
         op: "fail",
         taskId: "b",
         token: lb.token,
+        secret: SECRET,
         retryable: false,
         reason: "boom",
       }),
@@ -78,6 +95,12 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     const viewA = await ok(c.nc, c.cluster, { op: "getTask", taskId: "a", workflowId: "wf-a" });
     expect(viewA.task).toMatchObject({ id: "a", state: "COMPLETED" });
     expect(ownerOf(a).requests("complete")).toHaveLength(2);
+    // The lease's secret travels with the request: the owning shard checks it.
+    expect(
+      ownerOf(a)
+        .requests("complete")
+        .map((r) => r.secret),
+    ).toEqual([SECRET, SECRET]);
     expect(ownerOf(b).requests("fail")).toHaveLength(1);
     for (const s of c.shards) if (s !== ownerOf(a)) expect(s.requests("heartbeat")).toEqual([]);
   });
@@ -86,7 +109,7 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     c = await startTestCluster(2, { server });
     await c.startCoordinator();
     await ok(c.nc, c.cluster, { op: "submit", tasks: [{ id: "x", deadline: 1 }], idempotencyKey: "k" });
-    const stale = await refused(c.nc, c.cluster, { op: "complete", taskId: "x", token: 999 });
+    const stale = await refused(c.nc, c.cluster, { op: "complete", taskId: "x", token: 999, secret: SECRET });
     expect(stale).toMatchObject({ code: "STALE_LEASE", taskId: "x", retryable: false });
     await ok(c.nc, c.cluster, { op: "cancel", taskId: "x", reason: "no" });
     const state = await refused(c.nc, c.cluster, { op: "updateDeadline", taskId: "x", deadline: 2 });
@@ -101,7 +124,9 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     const view = await ok(c.nc, c.cluster, { op: "getTask", taskId: t.id });
     expect(view.task).toMatchObject({ id: t.id, workflowId: "wf-scatter" });
     const lease = await leaseOne(t.id);
-    expect(await ok(c.nc, c.cluster, { op: "complete", taskId: t.id, token: lease.token })).toMatchObject({
+    expect(
+      await ok(c.nc, c.cluster, { op: "complete", taskId: t.id, token: lease.token, secret: SECRET }),
+    ).toMatchObject({
       duplicate: false,
     });
     expect(ownerOf(t).requests("complete")).toHaveLength(1);

@@ -108,8 +108,14 @@ export interface Task {
 export interface Lease {
   readonly taskId: string;
   readonly owner: string;
-  /** Fencing token: strictly increasing per task (and across the engine). */
+  /** Fencing token: strictly increasing per task (and across the engine). Orders leases; no secret. */
   readonly token: number;
+  /**
+   * The holder's proof of the lease: set by a shard served over the network
+   * (never by the engine), returned only in the grant; heartbeat, complete and
+   * fail sent over the network must present it.
+   */
+  readonly secret?: string;
   readonly expiresAt: number;
   /** 1 for the first lease of the task. */
   readonly attempt: number;

@@ -30,6 +30,13 @@ const nonEmptyId = fc.string({ unit: "binary", minLength: 1, maxLength: 24 });
 const number = fc.double().map((x) => (Object.is(x, -0) ? 0 : x));
 const count = fc.nat();
 const token = fc.maxSafeNat();
+/** A lease secret: 22 base64url characters. */
+const secret = fc
+  .array(fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), {
+    minLength: 22,
+    maxLength: 22,
+  })
+  .map((c) => c.join(""));
 const text = fc.string({ maxLength: 60 });
 /** Opaque JSON-like payloads; `__proto__` keys are renamed by msgpackr on the way in, so left out. */
 const payload = fc
@@ -73,14 +80,30 @@ const request = fc
       attempt: fc.option(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { nil: undefined }),
       replayOnly: fc.option(fc.boolean(), { nil: undefined }),
     }),
-    fc.record({ op: fc.constant("heartbeat" as const), ...ref, token, leaseMs: fc.integer({ min: 1 }) }),
-    fc.record({ op: fc.constant("complete" as const), ...ref, token }),
-    fc.record({ op: fc.constant("fail" as const), ...ref, token, retryable: fc.boolean(), reason: text }),
+    fc.record({
+      op: fc.constant("heartbeat" as const),
+      ...ref,
+      token,
+      secret,
+      leaseMs: fc.integer({ min: 1 }),
+    }),
+    fc.record({ op: fc.constant("complete" as const), ...ref, token, secret }),
+    fc.record({
+      op: fc.constant("fail" as const),
+      ...ref,
+      token,
+      secret,
+      retryable: fc.boolean(),
+      reason: text,
+    }),
     fc.record(
       {
         op: fc.constant("settle" as const),
         completes: fc.array(
-          fc.record({ taskId: id, workflowId: id, token }, { requiredKeys: ["taskId", "token"] }),
+          fc.record(
+            { taskId: id, workflowId: id, token, secret },
+            { requiredKeys: ["taskId", "token", "secret"] },
+          ),
           { maxLength: 4 },
         ),
         lease: fc.record(
@@ -113,14 +136,18 @@ const task = fc.record(
   { id, deadline: number, prerequisites: fc.array(id, { maxLength: 3 }), workflowId: id, payload },
   { requiredKeys: ["id", "deadline", "prerequisites"] },
 );
-const lease = fc.record({
-  taskId: id,
-  owner: id,
-  token,
-  expiresAt: number,
-  attempt: fc.integer({ min: 1, max: 100 }),
-  task,
-});
+const lease = fc.record(
+  {
+    taskId: id,
+    owner: id,
+    token,
+    secret,
+    expiresAt: number,
+    attempt: fc.integer({ min: 1, max: 100 }),
+    task,
+  },
+  { requiredKeys: ["taskId", "owner", "token", "expiresAt", "attempt", "task"] },
+);
 const taskView = fc.record(
   {
     id,

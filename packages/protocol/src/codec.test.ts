@@ -101,31 +101,42 @@ const fullTask: TaskInput = {
   onPrerequisiteFailure: "continue",
 };
 
+/** A lease secret as a shard makes them: 22 base64url characters. */
+const SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
+
 const requests: Request[] = [
   { op: "submit", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
   { op: "submit", tasks: [], idempotencyKey: "empty" },
   { op: "lease", owner: "worker-1", max: 10, leaseMs: 30_000, waitMs: 5_000, requestId: "r-1" },
-  { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, leaseMs: 10_000 },
-  { op: "complete", taskId: "t1", token: 12 },
-  { op: "fail", taskId: "t1", workflowId: "wf-9", token: 12, retryable: true, reason: "exit code 3" },
+  { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, secret: SECRET, leaseMs: 10_000 },
+  { op: "complete", taskId: "t1", token: 12, secret: SECRET },
+  {
+    op: "fail",
+    taskId: "t1",
+    workflowId: "wf-9",
+    token: 12,
+    secret: SECRET,
+    retryable: true,
+    reason: "exit code 3",
+  },
   // Client → coordinator: completes only, with and without a workflow id.
   {
     op: "settle",
     completes: [
-      { taskId: "t1", workflowId: "wf-9", token: 12 },
-      { taskId: "t2", token: 0 },
+      { taskId: "t1", workflowId: "wf-9", token: 12, secret: SECRET },
+      { taskId: "t2", token: 0, secret: SECRET },
     ],
   },
   // Client → shard: completes and the next leases, in one commit.
   {
     op: "settle",
-    completes: [{ taskId: "t1", token: Number.MAX_SAFE_INTEGER }],
+    completes: [{ taskId: "t1", token: Number.MAX_SAFE_INTEGER, secret: SECRET }],
     lease: { owner: "worker-1", max: 10, leaseMs: 30_000, requestId: "r-4" },
   },
   // A resend of the above; and a settle that only asks for leases (nothing finished yet).
   {
     op: "settle",
-    completes: [{ taskId: "t1", workflowId: "wf-9", token: 12 }],
+    completes: [{ taskId: "t1", workflowId: "wf-9", token: 12, secret: SECRET }],
     lease: { owner: "worker-1", max: 1, leaseMs: 1, requestId: "r-4", attempt: 2 },
   },
   { op: "settle", completes: [], lease: { owner: "worker-1", max: 5, leaseMs: 30_000, requestId: "r-5" } },
@@ -394,8 +405,8 @@ describe("round trips", () => {
 
   it("carries numbers exactly: epoch-ms deadlines, safe-integer tokens, floats, infinities", () => {
     const big = Number.MAX_SAFE_INTEGER;
-    const back = decodeRequest(encodeRequest({ op: "complete", taskId: "t", token: big }));
-    expect(back).toEqual({ op: "complete", taskId: "t", token: big });
+    const back = decodeRequest(encodeRequest({ op: "complete", taskId: "t", token: big, secret: SECRET }));
+    expect(back).toEqual({ op: "complete", taskId: "t", token: big, secret: SECRET });
     for (const deadline of [0, -1, 0.1, 1e300, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
       const r = decodeRequest(encodeRequest({ op: "updateDeadline", taskId: "t", deadline }));
       expect(r.op === "updateDeadline" && r.deadline).toBe(deadline);
@@ -589,7 +600,7 @@ describe("request shapes", () => {
   });
   const leaseReq = { op: "lease", owner: "w", max: 1, leaseMs: 1000, waitMs: 0, requestId: "r" };
   const settle = (completes: unknown[], lease?: object) => ({ op: "settle", completes, lease });
-  const done = { taskId: "t", token: 1 };
+  const done = { taskId: "t", token: 1, secret: SECRET };
   const next = { owner: "w", max: 1, leaseMs: 1000, requestId: "r" };
 
   it.each<[string, unknown, RegExp | string]>([
@@ -691,38 +702,42 @@ describe("request shapes", () => {
     ],
     [
       "heartbeat token negative",
-      { op: "heartbeat", taskId: "t", token: -1, leaseMs: 5 },
+      { op: "heartbeat", taskId: "t", token: -1, secret: SECRET, leaseMs: 5 },
       "token: expected a non-negative integer",
     ],
     [
       "heartbeat token infinite",
-      { op: "heartbeat", taskId: "t", token: Number.POSITIVE_INFINITY, leaseMs: 5 },
+      { op: "heartbeat", taskId: "t", token: Number.POSITIVE_INFINITY, secret: SECRET, leaseMs: 5 },
       "token: expected a non-negative integer, got number Infinity",
     ],
     [
       "heartbeat token unsafe",
-      { op: "heartbeat", taskId: "t", token: 2 ** 53, leaseMs: 5 },
+      { op: "heartbeat", taskId: "t", token: 2 ** 53, secret: SECRET, leaseMs: 5 },
       "token: expected a non-negative integer",
     ],
     [
       "heartbeat leaseMs missing",
-      { op: "heartbeat", taskId: "t", token: 1 },
+      { op: "heartbeat", taskId: "t", token: 1, secret: SECRET },
       "leaseMs: expected an integer ≥ 1, missing",
     ],
-    ["complete taskId missing", { op: "complete", token: 1 }, "taskId: expected a string, missing"],
+    [
+      "complete taskId missing",
+      { op: "complete", token: 1, secret: SECRET },
+      "taskId: expected a string, missing",
+    ],
     [
       "complete workflowId a number",
-      { op: "complete", taskId: "t", workflowId: 1, token: 1 },
+      { op: "complete", taskId: "t", workflowId: 1, token: 1, secret: SECRET },
       "workflowId: expected a string",
     ],
     [
       "fail retryable a string",
-      { op: "fail", taskId: "t", token: 1, retryable: "yes", reason: "r" },
+      { op: "fail", taskId: "t", token: 1, secret: SECRET, retryable: "yes", reason: "r" },
       "retryable: expected a boolean",
     ],
     [
       "fail reason missing",
-      { op: "fail", taskId: "t", token: 1, retryable: true },
+      { op: "fail", taskId: "t", token: 1, secret: SECRET, retryable: true },
       "reason: expected a string, missing",
     ],
     ["settle completes missing", { op: "settle" }, "completes: expected an array, missing"],
@@ -737,7 +752,7 @@ describe("request shapes", () => {
     ["a complete without taskId", settle([{ token: 1 }]), "completes[0].taskId: expected a string, missing"],
     [
       "a complete taskId a number",
-      settle([{ taskId: 7, token: 1 }]),
+      settle([{ taskId: 7, token: 1, secret: SECRET }]),
       "completes[0].taskId: expected a string",
     ],
     [
@@ -751,44 +766,64 @@ describe("request shapes", () => {
       "completes[0].workflowId: expected a string, got null",
     ],
     [
+      "a complete without its secret",
+      settle([{ taskId: "t", token: 1 }]),
+      "completes[0].secret: expected a string, missing",
+    ],
+    [
+      "a complete with a short secret",
+      settle([{ ...done, secret: "abc" }]),
+      'completes[0].secret: expected a lease secret (22 base64url characters), got string "abc"',
+    ],
+    [
+      "a complete with a secret of another alphabet",
+      { op: "complete", taskId: "t", token: 1, secret: "AAAAAAAAAAAAAAAAAAAA+/" },
+      "secret: expected a lease secret (22 base64url characters)",
+    ],
+    [
+      "a heartbeat without its secret",
+      { op: "heartbeat", taskId: "t", token: 1, leaseMs: 5 },
+      "secret: expected a string, missing",
+    ],
+    [
       "a complete without token",
       settle([{ taskId: "t" }]),
       "completes[0].token: expected a non-negative integer, missing",
     ],
     [
       "a complete token negative",
-      settle([done, { taskId: "t2", token: -1 }]),
+      settle([done, { taskId: "t2", token: -1, secret: SECRET }]),
       "completes[1].token: expected a non-negative integer, got number -1",
     ],
     [
       "a complete token a fraction",
-      settle([{ taskId: "t", token: 1.5 }]),
+      settle([{ taskId: "t", token: 1.5, secret: SECRET }]),
       "completes[0].token: expected a non-negative integer, got number 1.5",
     ],
     [
       "a complete token a string",
-      settle([{ taskId: "t", token: "12" }]),
+      settle([{ taskId: "t", token: "12", secret: SECRET }]),
       'completes[0].token: expected a non-negative integer, got string "12"',
     ],
     [
       "a complete token NaN",
-      settle([{ taskId: "t", token: Number.NaN }]),
+      settle([{ taskId: "t", token: Number.NaN, secret: SECRET }]),
       "completes[0].token: expected a non-negative integer, got number NaN",
     ],
     [
       "a complete token unsafe",
-      settle([{ taskId: "t", token: 2 ** 53 }]),
+      settle([{ taskId: "t", token: 2 ** 53, secret: SECRET }]),
       "completes[0].token: expected a non-negative integer, got number 9007199254740992",
     ],
     [
       "a typo in a complete",
       settle([done, { taskId: "t2", tokn: 1 }]),
-      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token)',
+      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token, secret)',
     ],
     [
       "a complete carrying a reason",
       settle([{ ...done, reason: "done" }]),
-      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token)',
+      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token, secret)',
     ],
     ["settle lease null", { op: "settle", completes: [], lease: null }, "lease: expected a map, got null"],
     ["settle lease a string", settle([], "w" as unknown as object), 'lease: expected a map, got string "w"'],
@@ -974,7 +1009,7 @@ describe("request shapes", () => {
 
   it("refuses integers beyond 2^53 (they arrive as bigint) and other msgpack-only types", () => {
     expectCode(
-      () => decode(envelope("request", { op: "complete", taskId: "t", token: 2n ** 60n })),
+      () => decode(envelope("request", { op: "complete", taskId: "t", token: 2n ** 60n, secret: SECRET })),
       "BAD_MESSAGE",
       "token: expected a non-negative integer, got bigint 1152921504606846976",
     );
@@ -1015,15 +1050,15 @@ describe("request shapes", () => {
     );
     // A lone surrogate would arrive as U+FFFD (UTF-8 cannot carry it): another id. Only a sender can have one.
     expectCode(
-      () => encodeRequest({ op: "complete", taskId: "t\uD800", token: 1 }),
+      () => encodeRequest({ op: "complete", taskId: "t\uD800", token: 1, secret: SECRET }),
       "BAD_MESSAGE",
       "taskId: expected well-formed Unicode (no lone surrogate)",
     );
-    expect(decodeRequest(encodeRequest({ op: "complete", taskId: "t\uD83D\uDE00", token: 1 }))).toMatchObject(
-      {
-        taskId: "t😀",
-      },
-    );
+    expect(
+      decodeRequest(encodeRequest({ op: "complete", taskId: "t\uD83D\uDE00", token: 1, secret: SECRET })),
+    ).toMatchObject({
+      taskId: "t😀",
+    });
     class Job {
       id = "t";
       deadline = 1;
@@ -1115,12 +1150,13 @@ describe("limits", () => {
     const completes = Array.from({ length: MAX_SETTLES_PER_REQUEST }, (_, i) => ({
       taskId: `t${i}`,
       token: i,
+      secret: SECRET,
     }));
     const next = { owner: "w", max: MAX_LEASES_PER_REQUEST, leaseMs: 1, requestId: "r" };
     const req = { op: "settle", completes, lease: next };
     expect(decodeRequest(encodeRequest(req as Request), "settle")).toEqual(req);
     expectRefusedBothWays(
-      { op: "settle", completes: [...completes, { taskId: "one more", token: 1 }] },
+      { op: "settle", completes: [...completes, { taskId: "one more", token: 1, secret: SECRET }] },
       "BATCH_TOO_LARGE",
       "completes: 1001 items exceed MAX_SETTLES_PER_REQUEST (1000)",
     );
@@ -1164,7 +1200,7 @@ describe("limits", () => {
       [{ op: "submit", tasks: [], idempotencyKey: long }, "idempotencyKey"],
       [{ op: "lease", owner: long, max: 1, leaseMs: 1, waitMs: 0, requestId: "r" }, "owner"],
       [{ op: "lease", owner: "w", max: 1, leaseMs: 1, waitMs: 0, requestId: long }, "requestId"],
-      [{ op: "complete", taskId: long, token: 1 }, "taskId"],
+      [{ op: "complete", taskId: long, token: 1, secret: SECRET }, "taskId"],
       [{ op: "getTask", taskId: "t", workflowId: long }, "workflowId"],
       [{ op: "prepare", tasks: [], idempotencyKey: long }, "idempotencyKey"],
       [{ op: "prepare", tasks: [task({ id: long })], idempotencyKey: "k" }, "tasks[0].id"],
@@ -1174,13 +1210,16 @@ describe("limits", () => {
         {
           op: "settle",
           completes: [
-            { taskId: "t", token: 1 },
-            { taskId: long, token: 1 },
+            { taskId: "t", token: 1, secret: SECRET },
+            { taskId: long, token: 1, secret: SECRET },
           ],
         },
         "completes[1].taskId",
       ],
-      [{ op: "settle", completes: [{ taskId: "t", workflowId: long, token: 1 }] }, "completes[0].workflowId"],
+      [
+        { op: "settle", completes: [{ taskId: "t", workflowId: long, token: 1, secret: SECRET }] },
+        "completes[0].workflowId",
+      ],
       [
         { op: "settle", completes: [], lease: { owner: long, max: 1, leaseMs: 1, requestId: "r" } },
         "lease.owner",
@@ -1326,10 +1365,12 @@ describe("limits", () => {
     ).toBeInstanceOf(InvalidArgumentError);
     const reason = "r".repeat(MAX_REASON_LENGTH);
     expect(
-      decodeRequest(encodeRequest({ op: "fail", taskId: "t", token: 1, retryable: false, reason })).op,
+      decodeRequest(
+        encodeRequest({ op: "fail", taskId: "t", token: 1, secret: SECRET, retryable: false, reason }),
+      ).op,
     ).toBe("fail");
     expectRefusedBothWays(
-      { op: "fail", taskId: "t", token: 1, retryable: false, reason: `${reason}!` },
+      { op: "fail", taskId: "t", token: 1, secret: SECRET, retryable: false, reason: `${reason}!` },
       "INVALID_ARGUMENT",
       "reason: 1025 characters exceed MAX_REASON_LENGTH (1024)",
     );
@@ -1809,17 +1850,17 @@ describe("the shard-only ops and fields", () => {
     const back = decodeRequest(
       encodeRequest({
         op: "settle",
-        completes: [{ taskId: "t", workflowId: undefined, token: 3 }],
+        completes: [{ taskId: "t", workflowId: undefined, token: 3, secret: SECRET }],
         lease: { owner: "w", max: 2, leaseMs: 10, requestId: "r", attempt: undefined },
       }),
       "settle",
     );
     expect(back).toEqual({
       op: "settle",
-      completes: [{ taskId: "t", token: 3 }],
+      completes: [{ taskId: "t", token: 3, secret: SECRET }],
       lease: { owner: "w", max: 2, leaseMs: 10, requestId: "r" },
     });
-    expect(back.op === "settle" && Object.keys(back.completes[0]!)).toEqual(["taskId", "token"]);
+    expect(back.op === "settle" && Object.keys(back.completes[0]!)).toEqual(["taskId", "token", "secret"]);
     expect(back.op === "settle" && Object.keys(back.lease!)).toEqual([
       "owner",
       "max",
@@ -1850,7 +1891,7 @@ describe("the shard-only ops and fields", () => {
   });
 
   it("settle: keeps its request and reply apart from complete's and lease's", () => {
-    const settle = encodeRequest({ op: "settle", completes: [{ taskId: "t", token: 1 }] });
+    const settle = encodeRequest({ op: "settle", completes: [{ taskId: "t", token: 1, secret: SECRET }] });
     expectCode(
       () => decodeRequest(settle, "complete"),
       "BAD_MESSAGE",

@@ -28,6 +28,7 @@ export {
 } from "./errors.js";
 export {
   FRONTIER_DEPTH_RANKS,
+  LEASE_SECRET_LENGTH,
   MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRONTIER_DEPTH,
@@ -57,6 +58,7 @@ export {
   type FrontierAnnouncement,
   type GetTaskRequest,
   type HeartbeatRequest,
+  type HeldLease,
   isOp,
   type LeaseRequest,
   type Message,

@@ -68,6 +68,12 @@ export const MAX_WAIT_MS = 30_000;
 /** Highest send number (`attempt`) of one lease request: a 31-bit integer. Violation: INVALID_ARGUMENT. */
 export const MAX_ATTEMPT = 2_147_483_647;
 
+/**
+ * Characters of a lease secret (`Lease.secret`): 128 bits in base64url. A
+ * secret of another length or alphabet is refused: BAD_MESSAGE.
+ */
+export const LEASE_SECRET_LENGTH = 22;
+
 /** Longest failure / cancellation reason, in UTF-16 code units. Violation: INVALID_ARGUMENT. */
 export const MAX_REASON_LENGTH = 1_024;
 

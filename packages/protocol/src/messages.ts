@@ -13,7 +13,7 @@ import { fromWireError, toWireError, type WireError, type WireErrorCode } from "
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -85,31 +85,39 @@ export interface LeaseRequest {
   readonly replayOnly?: boolean;
 }
 
-/** Extend a live lease by `leaseMs` from now. */
-export interface HeartbeatRequest extends TaskRef {
-  readonly op: "heartbeat";
+/**
+ * A lease as its holder names it: the task, the fencing token, and the
+ * lease's secret, which only the grant carried (`Lease.secret`). A shard
+ * takes a heartbeat, complete or fail only with the secret of a lease it
+ * granted under that token; so the token, which orders leases and is no
+ * secret (getTask shows it), authorizes nothing by itself.
+ */
+export interface HeldLease extends TaskRef {
   readonly token: number;
+  /** LEASE_SECRET_LENGTH base64url characters. */
+  readonly secret: string;
+}
+
+/** Extend a live lease by `leaseMs` from now. */
+export interface HeartbeatRequest extends HeldLease {
+  readonly op: "heartbeat";
   readonly leaseMs: number;
 }
 
-export interface CompleteRequest extends TaskRef {
+export interface CompleteRequest extends HeldLease {
   readonly op: "complete";
-  readonly token: number;
 }
 
-export interface FailRequest extends TaskRef {
+export interface FailRequest extends HeldLease {
   readonly op: "fail";
-  readonly token: number;
   /** False: fail the task for good, whatever attempts it has left. */
   readonly retryable: boolean;
   /** At most MAX_REASON_LENGTH. */
   readonly reason: string;
 }
 
-/** A task a worker finished, named with the token of its lease. */
-export interface CompletedLease extends TaskRef {
-  readonly token: number;
-}
+/** A task a worker finished, named by its lease (token and secret). */
+export type CompletedLease = HeldLease;
 
 /**
  * The next leases a `settle` sent straight to a shard asks for, granted in

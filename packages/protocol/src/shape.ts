@@ -31,6 +31,7 @@ import {
 } from "@frontier/core";
 import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } from "./errors.js";
 import {
+  LEASE_SECRET_LENGTH,
   MAX_ATTEMPT,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRONTIER_DEPTH,
@@ -264,15 +265,17 @@ function parseTask(v: unknown, path: string): Task {
 }
 
 function parseLease(v: unknown, path: string): Lease {
-  const f = map(v, path, ["taskId", "owner", "token", "expiresAt", "attempt", "task"]);
-  return {
+  const f = map(v, path, ["taskId", "owner", "token", "secret", "expiresAt", "attempt", "task"]);
+  const lease: Draft = {
     taskId: id(f["taskId"], at(path, "taskId")),
     owner: id(f["owner"], at(path, "owner")),
     token: int(f["token"], at(path, "token"), 0),
-    expiresAt: num(f["expiresAt"], at(path, "expiresAt")),
-    attempt: int(f["attempt"], at(path, "attempt"), 1),
-    task: parseTask(f["task"], at(path, "task")),
   };
+  put(lease, "secret", optional(f["secret"], at(path, "secret"), leaseSecret));
+  lease["expiresAt"] = num(f["expiresAt"], at(path, "expiresAt"));
+  lease["attempt"] = int(f["attempt"], at(path, "attempt"), 1);
+  lease["task"] = parseTask(f["task"], at(path, "task"));
+  return lease as unknown as Lease;
 }
 
 const TASK_VIEW_KEYS = [
@@ -398,6 +401,22 @@ function taskRef(f: Fields, draft: Draft, path = ""): void {
   );
 }
 
+/** A lease secret: LEASE_SECRET_LENGTH base64url characters. */
+function leaseSecret(v: unknown, path: string): string {
+  const s = str(v, path);
+  if (!LEASE_SECRET.test(s)) bad(path, `a lease secret (${LEASE_SECRET_LENGTH} base64url characters)`, s);
+  return s;
+}
+
+const LEASE_SECRET = new RegExp(`^[A-Za-z0-9_-]{${LEASE_SECRET_LENGTH}}$`);
+
+/** The fields naming a held lease (HeldLease): the task, its token and its secret. */
+function heldLease(f: Fields, draft: Draft, path = ""): void {
+  taskRef(f, draft, path);
+  draft["token"] = int(f["token"], at(path, "token"), 0);
+  draft["secret"] = leaseSecret(f["secret"], at(path, "secret"));
+}
+
 /** A lease request's `max`: 1..MAX_LEASES_PER_REQUEST. */
 function leaseMax(v: unknown, path: string): number {
   const max = int(v, path, 1);
@@ -498,22 +517,18 @@ export function parseRequest(v: unknown): Request {
       break;
     }
     case "heartbeat": {
-      const f = map(v, "", ["op", "taskId", "workflowId", "token", "leaseMs"]);
-      taskRef(f, r);
-      r["token"] = int(f["token"], "token", 0);
+      const f = map(v, "", ["op", "taskId", "workflowId", "token", "secret", "leaseMs"]);
+      heldLease(f, r);
       r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
       break;
     }
     case "complete": {
-      const f = map(v, "", ["op", "taskId", "workflowId", "token"]);
-      taskRef(f, r);
-      r["token"] = int(f["token"], "token", 0);
+      heldLease(map(v, "", ["op", "taskId", "workflowId", "token", "secret"]), r);
       break;
     }
     case "fail": {
-      const f = map(v, "", ["op", "taskId", "workflowId", "token", "retryable", "reason"]);
-      taskRef(f, r);
-      r["token"] = int(f["token"], "token", 0);
+      const f = map(v, "", ["op", "taskId", "workflowId", "token", "secret", "retryable", "reason"]);
+      heldLease(f, r);
       r["retryable"] = bool(f["retryable"], "retryable");
       r["reason"] = reason(f["reason"], "reason");
       break;
@@ -529,10 +544,8 @@ export function parseRequest(v: unknown): Request {
       );
       r["completes"] = completes.map((c, i) => {
         const path = at("completes", i);
-        const cf = map(c, path, ["taskId", "workflowId", "token"]);
         const item: Draft = {};
-        taskRef(cf, item, path);
-        item["token"] = int(cf["token"], at(path, "token"), 0);
+        heldLease(map(c, path, ["taskId", "workflowId", "token", "secret"]), item, path);
         return item;
       });
       put(r, "lease", optional(f["lease"], "lease", parseSettleLease));
