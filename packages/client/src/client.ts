@@ -265,6 +265,8 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
 
   async submit(tasks: readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
     const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    // Nothing to submit: nothing to send (the wire refuses an empty batch).
+    if (tasks.length === 0) return { accepted: 0, replayed: false, idempotencyKey };
     const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options);
     return { accepted: reply.accepted, replayed: reply.replayed, idempotencyKey };
   }

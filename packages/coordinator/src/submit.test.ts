@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
-import { slotOfTask as slotOf } from "@frontier/protocol";
+import { decodeReply, PROTOCOL_VERSION, slotOfTask as slotOf, subjectsFor } from "@frontier/protocol";
+import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, idOn, ok, refused, startTestCluster, type TestCluster, until } from "./test-shard.fixture.js";
 
@@ -66,11 +67,21 @@ describe("one shard", () => {
     expect(error.problems).toEqual([expect.objectContaining({ taskId: id, code: "DUPLICATE_ID" })]);
   });
 
-  it("answers an empty batch without asking any shard", async () => {
+  it("refuses an empty batch (INVALID_ARGUMENT), asking no shard", async () => {
     const before = c.shards.map((s) => s.received.length);
-    expect(await ok(c.nc, c.cluster, { op: "submit", tasks: [], idempotencyKey: "empty" })).toMatchObject({
-      accepted: 0,
+    // The codec refuses to encode it, so it is packed by hand, as a peer without our codec could.
+    const bytes = new Packr({ useRecords: false }).pack({
+      v: PROTOCOL_VERSION,
+      kind: "request",
+      op: "submit",
+      tasks: [],
+      idempotencyKey: "empty",
     });
+    const reply = decodeReply(
+      (await c.nc.request(subjectsFor(c.cluster).coord("submit"), bytes)).data,
+      "submit",
+    );
+    expect(reply).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT" } });
     expect(c.shards.map((s) => s.received.length)).toEqual(before);
   });
 

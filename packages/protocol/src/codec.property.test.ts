@@ -11,6 +11,7 @@ import {
   errorReply,
   fromWireError,
   isValidToken,
+  MAX_LEASE_MS,
   type Message,
   OPS,
   PROTOCOL_VERSION,
@@ -66,14 +67,14 @@ const request = fc
   .oneof(
     fc.record({
       op: fc.constant("submit" as const),
-      tasks: fc.array(taskInput, { maxLength: 4 }),
+      tasks: fc.array(taskInput, { minLength: 1, maxLength: 4 }),
       idempotencyKey: nonEmptyId,
     }),
     fc.record({
       op: fc.constant("lease" as const),
       owner: nonEmptyId,
       max: fc.integer({ min: 1, max: 1000 }),
-      leaseMs: fc.integer({ min: 1, max: 2 ** 40 }),
+      leaseMs: fc.integer({ min: 1, max: MAX_LEASE_MS }),
       waitMs: fc.integer({ min: 0, max: 30_000 }),
       requestId: nonEmptyId,
       maxKey: fc.option(number, { nil: undefined }),
@@ -85,7 +86,7 @@ const request = fc
       ...ref,
       token,
       secret,
-      leaseMs: fc.integer({ min: 1 }),
+      leaseMs: fc.integer({ min: 1, max: MAX_LEASE_MS }),
     }),
     fc.record({ op: fc.constant("complete" as const), ...ref, token, secret }),
     fc.record({
@@ -110,7 +111,7 @@ const request = fc
           {
             owner: nonEmptyId,
             max: fc.integer({ min: 1, max: 1000 }),
-            leaseMs: fc.integer({ min: 1, max: 2 ** 40 }),
+            leaseMs: fc.integer({ min: 1, max: MAX_LEASE_MS }),
             requestId: nonEmptyId,
             attempt: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
           },
@@ -125,7 +126,7 @@ const request = fc
     fc.record({ op: fc.constant("stats" as const) }),
     fc.record({
       op: fc.constant("prepare" as const),
-      tasks: fc.array(taskInput, { maxLength: 4 }),
+      tasks: fc.array(taskInput, { minLength: 1, maxLength: 4 }),
       idempotencyKey: nonEmptyId,
     }),
     fc.record({ op: fc.constantFrom("commit" as const, "abort" as const), idempotencyKey: nonEmptyId }),

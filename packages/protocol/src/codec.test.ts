@@ -25,9 +25,11 @@ import {
   MAX_ATTEMPT,
   MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
+  MAX_LEASE_MS,
   MAX_LEASES_PER_REQUEST,
   MAX_MESSAGE_BYTES,
   MAX_PAYLOAD_BYTES,
+  MAX_PAYLOAD_DEPTH,
   MAX_PREREQUISITES,
   MAX_REASON_LENGTH,
   MAX_SETTLES_PER_REQUEST,
@@ -106,7 +108,6 @@ const SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
 
 const requests: Request[] = [
   { op: "submit", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
-  { op: "submit", tasks: [], idempotencyKey: "empty" },
   { op: "lease", owner: "worker-1", max: 10, leaseMs: 30_000, waitMs: 5_000, requestId: "r-1" },
   { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, secret: SECRET, leaseMs: 10_000 },
   { op: "complete", taskId: "t1", token: 12, secret: SECRET },
@@ -147,7 +148,7 @@ const requests: Request[] = [
   { op: "getTask", taskId: "t1", workflowId: "wf-9" },
   { op: "stats" },
   { op: "prepare", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
-  { op: "prepare", tasks: [], idempotencyKey: "empty" },
+  { op: "prepare", tasks: [{ id: "t3", deadline: 7 }], idempotencyKey: "one" },
   { op: "commit", idempotencyKey: "batch-1" },
   { op: "abort", idempotencyKey: "batch-1" },
   // Coordinator → shard: only tasks whose ordering key is at most maxKey.
@@ -1046,7 +1047,8 @@ describe("request shapes", () => {
           idempotencyKey: "k",
         }),
       "BAD_MESSAGE",
-      /cannot encode the message/,
+      // Refused by the shape's walk of the payload, before the encoder would recurse forever.
+      /cannot encode the message|nested deeper than MAX_PAYLOAD_DEPTH/,
     );
     // A lone surrogate would arrive as U+FFFD (UTF-8 cannot carry it): another id. Only a sender can have one.
     expectCode(
@@ -1144,6 +1146,79 @@ describe("limits", () => {
       task: { ...lease.task, payload: undefined },
     }));
     expectReplyRefusedBothWays({ ok: true, op: "lease", leases }, "BATCH_TOO_LARGE");
+  });
+
+  it("refuses a payload nested deeper than MAX_PAYLOAD_DEPTH, however it was built (BAD_MESSAGE)", () => {
+    const nested = (depth: number): unknown => {
+      let p: unknown = 1;
+      for (let i = 0; i < depth; i++) p = i % 2 === 0 ? [p] : { k: p };
+      return p;
+    };
+    const submit = (payload: unknown) =>
+      ({ op: "submit", tasks: [{ id: "t", deadline: 1, payload }], idempotencyKey: "k" }) as Request;
+    expect(decodeRequest(encodeRequest(submit(nested(MAX_PAYLOAD_DEPTH))))).toEqual(
+      submit(nested(MAX_PAYLOAD_DEPTH)),
+    );
+    expectRefusedBothWays(
+      submit(nested(MAX_PAYLOAD_DEPTH + 1)),
+      "BAD_MESSAGE",
+      `tasks[0].payload: nested deeper than MAX_PAYLOAD_DEPTH (${MAX_PAYLOAD_DEPTH})`,
+    );
+    // Deeper than an encoder would go: bytes built by hand, the payload `depth` one-element arrays.
+    const handBuilt = (depth: number): Uint8Array => {
+      const marker = "@payload@";
+      const bytes = new Packr({ useRecords: false }).pack({
+        v: PROTOCOL_VERSION,
+        kind: "request",
+        ...submit(marker),
+      });
+      const at = Buffer.from(bytes).indexOf(Buffer.from([0xa0 | marker.length, ...Buffer.from(marker)]));
+      const nestedBytes = [...new Array<number>(depth).fill(0x91), 0x01];
+      return new Uint8Array([
+        ...bytes.subarray(0, at),
+        ...nestedBytes,
+        ...bytes.subarray(at + 1 + marker.length),
+      ]);
+    };
+    expect(decodeRequest(handBuilt(MAX_PAYLOAD_DEPTH))).toMatchObject({ op: "submit" });
+    expectCode(() => decodeRequest(handBuilt(1_000)), "BAD_MESSAGE", /nested deeper than MAX_PAYLOAD_DEPTH/);
+    expectCode(() => decodeRequest(handBuilt(200_000)), "BAD_MESSAGE");
+  });
+
+  it("bounds leaseMs by MAX_LEASE_MS and refuses an empty submit (INVALID_ARGUMENT)", () => {
+    const lease = {
+      op: "lease",
+      owner: "w",
+      max: 1,
+      leaseMs: MAX_LEASE_MS,
+      waitMs: 0,
+      requestId: "r",
+    } as Request;
+    expect(decodeRequest(encodeRequest(lease))).toEqual(lease);
+    expectRefusedBothWays(
+      { ...lease, leaseMs: MAX_LEASE_MS + 1 },
+      "INVALID_ARGUMENT",
+      `leaseMs: ${MAX_LEASE_MS + 1} exceeds MAX_LEASE_MS (${MAX_LEASE_MS})`,
+    );
+    expectRefusedBothWays(
+      { op: "heartbeat", taskId: "t", token: 1, secret: SECRET, leaseMs: 2 ** 53 - 1 },
+      "INVALID_ARGUMENT",
+      "leaseMs",
+    );
+    expectRefusedBothWays(
+      {
+        op: "settle",
+        completes: [],
+        lease: { owner: "w", max: 1, leaseMs: MAX_LEASE_MS + 1, requestId: "r" },
+      },
+      "INVALID_ARGUMENT",
+      "lease.leaseMs",
+    );
+    expectRefusedBothWays(
+      { op: "submit", tasks: [], idempotencyKey: "empty" },
+      "INVALID_ARGUMENT",
+      "tasks: a submit carries at least one task",
+    );
   });
 
   it("caps the tasks one settle completes, and the leases it asks for (BATCH_TOO_LARGE)", () => {

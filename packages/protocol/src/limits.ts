@@ -55,6 +55,15 @@ export const MAX_ID_LENGTH = 256;
  */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
+/**
+ * Deepest nesting of arrays and maps in a task payload (a scalar is depth 0,
+ * `{ a: [1] }` depth 2). Encoders and decoders recurse (msgpackr on both
+ * sides, the journal's too): a payload nested thousands deep can be stored
+ * and then fail every read of its task. Checked in the shared codec, so a
+ * coordinator and a shard refuse the same payloads. Violation: BAD_MESSAGE.
+ */
+export const MAX_PAYLOAD_DEPTH = 64;
+
 /** Most prerequisites of one task. Violation: TOO_MANY_PREREQUISITES. */
 export const MAX_PREREQUISITES = 1_000;
 
@@ -64,6 +73,13 @@ export const MAX_PREREQUISITES = 1_000;
  * Violation: INVALID_ARGUMENT.
  */
 export const MAX_WAIT_MS = 30_000;
+
+/**
+ * Longest lease (`leaseMs` of lease, heartbeat and a settle's lease): one
+ * day. A longer task heartbeats; a lease without a bound would outlive its
+ * worker's crash for good. Violation: INVALID_ARGUMENT.
+ */
+export const MAX_LEASE_MS = 24 * 60 * 60 * 1000;
 
 /** Highest send number (`attempt`) of one lease request: a 31-bit integer. Violation: INVALID_ARGUMENT. */
 export const MAX_ATTEMPT = 2_147_483_647;

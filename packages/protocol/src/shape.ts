@@ -36,7 +36,9 @@ import {
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
+  MAX_LEASE_MS,
   MAX_LEASES_PER_REQUEST,
+  MAX_PAYLOAD_DEPTH,
   MAX_PREREQUISITES,
   MAX_PROBLEMS,
   MAX_REASON_LENGTH,
@@ -235,7 +237,7 @@ export function parseTaskInput(v: unknown, path: string): TaskInput {
     "workflowId",
     optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
-  put(t, "payload", f["payload"]);
+  put(t, "payload", payload(f["payload"], at(path, "payload")));
   put(t, "maxAttempts", optional(f["maxAttempts"], at(path, "maxAttempts"), num));
   put(t, "hardDeadline", optional(f["hardDeadline"], at(path, "hardDeadline"), bool));
   put(
@@ -260,7 +262,7 @@ function parseTask(v: unknown, path: string): Task {
     "workflowId",
     optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
-  put(t, "payload", f["payload"]);
+  put(t, "payload", payload(f["payload"], at(path, "payload")));
   return t as unknown as Task;
 }
 
@@ -311,7 +313,7 @@ function parseTaskView(v: unknown, path: string): TaskView {
     "workflowId",
     optional(...field("workflowId"), (w, p) => id(w, p)),
   );
-  put(t, "payload", f["payload"]);
+  put(t, "payload", payload(f["payload"], at(path, "payload")));
   t["maxAttempts"] = int(...field("maxAttempts"), 1);
   t["hardDeadline"] = bool(...field("hardDeadline"));
   t["onPrerequisiteFailure"] = oneOf(...field("onPrerequisiteFailure"), FAILURE_POLICIES);
@@ -401,6 +403,37 @@ function taskRef(f: Fields, draft: Draft, path = ""): void {
   );
 }
 
+/**
+ * A task payload: opaque, but nested at most MAX_PAYLOAD_DEPTH deep (arrays
+ * and maps). Walked without recursion, so a payload too deep to walk by
+ * recursion is refused too.
+ */
+function payload(v: unknown, path: string): unknown {
+  if (v === null || typeof v !== "object") return v;
+  const stack: [value: object, depth: number][] = [[v, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (depth > MAX_PAYLOAD_DEPTH) {
+      throw new ProtocolError(
+        WireErrorCode.BAD_MESSAGE,
+        `${path}: nested deeper than MAX_PAYLOAD_DEPTH (${MAX_PAYLOAD_DEPTH})`,
+      );
+    }
+    const children = Array.isArray(value) ? value : value instanceof Uint8Array ? [] : Object.values(value);
+    for (const child of children)
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return v;
+}
+
+/** A lease duration, ms: 1..MAX_LEASE_MS (INVALID_ARGUMENT beyond). */
+function leaseDuration(v: unknown, path: string): number {
+  const ms = int(v, path, 1);
+  if (ms > MAX_LEASE_MS)
+    throw new InvalidArgumentError(`${path}: ${ms} exceeds MAX_LEASE_MS (${MAX_LEASE_MS})`);
+  return ms;
+}
+
 /** A lease secret: LEASE_SECRET_LENGTH base64url characters. */
 function leaseSecret(v: unknown, path: string): string {
   const s = str(v, path);
@@ -442,7 +475,7 @@ function parseSettleLease(v: unknown, path: string): SettleLease {
   const l: Draft = {
     owner: id(f["owner"], at(path, "owner"), true),
     max: leaseMax(f["max"], at(path, "max")),
-    leaseMs: int(f["leaseMs"], at(path, "leaseMs"), 1),
+    leaseMs: leaseDuration(f["leaseMs"], at(path, "leaseMs")),
     requestId: id(f["requestId"], at(path, "requestId"), true),
   };
   put(l, "attempt", optional(f["attempt"], at(path, "attempt"), attemptNumber));
@@ -480,6 +513,8 @@ export function parseRequest(v: unknown): Request {
       );
       r["tasks"] = tasks.map((t, i) => parseTaskInput(t, at("tasks", i)));
       r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
+      // An empty batch changes nothing, yet a shard would keep its key for the retention period.
+      if (tasks.length === 0) throw new InvalidArgumentError(`tasks: a ${op} carries at least one task`);
       break;
     }
     case "lease": {
@@ -496,7 +531,7 @@ export function parseRequest(v: unknown): Request {
       ]);
       r["owner"] = id(f["owner"], "owner", true);
       r["max"] = leaseMax(f["max"], "max");
-      r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
+      r["leaseMs"] = leaseDuration(f["leaseMs"], "leaseMs");
       const waitMs = int(f["waitMs"], "waitMs", 0);
       if (waitMs > MAX_WAIT_MS) {
         throw new InvalidArgumentError(`waitMs: ${waitMs} exceeds MAX_WAIT_MS (${MAX_WAIT_MS})`);
@@ -519,7 +554,7 @@ export function parseRequest(v: unknown): Request {
     case "heartbeat": {
       const f = map(v, "", ["op", "taskId", "workflowId", "token", "secret", "leaseMs"]);
       heldLease(f, r);
-      r["leaseMs"] = int(f["leaseMs"], "leaseMs", 1);
+      r["leaseMs"] = leaseDuration(f["leaseMs"], "leaseMs");
       break;
     }
     case "complete": {
