@@ -31,6 +31,7 @@ import {
   decodeRequest,
   encodeReply,
   errorReply,
+  type FrontierAnnouncement,
   type Op,
   ProtocolError,
   parseSubject,
@@ -210,12 +211,25 @@ class CoordinatorImpl implements Coordinator {
     this.frontierSub = this.nc.subscribe(this.subjects.frontier, {
       callback: (err, msg) => {
         if (err) return;
+        let announcement: FrontierAnnouncement;
         try {
-          this.board.update(decodeFrontier(msg.data));
+          announcement = decodeFrontier(msg.data);
         } catch (e) {
           this.metrics.badAnnouncements.inc();
           this.logger.debug({ err: e }, "ignored a frontier announcement that does not decode");
+          return;
         }
+        // Only a slot owner's word routes leases: a process that is not one (a shard that has
+        // not claimed its slots yet, or anyone else on the subject) would be asked for tasks.
+        if (!this.slots.shards().includes(announcement.shardId)) {
+          this.metrics.strangerAnnouncements.inc();
+          this.logger.debug(
+            { shardId: announcement.shardId },
+            "ignored the announcement of a shard that owns no slot",
+          );
+          return;
+        }
+        this.board.update(announcement);
       },
     });
     this.requestSub = this.nc.subscribe(this.subjects.coordAll, {

@@ -170,6 +170,40 @@ describe("earliest deadline first across shards", () => {
     expect((await ok(c.nc, c.cluster, lease(1))).leases).toHaveLength(1);
   });
 
+  it("takes announcements only from slot owners: a stranger's tiny key routes nothing to it", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    const real = put("s0", 50);
+    await c.announceAll();
+    // Someone on the subject announces, as "intruder", a task before everyone's, and answers leases.
+    let asked = 0;
+    const sub = c.nc.subscribe(`frontier.${c.cluster}.shard.intruder.lease`, {
+      callback: () => {
+        asked++;
+      },
+    });
+    c.nc.publish(
+      `frontier.${c.cluster}.frontier`,
+      encodeFrontier({
+        shardId: "intruder",
+        deadline: 1,
+        key: 1,
+        taskId: "evil",
+        runnable: 1,
+        seq: 1,
+        at: Date.now(),
+      }),
+    );
+    await c.nc.flush();
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      expect((await ok(c.nc, c.cluster, lease(2))).leases.map((l) => l.taskId)).toEqual([real]);
+      expect(asked).toBe(0);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
   it("says TIMEOUT (retryable) when the only shard asked does not answer in time", async () => {
     c = await startTestCluster(1, { server });
     await c.startCoordinator({ shardTimeoutMs: 150 });

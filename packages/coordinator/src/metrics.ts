@@ -93,6 +93,10 @@ export class CoordinatorMetrics {
     "frontier_coordinator_bad_announcements_total",
     "Frontier announcements that did not decode.",
   );
+  readonly strangerAnnouncements = new Counter(
+    "frontier_coordinator_stranger_announcements_total",
+    "Frontier announcements ignored: their shard owns no slot in the slot table.",
+  );
 
   /** The exposition for one scrape. */
   render(snapshot: MetricsSnapshot): string {
@@ -228,6 +232,7 @@ export class CoordinatorMetrics {
       this.scatters.family(),
       this.validations.family(),
       this.badAnnouncements.family(),
+      this.strangerAnnouncements.family(),
       family("frontier_coordinator_validation_queue", "Batches waiting for a validation thread.", "gauge", [
         { value: s.pool.queued },
       ]),
