@@ -257,6 +257,7 @@ describe("client commands", () => {
       "--wait-ms",
       "1000",
       "--exit-when-idle",
+      "--reason-from-stderr",
       "--json",
       "--",
       "sh",

@@ -2,7 +2,9 @@
  * `frontier work -- CMD ARGS…`: a worker that runs CMD once per leased task,
  * with the task as JSON on stdin and its id in FRONTIER_TASK_ID. Exit 0
  * completes the task; any other exit fails it (retryably) with the exit code
- * and the tail of the command's stderr as the reason. While CMD runs, the
+ * as the reason, and with --reason-from-stderr the tail of the command's
+ * stderr too: a failure reason is visible to anyone who can read the task
+ * (`frontier status`), and stderr may hold secrets. While CMD runs, the
  * lease is kept alive by heartbeats; if it is lost anyway, CMD gets SIGTERM.
  *
  * Runs until SIGINT / SIGTERM (then stops leasing and lets running commands
@@ -33,6 +35,11 @@ export const WORK_OPTIONS = {
   },
   worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
   "exit-when-idle": { type: "boolean", description: "exit once nothing is runnable and nothing runs" },
+  "reason-from-stderr": {
+    type: "boolean",
+    description:
+      "add the last lines of a failed command's stderr to the task's failure reason (readable by status)",
+  },
 } as const satisfies OptionSpecs;
 
 /** Bytes of a command's stderr kept for the failure reason. */
@@ -56,6 +63,7 @@ export async function work(ctx: CommandContext): Promise<void> {
   const owner = str(ctx.parsed, "worker");
   const json = flag(ctx.parsed, "json");
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
+  const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
   const { io } = ctx;
   const context = target(ctx.command, ctx.parsed, io.env);
 
@@ -69,6 +77,7 @@ export async function work(ctx: CommandContext): Promise<void> {
           // With --json, stdout carries our events: the command's output goes to stderr.
           stdout: json ? "stderr" : "inherit",
           stderr: (chunk) => io.stderr.write(chunk),
+          reasonFromStderr,
         }),
       { concurrency, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) },
     );
@@ -156,6 +165,8 @@ interface RunOptions {
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: "inherit" | "stderr";
   readonly stderr: (chunk: Buffer) => void;
+  /** Put the tail of the command's stderr in the failure reason (else only the exit code or signal). */
+  readonly reasonFromStderr?: boolean;
 }
 
 /** Run CMD for one task; resolves on exit 0, throws a TaskError (or SpawnError) otherwise. */
@@ -215,6 +226,8 @@ export function runCommand(
     child.once("close", (code, sig) => {
       cleanup();
       if (code === 0) return resolve();
+      const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
+      if (options.reasonFromStderr !== true) return reject(new TaskError(how));
       const text = tail
         .toString("utf8")
         .replace(/^[^\n]*\uFFFD/, "")
@@ -222,7 +235,6 @@ export function runCommand(
         .split(/\r?\n/)
         .slice(-3)
         .join(" | ");
-      const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
       reject(new TaskError(text === "" ? how : `${how}: ${text}`));
     });
   });
