@@ -33,7 +33,24 @@ export function processIo(): Io {
   };
 }
 
-/** Write lines to a stream. */
+/**
+ * Characters a terminal acts on rather than shows: C0 controls but tab and
+ * newline (escape sequences, carriage returns, bells), DEL, C1 controls, and
+ * bidirectional overrides and isolates (text that reads differently from
+ * what it is). Newlines stay: help and multi-line output are text of ours.
+ */
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `text` with every unprintable character written as a `\uXXXX` escape:
+ * task ids, reasons and payloads come from other people. The escape is
+ * JSON's, so a JSON line stays the same JSON.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Write lines to a stream, each made printable (it shows what it holds, and moves no cursor). */
 export function println(stream: Writable, ...lines: string[]): void {
-  for (const line of lines) stream.write(`${line}\n`);
+  for (const line of lines) stream.write(`${printable(line)}\n`);
 }
