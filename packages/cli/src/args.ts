@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_CLUSTER, DEFAULT_NATS_URL } from "@frontier/client";
-import { isValidToken } from "@frontier/protocol";
+import { isValidToken, redactUrl } from "@frontier/protocol";
 import { usageError } from "./errors.js";
 
 /** Environment variables that set --nats and --cluster when the flags are absent. */
@@ -131,11 +131,11 @@ export function checkNatsUrl(command: string, url: string): { host: string; port
       parsed = new URL(withScheme);
     } catch {
       throw usageError(
-        `${command}: --nats must be a URL like nats://127.0.0.1:4222, got ${JSON.stringify(url)}`,
+        `${command}: --nats must be a URL like nats://127.0.0.1:4222, got ${JSON.stringify(redactUrl(url))}`,
       );
     }
     if (parsed.hostname === "") {
-      throw usageError(`${command}: --nats must name a host, got ${JSON.stringify(url)}`);
+      throw usageError(`${command}: --nats must name a host, got ${JSON.stringify(redactUrl(url))}`);
     }
   }
   const first = url.split(",")[0] ?? url;

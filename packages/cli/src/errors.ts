@@ -8,7 +8,7 @@
  */
 import { ClientError, ClientErrorCode, NoRespondersError, RequestTimeoutError } from "@frontier/client";
 import { FrontierError, ValidationError } from "@frontier/core";
-import { ProtocolError } from "@frontier/protocol";
+import { ProtocolError, redactUrl } from "@frontier/protocol";
 
 export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -43,7 +43,7 @@ export function describeError(err: unknown, context: ErrorContext = {}): string 
 function describe(err: unknown, { natsUrl, cluster }: ErrorContext): string {
   if (err instanceof CliError) return err.message;
   if (err instanceof NoRespondersError) {
-    return `no coordinator answers for cluster ${JSON.stringify(cluster ?? "?")} on ${natsUrl ?? "NATS"} (is \`frontier start\` running, with the same --cluster?)`;
+    return `no coordinator answers for cluster ${JSON.stringify(cluster ?? "?")} on ${natsUrl === undefined ? "NATS" : redactUrl(natsUrl)} (is \`frontier start\` running, with the same --cluster?)`;
   }
   if (err instanceof RequestTimeoutError) {
     return `the cluster did not answer in time (${err.timeoutMs} ms); the request may or may not have been applied, and is safe to repeat`;

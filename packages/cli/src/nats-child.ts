@@ -12,6 +12,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { findNatsServer } from "@frontier/nats-testing";
+import { redactUrl } from "@frontier/protocol";
 import { connect } from "@nats-io/transport-node";
 import { CliError } from "./errors.js";
 
@@ -63,10 +64,11 @@ export async function startNatsChild(
   url: string,
 ): Promise<NatsChild> {
   const binary = findNatsServer();
-  if (binary === null) throw new CliError(`no NATS server answers at ${url}; ${INSTALL_NATS_HINT}`);
+  if (binary === null)
+    throw new CliError(`no NATS server answers at ${redactUrl(url)}; ${INSTALL_NATS_HINT}`);
   if (!LOCAL_HOSTS.has(host)) {
     throw new CliError(
-      `no NATS server answers at ${url}, and a NATS server can only be started here for a local address (127.0.0.1:${port})`,
+      `no NATS server answers at ${redactUrl(url)}, and a NATS server can only be started here for a local address (127.0.0.1:${port})`,
     );
   }
   await mkdir(storeDir, { recursive: true });

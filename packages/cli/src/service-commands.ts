@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv } from "@frontier/cluster";
 import { startCoordinator } from "@frontier/coordinator";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "@frontier/core";
-import { isValidToken } from "@frontier/protocol";
+import { isValidToken, redactUrl } from "@frontier/protocol";
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
@@ -79,9 +79,9 @@ export async function start(ctx: CommandContext): Promise<void> {
       println(
         ctx.io.stdout,
         child === null
-          ? `frontier: using the NATS server at ${url}`
-          : `frontier: started nats-server (pid ${child.pid}) on ${url}, JetStream store in ${child.storeDir}`,
-        `frontier: cluster ${JSON.stringify(cluster)} listening on ${url}: coordinator + ${shards} shard${shards === 1 ? "" : "s"}, data in ${dataDir}`,
+          ? `frontier: using the NATS server at ${redactUrl(url)}`
+          : `frontier: started nats-server (pid ${child.pid}) on ${redactUrl(url)}, JetStream store in ${child.storeDir}`,
+        `frontier: cluster ${JSON.stringify(cluster)} listening on ${redactUrl(url)}: coordinator + ${shards} shard${shards === 1 ? "" : "s"}, data in ${dataDir}`,
       );
       if (coord.metricsUrl !== undefined) println(ctx.io.stdout, `frontier: metrics on ${coord.metricsUrl}`);
       println(ctx.io.stdout, "frontier: press Ctrl-C to stop");
@@ -132,7 +132,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
     line(
       ctx,
       { event: "listening", role: "shard", cluster, shardId, nats: natsUrl, dataDir, slots: owned },
-      `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${natsUrl}, data in ${dataDir}`,
+      `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${redactUrl(natsUrl)}, data in ${dataDir}`,
     );
     return {
       ended: proc.exited.then((code) => {
@@ -182,7 +182,7 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
     line(
       ctx,
       { event: "listening", role: "coordinator", cluster, nats: natsUrl, metrics: coord.metricsUrl ?? null },
-      `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${natsUrl}${coord.metricsUrl === undefined ? "" : `, metrics on ${coord.metricsUrl}`}`,
+      `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${redactUrl(natsUrl)}${coord.metricsUrl === undefined ? "" : `, metrics on ${coord.metricsUrl}`}`,
     );
     return undefined;
   });

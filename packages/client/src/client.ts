@@ -36,6 +36,7 @@ import {
   ProtocolError,
   type RequestOf,
   type ResultOf,
+  redactUrl,
   type SettleLease,
   type ShardCoverage,
   subjectsFor,
@@ -188,7 +189,7 @@ export async function connect(options: ConnectOptions = {}): Promise<FrontierCli
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new ClientError(
       ClientErrorCode.CONNECT_FAILED,
-      `cannot reach NATS at ${filled.servers.join(", ")}: ${why}`,
+      `cannot reach NATS at ${redactUrl(filled.servers.join(","))}: ${why}`,
       { cause },
     );
   }

@@ -38,6 +38,7 @@ import {
   type Reply,
   type Request,
   type ResultOf,
+  redactUrl,
   subjectsFor,
   toWireError,
   WireErrorCode,
@@ -117,7 +118,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     } catch (cause) {
       throw new CoordinatorError(
         CoordinatorErrorCode.CONNECT_FAILED,
-        `cannot connect to NATS at ${String(servers)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        `cannot connect to NATS at ${redactUrl(String(servers))}: ${cause instanceof Error ? cause.message : String(cause)}`,
         { cause },
       );
     }

@@ -103,3 +103,4 @@ export {
   SUBJECT_ROOT,
   subjectsFor,
 } from "./subjects.js";
+export { redactUrl } from "./urls.js";
