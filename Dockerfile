@@ -10,6 +10,7 @@ RUN corepack enable
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/
 COPY packages/protocol/package.json packages/protocol/
+COPY packages/transport/package.json packages/transport/
 COPY packages/nats-testing/package.json packages/nats-testing/
 COPY packages/shard/package.json packages/shard/
 COPY packages/cluster/package.json packages/cluster/

@@ -3,9 +3,11 @@
  * options every command shares, and checked conversions that name the option
  * in their error. A parse error is a usage error (exit 2).
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLUSTER, DEFAULT_NATS_URL } from "@frontier/client";
 import { isValidToken, redactUrl } from "@frontier/protocol";
+import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import { usageError } from "./errors.js";
 
 /** Environment variables that set --nats and --cluster when the flags are absent. */
@@ -33,6 +35,44 @@ export const COMMON_OPTIONS = {
     type: "string",
     value: "NAME",
     description: `cluster name (default $${CLUSTER_ENV} or ${JSON.stringify(DEFAULT_CLUSTER)})`,
+  },
+  "nats-user": { type: "string", value: "USER", description: "NATS user (default $FRONTIER_NATS_USER)" },
+  "nats-password-file": {
+    type: "string",
+    value: "FILE",
+    description:
+      "file holding the NATS user's password (default $FRONTIER_NATS_PASSWORD_FILE; or $FRONTIER_NATS_PASSWORD)",
+  },
+  "nats-token-file": {
+    type: "string",
+    value: "FILE",
+    description: "file holding a NATS token (default $FRONTIER_NATS_TOKEN_FILE; or $FRONTIER_NATS_TOKEN)",
+  },
+  "nats-nkey": {
+    type: "string",
+    value: "FILE",
+    description: "NATS nkey seed file (default $FRONTIER_NATS_NKEY)",
+  },
+  "nats-creds": {
+    type: "string",
+    value: "FILE",
+    description: "NATS creds file, JWT and seed (default $FRONTIER_NATS_CREDS)",
+  },
+  "nats-ca": {
+    type: "string",
+    value: "FILE",
+    description: "CA certificates to trust for NATS TLS (default $FRONTIER_NATS_CA)",
+  },
+  "nats-cert": {
+    type: "string",
+    value: "FILE",
+    description: "client certificate for NATS mutual TLS, with --nats-key (default $FRONTIER_NATS_CERT)",
+  },
+  "nats-key": { type: "string", value: "FILE", description: "its private key (default $FRONTIER_NATS_KEY)" },
+  "nats-inbox-prefix": {
+    type: "string",
+    value: "PREFIX",
+    description: "prefix of NATS reply subjects (default $FRONTIER_NATS_INBOX_PREFIX or _INBOX)",
   },
   json: { type: "boolean", description: "machine-readable output on stdout" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -110,7 +150,7 @@ export function target(
   command: string,
   parsed: Parsed,
   env: NodeJS.ProcessEnv,
-): { natsUrl: string; cluster: string } {
+): { natsUrl: string; cluster: string; access: NatsAccess } {
   const natsUrl = str(parsed, "nats") ?? nonEmpty(env[NATS_URL_ENV]) ?? DEFAULT_NATS_URL;
   const cluster = str(parsed, "cluster") ?? nonEmpty(env[CLUSTER_ENV]) ?? DEFAULT_CLUSTER;
   if (!isValidToken(cluster)) {
@@ -119,7 +159,59 @@ export function target(
     );
   }
   checkNatsUrl(command, natsUrl);
-  return { natsUrl, cluster };
+  const access = natsAccess(command, parsed, env);
+  try {
+    natsConnectionOptions(natsUrl, access);
+  } catch (error) {
+    if (error instanceof NatsAccessError) throw usageError(`${command}: ${error.message}`);
+    throw error;
+  }
+  return { natsUrl, cluster, access };
+}
+
+/**
+ * The NATS credentials and TLS files the flags (or, without them, the
+ * environment) name. Secrets come from files, or from the environment;
+ * never from a flag, where other users of the machine could read them.
+ */
+function natsAccess(command: string, parsed: Parsed, env: NodeJS.ProcessEnv): NatsAccess {
+  const opt = (flag: string, envName: string) => str(parsed, flag) ?? nonEmpty(env[envName]);
+  const secret = (flag: string, fileEnv: string, valueEnv: string): string | undefined => {
+    const path = opt(flag, fileEnv);
+    if (path === undefined) return nonEmpty(env[valueEnv]);
+    try {
+      return readFileSync(path, "utf8").trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
+      throw usageError(`${command}: cannot read --${flag} ${JSON.stringify(path)} (${code})`);
+    }
+  };
+  const user = opt("nats-user", "FRONTIER_NATS_USER");
+  const pass = secret("nats-password-file", "FRONTIER_NATS_PASSWORD_FILE", "FRONTIER_NATS_PASSWORD");
+  const token = secret("nats-token-file", "FRONTIER_NATS_TOKEN_FILE", "FRONTIER_NATS_TOKEN");
+  const nkeySeedFile = opt("nats-nkey", "FRONTIER_NATS_NKEY");
+  const credsFile = opt("nats-creds", "FRONTIER_NATS_CREDS");
+  const caFile = opt("nats-ca", "FRONTIER_NATS_CA");
+  const certFile = opt("nats-cert", "FRONTIER_NATS_CERT");
+  const keyFile = opt("nats-key", "FRONTIER_NATS_KEY");
+  const inboxPrefix = opt("nats-inbox-prefix", "FRONTIER_NATS_INBOX_PREFIX");
+  const tls =
+    caFile === undefined && certFile === undefined && keyFile === undefined
+      ? undefined
+      : {
+          ...(caFile === undefined ? {} : { caFile }),
+          ...(certFile === undefined ? {} : { certFile }),
+          ...(keyFile === undefined ? {} : { keyFile }),
+        };
+  return {
+    ...(user === undefined ? {} : { user }),
+    ...(pass === undefined ? {} : { pass }),
+    ...(token === undefined ? {} : { token }),
+    ...(nkeySeedFile === undefined ? {} : { nkeySeedFile }),
+    ...(credsFile === undefined ? {} : { credsFile }),
+    ...(tls === undefined ? {} : { tls }),
+    ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
+  };
 }
 
 /** Host and port of a NATS URL (`nats://host:port`, also `host:port`), or a usage error. */

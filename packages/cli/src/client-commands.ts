@@ -42,8 +42,9 @@ export async function withClient<T>(
   ctx: CommandContext,
   f: (client: FrontierClient) => Promise<T>,
 ): Promise<T> {
-  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
   const client = await connect({
+    ...access,
     servers: natsUrl.split(","),
     cluster,
     connectTimeoutMs: CLI_CONNECT_TIMEOUT_MS,

@@ -191,7 +191,8 @@ describe("an unreachable cluster: one line, exit 1", () => {
     const withToken = await run(["status", "--nats", "nats://s3cr3t-token@127.0.0.1:1"]);
     oneLine(withToken, 1, /cannot reach NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1/);
     const badUrl = await run(["status", "--nats", "nats://app:hunter2@"]);
-    for (const r of [withPassword, withToken, badUrl]) expect(r.stdout + r.stderr).not.toMatch(/hunter2|s3cr3t/);
+    for (const r of [withPassword, withToken, badUrl])
+      expect(r.stdout + r.stderr).not.toMatch(/hunter2|s3cr3t/);
   });
 });
 

@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { findNatsServer } from "@frontier/nats-testing";
 import { redactUrl } from "@frontier/protocol";
+import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
 import { connect } from "@nats-io/transport-node";
 import { CliError } from "./errors.js";
 
@@ -25,19 +26,23 @@ const NATS_START_TIMEOUT_MS = 10_000;
 /** How long a NATS child gets to exit after SIGTERM before SIGKILL, ms. */
 const NATS_STOP_TIMEOUT_MS = 5_000;
 
-/** True when a NATS server accepts a client at `url` within `timeoutMs`. */
-export async function natsAnswers(url: string, timeoutMs = 1_000): Promise<boolean> {
+/**
+ * True when a NATS server answers at `url` within `timeoutMs`: it accepts
+ * this client (with `access`), or refuses its credentials (a server is there;
+ * connecting for real says why it refuses).
+ */
+export async function natsAnswers(url: string, access: NatsAccess = {}, timeoutMs = 1_000): Promise<boolean> {
   try {
     const nc = await connect({
-      servers: url.split(","),
+      ...natsConnectionOptions(url, access),
       timeout: timeoutMs,
       maxReconnectAttempts: 0,
       reconnect: false,
     });
     await nc.close();
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return /authori[sz]ation|authentication/i.test(String((error as Error)?.message ?? error));
   }
 }
 
@@ -92,7 +97,7 @@ export async function startNatsChild(
 
   const deadline = Date.now() + NATS_START_TIMEOUT_MS;
   const probeUrl = `nats://${bind.includes(":") ? `[${bind}]` : bind === "0.0.0.0" ? "127.0.0.1" : bind}:${port}`;
-  while (!(await natsAnswers(probeUrl, 500))) {
+  while (!(await natsAnswers(probeUrl, {}, 500))) {
     if (dead || Date.now() > deadline) {
       await terminate(child, exited);
       const last = output.trim().split("\n").slice(-1)[0] ?? "";

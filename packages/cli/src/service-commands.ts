@@ -29,7 +29,7 @@ interface Stoppable {
 
 export async function start(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
   const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
   const engine = engineOptionsOf(ctx);
@@ -42,7 +42,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   return runUntilSignal(ctx, parts, async () => {
     let url = natsUrl;
     let child: NatsChild | null = null;
-    if (!(await natsAnswers(natsUrl))) {
+    if (!(await natsAnswers(natsUrl, access))) {
       const { host, port } = checkNatsUrl(ctx.command, natsUrl);
       child = await startNatsChild(host, port, resolve(dataDir, "nats"), natsUrl);
       url = child.url;
@@ -50,6 +50,7 @@ export async function start(ctx: CommandContext): Promise<void> {
     }
     const host = await ShardHost.start({
       natsUrl: url,
+      natsAccess: access,
       cluster,
       dataDir: resolve(dataDir, "shards"),
       shards,
@@ -59,6 +60,7 @@ export async function start(ctx: CommandContext): Promise<void> {
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
       natsUrl: url,
+      natsAccess: access,
       cluster,
       logger: logger("frontier-coordinator", logLevel),
       ...metrics,
@@ -94,7 +96,7 @@ export async function start(ctx: CommandContext): Promise<void> {
 
 export async function shard(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
   // Flags first, then FRONTIER_SHARD_ID / FRONTIER_DATA_DIR / FRONTIER_SLOTS (for containers), then defaults.
   const fromEnv = shardProcessOptionsFromEnv(ctx.io.env);
   const shardId = str(ctx.parsed, "id") ?? fromEnv.shardId ?? "shard-0";
@@ -115,6 +117,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
   return runUntilSignal(ctx, parts, async () => {
     const proc = await runShardProcess({
       natsUrl: natsUrl.split(","),
+      natsAccess: access,
       cluster,
       shardId,
       dataDir,
@@ -164,7 +167,7 @@ function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolic
 
 export async function coordinator(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
   const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
   const metrics = metricsOptions(ctx, metricsPort);
   const logLevel = logLevelOf(ctx, "info");
@@ -172,6 +175,7 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
   return runUntilSignal(ctx, parts, async () => {
     const coord = await startCoordinator({
       natsUrl,
+      natsAccess: access,
       cluster,
       // Like `frontier shard`: a supervised process may start before NATS.
       waitForNats: true,

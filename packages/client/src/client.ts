@@ -41,6 +41,7 @@ import {
   type ShardCoverage,
   subjectsFor,
 } from "@frontier/protocol";
+import { NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { ClientError, ClientErrorCode, fromTransportError } from "./errors.js";
@@ -176,10 +177,17 @@ export interface FrontierClient {
 export async function connect(options: ConnectOptions = {}): Promise<FrontierClient> {
   const filled = fillConnectOptions(options, defaultName());
   if (options.nats !== undefined) return new NatsFrontierClient(options.nats, false, filled);
+  let access: ReturnType<typeof natsConnectionOptions>;
+  try {
+    access = natsConnectionOptions(filled.servers, options);
+  } catch (error) {
+    if (!(error instanceof NatsAccessError)) throw error;
+    throw new InvalidArgumentError(`connect: ${error.message}`);
+  }
   let nc: NatsConnection;
   try {
     nc = await natsConnect({
-      servers: [...filled.servers],
+      ...access,
       name: filled.name,
       timeout: filled.connectTimeoutMs,
       maxReconnectAttempts: -1,

@@ -3,6 +3,8 @@
  * over NATS request/reply to a cluster's coordinators. This file is the
  * package's whole public face.
  */
+
+export type { NatsAccess, NatsTls } from "@frontier/transport";
 export {
   type CancelOptions,
   type ClusterStats,

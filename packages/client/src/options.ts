@@ -5,6 +5,7 @@
  */
 import { type BackoffPolicy, InvalidArgumentError } from "@frontier/core";
 import { isValidToken, MAX_ID_LENGTH, MAX_TASKS_PER_BATCH, MAX_WAIT_MS } from "@frontier/protocol";
+import type { NatsAccess } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 /** Where `connect` looks for NATS when told nothing. */
@@ -44,7 +45,12 @@ export interface RetryPolicy extends BackoffPolicy {
   readonly attempts: number;
 }
 
-export interface ConnectOptions {
+/**
+ * Connect options. Besides these, the credentials and TLS settings of
+ * `NatsAccess` (`user`/`pass`, `token`, `nkeySeedFile`, `credsFile`, `tls`,
+ * `inboxPrefix`; credentials in the URL work too): see @frontier/transport.
+ */
+export interface ConnectOptions extends NatsAccess {
   /** NATS server URL(s). Default `DEFAULT_NATS_URL`. Ignored when `nats` is given. */
   readonly servers?: string | readonly string[];
   /** An open NATS connection to use instead of opening one; `close()` leaves it open. */

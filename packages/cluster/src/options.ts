@@ -7,6 +7,7 @@
 import { InvalidArgumentError } from "@frontier/core";
 import { isValidToken, MAX_TOKEN_LENGTH, PREPARE_TTL_MS } from "@frontier/protocol";
 import type { ShardOptions } from "@frontier/shard";
+import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { parseSlotSpec, type SlotAssignment, type SlotSpec } from "./slots.js";
@@ -95,6 +96,8 @@ export interface ShardActorOptions extends ShardActorTuning {
    * forever) and closes it on close. Exactly one of `natsUrl` and `nc`.
    */
   readonly natsUrl?: string | readonly string[];
+  /** Credentials and TLS for the connection the actor opens (@frontier/transport); none by default. */
+  readonly natsAccess?: NatsAccess;
   /** An open NATS connection to use; the caller keeps it (the actor does not close it). */
   readonly nc?: NatsConnection;
   /** Wait for NATS to come up when it is not answering at start. Default false (fail at once). */
@@ -124,6 +127,7 @@ export interface ShardActorOptions extends ShardActorTuning {
 /** ShardActorOptions with the defaults filled in and every option checked. */
 export interface ResolvedShardActorOptions {
   readonly natsUrl: readonly string[] | undefined;
+  readonly natsAccess: NatsAccess;
   readonly nc: NatsConnection | undefined;
   readonly waitForNats: boolean;
   readonly cluster: string;
@@ -156,8 +160,10 @@ export function checkShardActorOptions(options: ShardActorOptions): ResolvedShar
   if (nc !== undefined && (typeof nc !== "object" || nc === null || typeof nc.subscribe !== "function")) {
     throw new InvalidArgumentError(`${where} "nc" must be a NATS connection`);
   }
+  const natsAccess = access(o["natsAccess"], natsUrl ?? [], `${where} "natsAccess"`);
   return {
     natsUrl,
+    natsAccess,
     nc,
     waitForNats: bool(o["waitForNats"], false, `${where} "waitForNats"`),
     cluster: token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`),
@@ -223,6 +229,8 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
 export interface ShardHostOptions extends ShardActorTuning {
   /** NATS server URL(s); every worker opens its own connection. Default DEFAULT_NATS_URL. */
   readonly natsUrl?: string | readonly string[];
+  /** Credentials and TLS for the workers' connections (plain data: file paths and strings). */
+  readonly natsAccess?: NatsAccess;
   /** Cluster name. Default DEFAULT_CLUSTER. */
   readonly cluster?: string;
   /** Parent of the shards' directories: shard i keeps its data in `<dataDir>/shard-<i>`. */
@@ -249,6 +257,7 @@ export interface ShardHostOptions extends ShardActorTuning {
 
 export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly natsUrl: readonly string[];
+  readonly natsAccess: NatsAccess;
   readonly cluster: string;
   readonly dataDir: string;
   readonly shards: number;
@@ -287,8 +296,10 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
   } catch {
     throw new InvalidArgumentError(`${where} "shard" must be plain data (it is sent to worker threads)`);
   }
+  const natsUrl = urls(o["natsUrl"] ?? DEFAULT_NATS_URL, `${where} "natsUrl"`);
   return {
-    natsUrl: urls(o["natsUrl"] ?? DEFAULT_NATS_URL, `${where} "natsUrl"`),
+    natsUrl,
+    natsAccess: access(o["natsAccess"], natsUrl, `${where} "natsAccess"`),
     cluster: token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`),
     dataDir: path(o["dataDir"], `${where} "dataDir"`),
     shards: int(o["shards"], undefined, 1, `${where} "shards"`, MAX_HOST_SHARDS),
@@ -403,4 +414,17 @@ function describe(v: unknown): string {
 /** Whether `level` is a log level this package accepts. */
 export function isLogLevel(level: unknown): level is LogLevel {
   return typeof level === "string" && (LOG_LEVELS as readonly string[]).includes(level);
+}
+
+/** NATS credentials and TLS, checked now (contradictions, unreadable files) against `servers`. */
+function access(v: unknown, servers: readonly string[], where: string): NatsAccess {
+  if (v === undefined) return {};
+  if (typeof v !== "object" || v === null) throw new InvalidArgumentError(`${where} must be an object`);
+  try {
+    natsConnectionOptions(servers, v as NatsAccess);
+  } catch (error) {
+    if (error instanceof NatsAccessError) throw new InvalidArgumentError(`${where}: ${error.message}`);
+    throw error;
+  }
+  return v as NatsAccess;
 }

@@ -66,6 +66,7 @@ import {
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard, ShardError, ShardErrorCode, type ShardStats, type SubmitResult } from "@frontier/shard";
+import { natsConnectionOptions } from "@frontier/transport";
 import {
   connect,
   type Msg,
@@ -219,7 +220,7 @@ export class ShardActor {
     const nc =
       o.nc ??
       (await connect({
-        servers: [...(o.natsUrl ?? [])],
+        ...natsConnectionOptions(o.natsUrl ?? [], o.natsAccess),
         name: `frontier-${o.cluster}-${o.shardId}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,

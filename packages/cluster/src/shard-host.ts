@@ -268,6 +268,7 @@ export class ShardHost {
       const shardId = `shard-${index}`;
       const config: WorkerConfig = {
         natsUrl: options.natsUrl,
+        natsAccess: options.natsAccess,
         cluster: options.cluster,
         shardId,
         dataDir: join(options.dataDir, shardId),

@@ -23,6 +23,7 @@ let actor: ShardActor;
 try {
   actor = await ShardActor.start({
     natsUrl: config.natsUrl,
+    natsAccess: config.natsAccess,
     cluster: config.cluster,
     shardId: config.shardId,
     dataDir: config.dataDir,

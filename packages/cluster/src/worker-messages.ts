@@ -4,12 +4,15 @@
  * NATS connection and LMDB environment, so the only traffic here is
  * lifecycle.
  */
+
+import type { NatsAccess } from "@frontier/transport";
 import type { LogLevel, ShardActorTuning, ShardEngineOptions } from "./options.js";
 import type { SlotSpec } from "./slots.js";
 
 /** The worker's `workerData`: what its actor needs (plain data, structured-cloned). */
 export interface WorkerConfig {
   readonly natsUrl: readonly string[];
+  readonly natsAccess: NatsAccess;
   readonly cluster: string;
   readonly shardId: string;
   readonly dataDir: string;

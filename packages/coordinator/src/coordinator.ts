@@ -43,6 +43,7 @@ import {
   toWireError,
   WireErrorCode,
 } from "@frontier/protocol";
+import { natsConnectionOptions } from "@frontier/transport";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type Logger, pino } from "pino";
@@ -109,7 +110,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const servers = typeof filled.natsUrl === "string" ? filled.natsUrl : [...(filled.natsUrl ?? [])];
     try {
       nc = await connect({
-        servers,
+        ...natsConnectionOptions(servers, filled.natsAccess),
         name: `frontier-coordinator-${filled.cluster}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,

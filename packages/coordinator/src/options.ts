@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from "node:os";
 import { isValidToken, MAX_TOKEN_LENGTH } from "@frontier/protocol";
+import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { CoordinatorError, CoordinatorErrorCode } from "./errors.js";
@@ -47,6 +48,8 @@ export const DEFAULT_METRICS_HOST = "127.0.0.1";
 export interface CoordinatorOptions {
   /** NATS server(s) to connect to; the coordinator owns and closes this connection. Give this or `nc`. */
   readonly natsUrl?: string | readonly string[];
+  /** Credentials and TLS for the connection the coordinator opens (@frontier/transport); none by default. */
+  readonly natsAccess?: NatsAccess;
   /** A connection to use; the coordinator leaves it open on close. Give this or `natsUrl`. */
   readonly nc?: NatsConnection;
   /**
@@ -89,6 +92,7 @@ export interface CoordinatorOptions {
 
 export interface FilledOptions {
   readonly natsUrl: string | readonly string[] | undefined;
+  readonly natsAccess: NatsAccess;
   readonly nc: NatsConnection | undefined;
   readonly waitForNats: boolean;
   readonly cluster: string;
@@ -146,6 +150,14 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
       invalid("natsUrl", "a URL or a non-empty list of URLs", url);
     }
   }
+  const natsAccess = options.natsAccess ?? {};
+  if (typeof natsAccess !== "object" || natsAccess === null) invalid("natsAccess", "an object", natsAccess);
+  try {
+    natsConnectionOptions(url ?? [], natsAccess);
+  } catch (error) {
+    if (!(error instanceof NatsAccessError)) throw error;
+    invalid("natsAccess", "consistent NATS credentials and readable files", error.message);
+  }
   const metricsPort = options.metricsPort;
   if (
     metricsPort !== undefined &&
@@ -164,6 +176,7 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
   }
   return {
     natsUrl: url,
+    natsAccess,
     nc: options.nc,
     waitForNats: options.waitForNats ?? false,
     cluster: options.cluster,

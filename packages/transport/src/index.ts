@@ -1,0 +1,1 @@
+export { type NatsAccess, NatsAccessError, type NatsTls, natsConnectionOptions } from "./nats-access.js";

@@ -1,0 +1,152 @@
+/**
+ * Frontier on a NATS server that requires credentials: `frontier start`
+ * (coordinator and shard threads), the CLI and the SDK all authenticate with
+ * what they are given (a password file, the environment, a token in the
+ * URL), and nothing repeats a secret when the server refuses.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "../../packages/client/src/index.js";
+import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
+import { frontier, REPO_ROOT, until } from "./harness.js";
+
+const PASSWORD = "pw-0f1e2d3c4b5a";
+const TOKEN = "tok-9a8b7c6d5e4f";
+const CLUSTER = "creds";
+
+let dir: string;
+let server: NatsServer;
+let tokenServer: NatsServer;
+let start: ChildProcess | undefined;
+let passwordFile: string;
+let startOut = "";
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "frontier-creds-"));
+  passwordFile = join(dir, "nats-password");
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  server = await startNatsServer({ args: ["--user", "app", "--pass", PASSWORD] });
+  tokenServer = await startNatsServer({ jetstream: false, args: ["--auth", TOKEN] });
+  start = spawn(
+    process.execPath,
+    [
+      "--conditions=source",
+      "--import",
+      "tsx",
+      "packages/cli/src/bin.ts",
+      "start",
+      "--nats",
+      server.url,
+      "--nats-user",
+      "app",
+      "--nats-password-file",
+      passwordFile,
+      "--cluster",
+      CLUSTER,
+      "--data",
+      join(dir, "data"),
+      "--shards",
+      "2",
+      "--json",
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  start.stdout?.on("data", (c: Buffer) => {
+    startOut += c.toString();
+  });
+  start.stderr?.on("data", (c: Buffer) => {
+    startOut += c.toString();
+  });
+  await until(() => startOut.includes('"event":"listening"') || start?.exitCode !== null, 40_000);
+  if (start.exitCode !== null) throw new Error(`frontier start exited: ${startOut}`);
+}, 120_000);
+
+afterAll(async () => {
+  if (start !== undefined && start.exitCode === null) {
+    const exited = new Promise((resolve) => start?.once("exit", resolve));
+    start.kill("SIGINT");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    if (start.exitCode === null) start.kill("SIGKILL");
+  }
+  await server?.stop();
+  await tokenServer?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("a NATS server that requires a user and password", () => {
+  it("runs the cluster, and serves an SDK client that gives them", async () => {
+    expect(startOut).not.toContain(PASSWORD);
+    const client = await connect({ servers: server.url, cluster: CLUSTER, user: "app", pass: PASSWORD });
+    try {
+      await until(
+        async () => (await client.stats({ retry: { attempts: 1 } })).shards.answered.length === 2,
+        30_000,
+      );
+      await client.submit([{ id: "with-creds", deadline: 1 }]);
+      const [lease] = await client.lease({ max: 1, waitMs: 5_000 });
+      expect(lease?.taskId).toBe("with-creds");
+      expect(await client.complete(lease!)).toEqual({ duplicate: false });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("serves the CLI with the password in a file or in the environment", async () => {
+    const viaFile = await frontier([
+      "status",
+      "--nats",
+      server.url,
+      "--cluster",
+      CLUSTER,
+      "--nats-user",
+      "app",
+      "--nats-password-file",
+      passwordFile,
+    ]);
+    expect(viaFile.code, viaFile.stderr).toBe(0);
+    expect(viaFile.stdout).toContain(`cluster "${CLUSTER}"`);
+    const viaEnv = await frontier(["status", "--json"], {
+      env: {
+        FRONTIER_NATS_URL: server.url,
+        FRONTIER_CLUSTER: CLUSTER,
+        FRONTIER_NATS_USER: "app",
+        FRONTIER_NATS_PASSWORD: PASSWORD,
+      },
+    });
+    expect(viaEnv.code, viaEnv.stderr).toBe(0);
+    expect(JSON.parse(viaEnv.stdout).shards.answered).toHaveLength(2);
+  });
+
+  it("refuses a client without them in one line that repeats no secret", async () => {
+    const none = await frontier(["status", "--nats", server.url, "--cluster", CLUSTER]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/authori[sz]ation/i);
+    const wrong = await frontier([
+      "status",
+      "--nats",
+      `nats://app:not-${PASSWORD}@${server.url.replace(/^nats:\/\//, "")}`,
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/nats:\/\/app:\*\*\*@/);
+    for (const r of [none, wrong]) expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  });
+});
+
+describe("a NATS server that requires a token", () => {
+  it("takes it from the URL: the SDK connects and the URL it shows hides it", async () => {
+    const at = tokenServer.url.replace(/^nats:\/\//, "");
+    const client = await connect({ servers: `nats://${TOKEN}@${at}`, cluster: "token" });
+    await client.close();
+    const refused = await connect({
+      servers: `nats://wrong-token@${at}`,
+      cluster: "token",
+      connectTimeoutMs: 2_000,
+    }).catch((e: Error) => e);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toContain("nats://***@");
+    expect((refused as Error).message).not.toContain("wrong-token");
+  });
+});
