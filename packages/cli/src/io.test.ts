@@ -15,7 +15,7 @@ describe("printable", () => {
   it("keeps a JSON line the same JSON", () => {
     const value = { id: "t\u202e\u0085", reason: "a\u001bb" };
     const line = printable(JSON.stringify(value));
-    expect(line).not.toMatch(/[\u0085\u202e\u001b]/);
+    for (const c of ["\u0085", "\u202e", "\u001b"]) expect(line).not.toContain(c);
     expect(JSON.parse(line)).toEqual(value);
   });
 

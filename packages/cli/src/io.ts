@@ -39,6 +39,7 @@ export function processIo(): Io {
  * bidirectional overrides and isolates (text that reads differently from
  * what it is). Newlines stay: help and multi-line output are text of ours.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is this pattern's job.
 const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
