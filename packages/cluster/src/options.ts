@@ -37,6 +37,14 @@ export const DEFAULT_LEASE_REPLAY_TTL_MS = 60_000;
 export const DEFAULT_LEASE_REPLAY_MAX_ENTRIES = 10_000;
 /** Most bytes (encoded) of lease grants kept for retries. */
 export const DEFAULT_LEASE_REPLAY_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Most prepared parts (phase one of multi-shard submits) a shard holds at
+ * once, and their encoded bytes: a prepare past either is refused as
+ * OVERLOADED (retryable) before it takes memory. Parts leave on commit,
+ * abort or after prepareTtlMs.
+ */
+export const DEFAULT_MAX_PREPARED_PARTS = 1_000;
+export const DEFAULT_MAX_PREPARED_BYTES = 64 * 1024 * 1024;
 /** Replicas of the slot-ownership KV bucket (1 for a single NATS server; 3 for a NATS cluster). */
 export const DEFAULT_KV_REPLICAS = 1;
 /** Slot claims (KV creates) in flight at once while a shard starts. */
@@ -78,6 +86,10 @@ export interface ShardActorTuning {
   readonly frontierPollMs?: number;
   /** See DEFAULT_PREPARE_TTL_MS. */
   readonly prepareTtlMs?: number;
+  /** See DEFAULT_MAX_PREPARED_PARTS. */
+  readonly maxPreparedParts?: number;
+  /** See DEFAULT_MAX_PREPARED_BYTES. */
+  readonly maxPreparedBytes?: number;
   /** See DEFAULT_LEASE_REPLAY_TTL_MS. */
   readonly leaseReplayTtlMs?: number;
   /** See DEFAULT_LEASE_REPLAY_MAX_ENTRIES. */
@@ -141,6 +153,8 @@ export interface ResolvedShardActorOptions {
   readonly announceThrottleMs: number;
   readonly frontierPollMs: number;
   readonly prepareTtlMs: number;
+  readonly maxPreparedParts: number;
+  readonly maxPreparedBytes: number;
   readonly leaseReplayTtlMs: number;
   readonly leaseReplayMaxEntries: number;
   readonly leaseReplayMaxBytes: number;
@@ -201,6 +215,18 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     announceThrottleMs,
     frontierPollMs: int(o["frontierPollMs"], DEFAULT_FRONTIER_POLL_MS, 1, `${where} "frontierPollMs"`),
     prepareTtlMs: int(o["prepareTtlMs"], DEFAULT_PREPARE_TTL_MS, 1, `${where} "prepareTtlMs"`),
+    maxPreparedParts: int(
+      o["maxPreparedParts"],
+      DEFAULT_MAX_PREPARED_PARTS,
+      1,
+      `${where} "maxPreparedParts"`,
+    ),
+    maxPreparedBytes: int(
+      o["maxPreparedBytes"],
+      DEFAULT_MAX_PREPARED_BYTES,
+      1,
+      `${where} "maxPreparedBytes"`,
+    ),
     leaseReplayTtlMs: int(
       o["leaseReplayTtlMs"],
       DEFAULT_LEASE_REPLAY_TTL_MS,

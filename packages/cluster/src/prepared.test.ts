@@ -73,4 +73,21 @@ describe("PreparedParts", () => {
       }),
     );
   });
+
+  it("says when a new part would pass the count or byte limit, counting a replaced part out", () => {
+    const parts = new PreparedParts(1_000, { maxParts: 2, maxBytes: 100 });
+    const t = (id: string) => [{ id, deadline: 1 }];
+    expect(parts.noRoomFor("a", 40, 0)).toBeUndefined();
+    parts.add("a", t("a"), 0, 40);
+    parts.add("b", t("b"), 0, 40);
+    expect(parts.bytes).toBe(80);
+    expect(parts.noRoomFor("c", 1, 0)).toMatch(/2 prepared parts held/);
+    expect(parts.noRoomFor("b", 60, 0)).toBeUndefined();
+    parts.remove("a");
+    expect(parts.noRoomFor("c", 61, 0)).toMatch(/40 bytes of prepared parts held, and this part is 61/);
+    expect(parts.noRoomFor("c", 60, 0)).toBeUndefined();
+    // Expired parts are swept first and free their room.
+    expect(parts.noRoomFor("c", 100, 1_000)).toBeUndefined();
+    expect(parts.bytes).toBe(0);
+  });
 });

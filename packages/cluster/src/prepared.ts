@@ -21,6 +21,14 @@ export interface PreparedPart {
   readonly tasks: readonly TaskInput[];
   readonly ids: readonly string[];
   readonly expiresAt: number;
+  /** Encoded size of the tasks, counted against the byte limit. */
+  readonly bytes: number;
+}
+
+/** How much the parts may hold at once. */
+export interface PreparedLimits {
+  readonly maxParts: number;
+  readonly maxBytes: number;
 }
 
 /** Ids held by prepared parts, counted (the shard never lets two parts share one, but this must not depend on it). */
@@ -74,12 +82,40 @@ class ReservedIds implements ReadonlySet<string> {
 export class PreparedParts {
   private readonly parts = new Map<string, PreparedPart>();
   private readonly reservedIds = new ReservedIds();
+  private heldBytes = 0;
 
-  constructor(private readonly ttlMs: number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly limits: PreparedLimits = {
+      maxParts: Number.POSITIVE_INFINITY,
+      maxBytes: Number.POSITIVE_INFINITY,
+    },
+  ) {}
 
   /** Parts held. */
   get size(): number {
     return this.parts.size;
+  }
+
+  /** Encoded bytes of the parts held. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
+  /**
+   * Why a new part of `bytes` under `key` would not fit the limits now
+   * (expired parts swept first; a part replacing its own key's counts
+   * without the one it replaces), or undefined when it fits.
+   */
+  noRoomFor(key: string, bytes: number, now: number): string | undefined {
+    this.sweep(now);
+    const replaced = this.parts.get(key);
+    const parts = this.parts.size - (replaced === undefined ? 0 : 1);
+    const held = this.heldBytes - (replaced?.bytes ?? 0);
+    if (parts >= this.limits.maxParts) return `${parts} prepared parts held (the limit)`;
+    if (held + bytes > this.limits.maxBytes)
+      return `${held} bytes of prepared parts held, and this part is ${bytes} (the limit is ${this.limits.maxBytes})`;
+    return undefined;
   }
 
   /** Ids reserved by all parts, for the engine's check (`alsoTaken`). */
@@ -94,10 +130,17 @@ export class PreparedParts {
   }
 
   /** Holds `tasks` under `key` until now + ttlMs; replaces (and refreshes) a part with the same key. */
-  add(key: string, tasks: readonly TaskInput[], now: number): PreparedPart {
+  add(key: string, tasks: readonly TaskInput[], now: number, bytes = 0): PreparedPart {
     this.remove(key);
-    const part: PreparedPart = { key, tasks, ids: tasks.map((t) => t.id), expiresAt: now + this.ttlMs };
+    const part: PreparedPart = {
+      key,
+      tasks,
+      ids: tasks.map((t) => t.id),
+      expiresAt: now + this.ttlMs,
+      bytes,
+    };
     this.parts.set(key, part);
+    this.heldBytes += bytes;
     for (const id of part.ids) this.reservedIds.add(id);
     return part;
   }
@@ -115,6 +158,7 @@ export class PreparedParts {
     const part = this.parts.get(key);
     if (!part) return false;
     this.parts.delete(key);
+    this.heldBytes -= part.bytes;
     for (const id of part.ids) this.reservedIds.delete(id);
     return true;
   }

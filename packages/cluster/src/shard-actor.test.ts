@@ -366,6 +366,30 @@ describe("ShardActor", () => {
     ).toBe(1);
   });
 
+  it("refuses a prepare past maxPreparedParts or maxPreparedBytes as OVERLOADED, reserving nothing", async () => {
+    const { nc, cluster, shardId, wf } = await startActor({ maxPreparedParts: 2, maxPreparedBytes: 4_000 });
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const part = (id: string, payload?: unknown) => [
+      task(id, 1, { workflowId: wf, ...(payload === undefined ? {} : { payload }) }),
+    ];
+    ok(await q({ op: "prepare", tasks: part("a"), idempotencyKey: "A" }));
+    ok(await q({ op: "prepare", tasks: part("b"), idempotencyKey: "B" }));
+    // Preparing a held key again replaces its part: no more room needed.
+    ok(await q({ op: "prepare", tasks: part("b"), idempotencyKey: "B" }));
+    const full = expectError(await q({ op: "prepare", tasks: part("c"), idempotencyKey: "C" }), "OVERLOADED");
+    expect(full.retryable).toBe(true);
+    expect(full.message).toMatch(/2 prepared parts held/);
+    // Nothing of the refused part is reserved: its id can be submitted.
+    expect(ok(await q({ op: "submit", tasks: part("c"), idempotencyKey: "S" })).accepted).toBe(1);
+    ok(await q({ op: "abort", idempotencyKey: "A" }));
+    const big = expectError(
+      await q({ op: "prepare", tasks: part("d", "x".repeat(5_000)), idempotencyKey: "D" }),
+      "OVERLOADED",
+    );
+    expect(big.message).toMatch(/the limit is 4000/);
+    ok(await q({ op: "prepare", tasks: part("e"), idempotencyKey: "E" }));
+  });
+
   it("gives a lease retried with the same request id the same grant", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

@@ -173,7 +173,10 @@ export class ShardActor {
     this.shardId = options.shardId;
     this.cluster = options.cluster;
     this.expectedSlots = ownedSlots;
-    this.prepared = new PreparedParts(options.prepareTtlMs);
+    this.prepared = new PreparedParts(options.prepareTtlMs, {
+      maxParts: options.maxPreparedParts,
+      maxBytes: options.maxPreparedBytes,
+    });
     // A coordinator drops a shard it has not heard from in three announcement intervals; so do we.
     this.peers = new PeerFrontiers(options.shardId, 3 * options.announceIntervalMs);
     this.replay = new LeaseReplay(
@@ -676,12 +679,22 @@ export class ShardActor {
           `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
         );
       }
-      this.prepared.add(key, tasks, now);
+      this.prepared.add(key, tasks, now, existing.bytes);
       return { accepted: tasks.length };
+    }
+    // Before the checks: a part that cannot be held costs nothing more to refuse.
+    const bytes = encodedByteLength(tasks);
+    const noRoom = this.prepared.noRoomFor(key, bytes, now);
+    if (noRoom !== undefined) {
+      throw new ProtocolError(
+        WireErrorCode.OVERLOADED,
+        `shard ${this.shardId} holds as many prepared parts as it may (${noRoom}); retry the submit after a pause`,
+        { retryable: true },
+      );
     }
     const problems = this.shard.check(tasks, this.prepared.reserved);
     if (problems.length > 0) throw new ValidationError(problems);
-    this.prepared.add(key, tasks, now);
+    this.prepared.add(key, tasks, now, bytes);
     return { accepted: tasks.length };
   }
 

@@ -279,6 +279,8 @@ export class ShardHost {
           announceThrottleMs: options.announceThrottleMs,
           frontierPollMs: options.frontierPollMs,
           prepareTtlMs: options.prepareTtlMs,
+          maxPreparedParts: options.maxPreparedParts,
+          maxPreparedBytes: options.maxPreparedBytes,
           leaseReplayTtlMs: options.leaseReplayTtlMs,
           leaseReplayMaxEntries: options.leaseReplayMaxEntries,
           leaseReplayMaxBytes: options.leaseReplayMaxBytes,

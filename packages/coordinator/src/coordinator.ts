@@ -199,6 +199,7 @@ class CoordinatorImpl implements Coordinator {
       onResend: (outcome) => this.metrics.leaseResends.inc({ outcome }),
       knownShards: () => this.allShards(),
       shardTimeoutMs: options.shardTimeoutMs,
+      maxLongPolls: options.maxLongPolls,
     });
     this.taskOps = new TaskOpRouter({
       link: this.link,
@@ -455,7 +456,7 @@ class CoordinatorImpl implements Coordinator {
       pool: this.validator.stats(),
       slotsOwned: this.slots.ownedCount(),
       frontierShards: this.board.fresh().length,
-      longPolls: this.board.waiting,
+      longPolls: this.leaser.waiting,
       inflight: this.inflight.size,
     });
   }

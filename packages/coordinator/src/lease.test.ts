@@ -309,6 +309,23 @@ describe("long-poll", () => {
     expect(c.shards.map((s) => s.parked.length)).toEqual([0, 0]);
   });
 
+  it("refuses a long-poll past maxLongPolls as OVERLOADED (retryable), and takes one again once one ends", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator({ maxLongPolls: 1 });
+    await c.announceAll();
+    const first = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
+    await until(() => c.shards[0]!.parked.length === 1, "the first long-poll to wait");
+    const second = await call(c.nc, c.cluster, lease(1, { waitMs: 20_000 }));
+    expect(second).toMatchObject({ ok: false, error: { code: "OVERLOADED", retryable: true } });
+    // Once the first has its grant, a long-poll is taken again.
+    const id = put("s0", 5);
+    c.shards[0]!.serveParked();
+    expect((await first).leases.map((l) => l.taskId)).toEqual([id]);
+    put("s0", 6);
+    await c.announceAll();
+    expect((await ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }))).leases).toHaveLength(1);
+  });
+
   it("ends long-polls with an empty answer when the coordinator closes", async () => {
     c = await startTestCluster(1, { server });
     const coordinator = await c.startCoordinator();

@@ -59,7 +59,9 @@ import {
   type LeaseRequest,
   MAX_ID_LENGTH,
   MAX_MESSAGE_BYTES,
+  ProtocolError,
   type ResultOf,
+  WireErrorCode,
 } from "@frontier/protocol";
 import type { Logger } from "pino";
 import { ShardTimeoutError, ShardUnavailableError } from "./errors.js";
@@ -95,6 +97,8 @@ export interface LeaseContext {
   readonly parkAtShards?: boolean;
   /** How long a parked ask may take past its `waitMs` before it counts as timed out. */
   readonly shardTimeoutMs?: number;
+  /** Most long-polls waiting at once; one more is refused as OVERLOADED. Default: no limit. */
+  readonly maxLongPolls?: number;
 }
 
 /** A parked ask's time past its `waitMs` when the context does not say. */
@@ -128,6 +132,7 @@ export class LeaseRouter {
   private readonly replies = new Map<string, { result: LeaseResult; expiresAt: number }>();
   private readonly open = new Map<string, Promise<LeaseResult>>();
   private readonly now: () => number;
+  private waitingNow = 0;
 
   constructor(private readonly ctx: LeaseContext) {
     this.now = ctx.now ?? Date.now;
@@ -192,14 +197,41 @@ export class LeaseRouter {
       const left = deadline - this.now();
       if (left <= 0) return { leases: [] };
       const idle = this.ctx.board.news === news && parkedAt !== news ? this.idleShards(request) : undefined;
-      if (idle !== undefined) {
-        parkedAt = news;
-        const parked = await this.park(request, visits, idle, left);
-        if (parked.leases.length > 0) return parked;
-        continue;
+      this.startWaiting();
+      try {
+        if (idle !== undefined) {
+          parkedAt = news;
+          const parked = await this.park(request, visits, idle, left);
+          if (parked.leases.length > 0) return parked;
+          continue;
+        }
+        if (!(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
+      } finally {
+        this.waitingNow--;
       }
-      if (!(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
     }
+  }
+
+  /** Long-polls waiting now (at this coordinator or parked at shards). */
+  get waiting(): number {
+    return this.waitingNow;
+  }
+
+  /**
+   * One more long-poll waits, unless `maxLongPolls` already do: then the
+   * request is refused as OVERLOADED (retryable; nothing was granted), so a
+   * flood of idle long-polls cannot take the coordinator's memory.
+   */
+  private startWaiting(): void {
+    const max = this.ctx.maxLongPolls ?? Number.POSITIVE_INFINITY;
+    if (this.waitingNow >= max) {
+      throw new ProtocolError(
+        WireErrorCode.OVERLOADED,
+        `this coordinator holds ${this.waitingNow} waiting long-polls (its limit); retry after a pause`,
+        { retryable: true },
+      );
+    }
+    this.waitingNow++;
   }
 
   /**

@@ -25,6 +25,12 @@ export const DEFAULT_FRONTIER_STALE_MS = 3_000;
 export const DEFAULT_LEASE_REPLAY_MS = 60_000;
 /** Most lease replies kept for retries; the oldest go first. */
 export const DEFAULT_LEASE_REPLAY_ENTRIES = 10_000;
+/**
+ * Most lease long-polls a coordinator holds waiting at once (at itself or
+ * parked at shards); one more is refused as OVERLOADED (retryable). A
+ * waiting long-poll costs a few KB; this bounds them to tens of MB.
+ */
+export const DEFAULT_MAX_LONG_POLLS = 10_000;
 /** Attempts at one part's `commit` (the first included) before the submit fails retryably. */
 export const DEFAULT_COMMIT_ATTEMPTS = 5;
 /** Pause before the second commit attempt, ms; doubled for each one after. */
@@ -74,6 +80,8 @@ export interface CoordinatorOptions {
   readonly frontierStaleMs?: number;
   readonly leaseReplayMs?: number;
   readonly leaseReplayEntries?: number;
+  /** See DEFAULT_MAX_LONG_POLLS. */
+  readonly maxLongPolls?: number;
   readonly commitAttempts?: number;
   readonly commitBackoffMs?: number;
   readonly slotRetryMs?: number;
@@ -106,6 +114,7 @@ export interface FilledOptions {
   readonly frontierStaleMs: number;
   readonly leaseReplayMs: number;
   readonly leaseReplayEntries: number;
+  readonly maxLongPolls: number;
   readonly commitAttempts: number;
   readonly commitBackoffMs: number;
   readonly slotRetryMs: number;
@@ -190,6 +199,7 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
     frontierStaleMs: int(options, "frontierStaleMs", 1, DEFAULT_FRONTIER_STALE_MS),
     leaseReplayMs: int(options, "leaseReplayMs", 0, DEFAULT_LEASE_REPLAY_MS),
     leaseReplayEntries: int(options, "leaseReplayEntries", 0, DEFAULT_LEASE_REPLAY_ENTRIES),
+    maxLongPolls: int(options, "maxLongPolls", 1, DEFAULT_MAX_LONG_POLLS),
     commitAttempts: int(options, "commitAttempts", 1, DEFAULT_COMMIT_ATTEMPTS),
     commitBackoffMs: int(options, "commitBackoffMs", 0, DEFAULT_COMMIT_BACKOFF_MS),
     slotRetryMs: int(options, "slotRetryMs", 1, DEFAULT_SLOT_RETRY_MS),

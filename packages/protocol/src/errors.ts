@@ -43,6 +43,8 @@ export const WireErrorCode = {
   SLOT_NOT_OWNED: "SLOT_NOT_OWNED",
   /** The shard owning the slot is down or still recovering; retry after a pause. */
   SHARD_UNAVAILABLE: "SHARD_UNAVAILABLE",
+  /** The process holds as much waiting work as its limits allow (long-polls, prepared parts). Not applied. */
+  OVERLOADED: "OVERLOADED",
   /** No reply within the request's timeout. The request may or may not have been applied. */
   TIMEOUT: "TIMEOUT",
   /** Nobody listens on the subject (no coordinator, or the shard is gone). Not applied. */
@@ -135,6 +137,12 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
     retryable: true,
     source: "boundary",
     description: "The shard owning the slot is down or recovering; retry after a pause.",
+  },
+  OVERLOADED: {
+    retryable: true,
+    source: "boundary",
+    description:
+      "The process is at a limit of work it holds (waiting long-polls, prepared parts); not applied; retry after a pause.",
   },
   TIMEOUT: {
     retryable: true,
