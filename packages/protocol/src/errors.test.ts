@@ -74,7 +74,13 @@ describe("the catalogue", () => {
       .filter(([, info]) => info.retryable)
       .map(([code]) => code)
       .sort();
-    expect(retryable).toEqual(["NO_RESPONDERS", "OVERLOADED", "SHARD_UNAVAILABLE", "SLOT_NOT_OWNED", "TIMEOUT"]);
+    expect(retryable).toEqual([
+      "NO_RESPONDERS",
+      "OVERLOADED",
+      "SHARD_UNAVAILABLE",
+      "SLOT_NOT_OWNED",
+      "TIMEOUT",
+    ]);
   });
 });
 
