@@ -94,6 +94,13 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["lease", "--max", "2.5"], /--max must be an integer/],
     [["lease", "--wait-ms", "999999"], /--wait-ms must be an integer in 0\.\.30000/],
     [["lease", "extra"], /unexpected argument "extra"/],
+    [["coordinator", "--max-long-polls", "0"], /--max-long-polls must be an integer/],
+    [["start", "--max-prepared-bytes", "0"], /--max-prepared-bytes must be an integer/],
+    [
+      ["status", "--nats-password-file", "/no/such/file"],
+      /cannot read --nats-password-file "\/no\/such\/file" \(ENOENT\)/,
+    ],
+    [["status", "--nats-user", "u", "--nats-token-file", "/dev/null"], /one kind of credentials/],
     [["complete", "t1"], /--token T is required/],
     [["complete", "t1", "--token", "3"], /--secret S is required/],
     [["complete", "--token", "3"], /expected one task ID/],

@@ -36,6 +36,8 @@ export async function start(ctx: CommandContext): Promise<void> {
   const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
   const metrics = metricsOptions(ctx, metricsPort);
   const logLevel = logLevelOf(ctx, "warn");
+  const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
+  const prepared = preparedLimitsOf(ctx);
   const json = flag(ctx.parsed, "json");
 
   const parts: Stoppable[] = [];
@@ -56,6 +58,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       shards,
       logLevel,
       ...engine,
+      ...prepared,
     });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
@@ -64,13 +67,14 @@ export async function start(ctx: CommandContext): Promise<void> {
       cluster,
       logger: logger("frontier-coordinator", logLevel),
       ...metrics,
+      ...(maxLongPolls === undefined ? {} : { maxLongPolls }),
     });
     parts.unshift({ name: "coordinator", close: () => coord.close() });
 
     const info = {
       event: "listening",
       cluster,
-      nats: url,
+      nats: redactUrl(url),
       natsServer: child === null ? "external" : { pid: child.pid, store: child.storeDir },
       shards,
       dataDir,
@@ -112,6 +116,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
   const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
   const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
   const { shard: engine } = engineOptionsOf(ctx);
+  const prepared = preparedLimitsOf(ctx);
   const takeover = flag(ctx.parsed, "takeover");
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
@@ -126,6 +131,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       waitForNats: true,
       handleSignals: false,
       exit: () => {},
+      ...prepared,
       ...(takeover || engine !== undefined
         ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
         : {}),
@@ -134,7 +140,15 @@ export async function shard(ctx: CommandContext): Promise<void> {
     const owned = proc.actor.ownedSlots().length;
     line(
       ctx,
-      { event: "listening", role: "shard", cluster, shardId, nats: natsUrl, dataDir, slots: owned },
+      {
+        event: "listening",
+        role: "shard",
+        cluster,
+        shardId,
+        nats: redactUrl(natsUrl),
+        dataDir,
+        slots: owned,
+      },
       `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${redactUrl(natsUrl)}, data in ${dataDir}`,
     );
     return {
@@ -143,6 +157,16 @@ export async function shard(ctx: CommandContext): Promise<void> {
       }),
     };
   });
+}
+
+/** The shards' limits of prepared parts from --max-prepared-parts / --max-prepared-bytes (library defaults when absent). */
+function preparedLimitsOf(ctx: CommandContext): { maxPreparedParts?: number; maxPreparedBytes?: number } {
+  const parts = int(ctx.command, ctx.parsed, "max-prepared-parts", { min: 1 });
+  const bytes = int(ctx.command, ctx.parsed, "max-prepared-bytes", { min: 1 });
+  return {
+    ...(parts === undefined ? {} : { maxPreparedParts: parts }),
+    ...(bytes === undefined ? {} : { maxPreparedBytes: bytes }),
+  };
 }
 
 /** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */
@@ -171,6 +195,7 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
   const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
   const metrics = metricsOptions(ctx, metricsPort);
   const logLevel = logLevelOf(ctx, "info");
+  const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
     const coord = await startCoordinator({
@@ -181,11 +206,18 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
       waitForNats: true,
       logger: logger("frontier-coordinator", logLevel),
       ...metrics,
+      ...(maxLongPolls === undefined ? {} : { maxLongPolls }),
     });
     parts.push({ name: "coordinator", close: () => coord.close() });
     line(
       ctx,
-      { event: "listening", role: "coordinator", cluster, nats: natsUrl, metrics: coord.metricsUrl ?? null },
+      {
+        event: "listening",
+        role: "coordinator",
+        cluster,
+        nats: redactUrl(natsUrl),
+        metrics: coord.metricsUrl ?? null,
+      },
       `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${redactUrl(natsUrl)}${coord.metricsUrl === undefined ? "" : `, metrics on ${coord.metricsUrl}`}`,
     );
     return undefined;

@@ -48,6 +48,29 @@ const BACKOFF_OPTIONS = {
   },
 } as const satisfies OptionSpecs;
 
+/** Limits of what a shard holds for multi-shard submits (refused as OVERLOADED beyond). */
+const PREPARED_OPTIONS = {
+  "max-prepared-parts": {
+    type: "string",
+    value: "N",
+    description: "prepared parts of multi-shard submits a shard holds at once (default 1000)",
+  },
+  "max-prepared-bytes": {
+    type: "string",
+    value: "BYTES",
+    description: "their encoded bytes at once (default 67108864)",
+  },
+} as const satisfies OptionSpecs;
+
+/** Limit of waiting long-polls a coordinator holds (refused as OVERLOADED beyond). */
+const LONG_POLL_OPTION = {
+  "max-long-polls": {
+    type: "string",
+    value: "N",
+    description: "lease long-polls a coordinator holds waiting at once (default 10000)",
+  },
+} as const satisfies OptionSpecs;
+
 export const START_OPTIONS = {
   data: { type: "string", value: "DIR", description: `data directory (default ${DEFAULT_DATA_DIR})` },
   shards: {
@@ -56,6 +79,8 @@ export const START_OPTIONS = {
     description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})`,
   },
   ...BACKOFF_OPTIONS,
+  ...PREPARED_OPTIONS,
+  ...LONG_POLL_OPTION,
   ...METRICS_OPTION,
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
@@ -79,7 +104,12 @@ export const SHARD_OPTIONS = {
       "open the data directory even if its recorded owner looks alive (paused, or on a host that is gone); the old owner is fenced and can no longer write",
   },
   ...BACKOFF_OPTIONS,
+  ...PREPARED_OPTIONS,
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
-export const COORDINATOR_OPTIONS = { ...METRICS_OPTION, ...LOG_OPTION } as const satisfies OptionSpecs;
+export const COORDINATOR_OPTIONS = {
+  ...LONG_POLL_OPTION,
+  ...METRICS_OPTION,
+  ...LOG_OPTION,
+} as const satisfies OptionSpecs;
