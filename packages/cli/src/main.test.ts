@@ -79,6 +79,14 @@ describe("help", () => {
     expect((await run(["help", "work"])).stdout).toContain("Usage: frontier work");
   });
 
+  it("says its version, and the protocol version it speaks", async () => {
+    for (const flag of ["--version", "-V", "version"]) {
+      const r = await run([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^frontier \d+\.\d+\.\d+ \(protocol \d+\)\n$/);
+    }
+  });
+
   it("prints help on stderr and exits 2 without a command", async () => {
     const r = await run([]);
     expect(r.code).toBe(2);

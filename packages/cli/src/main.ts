@@ -2,6 +2,8 @@
  * `frontier`: the command table, help, and the one place where a failure
  * becomes one line on stderr and an exit code (see errors.ts).
  */
+import { createRequire } from "node:module";
+import { PROTOCOL_VERSION } from "@frontier/protocol";
 import { COMMON_OPTIONS, type OptionSpecs, optionHelp, parse, target } from "./args.js";
 import {
   CANCEL_OPTIONS,
@@ -22,6 +24,10 @@ import { CliError, describeError, ExitCode } from "./errors.js";
 import { type Io, println, processIo } from "./io.js";
 import { COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
 import { WORK_OPTIONS, work } from "./work-command.js";
+
+/** This package's version (package.json sits one level above src/ and dist/ alike). */
+const CLI_VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string })
+  .version;
 
 // The service commands load the shard engine, LMDB, piscina and pino: only when run,
 // so the client commands start quickly.
@@ -123,7 +129,7 @@ ${list}
 Every command takes:
 ${optionHelp(COMMON_OPTIONS)}
 
-Run \`frontier COMMAND --help\` for a command's options.`;
+Run \`frontier COMMAND --help\` for a command's options; \`frontier --version\` for the version.`;
 }
 
 export function commandHelp(name: CommandName): string {
@@ -144,6 +150,10 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     if (topic !== undefined && isCommand(topic)) println(io.stdout, commandHelp(topic));
     else println(name === undefined ? io.stderr : io.stdout, globalHelp());
     return name === undefined ? ExitCode.USAGE : ExitCode.OK;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    println(io.stdout, `frontier ${CLI_VERSION} (protocol ${PROTOCOL_VERSION})`);
+    return ExitCode.OK;
   }
   if (!isCommand(name)) {
     println(io.stderr, `frontier: unknown command ${JSON.stringify(name)} (see frontier --help)`);
