@@ -28,6 +28,14 @@ describe("LeaseSecrets", () => {
     expect(secrets.matches("t1", 5, "")).toBe(false);
   });
 
+  it("never begins with a dash, which a command line would take for an option", () => {
+    const secrets = LeaseSecrets.withKey(new Uint8Array(32).fill(3));
+    const firsts = new Set<string>();
+    for (let token = 0; token < 2_000; token++) firsts.add(secrets.of("t", token)[0]!);
+    expect([...firsts].filter((c) => !/[A-Za-f]/.test(c))).toEqual([]);
+    expect(firsts.size).toBe(32);
+  });
+
   it("depends on the shard's key: another key makes other secrets", () => {
     const a = LeaseSecrets.withKey(new Uint8Array(32).fill(1));
     const b = LeaseSecrets.withKey(new Uint8Array(32).fill(2));

@@ -4,7 +4,7 @@
  * A fencing token orders leases and is no secret (getTask shows it, and
  * tokens count up per shard), so on the network it cannot be what
  * authorizes a lease's holder. A lease's secret is a keyed hash of its task
- * and token under this shard's key: HMAC-SHA256, cut to 128 bits, base64url
+ * and token under this shard's key: HMAC-SHA256, cut to 128 bits (the first one cleared), base64url
  * (LEASE_SECRET_LENGTH characters). It is sent only in the grant (a lease or
  * settle reply), never stored, logged or shown, and a shard takes a lease
  * call only with the secret of the lease it names.
@@ -80,6 +80,13 @@ export class LeaseSecrets {
   }
 
   private mac(taskId: string, token: number): Buffer {
-    return createHmac("sha256", this.key).update(`${token}:${taskId}`).digest().subarray(0, SECRET_BYTES);
+    const mac = createHmac("sha256", this.key)
+      .update(`${token}:${taskId}`)
+      .digest()
+      .subarray(0, SECRET_BYTES);
+    // The first character then never is "-" (nor "_"): a secret that began with a dash would read
+    // as an option on a command line (`frontier complete ID --secret -x…`). 127 bits are left.
+    mac[0] = mac[0]! & 0x7f;
+    return mac;
   }
 }
