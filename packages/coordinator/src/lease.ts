@@ -331,13 +331,14 @@ export class LeaseRouter {
         return { shardId, leases: [] as readonly Lease[], err };
       }
     });
-    const parked = await all;
+    // The lookups first: a shard that cannot answer one fails the request now, rather than after
+    // its parked ask times out; every shard that did answer has ended its ask, which replies at once.
     const looked = await Promise.all(lookups);
+    const lost = looked.find((r) => "err" in r);
+    const parked = lost === undefined ? await all : [];
     // A parked ask that never reached its shard (no responders) granted nothing; any other
     // failure, or a lookup that failed, may hide a grant: fail retryably, the resend replays it.
-    const unanswered =
-      parked.find((r) => "err" in r && !(r.err instanceof ShardUnavailableError)) ??
-      looked.find((r) => "err" in r);
+    const unanswered = lost ?? parked.find((r) => "err" in r && !(r.err instanceof ShardUnavailableError));
     if (unanswered !== undefined && "err" in unanswered) {
       logger.warn(
         { shardId: unanswered.shardId, requestId: request.requestId, err: unanswered.err },
