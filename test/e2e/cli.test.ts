@@ -12,16 +12,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer } from "../../packages/nats-testing/src/index.js";
-import { type CliResult, frontier, REPO_ROOT, until } from "./harness.js";
+import {
+  type CliResult,
+  frontier,
+  REPO_ROOT,
+  type StartedFrontier,
+  startFrontier,
+  until,
+} from "./harness.js";
 
 const CLUSTER = "clitest";
 /** The shards' retry backoff base, ms (`start --backoff-base-ms`). */
 const BACKOFF_BASE_MS = 20_000;
 let dir: string;
 let natsUrl: string;
+let started: StartedFrontier | undefined;
 let server: ChildProcess;
-let serverOut = "";
-let serverErr = "";
 let info: { nats: string; natsServer: { pid: number; store: string } | "external"; metrics: string | null };
 
 function freePort(): Promise<number> {
@@ -55,40 +61,23 @@ function expectOneLineFailure(r: CliResult, code: number, mentions: RegExp): voi
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "frontier-cli-"));
   natsUrl = `nats://127.0.0.1:${await freePort()}`;
-  server = spawn(
-    process.execPath,
-    [
-      "--conditions=source",
-      "--import",
-      "tsx",
-      "packages/cli/src/bin.ts",
-      "start",
-      "--nats",
-      natsUrl,
-      "--cluster",
-      CLUSTER,
-      "--data",
-      join(dir, "data"),
-      "--shards",
-      "2",
-      "--metrics-port",
-      "0",
-      // Longer than the default (1 s), so the test below sees the flag at work.
-      "--backoff-base-ms",
-      String(BACKOFF_BASE_MS),
-      "--json",
-    ],
-    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  server.stdout?.on("data", (c: Buffer) => {
-    serverOut += c.toString();
-  });
-  server.stderr?.on("data", (c: Buffer) => {
-    serverErr += c.toString();
-  });
-  await until(() => serverOut.includes('"event":"listening"') || server.exitCode !== null, 40_000);
-  if (server.exitCode !== null) throw new Error(`frontier start exited: ${serverOut}\n${serverErr}`);
-  info = JSON.parse(serverOut.split("\n").find((l) => l.includes('"listening"')) ?? "{}");
+  started = await startFrontier([
+    "--nats",
+    natsUrl,
+    "--cluster",
+    CLUSTER,
+    "--data",
+    join(dir, "data"),
+    "--shards",
+    "2",
+    "--metrics-port",
+    "0",
+    // Longer than the default (1 s), so the test below sees the flag at work.
+    "--backoff-base-ms",
+    String(BACKOFF_BASE_MS),
+  ]);
+  server = started.child;
+  info = started.listening as typeof info;
   // Every slot owned and announced: a stats call answers from both shards. Each `frontier`
   // call starts a process under tsx (seconds on a busy 2-core machine), so the wait is long.
   await until(async () => {
@@ -102,12 +91,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Normally stopped by the last test; if not (a filtered run, a failure), stop it the same way:
   // a SIGKILL would leave its nats-server (in its own process group) behind.
-  if (server !== undefined && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once("exit", resolve));
-    server.kill("SIGINT");
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-    if (server.exitCode === null) server.kill("SIGKILL");
-  }
+  await started?.stop();
   const natsPid = typeof info?.natsServer === "object" ? info.natsServer.pid : undefined;
   if (natsPid !== undefined) {
     try {

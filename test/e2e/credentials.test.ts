@@ -4,14 +4,13 @@
  * what they are given (a password file, the environment, a token in the
  * URL), and nothing repeats a secret when the server refuses.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../packages/client/src/index.js";
 import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
-import { frontier, REPO_ROOT, until } from "./harness.js";
+import { frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const PASSWORD = "pw-0f1e2d3c4b5a";
 const TOKEN = "tok-9a8b7c6d5e4f";
@@ -20,9 +19,8 @@ const CLUSTER = "creds";
 let dir: string;
 let server: NatsServer;
 let tokenServer: NatsServer;
-let start: ChildProcess | undefined;
+let start: StartedFrontier | undefined;
 let passwordFile: string;
-let startOut = "";
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "frontier-creds-"));
@@ -30,47 +28,24 @@ beforeAll(async () => {
   await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
   server = await startNatsServer({ args: ["--user", "app", "--pass", PASSWORD] });
   tokenServer = await startNatsServer({ jetstream: false, args: ["--auth", TOKEN] });
-  start = spawn(
-    process.execPath,
-    [
-      "--conditions=source",
-      "--import",
-      "tsx",
-      "packages/cli/src/bin.ts",
-      "start",
-      "--nats",
-      server.url,
-      "--nats-user",
-      "app",
-      "--nats-password-file",
-      passwordFile,
-      "--cluster",
-      CLUSTER,
-      "--data",
-      join(dir, "data"),
-      "--shards",
-      "2",
-      "--json",
-    ],
-    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  start.stdout?.on("data", (c: Buffer) => {
-    startOut += c.toString();
-  });
-  start.stderr?.on("data", (c: Buffer) => {
-    startOut += c.toString();
-  });
-  await until(() => startOut.includes('"event":"listening"') || start?.exitCode !== null, 40_000);
-  if (start.exitCode !== null) throw new Error(`frontier start exited: ${startOut}`);
+  start = await startFrontier([
+    "--nats",
+    server.url,
+    "--nats-user",
+    "app",
+    "--nats-password-file",
+    passwordFile,
+    "--cluster",
+    CLUSTER,
+    "--data",
+    join(dir, "data"),
+    "--shards",
+    "2",
+  ]);
 }, 120_000);
 
 afterAll(async () => {
-  if (start !== undefined && start.exitCode === null) {
-    const exited = new Promise((resolve) => start?.once("exit", resolve));
-    start.kill("SIGINT");
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-    if (start.exitCode === null) start.kill("SIGKILL");
-  }
+  await start?.stop();
   await server?.stop();
   await tokenServer?.stop();
   await rm(dir, { recursive: true, force: true });
@@ -78,7 +53,7 @@ afterAll(async () => {
 
 describe("a NATS server that requires a user and password", () => {
   it("runs the cluster, and serves an SDK client that gives them", async () => {
-    expect(startOut).not.toContain(PASSWORD);
+    expect(start!.output()).not.toContain(PASSWORD);
     const client = await connect({ servers: server.url, cluster: CLUSTER, user: "app", pass: PASSWORD });
     try {
       await until(

@@ -4,7 +4,7 @@
  * its own NATS connection as separate processes would have, and clients of
  * the SDK. `frontier` runs the CLI as a user does, in a child process.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -124,4 +124,42 @@ export function frontier(
       resolvePromise({ code, stdout, stderr });
     });
   });
+}
+
+/** A `frontier start` child process that said it listens. */
+export interface StartedFrontier {
+  readonly child: ChildProcess;
+  /** Its JSON `listening` event. */
+  readonly listening: Record<string, unknown>;
+  /** What it printed so far, stdout and stderr. */
+  output(): string;
+  /** SIGINT, as a terminal's Ctrl-C (its own nats-server stops with it), then SIGKILL after 15 s. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Run `frontier start …args --json` as a user does, until it says it listens. */
+export async function startFrontier(args: readonly string[], timeoutMs = 40_000): Promise<StartedFrontier> {
+  const child = spawn(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", "start", ...args, "--json"],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolvePromise) => child.once("exit", resolvePromise));
+    child.kill("SIGINT");
+    await Promise.race([exited, sleep(15_000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  await until(() => out.includes('"event":"listening"') || child.exitCode !== null, timeoutMs);
+  if (child.exitCode !== null) throw new Error(`frontier start exited: ${out}`);
+  const listening = JSON.parse(out.split("\n").find((l) => l.includes('"listening"')) ?? "{}");
+  return { child, listening, output: () => out, stop };
 }

@@ -350,18 +350,13 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         completes,
         ...(lease === undefined ? {} : { lease: tries > 1 ? { ...lease, attempt: tries } : lease }),
       };
-      let error: unknown;
-      try {
-        const msg = await this.nats.request(subject, encodeRequest(request), { timeout: timeoutMs });
-        const reply = decodeReply(msg.data, "settle");
-        if (reply.ok) {
-          for (const granted of reply.leases) this.routes.set(granted, shardId);
-          return { results: reply.results, leases: reply.leases };
-        }
-        error = fromWireError(reply.error);
-      } catch (err) {
-        error = fromTransportError(err, "settle", subject, timeoutMs, site) ?? err;
+      const answer = await this.exchange("settle", subject, encodeRequest(request), timeoutMs, site);
+      if ("reply" in answer) {
+        const { reply } = answer;
+        for (const granted of reply.leases) this.routes.set(granted, shardId);
+        return { results: reply.results, leases: reply.leases };
       }
+      const { error } = answer;
       if (lease === undefined) {
         // No leases asked for: nothing here is worth waiting for; a coordinator finds the tasks.
         if (notThere(error)) return undefined;
@@ -534,6 +529,28 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     return p;
   }
 
+  /**
+   * One request and its reply: the ok reply, or the error it amounts to (an
+   * error reply decoded to its class, or a transport failure as a
+   * ClientError, an abort through `signal` as ABORTED).
+   */
+  private async exchange<O extends Op>(
+    op: O,
+    subject: string,
+    bytes: Uint8Array,
+    timeoutMs: number,
+    site: Error,
+    signal?: AbortSignal,
+  ): Promise<{ reply: OkReply<O> } | { error: unknown }> {
+    try {
+      const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);
+      const reply = decodeReply(msg.data, op);
+      return reply.ok ? { reply } : { error: fromWireError(reply.error) };
+    } catch (err) {
+      return { error: fromTransportError(err, op, subject, timeoutMs, site) ?? err };
+    }
+  }
+
   private async send<O extends ClientOp>(
     op: O,
     request: RequestOf<O>,
@@ -564,16 +581,10 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         bytes = encodeRequest({ ...lease, attempt });
       }
       if (tracked !== undefined && this.leaseSends.has(tracked)) this.leaseSends.set(tracked, attempt);
-      let error: unknown;
       const subject = direct ?? coordinator;
-      try {
-        const msg = await abortable(this.nats.request(subject, bytes, { timeout: timeoutMs }), op, signal);
-        const reply = decodeReply(msg.data, op);
-        if (reply.ok) return reply;
-        error = fromWireError(reply.error);
-      } catch (err) {
-        error = fromTransportError(err, op, subject, timeoutMs, site) ?? err;
-      }
+      const answer = await this.exchange(op, subject, bytes, timeoutMs, site, signal);
+      if ("reply" in answer) return answer.reply;
+      const { error } = answer;
       if (direct !== undefined) {
         direct = undefined;
         // Not there (gone, or the task moved): the coordinator at once, as if this send had not been.

@@ -159,7 +159,7 @@ export class TaskWorker implements Worker {
   private readonly options: FilledWorkOptions;
   /** Leases held beyond the slots. */
   private readonly prefetch: Prefetch;
-  /** The last lease request was granted in full: the cluster may hold more runnable work. */
+  /** The last lease request got at least half of what it asked: the cluster may hold more runnable work. */
   private clusterHadMore = false;
   private readonly listeners = new Set<(event: WorkerEvent) => void>();
   /** Every lease held: waiting for a slot or running. */

@@ -21,7 +21,7 @@ export interface PreparedPart {
   readonly tasks: readonly TaskInput[];
   readonly ids: readonly string[];
   readonly expiresAt: number;
-  /** Encoded size of the tasks, counted against the byte limit. */
+  /** Size of its prepare request on the wire, counted against the byte limit. */
   readonly bytes: number;
 }
 

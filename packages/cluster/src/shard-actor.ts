@@ -443,7 +443,7 @@ export class ShardActor {
         );
       }
       op = parsed.op;
-      reply = await this.serveRequest(decodeRequest(msg.data, op));
+      reply = await this.serveRequest(decodeRequest(msg.data, op), msg.data.byteLength);
     } catch (error) {
       reply = this.errorReplyFor(error, op);
     }
@@ -479,7 +479,8 @@ export class ShardActor {
     );
   }
 
-  private async serveRequest(request: Request): Promise<OkReply> {
+  /** `bytes`: the request's size on the wire (what a prepared part is counted as, not encoded again). */
+  private async serveRequest(request: Request, bytes: number): Promise<OkReply> {
     if (this.state !== ActorState.SERVING) {
       throw new ProtocolError(
         WireErrorCode.SHARD_UNAVAILABLE,
@@ -493,7 +494,7 @@ export class ShardActor {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
       case "prepare":
-        return { ok: true, op: "prepare", ...this.prepare(request) };
+        return { ok: true, op: "prepare", ...this.prepare(request, bytes) };
       case "commit":
         return { ok: true, op: "commit", ...(await this.commit(request)) };
       case "abort":
@@ -663,7 +664,7 @@ export class ShardActor {
    * reservations, and reserve its ids under the key for prepareTtlMs.
    * Synchronous, so the check and the reservation are one step.
    */
-  private prepare(request: RequestOf<"prepare">): { accepted: number } {
+  private prepare(request: RequestOf<"prepare">, bytes: number): { accepted: number } {
     const { tasks, idempotencyKey: key } = request;
     this.requireOwnedTasks(tasks);
     // Committed already (the client retries the whole submit): the commit will replay.
@@ -683,7 +684,6 @@ export class ShardActor {
       return { accepted: tasks.length };
     }
     // Before the checks: a part that cannot be held costs nothing more to refuse.
-    const bytes = encodedByteLength(tasks);
     const noRoom = this.prepared.noRoomFor(key, bytes, now);
     if (noRoom !== undefined) {
       throw new ProtocolError(

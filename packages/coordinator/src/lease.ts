@@ -93,8 +93,6 @@ export interface LeaseContext {
    * them all: a shard left out could hold the first grant and be left unfenced.
    */
   readonly knownShards?: () => Promise<Iterable<string>>;
-  /** Long-poll at the shards when none has anything runnable (`park`); default true. */
-  readonly parkAtShards?: boolean;
   /** How long a parked ask may take past its `waitMs` before it counts as timed out. */
   readonly shardTimeoutMs?: number;
   /** Most long-polls waiting at once; one more is refused as OVERLOADED. Default: no limit. */
@@ -105,6 +103,13 @@ export interface LeaseContext {
 const DEFAULT_PARK_MARGIN_MS = 5_000;
 
 type LeaseResult = ResultOf<"lease">;
+
+/** One shard's answer to an ask: its leases, or the error that kept it from answering (then none). */
+interface ShardAnswer {
+  readonly shardId: string;
+  readonly leases: readonly Lease[];
+  readonly err?: unknown;
+}
 
 /** Leases, each with the shard that granted it (`shards[i]` granted `leases[i]`): the worker settles there. */
 interface Granted {
@@ -242,7 +247,6 @@ export class LeaseRouter {
    * or there are more shards than the request's room).
    */
   private idleShards(request: LeaseRequest): string[] | undefined {
-    if (this.ctx.parkAtShards === false) return undefined;
     const fresh = this.ctx.board.fresh();
     if (fresh.length === 0 || fresh.length > request.max) return undefined;
     if (fresh.some((f) => f.runnable > 0 && f.key !== null)) return undefined;
@@ -281,7 +285,7 @@ export class LeaseRouter {
     const granted = new Promise<void>((resolve) => {
       firstGrant = resolve;
     });
-    const asks = shards.map(async (shardId, i) => {
+    const asks = shards.map(async (shardId, i): Promise<ShardAnswer> => {
       const visit = (visits.get(shardId) ?? 0) + 1;
       visits.set(shardId, visit);
       try {
@@ -304,7 +308,7 @@ export class LeaseRouter {
       } catch (err) {
         if (err instanceof ShardUnavailableError) board.forget(shardId);
         firstGrant(); // a shard that failed cannot hold the others up
-        return { shardId, leases: [] as readonly Lease[], err };
+        return { shardId, leases: [], err };
       } finally {
         pending.delete(shardId);
       }
@@ -314,23 +318,7 @@ export class LeaseRouter {
     await Promise.race([all, granted, board.waitForRunnable(waitMs, news, woken.signal)]);
     woken.abort();
     // Whatever is still parked: end it, and collect what it granted meanwhile.
-    const lookups = [...pending].map(async (shardId) => {
-      try {
-        const { reply } = await link.requestSized(shardId, {
-          op: "lease",
-          owner: request.owner,
-          max: request.max,
-          leaseMs: request.leaseMs,
-          waitMs: 0,
-          requestId: shardRequestId(request.requestId, shardId, 1),
-          ...attemptOf(request),
-          replayOnly: true,
-        });
-        return { shardId, leases: reply.leases };
-      } catch (err) {
-        return { shardId, leases: [] as readonly Lease[], err };
-      }
-    });
+    const lookups = [...pending].map((shardId) => this.lookUp(request, shardId));
     // The lookups first: a shard that cannot answer one fails the request now, rather than after
     // its parked ask times out; every shard that did answer has ended its ask, which replies at once.
     const looked = await Promise.all(lookups);
@@ -358,10 +346,7 @@ export class LeaseRouter {
    * task once, at most `max`, within the reply's byte limit (the rest are
    * left to expire, logged and counted).
    */
-  private combine(
-    request: LeaseRequest,
-    replies: readonly { shardId: string; leases: readonly Lease[] }[],
-  ): Granted {
+  private combine(request: LeaseRequest, replies: readonly ShardAnswer[]): Granted {
     const leases: Lease[] = [];
     const shardIds: string[] = [];
     const seen = new Set<string>();
@@ -405,29 +390,39 @@ export class LeaseRouter {
     const { link, board, logger } = this.ctx;
     const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
     for (const f of board.fresh()) shards.add(f.shardId);
-    const replies = await Promise.all(
-      [...shards].sort().map(async (shardId) => {
-        try {
-          const { reply } = await link.requestSized(shardId, {
-            op: "lease",
-            owner: request.owner,
-            max: request.max,
-            leaseMs: request.leaseMs,
-            waitMs: 0,
-            requestId: shardRequestId(request.requestId, shardId, 1),
-            ...attemptOf(request),
-            replayOnly: true,
-          });
-          return { shardId, leases: reply.leases };
-        } catch (err) {
-          logger.warn({ shardId, requestId: request.requestId, err }, "lease retry: shard did not replay");
-          return { shardId, leases: [] as readonly Lease[], err };
-        }
-      }),
-    );
+    const replies = await Promise.all([...shards].sort().map((shardId) => this.lookUp(request, shardId)));
     const failed = replies.find((r) => "err" in r);
-    if (failed !== undefined) throw failed.err;
+    if (failed !== undefined) {
+      logger.warn(
+        { shardId: failed.shardId, requestId: request.requestId, err: failed.err },
+        "lease retry: shard did not replay",
+      );
+      throw failed.err;
+    }
     return this.combine(request, replies);
+  }
+
+  /**
+   * Asks `shardId`, replay-only, for what it granted under the request's id
+   * (and fences earlier sends, for a resend; ends an ask parked under the
+   * id): the answer, or the error that kept the shard from giving it.
+   */
+  private async lookUp(request: LeaseRequest, shardId: string): Promise<ShardAnswer> {
+    try {
+      const { reply } = await this.ctx.link.requestSized(shardId, {
+        op: "lease",
+        owner: request.owner,
+        max: request.max,
+        leaseMs: request.leaseMs,
+        waitMs: 0,
+        requestId: shardRequestId(request.requestId, shardId, 1),
+        ...attemptOf(request),
+        replayOnly: true,
+      });
+      return { shardId, leases: reply.leases };
+    } catch (err) {
+      return { shardId, leases: [], err };
+    }
   }
 
   /**
@@ -476,7 +471,7 @@ export class LeaseRouter {
     // Nothing granted and a failure every shard would share (a bad argument): say so, rather than answer empty.
     if (fill.granted.length === 0 && fill.failure !== undefined && !isRetryable(fill.failure))
       throw fill.failure;
-    return earliestFirst(fill);
+    return byDeadline(fill.granted, fill.grantedBy);
   }
 
   /** One ask of one shard in a fill: up to `ask` tasks, none after `maxKey`; what it grants joins the fill. */
@@ -560,14 +555,9 @@ export class LeaseRouter {
 }
 
 /**
- * The fill's grants, earliest deadline first (ties by id), each with its
- * shard: a parallel round's replies arrive in any order.
+ * Leases (`shards[i]` granted `leases[i]`), earliest deadline first, ties by
+ * id: a parallel round's replies, or several parked shards', arrive in any order.
  */
-function earliestFirst(fill: Fill): Granted {
-  return byDeadline(fill.granted, fill.grantedBy);
-}
-
-/** Leases (`shards[i]` granted `leases[i]`), earliest deadline first, ties by id. */
 function byDeadline(leases: readonly Lease[], shards: readonly string[]): Granted {
   const order = leases.map((_, i) => i);
   order.sort((a, b) => {

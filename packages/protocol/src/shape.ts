@@ -426,12 +426,20 @@ function payload(v: unknown, path: string): unknown {
   return v;
 }
 
-/** A lease duration, ms: 1..MAX_LEASE_MS (INVALID_ARGUMENT beyond). */
+/**
+ * A request argument: an integer from `min` up to the limit `name` (its
+ * value `limit`); beyond it INVALID_ARGUMENT, the engine's class, naming the
+ * limit.
+ */
+function argumentUpTo(v: unknown, path: string, min: number, limit: number, name: string): number {
+  const n = int(v, path, min);
+  if (n > limit) throw new InvalidArgumentError(`${path}: ${n} exceeds ${name} (${limit})`);
+  return n;
+}
+
+/** A lease duration, ms: 1..MAX_LEASE_MS. */
 function leaseDuration(v: unknown, path: string): number {
-  const ms = int(v, path, 1);
-  if (ms > MAX_LEASE_MS)
-    throw new InvalidArgumentError(`${path}: ${ms} exceeds MAX_LEASE_MS (${MAX_LEASE_MS})`);
-  return ms;
+  return argumentUpTo(v, path, 1, MAX_LEASE_MS, "MAX_LEASE_MS");
 }
 
 /** A lease secret: LEASE_SECRET_LENGTH base64url characters. */
@@ -464,10 +472,7 @@ function leaseMax(v: unknown, path: string): number {
 
 /** Which send of a request id: 1..MAX_ATTEMPT. */
 function attemptNumber(v: unknown, path: string): number {
-  const attempt = int(v, path, 1);
-  if (attempt > MAX_ATTEMPT)
-    throw new InvalidArgumentError(`${path}: ${attempt} exceeds MAX_ATTEMPT (${MAX_ATTEMPT})`);
-  return attempt;
+  return argumentUpTo(v, path, 1, MAX_ATTEMPT, "MAX_ATTEMPT");
 }
 
 function parseSettleLease(v: unknown, path: string): SettleLease {
@@ -532,11 +537,7 @@ export function parseRequest(v: unknown): Request {
       r["owner"] = id(f["owner"], "owner", true);
       r["max"] = leaseMax(f["max"], "max");
       r["leaseMs"] = leaseDuration(f["leaseMs"], "leaseMs");
-      const waitMs = int(f["waitMs"], "waitMs", 0);
-      if (waitMs > MAX_WAIT_MS) {
-        throw new InvalidArgumentError(`waitMs: ${waitMs} exceeds MAX_WAIT_MS (${MAX_WAIT_MS})`);
-      }
-      r["waitMs"] = waitMs;
+      r["waitMs"] = argumentUpTo(f["waitMs"], "waitMs", 0, MAX_WAIT_MS, "MAX_WAIT_MS");
       r["requestId"] = id(f["requestId"], "requestId", true);
       put(
         r,
