@@ -553,6 +553,28 @@ describe("ShardActor", () => {
     expect(done.results).toEqual([{ duplicate: false }]);
   });
 
+  it("grants a settle's next leases only to a worker showing a secret this shard made", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = ["a", "b", "c"].map((id, i) => task(id, i + 1, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const held = { taskId: "a", workflowId: wf, token: lease!.token };
+    const next = { owner: "w", max: 2, leaseMs: 60_000, requestId: "next" };
+    // Nothing held, or only a forged secret: no leases, and nothing changes.
+    expect(ok(await q({ op: "settle", completes: [], lease: next })).leases).toEqual([]);
+    const forged = ok(await q({ op: "settle", completes: [{ ...held, secret: NOT_A_SECRET }], lease: next }));
+    expect(forged.leases).toEqual([]);
+    expect(ok(await q({ op: "getTask", taskId: "b", workflowId: wf })).task?.state).toBe("RUNNABLE");
+    // The holder: its complete and the next two, with their own secrets.
+    const settled = ok(await q({ op: "settle", completes: [{ ...held, secret: lease!.secret! }], lease: next }));
+    expect(settled.results).toEqual([{ duplicate: false }]);
+    expect(settled.leases.map((l) => l.taskId)).toEqual(["b", "c"]);
+    expect(settled.leases.every((l) => typeof l.secret === "string" && l.secret !== lease!.secret)).toBe(true);
+  });
+
   it("grants a parked long-poll with the submit that makes a task runnable, in no transaction of its own", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

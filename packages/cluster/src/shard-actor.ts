@@ -570,6 +570,8 @@ export class ShardActor {
    * follow in it too (see leaseOrReplay), after the completes: a dependent
    * they unblocked can be among the grants. Each complete gets its own
    * outcome; a refused one (STALE_LEASE, UNKNOWN_TASK, ...) fails only itself.
+   * A settle none of whose completes carries a secret this shard made is
+   * granted no leases (the worker leases through a coordinator instead).
    */
   private async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
     const results = request.completes.map((held): Promise<SettleOutcome> => {
@@ -581,8 +583,11 @@ export class ShardActor {
       );
     });
     this.announcer.changed(); // before the commit: see announced()
-    // The settling worker's own leases first, then the parked ones, all in this stretch.
-    const leasing = request.lease === undefined ? undefined : this.settleLease(request.lease);
+    // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
+    // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
+    // so the next leases go only to one that shows the secret of a lease this shard granted.
+    const holder = request.completes.some((held) => this.secrets.matches(held.taskId, held.token, held.secret));
+    const leasing = request.lease === undefined || !holder ? undefined : this.settleLease(request.lease);
     this.serveParked();
     const leases = leasing === undefined ? [] : this.withSecrets(await leasing);
     const outcomes = await Promise.all(results);

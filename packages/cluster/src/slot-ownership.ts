@@ -15,7 +15,7 @@
  * `SlotMap` is the read side: a live copy of the table kept by a KV watcher,
  * for shards (is this slot mine?) and coordinators (which shard owns it?).
  */
-import { SLOT_COUNT } from "@frontier/protocol";
+import { SLOT_COUNT, slotBucketName } from "@frontier/protocol";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -28,10 +28,8 @@ export const SLOT_BUCKET_HISTORY = 8;
 /** How long `SlotMap.watch` waits for the table to load, in ms. */
 export const DEFAULT_SLOT_MAP_LOAD_TIMEOUT_MS = 15_000;
 
-/** `frontier-<cluster>-slots`. */
-export function slotBucketName(cluster: string): string {
-  return `frontier-${cluster}-slots`;
-}
+/** `frontier-<cluster>-slots`: the one name, from @frontier/protocol. */
+export { slotBucketName } from "@frontier/protocol";
 
 /** `slot.<n>`. */
 export function slotKey(slot: number): string {

@@ -34,10 +34,8 @@ export interface SlotDirectory {
   whenLoaded?(timeoutMs: number): Promise<boolean>;
 }
 
-/** The KV bucket holding a cluster's slot owners. */
-export function slotBucketName(cluster: string): string {
-  return `frontier-${cluster}-slots`;
-}
+/** The KV bucket holding a cluster's slot owners: the one name, from @frontier/protocol. */
+export { slotBucketName } from "@frontier/protocol";
 
 const SLOT_KEY = /^slot\.(0|[1-9][0-9]{0,4})$/;
 

@@ -101,6 +101,7 @@ export {
   type ParsedSubject,
   parseSubject,
   SUBJECT_ROOT,
+  slotBucketName,
   subjectsFor,
 } from "./subjects.js";
 export { redactUrl } from "./urls.js";

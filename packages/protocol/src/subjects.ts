@@ -7,6 +7,8 @@
  *                                             COORDINATOR_QUEUE (one of them answers)
  *   frontier.<cluster>.shard.<shardId>.<op>   one shard actor; coordinators request here
  *   frontier.<cluster>.frontier               shards publish FrontierAnnouncements
+ *   frontier-<cluster>-slots                  the JetStream KV bucket of slot owners
+ *                                             (keys `slot.<n>`; shards write, coordinators read)
  *
  * Cluster names and shard ids become subject tokens, so they are restricted
  * to [A-Za-z0-9_-] (no `.`, `*`, `>` or whitespace, which NATS gives meaning)
@@ -50,10 +52,19 @@ export interface ClusterSubjects {
   shard(shardId: string, op: Op): string;
   /** `frontier.<cluster>.shard.<shardId>.*`: what a shard subscribes to. */
   shardAll(shardId: string): string;
+  /** `frontier.<cluster>.shard.*.<op>` (every op: `shard.*.*`): one operation at any shard, for permissions. */
+  anyShard(op?: Op): string;
   /** `frontier.<cluster>.frontier`: frontier announcements. */
   readonly frontier: string;
   /** `frontier.<cluster>.>`: everything of the cluster (for taps and debugging). */
   readonly all: string;
+  /** `frontier-<cluster>-slots`: the KV bucket of slot owners (its stream is `KV_<bucket>`). */
+  readonly slotBucket: string;
+}
+
+/** `frontier-<cluster>-slots`: the KV bucket that maps `slot.<n>` to the shard owning slot n. */
+export function slotBucketName(cluster: string): string {
+  return `${SUBJECT_ROOT}-${token("cluster name", cluster)}-slots`;
 }
 
 /** The subjects of `cluster`; throws InvalidArgumentError for a name that is not a valid token. */
@@ -65,8 +76,10 @@ export function subjectsFor(cluster: string): ClusterSubjects {
     coordAll: `${base}.coord.*`,
     shard: (shardId, o) => `${base}.shard.${token("shard id", shardId)}.${op(o)}`,
     shardAll: (shardId) => `${base}.shard.${token("shard id", shardId)}.*`,
+    anyShard: (o) => `${base}.shard.*.${o === undefined ? "*" : op(o)}`,
     frontier: `${base}.frontier`,
     all: `${base}.>`,
+    slotBucket: slotBucketName(cluster),
   };
 }
 

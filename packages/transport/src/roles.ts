@@ -1,0 +1,141 @@
+/**
+ * Who may do what on NATS: the roles of a Frontier cluster and the subjects
+ * each may publish and subscribe to. The NATS server enforces them (see
+ * server-config.ts); this module is the one place that says what they are.
+ *
+ *   shard <id>    serves `frontier.<c>.shard.<id>.*`, announces its frontier,
+ *                 and alone writes the slot bucket (and may create it)
+ *   coordinator   serves `frontier.<c>.coord.*` in the coordinators' queue group
+ *                 (it cannot subscribe to them outside the group), reads
+ *                 announcements and the slot bucket, calls any shard operation
+ *   worker        leases through a coordinator; heartbeat, complete, fail and
+ *                 settle through a coordinator or straight at the shard that
+ *                 granted the lease (the lease's secret authorizes those)
+ *   submitter     submits, reads tasks and stats, through a coordinator
+ *   admin         every coordinator operation (cancel, deadlines, leases for
+ *                 debugging), a worker's shard operations, reads the slot bucket
+ *
+ * Every role subscribes only under its own inbox prefix (`inboxPrefixOf`),
+ * so no one reads another role's replies, and answers requests only through
+ * NATS's `allow_responses` (one reply to a request it received). Nobody but
+ * a shard may publish an announcement, write or delete the bucket, or call
+ * `lease`, `prepare`, `commit`, `abort`, `cancel`, `updateDeadline`,
+ * `getTask`, `stats` or `submit` on a shard.
+ */
+import { type ClusterSubjects, COORDINATOR_QUEUE, type Op, subjectsFor } from "@frontier/protocol";
+
+export const ROLES = ["shard", "coordinator", "worker", "submitter", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** One identity on NATS: a role, and for a shard its id. */
+export type Principal =
+  | { readonly role: "shard"; readonly shardId: string }
+  | { readonly role: Exclude<Role, "shard"> };
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === "string" && (ROLES as readonly string[]).includes(value);
+}
+
+/** What NATS lets one principal do: subjects (with `subject queue` for a queue-group subscription). */
+export interface Permissions {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+  /** May answer requests it received (one reply each), without publish rights on the reply subject. */
+  readonly allowResponses: boolean;
+}
+
+/** The client operations a worker sends (a coordinator routes them, or the granting shard takes them). */
+const WORKER_OPS = ["lease", "heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
+/** The shard operations a lease's secret authorizes: all a worker may send to a shard. */
+export const HOLDER_SHARD_OPS = ["heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
+const SUBMITTER_OPS = ["submit", "getTask", "stats"] as const satisfies readonly Op[];
+
+/**
+ * `_INBOX.<cluster>.<role>` (`_INBOX.<cluster>.shard.<id>` for a shard):
+ * where a principal's replies arrive, and all it may subscribe to besides
+ * its role's own subjects. Processes of one role share it: they are one
+ * principal to NATS (give each worker fleet its own cluster credentials
+ * directory — or its own user — to keep fleets apart).
+ */
+export function inboxPrefixOf(cluster: string, principal: Principal): string {
+  const s = subjectsFor(cluster); // checks the cluster name
+  return principal.role === "shard"
+    ? `_INBOX.${s.cluster}.shard.${checkedShard(s, principal.shardId)}`
+    : `_INBOX.${s.cluster}.${principal.role}`;
+}
+
+/** The permissions of `principal` in `cluster`. */
+export function permissionsOf(cluster: string, principal: Principal): Permissions {
+  const s = subjectsFor(cluster);
+  const inbox = `${inboxPrefixOf(cluster, principal)}.>`;
+  switch (principal.role) {
+    case "shard": {
+      const id = checkedShard(s, principal.shardId);
+      return {
+        publish: [s.frontier, ...bucketRead(s.slotBucket), ...bucketWrite(s.slotBucket)],
+        subscribe: [s.shardAll(id), s.frontier, inbox],
+        allowResponses: true,
+      };
+    }
+    case "coordinator":
+      return {
+        publish: [s.anyShard(), ...bucketRead(s.slotBucket)],
+        subscribe: [`${s.coordAll} ${COORDINATOR_QUEUE}`, s.frontier, inbox],
+        allowResponses: true,
+      };
+    case "worker":
+      return {
+        publish: [...WORKER_OPS.map((op) => s.coord(op)), ...HOLDER_SHARD_OPS.map((op) => s.anyShard(op))],
+        subscribe: [inbox],
+        allowResponses: false,
+      };
+    case "submitter":
+      return {
+        publish: SUBMITTER_OPS.map((op) => s.coord(op)),
+        subscribe: [inbox],
+        allowResponses: false,
+      };
+    case "admin":
+      return {
+        publish: [s.coordAll, ...HOLDER_SHARD_OPS.map((op) => s.anyShard(op)), ...bucketRead(s.slotBucket)],
+        subscribe: [inbox],
+        allowResponses: false,
+      };
+  }
+}
+
+/** A principal's name in files and messages: `shard.<id>` or the role. */
+export function principalName(principal: Principal): string {
+  return principal.role === "shard" ? `shard.${principal.shardId}` : principal.role;
+}
+
+/**
+ * The JetStream API calls that open and watch a KV bucket (stream info,
+ * ordered consumers for `watch` and `keys`, direct gets, flow control), and
+ * nothing that changes it.
+ */
+function bucketRead(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [
+    "$JS.API.INFO",
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.DIRECT.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}.>`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/** Creating the bucket and writing its keys: a shard's alone. */
+function bucketWrite(bucket: string): string[] {
+  return [`$JS.API.STREAM.CREATE.${`KV_${bucket}`}`, `$KV.${bucket}.>`];
+}
+
+function checkedShard(s: ClusterSubjects, shardId: string): string {
+  s.shardAll(shardId); // throws InvalidArgumentError for an id that is not a subject token
+  return shardId;
+}
