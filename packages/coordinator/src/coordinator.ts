@@ -21,9 +21,23 @@
  * (unsubscribe; the queue group sends them to the other coordinators), end
  * long-polls (they answer with what they have), wait for the requests in
  * hand, then stop the announcements, the slot watch, the pool, the metrics
- * server and, when it is ours, the NATS connection.
+ * endpoint and, when it is ours, the NATS connection.
+ *
+ * Metrics: this coordinator's own only (metrics/coordinator-metrics.ts), in
+ * `metrics`; with `metricsPort` it serves them with the process's default
+ * metrics, and /healthz and /readyz (`readiness()`), itself.
  */
-import type { Server } from "node:http";
+
+import {
+  type ConnectionCheck,
+  type MetricsEndpoint,
+  processRegistry,
+  type ReadinessCheck,
+  type Registry,
+  renderMetrics,
+  startMetricsEndpoint,
+  watchConnection,
+} from "@frontier/metrics";
 import {
   type ClusterSubjects,
   COORDINATOR_QUEUE,
@@ -50,7 +64,7 @@ import { type Logger, pino } from "pino";
 import { CoordinatorError, CoordinatorErrorCode, ShardsUnknownError } from "./errors.js";
 import { FrontierBoard } from "./frontier-board.js";
 import { LeaseRouter } from "./lease.js";
-import { CoordinatorMetrics, serveMetrics } from "./metrics.js";
+import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
 import { NatsShardLink } from "./shard-link.js";
 import { KvSlotTable, type SlotDirectory, slotBucketName } from "./slot-table.js";
@@ -89,6 +103,13 @@ export interface Coordinator {
   readonly cluster: string;
   /** `http://<host>:<port>/metrics` when `metricsPort` was given. */
   readonly metricsUrl: string | undefined;
+  /** This coordinator's own metrics (frontier_coordinator_*), for a process serving several parts on one endpoint. */
+  readonly metrics: Registry;
+  /**
+   * What /readyz checks: `nats` (connected) and `slots` (the slot table
+   * loaded, so every shard is known). Each returns null when ready, else why not.
+   */
+  readiness(): Record<string, ReadinessCheck>;
   inspect(): CoordinatorView;
   /** Every shard's stats, merged, with the shards that did not answer. */
   clusterStats(): Promise<ShardStatsResult>;
@@ -138,7 +159,10 @@ class CoordinatorImpl implements Coordinator {
   readonly cluster: string;
   metricsUrl: string | undefined;
   private readonly subjects: ClusterSubjects;
-  private readonly metrics = new CoordinatorMetrics();
+  private readonly ownMetrics: CoordinatorMetrics;
+  private readonly connection: ConnectionCheck;
+  /** Whether the slot table has been whole once (readiness); a fixed table always is. */
+  private slotsLoaded = false;
   private readonly board: FrontierBoard;
   private readonly slots: SlotDirectory;
   private readonly ownSlotTable: KvSlotTable | undefined;
@@ -150,7 +174,7 @@ class CoordinatorImpl implements Coordinator {
   private readonly inflight = new Set<Promise<void>>();
   private requestSub: Subscription | undefined;
   private frontierSub: Subscription | undefined;
-  private server: Server | undefined;
+  private endpoint: MetricsEndpoint | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -162,15 +186,24 @@ class CoordinatorImpl implements Coordinator {
     this.cluster = options.cluster;
     this.subjects = subjectsFor(options.cluster);
     this.board = new FrontierBoard(options.frontierStaleMs);
+    this.connection = watchConnection(nc);
     if (options.slots === undefined) {
       this.ownSlotTable = new KvSlotTable(nc, slotBucketName(options.cluster), options.slotRetryMs, logger);
       this.slots = this.ownSlotTable;
     } else {
       this.slots = options.slots;
     }
+    this.ownMetrics = new CoordinatorMetrics({
+      pool: () => this.validator.stats(),
+      slotsOwned: () => this.slots.ownedCount(),
+      frontierShards: () => this.board.fresh().length,
+      longPolls: () => this.leaser.waiting,
+      inflight: () => this.inflight.size,
+    });
+    const metrics = this.ownMetrics;
     this.link = new NatsShardLink(nc, this.subjects, options.shardTimeoutMs, (shard, op, code, seconds) => {
-      this.metrics.shardRequests.inc({ shard, op, code });
-      this.metrics.shardRequestSeconds.observe(seconds, { op });
+      metrics.shardRequests.inc({ shard, op, code });
+      metrics.shardRequestSeconds.observe({ op }, seconds);
     });
     this.validator = new BatchValidator({
       poolSize: options.poolSize,
@@ -185,8 +218,8 @@ class CoordinatorImpl implements Coordinator {
       logger,
       commitAttempts: options.commitAttempts,
       commitBackoffMs: options.commitBackoffMs,
-      onCommitRetry: (shard) => this.metrics.commitRetries.inc({ shard }),
-      onValidated: (mode) => this.metrics.validations.inc({ mode }),
+      onCommitRetry: (shard) => metrics.commitRetries.inc({ shard }),
+      onValidated: (mode) => metrics.validations.inc({ mode }),
     });
     this.leaser = new LeaseRouter({
       link: this.link,
@@ -194,9 +227,9 @@ class CoordinatorImpl implements Coordinator {
       logger,
       replayMs: options.leaseReplayMs,
       replayEntries: options.leaseReplayEntries,
-      onGranted: (shard, n) => this.metrics.leasesGranted.inc({ shard }, n),
-      onDropped: (shard, n) => this.metrics.leasesDropped.inc({ shard }, n),
-      onResend: (outcome) => this.metrics.leaseResends.inc({ outcome }),
+      onGranted: (shard, n) => metrics.leasesGranted.inc({ shard }, n),
+      onDropped: (shard, n) => metrics.leasesDropped.inc({ shard }, n),
+      onResend: (outcome) => metrics.leaseResends.inc({ outcome }),
       knownShards: () => this.allShards(),
       shardTimeoutMs: options.shardTimeoutMs,
       maxLongPolls: options.maxLongPolls,
@@ -205,12 +238,24 @@ class CoordinatorImpl implements Coordinator {
       link: this.link,
       slots: this.slots,
       knownShards: () => this.allShards(),
-      onScatter: (op) => this.metrics.scatters.inc({ op }),
+      onScatter: (op) => metrics.scatters.inc({ op }),
     });
+  }
+
+  get metrics(): Registry {
+    return this.ownMetrics.registry;
+  }
+
+  readiness(): Record<string, ReadinessCheck> {
+    return {
+      nats: this.connection.check,
+      slots: () => (this.slotsLoaded ? null : "the slot table is not loaded yet"),
+    };
   }
 
   async start(): Promise<void> {
     this.ownSlotTable?.start();
+    void this.followSlotTable();
     this.frontierSub = this.nc.subscribe(this.subjects.frontier, {
       callback: (err, msg) => {
         if (err) return;
@@ -218,20 +263,21 @@ class CoordinatorImpl implements Coordinator {
         try {
           announcement = decodeFrontier(msg.data);
         } catch (e) {
-          this.metrics.badAnnouncements.inc();
+          this.ownMetrics.announcements.inc({ outcome: "undecodable" });
           this.logger.debug({ err: e }, "ignored a frontier announcement that does not decode");
           return;
         }
         // Only a slot owner's word routes leases: a process that is not one (a shard that has
         // not claimed its slots yet, or anyone else on the subject) would be asked for tasks.
         if (!this.slots.shards().includes(announcement.shardId)) {
-          this.metrics.strangerAnnouncements.inc();
+          this.ownMetrics.announcements.inc({ outcome: "stranger" });
           this.logger.debug(
             { shardId: announcement.shardId },
             "ignored the announcement of a shard that owns no slot",
           );
           return;
         }
+        this.ownMetrics.announcements.inc({ outcome: "accepted" });
         this.board.update(announcement);
       },
     });
@@ -249,14 +295,14 @@ class CoordinatorImpl implements Coordinator {
     await this.nc.flush();
     if (this.options.metricsPort !== undefined) {
       try {
-        const served = await serveMetrics(
-          this.options.metricsPort,
-          this.options.metricsHost,
-          () => this.renderMetrics(),
-          this.logger,
-        );
-        this.server = served.server;
-        this.metricsUrl = served.url;
+        this.endpoint = await startMetricsEndpoint({
+          port: this.options.metricsPort,
+          host: this.options.metricsHost,
+          render: () => renderMetrics([processRegistry(), this.metrics]),
+          checks: () => this.readiness(),
+          logger: this.logger,
+        });
+        this.metricsUrl = this.endpoint.url;
       } catch (cause) {
         throw new CoordinatorError(
           CoordinatorErrorCode.METRICS_LISTEN_FAILED,
@@ -319,8 +365,9 @@ class CoordinatorImpl implements Coordinator {
       const code = reply.ok ? "OK" : reply.error.code;
       this.respond(msg, reply);
       const label = op ?? "unknown";
-      this.metrics.requests.inc({ op: label, code });
-      this.metrics.requestSeconds.observe((performance.now() - started) / 1000, { op: label });
+      this.ownMetrics.requests.inc({ op: label, code });
+      this.ownMetrics.requestSeconds.observe({ op: label }, (performance.now() - started) / 1000);
+      if (op === "lease") this.ownMetrics.leaseOutcomes.inc({ outcome: leaseOutcome(reply) });
     });
     this.inflight.add(handling);
     void handling.finally(() => this.inflight.delete(handling));
@@ -449,16 +496,14 @@ class CoordinatorImpl implements Coordinator {
     return this.knownShards();
   }
 
-  private async renderMetrics(): Promise<string> {
-    const stats = await this.clusterStats();
-    return this.metrics.render({
-      stats,
-      pool: this.validator.stats(),
-      slotsOwned: this.slots.ownedCount(),
-      frontierShards: this.board.fresh().length,
-      longPolls: this.leaser.waiting,
-      inflight: this.inflight.size,
-    });
+  /** Marks the slot table loaded once it has been whole (readiness), checking again each second until then. */
+  private async followSlotTable(): Promise<void> {
+    while (this.closing === undefined) {
+      if ((await this.slots.whenLoaded?.(1_000)) ?? true) {
+        this.slotsLoaded = true;
+        return;
+      }
+    }
   }
 
   // ---------------------------------------------------------------- shutdown
@@ -475,13 +520,8 @@ class CoordinatorImpl implements Coordinator {
     this.frontierSub?.unsubscribe();
     await this.ownSlotTable?.close();
     await this.validator.close();
-    if (this.server !== undefined) {
-      const server = this.server;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
+    await this.endpoint?.close();
+    this.connection.stop();
     if (this.ownsConnection && !this.nc.isClosed()) {
       try {
         await this.nc.drain();
@@ -491,6 +531,11 @@ class CoordinatorImpl implements Coordinator {
     }
     this.logger.info({ cluster: this.cluster }, "coordinator closed");
   }
+}
+
+function leaseOutcome(reply: Reply): LeaseOutcome {
+  if (!reply.ok) return "refused";
+  return reply.op === "lease" && reply.leases.length > 0 ? "granted" : "empty";
 }
 
 /** A router's ok reply without its `ok` and `op`, to be spread into a new reply. */

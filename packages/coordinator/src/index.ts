@@ -3,7 +3,7 @@
  * `frontier.<cluster>.coord.<op>` (queue group: any coordinator answers),
  * validates and splits submits by slot owner, routes leases across shards by
  * their published frontiers, forwards the rest to the owning shard, and
- * serves Prometheus metrics. This file is the package's whole public face.
+ * exports its own Prometheus metrics (`Coordinator.metrics`, `metricsPort`). This file is the package's whole public face.
  */
 export {
   type Coordinator,
@@ -35,12 +35,5 @@ export {
   DEFAULT_STATS_TIMEOUT_MS,
   INLINE_VALIDATION_MAX_WORK,
 } from "./options.js";
-export {
-  formatPrometheus,
-  type MetricFamily,
-  type MetricType,
-  PROMETHEUS_CONTENT_TYPE,
-  type Sample,
-} from "./prometheus.js";
 export { type SlotDirectory, slotBucketName } from "./slot-table.js";
 export { mergeStats, type ShardStatsResult } from "./stats.js";

@@ -13,7 +13,7 @@ import type { SlotDirectory } from "./slot-table.js";
 
 /** How long the coordinator waits for a shard's reply to one request, ms. */
 export const DEFAULT_SHARD_TIMEOUT_MS = 5_000;
-/** How long `stats` (and a metrics scrape) waits for each shard's stats, ms. */
+/** How long `stats` waits for each shard's stats, ms. */
 export const DEFAULT_STATS_TIMEOUT_MS = 2_000;
 /**
  * A shard whose last frontier announcement is older than this (by the

@@ -1,5 +1,5 @@
 /**
- * Requests about one task, stats, several coordinators, metrics: through the
+ * Requests about one task, stats, several coordinators: through the
  * coordinator against stand-in shards on a real nats-server.
  */
 import type { TaskInput } from "@frontier/core";
@@ -261,63 +261,6 @@ describe("several coordinators", () => {
     // Closing one leaves the other serving.
     await a.close();
     expect((await ok(c.nc, c.cluster, { op: "stats" })).stats.runnable).toBe(n);
-  });
-});
-
-describe("metrics", () => {
-  it("serves the Prometheus text on /metrics: shards, totals, requests, pool", async () => {
-    c = await startTestCluster(2, { server });
-    const coordinator = await c.startCoordinator({ metricsPort: 0 });
-    expect(coordinator.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-    await ok(c.nc, c.cluster, {
-      op: "submit",
-      tasks: Array.from({ length: 10 }, (_, i) => ({ id: `m-${i}`, deadline: Date.now() - 1_000 })),
-      idempotencyKey: "m",
-    });
-    await refused(c.nc, c.cluster, { op: "cancel", taskId: "nope", workflowId: "w" });
-    await c.announceAll();
-    await ok(c.nc, c.cluster, { op: "lease", owner: "w", max: 3, leaseMs: 1_000, waitMs: 0, requestId: "m" });
-    const res = await fetch(coordinator.metricsUrl!);
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-    const text = await res.text();
-    const value = (series: string) => {
-      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-      return line === undefined ? undefined : Number(line.slice(series.length + 1));
-    };
-    expect(value('frontier_shard_up{shard="s0"}')).toBe(1);
-    expect(value('frontier_shard_up{shard="s1"}')).toBe(1);
-    expect(
-      (value('frontier_shard_tasks{shard="s0",state="RUNNABLE"}') ?? 0) +
-        (value('frontier_shard_tasks{shard="s1",state="RUNNABLE"}') ?? 0),
-    ).toBe(7);
-    expect(value('frontier_cluster_tasks{state="LEASED"}')).toBe(3);
-    expect(value("frontier_cluster_runnable")).toBe(7);
-    expect(value("frontier_cluster_deadline_misses_total")).toBe(3);
-    expect(value("frontier_cluster_oldest_runnable_age_seconds")).toBeGreaterThan(0);
-    expect(value("frontier_cluster_lease_timeouts_total")).toBe(0);
-    expect(value("frontier_cluster_stale_lease_rejections_total")).toBe(0);
-    expect(value("frontier_coordinator_leases_granted_all_total")).toBe(3);
-    expect(value('frontier_coordinator_requests_total{op="submit",code="OK"}')).toBe(1);
-    expect(value('frontier_coordinator_requests_total{op="cancel",code="UNKNOWN_TASK"}')).toBe(1);
-    expect(value('frontier_coordinator_request_duration_seconds_count{op="lease"}')).toBe(1);
-    expect(value('frontier_coordinator_validations_total{mode="inline"}')).toBe(1);
-    expect(value("frontier_coordinator_validation_queue")).toBe(0);
-    expect(value("frontier_coordinator_slots_owned")).toBe(1024);
-    expect(text).toMatch(/^# TYPE frontier_shard_lease_timeouts_total counter$/m);
-    expect(text).toMatch(/^# TYPE frontier_coordinator_request_duration_seconds histogram$/m);
-    expect((await fetch(coordinator.metricsUrl!.replace("/metrics", "/nope"))).status).toBe(404);
-    expect((await fetch(coordinator.metricsUrl!, { method: "POST" })).status).toBe(405);
-  });
-
-  it("reports a shard that does not answer the scrape as down", async () => {
-    c = await startTestCluster(2, { server });
-    const coordinator = await c.startCoordinator({ metricsPort: 0 });
-    c.shards[1]!.stop();
-    const text = await (await fetch(coordinator.metricsUrl!)).text();
-    expect(text).toContain('frontier_shard_up{shard="s0"} 1');
-    expect(text).toContain('frontier_shard_up{shard="s1"} 0');
-    expect(text).toContain("frontier_cluster_shards_missing 1");
   });
 });
 

@@ -10,6 +10,7 @@
 
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
 export { LATENCY_BUCKETS, TASK_TIME_BUCKETS } from "./buckets.js";
+export { type ConnectionCheck, type WatchedConnection, watchConnection } from "./connection-check.js";
 export {
   type EndpointLogger,
   type MetricsEndpoint,
