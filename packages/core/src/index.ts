@@ -15,6 +15,7 @@ export {
   ValidationError,
 } from "./errors.js";
 export { IndexedHeap } from "./indexed-heap.js";
+export type { SchedulerObserver } from "./observer.js";
 export {
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_ATTEMPTS,

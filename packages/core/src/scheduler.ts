@@ -45,6 +45,7 @@ import {
 } from "./errors.js";
 import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
+import type { SchedulerObserver } from "./observer.js";
 import { Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
 import type {
   Change,
@@ -84,6 +85,8 @@ export interface SchedulerOptions {
   defaultLeaseMs?: number;
   /** Receives every change, synchronously and in order. */
   onChange?: (change: Change) => void;
+  /** Told of task moves with their times, for metrics (observer.ts). */
+  observer?: SchedulerObserver;
 }
 
 export interface LeaseOptions {
@@ -125,6 +128,7 @@ export class Scheduler {
   private readonly retentionMs: number;
   private readonly defaultLeaseMs: number;
   private readonly sink: ((change: Change) => void) | undefined;
+  private readonly observer: SchedulerObserver | undefined;
 
   private lastNow = Number.NEGATIVE_INFINITY;
   private tokenSeq = 0;
@@ -153,6 +157,7 @@ export class Scheduler {
     this.retentionMs = nonNegative("retentionMs", options.retentionMs ?? Number.POSITIVE_INFINITY);
     this.defaultLeaseMs = positive("defaultLeaseMs", options.defaultLeaseMs ?? DEFAULT_LEASE_MS);
     this.sink = options.onChange;
+    this.observer = options.observer;
 
     const t = this.table;
     // The heaps cache each entry's key (keyOf) and order by it; the
@@ -255,6 +260,7 @@ export class Scheduler {
     });
     if (problems.length > 0) throw new ValidationError(problems);
     this.insert(tasks, prerequisiteHandles);
+    this.observer?.added(tasks.length);
     this.flushMeta();
     return tasks.length;
   }
@@ -362,7 +368,10 @@ export class Scheduler {
     this.advance();
     const h = this.handle(taskId);
     const t = this.table;
-    if (t.state[h] === S.COMPLETED && t.token[h] === token) return { duplicate: true };
+    if (t.state[h] === S.COMPLETED && t.token[h] === token) {
+      this.observer?.duplicate("complete");
+      return { duplicate: true };
+    }
     this.checkLive(h, token);
     this.finishCompleted(h);
     this.flushMeta();
@@ -380,12 +389,16 @@ export class Scheduler {
     const t = this.table;
     const state = t.state[h]!;
     const inBackoff = state === S.WAITING && t.unmet[h] === 0 && t.token[h] === token;
-    if (t.token[h] === token && (inBackoff || state === S.FAILED)) return this.viewOf(h);
+    if (t.token[h] === token && (inBackoff || state === S.FAILED)) {
+      this.observer?.duplicate("fail");
+      return this.viewOf(h);
+    }
     this.checkLive(h, token);
     const reason = truncate(options.reason ?? "failed");
     if ((options.retryable ?? true) && t.attempts[h]! < t.maxAttempts[h]!) {
       this.retries++;
       this.metaDirty = true;
+      this.observer?.retried();
       this.leaveLeased(h);
       t.reason[h] = `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} failed: ${reason}`;
       this.setState(h, S.WAITING);
@@ -555,6 +568,7 @@ export class Scheduler {
       case S.LEASED: {
         this.leaseTimeouts++;
         this.metaDirty = true;
+        this.observer?.leaseExpired();
         const owner = t.owner[h] ?? "a consumer";
         if (t.attempts[h]! >= t.maxAttempts[h]!) {
           this.leaveLeased(h);
@@ -668,8 +682,14 @@ export class Scheduler {
   /** Leases `h`, the top of the runnable heap. */
   private grant(h: number, owner: string | undefined, expiresAt: number): void {
     const t = this.table;
+    const now = this.lastNow;
     this.runnable.pop(); // h: no lookup of its position
     this.fifoUnlink(h);
+    if (this.observer !== undefined) {
+      this.observer.leased(now - t.stamp[h]!, (t.flags[h]! & Flag.UNBLOCKED) !== 0, now >= t.deadline[h]!);
+    }
+    t.flags[h]! &= ~Flag.UNBLOCKED;
+    t.stamp[h] = now; // the lease's start, for the run time
     if (t.flags[h]! & Flag.HARD_DEADLINE) this.timers.remove(h);
     this.setState(h, S.LEASED);
     t.attempts[h]!++;
@@ -687,6 +707,7 @@ export class Scheduler {
     const t = this.table;
     if (t.state[h] === S.LEASED && t.token[h] === token) return;
     this.staleRejections++;
+    this.observer?.staleRejected();
     // Journaled before the throw, or a rebuilt engine would count one fewer.
     this.metaDirty = true;
     this.flushMeta();
@@ -707,6 +728,10 @@ export class Scheduler {
     const now = this.lastNow;
     // A lease without expiry (consumeTask) has no timer: no need to look.
     if (t.timerAt[h] !== Number.POSITIVE_INFINITY) this.timers.remove(h);
+    if (this.observer !== undefined) {
+      const runMs = now - t.stamp[h]!;
+      this.observer.completed(Number.isNaN(runMs) ? undefined : runMs, now > t.deadline[h]!);
+    }
     this.setState(h, S.COMPLETED);
     t.reason[h] = undefined;
     this.markFinished(h, now);
@@ -715,7 +740,10 @@ export class Scheduler {
     // zeroes the count of one that ends early): no need to read its state.
     for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
       const d = t.edgeTarget(e);
-      if (t.unmet[d]! > 0 && --t.unmet[d]! === 0) this.enterRunnable(d, now);
+      if (t.unmet[d]! > 0 && --t.unmet[d]! === 0) {
+        t.flags[d]! |= Flag.UNBLOCKED;
+        this.enterRunnable(d, now);
+      }
     }
   }
 
@@ -741,13 +769,17 @@ export class Scheduler {
       t.reason[x] = item.reason;
       this.markFinished(x, now);
       this.emitSet(x);
+      this.observer?.ended(STATE_NAMES[item.state] as "FAILED" | "CANCELLED" | "EXPIRED");
 
       const id = t.ids[x]!;
       for (let e = t.firstEdge(x); e >= 0; e = t.nextEdge(e)) {
         const d = t.edgeTarget(e);
         if (t.state[d] !== S.WAITING) continue;
         if (t.flags[d]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) {
-          if (--t.unmet[d]! === 0) this.enterRunnable(d, now);
+          if (--t.unmet[d]! === 0) {
+            t.flags[d]! |= Flag.UNBLOCKED;
+            this.enterRunnable(d, now);
+          }
         } else {
           stack.push({
             h: d,
@@ -1024,7 +1056,8 @@ export class Scheduler {
       t.token[h] = status.token;
       t.owner[h] = strings.share(status.leaseOwner);
       t.reason[h] = status.reason;
-      t.stamp[h] = status.runnableSince ?? status.finishedAt ?? 0;
+      // A restored lease's start is not known (not journaled): NaN, so its run time is not observed.
+      t.stamp[h] = state === S.LEASED ? Number.NaN : (status.runnableSince ?? status.finishedAt ?? 0);
       // The pending timer, its kind implied by the state (see `timers`).
       if (state === S.RUNNABLE) {
         runnable.push(h);

@@ -18,6 +18,12 @@ import { IdIndex } from "./id-index.js";
 export const Flag = {
   HARD_DEADLINE: 1,
   CONTINUE_ON_PREREQUISITE_FAILURE: 2,
+  /**
+   * RUNNABLE because its last prerequisite ended (not on submit, a retry or
+   * a lease expiry); cleared when leased. For the observer's dispatch
+   * latency only: not part of the spec, not journaled.
+   */
+  UNBLOCKED: 4,
 } as const;
 
 /** Numeric state codes; index into STATE_NAMES. */
@@ -69,7 +75,10 @@ export class TaskTable {
   deadline = new Float64Array(0);
   /** When the task's pending timer fires (lease expiry, retry, hard deadline, retention). */
   timerAt = new Float64Array(0);
-  /** RUNNABLE: since when. Terminal: when it finished. */
+  /**
+   * RUNNABLE: since when. LEASED: when the lease was granted (NaN for a
+   * lease restored from a journal). Terminal: when it finished.
+   */
   stamp = new Float64Array(0);
   token = new Float64Array(0);
   unmet = new Int32Array(0);

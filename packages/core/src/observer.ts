@@ -1,0 +1,45 @@
+/**
+ * What the engine tells an observer as tasks move, for metrics: called
+ * synchronously inside the engine call that made the move, with the times
+ * the engine already holds (its injected clock), so an observer reads no
+ * clock and looks nothing up. An observer must be cheap (it runs on the
+ * dispatch path: increment a counter, observe a histogram) and must not
+ * throw or call back into the engine.
+ *
+ * Durations are in the clock's unit (milliseconds with the default clock).
+ * Nothing here is journaled or restored: a restored engine starts observing
+ * afresh, and a lease granted before the restore has no known start.
+ */
+export interface SchedulerObserver {
+  /** `count` tasks were added by one call (a batch). */
+  added(count: number): void;
+  /**
+   * A task was leased. `waitMs`: how long it had been RUNNABLE (runnable →
+   * leased). `unblocked`: it became runnable when its last prerequisite ended
+   * (so `waitMs` is the dispatch latency of an unblocked dependent), rather
+   * than on submit, after a retry backoff or a lease expiry. `late`: leased
+   * at or after its deadline.
+   */
+  leased(waitMs: number, unblocked: boolean, late: boolean): void;
+  /**
+   * A leased task completed. `runMs`: since the lease that completed it was
+   * granted (undefined when it was granted before the engine was restored).
+   * `late`: completed after its deadline.
+   */
+  completed(runMs: number | undefined, late: boolean): void;
+  /** A failed attempt will be retried: the task waits for its backoff. */
+  retried(): void;
+  /** A lease ran out without a complete or fail (the task runs again, or fails on its last attempt). */
+  leaseExpired(): void;
+  /**
+   * A task ended badly: FAILED (attempts used up, not retryable, or its last
+   * lease expired), CANCELLED (asked, or a prerequisite ended badly) or
+   * EXPIRED (its hard deadline passed while it was runnable). Cascades
+   * report every task they end.
+   */
+  ended(state: "FAILED" | "CANCELLED" | "EXPIRED"): void;
+  /** A heartbeat, complete or fail was refused: its token no longer holds the task. */
+  staleRejected(): void;
+  /** A complete or fail repeated with the token that already settled the task; nothing changed. */
+  duplicate(op: "complete" | "fail"): void;
+}
