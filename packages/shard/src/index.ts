@@ -35,6 +35,7 @@ export {
   type ReplayLeaseOptions,
   Shard,
   type ShardLeaseOptions,
+  type ShardObserver,
   type ShardOptions,
   ShardState,
   type ShardStats,

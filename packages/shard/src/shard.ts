@@ -41,6 +41,7 @@ import {
   ProblemCode,
   type RestoreSource,
   Scheduler,
+  type SchedulerObserver,
   type SchedulerOptions,
   type SchedulerStats,
   type Task,
@@ -78,7 +79,20 @@ const LEASE_KEY_PREFIX = "lease:";
 /** setTimeout's largest delay (ms); a later timer is re-armed when this one fires. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
-export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange"> {
+/**
+ * What a shard tells an observer, for metrics: the engine's task moves
+ * (SchedulerObserver), the journal's commits, and repeated submits.
+ */
+export interface ShardObserver extends SchedulerObserver {
+  /** An append of changes became durable `seconds` after it was queued (group commit included). */
+  committed(seconds: number): void;
+  /** A submit repeated an idempotency key already accepted; nothing was added. */
+  duplicateSubmit(): void;
+}
+
+export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange" | "observer"> {
+  /** Told of task moves, commits and repeated submits (for metrics). */
+  readonly observer?: ShardObserver;
   /** Directory of the shard's LMDB environment; created if missing. */
   readonly dataDir: string;
   /** When a call's promise resolves: "flushed" (on disk, the default) or "committed". See journal.ts. */
@@ -188,6 +202,7 @@ export class Shard {
     loaded: ReturnType<Journal["load"]>,
     private readonly idempotencyRetentionMs: number,
     private readonly leaseReplayRetentionMs: number,
+    private readonly observer: ShardObserver | undefined,
   ) {
     const sink = (change: Change) => void this.records.push(change);
     const source: RestoreSource = {
@@ -200,6 +215,7 @@ export class Shard {
       ...engineOptions,
       now: () => clock.now(),
       onChange: sink,
+      ...(observer === undefined ? {} : { observer }),
     });
     this.idempotency = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => !isLeaseEntry(entry)));
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
@@ -221,6 +237,7 @@ export class Shard {
       leaseReplayRetentionMs = DEFAULT_LEASE_REPLAY_RETENTION_MS,
       clock: clockSources,
       openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
+      observer,
       ...engineOptions
     } = options;
     if (typeof dataDir !== "string" || dataDir.length === 0)
@@ -253,6 +270,7 @@ export class Shard {
           loaded,
           idempotencyRetentionMs,
           leaseReplayRetentionMs,
+          observer,
         );
       } catch (error) {
         // A row the journal could not read (CORRUPT_DATA) while the engine took them.
@@ -283,7 +301,10 @@ export class Shard {
             'idempotencyKey must not start with "lease:" (reserved for lease grants)',
           );
         const prior = this.idempotency.get(key);
-        if (prior) return { taskIds: prior.taskIds, duplicate: true };
+        if (prior) {
+          this.observer?.duplicateSubmit();
+          return { taskIds: prior.taskIds, duplicate: true };
+        }
       }
       const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
       this.checkPayloads(batch);
@@ -593,11 +614,17 @@ export class Shard {
       records.push({ kind: "clock", at: this.clock.now() });
       this.records = [];
     }
-    const durable = this.journal.append(records).catch((cause: unknown) => {
-      const reason = toShardError(cause);
-      this.enter(ShardState.FAILED, reason);
-      throw new ShardFailedError(this.failure ?? reason);
-    });
+    // Commit latency, of appends that carry changes (a barrier's wait is another append's).
+    const observer = records.length > 0 ? this.observer : undefined;
+    const queuedAt = observer === undefined ? 0 : performance.now();
+    const durable = this.journal.append(records).then(
+      () => observer?.committed((performance.now() - queuedAt) / 1000),
+      (cause: unknown) => {
+        const reason = toShardError(cause);
+        this.enter(ShardState.FAILED, reason);
+        throw new ShardFailedError(this.failure ?? reason);
+      },
+    );
     this.arm();
     return durable;
   }
