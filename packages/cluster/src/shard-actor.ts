@@ -39,6 +39,13 @@ import {
   ValidationError,
 } from "@frontier/core";
 import {
+  type ConnectionCheck,
+  type MetricsJson,
+  type ReadinessCheck,
+  type Registry,
+  watchConnection,
+} from "@frontier/metrics";
+import {
   decodeFrontier,
   decodeRequest,
   encodedByteLength,
@@ -81,6 +88,7 @@ import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
+import { ShardMetrics } from "./metrics/shard-metrics.js";
 import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
@@ -157,6 +165,7 @@ export class ShardActor {
   private requests = 0;
   private errors = 0;
   private inFlight = 0;
+  private readonly connection: ConnectionCheck;
   readonly shardId: string;
   readonly cluster: string;
 
@@ -169,9 +178,25 @@ export class ShardActor {
     private readonly ownership: SlotOwnership,
     ownedSlots: readonly number[],
     private readonly secrets: LeaseSecrets,
+    private readonly shardMetrics: ShardMetrics,
   ) {
     this.shardId = options.shardId;
     this.cluster = options.cluster;
+    this.connection = watchConnection(nc);
+    shardMetrics.attach({
+      stats: () => {
+        try {
+          return this.shard.stats();
+        } catch {
+          return undefined; // a scrape never fails for a shard that cannot say
+        }
+      },
+      serving: () => (this.state === ActorState.SERVING ? 1 : 0),
+      slotsOwned: () => this.ownedSlots().length,
+      inflight: () => this.inFlight,
+      prepared: () => this.prepared.size,
+      leaseReplays: () => this.replay.size,
+    });
     this.expectedSlots = ownedSlots;
     this.prepared = new PreparedParts(options.prepareTtlMs, {
       maxParts: options.maxPreparedParts,
@@ -230,10 +255,18 @@ export class ShardActor {
         waitOnFirstConnect: o.waitForNats,
       }));
     const ownsConnection = o.nc === undefined;
+    const metrics = new ShardMetrics(o.shardId);
     let shard: Shard | undefined;
     let ownership: SlotOwnership | undefined;
     try {
-      shard = await Shard.open({ ...o.shard, dataDir: o.dataDir, sameWorkflowPrerequisites: true });
+      const opening = performance.now();
+      shard = await Shard.open({
+        ...o.shard,
+        dataDir: o.dataDir,
+        sameWorkflowPrerequisites: true,
+        observer: metrics,
+      });
+      metrics.recovered((performance.now() - opening) / 1000);
       const secrets = LeaseSecrets.load(o.dataDir);
       // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
@@ -256,7 +289,17 @@ export class ShardActor {
         );
       }
       if (claim.owned.length === 0) log.warn("this shard owns no slot: it will get no tasks");
-      const actor = new ShardActor(o, log, nc, ownsConnection, shard, ownership, claim.owned, secrets);
+      const actor = new ShardActor(
+        o,
+        log,
+        nc,
+        ownsConnection,
+        shard,
+        ownership,
+        claim.owned,
+        secrets,
+        metrics,
+      );
       await actor.serve();
       log.info(
         {
@@ -302,6 +345,29 @@ export class ShardActor {
     return this.ownership.map.ownerOf(slot) === this.shardId;
   }
 
+  /** This shard's metrics (frontier_shard_*, each series labelled with its shard id). */
+  get metrics(): Registry {
+    return this.shardMetrics.registry;
+  }
+
+  /** The metrics as plain data, with the shard label: what a worker thread sends its host. */
+  metricsJson(): Promise<MetricsJson> {
+    return this.shardMetrics.registry.getMetricsAsJSON();
+  }
+
+  /**
+   * What /readyz checks: `nats` (connected), `shard` (recovered and
+   * serving), `slots` (owning at least one). Each returns null when ready,
+   * else why not.
+   */
+  readiness(): Record<string, ReadinessCheck> {
+    return {
+      nats: this.connection.check,
+      shard: () => (this.state === ActorState.SERVING ? null : `the shard is ${this.state}`),
+      slots: () => (this.ownedSlots().length > 0 ? null : "this shard owns no slot"),
+    };
+  }
+
   stats(): ShardActorStats {
     return {
       shardId: this.shardId,
@@ -331,6 +397,7 @@ export class ShardActor {
       this.abort.abort();
       clearInterval(this.sweepTimer);
       this.statusIter?.stop();
+      this.connection.stop();
       this.peerSub?.unsubscribe();
       this.announcer.stop(wasServing ? EMPTY_FRONTIER : undefined);
       try {
@@ -432,6 +499,7 @@ export class ShardActor {
 
   /** Decode → serve → encode; any error becomes an error reply. Never throws. */
   private async handle(msg: Msg): Promise<void> {
+    const started = performance.now();
     let reply: OkReply | ReturnType<typeof errorReply>;
     let op: Op | undefined;
     try {
@@ -447,14 +515,19 @@ export class ShardActor {
     } catch (error) {
       reply = this.errorReplyFor(error, op);
     }
-    if (!msg.reply) return;
+    if (!msg.reply) {
+      this.shardMetrics.request(op ?? "unknown", codeOf(reply), (performance.now() - started) / 1000);
+      return;
+    }
     let bytes: Uint8Array;
     try {
       bytes = encodeReply(reply);
     } catch (error) {
-      bytes = encodeReply(this.errorReplyFor(error, op));
+      reply = this.errorReplyFor(error, op);
+      bytes = encodeReply(reply);
     }
     msg.respond(bytes);
+    this.shardMetrics.request(op ?? "unknown", codeOf(reply), (performance.now() - started) / 1000);
   }
 
   private errorReplyFor(error: unknown, op: Op | undefined): ReturnType<typeof errorReply> {
@@ -586,7 +659,9 @@ export class ShardActor {
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.
-    const holder = request.completes.some((held) => this.secrets.matches(held.taskId, held.token, held.secret));
+    const holder = request.completes.some((held) =>
+      this.secrets.matches(held.taskId, held.token, held.secret),
+    );
     const leasing = request.lease === undefined || !holder ? undefined : this.settleLease(request.lease);
     this.serveParked();
     const leases = leasing === undefined ? [] : this.withSecrets(await leasing);
@@ -1101,6 +1176,11 @@ function engineStats(s: ShardStats): SchedulerStats {
     retries: s.retries,
     leased: s.leased,
   };
+}
+
+/** A reply's outcome as a metric label: OK or the error code. */
+function codeOf(reply: OkReply | ReturnType<typeof errorReply>): string {
+  return reply.ok ? "OK" : reply.error.code;
 }
 
 function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {

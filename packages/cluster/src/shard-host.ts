@@ -25,8 +25,10 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import type { MetricsJson, ReadinessCheck, Registry } from "@frontier/metrics";
 import type { Logger } from "pino";
 import { createLogger } from "./log.js";
+import { hostRegistry } from "./metrics/host-metrics.js";
 import { checkShardHostOptions, type ResolvedShardHostOptions, type ShardHostOptions } from "./options.js";
 import { deferred, messageOf, withTimeout } from "./util.js";
 import type { HostMessage, WorkerConfig, WorkerMessage } from "./worker-messages.js";
@@ -72,6 +74,15 @@ export type ShardHostEvent =
     }
   | { readonly type: "worker:restart"; readonly shardId: string; readonly restarts: number };
 
+/** How long a scrape waits for a worker's metrics and readiness, ms; a worker that does not answer is left out. */
+const COLLECT_TIMEOUT_MS = 2_000;
+
+/** A worker's answer to a scrape. */
+interface Collected {
+  readonly metrics: MetricsJson;
+  readonly readiness: Readonly<Record<string, string | null>>;
+}
+
 /** The worker's module: the .ts source under vitest/tsx, the compiled .js in dist. */
 function spawnWorker(config: WorkerConfig): Worker {
   const here = import.meta.url;
@@ -97,6 +108,9 @@ class SupervisedShard {
   private slots = 0;
   private lastExit: ShardWorkerStatus["lastExit"];
   private stopped = deferred<void>();
+  /** Scrapes waiting for the worker's answer, by id. */
+  private readonly collecting = new Map<number, (answer: Collected | undefined) => void>();
+  private nextCollect = 0;
   /** Settles when the first worker is ready (or rejects when it ends before). */
   readonly firstReady = deferred<void>();
   restarts = 0;
@@ -180,6 +194,22 @@ class SupervisedShard {
     }
   }
 
+  /** The worker's metrics and readiness; undefined when it is not running or does not answer in time. */
+  collect(): Promise<Collected | undefined> {
+    if (!this.worker || this.state !== WorkerState.RUNNING) return Promise.resolve(undefined);
+    const id = ++this.nextCollect;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), COLLECT_TIMEOUT_MS);
+      const settle = (answer: Collected | undefined) => {
+        clearTimeout(timer);
+        this.collecting.delete(id);
+        resolve(answer);
+      };
+      this.collecting.set(id, settle);
+      this.post({ type: "collect", id });
+    });
+  }
+
   private post(message: HostMessage): void {
     this.worker?.postMessage(message);
   }
@@ -205,11 +235,15 @@ class SupervisedShard {
       case "failed":
         this.failure = message.code ? `${message.code}: ${message.message}` : message.message;
         break;
+      case "collected":
+        this.collecting.get(message.id)?.({ metrics: message.metrics, readiness: message.readiness });
+        break;
     }
   }
 
   private onExit(code: number, reason: string | undefined): void {
     this.lastExit = { code, reason };
+    for (const settle of [...this.collecting.values()]) settle(undefined);
     if (this.state === WorkerState.STOPPING || this.state === WorkerState.STOPPED) {
       this.enter(WorkerState.STOPPED);
       this.emit({ type: "worker:exit", shardId: this.shardId, code, reason, restartInMs: null });
@@ -258,6 +292,8 @@ export class ShardHost {
   private readonly listeners = new Set<(event: ShardHostEvent) => void>();
   private readonly shards: SupervisedShard[];
   private closing: Promise<void> | undefined;
+  /** The host's own metrics: its workers' supervision (metrics/host-metrics.ts). */
+  readonly metrics: Registry = hostRegistry(() => this.workers());
 
   private constructor(
     options: ResolvedShardHostOptions,
@@ -332,6 +368,37 @@ export class ShardHost {
   /** Each worker's state, restarts and last exit. */
   workers(): ShardWorkerStatus[] {
     return this.shards.map((s) => s.status());
+  }
+
+  /**
+   * Every running worker's metrics (frontier_shard_*, labelled by shard), as
+   * plain data for renderMetrics; a worker that is down or does not answer
+   * within COLLECT_TIMEOUT_MS is left out (`frontier_shard_host_worker_running`
+   * in `metrics` says which are down).
+   */
+  async workerMetrics(): Promise<MetricsJson[]> {
+    const answers = await Promise.all(this.shards.map((s) => s.collect()));
+    return answers.flatMap((a) => (a === undefined ? [] : [a.metrics]));
+  }
+
+  /**
+   * What /readyz checks, one per shard: its worker runs, and its actor is
+   * connected to NATS, recovered and serving, and owns slots (the first
+   * check that fails says why).
+   */
+  readiness(): Record<string, ReadinessCheck> {
+    const checks: Record<string, ReadinessCheck> = {};
+    for (const shard of this.shards) {
+      checks[shard.shardId] = async () => {
+        const { state } = shard.status();
+        if (state !== WorkerState.RUNNING) return `its worker is ${state}`;
+        const answer = await shard.collect();
+        if (answer === undefined) return "its worker did not answer";
+        const failing = Object.entries(answer.readiness).find(([, why]) => why !== null);
+        return failing === undefined ? null : `${failing[0]}: ${failing[1]}`;
+      };
+    }
+    return checks;
   }
 
   /** Calls `listener` on every worker event; returns the function that stops it. Listener errors are logged, never thrown. */

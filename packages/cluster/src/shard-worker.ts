@@ -47,8 +47,24 @@ port.on("message", (message: HostMessage) => {
         throw new Error(message.reason);
       });
       break;
+    case "collect":
+      void collect(message.id);
+      break;
   }
 });
+
+/** The actor's metrics and readiness for the host's scrape; a check that throws is not ready. */
+async function collect(id: number): Promise<void> {
+  const readiness: Record<string, string | null> = {};
+  for (const [name, check] of Object.entries(actor.readiness())) {
+    try {
+      readiness[name] = await check();
+    } catch (error) {
+      readiness[name] = `check failed: ${describe(error).message}`;
+    }
+  }
+  post({ type: "collected", id, metrics: await actor.metricsJson(), readiness });
+}
 
 void actor.done().then(async (exit) => {
   if (exit.kind !== "failed") return;

@@ -2,8 +2,10 @@
  * Every message between a ShardHost (main thread) and one of its shard
  * workers, in one place. One worker runs one ShardActor; it has its own
  * NATS connection and LMDB environment, so the only traffic here is
- * lifecycle.
+ * lifecycle, and the host's scrape of the worker's metrics and readiness
+ * (a `collect` answered by a `collected` with the same id).
  */
+import type { MetricsJson } from "@frontier/metrics";
 
 import type { NatsAccess } from "@frontier/transport";
 import type { LogLevel, ShardActorTuning, ShardEngineOptions } from "./options.js";
@@ -27,11 +29,24 @@ export type HostMessage =
   /** Close the actor cleanly, then exit with code 0. */
   | { readonly type: "close" }
   /** Test hook: throw `reason` as an uncaught exception (the worker dies with code 1). */
-  | { readonly type: "crash"; readonly reason: string };
+  | { readonly type: "crash"; readonly reason: string }
+  /** Send the actor's metrics and readiness, answering with `id`. */
+  | { readonly type: "collect"; readonly id: number };
 
 /** Worker → main thread. */
 export type WorkerMessage =
   /** The actor serves, owning `slots` slots. */
   | { readonly type: "ready"; readonly slots: number }
   /** The actor could not start, or its shard failed; the worker exits with code 1 next. */
-  | { readonly type: "failed"; readonly message: string; readonly code?: string };
+  | { readonly type: "failed"; readonly message: string; readonly code?: string }
+  /**
+   * The answer to `collect` `id`: the actor's metrics (Registry.getMetricsAsJSON,
+   * each series labelled with its shard) and its readiness checks' answers
+   * (null: ready, else why not).
+   */
+  | {
+      readonly type: "collected";
+      readonly id: number;
+      readonly metrics: MetricsJson;
+      readonly readiness: Readonly<Record<string, string | null>>;
+    };

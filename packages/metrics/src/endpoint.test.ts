@@ -73,7 +73,7 @@ describe("startMetricsEndpoint", () => {
     expect(logged).toHaveLength(1);
   });
 
-  it("a check that throws makes the process not ready, saying why", async () => {
+  it("a check that throws or rejects makes the process not ready, saying why; async checks are awaited", async () => {
     endpoint = await startMetricsEndpoint({
       port: 0,
       host: "127.0.0.1",
@@ -82,11 +82,15 @@ describe("startMetricsEndpoint", () => {
         shard: () => {
           throw new Error("gone");
         },
+        worker: () => Promise.reject(new Error("no answer")),
+        thread: async () => null,
       }),
     });
     const res = await fetch(endpoint.url.replace("/metrics", "/readyz"));
     expect(res.status).toBe(503);
-    expect(await res.text()).toContain("not ready shard: check failed: gone");
+    expect(await res.text()).toBe(
+      "not ready\nnot ready shard: check failed: gone\nnot ready worker: check failed: no answer\nok thread\n",
+    );
   });
 
   it("moves to a free port when a default one is taken, and fails when a chosen one is", async () => {

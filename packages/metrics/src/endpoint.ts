@@ -8,15 +8,16 @@
  *
  * HEAD is answered like GET without a body; another method is 405, another
  * path 404. A check is a function returning null when ready, else why not:
- * cheap and synchronous (a connection's status, a state machine's mode), as
- * a probe may ask every second.
+ * cheap (a connection's status, a state machine's mode; at most a round trip
+ * to a worker thread), as a probe may ask every second. A check that throws
+ * or rejects counts as not ready.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { METRICS_CONTENT_TYPE } from "./render.js";
 
 /** Null when the part is ready, else why it is not. */
-export type ReadinessCheck = () => string | null;
+export type ReadinessCheck = () => string | null | Promise<string | null>;
 
 /** Where the endpoint reports a failed render; pino's `error(obj, msg)` fits. */
 export interface EndpointLogger {
@@ -114,8 +115,7 @@ function answer(req: IncomingMessage, res: ServerResponse, options: MetricsEndpo
     return;
   }
   if (path === "/readyz") {
-    const { ready, body } = readiness(options);
-    send(ready ? 200 : 503, TEXT, body);
+    void readiness(options).then(({ ready, body }) => send(ready ? 200 : 503, TEXT, body));
     return;
   }
   options.render().then(
@@ -127,16 +127,25 @@ function answer(req: IncomingMessage, res: ServerResponse, options: MetricsEndpo
   );
 }
 
-function readiness(options: MetricsEndpointOptions): { ready: boolean; body: string } {
+async function readiness(options: MetricsEndpointOptions): Promise<{ ready: boolean; body: string }> {
+  let checks: [string, ReadinessCheck][];
+  try {
+    checks = Object.entries(options.checks?.() ?? {});
+  } catch (error) {
+    checks = [["checks", () => Promise.reject(error)]];
+  }
+  const answers = await Promise.all(
+    checks.map(async ([name, check]) => {
+      try {
+        return [name, await check()] as const;
+      } catch (error) {
+        return [name, `check failed: ${error instanceof Error ? error.message : String(error)}`] as const;
+      }
+    }),
+  );
   const lines: string[] = [];
   let ready = true;
-  for (const [name, check] of Object.entries(options.checks?.() ?? {})) {
-    let why: string | null;
-    try {
-      why = check();
-    } catch (error) {
-      why = `check failed: ${error instanceof Error ? error.message : String(error)}`;
-    }
+  for (const [name, why] of answers) {
     if (why === null) lines.push(`ok ${name}`);
     else {
       ready = false;
