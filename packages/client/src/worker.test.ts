@@ -254,6 +254,7 @@ describe("work", () => {
     await until(() => worker.stats.leased === 4);
     // Two run, two wait for a slot; nothing more is leased while the room is taken.
     expect(worker.running).toBe(2);
+    expect(worker.leasesHeld).toBe(4);
     expect(coord.engine.stats().counts.LEASED).toBe(4);
     await worker.stop();
     expect(worker.stats.completed).toBe(4);

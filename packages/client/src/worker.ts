@@ -101,6 +101,8 @@ export interface Worker {
   readonly owner: string;
   /** Handlers running now. */
   readonly running: number;
+  /** Leases held now: running handlers and tasks waiting for a slot. */
+  readonly leasesHeld: number;
   readonly stats: WorkerStats;
   /** Subscribe to events; returns the unsubscribe function. */
   on(listener: (event: WorkerEvent) => void): () => void;
@@ -200,6 +202,10 @@ export class TaskWorker implements Worker {
 
   get running(): number {
     return this.runningCount;
+  }
+
+  get leasesHeld(): number {
+    return this.held.size;
   }
 
   get stats(): WorkerStats {
