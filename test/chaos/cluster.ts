@@ -32,6 +32,12 @@ import { LeaseSecrets } from "../../packages/cluster/src/index.js";
 import type { TaskInput } from "../../packages/core/src/index.js";
 import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
 import { type Op, slotOf } from "../../packages/protocol/src/index.js";
+import {
+  accessOf,
+  clusterPrincipals,
+  ensureCredentials,
+  natsConnectionOptions,
+} from "../../packages/transport/src/index.js";
 import type { FaultKind, FinalTask, History, HistoryEvent } from "./history.js";
 import { parseEvents } from "./history.js";
 import { tapConnection, type WireFaults } from "./wire-tap.js";
@@ -44,6 +50,8 @@ const PRELOAD = join(REPO_ROOT, "test/chaos/shard-preload.ts");
 const WORKER = join(REPO_ROOT, "test/chaos/worker-process.ts");
 /** How long a member may take to say it serves, ms (tsx compiles on a busy 2-core machine). */
 const START_TIMEOUT_MS = 60_000;
+const CHAOS_CLUSTER = "chaos";
+const DEFAULT_SHARDS = 3;
 
 export interface ChaosClusterOptions {
   readonly shards?: number;
@@ -222,7 +230,11 @@ export class ChaosCluster {
   private readonly connections: { drain(): Promise<void>; close(): Promise<void> }[] = [];
   private readonly stray: ChildProcess[] = [];
   private stopping = false;
-  readonly cluster = "chaos";
+  readonly cluster = CHAOS_CLUSTER;
+  /** The credentials directory NATS admits the members with (one key per role and per shard). */
+  get credentialsDir(): string {
+    return join(this.runDir, "credentials");
+  }
   readonly leaseMs: number;
   private readonly o: Required<ChaosClusterOptions>;
 
@@ -232,7 +244,7 @@ export class ChaosCluster {
     options: ChaosClusterOptions,
   ) {
     this.o = {
-      shards: options.shards ?? 3,
+      shards: options.shards ?? DEFAULT_SHARDS,
       coordinators: options.coordinators ?? 2,
       workers: options.workers ?? 3,
       concurrency: options.concurrency ?? 6,
@@ -260,7 +272,14 @@ export class ChaosCluster {
     const runDir = await mkdtemp(join(tmpdir(), "frontier-chaos-"));
     await mkdir(join(runDir, "history"));
     await mkdir(join(runDir, "logs"));
-    const nats = await startNatsServer();
+    // Permissions on, as `frontier start` runs: every process connects as its own role.
+    const shardIds = Array.from({ length: options.shards ?? DEFAULT_SHARDS }, (_, i) => `shard-${i}`);
+    const credentials = ensureCredentials(
+      join(runDir, "credentials"),
+      CHAOS_CLUSTER,
+      clusterPrincipals(shardIds),
+    );
+    const nats = await startNatsServer({ args: ["-c", credentials.authConfigFile] });
     const c = new ChaosCluster(nats, runDir, options);
     try {
       for (let i = 0; i < c.o.shards; i++) c.shards.push(c.shardMember(i));
@@ -290,6 +309,7 @@ export class ChaosCluster {
           CLI,
           "shard",
           ...["--nats", this.nats.url, "--cluster", this.cluster, "--id", id],
+          ...["--credentials", this.credentialsDir],
           ...[
             "--data",
             join(this.runDir, id),
@@ -330,6 +350,8 @@ export class ChaosCluster {
           this.nats.url,
           "--cluster",
           this.cluster,
+          "--credentials",
+          this.credentialsDir,
           "--json",
           "--log-level",
           "warn",
@@ -355,6 +377,7 @@ export class ChaosCluster {
   private workerConfig(name: string, mode: "work" | "hold"): WorkerConfig {
     return {
       natsUrl: this.nats.url,
+      natsAccess: accessOf(this.credentialsDir, this.cluster, { role: "worker" }),
       cluster: this.cluster,
       name,
       historyFile: join(this.runDir, "history", `worker-${name}.jsonl`),
@@ -398,8 +421,9 @@ export class ChaosCluster {
 
   /** A client in this process, recorded, with `faults` on its transport. */
   async client(name: string, faults: WireFaults = {}, requestTimeoutMs = 2_000): Promise<FrontierClient> {
+    // In-process clients submit, read, cancel and forge lease calls: the admin role does all of it.
     const nc = await natsConnect({
-      servers: this.nats.url,
+      ...natsConnectionOptions(this.nats.url, accessOf(this.credentialsDir, this.cluster, { role: "admin" })),
       name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 100,

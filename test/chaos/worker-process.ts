@@ -22,11 +22,14 @@ import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
 import { connect, type WorkerEvent } from "../../packages/client/src/index.js";
 import type { Task } from "../../packages/core/src/index.js";
 import type { Op } from "../../packages/protocol/src/index.js";
+import { type NatsAccess, natsConnectionOptions } from "../../packages/transport/src/index.js";
 import type { ChaosPayload, HistoryEvent } from "./history.js";
 import { tapConnection } from "./wire-tap.js";
 
 export interface WorkerConfig {
   readonly natsUrl: string;
+  /** The worker role's seed file and inbox prefix. */
+  readonly natsAccess: NatsAccess;
   readonly cluster: string;
   readonly name: string;
   readonly historyFile: string;
@@ -53,7 +56,7 @@ const control = (line: Record<string, unknown>) =>
   process.stdout.write(`${JSON.stringify({ ctl: line["ctl"], ...line })}\n`);
 
 const nc = await natsConnect({
-  servers: config.natsUrl,
+  ...natsConnectionOptions(config.natsUrl, config.natsAccess),
   name: config.name,
   maxReconnectAttempts: -1,
   reconnectTimeWait: 100,

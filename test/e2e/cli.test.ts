@@ -28,7 +28,12 @@ let dir: string;
 let natsUrl: string;
 let started: StartedFrontier | undefined;
 let server: ChildProcess;
-let info: { nats: string; natsServer: { pid: number; store: string } | "external"; metrics: string | null };
+let info: {
+  nats: string;
+  natsServer: { pid: number; store: string } | "external";
+  credentials: string | null;
+  metrics: string | null;
+};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -41,10 +46,13 @@ function freePort(): Promise<number> {
   });
 }
 
-/** `frontier …` against the test cluster. */
+/** The credentials `frontier start` made for the NATS server it started. */
+const credentials = () => join(dir, "data", "credentials");
+
+/** `frontier …` against the test cluster, each command as its own role (from the credentials directory). */
 const cli = ([command, ...rest]: readonly string[], input?: string): Promise<CliResult> =>
   frontier(
-    [command ?? "", "--nats", natsUrl, "--cluster", CLUSTER, ...rest],
+    [command ?? "", "--nats", natsUrl, "--cluster", CLUSTER, "--credentials", credentials(), ...rest],
     input === undefined ? {} : { input },
   );
 
@@ -108,6 +116,7 @@ describe("frontier start", () => {
     expect(info.nats).toBe(natsUrl);
     expect(info.natsServer).not.toBe("external");
     expect((info.natsServer as { store: string }).store).toBe(join(dir, "data", "nats"));
+    expect(info.credentials).toBe(credentials());
     expect(info.metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   });
 
@@ -298,12 +307,34 @@ describe("bad input and an unreachable cluster: one line, non-zero exit", () => 
 
   it("says so when NATS is not there, or no coordinator answers", async () => {
     const port = await freePort();
-    const [noNats, noCoordinator] = await Promise.all([
-      frontier(["status", "--nats", `nats://127.0.0.1:${port}`]),
-      frontier(["status", "--nats", natsUrl, "--cluster", "nobody-home"]),
+    const open = await startNatsServer();
+    try {
+      const [noNats, noCoordinator] = await Promise.all([
+        frontier(["status", "--nats", `nats://127.0.0.1:${port}`]),
+        frontier(["status", "--nats", open.url, "--cluster", "nobody-home"]),
+      ]);
+      expectOneLineFailure(noNats, 1, /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+      expectOneLineFailure(noCoordinator, 1, /no coordinator answers for cluster "nobody-home"/);
+    } finally {
+      await open.stop();
+    }
+  });
+
+  it("needs the credentials `start` made, and holds each command to its role", async () => {
+    const [stranger, submitterCancels, adminCancels] = await Promise.all([
+      frontier(["status", "--nats", natsUrl, "--cluster", CLUSTER]),
+      cli(["cancel", "no-such-task", "--role", "submitter"]),
+      cli(["cancel", "no-such-task", "--role", "admin"]),
     ]);
-    expectOneLineFailure(noNats, 1, /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
-    expectOneLineFailure(noCoordinator, 1, /no coordinator answers for cluster "nobody-home"/);
+    expectOneLineFailure(stranger, 1, /Authorization Violation.*pass --credentials DIR/);
+    expectOneLineFailure(
+      submitterCancels,
+      1,
+      /does not let this connection publish to frontier\.clitest\.coord\.cancel.*--role admin/,
+    );
+    expectOneLineFailure(adminCancels, 1, /no task "no-such-task"|UNKNOWN_TASK/);
+    const bad = await cli(["status", "--role", "shard"]);
+    expectOneLineFailure(bad, 2, /--role must be one of coordinator, worker, submitter, admin/);
   });
 
   it("prints help", async () => {

@@ -3,16 +3,36 @@
  * options every command shares, and checked conversions that name the option
  * in their error. A parse error is a usage error (exit 2).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLUSTER, DEFAULT_NATS_URL } from "@frontier/client";
 import { isValidToken, redactUrl } from "@frontier/protocol";
-import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
+import {
+  AUTH_CONFIG_FILE,
+  accessOf,
+  isRole,
+  type NatsAccess,
+  NatsAccessError,
+  natsConnectionOptions,
+  type Principal,
+  ROLES,
+  type Role,
+} from "@frontier/transport";
 import { usageError } from "./errors.js";
 
 /** Environment variables that set --nats and --cluster when the flags are absent. */
 export const NATS_URL_ENV = "FRONTIER_NATS_URL";
 export const CLUSTER_ENV = "FRONTIER_CLUSTER";
+/** Environment variable that sets --credentials when the flag is absent. */
+export const CREDENTIALS_ENV = "FRONTIER_CREDENTIALS";
+/**
+ * Where a client command finds credentials when told of none: the directory
+ * `frontier start` makes under its default data directory (`.frontier`), in
+ * the working directory. Kept here, not imported from the service options,
+ * so that client commands do not load the service's modules.
+ */
+export const IMPLICIT_CREDENTIALS_DIR = ".frontier/credentials";
 
 export interface OptionSpec {
   readonly type: "string" | "boolean";
@@ -35,6 +55,16 @@ export const COMMON_OPTIONS = {
     type: "string",
     value: "NAME",
     description: `cluster name (default $${CLUSTER_ENV} or ${JSON.stringify(DEFAULT_CLUSTER)})`,
+  },
+  credentials: {
+    type: "string",
+    value: "DIR",
+    description: `credentials directory made by \`frontier start\` or \`frontier credentials\`: connect as this command's role (default $${CREDENTIALS_ENV}; a client command also finds ${IMPLICIT_CREDENTIALS_DIR} when given no other credentials)`,
+  },
+  role: {
+    type: "string",
+    value: "ROLE",
+    description: `with a credentials directory, connect as ROLE (${ROLES.filter((r) => r !== "shard").join(", ")}) instead of the command's own`,
   },
   "nats-user": { type: "string", value: "USER", description: "NATS user (default $FRONTIER_NATS_USER)" },
   "nats-password-file": {
@@ -145,12 +175,35 @@ export function int(
   return n;
 }
 
-/** Where to reach the cluster: flags, then environment, then defaults. */
+/** The role a command connects as with a credentials directory, unless --role says otherwise. */
+const COMMAND_ROLES: Readonly<Record<string, Role>> = {
+  start: "admin",
+  shard: "shard",
+  coordinator: "coordinator",
+  work: "worker",
+  lease: "worker",
+  complete: "worker",
+  fail: "worker",
+  submit: "submitter",
+  status: "submitter",
+  cancel: "admin",
+};
+
+export interface Target {
+  readonly natsUrl: string;
+  readonly cluster: string;
+  readonly access: NatsAccess;
+  /** The credentials directory in use (given, or found), if any. */
+  readonly credentialsDir?: string;
+}
+
+/** Where to reach the cluster, and as whom: flags, then environment, then defaults. */
 export function target(
   command: string,
   parsed: Parsed,
-  env: NodeJS.ProcessEnv,
-): { natsUrl: string; cluster: string; access: NatsAccess } {
+  io: { readonly env: NodeJS.ProcessEnv; readonly cwd: string },
+): Target {
+  const { env } = io;
   const natsUrl = str(parsed, "nats") ?? nonEmpty(env[NATS_URL_ENV]) ?? DEFAULT_NATS_URL;
   const cluster = str(parsed, "cluster") ?? nonEmpty(env[CLUSTER_ENV]) ?? DEFAULT_CLUSTER;
   if (!isValidToken(cluster)) {
@@ -159,14 +212,75 @@ export function target(
     );
   }
   checkNatsUrl(command, natsUrl);
-  const access = natsAccess(command, parsed, env);
+  let access = natsAccess(command, parsed, env);
+  const credentialsDir = credentialsDirOf(command, parsed, io, access);
+  if (credentialsDir !== undefined) {
+    const principal = principalOf(command, parsed, env);
+    try {
+      access = { ...access, ...accessOf(credentialsDir, cluster, principal) };
+    } catch (error) {
+      if (error instanceof NatsAccessError) throw usageError(`${command}: ${error.message}`);
+      throw error;
+    }
+  }
   try {
     natsConnectionOptions(natsUrl, access);
   } catch (error) {
     if (error instanceof NatsAccessError) throw usageError(`${command}: ${error.message}`);
     throw error;
   }
-  return { natsUrl, cluster, access };
+  return { natsUrl, cluster, access, ...(credentialsDir === undefined ? {} : { credentialsDir }) };
+}
+
+/**
+ * The credentials directory: --credentials, else $FRONTIER_CREDENTIALS, else
+ * (for a client command given no other credentials or inbox prefix)
+ * `.frontier/credentials` when `frontier start` made one there. With
+ * another kind of credentials as well, a usage error.
+ */
+function credentialsDirOf(
+  command: string,
+  parsed: Parsed,
+  io: { readonly env: NodeJS.ProcessEnv; readonly cwd: string },
+  access: NatsAccess,
+): string | undefined {
+  const given = str(parsed, "credentials") ?? nonEmpty(io.env[CREDENTIALS_ENV]);
+  const others = (["user", "token", "nkeySeedFile", "credsFile", "inboxPrefix"] as const).filter(
+    (k) => access[k] !== undefined,
+  );
+  if (given !== undefined) {
+    if (others.length > 0) {
+      throw usageError(
+        `${command}: a credentials directory gives the NATS credentials and inbox prefix; drop the other NATS credential settings`,
+      );
+    }
+    const dir = resolve(io.cwd, given);
+    if (!existsSync(dir))
+      throw usageError(`${command}: --credentials ${JSON.stringify(given)}: no such directory`);
+    return dir;
+  }
+  const service = command === "start" || command === "shard" || command === "coordinator";
+  if (service || others.length > 0 || str(parsed, "role") !== undefined) return undefined;
+  const implicit = resolve(io.cwd, IMPLICIT_CREDENTIALS_DIR);
+  return existsSync(resolve(implicit, AUTH_CONFIG_FILE)) ? implicit : undefined;
+}
+
+/** Who a command connects as with a credentials directory. */
+function principalOf(command: string, parsed: Parsed, env: NodeJS.ProcessEnv): Principal {
+  const asked = str(parsed, "role");
+  if (asked !== undefined && (!isRole(asked) || asked === "shard")) {
+    throw usageError(
+      `${command}: --role must be one of ${ROLES.filter((r) => r !== "shard").join(", ")}, got ${JSON.stringify(asked)}`,
+    );
+  }
+  const role = asked ?? COMMAND_ROLES[command] ?? "admin";
+  if (role === "shard") return { role, shardId: shardIdOf(parsed, env) };
+  return { role };
+}
+
+/** A `frontier shard`'s id: --id, else $FRONTIER_SHARD_ID, else shard-0. */
+export function shardIdOf(parsed: Parsed, env: NodeJS.ProcessEnv): string {
+  return str(parsed, "id") ?? nonEmpty(env["FRONTIER_SHARD_ID"]) ?? "shard-0";
 }
 
 /**

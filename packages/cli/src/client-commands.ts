@@ -42,7 +42,7 @@ export async function withClient<T>(
   ctx: CommandContext,
   f: (client: FrontierClient) => Promise<T>,
 ): Promise<T> {
-  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io);
   const client = await connect({
     ...access,
     servers: natsUrl.split(","),
@@ -304,7 +304,7 @@ export const STATUS_OPTIONS = { ...WORKFLOW_OPTION } as const satisfies OptionSp
 export async function status(ctx: CommandContext): Promise<void> {
   const [taskId, ...extra] = ctx.parsed.positionals;
   if (extra.length > 0) throw usageError("status: expected at most one task ID");
-  const { cluster } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { cluster } = target(ctx.command, ctx.parsed, ctx.io);
   if (taskId === undefined) {
     const stats = await withClient(ctx, (client) => client.stats());
     out(

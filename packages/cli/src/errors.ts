@@ -50,7 +50,13 @@ function describe(err: unknown, { natsUrl, cluster }: ErrorContext): string {
   }
   if (err instanceof ClientError) {
     if (err.code === ClientErrorCode.CONNECT_FAILED) {
+      if (/authori[sz]ation|authentication/i.test(err.message)) {
+        return `${err.message} (the server wants credentials: pass --credentials DIR, the directory \`frontier start\` printed, or --nats-user/--nats-nkey/--nats-creds)`;
+      }
       return `${err.message} (is \`frontier start\` running? or pass --nats URL)`;
+    }
+    if (err.code === ClientErrorCode.PERMISSION_DENIED) {
+      return `${err.message}; connect with another role (--role admin)`;
     }
     return err.message;
   }

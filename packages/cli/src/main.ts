@@ -20,6 +20,7 @@ import {
   status,
   submit,
 } from "./client-commands.js";
+import { CREDENTIALS_OPTIONS } from "./credentials-command.js";
 import { CliError, describeError, ExitCode } from "./errors.js";
 import { type Io, println, processIo } from "./io.js";
 import { COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
@@ -34,6 +35,8 @@ const CLI_VERSION: string = (createRequire(import.meta.url)("../package.json") a
 const start = async (ctx: CommandContext) => (await import("./service-commands.js")).start(ctx);
 const shard = async (ctx: CommandContext) => (await import("./service-commands.js")).shard(ctx);
 const coordinator = async (ctx: CommandContext) => (await import("./service-commands.js")).coordinator(ctx);
+const credentials = async (ctx: CommandContext) =>
+  (await import("./credentials-command.js")).credentials(ctx);
 
 export interface CommandDef {
   readonly summary: string;
@@ -62,6 +65,12 @@ export const COMMANDS = {
     args: "[--metrics-port P]",
     options: COORDINATOR_OPTIONS,
     run: coordinator,
+  },
+  credentials: {
+    summary: "make a cluster's NATS credentials: a key per role and per shard, and the server's auth.conf",
+    args: "--dir DIR [--shards ID,ID…]",
+    options: CREDENTIALS_OPTIONS,
+    run: credentials,
   },
   submit: {
     summary: "submit tasks from a file of JSON lines or a JSON array (- for stdin)",
@@ -167,7 +176,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       println(io.stdout, commandHelp(name));
       return ExitCode.OK;
     }
-    context = target(name, parsed, io.env);
+    context = target(name, parsed, io);
     await def.run({ io, parsed, command: name });
     return ExitCode.OK;
   } catch (err) {

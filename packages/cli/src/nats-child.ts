@@ -57,16 +57,23 @@ export interface NatsChild {
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "0.0.0.0", "::1", "::", ""]);
 
+export interface NatsChildOptions {
+  /** A configuration file for the server (the authorization block of a credentials directory). */
+  readonly configFile?: string;
+}
+
 /**
  * Start nats-server for `url` (host must be this machine) with JetStream
- * storing under `storeDir`. Throws CliError with the install hint when there
- * is no nats-server binary.
+ * storing under `storeDir`, and `configFile` when given (the flags here
+ * override what it sets of address, port and store). Throws CliError with
+ * the install hint when there is no nats-server binary.
  */
 export async function startNatsChild(
   host: string,
   port: number,
   storeDir: string,
   url: string,
+  options: NatsChildOptions = {},
 ): Promise<NatsChild> {
   const binary = findNatsServer();
   if (binary === null)
@@ -78,7 +85,10 @@ export async function startNatsChild(
   }
   await mkdir(storeDir, { recursive: true });
   const bind = host === "localhost" ? "127.0.0.1" : host;
-  const args = ["-a", bind, "-p", String(port), "-js", "-sd", storeDir];
+  const args = [
+    ...(options.configFile === undefined ? [] : ["-c", options.configFile]),
+    ...["-a", bind, "-p", String(port), "-js", "-sd", storeDir],
+  ];
   // Its own process group: a Ctrl-C in the terminal reaches us, not it, and we stop it
   // after the shards have closed (they still need it to finish cleanly).
   const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });

@@ -65,7 +65,7 @@ export async function work(ctx: CommandContext): Promise<void> {
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
   const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
   const { io } = ctx;
-  const context = target(ctx.command, ctx.parsed, io.env);
+  const context = target(ctx.command, ctx.parsed, io);
 
   await withClient(ctx, async (client) => {
     let fatal: unknown = null;

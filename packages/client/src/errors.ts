@@ -7,6 +7,8 @@
  *
  *   nats-core TimeoutError                         → RequestTimeoutError  (TIMEOUT, retryable)
  *   nats-core RequestError caused by NoResponders  → NoRespondersError    (NO_RESPONDERS, retryable)
+ *   nats-core RequestError caused by a permissions
+ *     violation (the role may not publish there)   → ClientError PERMISSION_DENIED
  *   nats-core RequestError (connection lost, …)    → ClientError DISCONNECTED (retryable)
  *   nats-core ClosedConnectionError / draining     → ClientError CLOSED
  *
@@ -23,6 +25,7 @@ import {
   NoRespondersError as NatsNoRespondersError,
   RequestError as NatsRequestError,
   TimeoutError as NatsTimeoutError,
+  PermissionViolationError,
 } from "@nats-io/nats-core";
 
 /** Codes of failures that belong to the client itself rather than to a reply. */
@@ -35,6 +38,8 @@ export const ClientErrorCode = {
   DISCONNECTED: "DISCONNECTED",
   /** The caller's AbortSignal fired before a reply arrived. */
   ABORTED: "ABORTED",
+  /** NATS refused the request: this connection's role may not send it (docs/security.md). Nothing was sent. */
+  PERMISSION_DENIED: "PERMISSION_DENIED",
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -130,6 +135,12 @@ export function fromTransportError(
     mapped = new NoRespondersError(op, subject, { cause: err });
   } else if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError) {
     mapped = new ClientError(ClientErrorCode.CLOSED, `${op}: the NATS connection is closed`, { cause: err });
+  } else if (err instanceof NatsRequestError && err.cause instanceof PermissionViolationError) {
+    mapped = new ClientError(
+      ClientErrorCode.PERMISSION_DENIED,
+      `${op}: NATS does not let this connection publish to ${subject} (its credentials are for another role; see docs/security.md)`,
+      { cause: err },
+    );
   } else if (err instanceof NatsRequestError) {
     mapped = new ClientError(ClientErrorCode.DISCONNECTED, `${op}: ${err.message || "request failed"}`, {
       cause: err,

@@ -4,7 +4,7 @@
  * package's whole public face.
  */
 
-export type { NatsAccess, NatsTls } from "@frontier/transport";
+export { accessOf, type NatsAccess, type NatsTls, type Principal, type Role } from "@frontier/transport";
 export {
   type CancelOptions,
   type ClusterStats,

@@ -29,7 +29,12 @@ import type { MetricsJson, ReadinessCheck, Registry } from "@frontier/metrics";
 import type { Logger } from "pino";
 import { createLogger } from "./log.js";
 import { hostRegistry } from "./metrics/host-metrics.js";
-import { checkShardHostOptions, type ResolvedShardHostOptions, type ShardHostOptions } from "./options.js";
+import {
+  checkShardHostOptions,
+  hostShardId,
+  type ResolvedShardHostOptions,
+  type ShardHostOptions,
+} from "./options.js";
 import { deferred, messageOf, withTimeout } from "./util.js";
 import type { HostMessage, WorkerConfig, WorkerMessage } from "./worker-messages.js";
 
@@ -301,10 +306,10 @@ export class ShardHost {
   ) {
     const of = options.shards;
     this.shards = Array.from({ length: of }, (_, index) => {
-      const shardId = `shard-${index}`;
+      const shardId = hostShardId(index);
       const config: WorkerConfig = {
         natsUrl: options.natsUrl,
-        natsAccess: options.natsAccess,
+        natsAccess: options.shardAccess[index]!,
         cluster: options.cluster,
         shardId,
         dataDir: join(options.dataDir, shardId),
@@ -317,6 +322,9 @@ export class ShardHost {
           prepareTtlMs: options.prepareTtlMs,
           maxPreparedParts: options.maxPreparedParts,
           maxPreparedBytes: options.maxPreparedBytes,
+          maxLiveTasks: options.maxLiveTasks,
+          maxStoredBytes: options.maxStoredBytes,
+          maxIdempotencyKeys: options.maxIdempotencyKeys,
           leaseReplayTtlMs: options.leaseReplayTtlMs,
           leaseReplayMaxEntries: options.leaseReplayMaxEntries,
           leaseReplayMaxBytes: options.leaseReplayMaxBytes,

@@ -172,7 +172,9 @@ describe("per-role NATS permissions", () => {
   it("a principal's replies reach only its own inbox: another role cannot listen in", async () => {
     const shard = await as({ role: "shard", shardId: "s1" });
     const sub = shard.subscribe(s.shardAll("s1"), {
-      callback: (_error, msg) => msg.respond(new TextEncoder().encode("secret reply")),
+      callback: (_error, msg) => {
+        msg.respond(new TextEncoder().encode("secret reply"));
+      },
     });
     await shard.flush();
     const worker = await as({ role: "worker" });
