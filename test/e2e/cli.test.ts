@@ -7,13 +7,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer } from "../../packages/nats-testing/src/index.js";
 import {
   type CliResult,
+  freePort,
   frontier,
   REPO_ROOT,
   type StartedFrontier,
@@ -34,17 +34,6 @@ let info: {
   credentials: string | null;
   metrics: string | null;
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
 
 /** The credentials `frontier start` made for the NATS server it started. */
 const credentials = () => join(dir, "data", "credentials");
