@@ -134,6 +134,9 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["shard", "--id", "a.b"], /--id must be 1\.\.64 characters/],
     [["shard", "--slots", "some"], /--slots must be "auto"/],
     [["coordinator", "--metrics-port", "70000"], /--metrics-port must be an integer in 0\.\.65535/],
+    [["work", "--metrics-port", "70000", "--", "true"], /--metrics-port must be an integer in 0\.\.65535/],
+    [["shard", "--no-metrics", "--metrics-port", "9466"], /--no-metrics turns the endpoint off/],
+    [["start", "--no-metrics", "--metrics-host", "0.0.0.0"], /--no-metrics turns the endpoint off/],
   ];
   for (const [argv, mentions] of cases) {
     it(`frontier ${argv.join(" ").slice(0, 60)}`, async () => {

@@ -11,11 +11,13 @@ import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv }
 import { startCoordinator } from "@frontier/coordinator";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "@frontier/core";
 import { isValidToken, redactUrl } from "@frontier/protocol";
+import { processRegistry, renderMetrics } from "@frontier/metrics";
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
 import { CliError, usageError } from "./errors.js";
 import { println } from "./io.js";
+import { metricsFlagsOf, prefixed, serveMetricsIfOn } from "./metrics/serve.js";
 import { INSTALL_NATS_HINT, type NatsChild, natsAnswers, startNatsChild } from "./nats-child.js";
 import { DEFAULT_DATA_DIR, DEFAULT_START_SHARDS, LOG_LEVELS, type LogLevel } from "./service-options.js";
 
@@ -33,8 +35,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
   const engine = engineOptionsOf(ctx);
-  const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
-  const metrics = metricsOptions(ctx, metricsPort);
+  const metricsFlags = metricsFlagsOf(ctx, "start");
   const logLevel = logLevelOf(ctx, "warn");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const prepared = preparedLimitsOf(ctx);
@@ -66,10 +67,16 @@ export async function start(ctx: CommandContext): Promise<void> {
       natsAccess: access,
       cluster,
       logger: logger("frontier-coordinator", logLevel),
-      ...metrics,
       ...(maxLongPolls === undefined ? {} : { maxLongPolls }),
     });
     parts.unshift({ name: "coordinator", close: () => coord.close() });
+    // One endpoint for the process: its own metrics, the coordinator's, the host's and every shard thread's.
+    const endpoint = await serveMetricsIfOn(ctx, metricsFlags, {
+      render: async () =>
+        renderMetrics([processRegistry(), coord.metrics, host.metrics], await host.workerMetrics()),
+      checks: () => ({ ...prefixed("coordinator", coord.readiness()), ...host.readiness() }),
+    });
+    if (endpoint !== undefined) parts.push({ name: "metrics", close: () => endpoint.close() });
 
     const info = {
       event: "listening",
@@ -78,7 +85,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       natsServer: child === null ? "external" : { pid: child.pid, store: child.storeDir },
       shards,
       dataDir,
-      metrics: coord.metricsUrl ?? null,
+      metrics: endpoint?.url ?? null,
     };
     if (json) println(ctx.io.stdout, JSON.stringify(info));
     else {
@@ -89,7 +96,7 @@ export async function start(ctx: CommandContext): Promise<void> {
           : `frontier: started nats-server (pid ${child.pid}) on ${redactUrl(url)}, JetStream store in ${child.storeDir}`,
         `frontier: cluster ${JSON.stringify(cluster)} listening on ${redactUrl(url)}: coordinator + ${shards} shard${shards === 1 ? "" : "s"}, data in ${dataDir}`,
       );
-      if (coord.metricsUrl !== undefined) println(ctx.io.stdout, `frontier: metrics on ${coord.metricsUrl}`);
+      if (endpoint !== undefined) println(ctx.io.stdout, `frontier: metrics on ${endpoint.url}`);
       println(ctx.io.stdout, "frontier: press Ctrl-C to stop");
     }
     return undefined;
@@ -118,6 +125,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
   const { shard: engine } = engineOptionsOf(ctx);
   const prepared = preparedLimitsOf(ctx);
   const takeover = flag(ctx.parsed, "takeover");
+  const metricsFlags = metricsFlagsOf(ctx, "shard");
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
     const proc = await runShardProcess({
@@ -137,6 +145,11 @@ export async function shard(ctx: CommandContext): Promise<void> {
         : {}),
     });
     parts.push({ name: "shard", close: () => proc.stop().then(() => undefined) });
+    const endpoint = await serveMetricsIfOn(ctx, metricsFlags, {
+      render: async () => renderMetrics([processRegistry()], [await proc.actor.metricsJson()]),
+      checks: () => proc.actor.readiness(),
+    });
+    if (endpoint !== undefined) parts.push({ name: "metrics", close: () => endpoint.close() });
     const owned = proc.actor.ownedSlots().length;
     line(
       ctx,
@@ -148,8 +161,9 @@ export async function shard(ctx: CommandContext): Promise<void> {
         nats: redactUrl(natsUrl),
         dataDir,
         slots: owned,
+        metrics: endpoint?.url ?? null,
       },
-      `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${redactUrl(natsUrl)}, data in ${dataDir}`,
+      `frontier: shard ${shardId} of cluster ${JSON.stringify(cluster)} serving ${owned} slots on ${redactUrl(natsUrl)}, data in ${dataDir}${endpoint === undefined ? "" : `, metrics on ${endpoint.url}`}`,
     );
     return {
       ended: proc.exited.then((code) => {
@@ -192,8 +206,7 @@ function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolic
 export async function coordinator(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
   const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
-  const metricsPort = int(ctx.command, ctx.parsed, "metrics-port", { min: 0, max: 65_535 });
-  const metrics = metricsOptions(ctx, metricsPort);
+  const metricsFlags = metricsFlagsOf(ctx, "coordinator");
   const logLevel = logLevelOf(ctx, "info");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const parts: Stoppable[] = [];
@@ -205,10 +218,14 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
       // Like `frontier shard`: a supervised process may start before NATS.
       waitForNats: true,
       logger: logger("frontier-coordinator", logLevel),
-      ...metrics,
       ...(maxLongPolls === undefined ? {} : { maxLongPolls }),
     });
     parts.push({ name: "coordinator", close: () => coord.close() });
+    const endpoint = await serveMetricsIfOn(ctx, metricsFlags, {
+      render: () => renderMetrics([processRegistry(), coord.metrics]),
+      checks: () => coord.readiness(),
+    });
+    if (endpoint !== undefined) parts.push({ name: "metrics", close: () => endpoint.close() });
     line(
       ctx,
       {
@@ -216,9 +233,9 @@ export async function coordinator(ctx: CommandContext): Promise<void> {
         role: "coordinator",
         cluster,
         nats: redactUrl(natsUrl),
-        metrics: coord.metricsUrl ?? null,
+        metrics: endpoint?.url ?? null,
       },
-      `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${redactUrl(natsUrl)}${coord.metricsUrl === undefined ? "" : `, metrics on ${coord.metricsUrl}`}`,
+      `frontier: coordinator of cluster ${JSON.stringify(cluster)} listening on ${redactUrl(natsUrl)}${endpoint === undefined ? "" : `, metrics on ${endpoint.url}`}`,
     );
     return undefined;
   });
@@ -335,19 +352,6 @@ function logLevelOf(ctx: CommandContext, fallback: string): LogLevel {
     );
   }
   return level as LogLevel;
-}
-
-function metricsOptions(
-  ctx: CommandContext,
-  metricsPort: number | undefined,
-): { metricsPort?: number; metricsHost?: string } {
-  const metricsHost = str(ctx.parsed, "metrics-host");
-  if (metricsHost !== undefined && metricsPort === undefined) {
-    throw usageError(`${ctx.command}: --metrics-host needs --metrics-port`);
-  }
-  return metricsPort === undefined
-    ? {}
-    : { metricsPort, ...(metricsHost === undefined ? {} : { metricsHost }) };
 }
 
 function logger(name: string, level: LogLevel): Logger {

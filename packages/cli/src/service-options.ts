@@ -4,6 +4,7 @@
  * the cluster's modules.
  */
 import type { OptionSpecs } from "./args.js";
+import { metricsOptions } from "./metrics/options.js";
 
 /** Where `start` and `shard` keep their data when told nothing (git-ignored in the repository). */
 export const DEFAULT_DATA_DIR = ".frontier";
@@ -18,19 +19,6 @@ const LOG_OPTION = {
     type: "string",
     value: "LEVEL",
     description: `log level (${LOG_LEVELS.join(", ")}); logs are JSON lines on stdout`,
-  },
-} as const satisfies OptionSpecs;
-
-const METRICS_OPTION = {
-  "metrics-port": {
-    type: "string",
-    value: "P",
-    description: "serve Prometheus metrics on http://HOST:P/metrics (0: any free port)",
-  },
-  "metrics-host": {
-    type: "string",
-    value: "HOST",
-    description: "interface of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)",
   },
 } as const satisfies OptionSpecs;
 
@@ -81,7 +69,7 @@ export const START_OPTIONS = {
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
   ...LONG_POLL_OPTION,
-  ...METRICS_OPTION,
+  ...metricsOptions("start"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
@@ -105,11 +93,12 @@ export const SHARD_OPTIONS = {
   },
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
+  ...metricsOptions("shard"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
 export const COORDINATOR_OPTIONS = {
   ...LONG_POLL_OPTION,
-  ...METRICS_OPTION,
+  ...metricsOptions("coordinator"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;

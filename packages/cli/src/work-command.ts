@@ -10,6 +10,9 @@
  * Runs until SIGINT / SIGTERM (then stops leasing and lets running commands
  * finish; a second signal terminates them) or, with --exit-when-idle, until a
  * lease request finds nothing to do and nothing runs.
+ *
+ * Serves its metrics (metrics/work-metrics.ts) and /healthz, /readyz on
+ * DEFAULT_METRICS_PORTS.work unless told otherwise (metrics/serve.ts).
  */
 import { spawn } from "node:child_process";
 import { TaskError, type WorkerEvent } from "@frontier/client";
@@ -20,6 +23,7 @@ import { type CommandContext, withClient } from "./client-commands.js";
 import { CliError, describeError, usageError } from "./errors.js";
 import { duration, toJson } from "./format.js";
 import { println } from "./io.js";
+import { metricsOptions } from "./metrics/options.js";
 
 export const WORK_OPTIONS = {
   concurrency: { type: "string", value: "N", description: "commands run at once (default 1)" },
@@ -40,6 +44,7 @@ export const WORK_OPTIONS = {
     description:
       "add the last lines of a failed command's stderr to the task's failure reason (readable by status)",
   },
+  ...metricsOptions("work"),
 } as const satisfies OptionSpecs;
 
 /** Bytes of a command's stderr kept for the failure reason. */
@@ -64,6 +69,12 @@ export async function work(ctx: CommandContext): Promise<void> {
   const json = flag(ctx.parsed, "json");
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
   const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
+  // Loaded here, not with the command table: other commands need no metrics library.
+  const { metricsFlagsOf, serveMetrics } = await import("./metrics/serve.js");
+  const { WorkMetrics } = await import("./metrics/work-metrics.js");
+  const { processRegistry, renderMetrics, watchConnection } = await import("@frontier/metrics");
+  const metricsFlags = metricsFlagsOf(ctx, "work");
+  const metrics = new WorkMetrics(concurrency);
   const { io } = ctx;
   const context = target(ctx.command, ctx.parsed, io);
 
@@ -71,7 +82,7 @@ export async function work(ctx: CommandContext): Promise<void> {
     let fatal: unknown = null;
     const started = new Map<string, number>();
     const worker = client.work(
-      (task, { lease, signal }) =>
+      metrics.timed((task, { lease, signal }) =>
         runCommand(cmd, args, task, lease, signal, {
           env: { ...io.env, FRONTIER_CLUSTER: client.cluster },
           // With --json, stdout carries our events: the command's output goes to stderr.
@@ -79,8 +90,34 @@ export async function work(ctx: CommandContext): Promise<void> {
           stderr: (chunk) => io.stderr.write(chunk),
           reasonFromStderr,
         }),
+      ),
       { concurrency, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) },
     );
+    metrics.follow(worker);
+    const connection = watchConnection(client.nats);
+    let stopping = false;
+    const stopped = () => {
+      stopping = true;
+    };
+    worker.done.then(stopped, stopped);
+    const endpoint =
+      metricsFlags === null
+        ? undefined
+        : await serveMetrics(ctx, metricsFlags, {
+            render: () => renderMetrics([processRegistry(), metrics.registry]),
+            checks: () => ({
+              nats: connection.check,
+              worker: () => (stopping ? "the worker is stopping" : null),
+            }),
+          }).catch(async (error: unknown) => {
+            await worker.stop();
+            throw error;
+          });
+    if (endpoint !== undefined) {
+      if (json)
+        println(io.stdout, toJson({ event: "metrics", url: endpoint.url, at: new Date().toISOString() }));
+      else println(io.stderr, `frontier work: metrics on ${endpoint.url}`);
+    }
     const report = (event: Record<string, unknown>, human: string) => {
       if (json) println(io.stdout, toJson({ ...event, at: new Date().toISOString() }));
       else println(io.stdout, human);
@@ -146,6 +183,8 @@ export async function work(ctx: CommandContext): Promise<void> {
       await worker.done;
     } finally {
       off();
+      connection.stop();
+      await endpoint?.close();
     }
     if (fatal !== null) throw new CliError(`work: ${(fatal as Error).message}`);
   });
