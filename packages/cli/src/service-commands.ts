@@ -7,13 +7,20 @@
  * exits at once.
  */
 import { resolve } from "node:path";
-import { runShardProcess, ShardHost, type SlotSpec, shardProcessOptionsFromEnv } from "@frontier/cluster";
+import {
+  hostShardId,
+  runShardProcess,
+  ShardHost,
+  type SlotSpec,
+  shardProcessOptionsFromEnv,
+} from "@frontier/cluster";
 import { startCoordinator } from "@frontier/coordinator";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "@frontier/core";
-import { isValidToken, redactUrl } from "@frontier/protocol";
 import { processRegistry, renderMetrics } from "@frontier/metrics";
+import { isValidToken, redactUrl } from "@frontier/protocol";
+import { AUTH_CONFIG_FILE, accessOf, clusterPrincipals, ensureCredentials } from "@frontier/transport";
 import pino, { type Logger } from "pino";
-import { checkNatsUrl, flag, int, str, target } from "./args.js";
+import { checkNatsUrl, flag, IMPLICIT_CREDENTIALS_DIR, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
 import { CliError, usageError } from "./errors.js";
 import { println } from "./io.js";
@@ -31,7 +38,7 @@ interface Stoppable {
 
 export async function start(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access, credentialsDir } = target(ctx.command, ctx.parsed, ctx.io);
   const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
   const engine = engineOptionsOf(ctx);
@@ -40,20 +47,36 @@ export async function start(ctx: CommandContext): Promise<void> {
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const prepared = preparedLimitsOf(ctx);
   const json = flag(ctx.parsed, "json");
+  const openNats = flag(ctx.parsed, "open-nats");
+  if (openNats && credentialsDir !== undefined) {
+    throw usageError("start: --open-nats starts NATS without credentials; drop --credentials");
+  }
 
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
     let url = natsUrl;
     let child: NatsChild | null = null;
+    // With credentials, each part connects as itself (docs/security.md); without, all share `access`.
+    let credentials = credentialsDir;
     if (!(await natsAnswers(natsUrl, access))) {
       const { host, port } = checkNatsUrl(ctx.command, natsUrl);
-      child = await startNatsChild(host, port, resolve(dataDir, "nats"), natsUrl);
+      if (!openNats) {
+        credentials ??= resolve(dataDir, "credentials");
+        const ids = Array.from({ length: shards }, (_, i) => hostShardId(i));
+        ensureCredentials(credentials, cluster, clusterPrincipals(ids));
+      }
+      child = await startNatsChild(host, port, resolve(dataDir, "nats"), natsUrl, {
+        ...(credentials === undefined ? {} : { configFile: resolve(credentials, AUTH_CONFIG_FILE) }),
+      });
       url = child.url;
       parts.push({ name: "nats-server", close: () => (child as NatsChild).stop() });
     }
+    const tls = access.tls === undefined ? {} : { tls: access.tls };
     const host = await ShardHost.start({
       natsUrl: url,
-      natsAccess: access,
+      ...(credentials === undefined
+        ? { natsAccess: access }
+        : { natsAccess: tls, credentialsDir: credentials }),
       cluster,
       dataDir: resolve(dataDir, "shards"),
       shards,
@@ -64,7 +87,10 @@ export async function start(ctx: CommandContext): Promise<void> {
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
       natsUrl: url,
-      natsAccess: access,
+      natsAccess:
+        credentials === undefined
+          ? access
+          : { ...tls, ...accessOf(credentials, cluster, { role: "coordinator" }) },
       cluster,
       logger: logger("frontier-coordinator", logLevel),
       ...(maxLongPolls === undefined ? {} : { maxLongPolls }),
@@ -83,6 +109,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       cluster,
       nats: redactUrl(url),
       natsServer: child === null ? "external" : { pid: child.pid, store: child.storeDir },
+      credentials: credentials ?? null,
       shards,
       dataDir,
       metrics: endpoint?.url ?? null,
@@ -96,6 +123,18 @@ export async function start(ctx: CommandContext): Promise<void> {
           : `frontier: started nats-server (pid ${child.pid}) on ${redactUrl(url)}, JetStream store in ${child.storeDir}`,
         `frontier: cluster ${JSON.stringify(cluster)} listening on ${redactUrl(url)}: coordinator + ${shards} shard${shards === 1 ? "" : "s"}, data in ${dataDir}`,
       );
+      if (credentials !== undefined) {
+        println(
+          ctx.io.stdout,
+          `frontier: NATS admits each role with its own key, in ${credentials}; clients connect with --credentials ${credentials}${
+            credentials === resolve(ctx.io.cwd, IMPLICIT_CREDENTIALS_DIR)
+              ? " (found without the flag from this directory)"
+              : ""
+          }`,
+        );
+      } else if (child !== null) {
+        println(ctx.io.stdout, "frontier: NATS admits anyone who reaches it (--open-nats)");
+      }
       if (endpoint !== undefined) println(ctx.io.stdout, `frontier: metrics on ${endpoint.url}`);
       println(ctx.io.stdout, "frontier: press Ctrl-C to stop");
     }
@@ -107,7 +146,7 @@ export async function start(ctx: CommandContext): Promise<void> {
 
 export async function shard(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io);
   // Flags first, then FRONTIER_SHARD_ID / FRONTIER_DATA_DIR / FRONTIER_SLOTS (for containers), then defaults.
   const fromEnv = shardProcessOptionsFromEnv(ctx.io.env);
   const shardId = str(ctx.parsed, "id") ?? fromEnv.shardId ?? "shard-0";
@@ -205,7 +244,7 @@ function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolic
 
 export async function coordinator(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
-  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io.env);
+  const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io);
   const metricsFlags = metricsFlagsOf(ctx, "coordinator");
   const logLevel = logLevelOf(ctx, "info");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });

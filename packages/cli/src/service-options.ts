@@ -66,6 +66,11 @@ export const START_OPTIONS = {
     value: "N",
     description: `shard actors, on worker threads (default ${DEFAULT_START_SHARDS})`,
   },
+  "open-nats": {
+    type: "boolean",
+    description:
+      "a nats-server started here admits anyone who reaches it (default: one key per role, made in DIR/credentials)",
+  },
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
   ...LONG_POLL_OPTION,
