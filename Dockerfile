@@ -1,7 +1,7 @@
 # The frontier image: the whole monorepo, built, with the `frontier` CLI as
 # entrypoint. One image serves every role; the command picks it:
 #   docker run frontier shard --id shard-0 --slots 0/2
-#   docker run frontier coordinator --metrics-port 9464 --metrics-host 0.0.0.0
+#   docker run frontier coordinator --metrics-host 0.0.0.0   (metrics on :9465)
 #   docker run frontier status
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -11,6 +11,7 @@ COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/
 COPY packages/protocol/package.json packages/protocol/
 COPY packages/transport/package.json packages/transport/
+COPY packages/metrics/package.json packages/metrics/
 COPY packages/nats-testing/package.json packages/nats-testing/
 COPY packages/shard/package.json packages/shard/
 COPY packages/cluster/package.json packages/cluster/
