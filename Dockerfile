@@ -29,8 +29,9 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app /app
-# Shard data lives here; mount a volume per shard (same id, same volume).
-RUN mkdir -p /data && chown node:node /data
+# Shard data lives here; mount a volume per shard (same id, same volume). NATS keys
+# (`frontier credentials --dir /credentials`) live in /credentials, a volume of their own.
+RUN mkdir -p /data /credentials && chown node:node /data /credentials
 VOLUME ["/data"]
 USER node
 ENTRYPOINT ["node", "/app/packages/cli/dist/bin.js"]

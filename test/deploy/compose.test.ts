@@ -74,7 +74,8 @@ describe("docker-compose.yml", () => {
       const args = argv(s);
       const option = (o: string) => args[args.indexOf(o) + 1];
       ids.add(option("--id")!);
-      for (const v of s.volumes ?? []) volumes.add(v.split(":")[0]!);
+      // Its data volume: the read-only mounts (the credentials) are shared.
+      for (const v of s.volumes ?? []) if (!v.endsWith(":ro")) volumes.add(v.split(":")[0]!);
       const [index, of] = (option("--slots") ?? "").split("/").map(Number);
       expect(of, `${name} --slots I/N`).toBe(shards.length);
       for (let n = index!; n < SLOT_COUNT; n += of!) {
@@ -89,10 +90,39 @@ describe("docker-compose.yml", () => {
 
   it("points every Frontier service at the NATS service, and starts it after NATS", () => {
     for (const [name, s] of frontierServices) {
+      if (argv(s)[0] === "credentials") continue; // it runs before NATS, which needs what it makes
       expect(s.environment?.["FRONTIER_NATS_URL"], name).toBe("nats://nats:4222");
       const deps = Array.isArray(s.depends_on) ? s.depends_on : Object.keys(s.depends_on ?? {});
       expect(deps, name).toContain("nats");
     }
+  });
+
+  it("admits each role with its own key: credentials made first, NATS started with them, every service connecting as its role", () => {
+    const maker = frontierServices.find(([, s]) => argv(s)[0] === "credentials");
+    expect(maker, "a credentials service").toBeDefined();
+    const made = argv(maker![1]);
+    const option = (args: string[], o: string) => args[args.indexOf(o) + 1];
+    const dir = option(made, "--dir")!;
+    const volume = maker![1].volumes?.find((v) => v.split(":")[1] === dir)?.split(":")[0];
+    expect(volume, "the credentials directory is a volume").toBeDefined();
+    // NATS reads the auth.conf made there, after it is made.
+    const nats = services["nats"]!;
+    const config = option(argv(nats), "--config") ?? option(argv(nats), "-c");
+    expect(config).toBe(`${dir}/auth.conf`);
+    expect(nats.volumes).toContain(`${volume}:${dir}:ro`);
+    expect((nats.depends_on as Record<string, { condition: string }>)[maker![0]]?.condition).toBe(
+      "service_completed_successfully",
+    );
+    // Every shard service's id has a key; every other Frontier service finds the directory.
+    const keyed = new Set(option(made, "--shards")!.split(","));
+    for (const [name, s] of frontierServices) {
+      const args = argv(s);
+      if (args[0] === "credentials") continue;
+      expect(s.environment?.["FRONTIER_CREDENTIALS"], name).toBe(dir);
+      expect(s.volumes, name).toContain(`${volume}:${dir}:ro`);
+      if (args[0] === "shard") expect(keyed.has(option(args, "--id")!), name).toBe(true);
+    }
+    expect(dockerfile).toMatch(new RegExp(`mkdir -p[^\n]*${dir}[^\n]*chown node:node[^\n]*${dir}`));
   });
 
   it("declares the named volumes it mounts", () => {

@@ -347,9 +347,23 @@ describe("bad input and an unreachable cluster: one line, non-zero exit", () => 
 });
 
 describe("frontier shard and frontier coordinator, as separate processes (as in docker-compose.yml)", () => {
-  it("serve a cluster together, and stop cleanly on SIGTERM", async () => {
-    const nats = await startNatsServer();
-    const env = { FRONTIER_NATS_URL: nats.url, FRONTIER_CLUSTER: "split" };
+  it("serve a cluster together with the keys `frontier credentials` made, and stop cleanly on SIGTERM", async () => {
+    // As docker-compose.yml does: the keys first, NATS with their auth.conf, each service as its role.
+    const keys = join(dir, "split", "credentials");
+    const made = await frontier([
+      "credentials",
+      "--dir",
+      keys,
+      "--cluster",
+      "split",
+      "--shards",
+      "shard-0,shard-1",
+      "--json",
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ cluster: "split", authConfig: join(keys, "auth.conf") });
+    const nats = await startNatsServer({ args: ["-c", join(keys, "auth.conf")] });
+    const env = { FRONTIER_NATS_URL: nats.url, FRONTIER_CLUSTER: "split", FRONTIER_CREDENTIALS: keys };
     const run = (args: string[]) => {
       const child = spawn(
         process.execPath,
@@ -402,6 +416,12 @@ describe("frontier shard and frontier coordinator, as separate processes (as in 
       const shardLines = services.slice(0, 2).map((s) => JSON.parse(s.out().split("\n")[0] ?? "{}"));
       expect(shardLines.map((l) => l.slots)).toEqual([512, 512]);
       await until(async () => (await frontier(["status"], { env })).code === 0, 20_000);
+      // A shard cannot start as another shard: its key admits it to its own subjects only.
+      const impostor = await frontier(["shard", "--id", "shard-7", "--data", join(dir, "split", "x")], {
+        env,
+      });
+      expect(impostor.code).not.toBe(0);
+      expect(impostor.stderr).toMatch(/no seed for shard\.shard-7/);
       const submitted = await frontier(["submit", "-"], {
         env,
         input: '{"id":"a","deadline":1}\n{"id":"b","deadline":2}\n{"id":"c","deadline":3}\n',
