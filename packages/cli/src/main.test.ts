@@ -104,6 +104,9 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["lease", "extra"], /unexpected argument "extra"/],
     [["coordinator", "--max-long-polls", "0"], /--max-long-polls must be an integer/],
     [["start", "--max-prepared-bytes", "0"], /--max-prepared-bytes must be an integer/],
+    [["start", "--max-live-tasks", "0"], /--max-live-tasks must be an integer/],
+    [["shard", "--max-stored-bytes", "1.5"], /--max-stored-bytes must be an integer/],
+    [["shard", "--max-idempotency-keys", "many"], /--max-idempotency-keys must be an integer/],
     [
       ["status", "--nats-password-file", "/no/such/file"],
       /cannot read --nats-password-file "\/no\/such\/file" \(ENOENT\)/,

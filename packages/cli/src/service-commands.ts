@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import {
   hostShardId,
   runShardProcess,
+  type ShardActorTuning,
   ShardHost,
   type SlotSpec,
   shardProcessOptionsFromEnv,
@@ -45,7 +46,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   const metricsFlags = metricsFlagsOf(ctx, "start");
   const logLevel = logLevelOf(ctx, "warn");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
-  const prepared = preparedLimitsOf(ctx);
+  const prepared = shardLimitsOf(ctx);
   const json = flag(ctx.parsed, "json");
   const openNats = flag(ctx.parsed, "open-nats");
   if (openNats && credentialsDir !== undefined) {
@@ -162,7 +163,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
   const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
   const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
   const { shard: engine } = engineOptionsOf(ctx);
-  const prepared = preparedLimitsOf(ctx);
+  const prepared = shardLimitsOf(ctx);
   const takeover = flag(ctx.parsed, "takeover");
   const metricsFlags = metricsFlagsOf(ctx, "shard");
   const parts: Stoppable[] = [];
@@ -212,14 +213,30 @@ export async function shard(ctx: CommandContext): Promise<void> {
   });
 }
 
-/** The shards' limits of prepared parts from --max-prepared-parts / --max-prepared-bytes (library defaults when absent). */
-function preparedLimitsOf(ctx: CommandContext): { maxPreparedParts?: number; maxPreparedBytes?: number } {
-  const parts = int(ctx.command, ctx.parsed, "max-prepared-parts", { min: 1 });
-  const bytes = int(ctx.command, ctx.parsed, "max-prepared-bytes", { min: 1 });
-  return {
-    ...(parts === undefined ? {} : { maxPreparedParts: parts }),
-    ...(bytes === undefined ? {} : { maxPreparedBytes: bytes }),
-  };
+/**
+ * The shards' limits from --max-prepared-parts, --max-prepared-bytes,
+ * --max-live-tasks, --max-stored-bytes and --max-idempotency-keys (library
+ * defaults when absent).
+ */
+function shardLimitsOf(
+  ctx: CommandContext,
+): Pick<
+  ShardActorTuning,
+  "maxPreparedParts" | "maxPreparedBytes" | "maxLiveTasks" | "maxStoredBytes" | "maxIdempotencyKeys"
+> {
+  const flags = {
+    maxPreparedParts: "max-prepared-parts",
+    maxPreparedBytes: "max-prepared-bytes",
+    maxLiveTasks: "max-live-tasks",
+    maxStoredBytes: "max-stored-bytes",
+    maxIdempotencyKeys: "max-idempotency-keys",
+  } as const;
+  const limits: Record<string, number> = {};
+  for (const [option, flagName] of Object.entries(flags)) {
+    const value = int(ctx.command, ctx.parsed, flagName, { min: 1 });
+    if (value !== undefined) limits[option] = value;
+  }
+  return limits;
 }
 
 /** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */

@@ -50,6 +50,26 @@ const PREPARED_OPTIONS = {
   },
 } as const satisfies OptionSpecs;
 
+/** Limits of what a shard holds (a submit past one is refused as OVERLOADED); defaults: the Shard's. */
+const SHARD_LIMIT_OPTIONS = {
+  "max-live-tasks": {
+    type: "string",
+    value: "N",
+    description: "tasks not yet finished a shard holds (default 5000000)",
+  },
+  "max-stored-bytes": {
+    type: "string",
+    value: "BYTES",
+    description:
+      "payload bytes of the tasks a shard holds, finished ones until compacted (default 1073741824)",
+  },
+  "max-idempotency-keys": {
+    type: "string",
+    value: "N",
+    description: "submits' idempotency keys a shard remembers, each for a day (default 2000000)",
+  },
+} as const satisfies OptionSpecs;
+
 /** Limit of waiting long-polls a coordinator holds (refused as OVERLOADED beyond). */
 const LONG_POLL_OPTION = {
   "max-long-polls": {
@@ -73,6 +93,7 @@ export const START_OPTIONS = {
   },
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
+  ...SHARD_LIMIT_OPTIONS,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
   ...LOG_OPTION,
@@ -98,6 +119,7 @@ export const SHARD_OPTIONS = {
   },
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
+  ...SHARD_LIMIT_OPTIONS,
   ...metricsOptions("shard"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;

@@ -235,6 +235,22 @@ describe("requests", () => {
     await coord.close();
   });
 
+  it("retries a submit a shard refused as OVERLOADED (at a limit, nothing applied) under the same idempotency key", async () => {
+    const { coord, client } = await setup({ retry: { attempts: 4, baseMs: 1, maxMs: 2 } });
+    let n = 0;
+    coord.script = (q) =>
+      q.op === "submit" && n++ < 2 ? { action: "error", code: "OVERLOADED" } : undefined;
+    const r = await client.submit([{ id: "late", deadline: 5 }]);
+    expect(r).toMatchObject({ accepted: 1, replayed: false });
+    const sent = coord.requests.filter((q) => q.op === "submit");
+    expect(sent).toHaveLength(3);
+    expect(new Set(sent.map((q) => (q as RequestOf<"submit">).idempotencyKey))).toEqual(
+      new Set([r.idempotencyKey]),
+    );
+    await client.close();
+    await coord.close();
+  });
+
   it("rejects a garbage reply as BAD_MESSAGE without retrying", async () => {
     const { coord, client } = await setup();
     coord.script = () => ({ action: "garbage" });

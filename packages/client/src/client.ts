@@ -8,7 +8,7 @@
  * lease's resends carry their number (`attempt`). A request is retried
  * with exponential backoff and jitter when its error is retryable — a
  * timeout, no responders, a lost connection, or a reply whose code the
- * catalogue marks retryable (SHARD_UNAVAILABLE, SLOT_NOT_OWNED) — and never
+ * catalogue marks retryable (SHARD_UNAVAILABLE, SLOT_NOT_OWNED, OVERLOADED) — and never
  * otherwise.
  */
 import { randomUUID } from "node:crypto";

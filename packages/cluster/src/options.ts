@@ -6,7 +6,12 @@
  */
 import { InvalidArgumentError } from "@frontier/core";
 import { isValidToken, MAX_TOKEN_LENGTH, PREPARE_TTL_MS } from "@frontier/protocol";
-import type { ShardOptions } from "@frontier/shard";
+import {
+  DEFAULT_MAX_IDEMPOTENCY_KEYS as SHARD_MAX_IDEMPOTENCY_KEYS,
+  DEFAULT_MAX_LIVE_TASKS as SHARD_MAX_LIVE_TASKS,
+  DEFAULT_MAX_STORED_BYTES as SHARD_MAX_STORED_BYTES,
+  type ShardOptions,
+} from "@frontier/shard";
 import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -45,6 +50,16 @@ export const DEFAULT_LEASE_REPLAY_MAX_BYTES = 64 * 1024 * 1024;
  */
 export const DEFAULT_MAX_PREPARED_PARTS = 1_000;
 export const DEFAULT_MAX_PREPARED_BYTES = 64 * 1024 * 1024;
+/**
+ * Limits of what a shard holds (the Shard's, which says why these values):
+ * live tasks, payload bytes of the tasks held (live, or finished until
+ * compacted), and idempotency keys remembered. A submit or prepare that would
+ * pass one, counting the prepared parts' tasks, payloads and keys as held, is
+ * refused whole as OVERLOADED (retryable), changing nothing.
+ */
+export const DEFAULT_MAX_LIVE_TASKS = SHARD_MAX_LIVE_TASKS;
+export const DEFAULT_MAX_STORED_BYTES = SHARD_MAX_STORED_BYTES;
+export const DEFAULT_MAX_IDEMPOTENCY_KEYS = SHARD_MAX_IDEMPOTENCY_KEYS;
 /** Replicas of the slot-ownership KV bucket (1 for a single NATS server; 3 for a NATS cluster). */
 export const DEFAULT_KV_REPLICAS = 1;
 /** Slot claims (KV creates) in flight at once while a shard starts. */
@@ -73,7 +88,13 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  */
 export type ShardEngineOptions = Omit<
   ShardOptions,
-  "dataDir" | "sameWorkflowPrerequisites" | "clock" | "openJournal"
+  | "dataDir"
+  | "sameWorkflowPrerequisites"
+  | "clock"
+  | "openJournal"
+  | "maxLiveTasks"
+  | "maxStoredBytes"
+  | "maxIdempotencyKeys"
 >;
 
 /** Tuning of one shard actor; plain numbers, shared by ShardActor, runShardProcess and ShardHost. */
@@ -96,6 +117,12 @@ export interface ShardActorTuning {
   readonly leaseReplayMaxEntries?: number;
   /** See DEFAULT_LEASE_REPLAY_MAX_BYTES. */
   readonly leaseReplayMaxBytes?: number;
+  /** See DEFAULT_MAX_LIVE_TASKS. */
+  readonly maxLiveTasks?: number;
+  /** See DEFAULT_MAX_STORED_BYTES. */
+  readonly maxStoredBytes?: number;
+  /** See DEFAULT_MAX_IDEMPOTENCY_KEYS. */
+  readonly maxIdempotencyKeys?: number;
   /** See DEFAULT_KV_REPLICAS. */
   readonly kvReplicas?: number;
   /** See DEFAULT_CLAIM_CONCURRENCY. */
@@ -163,6 +190,9 @@ export interface ResolvedShardActorOptions {
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
+  readonly maxLiveTasks: number;
+  readonly maxStoredBytes: number;
+  readonly maxIdempotencyKeys: number;
 export function checkShardActorOptions(options: ShardActorOptions): ResolvedShardActorOptions {
   const o = record(options, "ShardActor options");
   const where = "ShardActor option";
@@ -236,6 +266,14 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     leaseReplayMaxEntries: int(
       o["leaseReplayMaxEntries"],
       DEFAULT_LEASE_REPLAY_MAX_ENTRIES,
+    maxLiveTasks: int(o["maxLiveTasks"], DEFAULT_MAX_LIVE_TASKS, 1, `${where} "maxLiveTasks"`),
+    maxStoredBytes: int(o["maxStoredBytes"], DEFAULT_MAX_STORED_BYTES, 1, `${where} "maxStoredBytes"`),
+    maxIdempotencyKeys: int(
+      o["maxIdempotencyKeys"],
+      DEFAULT_MAX_IDEMPOTENCY_KEYS,
+      1,
+      `${where} "maxIdempotencyKeys"`,
+    ),
       0,
       `${where} "leaseReplayMaxEntries"`,
     ),
@@ -446,6 +484,12 @@ export function isLogLevel(level: unknown): level is LogLevel {
 function access(v: unknown, servers: readonly string[], where: string): NatsAccess {
   if (v === undefined) return {};
   if (typeof v !== "object" || v === null) throw new InvalidArgumentError(`${where} must be an object`);
+  // One place for each limit: the actor counts its prepared parts against them too.
+  for (const limit of ["maxLiveTasks", "maxStoredBytes", "maxIdempotencyKeys"]) {
+    if (o[limit] !== undefined) {
+      throw new InvalidArgumentError(`${name} cannot set "${limit}": it is an option of its own`);
+    }
+  }
   try {
     natsConnectionOptions(servers, v as NatsAccess);
   } catch (error) {

@@ -5,6 +5,8 @@ import { describe, expect, it } from "vitest";
 import { PreparedParts } from "./prepared.js";
 
 const TTL = 10;
+/** Any size that differs between parts will do: the sums must follow the parts. */
+const payloadBytesOf = (ids: readonly string[]) => 7 * ids.length + ids.join("").length;
 type Op =
   | { kind: "add"; key: string; ids: string[] }
   | { kind: "take"; key: string }
@@ -21,7 +23,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 );
 
 describe("PreparedParts", () => {
-  it("behaves like the model: parts live TTL from their last prepare, reservations follow the parts", () => {
+  it("behaves like the model: parts live TTL from their last prepare, reservations and set-aside room follow the parts", () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
         const parts = new PreparedParts(TTL);
@@ -35,6 +37,8 @@ describe("PreparedParts", () => {
                 o.key,
                 o.ids.map((id): TaskInput => ({ id, deadline: 1 })),
                 now,
+                0,
+                payloadBytesOf(o.ids),
               );
               live();
               model = model.filter((p) => p.key !== o.key);
@@ -68,6 +72,12 @@ describe("PreparedParts", () => {
               .filter((p) => p.key !== k)
               .flatMap((p) => p.ids);
             expect(new Set(parts.reservedByOthers(all, k, now))).toEqual(new Set(others));
+            const rest = live().filter((p) => p.key !== k);
+            expect(parts.holdings(now, k)).toEqual({
+              liveTasks: rest.reduce((n, p) => n + p.ids.length, 0),
+              storedBytes: rest.reduce((n, p) => n + payloadBytesOf(p.ids), 0),
+              idempotencyKeys: rest.length,
+            });
           }
         }
       }),

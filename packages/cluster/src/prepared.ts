@@ -13,8 +13,12 @@
  *  - Every part lives `ttlMs` from its last prepare, and a refresh moves it
  *    to the end, so `parts` is in expiry order: `sweep` pops expired parts
  *    from the front, O(expired parts + their ids), never looking at the rest.
+ *  - `heldTasks` and `heldPayloadBytes` are the sums over `parts`: what the
+ *    parts will add to the shard when committed, set aside against the
+ *    shard's limits (one idempotency key per part).
  */
 import type { TaskInput } from "@frontier/core";
+import type { ShardHoldings } from "@frontier/shard";
 
 export interface PreparedPart {
   readonly key: string;
@@ -23,6 +27,8 @@ export interface PreparedPart {
   readonly expiresAt: number;
   /** Size of its prepare request on the wire, counted against the byte limit. */
   readonly bytes: number;
+  /** Its payloads' bytes as the shard counts them (Shard.admit), set aside against maxStoredBytes. */
+  readonly payloadBytes: number;
 }
 
 /** How much the parts may hold at once. */
@@ -83,6 +89,8 @@ export class PreparedParts {
   private readonly parts = new Map<string, PreparedPart>();
   private readonly reservedIds = new ReservedIds();
   private heldBytes = 0;
+  private heldTasks = 0;
+  private heldPayloadBytes = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -118,6 +126,21 @@ export class PreparedParts {
     return undefined;
   }
 
+  /**
+   * What the parts will add to the shard when committed (expired parts swept
+   * first), without the part under `exceptKey`: the room a submit or prepare
+   * under that key must leave for the others (Shard's `alsoHeld`). O(1).
+   */
+  holdings(now: number, exceptKey?: string): ShardHoldings {
+    this.sweep(now);
+    const except = exceptKey === undefined ? undefined : this.parts.get(exceptKey);
+    return {
+      liveTasks: this.heldTasks - (except?.ids.length ?? 0),
+      storedBytes: this.heldPayloadBytes - (except?.payloadBytes ?? 0),
+      idempotencyKeys: this.parts.size - (except === undefined ? 0 : 1),
+    };
+  }
+
   /** Ids reserved by all parts, for the engine's check (`alsoTaken`). */
   get reserved(): ReadonlySet<string> {
     return this.reservedIds;
@@ -129,8 +152,12 @@ export class PreparedParts {
     return this.parts.get(key);
   }
 
-  /** Holds `tasks` under `key` until now + ttlMs; replaces (and refreshes) a part with the same key. */
-  add(key: string, tasks: readonly TaskInput[], now: number, bytes = 0): PreparedPart {
+  /**
+   * Holds `tasks` under `key` until now + ttlMs; replaces (and refreshes) a
+   * part with the same key. `bytes`: its request's wire size;
+   * `payloadBytes`: its payloads' as the shard counts them.
+   */
+  add(key: string, tasks: readonly TaskInput[], now: number, bytes = 0, payloadBytes = 0): PreparedPart {
     this.remove(key);
     const part: PreparedPart = {
       key,
@@ -138,9 +165,12 @@ export class PreparedParts {
       ids: tasks.map((t) => t.id),
       expiresAt: now + this.ttlMs,
       bytes,
+      payloadBytes,
     };
     this.parts.set(key, part);
     this.heldBytes += bytes;
+    this.heldTasks += part.ids.length;
+    this.heldPayloadBytes += payloadBytes;
     for (const id of part.ids) this.reservedIds.add(id);
     return part;
   }
@@ -159,6 +189,8 @@ export class PreparedParts {
     if (!part) return false;
     this.parts.delete(key);
     this.heldBytes -= part.bytes;
+    this.heldTasks -= part.ids.length;
+    this.heldPayloadBytes -= part.payloadBytes;
     for (const id of part.ids) this.reservedIds.delete(id);
     return true;
   }

@@ -390,6 +390,87 @@ describe("ShardActor", () => {
     ok(await q({ op: "prepare", tasks: part("e"), idempotencyKey: "E" }));
   });
 
+  it("refuses a submit or prepare past maxLiveTasks as OVERLOADED, counting prepared parts as held, applying nothing", async () => {
+    const { nc, cluster, shardId, wf } = await startActor({ maxLiveTasks: 3 });
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const part = (...ids: string[]) => ids.map((id) => task(id, 1, { workflowId: wf }));
+    const stats = async () => ok(await q({ op: "stats" })).stats.counts;
+    // Phase one of a submit sets its room aside: two of the three.
+    ok(await q({ op: "prepare", tasks: part("a", "b"), idempotencyKey: "A" }));
+    const before = await stats();
+    const refused = expectError(
+      await q({ op: "submit", tasks: part("c", "d"), idempotencyKey: "S" }),
+      "OVERLOADED",
+    );
+    expect(refused.retryable).toBe(true);
+    expect(refused.message).toMatch(
+      /shard s0 refuses: 2 live tasks held, and this submit adds 2: that passes maxLiveTasks \(3\)/,
+    );
+    expectError(await q({ op: "prepare", tasks: part("c", "d"), idempotencyKey: "B" }), "OVERLOADED");
+    // Nothing of either was applied or reserved: no task, no key, no part.
+    expect(await stats()).toEqual(before);
+    expect(ok(await q({ op: "getTask", taskId: "c", workflowId: wf })).task).toBeNull();
+    expect(ok(await q({ op: "commit", idempotencyKey: "A" })).accepted).toBe(2);
+    expectError(await q({ op: "commit", idempotencyKey: "B" }), "SHARD_UNAVAILABLE");
+    // The same submit, sent again when it fits, is accepted as new (its key was not kept).
+    expect(ok(await q({ op: "submit", tasks: part("c"), idempotencyKey: "S" }))).toMatchObject({
+      accepted: 1,
+      replayed: false,
+    });
+    expectError(await q({ op: "submit", tasks: part("d"), idempotencyKey: "T" }), "OVERLOADED");
+    ok(await q({ op: "cancel", taskId: "a", workflowId: wf }));
+    ok(await q({ op: "submit", tasks: part("d"), idempotencyKey: "T" }));
+  });
+
+  it("refuses past maxStoredBytes and maxIdempotencyKeys as OVERLOADED, naming the limit and its value", async () => {
+    const payload = { blob: "z".repeat(1_000) };
+    const { nc, cluster, shardId, wf } = await startActor({ maxStoredBytes: 2_500, maxIdempotencyKeys: 3 });
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const heavy = (id: string) => [task(id, 1, { workflowId: wf, payload })];
+    ok(await q({ op: "submit", tasks: heavy("a"), idempotencyKey: "K1" }));
+    ok(await q({ op: "prepare", tasks: heavy("b"), idempotencyKey: "K2" }));
+    const bytes = expectError(
+      await q({ op: "submit", tasks: heavy("c"), idempotencyKey: "K3" }),
+      "OVERLOADED",
+    );
+    expect(bytes.message).toMatch(/passes maxStoredBytes \(2500\)/);
+    // Light tasks still fit; then the keys run out (K1, K2's part, K3).
+    ok(await q({ op: "submit", tasks: [task("light", 1, { workflowId: wf })], idempotencyKey: "K3" }));
+    const keys = expectError(
+      await q({ op: "submit", tasks: [task("light2", 1, { workflowId: wf })], idempotencyKey: "K4" }),
+      "OVERLOADED",
+    );
+    expect(keys.retryable).toBe(true);
+    expect(keys.message).toMatch(
+      /3 idempotency keys held, and this submit adds 1: that passes maxIdempotencyKeys \(3\)/,
+    );
+    // A key already accepted is answered as before.
+    expect(ok(await q({ op: "submit", tasks: heavy("a"), idempotencyKey: "K1" })).replayed).toBe(true);
+    expect(ok(await q({ op: "commit", idempotencyKey: "K2" })).accepted).toBe(1);
+  });
+
+  it("counts what it holds again after a restart on its data, and refuses at the same point", async () => {
+    const first = await startActor({ maxLiveTasks: 2 });
+    const { nc, cluster, shardId, dataDir, wf } = first;
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(
+      await q({
+        op: "submit",
+        tasks: [task("a", 1, { workflowId: wf }), task("b", 2, { workflowId: wf })],
+        idempotencyKey: "k",
+      }),
+    );
+    await first.actor.close();
+    await startActor({ cluster, shardId, dataDir, slots: "auto", maxLiveTasks: 2 });
+    const refused = expectError(
+      await q({ op: "submit", tasks: [task("c", 3, { workflowId: wf })], idempotencyKey: "k2" }),
+      "OVERLOADED",
+    );
+    expect(refused.message).toMatch(/2 live tasks held/);
+    ok(await q({ op: "cancel", taskId: "a", workflowId: wf }));
+    ok(await q({ op: "submit", tasks: [task("c", 3, { workflowId: wf })], idempotencyKey: "k2" }));
+  });
+
   it("gives a lease retried with the same request id the same grant", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
@@ -569,10 +650,14 @@ describe("ShardActor", () => {
     expect(forged.leases).toEqual([]);
     expect(ok(await q({ op: "getTask", taskId: "b", workflowId: wf })).task?.state).toBe("RUNNABLE");
     // The holder: its complete and the next two, with their own secrets.
-    const settled = ok(await q({ op: "settle", completes: [{ ...held, secret: lease!.secret! }], lease: next }));
+    const settled = ok(
+      await q({ op: "settle", completes: [{ ...held, secret: lease!.secret! }], lease: next }),
+    );
     expect(settled.results).toEqual([{ duplicate: false }]);
     expect(settled.leases.map((l) => l.taskId)).toEqual(["b", "c"]);
-    expect(settled.leases.every((l) => typeof l.secret === "string" && l.secret !== lease!.secret)).toBe(true);
+    expect(settled.leases.every((l) => typeof l.secret === "string" && l.secret !== lease!.secret)).toBe(
+      true,
+    );
   });
 
   it("grants a parked long-poll with the submit that makes a task runnable, in no transaction of its own", async () => {
@@ -886,7 +971,14 @@ describe("checkShardActorOptions", () => {
 
   it("fills in the defaults", () => {
     const o = checkShardActorOptions(base);
-    expect(o).toMatchObject({ cluster: "default", slots: { kind: "auto" }, announceThrottleMs: 20 });
+    expect(o).toMatchObject({
+      cluster: "default",
+      slots: { kind: "auto" },
+      announceThrottleMs: 20,
+      maxLiveTasks: 5_000_000,
+      maxStoredBytes: 1024 ** 3,
+      maxIdempotencyKeys: 2_000_000,
+    });
     expect(checkShardActorOptions({ ...base, slots: "0-2,5" }).slots).toEqual({
       kind: "list",
       slots: [0, 1, 2, 5],
@@ -910,6 +1002,10 @@ describe("checkShardActorOptions", () => {
     [{ slots: { index: 3, of: 3 } }, /"slots"/],
     [{ logLevel: "loud" }, /"logLevel"/],
     [{ shard: { dataDir: "/elsewhere" } }, /"shard".*"dataDir"/],
+    [{ maxLiveTasks: 0 }, /"maxLiveTasks"/],
+    [{ maxStoredBytes: 1.5 }, /"maxStoredBytes"/],
+    [{ maxIdempotencyKeys: -1 }, /"maxIdempotencyKeys"/],
+    [{ shard: { maxLiveTasks: 5 } }, /"shard" cannot set "maxLiveTasks"/],
     [{ natsUrl: undefined }, /exactly one of "natsUrl" and "nc"/],
   ])("names the bad option: %j", (patch, message) => {
     expect(() => checkShardActorOptions({ ...base, ...patch } as ShardActorOptions)).toThrow(message);

@@ -72,7 +72,14 @@ import {
   toWireError,
   WireErrorCode,
 } from "@frontier/protocol";
-import { Shard, ShardError, ShardErrorCode, type ShardStats, type SubmitResult } from "@frontier/shard";
+import {
+  Shard,
+  ShardError,
+  ShardErrorCode,
+  ShardLimitError,
+  type ShardStats,
+  type SubmitResult,
+} from "@frontier/shard";
 import { natsConnectionOptions } from "@frontier/transport";
 import {
   connect,
@@ -272,6 +279,9 @@ export class ShardActor {
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
       const untilNats = <T>(step: string, run: () => Promise<T>) =>
         o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
+        maxLiveTasks: o.maxLiveTasks,
+        maxStoredBytes: o.maxStoredBytes,
+        maxIdempotencyKeys: o.maxIdempotencyKeys,
       ownership = await untilNats("open the slot bucket", () =>
         SlotOwnership.open(nc, {
           cluster: o.cluster,
@@ -562,6 +572,13 @@ export class ShardActor {
     }
     // A replacement may have taken the directory over while this process was paused: then it
     // answers nothing, reads included (its memory is stale), and fails. Writes are fenced anyway.
+    // At a limit the shard serves on, and the same request may pass later: OVERLOADED, retryable.
+    if (error instanceof ShardLimitError) {
+      return new ProtocolError(WireErrorCode.OVERLOADED, `shard ${this.shardId} refuses: ${error.message}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
     this.shard.confirmOwner();
     switch (request.op) {
       case "submit":
@@ -735,14 +752,18 @@ export class ShardActor {
     if (this.shard.submitted(idempotencyKey) === undefined) {
       this.rejectReserved(tasks, idempotencyKey);
     }
-    const result = await this.announced(this.shard.submit(tasks, { idempotencyKey }));
+    // The prepared parts will be committed: their room counts against the limits as held.
+    const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
+    const result = await this.announced(this.shard.submit(tasks, { idempotencyKey, alsoHeld }));
     return { accepted: result.taskIds.length, replayed: result.duplicate };
   }
 
   /**
-   * Phase one: check the part against the shard's state and the other parts'
-   * reservations, and reserve its ids under the key for prepareTtlMs.
-   * Synchronous, so the check and the reservation are one step.
+   * Phase one: check the part against the shard's state, its limits and the
+   * other parts' reservations, and reserve its ids, and its room under the
+   * limits, under the key for prepareTtlMs. Synchronous, so the check and
+   * the reservation are one step. A part's commit then fits: every submit
+   * and prepare leaves room for the parts held.
    */
   private prepare(request: RequestOf<"prepare">, bytes: number): { accepted: number } {
     const { tasks, idempotencyKey: key } = request;
@@ -760,7 +781,7 @@ export class ShardActor {
           `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
         );
       }
-      this.prepared.add(key, tasks, now, existing.bytes);
+      this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes);
       return { accepted: tasks.length };
     }
     // Before the checks: a part that cannot be held costs nothing more to refuse.
@@ -772,9 +793,11 @@ export class ShardActor {
         { retryable: true },
       );
     }
-    const problems = this.shard.check(tasks, this.prepared.reserved);
-    if (problems.length > 0) throw new ValidationError(problems);
-    this.prepared.add(key, tasks, now, bytes);
+    const holds = this.shard.admit(tasks, {
+      alsoTaken: this.prepared.reserved,
+      alsoHeld: this.prepared.holdings(now, key),
+    });
+    this.prepared.add(key, tasks, now, bytes, holds.storedBytes);
     return { accepted: tasks.length };
   }
 
@@ -799,7 +822,9 @@ export class ShardActor {
       );
     }
     // The Shard takes the tasks synchronously; the reservation ends as they become the engine's.
-    const committing = this.announced(this.shard.submit(part.tasks, { idempotencyKey: key }));
+    // The other parts' room stays set aside; this part's was, so its commit fits.
+    const alsoHeld = this.prepared.holdings(Date.now());
+    const committing = this.announced(this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld }));
     this.committing.set(key, committing);
     try {
       const result = await committing;

@@ -17,6 +17,8 @@ export {
 export { IndexedHeap } from "./indexed-heap.js";
 export type { SchedulerObserver } from "./observer.js";
 export {
+  type AdmitOptions,
+  type BatchFootprint,
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_ATTEMPTS,
   type LeaseOptions,
@@ -32,7 +34,9 @@ export {
   type GraphView,
   MAX_ATTEMPTS_LIMIT,
   MAX_ID_LENGTH,
+  MAX_MEASURED_PAYLOAD_BYTES,
   type ParsedTask,
+  type PayloadMeasure,
   parseTask,
   TASK_INPUT_FIELDS,
 } from "./validate.js";

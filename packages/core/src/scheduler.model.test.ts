@@ -21,7 +21,9 @@
  *     before and after, on top of the model comparison);
  *   - a rebuilt engine (from the latest snapshot, or from an older one plus
  *     the change records since) equals the original and replaces it, so every
- *     later command checks that it behaves the same from then on.
+ *     later command checks that it behaves the same from then on;
+ *   - the O(1) counts a store's limits read (live tasks, payload bytes held
+ *     until a task is dropped) equal the model's, recounted from scratch.
  *
  * Runs: FRONTIER_MODEL_RUNS (default 2400) spread over the variants below;
  * FRONTIER_MODEL_SEED replays a failure.
@@ -38,6 +40,8 @@ import type { Change, Snapshot, TaskStatus } from "./types.js";
 const START = 1_000;
 const DEFAULT_MAX_ATTEMPTS = 2;
 const DEFAULT_LEASE_MS = 30;
+/** Any deterministic size will do: the count must follow the tasks held, whatever it counts. */
+const measurePayload = (payload: unknown): number => JSON.stringify(payload).length;
 const BACKOFF = { baseMs: 10, maxMs: 80, jitter: 0.5 };
 /** The injected `random`: jitter is then a fixed fraction, so retry times are predictable. */
 const RANDOM = 0.5;
@@ -814,6 +818,7 @@ class Harness {
       defaultLeaseMs: DEFAULT_LEASE_MS,
       backoff: BACKOFF,
       onChange: (c) => this.record(c),
+      measurePayload,
     };
     this.engine = new Scheduler(this.options);
   }
@@ -1109,6 +1114,13 @@ class Harness {
       .map((t) => ({ spec: m.specOf(t), status: m.statusOf(t) }));
     same(snapshot.tasks, expected);
     same(snapshot.meta, m.meta());
+    const held = [...m.tasks.values()];
+    same(this.engine.liveCount, held.filter((t) => !TERMINAL.has(t.state)).length, "live count");
+    same(
+      this.engine.heldPayloadBytes,
+      held.reduce((sum, t) => sum + (t.payload === undefined ? 0 : measurePayload(t.payload)), 0),
+      "payload bytes held",
+    );
     // Every state change was reported: replaying the records gives the current state.
     same(this.reported.size, m.tasks.size);
     for (const t of m.tasks.values()) {

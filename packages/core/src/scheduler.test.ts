@@ -157,6 +157,94 @@ describe("check (dry run)", () => {
   });
 });
 
+describe("what a store's limits count", () => {
+  const measurePayload = (payload: unknown) => JSON.stringify(payload).length;
+
+  it("counts live tasks and payload bytes held, until a finished task is dropped", () => {
+    const { s, clock } = engine({ measurePayload, retentionMs: 100 });
+    s.addTasks([
+      { id: "a", deadline: 1, payload: "xyz" },
+      { id: "b", deadline: 2, payload: { n: 1 } },
+      { id: "c", deadline: 3 },
+    ]);
+    expect(s.liveCount).toBe(3);
+    expect(s.heldPayloadBytes).toBe(5 + 7);
+    const [lease] = s.lease("w");
+    expect(s.liveCount).toBe(3);
+    s.complete("a", lease!.token);
+    // Finished, not yet dropped: no longer live, its payload still held.
+    expect(s.liveCount).toBe(2);
+    expect(s.heldPayloadBytes).toBe(12);
+    clock.now += 100;
+    s.tick();
+    expect(s.getTask("a")).toBeUndefined();
+    expect(s.heldPayloadBytes).toBe(7);
+    s.cancel("b");
+    expect(s.liveCount).toBe(1);
+    // Restored from its records: the same counts, measured again.
+    const restored = Scheduler.restore(s.snapshot(), [], { measurePayload, now: () => clock.now });
+    expect([restored.liveCount, restored.heldPayloadBytes]).toEqual([1, 7]);
+  });
+
+  it("lets admit refuse a valid batch whole, after the check and before any change", () => {
+    const { s, changes } = engine({ measurePayload });
+    s.addTasks({ id: "a", deadline: 1 });
+    const before = JSON.stringify(s.snapshot());
+    const seen: unknown[] = [];
+    const refuse = (footprint: unknown) => {
+      seen.push(footprint);
+      throw new Error("full");
+    };
+    expect(
+      errorOf(() =>
+        s.addTasks(
+          [
+            { id: "b", deadline: 1, payload: [1, 2] },
+            { id: "c", deadline: 1 },
+          ],
+          { admit: refuse },
+        ),
+      ).message,
+    ).toBe("full");
+    expect(seen).toEqual([{ tasks: 2, payloadBytes: 5 }]);
+    expect(JSON.stringify(s.snapshot())).toBe(before);
+    expect(changes.filter((c) => c.kind === "add")).toHaveLength(1);
+    // An invalid batch is refused for its problems; admit is not asked.
+    expect(errorOf(() => s.addTasks({ id: "a", deadline: 1 }, { admit: refuse }))).toBeInstanceOf(
+      ValidationError,
+    );
+    expect(seen).toHaveLength(1);
+    // check asks admit too, and throws what it throws.
+    expect(
+      errorOf(() => s.check({ id: "d", deadline: 1, payload: "p" }, undefined, { admit: refuse })).message,
+    ).toBe("full");
+    expect(seen[1]).toEqual({ tasks: 1, payloadBytes: 3 });
+    expect(s.check({ id: "a", deadline: 1 }, undefined, { admit: refuse })).toHaveLength(1);
+    expect(seen).toHaveLength(2);
+  });
+
+  it("refuses a payload the measure cannot take as MALFORMED, with the batch's other problems", () => {
+    const { s } = engine({
+      measurePayload: (p) => {
+        if (p === "bad") throw new Error("cannot encode");
+        return 1;
+      },
+    });
+    const err = errorOf(() =>
+      s.addTasks([
+        { id: "x", deadline: 1, payload: "bad" },
+        { id: "y", deadline: 1, prerequisites: ["nope"] },
+      ]),
+    ) as ValidationError;
+    expect(err.problems.map((p) => [p.taskId, p.code, p.message])).toEqual([
+      ["x", "MALFORMED", "payload cannot be stored: cannot encode"],
+      ["y", "UNKNOWN_PREREQUISITE", expect.any(String)],
+    ]);
+    expect(s.liveCount).toBe(0);
+    expect(s.heldPayloadBytes).toBe(0);
+  });
+});
+
 describe("forward references", () => {
   it("are an error by default", () => {
     const { s } = engine();

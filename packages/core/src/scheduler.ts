@@ -62,7 +62,7 @@ import type {
   TaskStatus,
   TaskView,
 } from "./types.js";
-import { checkBatch, type GraphView, type ParsedTask } from "./validate.js";
+import { checkBatch, type GraphView, type ParsedTask, type PayloadMeasure } from "./validate.js";
 
 export interface SchedulerOptions {
   /** Clock in milliseconds. Readings that run backwards are clamped to the latest one. Default Date.now. */
@@ -87,6 +87,29 @@ export interface SchedulerOptions {
   onChange?: (change: Change) => void;
   /** Told of task moves with their times, for metrics (observer.ts). */
   observer?: SchedulerObserver;
+  /**
+   * Measures payloads for `heldPayloadBytes` (a store passes its encoding's
+   * size): once per task with a payload, in the batch check (a throw makes
+   * the task MALFORMED) and on restore. Default none: payloads count 0.
+   */
+  measurePayload?: PayloadMeasure;
+}
+
+/** What a valid batch would add to what the engine holds. */
+export interface BatchFootprint {
+  /** Tasks in the batch (each is live when added). */
+  readonly tasks: number;
+  /** Their payloads' bytes, as `measurePayload` counts them. */
+  readonly payloadBytes: number;
+}
+
+export interface AdmitOptions {
+  /**
+   * Called with the batch's footprint once the batch is found valid, before
+   * anything changes: throw to refuse it whole (a store's limits). Not
+   * called for an invalid batch.
+   */
+  readonly admit?: (footprint: BatchFootprint) => void;
 }
 
 export interface LeaseOptions {
@@ -109,6 +132,12 @@ export const MAX_LEASE_BATCH = 10_000;
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
+function footprintOf(tasks: readonly ParsedTask[]): BatchFootprint {
+  let payloadBytes = 0;
+  for (let i = 0; i < tasks.length; i++) payloadBytes += tasks[i]!.payloadBytes;
+  return { tasks: tasks.length, payloadBytes };
+}
+
 export class Scheduler {
   private readonly table = new TaskTable();
   private readonly runnable: IndexedHeap;
@@ -129,6 +158,9 @@ export class Scheduler {
   private readonly defaultLeaseMs: number;
   private readonly sink: ((change: Change) => void) | undefined;
   private readonly observer: SchedulerObserver | undefined;
+  private readonly measurePayload: PayloadMeasure | undefined;
+  /** Sum of payloadBytes over the tasks held (live or terminal, until dropped). */
+  private heldBytes = 0;
 
   private lastNow = Number.NEGATIVE_INFINITY;
   private tokenSeq = 0;
@@ -158,6 +190,7 @@ export class Scheduler {
     this.defaultLeaseMs = positive("defaultLeaseMs", options.defaultLeaseMs ?? DEFAULT_LEASE_MS);
     this.sink = options.onChange;
     this.observer = options.observer;
+    this.measurePayload = options.measurePayload;
 
     const t = this.table;
     // The heaps cache each entry's key (keyOf) and order by it; the
@@ -249,16 +282,18 @@ export class Scheduler {
    * added and a ValidationError lists every problem. A task whose
    * prerequisites are all completed is runnable at once. Returns the number
    * of tasks added. Cost O(b·(p + log n)) for a batch of b tasks, plus the
-   * cycle check (see validate.ts).
+   * cycle check (see validate.ts). `options.admit` may refuse a valid batch.
    */
-  addTasks(input: TaskInput | readonly TaskInput[]): number {
+  addTasks(input: TaskInput | readonly TaskInput[], options: AdmitOptions = {}): number {
     const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
     this.advance();
     const { tasks, problems, prerequisiteHandles } = checkBatch(batch, {
       defaults: { maxAttempts: this.defaultMaxAttempts },
       view: this.view,
+      measurePayload: this.measurePayload,
     });
     if (problems.length > 0) throw new ValidationError(problems);
+    options.admit?.(footprintOf(tasks));
     this.insert(tasks, prerequisiteHandles);
     this.observer?.added(tasks.length);
     this.flushMeta();
@@ -269,8 +304,14 @@ export class Scheduler {
    * Checks a batch as addTasks would, without adding it: the problems found
    * (empty when addTasks would accept it now). `alsoTaken` names ids to treat
    * as already known (a router's reservations for batches not yet committed).
+   * When there is no problem, `options.admit` is called as addTasks would,
+   * and what it throws is thrown.
    */
-  check(input: TaskInput | readonly TaskInput[], alsoTaken?: ReadonlySet<string>): Problem[] {
+  check(
+    input: TaskInput | readonly TaskInput[],
+    alsoTaken?: ReadonlySet<string>,
+    options: AdmitOptions = {},
+  ): Problem[] {
     const batch: readonly unknown[] = Array.isArray(input) ? input : [input];
     this.advance();
     const view: GraphView = alsoTaken?.size
@@ -282,7 +323,13 @@ export class Scheduler {
           resolveMany: undefined,
         }
       : this.view;
-    return checkBatch(batch, { defaults: { maxAttempts: this.defaultMaxAttempts }, view }).problems;
+    const { tasks, problems } = checkBatch(batch, {
+      defaults: { maxAttempts: this.defaultMaxAttempts },
+      view,
+      measurePayload: this.measurePayload,
+    });
+    if (problems.length === 0) options.admit?.(footprintOf(tasks));
+    return problems;
   }
 
   /**
@@ -485,6 +532,19 @@ export class Scheduler {
     return this.runnable.size;
   }
 
+  /** Tasks not in a terminal state (WAITING, RUNNABLE, LEASED), O(1). Due timers are not run. */
+  get liveCount(): number {
+    return this.counts[S.WAITING]! + this.counts[S.RUNNABLE]! + this.counts[S.LEASED]!;
+  }
+
+  /**
+   * Bytes of the payloads of every task held, live or terminal until it is
+   * dropped after retentionMs, as `measurePayload` counts them. O(1).
+   */
+  get heldPayloadBytes(): number {
+    return this.heldBytes;
+  }
+
   stats(): SchedulerStats {
     const now = this.advance();
     const counts = {} as Record<TaskState, number>;
@@ -610,6 +670,8 @@ export class Scheduler {
       t.prerequisites[h] = spec.prerequisites;
       t.workflowId[h] = spec.workflowId;
       t.payload[h] = spec.payload;
+      t.payloadBytes[h] = tasks[i]!.payloadBytes;
+      this.heldBytes += tasks[i]!.payloadBytes;
       t.deadline[h] = deadline;
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
@@ -852,6 +914,7 @@ export class Scheduler {
     this.unlink(h);
     const id = t.ids[h]!;
     this.counts[t.state[h]!]!--;
+    this.heldBytes -= t.payloadBytes[h]!;
     t.release(h);
     this.emit({ kind: "drop", id });
   }
@@ -1047,6 +1110,12 @@ export class Scheduler {
       t.prerequisites[h] = source.length === 0 ? EMPTY : source.slice();
       t.workflowId[h] = strings.share(spec.workflowId);
       t.payload[h] = spec.payload;
+      if (spec.payload !== undefined && this.measurePayload !== undefined) {
+        // Stored payloads were measured when added; the same measure gives the same count.
+        const bytes = this.measurePayload(spec.payload);
+        t.payloadBytes[h] = bytes;
+        this.heldBytes += bytes;
+      }
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
       t.state[h] = state;

@@ -84,6 +84,8 @@ export class TaskTable {
   unmet = new Int32Array(0);
   attempts = new Int32Array(0);
   maxAttempts = new Uint16Array(0);
+  /** What the payload counts for (SchedulerOptions.measurePayload), kept to subtract when the task is dropped. */
+  payloadBytes = new Uint32Array(0);
   state = new Uint8Array(0);
   flags = new Uint8Array(0);
   /**
@@ -198,6 +200,7 @@ export class TaskTable {
     this.unmet[h] = 0;
     this.attempts[h] = 0;
     this.maxAttempts[h] = 0;
+    this.payloadBytes[h] = 0;
     this.state[h] = 0;
     this.flags[h] = 0;
     this.free.push(h);
@@ -298,6 +301,7 @@ export class TaskTable {
     this.unmet = copy(new Int32Array(capacity), this.unmet);
     this.attempts = copy(new Int32Array(capacity), this.attempts);
     this.maxAttempts = copy(new Uint16Array(capacity), this.maxAttempts);
+    this.payloadBytes = copy(new Uint32Array(capacity), this.payloadBytes);
     this.state = copy(new Uint8Array(capacity), this.state);
     this.flags = copy(new Uint8Array(capacity), this.flags);
     this.fifo = copy(new Int32Array(2 * capacity), this.fifo);

@@ -14,6 +14,7 @@ describe("parseTask", () => {
     expect(parsed).toEqual({
       task: {
         deadline: 3,
+        payloadBytes: 0,
         spec: {
           id: "a",
           prerequisites: ["b"],

@@ -34,24 +34,41 @@ const NO_PREREQUISITES: readonly string[] = Object.freeze([]);
 export interface ParsedTask {
   readonly spec: TaskSpec;
   readonly deadline: number;
+  /** What the payload counts for (`measurePayload`); 0 without a payload or a measure. */
+  readonly payloadBytes: number;
 }
 
 export interface ParseDefaults {
   readonly maxAttempts: number;
 }
 
+/**
+ * Bytes a payload counts for: a store passes its encoding's size. Throws for
+ * a payload it cannot store. Called once per task with a payload.
+ */
+export type PayloadMeasure = (payload: unknown) => number;
+
+/** Largest size a measured payload may have (the engine keeps sizes as 32-bit counts). */
+export const MAX_MEASURED_PAYLOAD_BYTES = 2 ** 32 - 1;
+
 /** Checks one task's shape. Returns the parsed task or the problems found. */
 export function parseTask(
   input: unknown,
   index: number,
   defaults: ParseDefaults,
+  measurePayload?: PayloadMeasure,
 ): { task: ParsedTask } | { problems: Problem[] } {
-  const parsed = parseOne(input, index, defaults);
+  const parsed = parseOne(input, index, defaults, measurePayload);
   return Array.isArray(parsed) ? { problems: parsed } : { task: parsed };
 }
 
 /** parseTask without the wrapper (checkBatch parses every task of every batch). */
-function parseOne(input: unknown, index: number, defaults: ParseDefaults): ParsedTask | Problem[] {
+function parseOne(
+  input: unknown,
+  index: number,
+  defaults: ParseDefaults,
+  measurePayload: PayloadMeasure | undefined,
+): ParsedTask | Problem[] {
   // Allocated at the first problem: most tasks have none (this runs once per submitted task).
   let problems: Problem[] | undefined;
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -138,6 +155,23 @@ function parseOne(input: unknown, index: number, defaults: ParseDefaults): Parse
       malformed(taskId, `onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`),
     );
   }
+  const payload = raw["payload"];
+  let payloadBytes = 0;
+  if (payload !== undefined && measurePayload !== undefined) {
+    // Measured here, in the check, so a payload the store cannot take is refused with the
+    // batch's other problems, and the size is known before anything changes.
+    try {
+      payloadBytes = measurePayload(payload);
+    } catch (error) {
+      (problems ??= []).push(
+        malformed(taskId, `payload cannot be stored: ${String((error as Error)?.message ?? error)}`),
+      );
+    }
+    if (!(Number.isInteger(payloadBytes) && payloadBytes >= 0 && payloadBytes <= MAX_MEASURED_PAYLOAD_BYTES))
+      (problems ??= []).push(
+        malformed(taskId, `payload measures ${payloadBytes} bytes, more than can be counted`),
+      );
+  }
   if (problems) return problems;
   // Built field by field rather than with conditional spreads, which allocate
   // a temporary object each (this runs once per submitted task).
@@ -149,8 +183,8 @@ function parseOne(input: unknown, index: number, defaults: ParseDefaults): Parse
     onPrerequisiteFailure: policy as PrerequisiteFailurePolicy,
   };
   if (workflowId !== undefined) spec.workflowId = workflowId as string;
-  if (raw["payload"] !== undefined) spec.payload = raw["payload"];
-  return { spec, deadline: deadline as number };
+  if (payload !== undefined) spec.payload = payload;
+  return { spec, deadline: deadline as number, payloadBytes };
 }
 
 /** What the engine already holds, as batch checks need to see it. */
@@ -183,6 +217,8 @@ export interface BatchCheckOptions {
   readonly view?: GraphView;
   /** Checked when there is no view (the view carries its own). */
   readonly sameWorkflowPrerequisites?: boolean;
+  /** Measures each payload (ParsedTask.payloadBytes); a throw makes the task MALFORMED. */
+  readonly measurePayload?: PayloadMeasure;
 }
 
 export interface BatchCheckResult {
@@ -220,7 +256,7 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
   // With resolveMany, every id is looked up in one go (taken[i] >= 0: already known).
   const ids: string[] | undefined = resolveMany ? [] : undefined;
   for (let i = 0; i < inputs.length; i++) {
-    const result = parseOne(inputs[i], i, options.defaults);
+    const result = parseOne(inputs[i], i, options.defaults, options.measurePayload);
     parsed.push(result);
     ids?.push(Array.isArray(result) ? "" : result.spec.id);
   }

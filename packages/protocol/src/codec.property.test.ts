@@ -11,12 +11,14 @@ import {
   errorReply,
   fromWireError,
   isValidToken,
+  MAX_DEADLINE,
   MAX_LEASE_MS,
   type Message,
   OPS,
   PROTOCOL_VERSION,
   ProtocolError,
   type Reply,
+  SECONDS_LIKE_DEADLINES,
   unwrapReply,
   WIRE_ERRORS,
   type WireErrorCode,
@@ -29,6 +31,15 @@ const id = fc.string({ unit: "binary", maxLength: 24 });
 const nonEmptyId = fc.string({ unit: "binary", minLength: 1, maxLength: 24 });
 /** Any number msgpack carries exactly; -0 arrives as 0, so it is left out. */
 const number = fc.double().map((x) => (Object.is(x, -0) ? 0 : x));
+/**
+ * A deadline a request may carry: within ±MAX_DEADLINE and not seconds-like
+ * (SECONDS_LIKE_DEADLINES), or not finite (the engine's to refuse).
+ */
+const deadline = number.filter(
+  (d) =>
+    !Number.isFinite(d) ||
+    (Math.abs(d) <= MAX_DEADLINE && !(d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below)),
+);
 const count = fc.nat();
 const token = fc.maxSafeNat();
 /** A lease secret: 22 base64url characters. */
@@ -48,7 +59,7 @@ const payload = fc
 const taskInput = fc.record(
   {
     id,
-    deadline: number,
+    deadline,
     prerequisites: fc.array(id, { maxLength: 4 }),
     workflowId: id,
     payload,
@@ -121,7 +132,7 @@ const request = fc
       { requiredKeys: ["op", "completes"] },
     ),
     fc.record({ op: fc.constant("cancel" as const), ...ref, reason: fc.option(text, { nil: undefined }) }),
-    fc.record({ op: fc.constant("updateDeadline" as const), ...ref, deadline: number }),
+    fc.record({ op: fc.constant("updateDeadline" as const), ...ref, deadline }),
     fc.record({ op: fc.constant("getTask" as const), ...ref }),
     fc.record({ op: fc.constant("stats" as const) }),
     fc.record({

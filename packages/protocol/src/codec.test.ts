@@ -8,6 +8,7 @@ import {
   type TaskInput,
   type TaskView,
 } from "@frontier/core";
+import fc from "fast-check";
 import { Packr, Unpackr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import {
@@ -23,6 +24,7 @@ import {
   errorReply,
   type FrontierAnnouncement,
   MAX_ATTEMPT,
+  MAX_DEADLINE,
   MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
   MAX_LEASE_MS,
@@ -43,6 +45,7 @@ import {
   ProtocolError,
   type Reply,
   type Request,
+  SECONDS_LIKE_DEADLINES,
   SLOT_COUNT,
   unwrapReply,
   WIRE_ERRORS,
@@ -408,7 +411,16 @@ describe("round trips", () => {
     const big = Number.MAX_SAFE_INTEGER;
     const back = decodeRequest(encodeRequest({ op: "complete", taskId: "t", token: big, secret: SECRET }));
     expect(back).toEqual({ op: "complete", taskId: "t", token: big, secret: SECRET });
-    for (const deadline of [0, -1, 0.1, 1e300, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    for (const deadline of [
+      0,
+      -1,
+      0.1,
+      1_700_000_000_123,
+      MAX_DEADLINE,
+      -MAX_DEADLINE,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+    ]) {
       const r = decodeRequest(encodeRequest({ op: "updateDeadline", taskId: "t", deadline }));
       expect(r.op === "updateDeadline" && r.deadline).toBe(deadline);
     }
@@ -1218,6 +1230,88 @@ describe("limits", () => {
       { op: "submit", tasks: [], idempotencyKey: "empty" },
       "INVALID_ARGUMENT",
       "tasks: a submit carries at least one task",
+    );
+  });
+
+  it("refuses deadlines past ±MAX_DEADLINE, and ones that look like seconds, naming the task (INVALID_ARGUMENT)", () => {
+    const submit = (deadline: number) =>
+      ({
+        op: "submit",
+        tasks: [
+          { id: "fine", deadline: 1 },
+          { id: "bad", deadline },
+        ],
+        idempotencyKey: "k",
+      }) as Request;
+    expectRefusedBothWays(
+      submit(1_700_000_000),
+      "INVALID_ARGUMENT",
+      'tasks[1].deadline: task "bad": deadline 1700000000 looks like seconds since the epoch (2023-11-14T22:13:20.000Z); deadlines are milliseconds',
+    );
+    expectRefusedBothWays(
+      submit(1e300),
+      "INVALID_ARGUMENT",
+      `tasks[1].deadline: task "bad": deadline 1e+300 is outside ±MAX_DEADLINE (${MAX_DEADLINE}); deadlines are milliseconds since the epoch`,
+    );
+    expectRefusedBothWays(submit(-MAX_DEADLINE - 1), "INVALID_ARGUMENT", "MAX_DEADLINE");
+    expectRefusedBothWays(
+      { ...(submit(2e9) as object), op: "prepare" },
+      "INVALID_ARGUMENT",
+      "looks like seconds",
+    );
+    expectRefusedBothWays(
+      { op: "updateDeadline", taskId: "t9", deadline: 1_700_000_000.5 },
+      "INVALID_ARGUMENT",
+      /^deadline: task "t9": deadline 1700000000.5 looks like seconds/,
+    );
+    expectRefusedBothWays(
+      { op: "updateDeadline", taskId: "t9", deadline: 1e16 },
+      "INVALID_ARGUMENT",
+      "MAX_DEADLINE",
+    );
+    // The edges: seconds-like is strictly inside the range; small ordering numbers stay valid.
+    for (const fine of [
+      1,
+      100,
+      1_000,
+      SECONDS_LIKE_DEADLINES.above,
+      SECONDS_LIKE_DEADLINES.below,
+      Date.now(),
+    ]) {
+      expect(decodeRequest(encodeRequest(submit(fine)))).toEqual(submit(fine));
+    }
+    // What a shard sends back is not checked: a task stored before this limit can still be read.
+    const old = { id: "old", deadline: 1e300, prerequisites: [] };
+    const reply = {
+      ok: true,
+      op: "lease",
+      leases: [{ taskId: "old", owner: "w", token: 1, expiresAt: 5, attempt: 1, task: old }],
+    };
+    expect(decodeReply(encodeReply(reply as Reply), "lease")).toEqual(reply);
+  });
+
+  it("accepts a request's deadline exactly when it is finite-and-sane or left to the engine (property)", () => {
+    const sane = (d: number) =>
+      !Number.isFinite(d) ||
+      (Math.abs(d) <= MAX_DEADLINE &&
+        !(d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below));
+    const deadline = fc.oneof(
+      fc.double(),
+      fc.integer({ min: 0, max: 2e11 }),
+      fc.double({ min: 9e8, max: 2e11 }),
+      fc.constantFrom(1e9, 1e11, MAX_DEADLINE, -MAX_DEADLINE),
+    );
+    fc.assert(
+      fc.property(deadline, (d) => {
+        let accepted = true;
+        try {
+          encodeRequest({ op: "updateDeadline", taskId: "t", deadline: d });
+        } catch (error) {
+          expect(error).toBeInstanceOf(InvalidArgumentError);
+          accepted = false;
+        }
+        expect(accepted).toBe(sane(d));
+      }),
     );
   });
 

@@ -43,7 +43,11 @@ export const WireErrorCode = {
   SLOT_NOT_OWNED: "SLOT_NOT_OWNED",
   /** The shard owning the slot is down or still recovering; retry after a pause. */
   SHARD_UNAVAILABLE: "SHARD_UNAVAILABLE",
-  /** The process holds as much waiting work as its limits allow (long-polls, prepared parts). Not applied. */
+  /**
+   * The process holds as much as its limits allow (waiting long-polls,
+   * prepared parts, a shard's live tasks, payload bytes or idempotency keys;
+   * the message names the limit). Not applied.
+   */
   OVERLOADED: "OVERLOADED",
   /** No reply within the request's timeout. The request may or may not have been applied. */
   TIMEOUT: "TIMEOUT",
@@ -142,7 +146,7 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
     retryable: true,
     source: "boundary",
     description:
-      "The process is at a limit of work it holds (waiting long-polls, prepared parts); not applied; retry after a pause.",
+      "The process is at a limit of what it holds (long-polls, prepared parts, a shard's live tasks, payload bytes, idempotency keys); not applied; retry after a pause.",
   },
   TIMEOUT: {
     retryable: true,

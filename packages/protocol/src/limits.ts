@@ -64,6 +64,26 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
  */
 export const MAX_PAYLOAD_DEPTH = 64;
 
+/**
+ * Latest deadline, in ms since the Unix epoch: the latest time a JS Date
+ * holds (+275760-09-13). Deadlines on the wire are ms since the epoch (the
+ * shards' clock is the wall clock in ms); one after this, or before
+ * −MAX_DEADLINE, is a bug or an attack (a deadline of 1e300 sorts before
+ * nothing), not a time. Checked on what a client sends (a submit's or
+ * prepare's tasks, updateDeadline), not on what a shard sends back, so a
+ * task stored before this check can still be read. Violation: INVALID_ARGUMENT.
+ */
+export const MAX_DEADLINE = 8.64e15;
+
+/**
+ * Deadlines strictly between `above` and `below` look like seconds since the
+ * epoch: read as ms they fall between 1970-01-12 and 1973-03-03, which no
+ * real deadline does, and read as seconds between 2001 and 5138. Refused,
+ * saying so: INVALID_ARGUMENT. Small deadlines (0, 1, 1000, …: an ordering
+ * number, as tests and the bare engine use) stay valid.
+ */
+export const SECONDS_LIKE_DEADLINES = Object.freeze({ above: 1e9, below: 1e11 });
+
 /** Most prerequisites of one task. Violation: TOO_MANY_PREREQUISITES. */
 export const MAX_PREREQUISITES = 1_000;
 

@@ -33,6 +33,7 @@ import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } f
 import {
   LEASE_SECRET_LENGTH,
   MAX_ATTEMPT,
+  MAX_DEADLINE,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
@@ -46,6 +47,7 @@ import {
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_WAIT_MS,
+  SECONDS_LIKE_DEADLINES,
 } from "./limits.js";
 import {
   type FrontierAnnouncement,
@@ -230,7 +232,8 @@ function prerequisites(v: unknown, path: string): string[] {
 /** A task definition: types and limits only; its meaning is the engine's to check. */
 export function parseTaskInput(v: unknown, path: string): TaskInput {
   const f = map(v, path, TASK_INPUT_FIELDS);
-  const t: Draft = { id: id(f["id"], at(path, "id")), deadline: num(f["deadline"], at(path, "deadline")) };
+  const taskId = id(f["id"], at(path, "id"));
+  const t: Draft = { id: taskId, deadline: deadline(f["deadline"], at(path, "deadline"), taskId) };
   put(t, "prerequisites", optional(f["prerequisites"], at(path, "prerequisites"), prerequisites));
   put(
     t,
@@ -427,6 +430,29 @@ function payload(v: unknown, path: string): unknown {
 }
 
 /**
+ * A deadline a client sends for task `taskId`: within ±MAX_DEADLINE, and not
+ * one that looks like seconds (SECONDS_LIKE_DEADLINES); else INVALID_ARGUMENT
+ * naming the task. NaN and ±Infinity pass: the engine refuses them as
+ * MALFORMED, with the batch's other problems.
+ */
+function deadline(v: unknown, path: string, taskId: string): number {
+  const d = num(v, path);
+  if (!Number.isFinite(d)) return d;
+  const task = `task ${JSON.stringify(clip(taskId, 80))}`;
+  if (d > MAX_DEADLINE || d < -MAX_DEADLINE) {
+    throw new InvalidArgumentError(
+      `${path}: ${task}: deadline ${d} is outside ±MAX_DEADLINE (${MAX_DEADLINE}); deadlines are milliseconds since the epoch`,
+    );
+  }
+  if (d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below) {
+    throw new InvalidArgumentError(
+      `${path}: ${task}: deadline ${d} looks like seconds since the epoch (${new Date(d * 1000).toISOString()}); deadlines are milliseconds`,
+    );
+  }
+  return d;
+}
+
+/**
  * A request argument: an integer from `min` up to the limit `name` (its
  * value `limit`); beyond it INVALID_ARGUMENT, the engine's class, naming the
  * limit.
@@ -596,7 +622,7 @@ export function parseRequest(v: unknown): Request {
     case "updateDeadline": {
       const f = map(v, "", ["op", "taskId", "workflowId", "deadline"]);
       taskRef(f, r);
-      r["deadline"] = num(f["deadline"], "deadline");
+      r["deadline"] = deadline(f["deadline"], "deadline", r["taskId"] as string);
       break;
     }
     case "getTask": {

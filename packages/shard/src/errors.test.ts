@@ -9,6 +9,7 @@ import {
   ShardErrorCode,
   ShardFailedError,
   ShardFencedError,
+  ShardLimitError,
   ShardLockedError,
   StorageError,
 } from "./errors.js";
@@ -26,6 +27,7 @@ const samples: ShardError[] = [
   new CorruptDataError("/d", "bad"),
   new ForeignDataError("/d", "other files"),
   new IncompatibleFormatError("/d", 2, 1),
+  new ShardLimitError("maxLiveTasks", 10, 9, 2),
 ];
 
 describe("the error catalogue", () => {

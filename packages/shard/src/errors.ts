@@ -1,7 +1,7 @@
 /**
  * The error catalogue of the shard. The engine's own errors (ValidationError,
  * StaleLeaseError, ... from @frontier/core) pass through unchanged; these are
- * the ones about storage and ownership. Every one is a `ShardError` with a
+ * the ones about storage, ownership and the shard's limits. Every one is a `ShardError` with a
  * stable `code`; callers branch on the code, never on message text.
  *
  * Errors raised by the store (lmdb) are turned into these in exactly one
@@ -31,6 +31,12 @@ export const ShardErrorCode = {
   FOREIGN_DATA: "FOREIGN_DATA",
   /** The directory was written by a newer, incompatible format version. */
   INCOMPATIBLE_FORMAT: "INCOMPATIBLE_FORMAT",
+  /**
+   * A submit would take the shard past one of its limits (maxLiveTasks,
+   * maxStoredBytes, maxIdempotencyKeys): refused whole, nothing applied. Not
+   * a failure: the shard serves on, and the same submit may pass later.
+   */
+  LIMIT_REACHED: "LIMIT_REACHED",
 } as const;
 export type ShardErrorCode = (typeof ShardErrorCode)[keyof typeof ShardErrorCode];
 
@@ -141,6 +147,41 @@ export class IncompatibleFormatError extends ShardError {
     super(
       ShardErrorCode.INCOMPATIBLE_FORMAT,
       `data directory ${dataDir} has format ${found}; this version reads format ${supported} and older`,
+    );
+  }
+}
+
+/** A limit of what a shard holds: the ShardOptions field that sets it. */
+export type ShardLimit = "maxLiveTasks" | "maxStoredBytes" | "maxIdempotencyKeys";
+
+/** Why each limit clears, for the message: the caller learns when a retry can pass. */
+const CLEARS: { readonly [L in ShardLimit]: string } = {
+  maxLiveTasks: "retry once tasks have finished",
+  maxStoredBytes: "retry once finished tasks have been compacted (retentionMs after they ended)",
+  maxIdempotencyKeys: "retry once older keys have expired (idempotencyRetentionMs after their submit)",
+};
+
+const WHAT: { readonly [L in ShardLimit]: string } = {
+  maxLiveTasks: "live tasks",
+  maxStoredBytes: "payload bytes of tasks",
+  maxIdempotencyKeys: "idempotency keys",
+};
+
+export class ShardLimitError extends ShardError {
+  override readonly name = "ShardLimitError";
+  constructor(
+    readonly limit: ShardLimit,
+    /** The limit's value. */
+    readonly max: number,
+    /** What counts against it now: held by the shard, or set aside for submits it has agreed to. */
+    readonly held: number,
+    /** What the refused submit would have added. */
+    readonly adding: number,
+  ) {
+    super(
+      ShardErrorCode.LIMIT_REACHED,
+      `${held} ${WHAT[limit]} held, and this submit adds ${adding}: that passes ${limit} (${max}); ` +
+        `nothing was applied; ${CLEARS[limit]}`,
     );
   }
 }

@@ -15,6 +15,8 @@ export {
   ShardErrorCode,
   ShardFailedError,
   ShardFencedError,
+  type ShardLimit,
+  ShardLimitError,
   ShardLockedError,
   StorageError,
 } from "./errors.js";
@@ -31,10 +33,15 @@ export {
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
   DEFAULT_LEASE_REPLAY_RETENTION_MS,
+  DEFAULT_MAX_IDEMPOTENCY_KEYS,
+  DEFAULT_MAX_LIVE_TASKS,
+  DEFAULT_MAX_STORED_BYTES,
   DEFAULT_RETENTION_MS,
   type ReplayLeaseOptions,
   Shard,
+  type ShardHoldings,
   type ShardLeaseOptions,
+  type ShardLimits,
   type ShardObserver,
   type ShardOptions,
   ShardState,

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, type TaskInput, ValidationError } from "@frontier/core";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ShardErrorCode, ShardFailedError, StorageError } from "./errors.js";
+import { Packr } from "msgpackr";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { ShardErrorCode, ShardFailedError, ShardLimitError, StorageError } from "./errors.js";
 import type { Journal } from "./journal.js";
 import { LmdbJournal } from "./lmdb-journal.js";
 import { Shard, type ShardOptions, ShardState } from "./shard.js";
@@ -402,6 +403,161 @@ describe("Shard", () => {
     expect((await rejection(Shard.open({ dataDir: freshDir(), defaultMaxAttempts: 0 }))).code).toBe(
       ErrorCode.INVALID_ARGUMENT,
     );
+  });
+});
+
+describe("Shard limits", () => {
+  /** A payload's size as the wire counts it (msgpack without records). */
+  const wireBytes = (payload: unknown) => new Packr({ useRecords: false }).pack(payload).byteLength;
+
+  /** Everything a refused submit must leave as it was. */
+  const footprint = (shard: Shard) => ({
+    holdings: shard.holdings(),
+    counts: shard.stats().counts,
+    records: shard.stats().journal.records,
+  });
+
+  it("refuses a submit past maxLiveTasks whole, changing nothing, and takes it once tasks finish", async () => {
+    const shard = await openShard({ dataDir: freshDir(), maxLiveTasks: 3 });
+    await shard.submit([task("a", 1), task("b", 2)], { idempotencyKey: "k1" });
+    const before = footprint(shard);
+    const refused = await rejection(shard.submit([task("c", 3), task("d", 4)], { idempotencyKey: "k2" }));
+    expect(refused).toBeInstanceOf(ShardLimitError);
+    expect(refused).toMatchObject({
+      code: "LIMIT_REACHED",
+      limit: "maxLiveTasks",
+      max: 3,
+      held: 2,
+      adding: 2,
+    });
+    expect((refused as Error).message).toMatch(
+      /2 live tasks held, and this submit adds 2: that passes maxLiveTasks \(3\)/,
+    );
+    expect(footprint(shard)).toEqual(before);
+    expect(shard.getTask("c")).toBeUndefined();
+    expect(shard.submitted("k2")).toBeUndefined();
+    // A repeated key adds nothing and answers as before, at the limit or not.
+    expect(await shard.submit([task("c", 3), task("d", 4)], { idempotencyKey: "k1" })).toEqual({
+      taskIds: ["a", "b"],
+      duplicate: true,
+    });
+    // The shard serves on; a finished task makes room (cancelled here).
+    await shard.cancel("a");
+    expect(await shard.submit([task("c", 3), task("d", 4)], { idempotencyKey: "k2" })).toEqual({
+      taskIds: ["c", "d"],
+      duplicate: false,
+    });
+    expect(shard.holdings().liveTasks).toBe(3);
+  });
+
+  it("refuses a submit past maxStoredBytes, counting payloads as the wire does, until finished ones are compacted", async () => {
+    const payload = { blob: "x".repeat(100) };
+    const size = wireBytes(payload);
+    const shard = await openShard({ dataDir: freshDir(), maxStoredBytes: 2 * size + 10, retentionMs: 50 });
+    await shard.submit([task("a", 1, [], { payload }), task("b", 2, [], { payload })]);
+    expect(shard.holdings().storedBytes).toBe(2 * size);
+    expect(shard.stats().storedBytes).toBe(2 * size);
+    const before = footprint(shard);
+    const refused = await rejection(shard.submit(task("c", 3, [], { payload })));
+    expect(refused).toMatchObject({
+      limit: "maxStoredBytes",
+      max: 2 * size + 10,
+      held: 2 * size,
+      adding: size,
+    });
+    expect(footprint(shard)).toEqual(before);
+    // A task without payload still fits.
+    await shard.submit(task("small", 3));
+    // A finished task's payload is held until it is compacted, retentionMs later.
+    const [lease] = await shard.lease("w", { leaseMs: 60_000 });
+    await shard.complete(lease!.taskId, lease!.token);
+    expect(shard.holdings().storedBytes).toBe(2 * size);
+    await vi.waitFor(() => expect(shard.holdings().storedBytes).toBe(size), { timeout: 5_000, interval: 20 });
+    await shard.submit(task("c", 3, [], { payload }));
+    expect(shard.getTask("c")?.payload).toEqual(payload);
+  });
+
+  it("refuses a new key past maxIdempotencyKeys, until old keys expire; a submit without key adds none", async () => {
+    const shard = await openShard({
+      dataDir: freshDir(),
+      maxIdempotencyKeys: 2,
+      idempotencyRetentionMs: 100,
+    });
+    await shard.submit(task("a", 1), { idempotencyKey: "k1" });
+    await shard.submit(task("b", 1), { idempotencyKey: "k2" });
+    const before = footprint(shard);
+    const refused = await rejection(shard.submit(task("c", 1), { idempotencyKey: "k3" }));
+    expect(refused).toMatchObject({ limit: "maxIdempotencyKeys", max: 2, held: 2, adding: 1 });
+    expect((refused as Error).message).toMatch(/idempotencyRetentionMs/);
+    expect(footprint(shard)).toEqual(before);
+    expect(shard.getTask("c")).toBeUndefined();
+    await shard.submit(task("d", 1));
+    expect(shard.holdings().idempotencyKeys).toBe(2);
+    await vi.waitFor(() => expect(shard.holdings().idempotencyKeys).toBe(0), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    await shard.submit(task("c", 1), { idempotencyKey: "k3" });
+    expect(shard.submitted("k3")?.taskIds).toEqual(["c"]);
+  });
+
+  it("counts room set aside elsewhere (alsoHeld), and admit checks a batch as submit would without adding it", async () => {
+    const shard = await openShard({ dataDir: freshDir(), maxLiveTasks: 4, maxIdempotencyKeys: 5 });
+    const payload = "p".repeat(20);
+    const holds = shard.admit([task("a", 1, [], { payload }), task("b", 1)]);
+    expect(holds).toEqual({ liveTasks: 2, storedBytes: wireBytes(payload), idempotencyKeys: 1 });
+    expect(shard.holdings()).toEqual({ liveTasks: 0, storedBytes: 0, idempotencyKeys: 0 });
+    expect(shard.getTask("a")).toBeUndefined();
+    // Set aside for the batch: another submit finds less room.
+    expect(
+      await rejection(shard.submit([task("x", 1), task("y", 1), task("z", 1)], { alsoHeld: holds })),
+    ).toMatchObject({ limit: "maxLiveTasks", held: 2, adding: 3 });
+    expect(() => shard.admit([task("x", 1), task("y", 1), task("z", 1)], { alsoHeld: holds })).toThrow(
+      ShardLimitError,
+    );
+    // An invalid batch is refused for its problems, limits or not.
+    expect(() => shard.admit([task("q", 1, ["nope"])], { alsoHeld: holds })).toThrow(ValidationError);
+    await shard.submit([task("a", 1, [], { payload }), task("b", 1)], { idempotencyKey: "k" });
+    expect(shard.holdings()).toEqual(holds);
+  });
+
+  it("rebuilds what it counts from the journal: the same figures, and the same refusals, after a restart", async () => {
+    const dataDir = freshDir();
+    const limits = { maxLiveTasks: 5, maxStoredBytes: 10_000, maxIdempotencyKeys: 10 };
+    const shard = await openShard({ dataDir, ...limits });
+    const payload = (n: number) => ({ n, data: "y".repeat(n * 10) });
+    await shard.submit(
+      [1, 2, 3, 4].map((n) => task(`t${n}`, n, [], { payload: payload(n) })),
+      { idempotencyKey: "k1" },
+    );
+    await shard.submit(task("t5", 5, ["t1"]), { idempotencyKey: "k2" });
+    const [lease] = await shard.lease("w", { leaseMs: 60_000 });
+    await shard.complete(lease!.taskId, lease!.token);
+    await shard.cancel("t2");
+    const before = shard.holdings();
+    expect(before).toEqual({
+      liveTasks: 3,
+      storedBytes: [1, 2, 3, 4].reduce((sum, n) => sum + wireBytes(payload(n)), 0),
+      idempotencyKeys: 2,
+    });
+    await shard.close();
+    const again = await openShard({ dataDir, ...limits });
+    expect(again.holdings()).toEqual(before);
+    expect(await rejection(again.submit([task("u1", 1), task("u2", 1), task("u3", 1)]))).toMatchObject({
+      limit: "maxLiveTasks",
+      held: 3,
+      adding: 3,
+    });
+    await again.submit([task("u1", 1), task("u2", 1)]);
+    expect(again.holdings().liveTasks).toBe(5);
+  });
+
+  it("checks its limits are positive integers before touching the directory", async () => {
+    for (const bad of [{ maxLiveTasks: 0 }, { maxStoredBytes: 1.5 }, { maxIdempotencyKeys: -1 }]) {
+      const error = await rejection(Shard.open({ dataDir: freshDir(), ...bad }));
+      expect(error.code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect((error as Error).message).toMatch(new RegExp(Object.keys(bad)[0]!));
+    }
   });
 });
 

@@ -31,6 +31,7 @@
  * the same path as a call, so what the tick changes is journaled too.
  */
 import {
+  type BatchFootprint,
   type Change,
   type EngineMeta,
   InvalidArgumentError,
@@ -38,7 +39,6 @@ import {
   type LeaseOptions,
   MAX_ID_LENGTH,
   type Problem,
-  ProblemCode,
   type RestoreSource,
   Scheduler,
   type SchedulerObserver,
@@ -57,6 +57,7 @@ import {
   ShardError,
   ShardErrorCode,
   ShardFailedError,
+  ShardLimitError,
   StorageError,
 } from "./errors.js";
 import { IdempotencyTable } from "./idempotency.js";
@@ -74,6 +75,31 @@ import { LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Lease request ids are remembered this long (ms) by default: ten minutes. */
 export const DEFAULT_LEASE_REPLAY_RETENTION_MS = 10 * 60 * 1000;
+/**
+ * Most live tasks (WAITING, RUNNABLE, LEASED) a shard holds, by default. A
+ * task without payload takes ~200 B of memory and ~200 B of data.mdb, and an
+ * open reads 10^6 of them in 2.5–4 s (README, "Recovery and disk use"): 5 × 10^6
+ * is ~1 GB of each and an open of 15–20 s, leaving most of a default Node heap
+ * (4 GiB on a large machine) to payloads and idempotency keys.
+ */
+export const DEFAULT_MAX_LIVE_TASKS = 5_000_000;
+/**
+ * Most payload bytes held, by default: payloads measured as the wire measures
+ * them (msgpack, MAX_PAYLOAD_BYTES), of every task held, live or finished
+ * until compacted after retentionMs (the engine keeps a finished task's
+ * payload until then). Decoded, a payload takes 1× (a string) to ~6× (small
+ * maps) its encoded size in the heap (measured): 1 GiB keeps them within a
+ * default Node heap with the tasks themselves.
+ */
+export const DEFAULT_MAX_STORED_BYTES = 1024 * 1024 * 1024;
+/**
+ * Most idempotency keys of submits remembered at once, by default. A key
+ * takes ~200 B of memory (a 36-character key, its entry, 8 B per task id it
+ * names) and a row in data.mdb, for idempotencyRetentionMs (a day by
+ * default): 2 × 10^6 is ~400 MB, and lets a shard take ~23 submits a second
+ * for a whole day. Batches (the SDK's Submitter) take one key each.
+ */
+export const DEFAULT_MAX_IDEMPOTENCY_KEYS = 2_000_000;
 /** Key prefix of lease request entries in the idempotency rows. */
 const LEASE_KEY_PREFIX = "lease:";
 /** setTimeout's largest delay (ms); a later timer is re-armed when this one fires. */
@@ -90,7 +116,8 @@ export interface ShardObserver extends SchedulerObserver {
   duplicateSubmit(): void;
 }
 
-export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange" | "observer"> {
+export interface ShardOptions
+  extends Omit<SchedulerOptions, "now" | "onChange" | "observer" | "measurePayload"> {
   /** Told of task moves, commits and repeated submits (for metrics). */
   readonly observer?: ShardObserver;
   /** Directory of the shard's LMDB environment; created if missing. */
@@ -105,6 +132,12 @@ export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange" 
   readonly idempotencyRetentionMs?: number;
   /** Lease request ids (ShardLeaseOptions.requestId) are forgotten this long (ms) after the grant. Default 10 minutes. */
   readonly leaseReplayRetentionMs?: number;
+  /** A submit that would hold more live tasks is refused (ShardLimitError). Default DEFAULT_MAX_LIVE_TASKS. */
+  readonly maxLiveTasks?: number;
+  /** A submit that would hold more payload bytes is refused (ShardLimitError). Default DEFAULT_MAX_STORED_BYTES. */
+  readonly maxStoredBytes?: number;
+  /** A submit that would remember more idempotency keys is refused (ShardLimitError). Default DEFAULT_MAX_IDEMPOTENCY_KEYS. */
+  readonly maxIdempotencyKeys?: number;
   /** Clock sources, for tests. */
   readonly clock?: ClockSources;
   /** Opens the journal; default: the LMDB journal in dataDir. For fault injection and other backends. */
@@ -114,7 +147,35 @@ export interface ShardOptions extends Omit<SchedulerOptions, "now" | "onChange" 
 export interface SubmitOptions {
   /** A submit whose key was already accepted returns the original result and adds nothing. 1..256 characters. */
   readonly idempotencyKey?: string;
+  /**
+   * Room set aside for submits agreed to but not yet made (a cluster's
+   * prepared parts), counted against the limits as if the shard held it.
+   */
+  readonly alsoHeld?: ShardHoldings;
 }
+
+/**
+ * What a shard holds that its limits count; the same shape says what a
+ * submit would add. Every figure is kept as tasks move (O(1) to read) and
+ * rebuilt from the journal on open.
+ */
+export interface ShardHoldings {
+  /** Tasks not in a terminal state. */
+  readonly liveTasks: number;
+  /** Payload bytes of the tasks held, live or finished until compacted (msgpack-encoded, as the wire measures them). */
+  readonly storedBytes: number;
+  /** Idempotency keys of submits remembered. */
+  readonly idempotencyKeys: number;
+}
+
+/** The limits of what a shard holds (ShardOptions). */
+export interface ShardLimits {
+  readonly maxLiveTasks: number;
+  readonly maxStoredBytes: number;
+  readonly maxIdempotencyKeys: number;
+}
+
+const NOTHING_HELD: ShardHoldings = { liveTasks: 0, storedBytes: 0, idempotencyKeys: 0 };
 
 export interface ShardLeaseOptions extends LeaseOptions {
   /**
@@ -168,6 +229,8 @@ export interface ShardStats extends SchedulerStats {
   readonly state: ShardState;
   /** Idempotency keys remembered. */
   readonly idempotencyKeys: number;
+  /** Payload bytes held (ShardHoldings.storedBytes). */
+  readonly storedBytes: number;
   readonly journal: JournalStats;
 }
 
@@ -193,7 +256,6 @@ export class Shard {
   private readonly leaseKeys: IdempotencyTable;
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
-  private readonly packr = new Packr();
 
   private constructor(
     private readonly journal: Journal,
@@ -203,6 +265,8 @@ export class Shard {
     private readonly idempotencyRetentionMs: number,
     private readonly leaseReplayRetentionMs: number,
     private readonly observer: ShardObserver | undefined,
+    /** The limits of what this shard holds; a submit past one is refused (requireRoom). */
+    readonly limits: ShardLimits,
   ) {
     const sink = (change: Change) => void this.records.push(change);
     const source: RestoreSource = {
@@ -216,6 +280,7 @@ export class Shard {
       now: () => clock.now(),
       onChange: sink,
       ...(observer === undefined ? {} : { observer }),
+      measurePayload,
     });
     this.idempotency = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => !isLeaseEntry(entry)));
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
@@ -238,6 +303,9 @@ export class Shard {
       clock: clockSources,
       openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
       observer,
+      maxLiveTasks = DEFAULT_MAX_LIVE_TASKS,
+      maxStoredBytes = DEFAULT_MAX_STORED_BYTES,
+      maxIdempotencyKeys = DEFAULT_MAX_IDEMPOTENCY_KEYS,
       ...engineOptions
     } = options;
     if (typeof dataDir !== "string" || dataDir.length === 0)
@@ -254,6 +322,11 @@ export class Shard {
       throw new InvalidArgumentError(
         `leaseReplayRetentionMs must be >= 0, got ${String(leaseReplayRetentionMs)}`,
       );
+    const limits: ShardLimits = { maxLiveTasks, maxStoredBytes, maxIdempotencyKeys };
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(value)}`);
+    }
     // Checks the engine options before the directory is touched (the engine names the bad option).
     new Scheduler({ ...engineOptions, retentionMs });
 
@@ -271,6 +344,7 @@ export class Shard {
           idempotencyRetentionMs,
           leaseReplayRetentionMs,
           observer,
+          limits,
         );
       } catch (error) {
         // A row the journal could not read (CORRUPT_DATA) while the engine took them.
@@ -288,7 +362,12 @@ export class Shard {
     }
   }
 
-  /** Submits one task or a batch, atomically. Resolves once the tasks (and the key) are durable. */
+  /**
+   * Submits one task or a batch, atomically. Resolves once the tasks (and the
+   * key) are durable. A valid batch that would take the shard past one of its
+   * limits (with `alsoHeld`) is refused whole with ShardLimitError; a repeated
+   * key answers as before, whatever the limits.
+   */
   submit(tasks: TaskInput | readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
     return this.run(() => {
       const key = options.idempotencyKey;
@@ -307,8 +386,10 @@ export class Shard {
         }
       }
       const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
-      this.checkPayloads(batch);
-      this.engine.addTasks(batch);
+      const alsoHeld = options.alsoHeld ?? NOTHING_HELD;
+      this.engine.addTasks(batch, {
+        admit: (footprint) => this.requireRoom(footprint, key !== undefined, alsoHeld),
+      });
       const taskIds = batch.map((t) => t.id);
       if (key !== undefined) {
         const entry = { taskIds, createdAt: this.clock.now() };
@@ -420,22 +501,44 @@ export class Shard {
 
   /**
    * The problems `submit` would report for this batch now, without adding
-   * anything (empty: it would be accepted). `alsoTaken` names ids to treat as
-   * taken (a cluster's reservations for batches not yet committed). A read
-   * of memory, like getTask.
+   * anything (empty: the batch is valid; the limits are `admit`'s to check).
+   * `alsoTaken` names ids to treat as taken (a cluster's reservations for
+   * batches not yet committed). A read of memory, like getTask.
    */
   check(tasks: TaskInput | readonly TaskInput[], alsoTaken?: ReadonlySet<string>): Problem[] {
+    return this.read(() => this.engine.check(asBatch(tasks), alsoTaken));
+  }
+
+  /**
+   * Whether `submit` with a new idempotency key would accept this batch now,
+   * without adding anything: throws what it would (ValidationError,
+   * ShardLimitError; `alsoTaken` as for check, `alsoHeld` as for submit), or
+   * returns what the batch would hold, key included, for the caller to set
+   * aside until it submits (SubmitOptions.alsoHeld). A read of memory.
+   */
+  admit(
+    tasks: TaskInput | readonly TaskInput[],
+    options: { readonly alsoTaken?: ReadonlySet<string>; readonly alsoHeld?: ShardHoldings } = {},
+  ): ShardHoldings {
     return this.read(() => {
-      const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
-      const problems = this.engine.check(batch, alsoTaken);
-      try {
-        this.checkPayloads(batch);
-      } catch (error) {
-        if (!(error instanceof ValidationError)) throw error;
-        problems.push(...error.problems);
-      }
-      return problems;
+      let holds: ShardHoldings = NOTHING_HELD;
+      const problems = this.engine.check(asBatch(tasks), options.alsoTaken, {
+        admit: (footprint) => {
+          holds = this.requireRoom(footprint, true, options.alsoHeld ?? NOTHING_HELD);
+        },
+      });
+      if (problems.length > 0) throw new ValidationError(problems);
+      return holds;
     });
+  }
+
+  /** What the shard holds that its limits count. O(1). */
+  holdings(): ShardHoldings {
+    return {
+      liveTasks: this.engine.liveCount,
+      storedBytes: this.engine.heldPayloadBytes,
+      idempotencyKeys: this.idempotency.size,
+    };
   }
 
   /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
@@ -534,6 +637,7 @@ export class Shard {
       ...engine,
       state: this.state,
       idempotencyKeys: this.idempotency.size,
+      storedBytes: this.engine.heldPayloadBytes,
       journal: this.journal.stats(),
     };
   }
@@ -670,28 +774,44 @@ export class Shard {
   };
 
   /**
-   * Payloads must survive the journal's encoding; one that cannot be encoded
-   * is refused here, like any malformed task, instead of failing the journal
-   * (and with it the whole shard). Costs one encode per task with a payload.
+   * Throws ShardLimitError when a batch of `footprint` (and an idempotency
+   * key, with `newKey`) would take what the shard holds, plus `alsoHeld`,
+   * past a limit; returns what it would hold. O(1): every count is kept as
+   * tasks and keys come and go.
    */
-  private checkPayloads(batch: readonly TaskInput[]): void {
-    const problems: Problem[] = [];
-    batch.forEach((task, i) => {
-      const payload = (task as { payload?: unknown } | null)?.payload;
-      if (payload === undefined) return;
-      try {
-        this.packr.pack(payload);
-      } catch (error) {
-        const id = (task as { id?: unknown }).id;
-        problems.push({
-          taskId: typeof id === "string" && id.length > 0 ? id : `#${i}`,
-          code: ProblemCode.MALFORMED,
-          message: `payload cannot be stored: ${String((error as Error)?.message ?? error)}`,
-        });
-      }
-    });
-    if (problems.length > 0) throw new ValidationError(problems);
+  private requireRoom(footprint: BatchFootprint, newKey: boolean, alsoHeld: ShardHoldings): ShardHoldings {
+    const { maxLiveTasks, maxStoredBytes, maxIdempotencyKeys } = this.limits;
+    const live = this.engine.liveCount + alsoHeld.liveTasks;
+    if (live + footprint.tasks > maxLiveTasks)
+      throw new ShardLimitError("maxLiveTasks", maxLiveTasks, live, footprint.tasks);
+    const stored = this.engine.heldPayloadBytes + alsoHeld.storedBytes;
+    if (stored + footprint.payloadBytes > maxStoredBytes)
+      throw new ShardLimitError("maxStoredBytes", maxStoredBytes, stored, footprint.payloadBytes);
+    const keys = this.idempotency.size + alsoHeld.idempotencyKeys;
+    if (newKey && keys + 1 > maxIdempotencyKeys)
+      throw new ShardLimitError("maxIdempotencyKeys", maxIdempotencyKeys, keys, 1);
+    return {
+      liveTasks: footprint.tasks,
+      storedBytes: footprint.payloadBytes,
+      idempotencyKeys: newKey ? 1 : 0,
+    };
   }
+}
+
+/**
+ * A payload's size as the wire measures it (msgpack without records, as
+ * MAX_PAYLOAD_BYTES counts), so that a payload is counted the same way at
+ * submit and when a restart reads it back. Throws for a payload that cannot be
+ * encoded, which the engine then refuses as MALFORMED instead of letting it
+ * fail the journal (and with it the whole shard).
+ */
+const payloadPackr = new Packr({ useRecords: false });
+function measurePayload(payload: unknown): number {
+  return payloadPackr.pack(payload).byteLength;
+}
+
+function asBatch(tasks: TaskInput | readonly TaskInput[]): readonly TaskInput[] {
+  return (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
 }
 
 /** Longest lease-key record key, in UTF-8 bytes (LMDB's limit is 1978). */
