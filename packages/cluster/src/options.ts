@@ -111,18 +111,18 @@ export interface ShardActorTuning {
   readonly maxPreparedParts?: number;
   /** See DEFAULT_MAX_PREPARED_BYTES. */
   readonly maxPreparedBytes?: number;
-  /** See DEFAULT_LEASE_REPLAY_TTL_MS. */
-  readonly leaseReplayTtlMs?: number;
-  /** See DEFAULT_LEASE_REPLAY_MAX_ENTRIES. */
-  readonly leaseReplayMaxEntries?: number;
-  /** See DEFAULT_LEASE_REPLAY_MAX_BYTES. */
-  readonly leaseReplayMaxBytes?: number;
   /** See DEFAULT_MAX_LIVE_TASKS. */
   readonly maxLiveTasks?: number;
   /** See DEFAULT_MAX_STORED_BYTES. */
   readonly maxStoredBytes?: number;
   /** See DEFAULT_MAX_IDEMPOTENCY_KEYS. */
   readonly maxIdempotencyKeys?: number;
+  /** See DEFAULT_LEASE_REPLAY_TTL_MS. */
+  readonly leaseReplayTtlMs?: number;
+  /** See DEFAULT_LEASE_REPLAY_MAX_ENTRIES. */
+  readonly leaseReplayMaxEntries?: number;
+  /** See DEFAULT_LEASE_REPLAY_MAX_BYTES. */
+  readonly leaseReplayMaxBytes?: number;
   /** See DEFAULT_KV_REPLICAS. */
   readonly kvReplicas?: number;
   /** See DEFAULT_CLAIM_CONCURRENCY. */
@@ -182,6 +182,9 @@ export interface ResolvedShardActorOptions {
   readonly prepareTtlMs: number;
   readonly maxPreparedParts: number;
   readonly maxPreparedBytes: number;
+  readonly maxLiveTasks: number;
+  readonly maxStoredBytes: number;
+  readonly maxIdempotencyKeys: number;
   readonly leaseReplayTtlMs: number;
   readonly leaseReplayMaxEntries: number;
   readonly leaseReplayMaxBytes: number;
@@ -190,9 +193,6 @@ export interface ResolvedShardActorOptions {
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
-  readonly maxLiveTasks: number;
-  readonly maxStoredBytes: number;
-  readonly maxIdempotencyKeys: number;
 export function checkShardActorOptions(options: ShardActorOptions): ResolvedShardActorOptions {
   const o = record(options, "ShardActor options");
   const where = "ShardActor option";
@@ -257,6 +257,14 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
       1,
       `${where} "maxPreparedBytes"`,
     ),
+    maxLiveTasks: int(o["maxLiveTasks"], DEFAULT_MAX_LIVE_TASKS, 1, `${where} "maxLiveTasks"`),
+    maxStoredBytes: int(o["maxStoredBytes"], DEFAULT_MAX_STORED_BYTES, 1, `${where} "maxStoredBytes"`),
+    maxIdempotencyKeys: int(
+      o["maxIdempotencyKeys"],
+      DEFAULT_MAX_IDEMPOTENCY_KEYS,
+      1,
+      `${where} "maxIdempotencyKeys"`,
+    ),
     leaseReplayTtlMs: int(
       o["leaseReplayTtlMs"],
       DEFAULT_LEASE_REPLAY_TTL_MS,
@@ -266,14 +274,6 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     leaseReplayMaxEntries: int(
       o["leaseReplayMaxEntries"],
       DEFAULT_LEASE_REPLAY_MAX_ENTRIES,
-    maxLiveTasks: int(o["maxLiveTasks"], DEFAULT_MAX_LIVE_TASKS, 1, `${where} "maxLiveTasks"`),
-    maxStoredBytes: int(o["maxStoredBytes"], DEFAULT_MAX_STORED_BYTES, 1, `${where} "maxStoredBytes"`),
-    maxIdempotencyKeys: int(
-      o["maxIdempotencyKeys"],
-      DEFAULT_MAX_IDEMPOTENCY_KEYS,
-      1,
-      `${where} "maxIdempotencyKeys"`,
-    ),
       0,
       `${where} "leaseReplayMaxEntries"`,
     ),
@@ -449,6 +449,12 @@ function engineOptions(v: unknown, name: string): ShardEngineOptions {
       throw new InvalidArgumentError(`${name} cannot set "${forbidden}" (the actor sets it)`);
     }
   }
+  // One place for each limit: the actor counts its prepared parts against them too.
+  for (const limit of ["maxLiveTasks", "maxStoredBytes", "maxIdempotencyKeys"]) {
+    if (o[limit] !== undefined) {
+      throw new InvalidArgumentError(`${name} cannot set "${limit}": it is an option of its own`);
+    }
+  }
   return o as ShardEngineOptions;
 }
 
@@ -484,12 +490,6 @@ export function isLogLevel(level: unknown): level is LogLevel {
 function access(v: unknown, servers: readonly string[], where: string): NatsAccess {
   if (v === undefined) return {};
   if (typeof v !== "object" || v === null) throw new InvalidArgumentError(`${where} must be an object`);
-  // One place for each limit: the actor counts its prepared parts against them too.
-  for (const limit of ["maxLiveTasks", "maxStoredBytes", "maxIdempotencyKeys"]) {
-    if (o[limit] !== undefined) {
-      throw new InvalidArgumentError(`${name} cannot set "${limit}": it is an option of its own`);
-    }
-  }
   try {
     natsConnectionOptions(servers, v as NatsAccess);
   } catch (error) {

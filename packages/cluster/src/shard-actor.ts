@@ -272,6 +272,9 @@ export class ShardActor {
         dataDir: o.dataDir,
         sameWorkflowPrerequisites: true,
         observer: metrics,
+        maxLiveTasks: o.maxLiveTasks,
+        maxStoredBytes: o.maxStoredBytes,
+        maxIdempotencyKeys: o.maxIdempotencyKeys,
       });
       metrics.recovered((performance.now() - opening) / 1000);
       const secrets = LeaseSecrets.load(o.dataDir);
@@ -279,9 +282,6 @@ export class ShardActor {
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
       const untilNats = <T>(step: string, run: () => Promise<T>) =>
         o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
-        maxLiveTasks: o.maxLiveTasks,
-        maxStoredBytes: o.maxStoredBytes,
-        maxIdempotencyKeys: o.maxIdempotencyKeys,
       ownership = await untilNats("open the slot bucket", () =>
         SlotOwnership.open(nc, {
           cluster: o.cluster,
@@ -554,6 +554,13 @@ export class ShardActor {
   /** The Shard's fail-stop errors as SHARD_UNAVAILABLE (and a failed Shard as the actor's failure). */
   private toBoundary(error: unknown): unknown {
     if (!(error instanceof ShardError)) return error;
+    // At a limit the shard serves on, and the same request may pass later: OVERLOADED, retryable.
+    if (error instanceof ShardLimitError) {
+      return new ProtocolError(WireErrorCode.OVERLOADED, `shard ${this.shardId} refuses: ${error.message}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
     if (error.code === ShardErrorCode.SHARD_FAILED) this.failed(error);
     return new ProtocolError(
       WireErrorCode.SHARD_UNAVAILABLE,
@@ -572,13 +579,6 @@ export class ShardActor {
     }
     // A replacement may have taken the directory over while this process was paused: then it
     // answers nothing, reads included (its memory is stale), and fails. Writes are fenced anyway.
-    // At a limit the shard serves on, and the same request may pass later: OVERLOADED, retryable.
-    if (error instanceof ShardLimitError) {
-      return new ProtocolError(WireErrorCode.OVERLOADED, `shard ${this.shardId} refuses: ${error.message}`, {
-        cause: error,
-        retryable: true,
-      });
-    }
     this.shard.confirmOwner();
     switch (request.op) {
       case "submit":
