@@ -12,7 +12,7 @@ import {
   DEFAULT_MAX_STORED_BYTES as SHARD_MAX_STORED_BYTES,
   type ShardOptions,
 } from "@frontier/shard";
-import { type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
+import { accessOf, type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { parseSlotSpec, type SlotAssignment, type SlotSpec } from "./slots.js";
@@ -64,6 +64,12 @@ export const DEFAULT_MAX_IDEMPOTENCY_KEYS = SHARD_MAX_IDEMPOTENCY_KEYS;
 export const DEFAULT_KV_REPLICAS = 1;
 /** Slot claims (KV creates) in flight at once while a shard starts. */
 export const DEFAULT_CLAIM_CONCURRENCY = 64;
+/**
+ * How often a shard checks that the slot bucket still exists and still names
+ * it for its slots (slot-guard.ts), ms. Changes the watcher sees are checked
+ * at once; this catches a deleted bucket, which stops no watcher.
+ */
+export const DEFAULT_SLOT_CHECK_INTERVAL_MS = 5_000;
 /** First pause before a crashed shard worker is restarted, in ms; doubles per consecutive crash. */
 export const DEFAULT_RESTART_INITIAL_MS = 100;
 /** Longest pause before a crashed shard worker is restarted, in ms. */
@@ -127,6 +133,8 @@ export interface ShardActorTuning {
   readonly kvReplicas?: number;
   /** See DEFAULT_CLAIM_CONCURRENCY. */
   readonly claimConcurrency?: number;
+  /** See DEFAULT_SLOT_CHECK_INTERVAL_MS. */
+  readonly slotCheckIntervalMs?: number;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -190,6 +198,7 @@ export interface ResolvedShardActorOptions {
   readonly leaseReplayMaxBytes: number;
   readonly kvReplicas: number;
   readonly claimConcurrency: number;
+  readonly slotCheckIntervalMs: number;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -285,6 +294,12 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     ),
     kvReplicas: int(o["kvReplicas"], DEFAULT_KV_REPLICAS, 1, `${where} "kvReplicas"`, 5),
     claimConcurrency: int(o["claimConcurrency"], DEFAULT_CLAIM_CONCURRENCY, 1, `${where} "claimConcurrency"`),
+    slotCheckIntervalMs: int(
+      o["slotCheckIntervalMs"],
+      DEFAULT_SLOT_CHECK_INTERVAL_MS,
+      1,
+      `${where} "slotCheckIntervalMs"`,
+    ),
   };
 }
 
@@ -295,6 +310,12 @@ export interface ShardHostOptions extends ShardActorTuning {
   readonly natsUrl?: string | readonly string[];
   /** Credentials and TLS for the workers' connections (plain data: file paths and strings). */
   readonly natsAccess?: NatsAccess;
+  /**
+   * A cluster credentials directory (@frontier/transport `ensureCredentials`):
+   * each shard connects as itself, with `shards/<id>.nk` and its own inbox
+   * prefix. `natsAccess` may then add TLS, not other credentials.
+   */
+  readonly credentialsDir?: string;
   /** Cluster name. Default DEFAULT_CLUSTER. */
   readonly cluster?: string;
   /** Parent of the shards' directories: shard i keeps its data in `<dataDir>/shard-<i>`. */
@@ -321,7 +342,8 @@ export interface ShardHostOptions extends ShardActorTuning {
 
 export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly natsUrl: readonly string[];
-  readonly natsAccess: NatsAccess;
+  /** Of each shard, by index: `natsAccess`, or with `credentialsDir` its own seed and inbox. */
+  readonly shardAccess: readonly NatsAccess[];
   readonly cluster: string;
   readonly dataDir: string;
   readonly shards: number;
@@ -361,12 +383,25 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
     throw new InvalidArgumentError(`${where} "shard" must be plain data (it is sent to worker threads)`);
   }
   const natsUrl = urls(o["natsUrl"] ?? DEFAULT_NATS_URL, `${where} "natsUrl"`);
+  const natsAccess = access(o["natsAccess"], natsUrl, `${where} "natsAccess"`);
+  const cluster = token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`);
+  const shards = int(o["shards"], undefined, 1, `${where} "shards"`, MAX_HOST_SHARDS);
+  const credentialsDir =
+    o["credentialsDir"] === undefined ? undefined : path(o["credentialsDir"], `${where} "credentialsDir"`);
+  const shardAccess = Array.from({ length: shards }, (_, index): NatsAccess => {
+    if (credentialsDir === undefined) return natsAccess;
+    const own = {
+      ...natsAccess,
+      ...credentialsAccess(credentialsDir, cluster, hostShardId(index), `${where} "credentialsDir"`),
+    };
+    return access(own, natsUrl, `${where} "natsAccess" with "credentialsDir"`);
+  });
   return {
     natsUrl,
-    natsAccess: access(o["natsAccess"], natsUrl, `${where} "natsAccess"`),
-    cluster: token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`),
+    shardAccess,
+    cluster,
     dataDir: path(o["dataDir"], `${where} "dataDir"`),
-    shards: int(o["shards"], undefined, 1, `${where} "shards"`, MAX_HOST_SHARDS),
+    shards,
     shard,
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     logger: logger(o["logger"], `${where} "logger"`),
@@ -484,6 +519,21 @@ function describe(v: unknown): string {
 /** Whether `level` is a log level this package accepts. */
 export function isLogLevel(level: unknown): level is LogLevel {
   return typeof level === "string" && (LOG_LEVELS as readonly string[]).includes(level);
+}
+
+/** The id of a host's shard `index`: `shard-<index>`. */
+export function hostShardId(index: number): string {
+  return `shard-${index}`;
+}
+
+/** A shard's seed file and inbox prefix in a credentials directory, or InvalidArgumentError. */
+function credentialsAccess(dir: string, cluster: string, shardId: string, where: string): NatsAccess {
+  try {
+    return accessOf(dir, cluster, { role: "shard", shardId });
+  } catch (error) {
+    if (error instanceof NatsAccessError) throw new InvalidArgumentError(`${where}: ${error.message}`);
+    throw error;
+  }
 }
 
 /** NATS credentials and TLS, checked now (contradictions, unreadable files) against `servers`. */

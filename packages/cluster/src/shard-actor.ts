@@ -22,10 +22,11 @@
  * the same data, which recovers from the journal. CLOSING answers what is in
  * flight, then stops; a final announcement says it has nothing runnable.
  *
- * After NATS reconnects (the client does that by itself, and resubscribes),
- * the actor reloads the slot table and checks its ownership: a slot the
- * bucket lost is claimed again, a slot another shard holds now is no longer
- * served (SLOT_NOT_OWNED).
+ * It serves a slot only while it claimed the slot and the bucket names it
+ * (slot-guard.ts): after NATS reconnects, on any change of its slots in the
+ * bucket, and every slotCheckIntervalMs, it checks — a bucket or key lost is
+ * claimed again, a slot another shard holds now is no longer served
+ * (SLOT_NOT_OWNED), a slot given to it that it never claimed is given up.
  */
 import { createHash } from "node:crypto";
 import {
@@ -100,6 +101,7 @@ import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActor
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
+import { SlotGuard } from "./slot-guard.js";
 import { SlotOwnership } from "./slot-ownership.js";
 import { formatSlots } from "./slots.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
@@ -163,8 +165,8 @@ export class ShardActor {
   private readonly parked = new ParkedLeases<Promise<LeaseOutcome>>();
   /** Owner and client request ids looked up while asks under them were in progress: those do not park. */
   private readonly unparked = new Set<string>();
-  /** Slots this shard owned at the last check, re-checked after a reconnect. */
-  private expectedSlots: readonly number[];
+  /** Serves a slot only while this shard claimed it and the bucket names it; repairs what it can. */
+  private readonly guard: SlotGuard;
   private readonly abort = new AbortController();
   private readonly exit = deferred<ActorExit>();
   private closing: Promise<void> | undefined;
@@ -204,7 +206,12 @@ export class ShardActor {
       prepared: () => this.prepared.size,
       leaseReplays: () => this.replay.size,
     });
-    this.expectedSlots = ownedSlots;
+    this.guard = new SlotGuard(ownership, {
+      shardId: options.shardId,
+      claimed: ownedSlots,
+      intervalMs: options.slotCheckIntervalMs,
+      log,
+    });
     this.prepared = new PreparedParts(options.prepareTtlMs, {
       maxParts: options.maxPreparedParts,
       maxBytes: options.maxPreparedBytes,
@@ -345,14 +352,23 @@ export class ShardActor {
     return this.exit.promise;
   }
 
-  /** The slots this shard owns now, ascending. */
+  /** The slots this shard serves now (it claimed them, and the bucket names it), ascending. */
   ownedSlots(): number[] {
-    return this.ownership.map.slotsOf(this.shardId);
+    return this.guard.served();
   }
 
-  /** Whether this shard owns `slot` now. */
+  /** Whether this shard serves `slot` now: it claimed it, and the bucket names it (slot-guard.ts). */
   owns(slot: number): boolean {
-    return this.ownership.map.ownerOf(slot) === this.shardId;
+    return this.guard.serves(slot);
+  }
+
+  /**
+   * Checks the slot bucket against this shard's claims now, and repairs what
+   * it can (slot-guard.ts); the actor does so on every change and every
+   * slotCheckIntervalMs by itself.
+   */
+  checkSlots(): Promise<void> {
+    return this.guard.check();
   }
 
   /** This shard's metrics (frontier_shard_*, each series labelled with its shard id). */
@@ -405,6 +421,7 @@ export class ShardActor {
       const wasServing = this.state === ActorState.SERVING;
       this.enter(ActorState.CLOSING);
       this.abort.abort();
+      this.guard.stop();
       clearInterval(this.sweepTimer);
       this.statusIter?.stop();
       this.connection.stop();
@@ -486,6 +503,7 @@ export class ShardActor {
     if (this.options.waitForNats) await retryWhileNatsDown("subscribe", () => this.nc.flush(), this.log);
     else await this.nc.flush();
     this.enter(ActorState.SERVING);
+    this.guard.start();
     this.announcer.start();
     this.sweepTimer = setInterval(
       () => this.prepared.sweep(Date.now()),
@@ -1090,25 +1108,10 @@ export class ShardActor {
         if (s.type === "disconnect") this.log.warn({ server: s.server }, "NATS disconnected; reconnecting");
         else if (s.type === "reconnect") {
           this.log.info({ server: s.server }, "NATS reconnected");
-          void this.recheckOwnership();
+          void this.guard.check();
         }
       }
     })();
-  }
-
-  private async recheckOwnership(): Promise<void> {
-    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
-      try {
-        const result = await this.ownership.reclaim(this.shardId, this.expectedSlots);
-        this.expectedSlots = result.owned;
-        this.log.info({ owned: result.owned.length }, "slot ownership checked after reconnect");
-        return;
-      } catch (error) {
-        const delay = Math.min(5_000, 200 * 2 ** attempt);
-        this.log.warn({ err: messageOf(error), retryInMs: delay }, "slot ownership check failed");
-        await pause(delay, this.abort.signal);
-      }
-    }
   }
 
   // -------------------------------------------------------------- frontier

@@ -330,6 +330,7 @@ export class ShardHost {
           leaseReplayMaxBytes: options.leaseReplayMaxBytes,
           kvReplicas: options.kvReplicas,
           claimConcurrency: options.claimConcurrency,
+          slotCheckIntervalMs: options.slotCheckIntervalMs,
         },
         logLevel: options.logLevel,
       };

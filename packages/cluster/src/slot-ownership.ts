@@ -16,6 +16,7 @@
  * for shards (is this slot mine?) and coordinators (which shard owns it?).
  */
 import { SLOT_COUNT, slotBucketName } from "@frontier/protocol";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -376,6 +377,8 @@ export interface SlotOwnershipOptions extends SlotMapOptions {
 export class SlotOwnership {
   private constructor(
     readonly cluster: string,
+    private readonly nc: NatsConnection,
+    private readonly options: SlotOwnershipOptions,
     private readonly kv: KV,
     /** The live table. */
     readonly map: SlotMap,
@@ -390,6 +393,8 @@ export class SlotOwnership {
     const map = await SlotMap.watch(nc, options);
     return new SlotOwnership(
       cluster,
+      nc,
+      options,
       kv,
       map,
       options.claimConcurrency ?? DEFAULT_CLAIM_CONCURRENCY,
@@ -400,6 +405,27 @@ export class SlotOwnership {
   /** The bucket's name. */
   get bucket(): string {
     return this.map.bucket;
+  }
+
+  /**
+   * Whether the bucket's stream exists. A deleted one stops no watcher (it
+   * waits, silently), so this is how a shard finds out (see slot-guard.ts).
+   * Throws for anything but "stream not found" (NATS unreachable, ...).
+   */
+  async bucketExists(): Promise<boolean> {
+    try {
+      await this.kv.status();
+      return true;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return false;
+      throw error;
+    }
+  }
+
+  /** Creates the bucket again (as `open` does) and loads the table anew. */
+  async recreateBucket(): Promise<void> {
+    await openSlotBucket(this.nc, this.options);
+    await this.map.resync();
   }
 
   /**
