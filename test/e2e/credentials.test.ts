@@ -2,8 +2,10 @@
  * Frontier on a NATS server that requires credentials: `frontier start`
  * (coordinator and shard threads), the CLI and the SDK all authenticate with
  * what they are given (a password file, the environment, a token in the
- * URL), and nothing repeats a secret when the server refuses.
+ * URL), and nothing repeats a secret when the server refuses; and a server
+ * that requires mutual TLS, with certificates made here by openssl.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -123,5 +125,142 @@ describe("a NATS server that requires a token", () => {
     expect(refused).toBeInstanceOf(Error);
     expect((refused as Error).message).toContain("nats://***@");
     expect((refused as Error).message).not.toContain("wrong-token");
+  });
+});
+
+/** A CA, and a server certificate (for 127.0.0.1) and a client certificate it signed: openssl, into `at`. */
+function makeCertificates(at: string) {
+  const f = (name: string) => join(at, name);
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+  const days = ["-days", "2"];
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    ...days,
+    "-subj",
+    "/CN=frontier-test-ca",
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.pem"),
+  );
+  for (const [name, extensions] of [
+    ["server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
+    ssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=frontier-test-${name}`,
+      "-keyout",
+      f(`${name}.key`),
+      "-out",
+      f(`${name}.csr`),
+    );
+    execFileSync("sh", ["-c", `printf '${extensions}\n' > ${f(`${name}.ext`)}`]);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      f(`${name}.csr`),
+      "-CA",
+      f("ca.pem"),
+      "-CAkey",
+      f("ca.key"),
+      "-CAcreateserial",
+      ...days,
+      "-extfile",
+      f(`${name}.ext`),
+      "-out",
+      f(`${name}.pem`),
+    );
+  }
+  return {
+    ca: f("ca.pem"),
+    serverCert: f("server.pem"),
+    serverKey: f("server.key"),
+    clientCert: f("client.pem"),
+    clientKey: f("client.key"),
+  };
+}
+
+describe("a NATS server that requires mutual TLS", () => {
+  it("runs frontier start with the CA, certificate and key files, serves the SDK with them, and refuses a client without", async () => {
+    const certs = makeCertificates(await mkdtemp(join(dir, "tls-")));
+    const tlsServer = await startNatsServer({
+      args: [
+        "--tls",
+        "--tlscert",
+        certs.serverCert,
+        "--tlskey",
+        certs.serverKey,
+        "--tlscacert",
+        certs.ca,
+        "--tlsverify",
+      ],
+    });
+    const url = tlsServer.url.replace(/^nats:/, "tls:");
+    const tlsStart = await startFrontier([
+      ...[
+        "--nats",
+        url,
+        "--cluster",
+        "tls",
+        "--data",
+        join(dir, "tls-data"),
+        "--shards",
+        "1",
+        "--no-metrics",
+      ],
+      ...["--nats-ca", certs.ca, "--nats-cert", certs.clientCert, "--nats-key", certs.clientKey],
+    ]);
+    try {
+      const tls = { caFile: certs.ca, certFile: certs.clientCert, keyFile: certs.clientKey };
+      const client = await connect({ servers: url, cluster: "tls", tls });
+      try {
+        await until(
+          async () => (await client.stats({ retry: { attempts: 1 } })).shards.answered.length === 1,
+          30_000,
+        );
+        await client.submit([{ id: "over-tls", deadline: 1 }]);
+        const [lease] = await client.lease({ max: 1, waitMs: 5_000 });
+        expect(lease?.taskId).toBe("over-tls");
+        expect(await client.complete(lease!)).toEqual({ duplicate: false });
+      } finally {
+        await client.close();
+      }
+      const noCertificate = await connect({
+        servers: url,
+        cluster: "tls",
+        tls: { caFile: certs.ca },
+        connectTimeoutMs: 2_000,
+      }).catch((e: Error) => e);
+      expect(noCertificate).toBeInstanceOf(Error);
+      const cli = await frontier([
+        "status",
+        "--nats",
+        url,
+        "--cluster",
+        "tls",
+        "--nats-ca",
+        certs.ca,
+        "--nats-cert",
+        certs.clientCert,
+        "--nats-key",
+        certs.clientKey,
+        "--json",
+      ]);
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(JSON.parse(cli.stdout).shards.answered).toHaveLength(1);
+    } finally {
+      await tlsStart.stop();
+      await tlsServer.stop();
+    }
   });
 });
