@@ -17,6 +17,7 @@
  * One late task can count as dispatch and completion both.
  */
 
+import { TaskState } from "@frontier/core";
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry, TASK_TIME_BUCKETS } from "@frontier/metrics";
 import type { ShardObserver, ShardStats } from "@frontier/shard";
 
@@ -31,11 +32,13 @@ export interface ShardGauges {
   leaseReplays(): number;
 }
 
-const STATES = ["WAITING", "RUNNABLE", "LEASED", "COMPLETED", "FAILED", "CANCELLED", "EXPIRED"] as const;
+const STATES = Object.values(TaskState);
 
 export class ShardMetrics implements ShardObserver {
   readonly registry = new Registry();
   private gauges: ShardGauges | undefined;
+  /** The stats of the scrape in progress: read once for all the gauges, forgotten after this turn. */
+  private scraped: ShardStats | undefined;
 
   private readonly submitted = this.counter(
     "frontier_shard_tasks_submitted_total",
@@ -202,6 +205,21 @@ export class ShardMetrics implements ShardObserver {
     return new Histogram({ name, help, buckets: [...buckets], registers: [this.registry] });
   }
 
+  /**
+   * The shard's stats for this scrape. prom-client calls every gauge's
+   * collect in one synchronous turn, so they share one read, dropped in the
+   * next microtask (a later scrape reads afresh).
+   */
+  private statsOfScrape(): ShardStats | undefined {
+    if (this.scraped === undefined && this.gauges !== undefined) {
+      this.scraped = this.gauges.stats();
+      queueMicrotask(() => {
+        this.scraped = undefined;
+      });
+    }
+    return this.scraped;
+  }
+
   /** Gauges read from the actor at collect time; absent (no sample) until it is attached and open. */
   private stateGauges(): void {
     const self = this;
@@ -218,7 +236,7 @@ export class ShardMetrics implements ShardObserver {
           this.reset();
           const g = self.gauges;
           if (g === undefined) return;
-          const v = value(g, g.stats());
+          const v = value(g, self.statsOfScrape());
           if (v !== undefined) this.set(v);
         },
       });
@@ -229,7 +247,7 @@ export class ShardMetrics implements ShardObserver {
       registers: [this.registry],
       collect() {
         this.reset();
-        const stats = self.gauges?.stats();
+        const stats = self.statsOfScrape();
         if (stats === undefined) return;
         for (const state of STATES) this.set({ state }, stats.counts[state]);
       },
