@@ -199,8 +199,8 @@ class SupervisedShard {
     }
   }
 
-  /** The worker's metrics and readiness; undefined when it is not running or does not answer in time. */
-  collect(): Promise<Collected | undefined> {
+  /** The worker's readiness, and its metrics if asked; undefined when it is not running or does not answer in time. */
+  collect(what: "metrics" | "readiness"): Promise<Collected | undefined> {
     if (!this.worker || this.state !== WorkerState.RUNNING) return Promise.resolve(undefined);
     const id = ++this.nextCollect;
     return new Promise((resolve) => {
@@ -211,7 +211,7 @@ class SupervisedShard {
         resolve(answer);
       };
       this.collecting.set(id, settle);
-      this.post({ type: "collect", id });
+      this.post({ type: "collect", id, what });
     });
   }
 
@@ -386,7 +386,7 @@ export class ShardHost {
    * in `metrics` says which are down).
    */
   async workerMetrics(): Promise<MetricsJson[]> {
-    const answers = await Promise.all(this.shards.map((s) => s.collect()));
+    const answers = await Promise.all(this.shards.map((s) => s.collect("metrics")));
     return answers.flatMap((a) => (a === undefined ? [] : [a.metrics]));
   }
 
@@ -401,7 +401,7 @@ export class ShardHost {
       checks[shard.shardId] = async () => {
         const { state } = shard.status();
         if (state !== WorkerState.RUNNING) return `its worker is ${state}`;
-        const answer = await shard.collect();
+        const answer = await shard.collect("readiness");
         if (answer === undefined) return "its worker did not answer";
         const failing = Object.entries(answer.readiness).find(([, why]) => why !== null);
         return failing === undefined ? null : `${failing[0]}: ${failing[1]}`;

@@ -48,13 +48,13 @@ port.on("message", (message: HostMessage) => {
       });
       break;
     case "collect":
-      void collect(message.id);
+      void collect(message.id, message.what);
       break;
   }
 });
 
-/** The actor's metrics and readiness for the host's scrape; a check that throws is not ready. */
-async function collect(id: number): Promise<void> {
+/** The actor's readiness (and metrics) for the host's scrape or probe; a check that throws is not ready. */
+async function collect(id: number, what: "metrics" | "readiness"): Promise<void> {
   const readiness: Record<string, string | null> = {};
   for (const [name, check] of Object.entries(actor.readiness())) {
     try {
@@ -63,7 +63,8 @@ async function collect(id: number): Promise<void> {
       readiness[name] = `check failed: ${describe(error).message}`;
     }
   }
-  post({ type: "collected", id, metrics: await actor.metricsJson(), readiness });
+  const metrics = what === "metrics" ? await actor.metricsJson() : [];
+  post({ type: "collected", id, metrics, readiness });
 }
 
 void actor.done().then(async (exit) => {

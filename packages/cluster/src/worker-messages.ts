@@ -30,8 +30,11 @@ export type HostMessage =
   | { readonly type: "close" }
   /** Test hook: throw `reason` as an uncaught exception (the worker dies with code 1). */
   | { readonly type: "crash"; readonly reason: string }
-  /** Send the actor's metrics and readiness, answering with `id`. */
-  | { readonly type: "collect"; readonly id: number };
+  /**
+   * Send the actor's readiness, and its metrics when `what` is "metrics"
+   * (a readiness probe needs no metrics), answering with `id`.
+   */
+  | { readonly type: "collect"; readonly id: number; readonly what: "metrics" | "readiness" };
 
 /** Worker → main thread. */
 export type WorkerMessage =
@@ -41,8 +44,8 @@ export type WorkerMessage =
   | { readonly type: "failed"; readonly message: string; readonly code?: string }
   /**
    * The answer to `collect` `id`: the actor's metrics (Registry.getMetricsAsJSON,
-   * each series labelled with its shard) and its readiness checks' answers
-   * (null: ready, else why not).
+   * each series labelled with its shard; empty when not asked for) and its
+   * readiness checks' answers (null: ready, else why not).
    */
   | {
       readonly type: "collected";
