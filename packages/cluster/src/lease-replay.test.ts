@@ -73,9 +73,9 @@ describe("LeaseReplay", () => {
 describe("LeaseReplay by base request id", () => {
   it("finds every grant filed under a base, per owner, and forgets them with the grant", () => {
     const replay = new LeaseReplay(100, 3, 1_000);
-    replay.put("w", "r:s0", [lease("a")], 10, 0, "r");
-    replay.put("w", "r:s0:2", [lease("b")], 10, 1, "r");
-    replay.put("w2", "r:s0", [lease("c")], 10, 2, "r");
+    replay.put("w", "1:1:r", [lease("a")], 10, 0, "r");
+    replay.put("w", "1:2:r", [lease("b")], 10, 1, "r");
+    replay.put("w2", "1:1:r", [lease("c")], 10, 2, "r");
     expect(replay.getByBase("w", "r", 2).map((l) => l.taskId)).toEqual(["a", "b"]);
     expect(replay.getByBase("w2", "r", 2).map((l) => l.taskId)).toEqual(["c"]);
     expect(replay.getByBase("w", "x", 2)).toEqual([]);

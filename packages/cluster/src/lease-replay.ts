@@ -9,10 +9,10 @@
  * (encoded size of the leases). Insertion order is age order (no entry is
  * ever refreshed), so eviction pops from the front: O(evicted).
  *
- * A grant may also be filed under a base request id (the client's, when the
- * shard is asked under `<requestId>:<shardId>[:<attempt>]`), so a replay-only
- * request finds every grant made for that client request, whatever the
- * per-shard or attempt id it was made under.
+ * A grant is kept by its send (the client's attempt and the coordinator's
+ * ask in its fill, with the client's request id) and may also be filed under
+ * the client's request id alone, so a replay-only request finds every grant
+ * made for that client request, whatever send made it.
  */
 import type { Lease } from "@frontier/core";
 

@@ -30,7 +30,7 @@ import {
   task,
 } from "../test/support.js";
 import { checkShardActorOptions, type ShardActorOptions } from "./options.js";
-import { ActorState, baseRequestId, isNatsDown, ShardActor } from "./shard-actor.js";
+import { ActorState, isNatsDown, ShardActor } from "./shard-actor.js";
 import { SlotOwnership } from "./slot-ownership.js";
 
 const env = new TestEnv();
@@ -500,7 +500,10 @@ describe("ShardActor", () => {
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
     const tasks = ["a", "b", "c", "d"].map((id, i) => task(id, i, { workflowId: wf }));
     ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
-    const lease = (requestId: string, extra: { max?: number; replayOnly?: boolean; owner?: string } = {}) =>
+    const lease = (
+      requestId: string,
+      extra: { max?: number; replayOnly?: boolean; owner?: string; ask?: number } = {},
+    ) =>
       q({
         op: "lease",
         owner: extra.owner ?? "w1",
@@ -508,24 +511,26 @@ describe("ShardActor", () => {
         leaseMs: 60_000,
         waitMs: 0,
         requestId,
+        ...(extra.ask === undefined ? {} : { ask: extra.ask }),
         ...(extra.replayOnly === undefined ? {} : { replayOnly: extra.replayOnly }),
       });
 
     // Nothing granted under the id yet: nothing, and no grant made.
-    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true })).leases).toEqual([]);
+    expect(ok(await lease("r1", { replayOnly: true })).leases).toEqual([]);
     expect(actor.stats().shard.leased).toBe(0);
-    // Granted by one coordinator on its second long-poll attempt...
-    const first = ok(await lease(`r1:${shardId}:2`)).leases;
+    // Granted by one coordinator on its second ask in one fill...
+    const first = ok(await lease("r1", { ask: 2 })).leases;
     expect(first.map((l) => l.taskId)).toEqual(["a", "b"]);
-    // ...found by another asking replay-only under the first attempt's id.
-    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true })).leases).toEqual(first);
-    expect(ok(await lease(`r1:${shardId}:3`, { replayOnly: true })).leases).toEqual(first);
+    // ...found by another asking replay-only under the client's id, whatever its ask.
+    expect(ok(await lease("r1", { replayOnly: true })).leases).toEqual(first);
+    expect(ok(await lease("r1", { replayOnly: true, ask: 3 })).leases).toEqual(first);
     // Capped at max.
-    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true, max: 1 })).leases).toEqual(first.slice(0, 1));
+    expect(ok(await lease("r1", { replayOnly: true, max: 1 })).leases).toEqual(first.slice(0, 1));
     // Another owner, or another request id, has no grant here.
-    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true, owner: "w2" })).leases).toEqual([]);
-    expect(ok(await lease(`r2:${shardId}`, { replayOnly: true })).leases).toEqual([]);
-    // A request not routed by a coordinator is its own base.
+    expect(ok(await lease("r1", { replayOnly: true, owner: "w2" })).leases).toEqual([]);
+    expect(ok(await lease("r2", { replayOnly: true })).leases).toEqual([]);
+    // An id that looks like an old per-shard one (`<id>:<shard>`) is an id of its own now.
+    expect(ok(await lease(`r1:${shardId}`, { replayOnly: true })).leases).toEqual([]);
     const direct = ok(await lease("plain", { max: 1 })).leases;
     expect(direct.map((l) => l.taskId)).toEqual(["c"]);
     expect(ok(await lease("plain", { replayOnly: true })).leases).toEqual(direct);
@@ -537,7 +542,7 @@ describe("ShardActor", () => {
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
     const tasks = ["a", "b", "c"].map((id, i) => task(id, i, { workflowId: wf }));
     ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
-    const lease = (requestId: string, attempt: number | undefined, replayOnly = false) =>
+    const lease = (requestId: string, attempt: number | undefined, replayOnly = false, ask?: number) =>
       q({
         op: "lease",
         owner: "w1",
@@ -545,25 +550,26 @@ describe("ShardActor", () => {
         leaseMs: 60_000,
         waitMs: 0,
         requestId,
+        ...(ask === undefined ? {} : { ask }),
         ...(attempt === undefined ? {} : { attempt }),
         ...(replayOnly ? { replayOnly } : {}),
       });
 
     // The client's first send is slow to reach this shard (its coordinator is filling it late);
     // the client resends, and the resend's coordinator looks the grants up first: there are none.
-    expect(ok(await lease(`r1:${shardId}`, 2, true)).leases).toEqual([]);
+    expect(ok(await lease("r1", 2, true)).leases).toEqual([]);
     // The resend's own fill is granted.
-    const resent = ok(await lease(`r1:${shardId}`, 2)).leases;
+    const resent = ok(await lease("r1", 2)).leases;
     expect(resent.map((l) => l.taskId)).toEqual(["a"]);
-    // Now the first send's ask arrives, under the same per-shard id and under its next one: it grants
-    // nothing (its client gave that send up; a grant now would be stranded until it expired), and is
-    // answered as a retry of the request: with what the request holds here.
-    expect(ok(await lease(`r1:${shardId}`, undefined)).leases).toEqual(resent);
-    expect(ok(await lease(`r1:${shardId}:2`, 1)).leases).toEqual(resent);
+    // Now the first send's ask arrives, and its next ask in the same fill: they grant nothing (their
+    // client gave that send up; a grant now would be stranded until it expired), and are answered
+    // as a retry of the request: with what the request holds here.
+    expect(ok(await lease("r1", undefined)).leases).toEqual(resent);
+    expect(ok(await lease("r1", 1, false, 2)).leases).toEqual(resent);
     expect(actor.stats().shard.leased).toBe(1);
     expect(actor.stats().shard.runnable).toBe(2);
     // A later resend finds exactly the resend's grant.
-    expect(ok(await lease(`r1:${shardId}`, 3, true)).leases).toEqual(resent);
+    expect(ok(await lease("r1", 3, true)).leases).toEqual(resent);
   });
 
   it("leases only tasks up to maxKey", async () => {
@@ -702,7 +708,7 @@ describe("ShardActor", () => {
       max: 1,
       leaseMs: 60_000,
       waitMs: 10_000,
-      requestId: "r1:s0",
+      requestId: "r1",
     });
     await sleep(50);
     const started = Date.now();
@@ -713,7 +719,7 @@ describe("ShardActor", () => {
         max: 1,
         leaseMs: 60_000,
         waitMs: 0,
-        requestId: "r1:s0",
+        requestId: "r1",
         replayOnly: true,
       }),
     );
@@ -875,7 +881,7 @@ describe("ShardActor", () => {
     const { nc, cluster, shardId, dataDir, wf } = first;
     const tasks = ["a", "b", "c"].map((id, i) => task(id, i, { workflowId: wf }));
     ok(await ask(nc, cluster, shardId, { op: "submit", tasks, idempotencyKey: "k" }));
-    const lease = (requestId: string, replayOnly?: boolean) =>
+    const lease = (requestId: string, replayOnly?: boolean, nth?: number) =>
       ask(nc, cluster, shardId, {
         op: "lease",
         owner: "w",
@@ -883,24 +889,25 @@ describe("ShardActor", () => {
         leaseMs: 60_000,
         waitMs: 0,
         requestId,
+        ...(nth === undefined ? {} : { ask: nth }),
         ...(replayOnly === undefined ? {} : { replayOnly }),
       });
-    const granted = ok(await lease(`r1:${shardId}:2`)).leases;
+    const granted = ok(await lease("r1", undefined, 2)).leases;
     expect(granted.map((l) => l.taskId)).toEqual(["a", "b"]);
     await first.actor.close();
 
     const again = await startActor({ cluster, shardId, dataDir, slots: "auto" });
     expect(again.actor.stats().leaseReplays).toBe(0);
-    expect(ok(await lease(`r1:${shardId}`, true)).leases).toEqual(granted);
+    expect(ok(await lease("r1", true)).leases).toEqual(granted);
     // A plain retry under the same client id gets the grant too, not a new one.
-    expect(ok(await lease(`r1:${shardId}:2`)).leases).toEqual(granted);
+    expect(ok(await lease("r1", undefined, 2)).leases).toEqual(granted);
     expect(again.actor.stats().shard.leased).toBe(2);
-    expect(ok(await lease(`r2:${shardId}`, true)).leases).toEqual([]);
-    // This process remembers the grant now: a new per-shard id (the coordinator's next ask in
-    // one fill) is a new grant; a replay-only lookup returns the grants under the client id (up to max).
-    const next = ok(await lease(`r1:${shardId}:3`)).leases;
+    expect(ok(await lease("r2", true)).leases).toEqual([]);
+    // This process remembers the grant now: a new ask (the coordinator's next ask in one fill)
+    // is a new grant; a replay-only lookup returns the grants under the client id (up to max).
+    const next = ok(await lease("r1", undefined, 3)).leases;
     expect(next.map((l) => l.taskId)).toEqual(["c"]);
-    expect(ok(await lease(`r1:${shardId}`, true)).leases.map((l) => l.taskId)).toEqual(["a", "b"]);
+    expect(ok(await lease("r1", true)).leases.map((l) => l.taskId)).toEqual(["a", "b"]);
   });
 
   it("claims every free slot when it starts with none and no explicit slots", async () => {
@@ -1032,18 +1039,6 @@ function encodeRequestUnchecked(fields: Record<string, unknown>): Uint8Array {
   out[at + marker.length - 1] = 0x00;
   return out;
 }
-
-describe("baseRequestId", () => {
-  it("strips the per-shard and attempt suffix of this shard only", () => {
-    expect(baseRequestId("r1:s0", "s0")).toBe("r1");
-    expect(baseRequestId("r1:s0:3", "s0")).toBe("r1");
-    expect(baseRequestId("a:b:s0:2", "s0")).toBe("a:b");
-    expect(baseRequestId("r1:s1", "s0")).toBe("r1:s1");
-    expect(baseRequestId("r1:s1:2", "s0")).toBe("r1:s1:2");
-    expect(baseRequestId("plain", "s0")).toBe("plain");
-    expect(baseRequestId(":s0", "s0")).toBe(":s0");
-  });
-});
 
 describe("isNatsDown", () => {
   it("tells a connection that is down for now from a request that is wrong", () => {

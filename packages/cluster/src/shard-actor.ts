@@ -28,7 +28,6 @@
  * claimed again, a slot another shard holds now is no longer served
  * (SLOT_NOT_OWNED), a slot given to it that it never claimed is given up.
  */
-import { createHash } from "node:crypto";
 import {
   type Lease,
   type Problem,
@@ -876,13 +875,15 @@ export class ShardActor {
     const { owner, requestId } = request;
     const now = Date.now();
     if (request.replayOnly === true) return this.leaseReplayOnly(request, now);
-    const sendId = `${request.attempt ?? 1}:${requestId}`;
+    // One send: the client's attempt and the coordinator's ask in its fill, both numbers (so the
+    // prefix ends at the second colon), then the client's id.
+    const sendId = `${request.attempt ?? 1}:${request.ask ?? 1}:${requestId}`;
     const replayed = this.replay.get(owner, sendId, now);
     if (replayed) return [...replayed];
     const leaseKey = ownerKey(owner, sendId);
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
-    const base = baseRequestId(requestId, this.shardId);
+    const base = requestId;
     const leasing = this.leaseOrReplay(request, base);
     // Registered before the first await, so a retry or a replay-only lookup of the same id joins it.
     this.leasing.set(leaseKey, leasing);
@@ -940,44 +941,33 @@ export class ShardActor {
 
   /**
    * A replay-only request: the leases granted to `owner` under the client
-   * request id that `requestId` derives from (any per-shard or visit id),
-   * at most `max`; never a new grant. It first waits for lease requests
+   * request id `requestId` (by any of its sends and asks), at most `max`;
+   * never a new grant. It first waits for lease requests
    * under that client id still in progress here (a grant being made or
    * committed is a grant), and answers only what is durable. With an
    * `attempt`, the shard also fences: from the answer on, asks from earlier
    * attempts grant nothing (Shard.replayLease), so the answer holds every
-   * grant those attempts will ever have here. The client id may have been
-   * replaced by its SHA-256 in some derived ids (when too long), so both are
-   * looked up, and fenced.
+   * grant those attempts will ever have here.
    */
   private async leaseReplayOnly(request: LeaseRequest, now: number): Promise<Lease[]> {
     const { owner, max, attempt } = request;
-    const base = baseRequestId(request.requestId, this.shardId);
-    const hashed = createHash("sha256").update(base).digest("base64url");
-    for (const id of [base, hashed]) {
-      // A lease parked under the id, or on its way to park, grants nothing from now on (it answers
-      // what it has), so this lookup is final and does not wait out the long-poll.
-      const key = ownerKey(owner, id);
-      this.parked.cancel(key);
-      const pending = this.leasingByBase.get(key);
-      if (pending) {
-        this.unparked.add(key);
-        await Promise.allSettled([...pending]);
-      }
+    const base = request.requestId;
+    // A lease parked under the id, or on its way to park, grants nothing from now on (it answers
+    // what it has), so this lookup is final and does not wait out the long-poll.
+    const key = ownerKey(owner, base);
+    this.parked.cancel(key);
+    const pending = this.leasingByBase.get(key);
+    if (pending) {
+      this.unparked.add(key);
+      await Promise.allSettled([...pending]);
     }
-    const fromMemory = [
-      ...this.replay.getByBase(owner, base, now),
-      ...this.replay.getByBase(owner, hashed, now),
-    ];
+    const fromMemory = this.replay.getByBase(owner, base, now);
     // Recorded durably by the shard: survives a restart of this process. The fence goes in the same run.
     const options = attempt === undefined || attempt === 1 ? {} : { fence: attempt };
-    const [byBase, byHash] = await Promise.all([
-      this.shard.replayLease(owner, base, options),
-      this.shard.replayLease(owner, hashed, options),
-    ]);
+    const durable = await this.shard.replayLease(owner, base, options);
     const seen = new Set<string>();
     const leases: Lease[] = [];
-    for (const lease of [...fromMemory, ...byBase, ...byHash]) {
+    for (const lease of [...fromMemory, ...durable]) {
       if (leases.length >= max) break;
       if (seen.has(lease.taskId)) continue;
       seen.add(lease.taskId);
@@ -1035,7 +1025,7 @@ export class ShardActor {
   private async leaseNow(request: LeaseRequest): Promise<LeaseOutcome> {
     const { owner, max, leaseMs, maxKey } = request;
     // Each grant is recorded durably under the client's request id, added to what it already holds.
-    const requestId = baseRequestId(request.requestId, this.shardId);
+    const requestId = request.requestId;
     const attempt = request.attempt ?? 1;
     const options =
       maxKey === undefined
@@ -1241,22 +1231,4 @@ async function retryWhileNatsDown<T>(step: string, run: () => Promise<T>, log: L
       await pause(250);
     }
   }
-}
-
-/**
- * The client's request id behind a per-shard one (`<requestId>:<shardId>`,
- * `<requestId>:<shardId>:<visit>`, see the coordinator's shardRequestId);
- * an id without that suffix (a request not routed by a coordinator) is its own base.
- */
-export function baseRequestId(requestId: string, shardId: string): string {
-  const suffix = `:${shardId}`;
-  if (requestId.length > suffix.length && requestId.endsWith(suffix)) {
-    return requestId.slice(0, -suffix.length);
-  }
-  const colon = requestId.lastIndexOf(":");
-  if (colon > 0 && /^\d+$/.test(requestId.slice(colon + 1))) {
-    const head = requestId.slice(0, colon);
-    if (head.length > suffix.length && head.endsWith(suffix)) return head.slice(0, -suffix.length);
-  }
-  return requestId;
 }

@@ -20,7 +20,7 @@ export {
   ShardUnavailableError,
   SlotUnownedError,
 } from "./errors.js";
-export { LEASE_REPLY_MAX_BYTES, shardRequestId } from "./lease.js";
+export { LEASE_REPLY_MAX_BYTES } from "./lease.js";
 export {
   type CoordinatorOptions,
   DEFAULT_COMMIT_ATTEMPTS,

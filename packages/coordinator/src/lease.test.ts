@@ -9,7 +9,6 @@ import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { encodeFrontier, MAX_ID_LENGTH, SLOT_COUNT } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Coordinator } from "./coordinator.js";
-import { shardRequestId } from "./lease.js";
 import type { SlotDirectory } from "./slot-table.js";
 import { call, idOn, ok, refused, startTestCluster, type TestCluster, until } from "./test-shard.fixture.js";
 
@@ -89,13 +88,13 @@ describe("earliest deadline first across shards", () => {
     const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "fill" }));
     expect(reply.leases.map((l) => l.task.deadline)).toEqual([10, 15, 20, 30]);
     const asked = c.shards.map((s) =>
-      s.requests("lease").map(({ max, maxKey, requestId }) => ({ max, maxKey, requestId })),
+      s.requests("lease").map(({ max, maxKey, requestId, ask }) => ({ max, maxKey, requestId, ask })),
     );
     expect(asked).toEqual([
-      [{ max: 4, maxKey: 20, requestId: "fill:s0" }],
-      [{ max: 2, maxKey: 30, requestId: "fill:s1" }],
+      [{ max: 4, maxKey: 20, requestId: "fill", ask: undefined }],
+      [{ max: 2, maxKey: 30, requestId: "fill", ask: undefined }],
       // s0's reply said its next key is 40: s2 is bounded by it.
-      [{ max: 1, maxKey: 40, requestId: "fill:s2" }],
+      [{ max: 1, maxKey: 40, requestId: "fill", ask: undefined }],
     ]);
   });
 
@@ -108,14 +107,14 @@ describe("earliest deadline first across shards", () => {
     const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "zigzag" }));
     expect(reply.leases.map((l) => l.task.deadline)).toEqual([1, 2, 3, 5]);
     const asked = c.shards.map((s) =>
-      s.requests("lease").map(({ max, maxKey, requestId }) => ({ max, maxKey, requestId })),
+      s.requests("lease").map(({ max, maxKey, requestId, ask }) => ({ max, maxKey, requestId, ask })),
     );
     expect(asked).toEqual([
       [
-        { max: 4, maxKey: 2, requestId: "zigzag:s0" },
-        { max: 1, maxKey: undefined, requestId: "zigzag:s0:2" },
+        { max: 4, maxKey: 2, requestId: "zigzag", ask: undefined },
+        { max: 1, maxKey: undefined, requestId: "zigzag", ask: 2 },
       ],
-      [{ max: 3, maxKey: 5, requestId: "zigzag:s1" }],
+      [{ max: 3, maxKey: 5, requestId: "zigzag", ask: undefined }],
     ]);
   });
 
@@ -255,7 +254,10 @@ describe("long-poll", () => {
     const id = put("s0", 2);
     c.shards[0]!.announce();
     expect((await pending).leases.map((l) => l.taskId)).toEqual([id]);
-    expect(c.shards[0]!.requests("lease").map((r) => r.requestId)).toEqual(["stale:s0", "stale:s0:2"]);
+    expect(c.shards[0]!.requests("lease").map((r) => [r.requestId, r.ask])).toEqual([
+      ["stale", undefined],
+      ["stale", 2],
+    ]);
   });
 
   it("parks at every idle shard, splitting the room; a grant reaches it with no announcement, and ends the others' asks", async () => {
@@ -277,7 +279,7 @@ describe("long-poll", () => {
       c.shards[0]!.requests("lease")
         .filter((r) => r.replayOnly === true)
         .map((r) => r.requestId),
-    ).toEqual(["p:s0"]);
+    ).toEqual(["p"]);
   });
 
   it("puts together what several parked shards granted at once, earliest first", async () => {
@@ -474,7 +476,7 @@ describe("request ids", () => {
     const reply = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "never-granted" }), attempt: 2 });
     expect(reply.leases.map((l) => l.task.deadline)).toEqual([1]);
     const replayOnly = c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly === true));
-    expect(replayOnly.map((q) => q.requestId).sort()).toEqual(["never-granted:s0", "never-granted:s1"]);
+    expect(replayOnly.map((q) => q.requestId)).toEqual(["never-granted", "never-granted"]);
   });
 
   it("fences a slow first send off: once the resend looked up the grants, the first send's late asks grant nothing", async () => {
@@ -539,14 +541,22 @@ describe("request ids", () => {
     expect(await resends(b)).toEqual({ unanswered: 1, replayed: 1 });
   });
 
-  it("keeps per-shard ids within MAX_ID_LENGTH, deterministically", () => {
-    expect(shardRequestId("r1", "s0", 1)).toBe("r1:s0");
-    expect(shardRequestId("r1", "s0", 3)).toBe("r1:s0:3");
-    const long = "x".repeat(MAX_ID_LENGTH);
-    const id = shardRequestId(long, "shard-with-a-long-name", 2);
-    expect(id.length).toBeLessThanOrEqual(MAX_ID_LENGTH);
-    expect(id).toBe(shardRequestId(long, "shard-with-a-long-name", 2));
-    expect(id).not.toBe(shardRequestId(`${long.slice(1)}y`, "shard-with-a-long-name", 2));
-    expect(id.endsWith(":shard-with-a-long-name:2")).toBe(true);
+  it("asks each shard under the client's own id, numbering a second ask in one fill", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    // s0 holds the first and third tasks: one fill asks it twice.
+    put("s0", 1);
+    put("s1", 2);
+    put("s0", 3);
+    await c.announceAll();
+    const longest = "r".repeat(MAX_ID_LENGTH); // no suffix to fit: the id goes as it is
+    const reply = await ok(c.nc, c.cluster, lease(3, { requestId: longest }));
+    expect(reply.leases).toHaveLength(3);
+    const asks = c.shards[0]!.requests("lease");
+    expect(asks.map((r) => [r.requestId, r.ask])).toEqual([
+      [longest, undefined],
+      [longest, 2],
+    ]);
+    expect(c.shards[1]!.requests("lease").map((r) => [r.requestId, r.ask])).toEqual([[longest, undefined]]);
   });
 });

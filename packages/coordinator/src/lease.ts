@@ -19,13 +19,13 @@
  * (no polling) for an announcement with runnable tasks, then try again; at the
  * deadline, answer empty.
  *
- * Retries: each shard is asked under a request id derived from the client's
- * (`<requestId>:<shardId>`, `:<n>` for its n-th ask in this fill), and
- * records its grants under the client's id. A resend (`attempt` 2 and up) may
+ * Retries: each shard is asked under the client's request id, its n-th ask
+ * in one fill numbered (`ask`, a typed field), and records its grants under
+ * the client's id. A resend (`attempt` 2 and up) may
  * find its first send granted, its reply lost, perhaps by another coordinator
  * that is still filling it. So a resend first asks every known shard, in
  * parallel and `replayOnly`, for what it granted under the client's request
- * id (under any per-shard or visit id), and each shard, as it answers, fences
+ * id (all its asks), and each shard, as it answers, fences
  * the earlier attempts: it grants nothing more to them. Once every shard has
  * answered, the grants of earlier sends are all known and no more can be
  * made: if there are any, they are the reply, and nothing is granted anew;
@@ -50,14 +50,12 @@
  * of that is used, and leases past the limit (possible only with very large
  * tasks) are left to expire, logged.
  */
-import { createHash } from "node:crypto";
 import type { Lease } from "@frontier/core";
 import {
   encodedByteLength,
   FRONTIER_DEPTH_RANKS,
   isRetryable,
   type LeaseRequest,
-  MAX_ID_LENGTH,
   MAX_MESSAGE_BYTES,
   ProtocolError,
   type ResultOf,
@@ -120,16 +118,9 @@ interface Granted {
 /** What became of a resend: its earlier grant handed back, a new fill, or a shard that could not say. */
 export type ResendOutcome = "replayed" | "filled" | "unanswered";
 
-/**
- * The request id a shard is asked under: `<requestId>:<shardId>`, plus
- * `:<ask>` from its second ask in one fill on. When that would exceed MAX_ID_LENGTH,
- * the client's id is replaced by its SHA-256 (base64url, 43 characters), so
- * the derivation stays deterministic across coordinators.
- */
-export function shardRequestId(requestId: string, shardId: string, ask: number): string {
-  const suffix = ask > 1 ? `:${shardId}:${ask}` : `:${shardId}`;
-  if (requestId.length + suffix.length <= MAX_ID_LENGTH) return requestId + suffix;
-  return createHash("sha256").update(requestId).digest("base64url") + suffix;
+/** The typed `ask` of a shard's n-th ask in one fill (absent for the first). */
+function askOf(n: number): { ask?: number } {
+  return n > 1 ? { ask: n } : {};
 }
 
 export class LeaseRouter {
@@ -297,7 +288,8 @@ export class LeaseRouter {
             max: share + (i < extra ? 1 : 0),
             leaseMs: request.leaseMs,
             waitMs,
-            requestId: shardRequestId(request.requestId, shardId, visit),
+            requestId: request.requestId,
+            ...askOf(visit),
             ...attemptOf(request),
           },
           waitMs + (this.ctx.shardTimeoutMs ?? DEFAULT_PARK_MARGIN_MS),
@@ -415,7 +407,7 @@ export class LeaseRouter {
         max: request.max,
         leaseMs: request.leaseMs,
         waitMs: 0,
-        requestId: shardRequestId(request.requestId, shardId, 1),
+        requestId: request.requestId,
         ...attemptOf(request),
         replayOnly: true,
       });
@@ -496,7 +488,8 @@ export class LeaseRouter {
         max: ask,
         leaseMs: request.leaseMs,
         waitMs: 0,
-        requestId: shardRequestId(request.requestId, shardId, visit),
+        requestId: request.requestId,
+        ...askOf(visit),
         ...attemptOf(request),
         ...(maxKey === undefined ? {} : { maxKey }),
       });

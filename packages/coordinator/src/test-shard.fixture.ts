@@ -56,8 +56,8 @@ export class TestShard {
   /** Outcomes by idempotency key (submit and commit). */
   readonly committed = new Map<string, number>();
   readonly prepared = new Map<string, readonly TaskInput[]>();
-  /** Lease grants by attempt and per-shard request id. */
-  private readonly grants = new Map<string, readonly Lease[]>();
+  /** Lease grants by client request id, then by send (`<attempt>:<ask>`). */
+  private readonly grants = new Map<string, Map<string, readonly Lease[]>>();
   /** Per client request id (base): the latest attempt a replay-only lookup fenced at. */
   private readonly fences = new Map<string, number>();
   /** Ops that get no reply (the coordinator times out); each entry counts down, Infinity = always. */
@@ -144,13 +144,20 @@ export class TestShard {
     msg.respond(encodeReply(reply));
   }
 
+  /** The grants made under a client request id, by send. */
+  private sendsOf(requestId: string): Map<string, readonly Lease[]> {
+    let sends = this.grants.get(requestId);
+    if (sends === undefined) this.grants.set(requestId, (sends = new Map()));
+    return sends;
+  }
+
   /** Parks a lease ask that found nothing and may wait; false when it is answered now. */
   private parks(request: RequestOf<"lease">, result: object, msg: Msg): boolean {
     if (request.waitMs <= 0 || request.replayOnly === true) return false;
     if ((result as { leases: readonly Lease[] }).leases.length > 0) return false;
     const ask: ParkedAsk = {
       request,
-      base: baseOf(request.requestId, this.shardId),
+      base: request.requestId,
       answer: (leases) => {
         clearTimeout(timer);
         this.parkedAsks.splice(this.parkedAsks.indexOf(ask), 1);
@@ -177,7 +184,7 @@ export class TestShard {
         ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
       });
       if (leases.length === 0) continue;
-      this.grants.set(`${request.attempt ?? 1}:${request.requestId}`, leases);
+      this.sendsOf(request.requestId).set(sendOf(request), leases);
       ask.answer(leases);
     }
   }
@@ -253,13 +260,9 @@ export class TestShard {
         this.prepared.delete(request.idempotencyKey);
         return {};
       case "lease": {
-        const base = baseOf(request.requestId, this.shardId);
+        const base = request.requestId;
         const attempt = request.attempt ?? 1;
-        const kept = () =>
-          [...this.grants]
-            .filter(([id]) => baseOf(id.slice(id.indexOf(":") + 1), this.shardId) === base)
-            .flatMap(([, l]) => l)
-            .slice(0, request.max);
+        const kept = () => [...this.sendsOf(base).values()].flat().slice(0, request.max);
         if (request.replayOnly === true) {
           for (const ask of this.parkedAsks.filter((a) => a.base === base)) ask.answer([]);
           if (attempt > (this.fences.get(base) ?? 1)) this.fences.set(base, attempt);
@@ -268,15 +271,15 @@ export class TestShard {
         // An earlier attempt than a resend that looked the grants up (its client gave it up): a stale
         // retry of the request, answered with what the request holds, never with a new grant.
         if (attempt < (this.fences.get(base) ?? 1)) return { leases: kept() };
-        const sendId = `${attempt}:${request.requestId}`;
-        const first = this.grants.get(sendId);
+        const sendId = sendOf(request);
+        const first = this.sendsOf(base).get(sendId);
         if (first !== undefined) return { leases: first };
         const leases = e.lease(request.owner, {
           max: request.max,
           leaseMs: request.leaseMs,
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
         });
-        this.grants.set(sendId, leases);
+        this.sendsOf(base).set(sendId, leases);
         return this.sendsFrontier ? { leases, frontier: this.frontier() } : { leases };
       }
       case "heartbeat":
@@ -462,8 +465,7 @@ export function submit(c: TestCluster, tasks: TaskInput[], idempotencyKey = `k-$
   return call(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey });
 }
 
-/** The client's request id behind a per-shard one (`<id>:<shardId>`, `<id>:<shardId>:<attempt>`). */
-function baseOf(requestId: string, shardId: string): string {
-  const m = /^(.*?):([^:]+)(?::\d+)?$/.exec(requestId);
-  return m !== null && m[2] === shardId ? m[1]! : requestId;
+/** One send of a lease ask: its attempt and its ask in the fill, as a shard keeps them apart. */
+function sendOf(request: RequestOf<"lease">): string {
+  return `${request.attempt ?? 1}:${request.ask ?? 1}`;
 }

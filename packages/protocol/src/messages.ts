@@ -13,7 +13,7 @@ import { fromWireError, toWireError, type WireError, type WireErrorCode } from "
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -68,6 +68,15 @@ export interface LeaseRequest {
    */
   readonly maxKey?: number;
   /**
+   * Coordinator → shard only: which ask of one fill at this shard this is,
+   * from 1 (absent = 1), 1..MAX_ATTEMPT. A coordinator that fills a request
+   * from several shards may ask one shard again in the same fill; each ask
+   * is a grant of its own, kept and replayed apart from the others, while
+   * every ask stays under the client's `requestId` (its grants are the
+   * request's grants: what a replay-only lookup answers).
+   */
+  readonly ask?: number;
+  /**
    * Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT.
    * Client → coordinator: a resend (2 and up) may have been granted already
    * (its reply lost), so the coordinator asks every shard for grants kept
@@ -77,8 +86,8 @@ export interface LeaseRequest {
    */
   readonly attempt?: number;
   /**
-   * Coordinator → shard only: answer with the grant kept for this owner and
-   * client request id (under any per-shard or visit suffix), or with none;
+   * Coordinator → shard only: answer with the grants kept for this owner and
+   * client request id (all its asks), or with none;
    * never grant anew. From the answer on, lease asks under that client id
    * from attempts before `attempt` grant nothing (a fence, kept durably).
    */

@@ -557,6 +557,7 @@ export function parseRequest(v: unknown): Request {
         "waitMs",
         "requestId",
         "maxKey",
+        "ask",
         "attempt",
         "replayOnly",
       ]);
@@ -570,6 +571,7 @@ export function parseRequest(v: unknown): Request {
         "maxKey",
         optional(f["maxKey"], "maxKey", (k, p) => num(k, p)),
       );
+      put(r, "ask", optional(f["ask"], "ask", attemptNumber));
       put(r, "attempt", optional(f["attempt"], "attempt", attemptNumber));
       put(
         r,
