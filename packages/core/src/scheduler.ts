@@ -27,8 +27,8 @@
  *   - pending: forward references (prerequisite ids not yet submitted) → the
  *     handles waiting on them.
  *
- * State machine (transitions only through `setState`): see TaskState in
- * types.ts.
+ * State machine: transitions only through `setState`, which checks each
+ * against TRANSITIONS (task-table.ts; drawn in the README).
  *
  * Every public call first runs the timers that are due (`advance`), then does
  * its work; every change is reported through `onChange` before the call
@@ -46,7 +46,7 @@ import {
 import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver } from "./observer.js";
-import { Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
+import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
 import type {
   Change,
   EngineMeta,
@@ -936,8 +936,16 @@ export class Scheduler {
     }
   }
 
+  /** The one place a task's state changes: checked against the state machine (TRANSITIONS). */
   private setState(h: number, state: S): void {
-    this.counts[this.table.state[h]!]!--;
+    const from = this.table.state[h]! as S;
+    if (!canTransition(from, state)) {
+      // An engine bug, never the caller's: refuse it before any index moves.
+      throw new Error(
+        `internal: task ${JSON.stringify(this.table.ids[h])} cannot go from ${STATE_NAMES[from]} to ${STATE_NAMES[state]}`,
+      );
+    }
+    this.counts[from]!--;
     this.counts[state]!++;
     this.table.state[h] = state;
   }

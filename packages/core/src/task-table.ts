@@ -48,6 +48,37 @@ export const STATE_NAMES = [
   "EXPIRED",
 ] as const;
 
+/**
+ * The task state machine as data: the states each state may move to. Every
+ * transition goes through `Scheduler.setState`, which asserts it against
+ * this table (one byte read). Drawn in the package README ("States"), which a
+ * test holds to this table.
+ */
+export const TRANSITIONS: { readonly [From in keyof typeof S]: readonly (keyof typeof S)[] } = {
+  // All prerequisites met, or a retry's backoff over; its hard deadline passed (waiting, or in a
+  // retry's backoff); cancelled, or a prerequisite ended badly.
+  WAITING: ["RUNNABLE", "EXPIRED", "CANCELLED"],
+  // Leased (or consumed); its hard deadline passed; cancelled.
+  RUNNABLE: ["LEASED", "EXPIRED", "CANCELLED"],
+  // Completed; failed with attempts left (backoff); expired with attempts left; failed for good; cancelled.
+  LEASED: ["COMPLETED", "WAITING", "RUNNABLE", "FAILED", "CANCELLED"],
+  COMPLETED: [],
+  FAILED: [],
+  CANCELLED: [],
+  EXPIRED: [],
+};
+
+const STATE_COUNT = STATE_NAMES.length;
+const ALLOWED = new Uint8Array(STATE_COUNT * STATE_COUNT);
+for (const [from, targets] of Object.entries(TRANSITIONS)) {
+  for (const to of targets) ALLOWED[S[from as keyof typeof S] * STATE_COUNT + S[to]] = 1;
+}
+
+/** Whether the state machine lets a task move from `from` to `to`. */
+export function canTransition(from: S, to: S): boolean {
+  return ALLOWED[from * STATE_COUNT + to] === 1;
+}
+
 const NONE: readonly string[] = Object.freeze([]);
 
 export function isTerminal(state: number): boolean {

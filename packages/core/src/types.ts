@@ -4,8 +4,8 @@
  */
 
 /**
- * A task's life. Transitions happen only in `Scheduler` (see scheduler.ts,
- * "State machine"):
+ * A task's life. Transitions happen only in `Scheduler.setState`, checked
+ * against TRANSITIONS (task-table.ts, drawn in the README):
  *
  *   WAITING  --all prerequisites met / retry backoff over-->  RUNNABLE
  *   RUNNABLE --consume / lease-->                             LEASED
@@ -13,7 +13,7 @@
  *   LEASED   --fail (retryable, attempts left)-->             WAITING (backoff)
  *   LEASED   --lease expired (attempts left)-->               RUNNABLE
  *   LEASED   --fail / expiry with no attempts left-->         FAILED
- *   RUNNABLE --hard deadline passed-->                        EXPIRED
+ *   WAITING | RUNNABLE --hard deadline passed-->              EXPIRED
  *   any non-terminal --cancel, or a prerequisite ended badly
  *                      under the "cancel" policy-->           CANCELLED
  *
