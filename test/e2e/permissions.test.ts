@@ -125,7 +125,7 @@ describe("frontier start, out of the box", () => {
 });
 
 describe("a worker's credentials in an attacker's hands", () => {
-  it("cannot call a shard's operations other than a lease holder's: no lease, read, cancel, deadline, prepare, commit, abort, submit", async () => {
+  it("cannot call a shard's operations other than a lease holder's: no lease, read, cancel, deadline, prepare, commit, abort, check, submit", async () => {
     const nc = await plain({ role: "worker" });
     const requests: Request[] = [
       { op: "lease", owner: "victim", max: 10, leaseMs: 60_000, waitMs: 0, requestId: "victims-request" },
@@ -135,6 +135,8 @@ describe("a worker's credentials in an attacker's hands", () => {
       { op: "prepare", tasks: [{ id: "squat", deadline: 1, prerequisites: [] }], idempotencyKey: "k" },
       { op: "commit", idempotencyKey: "k" },
       { op: "abort", idempotencyKey: "k" },
+      // A check reserves nothing, but answers which ids a shard holds: a coordinator's alone.
+      { op: "check", tasks: [{ id: "first", deadline: 1, workflowId: "w" }] },
       { op: "submit", tasks: [{ id: "x", deadline: 1, prerequisites: [] }], idempotencyKey: "k2" },
       { op: "stats" },
     ];

@@ -232,7 +232,7 @@ export interface WorkerChannel {
 }
 
 /** Ops a client sends (the shard-only phases are not among them). */
-type ClientOp = Exclude<Op, "prepare" | "commit" | "abort">;
+type ClientOp = Exclude<Op, "prepare" | "commit" | "abort" | "check">;
 
 const Mode = { OPEN: "OPEN", CLOSING: "CLOSING", CLOSED: "CLOSED" } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];

@@ -71,6 +71,7 @@ import {
   subjectsFor,
   toWireError,
   WireErrorCode,
+  wireProblems,
 } from "@frontier/protocol";
 import {
   Shard,
@@ -607,6 +608,8 @@ export class ShardActor {
       case "abort":
         this.prepared.remove(request.idempotencyKey);
         return { ok: true, op: "abort" };
+      case "check":
+        return { ok: true, op: "check", problems: this.check(request) };
       case "lease": {
         const leases = this.withSecrets(await this.lease(request));
         // The frontier after the grant: the coordinator routes its next ask by it at once.
@@ -816,6 +819,19 @@ export class ShardActor {
     });
     this.prepared.add(key, tasks, now, bytes, holds.storedBytes);
     return { accepted: tasks.length };
+  }
+
+  /**
+   * The problems `submit` would find in a part of a batch the coordinator
+   * rejects anyway (docs/cluster.md, "One report per rejected batch"): ids
+   * taken here or reserved by a prepared part, prerequisites this shard does
+   * not know. A read of memory: nothing is reserved, held or journaled, and
+   * the limits are not asked (the batch will not be stored).
+   */
+  private check(request: RequestOf<"check">): Problem[] {
+    this.requireOwnedTasks(request.tasks);
+    this.prepared.sweep(Date.now());
+    return wireProblems(this.shard.check(request.tasks, this.prepared.reserved));
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */

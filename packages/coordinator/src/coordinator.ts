@@ -73,8 +73,8 @@ import { SubmitRouter } from "./submit.js";
 import { TaskOpRouter } from "./task-ops.js";
 import { BatchValidator } from "./validation.js";
 
-/** Ops only shards take (the phases of a multi-shard submit); a coordinator refuses them. */
-export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort"]);
+/** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
+export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort", "check"]);
 
 /** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
 const ALL_SHARDS_WAIT_MS = 2_000;
@@ -385,7 +385,7 @@ class CoordinatorImpl implements Coordinator {
       if (SHARD_ONLY_OPS.has(op)) {
         throw new ProtocolError(
           WireErrorCode.BAD_MESSAGE,
-          `${op} is a shard-only op (a phase of a multi-shard submit); coordinators do not take it: send submit`,
+          `${op} is a shard-only op (coordinators send it to shards); coordinators do not take it: send submit`,
         );
       }
       const request = decodeRequest(data, op);
@@ -427,6 +427,7 @@ class CoordinatorImpl implements Coordinator {
       case "prepare":
       case "commit":
       case "abort":
+      case "check":
         throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
       default: {
         const unreachable: never = request;

@@ -162,6 +162,13 @@ const cases: [string, string, () => Uint8Array, WireErrorCode, RegExp?][] = [
     /shard-only/,
   ],
   [
+    "check (shard-only)",
+    "check",
+    () => request("check", { tasks: [task("a")] }),
+    "BAD_MESSAGE",
+    /shard-only/,
+  ],
+  [
     "maxKey from a client",
     "lease",
     () => request("lease", { owner: "w", max: 1, leaseMs: 1_000, waitMs: 0, requestId: "r", maxKey: 5 }),
@@ -196,7 +203,7 @@ describe("bad input gets an error reply with a stable code", () => {
   });
 });
 
-describe("batch rules are checked before any shard sees the batch", () => {
+describe("batch rules are checked before any shard stores or reserves the batch", () => {
   it.each([
     ["duplicate ids", [task("d"), task("d")], "DUPLICATE_ID"],
     ["a cycle", [task("x", { prerequisites: ["y"] }), task("y", { prerequisites: ["x"] })], "CYCLE"],
@@ -215,6 +222,9 @@ describe("batch rules are checked before any shard sees the batch", () => {
     ["an empty id", [task("")], "MALFORMED"],
   ] as const)("%s → VALIDATION_FAILED", async (_name, tasks, problem) => {
     const before = c.shards.map((s) => s.received.length);
+    const stored = () =>
+      c.shards.map((s) => Object.values(s.engine.stats().counts).reduce((a, b) => a + b, 0));
+    const storedBefore = stored();
     const error = await refused(c.nc, c.cluster, {
       op: "submit",
       tasks: tasks as never,
@@ -222,6 +232,10 @@ describe("batch rules are checked before any shard sees the batch", () => {
     });
     expect(error.code).toBe("VALIDATION_FAILED");
     expect(error.problems?.map((p) => p.code)).toContain(problem);
-    expect(c.shards.map((s) => s.received.length)).toEqual(before);
+    // Shards were at most asked to check their parts (which reserves nothing), never to take them.
+    const sent = c.shards.flatMap((s, i) => s.received.slice(before[i]));
+    expect(sent.map((r) => r.op).filter((op) => op !== "check")).toEqual([]);
+    expect(c.shards.map((s) => s.prepared.size)).toEqual(c.shards.map(() => 0));
+    expect(stored()).toEqual(storedBefore);
   });
 });

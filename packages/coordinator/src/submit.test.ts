@@ -201,6 +201,121 @@ describe("several shards: two phases", () => {
   });
 });
 
+describe("one report per rejected batch", () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator({ shardTimeoutMs: 300 });
+  });
+  afterAll(() => c.stop());
+
+  /** A batch with four problems, two batch-local and two only its shards can see, over both shards. */
+  async function fourProblems(prefix: string) {
+    const a = idOn("s0", c.ownerOf, `${prefix}-wa`); // a workflow on s0
+    const b = idOn("s1", c.ownerOf, `${prefix}-wb`); // a workflow on s1
+    const taken = `${prefix}-taken`;
+    await ok(c.nc, c.cluster, {
+      op: "submit",
+      tasks: [task(taken, { workflowId: a })],
+      idempotencyKey: `${prefix}-0`,
+    });
+    const tasks = [
+      task(`${prefix}-fine`, { workflowId: a }),
+      task(`${prefix}-self`, { workflowId: a, prerequisites: [`${prefix}-self`] }),
+      task(taken, { workflowId: a }),
+      task(`${prefix}-c1`, { workflowId: b, prerequisites: [`${prefix}-c2`] }),
+      task(`${prefix}-c2`, { workflowId: b, prerequisites: [`${prefix}-c1`] }),
+      task(`${prefix}-orphan`, { workflowId: b, prerequisites: [`${prefix}-ghost`] }),
+    ];
+    return { a, b, taken, tasks };
+  }
+
+  const stored = () =>
+    c.shards.reduce((n, s) => n + Object.values(s.engine.stats().counts).reduce((a, b) => a + b, 0), 0);
+
+  it("lists batch-local and shard-side problems at once, in batch order, and reserves or stores nothing", async () => {
+    const { a, taken, tasks } = await fourProblems("four");
+    const before = stored();
+    const error = await refused(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "four-1" });
+    expect(error.code).toBe("VALIDATION_FAILED");
+    expect(error.problems?.map((p) => [p.taskId, p.code])).toEqual([
+      ["four-self", "SELF_DEPENDENCY"],
+      [taken, "DUPLICATE_ID"],
+      ...(error.problems ?? [])
+        .filter((p) => p.code === "CYCLE")
+        .map((p) => [p.taskId, "CYCLE"])
+        .sort(),
+      ["four-orphan", "UNKNOWN_PREREQUISITE"],
+    ]);
+    expect(error.problems?.filter((p) => p.code === "CYCLE").length).toBeGreaterThan(0);
+    expect(error.problems?.find((p) => p.code === "UNKNOWN_PREREQUISITE")?.message).toMatch(/four-ghost/);
+    // Each shard was asked once, to check its own part; nothing was prepared, submitted or committed.
+    for (const s of c.shards) {
+      const checks = s.requests("check");
+      expect(checks).toHaveLength(1);
+      expect(checks[0]!.tasks.every((t) => c.ownerOf(slotOf(t)) === s.shardId)).toBe(true);
+      for (const op of ["prepare", "commit", "abort"] as const) {
+        expect(s.requests(op).filter((r) => r.idempotencyKey === "four-1")).toEqual([]);
+      }
+      expect(s.requests("submit").filter((r) => r.idempotencyKey === "four-1")).toEqual([]);
+      expect(s.prepared.size).toBe(0);
+    }
+    expect(before).toBeGreaterThan(0);
+    expect(stored()).toBe(before);
+    // Nothing was reserved: the batch with its problems fixed is accepted at once.
+    const fixed = [
+      task("four-fine", { workflowId: a }),
+      task("four-self", { workflowId: a }),
+      ...tasks.slice(3, 4).map((t) => ({ ...t, prerequisites: [] })),
+      tasks[4]!,
+      { ...tasks[5]!, prerequisites: [] },
+    ];
+    expect(await ok(c.nc, c.cluster, { op: "submit", tasks: fixed, idempotencyKey: "four-2" })).toMatchObject(
+      {
+        accepted: 5,
+      },
+    );
+  });
+
+  it("sends a duplicate id to its shard once, and reports the same problem once", async () => {
+    const a = idOn("s0", c.ownerOf, "dup-wa");
+    const tasks = [
+      task("dup-x", { workflowId: a, prerequisites: ["dup-x"] }),
+      task("dup-x", { workflowId: a }),
+    ];
+    const checksBefore = c.shards[0]!.requests("check").length;
+    const error = await refused(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "dup-1" });
+    expect(error.problems?.map((p) => [p.taskId, p.code])).toEqual([
+      ["dup-x", "DUPLICATE_ID"],
+      ["dup-x", "SELF_DEPENDENCY"],
+    ]);
+    const checks = c.shards[0]!.requests("check").slice(checksBefore);
+    expect(checks.map((r) => r.tasks.map((t) => t.id))).toEqual([["dup-x"]]);
+  });
+
+  it("asks no shard to check a valid batch (no extra round trip)", async () => {
+    const before = c.shards.map((s) => s.requests("check").length);
+    const tasks = spread(c, "valid", 2);
+    expect(await ok(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "valid-1" })).toMatchObject({
+      accepted: 4,
+    });
+    expect(c.shards.map((s) => s.requests("check").length)).toEqual(before);
+  });
+
+  it("still rejects with what it knows when a shard does not answer the check", async () => {
+    const { tasks } = await fourProblems("mute");
+    c.shards[1]!.hold.set("check", 1);
+    const error = await refused(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "mute-1" });
+    expect(error.code).toBe("VALIDATION_FAILED");
+    const codes = error.problems?.map((p) => p.code);
+    // s0's part and the batch-local problems; s1's unknown prerequisite is left out.
+    expect(codes).toContain("SELF_DEPENDENCY");
+    expect(codes).toContain("DUPLICATE_ID");
+    expect(codes).toContain("CYCLE");
+    expect(codes).not.toContain("UNKNOWN_PREREQUISITE");
+  });
+});
+
 describe("unowned slots", () => {
   it("rejects a batch touching an unowned slot, retryably, before any shard sees it", async () => {
     const c = await startTestCluster(1, { server, owner: (slot) => (slot % 2 === 0 ? "s0" : undefined) });

@@ -2,7 +2,11 @@
  * Submit: validate, split by slot owner, forward.
  *
  *   1. Check the batch alone (BatchValidator: inline or in the pool). Any
- *      problem rejects the whole batch before a shard sees it.
+ *      problem rejects the whole batch, nothing is prepared or stored; so
+ *      that the one rejection lists every problem, each shard holding a part
+ *      is asked in parallel what it finds in its part (`check`: ids taken,
+ *      unknown prerequisites), which reserves nothing. A valid batch skips
+ *      this: no extra round trip on the normal path.
  *   2. Split by the owner of each task's slot (`slotOfTask`). An unowned slot
  *      rejects the batch, retryably, before anything is sent.
  *   3. One shard: `submit` the batch as is, under the client's idempotency key.
@@ -16,7 +20,7 @@
  *      kept failing) finishes it: parts already committed answer with their
  *      first outcome, and nothing is added twice.
  */
-import { type TaskInput, ValidationError } from "@frontier/core";
+import { type Problem, ProblemCode, type TaskInput, ValidationError } from "@frontier/core";
 import {
   isRetryable,
   ProtocolError,
@@ -54,7 +58,7 @@ export class SubmitRouter {
     const mode = this.ctx.validator.modeFor(tasks);
     const problems = await this.ctx.validator.check(tasks);
     this.ctx.onValidated?.(mode);
-    if (problems.length > 0) throw new ValidationError(problems);
+    if (problems.length > 0) throw await this.rejection(tasks, problems);
     const parts = this.split(tasks);
     if (parts.size === 1) {
       const shardId = parts.keys().next().value as string;
@@ -64,8 +68,71 @@ export class SubmitRouter {
     return this.twoPhase(parts, idempotencyKey);
   }
 
+  /**
+   * The rejection of a batch with batch-local problems: those, and every
+   * problem the shards holding its parts find (asked at once, with `check`).
+   * Each id goes to its shard once (a later duplicate is a local problem
+   * already, and a shard would read it as taken); malformed tasks stay here. A shard's problem of a
+   * task and code the local check reported already adds nothing (the same
+   * cycle, found twice). A part no shard owns, or whose shard does not
+   * answer, adds nothing: the batch is refused either way, and the client's
+   * next try is checked again. Ordered by orderProblems.
+   */
+  private async rejection(tasks: readonly TaskInput[], local: readonly Problem[]): Promise<ValidationError> {
+    // A malformed task cannot be stored whatever a shard says (and may not even cross the wire).
+    const malformed = new Set(local.filter((p) => p.code === ProblemCode.MALFORMED).map((p) => p.taskId));
+    const seen = new Set<string>();
+    const firsts: TaskInput[] = [];
+    tasks.forEach((task, i) => {
+      if (seen.has(task.id) || malformed.has(task.id) || malformed.has(`#${i}`)) return;
+      seen.add(task.id);
+      firsts.push(task);
+    });
+    const { parts } = this.partition(firsts);
+    const shards = [...parts.keys()];
+    const answers = await Promise.allSettled(
+      shards.map((shardId) => this.ctx.link.request(shardId, { op: "check", tasks: parts.get(shardId)! })),
+    );
+    const problems = [...local];
+    const reported = new Set(local.map((p) => `${p.code}\u0000${p.taskId}`));
+    const added = new Set<string>();
+    answers.forEach((answer, i) => {
+      if (answer.status === "rejected") {
+        this.ctx.logger.warn(
+          { shardId: shards[i], err: messageOf(answer.reason) },
+          "a shard did not check its part of a rejected batch; its problems are left out",
+        );
+        return;
+      }
+      for (const p of answer.value.problems) {
+        const full = `${p.code}\u0000${p.taskId}\u0000${p.message}`;
+        if (reported.has(`${p.code}\u0000${p.taskId}`) || added.has(full)) continue;
+        added.add(full);
+        problems.push(p);
+      }
+    });
+    return new ValidationError(orderProblems(tasks, problems));
+  }
+
   /** The batch's tasks by owning shard, in batch order within each part. O(tasks). */
   split(tasks: readonly TaskInput[]): Map<string, TaskInput[]> {
+    const { parts, unowned } = this.partition(tasks);
+    if (unowned.size > 0) {
+      const [slot, ids] = unowned.entries().next().value as [number, string[]];
+      const more = unowned.size > 1 ? ` (and ${unowned.size - 1} more unowned slots)` : "";
+      throw new SlotUnownedError(
+        slot,
+        `no shard owns slot ${slot} (task ${JSON.stringify(ids[0])}${more}); shards may still be starting: retry`,
+      );
+    }
+    return parts;
+  }
+
+  /** `split` without the refusal: the parts, and the ids of each slot no shard owns. O(tasks). */
+  private partition(tasks: readonly TaskInput[]): {
+    parts: Map<string, TaskInput[]>;
+    unowned: Map<number, string[]>;
+  } {
     const parts = new Map<string, TaskInput[]>();
     const unowned = new Map<number, string[]>();
     for (const task of tasks) {
@@ -81,15 +148,7 @@ export class SubmitRouter {
       if (part === undefined) parts.set(owner, [task]);
       else part.push(task);
     }
-    if (unowned.size > 0) {
-      const [slot, ids] = unowned.entries().next().value as [number, string[]];
-      const more = unowned.size > 1 ? ` (and ${unowned.size - 1} more unowned slots)` : "";
-      throw new SlotUnownedError(
-        slot,
-        `no shard owns slot ${slot} (task ${JSON.stringify(ids[0])}${more}); shards may still be starting: retry`,
-      );
-    }
-    return parts;
+    return { parts, unowned };
   }
 
   private async twoPhase(parts: Map<string, TaskInput[]>, idempotencyKey: string): Promise<SubmitResult> {
@@ -182,6 +241,33 @@ export function mergeFailures(failures: readonly Failure[]): unknown {
   const problems = failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []));
   if (problems.length > 0) return new ValidationError(problems);
   return pickFailure(failures).error;
+}
+
+const CODE_RANK = new Map<string, number>(Object.values(ProblemCode).map((code, i) => [code, i]));
+
+/**
+ * Problems in a stable order, whoever found them and whenever they
+ * answered: by the batch position of their task (the first task with the
+ * id; `#<i>`, a task without a usable id, at i; an id not in the batch
+ * last), then by code (ProblemCode's order), then by message. O(n log n).
+ */
+export function orderProblems(tasks: readonly TaskInput[], problems: readonly Problem[]): Problem[] {
+  const position = new Map<string, number>();
+  tasks.forEach((t, i) => {
+    if (typeof t?.id === "string" && !position.has(t.id)) position.set(t.id, i);
+  });
+  const at = (p: Problem): number => {
+    const i = position.get(p.taskId);
+    if (i !== undefined) return i;
+    const m = /^#(\d+)$/.exec(p.taskId);
+    return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+  };
+  return [...problems].sort(
+    (a, b) =>
+      at(a) - at(b) ||
+      (CODE_RANK.get(a.code) ?? 0) - (CODE_RANK.get(b.code) ?? 0) ||
+      (a.message < b.message ? -1 : a.message > b.message ? 1 : 0),
+  );
 }
 
 function pickFailure(failures: readonly Failure[]): Failure {

@@ -246,6 +246,12 @@ export class TestShard {
         this.prepared.set(request.idempotencyKey, request.tasks);
         return { accepted: request.tasks.length };
       }
+      case "check": {
+        // As a shard checks: against its tasks and every prepared part's ids, reserving nothing.
+        const reserved = new Set<string>();
+        for (const tasks of this.prepared.values()) for (const t of tasks) reserved.add(t.id);
+        return { problems: e.check(request.tasks, reserved) };
+      }
       case "commit": {
         const first = this.committed.get(request.idempotencyKey);
         if (first !== undefined) return { accepted: first, replayed: true };

@@ -154,6 +154,7 @@ const requests: Request[] = [
   { op: "prepare", tasks: [{ id: "t3", deadline: 7 }], idempotencyKey: "one" },
   { op: "commit", idempotencyKey: "batch-1" },
   { op: "abort", idempotencyKey: "batch-1" },
+  { op: "check", tasks: [fullTask, { id: "t2", deadline: 5 }] },
   // Coordinator → shard: only tasks whose ordering key is at most maxKey.
   {
     op: "lease",
@@ -327,6 +328,15 @@ const replies: Reply[] = [
   { ok: true, op: "commit", accepted: 2, replayed: false },
   { ok: true, op: "commit", accepted: 2, replayed: true },
   { ok: true, op: "abort" },
+  { ok: true, op: "check", problems: [] },
+  {
+    ok: true,
+    op: "check",
+    problems: [
+      { taskId: "t1", code: "DUPLICATE_ID", message: 'id "t1" is already taken' },
+      { taskId: "t2", code: "UNKNOWN_PREREQUISITE", message: 'prerequisite "p" is not a known task' },
+    ],
+  },
   staleLease,
   validationFailed,
 ];
@@ -1015,6 +1025,12 @@ describe("request shapes", () => {
       "abort with a reason",
       { op: "abort", idempotencyKey: "k", reason: "part 2 rejected" },
       'message: unknown field "reason" (expected only op, idempotencyKey)',
+    ],
+    ["check without tasks", { op: "check" }, "tasks: expected an array, missing"],
+    [
+      "check under an idempotency key (it reserves nothing)",
+      { op: "check", tasks: [{ id: "t", deadline: 1 }], idempotencyKey: "k" },
+      'message: unknown field "idempotencyKey" (expected only op, tasks)',
     ],
   ])("refuses %s (BAD_MESSAGE)", (_name, request, message) => {
     expectRefusedBothWays(request, "BAD_MESSAGE", typeof message === "string" ? message : message);
@@ -1912,6 +1928,20 @@ describe("reply and announcement shapes", () => {
       "an error message over MAX_ERROR_MESSAGE_LENGTH",
       { ok: false, error: { code: "INTERNAL", message: "m".repeat(4097), retryable: false } },
       "error.message: 4097 characters exceed the limit of 4096",
+    ],
+    [
+      "a check reply with more than MAX_PROBLEMS problems",
+      {
+        ok: true,
+        op: "check",
+        problems: Array.from({ length: 201 }, () => ({ taskId: "t", code: "CYCLE", message: "m" })),
+      },
+      "problems: 201 items exceed MAX_PROBLEMS (200)",
+    ],
+    [
+      "a check reply with a problem code not in the catalogue",
+      { ok: true, op: "check", problems: [{ taskId: "t", code: "TAKEN", message: "m" }] },
+      "problems[0].code",
     ],
     [
       "more than MAX_PROBLEMS problems",

@@ -289,7 +289,7 @@ export function sizeBound(value: unknown, limit: number): number {
 /** Every task payload a (checked) message body carries, with its path. */
 function* payloadsOf(kind: MessageKind, body: unknown): Generator<[string, unknown]> {
   const b = body as Record<string, unknown>;
-  if (kind === "request" && (b["op"] === "submit" || b["op"] === "prepare")) {
+  if (kind === "request" && (b["op"] === "submit" || b["op"] === "prepare" || b["op"] === "check")) {
     const tasks = b["tasks"] as readonly { payload?: unknown }[];
     for (let i = 0; i < tasks.length; i++) {
       if (tasks[i]?.payload !== undefined) yield [`tasks[${i}].payload`, tasks[i]?.payload];

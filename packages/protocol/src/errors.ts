@@ -204,7 +204,7 @@ export function toWireError(err: unknown): WireError {
     const code = isWireErrorCode(err.code) ? err.code : WireErrorCode.INTERNAL;
     const base = wire(code, err.message, WIRE_ERRORS[code].retryable);
     if (err instanceof ValidationError) {
-      return { ...base, problems: err.problems.slice(0, MAX_PROBLEMS).map(clipProblem) };
+      return { ...base, problems: wireProblems(err.problems) };
     }
     if (err instanceof UnknownTaskError || err instanceof StaleLeaseError) {
       return { ...base, taskId: clip(err.taskId, MAX_ID_LENGTH) };
@@ -278,6 +278,11 @@ function transportCode(err: unknown): "TIMEOUT" | "NO_RESPONDERS" | null {
 
 function wire(code: WireErrorCode, message: string, retryable: boolean): WireError {
   return { code, message: clip(message, MAX_ERROR_MESSAGE_LENGTH), retryable };
+}
+
+/** Problems as a reply carries them: the first MAX_PROBLEMS, each field clipped to its limit. */
+export function wireProblems(problems: readonly Problem[]): Problem[] {
+  return problems.slice(0, MAX_PROBLEMS).map(clipProblem);
 }
 
 function clipProblem(p: Problem): Problem {

@@ -25,6 +25,7 @@ export {
   type WireError,
   WireErrorCode,
   type WireErrorInfo,
+  wireProblems,
 } from "./errors.js";
 export {
   FRONTIER_DEPTH_RANKS,
@@ -53,6 +54,7 @@ export {
 export {
   type AbortRequest,
   type CancelRequest,
+  type CheckRequest,
   type CommitRequest,
   type CompletedLease,
   type CompleteRequest,

@@ -8,7 +8,7 @@
  * Data shapes (TaskInput, Lease, TaskView, SchedulerStats) are the engine's
  * own, so a shard passes what the engine returns straight through.
  */
-import type { Lease, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
+import type { Lease, Problem, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
 import { fromWireError, toWireError, type WireError, type WireErrorCode } from "./errors.js";
 import type { TaskRef } from "./slots.js";
 
@@ -31,6 +31,8 @@ export const OPS = [
   "prepare",
   "commit",
   "abort",
+  // Shard-only: a part of a batch already rejected, checked against the shard's state (docs/cluster.md).
+  "check",
 ] as const;
 export type Op = (typeof OPS)[number];
 
@@ -207,6 +209,16 @@ export interface AbortRequest {
   readonly idempotencyKey: string;
 }
 
+/**
+ * Check a part of a batch the coordinator rejects anyway (it has batch-local
+ * problems) against the shard's state, so one rejection lists every problem.
+ * Reserves nothing and changes nothing; the shard answers with the problems.
+ */
+export interface CheckRequest {
+  readonly op: "check";
+  readonly tasks: readonly TaskInput[];
+}
+
 export type Request =
   | SubmitRequest
   | LeaseRequest
@@ -220,7 +232,8 @@ export type Request =
   | StatsRequest
   | PrepareRequest
   | CommitRequest
-  | AbortRequest;
+  | AbortRequest
+  | CheckRequest;
 
 export type RequestOf<O extends Op> = Extract<Request, { readonly op: O }>;
 
@@ -276,6 +289,8 @@ export interface ResultMap {
   readonly prepare: { readonly accepted: number };
   readonly commit: { readonly accepted: number; readonly replayed: boolean };
   readonly abort: Record<never, never>;
+  /** What `submit` would refuse in the part now (empty: nothing), at most MAX_PROBLEMS. */
+  readonly check: { readonly problems: readonly Problem[] };
 }
 
 export type ResultOf<O extends Op> = ResultMap[O];

@@ -641,6 +641,19 @@ export function parseRequest(v: unknown): Request {
       r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
       break;
     }
+    case "check": {
+      const f = map(v, "", ["op", "tasks"]);
+      const tasks = bounded(
+        f["tasks"],
+        "tasks",
+        MAX_TASKS_PER_BATCH,
+        "BATCH_TOO_LARGE",
+        "MAX_TASKS_PER_BATCH",
+      );
+      r["tasks"] = tasks.map((t, i) => parseTaskInput(t, at("tasks", i)));
+      if (tasks.length === 0) throw new InvalidArgumentError("tasks: a check carries at least one task");
+      break;
+    }
   }
   return r as unknown as Request;
 }
@@ -755,6 +768,13 @@ export function parseReply(v: unknown): Reply {
     case "prepare":
       r["accepted"] = int(map(v, "", ["ok", "op", "accepted"])["accepted"], "accepted", 0);
       break;
+    case "check": {
+      const problems = map(v, "", ["ok", "op", "problems"])["problems"];
+      r["problems"] = bounded(problems, "problems", MAX_PROBLEMS, "BAD_MESSAGE", "MAX_PROBLEMS").map((x, i) =>
+        parseProblem(x, at("problems", i)),
+      );
+      break;
+    }
     case "getTask": {
       const task = map(v, "", ["ok", "op", "task"])["task"];
       r["task"] = task === null ? null : parseTaskView(task, "task");

@@ -47,7 +47,10 @@ async function subscribe(nc: NatsConnection, subject: string, queue?: string): P
   const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
   const closed = sub.closed.then(() => "refused" as const);
   await nc.flush();
-  const outcome = await Promise.race([closed, new Promise<Outcome>((r) => setTimeout(() => r("allowed"), 250))]);
+  const outcome = await Promise.race([
+    closed,
+    new Promise<Outcome>((r) => setTimeout(() => r("allowed"), 250)),
+  ]);
   sub.unsubscribe();
   return outcome;
 }
@@ -112,7 +115,9 @@ describe("per-role NATS permissions", () => {
     const first = await watcher[Symbol.asyncIterator]().next();
     watcher.stop();
     expect(first.value?.key).toBe("slot.1");
-    await expect(kv.put("slot.2", new TextEncoder().encode("evil"))).rejects.toThrow(/permissions violation/i);
+    await expect(kv.put("slot.2", new TextEncoder().encode("evil"))).rejects.toThrow(
+      /permissions violation/i,
+    );
     await expect(kv.delete("slot.1")).rejects.toThrow(/permissions violation/i);
     await expect(new Kvm(coordinator).create("other-bucket")).rejects.toThrow(/permissions violation/i);
   });
@@ -123,7 +128,15 @@ describe("per-role NATS permissions", () => {
     for (const op of ["lease", "heartbeat", "complete", "fail", "settle"] as const) {
       expect(await request(worker, s.coord(op))).toBe("allowed");
     }
-    for (const op of ["submit", "cancel", "updateDeadline", "getTask", "stats", "prepare"] as const) {
+    for (const op of [
+      "submit",
+      "cancel",
+      "updateDeadline",
+      "getTask",
+      "stats",
+      "prepare",
+      "check",
+    ] as const) {
       expect(await request(worker, s.coord(op))).toBe("refused");
     }
     for (const op of OPS) {
@@ -139,9 +152,9 @@ describe("per-role NATS permissions", () => {
     await expect(new Kvm(worker).open(s.slotBucket).then((kv) => kv.status())).rejects.toThrow(
       /permissions violation/i,
     );
-    await expect(worker.request(`$KV.${s.slotBucket}.slot.3`, new Uint8Array(), { timeout: 300 })).rejects.toThrow(
-      /permissions violation/i,
-    );
+    await expect(
+      worker.request(`$KV.${s.slotBucket}.slot.3`, new Uint8Array(), { timeout: 300 }),
+    ).rejects.toThrow(/permissions violation/i);
     await expect(
       worker.request(`$JS.API.STREAM.DELETE.KV_${s.slotBucket}`, new Uint8Array(), { timeout: 300 }),
     ).rejects.toThrow(/permissions violation/i);
@@ -166,7 +179,9 @@ describe("per-role NATS permissions", () => {
     }
     const kv = await new Kvm(admin).open(s.slotBucket);
     expect((await kv.get("slot.1"))?.string()).toBe("s1");
-    await expect(kv.put("slot.1", new TextEncoder().encode("admin"))).rejects.toThrow(/permissions violation/i);
+    await expect(kv.put("slot.1", new TextEncoder().encode("admin"))).rejects.toThrow(
+      /permissions violation/i,
+    );
   });
 
   it("a principal's replies reach only its own inbox: another role cannot listen in", async () => {

@@ -18,9 +18,10 @@
  * Every role subscribes only under its own inbox prefix (`inboxPrefixOf`),
  * so no one reads another role's replies, and answers requests only through
  * NATS's `allow_responses` (one reply to a request it received). Nobody but
- * a shard may publish an announcement, write or delete the bucket, or call
- * `lease`, `prepare`, `commit`, `abort`, `cancel`, `updateDeadline`,
- * `getTask`, `stats` or `submit` on a shard.
+ * a shard may publish an announcement, write or delete the bucket, and
+ * nobody but a coordinator may call `lease`, `prepare`, `commit`, `abort`,
+ * `check`, `cancel`, `updateDeadline`, `getTask`, `stats` or `submit` on a
+ * shard.
  */
 import { type ClusterSubjects, COORDINATOR_QUEUE, type Op, subjectsFor } from "@frontier/protocol";
 
