@@ -282,15 +282,15 @@ describe("lease resends", () => {
       const first = await lease(subjects.coord("lease"), request("rs-1"));
       expect(first).toHaveLength(2);
       expect(await lease(subjects.coord("lease"), { ...request("rs-1"), attempt: 2 })).toEqual(first);
-      // A coordinator still filling the first send (slow) asks the shard holding the next task, under
-      // its next per-shard id: a retry of the request, answered from what it holds, nothing new.
+      // A coordinator still filling the first send (slow) asks the shard holding the next task, its
+      // second ask in that fill: a retry of the request, answered from what it holds, nothing new.
       const next = `shard-${shardOf(tasks[2]!)}`;
-      const late = await lease(subjects.shard(next, "lease"), request(`rs-1:${next}:2`));
+      const late = await lease(subjects.shard(next, "lease"), { ...request("rs-1"), ask: 2 });
       expect(late.every((grant) => first.includes(grant))).toBe(true);
       expect((await client.stats()).leased).toBe(2);
       // The control: the same late ask for a request that was never resent does grant.
       await lease(subjects.coord("lease"), request("rs-2"));
-      expect(await lease(subjects.shard(next, "lease"), request(`rs-2:${next}:2`))).toHaveLength(1);
+      expect(await lease(subjects.shard(next, "lease"), { ...request("rs-2"), ask: 2 })).toHaveLength(1);
       expect((await client.stats()).leased).toBe(5);
     } finally {
       await nc.close();

@@ -76,6 +76,7 @@ export {
   slotBucketName,
   slotKey,
   slotOfKey,
+  watchSlotMap,
 } from "./slot-ownership.js";
 export {
   formatSlots,

@@ -19,7 +19,7 @@ import {
   task,
 } from "../test/support.js";
 import { ShardActor } from "./shard-actor.js";
-import { SlotMap } from "./slot-ownership.js";
+import { watchSlotMap } from "./slot-ownership.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
@@ -73,7 +73,7 @@ describe("after a nats-server restart", () => {
     expect(seen.at(-1)).toMatchObject({ shardId: "s0", taskId: "kept", runnable: 1 });
     expect(actor.ownedSlots()).toEqual(SLOTS);
     // The bucket still says so too (JetStream kept its store).
-    const map = await SlotMap.watch(nc, { cluster, logger: silent });
+    const map = await watchSlotMap(nc, { cluster, logger: silent });
     env.defer(() => map.close());
     expect(map.slotsOf("s0")).toEqual(SLOTS);
     const leased = await ask(nc, cluster, "s0", {

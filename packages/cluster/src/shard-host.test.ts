@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ask, eventually, keysInSlots, logLevel, silent, TestEnv, task } from "../test/support.js";
 import { checkShardHostOptions } from "./options.js";
 import { ShardHost, type ShardHostEvent, WorkerState } from "./shard-host.js";
-import { SlotMap } from "./slot-ownership.js";
+import { watchSlotMap } from "./slot-ownership.js";
 import { spreadSlots } from "./slots.js";
 
 const env = new TestEnv();
@@ -44,7 +44,7 @@ describe("ShardHost", () => {
 
     // Shard i owns the slots n with n mod 3 == i.
     const nc = await env.connect();
-    const map = await SlotMap.watch(nc, { cluster, logger: silent });
+    const map = await watchSlotMap(nc, { cluster, logger: silent });
     env.defer(() => map.close());
     for (let i = 0; i < 3; i++) expect(map.slotsOf(`shard-${i}`)).toEqual(spreadSlots(i, 3));
 

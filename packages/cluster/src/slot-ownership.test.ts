@@ -4,6 +4,7 @@
  * map that coordinators read.
  */
 import { SLOT_COUNT } from "@frontier/protocol";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { eventually, silent, TestEnv } from "../test/support.js";
@@ -14,6 +15,7 @@ import {
   slotBucketName,
   slotKey,
   slotOfKey,
+  watchSlotMap,
 } from "./slot-ownership.js";
 import { spreadSlots } from "./slots.js";
 
@@ -131,7 +133,7 @@ describe("SlotMap", () => {
     const cluster = env.freshCluster();
     const writer = await open(cluster);
     await writer.claim("s0", [0, 5]);
-    const map = await SlotMap.watch(await env.connect(), { cluster, logger: silent });
+    const map = await watchSlotMap(await env.connect(), { cluster, logger: silent });
     env.defer(() => map.close());
     expect(map.owners()).toEqual(
       new Map([
@@ -154,7 +156,8 @@ describe("SlotMap", () => {
 
   it("loads an empty table at once, and survives a listener that throws", async () => {
     const cluster = env.freshCluster();
-    const map = await SlotMap.watch(await env.connect(), { cluster, logger: silent });
+    const writer = await open(cluster); // makes the (empty) bucket: a reader never does
+    const map = await watchSlotMap(await env.connect(), { cluster, logger: silent });
     env.defer(() => map.close());
     expect(map.ownedCount()).toBe(0);
     expect(map.freeSlots().length).toBe(SLOT_COUNT);
@@ -163,15 +166,58 @@ describe("SlotMap", () => {
     });
     const seen: SlotChange[] = [];
     map.onChange((c) => seen.push(c));
-    const writer = await open(cluster);
     await writer.claim("s9", [3]);
     await eventually(() => map.ownerOf(3) === "s9");
     await eventually(() => seen.length === 1);
   });
 
-  it("names keys both ways", () => {
+  it("waits for a bucket no shard has made yet, and loads it once one does", async () => {
+    const cluster = env.freshCluster();
+    const map = SlotMap.start(await env.connect(), { cluster, retryMs: 20 });
+    env.defer(() => map.close());
+    expect(await map.whenLoaded(200)).toBe(false);
+    const writer = await open(cluster);
+    await writer.claim("s1", [1, 2]);
+    expect(await map.whenLoaded(10_000)).toBe(true);
+    await eventually(() => map.ownedCount() === 2);
+  });
+
+  it("loads the table of a bucket deleted and made again: nothing of the old one stays", async () => {
+    const cluster = env.freshCluster();
+    const first = await open(cluster);
+    await first.claim("old", [1, 2, 3, 4, 5]);
+    const map = await watchSlotMap(await env.connect(), { cluster, logger: silent });
+    env.defer(() => map.close());
+    await eventually(() => map.ownedCount() === 5);
+    const jsm = await jetstreamManager(await env.connect());
+    await jsm.streams.delete(`KV_${slotBucketName(cluster)}`);
+    const again = await open(cluster); // revisions start at 1 again
+    await again.claim("new", [9]);
+    await map.resync();
+    await eventually(() => map.ownerOf(9) === "new" && map.ownedCount() === 1);
+    await again.claim("new", [10]); // a later change, at a revision below the old generation's
+    await eventually(() => map.ownerOf(10) === "new");
+  });
+
+  it("leaves a slot unowned for a value that is not a shard id", async () => {
+    const cluster = env.freshCluster();
+    const writer = await open(cluster);
+    await writer.claim("s1", [7]);
+    const kv = await new Kvm(await env.connect()).open(slotBucketName(cluster));
+    await kv.put(slotKey(8), new TextEncoder().encode("not a token!"));
+    const map = await watchSlotMap(await env.connect(), { cluster, logger: silent });
+    env.defer(() => map.close());
+    expect(map.ownerOf(7)).toBe("s1");
+    expect(map.ownerOf(8)).toBeUndefined();
+    expect(map.shards()).toEqual(["s1"]);
+  });
+
+  it("names keys both ways, strictly", () => {
     expect(slotKey(17)).toBe("slot.17");
     expect(slotOfKey("slot.17")).toBe(17);
+    expect(slotOfKey("slot.0007")).toBeUndefined();
+    expect(slotOfKey("slot.01")).toBeUndefined();
+    expect(slotOfKey("slot.-1")).toBeUndefined();
     expect(slotOfKey("slot.1024")).toBeUndefined();
     expect(slotOfKey("slot.x")).toBeUndefined();
     expect(slotOfKey("other")).toBeUndefined();

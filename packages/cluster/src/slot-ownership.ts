@@ -12,37 +12,29 @@
  *    restarts with the same id (and so the same data directory) still owns
  *    its slots, and nothing is written.
  *
- * `SlotMap` is the read side: a live copy of the table kept by a KV watcher,
- * for shards (is this slot mine?) and coordinators (which shard owns it?).
+ * The read side — the key and value contract and the one live watcher,
+ * `SlotMap`, shared with coordinators — is @frontier/transport's slot
+ * directory; this module is the write side.
  */
-import { SLOT_COUNT, slotBucketName } from "@frontier/protocol";
+import { slotBucketName } from "@frontier/protocol";
+import { SlotMap, slotKey } from "@frontier/transport";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { DEFAULT_CLAIM_CONCURRENCY, DEFAULT_CLUSTER, DEFAULT_KV_REPLICAS } from "./options.js";
 import { formatSlots, isSlot, type SlotAssignment, spreadSlots } from "./slots.js";
-import { deferred, mapConcurrent, messageOf, pause, withTimeout } from "./util.js";
+import { mapConcurrent } from "./util.js";
 
 /** Revisions of each key the bucket keeps (for `nats kv history`); ownership changes are rare. */
 export const SLOT_BUCKET_HISTORY = 8;
-/** How long `SlotMap.watch` waits for the table to load, in ms. */
+/** How long `watchSlotMap` waits for the table to load, in ms. */
 export const DEFAULT_SLOT_MAP_LOAD_TIMEOUT_MS = 15_000;
 
 /** `frontier-<cluster>-slots`: the one name, from @frontier/protocol. */
 export { slotBucketName } from "@frontier/protocol";
 
-/** `slot.<n>`. */
-export function slotKey(slot: number): string {
-  return `slot.${slot}`;
-}
-
-/** The slot a bucket key names, or undefined for any other key. */
-export function slotOfKey(key: string): number | undefined {
-  const m = /^slot\.(\d{1,4})$/.exec(key);
-  const n = m ? Number(m[1]) : Number.NaN;
-  return isSlot(n) ? n : undefined;
-}
+export { type SlotChange, SlotMap, slotKey, slotOfKey } from "@frontier/transport";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -79,279 +71,27 @@ export async function openSlotBucket(nc: NatsConnection, options: SlotBucketOpti
   }
 }
 
-// ------------------------------------------------------------------ SlotMap
-
-/** One change of the table: slot `slot` went from `previous` to `owner` (undefined: no owner). */
-export interface SlotChange {
-  readonly slot: number;
-  readonly owner: string | undefined;
-  readonly previous: string | undefined;
-}
-
 export interface SlotMapOptions extends SlotBucketOptions {
   /** See DEFAULT_SLOT_MAP_LOAD_TIMEOUT_MS. */
   readonly loadTimeoutMs?: number;
 }
 
-interface Entry {
-  readonly owner: string | undefined;
-  /** The KV revision that set it; a write only replaces an older one. */
-  readonly revision: number;
-}
-
 /**
- * A live slot → shard map of one cluster, fed by a watcher on the bucket.
- *
- * Generations: the map loads the whole table (the last value of every key)
- * and swaps it in at once, then applies updates as they come, each only
- * over an older revision of its key. After NATS reconnects it loads a new
- * generation the same way: the server may have lost the bucket or been
- * replaced, so the old watcher's position means nothing any more. Until the
- * new generation is in, the map keeps the last known table.
- *
- * Reads are O(1) (`ownerOf`) or O(slots) (`slotsOf`). Listeners get every
- * change, synchronously, and their errors never reach the map.
+ * Starts the cluster's SlotMap and resolves once it has loaded the whole
+ * table; rejects (the map closed) after `loadTimeoutMs`.
  */
-export class SlotMap {
-  private entries = new Map<number, Entry>();
-  private readonly listeners = new Set<(change: SlotChange) => void>();
-  private generation = 0;
-  private watcher: QueuedIterator<KvWatchEntry> | undefined;
-  private statusIter: QueuedIterator<Status> | undefined;
-  private readonly abort = new AbortController();
-  private resyncing: Promise<void> | undefined;
-  private resyncAgain = false;
-
-  private constructor(
-    private readonly kv: KV,
-    private readonly nc: NatsConnection,
-    /** The bucket's name. */
-    readonly bucket: string,
-    private readonly loadTimeoutMs: number,
-    private readonly log: Logger | undefined,
-  ) {}
-
-  /** Opens (creating if needed) the cluster's slot bucket and resolves once the whole table is loaded. */
-  static async watch(nc: NatsConnection, options: SlotMapOptions = {}): Promise<SlotMap> {
-    const cluster = options.cluster ?? DEFAULT_CLUSTER;
-    const kv = await openSlotBucket(nc, options);
-    const map = new SlotMap(
-      kv,
-      nc,
-      slotBucketName(cluster),
-      options.loadTimeoutMs ?? DEFAULT_SLOT_MAP_LOAD_TIMEOUT_MS,
-      options.logger,
-    );
-    try {
-      await map.load();
-    } catch (error) {
-      await map.close();
-      throw error;
-    }
-    map.followReconnects();
-    return map;
+export async function watchSlotMap(nc: NatsConnection, options: SlotMapOptions = {}): Promise<SlotMap> {
+  const cluster = options.cluster ?? DEFAULT_CLUSTER;
+  const map = SlotMap.start(nc, {
+    cluster,
+    ...(options.logger === undefined ? {} : { log: options.logger }),
+  });
+  const timeoutMs = options.loadTimeoutMs ?? DEFAULT_SLOT_MAP_LOAD_TIMEOUT_MS;
+  if (!(await map.whenLoaded(timeoutMs))) {
+    await map.close();
+    throw new Error(`the slot table of bucket ${map.bucket} did not load within ${timeoutMs} ms`);
   }
-
-  /** The shard that owns `slot`, or undefined. */
-  ownerOf(slot: number): string | undefined {
-    return this.entries.get(slot)?.owner;
-  }
-
-  /** The slots `shardId` owns, ascending. */
-  slotsOf(shardId: string): number[] {
-    const slots: number[] = [];
-    for (const [slot, entry] of this.entries) if (entry.owner === shardId) slots.push(slot);
-    return slots.sort((a, b) => a - b);
-  }
-
-  /** Every owned slot with its owner (a copy). */
-  owners(): Map<number, string> {
-    const owners = new Map<number, string>();
-    for (const [slot, entry] of this.entries) if (entry.owner !== undefined) owners.set(slot, entry.owner);
-    return owners;
-  }
-
-  /** Ids of the shards that own at least one slot, sorted. */
-  shards(): string[] {
-    const ids = new Set<string>();
-    for (const entry of this.entries.values()) if (entry.owner !== undefined) ids.add(entry.owner);
-    return [...ids].sort();
-  }
-
-  /** How many of the SLOT_COUNT slots have an owner. */
-  ownedCount(): number {
-    let n = 0;
-    for (const entry of this.entries.values()) if (entry.owner !== undefined) n++;
-    return n;
-  }
-
-  /** Slots with no owner. */
-  freeSlots(): number[] {
-    const free: number[] = [];
-    for (let slot = 0; slot < SLOT_COUNT; slot++) if (this.ownerOf(slot) === undefined) free.push(slot);
-    return free;
-  }
-
-  /** Calls `listener` on every change of an owner; returns the function that stops it. */
-  onChange(listener: (change: SlotChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * Records a write this process made (or read) at `revision`, so the map
-   * shows it before the watcher delivers it. Ignored if older than what the
-   * map holds.
-   */
-  observe(slot: number, owner: string | undefined, revision: number): void {
-    this.apply(slot, { owner, revision });
-  }
-
-  /** Loads the table again (a new generation); resolves once it is in. */
-  resync(): Promise<void> {
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return this.resyncing;
-    }
-    this.resyncing = (async () => {
-      try {
-        do {
-          this.resyncAgain = false;
-          await this.loadUntilDone();
-        } while (this.resyncAgain && !this.abort.signal.aborted);
-      } finally {
-        this.resyncing = undefined;
-      }
-    })();
-    return this.resyncing;
-  }
-
-  /** Stops watching. Idempotent. */
-  async close(): Promise<void> {
-    if (this.abort.signal.aborted) return;
-    this.abort.abort();
-    this.generation++;
-    this.watcher?.stop();
-    this.watcher = undefined;
-    this.statusIter?.stop();
-    this.statusIter = undefined;
-    this.listeners.clear();
-  }
-
-  // ---------------------------------------------------------------- internals
-
-  /** load(), retried with backoff until it works or the map is closed. */
-  private async loadUntilDone(): Promise<void> {
-    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
-      try {
-        await this.load();
-        return;
-      } catch (error) {
-        const delay = Math.min(5_000, 100 * 2 ** attempt);
-        this.log?.warn({ err: messageOf(error), retryInMs: delay }, "slot table reload failed");
-        await pause(delay, this.abort.signal);
-      }
-    }
-  }
-
-  /** Starts a new generation: a watcher from the last value of every key. Resolves once the table is in. */
-  private async load(): Promise<void> {
-    const generation = ++this.generation;
-    this.watcher?.stop();
-    this.watcher = undefined;
-    // A bucket with no message yields no entry to say "loaded": ask first.
-    const empty = (await this.kv.status()).values === 0;
-    const watcher = await this.kv.watch({ key: "slot.>" });
-    if (generation !== this.generation) {
-      watcher.stop();
-      return;
-    }
-    this.watcher = watcher;
-    const fresh = new Map<number, Entry>();
-    const loaded = deferred<void>();
-    let inGeneration = empty;
-    if (empty) {
-      this.replace(fresh);
-      loaded.resolve();
-    }
-    void (async () => {
-      try {
-        for await (const e of watcher) {
-          if (generation !== this.generation) break;
-          const slot = slotOfKey(e.key);
-          if (slot === undefined) continue;
-          const entry: Entry = {
-            owner: e.operation === "PUT" ? decoder.decode(e.value) : undefined,
-            revision: e.revision,
-          };
-          if (inGeneration) this.apply(slot, entry);
-          else {
-            fresh.set(slot, entry);
-            // delta: messages still pending after this one; 0 ends the initial load.
-            if (e.delta === 0) {
-              inGeneration = true;
-              this.replace(fresh);
-              loaded.resolve();
-            }
-          }
-        }
-      } catch (error) {
-        this.log?.warn({ err: messageOf(error) }, "slot watcher stopped");
-      }
-      loaded.reject(new Error("the slot watcher stopped before the table was loaded"));
-    })();
-    await withTimeout(
-      loaded.promise,
-      this.loadTimeoutMs,
-      () => new Error(`the slot table of bucket ${this.bucket} did not load within ${this.loadTimeoutMs} ms`),
-    );
-  }
-
-  private followReconnects(): void {
-    const iter = this.nc.status() as QueuedIterator<Status>;
-    this.statusIter = iter;
-    void (async () => {
-      for await (const s of iter) {
-        if (s.type === "reconnect") {
-          this.log?.info("NATS reconnected; reloading the slot table");
-          this.resync().catch(() => {});
-        }
-      }
-    })();
-  }
-
-  private apply(slot: number, entry: Entry): void {
-    const previous = this.entries.get(slot);
-    if (previous && previous.revision >= entry.revision) return;
-    this.entries.set(slot, entry);
-    if (previous?.owner !== entry.owner) this.emit({ slot, owner: entry.owner, previous: previous?.owner });
-  }
-
-  private replace(fresh: Map<number, Entry>): void {
-    const old = this.entries;
-    this.entries = fresh;
-    const changes: SlotChange[] = [];
-    for (const [slot, entry] of fresh) {
-      const owner = old.get(slot)?.owner;
-      if (owner !== entry.owner) changes.push({ slot, owner: entry.owner, previous: owner });
-    }
-    for (const [slot, entry] of old) {
-      if (!fresh.has(slot) && entry.owner !== undefined) {
-        changes.push({ slot, owner: undefined, previous: entry.owner });
-      }
-    }
-    for (const change of changes) this.emit(change);
-  }
-
-  private emit(change: SlotChange): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        this.log?.error({ err: messageOf(error) }, "a slot map listener threw");
-      }
-    }
-  }
+  return map;
 }
 
 // ------------------------------------------------------------ SlotOwnership
@@ -390,7 +130,7 @@ export class SlotOwnership {
   static async open(nc: NatsConnection, options: SlotOwnershipOptions = {}): Promise<SlotOwnership> {
     const cluster = options.cluster ?? DEFAULT_CLUSTER;
     const kv = await openSlotBucket(nc, options);
-    const map = await SlotMap.watch(nc, options);
+    const map = await watchSlotMap(nc, options);
     return new SlotOwnership(
       cluster,
       nc,

@@ -67,7 +67,7 @@ import { LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
 import { NatsShardLink } from "./shard-link.js";
-import { KvSlotTable, type SlotDirectory, slotBucketName } from "./slot-table.js";
+import { type SlotDirectory, SlotMap } from "./slot-table.js";
 import { coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
 import { SubmitRouter } from "./submit.js";
 import { TaskOpRouter } from "./task-ops.js";
@@ -165,7 +165,7 @@ class CoordinatorImpl implements Coordinator {
   private slotsLoaded = false;
   private readonly board: FrontierBoard;
   private readonly slots: SlotDirectory;
-  private readonly ownSlotTable: KvSlotTable | undefined;
+  private ownSlotTable: SlotMap | undefined;
   private readonly link: NatsShardLink;
   private readonly validator: BatchValidator;
   private readonly submitter: SubmitRouter;
@@ -187,12 +187,13 @@ class CoordinatorImpl implements Coordinator {
     this.subjects = subjectsFor(options.cluster);
     this.board = new FrontierBoard(options.frontierStaleMs);
     this.connection = watchConnection(nc);
-    if (options.slots === undefined) {
-      this.ownSlotTable = new KvSlotTable(nc, slotBucketName(options.cluster), options.slotRetryMs, logger);
-      this.slots = this.ownSlotTable;
-    } else {
-      this.slots = options.slots;
-    }
+    // Its own watcher, started with the coordinator (start), unless given a directory.
+    this.slots = options.slots ?? {
+      ownerOf: (slot) => this.ownSlotTable?.ownerOf(slot),
+      shards: () => this.ownSlotTable?.shards() ?? [],
+      ownedCount: () => this.ownSlotTable?.ownedCount() ?? 0,
+      whenLoaded: (timeoutMs) => this.ownSlotTable?.whenLoaded(timeoutMs) ?? Promise.resolve(false),
+    };
     this.ownMetrics = new CoordinatorMetrics({
       pool: () => this.validator.stats(),
       slotsOwned: () => this.slots.ownedCount(),
@@ -254,7 +255,13 @@ class CoordinatorImpl implements Coordinator {
   }
 
   async start(): Promise<void> {
-    this.ownSlotTable?.start();
+    if (this.options.slots === undefined) {
+      this.ownSlotTable = SlotMap.start(this.nc, {
+        cluster: this.cluster,
+        retryMs: this.options.slotRetryMs,
+        log: this.logger,
+      });
+    }
     void this.followSlotTable();
     this.frontierSub = this.nc.subscribe(this.subjects.frontier, {
       callback: (err, msg) => {

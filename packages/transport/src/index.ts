@@ -19,3 +19,13 @@ export {
   type Role,
 } from "./roles.js";
 export { authorizationConfig, type NkeyUser } from "./server-config.js";
+export {
+  type SlotChange,
+  type SlotDirectory,
+  SlotMap,
+  type SlotMapLog,
+  type SlotMapOptions,
+  slotKey,
+  slotOfKey,
+  slotOwnerOf,
+} from "./slot-directory.js";
