@@ -42,6 +42,8 @@ export async function start(ctx: CommandContext): Promise<void> {
   const { natsUrl, cluster, access, credentialsDir } = target(ctx.command, ctx.parsed, ctx.io);
   const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
+  const firstShard = int(ctx.command, ctx.parsed, "first-shard", { min: 0, max: 1_000_000 }, 0);
+  const join = flag(ctx.parsed, "join");
   const engine = engineOptionsOf(ctx);
   const metricsFlags = metricsFlagsOf(ctx, "start");
   const logLevel = logLevelOf(ctx, "warn");
@@ -63,7 +65,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       const { host, port } = checkNatsUrl(ctx.command, natsUrl);
       if (!openNats) {
         credentials ??= resolve(dataDir, "credentials");
-        const ids = Array.from({ length: shards }, (_, i) => hostShardId(i));
+        const ids = Array.from({ length: shards }, (_, i) => hostShardId(firstShard + i));
         ensureCredentials(credentials, cluster, clusterPrincipals(ids));
       }
       child = await startNatsChild(host, port, resolve(dataDir, "nats"), natsUrl, {
@@ -81,6 +83,8 @@ export async function start(ctx: CommandContext): Promise<void> {
       cluster,
       dataDir: resolve(dataDir, "shards"),
       shards,
+      firstShard,
+      join,
       logLevel,
       ...engine,
       ...prepared,

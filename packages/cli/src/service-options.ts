@@ -91,6 +91,16 @@ export const START_OPTIONS = {
     description:
       "a nats-server started here admits anyone who reaches it (default: one key per role, made in DIR/credentials)",
   },
+  join: {
+    type: "boolean",
+    description:
+      "add these shards to a cluster of this name that exists on this NATS (default: refuse to start, as a second instance would); give them ids of their own with --first-shard",
+  },
+  "first-shard": {
+    type: "string",
+    value: "K",
+    description: "the shards' ids start at shard-K (default 0)",
+  },
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
@@ -100,7 +110,12 @@ export const START_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export const SHARD_OPTIONS = {
-  id: { type: "string", value: "ID", description: "this shard's id, kept across restarts (default shard-0)" },
+  id: {
+    type: "string",
+    value: "ID",
+    description:
+      "this shard's id, kept across restarts (default shard-0); a fresh shard joins the cluster of this name, or creates it",
+  },
   data: {
     type: "string",
     value: "DIR",

@@ -165,6 +165,18 @@ export interface ShardActorOptions extends ShardActorTuning {
   readonly slots?: SlotSpec;
   /** Engine and storage options (sameWorkflowPrerequisites is always true). */
   readonly shard?: ShardEngineOptions;
+  /**
+   * Whether a fresh data directory may join a cluster of this name that
+   * exists already (cluster-identity.ts). Default true: shards started apart
+   * (`frontier shard`, a compose file) create the cluster or join it,
+   * whoever comes first. A data directory of another cluster is always refused.
+   */
+  readonly join?: boolean;
+  /**
+   * The cluster identity a host checked before it started this shard: the
+   * bucket must hold it, and a fresh data directory joins it. Default none.
+   */
+  readonly clusterId?: string;
   /** Logger; default a pino logger at `logLevel` on stdout. */
   readonly logger?: Logger;
   /** Level of the default logger. Default DEFAULT_LOG_LEVEL. */
@@ -182,6 +194,8 @@ export interface ResolvedShardActorOptions {
   readonly dataDir: string;
   readonly slots: SlotAssignment;
   readonly shard: ShardEngineOptions;
+  readonly join: boolean;
+  readonly clusterId: string | undefined;
   readonly logger: Logger | undefined;
   readonly logLevel: LogLevel;
   readonly announceIntervalMs: number;
@@ -224,6 +238,8 @@ export function checkShardActorOptions(options: ShardActorOptions): ResolvedShar
     dataDir: path(o["dataDir"], `${where} "dataDir"`),
     slots: slotAssignment(o["slots"], `${where} "slots"`),
     shard: engineOptions(o["shard"], `${where} "shard"`),
+    join: bool(o["join"], true, `${where} "join"`),
+    clusterId: o["clusterId"] === undefined ? undefined : nonEmpty(o["clusterId"], `${where} "clusterId"`),
     logger: logger(o["logger"], `${where} "logger"`),
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     ...checkTuning(o, where),
@@ -320,8 +336,19 @@ export interface ShardHostOptions extends ShardActorTuning {
   readonly cluster?: string;
   /** Parent of the shards' directories: shard i keeps its data in `<dataDir>/shard-<i>`. */
   readonly dataDir: string;
-  /** Number of shard actors (worker threads), ids `shard-0` … `shard-<N-1>`; shard i owns the slots n with n mod N == i. */
+  /**
+   * Number of shard actors (worker threads), ids `shard-<F>` … `shard-<F+N-1>`
+   * with F = `firstShard`; the i-th owns the slots n with n mod N == i.
+   */
   readonly shards: number;
+  /** Index of the first shard's id. Default 0. A host that joins a cluster needs ids of its own. */
+  readonly firstShard?: number;
+  /**
+   * Whether this host may join a cluster of this name that exists already
+   * with fresh data directories (cluster-identity.ts). Default false: a
+   * second `frontier start` under a cluster's name is refused, not merged.
+   */
+  readonly join?: boolean;
   /** Engine and storage options for every shard (plain data). */
   readonly shard?: ShardEngineOptions;
   /** Log level of the host and its workers. Default DEFAULT_LOG_LEVEL. */
@@ -347,6 +374,8 @@ export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly cluster: string;
   readonly dataDir: string;
   readonly shards: number;
+  readonly firstShard: number;
+  readonly join: boolean;
   readonly shard: ShardEngineOptions;
   readonly logLevel: LogLevel;
   readonly logger: Logger | undefined;
@@ -386,13 +415,19 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
   const natsAccess = access(o["natsAccess"], natsUrl, `${where} "natsAccess"`);
   const cluster = token(o["cluster"] ?? DEFAULT_CLUSTER, `${where} "cluster"`);
   const shards = int(o["shards"], undefined, 1, `${where} "shards"`, MAX_HOST_SHARDS);
+  const firstShard = int(o["firstShard"], 0, 0, `${where} "firstShard"`, 1_000_000);
   const credentialsDir =
     o["credentialsDir"] === undefined ? undefined : path(o["credentialsDir"], `${where} "credentialsDir"`);
   const shardAccess = Array.from({ length: shards }, (_, index): NatsAccess => {
     if (credentialsDir === undefined) return natsAccess;
     const own = {
       ...natsAccess,
-      ...credentialsAccess(credentialsDir, cluster, hostShardId(index), `${where} "credentialsDir"`),
+      ...credentialsAccess(
+        credentialsDir,
+        cluster,
+        hostShardId(firstShard + index),
+        `${where} "credentialsDir"`,
+      ),
     };
     return access(own, natsUrl, `${where} "natsAccess" with "credentialsDir"`);
   });
@@ -402,6 +437,8 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
     cluster,
     dataDir: path(o["dataDir"], `${where} "dataDir"`),
     shards,
+    firstShard,
+    join: bool(o["join"], false, `${where} "join"`),
     shard,
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     logger: logger(o["logger"], `${where} "logger"`),
@@ -443,6 +480,13 @@ function token(v: unknown, name: string): string {
     throw new InvalidArgumentError(
       `${name} must be 1..${MAX_TOKEN_LENGTH} characters of A-Z a-z 0-9 _ -, got ${describe(v)}`,
     );
+  }
+  return v;
+}
+
+function nonEmpty(v: unknown, name: string): string {
+  if (typeof v !== "string" || v.length === 0) {
+    throw new InvalidArgumentError(`${name} must be a non-empty string, got ${describe(v)}`);
   }
   return v;
 }

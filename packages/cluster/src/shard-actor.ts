@@ -93,6 +93,7 @@ import {
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
+import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
@@ -102,7 +103,7 @@ import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
 import { SlotGuard } from "./slot-guard.js";
-import { SlotOwnership } from "./slot-ownership.js";
+import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
 import { formatSlots } from "./slots.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
 
@@ -273,6 +274,26 @@ export class ShardActor {
     let shard: Shard | undefined;
     let ownership: SlotOwnership | undefined;
     try {
+      // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
+      // and go on, as the first connect does, rather than exit and leave it to the supervisor.
+      const untilNats = <T>(step: string, run: () => Promise<T>) =>
+        o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
+      // One cluster, one owner (cluster-identity.ts), checked before the data directory is opened:
+      // a directory of another cluster, a second instance, a shard id held elsewhere change nothing.
+      const record = readDataIdentity(o.dataDir);
+      const identityKv = await untilNats("open the slot bucket", () =>
+        openSlotBucket(nc, { cluster: o.cluster, kvReplicas: o.kvReplicas, logger: log }),
+      );
+      const { clusterId, created } = await untilNats("check the cluster identity", () =>
+        resolveClusterIdentity(identityKv, {
+          cluster: o.cluster,
+          dirs: [{ dataDir: o.dataDir, record }],
+          join: o.join,
+          ...(o.clusterId === undefined ? {} : { expected: o.clusterId }),
+        }),
+      );
+      const enrolling = { cluster: o.cluster, clusterId, shardId: o.shardId, dataDir: o.dataDir, record };
+      await untilNats("check the shard id", () => checkShardId(identityKv, enrolling));
       const opening = performance.now();
       shard = await Shard.open({
         ...o.shard,
@@ -285,10 +306,13 @@ export class ShardActor {
       });
       metrics.recovered((performance.now() - opening) / 1000);
       const secrets = LeaseSecrets.load(o.dataDir);
-      // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
-      // and go on, as the first connect does, rather than exit and leave it to the supervisor.
-      const untilNats = <T>(step: string, run: () => Promise<T>) =>
-        o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
+      const identity = await untilNats("record the cluster identity", () =>
+        enrollShard(identityKv, enrolling),
+      );
+      log.info(
+        { clusterId, created, joined: record === undefined, dataId: identity.dataId },
+        created ? "created the cluster's identity" : "cluster identity checked",
+      );
       ownership = await untilNats("open the slot bucket", () =>
         SlotOwnership.open(nc, {
           cluster: o.cluster,

@@ -1,10 +1,16 @@
 /**
  * ShardHost: N shard actors on worker threads of one process, supervised.
  *
- * Shard i has id `shard-<i>`, keeps its data in `<dataDir>/shard-<i>`, and
- * asks for the slots n with n mod N == i. Each runs in its own worker thread
- * with its own NATS connection and LMDB environment; the host only starts,
- * watches and stops them.
+ * Shard i has id `shard-<F+i>` (F: `firstShard`, 0 by default), keeps its
+ * data in `<dataDir>/shard-<F+i>`, and asks for the slots n with n mod N == i.
+ * Each runs in its own worker thread with its own NATS connection and LMDB
+ * environment; the host only starts, watches and stops them.
+ *
+ * Before any worker starts, the host checks the cluster's identity for all
+ * its shards at once (cluster-identity.ts): its data directories of another
+ * cluster are refused, and so is a host whose directories are all fresh when
+ * a cluster of that name exists, unless it was told to `join`. Every worker
+ * then expects that identity.
  *
  * Supervision, per worker (modes change only through `enter`):
  *
@@ -26,7 +32,10 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { MetricsJson, ReadinessCheck, Registry } from "@frontier/metrics";
+import { natsConnectionOptions } from "@frontier/transport";
+import { connect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
 import { createLogger } from "./log.js";
 import { hostRegistry } from "./metrics/host-metrics.js";
 import {
@@ -35,6 +44,7 @@ import {
   type ResolvedShardHostOptions,
   type ShardHostOptions,
 } from "./options.js";
+import { openSlotBucket } from "./slot-ownership.js";
 import { deferred, messageOf, withTimeout } from "./util.js";
 import type { HostMessage, WorkerConfig, WorkerMessage } from "./worker-messages.js";
 
@@ -86,6 +96,34 @@ const COLLECT_TIMEOUT_MS = 2_000;
 interface Collected {
   readonly metrics: MetricsJson;
   readonly readiness: Readonly<Record<string, string | null>>;
+}
+
+/**
+ * The cluster's identity for every shard of the host at once (created when
+ * the cluster is new), or ClusterIdentityError. Asked as the host's first
+ * shard, whose NATS role may read and write the slot bucket.
+ */
+async function checkIdentity(o: ResolvedShardHostOptions, log: Logger): Promise<string> {
+  const nc = await connect({
+    ...natsConnectionOptions(o.natsUrl, o.shardAccess[0]!),
+    name: `frontier-${o.cluster}-host`,
+  });
+  try {
+    const kv = await openSlotBucket(nc, { cluster: o.cluster, kvReplicas: o.kvReplicas, logger: log });
+    const dirs = Array.from({ length: o.shards }, (_, i) => {
+      const dataDir = join(o.dataDir, hostShardId(o.firstShard + i));
+      return { dataDir, record: readDataIdentity(dataDir) };
+    });
+    const { clusterId, created } = await resolveClusterIdentity(kv, {
+      cluster: o.cluster,
+      dirs,
+      join: o.join,
+    });
+    log.info({ cluster: o.cluster, clusterId, created }, "cluster identity checked");
+    return clusterId;
+  } finally {
+    await nc.close().catch(() => {});
+  }
 }
 
 /** The worker's module: the .ts source under vitest/tsx, the compiled .js in dist. */
@@ -302,15 +340,17 @@ export class ShardHost {
 
   private constructor(
     options: ResolvedShardHostOptions,
+    clusterId: string,
     private readonly log: Logger,
   ) {
     const of = options.shards;
     this.shards = Array.from({ length: of }, (_, index) => {
-      const shardId = hostShardId(index);
+      const shardId = hostShardId(options.firstShard + index);
       const config: WorkerConfig = {
         natsUrl: options.natsUrl,
         natsAccess: options.shardAccess[index]!,
         cluster: options.cluster,
+        clusterId,
         shardId,
         dataDir: join(options.dataDir, shardId),
         slots: { index, of },
@@ -347,8 +387,9 @@ export class ShardHost {
   static async start(options: ShardHostOptions): Promise<ShardHost> {
     const o = checkShardHostOptions(options);
     const log = o.logger ?? createLogger("frontier-shard-host", o.logLevel);
+    const clusterId = await checkIdentity(o, log);
     mkdirSync(o.dataDir, { recursive: true });
-    const host = new ShardHost(o, log);
+    const host = new ShardHost(o, clusterId, log);
     for (const shard of host.shards) shard.start();
     try {
       await withTimeout(

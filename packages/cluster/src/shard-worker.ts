@@ -25,6 +25,8 @@ try {
     natsUrl: config.natsUrl,
     natsAccess: config.natsAccess,
     cluster: config.cluster,
+    clusterId: config.clusterId,
+    join: false,
     shardId: config.shardId,
     dataDir: config.dataDir,
     slots: config.slots,

@@ -16,6 +16,8 @@ export interface WorkerConfig {
   readonly natsUrl: readonly string[];
   readonly natsAccess: NatsAccess;
   readonly cluster: string;
+  /** The cluster identity the host checked: the worker's shard expects it (cluster-identity.ts). */
+  readonly clusterId: string;
   readonly shardId: string;
   readonly dataDir: string;
   readonly slots: SlotSpec;
