@@ -20,6 +20,7 @@ import {
   type Role,
 } from "@frontier/transport";
 import { usageError } from "./errors.js";
+import { type Io, userPath } from "./io.js";
 
 /** Environment variables that set --nats and --cluster when the flags are absent. */
 export const NATS_URL_ENV = "FRONTIER_NATS_URL";
@@ -198,11 +199,7 @@ export interface Target {
 }
 
 /** Where to reach the cluster, and as whom: flags, then environment, then defaults. */
-export function target(
-  command: string,
-  parsed: Parsed,
-  io: { readonly env: NodeJS.ProcessEnv; readonly cwd: string },
-): Target {
+export function target(command: string, parsed: Parsed, io: Pick<Io, "env" | "cwd" | "userCwd">): Target {
   const { env } = io;
   const natsUrl = str(parsed, "nats") ?? nonEmpty(env[NATS_URL_ENV]) ?? DEFAULT_NATS_URL;
   const cluster = str(parsed, "cluster") ?? nonEmpty(env[CLUSTER_ENV]) ?? DEFAULT_CLUSTER;
@@ -212,7 +209,7 @@ export function target(
     );
   }
   checkNatsUrl(command, natsUrl);
-  let access = natsAccess(command, parsed, env);
+  let access = natsAccess(command, parsed, io);
   const credentialsDir = credentialsDirOf(command, parsed, io, access);
   if (credentialsDir !== undefined) {
     const principal = principalOf(command, parsed, env);
@@ -241,7 +238,7 @@ export function target(
 function credentialsDirOf(
   command: string,
   parsed: Parsed,
-  io: { readonly env: NodeJS.ProcessEnv; readonly cwd: string },
+  io: Pick<Io, "env" | "cwd" | "userCwd">,
   access: NatsAccess,
 ): string | undefined {
   const given = str(parsed, "credentials") ?? nonEmpty(io.env[CREDENTIALS_ENV]);
@@ -254,13 +251,14 @@ function credentialsDirOf(
         `${command}: a credentials directory gives the NATS credentials and inbox prefix; drop the other NATS credential settings`,
       );
     }
-    const dir = resolve(io.cwd, given);
+    const dir = userPath(io, given);
     if (!existsSync(dir))
       throw usageError(`${command}: --credentials ${JSON.stringify(given)}: no such directory`);
     return dir;
   }
   const service = command === "start" || command === "shard" || command === "coordinator";
   if (service || others.length > 0 || str(parsed, "role") !== undefined) return undefined;
+  // A default, not a path the user gave: where `frontier start` puts it, in the working directory.
   const implicit = resolve(io.cwd, IMPLICIT_CREDENTIALS_DIR);
   return existsSync(resolve(implicit, AUTH_CONFIG_FILE)) ? implicit : undefined;
 }
@@ -288,13 +286,19 @@ export function shardIdOf(parsed: Parsed, env: NodeJS.ProcessEnv): string {
  * environment) name. Secrets come from files, or from the environment;
  * never from a flag, where other users of the machine could read them.
  */
-function natsAccess(command: string, parsed: Parsed, env: NodeJS.ProcessEnv): NatsAccess {
+function natsAccess(command: string, parsed: Parsed, io: Pick<Io, "env" | "cwd" | "userCwd">): NatsAccess {
+  const { env } = io;
   const opt = (flag: string, envName: string) => str(parsed, flag) ?? nonEmpty(env[envName]);
+  // Paths of files the user named: made absolute here, as the transport reads them later.
+  const file = (flag: string, envName: string) => {
+    const path = opt(flag, envName);
+    return path === undefined ? undefined : userPath(io, path);
+  };
   const secret = (flag: string, fileEnv: string, valueEnv: string): string | undefined => {
     const path = opt(flag, fileEnv);
     if (path === undefined) return nonEmpty(env[valueEnv]);
     try {
-      return readFileSync(path, "utf8").trim();
+      return readFileSync(userPath(io, path), "utf8").trim();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
       throw usageError(`${command}: cannot read --${flag} ${JSON.stringify(path)} (${code})`);
@@ -303,11 +307,11 @@ function natsAccess(command: string, parsed: Parsed, env: NodeJS.ProcessEnv): Na
   const user = opt("nats-user", "FRONTIER_NATS_USER");
   const pass = secret("nats-password-file", "FRONTIER_NATS_PASSWORD_FILE", "FRONTIER_NATS_PASSWORD");
   const token = secret("nats-token-file", "FRONTIER_NATS_TOKEN_FILE", "FRONTIER_NATS_TOKEN");
-  const nkeySeedFile = opt("nats-nkey", "FRONTIER_NATS_NKEY");
-  const credsFile = opt("nats-creds", "FRONTIER_NATS_CREDS");
-  const caFile = opt("nats-ca", "FRONTIER_NATS_CA");
-  const certFile = opt("nats-cert", "FRONTIER_NATS_CERT");
-  const keyFile = opt("nats-key", "FRONTIER_NATS_KEY");
+  const nkeySeedFile = file("nats-nkey", "FRONTIER_NATS_NKEY");
+  const credsFile = file("nats-creds", "FRONTIER_NATS_CREDS");
+  const caFile = file("nats-ca", "FRONTIER_NATS_CA");
+  const certFile = file("nats-cert", "FRONTIER_NATS_CERT");
+  const keyFile = file("nats-key", "FRONTIER_NATS_KEY");
   const inboxPrefix = opt("nats-inbox-prefix", "FRONTIER_NATS_INBOX_PREFIX");
   const tls =
     caFile === undefined && certFile === undefined && keyFile === undefined

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { BATCH_BYTE_BUDGET, connect, type FrontierClient, type SubmitResult } from "@frontier/client";
-import type { TaskInput } from "@frontier/core";
+import type { TaskInput, TaskState, TaskView } from "@frontier/core";
 import {
   encodeRequest,
   MAX_ID_LENGTH,
@@ -17,8 +17,8 @@ import {
 } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, type Parsed, str, target } from "./args.js";
 import { CliError, usageError } from "./errors.js";
-import { leaseLine, statsLines, taskLines, toJson } from "./format.js";
-import { type Io, println } from "./io.js";
+import { leaseLine, PREREQUISITES_SHOWN, statsLines, taskLines, toJson } from "./format.js";
+import { type Io, println, userPath } from "./io.js";
 import { parseTasks, type SourcedTask } from "./tasks-file.js";
 
 /**
@@ -79,9 +79,15 @@ export async function submit(ctx: CommandContext): Promise<void> {
   if (key !== undefined && (key === "" || key.length > MAX_ID_LENGTH - 8)) {
     throw usageError(`submit: --idempotency-key must be 1..${MAX_ID_LENGTH - 8} characters`);
   }
-  const text = source === "-" ? await readStdin(ctx.io) : await readText(source);
-  const sourced = parseTasks(text, source === "-" ? "stdin" : source);
-  const batches = batchesOf(sourced);
+  const text = source === "-" ? await readStdin(ctx.io) : await readText(source, userPath(ctx.io, source));
+  const sizes = new Map<Record<string, unknown>, number>();
+  const sourced = parseTasks(text, source === "-" ? "stdin" : source, Date.now(), (task) => {
+    const size = wireSize(task);
+    if (typeof size === "string") return size;
+    sizes.set(task, size);
+    return null;
+  });
+  const batches = batchesOf(sourced, sizes);
   const results = await withClient(ctx, async (client) => {
     const done: SubmitResult[] = [];
     for (const [i, batch] of batches.entries()) {
@@ -121,26 +127,31 @@ export async function submit(ctx: CommandContext): Promise<void> {
 }
 
 /**
- * The tasks in wire-sized batches, after checking each task's shape as the
- * wire will, so a bad task is reported by its line before anything is sent.
+ * A task's size on the wire, or the wire's objection to its shape, as the
+ * coordinator would refuse it: checked per task so a bad one is reported by
+ * its line before anything is sent.
  */
-function batchesOf(sourced: readonly SourcedTask[]): SourcedTask[][] {
+function wireSize(task: Record<string, unknown>): number | string {
+  try {
+    return encodeRequest({ op: "submit", tasks: [task as unknown as TaskInput], idempotencyKey: "k" })
+      .byteLength;
+  } catch (err) {
+    const message = err instanceof Error ? err.message.replace(/^tasks\[0\]\.?/, "") : String(err);
+    const code = err instanceof ProtocolError ? `${err.code}: ` : "";
+    return `${code}${message.replace(/^: /, "")}`;
+  }
+}
+
+/** The tasks in wire-sized batches (`sizes`: each task's, from wireSize). */
+function batchesOf(
+  sourced: readonly SourcedTask[],
+  sizes: ReadonlyMap<Record<string, unknown>, number>,
+): SourcedTask[][] {
   const batches: SourcedTask[][] = [];
   let current: SourcedTask[] = [];
   let bytes = 0;
   for (const s of sourced) {
-    let size: number;
-    try {
-      size = encodeRequest({
-        op: "submit",
-        tasks: [s.task as unknown as TaskInput],
-        idempotencyKey: "k",
-      }).byteLength;
-    } catch (err) {
-      const message = err instanceof Error ? err.message.replace(/^tasks\[0\]\.?/, "") : String(err);
-      const code = err instanceof ProtocolError ? `${err.code}: ` : "";
-      throw usageError(`submit: ${s.where}: ${code}${message.replace(/^: /, "")}`);
-    }
+    const size = sizes.get(s.task) ?? 0;
     if (current.length >= MAX_TASKS_PER_BATCH || (current.length > 0 && bytes + size > BATCH_BYTE_BUDGET)) {
       batches.push(current);
       current = [];
@@ -153,13 +164,14 @@ function batchesOf(sourced: readonly SourcedTask[]): SourcedTask[][] {
   return batches;
 }
 
-async function readText(path: string): Promise<string> {
+/** The file at `path`, named in errors as the user wrote it (`given`). */
+async function readText(given: string, path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : messageOf(err);
-    throw usageError(`submit: cannot read ${path}: ${why}`);
+    throw usageError(`submit: cannot read ${given}: ${why}`);
   }
 }
 
@@ -306,6 +318,13 @@ export async function status(ctx: CommandContext): Promise<void> {
   if (extra.length > 0) throw usageError("status: expected at most one task ID");
   const { cluster } = target(ctx.command, ctx.parsed, ctx.io);
   if (taskId === undefined) {
+    // --workflow only routes a task lookup; without an ID it would be ignored, and the
+    // cluster's counters shown as if they were the workflow's.
+    if (str(ctx.parsed, "workflow") !== undefined) {
+      throw usageError(
+        "status: --workflow W needs a task ID (frontier status ID --workflow W); a workflow's tasks are not listed",
+      );
+    }
     const stats = await withClient(ctx, (client) => client.stats());
     out(
       ctx,
@@ -316,18 +335,46 @@ export async function status(ctx: CommandContext): Promise<void> {
   }
   checkId(taskId, "ID");
   const workflowId = idOption(ctx, "workflow");
-  const task = await withClient(ctx, (client) =>
-    client.getTask(taskId, workflowId === undefined ? {} : { workflowId }),
-  );
+  const json = flag(ctx.parsed, "json");
+  const found = await withClient(ctx, async (client) => {
+    const task = await client.getTask(taskId, workflowId === undefined ? {} : { workflowId });
+    // For people: each prerequisite's own state (a count of those not completed
+    // reads "0" once the task has ended, whatever ended it). --json shows the task as it is.
+    if (task === null || json) return { task, prerequisites: new Map<string, TaskState | null>() };
+    return { task, prerequisites: await prerequisiteStates(client, task) };
+  });
+  const { task, prerequisites } = found;
   if (task === null) {
-    if (flag(ctx.parsed, "json")) println(ctx.io.stdout, "null");
+    if (json) println(ctx.io.stdout, "null");
     throw new CliError(`no task ${JSON.stringify(taskId)} in cluster ${JSON.stringify(cluster)}`);
   }
   out(
     ctx,
-    () => taskLines(task),
+    () => taskLines(task, prerequisites),
     () => task,
   );
+}
+
+/**
+ * The states of a task's first PREREQUISITES_SHOWN prerequisites (null: not
+ * found, or not answered), looked up at once; they share its workflow, so
+ * they live on its shard.
+ */
+async function prerequisiteStates(
+  client: FrontierClient,
+  task: TaskView,
+): Promise<Map<string, TaskState | null>> {
+  const ids = task.prerequisites.slice(0, PREREQUISITES_SHOWN);
+  const options = task.workflowId === undefined ? {} : { workflowId: task.workflowId };
+  const states = await Promise.all(
+    ids.map((id) =>
+      client.getTask(id, options).then(
+        (view) => view?.state ?? null,
+        () => null,
+      ),
+    ),
+  );
+  return new Map(ids.map((id, i) => [id, states[i] ?? null]));
 }
 
 // ----------------------------------------------------------------- helpers

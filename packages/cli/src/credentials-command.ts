@@ -7,13 +7,12 @@
  * shard ids to add shards, then reload the server (`nats-server --signal
  * reload`). Hand each host only the seed files of what it runs.
  */
-import { resolve } from "node:path";
 import { isValidToken } from "@frontier/protocol";
 import { clusterPrincipals, ensureCredentials, NatsAccessError, seedFileOf } from "@frontier/transport";
 import { type OptionSpecs, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
 import { usageError } from "./errors.js";
-import { println } from "./io.js";
+import { println, userPath } from "./io.js";
 
 export const CREDENTIALS_OPTIONS = {
   dir: {
@@ -46,7 +45,7 @@ export async function credentials(ctx: CommandContext): Promise<void> {
   }
   if (new Set(shardIds).size !== shardIds.length)
     throw usageError("credentials: --shards names a shard twice");
-  const dir = resolve(ctx.io.cwd, given);
+  const dir = userPath(ctx.io, given);
   let made: ReturnType<typeof ensureCredentials>;
   try {
     made = ensureCredentials(dir, cluster, clusterPrincipals(shardIds));

@@ -4,13 +4,15 @@
  *
  * Exit codes: 0 success; 1 the command failed (the cluster said no, or could
  * not be reached); 2 bad usage (unknown command or option, bad value,
- * unreadable input); 130 / 143 interrupted twice (SIGINT / SIGTERM).
+ * unreadable input); 3 `work` ran tasks that failed for good (their attempts
+ * spent, or failed as not retryable), so a script or CI job running it sees
+ * that work was lost; 130 / 143 interrupted twice (SIGINT / SIGTERM).
  */
 import { ClientError, ClientErrorCode, NoRespondersError, RequestTimeoutError } from "@frontier/client";
 import { FrontierError, ValidationError } from "@frontier/core";
 import { ProtocolError, redactUrl } from "@frontier/protocol";
 
-export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2 } as const;
+export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2, TASKS_FAILED: 3 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** A failure the CLI explains itself; `usage` errors exit 2 and point at `--help`. */

@@ -1,6 +1,7 @@
 import type { ClusterStats } from "@frontier/client";
+import { Scheduler } from "@frontier/core";
 import { describe, expect, it } from "vitest";
-import { statsLines } from "./format.js";
+import { statsLines, taskLines } from "./format.js";
 
 function clusterStats(shards: ClusterStats["shards"]): ClusterStats {
   return {
@@ -57,5 +58,40 @@ describe("statsLines", () => {
     const lines = statsLines("prod", clusterStats({ answered: [], missing: [] }));
     expect(lines[0]).toBe('cluster "prod": 6 tasks');
     expect(lines).toHaveLength(4);
+  });
+});
+
+describe("taskLines", () => {
+  // Views from the real engine: b depends on a; cancelling a cancels b.
+  function views() {
+    const engine = new Scheduler();
+    engine.addTasks([
+      { id: "a", deadline: 1, workflowId: "w" },
+      { id: "b", deadline: 2, workflowId: "w", prerequisites: ["a"] },
+    ]);
+    const waiting = engine.getTask("b")!;
+    engine.cancel("a");
+    return { waiting, cancelled: engine.getTask("b")! };
+  }
+
+  it("shows each prerequisite's state: a cancelled one reads CANCELLED, not '0 not completed'", () => {
+    const { cancelled } = views();
+    expect(cancelled).toMatchObject({ state: "CANCELLED", unmetPrerequisites: 0 });
+    const lines = taskLines(cancelled, new Map([["a", "CANCELLED"]]));
+    expect(lines).toContain("  prerequisites  a (CANCELLED)");
+    expect(lines.join("\n")).not.toMatch(/not completed/);
+    expect(taskLines(cancelled, new Map([["a", null]]))).toContain("  prerequisites  a (not found)");
+  });
+
+  it("counts what a waiting task still waits for, and names only the first 20 prerequisites", () => {
+    const { waiting } = views();
+    expect(taskLines(waiting, new Map([["a", "RUNNABLE"]]))).toContain(
+      "  prerequisites  a (RUNNABLE) — 1 not completed",
+    );
+    const many = { ...waiting, prerequisites: Array.from({ length: 23 }, (_, i) => `p${i}`) };
+    const states = new Map(many.prerequisites.slice(0, 20).map((id) => [id, "COMPLETED" as const]));
+    const row = taskLines(many, states).find((l) => l.includes("prerequisites")) ?? "";
+    expect(row).toMatch(/p19 \(COMPLETED\), and 3 more — 1 not completed$/);
+    expect(row).not.toMatch(/p20/);
   });
 });

@@ -4,7 +4,7 @@
  * others (a deadline in some other unit) as the number.
  */
 import type { ClusterStats } from "@frontier/client";
-import type { Lease, TaskView } from "@frontier/core";
+import type { Lease, TaskState, TaskView } from "@frontier/core";
 
 /** Epoch ms from 2001 on: smaller deadlines are taken to be in some other unit. */
 const EPOCH_MS_FROM = 1e12;
@@ -78,19 +78,25 @@ function partialLines(missing: ClusterStats["shards"]["missing"]): string[] {
   return [`  partial: ${missing.length} shards did not answer: ${named}; their tasks are not counted`];
 }
 
-export function taskLines(task: TaskView): string[] {
+/** Prerequisites `status` shows with their states; the rest are counted. */
+export const PREREQUISITES_SHOWN = 20;
+
+/**
+ * A task as `status ID` shows it. `prerequisites` holds the states of those
+ * looked up (null: not found); without them only the ids are shown, and a
+ * waiting task's count of prerequisites not completed.
+ */
+export function taskLines(
+  task: TaskView,
+  prerequisites: ReadonlyMap<string, TaskState | null> = new Map(),
+): string[] {
   const rows: [string, string][] = [
     ["state", task.state],
     ["deadline", `${time(task.deadline)}${task.hardDeadline ? " (hard)" : ""}`],
     ["attempts", `${task.attempts} of ${task.maxAttempts}`],
   ];
   if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);
-  if (task.prerequisites.length > 0) {
-    rows.push([
-      "prerequisites",
-      `${task.prerequisites.join(", ")} (${task.unmetPrerequisites} not completed)`,
-    ]);
-  }
+  if (task.prerequisites.length > 0) rows.push(["prerequisites", prerequisiteList(task, prerequisites)]);
   if (task.token > 0) rows.push(["token", String(task.token)]);
   if (task.leaseOwner !== undefined) rows.push(["lease owner", task.leaseOwner]);
   if (task.state === "LEASED" && task.leaseExpiresAt !== undefined) {
@@ -102,6 +108,21 @@ export function taskLines(task: TaskView): string[] {
   if (task.payload !== undefined) rows.push(["payload", compact(task.payload)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`task ${task.id}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
+}
+
+function prerequisiteList(task: TaskView, states: ReadonlyMap<string, TaskState | null>): string {
+  const shown = task.prerequisites.slice(0, PREREQUISITES_SHOWN).map((id) => {
+    if (!states.has(id)) return id;
+    return `${id} (${states.get(id) ?? "not found"})`;
+  });
+  const more = task.prerequisites.length - shown.length;
+  // The engine counts unmet prerequisites only while the task waits for them: once it
+  // has ended, 0 says nothing about how they ended (their states above do).
+  const waiting =
+    task.state === "WAITING" && task.unmetPrerequisites > 0
+      ? ` — ${task.unmetPrerequisites} not completed`
+      : "";
+  return `${shown.join(", ")}${more > 0 ? `, and ${more} more` : ""}${waiting}`;
 }
 
 /** JSON of a value on one line, clipped for display. */

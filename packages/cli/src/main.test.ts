@@ -5,7 +5,7 @@
  * gives only under faults. (The end-to-end tests in test/e2e run it as a
  * user does, against a real cluster.)
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -34,7 +34,10 @@ interface Run {
   readonly stderr: string;
 }
 
-async function run(argv: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+async function run(
+  argv: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; userCwd?: string } = {},
+): Promise<Run> {
   let stdout = "";
   let stderr = "";
   const out = new PassThrough();
@@ -51,6 +54,7 @@ async function run(argv: string[], options: { input?: string; env?: NodeJS.Proce
     stdin: Readable.from([Buffer.from(options.input ?? "")]),
     env: options.env ?? {},
     cwd: dir,
+    ...(options.userCwd === undefined ? {} : { userCwd: options.userCwd }),
     onSignal: () => () => {},
   };
   const code = await main(argv, io);
@@ -149,7 +153,7 @@ describe("bad usage: one line on stderr, exit 2", () => {
 });
 
 describe("submit input", () => {
-  it("names the line of the first bad task, before anything is sent", async () => {
+  it("names the line of a bad task, before anything is sent", async () => {
     const file = join(dir, "bad.jsonl");
     await writeFile(file, '{"id":"a","deadline":1}\n\n{"id":"b","deadline":1,"maxAtempts":2}\n');
     // Unreachable NATS: had it tried to send, the error would be about NATS.
@@ -174,6 +178,50 @@ describe("submit input", () => {
     oneLine(await run(["submit", dir]), 2, /is a directory/);
   });
 
+  it("names every bad line, the first 20 in full and how many more, and sends nothing", async () => {
+    const file = join(dir, "many-bad.jsonl");
+    const lines = [
+      '{"id":"ok","deadline":1}',
+      "{not json",
+      '{"id":"late","deadline":"soon"}',
+      '{"id":"typo","deadline":1,"maxAtempts":2}',
+      "[1]",
+    ];
+    await writeFile(file, `${lines.join("\n")}\n`);
+    const r = await run(["submit", file, "--nats", "nats://127.0.0.1:1"]);
+    oneLine(r, 2, /4 bad tasks in .*many-bad\.jsonl, nothing sent: /);
+    for (const n of [2, 3, 4, 5]) expect(r.stderr).toContain(`many-bad.jsonl:${n}: `);
+    expect(r.stderr).not.toContain("many-bad.jsonl:1:");
+    expect(r.stderr).toMatch(
+      /:2: not valid JSON.*:3: deadline "soon".*:4: BAD_MESSAGE: unknown field "maxAtempts".*:5: a task must be a JSON object/,
+    );
+
+    const many = Array.from({ length: 25 }, (_, i) => `{"id":"t${i}","deadline":"never"}`).join("\n");
+    const capped = await run(["submit", "-"], { input: many });
+    oneLine(
+      capped,
+      2,
+      /^frontier submit: 25 bad tasks in stdin, nothing sent: stdin:1: .*stdin:20: deadline "never"[^;]*; and 5 more$/,
+    );
+    expect(capped.stderr).not.toContain("stdin:21:");
+  });
+
+  it("reads FILE where the user is (FRONTIER_USER_CWD, set by `pnpm frontier`), not where the process runs", async () => {
+    const elsewhere = join(dir, "user-dir");
+    await mkdir(elsewhere, { recursive: true });
+    await writeFile(join(elsewhere, "mine.jsonl"), '{"id":"x","deadline":"whenever"}\n');
+    // Read from user-dir: its bad deadline is what fails, not a missing file.
+    oneLine(
+      await run(["submit", "mine.jsonl"], { userCwd: elsewhere }),
+      2,
+      /mine\.jsonl:1: deadline "whenever"/,
+    );
+    oneLine(await run(["submit", "mine.jsonl"]), 2, /cannot read mine\.jsonl: no such file/);
+    // --credentials . is the user's directory too (it holds no keys: the error names it).
+    const credentials = await run(["status", "--credentials", "."], { userCwd: elsewhere });
+    oneLine(credentials, 2, /the credentials directory ".*user-dir" holds no seed for submitter/);
+  });
+
   it("reads JSON lines, a JSON array, or one pretty-printed object; converts readable deadlines", () => {
     const now = 1_700_000_000_000;
     expect(parseTasks('{"id":"a","deadline":1}\n{"id":"b","deadline":"+2m"}\n', "f", now)).toEqual([
@@ -189,6 +237,16 @@ describe("submit input", () => {
     expect(deadlineOf("+1.5h", "x", 0)).toBe(5_400_000);
     expect(deadlineOf(42, "x", 0)).toBe(42);
     expect(() => deadlineOf("tomorrow", "f:1", 0)).toThrow(/f:1: deadline "tomorrow" is not a number/);
+  });
+});
+
+describe("status usage", () => {
+  it("refuses --workflow without a task ID rather than show the cluster's counters as the workflow's", async () => {
+    oneLine(
+      await run(["status", "--workflow", "release-42", "--nats", "nats://127.0.0.1:1"]),
+      2,
+      /^frontier status: --workflow W needs a task ID/,
+    );
   });
 });
 

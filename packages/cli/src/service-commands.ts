@@ -24,7 +24,7 @@ import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, IMPLICIT_CREDENTIALS_DIR, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
 import { CliError, usageError } from "./errors.js";
-import { println } from "./io.js";
+import { println, userPath } from "./io.js";
 import { metricsFlagsOf, prefixed, serveMetricsIfOn } from "./metrics/serve.js";
 import { INSTALL_NATS_HINT, type NatsChild, natsAnswers, startNatsChild } from "./nats-child.js";
 import { DEFAULT_DATA_DIR, DEFAULT_START_SHARDS, LOG_LEVELS, type LogLevel } from "./service-options.js";
@@ -40,7 +40,9 @@ interface Stoppable {
 export async function start(ctx: CommandContext): Promise<void> {
   noPositionals(ctx);
   const { natsUrl, cluster, access, credentialsDir } = target(ctx.command, ctx.parsed, ctx.io);
-  const dataDir = resolve(ctx.io.cwd, str(ctx.parsed, "data") ?? DEFAULT_DATA_DIR);
+  const givenData = str(ctx.parsed, "data");
+  const dataDir =
+    givenData === undefined ? resolve(ctx.io.cwd, DEFAULT_DATA_DIR) : userPath(ctx.io, givenData);
   const shards = int(ctx.command, ctx.parsed, "shards", { min: 1, max: 256 }, DEFAULT_START_SHARDS);
   const firstShard = int(ctx.command, ctx.parsed, "first-shard", { min: 0, max: 1_000_000 }, 0);
   const join = flag(ctx.parsed, "join");
@@ -160,10 +162,11 @@ export async function shard(ctx: CommandContext): Promise<void> {
       `shard: --id must be 1..64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(shardId)}`,
     );
   }
-  const dataDir = resolve(
-    ctx.io.cwd,
-    str(ctx.parsed, "data") ?? fromEnv.dataDir ?? `${DEFAULT_DATA_DIR}/${shardId}`,
-  );
+  const givenData = str(ctx.parsed, "data") ?? fromEnv.dataDir;
+  const dataDir =
+    givenData === undefined
+      ? resolve(ctx.io.cwd, `${DEFAULT_DATA_DIR}/${shardId}`)
+      : userPath(ctx.io, givenData);
   const slots = slotSpecOf(ctx, typeof fromEnv.slots === "string" ? fromEnv.slots : undefined);
   const logLevel = logLevelOf(ctx, fromEnv.logLevel ?? "info");
   const { shard: engine } = engineOptionsOf(ctx);

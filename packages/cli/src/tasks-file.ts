@@ -5,6 +5,7 @@
  * A deadline may be written as a number (ms since the epoch, what the wire
  * carries), an ISO-8601 date ("2030-01-01T09:00:00Z"), or relative to now
  * ("+90s", "+15m", "+2h", "+1d"); the file is converted before it is sent.
+ * Nothing is sent unless every task is good.
  */
 import { usageError } from "./errors.js";
 
@@ -18,9 +19,24 @@ export interface SourcedTask {
 const RELATIVE = /^\+(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-export function parseTasks(text: string, name: string, now: number = Date.now()): SourcedTask[] {
+/** Problems named in full in the one line `submit` fails with; the rest are counted. */
+export const PROBLEMS_SHOWN = 20;
+
+/**
+ * The tasks in `text`, or a usage error naming every bad one (up to
+ * PROBLEMS_SHOWN, then how many more), so one run shows what to fix.
+ * `check` is the wire's verdict on a task that parsed (a message, or null):
+ * its problems are reported with the others.
+ */
+export function parseTasks(
+  text: string,
+  name: string,
+  now: number = Date.now(),
+  check: (task: Record<string, unknown>) => string | null = () => null,
+): SourcedTask[] {
   const trimmed = text.trim();
   if (trimmed === "") throw usageError(`submit: no tasks in ${name}`);
+  const problems: string[] = [];
   let items: { value: unknown; where: string }[];
   if (trimmed.startsWith("[")) {
     let array: unknown;
@@ -32,20 +48,40 @@ export function parseTasks(text: string, name: string, now: number = Date.now())
     if (!Array.isArray(array)) throw usageError(`submit: ${name}: expected a JSON array of tasks`);
     items = array.map((value, i) => ({ value, where: `${name}[${i}]` }));
   } else {
-    items = jsonLines(text, name);
+    items = jsonLines(text, name, problems);
   }
-  if (items.length === 0) throw usageError(`submit: no tasks in ${name}`);
-  return items.map(({ value, where }) => {
+  if (items.length === 0 && problems.length === 0) throw usageError(`submit: no tasks in ${name}`);
+  const tasks: SourcedTask[] = [];
+  for (const { value, where } of items) {
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw usageError(`submit: ${where}: a task must be a JSON object, got ${describe(value)}`);
+      problems.push(`${where}: a task must be a JSON object, got ${describe(value)}`);
+      continue;
     }
     const task = { ...(value as Record<string, unknown>) };
-    if ("deadline" in task) task["deadline"] = deadlineOf(task["deadline"], where, now);
-    return { task, where };
-  });
+    if ("deadline" in task) {
+      try {
+        task["deadline"] = deadlineOf(task["deadline"], where, now);
+      } catch (err) {
+        problems.push((err as Error).message.replace(/^submit: /, ""));
+        continue;
+      }
+    }
+    const problem = check(task);
+    if (problem !== null) problems.push(`${where}: ${problem}`);
+    else tasks.push({ task, where });
+  }
+  if (problems.length === 1) throw usageError(`submit: ${problems[0]}`);
+  if (problems.length > 1) {
+    const more = problems.length - PROBLEMS_SHOWN;
+    throw usageError(
+      `submit: ${problems.length} bad tasks in ${name}, nothing sent: ${problems.slice(0, PROBLEMS_SHOWN).join("; ")}${more > 0 ? `; and ${more} more` : ""}`,
+    );
+  }
+  return tasks;
 }
 
-function jsonLines(text: string, name: string): { value: unknown; where: string }[] {
+/** The lines of `text` as JSON values; a line that is not JSON goes to `problems`. */
+function jsonLines(text: string, name: string, problems: string[]): { value: unknown; where: string }[] {
   // A single object pretty-printed over several lines is one task.
   const trimmed = text.trim();
   if (trimmed.startsWith("{") && trimmed.includes("\n")) {
@@ -62,7 +98,7 @@ function jsonLines(text: string, name: string): { value: unknown; where: string 
     try {
       items.push({ value: JSON.parse(line), where });
     } catch (err) {
-      throw usageError(`submit: ${where}: not valid JSON: ${(err as Error).message}`);
+      problems.push(`${where}: not valid JSON: ${(err as Error).message}`);
     }
   });
   return items;

@@ -1,15 +1,20 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Lease } from "@frontier/core";
 import { describe, expect, it } from "vitest";
 import { runCommand } from "./work-command.js";
 
 const task = { id: "t", deadline: 1, prerequisites: [] };
 const lease: Lease = { taskId: "t", owner: "w", token: 1, expiresAt: 0, attempt: 1, task };
-const run = (script: string, reasonFromStderr?: boolean) =>
-  runCommand("sh", ["-c", script], task, lease, new AbortController().signal, {
+const run = (script: string, reasonFromStderr?: boolean, more: { signal?: AbortSignal; cwd?: string } = {}) =>
+  runCommand("sh", ["-c", script], task, lease, more.signal ?? new AbortController().signal, {
     env: process.env,
     stdout: "stderr",
     stderr: () => {},
     ...(reasonFromStderr === undefined ? {} : { reasonFromStderr }),
+    ...(more.cwd === undefined ? {} : { cwd: more.cwd }),
   }).then(
     () => "completed",
     (error: Error) => error.message,
@@ -26,5 +31,48 @@ describe("runCommand", () => {
 
   it("completes on exit 0 and gives the command no lease secret", async () => {
     expect(await run('[ -z "$FRONTIER_TASK_SECRET" ] && [ "$FRONTIER_TASK_ID" = t ]')).toBe("completed");
+  });
+
+  it("runs the command in a process group of its own, so a terminal's Ctrl-C to frontier's group misses it", async () => {
+    // Field 5 of /proc/PID/stat is the process group: the shell leads its own.
+    expect(await run('[ "$(cut -d" " -f5 /proc/$$/stat)" = "$$" ]')).toBe("completed");
+  });
+
+  it("runs the command where it is told (the user's directory)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "frontier-work-cwd-"));
+    try {
+      expect(await run(`[ "$(pwd -P)" = "$(cd ${dir} && pwd -P)" ]`, false, { cwd: dir })).toBe("completed");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("when aborted, terminates the command's whole group, its children too, and fails the attempt", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "frontier-work-kill-"));
+    try {
+      const controller = new AbortController();
+      const pidFile = join(dir, "child.pid");
+      const outcome = run(`sleep 30 & echo $! > ${pidFile}; wait`, false, { signal: controller.signal });
+      let pid = "";
+      while (pid === "") {
+        await sleep(20);
+        pid = await readFile(pidFile, "utf8").then(
+          (t) => t.trim(),
+          () => "",
+        );
+      }
+      controller.abort();
+      expect(await outcome).toBe("killed by SIGTERM");
+      // The shell's child got the signal as well: it is gone (or a zombie being reaped).
+      const alive = () =>
+        readFile(`/proc/${pid}/stat`, "utf8").then(
+          (t) => !/\) Z /.test(t),
+          () => false,
+        );
+      for (let i = 0; i < 100 && (await alive()); i++) await sleep(20);
+      expect(await alive()).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

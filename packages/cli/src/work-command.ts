@@ -9,7 +9,15 @@
  *
  * Runs until SIGINT / SIGTERM (then stops leasing and lets running commands
  * finish; a second signal terminates them) or, with --exit-when-idle, until a
- * lease request finds nothing to do and nothing runs.
+ * lease request finds nothing to do and nothing runs. A stdout whose reader
+ * went away (`frontier work | head`) stops it as a first signal does. Each
+ * command runs in a process group of its own, so the SIGINT a terminal sends
+ * to its foreground group on Ctrl-C reaches frontier and not the commands:
+ * they finish, and their tasks complete, as promised. Exits 3
+ * (ExitCode.TASKS_FAILED) when a task it ran failed for good.
+ *
+ * The command runs in the directory the user ran frontier in (io.userCwd:
+ * under `pnpm frontier`, pnpm's INIT_CWD), as `-- ./script.sh` means.
  *
  * Serves its metrics (metrics/work-metrics.ts) and /healthz, /readyz on
  * DEFAULT_METRICS_PORTS.work unless told otherwise (metrics/serve.ts).
@@ -20,7 +28,7 @@ import type { Lease, Task } from "@frontier/core";
 import { MAX_WAIT_MS } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, str, target } from "./args.js";
 import { type CommandContext, withClient } from "./client-commands.js";
-import { CliError, describeError, usageError } from "./errors.js";
+import { CliError, describeError, ExitCode, usageError } from "./errors.js";
 import { duration, toJson } from "./format.js";
 import { println } from "./io.js";
 import { metricsOptions } from "./metrics/options.js";
@@ -49,6 +57,8 @@ export const WORK_OPTIONS = {
 
 /** Bytes of a command's stderr kept for the failure reason. */
 const STDERR_TAIL_BYTES = 600;
+/** Task ids named in the line `work` ends with when tasks failed for good. */
+const FAILED_IDS_SHOWN = 10;
 /** After SIGTERM, how long a command gets before SIGKILL, ms. */
 const KILL_GRACE_MS = 5_000;
 
@@ -80,11 +90,13 @@ export async function work(ctx: CommandContext): Promise<void> {
 
   await withClient(ctx, async (client) => {
     let fatal: unknown = null;
+    const failedForGood: string[] = [];
     const started = new Map<string, number>();
     const worker = client.work(
       metrics.timed((task, { lease, signal }) =>
         runCommand(cmd, args, task, lease, signal, {
           env: { ...io.env, FRONTIER_CLUSTER: client.cluster },
+          cwd: io.userCwd ?? io.cwd,
           // With --json, stdout carries our events: the command's output goes to stderr.
           stdout: json ? "stderr" : "inherit",
           stderr: (chunk) => io.stderr.write(chunk),
@@ -144,6 +156,7 @@ export async function work(ctx: CommandContext): Promise<void> {
             fatal = e.error;
             void worker.stop();
           }
+          if (e.state === "FAILED") failedForGood.push(e.lease.taskId);
           const reason = e.error instanceof Error ? e.error.message : String(e.error);
           report(
             { event: "failed", taskId: e.lease.taskId, state: e.state, reason },
@@ -179,14 +192,27 @@ export async function work(ctx: CommandContext): Promise<void> {
         void worker.stop({ abortInFlight: true });
       }
     });
+    // Nobody reads our output any more: stop as on a first signal (running commands finish).
+    const outputGone = () => void worker.stop();
+    io.stdout.on("error", outputGone);
     try {
       await worker.done;
     } finally {
       off();
+      io.stdout.off("error", outputGone);
       connection.stop();
       await endpoint?.close();
     }
     if (fatal !== null) throw new CliError(`work: ${(fatal as Error).message}`);
+    if (failedForGood.length > 0) {
+      const n = failedForGood.length;
+      const shown = failedForGood.slice(0, FAILED_IDS_SHOWN).join(", ");
+      const more = n > FAILED_IDS_SHOWN ? ` and ${n - FAILED_IDS_SHOWN} more` : "";
+      throw new CliError(
+        `work: ${n} task${n === 1 ? "" : "s"} failed for good: ${shown}${more}`,
+        ExitCode.TASKS_FAILED,
+      );
+    }
   });
 }
 
@@ -202,6 +228,8 @@ function elapsed(started: Map<string, number>, lease: Lease): number {
 
 interface RunOptions {
   readonly env: NodeJS.ProcessEnv;
+  /** The command's working directory (default: this process's). */
+  readonly cwd?: string;
   readonly stdout: "inherit" | "stderr";
   readonly stderr: (chunk: Buffer) => void;
   /** Put the tail of the command's stderr in the failure reason (else only the exit code or signal). */
@@ -227,10 +255,21 @@ export function runCommand(
     };
     if (task.workflowId !== undefined) env["FRONTIER_WORKFLOW_ID"] = task.workflowId;
     else delete env["FRONTIER_WORKFLOW_ID"];
+    // detached: a process group of its own (see the top of this file). The
+    // command's own children are in that group too, so killing it reaches them.
     const child = spawn(cmd, [...args], {
       stdio: ["pipe", options.stdout === "inherit" ? "inherit" : "pipe", "pipe"],
       env,
+      detached: true,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     });
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        child.kill(sig); // the group is gone (or never was): the command alone, if it still runs
+      }
+    };
     let tail = Buffer.alloc(0);
     child.stderr?.on("data", (chunk: Buffer) => {
       options.stderr(chunk);
@@ -244,8 +283,8 @@ export function runCommand(
 
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
-      child.kill("SIGTERM");
-      killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+      killGroup("SIGTERM");
+      killTimer = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
     };
     signal.addEventListener("abort", onAbort, { once: true });
     const cleanup = () => {
