@@ -6,6 +6,15 @@
  * the package's whole public face.
  */
 export { EMPTY_FRONTIER, type Frontier } from "./announcer.js";
+export {
+  CLUSTER_IDENTITY_KEY,
+  ClusterIdentityError,
+  ClusterIdentityErrorCode,
+  type DataIdentity,
+  IDENTITY_FILE,
+  readDataIdentity,
+  shardKey,
+} from "./cluster-identity.js";
 export { LEASE_SECRET_KEY_FILE, LeaseSecrets } from "./lease-secrets.js";
 export {
   checkShardActorOptions,
