@@ -43,14 +43,14 @@ describe("statsLines", () => {
       clusterStats({
         answered: ["shard-0"],
         missing: [
-          { shardId: "shard-1", code: "SHARD_UNAVAILABLE" },
+          { shardId: "shard-1", code: "SHARD_UNAVAILABLE", detail: "STORAGE_FULL" },
           { shardId: "shard-2", code: "TIMEOUT" },
         ],
       }),
     );
     expect(lines[0]).toBe('cluster "prod": 6 tasks on 1 of 3 shards');
     expect(lines[1]).toBe(
-      "  partial: 2 shards did not answer: shard-1 (SHARD_UNAVAILABLE), shard-2 (TIMEOUT); their tasks are not counted",
+      "  partial: 2 shards did not answer: shard-1 (SHARD_UNAVAILABLE: STORAGE_FULL), shard-2 (TIMEOUT); their tasks are not counted",
     );
   });
 

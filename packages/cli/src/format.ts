@@ -71,10 +71,11 @@ export function statsLines(cluster: string, stats: ClusterStats): string[] {
 function partialLines(missing: ClusterStats["shards"]["missing"]): string[] {
   const [only] = missing;
   if (only === undefined) return [];
+  const why = (m: (typeof missing)[number]) => (m.detail === undefined ? m.code : `${m.code}: ${m.detail}`);
   if (missing.length === 1) {
-    return [`  partial: ${only.shardId} did not answer (${only.code}); its tasks are not counted`];
+    return [`  partial: ${only.shardId} did not answer (${why(only)}); its tasks are not counted`];
   }
-  const named = missing.map((m) => `${m.shardId} (${m.code})`).join(", ");
+  const named = missing.map((m) => `${m.shardId} (${why(m)})`).join(", ");
   return [`  partial: ${missing.length} shards did not answer: ${named}; their tasks are not counted`];
 }
 

@@ -11,11 +11,12 @@ import {
   MAX_MESSAGE_BYTES,
   type Reply,
   type Request,
+  SHARD_UNAVAILABLE_DETAILS,
   SLOT_COUNT,
   subjectsFor,
   WireErrorCode,
 } from "@frontier/protocol";
-import { Shard } from "@frontier/shard";
+import { Shard, ShardErrorCode } from "@frontier/shard";
 import { type NatsConnection, errors as natsErrors } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -921,6 +922,14 @@ describe("ShardActor", () => {
     expect(actor.owns(2)).toBe(true);
   });
 
+  it("says why in every ShardErrorCode that makes a shard unavailable: the wire's detail list has each", () => {
+    const details: readonly string[] = SHARD_UNAVAILABLE_DETAILS;
+    const notFailures = new Set<string>([ShardErrorCode.LIMIT_REACHED]); // OVERLOADED: the shard serves on
+    for (const code of Object.values(ShardErrorCode)) {
+      if (!notFailures.has(code)) expect([code, details.includes(code)]).toEqual([code, true]);
+    }
+  });
+
   it("answers SHARD_UNAVAILABLE and reports its failure once its shard is fenced", async () => {
     const { actor, nc, cluster, shardId, dataDir, wf } = await startActor();
     // Another owner takes the directory over (as a replacement process would).
@@ -935,10 +944,14 @@ describe("ShardActor", () => {
       "SHARD_UNAVAILABLE",
     );
     expect(error.retryable).toBe(true);
+    // Why, as a typed field, not only in the text.
+    expect(error.detail).toBe("SHARD_FENCED");
     const exit = await actor.done();
     expect(exit.kind).toBe("failed");
     expect(actor.currentState).toBe(ActorState.FAILED);
-    expectError(await ask(nc, cluster, shardId, { op: "stats" }), "SHARD_UNAVAILABLE");
+    expect(expectError(await ask(nc, cluster, shardId, { op: "stats" }), "SHARD_UNAVAILABLE").detail).toBe(
+      "RESTARTING",
+    );
     await actor.close();
     expect(actor.currentState).toBe(ActorState.CLOSED);
   });

@@ -54,6 +54,7 @@ import {
   errorReply,
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
+  isShardUnavailableDetail,
   type LeaseRequest,
   MAX_MESSAGE_BYTES,
   type OkReply,
@@ -66,6 +67,7 @@ import {
   type SettleLease,
   type SettleOutcome,
   type SettleRequest,
+  type ShardUnavailableDetail,
   type SubmitRequest,
   slotOfTask,
   subjectsFor,
@@ -607,16 +609,18 @@ export class ShardActor {
     return new ProtocolError(
       WireErrorCode.SHARD_UNAVAILABLE,
       `shard ${this.shardId} is unavailable: ${error.message}`,
-      { cause: error },
+      { cause: error, ...detailOf(error) },
     );
   }
 
   /** `bytes`: the request's size on the wire (what a prepared part is counted as, not encoded again). */
   private async serveRequest(request: Request, bytes: number): Promise<OkReply> {
     if (this.state !== ActorState.SERVING) {
+      const failed = this.state === ActorState.FAILED;
       throw new ProtocolError(
         WireErrorCode.SHARD_UNAVAILABLE,
-        `shard ${this.shardId} is ${this.state === ActorState.FAILED ? "failed and restarting" : "closing"}`,
+        `shard ${this.shardId} is ${failed ? "failed and restarting" : "closing"}`,
+        { detail: failed ? "RESTARTING" : "CLOSING" },
       );
     }
     // A replacement may have taken the directory over while this process was paused: then it
@@ -1247,6 +1251,19 @@ function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {
 
 function assertNever(x: never): never {
   throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `unknown op ${JSON.stringify((x as Request).op)}`);
+}
+
+/**
+ * Why a Shard's error makes it unavailable, as the typed `detail` of
+ * SHARD_UNAVAILABLE: a failed shard's cause when it has one (fenced, disk
+ * full, storage failed), else its own code.
+ */
+function detailOf(error: ShardError): { detail?: ShardUnavailableDetail } {
+  const cause = error.cause;
+  if (error.code === ShardErrorCode.SHARD_FAILED && cause instanceof ShardError) {
+    if (isShardUnavailableDetail(cause.code)) return { detail: cause.code };
+  }
+  return isShardUnavailableDetail(error.code) ? { detail: error.code } : {};
 }
 
 /** Errors of a NATS connection that is down for now (reconnecting), not of a bad request. */

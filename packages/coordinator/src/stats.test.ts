@@ -56,15 +56,18 @@ describe("mergeStats", () => {
 
 describe("gatherStats", () => {
   it("merges the shards that answer and names the others with their error code", async () => {
-    const result = await gatherStats(["b", "a", "c", "a"], async (id) => {
+    const result = await gatherStats(["b", "a", "c", "a", "d"], async (id) => {
       if (id === "b") throw new ProtocolError("TIMEOUT", "slow");
       if (id === "c") throw new UnknownTaskError("x");
+      if (id === "d") throw new ProtocolError("SHARD_UNAVAILABLE", "disk full", { detail: "STORAGE_FULL" });
       return stats({ runnable: 2 });
     });
     expect([...result.shards.keys()]).toEqual(["a"]);
     expect(result.missing).toEqual([
       { shardId: "b", code: "TIMEOUT" },
       { shardId: "c", code: "UNKNOWN_TASK" },
+      // Why a shard is unavailable, as it said.
+      { shardId: "d", code: "SHARD_UNAVAILABLE", detail: "STORAGE_FULL" },
     ]);
     expect(result.merged.runnable).toBe(2);
     expect(coverageOf(result)).toEqual({
@@ -72,6 +75,7 @@ describe("gatherStats", () => {
       missing: [
         { shardId: "b", code: "TIMEOUT" },
         { shardId: "c", code: "UNKNOWN_TASK" },
+        { shardId: "d", code: "SHARD_UNAVAILABLE", detail: "STORAGE_FULL" },
       ],
     });
   });

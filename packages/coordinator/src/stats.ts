@@ -4,7 +4,7 @@
  * shard's; the frontier is the earliest shard's.
  */
 import { type SchedulerStats, TaskState } from "@frontier/core";
-import { type ShardCoverage, toWireError, type WireErrorCode } from "@frontier/protocol";
+import { type ShardCoverage, toWireError } from "@frontier/protocol";
 
 const STATES = Object.values(TaskState);
 
@@ -55,7 +55,7 @@ export interface ShardStatsResult {
   /** Each answering shard's own stats. */
   readonly shards: ReadonlyMap<string, SchedulerStats>;
   /** Shards that did not answer in time, with the error code of the failure. */
-  readonly missing: readonly { readonly shardId: string; readonly code: WireErrorCode }[];
+  readonly missing: ShardCoverage["missing"];
 }
 
 /** Asks every shard in `shardIds` for its stats, in parallel, each bounded by the link's timeout. */
@@ -66,11 +66,14 @@ export async function gatherStats(
   const ids = [...new Set(shardIds)].sort();
   const settled = await Promise.allSettled(ids.map(ask));
   const shards = new Map<string, SchedulerStats>();
-  const missing: { shardId: string; code: WireErrorCode }[] = [];
+  const missing: ShardCoverage["missing"][number][] = [];
   settled.forEach((r, i) => {
     const shardId = ids[i]!;
     if (r.status === "fulfilled") shards.set(shardId, r.value);
-    else missing.push({ shardId, code: toWireError(r.reason).code });
+    else {
+      const { code, detail } = toWireError(r.reason);
+      missing.push(detail === undefined ? { shardId, code } : { shardId, code, detail });
+    }
   });
   return { merged: mergeStats(shards.values()), shards, missing };
 }

@@ -23,6 +23,7 @@ import {
   encodeRequest,
   errorReply,
   type FrontierAnnouncement,
+  fromWireError,
   MAX_ATTEMPT,
   MAX_DEADLINE,
   MAX_FRONTIER_DEPTH,
@@ -46,9 +47,12 @@ import {
   type Reply,
   type Request,
   SECONDS_LIKE_DEADLINES,
+  SHARD_UNAVAILABLE_DETAILS,
   SLOT_COUNT,
+  toWireError,
   unwrapReply,
   WIRE_ERRORS,
+  type WireError,
   type WireErrorCode,
 } from "./index.js";
 
@@ -439,6 +443,35 @@ describe("round trips", () => {
   it("keeps a ValidationError usable by the client after the trip", () => {
     const reply = decodeReply(encodeReply(validationFailed), "submit");
     expect(() => unwrapReply(reply)).toThrow(/batch rejected/);
+  });
+
+  it("carries why a shard is unavailable as a typed detail, to the client's ProtocolError", () => {
+    const error = new ProtocolError("SHARD_UNAVAILABLE", "shard s1 is unavailable: disk full", {
+      detail: "STORAGE_FULL",
+    });
+    const reply = decodeReply(encodeReply({ ok: false, error: toWireError(error) }), "submit");
+    expect(reply).toMatchObject({ ok: false, error: { code: "SHARD_UNAVAILABLE", detail: "STORAGE_FULL" } });
+    const back = fromWireError((reply as { error: WireError }).error);
+    expect(back).toBeInstanceOf(ProtocolError);
+    expect((back as ProtocolError).detail).toBe("STORAGE_FULL");
+    // Only SHARD_UNAVAILABLE has one, and only from the list.
+    expect(new ProtocolError("TIMEOUT", "x", { detail: "STORAGE_FULL" }).detail).toBeUndefined();
+    const unavailable = { code: "SHARD_UNAVAILABLE", message: "m", retryable: true };
+    expectReplyRefusedBothWays(
+      { ok: false, error: { ...unavailable, detail: "DISK_ON_FIRE" } },
+      "BAD_MESSAGE",
+    );
+    expectReplyRefusedBothWays(
+      { ok: false, error: { code: "TIMEOUT", message: "m", retryable: true, detail: "STORAGE_FULL" } },
+      "BAD_MESSAGE",
+    );
+    for (const detail of SHARD_UNAVAILABLE_DETAILS) {
+      expect(
+        decodeReply(encodeReply({ ok: false, error: { ...unavailable, detail } } as Reply), "stats"),
+      ).toMatchObject({
+        error: { detail },
+      });
+    }
   });
 });
 
@@ -1893,7 +1926,17 @@ describe("reply and announcement shapes", () => {
         stats,
         shards: { answered: [], missing: [{ shardId: "s1", code: "TIMEOUT", message: "slow" }] },
       },
-      'shards.missing[0]: unknown field "message" (expected only shardId, code)',
+      'shards.missing[0]: unknown field "message" (expected only shardId, code, detail)',
+    ],
+    [
+      "a missing shard with a detail on another code than SHARD_UNAVAILABLE",
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        shards: { answered: [], missing: [{ shardId: "s1", code: "TIMEOUT", detail: "STORAGE_FULL" }] },
+      },
+      /shards\.missing\[0\]\.detail: expected absent: only SHARD_UNAVAILABLE carries a detail/,
     ],
     ["error missing", { ok: false }, "error: expected a map, missing"],
     [

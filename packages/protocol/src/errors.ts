@@ -61,6 +61,35 @@ export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
 /** Codes raised by the protocol or the cluster rather than by the engine; carried by `ProtocolError`. */
 export type BoundaryErrorCode = Exclude<WireErrorCode, ErrorCode>;
 
+/**
+ * Why a shard is unavailable, carried with SHARD_UNAVAILABLE as the typed
+ * field `detail` (never only in the text): the shard's own failure codes
+ * (@frontier/shard's ShardErrorCode, held to this list by a test in
+ * @frontier/cluster) and the actor's states in which it answers nothing.
+ */
+export const SHARD_UNAVAILABLE_DETAILS = [
+  // The journal failed and the shard stopped serving (the cause below, when known).
+  "SHARD_FAILED",
+  // The journal's causes.
+  "SHARD_FENCED",
+  "STORAGE_FULL",
+  "STORAGE_FAILED",
+  // Its data cannot be opened.
+  "SHARD_LOCKED",
+  "CORRUPT_DATA",
+  "FOREIGN_DATA",
+  "INCOMPATIBLE_FORMAT",
+  "SHARD_CLOSED",
+  // The actor: failed and being restarted by its supervisor, or closing.
+  "RESTARTING",
+  "CLOSING",
+] as const;
+export type ShardUnavailableDetail = (typeof SHARD_UNAVAILABLE_DETAILS)[number];
+
+export function isShardUnavailableDetail(value: unknown): value is ShardUnavailableDetail {
+  return typeof value === "string" && (SHARD_UNAVAILABLE_DETAILS as readonly string[]).includes(value);
+}
+
 export interface WireErrorInfo {
   /** Whether the same request, sent again later, can succeed. */
   readonly retryable: boolean;
@@ -172,19 +201,24 @@ export interface WireError {
   readonly taskId?: string;
   /** INVALID_STATE: the task's state when the operation was refused. */
   readonly state?: string;
+  /** SHARD_UNAVAILABLE: why, when the shard could say (SHARD_UNAVAILABLE_DETAILS). */
+  readonly detail?: ShardUnavailableDetail;
 }
 
 /** An error raised at the boundary (codec, routing, transport) rather than by the engine. */
 export class ProtocolError extends Error {
   override readonly name = "ProtocolError";
   readonly retryable: boolean;
+  /** SHARD_UNAVAILABLE: why (see SHARD_UNAVAILABLE_DETAILS). */
+  readonly detail: ShardUnavailableDetail | undefined;
   constructor(
     readonly code: BoundaryErrorCode,
     message: string,
-    options?: { cause?: unknown; retryable?: boolean },
+    options?: { cause?: unknown; retryable?: boolean; detail?: ShardUnavailableDetail },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.retryable = options?.retryable ?? WIRE_ERRORS[code].retryable;
+    this.detail = code === "SHARD_UNAVAILABLE" ? options?.detail : undefined;
   }
 }
 
@@ -199,7 +233,10 @@ export function isWireErrorCode(code: unknown): code is WireErrorCode {
  * MAX_ERROR_MESSAGE_LENGTH and problems to MAX_PROBLEMS, so the reply always fits.
  */
 export function toWireError(err: unknown): WireError {
-  if (err instanceof ProtocolError) return wire(err.code, err.message, err.retryable);
+  if (err instanceof ProtocolError) {
+    const base = wire(err.code, err.message, err.retryable);
+    return err.detail === undefined ? base : { ...base, detail: err.detail };
+  }
   if (err instanceof FrontierError) {
     const code = isWireErrorCode(err.code) ? err.code : WireErrorCode.INTERNAL;
     const base = wire(code, err.message, WIRE_ERRORS[code].retryable);
@@ -246,7 +283,10 @@ export function fromWireError(error: WireError): FrontierError | ProtocolError {
     case WireErrorCode.INVALID_ARGUMENT:
       return new InvalidArgumentError(message);
     default:
-      return new ProtocolError(code, message, { retryable: error.retryable });
+      return new ProtocolError(code, message, {
+        retryable: error.retryable,
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+      });
   }
 }
 

@@ -9,7 +9,13 @@
  * own, so a shard passes what the engine returns straight through.
  */
 import type { Lease, Problem, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
-import { fromWireError, toWireError, type WireError, type WireErrorCode } from "./errors.js";
+import {
+  fromWireError,
+  type ShardUnavailableDetail,
+  toWireError,
+  type WireError,
+  type WireErrorCode,
+} from "./errors.js";
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
@@ -303,8 +309,15 @@ export type ResultOf<O extends Op> = ResultMap[O];
 export interface ShardCoverage {
   /** Shards whose stats are in the sum. */
   readonly answered: readonly string[];
-  /** Shards that did not answer in time, with the wire error code of the failure (e.g. TIMEOUT). */
-  readonly missing: readonly { readonly shardId: string; readonly code: WireErrorCode }[];
+  /**
+   * Shards that did not answer in time, with the wire error code of the
+   * failure (e.g. TIMEOUT) and, for SHARD_UNAVAILABLE, why (`detail`).
+   */
+  readonly missing: readonly {
+    readonly shardId: string;
+    readonly code: WireErrorCode;
+    readonly detail?: ShardUnavailableDetail;
+  }[];
 }
 
 // ----------------------------------------------------------------- replies

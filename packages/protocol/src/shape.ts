@@ -29,7 +29,15 @@ import {
   TaskState,
   type TaskView,
 } from "@frontier/core";
-import { clip, isWireErrorCode, ProtocolError, type WireError, WireErrorCode } from "./errors.js";
+import {
+  clip,
+  isShardUnavailableDetail,
+  isWireErrorCode,
+  ProtocolError,
+  SHARD_UNAVAILABLE_DETAILS,
+  type WireError,
+  WireErrorCode,
+} from "./errors.js";
 import {
   LEASE_SECRET_LENGTH,
   MAX_ATTEMPT,
@@ -386,10 +394,20 @@ function parseShardCoverage(v: unknown, path: string): ShardCoverage {
     answered: answered.map((s, i) => id(s, at(answeredPath, i), true)),
     missing: missing.map((m, i) => {
       const itemPath = at(missingPath, i);
-      const item = map(m, itemPath, ["shardId", "code"]);
+      const item = map(m, itemPath, ["shardId", "code", "detail"]);
       const code = item["code"];
       if (!isWireErrorCode(code)) bad(at(itemPath, "code"), "a code of the wire error catalogue", code);
-      return { shardId: id(item["shardId"], at(itemPath, "shardId"), true), code };
+      const entry: Draft = { shardId: id(item["shardId"], at(itemPath, "shardId"), true), code };
+      put(
+        entry,
+        "detail",
+        optional(item["detail"], at(itemPath, "detail"), (x, p) => {
+          if (code !== "SHARD_UNAVAILABLE") bad(p, "absent: only SHARD_UNAVAILABLE carries a detail", x);
+          if (!isShardUnavailableDetail(x)) bad(p, `one of ${SHARD_UNAVAILABLE_DETAILS.join(", ")}`, x);
+          return x;
+        }),
+      );
+      return entry as unknown as ShardCoverage["missing"][number];
     }),
   };
 }
@@ -670,7 +688,7 @@ function parseProblem(v: unknown, path: string): Problem {
 }
 
 export function parseWireError(v: unknown, path: string): WireError {
-  const f = map(v, path, ["code", "message", "retryable", "problems", "taskId", "state"]);
+  const f = map(v, path, ["code", "message", "retryable", "problems", "taskId", "state", "detail"]);
   const code = f["code"];
   if (!isWireErrorCode(code)) bad(at(path, "code"), "a code of the wire error catalogue", code);
   const e: Draft = {
@@ -697,6 +715,15 @@ export function parseWireError(v: unknown, path: string): WireError {
     e,
     "state",
     optional(f["state"], at(path, "state"), (x, p) => text(x, p, MAX_ID_LENGTH)),
+  );
+  put(
+    e,
+    "detail",
+    optional(f["detail"], at(path, "detail"), (x, p) => {
+      if (code !== "SHARD_UNAVAILABLE") bad(p, "absent: only SHARD_UNAVAILABLE carries a detail", x);
+      if (!isShardUnavailableDetail(x)) bad(p, `one of ${SHARD_UNAVAILABLE_DETAILS.join(", ")}`, x);
+      return x;
+    }),
   );
   return e as unknown as WireError;
 }

@@ -2,7 +2,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { AUTH_CONFIG_FILE, accessOf, clusterPrincipals, ensureCredentials, seedFileOf } from "./credentials.js";
+import {
+  AUTH_CONFIG_FILE,
+  accessOf,
+  clusterPrincipals,
+  ensureCredentials,
+  seedFileOf,
+} from "./credentials.js";
 import { NatsAccessError } from "./nats-access.js";
 import { inboxPrefixOf, permissionsOf } from "./roles.js";
 
