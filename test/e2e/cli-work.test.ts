@@ -9,6 +9,7 @@
  * one's worker would lease it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,6 +154,29 @@ describe("frontier status", () => {
     });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
+  }, 60_000);
+
+  it("says in one line, and exits 1, when its output cannot be written (stdout on a full device)", async () => {
+    const full = openSync("/dev/full", "w");
+    try {
+      const r = await new Promise<CliResult>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", "status", ...target],
+          { cwd: REPO_ROOT, stdio: ["ignore", full, "pipe"] },
+        );
+        let stderr = "";
+        child.stderr?.on("data", (c: Buffer) => {
+          stderr += c.toString();
+        });
+        child.once("error", reject);
+        child.once("close", (code) => resolve({ code, stdout: "", stderr }));
+      });
+      expect(r.stderr).toBe("frontier: cannot write the output (ENOSPC)\n");
+      expect(r.code).toBe(1);
+    } finally {
+      closeSync(full);
+    }
   }, 60_000);
 
   it("shows a cancelled prerequisite as CANCELLED, not as '0 not completed'", async () => {

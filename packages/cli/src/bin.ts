@@ -7,7 +7,8 @@ import { main } from "./main.js";
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // Output that could not be written (io.ts) may have failed the command already: keep that.
+    if (code !== 0 || !process.exitCode) process.exitCode = code;
   },
   (err: unknown) => {
     process.stderr.write(`frontier: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
