@@ -2,16 +2,28 @@
  * Frontier on a NATS server that requires credentials: `frontier start`
  * (coordinator and shard threads), the CLI and the SDK all authenticate with
  * what they are given (a password file, the environment, a token in the
- * URL), and nothing repeats a secret when the server refuses; and a server
- * that requires mutual TLS, with certificates made here by openssl.
+ * URL), and nothing repeats a secret when the server refuses; a server
+ * that requires mutual TLS, with certificates made here by openssl; and a
+ * server in operator mode (accounts and JWTs), with creds files made here by
+ * @nats-io/jwt, one of them holding a worker's role as JWT permissions.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  createAccount,
+  createOperator,
+  createUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from "@nats-io/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect } from "../../packages/client/src/index.js";
+import { ClientError, connect } from "../../packages/client/src/index.js";
 import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
+import { inboxPrefixOf, permissionsOf } from "../../packages/transport/src/index.js";
 import { frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const PASSWORD = "pw-0f1e2d3c4b5a";
@@ -261,6 +273,120 @@ describe("a NATS server that requires mutual TLS", () => {
     } finally {
       await tlsStart.stop();
       await tlsServer.stop();
+    }
+  });
+});
+
+describe("a NATS server in operator mode (JWTs and creds files)", () => {
+  it("runs frontier start with a creds file, serves the SDK with one, and holds a worker's JWT to its role", async () => {
+    const at = await mkdtemp(join(dir, "jwt-"));
+    const operator = createOperator();
+    const account = createAccount();
+    const system = createAccount(); // JetStream needs the server's system account
+    const operatorJwt = await encodeOperator("frontier-test", operator, {
+      system_account: system.getPublicKey(),
+    } as never);
+    const systemJwt = await encodeAccount("SYS", system, {}, { signer: operator });
+    // JetStream on for the account: the slot bucket lives there.
+    const accountJwt = await encodeAccount(
+      "frontier",
+      account,
+      {
+        // Every limit given: one left out counts as 0 (no connections, say), not unlimited.
+        limits: {
+          ...{
+            subs: -1,
+            conn: -1,
+            leaf: -1,
+            imports: -1,
+            exports: -1,
+            data: -1,
+            payload: -1,
+            wildcards: true,
+          },
+          ...{ mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+        },
+      } as never,
+      { signer: operator },
+    );
+    const credsFile = async (name: string, permissions?: ReturnType<typeof permissionsOf>) => {
+      const user = createUser();
+      const jwt = await encodeUser(
+        name,
+        user,
+        account,
+        permissions === undefined
+          ? {}
+          : {
+              pub: { allow: [...permissions.publish] },
+              sub: { allow: [...permissions.subscribe] },
+              ...(permissions.allowResponses ? { resp: { max: 1, ttl: 0 } } : {}),
+            },
+      );
+      const file = join(at, `${name}.creds`);
+      await writeFile(file, fmtCreds(jwt, user), { mode: 0o600 });
+      return file;
+    };
+    const config = join(at, "operator.conf");
+    await writeFile(
+      config,
+      [
+        `operator: ${operatorJwt}`,
+        `system_account: ${system.getPublicKey()}`,
+        "resolver: MEMORY",
+        `resolver_preload: { ${account.getPublicKey()}: ${accountJwt}, ${system.getPublicKey()}: ${systemJwt} }`,
+        "",
+      ].join("\n"),
+    );
+    const jwtServer = await startNatsServer({ args: ["-c", config] });
+    const service = await credsFile("service");
+    const jwtStart = await startFrontier([
+      ...["--nats", jwtServer.url, "--cluster", "jwt", "--data", join(dir, "jwt-data"), "--shards", "1"],
+      ...["--no-metrics", "--nats-creds", service],
+    ]);
+    try {
+      const submitter = await connect({ servers: jwtServer.url, cluster: "jwt", credsFile: service });
+      try {
+        await until(
+          async () => (await submitter.stats({ retry: { attempts: 1 } })).shards.answered.length === 1,
+          30_000,
+        );
+        await submitter.submit([{ id: "over-jwt", deadline: 1 }]);
+      } finally {
+        await submitter.close();
+      }
+      // A worker whose JWT carries the worker role's permissions: it leases and completes, and
+      // the server refuses it anything else.
+      const workerCreds = await credsFile("worker", permissionsOf("jwt", { role: "worker" }));
+      const worker = await connect({
+        servers: jwtServer.url,
+        cluster: "jwt",
+        credsFile: workerCreds,
+        inboxPrefix: inboxPrefixOf("jwt", { role: "worker" }),
+        retry: { attempts: 1 },
+      });
+      try {
+        const [lease] = await worker.lease({ max: 1, waitMs: 5_000 });
+        expect(lease?.taskId).toBe("over-jwt");
+        expect(await worker.complete(lease!)).toEqual({ duplicate: false });
+        const refused = await worker
+          .submit([{ id: "not-for-workers", deadline: 1 }])
+          .catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(ClientError);
+        expect((refused as ClientError).code).toBe("PERMISSION_DENIED");
+      } finally {
+        await worker.close();
+      }
+      const stranger = await connect({
+        servers: jwtServer.url,
+        cluster: "jwt",
+        connectTimeoutMs: 2_000,
+      }).catch((e: Error) => e);
+      expect(stranger).toBeInstanceOf(Error);
+      expect(jwtStart.output()).not.toMatch(/SU[A-Z2-7]{50,}/); // no seed in what it printed
+    } finally {
+      await jwtStart.stop();
+      await jwtServer.stop();
     }
   });
 });
