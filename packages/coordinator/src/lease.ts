@@ -379,7 +379,7 @@ export class LeaseRouter {
    * a restarted shard replays from its journal.
    */
   private async replayed(request: LeaseRequest): Promise<Granted> {
-    const { link, board, logger } = this.ctx;
+    const { board, logger } = this.ctx;
     const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
     for (const f of board.fresh()) shards.add(f.shardId);
     const replies = await Promise.all([...shards].sort().map((shardId) => this.lookUp(request, shardId)));
