@@ -1,15 +1,17 @@
 /**
- * @frontier/nats-testing — starts real nats-server processes for tests (and
- * for the CLI, which reuses `findNatsServer` / `startNatsServer` to run a NATS
- * child when none is running). This file is the package's whole public face.
+ * @frontier/nats-testing — starts real nats-server processes for tests. The
+ * binary is found by @frontier/transport's `findNatsServer` (re-exported
+ * here), which `frontier start` uses too. This file is the package's whole
+ * public face.
  */
-export { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
+
 export {
   DEFAULT_NATS_SERVER_LOCATIONS,
   type FindNatsServerOptions,
   findNatsServer,
   NATS_SERVER_BIN_ENV,
-} from "./find.js";
+} from "@frontier/transport";
+export { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
 export {
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_STOP_TIMEOUT_MS,

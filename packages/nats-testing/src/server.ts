@@ -5,9 +5,9 @@ import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { findNatsServer, isExecutableFile, NATS_SERVER_BIN_ENV } from "@frontier/transport";
 import { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
 import { reapOnExit } from "./exit-cleanup.js";
-import { findNatsServer, isExecutableFile, NATS_SERVER_BIN_ENV } from "./find.js";
 
 /** How long `startNatsServer` / `restart` wait for the server to accept connections, in ms. */
 export const DEFAULT_START_TIMEOUT_MS = 10_000;

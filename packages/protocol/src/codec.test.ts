@@ -1936,7 +1936,7 @@ describe("reply and announcement shapes", () => {
         stats,
         shards: { answered: [], missing: [{ shardId: "s1", code: "TIMEOUT", detail: "STORAGE_FULL" }] },
       },
-      /shards\.missing\[0\]\.detail: expected absent: only SHARD_UNAVAILABLE carries a detail/,
+      'shards.missing[0].detail: expected absent: only SHARD_UNAVAILABLE carries a detail, got string "STORAGE_FULL"',
     ],
     ["error missing", { ok: false }, "error: expected a map, missing"],
     [

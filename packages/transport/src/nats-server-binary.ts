@@ -1,3 +1,8 @@
+/**
+ * Where the nats-server binary is: for `frontier start`, which runs one as a
+ * child when no NATS answers, and for @frontier/nats-testing, which starts
+ * them for tests. A production module, so the CLI needs no testing package.
+ */
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 
