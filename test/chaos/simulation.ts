@@ -352,6 +352,7 @@ const ZERO_META = {
   tokenSeq: 0,
   clock: 0,
   leaseTimeouts: 0,
+  attemptTimeouts: 0,
   deadlineMisses: 0,
   staleRejections: 0,
   retries: 0,

@@ -10,6 +10,7 @@ function clusterStats(shards: ClusterStats["shards"]): ClusterStats {
     oldestRunnableAgeMs: 1_500,
     frontierDeadline: 1_700_000_000_000,
     leaseTimeouts: 0,
+    attemptTimeouts: 0,
     deadlineMisses: 0,
     staleRejections: 0,
     retries: 0,

@@ -1221,6 +1221,7 @@ function leaseSizeBound(task: TaskView, owner: string): number {
       prerequisites: task.prerequisites,
       ...(task.workflowId !== undefined && { workflowId: task.workflowId }),
       ...(task.payload !== undefined && { payload: task.payload }),
+      ...(task.timeoutMs !== undefined && { timeoutMs: wide }),
     },
   });
 }
@@ -1233,6 +1234,7 @@ function engineStats(s: ShardStats): SchedulerStats {
     oldestRunnableAgeMs: s.oldestRunnableAgeMs,
     frontierDeadline: s.frontierDeadline,
     leaseTimeouts: s.leaseTimeouts,
+    attemptTimeouts: s.attemptTimeouts,
     deadlineMisses: s.deadlineMisses,
     staleRejections: s.staleRejections,
     retries: s.retries,

@@ -18,6 +18,7 @@ function stats(over: Partial<SchedulerStats> & { runnable?: number } = {}): Sche
     oldestRunnableAgeMs: 0,
     frontierDeadline: null,
     leaseTimeouts: 0,
+    attemptTimeouts: 0,
     deadlineMisses: 0,
     staleRejections: 0,
     retries: 0,
@@ -31,7 +32,7 @@ describe("mergeStats", () => {
     const merged = mergeStats([
       stats({ runnable: 3, oldestRunnableAgeMs: 50, frontierDeadline: 200, leaseTimeouts: 1, retries: 2 }),
       stats({ runnable: 4, oldestRunnableAgeMs: 900, frontierDeadline: 100, staleRejections: 5, leased: 2 }),
-      stats({ frontierDeadline: null, deadlineMisses: 7 }),
+      stats({ frontierDeadline: null, deadlineMisses: 7, attemptTimeouts: 4 }),
     ]);
     expect(merged).toEqual({
       counts: { WAITING: 3, RUNNABLE: 7, LEASED: 0, COMPLETED: 6, FAILED: 0, CANCELLED: 0, EXPIRED: 0 },
@@ -39,6 +40,7 @@ describe("mergeStats", () => {
       oldestRunnableAgeMs: 900,
       frontierDeadline: 100,
       leaseTimeouts: 1,
+      attemptTimeouts: 4,
       deadlineMisses: 7,
       staleRejections: 5,
       retries: 2,

@@ -16,6 +16,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
   let oldestRunnableAgeMs = 0;
   let frontierDeadline: number | null = null;
   let leaseTimeouts = 0;
+  let attemptTimeouts = 0;
   let deadlineMisses = 0;
   let staleRejections = 0;
   let retries = 0;
@@ -31,6 +32,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
           : Math.min(frontierDeadline, stats.frontierDeadline);
     }
     leaseTimeouts += stats.leaseTimeouts;
+    attemptTimeouts += stats.attemptTimeouts;
     deadlineMisses += stats.deadlineMisses;
     staleRejections += stats.staleRejections;
     retries += stats.retries;
@@ -42,6 +44,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
     oldestRunnableAgeMs,
     frontierDeadline,
     leaseTimeouts,
+    attemptTimeouts,
     deadlineMisses,
     staleRejections,
     retries,

@@ -35,6 +35,7 @@ export {
   MAX_ATTEMPTS_LIMIT,
   MAX_ID_LENGTH,
   MAX_MEASURED_PAYLOAD_BYTES,
+  MAX_TIMEOUT_MS_LIMIT,
   type ParsedTask,
   type PayloadMeasure,
   parseTask,

@@ -11,6 +11,7 @@ function recorder(): { observer: SchedulerObserver; calls: unknown[][] } {
     completed: (runMs, late) => calls.push(["completed", runMs, late]),
     retried: () => calls.push(["retried"]),
     leaseExpired: () => calls.push(["leaseExpired"]),
+    attemptTimedOut: () => calls.push(["attemptTimedOut"]),
     ended: (state) => calls.push(["ended", state]),
     staleRejected: () => calls.push(["staleRejected"]),
     duplicate: (op) => calls.push(["duplicate", op]),
@@ -104,6 +105,32 @@ describe("SchedulerObserver", () => {
     expect(fresh.calls).toEqual([
       ["added", 1],
       ["ended", "EXPIRED"],
+    ]);
+  });
+
+  it("hears a run time limit as attemptTimedOut (not leaseExpired), and times a limited lease across a restore", () => {
+    let now = 0;
+    const { observer, calls } = recorder();
+    const engine = new Scheduler({ now: () => now, observer, backoff: { baseMs: 10, maxMs: 10, jitter: 0 } });
+    engine.addTasks([{ id: "hung", deadline: 1_000, timeoutMs: 100, maxAttempts: 2 }]);
+    const [first] = engine.lease("w", { leaseMs: 60 });
+    now = 50;
+    engine.heartbeat("hung", first!.token, { leaseMs: 60 }); // alive, but its limit is at 100
+    now = 100;
+    engine.tick();
+    now = 110;
+    const [second] = engine.lease("w", { leaseMs: 60 });
+    // The second attempt's start (110) survives a restore through its timeoutAt, so its run time is known.
+    const restored = Scheduler.restore(engine.snapshot(), [], { now: () => now, observer });
+    now = 140;
+    restored.complete("hung", second!.token);
+    expect(calls).toEqual([
+      ["added", 1],
+      ["leased", 0, false, false],
+      ["attemptTimedOut"],
+      ["retried"],
+      ["leased", 0, false, false],
+      ["completed", 30, false],
     ]);
   });
 });

@@ -32,6 +32,12 @@ export interface SchedulerObserver {
   /** A lease ran out without a complete or fail (the task runs again, or fails on its last attempt). */
   leaseExpired(): void;
   /**
+   * A leased attempt reached its run time limit (the task's timeoutMs),
+   * heartbeats or not: it is retried after a backoff (`retried` follows) or,
+   * on its last attempt, FAILED. Not a `leaseExpired`.
+   */
+  attemptTimedOut(): void;
+  /**
    * A task ended badly: FAILED (attempts used up, not retryable, or its last
    * lease expired), CANCELLED (asked, or a prerequisite ended badly) or
    * EXPIRED (its hard deadline passed while it was runnable). Cascades

@@ -1,7 +1,8 @@
 /**
  * Model-based test of the Scheduler.
  *
- * Random command sequences (add batches — valid and invalid —, consume, lease,
+ * Random command sequences (add batches — valid and invalid, some tasks with a
+ * delayed start (notBefore) or a run time limit per attempt (timeoutMs) —, consume, lease,
  * heartbeat, complete, completeTask, fail, cancel, updateDeadline, advance the
  * clock, inspect, checkpoint, rebuild) run against the engine and against a
  * deliberately simple reference model: a Map of plain records, linear scans
@@ -92,6 +93,8 @@ interface MTask {
   readonly hard: boolean;
   readonly policy: "cancel" | "continue";
   readonly payload: unknown;
+  readonly notBefore: number | undefined;
+  readonly timeoutMs: number | undefined;
   deadline: number;
   state: State;
   attempts: number;
@@ -101,6 +104,10 @@ interface MTask {
   leaseExpiresAt: number | undefined;
   /** WAITING in retry backoff: when it ends. */
   retryAt: number | undefined;
+  /** WAITING with its prerequisites met, before its notBefore: the notBefore. */
+  delayedUntil: number | undefined;
+  /** LEASED: when the lease was granted (its run time limit counts from there). */
+  leasedAt: number | undefined;
   /** RUNNABLE: since when. */
   runnableSince: number | undefined;
   /** Terminal: when. */
@@ -121,6 +128,8 @@ interface BuiltTask {
   readonly hard: boolean;
   readonly policy: "cancel" | "continue";
   readonly payload: unknown;
+  readonly notBefore: number | undefined;
+  readonly timeoutMs: number | undefined;
 }
 
 type Outcome<T> = { ok: T } | { error: string; problems?: string[] };
@@ -145,6 +154,7 @@ class Model {
   lastNow = Number.NEGATIVE_INFINITY;
   tokenSeq = 0;
   leaseTimeouts = 0;
+  attemptTimeouts = 0;
   deadlineMisses = 0;
   staleRejections = 0;
   retries = 0;
@@ -196,7 +206,7 @@ class Model {
       case "LEASED":
         return t.leaseExpiresAt === Infinity ? undefined : t.leaseExpiresAt;
       case "WAITING":
-        return t.retryAt;
+        return t.retryAt ?? t.delayedUntil;
       case "RUNNABLE":
         return t.hard ? t.deadline : undefined;
       default:
@@ -205,15 +215,30 @@ class Model {
   }
 
   private fire(t: MTask, now: number): void {
-    if (t.state === "LEASED") {
+    if (t.state === "LEASED" && t.timeoutMs !== undefined && t.leaseExpiresAt! >= t.leasedAt! + t.timeoutMs) {
+      // The run time limit: a failed attempt, retried after a backoff.
+      this.attemptTimeouts++;
+      t.hasReason = true;
+      if (t.attempts >= t.maxAttempts) {
+        this.finish(t, "FAILED", now);
+      } else {
+        this.retries++;
+        this.backOff(t, now);
+      }
+    } else if (t.state === "LEASED") {
       this.leaseTimeouts++;
       t.hasReason = true;
       t.leaseExpiresAt = undefined;
+      t.leasedAt = undefined;
       if (t.attempts >= t.maxAttempts) this.finish(t, "FAILED", now);
       else this.makeRunnable(t, now);
     } else if (t.state === "WAITING") {
+      const delayed = t.delayedUntil !== undefined;
       t.retryAt = undefined;
+      t.delayedUntil = undefined;
       this.makeRunnable(t, now);
+      // makeRunnable may have moved it (a cast: the narrowing above cannot see that).
+      if (delayed && (t.state as State) === "RUNNABLE") t.unblocked++;
     } else {
       this.expire(t, now); // RUNNABLE past its hard deadline
     }
@@ -223,7 +248,7 @@ class Model {
   // -- readiness
 
   private isBlocked(t: MTask): boolean {
-    return t.state === "WAITING" && t.retryAt === undefined;
+    return t.state === "WAITING" && t.retryAt === undefined && t.delayedUntil === undefined;
   }
 
   /** "doomed" when a prerequisite ended badly under the "cancel" policy. */
@@ -285,8 +310,20 @@ class Model {
       this.expire(t, now);
       return;
     }
+    if (t.notBefore !== undefined && t.notBefore > now) {
+      t.delayedUntil = t.notBefore;
+      return;
+    }
     t.state = "RUNNABLE";
     t.runnableSince = now;
+  }
+
+  private backOff(t: MTask, now: number): void {
+    t.state = "WAITING";
+    t.leaseExpiresAt = undefined;
+    t.leasedAt = undefined;
+    const delay = Math.min(BACKOFF.maxMs, BACKOFF.baseMs * 2 ** (t.attempts - 1));
+    t.retryAt = now + Math.round(delay * (1 - BACKOFF.jitter * RANDOM));
   }
 
   private expire(t: MTask, now: number): void {
@@ -298,7 +335,9 @@ class Model {
     t.state = state;
     t.finishedAt = now;
     t.leaseExpiresAt = undefined;
+    t.leasedAt = undefined;
     t.retryAt = undefined;
+    t.delayedUntil = undefined;
     t.runnableSince = undefined;
     t.hasReason = state !== "COMPLETED";
   }
@@ -340,7 +379,8 @@ class Model {
     t.attempts++;
     t.token = ++this.tokenSeq;
     t.owner = owner;
-    t.leaseExpiresAt = expiresAt;
+    t.leasedAt = now;
+    t.leaseExpiresAt = t.timeoutMs === undefined ? expiresAt : Math.min(expiresAt, now + t.timeoutMs);
     t.runnableSince = undefined;
     if (now >= t.deadline) this.deadlineMisses++;
   }
@@ -416,13 +456,17 @@ class Model {
         hard: b.hard,
         policy: b.policy,
         payload: b.payload,
+        notBefore: b.notBefore,
+        timeoutMs: b.timeoutMs,
         deadline: b.deadline,
         state: "WAITING",
         attempts: 0,
         token: 0,
         owner: undefined,
         leaseExpiresAt: undefined,
+        leasedAt: undefined,
         retryAt: undefined,
+        delayedUntil: undefined,
         runnableSince: undefined,
         finishedAt: undefined,
         hasReason: false,
@@ -449,7 +493,7 @@ class Model {
       const t = this.frontier();
       if (t === undefined || this.keyOf(t) > maxKey) break;
       this.grant(t, owner, now + leaseMs, now);
-      out.push({ taskId: t.id, owner, token: t.token, expiresAt: now + leaseMs, attempt: t.attempts });
+      out.push({ taskId: t.id, owner, token: t.token, expiresAt: t.leaseExpiresAt!, attempt: t.attempts });
     }
     return { ok: out };
   }
@@ -462,7 +506,9 @@ class Model {
       this.staleRejections++;
       return { error: "STALE_LEASE" };
     }
-    if (t.leaseExpiresAt !== Infinity) t.leaseExpiresAt = now + leaseMs;
+    // A consumed task (no owner) keeps its expiry; a lease never outlives its run time limit.
+    if (t.owner !== undefined)
+      t.leaseExpiresAt = Math.min(now + leaseMs, t.leasedAt! + (t.timeoutMs ?? Infinity));
     return {
       ok: { taskId: id, owner: t.owner ?? "", token, expiresAt: t.leaseExpiresAt!, attempt: t.attempts },
     };
@@ -507,10 +553,7 @@ class Model {
     if (retryable && t.attempts < t.maxAttempts) {
       this.retries++;
       t.hasReason = true;
-      t.state = "WAITING";
-      t.leaseExpiresAt = undefined;
-      const delay = Math.min(BACKOFF.maxMs, BACKOFF.baseMs * 2 ** (t.attempts - 1));
-      t.retryAt = now + Math.round(delay * (1 - BACKOFF.jitter * RANDOM));
+      this.backOff(t, now);
     } else {
       this.finish(t, "FAILED", now);
       this.settle(now);
@@ -552,6 +595,8 @@ class Model {
       hardDeadline: t.hard,
       onPrerequisiteFailure: t.policy,
       ...(t.payload !== undefined ? { payload: t.payload } : {}),
+      ...(t.notBefore !== undefined ? { notBefore: t.notBefore } : {}),
+      ...(t.timeoutMs !== undefined ? { timeoutMs: t.timeoutMs } : {}),
     };
   }
 
@@ -563,6 +608,7 @@ class Model {
       token: t.token,
       ...(t.owner !== undefined ? { leaseOwner: t.owner } : {}),
       ...(t.state === "LEASED" ? { leaseExpiresAt: t.leaseExpiresAt } : {}),
+      ...(t.state === "LEASED" && t.timeoutMs !== undefined ? { timeoutAt: t.leasedAt! + t.timeoutMs } : {}),
       ...(t.retryAt !== undefined ? { retryAt: t.retryAt } : {}),
       ...(t.state === "RUNNABLE" ? { runnableSince: t.runnableSince } : {}),
       ...(TERMINAL.has(t.state) ? { finishedAt: t.finishedAt } : {}),
@@ -583,6 +629,7 @@ class Model {
       oldestRunnableAgeMs: oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, now - oldest),
       frontierDeadline: this.frontier()?.deadline ?? null,
       leaseTimeouts: this.leaseTimeouts,
+      attemptTimeouts: this.attemptTimeouts,
       deadlineMisses: this.deadlineMisses,
       staleRejections: this.staleRejections,
       retries: this.retries,
@@ -594,6 +641,7 @@ class Model {
     return {
       tokenSeq: this.tokenSeq,
       leaseTimeouts: this.leaseTimeouts,
+      attemptTimeouts: this.attemptTimeouts,
       deadlineMisses: this.deadlineMisses,
       staleRejections: this.staleRejections,
       retries: this.retries,
@@ -621,6 +669,8 @@ type Malform =
   | "dupPrereq"
   | "hard"
   | "policy"
+  | "notBefore"
+  | "timeout"
   | "notObject"
   | undefined;
 interface TaskGen {
@@ -631,6 +681,9 @@ interface TaskGen {
   continueOnFailure: boolean;
   maxAttempts: number | undefined;
   payload: boolean;
+  /** Relative to the clock when added. */
+  notBefore: number | undefined;
+  timeoutMs: number | undefined;
   malform: Malform;
 }
 type Target = { kind: "leased" | "any" | "completed" | "unknown"; pick: number; stale: boolean };
@@ -680,6 +733,8 @@ const malformArb: fc.Arbitrary<Malform> = fc.oneof(
       "dupPrereq",
       "hard",
       "policy",
+      "notBefore",
+      "timeout",
       "notObject",
     ),
   ),
@@ -693,6 +748,8 @@ const taskArb: fc.Arbitrary<TaskGen> = fc.record({
   continueOnFailure: fc.oneof(w(3, fc.constant(false)), w(1, fc.constant(true))),
   maxAttempts: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
   payload: fc.oneof(w(5, fc.constant(false)), w(1, fc.constant(true))),
+  notBefore: fc.option(fc.integer({ min: -10, max: 80 }), { nil: undefined, freq: 3 }),
+  timeoutMs: fc.option(fc.integer({ min: 1, max: 60 }), { nil: undefined, freq: 3 }),
   malform: malformArb,
 });
 
@@ -871,6 +928,8 @@ class Harness {
       if (g.hard) input["hardDeadline"] = true;
       if (g.continueOnFailure) input["onPrerequisiteFailure"] = "continue";
       if (g.payload) input["payload"] = { n: i, tag: id };
+      if (g.notBefore !== undefined) input["notBefore"] = now + g.notBefore;
+      if (g.timeoutMs !== undefined) input["timeoutMs"] = g.timeoutMs;
       switch (g.malform) {
         case "id":
           input["id"] = "";
@@ -896,13 +955,21 @@ class Harness {
         case "policy":
           input["onPrerequisiteFailure"] = "maybe";
           break;
+        case "notBefore":
+          input["notBefore"] = Number.POSITIVE_INFINITY;
+          break;
+        case "timeout":
+          input["timeoutMs"] = 0;
+          break;
         case "notObject":
         case undefined:
           break;
       }
+      // A notBefore at or after a hard deadline could never run: refused.
+      const neverDue = g.hard && g.notBefore !== undefined && g.notBefore >= g.deadline;
       return {
         input: g.malform === "notObject" ? null : input,
-        malformed: g.malform !== undefined,
+        malformed: g.malform !== undefined || neverDue,
         id,
         deadline: now + g.deadline,
         prerequisites: listed,
@@ -910,6 +977,8 @@ class Harness {
         hard: g.hard,
         policy: g.continueOnFailure ? "continue" : "cancel",
         payload: g.payload ? { n: i, tag: id } : undefined,
+        notBefore: g.notBefore === undefined ? undefined : now + g.notBefore,
+        timeoutMs: g.timeoutMs,
       };
     });
   }
@@ -972,6 +1041,7 @@ class Harness {
             deadline: t!.deadline,
             prerequisites: t!.prerequisites,
             ...(t!.payload !== undefined ? { payload: t!.payload } : {}),
+            ...(t!.timeoutMs !== undefined ? { timeoutMs: t!.timeoutMs } : {}),
           });
           this.checkToken(t!.token);
         }

@@ -11,7 +11,9 @@
  *     wait ran out, if earlier).
  *   - timers: IndexedHeap of handles keyed by (timerAt, id). A task has at
  *     most one pending timer, its kind implied by its state: LEASED → lease
- *     expiry; WAITING with no unmet prerequisite → end of retry backoff;
+ *     expiry (never later than the attempt's run time limit, timeoutMs);
+ *     WAITING with no unmet prerequisite → end of retry backoff, or the
+ *     task's notBefore (a task not yet leased);
  *     RUNNABLE with a hard deadline → the deadline; terminal → end of
  *     retention.
  *   - unmet[h] + dependents[h]: Kahn's algorithm run online. unmet counts
@@ -165,6 +167,7 @@ export class Scheduler {
   private lastNow = Number.NEGATIVE_INFINITY;
   private tokenSeq = 0;
   private leaseTimeouts = 0;
+  private attemptTimeouts = 0;
   private deadlineMisses = 0;
   private staleRejections = 0;
   private retries = 0;
@@ -391,15 +394,21 @@ export class Scheduler {
     return leases;
   }
 
-  /** Extends a live lease. STALE_LEASE unless `token` is the live lease's. O(log n). */
+  /**
+   * Extends a live lease, never past the attempt's run time limit (grant +
+   * timeoutMs): once that has passed the attempt is over (the timer ran
+   * first), so the token is stale. STALE_LEASE unless `token` is the live
+   * lease's. O(log n).
+   */
   heartbeat(taskId: string, token: number, options: { leaseMs?: number } = {}): Lease {
     const leaseMs = positive("leaseMs", options.leaseMs ?? this.defaultLeaseMs);
     const now = this.advance();
     const h = this.handle(taskId);
     this.checkLive(h, token);
     const t = this.table;
-    if (t.timerAt[h] !== Number.POSITIVE_INFINITY) {
-      t.timerAt[h] = now + leaseMs;
+    // A consumed task (no owner) keeps its expiry: none, or its run time limit.
+    if (t.owner[h] !== undefined) {
+      t.timerAt[h] = this.capToTimeout(h, now + leaseMs);
       this.timers.update(h);
     }
     this.emitSet(h);
@@ -435,7 +444,8 @@ export class Scheduler {
     const h = this.handle(taskId);
     const t = this.table;
     const state = t.state[h]!;
-    const inBackoff = state === S.WAITING && t.unmet[h] === 0 && t.token[h] === token;
+    // attempts > 0: a task waiting for its notBefore was never leased (token 0 holds nothing).
+    const inBackoff = state === S.WAITING && t.unmet[h] === 0 && t.attempts[h]! > 0 && t.token[h] === token;
     if (t.token[h] === token && (inBackoff || state === S.FAILED)) {
       this.observer?.duplicate("fail");
       return this.viewOf(h);
@@ -556,6 +566,7 @@ export class Scheduler {
       oldestRunnableAgeMs: this.fifoHead < 0 ? 0 : Math.max(0, now - this.table.stamp[this.fifoHead]!),
       frontierDeadline: top < 0 ? null : this.table.deadline[top]!,
       leaseTimeouts: this.leaseTimeouts,
+      attemptTimeouts: this.attemptTimeouts,
       deadlineMisses: this.deadlineMisses,
       staleRejections: this.staleRejections,
       retries: this.retries,
@@ -626,6 +637,10 @@ export class Scheduler {
     const t = this.table;
     switch (t.state[h]) {
       case S.LEASED: {
+        if (this.reachedTimeout(h)) {
+          this.timeOut(h, now);
+          return;
+        }
         this.leaseTimeouts++;
         this.metaDirty = true;
         this.observer?.leaseExpired();
@@ -645,7 +660,7 @@ export class Scheduler {
         return;
       }
       case S.WAITING:
-        // Retry backoff is over (a WAITING task has a timer only then).
+        // Retry backoff is over, or notBefore reached (a WAITING task has a timer only then).
         this.enterRunnable(h, now);
         return;
       case S.RUNNABLE:
@@ -675,6 +690,8 @@ export class Scheduler {
       t.deadline[h] = deadline;
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
+      if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
+      if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
       t.state[h] = S.WAITING;
       this.counts[S.WAITING]!++;
     }
@@ -757,8 +774,9 @@ export class Scheduler {
     t.attempts[h]!++;
     t.token[h] = ++this.tokenSeq;
     t.owner[h] = owner;
-    t.timerAt[h] = expiresAt;
-    if (expiresAt !== Number.POSITIVE_INFINITY) this.timers.push(h);
+    const until = this.capToTimeout(h, expiresAt);
+    t.timerAt[h] = until;
+    if (until !== Number.POSITIVE_INFINITY) this.timers.push(h);
     if (this.lastNow >= t.deadline[h]!) this.deadlineMisses++;
     this.metaDirty = true;
     this.emitSet(h);
@@ -864,6 +882,17 @@ export class Scheduler {
     if (t.flags[h]! & Flag.HARD_DEADLINE && t.deadline[h]! <= now) {
       t.state[h] !== S.RUNNABLE && this.setState(h, S.RUNNABLE);
       this.expire(h);
+      return;
+    }
+    if (t.flags[h]! & Flag.NOT_BEFORE && t.notBefore[h]! > now) {
+      // Before its notBefore it waits, with a timer there. A WAITING task
+      // (on submit, or its prerequisites met) keeps its status: a rebuilt
+      // engine arms the same timer. A leased task never gets here (it was
+      // runnable after notBefore); any other moves to WAITING first.
+      const moved = t.state[h] !== S.WAITING;
+      if (moved) this.setState(h, S.WAITING);
+      this.armTimer(h, t.notBefore[h]!);
+      if (moved && report) this.emitSet(h);
       return;
     }
     this.setState(h, S.RUNNABLE);
@@ -999,6 +1028,7 @@ export class Scheduler {
       tokenSeq: this.tokenSeq,
       clock: this.lastNow === Number.NEGATIVE_INFINITY ? 0 : this.lastNow,
       leaseTimeouts: this.leaseTimeouts,
+      attemptTimeouts: this.attemptTimeouts,
       deadlineMisses: this.deadlineMisses,
       staleRejections: this.staleRejections,
       retries: this.retries,
@@ -1018,6 +1048,8 @@ export class Scheduler {
     };
     if (t.workflowId[h] !== undefined) spec.workflowId = t.workflowId[h];
     if (t.payload[h] !== undefined) spec.payload = t.payload[h];
+    if (t.flags[h]! & Flag.NOT_BEFORE) spec.notBefore = t.notBefore[h]!;
+    if (t.timeoutMs[h] !== 0) spec.timeoutMs = t.timeoutMs[h]!;
     return spec;
   }
 
@@ -1032,8 +1064,11 @@ export class Scheduler {
     };
     if (t.owner[h] !== undefined) status.leaseOwner = t.owner[h];
     if (t.reason[h] !== undefined) status.reason = t.reason[h];
-    if (state === S.LEASED) status.leaseExpiresAt = t.timerAt[h]!;
-    else if (state === S.WAITING && t.unmet[h] === 0 && t.attempts[h]! > 0) status.retryAt = t.timerAt[h]!;
+    if (state === S.LEASED) {
+      status.leaseExpiresAt = t.timerAt[h]!;
+      const at = t.stamp[h]! + t.timeoutMs[h]!;
+      if (t.timeoutMs[h] !== 0 && !Number.isNaN(at)) status.timeoutAt = at;
+    } else if (state === S.WAITING && t.unmet[h] === 0 && t.attempts[h]! > 0) status.retryAt = t.timerAt[h]!;
     else if (state === S.RUNNABLE) status.runnableSince = t.stamp[h]!;
     else if (isTerminal(state)) status.finishedAt = t.stamp[h]!;
     return status;
@@ -1055,6 +1090,7 @@ export class Scheduler {
     };
     if (t.workflowId[h] !== undefined) task.workflowId = t.workflowId[h];
     if (t.payload[h] !== undefined) task.payload = t.payload[h];
+    if (t.timeoutMs[h] !== 0) task.timeoutMs = t.timeoutMs[h]!;
     return task;
   }
 
@@ -1092,6 +1128,8 @@ export class Scheduler {
     this.tokenSeq = meta.tokenSeq;
     this.lastNow = meta.clock;
     this.leaseTimeouts = meta.leaseTimeouts;
+    // Absent from meta rows journaled before run time limits existed.
+    this.attemptTimeouts = meta.attemptTimeouts ?? 0;
     this.deadlineMisses = meta.deadlineMisses;
     this.staleRejections = meta.staleRejections;
     this.retries = meta.retries;
@@ -1100,6 +1138,8 @@ export class Scheduler {
     const first = t.handleLimit;
     const runnable = new HandleList(sizeHint);
     const timed = new HandleList(sizeHint >> 2);
+    // WAITING, never leased, with a notBefore: a timer once the unmet counts are known (pass 3).
+    const delayed: number[] = [];
     const strings = new StringCache();
     let previousId = "";
     let idOrder = true;
@@ -1126,6 +1166,8 @@ export class Scheduler {
       }
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
+      if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
+      if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
       t.state[h] = state;
       this.counts[state]!++;
       t.deadline[h] = status.deadline;
@@ -1133,8 +1175,14 @@ export class Scheduler {
       t.token[h] = status.token;
       t.owner[h] = strings.share(status.leaseOwner);
       t.reason[h] = status.reason;
-      // A restored lease's start is not known (not journaled): NaN, so its run time is not observed.
-      t.stamp[h] = state === S.LEASED ? Number.NaN : (status.runnableSince ?? status.finishedAt ?? 0);
+      // A restored lease's start is journaled only through its run time limit (timeoutAt); else
+      // NaN, so its run time is not observed.
+      t.stamp[h] =
+        state === S.LEASED
+          ? status.timeoutAt !== undefined && spec.timeoutMs !== undefined
+            ? status.timeoutAt - spec.timeoutMs
+            : Number.NaN
+          : (status.runnableSince ?? status.finishedAt ?? 0);
       // The pending timer, its kind implied by the state (see `timers`).
       if (state === S.RUNNABLE) {
         runnable.push(h);
@@ -1150,6 +1198,8 @@ export class Scheduler {
         if (status.retryAt !== undefined) {
           t.timerAt[h] = status.retryAt;
           timed.push(h);
+        } else if (spec.notBefore !== undefined && status.attempts === 0) {
+          delayed.push(h);
         }
       } else if (this.retentionMs !== Number.POSITIVE_INFINITY) {
         t.timerAt[h] = t.stamp[h]! + this.retentionMs;
@@ -1171,6 +1221,13 @@ export class Scheduler {
       t.index.getMany(names, found);
       this.linkPrerequisites(from, to, found);
       from = to;
+    }
+    // A task waiting only for its notBefore (no unmet prerequisite) has its timer there, as
+    // enterRunnable armed it.
+    for (const h of delayed) {
+      if (t.unmet[h] !== 0) continue;
+      t.timerAt[h] = t.notBefore[h]!;
+      timed.push(h);
     }
     const ready = runnable.view();
     this.runnable.build(ready);
@@ -1218,6 +1275,46 @@ export class Scheduler {
       Object.freeze(own);
       t.unmet[h] = unmet;
     }
+  }
+
+  /** `expiresAt`, or the end of the live attempt's run time limit if that is earlier. */
+  private capToTimeout(h: number, expiresAt: number): number {
+    const t = this.table;
+    const limit = t.timeoutMs[h]!;
+    // NaN (a lease restored without its start) compares false: no cap known.
+    return limit !== 0 && t.stamp[h]! + limit < expiresAt ? t.stamp[h]! + limit : expiresAt;
+  }
+
+  /** Whether the lease timer of `h` that fired is its run time limit (not a lapsed lease). */
+  private reachedTimeout(h: number): boolean {
+    const t = this.table;
+    return t.timeoutMs[h] !== 0 && t.timerAt[h]! >= t.stamp[h]! + t.timeoutMs[h]!;
+  }
+
+  /**
+   * The live attempt ran out of its run time limit: it fails as a retryable
+   * failure would (a backoff while attempts remain, else FAILED), counted in
+   * attemptTimeouts rather than leaseTimeouts. A hung handler that still
+   * heartbeats loses the task this way.
+   */
+  private timeOut(h: number, now: number): void {
+    const t = this.table;
+    this.attemptTimeouts++;
+    this.metaDirty = true;
+    this.observer?.attemptTimedOut();
+    const owner = t.owner[h] ?? "a consumer";
+    const what = `timed out after ${t.timeoutMs[h]} ms (lease held by ${owner})`;
+    this.leaveLeased(h);
+    if (t.attempts[h]! >= t.maxAttempts[h]!) {
+      this.finishBadly(h, S.FAILED, `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} ${what}`);
+      return;
+    }
+    this.retries++;
+    this.observer?.retried();
+    t.reason[h] = `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} ${what}`;
+    this.setState(h, S.WAITING);
+    this.armTimer(h, now + backoffDelay(this.backoff, t.attempts[h]!, this.random));
+    this.emitSet(h);
   }
 
   private armTimer(h: number, at: number): void {
@@ -1286,7 +1383,8 @@ class StringCache {
 function flagsOf(spec: TaskSpec): number {
   return (
     (spec.hardDeadline ? Flag.HARD_DEADLINE : 0) |
-    (spec.onPrerequisiteFailure === "continue" ? Flag.CONTINUE_ON_PREREQUISITE_FAILURE : 0)
+    (spec.onPrerequisiteFailure === "continue" ? Flag.CONTINUE_ON_PREREQUISITE_FAILURE : 0) |
+    (spec.notBefore !== undefined ? Flag.NOT_BEFORE : 0)
   );
 }
 

@@ -24,6 +24,8 @@ export const Flag = {
    * latency only: not part of the spec, not journaled.
    */
   UNBLOCKED: 4,
+  /** The spec has a notBefore (kept in `notBefore`). */
+  NOT_BEFORE: 8,
 } as const;
 
 /** Numeric state codes; index into STATE_NAMES. */
@@ -55,12 +57,13 @@ export const STATE_NAMES = [
  * test holds to this table.
  */
 export const TRANSITIONS: { readonly [From in keyof typeof S]: readonly (keyof typeof S)[] } = {
-  // All prerequisites met, or a retry's backoff over; its hard deadline passed (waiting, or in a
+  // All prerequisites met, or a retry's backoff over (and its notBefore reached); its hard deadline passed (waiting, or in a
   // retry's backoff); cancelled, or a prerequisite ended badly.
   WAITING: ["RUNNABLE", "EXPIRED", "CANCELLED"],
   // Leased (or consumed); its hard deadline passed; cancelled.
   RUNNABLE: ["LEASED", "EXPIRED", "CANCELLED"],
-  // Completed; failed with attempts left (backoff); expired with attempts left; failed for good; cancelled.
+  // Completed; failed or timed out (timeoutMs) with attempts left (backoff); expired with attempts
+  // left; failed for good; cancelled.
   LEASED: ["COMPLETED", "WAITING", "RUNNABLE", "FAILED", "CANCELLED"],
   COMPLETED: [],
   FAILED: [],
@@ -104,6 +107,10 @@ export class TaskTable {
 
   // Typed arrays.
   deadline = new Float64Array(0);
+  /** The spec's notBefore, when Flag.NOT_BEFORE is set. */
+  notBefore = new Float64Array(0);
+  /** The spec's run time limit per attempt; 0 for none (a limit is at least 1). */
+  timeoutMs = new Uint32Array(0);
   /** When the task's pending timer fires (lease expiry, retry, hard deadline, retention). */
   timerAt = new Float64Array(0);
   /**
@@ -225,6 +232,8 @@ export class TaskTable {
     this.clearFields(h);
     this.clearDependents(h);
     this.deadline[h] = 0;
+    this.notBefore[h] = 0;
+    this.timeoutMs[h] = 0;
     this.timerAt[h] = 0;
     this.stamp[h] = 0;
     this.token[h] = 0;
@@ -326,6 +335,8 @@ export class TaskTable {
       list.length = capacity;
     const f64 = (a: Float64Array) => copy(new Float64Array(capacity), a);
     this.deadline = f64(this.deadline);
+    this.notBefore = f64(this.notBefore);
+    this.timeoutMs = copy(new Uint32Array(capacity), this.timeoutMs);
     this.timerAt = f64(this.timerAt);
     this.stamp = f64(this.stamp);
     this.token = f64(this.token);

@@ -8,11 +8,13 @@
  * against TRANSITIONS (task-table.ts, drawn in the README):
  *
  *   WAITING  --all prerequisites met / retry backoff over-->  RUNNABLE
+ *            (and its notBefore reached: until then it stays WAITING)
  *   RUNNABLE --consume / lease-->                             LEASED
  *   LEASED   --complete-->                                    COMPLETED
  *   LEASED   --fail (retryable, attempts left)-->             WAITING (backoff)
+ *   LEASED   --run time limit (timeoutMs) passed, attempts left--> WAITING (backoff)
  *   LEASED   --lease expired (attempts left)-->               RUNNABLE
- *   LEASED   --fail / expiry with no attempts left-->         FAILED
+ *   LEASED   --fail / expiry / timeout, no attempts left-->   FAILED
  *   WAITING | RUNNABLE --hard deadline passed-->              EXPIRED
  *   any non-terminal --cancel, or a prerequisite ended badly
  *                      under the "cancel" policy-->           CANCELLED
@@ -55,6 +57,18 @@ export interface TaskInput {
   hardDeadline?: boolean;
   /** See `PrerequisiteFailurePolicy`. */
   onPrerequisiteFailure?: PrerequisiteFailurePolicy;
+  /**
+   * Not runnable before this time (the clock's unit), even with every
+   * prerequisite met: it waits in WAITING until then. With `hardDeadline`
+   * it must be before the deadline.
+   */
+  notBefore?: number;
+  /**
+   * Run time limit of one attempt, in the clock's unit (a positive
+   * integer): a lease cannot be extended past its grant + timeoutMs, and
+   * the attempt then fails (retried after a backoff while attempts remain).
+   */
+  timeoutMs?: number;
 }
 
 /** The immutable definition of a task, as the engine stores it. */
@@ -66,6 +80,8 @@ export interface TaskSpec {
   readonly maxAttempts: number;
   readonly hardDeadline: boolean;
   readonly onPrerequisiteFailure: PrerequisiteFailurePolicy;
+  readonly notBefore?: number;
+  readonly timeoutMs?: number;
 }
 
 /** The mutable part of a task. Every change record carries it whole. */
@@ -80,6 +96,11 @@ export interface TaskStatus {
   readonly leaseOwner?: string;
   /** Expiry of the live lease (LEASED only). Infinity for consumeTask. */
   readonly leaseExpiresAt?: number;
+  /**
+   * When the live attempt's run time limit passes: its grant + timeoutMs
+   * (LEASED tasks with a timeoutMs only). The lease never outlives it.
+   */
+  readonly timeoutAt?: number;
   /** When a WAITING task in retry backoff becomes runnable again. */
   readonly retryAt?: number;
   /** When the task last became RUNNABLE (drives the starvation guard and oldest-runnable age). */
@@ -103,6 +124,8 @@ export interface Task {
   readonly prerequisites: readonly string[];
   readonly workflowId?: string;
   readonly payload?: unknown;
+  /** The task's run time limit per attempt, when it has one (a worker aborts the attempt then). */
+  readonly timeoutMs?: number;
 }
 
 export interface Lease {
@@ -143,6 +166,8 @@ export interface EngineMeta {
   /** Latest clock reading the engine acted on; time never runs backwards past it. */
   readonly clock: number;
   readonly leaseTimeouts: number;
+  /** Attempts ended by their run time limit (timeoutMs); not counted in leaseTimeouts. */
+  readonly attemptTimeouts: number;
   readonly deadlineMisses: number;
   readonly staleRejections: number;
   readonly retries: number;
@@ -182,6 +207,8 @@ export interface SchedulerStats {
   /** Earliest deadline among runnable tasks (the frontier), or null. */
   readonly frontierDeadline: number | null;
   readonly leaseTimeouts: number;
+  /** Attempts ended by their run time limit (timeoutMs); not counted in leaseTimeouts. */
+  readonly attemptTimeouts: number;
   readonly deadlineMisses: number;
   readonly staleRejections: number;
   readonly retries: number;

@@ -14,6 +14,8 @@ import type { PrerequisiteFailurePolicy, TaskInput, TaskSpec } from "./types.js"
 
 export const MAX_ID_LENGTH = 256;
 export const MAX_ATTEMPTS_LIMIT = 1_000;
+/** Largest `timeoutMs` the engine holds (a 32-bit count: about 49.7 days in ms). */
+export const MAX_TIMEOUT_MS_LIMIT = 2 ** 32 - 1;
 
 /** Every field a task definition may carry; anything else is MALFORMED (a typo must not drop a dependency). */
 export const TASK_INPUT_FIELDS: readonly (keyof TaskInput)[] = Object.freeze([
@@ -25,6 +27,8 @@ export const TASK_INPUT_FIELDS: readonly (keyof TaskInput)[] = Object.freeze([
   "maxAttempts",
   "hardDeadline",
   "onPrerequisiteFailure",
+  "notBefore",
+  "timeoutMs",
 ]);
 
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(TASK_INPUT_FIELDS);
@@ -155,6 +159,34 @@ function parseOne(
       malformed(taskId, `onPrerequisiteFailure must be "cancel" or "continue", got ${describe(policy)}`),
     );
   }
+  const notBefore = raw["notBefore"];
+  if (notBefore !== undefined) {
+    if (typeof notBefore !== "number" || !Number.isFinite(notBefore)) {
+      (problems ??= []).push(
+        malformed(taskId, `notBefore must be a finite number, got ${describe(notBefore)}`),
+      );
+    } else if (hardDeadline === true && typeof deadline === "number" && notBefore >= deadline) {
+      // It could never be dispatched: refused now rather than expiring unseen at notBefore.
+      (problems ??= []).push(
+        malformed(taskId, `notBefore ${notBefore} is not before the hard deadline ${deadline}`),
+      );
+    }
+  }
+  const timeoutMs = raw["timeoutMs"];
+  if (
+    timeoutMs !== undefined &&
+    (typeof timeoutMs !== "number" ||
+      !Number.isInteger(timeoutMs) ||
+      timeoutMs < 1 ||
+      timeoutMs > MAX_TIMEOUT_MS_LIMIT)
+  ) {
+    (problems ??= []).push(
+      malformed(
+        taskId,
+        `timeoutMs must be an integer in 1..${MAX_TIMEOUT_MS_LIMIT}, got ${describe(timeoutMs)}`,
+      ),
+    );
+  }
   const payload = raw["payload"];
   let payloadBytes = 0;
   if (payload !== undefined && measurePayload !== undefined) {
@@ -184,6 +216,8 @@ function parseOne(
   };
   if (workflowId !== undefined) spec.workflowId = workflowId as string;
   if (payload !== undefined) spec.payload = payload;
+  if (notBefore !== undefined) spec.notBefore = notBefore as number;
+  if (timeoutMs !== undefined) spec.timeoutMs = timeoutMs as number;
   return { spec, deadline: deadline as number, payloadBytes };
 }
 

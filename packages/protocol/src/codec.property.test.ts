@@ -204,6 +204,7 @@ const stats = fc.record({
   oldestRunnableAgeMs: number,
   frontierDeadline: fc.option(number, { nil: null }),
   leaseTimeouts: count,
+  attemptTimeouts: count,
   deadlineMisses: count,
   staleRejections: count,
   retries: count,

@@ -38,6 +38,7 @@ import {
   MAX_SETTLES_PER_REQUEST,
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
+  MAX_TIMEOUT_MS,
   MAX_WAIT_MS,
   NATS_DEFAULT_MAX_PAYLOAD,
   OPS,
@@ -223,6 +224,7 @@ const stats: SchedulerStats = {
   oldestRunnableAgeMs: 12.5,
   frontierDeadline: 1_700_000_000_123,
   leaseTimeouts: 1,
+  attemptTimeouts: 2,
   deadlineMisses: 2,
   staleRejections: 3,
   retries: 4,
@@ -1335,6 +1337,42 @@ describe("limits", () => {
       ok: true,
       op: "lease",
       leases: [{ taskId: "old", owner: "w", token: 1, expiresAt: 5, attempt: 1, task: old }],
+    };
+    expect(decodeReply(encodeReply(reply as Reply), "lease")).toEqual(reply);
+  });
+
+  it("carries notBefore and timeoutMs: notBefore checked as a deadline is, timeoutMs up to MAX_TIMEOUT_MS", () => {
+    const submit = (extra: object) =>
+      ({ op: "submit", tasks: [{ id: "t", deadline: 5, ...extra }], idempotencyKey: "k" }) as Request;
+    const fine = submit({ notBefore: Date.now(), timeoutMs: MAX_TIMEOUT_MS });
+    expect(decodeRequest(encodeRequest(fine))).toEqual(fine);
+    expectRefusedBothWays(
+      submit({ notBefore: 1_700_000_000 }),
+      "INVALID_ARGUMENT",
+      'tasks[0].notBefore: task "t": notBefore 1700000000 looks like seconds since the epoch (2023-11-14T22:13:20.000Z); notBefore is in milliseconds',
+    );
+    expectRefusedBothWays(submit({ notBefore: 1e300 }), "INVALID_ARGUMENT", "MAX_DEADLINE");
+    expectRefusedBothWays(
+      submit({ timeoutMs: MAX_TIMEOUT_MS + 1 }),
+      "INVALID_ARGUMENT",
+      `tasks[0].timeoutMs: ${MAX_TIMEOUT_MS + 1} exceeds MAX_TIMEOUT_MS (${MAX_TIMEOUT_MS})`,
+    );
+    expectRefusedBothWays(submit({ timeoutMs: 0 }), "BAD_MESSAGE", "tasks[0].timeoutMs");
+    expectRefusedBothWays(submit({ timeoutMs: "5s" }), "BAD_MESSAGE", "tasks[0].timeoutMs");
+    // A lease's task carries the limit to the worker; a task view shows the spec and the live attempt's end.
+    const reply = {
+      ok: true,
+      op: "lease",
+      leases: [
+        {
+          taskId: "t",
+          owner: "w",
+          token: 1,
+          expiresAt: 5,
+          attempt: 1,
+          task: { id: "t", deadline: 5, prerequisites: [], timeoutMs: 250 },
+        },
+      ],
     };
     expect(decodeReply(encodeReply(reply as Reply), "lease")).toEqual(reply);
   });

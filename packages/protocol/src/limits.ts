@@ -101,6 +101,15 @@ export const MAX_WAIT_MS = 30_000;
  */
 export const MAX_LEASE_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * Longest run time limit of a task's attempt (`timeoutMs` of a submit's or
+ * prepare's task): one week. Longer than MAX_LEASE_MS, as heartbeats carry
+ * a long attempt from lease to lease; a bound all the same, so a typo of
+ * units (seconds read as ms the other way round) is refused, not kept for
+ * years. Violation: INVALID_ARGUMENT.
+ */
+export const MAX_TIMEOUT_MS = 7 * 24 * 60 * 60 * 1000;
+
 /** Highest send number (`attempt`) of one lease request: a 31-bit integer. Violation: INVALID_ARGUMENT. */
 export const MAX_ATTEMPT = 2_147_483_647;
 

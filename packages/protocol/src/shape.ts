@@ -54,6 +54,7 @@ import {
   MAX_SETTLES_PER_REQUEST,
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
+  MAX_TIMEOUT_MS,
   MAX_WAIT_MS,
   SECONDS_LIKE_DEADLINES,
 } from "./limits.js";
@@ -258,11 +259,24 @@ export function parseTaskInput(v: unknown, path: string): TaskInput {
       oneOf(x, p, FAILURE_POLICIES),
     ),
   );
+  // A time like a deadline: the same range and the same seconds check.
+  put(
+    t,
+    "notBefore",
+    optional(f["notBefore"], at(path, "notBefore"), (x, p) => deadline(x, p, taskId, "notBefore")),
+  );
+  put(
+    t,
+    "timeoutMs",
+    optional(f["timeoutMs"], at(path, "timeoutMs"), (x, p) =>
+      argumentUpTo(x, p, 1, MAX_TIMEOUT_MS, "MAX_TIMEOUT_MS"),
+    ),
+  );
   return t as unknown as TaskInput;
 }
 
 function parseTask(v: unknown, path: string): Task {
-  const f = map(v, path, ["id", "deadline", "prerequisites", "workflowId", "payload"]);
+  const f = map(v, path, ["id", "deadline", "prerequisites", "workflowId", "payload", "timeoutMs"]);
   const t: Draft = {
     id: id(f["id"], at(path, "id")),
     deadline: num(f["deadline"], at(path, "deadline")),
@@ -274,6 +288,11 @@ function parseTask(v: unknown, path: string): Task {
     optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
   put(t, "payload", payload(f["payload"], at(path, "payload")));
+  put(
+    t,
+    "timeoutMs",
+    optional(f["timeoutMs"], at(path, "timeoutMs"), (x, p) => int(x, p, 1)),
+  );
   return t as unknown as Task;
 }
 
@@ -299,12 +318,15 @@ const TASK_VIEW_KEYS = [
   "maxAttempts",
   "hardDeadline",
   "onPrerequisiteFailure",
+  "notBefore",
+  "timeoutMs",
   "state",
   "deadline",
   "attempts",
   "token",
   "leaseOwner",
   "leaseExpiresAt",
+  "timeoutAt",
   "retryAt",
   "runnableSince",
   "finishedAt",
@@ -328,6 +350,12 @@ function parseTaskView(v: unknown, path: string): TaskView {
   t["maxAttempts"] = int(...field("maxAttempts"), 1);
   t["hardDeadline"] = bool(...field("hardDeadline"));
   t["onPrerequisiteFailure"] = oneOf(...field("onPrerequisiteFailure"), FAILURE_POLICIES);
+  put(t, "notBefore", optional(...field("notBefore"), num));
+  put(
+    t,
+    "timeoutMs",
+    optional(...field("timeoutMs"), (x, p) => int(x, p, 1)),
+  );
   t["state"] = oneOf(...field("state"), TASK_STATES);
   t["deadline"] = num(...field("deadline"));
   t["attempts"] = int(...field("attempts"), 0);
@@ -337,7 +365,7 @@ function parseTaskView(v: unknown, path: string): TaskView {
     "leaseOwner",
     optional(...field("leaseOwner"), (o, p) => id(o, p)),
   );
-  for (const k of ["leaseExpiresAt", "retryAt", "runnableSince", "finishedAt"]) {
+  for (const k of ["leaseExpiresAt", "timeoutAt", "retryAt", "runnableSince", "finishedAt"]) {
     put(t, k, optional(...field(k), num));
   }
   put(t, "reason", optional(...field("reason"), str));
@@ -351,6 +379,7 @@ const STATS_KEYS = [
   "oldestRunnableAgeMs",
   "frontierDeadline",
   "leaseTimeouts",
+  "attemptTimeouts",
   "deadlineMisses",
   "staleRejections",
   "retries",
@@ -370,6 +399,7 @@ function parseStats(v: unknown, path: string): SchedulerStats {
     oldestRunnableAgeMs: num(f["oldestRunnableAgeMs"], at(path, "oldestRunnableAgeMs")),
     frontierDeadline: frontierDeadline === null ? null : num(frontierDeadline, at(path, "frontierDeadline")),
     leaseTimeouts: int(f["leaseTimeouts"], at(path, "leaseTimeouts"), 0),
+    attemptTimeouts: int(f["attemptTimeouts"], at(path, "attemptTimeouts"), 0),
     deadlineMisses: int(f["deadlineMisses"], at(path, "deadlineMisses"), 0),
     staleRejections: int(f["staleRejections"], at(path, "staleRejections"), 0),
     retries: int(f["retries"], at(path, "retries"), 0),
@@ -448,23 +478,25 @@ function payload(v: unknown, path: string): unknown {
 }
 
 /**
- * A deadline a client sends for task `taskId`: within ±MAX_DEADLINE, and not
- * one that looks like seconds (SECONDS_LIKE_DEADLINES); else INVALID_ARGUMENT
- * naming the task. NaN and ±Infinity pass: the engine refuses them as
- * MALFORMED, with the batch's other problems.
+ * A deadline (or a task's notBefore, `what`) a client sends for task
+ * `taskId`: within ±MAX_DEADLINE, and not one that looks like seconds
+ * (SECONDS_LIKE_DEADLINES); else INVALID_ARGUMENT naming the task. NaN and
+ * ±Infinity pass: the engine refuses them as MALFORMED, with the batch's
+ * other problems.
  */
-function deadline(v: unknown, path: string, taskId: string): number {
+function deadline(v: unknown, path: string, taskId: string, what = "deadline"): number {
   const d = num(v, path);
   if (!Number.isFinite(d)) return d;
   const task = `task ${JSON.stringify(clip(taskId, 80))}`;
+  const unit = what === "deadline" ? "deadlines are milliseconds" : `${what} is in milliseconds`;
   if (d > MAX_DEADLINE || d < -MAX_DEADLINE) {
     throw new InvalidArgumentError(
-      `${path}: ${task}: deadline ${d} is outside ±MAX_DEADLINE (${MAX_DEADLINE}); deadlines are milliseconds since the epoch`,
+      `${path}: ${task}: ${what} ${d} is outside ±MAX_DEADLINE (${MAX_DEADLINE}); ${unit} since the epoch`,
     );
   }
   if (d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below) {
     throw new InvalidArgumentError(
-      `${path}: ${task}: deadline ${d} looks like seconds since the epoch (${new Date(d * 1000).toISOString()}); deadlines are milliseconds`,
+      `${path}: ${task}: ${what} ${d} looks like seconds since the epoch (${new Date(d * 1000).toISOString()}); ${unit}`,
     );
   }
   return d;

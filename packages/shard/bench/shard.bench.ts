@@ -154,7 +154,15 @@ async function flushCeiling(engineAt64: number): Promise<void> {
   );
   console.log("|---|---:|---:|---:|---:|");
   const status = { state: "RUNNABLE", deadline: 1, attempts: 0, token: 0 } as const;
-  const meta = { tokenSeq: 1, clock: 1, leaseTimeouts: 0, deadlineMisses: 0, staleRejections: 0, retries: 0 };
+  const meta = {
+    tokenSeq: 1,
+    clock: 1,
+    leaseTimeouts: 0,
+    attemptTimeouts: 0,
+    deadlineMisses: 0,
+    staleRejections: 0,
+    retries: 0,
+  };
   for (const durability of ["flushed", "committed"] as Durability[]) {
     const journal = await LmdbJournal.open({ dataDir: join(root, `f${dirs++}`), durability });
     const append = (id: string, at: number) =>

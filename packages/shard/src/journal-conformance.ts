@@ -34,6 +34,7 @@ const meta = (tokenSeq: number): EngineMeta => ({
   tokenSeq,
   clock: 1_000 + tokenSeq,
   leaseTimeouts: 0,
+  attemptTimeouts: 0,
   deadlineMisses: 0,
   staleRejections: 0,
   retries: 0,

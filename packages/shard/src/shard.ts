@@ -238,6 +238,7 @@ const ZERO_META: EngineMeta = {
   tokenSeq: 0,
   clock: 0,
   leaseTimeouts: 0,
+  attemptTimeouts: 0,
   deadlineMisses: 0,
   staleRejections: 0,
   retries: 0,

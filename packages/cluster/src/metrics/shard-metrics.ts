@@ -65,6 +65,10 @@ export class ShardMetrics implements ShardObserver {
     "frontier_shard_lease_timeouts_total",
     "Leases that ran out without a complete or fail (a worker died or stalled).",
   );
+  private readonly attemptTimeouts = this.counter(
+    "frontier_shard_attempt_timeouts_total",
+    "Attempts ended by their task's run time limit (timeoutMs), heartbeats or not: a hung handler.",
+  );
   private readonly deadlineMisses = new Counter({
     name: "frontier_shard_deadline_misses_total",
     help: "Deadline misses, by kind: dispatch (leased at or after the deadline), completion (completed after it), expiry (a hard deadline passed while runnable).",
@@ -171,6 +175,10 @@ export class ShardMetrics implements ShardObserver {
 
   leaseExpired(): void {
     this.leaseTimeouts.inc();
+  }
+
+  attemptTimedOut(): void {
+    this.attemptTimeouts.inc();
   }
 
   ended(state: "FAILED" | "CANCELLED" | "EXPIRED"): void {
