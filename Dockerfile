@@ -12,6 +12,7 @@ COPY packages/core/package.json packages/core/
 COPY packages/protocol/package.json packages/protocol/
 COPY packages/transport/package.json packages/transport/
 COPY packages/metrics/package.json packages/metrics/
+COPY packages/nats-server/package.json packages/nats-server/
 COPY packages/nats-testing/package.json packages/nats-testing/
 COPY packages/shard/package.json packages/shard/
 COPY packages/cluster/package.json packages/cluster/

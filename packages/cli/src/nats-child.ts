@@ -7,12 +7,13 @@
  * `startNatsServer`: that harness binds 127.0.0.1 on a port of its choosing
  * and SIGKILLs its servers on the first signal, while `start` needs the
  * URL's own host and port and a graceful stop after the shards have closed.
- * Both find the binary with @frontier/transport's `findNatsServer`.
+ * Both find the binary with @frontier/nats-server's `findNatsServer`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
+import { findNatsServer } from "@frontier/nats-server";
 import { redactUrl } from "@frontier/protocol";
-import { findNatsServer, type NatsAccess, natsConnectionOptions } from "@frontier/transport";
+import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
 import { connect } from "@nats-io/transport-node";
 import { CliError } from "./errors.js";
 

@@ -1,6 +1,6 @@
 /**
  * @frontier/nats-testing — starts real nats-server processes for tests. The
- * binary is found by @frontier/transport's `findNatsServer` (re-exported
+ * binary is found by @frontier/nats-server's `findNatsServer` (re-exported
  * here), which `frontier start` uses too. This file is the package's whole
  * public face.
  */
@@ -10,7 +10,7 @@ export {
   type FindNatsServerOptions,
   findNatsServer,
   NATS_SERVER_BIN_ENV,
-} from "@frontier/transport";
+} from "@frontier/nats-server";
 export { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
 export {
   DEFAULT_START_TIMEOUT_MS,

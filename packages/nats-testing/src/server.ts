@@ -5,7 +5,7 @@ import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { findNatsServer, isExecutableFile, NATS_SERVER_BIN_ENV } from "@frontier/transport";
+import { findNatsServer, isExecutableFile, NATS_SERVER_BIN_ENV } from "@frontier/nats-server";
 import { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
 import { reapOnExit } from "./exit-cleanup.js";
 

@@ -5,7 +5,7 @@
  * stable `code`; callers branch on the code, never on message text.
  *
  * Errors raised by the store (lmdb) are turned into these in exactly one
- * place: `storeError` in lmdb-journal.ts.
+ * place: `storeError` in store-errors.ts.
  */
 
 export const ShardErrorCode = {

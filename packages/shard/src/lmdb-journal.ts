@@ -59,17 +59,7 @@
  * a failure stops the journal at once, before a later block is written (it
  * would commit: the failed block moved no version).
  */
-import {
-  closeSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  realpathSync,
-  statfsSync,
-  statSync,
-} from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   type EngineMeta,
@@ -79,6 +69,7 @@ import {
   type TaskStatus,
 } from "@frontier/core";
 import { asBinary, type Database, getLastVersion, type Key, open, type RootDatabase } from "lmdb";
+import { checkDataFile, prepareDirectory } from "./data-dir.js";
 import {
   CorruptDataError,
   ForeignDataError,
@@ -100,23 +91,19 @@ import {
   type JournalState,
   type JournalStats,
 } from "./journal.js";
+import { commitError, encoderOf, maxKeySizeOf, onVisibleCommit } from "./lmdb-internals.js";
 import { currentOwner, liveness, type OwnerRecord } from "./ownership.js";
+import { freeBytes, NEARLY_FULL_BYTES, storeError } from "./store-errors.js";
+
+export { NEARLY_FULL_BYTES, storeError } from "./store-errors.js";
 
 /** Format of the rows; a directory with a larger one is refused. */
 export const FORMAT_VERSION = 1;
 const EPOCH_STRIDE = 2 ** 32;
-const MDB_MAGIC = 0xbeefc0de;
-const P_META = 0x08;
-/** Page header plus the meta fields read by checkDataFile. */
-const META_BYTES = 0xa0;
 const HEAD_KEY = "head";
 const ENGINE_KEY = "engine";
 const STRUCTURES_KEY = Symbol.for("frontier.structures");
 const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem"]);
-/** lmdb-js's longest key (bytes) when a database does not say. */
-const DEFAULT_MAX_KEY_BYTES = 1978;
-/** Files LMDB keeps in the directory. */
-const LMDB_FILES = new Set(["data.mdb", "lock.mdb"]);
 
 interface HeadRow {
   readonly format: number;
@@ -184,10 +171,6 @@ class PendingBatch {
         unreachable(record);
     }
   }
-}
-
-interface Encoder {
-  encode(value: unknown): Uint8Array;
 }
 
 /** A block's lmdb-js promise (true: committed; false: its condition failed), with `separateFlushed`'s flush promise. */
@@ -704,67 +687,6 @@ export class LmdbJournal implements Journal {
 
 // ---------------------------------------------------------------- helpers
 
-function prepareDirectory(dataDir: string): void {
-  let entries: string[];
-  try {
-    mkdirSync(dataDir, { recursive: true });
-    entries = readdirSync(dataDir);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST" || code === "ENOTDIR") throw new ForeignDataError(dataDir, "it is not a directory");
-    throw storeError(error, dataDir);
-  }
-  if (!entries.includes("data.mdb")) {
-    const others = entries.filter((e) => !LMDB_FILES.has(e));
-    if (others.length > 0) throw new ForeignDataError(dataDir, `it holds ${others.slice(0, 5).join(", ")}`);
-  }
-}
-
-/**
- * LMDB trusts its file: garbage makes it crash the process (SIGSEGV), and a
- * truncated file makes it fault (SIGBUS) on the first read past the end. So
- * before LMDB sees an existing data.mdb, its two meta pages are checked
- * (lmdb-js layout: 24-byte page header, then the meta) and the file must
- * reach the last page the newer meta names. LMDB has no page checksums:
- * damage inside the pages themselves is not caught here.
- */
-function checkDataFile(dataDir: string): void {
-  const path = join(dataDir, "data.mdb");
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw storeError(error, dataDir);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const readMeta = (offset: number) => {
-      const page = Buffer.alloc(META_BYTES);
-      if (readSync(fd, page, 0, META_BYTES, offset) < META_BYTES) return undefined;
-      if (page.readUInt32LE(0x18) !== MDB_MAGIC || (page.readUInt16LE(0x12) & P_META) === 0) return undefined;
-      return {
-        pageSize: page.readUInt32LE(0x30),
-        lastPage: page.readBigUInt64LE(0x90),
-        txnId: page.readBigUInt64LE(0x98),
-      };
-    };
-    const first = readMeta(0);
-    if (!first) throw new CorruptDataError(dataDir, "data.mdb is not an LMDB file");
-    const { pageSize } = first;
-    if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0)
-      throw new CorruptDataError(dataDir, `data.mdb names an impossible page size ${pageSize}`);
-    const second = readMeta(pageSize);
-    if (!second) throw new CorruptDataError(dataDir, "data.mdb has a damaged second meta page");
-    const newer = second.txnId > first.txnId ? second : first;
-    const needed = (Number(newer.lastPage) + 1) * pageSize;
-    if (size < needed)
-      throw new CorruptDataError(dataDir, `data.mdb is truncated: ${size} bytes, needs ${needed}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * In one write transaction (exclusive across processes): check the head,
  * refuse a live owner unless taking over, and record this process as owner
@@ -826,36 +748,6 @@ function nextRow<V>(rows: Iterator<{ key: Key; value: V }>): { key: string; valu
   }
 }
 
-/** lmdb-js's native progress status for "the write transaction is visible; flushing follows". */
-const VISIBLE_STATUS = 1;
-
-/**
- * Calls `onVisible` each time lmdb-js's write thread reports a transaction
- * visible, before it flushes it. lmdb-js settles no promise then (its
- * write promises settle after the flush), so this listens to the progress
- * callback it hands its native `startWriting`, an lmdb-js internal, wrapped
- * on this environment only. Only a cue to look: what acknowledges a block is
- * the head's version read afterwards (LmdbJournal.checkVisible). Without the
- * internal (another lmdb-js) nothing is wrapped and "committed" answers on
- * lmdb-js's reports, as "flushed" does. `onVisible` must not throw.
- */
-function onVisibleCommit(env: RootDatabase, onVisible: () => void): void {
-  type Progress = (status: number) => unknown;
-  const native = (env as unknown as { env?: { startWriting?: unknown } }).env;
-  const startWriting = native?.startWriting;
-  if (typeof startWriting !== "function") return;
-  Object.defineProperty(native, "startWriting", {
-    configurable: true,
-    value(this: unknown, address: number, progress: Progress) {
-      return startWriting.call(this, address, (status: number) => {
-        const result = progress(status);
-        if (status === VISIBLE_STATUS) onVisible();
-        return result;
-      });
-    },
-  });
-}
-
 /**
  * Encodes a block's values, and checks its keys fit: lmdb-js refuses a key
  * longer than its maximum only when the put is queued, and a put refused
@@ -867,7 +759,7 @@ function encodeAll<V>(
   values: Map<string, V | null>,
 ): Map<string, Uint8Array | null> {
   const encoder = encoderOf(db);
-  const maxKeySize = (db as { maxKeySize?: number }).maxKeySize ?? DEFAULT_MAX_KEY_BYTES;
+  const maxKeySize = maxKeySizeOf(db);
   const out = new Map<string, Uint8Array | null>();
   for (const [key, value] of values) {
     const bytes = Buffer.byteLength(key);
@@ -876,10 +768,6 @@ function encodeAll<V>(
     out.set(key, value === null ? null : encoder.encode(value));
   }
   return out;
-}
-
-function encoderOf(db: object): Encoder {
-  return (db as unknown as { encoder: Encoder }).encoder;
 }
 
 function putAll<V>(db: Database<V, string>, values: Map<string, Uint8Array | null>): void {
@@ -891,80 +779,6 @@ function putAll<V>(db: Database<V, string>, values: Map<string, Uint8Array | nul
 
 function lastTxnId(env: RootDatabase): number {
   return (env.getStats() as { lastTxnId: number }).lastTxnId;
-}
-
-/** How long (ms) to wait for lmdb-js's `commitError`, which it does not always settle. */
-const COMMIT_ERROR_WAIT_MS = 1_000;
-
-/**
- * lmdb-js rejects a failed commit with a generic error whose `commitError`
- * promise carries the real one. Always consume it: left alone, it would be
- * an unhandled rejection and take the process down. lmdb-js can also leave
- * it pending forever (seen with pipelined blocks on a full disk: a promise
- * made after the write thread's report), so the generic error stands after
- * COMMIT_ERROR_WAIT_MS.
- */
-function commitError(error: unknown): Promise<unknown> {
-  const inner = (error as { commitError?: Promise<unknown> } | undefined)?.commitError;
-  if (!inner || typeof inner.then !== "function") return Promise.resolve(error);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(error), COMMIT_ERROR_WAIT_MS);
-    timer.unref();
-    inner.then(
-      () => {
-        clearTimeout(timer);
-        resolve(error);
-      },
-      (cause: unknown) => {
-        clearTimeout(timer);
-        resolve(cause);
-      },
-    );
-  });
-}
-
-/** ENOSPC, EDQUOT, EFBIG, MDB_MAP_FULL. */
-const FULL_CODES = new Set<number | string>([28, 122, 27, -30792, "ENOSPC", "EDQUOT", "EFBIG"]);
-/** MDB_INVALID, MDB_VERSION_MISMATCH, MDB_CORRUPTED, MDB_PAGE_NOTFOUND. */
-const CORRUPT_CODES = new Set<number | string>([-30793, -30794, -30796, -30797]);
-const EIO = 5;
-/** Below this much free space, an I/O error is reported as a full disk (LmdbJournalOptions.fullBelowBytes). */
-export const NEARLY_FULL_BYTES = 64 * 1024 * 1024;
-
-/** The one place where the store's errors become typed shard errors. */
-export function storeError(error: unknown, dataDir: string, fullBelowBytes = NEARLY_FULL_BYTES): ShardError {
-  if (error instanceof ShardError) return error;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  const storeCode = typeof code === "number" || typeof code === "string" ? code : undefined;
-  const text = String((error as Error | undefined)?.message ?? error);
-  const options = { cause: error };
-  if (storeCode !== undefined && FULL_CODES.has(storeCode))
-    return new StorageError(ShardErrorCode.STORAGE_FULL, `storage is full: ${text}`, storeCode, options);
-  if (storeCode !== undefined && CORRUPT_CODES.has(storeCode))
-    return new CorruptDataError(dataDir, text, options);
-  // LMDB reports a short write, which is what a full disk usually causes, as
-  // EIO; lmdb-js reports a failed commit with a generic error and no code
-  // when its `commitError` never settles (see commitError). Both are looked
-  // at against the disk; an error with another code keeps its own cause.
-  const unclassified = storeCode === undefined || storeCode === EIO || storeCode === "EIO";
-  const free = unclassified ? freeBytes(dataDir) : undefined;
-  if (free !== undefined && free < fullBelowBytes)
-    return new StorageError(
-      ShardErrorCode.STORAGE_FULL,
-      `storage is full (${free} bytes free): ${text}`,
-      storeCode,
-      options,
-    );
-  return new StorageError(ShardErrorCode.STORAGE_FAILED, `storage failed: ${text}`, storeCode, options);
-}
-
-function freeBytes(dataDir: string): number | undefined {
-  try {
-    const stats = statfsSync(dataDir);
-    return stats.bavail * stats.bsize;
-  } catch {
-    return undefined;
-  }
 }
 
 function unreachable(value: never): never {

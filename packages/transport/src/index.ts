@@ -8,13 +8,6 @@ export {
 } from "./credentials.js";
 export { type NatsAccess, NatsAccessError, type NatsTls, natsConnectionOptions } from "./nats-access.js";
 export {
-  DEFAULT_NATS_SERVER_LOCATIONS,
-  type FindNatsServerOptions,
-  findNatsServer,
-  isExecutableFile,
-  NATS_SERVER_BIN_ENV,
-} from "./nats-server-binary.js";
-export {
   HOLDER_SHARD_OPS,
   inboxPrefixOf,
   isRole,

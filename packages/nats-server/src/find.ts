@@ -1,7 +1,6 @@
 /**
- * Where the nats-server binary is: for `frontier start`, which runs one as a
- * child when no NATS answers, and for @frontier/nats-testing, which starts
- * them for tests. A production module, so the CLI needs no testing package.
+ * Where the nats-server binary is: an explicit path in NATS_SERVER_BIN, else
+ * PATH, else the usual install locations.
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findNatsServer } from "./nats-server-binary.js";
+import { findNatsServer } from "./find.js";
 
 const root = mkdtempSync(join(tmpdir(), "find-nats-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
