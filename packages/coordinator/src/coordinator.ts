@@ -8,9 +8,11 @@
  *
  *   submit          → SubmitRouter   (validate, split by slot owner, 2PC when needed)
  *   lease           → LeaseRouter    (EDF across shards by their frontiers, long-poll)
- *   heartbeat, complete, fail, cancel, updateDeadline, getTask
+ *   heartbeat, complete, fail, cancel, updateDeadline, getTask, retry
  *                   → TaskOpRouter   (owner of slotOf(workflowId ?? taskId); scatter)
  *   stats           → every shard's stats, merged, naming the shards that did not answer
+ *   listTasks, getWorkflow
+ *                   → TaskQueryRouter (every shard's page merged; the workflow's owner)
  *   prepare, commit, abort → refused: shard-only
  *
  * Every request is decoded by the protocol codec; anything wrong with it
@@ -71,6 +73,7 @@ import { type SlotDirectory, SlotMap } from "./slot-table.js";
 import { coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
 import { SubmitRouter } from "./submit.js";
 import { TaskOpRouter } from "./task-ops.js";
+import { TaskQueryRouter } from "./task-queries.js";
 import { BatchValidator } from "./validation.js";
 
 /** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
@@ -171,6 +174,7 @@ class CoordinatorImpl implements Coordinator {
   private readonly submitter: SubmitRouter;
   private readonly leaser: LeaseRouter;
   private readonly taskOps: TaskOpRouter;
+  private readonly queries: TaskQueryRouter;
   private readonly inflight = new Set<Promise<void>>();
   private requestSub: Subscription | undefined;
   private frontierSub: Subscription | undefined;
@@ -234,6 +238,11 @@ class CoordinatorImpl implements Coordinator {
       knownShards: () => this.allShards(),
       shardTimeoutMs: options.shardTimeoutMs,
       maxLongPolls: options.maxLongPolls,
+    });
+    this.queries = new TaskQueryRouter({
+      link: this.link,
+      slots: this.slots,
+      knownShards: () => this.allShards(),
     });
     this.taskOps = new TaskOpRouter({
       link: this.link,
@@ -424,7 +433,12 @@ class CoordinatorImpl implements Coordinator {
       case "cancel":
       case "updateDeadline":
       case "getTask":
+      case "retry":
         return stripOp(await this.taskOps.route(request));
+      case "listTasks":
+        return this.queries.listTasks(request);
+      case "getWorkflow":
+        return this.queries.getWorkflow(request);
       case "settle":
         return this.taskOps.settle(request);
       case "stats": {

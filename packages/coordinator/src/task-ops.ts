@@ -1,6 +1,6 @@
 /**
  * Requests about one task (heartbeat, complete, fail, cancel, updateDeadline,
- * getTask) go to the shard owning the slot of the task's partition key:
+ * getTask, retry) go to the shard owning the slot of the task's partition key:
  * `slotOf(workflowId ?? taskId)`.
  *
  * A client that names a task by id alone, when the task has a workflow, sends
@@ -31,7 +31,7 @@ import { SlotUnownedError } from "./errors.js";
 import type { ShardLink } from "./shard-link.js";
 import type { SlotDirectory } from "./slot-table.js";
 
-export const TASK_OPS = ["heartbeat", "complete", "fail", "cancel", "updateDeadline", "getTask"] as const;
+export const TASK_OPS = ["heartbeat", "complete", "fail", "cancel", "updateDeadline", "getTask", "retry"] as const;
 export type TaskOp = (typeof TASK_OPS)[number];
 
 export interface TaskOpsContext {

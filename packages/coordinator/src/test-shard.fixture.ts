@@ -10,7 +10,14 @@
  * when the test says, as a slow shard or a slow network would), `fail` an op
  * with an error, `stop()` (no responders).
  */
-import { type Lease, Scheduler, type SchedulerStats, type TaskInput, ValidationError } from "@frontier/core";
+import {
+  type Lease,
+  Scheduler,
+  type SchedulerStats,
+  type TaskInput,
+  type TaskQuery,
+  ValidationError,
+} from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import {
   decodeReply,
@@ -20,6 +27,7 @@ import {
   encodeRequest,
   errorReply,
   type FrontierAnnouncement,
+  type ListCursor,
   type OkReply,
   type Op,
   parseSubject,
@@ -30,6 +38,7 @@ import {
   slotOfTask,
   subjectsFor,
   toWireError,
+  withinListBudget,
 } from "@frontier/protocol";
 import { StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -323,7 +332,38 @@ export class TestShard {
         return { task: e.getTask(request.taskId) ?? null };
       case "stats":
         return { stats: e.stats() satisfies SchedulerStats };
+      case "listTasks": {
+        const { op: _, after: __, limit: ___, ...filter } = request;
+        return this.page(request, filter);
+      }
+      case "getWorkflow":
+        return this.page(request, { workflowId: request.workflowId, withPrerequisites: true });
+      case "retry":
+        return {
+          state: e.retry(request.taskId, request.deadline === undefined ? {} : { deadline: request.deadline })
+            .state,
+        };
     }
+  }
+
+  /** A page as a shard makes it (cluster's task-pages.ts): ties after the cursor's shard included. */
+  private page(
+    request: { readonly after?: ListCursor; readonly limit: number },
+    filter: Omit<TaskQuery, "limit">,
+  ): object {
+    const { after, limit } = request;
+    const page = this.engine.listTasks(
+      after === undefined
+        ? { ...filter, limit }
+        : { ...filter, limit, after, inclusive: this.shardId > after.shardId },
+    );
+    const tasks = withinListBudget(page.tasks);
+    const last = tasks.at(-1);
+    const more = page.more || tasks.length < page.tasks.length;
+    return {
+      tasks,
+      next: more && last ? { deadline: last.deadline, id: last.id, shardId: this.shardId } : null,
+    };
   }
 }
 

@@ -8,7 +8,15 @@
  * Data shapes (TaskInput, Lease, TaskView, SchedulerStats) are the engine's
  * own, so a shard passes what the engine returns straight through.
  */
-import type { Lease, Problem, SchedulerStats, TaskInput, TaskState, TaskView } from "@frontier/core";
+import type {
+  Lease,
+  Problem,
+  SchedulerStats,
+  TaskInput,
+  TaskState,
+  TaskSummary,
+  TaskView,
+} from "@frontier/core";
 import {
   fromWireError,
   type ShardUnavailableDetail,
@@ -33,6 +41,10 @@ export const OPS = [
   "updateDeadline",
   "getTask",
   "stats",
+  // Operators' queries and retry (docs/queries.md).
+  "listTasks",
+  "getWorkflow",
+  "retry",
   // Shard-only: the two phases of a submit that spans several shards (see docs/cluster.md).
   "prepare",
   "commit",
@@ -194,6 +206,60 @@ export interface StatsRequest {
 }
 
 /**
+ * Where a page of tasks resumes: right after this task, in the order of
+ * (deadline, id, shardId) — the shard id breaks ties between tasks of equal
+ * deadline and id on two shards. A typed value of its own: a client sends
+ * back the `next` it got, and nobody parses it out of a string.
+ */
+export interface ListCursor {
+  readonly deadline: number;
+  readonly id: string;
+  readonly shardId: string;
+}
+
+/**
+ * A page of tasks matching a filter, in (deadline, id, shardId) order,
+ * without payloads. A coordinator asks every shard for a page from the same
+ * cursor and merges them; the reply's `next` (null: no more) starts the next
+ * page. Each filter field narrows; none given lists every task.
+ */
+export interface ListTasksRequest {
+  readonly op: "listTasks";
+  /** Only these states, 1..7 distinct. */
+  readonly states?: readonly TaskState[];
+  readonly workflowId?: string;
+  /** Only deadlines ≥ this. */
+  readonly deadlineFrom?: number;
+  /** Only deadlines < this. */
+  readonly deadlineTo?: number;
+  readonly after?: ListCursor;
+  /** 1..MAX_LIST_LIMIT. A reply may hold fewer (to stay under MAX_LIST_BYTES) and still have a `next`. */
+  readonly limit: number;
+}
+
+/**
+ * One workflow's tasks with their prerequisites (its graph), in
+ * (deadline, id) order, from the one shard owning the workflow's slot.
+ */
+export interface GetWorkflowRequest {
+  readonly op: "getWorkflow";
+  readonly workflowId: string;
+  readonly after?: ListCursor;
+  /** 1..MAX_LIST_LIMIT. */
+  readonly limit: number;
+}
+
+/**
+ * Run a task that ended FAILED, CANCELLED or EXPIRED again from the start
+ * (attempts from 0): RUNNABLE, or WAITING on prerequisites still live. An
+ * admin's op. `deadline`: a new deadline (needed when a hard deadline passed).
+ */
+export interface RetryRequest extends TaskRef {
+  readonly op: "retry";
+  readonly deadline?: number;
+}
+
+/**
  * Phase one of a submit spanning several shards: check the part against the
  * shard's state and reserve its ids (for PREPARE_TTL_MS) under the key.
  */
@@ -236,6 +302,9 @@ export type Request =
   | UpdateDeadlineRequest
   | GetTaskRequest
   | StatsRequest
+  | ListTasksRequest
+  | GetWorkflowRequest
+  | RetryRequest
   | PrepareRequest
   | CommitRequest
   | AbortRequest
@@ -291,6 +360,21 @@ export interface ResultMap {
   readonly getTask: { readonly task: TaskView | null };
   /** `shards`: coordinator → client only (a shard's own reply leaves it out). */
   readonly stats: { readonly stats: SchedulerStats; readonly shards?: ShardCoverage };
+  /**
+   * `tasks` in (deadline, id, shardId) order; `next`: the cursor of the
+   * next page, null when no more match (on the shards that answered);
+   * `shards`: coordinator → client only, as for stats — a page is partial
+   * when some are missing.
+   */
+  readonly listTasks: {
+    readonly tasks: readonly TaskSummary[];
+    readonly next: ListCursor | null;
+    readonly shards?: ShardCoverage;
+  };
+  /** As listTasks, each task with its `prerequisites`; empty for an unknown workflow. */
+  readonly getWorkflow: { readonly tasks: readonly TaskSummary[]; readonly next: ListCursor | null };
+  /** The task's state after the retry: RUNNABLE or WAITING. */
+  readonly retry: { readonly state: TaskState };
   /** Tasks in the prepared part. */
   readonly prepare: { readonly accepted: number };
   readonly commit: { readonly accepted: number; readonly replayed: boolean };

@@ -134,6 +134,9 @@ describe("per-role NATS permissions", () => {
       "updateDeadline",
       "getTask",
       "stats",
+      "listTasks",
+      "getWorkflow",
+      "retry",
       "prepare",
       "check",
     ] as const) {
@@ -160,10 +163,14 @@ describe("per-role NATS permissions", () => {
     ).rejects.toThrow(/permissions violation/i);
   });
 
-  it("a submitter submits and reads, and does nothing else", async () => {
+  it("a submitter submits and reads (tasks, task lists, workflows, stats), and does nothing else", async () => {
     const submitter = await as({ role: "submitter" });
+    // retry, like cancel and updateDeadline, is an admin's.
+    expect(OPS).toContain("retry");
     for (const op of OPS) {
-      const expected = ["submit", "getTask", "stats"].includes(op) ? "allowed" : "refused";
+      const expected = ["submit", "getTask", "stats", "listTasks", "getWorkflow"].includes(op)
+        ? "allowed"
+        : "refused";
       expect([op, await request(submitter, s.coord(op))]).toEqual([op, expected]);
       expect([op, await request(submitter, s.shard("s1", op))]).toEqual([op, "refused"]);
     }

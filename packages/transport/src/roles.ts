@@ -11,17 +11,18 @@
  *   worker        leases through a coordinator; heartbeat, complete, fail and
  *                 settle through a coordinator or straight at the shard that
  *                 granted the lease (the lease's secret authorizes those)
- *   submitter     submits, reads tasks and stats, through a coordinator
- *   admin         every coordinator operation (cancel, deadlines, leases for
- *                 debugging), a worker's shard operations, reads the slot bucket
+ *   submitter     submits, reads tasks, task lists, workflows and stats,
+ *                 through a coordinator
+ *   admin         every coordinator operation (cancel, deadlines, retry, leases
+ *                 for debugging), a worker's shard operations, reads the slot bucket
  *
  * Every role subscribes only under its own inbox prefix (`inboxPrefixOf`),
  * so no one reads another role's replies, and answers requests only through
  * NATS's `allow_responses` (one reply to a request it received). Nobody but
  * a shard may publish an announcement, write or delete the bucket, and
  * nobody but a coordinator may call `lease`, `prepare`, `commit`, `abort`,
- * `check`, `cancel`, `updateDeadline`, `getTask`, `stats` or `submit` on a
- * shard.
+ * `check`, `cancel`, `updateDeadline`, `getTask`, `stats`, `listTasks`,
+ * `getWorkflow`, `retry` or `submit` on a shard.
  */
 import { type ClusterSubjects, COORDINATOR_QUEUE, type Op, subjectsFor } from "@frontier/protocol";
 
@@ -49,7 +50,14 @@ export interface Permissions {
 const WORKER_OPS = ["lease", "heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
 /** The shard operations a lease's secret authorizes: all a worker may send to a shard. */
 export const HOLDER_SHARD_OPS = ["heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
-const SUBMITTER_OPS = ["submit", "getTask", "stats"] as const satisfies readonly Op[];
+/** A submitter's ops: submit, and reads (an admin alone may retry, cancel or move deadlines). */
+const SUBMITTER_OPS = [
+  "submit",
+  "getTask",
+  "stats",
+  "listTasks",
+  "getWorkflow",
+] as const satisfies readonly Op[];
 
 /**
  * `_INBOX.<cluster>.<role>` (`_INBOX.<cluster>.shard.<id>` for a shard):
