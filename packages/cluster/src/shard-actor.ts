@@ -107,6 +107,7 @@ import { PreparedParts } from "./prepared.js";
 import { SlotGuard } from "./slot-guard.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
 import { formatSlots } from "./slots.js";
+import { shardPage } from "./task-pages.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
 
 export const ActorState = {
@@ -680,6 +681,21 @@ export class ShardActor {
       }
       case "stats":
         return { ok: true, op: "stats", stats: engineStats(this.shard.stats()) };
+      case "listTasks": {
+        const { op: _, after: __, limit: ___, ...filter } = request;
+        const page = shardPage(this.shardId, request, filter, (q) => this.shard.listTasks(q));
+        return { ok: true, op: "listTasks", ...page };
+      }
+      case "getWorkflow": {
+        const filter = { workflowId: request.workflowId, withPrerequisites: true };
+        const page = shardPage(this.shardId, request, filter, (q) => this.shard.listTasks(q));
+        return { ok: true, op: "getWorkflow", ...page };
+      }
+      case "retry": {
+        const options = request.deadline === undefined ? {} : { deadline: request.deadline };
+        const view = await this.announced(this.shard.retry(request.taskId, options));
+        return { ok: true, op: "retry", state: view.state };
+      }
       default:
         return assertNever(request);
     }

@@ -26,6 +26,7 @@ export {
   Scheduler,
   type SchedulerOptions,
 } from "./scheduler.js";
+export type { TaskCursor, TaskPage, TaskQuery, TaskSummary } from "./task-query.js";
 export * from "./types.js";
 export {
   type BatchCheckOptions,

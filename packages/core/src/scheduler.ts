@@ -48,6 +48,7 @@ import {
 import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver } from "./observer.js";
+import { queryTasks, type TaskPage, type TaskQuery } from "./task-query.js";
 import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
 import type {
   Change,
@@ -534,6 +535,97 @@ export class Scheduler {
     this.advance();
     const h = typeof id === "string" ? this.table.index.get(id) : -1;
     return h < 0 ? undefined : this.viewOf(h);
+  }
+
+  /**
+   * A page of tasks matching `query`, in (deadline, id) order, without
+   * payloads (see task-query.ts). Due timers run first. O(handles) — a pass
+   * over two typed arrays — plus O(log limit) per task inside the page.
+   */
+  listTasks(query: TaskQuery): TaskPage {
+    const { limit } = query;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new InvalidArgumentError(`limit must be a positive integer, got ${String(limit)}`);
+    for (const s of query.states ?? [])
+      if (!STATE_NAMES.includes(s)) throw new InvalidArgumentError(`unknown state ${q(String(s))}`);
+    this.advance();
+    return queryTasks(this.table, query);
+  }
+
+  /**
+   * Runs a task that ended FAILED, CANCELLED or EXPIRED again, from the
+   * start: attempts back to 0, reason cleared, RUNNABLE when every
+   * prerequisite is met, else WAITING for those still live (`deadline`
+   * replaces its deadline first). Only the task moves: dependents cancelled
+   * because it ended are retried one by one, each after its prerequisites.
+   *
+   * Refused (InvalidStateError, nothing changes) when the task is live or
+   * COMPLETED; when a prerequisite ended badly and the task's policy is
+   * "cancel" (it would be cancelled again: retry that one first); when a
+   * prerequisite was compacted away (its outcome is no longer known); when
+   * a dependent already runs without it ("continue" policy: it cannot wait
+   * again); or when its hard deadline has passed and no new one is given.
+   * O(p + d + dependents of each prerequisite).
+   */
+  retry(taskId: string, options: { deadline?: number } = {}): TaskView {
+    const { deadline } = options;
+    if (deadline !== undefined && (typeof deadline !== "number" || !Number.isFinite(deadline)))
+      throw new InvalidArgumentError(`deadline must be a finite number, got ${String(deadline)}`);
+    const now = this.advance();
+    const h = this.handle(taskId);
+    const t = this.table;
+    const state = t.state[h]!;
+    const refuse = (why: string): never => {
+      throw new InvalidStateError(taskId, STATE_NAMES[state]!, `cannot retry task ${q(taskId)}: ${why}`);
+    };
+    if (!isTerminal(state) || state === S.COMPLETED) refuse(`it is ${STATE_NAMES[state]}, not ended badly`);
+    const continues = (t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) !== 0;
+    const prerequisites: number[] = [];
+    let unmet = 0;
+    for (const p of t.prerequisites[h]!) {
+      const ph = t.index.get(p);
+      // A rebuilt engine would take an unknown prerequisite of a live task for a forward reference.
+      if (ph < 0) refuse(`prerequisite ${q(p)} is no longer known (compacted after its retention)`);
+      const ps = t.state[ph]!;
+      if (isTerminal(ps) && ps !== S.COMPLETED && !continues)
+        refuse(`prerequisite ${q(p)} ended ${STATE_NAMES[ps]}: retry it first`);
+      if (!isTerminal(ps)) unmet++;
+      prerequisites.push(ph);
+    }
+    // A dependent waiting on other prerequisites waits on this one again (as a rebuilt engine
+    // counts it); one already past waiting ("continue" policy) cannot be made to wait.
+    const waiting: number[] = [];
+    for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
+      const d = t.edgeTarget(e);
+      const ds = t.state[d]!;
+      if (isTerminal(ds)) continue;
+      if (ds === S.WAITING && t.unmet[d]! > 0) waiting.push(d);
+      else refuse(`dependent ${q(t.ids[d]!)} is ${STATE_NAMES[ds]} without it`);
+    }
+    const newDeadline = deadline ?? t.deadline[h]!;
+    if (t.flags[h]! & Flag.HARD_DEADLINE && newDeadline <= now)
+      refuse(`its hard deadline ${newDeadline} has passed: give a new deadline`);
+
+    // Checked: now change. Its prerequisites keep it among their dependents (a compaction may
+    // have taken it off the list of one that ended while it was terminal).
+    for (const ph of prerequisites) {
+      let listed = false;
+      for (let e = t.firstEdge(ph); e >= 0 && !listed; e = t.nextEdge(e)) listed = t.edgeTarget(e) === h;
+      if (!listed) t.addDependent(ph, h);
+    }
+    for (const d of waiting) t.unmet[d]!++;
+    this.timers.remove(h); // its retention timer
+    t.deadline[h] = newDeadline;
+    t.attempts[h] = 0;
+    t.reason[h] = undefined;
+    t.flags[h]! &= ~Flag.UNBLOCKED;
+    t.unmet[h] = unmet;
+    if (unmet > 0) {
+      this.setState(h, S.WAITING);
+      this.emitSet(h);
+    } else this.enterRunnable(h, now);
+    this.flushMeta();
+    return this.viewOf(h);
   }
 
   /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */

@@ -66,9 +66,10 @@ export const TRANSITIONS: { readonly [From in keyof typeof S]: readonly (keyof t
   // left; failed for good; cancelled.
   LEASED: ["COMPLETED", "WAITING", "RUNNABLE", "FAILED", "CANCELLED"],
   COMPLETED: [],
-  FAILED: [],
-  CANCELLED: [],
-  EXPIRED: [],
+  // An operator's retry (Scheduler.retry): from the start, RUNNABLE, or WAITING on live prerequisites.
+  FAILED: ["RUNNABLE", "WAITING"],
+  CANCELLED: ["RUNNABLE", "WAITING"],
+  EXPIRED: ["RUNNABLE", "WAITING"],
 };
 
 const STATE_COUNT = STATE_NAMES.length;

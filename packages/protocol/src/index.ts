@@ -33,6 +33,7 @@ export {
 export {
   FRONTIER_DEPTH_RANKS,
   LEASE_SECRET_LENGTH,
+  LIST_PAGE_BYTES,
   MAX_ATTEMPT,
   MAX_DEADLINE,
   MAX_ERROR_MESSAGE_LENGTH,
@@ -40,6 +41,7 @@ export {
   MAX_ID_LENGTH,
   MAX_LEASE_MS,
   MAX_LEASES_PER_REQUEST,
+  MAX_LIST_LIMIT,
   MAX_MESSAGE_BYTES,
   MAX_PAYLOAD_BYTES,
   MAX_PAYLOAD_DEPTH,
@@ -67,10 +69,13 @@ export {
   type FailRequest,
   type FrontierAnnouncement,
   type GetTaskRequest,
+  type GetWorkflowRequest,
   type HeartbeatRequest,
   type HeldLease,
   isOp,
   type LeaseRequest,
+  type ListCursor,
+  type ListTasksRequest,
   type Message,
   type MessageKind,
   type OkReply,
@@ -83,6 +88,7 @@ export {
   type RequestOf,
   type ResultMap,
   type ResultOf,
+  type RetryRequest,
   type SettleLease,
   type SettleOutcome,
   type SettleRequest,
@@ -92,6 +98,7 @@ export {
   type UpdateDeadlineRequest,
   unwrapReply,
 } from "./messages.js";
+export { withinListBudget } from "./pages.js";
 export {
   fnv1a32,
   partitionKeyOf,

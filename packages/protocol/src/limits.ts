@@ -146,6 +146,22 @@ export const MAX_PROBLEMS = 200;
 export const MAX_SHARDS = 1_024;
 
 /**
+ * Most tasks one `listTasks` or `getWorkflow` page asks for (`limit`) and
+ * one reply holds. Violation: INVALID_ARGUMENT (request), BAD_MESSAGE (reply).
+ */
+export const MAX_LIST_LIMIT = 1_000;
+
+/**
+ * Encoded bytes of the tasks a page holds at most, whatever its `limit`: a
+ * shard, then a coordinator merging pages, stops before the task that would
+ * pass it (the first task always goes in: one task at every limit, its
+ * prerequisites included, fits in MAX_MESSAGE_BYTES), and the page's `next`
+ * resumes there. Half a message leaves room for the envelope and the
+ * shards' coverage. Not checked on the wire: a budget the senders keep.
+ */
+export const LIST_PAGE_BYTES = MAX_MESSAGE_BYTES >> 1;
+
+/**
  * How long a shard holds a prepared part of a multi-shard submit (and the ids
  * it reserves) waiting for its `commit` or `abort`, in ms; after that the
  * shard drops the part as an `abort` would, so a coordinator that died

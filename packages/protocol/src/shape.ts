@@ -27,6 +27,7 @@ import {
   type Task,
   type TaskInput,
   TaskState,
+  type TaskSummary,
   type TaskView,
 } from "@frontier/core";
 import {
@@ -47,6 +48,7 @@ import {
   MAX_ID_LENGTH,
   MAX_LEASE_MS,
   MAX_LEASES_PER_REQUEST,
+  MAX_LIST_LIMIT,
   MAX_PAYLOAD_DEPTH,
   MAX_PREREQUISITES,
   MAX_PROBLEMS,
@@ -61,6 +63,7 @@ import {
 import {
   type FrontierAnnouncement,
   isOp,
+  type ListCursor,
   OPS,
   type Reply,
   type Request,
@@ -442,6 +445,73 @@ function parseShardCoverage(v: unknown, path: string): ShardCoverage {
   };
 }
 
+// ---------------------------------------------------------------- queries
+
+/** A page's cursor: the (deadline, id, shardId) of the last task it held. */
+function parseListCursor(v: unknown, path: string): ListCursor {
+  const f = map(v, path, ["deadline", "id", "shardId"]);
+  const deadline = num(f["deadline"], at(path, "deadline"));
+  if (!Number.isFinite(deadline)) bad(at(path, "deadline"), "a finite number", deadline);
+  return {
+    deadline,
+    id: id(f["id"], at(path, "id"), true),
+    shardId: shardToken(f["shardId"], at(path, "shardId")),
+  };
+}
+
+/** A listing's states: 1..7 distinct task states. */
+function stateFilter(v: unknown, path: string): TaskState[] {
+  const items = list(v, path);
+  if (items.length === 0) throw new InvalidArgumentError(`${path}: name at least one state, or leave it out`);
+  const states = items.map((s, i) => oneOf(s, at(path, i), TASK_STATES));
+  if (new Set(states).size !== states.length)
+    throw new InvalidArgumentError(`${path}: a state appears twice`);
+  return states;
+}
+
+/** A deadline range's bound: a finite number within ±MAX_DEADLINE. */
+function deadlineBound(v: unknown, path: string): number {
+  const d = num(v, path);
+  if (!Number.isFinite(d) || d > MAX_DEADLINE || d < -MAX_DEADLINE)
+    throw new InvalidArgumentError(`${path}: ${d} is not a deadline (finite, within ±MAX_DEADLINE)`);
+  return d;
+}
+
+function parseSummary(v: unknown, path: string): TaskSummary {
+  const f = map(v, path, [
+    "id",
+    "workflowId",
+    "state",
+    "deadline",
+    "attempts",
+    "maxAttempts",
+    "reason",
+    "finishedAt",
+    "prerequisites",
+  ]);
+  const field = (k: string) => [f[k], at(path, k)] as const;
+  const t: Draft = { id: id(...field("id")) };
+  put(
+    t,
+    "workflowId",
+    optional(...field("workflowId"), (w, p) => id(w, p)),
+  );
+  t["state"] = oneOf(...field("state"), TASK_STATES);
+  t["deadline"] = num(...field("deadline"));
+  t["attempts"] = int(...field("attempts"), 0);
+  t["maxAttempts"] = int(...field("maxAttempts"), 1);
+  put(t, "reason", optional(...field("reason"), str));
+  put(t, "finishedAt", optional(...field("finishedAt"), num));
+  put(t, "prerequisites", optional(...field("prerequisites"), prerequisites));
+  return t as unknown as TaskSummary;
+}
+
+function parseSummaries(v: unknown, path: string): TaskSummary[] {
+  return bounded(v, path, MAX_LIST_LIMIT, "BAD_MESSAGE", "MAX_LIST_LIMIT").map((t, i) =>
+    parseSummary(t, at(path, i)),
+  );
+}
+
 // --------------------------------------------------------------- requests
 
 /** Fields of a request naming one task (see TaskRef). */
@@ -685,6 +755,37 @@ export function parseRequest(v: unknown): Request {
       map(v, "", ["op"]);
       break;
     }
+    case "listTasks": {
+      const f = map(v, "", ["op", "states", "workflowId", "deadlineFrom", "deadlineTo", "after", "limit"]);
+      put(r, "states", optional(f["states"], "states", stateFilter));
+      put(
+        r,
+        "workflowId",
+        optional(f["workflowId"], "workflowId", (w, p) => id(w, p)),
+      );
+      put(r, "deadlineFrom", optional(f["deadlineFrom"], "deadlineFrom", deadlineBound));
+      put(r, "deadlineTo", optional(f["deadlineTo"], "deadlineTo", deadlineBound));
+      put(r, "after", optional(f["after"], "after", parseListCursor));
+      r["limit"] = argumentUpTo(f["limit"], "limit", 1, MAX_LIST_LIMIT, "MAX_LIST_LIMIT");
+      break;
+    }
+    case "getWorkflow": {
+      const f = map(v, "", ["op", "workflowId", "after", "limit"]);
+      r["workflowId"] = id(f["workflowId"], "workflowId", true);
+      put(r, "after", optional(f["after"], "after", parseListCursor));
+      r["limit"] = argumentUpTo(f["limit"], "limit", 1, MAX_LIST_LIMIT, "MAX_LIST_LIMIT");
+      break;
+    }
+    case "retry": {
+      const f = map(v, "", ["op", "taskId", "workflowId", "deadline"]);
+      taskRef(f, r);
+      put(
+        r,
+        "deadline",
+        optional(f["deadline"], "deadline", (d, p) => deadline(d, p, r["taskId"] as string)),
+      );
+      break;
+    }
     case "commit":
     case "abort": {
       const f = map(v, "", ["op", "idempotencyKey"]);
@@ -845,6 +946,22 @@ export function parseReply(v: unknown): Reply {
       put(r, "shards", optional(f["shards"], "shards", parseShardCoverage));
       break;
     }
+    case "listTasks": {
+      const f = map(v, "", ["ok", "op", "tasks", "next", "shards"]);
+      r["tasks"] = parseSummaries(f["tasks"], "tasks");
+      r["next"] = f["next"] === null ? null : parseListCursor(f["next"], "next");
+      put(r, "shards", optional(f["shards"], "shards", parseShardCoverage));
+      break;
+    }
+    case "getWorkflow": {
+      const f = map(v, "", ["ok", "op", "tasks", "next"]);
+      r["tasks"] = parseSummaries(f["tasks"], "tasks");
+      r["next"] = f["next"] === null ? null : parseListCursor(f["next"], "next");
+      break;
+    }
+    case "retry":
+      r["state"] = oneOf(map(v, "", ["ok", "op", "state"])["state"], "state", TASK_STATES);
+      break;
   }
   return r as unknown as Reply;
 }

@@ -46,6 +46,8 @@ import {
   type SchedulerStats,
   type Task,
   type TaskInput,
+  type TaskPage,
+  type TaskQuery,
   type TaskView,
   ValidationError,
 } from "@frontier/core";
@@ -488,6 +490,23 @@ export class Shard {
 
   updateDeadline(taskId: string, deadline: number): Promise<void> {
     return this.run(() => this.engine.updateDeadline(taskId, deadline));
+  }
+
+  /**
+   * Runs a task that ended FAILED, CANCELLED or EXPIRED again (the engine's
+   * `retry`); resolves with its view once the change is durable, so a
+   * restarted shard has it RUNNABLE or WAITING again.
+   */
+  retry(taskId: string, options: { deadline?: number } = {}): Promise<TaskView> {
+    return this.run(() => this.engine.retry(taskId, options));
+  }
+
+  /**
+   * A page of task summaries (the engine's `listTasks`). A read of memory,
+   * like getTask: one pass over the engine's state and deadline arrays.
+   */
+  listTasks(query: TaskQuery): TaskPage {
+    return this.read(() => this.engine.listTasks(query));
   }
 
   /**
