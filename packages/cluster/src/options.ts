@@ -365,6 +365,13 @@ export interface ShardHostOptions extends ShardActorTuning {
   readonly startTimeoutMs?: number;
   /** See DEFAULT_CLOSE_TIMEOUT_MS. */
   readonly closeTimeoutMs?: number;
+  /**
+   * The module each worker thread runs: by default this package's
+   * shard-worker. A module that imports it may add to a worker (the tests'
+   * fault injection does: packages/cluster/test/crashable-worker.ts). A .ts
+   * module runs under tsx, as the default does from the sources.
+   */
+  readonly workerEntry?: URL | string;
 }
 
 export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
@@ -384,6 +391,8 @@ export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly stableAfterMs: number;
   readonly startTimeoutMs: number;
   readonly closeTimeoutMs: number;
+  /** The worker module's URL, when not the default. */
+  readonly workerEntry: string | undefined;
 }
 
 /** Most shards one host runs (each is a worker thread with its own NATS connection and LMDB environment). */
@@ -447,6 +456,7 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
     stableAfterMs: int(o["stableAfterMs"], DEFAULT_STABLE_AFTER_MS, 0, `${where} "stableAfterMs"`),
     startTimeoutMs: int(o["startTimeoutMs"], DEFAULT_START_TIMEOUT_MS, 1, `${where} "startTimeoutMs"`),
     closeTimeoutMs: int(o["closeTimeoutMs"], DEFAULT_CLOSE_TIMEOUT_MS, 1, `${where} "closeTimeoutMs"`),
+    workerEntry: workerEntry(o["workerEntry"], `${where} "workerEntry"`),
     ...checkTuning(o, where),
   };
 }
@@ -563,6 +573,14 @@ function describe(v: unknown): string {
 /** Whether `level` is a log level this package accepts. */
 export function isLogLevel(level: unknown): level is LogLevel {
   return typeof level === "string" && (LOG_LEVELS as readonly string[]).includes(level);
+}
+
+/** A module URL (a URL, or a string that parses as one), as its href. */
+function workerEntry(v: unknown, where: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (v instanceof URL) return v.href;
+  if (typeof v === "string" && URL.canParse(v)) return new URL(v).href;
+  throw new InvalidArgumentError(`${where} must be a module URL, got ${JSON.stringify(v)}`);
 }
 
 /** The id of a host's shard `index`: `shard-<index>`. */

@@ -7,7 +7,17 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, eventually, keysInSlots, logLevel, silent, TestEnv, task } from "../test/support.js";
+import {
+  ask,
+  CRASHABLE_WORKER,
+  crashWorker,
+  eventually,
+  keysInSlots,
+  logLevel,
+  silent,
+  TestEnv,
+  task,
+} from "../test/support.js";
 import { checkShardHostOptions } from "./options.js";
 import { ShardHost, type ShardHostEvent, WorkerState } from "./shard-host.js";
 import { watchSlotMap } from "./slot-ownership.js";
@@ -30,6 +40,7 @@ describe("ShardHost", () => {
       logLevel,
       logger: silent,
       restartInitialMs: 50,
+      workerEntry: CRASHABLE_WORKER, // so that the test can crash one
     });
     env.defer(() => host.close());
     const events: ShardHostEvent[] = [];
@@ -60,7 +71,7 @@ describe("ShardHost", () => {
     }
 
     // A worker dies of an uncaught exception: the host starts it again, on the same data.
-    expect(host.simulateCrash("shard-1", "test crash")).toBe(true);
+    crashWorker("shard-1", "test crash");
     await eventually(
       () => events.some((e) => e.type === "worker:ready" && e.shardId === "shard-1" && e.restarts === 1),
       20_000,

@@ -126,17 +126,21 @@ async function checkIdentity(o: ResolvedShardHostOptions, log: Logger): Promise<
   }
 }
 
-/** The worker's module: the .ts source under vitest/tsx, the compiled .js in dist. */
-function spawnWorker(config: WorkerConfig): Worker {
+/**
+ * The worker's module: `entry` when given (a module that wraps the
+ * default), else the .ts source under vitest/tsx, the compiled .js in dist.
+ */
+function spawnWorker(config: WorkerConfig, entry: string | undefined): Worker {
   const here = import.meta.url;
   const options = { workerData: config, name: `frontier-${config.shardId}` };
-  if (!here.endsWith(".ts")) return new Worker(new URL("./shard-worker.js", here), options);
+  const module =
+    entry ?? new URL(here.endsWith(".ts") ? "./shard-worker.ts" : "./shard-worker.js", here).href;
+  if (!module.endsWith(".ts")) return new Worker(new URL(module), options);
   // Source mode. Node 20 does not apply `--import tsx` from a worker's execArgv
   // before loading its entry, so the worker registers tsx itself, then loads
   // the .ts entry; `--conditions=source` resolves @frontier/* to their src.
   const tsx = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./shard-worker.ts", here).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(module)}); });`;
   return new Worker(bootstrap, { ...options, eval: true, execArgv: ["--conditions=source"] });
 }
 
@@ -189,7 +193,7 @@ class SupervisedShard {
     this.readyAt = undefined;
     let worker: Worker;
     try {
-      worker = spawnWorker(this.config);
+      worker = spawnWorker(this.config, this.options.workerEntry);
     } catch (error) {
       this.onExit(1, `could not start the worker: ${messageOf(error)}`);
       return;
@@ -204,13 +208,6 @@ class SupervisedShard {
       if (this.worker === worker) this.worker = undefined;
       this.onExit(code, this.failure);
     });
-  }
-
-  /** Test hook: makes the worker throw an uncaught exception. */
-  crash(reason: string): boolean {
-    if (!this.worker || this.state !== WorkerState.RUNNING) return false;
-    this.post({ type: "crash", reason });
-    return true;
   }
 
   /** Stops the worker cleanly (terminating it after closeTimeoutMs); no restart. */
@@ -455,15 +452,6 @@ export class ShardHost {
   onEvent(listener: (event: ShardHostEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * For tests and drills: makes the worker of `shardId` die of an uncaught
-   * exception, as a bug would; the host restarts it. False when that worker
-   * is not running.
-   */
-  simulateCrash(shardId: string, reason = "simulated crash"): boolean {
-    return this.shards.find((s) => s.shardId === shardId)?.crash(reason) ?? false;
   }
 
   /** Closes every actor cleanly (in parallel) and stops supervising. Idempotent. */

@@ -44,11 +44,6 @@ port.on("message", (message: HostMessage) => {
     case "close":
       void actor.close().finally(() => process.exit(0));
       break;
-    case "crash":
-      setImmediate(() => {
-        throw new Error(message.reason);
-      });
-      break;
     case "collect":
       void collect(message.id, message.what);
       break;

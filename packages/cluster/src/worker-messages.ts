@@ -31,7 +31,6 @@ export type HostMessage =
   /** Close the actor cleanly, then exit with code 0. */
   | { readonly type: "close" }
   /** Test hook: throw `reason` as an uncaught exception (the worker dies with code 1). */
-  | { readonly type: "crash"; readonly reason: string }
   /**
    * Send the actor's readiness, and its metrics when `what` is "metrics"
    * (a readiness probe needs no metrics), answering with `id`.

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BroadcastChannel } from "node:worker_threads";
 import type { TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import {
@@ -147,4 +148,17 @@ export async function eventually(
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** The worker module a ShardHost runs in tests that crash workers (see crashable-worker.ts). */
+export const CRASHABLE_WORKER = new URL("./crashable-worker.ts", import.meta.url);
+
+/**
+ * Makes the worker thread of `shardId` (of a host started with
+ * `workerEntry: CRASHABLE_WORKER`) die of an uncaught exception.
+ */
+export function crashWorker(shardId: string, reason = "simulated crash"): void {
+  const channel = new BroadcastChannel("frontier-test:crash-shard-worker");
+  channel.postMessage({ shardId, reason });
+  channel.close();
 }

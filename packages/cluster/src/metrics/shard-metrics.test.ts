@@ -16,7 +16,16 @@ import {
 } from "@frontier/metrics/testing";
 import type { Reply, Request } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, keysInSlots, logLevel, silent, TestEnv, task } from "../../test/support.js";
+import {
+  ask,
+  CRASHABLE_WORKER,
+  crashWorker,
+  keysInSlots,
+  logLevel,
+  silent,
+  TestEnv,
+  task,
+} from "../../test/support.js";
 import { ShardActor } from "../shard-actor.js";
 import { ShardHost, type ShardHostEvent } from "../shard-host.js";
 import { spreadSlots } from "../slots.js";
@@ -169,6 +178,7 @@ describe("a shard's metrics", () => {
       // A crashed worker stays down for the test to look at it.
       restartInitialMs: 600_000,
       restartMaxMs: 600_000,
+      workerEntry: CRASHABLE_WORKER,
     });
     env.defer(() => host.close());
     const nc = await env.connect();
@@ -201,7 +211,7 @@ describe("a shard's metrics", () => {
         if (e.type === "worker:exit") resolve(e);
       }),
     );
-    expect(host.simulateCrash("shard-0")).toBe(true);
+    crashWorker("shard-0");
     await exited;
     families = await scrape();
     // The crashed worker exports nothing; its host says it is down.
