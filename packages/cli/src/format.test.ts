@@ -84,6 +84,21 @@ describe("taskLines", () => {
     expect(taskLines(cancelled, new Map([["a", null]]))).toContain("  prerequisites  a (not found)");
   });
 
+  it("shows a delayed start, the run time limit, and when a leased attempt times out", () => {
+    const engine = new Scheduler({ now: () => 1_700_000_000_000 });
+    engine.addTasks([
+      { id: "later", deadline: 1_800_000_000_000, notBefore: 1_700_000_060_000 },
+      { id: "bounded", deadline: 1_800_000_000_000, timeoutMs: 90_000 },
+    ]);
+    const waiting = taskLines(engine.getTask("later")!).join("\n");
+    expect(waiting).toMatch(/state +WAITING/);
+    expect(waiting).toMatch(/not before +.*2023-11-14T22:14:20/);
+    engine.lease("w", { leaseMs: 30_000 });
+    const leased = taskLines(engine.getTask("bounded")!).join("\n");
+    expect(leased).toMatch(/timeout +90000 ms per attempt/);
+    expect(leased).toMatch(/times out +.*2023-11-14T22:14:50/);
+  });
+
   it("counts what a waiting task still waits for, and names only the first 20 prerequisites", () => {
     const { waiting } = views();
     expect(taskLines(waiting, new Map([["a", "RUNNABLE"]]))).toContain(

@@ -96,6 +96,8 @@ export function taskLines(
     ["deadline", `${time(task.deadline)}${task.hardDeadline ? " (hard)" : ""}`],
     ["attempts", `${task.attempts} of ${task.maxAttempts}`],
   ];
+  if (task.notBefore !== undefined) rows.push(["not before", time(task.notBefore)]);
+  if (task.timeoutMs !== undefined) rows.push(["timeout", `${task.timeoutMs} ms per attempt`]);
   if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);
   if (task.prerequisites.length > 0) rows.push(["prerequisites", prerequisiteList(task, prerequisites)]);
   if (task.token > 0) rows.push(["token", String(task.token)]);
@@ -103,6 +105,7 @@ export function taskLines(
   if (task.state === "LEASED" && task.leaseExpiresAt !== undefined) {
     rows.push(["lease expires", time(task.leaseExpiresAt)]);
   }
+  if (task.state === "LEASED" && task.timeoutAt !== undefined) rows.push(["times out", time(task.timeoutAt)]);
   if (task.retryAt !== undefined) rows.push(["retry at", time(task.retryAt)]);
   if (task.finishedAt !== undefined) rows.push(["finished", time(task.finishedAt)]);
   if (task.reason !== undefined && task.reason !== "") rows.push(["reason", task.reason]);

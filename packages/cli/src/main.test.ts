@@ -238,6 +238,19 @@ describe("submit input", () => {
     expect(deadlineOf(42, "x", 0)).toBe(42);
     expect(() => deadlineOf("tomorrow", "f:1", 0)).toThrow(/f:1: deadline "tomorrow" is not a number/);
   });
+
+  it("reads a delayed start (notBefore) as it reads deadlines, and names it when it is not a time", () => {
+    const now = 1_700_000_000_000;
+    expect(parseTasks('{"id":"a","deadline":"+10m","notBefore":"+5m","timeoutMs":60000}', "f", now)).toEqual([
+      {
+        task: { id: "a", deadline: now + 600_000, notBefore: now + 300_000, timeoutMs: 60_000 },
+        where: "f:1",
+      },
+    ]);
+    expect(() => parseTasks('{"id":"a","deadline":1,"notBefore":"soon"}', "f", now)).toThrow(
+      /f:1: notBefore "soon" is not a number, an ISO date, or \+N/,
+    );
+  });
 });
 
 describe("status usage", () => {

@@ -4,13 +4,14 @@
  *
  * A deadline may be written as a number (ms since the epoch, what the wire
  * carries), an ISO-8601 date ("2030-01-01T09:00:00Z"), or relative to now
- * ("+90s", "+15m", "+2h", "+1d"); the file is converted before it is sent.
+ * ("+90s", "+15m", "+2h", "+1d"); so may a delayed start, `notBefore`. The
+ * file is converted before it is sent.
  * Nothing is sent unless every task is good.
  */
 import { usageError } from "./errors.js";
 
 export interface SourcedTask {
-  /** The task as read, deadline converted. Its shape is the wire's to check. */
+  /** The task as read, deadline and notBefore converted. Its shape is the wire's to check. */
   readonly task: Record<string, unknown>;
   /** "tasks.jsonl:3" or "tasks.json[2]": where the task came from, for errors. */
   readonly where: string;
@@ -58,13 +59,12 @@ export function parseTasks(
       continue;
     }
     const task = { ...(value as Record<string, unknown>) };
-    if ("deadline" in task) {
-      try {
-        task["deadline"] = deadlineOf(task["deadline"], where, now);
-      } catch (err) {
-        problems.push((err as Error).message.replace(/^submit: /, ""));
-        continue;
-      }
+    try {
+      for (const field of TIME_FIELDS)
+        if (field in task) task[field] = deadlineOf(task[field], where, now, field);
+    } catch (err) {
+      problems.push((err as Error).message.replace(/^submit: /, ""));
+      continue;
     }
     const problem = check(task);
     if (problem !== null) problems.push(`${where}: ${problem}`);
@@ -104,8 +104,11 @@ function jsonLines(text: string, name: string, problems: string[]): { value: unk
   return items;
 }
 
-/** A deadline as ms since the epoch; strings that are not dates are left for the wire to refuse. */
-export function deadlineOf(value: unknown, where: string, now: number): unknown {
+/** The fields of a task that are times, written as deadlines are. */
+const TIME_FIELDS = ["deadline", "notBefore"] as const;
+
+/** A deadline (or other time `field`) as ms since the epoch; strings that are not dates are refused. */
+export function deadlineOf(value: unknown, where: string, now: number, field = "deadline"): unknown {
   if (typeof value !== "string") return value;
   const rel = RELATIVE.exec(value.trim());
   if (rel !== null) return Math.round(now + Number(rel[1]) * (UNIT_MS[rel[2] ?? "ms"] ?? 1));
@@ -114,7 +117,7 @@ export function deadlineOf(value: unknown, where: string, now: number): unknown 
     if (Number.isFinite(ms)) return ms;
   }
   throw usageError(
-    `submit: ${where}: deadline ${JSON.stringify(value)} is not a number, an ISO date, or +N{ms,s,m,h,d}`,
+    `submit: ${where}: ${field} ${JSON.stringify(value)} is not a number, an ISO date, or +N{ms,s,m,h,d}`,
   );
 }
 

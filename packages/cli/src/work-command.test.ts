@@ -8,13 +8,19 @@ import { runCommand } from "./work-command.js";
 
 const task = { id: "t", deadline: 1, prerequisites: [] };
 const lease: Lease = { taskId: "t", owner: "w", token: 1, expiresAt: 0, attempt: 1, task };
-const run = (script: string, reasonFromStderr?: boolean, more: { signal?: AbortSignal; cwd?: string } = {}) =>
+const run = (
+  script: string,
+  reasonFromStderr?: boolean,
+  more: { signal?: AbortSignal; cwd?: string; timeoutMs?: number; killGraceMs?: number } = {},
+) =>
   runCommand("sh", ["-c", script], task, lease, more.signal ?? new AbortController().signal, {
     env: process.env,
     stdout: "stderr",
     stderr: () => {},
     ...(reasonFromStderr === undefined ? {} : { reasonFromStderr }),
     ...(more.cwd === undefined ? {} : { cwd: more.cwd }),
+    ...(more.timeoutMs === undefined ? {} : { timeoutMs: more.timeoutMs }),
+    ...(more.killGraceMs === undefined ? {} : { killGraceMs: more.killGraceMs }),
   }).then(
     () => "completed",
     (error: Error) => error.message,
@@ -45,6 +51,16 @@ describe("runCommand", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("past its --timeout, terminates the command (SIGKILL if it ignores SIGTERM) and fails: 'timed out after N ms'", async () => {
+    expect(await run("sleep 30", false, { timeoutMs: 100 })).toBe("timed out after 100 ms");
+    // A command that ignores SIGTERM still ends: SIGKILL after the grace.
+    expect(
+      await run("trap '' TERM; sleep 30 & wait; sleep 30", false, { timeoutMs: 100, killGraceMs: 100 }),
+    ).toBe("timed out after 100 ms");
+    // One that finishes within its limit is unaffected.
+    expect(await run("exit 0", false, { timeoutMs: 60_000 })).toBe("completed");
   });
 
   it("when aborted, terminates the command's whole group, its children too, and fails the attempt", async () => {

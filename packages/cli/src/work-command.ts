@@ -25,7 +25,7 @@
 import { spawn } from "node:child_process";
 import { TaskError, type WorkerEvent } from "@frontier/client";
 import type { Lease, Task } from "@frontier/core";
-import { MAX_WAIT_MS } from "@frontier/protocol";
+import { MAX_TIMEOUT_MS, MAX_WAIT_MS } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, str, target } from "./args.js";
 import { type CommandContext, withClient } from "./client-commands.js";
 import { CliError, describeError, ExitCode, usageError } from "./errors.js";
@@ -47,6 +47,12 @@ export const WORK_OPTIONS = {
   },
   worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
   "exit-when-idle": { type: "boolean", description: "exit once nothing is runnable and nothing runs" },
+  timeout: {
+    type: "string",
+    value: "MS",
+    description:
+      "run time limit of each command in ms (default: the task's timeoutMs, if any): then SIGTERM, SIGKILL 5 s later, and the task fails retryably, 'timed out after MS ms'",
+  },
   "reason-from-stderr": {
     type: "boolean",
     description:
@@ -79,6 +85,9 @@ export async function work(ctx: CommandContext): Promise<void> {
   const json = flag(ctx.parsed, "json");
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
   const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
+  // The worker's own limit, instead of the task's (the SDK and the shard still enforce a task's
+  // own timeoutMs: its signal aborts, which kills the command too).
+  const timeoutMs = int(c, ctx.parsed, "timeout", { min: 1, max: MAX_TIMEOUT_MS });
   // Loaded here, not with the command table: other commands need no metrics library.
   const { metricsFlagsOf, serveMetrics } = await import("./metrics/serve.js");
   const { WorkMetrics } = await import("./metrics/work-metrics.js");
@@ -101,6 +110,7 @@ export async function work(ctx: CommandContext): Promise<void> {
           stdout: json ? "stderr" : "inherit",
           stderr: (chunk) => io.stderr.write(chunk),
           reasonFromStderr,
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       ),
       { concurrency, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) },
@@ -234,6 +244,13 @@ interface RunOptions {
   readonly stderr: (chunk: Buffer) => void;
   /** Put the tail of the command's stderr in the failure reason (else only the exit code or signal). */
   readonly reasonFromStderr?: boolean;
+  /**
+   * The command's run time limit, ms: then it is killed as on an abort, and
+   * the task fails (retryably) with the reason `timed out after N ms`.
+   */
+  readonly timeoutMs?: number;
+  /** After SIGTERM, how long the command gets before SIGKILL, ms. Default KILL_GRACE_MS. */
+  readonly killGraceMs?: number;
 }
 
 /** Run CMD for one task; resolves on exit 0, throws a TaskError (or SpawnError) otherwise. */
@@ -283,13 +300,23 @@ export function runCommand(
 
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
+      if (killTimer !== undefined) return; // killed already (its limit, then an abort)
       killGroup("SIGTERM");
-      killTimer = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+      killTimer = setTimeout(() => killGroup("SIGKILL"), options.killGraceMs ?? KILL_GRACE_MS);
     };
     signal.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const limitTimer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            onAbort();
+          }, options.timeoutMs);
     const cleanup = () => {
       signal.removeEventListener("abort", onAbort);
       clearTimeout(killTimer);
+      clearTimeout(limitTimer);
     };
     child.once("error", (err: NodeJS.ErrnoException) => {
       cleanup();
@@ -303,6 +330,8 @@ export function runCommand(
     });
     child.once("close", (code, sig) => {
       cleanup();
+      // Past its limit, whatever it exited with: the limit is why it ended (or should have).
+      if (timedOut) return reject(new TaskError(`timed out after ${options.timeoutMs} ms`));
       if (code === 0) return resolve();
       const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
       if (options.reasonFromStderr !== true) return reject(new TaskError(how));

@@ -105,11 +105,25 @@ export class LeaseLostError extends Error {
  * throws fails the task retryably.
  */
 export class TaskError extends Error {
-  override readonly name = "TaskError";
+  override readonly name: string = "TaskError";
   readonly retryable: boolean;
   constructor(message: string, options?: { retryable?: boolean; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.retryable = options?.retryable ?? true;
+  }
+}
+
+/**
+ * What a handler's signal aborts with, and the failure reported, when an
+ * attempt runs past its run time limit (the task's `timeoutMs`, else the
+ * worker's): a retryable failure, as the shard counts it.
+ */
+export class AttemptTimeoutError extends TaskError {
+  override readonly name: string = "AttemptTimeoutError";
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`timed out after ${timeoutMs} ms`, { retryable: true });
+    this.timeoutMs = timeoutMs;
   }
 }
 

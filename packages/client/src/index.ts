@@ -21,6 +21,7 @@ export {
   type TaskCallOptions,
 } from "./client.js";
 export {
+  AttemptTimeoutError,
   ClientError,
   ClientErrorCode,
   LeaseLostError,

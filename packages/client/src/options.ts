@@ -4,7 +4,13 @@
  * the option in its error (an `InvalidArgumentError`).
  */
 import { type BackoffPolicy, InvalidArgumentError } from "@frontier/core";
-import { isValidToken, MAX_ID_LENGTH, MAX_TASKS_PER_BATCH, MAX_WAIT_MS } from "@frontier/protocol";
+import {
+  isValidToken,
+  MAX_ID_LENGTH,
+  MAX_TASKS_PER_BATCH,
+  MAX_TIMEOUT_MS,
+  MAX_WAIT_MS,
+} from "@frontier/protocol";
 import type { NatsAccess } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -149,6 +155,14 @@ export interface WorkOptions {
   readonly owner?: string;
   /** Heartbeat period as a fraction of `leaseMs`, in (0, 1). See `DEFAULT_HEARTBEAT_FRACTION`. */
   readonly heartbeatFraction?: number;
+  /**
+   * Run time limit of one attempt, ms, 1..MAX_TIMEOUT_MS, for tasks that
+   * have no `timeoutMs` of their own (a task's own limit wins: the shard
+   * enforces that one). Counted from the grant: when it passes, the
+   * handler's signal aborts with an `AttemptTimeoutError`, heartbeats stop
+   * and the task is failed (retryably) at once. Default: none.
+   */
+  readonly timeoutMs?: number;
   /** Aborting it stops the worker gracefully, as `stop()` does. */
   readonly signal?: AbortSignal;
 }
@@ -161,6 +175,8 @@ export interface FilledWorkOptions {
   readonly waitMs: number;
   readonly owner: string;
   readonly heartbeatMs: number;
+  /** The worker's run time limit for tasks without their own. */
+  readonly timeoutMs: number | undefined;
   readonly signal: AbortSignal | undefined;
 }
 
@@ -184,6 +200,15 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   }
   const owner = options.owner ?? defaultOwner;
   checkId("work", "owner", owner);
+  const timeoutMs = options.timeoutMs;
+  if (
+    timeoutMs !== undefined &&
+    (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
+  ) {
+    throw new InvalidArgumentError(
+      `work: option timeoutMs must be an integer in 1..MAX_TIMEOUT_MS (${MAX_TIMEOUT_MS}), got ${String(timeoutMs)}`,
+    );
+  }
   const fraction = options.heartbeatFraction ?? DEFAULT_HEARTBEAT_FRACTION;
   if (!(fraction > 0 && fraction < 1)) {
     throw new InvalidArgumentError(`work: option heartbeatFraction must be in (0, 1), got ${fraction}`);
@@ -195,6 +220,7 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
     waitMs,
     owner,
     heartbeatMs: Math.max(1, Math.floor(leaseMs * fraction)),
+    timeoutMs,
     signal: options.signal,
   };
 }

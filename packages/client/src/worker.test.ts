@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
-import { LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
+import { AttemptTimeoutError, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
 import { reasonOf } from "./worker.js";
 
 const harness = useEngineCluster("worker");
@@ -305,5 +305,67 @@ describe("reasonOf", () => {
     expect(r.endsWith("…")).toBe(true);
     expect(/[\uD800-\uDBFF]…$/.test(r)).toBe(false);
     expect(reasonOf("text")).toBe("non-error thrown: text");
+  });
+});
+
+describe("work: run time limits", () => {
+  it("aborts a hung handler at its task's timeoutMs, stops heartbeating and fails it, so it runs again", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "hangs", deadline: 1, maxAttempts: 2, timeoutMs: 300 }]);
+    const contexts: { attempt: number; timeoutMs: number | undefined; signal: AbortSignal }[] = [];
+    let release: () => void = () => {};
+    const hung = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const events: WorkerEvent[] = [];
+    const worker = client.work(
+      async (_task, ctx) => {
+        contexts.push({ attempt: ctx.attempt, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
+        // The first attempt ignores its signal entirely: a hung handler in a live worker.
+        if (ctx.attempt === 1) await hung;
+      },
+      { concurrency: 2, leaseMs: 200, waitMs: 100 },
+    );
+    worker.on((e) => events.push(e));
+    await until(() => coord.engine.getTask("hangs")?.state === "COMPLETED");
+    const [first, second] = contexts;
+    expect(first?.timeoutMs).toBe(300);
+    expect(first?.signal.aborted).toBe(true);
+    expect(first?.signal.reason).toBeInstanceOf(AttemptTimeoutError);
+    expect(second?.attempt).toBe(2);
+    const failed = events.find((e) => e.type === "task:failed");
+    expect(failed?.type === "task:failed" && failed.error).toBeInstanceOf(AttemptTimeoutError);
+    // The worker stopped heartbeating the first lease when it failed it: none after its fail.
+    const firstToken = failed?.lease.token;
+    const ofFirst = coord.requests.filter(
+      (q) => (q.op === "heartbeat" || q.op === "fail") && "token" in q && q.token === firstToken,
+    );
+    const ops = ofFirst.map((q) => q.op);
+    expect(ops.at(-1)).toBe("fail");
+    expect(ops.filter((op) => op === "fail")).toHaveLength(1);
+    release();
+    await worker.stop();
+    await client.close();
+    await coord.close();
+  });
+
+  it("applies the worker's timeoutMs to tasks without their own, failing them with the reason", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "slow", deadline: 1, maxAttempts: 1 }]);
+    const worker = client.work(
+      (_task, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+        }),
+      { timeoutMs: 150, waitMs: 100 },
+    );
+    await until(() => coord.engine.getTask("slow")?.state === "FAILED");
+    expect(coord.engine.getTask("slow")?.reason).toContain("AttemptTimeoutError: timed out after 150 ms");
+    // The worker enforced it (the task has no limit the shard knows of).
+    expect(coord.engine.stats().attemptTimeouts).toBe(0);
+    await worker.stop();
+    expect(() => client.work(() => {}, { timeoutMs: 0 })).toThrow(/timeoutMs/);
+    await client.close();
+    await coord.close();
   });
 });

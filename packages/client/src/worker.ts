@@ -32,6 +32,13 @@
  * marks the task lost: its signal aborts with a `LeaseLostError`, a task not
  * started yet never starts, and its outcome is dropped (another worker may
  * own it now; the fencing token would refuse us anyway).
+ *
+ * Per task with a run time limit (its `timeoutMs`, else the worker's), from
+ * its grant: when the limit passes, the signal aborts with an
+ * `AttemptTimeoutError`, heartbeats stop (a hung handler no longer keeps the
+ * lease; the shard would refuse to extend it anyway) and the task is failed,
+ * retryably, with the reason `timed out after N ms`, at once: what the
+ * handler does later is ignored. It keeps its slot until it settles.
  */
 import { randomUUID } from "node:crypto";
 import { backoffDelay, type Lease, type Task, type TaskState } from "@frontier/core";
@@ -47,7 +54,7 @@ import {
 } from "@frontier/protocol";
 import type { FrontierClient, WorkerChannel } from "./client.js";
 import { isLeaseGone, refOf, shouldRetry } from "./client.js";
-import { ClientError, ClientErrorCode, LeaseLostError, TaskError } from "./errors.js";
+import { AttemptTimeoutError, ClientError, ClientErrorCode, LeaseLostError, TaskError } from "./errors.js";
 import { type FilledWorkOptions, fillWorkOptions, type RetryPolicy, type WorkOptions } from "./options.js";
 import { MAX_AUTO_PREFETCH, Prefetch } from "./prefetch.js";
 
@@ -57,10 +64,14 @@ export interface TaskContext {
   /** 1 for the task's first lease. */
   readonly attempt: number;
   /**
-   * Aborted when the lease is lost (reason: `LeaseLostError`) or when the
-   * worker stops with `abortInFlight`. A handler should stop soon after.
+   * Aborted when the lease is lost (reason: `LeaseLostError`), when the
+   * attempt's run time limit passes (reason: `AttemptTimeoutError`; the task
+   * has already been failed then) or when the worker stops with
+   * `abortInFlight`. A handler should stop soon after.
    */
   readonly signal: AbortSignal;
+  /** The run time limit of this attempt, ms from the grant (the task's, else the worker's), if any. */
+  readonly timeoutMs: number | undefined;
 }
 
 /**
@@ -135,6 +146,10 @@ interface Held {
   /** Set once the handler settled: no heartbeat after that. */
   finished: boolean;
   lost: LeaseLostError | null;
+  /** The attempt's run time limit, ms, if any; its timer; set once it passed (then no heartbeat). */
+  readonly timeoutMs: number | undefined;
+  limitTimer: NodeJS.Timeout | undefined;
+  timedOut: AttemptTimeoutError | null;
 }
 
 /** The completes bound for one shard (or a coordinator): sent together, one request at a time. */
@@ -323,6 +338,7 @@ export class TaskWorker implements Worker {
     for (const lease of leases) {
       const key = `${lease.taskId}\u0000${lease.token}`;
       if (this.held.has(key)) continue; // the same grant twice (a resend's replay): one run
+      const timeoutMs = lease.task.timeoutMs ?? this.options.timeoutMs;
       const held: Held = {
         key,
         lease,
@@ -333,11 +349,15 @@ export class TaskWorker implements Worker {
         started: false,
         finished: false,
         lost: null,
+        timeoutMs,
+        limitTimer: undefined,
+        timedOut: null,
       };
       this.counts.leased++;
       this.held.set(key, held);
       this.wait(held);
       this.scheduleHeartbeat(held);
+      if (timeoutMs !== undefined) held.limitTimer = setTimeout(() => this.timeOut(held), timeoutMs);
     }
     this.pump();
   }
@@ -366,7 +386,8 @@ export class TaskWorker implements Worker {
   private pump(): void {
     while (this.runningCount < this.options.concurrency && this.waiting.length > 0) {
       const held = this.waiting.shift()!;
-      if (held.lost !== null) continue; // lost while it waited (dropped already)
+      // Lost or timed out while it waited (dropped already).
+      if (held.lost !== null || held.timedOut !== null) continue;
       this.start(held);
     }
   }
@@ -398,13 +419,20 @@ export class TaskWorker implements Worker {
     this.emit({ type: "task:started", lease });
     let failure: { error: unknown } | null = null;
     try {
-      await this.handler(lease.task, { lease, attempt: lease.attempt, signal: held.controller.signal });
+      await this.handler(lease.task, {
+        lease,
+        attempt: lease.attempt,
+        signal: held.controller.signal,
+        timeoutMs: held.timeoutMs,
+      });
     } catch (error) {
       failure = { error };
     } finally {
       held.finished = true;
       clearTimeout(held.timer);
+      clearTimeout(held.limitTimer);
     }
+    if (held.timedOut !== null) return; // failed when the limit passed: the outcome is moot
     if (held.lost !== null) return this.lose(held, held.lost);
     if (failure === null) return this.queueComplete(held);
     // Failures are rare: each goes alone (to the granting shard when known), in the background.
@@ -524,6 +552,29 @@ export class TaskWorker implements Worker {
     this.emit({ type: "task:lost", lease: held.lease, error });
   }
 
+  // -------------------------------------------------------- run time limits
+
+  /**
+   * The attempt's run time limit passed: stop heartbeating, abort the
+   * handler's signal and fail the task now (retryably), without waiting for
+   * a handler that may never return. A task still waiting for a slot is
+   * dropped. If the shard timed the attempt out first, the fail is
+   * acknowledged as a repeat.
+   */
+  private timeOut(held: Held): void {
+    if (held.finished || held.lost !== null) return;
+    const error = new AttemptTimeoutError(held.timeoutMs!);
+    held.timedOut = error;
+    clearTimeout(held.timer);
+    held.controller.abort(error);
+    if (!held.started) {
+      held.finished = true;
+      this.held.delete(held.key);
+      this.roomFreed?.();
+    }
+    this.track(this.failTask(held, error));
+  }
+
   // --------------------------------------------------------------- heartbeats
 
   private scheduleHeartbeat(held: Held): void {
@@ -533,7 +584,7 @@ export class TaskWorker implements Worker {
   private async heartbeat(held: Held): Promise<void> {
     const { leaseMs } = this.options;
     for (let attempt = 1; ; attempt++) {
-      if (held.finished || held.lost !== null) return;
+      if (held.finished || held.lost !== null || held.timedOut !== null) return;
       const remaining = held.expiresAt - Date.now();
       if (remaining <= 0) return this.markLost(held, "no heartbeat succeeded before the lease ran out", null);
       // One attempt per call (the retries are here), so a success extends the estimate from when
@@ -568,11 +619,13 @@ export class TaskWorker implements Worker {
         break;
       }
     }
-    if (!held.finished && held.lost === null) this.scheduleHeartbeat(held);
+    if (!held.finished && held.lost === null && held.timedOut === null) this.scheduleHeartbeat(held);
   }
 
   private markLost(held: Held, why: string, cause: unknown): void {
+    if (held.timedOut !== null) return; // failed already, as timed out
     held.lost = this.lostError(held, why, cause);
+    clearTimeout(held.limitTimer);
     held.controller.abort(held.lost);
     if (!held.started) {
       // Never started: dropped now (the lease is gone, so is the room it took).
