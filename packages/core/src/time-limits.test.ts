@@ -113,6 +113,17 @@ describe("notBefore: delayed start", () => {
     expect(s.nextTimerAt()).toBeNull();
   });
 
+  it("waits for notBefore again when an ended task is retried before it, across a rebuild", () => {
+    const { s, clock } = engine();
+    s.addTasks({ id: "d", deadline: 5, notBefore: 2_000 });
+    s.cancel("d");
+    expect(s.retry("d")).toMatchObject({ state: "WAITING", unmetPrerequisites: 0 });
+    const rebuilt = Scheduler.restore(s.snapshot(), [], { now: () => clock.now });
+    for (const e of [s, rebuilt]) expect(e.nextTimerAt()).toBe(2_000);
+    clock.now = 2_000;
+    expect(rebuilt.lease("w").map((l) => l.taskId)).toEqual(["d"]);
+  });
+
   it("does not take a fail with token 0 on a task never leased as a repeat", () => {
     const { s } = engine();
     s.addTasks({ id: "d", deadline: 5, notBefore: 2_000 });
