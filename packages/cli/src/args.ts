@@ -187,7 +187,11 @@ const COMMAND_ROLES: Readonly<Record<string, Role>> = {
   fail: "worker",
   submit: "submitter",
   status: "submitter",
+  list: "submitter",
+  show: "submitter",
+  top: "submitter",
   cancel: "admin",
+  retry: "admin",
 };
 
 export interface Target {

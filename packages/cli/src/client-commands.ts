@@ -360,7 +360,7 @@ export async function status(ctx: CommandContext): Promise<void> {
  * found, or not answered), looked up at once; they share its workflow, so
  * they live on its shard.
  */
-async function prerequisiteStates(
+export async function prerequisiteStates(
   client: FrontierClient,
   task: TaskView,
 ): Promise<Map<string, TaskState | null>> {

@@ -23,6 +23,16 @@ import {
 import { CREDENTIALS_OPTIONS } from "./credentials-command.js";
 import { CliError, describeError, ExitCode } from "./errors.js";
 import { type Io, println, processIo } from "./io.js";
+import {
+  LIST_OPTIONS,
+  list,
+  RETRY_OPTIONS,
+  retry,
+  SHOW_OPTIONS,
+  show,
+  TOP_OPTIONS,
+  top,
+} from "./query-commands.js";
 import { COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
 import { WORK_OPTIONS, work } from "./work-command.js";
 
@@ -107,6 +117,30 @@ export const COMMANDS = {
     args: "[ID]",
     options: STATUS_OPTIONS,
     run: status,
+  },
+  list: {
+    summary: "list tasks by state or workflow, earliest deadline first, a page at a time",
+    args: "[--state S[,S…]] [--workflow W] [--limit N] [--cursor C]",
+    options: LIST_OPTIONS,
+    run: list,
+  },
+  show: {
+    summary: "show a task with its prerequisites and dependents, or a workflow's DAG with each task's state",
+    args: "ID [--workflow W] | --workflow W",
+    options: SHOW_OPTIONS,
+    run: show,
+  },
+  retry: {
+    summary: "run a FAILED, CANCELLED or EXPIRED task again from its first attempt (admin)",
+    args: "ID [--workflow W] [--deadline MS]",
+    options: RETRY_OPTIONS,
+    run: retry,
+  },
+  top: {
+    summary: "the cluster's backlog, rates, leases and misses, refreshed every second (--once: one snapshot)",
+    args: "[--once]",
+    options: TOP_OPTIONS,
+    run: top,
   },
   work: {
     summary:

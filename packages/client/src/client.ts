@@ -21,6 +21,7 @@ import {
   type SchedulerStats,
   type TaskInput,
   type TaskState,
+  type TaskSummary,
   type TaskView,
 } from "@frontier/core";
 import {
@@ -31,6 +32,8 @@ import {
   fromWireError,
   type HeldLease,
   isRetryable,
+  type ListCursor,
+  type ListTasksRequest,
   type OkReply,
   type Op,
   ProtocolError,
@@ -132,6 +135,15 @@ export interface TaskCallOptions extends RequestOptions {
   readonly workflowId?: string;
 }
 
+/** What `listTasks` filters on (see ListTasksRequest). */
+export type TaskListQuery = Omit<ListTasksRequest, "op">;
+
+export interface TaskListPage {
+  readonly tasks: readonly TaskSummary[];
+  readonly next: ListCursor | null;
+  readonly shards: ShardCoverage;
+}
+
 export interface CancelOptions extends TaskCallOptions {
   readonly reason?: string;
 }
@@ -160,6 +172,27 @@ export interface FrontierClient {
   getTask(taskId: string, options?: TaskCallOptions): Promise<TaskView | null>;
   /** Counters of the whole cluster, with the shards they cover (partial when `shards.missing` is not empty). */
   stats(options?: RequestOptions): Promise<ClusterStats>;
+  /**
+   * A page of tasks across the cluster, by (deadline, id, shard); pass the
+   * page's `next` as `after` for the next one. Partial when `shards.missing`
+   * is not empty.
+   */
+  listTasks(query: TaskListQuery, options?: RequestOptions): Promise<TaskListPage>;
+  /** A page of one workflow's tasks with their prerequisites (its graph). */
+  getWorkflow(
+    workflowId: string,
+    page: { readonly after?: ListCursor; readonly limit: number },
+    options?: RequestOptions,
+  ): Promise<{ readonly tasks: readonly TaskSummary[]; readonly next: ListCursor | null }>;
+  /**
+   * Run a task that ended FAILED, CANCELLED or EXPIRED again from its first
+   * attempt (admin role); resolves with its state: RUNNABLE, or WAITING on
+   * prerequisites. A resend after a lost reply is refused INVALID_STATE.
+   */
+  retry(
+    taskId: string,
+    options?: TaskCallOptions & { readonly deadline?: number },
+  ): Promise<{ state: TaskState }>;
   /** Run `handler` for each leased task, `concurrency` at a time, with heartbeats; see `Worker`. */
   work(handler: TaskHandler, options?: WorkOptions): Worker;
   /** Gather single tasks into batches by size and time, with backpressure; see `Submitter`. */
@@ -428,6 +461,32 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   async stats(options: RequestOptions = {}): Promise<ClusterStats> {
     const reply = await this.request({ op: "stats" }, options);
     return { ...reply.stats, shards: reply.shards ?? { answered: [], missing: [] } };
+  }
+
+  async listTasks(query: TaskListQuery, options: RequestOptions = {}): Promise<TaskListPage> {
+    const reply = await this.request({ op: "listTasks", ...query }, options);
+    return { tasks: reply.tasks, next: reply.next, shards: reply.shards ?? { answered: [], missing: [] } };
+  }
+
+  async getWorkflow(
+    workflowId: string,
+    page: { readonly after?: ListCursor; readonly limit: number },
+    options: RequestOptions = {},
+  ): Promise<{ readonly tasks: readonly TaskSummary[]; readonly next: ListCursor | null }> {
+    const reply = await this.request({ op: "getWorkflow", workflowId, ...page }, options);
+    return { tasks: reply.tasks, next: reply.next };
+  }
+
+  async retry(
+    taskId: string,
+    options: TaskCallOptions & { readonly deadline?: number } = {},
+  ): Promise<{ state: TaskState }> {
+    const deadline = options.deadline === undefined ? {} : { deadline: options.deadline };
+    const reply = await this.request(
+      { op: "retry", taskId, ...workflow(options.workflowId), ...deadline },
+      options,
+    );
+    return { state: reply.state };
   }
 
   work(handler: TaskHandler, options: WorkOptions = {}): Worker {

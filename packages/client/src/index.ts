@@ -19,6 +19,8 @@ export {
   type SubmitResult,
   shouldRetry,
   type TaskCallOptions,
+  type TaskListPage,
+  type TaskListQuery,
 } from "./client.js";
 export {
   AttemptTimeoutError,
