@@ -34,7 +34,7 @@ import {
 } from "./checker.js";
 import { ChaosCluster } from "./cluster.js";
 import type { Exchange, HistoryEvent } from "./history.js";
-import { mulberry32 } from "./simulation.js";
+import { seededRandom } from "./simulation.js";
 import { slowTask, stormTasks, workflow } from "./workload.js";
 
 const DURATION_MS = Number(process.env["FRONTIER_CHAOS_DURATION_MS"] ?? 60_000);
@@ -55,8 +55,8 @@ const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
 describe.sequential(`chaos (seed ${SEED})`, () => {
   // One stream for the workload, one for the fault schedule, so a seed replays both.
-  const random = mulberry32(SEED);
-  const faults = mulberry32(SEED ^ 0x5eed);
+  const random = seededRandom(SEED);
+  const faults = seededRandom(SEED ^ 0x5eed);
   let c: ChaosCluster;
   let submitter: FrontierClient;
   let probe: FrontierClient;

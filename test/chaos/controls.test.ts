@@ -14,7 +14,7 @@ import type { Request } from "../../packages/protocol/src/index.js";
 import { type CheckName, checkHistory, formatReport } from "./checker.js";
 import { ChaosCluster } from "./cluster.js";
 import type { ChaosPayload, FinalTask, HistoryEvent } from "./history.js";
-import { mulberry32 } from "./simulation.js";
+import { seededRandom } from "./simulation.js";
 import type { WireFaults } from "./wire-tap.js";
 import { workflow } from "./workload.js";
 
@@ -47,7 +47,7 @@ describe.sequential("negative controls on a real cluster", () => {
   /** Submits a few workflows, works them with the faulty client, drains, and checks this control's history. */
   async function run(name: string, control: Control) {
     const from = Date.now();
-    const random = mulberry32(name.length);
+    const random = seededRandom(name.length);
     const submitter = await c.client(`${name}-submitter`, control.submitter ?? {});
     const tasks: TaskInput[] = [];
     for (let i = 0; i < 12; i++) {

@@ -21,6 +21,9 @@
  *    with its first grant, stranding it (retry).
  * Each bug is made to fire at least once; a run without one must pass.
  */
+
+import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
+import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { type Change, type Lease, Scheduler, type TaskInput } from "../../packages/core/src/index.js";
 import type {
   ChaosPayload,
@@ -80,7 +83,7 @@ interface SimWorker {
 }
 
 export function simulate(options: SimOptions): History {
-  const random = mulberry32(options.seed);
+  const random = seededRandom(options.seed);
   const bug = options.bug;
   const events: HistoryEvent[] = [];
   let v = 0; // virtual ms since T0
@@ -388,14 +391,8 @@ function tapOf(
   };
 }
 
-/** A small seedable PRNG (mulberry32): a failing seed replays the same run. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded PRNG (pure-rand's xoroshiro128+): a failing seed replays the same run. */
+export function seededRandom(seed: number): () => number {
+  const rng = xoroshiro128plus(seed);
+  return () => uniformFloat64(rng);
 }

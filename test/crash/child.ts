@@ -8,12 +8,12 @@
  */
 import { writeSync } from "node:fs";
 import { type Durability, Shard } from "../../packages/shard/src/index.js";
-import { type Event, HARNESS_SHARD_OPTIONS, LEASE_MS, mulberry32, SHORT_LEASE_MS } from "./protocol.js";
+import { type Event, HARNESS_SHARD_OPTIONS, LEASE_MS, SHORT_LEASE_MS, seededRandom } from "./protocol.js";
 
 const [dataDir, seedText, durability, prefix] = process.argv.slice(2);
 if (!dataDir || !seedText || !durability || !prefix)
   throw new Error("usage: child.ts <dataDir> <seed> <durability> <prefix>");
-const random = mulberry32(Number(seedText));
+const random = seededRandom(Number(seedText));
 type Lease = Awaited<ReturnType<Shard["lease"]>>[number];
 type TaskInput = Extract<Parameters<Shard["submit"]>[0], { id: string }>;
 const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(random() * items.length)];

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
 import { Shard } from "../../packages/shard/src/index.js";
 import { checkRecovery, type RecoveredTask } from "./check.js";
-import { type Event, HARNESS_SHARD_OPTIONS, mulberry32 } from "./protocol.js";
+import { type Event, HARNESS_SHARD_OPTIONS, seededRandom } from "./protocol.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const child = join(repoRoot, "test", "crash", "child.ts");
@@ -117,7 +117,7 @@ it(
     const totals = { scenarios: 0, kills: 0, acks: 0, leases: 0, completes: 0 };
     let failed = false;
     const lane = async (laneNumber: number) => {
-      const random = mulberry32(firstSeed + laneNumber);
+      const random = seededRandom(firstSeed + laneNumber);
       while (!failed && (Date.now() - started < budgetMs - 4_000 || totals.kills < 3)) {
         const scenario = totals.scenarios++;
         const dataDir = join(root, `s${scenario}`);

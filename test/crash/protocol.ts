@@ -5,6 +5,8 @@
  * releasing call is made, so the checker can tell a release that was asked
  * for (maybe durable, maybe not) from one that never was.
  */
+import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
+import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 export type Event =
   | { t: "ready"; pid: number }
   | {
@@ -36,14 +38,8 @@ export const HARNESS_SHARD_OPTIONS = {
   defaultMaxAttempts: 4,
 } as const;
 
-/** A small seedable PRNG (mulberry32), so a failing run can be replayed with its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded PRNG (pure-rand's xoroshiro128+), so a failing run can be replayed with its seed. */
+export function seededRandom(seed: number): () => number {
+  const rng = xoroshiro128plus(seed);
+  return () => uniformFloat64(rng);
 }

@@ -11,8 +11,10 @@
  * catalogue marks retryable (SHARD_UNAVAILABLE, SLOT_NOT_OWNED, OVERLOADED) — and never
  * otherwise.
  */
+
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { setTimeout as delay } from "node:timers/promises";
 import {
   backoffDelay,
   FrontierError,
@@ -733,18 +735,12 @@ function abortable<T>(p: Promise<T>, op: Op, signal: AbortSignal | undefined): P
   });
 }
 
-/** Wait `ms`, or reject early when `signal` aborts. */
-function sleep(ms: number, op: Op, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(abortedError(op, signal));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortedError(op, signal as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/** Wait `ms`, or reject early, as ABORTED, when `signal` aborts. */
+async function sleep(ms: number, op: Op, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await delay(ms, undefined, signal === undefined ? {} : { signal });
+  } catch (error) {
+    if (signal?.aborted) throw abortedError(op, signal);
+    throw error;
+  }
 }

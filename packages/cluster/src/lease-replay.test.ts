@@ -42,7 +42,7 @@ describe("LeaseReplay", () => {
             model.length > 0 &&
             (model.length > MAX_ENTRIES ||
               model.reduce((s, m) => s + m.bytes, 0) > MAX_BYTES ||
-              now - model[0]!.at >= TTL)
+              now - model[0]!.at > TTL)
           ) {
             model.shift();
           }
@@ -59,8 +59,8 @@ describe("LeaseReplay", () => {
   it("forgets grants after the TTL and keeps none when disabled", () => {
     const replay = new LeaseReplay(10, 100, 1_000);
     replay.put("w", "r", [lease("a")], 10, 0);
-    expect(replay.get("w", "r", 9)).toHaveLength(1);
-    expect(replay.get("w", "r", 10)).toBeUndefined();
+    expect(replay.get("w", "r", 10)).toHaveLength(1);
+    expect(replay.get("w", "r", 11)).toBeUndefined();
     const off = new LeaseReplay(10, 0, 1_000);
     off.put("w", "r", [lease("a")], 10, 0);
     expect(off.get("w", "r", 0)).toBeUndefined();

@@ -15,49 +15,74 @@
  * made for that client request, whatever send made it.
  */
 import type { Lease } from "@frontier/core";
+import { LRUCache } from "lru-cache";
 
 interface Grant {
   readonly leases: readonly Lease[];
   readonly bytes: number;
-  readonly at: number;
   /** The base key it is also filed under, if any. */
   readonly base: string | undefined;
 }
 
+/**
+ * The bounds are lru-cache's (`ttl`, `max`, `maxSize` by each grant's
+ * bytes), read without touching recency, so the oldest grant goes first, as
+ * insertion order. Its clock is the time the caller passes (`perf`, with no
+ * `ttlResolution` caching of it), shifted by one because lru-cache reads a
+ * start time of 0 as "no TTL"; a grant is held while its age is at most
+ * ttlMs.
+ */
 export class LeaseReplay {
-  private readonly grants = new Map<string, Grant>();
+  private readonly grants: LRUCache<string, Grant> | undefined;
   /** Base key → the keys of the grants filed under it, oldest first. */
   private readonly byBase = new Map<string, Set<string>>();
-  private totalBytes = 0;
+  private now = 0;
 
   constructor(
-    private readonly ttlMs: number,
-    private readonly maxEntries: number,
+    ttlMs: number,
+    maxEntries: number,
     private readonly maxBytes: number,
-  ) {}
+  ) {
+    // Nothing to keep: lru-cache wants a bound of at least one entry.
+    this.grants =
+      maxEntries === 0 || maxBytes === 0 || ttlMs === 0
+        ? undefined
+        : new LRUCache<string, Grant>({
+            max: maxEntries,
+            maxSize: maxBytes,
+            sizeCalculation: (grant) => Math.max(1, grant.bytes),
+            ttl: ttlMs,
+            ttlResolution: 0,
+            perf: { now: () => this.now + 1 },
+            dispose: (grant, k) => this.unfile(k, grant),
+          });
+  }
 
   /** Grants held. */
   get size(): number {
-    return this.grants.size;
+    this.grants?.purgeStale();
+    return this.grants?.size ?? 0;
   }
 
   /** Encoded bytes of the grants held. */
   get bytes(): number {
-    return this.totalBytes;
+    this.grants?.purgeStale();
+    return this.grants?.calculatedSize ?? 0;
   }
 
   /** The grant made to (owner, requestId), if still held. */
   get(owner: string, requestId: string, now: number): readonly Lease[] | undefined {
-    this.expire(now);
-    return this.grants.get(key(owner, requestId))?.leases;
+    this.now = now;
+    return this.grants?.get(key(owner, requestId), { updateAgeOnGet: false })?.leases;
   }
 
   /** Every grant filed under (owner, baseRequestId), oldest first, concatenated; empty when none. */
   getByBase(owner: string, baseRequestId: string, now: number): Lease[] {
-    this.expire(now);
+    this.now = now;
+    this.grants?.purgeStale();
     const keys = this.byBase.get(key(owner, baseRequestId));
     const leases: Lease[] = [];
-    for (const k of keys ?? []) leases.push(...(this.grants.get(k)?.leases ?? []));
+    for (const k of keys ?? []) leases.push(...(this.grants?.peek(k)?.leases ?? []));
     return leases;
   }
 
@@ -70,33 +95,22 @@ export class LeaseReplay {
     now: number,
     baseRequestId?: string,
   ): void {
-    if (this.maxEntries === 0 || bytes > this.maxBytes) return;
+    if (this.grants === undefined || bytes > this.maxBytes) return;
+    this.now = now;
     const k = key(owner, requestId);
-    this.drop(k);
+    this.grants.delete(k);
     const base = baseRequestId === undefined ? undefined : key(owner, baseRequestId);
-    this.grants.set(k, { leases, bytes, at: now, base });
+    this.grants.set(k, { leases, bytes, base });
     if (base !== undefined) {
       const keys = this.byBase.get(base);
       if (keys === undefined) this.byBase.set(base, new Set([k]));
       else keys.add(k);
     }
-    this.totalBytes += bytes;
-    this.expire(now);
+    this.grants.purgeStale();
   }
 
-  private expire(now: number): void {
-    for (const [k, grant] of this.grants) {
-      const over = this.grants.size > this.maxEntries || this.totalBytes > this.maxBytes;
-      if (!over && now - grant.at < this.ttlMs) break;
-      this.drop(k);
-    }
-  }
-
-  private drop(k: string): void {
-    const grant = this.grants.get(k);
-    if (!grant) return;
-    this.grants.delete(k);
-    this.totalBytes -= grant.bytes;
+  /** A grant gone (expired, evicted, replaced): out of its base's index too. */
+  private unfile(k: string, grant: Grant): void {
     if (grant.base === undefined) return;
     const keys = this.byBase.get(grant.base);
     keys?.delete(k);

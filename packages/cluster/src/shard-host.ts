@@ -31,6 +31,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import { backoffDelay } from "@frontier/core";
 import type { MetricsJson, ReadinessCheck, Registry } from "@frontier/metrics";
 import { natsConnectionOptions } from "@frontier/transport";
 import { connect } from "@nats-io/transport-node";
@@ -300,10 +301,9 @@ class SupervisedShard {
     }
     const ranMs = this.readyAt === undefined ? 0 : Date.now() - this.readyAt;
     if (ranMs >= this.options.stableAfterMs) this.consecutiveCrashes = 0;
-    const delay = Math.min(
-      this.options.restartMaxMs,
-      this.options.restartInitialMs * 2 ** Math.min(this.consecutiveCrashes, 30),
-    );
+    // The engine's named policy, without jitter: one supervisor per worker, no herd to spread.
+    const policy = { baseMs: this.options.restartInitialMs, maxMs: this.options.restartMaxMs, jitter: 0 };
+    const delay = backoffDelay(policy, this.consecutiveCrashes + 1, Math.random);
     this.consecutiveCrashes++;
     this.log.error(
       { shardId: this.shardId, code, reason, restartInMs: delay, restarts: this.restarts },

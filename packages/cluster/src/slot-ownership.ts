@@ -21,10 +21,10 @@ import { SlotMap, slotKey } from "@frontier/transport";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import pMap from "p-map";
 import type { Logger } from "pino";
 import { DEFAULT_CLAIM_CONCURRENCY, DEFAULT_CLUSTER, DEFAULT_KV_REPLICAS } from "./options.js";
 import { formatSlots, isSlot, type SlotAssignment, spreadSlots } from "./slots.js";
-import { mapConcurrent } from "./util.js";
 
 /** Revisions of each key the bucket keeps (for `nats kv history`); ownership changes are rare. */
 export const SLOT_BUCKET_HISTORY = 8;
@@ -175,7 +175,9 @@ export class SlotOwnership {
   async claim(shardId: string, slots: Iterable<number>): Promise<ClaimResult> {
     const list = [...new Set(slots)].sort((a, b) => a - b);
     for (const slot of list) if (!isSlot(slot)) throw new RangeError(`not a slot: ${slot}`);
-    const outcomes = await mapConcurrent(list, this.concurrency, (slot) => this.claimOne(shardId, slot));
+    const outcomes = await pMap(list, (slot) => this.claimOne(shardId, slot), {
+      concurrency: this.concurrency,
+    });
     const claimed: number[] = [];
     const taken: { slot: number; owner: string }[] = [];
     for (const [i, outcome] of outcomes.entries()) {
@@ -231,15 +233,19 @@ export class SlotOwnership {
    */
   async release(shardId: string, slots: Iterable<number>): Promise<number[]> {
     const list = [...new Set(slots)].sort((a, b) => a - b);
-    const released = await mapConcurrent(list, this.concurrency, async (slot) => {
-      const key = slotKey(slot);
-      const entry = await this.kv.get(key);
-      if (entry?.operation !== "PUT" || decoder.decode(entry.value) !== shardId) return false;
-      await this.kv.delete(key, { previousSeq: entry.revision });
-      const after = await this.kv.get(key);
-      this.map.observe(slot, undefined, after?.revision ?? entry.revision + 1);
-      return true;
-    });
+    const released = await pMap(
+      list,
+      async (slot) => {
+        const key = slotKey(slot);
+        const entry = await this.kv.get(key);
+        if (entry?.operation !== "PUT" || decoder.decode(entry.value) !== shardId) return false;
+        await this.kv.delete(key, { previousSeq: entry.revision });
+        const after = await this.kv.get(key);
+        this.map.observe(slot, undefined, after?.revision ?? entry.revision + 1);
+        return true;
+      },
+      { concurrency: this.concurrency },
+    );
     return list.filter((_, i) => released[i]);
   }
 

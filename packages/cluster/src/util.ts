@@ -1,4 +1,5 @@
 /** Small async helpers shared by the package. */
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Deferred<T> {
   readonly promise: Promise<T>;
@@ -28,35 +29,7 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () =>
 
 /** Resolves after `ms`, or at once when `signal` aborts. Never keeps the process alive. */
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
-
-/** Runs `work` over `items` with at most `concurrency` in flight; results in input order. */
-export async function mapConcurrent<T, R>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  async function lane(): Promise<void> {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
-  return results;
+  return sleep(ms, undefined, { ref: false, ...(signal === undefined ? {} : { signal }) }).catch(() => {});
 }
 
 /** The message of anything thrown, for logs and error messages. */

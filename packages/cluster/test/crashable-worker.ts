@@ -13,7 +13,7 @@ export const CRASH_CHANNEL = "frontier-test:crash-shard-worker";
 const channel = new BroadcastChannel(CRASH_CHANNEL);
 channel.unref(); // the worker's life is the actor's, not this listener's
 channel.onmessage = (event) => {
-  const { shardId, reason } = (event as MessageEvent<{ shardId: string; reason: string }>).data;
+  const { shardId, reason } = (event as { data: { shardId: string; reason: string } }).data;
   if (shardId !== (workerData as WorkerConfig).shardId) return;
   setImmediate(() => {
     throw new Error(reason);

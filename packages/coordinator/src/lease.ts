@@ -61,6 +61,7 @@ import {
   type ResultOf,
   WireErrorCode,
 } from "@frontier/protocol";
+import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import { ShardTimeoutError, ShardUnavailableError } from "./errors.js";
 import type { FrontierBoard, ShardFrontier } from "./frontier-board.js";
@@ -124,21 +125,35 @@ function askOf(n: number): { ask?: number } {
 }
 
 export class LeaseRouter {
-  /** Insertion-ordered: the oldest reply comes first, so trimming is O(1) per entry. */
-  private readonly replies = new Map<string, { result: LeaseResult; expiresAt: number }>();
+  /**
+   * Replies kept for resends (replayMs, at most replayEntries): lru-cache's
+   * bounds, on this router's clock (shifted by one: lru-cache reads a start
+   * of 0 as "no TTL"); undefined when nothing is kept.
+   */
+  private readonly replies: LRUCache<string, LeaseResult> | undefined;
   private readonly open = new Map<string, Promise<LeaseResult>>();
   private readonly now: () => number;
   private waitingNow = 0;
 
   constructor(private readonly ctx: LeaseContext) {
     this.now = ctx.now ?? Date.now;
+    const now = this.now;
+    this.replies =
+      ctx.replayMs === 0 || ctx.replayEntries === 0
+        ? undefined
+        : new LRUCache<string, LeaseResult>({
+            max: ctx.replayEntries,
+            ttl: ctx.replayMs,
+            ttlResolution: 0,
+            perf: { now: () => now() + 1 },
+          });
   }
 
   async lease(request: LeaseRequest): Promise<LeaseResult> {
     // Length-prefixed, and the attempt ends at its colon, so no (owner, attempt, requestId) spells another's key.
     const key = `${request.owner.length}:${request.owner}${request.attempt ?? 1}:${request.requestId}`;
-    const kept = this.replies.get(key);
-    if (kept !== undefined && kept.expiresAt > this.now()) return kept.result;
+    const kept = this.replies?.get(key, { updateAgeOnGet: false });
+    if (kept !== undefined) return kept;
     const running = this.open.get(key);
     if (running !== undefined) return running;
     const filling = this.fill(request);
@@ -158,14 +173,7 @@ export class LeaseRouter {
   }
 
   private keep(key: string, result: LeaseResult): void {
-    if (this.ctx.replayMs === 0 || this.ctx.replayEntries === 0) return;
-    const now = this.now();
-    this.replies.delete(key);
-    this.replies.set(key, { result, expiresAt: now + this.ctx.replayMs });
-    for (const [k, v] of this.replies) {
-      if (this.replies.size <= this.ctx.replayEntries && v.expiresAt > now) break;
-      this.replies.delete(k);
-    }
+    this.replies?.set(key, result);
   }
 
   private async fill(request: LeaseRequest): Promise<LeaseResult> {

@@ -33,7 +33,7 @@ export const DEFAULT_LEASE_REPLAY_ENTRIES = 10_000;
 export const DEFAULT_MAX_LONG_POLLS = 10_000;
 /** Attempts at one part's `commit` (the first included) before the submit fails retryably. */
 export const DEFAULT_COMMIT_ATTEMPTS = 5;
-/** Pause before the second commit attempt, ms; doubled for each one after. */
+/** Pause before the second commit attempt, ms; doubled for each one after (with jitter, up to 2 s: the engine's backoffDelay). */
 export const DEFAULT_COMMIT_BACKOFF_MS = 100;
 /** Pause between attempts to open the slot bucket while it does not exist yet, ms. */
 export const DEFAULT_SLOT_RETRY_MS = 1_000;

@@ -20,7 +20,8 @@
  *      kept failing) finishes it: parts already committed answer with their
  *      first outcome, and nothing is added twice.
  */
-import { type Problem, ProblemCode, type TaskInput, ValidationError } from "@frontier/core";
+import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelay, type Problem, ProblemCode, type TaskInput, ValidationError } from "@frontier/core";
 import {
   isRetryable,
   ProtocolError,
@@ -213,11 +214,20 @@ export class SubmitRouter {
         if (attempt >= commitAttempts || !isShardTransient(err)) throw err;
         this.ctx.onCommitRetry?.(shardId);
         this.ctx.logger.warn({ shardId, idempotencyKey, attempt, err }, "commit failed; retrying");
-        await sleep(commitBackoffMs * 2 ** (attempt - 1));
+        await sleep(
+          backoffDelay(
+            { baseMs: commitBackoffMs, maxMs: COMMIT_BACKOFF_MAX_MS, jitter: 0.2 },
+            attempt,
+            Math.random,
+          ),
+        );
       }
     }
   }
 }
+
+/** Longest pause between two commits of one prepared part, ms (the policy's cap). */
+const COMMIT_BACKOFF_MAX_MS = 2_000;
 
 interface Failure {
   readonly shardId: string;
@@ -276,8 +286,4 @@ function pickFailure(failures: readonly Failure[]): Failure {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -21,6 +21,7 @@
  * (@frontier/cluster's SlotOwnership); a reader may record a write it made
  * (`observe`) so the map shows it before the watcher delivers it.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import { isValidToken, SLOT_COUNT, slotBucketName } from "@frontier/protocol";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
@@ -369,18 +370,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
   return { promise, resolve };
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+  return delay(ms, undefined, { signal }).catch(() => {});
 }
 
 function messageOf(error: unknown): string {
