@@ -5,15 +5,15 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { ExitCode } from "@frontier/cli";
+import { ClientErrorCode } from "@frontier/client";
+import { ClusterIdentityErrorCode } from "@frontier/cluster";
+import { CoordinatorErrorCode } from "@frontier/coordinator";
+import { ErrorCode, ProblemCode } from "@frontier/core";
+import { NatsHarnessErrorCode } from "@frontier/nats-testing";
+import { WIRE_ERRORS, WireErrorCode } from "@frontier/protocol";
+import { ShardErrorCode } from "@frontier/shard";
 import { describe, expect, it } from "vitest";
-import { ExitCode } from "../packages/cli/src/errors.js";
-import { ClientErrorCode } from "../packages/client/src/index.js";
-import { ClusterIdentityErrorCode } from "../packages/cluster/src/index.js";
-import { CoordinatorErrorCode } from "../packages/coordinator/src/index.js";
-import { ErrorCode, ProblemCode } from "../packages/core/src/index.js";
-import { NatsHarnessErrorCode } from "../packages/nats-testing/src/index.js";
-import { WIRE_ERRORS, WireErrorCode } from "../packages/protocol/src/index.js";
-import { ShardErrorCode } from "../packages/shard/src/index.js";
 
 const page = readFileSync(join(resolve(import.meta.dirname, ".."), "docs", "errors.md"), "utf8");
 

@@ -22,8 +22,8 @@
  * (histories, shard data) for a post-mortem.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { FrontierClient } from "@frontier/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontierClient } from "../../packages/client/src/index.js";
 import {
   CHECK_TITLES,
   CHECKS,

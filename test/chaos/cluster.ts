@@ -26,18 +26,13 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
-import { connect, type FrontierClient } from "../../packages/client/src/index.js";
-import { LeaseSecrets } from "../../packages/cluster/src/index.js";
-import type { TaskInput } from "../../packages/core/src/index.js";
-import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
-import { type Op, slotOf } from "../../packages/protocol/src/index.js";
-import {
-  accessOf,
-  clusterPrincipals,
-  ensureCredentials,
-  natsConnectionOptions,
-} from "../../packages/transport/src/index.js";
+import { connect, type FrontierClient } from "@frontier/client";
+import { LeaseSecrets } from "@frontier/cluster";
+import type { TaskInput } from "@frontier/core";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { type Op, slotOf } from "@frontier/protocol";
+import { accessOf, clusterPrincipals, ensureCredentials, natsConnectionOptions } from "@frontier/transport";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import type { FaultKind, FinalTask, History, HistoryEvent } from "./history.js";
 import { parseEvents } from "./history.js";
 import { tapConnection, type WireFaults } from "./wire-tap.js";

@@ -7,10 +7,10 @@
  * engine-level controls, one per check, are in simulation.test.ts.)
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { FrontierClient } from "@frontier/client";
+import type { Lease, TaskInput } from "@frontier/core";
+import type { Request } from "@frontier/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontierClient } from "../../packages/client/src/index.js";
-import type { Lease, TaskInput } from "../../packages/core/src/index.js";
-import type { Request } from "../../packages/protocol/src/index.js";
 import { type CheckName, checkHistory, formatReport } from "./checker.js";
 import { ChaosCluster } from "./cluster.js";
 import type { ChaosPayload, FinalTask, HistoryEvent } from "./history.js";

@@ -18,7 +18,7 @@
  *    Afterwards it prints `{"chaos":"stalled","ms":…}` on stdout.
  */
 import { openSync, writeSync } from "node:fs";
-import { type JournalRecord, LmdbJournal } from "../../packages/shard/src/index.js";
+import { type JournalRecord, LmdbJournal } from "@frontier/shard";
 import type { TapBlock, TapChange } from "./history.js";
 
 const tapFile = process.env["FRONTIER_CHAOS_TAP"];

@@ -22,9 +22,9 @@
  * Each bug is made to fire at least once; a run without one must pass.
  */
 
+import { type Change, type Lease, Scheduler, type TaskInput } from "@frontier/core";
 import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
-import { type Change, type Lease, Scheduler, type TaskInput } from "../../packages/core/src/index.js";
 import type {
   ChaosPayload,
   Exchange,

@@ -22,8 +22,8 @@
  *
  * Only the `request` method is wrapped; everything else is the connection's.
  */
-import { RequestTimeoutError } from "../../packages/client/src/index.js";
-import type { Lease, TaskInput } from "../../packages/core/src/index.js";
+import { RequestTimeoutError } from "@frontier/client";
+import type { Lease, TaskInput } from "@frontier/core";
 import {
   decodeReply,
   decodeRequest,
@@ -33,7 +33,7 @@ import {
   parseSubject,
   type Reply,
   type Request,
-} from "../../packages/protocol/src/index.js";
+} from "@frontier/protocol";
 import type {
   ChaosPayload,
   ExchangeReply,

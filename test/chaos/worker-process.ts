@@ -18,11 +18,11 @@
  */
 import { openSync, writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
-import { connect, type WorkerEvent } from "../../packages/client/src/index.js";
-import type { Task } from "../../packages/core/src/index.js";
-import type { Op } from "../../packages/protocol/src/index.js";
-import { type NatsAccess, natsConnectionOptions } from "../../packages/transport/src/index.js";
+import { connect, type WorkerEvent } from "@frontier/client";
+import type { Task } from "@frontier/core";
+import type { Op } from "@frontier/protocol";
+import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import type { ChaosPayload, HistoryEvent } from "./history.js";
 import { tapConnection } from "./wire-tap.js";
 

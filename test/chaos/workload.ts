@@ -12,7 +12,7 @@
  * Handlers take `ms` (history.ts `ChaosPayload`); a few tasks are flaky
  * (their handler throws now and then, and they are retried).
  */
-import type { TaskInput } from "../../packages/core/src/index.js";
+import type { TaskInput } from "@frontier/core";
 import type { ChaosPayload } from "./history.js";
 
 /** Attempts of ordinary tasks: enough that faults rarely exhaust them. */

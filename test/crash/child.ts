@@ -7,7 +7,7 @@
  *   node --conditions=source --import tsx test/crash/child.ts <dataDir> <seed> <durability> <prefix>
  */
 import { writeSync } from "node:fs";
-import { type Durability, Shard } from "../../packages/shard/src/index.js";
+import { type Durability, Shard } from "@frontier/shard";
 import { type Event, HARNESS_SHARD_OPTIONS, LEASE_MS, SHORT_LEASE_MS, seededRandom } from "./protocol.js";
 
 const [dataDir, seedText, durability, prefix] = process.argv.slice(2);

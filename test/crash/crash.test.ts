@@ -15,8 +15,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Shard } from "@frontier/shard";
 import { afterAll, expect, it } from "vitest";
-import { Shard } from "../../packages/shard/src/index.js";
 import { checkRecovery, type RecoveredTask } from "./check.js";
 import { type Event, HARNESS_SHARD_OPTIONS, seededRandom } from "./protocol.js";
 

@@ -6,11 +6,10 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { COMMANDS, isCommand, parseCommandLine as parseArgs } from "@frontier/cli";
+import { SLOT_COUNT } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { parse as parseArgs } from "../../packages/cli/src/args.js";
-import { COMMANDS, isCommand } from "../../packages/cli/src/index.js";
-import { SLOT_COUNT } from "../../packages/protocol/src/index.js";
 
 const root = resolve(import.meta.dirname, "../..");
 

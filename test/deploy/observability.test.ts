@@ -9,14 +9,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { WorkMetrics } from "@frontier/cli";
+import { hostRegistry, ShardMetrics } from "@frontier/cluster";
+import { CoordinatorMetrics } from "@frontier/coordinator";
+import { processRegistry, type Registry } from "@frontier/metrics";
+import { promtoolPath, runPromtool } from "@frontier/metrics/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { WorkMetrics } from "../../packages/cli/src/metrics/work-metrics.js";
-import { hostRegistry } from "../../packages/cluster/src/metrics/host-metrics.js";
-import { ShardMetrics } from "../../packages/cluster/src/metrics/shard-metrics.js";
-import { CoordinatorMetrics } from "../../packages/coordinator/src/metrics/coordinator-metrics.js";
-import { processRegistry, type Registry } from "../../packages/metrics/src/index.js";
-import { promtoolPath, runPromtool } from "../../packages/metrics/src/testing.js";
 
 const root = resolve(import.meta.dirname, "../..");
 const deploy = join(root, "deploy");

@@ -4,10 +4,8 @@
  * own checks. Each gets an error reply with a stable code that names what is
  * wrong, and the cluster keeps serving everyone else.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
-import type { FrontierClient } from "../../packages/client/src/index.js";
-import { pack, unpack } from "../../packages/client/test/raw-msgpack.js";
+
+import type { FrontierClient } from "@frontier/client";
 import {
   MAX_ID_LENGTH,
   MAX_MESSAGE_BYTES,
@@ -18,8 +16,16 @@ import {
   MAX_WAIT_MS,
   PROTOCOL_VERSION,
   subjectsFor,
-} from "../../packages/protocol/src/index.js";
+} from "@frontier/protocol";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { Packr } from "msgpackr";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type TestCluster } from "./harness.js";
+
+/** Raw msgpack, as the wire packs it (plain maps, no records), for bytes the codec would refuse to build. */
+const packr = new Packr({ useRecords: false });
+const pack = (value: unknown): Uint8Array => packr.pack(value);
+const unpack = (bytes: Uint8Array): unknown => packr.unpack(bytes);
 
 let cluster: TestCluster;
 let client: FrontierClient;

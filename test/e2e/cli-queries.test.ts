@@ -9,8 +9,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { type Io, main } from "@frontier/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Io, main } from "../../packages/cli/src/index.js";
 import { type CliResult, freePort, frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const CLUSTER = "querytest";

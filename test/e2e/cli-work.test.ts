@@ -13,8 +13,8 @@ import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { FrontierClient } from "@frontier/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontierClient } from "../../packages/client/src/index.js";
 import { type CliResult, frontier, REPO_ROOT, startCluster, type TestCluster, until } from "./harness.js";
 
 let cluster: TestCluster;

@@ -9,8 +9,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startNatsServer } from "@frontier/nats-testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNatsServer } from "../../packages/nats-testing/src/index.js";
 import {
   type CliResult,
   freePort,

@@ -11,6 +11,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ClientError, connect } from "@frontier/client";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { inboxPrefixOf, permissionsOf } from "@frontier/transport";
 import {
   createAccount,
   createOperator,
@@ -21,9 +24,6 @@ import {
   fmtCreds,
 } from "@nats-io/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientError, connect } from "../../packages/client/src/index.js";
-import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
-import { inboxPrefixOf, permissionsOf } from "../../packages/transport/src/index.js";
 import { frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const PASSWORD = "pw-0f1e2d3c4b5a";

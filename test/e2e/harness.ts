@@ -10,13 +10,13 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { connect, type FrontierClient } from "@frontier/client";
+import { type ShardActor, startShardActor } from "@frontier/cluster";
+import { type Coordinator, startCoordinator } from "@frontier/coordinator";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { SLOT_COUNT } from "@frontier/protocol";
 // Workspace packages by path: the repository root has no node_modules/@frontier.
-import { pino } from "../../packages/cli/test/e2e-deps.js";
-import { connect, type FrontierClient } from "../../packages/client/src/index.js";
-import { type ShardActor, startShardActor } from "../../packages/cluster/src/index.js";
-import { type Coordinator, startCoordinator } from "../../packages/coordinator/src/index.js";
-import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
-import { SLOT_COUNT } from "../../packages/protocol/src/index.js";
+import { pino } from "pino";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 

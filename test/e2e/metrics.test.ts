@@ -10,7 +10,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   conventionProblems,
   type ExposedFamily,
@@ -18,8 +17,9 @@ import {
   promtoolCheckMetrics,
   promtoolPath,
   sampleValue,
-} from "../../packages/metrics/src/testing.js";
-import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
+} from "@frontier/metrics/testing";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { frontier, REPO_ROOT, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 let dir: string;

@@ -9,8 +9,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../../packages/nats-testing/src/index.js";
 import { frontier, startFrontier } from "./harness.js";
 
 const CLUSTER = "owned";

@@ -8,9 +8,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
-import { ClientError, connect, type FrontierClient } from "../../packages/client/src/index.js";
+import { ClientError, connect, type FrontierClient } from "@frontier/client";
 import {
   COORDINATOR_QUEUE,
   decodeReply,
@@ -18,8 +16,10 @@ import {
   type Request,
   slotOf,
   subjectsFor,
-} from "../../packages/protocol/src/index.js";
-import { accessOf, natsConnectionOptions, type Principal } from "../../packages/transport/src/index.js";
+} from "@frontier/protocol";
+import { accessOf, natsConnectionOptions, type Principal } from "@frontier/transport";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const CLUSTER = "attacked";

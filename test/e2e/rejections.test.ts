@@ -5,10 +5,11 @@
  * prerequisite unknown) is refused once, with all of them, and leaves
  * nothing stored or reserved on any shard.
  */
+
+import type { FrontierClient } from "@frontier/client";
+import { type TaskInput, ValidationError } from "@frontier/core";
+import { slotOfTask } from "@frontier/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FrontierClient } from "../../packages/client/src/index.js";
-import { type TaskInput, ValidationError } from "../../packages/core/src/index.js";
-import { slotOfTask } from "../../packages/protocol/src/index.js";
 import { startCluster, type TestCluster } from "./harness.js";
 
 let cluster: TestCluster;

@@ -6,17 +6,11 @@
  * lease resend gets the first grant back and fences the first send off.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { FrontierClient } from "@frontier/client";
+import { type TaskInput, ValidationError } from "@frontier/core";
+import { decodeReply, encodeRequest, type RequestOf, slotOfTask, subjectsFor } from "@frontier/protocol";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { natsConnect } from "../../packages/cli/test/e2e-deps.js";
-import type { FrontierClient } from "../../packages/client/src/index.js";
-import { type TaskInput, ValidationError } from "../../packages/core/src/index.js";
-import {
-  decodeReply,
-  encodeRequest,
-  type RequestOf,
-  slotOfTask,
-  subjectsFor,
-} from "../../packages/protocol/src/index.js";
 import { startCluster, type TestCluster, until } from "./harness.js";
 
 let cluster: TestCluster;

@@ -4,9 +4,9 @@
  * submitter batches a stream with bounded memory and drops nothing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { type FrontierClient, LeaseLostError } from "@frontier/client";
+import type { TaskInput } from "@frontier/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FrontierClient, LeaseLostError } from "../../packages/client/src/index.js";
-import type { TaskInput } from "../../packages/core/src/index.js";
 import { startCluster, type TestCluster, until } from "./harness.js";
 
 let cluster: TestCluster;

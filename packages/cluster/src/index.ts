@@ -16,6 +16,8 @@ export {
   shardKey,
 } from "./cluster-identity.js";
 export { LEASE_SECRET_KEY_FILE, LeaseSecrets } from "./lease-secrets.js";
+export { hostRegistry } from "./metrics/host-metrics.js";
+export { ShardMetrics } from "./metrics/shard-metrics.js";
 export {
   checkShardActorOptions,
   checkShardHostOptions,

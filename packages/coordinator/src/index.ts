@@ -21,6 +21,7 @@ export {
   SlotUnownedError,
 } from "./errors.js";
 export { LEASE_REPLY_MAX_BYTES } from "./lease.js";
+export { CoordinatorMetrics } from "./metrics/coordinator-metrics.js";
 export {
   type CoordinatorOptions,
   DEFAULT_COMMIT_ATTEMPTS,

@@ -31,7 +31,15 @@ import { SlotUnownedError } from "./errors.js";
 import type { ShardLink } from "./shard-link.js";
 import type { SlotDirectory } from "./slot-table.js";
 
-export const TASK_OPS = ["heartbeat", "complete", "fail", "cancel", "updateDeadline", "getTask", "retry"] as const;
+export const TASK_OPS = [
+  "heartbeat",
+  "complete",
+  "fail",
+  "cancel",
+  "updateDeadline",
+  "getTask",
+  "retry",
+] as const;
 export type TaskOp = (typeof TASK_OPS)[number];
 
 export interface TaskOpsContext {
