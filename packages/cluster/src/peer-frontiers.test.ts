@@ -31,6 +31,14 @@ describe("PeerFrontiers", () => {
     expect(peers.leastKey()).toBe(10);
   });
 
+  it("gives the first task of all in dispatch order, ties at a key by task id", () => {
+    const peers = new PeerFrontiers("a", 3_000, () => 0);
+    peers.observe({ ...announcement("b", 10, 1), taskId: "m" });
+    peers.observe({ ...announcement("c", 10, 1), taskId: "f" });
+    peers.observe({ ...announcement("d", 12, 1), taskId: "a" });
+    expect(peers.least()).toEqual({ key: 10, taskId: "f" });
+  });
+
   it("ignores a reordered older announcement, but takes a restarted shard's", () => {
     let now = 0;
     const peers = new PeerFrontiers("a", 3_000, () => now);

@@ -11,6 +11,7 @@ import type { FrontierAnnouncement } from "@frontier/protocol";
 
 interface Seen {
   readonly key: number | null;
+  readonly taskId: string | null;
   readonly runnable: number;
   readonly seq: number;
   /** Our clock when it arrived: a shard's `at` is its own clock, so freshness is judged by ours. */
@@ -34,20 +35,41 @@ export class PeerFrontiers {
     const now = this.now();
     // A lower seq is a reordered older message, unless the prior one is stale (the shard restarted).
     if (prior !== undefined && a.seq <= prior.seq && now - prior.receivedAt < this.staleMs) return;
-    this.peers.set(a.shardId, { key: a.key, runnable: a.runnable, seq: a.seq, receivedAt: now });
+    this.peers.set(a.shardId, {
+      key: a.key,
+      taskId: a.taskId,
+      runnable: a.runnable,
+      seq: a.seq,
+      receivedAt: now,
+    });
   }
 
   /** The least ordering key any other shard announced with runnable tasks, lately; undefined when none. */
   leastKey(): number | undefined {
+    return this.least()?.key;
+  }
+
+  /**
+   * The first task, in dispatch order (key, then task id), any other shard
+   * announced with runnable tasks, lately: the bound a settle's next leases
+   * stay within. Undefined when none.
+   */
+  least(): { key: number; taskId: string | null } | undefined {
     const now = this.now();
-    let least: number | undefined;
+    let least: { key: number; taskId: string | null } | undefined;
     for (const [shardId, seen] of this.peers) {
       if (now - seen.receivedAt >= this.staleMs) {
         this.peers.delete(shardId);
         continue;
       }
-      if (seen.runnable > 0 && seen.key !== null && (least === undefined || seen.key < least))
-        least = seen.key;
+      if (seen.runnable <= 0 || seen.key === null) continue;
+      const before =
+        least === undefined ||
+        seen.key < least.key ||
+        (seen.key === least.key &&
+          seen.taskId !== null &&
+          (least.taskId === null || seen.taskId < least.taskId));
+      if (before) least = { key: seen.key, taskId: seen.taskId };
     }
     return least;
   }

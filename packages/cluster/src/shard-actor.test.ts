@@ -585,6 +585,19 @@ describe("ShardActor", () => {
     expect(ok(await lease("r2", Number.MAX_VALUE)).leases.map((l) => l.taskId)).toEqual(["t30"]);
   });
 
+  it("breaks ties at maxKey by task id, up to maxTaskId", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const tasks = ["a", "c", "e"].map((id) => task(id, 50, { workflowId: wf }));
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    const lease = (requestId: string, maxTaskId: string) =>
+      q({ op: "lease", owner: "w", max: 5, leaseMs: 60_000, waitMs: 0, requestId, maxKey: 50, maxTaskId });
+    // Another shard's first task is (50, "b"): only "a" comes before it.
+    expect(ok(await lease("r1", "b")).leases.map((l) => l.taskId)).toEqual(["a"]);
+    expect(ok(await lease("r2", "c")).leases.map((l) => l.taskId)).toEqual(["c"]);
+    expect(ok(await lease("r3", "z")).leases.map((l) => l.taskId)).toEqual(["e"]);
+  });
+
   it("says in each lease reply what its frontier is after the grant, numbered after its announcements", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

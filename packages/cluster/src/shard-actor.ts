@@ -32,6 +32,7 @@ import {
   type Lease,
   type Problem,
   ProblemCode,
+  pastBound,
   type SchedulerStats,
   StaleLeaseError,
   type TaskInput,
@@ -759,7 +760,7 @@ export class ShardActor {
    * the only one asked under the id), as a coordinator does for a resent lease.
    */
   private async settleLease(ask: SettleLease): Promise<Lease[]> {
-    const maxKey = this.peers.leastKey();
+    const bound = this.peers.least();
     const attempt = ask.attempt ?? 1;
     const request: LeaseRequest = {
       op: "lease",
@@ -769,7 +770,8 @@ export class ShardActor {
       waitMs: 0,
       requestId: ask.requestId,
       ...(attempt > 1 ? { attempt } : {}),
-      ...(maxKey === undefined ? {} : { maxKey }),
+      ...(bound === undefined ? {} : { maxKey: bound.key }),
+      ...(bound?.taskId == null ? {} : { maxTaskId: bound.taskId }),
     };
     if (attempt > 1) {
       const replayed = await this.lease({ ...request, replayOnly: true });
@@ -1069,7 +1071,8 @@ export class ShardActor {
     this.parked.serve((request) => {
       const top = this.shard.peekFrontier();
       if (top === null) return null;
-      if (request.maxKey !== undefined && top.key > request.maxKey) return undefined;
+      if (request.maxKey !== undefined && pastBound(top.key, top.id, request.maxKey, request.maxTaskId))
+        return undefined;
       return this.leaseNow(request);
     });
   }
@@ -1083,20 +1086,28 @@ export class ShardActor {
    * Shard journals them in one commit.
    */
   private async leaseNow(request: LeaseRequest): Promise<LeaseOutcome> {
-    const { owner, max, leaseMs, maxKey } = request;
+    const { owner, max, leaseMs, maxKey, maxTaskId } = request;
     // Each grant is recorded durably under the client's request id, added to what it already holds.
     const requestId = request.requestId;
     const attempt = request.attempt ?? 1;
     const options =
       maxKey === undefined
         ? { max: 1, leaseMs, requestId, attempt, extend: true }
-        : { max: 1, leaseMs, maxKey, requestId, attempt, extend: true };
+        : {
+            max: 1,
+            leaseMs,
+            maxKey,
+            ...(maxTaskId === undefined ? {} : { maxTaskId }),
+            requestId,
+            attempt,
+            extend: true,
+          };
     const grants: Promise<Lease[]>[] = [];
     const measured: string[] = [];
     let bytes = 0;
     while (grants.length < max) {
       const top = this.shard.peekFrontier();
-      if (top === null || (maxKey !== undefined && top.key > maxKey)) break;
+      if (top === null || (maxKey !== undefined && pastBound(top.key, top.id, maxKey, maxTaskId))) break;
       const view = this.shard.getTask(top.id);
       const size = view === undefined ? 0 : leaseSizeBound(view, owner);
       if (grants.length > 0 && bytes + size > LEASE_REPLY_BUDGET) break;

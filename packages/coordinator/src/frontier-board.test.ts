@@ -39,9 +39,10 @@ describe("FrontierBoard", () => {
     board.update(ann("a", 10, 5));
     board.update(ann("b", 30, 5));
     board.noteGrant("a", 5, 2, 30, board.runnable().find((f) => f.shardId === "a")!.seq); // fewer than asked under maxKey 30: a's next key is beyond 30
-    expect(board.runnable().map((f) => [f.shardId, f.key, f.runnable])).toEqual([
-      ["a", 30, 3],
-      ["b", 30, 5],
+    // a's next task is not known, only that it comes after key 30: b's known first task goes first.
+    expect(board.runnable().map((f) => [f.shardId, f.key, f.taskId, f.runnable])).toEqual([
+      ["b", 30, "t-b", 5],
+      ["a", 30, null, 3],
     ]);
     board.noteGrant("b", 4, 1, undefined, board.runnable().find((f) => f.shardId === "b")!.seq); // fewer than asked without a bound: nothing more there
     expect(board.runnable().map((f) => f.shardId)).toEqual(["a"]);

@@ -23,6 +23,11 @@ export interface ShardFrontier {
   readonly shardId: string;
   /** Ordering key of the shard's next task; null when nothing is runnable. */
   key: number | null;
+  /**
+   * The task at `key`, as announced; null when not known (nothing runnable,
+   * or `key` is a guess after a grant): ties at the key then go unbounded.
+   */
+  taskId: string | null;
   readonly deadline: number | null;
   /** Runnable tasks, as announced, minus what was leased since. */
   runnable: number;
@@ -50,6 +55,7 @@ export class FrontierBoard {
     this.latest.set(a.shardId, {
       shardId: a.shardId,
       key: a.key,
+      taskId: a.taskId,
       deadline: a.deadline,
       runnable: a.runnable,
       ...(a.depth === undefined ? {} : { depth: a.depth }),
@@ -100,11 +106,22 @@ export class FrontierBoard {
     return out;
   }
 
-  /** Fresh shards with runnable tasks, least key first (ties by shard id). O(s log s). */
+  /**
+   * Fresh shards with runnable tasks in dispatch order of their first tasks:
+   * least key first, ties by task id (an unknown one last), then shard id.
+   * O(s log s).
+   */
   runnable(): ShardFrontier[] {
+    const byId = (a: string | null, b: string | null) =>
+      a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
     return this.fresh()
       .filter((f): f is ShardFrontier & { key: number } => f.key !== null && f.runnable > 0)
-      .sort((a, b) => a.key - b.key || (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0));
+      .sort(
+        (a, b) =>
+          a.key - b.key ||
+          byId(a.taskId, b.taskId) ||
+          (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0),
+      );
   }
 
   /**
@@ -124,6 +141,8 @@ export class FrontierBoard {
     if (f === undefined || f.seq !== seqAtRequest) return;
     f.runnable = Math.max(0, f.runnable - granted);
     if (granted >= asked) return;
+    // The first task is gone (granted); which comes next is not known until the shard says.
+    f.taskId = null;
     if (maxKey === undefined) f.runnable = 0;
     else if (f.key !== null && f.key < maxKey) f.key = maxKey;
   }

@@ -98,6 +98,37 @@ describe("earliest deadline first across shards", () => {
     ]);
   });
 
+  it("breaks ties between shards by task id, not by shard id", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    // Equal deadlines everywhere: the global order is by id, a < b < c, with b on s0 and a, c on s1.
+    const b = put("s0", 5, "b");
+    const a = put("s1", 5, "a");
+    const cc = put("s1", 5, "c");
+    expect([a, b, cc]).toEqual([a, b, cc].sort());
+    await c.announceAll();
+    const one = await ok(c.nc, c.cluster, lease(1, { requestId: "tie-1" }));
+    expect(one.leases.map((l) => l.taskId)).toEqual([a]);
+    await c.announceAll();
+    const two = await ok(c.nc, c.cluster, lease(1, { requestId: "tie-2" }));
+    expect(two.leases.map((l) => l.taskId)).toEqual([b]);
+    await c.announceAll();
+    const three = await ok(c.nc, c.cluster, lease(1, { requestId: "tie-3" }));
+    expect(three.leases.map((l) => l.taskId)).toEqual([cc]);
+  });
+
+  it("asks a shard only up to the next shard's first task at an equal key, then the next", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    const a = put("s1", 5, "a");
+    const b = put("s0", 5, "b");
+    put("s1", 5, "c");
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(2, { requestId: "tie-fill" }));
+    expect(reply.leases.map((l) => l.taskId)).toEqual([a, b]);
+    expect(c.shards[1]!.requests("lease")[0]).toMatchObject({ maxKey: 5, maxTaskId: b });
+  });
+
   it("goes back to a shard whose next key, learnt from its reply, comes first again", async () => {
     c = await startTestCluster(2, { server });
     await c.startCoordinator();
@@ -126,10 +157,11 @@ describe("earliest deadline first across shards", () => {
     for (const d of [2, 3]) put("s1", d);
     await c.announceAll();
     const reply = await ok(c.nc, c.cluster, lease(4, { requestId: "guess" }));
-    // s0 gave fewer than asked under maxKey 2: its next key lies beyond 2, so it ties with s1
-    // and is asked again, gives nothing, and is left out; s1 gives the rest it has.
+    // s0 gave fewer than asked under (2, s1's first task): its next lies beyond, so s1 comes
+    // first; with both next tasks guessed (key 2, ids unknown) each is asked once more: s0 gives
+    // nothing and is left out, s1 the rest it has. Never more than two asks of a shard.
     expect(reply.leases.map((l) => l.task.deadline)).toEqual([1, 2, 3]);
-    expect(c.shards[1]!.requests("lease")).toHaveLength(1);
+    expect(c.shards.map((s) => s.requests("lease").length)).toEqual([2, 2]);
   });
 
   it("asks no further shard once the request is full", async () => {

@@ -463,7 +463,16 @@ export class LeaseRouter {
         if (fill.granted.length - before >= room / 2) break;
         continue;
       }
-      await this.ask(request, visits, fill, candidates[0]!, room, candidates[1]?.key ?? undefined);
+      const next = candidates[1];
+      await this.ask(
+        request,
+        visits,
+        fill,
+        candidates[0]!,
+        room,
+        next?.key ?? undefined,
+        next?.taskId ?? undefined,
+      );
     }
     // A shard that timed out may have granted: answering with the others' grants would strand
     // its grant, so fail; the client's resend collects every grant made under its id (replay).
@@ -474,7 +483,10 @@ export class LeaseRouter {
     return byDeadline(fill.granted, fill.grantedBy);
   }
 
-  /** One ask of one shard in a fill: up to `ask` tasks, none after `maxKey`; what it grants joins the fill. */
+  /**
+   * One ask of one shard in a fill: up to `ask` tasks, none after (`maxKey`,
+   * `maxTaskId`); what it grants joins the fill.
+   */
   private async ask(
     request: LeaseRequest,
     visits: Map<string, number>,
@@ -482,6 +494,7 @@ export class LeaseRouter {
     shard: ShardFrontier,
     ask: number,
     maxKey: number | undefined,
+    maxTaskId?: string,
   ): Promise<void> {
     const { link, board, logger } = this.ctx;
     const { shardId, seq } = shard;
@@ -500,6 +513,7 @@ export class LeaseRouter {
         ...askOf(visit),
         ...attemptOf(request),
         ...(maxKey === undefined ? {} : { maxKey }),
+        ...(maxKey === undefined || maxTaskId === undefined ? {} : { maxTaskId }),
       });
       leases = reply.leases;
       replyBytes = size;

@@ -9,6 +9,7 @@ function shard(shardId: string, keys: readonly number[], withDepth = true): Shar
   return {
     shardId,
     key: keys[0] ?? null,
+    taskId: keys.length > 0 ? `${shardId}-0` : null,
     deadline: keys[0] ?? null,
     runnable: keys.length,
     seq: 1,

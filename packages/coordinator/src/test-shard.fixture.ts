@@ -191,6 +191,7 @@ export class TestShard {
         max: request.max,
         leaseMs: request.leaseMs,
         ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
+        ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
       });
       if (leases.length === 0) continue;
       this.sendsOf(request.requestId).set(sendOf(request), leases);
@@ -293,6 +294,8 @@ export class TestShard {
           max: request.max,
           leaseMs: request.leaseMs,
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
+          ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
+          ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
         });
         this.sendsOf(base).set(sendId, leases);
         return this.sendsFrontier ? { leases, frontier: this.frontier() } : { leases };

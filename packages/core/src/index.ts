@@ -23,6 +23,7 @@ export {
   DEFAULT_MAX_ATTEMPTS,
   type LeaseOptions,
   MAX_LEASE_BATCH,
+  pastBound,
   Scheduler,
   type SchedulerOptions,
 } from "./scheduler.js";

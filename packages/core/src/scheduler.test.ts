@@ -358,6 +358,19 @@ describe("leases", () => {
     expect(s.lease("w", { max: 5, maxKey: 29 })).toEqual([]);
   });
 
+  it("breaks ties at maxKey by task id: up to maxTaskId, as one engine orders ties", () => {
+    const { s } = engine();
+    s.addTasks([
+      { id: "a", deadline: 10 },
+      { id: "c", deadline: 10 },
+      { id: "e", deadline: 10 },
+    ]);
+    // The next engine's first task is (10, "b"), then (10, "d").
+    expect(s.lease("w", { max: 5, maxKey: 10, maxTaskId: "b" }).map((l) => l.taskId)).toEqual(["a"]);
+    expect(s.lease("w", { max: 5, maxKey: 10, maxTaskId: "d" }).map((l) => l.taskId)).toEqual(["c"]);
+    expect(s.lease("w", { max: 5, maxKey: 10 }).map((l) => l.taskId)).toEqual(["e"]);
+  });
+
   it("validates its arguments", () => {
     const { s } = engine();
     expect(errorOf(() => s.lease("")).code).toBe(ErrorCode.INVALID_ARGUMENT);

@@ -126,6 +126,18 @@ export interface LeaseOptions {
    * each only what comes before the next engine's frontier.
    */
   maxKey?: number;
+  /**
+   * With `maxKey`: of the tasks whose key equals `maxKey`, lease only those
+   * whose id is at most this. The dispatch order is (key, id) everywhere, so
+   * a router bounds each engine by the next engine's (key, id): ties between
+   * engines go by task id, as they do within one.
+   */
+  maxTaskId?: string;
+}
+
+/** Whether a task of `key` and `id` comes after the bound (`maxKey`, `maxTaskId`) in dispatch order. */
+export function pastBound(key: number, id: string, maxKey: number, maxTaskId: string | undefined): boolean {
+  return key > maxKey || (key === maxKey && maxTaskId !== undefined && id > maxTaskId);
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 5;
@@ -383,11 +395,14 @@ export class Scheduler {
     const maxKey = options.maxKey ?? Number.POSITIVE_INFINITY;
     if (typeof maxKey !== "number" || Number.isNaN(maxKey))
       throw new InvalidArgumentError("maxKey must be a number");
+    const maxTaskId = options.maxTaskId;
+    if (maxTaskId !== undefined && typeof maxTaskId !== "string")
+      throw new InvalidArgumentError("maxTaskId must be a string");
     const now = this.advance();
     const leases: Lease[] = [];
     while (leases.length < max) {
       const h = this.runnable.peek();
-      if (h < 0 || this.runnable.peekKey() > maxKey) break;
+      if (h < 0 || pastBound(this.runnable.peekKey(), this.table.ids[h]!, maxKey, maxTaskId)) break;
       this.grant(h, owner, now + leaseMs);
       leases.push(this.leaseOf(h));
     }

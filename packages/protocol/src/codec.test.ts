@@ -2162,6 +2162,12 @@ describe("the shard-only ops and fields", () => {
   const prepare = (tasks: unknown[]) => ({ op: "prepare", tasks, idempotencyKey: "k" });
   const leaseReq = { op: "lease", owner: "w", max: 5, leaseMs: 1_000, waitMs: 0, requestId: "r" } as const;
 
+  it("carries maxTaskId with maxKey, and refuses it alone (it breaks ties at that key)", () => {
+    const withBoth = { ...leaseReq, maxKey: 5, maxTaskId: "b" };
+    expect(decode(encodeRequest(withBoth))).toMatchObject({ kind: "request", request: withBoth });
+    expectRefusedBothWays({ ...leaseReq, maxTaskId: "b" }, "INVALID_ARGUMENT", /maxTaskId: only with maxKey/);
+  });
+
   it("carries maxKey exactly, and leaves it absent when not given or undefined", () => {
     for (const maxKey of [
       0,

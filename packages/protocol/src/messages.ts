@@ -88,6 +88,12 @@ export interface LeaseRequest {
    */
   readonly maxKey?: number;
   /**
+   * Coordinator → shard only, with `maxKey`: of the tasks whose key equals
+   * `maxKey`, only those whose id is at most this (the next shard's first
+   * task), so ties between shards go by task id, as within one.
+   */
+  readonly maxTaskId?: string;
+  /**
    * Coordinator → shard only: which ask of one fill at this shard this is,
    * from 1 (absent = 1), 1..MAX_ATTEMPT. A coordinator that fills a request
    * from several shards may ask one shard again in the same fill; each ask

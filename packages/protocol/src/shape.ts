@@ -677,6 +677,7 @@ export function parseRequest(v: unknown): Request {
         "waitMs",
         "requestId",
         "maxKey",
+        "maxTaskId",
         "ask",
         "attempt",
         "replayOnly",
@@ -691,6 +692,14 @@ export function parseRequest(v: unknown): Request {
         "maxKey",
         optional(f["maxKey"], "maxKey", (k, p) => num(k, p)),
       );
+      put(
+        r,
+        "maxTaskId",
+        optional(f["maxTaskId"], "maxTaskId", (x, p) => id(x, p, true)),
+      );
+      if (r["maxTaskId"] !== undefined && r["maxKey"] === undefined) {
+        throw new InvalidArgumentError("maxTaskId: only with maxKey (it breaks ties at that key)");
+      }
       put(r, "ask", optional(f["ask"], "ask", attemptNumber));
       put(r, "attempt", optional(f["attempt"], "attempt", attemptNumber));
       put(
