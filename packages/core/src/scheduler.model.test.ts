@@ -43,6 +43,8 @@ const DEFAULT_MAX_ATTEMPTS = 2;
 const DEFAULT_LEASE_MS = 30;
 /** Any deterministic size will do: the count must follow the tasks held, whatever it counts. */
 const measurePayload = (payload: unknown): number => JSON.stringify(payload).length;
+/** Small enough that a lease of a task with two or three results leaves some out. */
+const MAX_LEASE_RESULT_BYTES = 100;
 const BACKOFF = { baseMs: 10, maxMs: 80, jitter: 0.5 };
 /** The injected `random`: jitter is then a fixed fraction, so retry times are predictable. */
 const RANDOM = 0.5;
@@ -113,6 +115,8 @@ interface MTask {
   /** Terminal: when. */
   finishedAt: number | undefined;
   hasReason: boolean;
+  /** COMPLETED: the accepted complete's result. */
+  result: unknown;
   /** Times it went from waiting on prerequisites to RUNNABLE (must end up 0 or 1). */
   unblocked: number;
 }
@@ -470,6 +474,7 @@ class Model {
         runnableSince: undefined,
         finishedAt: undefined,
         hasReason: false,
+        result: undefined,
         unblocked: 0,
       });
     }
@@ -493,7 +498,14 @@ class Model {
       const t = this.frontier();
       if (t === undefined || this.keyOf(t) > maxKey) break;
       this.grant(t, owner, now + leaseMs, now);
-      out.push({ taskId: t.id, owner, token: t.token, expiresAt: t.leaseExpiresAt!, attempt: t.attempts });
+      out.push({
+        taskId: t.id,
+        owner,
+        token: t.token,
+        expiresAt: t.leaseExpiresAt!,
+        attempt: t.attempts,
+        ...this.resultsFor(t),
+      });
     }
     return { ok: out };
   }
@@ -514,15 +526,41 @@ class Model {
     };
   }
 
-  complete(id: string, token: number): Outcome<{ duplicate: boolean }> {
+  /**
+   * The results a grant of `t` carries: its prerequisites' that have one, in
+   * order, each that would pass MAX_LEASE_RESULT_BYTES left out and counted.
+   */
+  resultsFor(t: MTask): { results?: { taskId: string; result: unknown }[]; resultsOmitted?: number } {
+    const results: { taskId: string; result: unknown }[] = [];
+    let omitted = 0;
+    let bytes = 0;
+    for (const p of t.prerequisites) {
+      const result = this.tasks.get(p)?.result;
+      if (result === undefined) continue;
+      const size = measurePayload(result) + 3 * p.length + 24;
+      if (bytes + size > MAX_LEASE_RESULT_BYTES) omitted++;
+      else {
+        bytes += size;
+        results.push({ taskId: p, result });
+      }
+    }
+    return {
+      ...(results.length > 0 ? { results } : {}),
+      ...(omitted > 0 ? { resultsOmitted: omitted } : {}),
+    };
+  }
+
+  complete(id: string, token: number, result: unknown): Outcome<{ duplicate: boolean }> {
     const now = this.advance();
     const t = this.tasks.get(id);
     if (t === undefined) return { error: "UNKNOWN_TASK" };
+    // A repeat keeps the first result.
     if (t.state === "COMPLETED" && t.token === token) return { ok: { duplicate: true } };
     if (!this.isLive(t, token)) {
       this.staleRejections++;
       return { error: "STALE_LEASE" };
     }
+    t.result = result;
     this.finish(t, "COMPLETED", now);
     this.settle(now);
     return { ok: { duplicate: false } };
@@ -613,6 +651,7 @@ class Model {
       ...(t.state === "RUNNABLE" ? { runnableSince: t.runnableSince } : {}),
       ...(TERMINAL.has(t.state) ? { finishedAt: t.finishedAt } : {}),
       reason: t.hasReason,
+      ...(t.result !== undefined ? { result: t.result } : {}),
     };
   }
 
@@ -692,7 +731,7 @@ type Cmd =
   | { op: "consume" }
   | { op: "lease"; owner: string; max: number; leaseMs: number; maxKey: number | undefined }
   | { op: "heartbeat"; target: Target; leaseMs: number }
-  | { op: "complete"; target: Target }
+  | { op: "complete"; target: Target; result: unknown }
   | { op: "completeTask"; target: Target }
   | { op: "fail"; target: Target; retryable: boolean }
   | { op: "cancel"; target: Target }
@@ -796,7 +835,16 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
       leaseMs: fc.integer({ min: 1, max: 60 }),
     }),
   ),
-  w(5, fc.record({ op: fc.constant("complete" as const), target: targetArb(12) })),
+  w(
+    5,
+    fc.record({
+      op: fc.constant("complete" as const),
+      target: targetArb(12),
+      result: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 40 }), fc.constant({ ok: [1, "a"] })), {
+        nil: undefined,
+      }),
+    }),
+  ),
   w(2, fc.record({ op: fc.constant("completeTask" as const), target: targetArb(8) })),
   w(3, fc.record({ op: fc.constant("fail" as const), target: targetArb(12), retryable: fc.boolean() })),
   w(2, fc.record({ op: fc.constant("cancel" as const), target: targetArb(2) })),
@@ -876,6 +924,7 @@ class Harness {
       backoff: BACKOFF,
       onChange: (c) => this.record(c),
       measurePayload,
+      maxLeaseResultBytes: MAX_LEASE_RESULT_BYTES,
     };
     this.engine = new Scheduler(this.options);
   }
@@ -1083,8 +1132,8 @@ class Harness {
       case "complete": {
         const { id, token } = this.resolve(cmd.target);
         same(
-          attempt(() => e().complete(id, token)),
-          m.complete(id, token),
+          attempt(() => e().complete(id, token, { result: cmd.result })),
+          m.complete(id, token, cmd.result),
         );
         return;
       }
@@ -1188,8 +1237,14 @@ class Harness {
     same(this.engine.liveCount, held.filter((t) => !TERMINAL.has(t.state)).length, "live count");
     same(
       this.engine.heldPayloadBytes,
-      held.reduce((sum, t) => sum + (t.payload === undefined ? 0 : measurePayload(t.payload)), 0),
-      "payload bytes held",
+      held.reduce(
+        (sum, t) =>
+          sum +
+          (t.payload === undefined ? 0 : measurePayload(t.payload)) +
+          (t.result === undefined ? 0 : measurePayload(t.result)),
+        0,
+      ),
+      "payload and result bytes held",
     );
     // Every state change was reported: replaying the records gives the current state.
     same(this.reported.size, m.tasks.size);

@@ -54,6 +54,7 @@ import type {
   Change,
   EngineMeta,
   Lease,
+  PrerequisiteResult,
   RestoreSource,
   SchedulerStats,
   Snapshot,
@@ -65,7 +66,13 @@ import type {
   TaskStatus,
   TaskView,
 } from "./types.js";
-import { checkBatch, type GraphView, type ParsedTask, type PayloadMeasure } from "./validate.js";
+import {
+  checkBatch,
+  type GraphView,
+  MAX_MEASURED_PAYLOAD_BYTES,
+  type ParsedTask,
+  type PayloadMeasure,
+} from "./validate.js";
 
 export interface SchedulerOptions {
   /** Clock in milliseconds. Readings that run backwards are clamped to the latest one. Default Date.now. */
@@ -96,6 +103,43 @@ export interface SchedulerOptions {
    * the task MALFORMED) and on restore. Default none: payloads count 0.
    */
   measurePayload?: PayloadMeasure;
+  /**
+   * Bound of the prerequisites' results one lease carries, counted per
+   * entry by `resultEntryBytes` (so in the measure of `measurePayload`):
+   * entries are taken in prerequisite order, those that would pass the
+   * bound are left out and counted in `Lease.resultsOmitted`. A store sets
+   * it so a grant fits its reply. Default Infinity (every result).
+   */
+  maxLeaseResultBytes?: number;
+}
+
+/** What `complete` may carry besides the lease. */
+export interface CompleteOptions {
+  /**
+   * The task's result, kept with it and handed to its dependents' leases.
+   * Measured by `measurePayload` (a value it cannot measure is refused with
+   * INVALID_ARGUMENT, changing nothing). Undefined: no result.
+   */
+  readonly result?: unknown;
+}
+
+/** The prerequisites' results a lease of a task carries (`prerequisiteResults`). */
+export interface LeaseResults {
+  readonly results: readonly PrerequisiteResult[];
+  /** Results left out for the bound. */
+  readonly omitted: number;
+  /** What the kept entries count for, by `resultEntryBytes`. */
+  readonly bytes: number;
+}
+
+/**
+ * What one `{ taskId, result }` entry of `Lease.results` counts for: the
+ * result's measured bytes, plus an upper bound of the entry's msgpack
+ * envelope when the measure is msgpack's (a map header, the two keys, and
+ * the id at 3 bytes per UTF-16 code unit with its string header).
+ */
+export function resultEntryBytes(taskId: string, resultBytes: number): number {
+  return resultBytes + 3 * taskId.length + 24;
 }
 
 /** What a valid batch would add to what the engine holds. */
@@ -174,7 +218,8 @@ export class Scheduler {
   private readonly sink: ((change: Change) => void) | undefined;
   private readonly observer: SchedulerObserver | undefined;
   private readonly measurePayload: PayloadMeasure | undefined;
-  /** Sum of payloadBytes over the tasks held (live or terminal, until dropped). */
+  private readonly maxLeaseResultBytes: number;
+  /** Sum of payloadBytes and resultBytes over the tasks held (live or terminal, until dropped). */
   private heldBytes = 0;
 
   private lastNow = Number.NEGATIVE_INFINITY;
@@ -207,6 +252,10 @@ export class Scheduler {
     this.sink = options.onChange;
     this.observer = options.observer;
     this.measurePayload = options.measurePayload;
+    this.maxLeaseResultBytes = nonNegative(
+      "maxLeaseResultBytes",
+      options.maxLeaseResultBytes ?? Number.POSITIVE_INFINITY,
+    );
 
     const t = this.table;
     // The heaps cache each entry's key (keyOf) and order by it; the
@@ -404,7 +453,7 @@ export class Scheduler {
       const h = this.runnable.peek();
       if (h < 0 || pastBound(this.runnable.peekKey(), this.table.ids[h]!, maxKey, maxTaskId)) break;
       this.grant(h, owner, now + leaseMs);
-      leases.push(this.leaseOf(h));
+      leases.push(this.leaseOf(h, true));
     }
     this.flushMeta();
     return leases;
@@ -432,11 +481,14 @@ export class Scheduler {
   }
 
   /**
-   * Completes a leased task. A repeat with the token that completed it is
-   * acknowledged as a duplicate and changes nothing (dependents are unblocked
-   * exactly once). O(d · log n).
+   * Completes a leased task, keeping `options.result` with it. A repeat with
+   * the token that completed it is acknowledged as a duplicate and changes
+   * nothing, its result included: the first accepted complete's result
+   * stays (dependents are unblocked exactly once, and may already hold it).
+   * A stale token is refused before the result is looked at, so a refused
+   * complete stores nothing. O(d · log n).
    */
-  complete(taskId: string, token: number): { duplicate: boolean } {
+  complete(taskId: string, token: number, options: CompleteOptions = {}): { duplicate: boolean } {
     this.advance();
     const h = this.handle(taskId);
     const t = this.table;
@@ -445,6 +497,14 @@ export class Scheduler {
       return { duplicate: true };
     }
     this.checkLive(h, token);
+    const result = options.result;
+    if (result !== undefined) {
+      // Measured before anything changes: a result the store cannot take is refused whole.
+      const bytes = this.measureResult(taskId, result);
+      t.result[h] = result;
+      t.resultBytes[h] = bytes;
+      this.heldBytes += bytes;
+    }
     this.finishCompleted(h);
     this.flushMeta();
     return { duplicate: false };
@@ -553,6 +613,16 @@ export class Scheduler {
   }
 
   /**
+   * The prerequisites' results a lease of task `id` carries now (see
+   * `Lease.results`), or undefined for an unknown id. A store measures a
+   * grant with it before making it. Due timers are not run. O(p).
+   */
+  prerequisiteResults(id: string): LeaseResults | undefined {
+    const h = typeof id === "string" ? this.table.index.get(id) : -1;
+    return h < 0 ? undefined : this.resultsOf(h);
+  }
+
+  /**
    * A page of tasks matching `query`, in (deadline, id) order, without
    * payloads (see task-query.ts). Due timers run first. O(handles) — a pass
    * over two typed arrays — plus O(log limit) per task inside the page.
@@ -655,8 +725,9 @@ export class Scheduler {
   }
 
   /**
-   * Bytes of the payloads of every task held, live or terminal until it is
-   * dropped after retentionMs, as `measurePayload` counts them. O(1).
+   * Bytes of the payloads and results of every task held, live or terminal
+   * until it is dropped after retentionMs, as `measurePayload` counts them.
+   * O(1).
    */
   get heldPayloadBytes(): number {
     return this.heldBytes;
@@ -1050,7 +1121,7 @@ export class Scheduler {
     this.unlink(h);
     const id = t.ids[h]!;
     this.counts[t.state[h]!]!--;
-    this.heldBytes -= t.payloadBytes[h]!;
+    this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
     t.release(h);
     this.emit({ kind: "drop", id });
   }
@@ -1171,6 +1242,7 @@ export class Scheduler {
     };
     if (t.owner[h] !== undefined) status.leaseOwner = t.owner[h];
     if (t.reason[h] !== undefined) status.reason = t.reason[h];
+    if (t.result[h] !== undefined) status.result = t.result[h];
     if (state === S.LEASED) {
       status.leaseExpiresAt = t.timerAt[h]!;
       const at = t.stamp[h]! + t.timeoutMs[h]!;
@@ -1201,9 +1273,10 @@ export class Scheduler {
     return task;
   }
 
-  private leaseOf(h: number): Lease {
+  /** The live lease of `h`; a grant (`withResults`) also carries its prerequisites' results. */
+  private leaseOf(h: number, withResults = false): Lease {
     const t = this.table;
-    return {
+    const lease: { -readonly [K in keyof Lease]: Lease[K] } = {
       taskId: t.ids[h]!,
       owner: t.owner[h] ?? "",
       token: t.token[h]!,
@@ -1211,6 +1284,53 @@ export class Scheduler {
       attempt: t.attempts[h]!,
       task: this.taskOf(h),
     };
+    if (withResults && t.prerequisites[h]!.length > 0) {
+      const { results, omitted } = this.resultsOf(h);
+      if (results.length > 0) lease.results = results;
+      if (omitted > 0) lease.resultsOmitted = omitted;
+    }
+    return lease;
+  }
+
+  /**
+   * The results of `h`'s completed prerequisites, in prerequisite order,
+   * within maxLeaseResultBytes: an entry that would pass it is left out
+   * (and counted), later smaller ones still go in. O(p).
+   */
+  private resultsOf(h: number): LeaseResults {
+    const t = this.table;
+    const results: PrerequisiteResult[] = [];
+    let omitted = 0;
+    let bytes = 0;
+    for (const taskId of t.prerequisites[h]!) {
+      const ph = t.index.get(taskId);
+      if (ph < 0 || t.result[ph] === undefined) continue;
+      const size = resultEntryBytes(taskId, t.resultBytes[ph]!);
+      if (bytes + size > this.maxLeaseResultBytes) omitted++;
+      else {
+        bytes += size;
+        results.push({ taskId, result: t.result[ph] });
+      }
+    }
+    return { results, omitted, bytes };
+  }
+
+  /** A result's measured bytes; INVALID_ARGUMENT for one the store cannot take. */
+  private measureResult(taskId: string, result: unknown): number {
+    if (this.measurePayload === undefined) return 0;
+    let bytes: number;
+    try {
+      bytes = this.measurePayload(result);
+    } catch (error) {
+      throw new InvalidArgumentError(
+        `the result of task ${q(taskId)} cannot be stored: ${String((error as Error)?.message ?? error)}`,
+      );
+    }
+    if (!(Number.isInteger(bytes) && bytes >= 0 && bytes <= MAX_MEASURED_PAYLOAD_BYTES))
+      throw new InvalidArgumentError(
+        `the result of task ${q(taskId)} measures ${bytes} bytes, more than can be counted`,
+      );
+    return bytes;
   }
 
   // ------------------------------------------------------------------ restore
@@ -1282,6 +1402,13 @@ export class Scheduler {
       t.token[h] = status.token;
       t.owner[h] = strings.share(status.leaseOwner);
       t.reason[h] = status.reason;
+      if (status.result !== undefined) {
+        t.result[h] = status.result;
+        // Measured when accepted; the same measure gives the same count.
+        const bytes = this.measurePayload === undefined ? 0 : this.measurePayload(status.result);
+        t.resultBytes[h] = bytes;
+        this.heldBytes += bytes;
+      }
       // A restored lease's start is journaled only through its run time limit (timeoutAt); else
       // NaN, so its run time is not observed.
       t.stamp[h] =

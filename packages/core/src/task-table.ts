@@ -105,6 +105,8 @@ export class TaskTable {
   payload: unknown[] = [];
   owner: (string | undefined)[] = [];
   reason: (string | undefined)[] = [];
+  /** A COMPLETED task's result (TaskStatus.result). */
+  result: unknown[] = [];
 
   // Typed arrays.
   deadline = new Float64Array(0);
@@ -125,6 +127,8 @@ export class TaskTable {
   maxAttempts = new Uint16Array(0);
   /** What the payload counts for (SchedulerOptions.measurePayload), kept to subtract when the task is dropped. */
   payloadBytes = new Uint32Array(0);
+  /** What the result counts for (measured as payloads are), kept to subtract when the task is dropped. */
+  resultBytes = new Uint32Array(0);
   state = new Uint8Array(0);
   flags = new Uint8Array(0);
   /**
@@ -217,6 +221,7 @@ export class TaskTable {
     this.payload[h] = undefined;
     this.owner[h] = undefined;
     this.reason[h] = undefined;
+    this.result[h] = undefined;
   }
 
   /** Out of the FIFO, no dependents: a new handle's links. */
@@ -242,6 +247,7 @@ export class TaskTable {
     this.attempts[h] = 0;
     this.maxAttempts[h] = 0;
     this.payloadBytes[h] = 0;
+    this.resultBytes[h] = 0;
     this.state[h] = 0;
     this.flags[h] = 0;
     this.free.push(h);
@@ -332,7 +338,15 @@ export class TaskTable {
   }
 
   private grow(capacity: number): void {
-    for (const list of [this.ids, this.prerequisites, this.workflowId, this.payload, this.owner, this.reason])
+    for (const list of [
+      this.ids,
+      this.prerequisites,
+      this.workflowId,
+      this.payload,
+      this.owner,
+      this.reason,
+      this.result,
+    ])
       list.length = capacity;
     const f64 = (a: Float64Array) => copy(new Float64Array(capacity), a);
     this.deadline = f64(this.deadline);
@@ -345,6 +359,7 @@ export class TaskTable {
     this.attempts = copy(new Int32Array(capacity), this.attempts);
     this.maxAttempts = copy(new Uint16Array(capacity), this.maxAttempts);
     this.payloadBytes = copy(new Uint32Array(capacity), this.payloadBytes);
+    this.resultBytes = copy(new Uint32Array(capacity), this.resultBytes);
     this.state = copy(new Uint8Array(capacity), this.state);
     this.flags = copy(new Uint8Array(capacity), this.flags);
     this.fifo = copy(new Int32Array(2 * capacity), this.fifo);

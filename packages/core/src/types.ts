@@ -109,6 +109,12 @@ export interface TaskStatus {
   readonly finishedAt?: number;
   /** Why the task is where it is: last failure, cancellation cause, expiry. */
   readonly reason?: string;
+  /**
+   * COMPLETED only: the value the accepted `complete` carried (its
+   * dependents' leases hand it on, see `Lease.results`). Kept, like the
+   * payload, until the task is dropped after retention.
+   */
+  readonly result?: unknown;
 }
 
 /** A task as `getTask` shows it. */
@@ -143,6 +149,25 @@ export interface Lease {
   /** 1 for the first lease of the task. */
   readonly attempt: number;
   readonly task: Task;
+  /**
+   * The results of the task's prerequisites that completed with one, in
+   * prerequisite order (a list, not a map keyed by id: any string is an id,
+   * `__proto__` included). Absent when there are none. Only grants carry
+   * them (not heartbeats); see `resultsOmitted` for the bound.
+   */
+  readonly results?: readonly PrerequisiteResult[];
+  /**
+   * How many prerequisites' results were left out because the lease would
+   * have passed `maxLeaseResultBytes` (SchedulerOptions): read those with
+   * `getTask`. Absent when none was.
+   */
+  readonly resultsOmitted?: number;
+}
+
+/** One prerequisite's result, as a dependent's lease carries it. */
+export interface PrerequisiteResult {
+  readonly taskId: string;
+  readonly result: unknown;
 }
 
 /**

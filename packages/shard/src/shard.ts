@@ -33,10 +33,12 @@
 import {
   type BatchFootprint,
   type Change,
+  type CompleteOptions,
   type EngineMeta,
   InvalidArgumentError,
   type Lease,
   type LeaseOptions,
+  type LeaseResults,
   MAX_ID_LENGTH,
   type Problem,
   type RestoreSource,
@@ -136,7 +138,11 @@ export interface ShardOptions
   readonly leaseReplayRetentionMs?: number;
   /** A submit that would hold more live tasks is refused (ShardLimitError). Default DEFAULT_MAX_LIVE_TASKS. */
   readonly maxLiveTasks?: number;
-  /** A submit that would hold more payload bytes is refused (ShardLimitError). Default DEFAULT_MAX_STORED_BYTES. */
+  /**
+   * A submit that would hold more payload and result bytes is refused
+   * (ShardLimitError). Default DEFAULT_MAX_STORED_BYTES. Completes are not
+   * refused for it (see complete).
+   */
   readonly maxStoredBytes?: number;
   /** A submit that would remember more idempotency keys is refused (ShardLimitError). Default DEFAULT_MAX_IDEMPOTENCY_KEYS. */
   readonly maxIdempotencyKeys?: number;
@@ -164,7 +170,7 @@ export interface SubmitOptions {
 export interface ShardHoldings {
   /** Tasks not in a terminal state. */
   readonly liveTasks: number;
-  /** Payload bytes of the tasks held, live or finished until compacted (msgpack-encoded, as the wire measures them). */
+  /** Payload and result bytes of the tasks held, live or finished until compacted (msgpack-encoded, as the wire measures them). */
   readonly storedBytes: number;
   /** Idempotency keys of submits remembered. */
   readonly idempotencyKeys: number;
@@ -231,7 +237,7 @@ export interface ShardStats extends SchedulerStats {
   readonly state: ShardState;
   /** Idempotency keys remembered. */
   readonly idempotencyKeys: number;
-  /** Payload bytes held (ShardHoldings.storedBytes). */
+  /** Payload and result bytes held (ShardHoldings.storedBytes). */
   readonly storedBytes: number;
   readonly journal: JournalStats;
 }
@@ -471,9 +477,16 @@ export class Shard {
     return this.run(() => this.engine.heartbeat(taskId, token, options));
   }
 
-  /** Completes a leased task; a repeat with the same token resolves `{ duplicate: true }` and changes nothing. */
-  complete(taskId: string, token: number): Promise<{ duplicate: boolean }> {
-    return this.run(() => this.engine.complete(taskId, token));
+  /**
+   * Completes a leased task, keeping `options.result` with it, journaled in
+   * the same append as the completion; a repeat with the same token resolves
+   * `{ duplicate: true }` and changes nothing (the first result stays). The
+   * result counts in the held bytes but is never refused for maxStoredBytes:
+   * it finishes work the shard already took, and a refusal would leave the
+   * task to run again.
+   */
+  complete(taskId: string, token: number, options: CompleteOptions = {}): Promise<{ duplicate: boolean }> {
+    return this.run(() => this.engine.complete(taskId, token, options));
   }
 
   fail(
@@ -561,6 +574,15 @@ export class Shard {
     };
   }
 
+  /**
+   * The prerequisites' results a grant of task `id` would carry now (see
+   * Scheduler.prerequisiteResults), or undefined for an unknown id: what a
+   * server adds to the grant's size. A read of memory, O(p).
+   */
+  prerequisiteResults(id: string): LeaseResults | undefined {
+    return this.read(() => this.engine.prerequisiteResults(id));
+  }
+
   /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
   peekFrontier(): { id: string; deadline: number; key: number } | null {
     return this.frontier().top;
@@ -639,7 +661,19 @@ export class Shard {
       };
       if (view.workflowId !== undefined) task.workflowId = view.workflowId;
       if (view.payload !== undefined) task.payload = view.payload;
-      leases.push({ taskId, owner, token, expiresAt: view.leaseExpiresAt!, attempt: view.attempts, task });
+      const lease: { -readonly [K in keyof Lease]: Lease[K] } = {
+        taskId,
+        owner,
+        token,
+        expiresAt: view.leaseExpiresAt!,
+        attempt: view.attempts,
+        task,
+      };
+      // A replayed grant carries the results the grant did: completed prerequisites' results do not change.
+      const { results, omitted } = this.engine.prerequisiteResults(taskId)!;
+      if (results.length > 0) lease.results = results;
+      if (omitted > 0) lease.resultsOmitted = omitted;
+      leases.push(lease);
     });
     return leases;
   }
