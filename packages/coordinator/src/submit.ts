@@ -91,8 +91,22 @@ export class SubmitRouter {
     });
     const { parts } = this.partition(firsts);
     const shards = [...parts.keys()];
+    // A prerequisite in the batch but in another part (another workflow) is the local check's
+    // CROSS_WORKFLOW; the shard, seeing its part alone, would call it unknown as well: left out.
+    const inBatch = new Set(firsts.map((t) => t.id));
+    const checked = (part: readonly TaskInput[]): TaskInput[] => {
+      const inPart = new Set(part.map((t) => t.id));
+      return part.map((t) => {
+        const prerequisites = t.prerequisites?.filter((p) => !inBatch.has(p) || inPart.has(p));
+        return prerequisites === undefined || prerequisites.length === t.prerequisites?.length
+          ? t
+          : { ...t, prerequisites };
+      });
+    };
     const answers = await Promise.allSettled(
-      shards.map((shardId) => this.ctx.link.request(shardId, { op: "check", tasks: parts.get(shardId)! })),
+      shards.map((shardId) =>
+        this.ctx.link.request(shardId, { op: "check", tasks: checked(parts.get(shardId)!) }),
+      ),
     );
     const problems = [...local];
     const reported = new Set(local.map((p) => `${p.code}\u0000${p.taskId}`));
