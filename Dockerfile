@@ -18,6 +18,7 @@ COPY packages/shard/package.json packages/shard/
 COPY packages/cluster/package.json packages/cluster/
 COPY packages/coordinator/package.json packages/coordinator/
 COPY packages/client/package.json packages/client/
+COPY packages/console/package.json packages/console/
 COPY packages/cli/package.json packages/cli/
 # The peer benchmark is a workspace member too (its peers are devDependencies, pruned below).
 COPY packages/bench-peers/package.json packages/bench-peers/

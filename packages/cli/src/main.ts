@@ -33,7 +33,7 @@ import {
   TOP_OPTIONS,
   top,
 } from "./query-commands.js";
-import { COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
+import { CONSOLE_OPTIONS, COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
 import { WORK_OPTIONS, work } from "./work-command.js";
 
 /** This package's version (package.json sits one level above src/ and dist/ alike). */
@@ -45,6 +45,8 @@ const CLI_VERSION: string = (createRequire(import.meta.url)("../package.json") a
 const start = async (ctx: CommandContext) => (await import("./service-commands.js")).start(ctx);
 const shard = async (ctx: CommandContext) => (await import("./service-commands.js")).shard(ctx);
 const coordinator = async (ctx: CommandContext) => (await import("./service-commands.js")).coordinator(ctx);
+const consoleCommand = async (ctx: CommandContext) =>
+  (await import("./console-command.js")).consoleCommand(ctx);
 const credentials = async (ctx: CommandContext) =>
   (await import("./credentials-command.js")).credentials(ctx);
 
@@ -75,6 +77,13 @@ export const COMMANDS = {
     args: "[--metrics-port P]",
     options: COORDINATOR_OPTIONS,
     run: coordinator,
+  },
+  console: {
+    summary:
+      "serve the web console of a running cluster (the admin role's actions with a credentials directory)",
+    args: "[--console-port P] [--console-host HOST]",
+    options: CONSOLE_OPTIONS,
+    run: consoleCommand,
   },
   credentials: {
     summary: "make a cluster's NATS credentials: a key per role and per shard, and the server's auth.conf",

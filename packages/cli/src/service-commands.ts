@@ -23,6 +23,7 @@ import { AUTH_CONFIG_FILE, accessOf, clusterPrincipals, ensureCredentials } from
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, IMPLICIT_CREDENTIALS_DIR, int, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
+import { consoleFlagsOf, consoleRole, serveConsole } from "./console-serve.js";
 import { CliError, usageError } from "./errors.js";
 import { println, userPath } from "./io.js";
 import { metricsFlagsOf, prefixed, serveMetricsIfOn } from "./metrics/serve.js";
@@ -48,6 +49,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   const join = flag(ctx.parsed, "join");
   const engine = engineOptionsOf(ctx);
   const metricsFlags = metricsFlagsOf(ctx, "start");
+  const consoleFlags = consoleFlagsOf(ctx);
   const logLevel = logLevelOf(ctx, "warn");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const prepared = shardLimitsOf(ctx);
@@ -110,6 +112,20 @@ export async function start(ctx: CommandContext): Promise<void> {
       checks: () => ({ ...prefixed("coordinator", coord.readiness()), ...host.readiness() }),
     });
     if (endpoint !== undefined) parts.push({ name: "metrics", close: () => endpoint.close() });
+    // The console calls the cluster as the admin role (its own key, when start made the credentials).
+    const webConsole =
+      consoleFlags === null
+        ? undefined
+        : await serveConsole(ctx, consoleFlags, {
+            natsUrl: url,
+            cluster,
+            access:
+              credentials === undefined
+                ? access
+                : { ...tls, ...accessOf(credentials, cluster, { role: "admin" }) },
+            role: consoleRole(credentials === undefined ? undefined : "admin", access),
+          });
+    if (webConsole !== undefined) parts.unshift({ name: "console", close: () => webConsole.close() });
 
     const info = {
       event: "listening",
@@ -120,6 +136,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       shards,
       dataDir,
       metrics: endpoint?.url ?? null,
+      console: webConsole?.server.url ?? null,
     };
     if (json) println(ctx.io.stdout, JSON.stringify(info));
     else {
@@ -143,6 +160,7 @@ export async function start(ctx: CommandContext): Promise<void> {
         println(ctx.io.stdout, "frontier: NATS admits anyone who reaches it (--open-nats)");
       }
       if (endpoint !== undefined) println(ctx.io.stdout, `frontier: metrics on ${endpoint.url}`);
+      if (webConsole !== undefined) println(ctx.io.stdout, `frontier: console on ${webConsole.server.url}`);
       println(ctx.io.stdout, "frontier: press Ctrl-C to stop");
     }
     return undefined;
@@ -247,10 +265,25 @@ function shardLimitsOf(
 }
 
 /** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */
-function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolicy } } {
+/** The engine options the flags set: retry backoff, the starvation guard, forward references. */
+function engineOptionsOf(ctx: CommandContext): {
+  shard?: { backoff?: BackoffPolicy; maxRunnableWaitMs?: number; allowForwardReferences?: boolean };
+} {
+  const maxRunnableWaitMs = int(ctx.command, ctx.parsed, "max-runnable-wait-ms", { min: 1 });
+  const forward = flag(ctx.parsed, "forward-references");
+  const others = {
+    ...(maxRunnableWaitMs === undefined ? {} : { maxRunnableWaitMs }),
+    ...(forward ? { allowForwardReferences: true } : {}),
+  };
+  const backoff = backoffOf(ctx);
+  const shard = { ...(backoff === undefined ? {} : { backoff }), ...others };
+  return Object.keys(shard).length === 0 ? {} : { shard };
+}
+
+function backoffOf(ctx: CommandContext): BackoffPolicy | undefined {
   const baseMs = int(ctx.command, ctx.parsed, "backoff-base-ms", { min: 1 });
   const maxMs = int(ctx.command, ctx.parsed, "backoff-max-ms", { min: 1 });
-  if (baseMs === undefined && maxMs === undefined) return {};
+  if (baseMs === undefined && maxMs === undefined) return undefined;
   const backoff = {
     ...DEFAULT_BACKOFF,
     baseMs: baseMs ?? Math.min(DEFAULT_BACKOFF.baseMs, maxMs ?? DEFAULT_BACKOFF.baseMs),
@@ -261,7 +294,7 @@ function engineOptionsOf(ctx: CommandContext): { shard?: { backoff: BackoffPolic
       `${ctx.command}: --backoff-base-ms (${backoff.baseMs}) must not exceed --backoff-max-ms (${backoff.maxMs})`,
     );
   }
-  return { shard: { backoff } };
+  return backoff;
 }
 
 // ------------------------------------------------------------- coordinator

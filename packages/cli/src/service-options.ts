@@ -3,6 +3,7 @@
  * their implementation so that `--help` and the command table do not load
  * the cluster's modules.
  */
+import { DEFAULT_CONSOLE_HOST, DEFAULT_CONSOLE_PORT } from "@frontier/console/defaults";
 import type { OptionSpecs } from "./args.js";
 import { metricsOptions } from "./metrics/options.js";
 
@@ -33,6 +34,17 @@ const BACKOFF_OPTIONS = {
     type: "string",
     value: "MS",
     description: "longest delay between two attempts of a task (default 300000)",
+  },
+  "max-runnable-wait-ms": {
+    type: "string",
+    value: "MS",
+    description:
+      "starvation guard: a task runnable this long is ordered as if due then, ahead of later deadlines (default: off)",
+  },
+  "forward-references": {
+    type: "boolean",
+    description:
+      "let a task name prerequisites of its workflow not submitted yet; it waits for them (default: off)",
   },
 } as const satisfies OptionSpecs;
 
@@ -79,6 +91,24 @@ const LONG_POLL_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
+/** Where the web console listens (`start` serves it too, unless --no-console). */
+const CONSOLE_ADDRESS_OPTIONS = {
+  "console-port": {
+    type: "string",
+    value: "P",
+    description: `serve the web console on http://HOST:P (default ${DEFAULT_CONSOLE_PORT}; 0: any free port)`,
+  },
+  "console-host": {
+    type: "string",
+    value: "HOST",
+    description: `interface of the console (default ${DEFAULT_CONSOLE_HOST}; anyone who reaches it reads every task)`,
+  },
+} as const satisfies OptionSpecs;
+
+export const CONSOLE_OPTIONS = {
+  ...CONSOLE_ADDRESS_OPTIONS,
+} as const satisfies OptionSpecs;
+
 export const START_OPTIONS = {
   data: { type: "string", value: "DIR", description: `data directory (default ${DEFAULT_DATA_DIR})` },
   shards: {
@@ -106,6 +136,8 @@ export const START_OPTIONS = {
   ...SHARD_LIMIT_OPTIONS,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
+  ...CONSOLE_ADDRESS_OPTIONS,
+  "no-console": { type: "boolean", description: "serve no web console" },
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
