@@ -35,7 +35,11 @@ const silent = pino({ level: "silent" });
 
 /** Start NATS, `shards` shard actors (slots spread evenly) and a coordinator; wait until every slot is routable. */
 export async function startCluster(
-  options: { shards?: number; cluster?: string } = {},
+  options: {
+    shards?: number;
+    cluster?: string;
+    engine?: Parameters<typeof startShardActor>[0]["shard"];
+  } = {},
 ): Promise<TestCluster> {
   const shardCount = options.shards ?? 3;
   const cluster = options.cluster ?? "e2e";
@@ -50,7 +54,7 @@ export async function startCluster(
         dataDir: join(dataRoot, `shard-${i}`),
         slots: { index: i, of: shardCount },
         logger: silent,
-        shard: { durability: "committed" },
+        shard: { durability: "committed", ...options.engine },
       }),
     ),
   );
