@@ -56,6 +56,7 @@ import {
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
   isShardUnavailableDetail,
+  LEASE_RESULTS_BYTES,
   type LeaseRequest,
   MAX_MESSAGE_BYTES,
   type OkReply,
@@ -307,6 +308,8 @@ export class ShardActor {
         maxLiveTasks: o.maxLiveTasks,
         maxStoredBytes: o.maxStoredBytes,
         maxIdempotencyKeys: o.maxIdempotencyKeys,
+        // A grant's results stay within the budget the protocol's limits leave a lease reply.
+        maxLeaseResultBytes: LEASE_RESULTS_BYTES,
       });
       metrics.recovered((performance.now() - opening) / 1000);
       const secrets = LeaseSecrets.load(o.dataDir);
@@ -655,7 +658,9 @@ export class ShardActor {
       }
       case "complete": {
         this.requireHolder(request);
-        const { duplicate } = await this.announced(this.shard.complete(request.taskId, request.token));
+        const { duplicate } = await this.announced(
+          this.shard.complete(request.taskId, request.token, { result: request.result }),
+        );
         return { ok: true, op: "complete", duplicate };
       }
       case "fail": {
@@ -732,7 +737,7 @@ export class ShardActor {
     const results = request.completes.map((held): Promise<SettleOutcome> => {
       const refused = this.refusedHolder(held);
       if (refused !== undefined) return Promise.resolve({ error: toWireError(refused) });
-      return this.shard.complete(held.taskId, held.token).then(
+      return this.shard.complete(held.taskId, held.token, { result: held.result }).then(
         ({ duplicate }): SettleOutcome => ({ duplicate }),
         (error: unknown): SettleOutcome => ({ error: toWireError(this.toBoundary(error)) }),
       );
@@ -1109,7 +1114,7 @@ export class ShardActor {
       const top = this.shard.peekFrontier();
       if (top === null || (maxKey !== undefined && pastBound(top.key, top.id, maxKey, maxTaskId))) break;
       const view = this.shard.getTask(top.id);
-      const size = view === undefined ? 0 : leaseSizeBound(view, owner);
+      const size = view === undefined ? 0 : leaseSizeBound(view, owner) + resultsSizeBound(this.shard, view);
       if (grants.length > 0 && bytes + size > LEASE_REPLY_BUDGET) break;
       bytes += size;
       measured.push(top.id);
@@ -1251,6 +1256,18 @@ function leaseSizeBound(task: TaskView, owner: string): number {
       ...(task.timeoutMs !== undefined && { timeoutMs: wide }),
     },
   });
+}
+
+/**
+ * Upper bound of the bytes the prerequisites' results add to a lease of
+ * `task`: the entries (each bounded by the engine's resultEntryBytes) plus
+ * the `results` and `resultsOmitted` fields' keys and headers.
+ */
+function resultsSizeBound(shard: Shard, task: TaskView): number {
+  if (task.prerequisites.length === 0) return 0;
+  const picked = shard.prerequisiteResults(task.id);
+  if (picked === undefined || (picked.results.length === 0 && picked.omitted === 0)) return 0;
+  return picked.bytes + 40;
 }
 
 /** The engine's statistics out of the Shard's (the wire carries exactly SchedulerStats). */

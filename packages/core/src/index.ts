@@ -19,11 +19,14 @@ export type { SchedulerObserver } from "./observer.js";
 export {
   type AdmitOptions,
   type BatchFootprint,
+  type CompleteOptions,
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_ATTEMPTS,
   type LeaseOptions,
+  type LeaseResults,
   MAX_LEASE_BATCH,
   pastBound,
+  resultEntryBytes,
   Scheduler,
   type SchedulerOptions,
 } from "./scheduler.js";

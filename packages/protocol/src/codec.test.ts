@@ -930,12 +930,12 @@ describe("request shapes", () => {
     [
       "a typo in a complete",
       settle([done, { taskId: "t2", tokn: 1 }]),
-      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token, secret)',
+      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token, secret, result)',
     ],
     [
       "a complete carrying a reason",
       settle([{ ...done, reason: "done" }]),
-      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token, secret)',
+      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token, secret, result)',
     ],
     ["settle lease null", { op: "settle", completes: [], lease: null }, "lease: expected a map, got null"],
     ["settle lease a string", settle([], "w" as unknown as object), 'lease: expected a map, got string "w"'],

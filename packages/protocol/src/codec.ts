@@ -21,7 +21,7 @@
  */
 import { Packr } from "msgpackr";
 import { clip, ProtocolError, WireErrorCode } from "./errors.js";
-import { MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES } from "./limits.js";
+import { MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, MAX_RESULT_BYTES } from "./limits.js";
 import {
   type FrontierAnnouncement,
   type Message,
@@ -234,8 +234,10 @@ function expectKind<K extends MessageKind>(message: Message, kind: K): Extract<M
 }
 
 /**
- * PAYLOAD_TOO_LARGE for the first payload above MAX_PAYLOAD_BYTES. Called only
- * when the whole message is larger than that limit (else no payload can be).
+ * PAYLOAD_TOO_LARGE for the first payload above MAX_PAYLOAD_BYTES or result
+ * above MAX_RESULT_BYTES. Called only when the whole message is larger than
+ * MAX_PAYLOAD_BYTES (else no payload can be; MAX_RESULT_BYTES is no smaller,
+ * a test pins it).
  * A payload is re-encoded to measure it exactly only when a cheap upper bound
  * says it might be too large: re-encoding every payload of a big batch of
  * small ones cost a fifth of the decode time.
@@ -250,6 +252,39 @@ function checkPayloads(kind: MessageKind, body: unknown): void {
         `${path}: payload of ${size} bytes exceeds MAX_PAYLOAD_BYTES (${MAX_PAYLOAD_BYTES})`,
       );
     }
+  }
+  for (const [path, result] of resultsOf(kind, body)) {
+    if (sizeBound(result, MAX_RESULT_BYTES) <= MAX_RESULT_BYTES) continue;
+    const size = encodedByteLength(result);
+    if (size > MAX_RESULT_BYTES) {
+      throw new ProtocolError(
+        WireErrorCode.PAYLOAD_TOO_LARGE,
+        `${path}: result of ${size} bytes exceeds MAX_RESULT_BYTES (${MAX_RESULT_BYTES})`,
+      );
+    }
+  }
+}
+
+/** Every task result a (checked) message body carries, with its path. */
+function* resultsOf(kind: MessageKind, body: unknown): Generator<[string, unknown]> {
+  const b = body as Record<string, unknown>;
+  if (kind === "request" && b["op"] === "complete") {
+    if (b["result"] !== undefined) yield ["result", b["result"]];
+  } else if (kind === "request" && b["op"] === "settle") {
+    const completes = b["completes"] as readonly { result?: unknown }[];
+    for (let i = 0; i < completes.length; i++) {
+      if (completes[i]?.result !== undefined) yield [`completes[${i}].result`, completes[i]?.result];
+    }
+  } else if (kind === "reply" && b["ok"] === true && (b["op"] === "lease" || b["op"] === "settle")) {
+    const leases = b["leases"] as readonly { results?: readonly { result: unknown }[] }[];
+    for (let i = 0; i < leases.length; i++) {
+      const results = leases[i]?.results ?? [];
+      for (let j = 0; j < results.length; j++)
+        yield [`leases[${i}].results[${j}].result`, results[j]?.result];
+    }
+  } else if (kind === "reply" && b["ok"] === true && b["op"] === "getTask") {
+    const task = b["task"] as { result?: unknown } | null;
+    if (task?.result !== undefined) yield ["task.result", task.result];
   }
 }
 

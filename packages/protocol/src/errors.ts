@@ -35,7 +35,7 @@ export const WireErrorCode = {
   BATCH_TOO_LARGE: "BATCH_TOO_LARGE",
   /** An id longer than MAX_ID_LENGTH. */
   ID_TOO_LONG: "ID_TOO_LONG",
-  /** A task payload larger than MAX_PAYLOAD_BYTES once encoded. */
+  /** A task payload larger than MAX_PAYLOAD_BYTES, or a result larger than MAX_RESULT_BYTES, once encoded. */
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   /** A task with more than MAX_PREREQUISITES prerequisites. */
   TOO_MANY_PREREQUISITES: "TOO_MANY_PREREQUISITES",
@@ -154,7 +154,7 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
   PAYLOAD_TOO_LARGE: {
     retryable: false,
     source: "boundary",
-    description: "A task payload exceeds MAX_PAYLOAD_BYTES once encoded.",
+    description: "A task payload exceeds MAX_PAYLOAD_BYTES, or a result MAX_RESULT_BYTES, once encoded.",
   },
   TOO_MANY_PREREQUISITES: {
     retryable: false,

@@ -56,6 +56,24 @@ export const MAX_ID_LENGTH = 256;
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 /**
+ * Largest result of a completed task (`result` of a complete, of each of a
+ * settle's completes), in msgpack-encoded bytes: a result, like a payload,
+ * should be a reference to data or a small summary of it. Violation:
+ * PAYLOAD_TOO_LARGE. Nested at most MAX_PAYLOAD_DEPTH deep, as payloads.
+ */
+export const MAX_RESULT_BYTES = 64 * 1024;
+
+/**
+ * Most bytes of prerequisites' results one lease carries (`Lease.results`,
+ * each entry counted by the engine's resultEntryBytes, an upper bound of
+ * its msgpack size): a shard leaves out those that would pass it and counts
+ * them in `resultsOmitted`, so one task at every limit with its results
+ * still fits in one lease reply. At least one result at MAX_RESULT_BYTES
+ * always fits. Not checked on the wire: a budget the shards keep.
+ */
+export const LEASE_RESULTS_BYTES = 128 * 1024;
+
+/**
  * Deepest nesting of arrays and maps in a task payload (a scalar is depth 0,
  * `{ a: [1] }` depth 2). Encoders and decoders recurse (msgpackr on both
  * sides, the journal's too): a payload nested thousands deep can be stored

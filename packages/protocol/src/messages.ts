@@ -141,6 +141,12 @@ export interface HeartbeatRequest extends HeldLease {
 
 export interface CompleteRequest extends HeldLease {
   readonly op: "complete";
+  /**
+   * The task's result (any msgpack value, at most MAX_RESULT_BYTES encoded
+   * and MAX_PAYLOAD_DEPTH deep), kept with the task and handed to its
+   * dependents' leases. A resent complete keeps the first one.
+   */
+  readonly result?: unknown;
 }
 
 export interface FailRequest extends HeldLease {
@@ -151,8 +157,10 @@ export interface FailRequest extends HeldLease {
   readonly reason: string;
 }
 
-/** A task a worker finished, named by its lease (token and secret). */
-export type CompletedLease = HeldLease;
+/** A task a worker finished, named by its lease (token and secret), with its result as a complete's. */
+export interface CompletedLease extends HeldLease {
+  readonly result?: unknown;
+}
 
 /**
  * The next leases a `settle` sent straight to a shard asks for, granted in

@@ -300,7 +300,17 @@ function parseTask(v: unknown, path: string): Task {
 }
 
 function parseLease(v: unknown, path: string): Lease {
-  const f = map(v, path, ["taskId", "owner", "token", "secret", "expiresAt", "attempt", "task"]);
+  const f = map(v, path, [
+    "taskId",
+    "owner",
+    "token",
+    "secret",
+    "expiresAt",
+    "attempt",
+    "task",
+    "results",
+    "resultsOmitted",
+  ]);
   const lease: Draft = {
     taskId: id(f["taskId"], at(path, "taskId")),
     owner: id(f["owner"], at(path, "owner")),
@@ -310,7 +320,27 @@ function parseLease(v: unknown, path: string): Lease {
   lease["expiresAt"] = num(f["expiresAt"], at(path, "expiresAt"));
   lease["attempt"] = int(f["attempt"], at(path, "attempt"), 1);
   lease["task"] = parseTask(f["task"], at(path, "task"));
+  put(lease, "results", optional(f["results"], at(path, "results"), prerequisiteResults));
+  put(
+    lease,
+    "resultsOmitted",
+    optional(f["resultsOmitted"], at(path, "resultsOmitted"), (x, p) => int(x, p, 1)),
+  );
   return lease as unknown as Lease;
+}
+
+/** A lease's prerequisites' results: at most one per prerequisite, each `{ taskId, result }`. */
+function prerequisiteResults(v: unknown, path: string): { taskId: string; result: unknown }[] {
+  const items = bounded(v, path, MAX_PREREQUISITES, "BAD_MESSAGE", "MAX_PREREQUISITES");
+  return items.map((item, i) => {
+    const itemPath = at(path, i);
+    const f = map(item, itemPath, ["taskId", "result"]);
+    if (f["result"] === undefined) bad(at(itemPath, "result"), "a value", undefined);
+    return {
+      taskId: id(f["taskId"], at(itemPath, "taskId")),
+      result: payload(f["result"], at(itemPath, "result")),
+    };
+  });
 }
 
 const TASK_VIEW_KEYS = [
@@ -334,6 +364,7 @@ const TASK_VIEW_KEYS = [
   "runnableSince",
   "finishedAt",
   "reason",
+  "result",
   "unmetPrerequisites",
 ];
 
@@ -372,6 +403,7 @@ function parseTaskView(v: unknown, path: string): TaskView {
     put(t, k, optional(...field(k), num));
   }
   put(t, "reason", optional(...field("reason"), str));
+  put(t, "result", payload(f["result"], at(path, "result")));
   t["unmetPrerequisites"] = int(...field("unmetPrerequisites"), 0);
   return t as unknown as TaskView;
 }
@@ -716,7 +748,9 @@ export function parseRequest(v: unknown): Request {
       break;
     }
     case "complete": {
-      heldLease(map(v, "", ["op", "taskId", "workflowId", "token", "secret"]), r);
+      const f = map(v, "", ["op", "taskId", "workflowId", "token", "secret", "result"]);
+      heldLease(f, r);
+      put(r, "result", payload(f["result"], "result"));
       break;
     }
     case "fail": {
@@ -738,7 +772,9 @@ export function parseRequest(v: unknown): Request {
       r["completes"] = completes.map((c, i) => {
         const path = at("completes", i);
         const item: Draft = {};
-        heldLease(map(c, path, ["taskId", "workflowId", "token", "secret"]), item, path);
+        const f = map(c, path, ["taskId", "workflowId", "token", "secret", "result"]);
+        heldLease(f, item, path);
+        put(item, "result", payload(f["result"], at(path, "result")));
         return item;
       });
       put(r, "lease", optional(f["lease"], "lease", parseSettleLease));
