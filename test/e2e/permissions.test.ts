@@ -66,13 +66,18 @@ async function send(nc: Awaited<ReturnType<typeof plain>>, subject: string, requ
 const refusedByNats = (outcome: { error?: Error }) =>
   /permissions violation/i.test(String(outcome.error?.message ?? ""));
 
+/**
+ * The server answers a SUB, refusal included, before the PONG of a PING sent after it: once a
+ * flush has come back, a refusal has arrived or never will (no wait for one).
+ */
 async function subscriptionRefused(nc: Awaited<ReturnType<typeof plain>>, subject: string, queue?: string) {
   const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
+  let refused = false;
+  void sub.closed.then(() => {
+    refused = true;
+  });
   await nc.flush();
-  const refused = await Promise.race([
-    sub.closed.then(() => true),
-    new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
-  ]);
+  await nc.flush(); // the closing, a step behind the refusal, has run too
   sub.unsubscribe();
   return refused;
 }

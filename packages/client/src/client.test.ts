@@ -146,9 +146,16 @@ describe("requests", () => {
   it("retries a timed-out lease with the same request id, and gets the first grant", async () => {
     const { coord, client } = await setup({ requestTimeoutMs: 200 });
     await client.submit([{ id: "only", deadline: 1 }]);
-    // The first lease is granted by the engine but its reply is lost on the way back.
+    // The first lease's reply comes too late: held until its resend has arrived.
+    let resent!: () => void;
+    const resend = new Promise<void>((resolve) => (resent = resolve));
     let calls = 0;
-    coord.script = (q) => (q.op === "lease" && calls++ === 0 ? { action: "delay", ms: 600 } : undefined);
+    coord.script = (q) => {
+      if (q.op !== "lease") return undefined;
+      if (calls++ === 0) return { action: "hold", until: resend };
+      resent();
+      return undefined;
+    };
     const leases = await client.lease({ max: 1 });
     expect(leases.map((l) => l.taskId)).toEqual(["only"]);
     const ids = coord.requests.filter((q) => q.op === "lease").map((q) => q.requestId);

@@ -1,7 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { type TaskInput, ValidationError } from "@frontier/core";
 import { ProtocolError, type SubmitRequest } from "@frontier/protocol";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
 import type { EngineCoordinator } from "../test/engine-coordinator.js";
 import { ClientError, type SubmitReceipt } from "./index.js";
@@ -11,6 +10,13 @@ const { setup } = harness;
 
 const submits = (coord: EngineCoordinator) =>
   coord.requests.filter((q): q is SubmitRequest => q.op === "submit");
+
+/** A gate the test opens: a held request (the stand-in's "hold") is handled once it opens. */
+function gate(): { readonly opened: Promise<void>; open(): void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
 
 describe("submitter", () => {
   it("gathers single adds into batches by size", async () => {
@@ -31,12 +37,16 @@ describe("submitter", () => {
   it("sends a batch that does not fill once lingerMs has passed", async () => {
     const { coord, client } = await setup();
     const s = client.submitter({ maxBatch: 100, lingerMs: 150 });
+    // When the batch reached the coordinator, measured there: no waiting to see it has not yet.
+    let arrivedAt = 0;
+    coord.script = (q) => {
+      if (q.op === "submit" && arrivedAt === 0) arrivedAt = Date.now();
+      return undefined;
+    };
     const t0 = Date.now();
     const pending = [s.add({ id: "a", deadline: 1 }), s.add({ id: "b", deadline: 2 })];
-    await sleep(50);
-    expect(submits(coord)).toHaveLength(0);
     await Promise.all(pending);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(arrivedAt - t0).toBeGreaterThanOrEqual(140);
     expect(submits(coord).map((q) => q.tasks.map((t) => t.id))).toEqual([["a", "b"]]);
     await s.close();
     await client.close();
@@ -59,19 +69,22 @@ describe("submitter", () => {
 
   it("applies backpressure: add() waits while maxPending tasks are held, and drops nothing", async () => {
     const { coord, client } = await setup();
-    let open = false;
-    coord.script = (q) => (q.op === "submit" && !open ? { action: "delay", ms: 400 } : undefined);
+    const acks = gate();
+    coord.script = (q) => (q.op === "submit" ? { action: "hold", until: acks.opened } : undefined);
     const s = client.submitter({ maxBatch: 5, lingerMs: 0, maxPending: 10 });
     const settled: string[] = [];
     const adds = Array.from({ length: 25 }, (_, i) =>
       s.add({ id: `p${i}`, deadline: i }).then((r) => settled.push(r.taskId)),
     );
-    await sleep(100);
+    await vi.waitUntil(() => submits(coord).length === 1, { timeout: 5_000, interval: 10 });
+    // Event-ordered: a request sent after the adds, on the same connection, reaches the
+    // coordinator after any batch sent before it.
+    await client.getTask("p0");
     expect(s.pending).toBe(10);
     expect(settled).toHaveLength(0);
     // Only the first batch is in flight; nothing beyond maxPending is queued.
     expect(submits(coord)).toHaveLength(1);
-    open = true;
+    acks.open();
     await Promise.all(adds);
     expect(settled).toHaveLength(25);
     expect(coord.engine.stats().runnable).toBe(25);
@@ -83,8 +96,10 @@ describe("submitter", () => {
 
   it("submitAll pulls from the source only when there is room", async () => {
     const { coord, client } = await setup();
+    const firstAck = gate();
     let calls = 0;
-    coord.script = (q) => (q.op === "submit" && calls++ === 0 ? { action: "delay", ms: 300 } : undefined);
+    coord.script = (q) =>
+      q.op === "submit" && calls++ === 0 ? { action: "hold", until: firstAck.opened } : undefined;
     const s = client.submitter({ maxBatch: 4, lingerMs: 0, maxPending: 8 });
     let pulled = 0;
     function* source(): Generator<TaskInput> {
@@ -94,8 +109,12 @@ describe("submitter", () => {
       }
     }
     const all = s.submitAll(source());
-    await sleep(100);
+    await vi.waitUntil(() => submits(coord).length === 1, { timeout: 5_000, interval: 10 });
+    // A round trip after the first batch arrived: pulling needs none, so a submitter that pulled
+    // past its room would have done so before this one ends.
+    await client.getTask("g0");
     expect(pulled).toBeLessThanOrEqual(9);
+    firstAck.open();
     const result = await all;
     expect(result).toEqual({ accepted: 100, rejected: 0, errors: [] });
     expect(pulled).toBe(100);

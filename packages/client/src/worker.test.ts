@@ -203,10 +203,14 @@ describe("work", () => {
 
   it("long-polls when idle instead of spinning", async () => {
     const { coord, client } = await setup();
+    const started = Date.now();
     const worker = client.work(() => {}, { waitMs: 300 });
-    await sleep(700);
+    await until(() => (coord.seen.get("lease") ?? 0) >= 3);
+    const elapsed = Date.now() - started;
     await worker.stop();
-    expect(coord.seen.get("lease") ?? 0).toBeLessThanOrEqual(4);
+    // The third ask is sent only after the first two have each waited out their 300 ms (a
+    // spinning worker would send it within a few ms).
+    expect(elapsed).toBeGreaterThanOrEqual(2 * 300 - 20);
     await client.close();
     await coord.close();
   });
@@ -219,15 +223,20 @@ describe("work", () => {
       { id: "c", deadline: 3 },
     ]);
     let started = 0;
+    // The two tasks run until the test has asked the worker to stop.
+    let finish!: () => void;
+    const finishing = new Promise<void>((resolve) => (finish = resolve));
     const worker = client.work(
       async () => {
         started++;
-        await sleep(200);
+        await finishing;
       },
       { concurrency: 2, waitMs: 100, prefetch: 0 },
     );
     await until(() => started === 2);
-    await worker.stop();
+    const stopping = worker.stop();
+    finish();
+    await stopping;
     expect(worker.running).toBe(0);
     expect(worker.stats.completed).toBe(2);
     expect(coord.engine.stats().counts.COMPLETED).toBe(2);

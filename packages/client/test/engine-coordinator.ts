@@ -6,9 +6,9 @@
  * coordinator and shards.
  *
  * Hooks for tests: `seen` counts requests per op, `script` intercepts a
- * request before the engine does (drop it, reply with an error, delay, or
- * reply garbage), `requests` keeps every decoded request, `coverage` is the
- * shard coverage a stats reply claims.
+ * request before the engine does (drop it, reply with an error, hold it until
+ * a promise of the test's settles, or reply garbage), `requests` keeps every
+ * decoded request, `coverage` is the shard coverage a stats reply claims.
  */
 import { createHash } from "node:crypto";
 import { type Lease, Scheduler, type SchedulerOptions, StaleLeaseError } from "@frontier/core";
@@ -34,7 +34,8 @@ export type Scripted =
   | { readonly action: "drop" }
   | { readonly action: "error"; readonly code: BoundaryErrorCode }
   | { readonly action: "garbage" }
-  | { readonly action: "delay"; readonly ms: number };
+  /** Handled once `until` settles: the test decides, by an event, when the reply may go. */
+  | { readonly action: "hold"; readonly until: Promise<unknown> };
 
 export interface EngineCoordinator {
   readonly engine: Scheduler;
@@ -155,7 +156,7 @@ export function startEngineCoordinator(
         msg.respond(new Uint8Array([0xc1, 0xff, 0x00]));
         return;
       }
-      if (scripted?.action === "delay") await new Promise((r) => setTimeout(r, scripted.ms));
+      if (scripted?.action === "hold") await scripted.until.catch(() => undefined);
       if (scripted?.action === "error") {
         throw new ProtocolError(scripted.code, `scripted ${scripted.code}`);
       }

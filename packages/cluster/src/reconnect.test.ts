@@ -4,6 +4,7 @@
  * and serves again. This file restarts its nats-server, so it has its own.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,6 @@ import {
   listenFrontier,
   logLevel,
   silent,
-  sleep,
   TestEnv,
   task,
 } from "../test/support.js";
@@ -100,6 +100,16 @@ describe("runShardProcess", () => {
     const nc = await env.connect();
     const seen = listenFrontier(nc, cluster);
     await env.server.kill();
+    // While NATS is down, its port answers with a socket that closes at once: each connect the
+    // shard process tries is seen, and fails as against a server that is down.
+    let connects = 0;
+    const downPort = createServer((socket) => {
+      connects++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) =>
+      downPort.listen(Number(new URL(env.url).port), "127.0.0.1", resolve),
+    );
     const child = spawn(
       process.execPath,
       ["--conditions=source", "--import", "tsx", "fixtures/shard-process.ts"],
@@ -123,8 +133,13 @@ describe("runShardProcess", () => {
       stderr += String(chunk);
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    // NATS comes up after the shard process started: it waits, then serves.
-    await sleep(300);
+    // NATS comes up after the shard process has tried to reach it and failed, twice: it waits
+    // (tries again), then serves.
+    try {
+      await eventually(() => connects >= 2 || child.exitCode !== null, 30_000, "two connects to a NATS down");
+    } finally {
+      await new Promise((resolve) => downPort.close(resolve));
+    }
     expect(child.exitCode).toBeNull();
     await env.server.restart();
     await eventually(

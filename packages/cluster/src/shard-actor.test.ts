@@ -26,7 +26,6 @@ import {
   keysInSlots,
   listenFrontier,
   silent,
-  sleep,
   TestEnv,
   task,
 } from "../test/support.js";
@@ -355,10 +354,12 @@ describe("ShardActor", () => {
   });
 
   it("lets a prepared part expire after prepareTtlMs", async () => {
-    const { nc, cluster, shardId, wf } = await startActor({ prepareTtlMs: 150 });
+    const { actor, nc, cluster, shardId, wf } = await startActor({ prepareTtlMs: 150 });
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
     ok(await q({ op: "prepare", tasks: [task("a", 1, { workflowId: wf })], idempotencyKey: "K" }));
-    await sleep(300);
+    expect(actor.stats().prepared).toBe(1);
+    // The actor's sweep drops it once its ttl has passed.
+    await eventually(() => actor.stats().prepared === 0, 5_000, "the part's expiry");
     const expired = expectError(await q({ op: "commit", idempotencyKey: "K" }), "SHARD_UNAVAILABLE");
     expect(expired.retryable).toBe(true);
     // The ids are free again.
@@ -616,13 +617,13 @@ describe("ShardActor", () => {
   });
 
   it("waits up to waitMs for a runnable task (long-poll)", async () => {
-    const { nc, cluster, shardId, wf } = await startActor();
+    const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
     expect(
       ok(await q({ op: "lease", owner: "w", max: 1, leaseMs: 1_000, waitMs: 50, requestId: "r0" })).leases,
     ).toEqual([]);
     const waiting = q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "r1" });
-    await sleep(100);
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
     ok(await q({ op: "submit", tasks: [task("late", 1, { workflowId: wf })], idempotencyKey: "k" }));
     expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["late"]);
   });
@@ -690,9 +691,8 @@ describe("ShardActor", () => {
     ok(await q({ op: "submit", tasks: [task("alone", 1, { workflowId: wf })], idempotencyKey: "k0" }));
     const submitAlone = commits() - before;
     ok(await q({ op: "lease", owner: "x", max: 2, leaseMs: 60_000, waitMs: 0, requestId: "r0" }));
-    await sleep(20);
     const waiting = q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "r1" });
-    await sleep(50);
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
     before = commits();
     ok(await q({ op: "submit", tasks: [task("now", 1, { workflowId: wf })], idempotencyKey: "k" }));
     expect(ok(await waiting).leases.map((l) => l.taskId)).toEqual(["now"]);
@@ -701,12 +701,12 @@ describe("ShardActor", () => {
   });
 
   it("serves parked long-polls first come, first served, each up to its max", async () => {
-    const { nc, cluster, shardId, wf } = await startActor();
+    const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
     const first = q({ op: "lease", owner: "a", max: 2, leaseMs: 60_000, waitMs: 10_000, requestId: "ra" });
-    await sleep(20);
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the first long-poll to park");
     const second = q({ op: "lease", owner: "b", max: 2, leaseMs: 60_000, waitMs: 10_000, requestId: "rb" });
-    await sleep(50);
+    await eventually(() => actor.stats().parkedLeases === 2, 5_000, "the second long-poll to park");
     const tasks = [4, 1, 3].map((d) => task(`t${d}`, d, { workflowId: wf }));
     ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
     expect(ok(await first).leases.map((l) => l.taskId)).toEqual(["t1", "t3"]);
@@ -724,7 +724,7 @@ describe("ShardActor", () => {
       waitMs: 10_000,
       requestId: "r1",
     });
-    await sleep(50);
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
     const started = Date.now();
     const lookup = ok(
       await q({
@@ -740,8 +740,11 @@ describe("ShardActor", () => {
     expect(lookup.leases).toEqual([]);
     expect(ok(await waiting).leases).toEqual([]);
     expect(Date.now() - started).toBeLessThan(5_000);
+    // Event-ordered, no wait: the long-poll has answered and left the parked leases, so nothing is
+    // left for the submit to serve; a grant to a parked lease would ride the submit's own commit,
+    // before its reply.
+    expect(actor.stats().parkedLeases).toBe(0);
     ok(await q({ op: "submit", tasks: [task("later", 1, { workflowId: wf })], idempotencyKey: "k" }));
-    await sleep(50);
     expect(actor.stats().shard.leased).toBe(0);
     expect(actor.stats().shard.runnable).toBe(1);
   });

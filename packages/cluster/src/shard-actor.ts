@@ -140,6 +140,8 @@ export interface ShardActorStats {
   readonly prepared: number;
   /** Lease grants held for retries. */
   readonly leaseReplays: number;
+  /** Lease long-polls parked now, waiting for runnable work (ParkedLeases). */
+  readonly parkedLeases: number;
   readonly shard: ShardStats;
 }
 
@@ -437,6 +439,7 @@ export class ShardActor {
       announcements: this.announcer.published,
       prepared: this.prepared.size,
       leaseReplays: this.replay.size,
+      parkedLeases: this.parked.size,
       shard: this.shard.stats(),
     };
   }

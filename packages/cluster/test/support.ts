@@ -135,8 +135,6 @@ export const task = (id: string, deadline: number, extra: Partial<TaskInput> = {
   ...extra,
 });
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Polls `check` until it returns true, or fails after `ms`. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
@@ -146,7 +144,7 @@ export async function eventually(
   const until = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

@@ -194,7 +194,7 @@ describe("earliest deadline first across shards", () => {
     await c.startCoordinator({ frontierStaleMs: 100 });
     put("s0", 1);
     await c.announceAll();
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => c.coordinators[0]!.inspect().frontiers.length === 0, "the frontier to go stale");
     expect((await ok(c.nc, c.cluster, lease(1))).leases).toEqual([]);
     expect(c.shards[0]!.requests("lease")).toEqual([]);
     await c.announceAll();
@@ -225,8 +225,9 @@ describe("earliest deadline first across shards", () => {
         at: Date.now(),
       }),
     );
-    await c.nc.flush();
-    await new Promise((r) => setTimeout(r, 50));
+    // The shards announce on the same connection, after it: once the coordinator has taken their
+    // announcements in, it has taken the intruder's too.
+    await c.announceAll();
     try {
       expect((await ok(c.nc, c.cluster, lease(2))).leases.map((l) => l.taskId)).toEqual([real]);
       expect(asked).toBe(0);
@@ -256,6 +257,8 @@ describe("long-poll", () => {
     await c.announceAll(); // nothing runnable
     const pending = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
     await until(() => c.coordinators[0]!.inspect().inflight === 1, "the lease to arrive");
+    // A window on purpose: what is under test is that nothing asks a shard while it waits (a
+    // poll would within 100 ms); no event marks "did not poll".
     await new Promise((r) => setTimeout(r, 100));
     expect(c.shards.map((s) => s.requests("lease").length)).toEqual([0, 0]);
     const id = put("s1", 42);

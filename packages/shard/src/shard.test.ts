@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { ShardErrorCode, ShardFailedError, ShardLimitError, StorageError } from "./errors.js";
 import type { Journal } from "./journal.js";
 import { LmdbJournal } from "./lmdb-journal.js";
-import { Shard, type ShardOptions, ShardState } from "./shard.js";
+import { Shard, type ShardObserver, type ShardOptions, ShardState } from "./shard.js";
 
 const root = mkdtempSync(join(tmpdir(), "frontier-shard-"));
 let dirs = 0;
@@ -24,7 +24,14 @@ async function openShard(options: ShardOptions): Promise<Shard> {
   return shard;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Polls `check` every 20 ms until it holds (the event it waits for happened), for at most 5 s. */
+const until = (check: () => boolean | Promise<boolean>) =>
+  vi.waitUntil(check, { timeout: 5_000, interval: 20 });
+/** Clock sources the test moves by hand (the shard's injected clock, see clock.ts). */
+function manualClock(wall = Date.now()) {
+  const time = { wall, mono: 0 };
+  return { time, sources: { wallNow: () => time.wall, monotonicNow: () => time.mono } };
+}
 const task = (
   id: string,
   deadline: number,
@@ -146,10 +153,10 @@ describe("Shard", () => {
     const repeat = shard
       .submit(task("a", 1), { idempotencyKey: "k" })
       .then((r) => order.push(`repeat:${r.duplicate}`));
-    await sleep(20);
-    expect(order).toEqual([]);
     release();
     await Promise.all([original, repeat]);
+    // Ordered by events, not by a wait: the original answers only once the gate lets its append
+    // through, so a repeat answered from memory before that would come first here.
     expect(order).toEqual(["original", "repeat:true"]);
   });
 
@@ -167,9 +174,8 @@ describe("Shard", () => {
     const order: string[] = [];
     const grant = shard.lease("w", { leaseMs: 60_000, requestId: "r" }).then(() => order.push("grant"));
     const replay = shard.replayLease("w", "r").then((l) => order.push(`replay:${l.map((x) => x.taskId)}`));
-    await sleep(20);
-    // The grant is in memory but not committed: a crash now would forget it, so no answer yet.
-    expect(order).toEqual([]);
+    // The grant is in memory but not committed until the gate opens: a crash before would forget
+    // it, so the replay must not answer first (a replay from memory would come before "grant").
     release();
     await Promise.all([grant, replay]);
     expect(order).toEqual(["grant", "replay:a"]);
@@ -180,8 +186,8 @@ describe("Shard", () => {
     const shard = await openShard({ dataDir, idempotencyRetentionMs: 100 });
     await shard.submit(task("a", 1), { idempotencyKey: "k" });
     expect(shard.stats().idempotencyKeys).toBe(1);
-    await sleep(250);
-    expect(shard.stats().idempotencyKeys).toBe(0);
+    // The shard's own timer forgets it (stats() runs no key expiry).
+    await until(() => shard.stats().idempotencyKeys === 0);
     await shard.close();
     const journal = await LmdbJournal.open({ dataDir });
     expect(journal.load().idempotency).toEqual([]);
@@ -271,11 +277,11 @@ describe("Shard", () => {
     const [lease] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
     expect(await shard.replayLease("w", "r")).toEqual([lease]);
     expect(shard.stats().idempotencyKeys).toBe(1);
-    await sleep(250);
-    expect(await shard.replayLease("w", "r")).toEqual([]);
+    // The lease still holds, so an empty replay means the request id was forgotten (by the shard's timer).
+    await until(async () => (await shard.replayLease("w", "r")).length === 0);
     const [next] = await shard.lease("w", { leaseMs: 60_000, requestId: "r" });
     expect(next?.taskId).toBe("b");
-    await sleep(250);
+    await until(async () => (await shard.replayLease("w", "r")).length === 0);
     await shard.close();
     const journal = await LmdbJournal.open({ dataDir });
     expect(journal.load().idempotency.map(([key]) => key)).toEqual(["k"]);
@@ -296,10 +302,14 @@ describe("Shard", () => {
 
   it("expires leases on its own timer and journals the expiry", async () => {
     const dataDir = freshDir();
-    const shard = await openShard({ dataDir });
+    let expired!: () => void;
+    const expiry = new Promise<void>((resolve) => (expired = resolve));
+    // Nothing reads the shard until the expiry is heard (a read would run the engine's due timers
+    // itself), so the only thing that can expire the lease is the shard's own timer.
+    const shard = await openShard({ dataDir, observer: observing({ leaseExpired: () => expired() }) });
     await shard.submit(task("a", 1));
     const [lease] = await shard.lease("w", { leaseMs: 80 });
-    await sleep(200);
+    await expiry;
     expect(shard.getTask("a")?.state).toBe("RUNNABLE");
     expect(shard.stats().leaseTimeouts).toBe(1);
     expect((await rejection(shard.complete("a", lease!.token))).code).toBe(ErrorCode.STALE_LEASE);
@@ -310,13 +320,13 @@ describe("Shard", () => {
   });
 
   it("measures leases on the monotonic clock: a wall-clock jump neither expires nor extends them", async () => {
-    let wall = Date.now();
+    const { time, sources } = manualClock();
     const dataDir = freshDir();
-    const shard = await openShard({ dataDir, clock: { wallNow: () => wall } });
+    const shard = await openShard({ dataDir, clock: sources });
     await shard.submit([task("a", 1), task("b", 2)]);
     const [la] = await shard.lease("w", { leaseMs: 300 });
-    wall += 3_600_000; // an hour forward: nothing expires
-    await sleep(30);
+    time.wall += 3_600_000; // an hour forward: nothing expires (a read runs the engine's due timers)
+    time.mono += 30;
     expect(shard.getTask("a")?.state).toBe("LEASED");
     expect(await shard.heartbeat("a", la!.token, { leaseMs: 300 })).toMatchObject({ taskId: "a" });
     const [lb] = await shard.lease("w", { leaseMs: 300 });
@@ -325,16 +335,19 @@ describe("Shard", () => {
     // Restart with the wall clock an hour behind the last reading: the clock
     // resumes from the persisted high-water mark, so b's lease still ends
     // within its 300 ms instead of living an extra hour.
-    wall -= 2 * 3_600_000;
-    const again = await openShard({ dataDir, clock: { wallNow: () => wall } });
+    time.wall -= 2 * 3_600_000;
+    const again = await openShard({ dataDir, clock: sources });
     expect(again.getTask("b")).toMatchObject({ state: "LEASED", token: lb!.token });
-    await sleep(450);
+    time.mono += 299;
+    expect(again.getTask("b")?.state).toBe("LEASED");
+    time.mono += 1;
     expect(again.getTask("b")?.state).toBe("RUNNABLE");
   });
 
   it("compacts terminal tasks after the retention period, keeping those a live dependent needs", async () => {
     const dataDir = freshDir();
-    const shard = await openShard({ dataDir, retentionMs: 100 });
+    const { time, sources } = manualClock();
+    const shard = await openShard({ dataDir, retentionMs: 100, clock: sources });
     await shard.submit([task("p", 1), task("q", 2), task("dep", 3, ["q"])]);
     for (const id of ["p", "q"]) {
       const [lease] = await shard.lease("w", { leaseMs: 60_000 });
@@ -344,7 +357,7 @@ describe("Shard", () => {
     // Within retention a dependent submitted later finds its prerequisite done.
     await shard.submit(task("late", 4, ["q"]));
     expect(shard.getTask("late")?.state).toBe("RUNNABLE");
-    await sleep(300);
+    time.mono += 100; // past retention; the read runs the engine's due timers
     expect(shard.getTask("p")).toBeUndefined();
     // Live tasks still list q as a prerequisite, so it stays (a rebuilt engine must see it done).
     expect(shard.getTask("q")?.state).toBe("COMPLETED");
@@ -366,7 +379,8 @@ describe("Shard", () => {
 
   it("does not grow on disk under steady load: compacted rows' pages are reused", async () => {
     const dataDir = freshDir();
-    const shard = await openShard({ dataDir, retentionMs: 20 });
+    const { time, sources } = manualClock();
+    const shard = await openShard({ dataDir, retentionMs: 20, clock: sources });
     const used: number[] = [];
     const rounds = 8;
     for (let round = 0; round < rounds; round++) {
@@ -378,8 +392,8 @@ describe("Shard", () => {
       await shard.submit(tasks);
       const leases = await shard.lease("w", { max: 2_000, leaseMs: 60_000 });
       await Promise.all(leases.map((l) => shard.complete(l.taskId, l.token)));
-      await sleep(60); // past retention: the round's tasks are dropped
-      shard.stats();
+      time.mono += 60; // past retention: the round's tasks are dropped
+      shard.stats(); // a read: runs the engine's due timers
       await shard.lease("w").catch(() => []); // a call, so the drops are durable
       const journal = (shard as unknown as { journal: LmdbJournal }).journal;
       used.push(journal.diskUsage().usedBytes);
@@ -606,6 +620,25 @@ describe("Shard: a replaced owner", () => {
 });
 
 /** A journal whose appends wait for `gate` before reaching the real one. */
+/** An observer that hears nothing but what `heard` asks for. */
+function observing(heard: Partial<ShardObserver>): ShardObserver {
+  const ignore = () => {};
+  return {
+    added: ignore,
+    leased: ignore,
+    completed: ignore,
+    retried: ignore,
+    leaseExpired: ignore,
+    attemptTimedOut: ignore,
+    ended: ignore,
+    staleRejected: ignore,
+    duplicate: ignore,
+    committed: ignore,
+    duplicateSubmit: ignore,
+    ...heard,
+  };
+}
+
 function gated(journal: Journal, gate: Promise<void>): Journal {
   return {
     load: () => journal.load(),

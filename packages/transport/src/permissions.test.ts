@@ -42,30 +42,41 @@ async function request(nc: NatsConnection, subject: string): Promise<Outcome> {
   }
 }
 
-/** A subscription: refused when the server closes it for a permissions violation. */
+/**
+ * A subscription: refused when the server closes it for a permissions violation. The server
+ * answers a SUB, refusal included, before the PONG of a PING sent after it, so once a flush
+ * has come back the outcome is known: no wait for a refusal that might still come.
+ */
 async function subscribe(nc: NatsConnection, subject: string, queue?: string): Promise<Outcome> {
   const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
-  const closed = sub.closed.then(() => "refused" as const);
+  let outcome: Outcome = "allowed";
+  void sub.closed.then(() => {
+    outcome = "refused";
+  });
   await nc.flush();
-  const outcome = await Promise.race([
-    closed,
-    new Promise<Outcome>((r) => setTimeout(() => r("allowed"), 250)),
-  ]);
+  await nc.flush(); // the closing, a step behind the refusal, has run too
   sub.unsubscribe();
   return outcome;
 }
 
-/** A plain publish: refused when a listener allowed to see the subject never gets it. */
+/**
+ * A plain publish: refused when a listener allowed to see the subject never gets it. The
+ * server hands an allowed message to the listener while it handles the PUB, before the
+ * publisher's PONG, and the listener gets it before the PONG of its own PING sent after: once
+ * both flushes are back, a message that has not arrived never will.
+ */
 async function publish(nc: NatsConnection, subject: string, listener: NatsConnection): Promise<Outcome> {
-  const sub = listener.subscribe(subject, { max: 1 });
+  let outcome: Outcome = "refused";
+  const sub = listener.subscribe(subject, {
+    max: 1,
+    callback: () => {
+      outcome = "allowed";
+    },
+  });
   await listener.flush();
   nc.publish(subject, new Uint8Array([1]));
   await nc.flush().catch(() => undefined);
-  const got = (async () => {
-    for await (const _ of sub) return "allowed" as const;
-    return "refused" as const;
-  })();
-  const outcome = await Promise.race([got, new Promise<Outcome>((r) => setTimeout(() => r("refused"), 300))]);
+  await listener.flush();
   sub.unsubscribe();
   return outcome;
 }
