@@ -279,6 +279,31 @@ describe("client commands", () => {
 });
 
 describe("bad input and an unreachable cluster: one line, non-zero exit", () => {
+  it("says how far a submit of several batches got when one fails, and how to resume it", async () => {
+    // 1,500 tasks: two batches of at most 1,000. The second repeats an id of the first, so the
+    // first is accepted and the second refused; the line names the command's key to resume with.
+    const lines = Array.from({ length: 1_500 }, (_, i) =>
+      JSON.stringify({ id: i === 1_200 ? "multi-7" : `multi-${i}`, deadline: "+1h", workflowId: "multi" }),
+    );
+    const file = join(dir, "multi.jsonl");
+    await writeFile(file, `${lines.join("\n")}\n`);
+    const first = await cli(["submit", file]);
+    expectOneLineFailure(
+      first,
+      1,
+      /batch 2 of 2 failed after 1000 tasks were accepted: .*DUPLICATE_ID.*--idempotency-key /,
+    );
+    const key = /--idempotency-key (\S+) to resume/.exec(first.stderr)?.[1];
+    expect(key).toBeDefined();
+    // The same command with that key: the first batch is answered from its key, nothing is doubled.
+    const again = await cli(["submit", file, "--idempotency-key", key!]);
+    expectOneLineFailure(again, 1, /batch 2 of 2 failed after 1000 tasks were accepted/);
+    const status = JSON.parse((await cli(["status", "--json"])).stdout) as { counts: Record<string, number> };
+    expect(Object.values(status.counts).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1_000);
+    const view = JSON.parse((await cli(["status", "multi-999", "--workflow", "multi", "--json"])).stdout);
+    expect(view.id ?? view.task?.id).toBe("multi-999");
+  });
+
   it("names the line of a bad task, and sends nothing", async () => {
     const file = join(dir, "bad.jsonl");
     await writeFile(file, '{"id":"ok","deadline":1}\n{"id":"bad","deadline":"soon"}\n');

@@ -3,6 +3,7 @@
  * lease, complete, fail, cancel, status. Each connects, does one thing,
  * prints it (human lines, or one JSON document with --json) and closes.
  */
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { BATCH_BYTE_BUDGET, connect, type FrontierClient, type SubmitResult } from "@frontier/client";
 import type { TaskInput, TaskState, TaskView } from "@frontier/core";
@@ -16,7 +17,7 @@ import {
   ProtocolError,
 } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, type Parsed, str, target } from "./args.js";
-import { CliError, usageError } from "./errors.js";
+import { CliError, ExitCode, usageError } from "./errors.js";
 import { leaseLine, PREREQUISITES_SHOWN, statsLines, taskLines, toJson } from "./format.js";
 import { type Io, println, userPath } from "./io.js";
 import { parseTasks, type SourcedTask } from "./tasks-file.js";
@@ -88,11 +89,28 @@ export async function submit(ctx: CommandContext): Promise<void> {
     return null;
   });
   const batches = batchesOf(sourced, sizes);
+  // Several batches always go under one command key (made up when not given): batch i under
+  // `<key>.<i>`, so the same command with that key resumes, and nothing is submitted twice.
+  const commandKey = key ?? (batches.length > 1 ? randomUUID() : undefined);
+  const resume = `run the same command with --idempotency-key ${commandKey} to resume (batches accepted already are answered from their keys; nothing is submitted twice)`;
+  const progress = submitProgress(ctx, sourced.length, batches.length);
+  let interrupted = false;
+  const stopListening = batches.length > 1 ? ctx.io.onSignal(() => (interrupted = true)) : () => {};
   const results = await withClient(ctx, async (client) => {
     const done: SubmitResult[] = [];
     for (const [i, batch] of batches.entries()) {
-      // One key per batch, derived from the command's, so the whole command is safe to run again.
-      const idempotencyKey = key === undefined ? undefined : batches.length === 1 ? key : `${key}.${i}`;
+      const accepted = done.reduce((n, r) => n + r.accepted, 0);
+      if (interrupted) {
+        // Between batches: each batch is all or nothing, so this line says exactly what is in.
+        progress.end();
+        throw new CliError(
+          `interrupted after ${accepted} of ${sourced.length} tasks (${i} of ${batches.length} batches); ${resume}`,
+          ExitCode.FAILED,
+        );
+      }
+      progress.show(accepted);
+      const idempotencyKey =
+        commandKey === undefined ? undefined : batches.length === 1 ? commandKey : `${commandKey}.${i}`;
       try {
         done.push(
           await client.submit(
@@ -101,17 +119,18 @@ export async function submit(ctx: CommandContext): Promise<void> {
           ),
         );
       } catch (err) {
+        progress.end();
         if (done.length === 0) throw err;
-        const accepted = done.reduce((n, r) => n + r.accepted, 0);
         throw new CliError(
-          `batch ${i + 1} of ${batches.length} failed after ${accepted} tasks were accepted: ${messageOf(err)}`,
-          1,
+          `batch ${i + 1} of ${batches.length} failed after ${accepted} tasks were accepted: ${messageOf(err)}; ${resume}`,
+          ExitCode.FAILED,
           { cause: err },
         );
       }
     }
+    progress.end();
     return done;
-  });
+  }).finally(stopListening);
   const accepted = results.reduce((n, r) => n + r.accepted, 0);
   const replayed = results.every((r) => r.replayed);
   const keys = results.map((r) => r.idempotencyKey);
@@ -143,6 +162,37 @@ function wireSize(task: Record<string, unknown>): number | string {
 }
 
 /** The tasks in wire-sized batches (`sizes`: each task's, from wireSize). */
+/**
+ * A progress line on stderr while a file of several batches is submitted,
+ * redrawn in place: only on a terminal, and never with --json (scripts read
+ * stdout; a pipe or a file gets nothing extra).
+ */
+function submitProgress(
+  ctx: CommandContext,
+  total: number,
+  batches: number,
+): { show(done: number): void; end(): void } {
+  const stderr = ctx.io.stderr as NodeJS.WritableStream & { isTTY?: boolean };
+  if (batches < 2 || stderr.isTTY !== true || flag(ctx.parsed, "json")) return { show() {}, end() {} };
+  let shown = false;
+  return {
+    show(done) {
+      stderr.write(`\r\u001b[2K${progressLine(done, total)}`);
+      shown = true;
+    },
+    end() {
+      if (shown) stderr.write("\r\u001b[2K");
+      shown = false;
+    },
+  };
+}
+
+/** `submitting: 12,000 of 100,000 tasks (12%)`. */
+export function progressLine(done: number, total: number): string {
+  const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
+  return `submitting: ${done.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} tasks (${percent}%)`;
+}
+
 function batchesOf(
   sourced: readonly SourcedTask[],
   sizes: ReadonlyMap<Record<string, unknown>, number>,
