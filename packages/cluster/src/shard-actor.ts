@@ -108,7 +108,7 @@ import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
 import { SlotGuard } from "./slot-guard.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
-import { formatSlots } from "./slots.js";
+import { describeSlots } from "./slots.js";
 import { shardPage } from "./task-pages.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
 
@@ -334,7 +334,7 @@ export class ShardActor {
       const claim = await untilNats("claim slots", () => owning.assign(o.shardId, o.slots));
       if (claim.taken.length > 0) {
         log.warn(
-          { slots: formatSlots(claim.taken.map((t) => t.slot)) },
+          { slots: describeSlots(claim.taken.map((t) => t.slot)) },
           "slots asked for are owned by other shards; not serving them",
         );
       }
@@ -353,7 +353,7 @@ export class ShardActor {
       await actor.serve();
       log.info(
         {
-          slots: formatSlots(claim.owned),
+          slots: describeSlots(claim.owned),
           claimed: claim.claimed.length,
           owned: claim.owned.length,
           dataDir: o.dataDir,

@@ -28,7 +28,7 @@
  */
 import type { Logger } from "pino";
 import type { SlotChange, SlotOwnership } from "./slot-ownership.js";
-import { formatSlots } from "./slots.js";
+import { describeSlots } from "./slots.js";
 import { messageOf } from "./util.js";
 
 export type SlotRepair = "bucketRecreated" | "reclaimed" | "lost" | "disowned";
@@ -130,7 +130,7 @@ export class SlotGuard {
       const result = await this.ownership.claim(shardId, missing);
       if (result.claimed.length > 0) {
         log.warn(
-          { slots: formatSlots(result.claimed) },
+          { slots: describeSlots(result.claimed) },
           "slots of this shard were missing from the bucket; claimed again",
         );
         this.repaired("reclaimed", result.claimed.length);
@@ -143,7 +143,7 @@ export class SlotGuard {
     if (lost.length > 0) {
       for (const slot of lost) this.reported.set(slot, map.ownerOf(slot)!);
       log.error(
-        { slots: formatSlots(lost), owners: [...new Set(lost.map((slot) => map.ownerOf(slot)))] },
+        { slots: describeSlots(lost), owners: [...new Set(lost.map((slot) => map.ownerOf(slot)))] },
         "the slot bucket gives slots of this shard to another shard, not by a claim of this shard's: no longer serving them (their tasks stay here; fix the bucket or move the tasks)",
       );
       this.repaired("lost", lost.length);
@@ -153,7 +153,7 @@ export class SlotGuard {
     if (foreign.length > 0) {
       const released = await this.ownership.release(shardId, foreign);
       log.error(
-        { slots: formatSlots(foreign), released: released.length },
+        { slots: describeSlots(foreign), released: released.length },
         "the slot bucket gives this shard slots it never claimed: not serving them, and giving them up",
       );
       this.repaired("disowned", foreign.length);

@@ -24,7 +24,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import pMap from "p-map";
 import type { Logger } from "pino";
 import { DEFAULT_CLAIM_CONCURRENCY, DEFAULT_CLUSTER, DEFAULT_KV_REPLICAS } from "./options.js";
-import { formatSlots, isSlot, type SlotAssignment, spreadSlots } from "./slots.js";
+import { describeSlots, isSlot, type SlotAssignment, spreadSlots } from "./slots.js";
 
 /** Revisions of each key the bucket keeps (for `nats kv history`); ownership changes are rare. */
 export const SLOT_BUCKET_HISTORY = 8;
@@ -218,7 +218,7 @@ export class SlotOwnership {
       const extra = result.owned.filter((slot) => !asked.has(slot));
       if (extra.length > 0) {
         this.log?.info(
-          { shardId, slots: formatSlots(extra) },
+          { shardId, slots: describeSlots(extra) },
           "keeping slots owned before that were not asked for (their tasks are in this shard's data)",
         );
       }
@@ -271,13 +271,13 @@ export class SlotOwnership {
     };
     if (result.claimed.length > 0) {
       this.log?.warn(
-        { shardId, slots: formatSlots(result.claimed) },
+        { shardId, slots: describeSlots(result.claimed) },
         "slots were missing from the slot bucket; claimed them again",
       );
     }
     if (result.taken.length > 0) {
       this.log?.error(
-        { shardId, slots: formatSlots(result.taken.map((t) => t.slot)) },
+        { shardId, slots: describeSlots(result.taken.map((t) => t.slot)) },
         "slots this shard owned belong to another shard now; no longer serving them",
       );
     }

@@ -1,7 +1,7 @@
 import { SLOT_COUNT } from "@frontier/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { formatSlots, parseSlotRanges, parseSlotSpec, spreadSlots } from "./slots.js";
+import { describeSlots, formatSlots, parseSlotRanges, parseSlotSpec, spreadSlots } from "./slots.js";
 
 describe("slot specs", () => {
   it("parses ranges, lists and spreads", () => {
@@ -33,6 +33,18 @@ describe("slot specs", () => {
     );
     expect(formatSlots([0, 1, 2, 5, 7, 8])).toBe("0-2,5,7-8");
     expect(formatSlots([])).toBe("none");
+  });
+
+  it("describes a slot list for a log line in bounded length", () => {
+    expect(describeSlots(spreadSlots(1, 2))).toBe("1/2 (512 slots)");
+    expect(describeSlots(spreadSlots(0, 3))).toBe("0/3 (342 slots)");
+    expect(describeSlots([0, 1, 2, 3, 7])).toBe("0-3,7 (5 slots)");
+    expect(describeSlots([5])).toBe("5 (1 slot)");
+    expect(describeSlots([])).toBe("none");
+    const scattered = Array.from({ length: 300 }, (_, i) => i * 3 + (i % 2)); // no spread, 300 ranges
+    const line = describeSlots(scattered);
+    expect(line).toMatch(/^0,4,6,10,12,16,18,22,… \(300 slots in 300 ranges\)$/);
+    expect(describeSlots(spreadSlots(0, 1))).toBe("0-1023 (1024 slots)");
   });
 
   it("spreads every slot to exactly one of N shards, evenly", () => {

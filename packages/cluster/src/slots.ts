@@ -74,7 +74,29 @@ export function spreadSlots(index: number, of: number): number[] {
   return slots;
 }
 
-/** "0-3,7": a short form of a slot list, for logs and errors. */
+/** Ranges a log line shows before it says how many more there are. */
+const LOGGED_RANGES = 8;
+
+/**
+ * A slot list as a log line shows it, bounded whatever the list: the spread
+ * `I/N` (every slot n with n mod N == I) when it is one, else the first
+ * ranges and a count — `"1/2 (512 slots)"`, `"0-3,7 (5 slots)"`,
+ * `"0,2,4,… (300 slots in 290 ranges)"`. Not parseable: formatSlots is.
+ */
+export function describeSlots(slots: Iterable<number>): string {
+  const sorted = sortedUnique([...slots]);
+  if (sorted.length === 0) return "none";
+  const count = `${sorted.length} slot${sorted.length === 1 ? "" : "s"}`;
+  const step = sorted.length > 2 ? sorted[1]! - sorted[0]! : 0;
+  if (step > 1 && sorted[0]! < step && sorted.every((n, i) => n === sorted[0]! + i * step)) {
+    if (sorted.at(-1)! + step >= SLOT_COUNT) return `${sorted[0]}/${step} (${count})`;
+  }
+  const ranges = formatSlots(sorted).split(",");
+  if (ranges.length <= LOGGED_RANGES) return `${ranges.join(",")} (${count})`;
+  return `${ranges.slice(0, LOGGED_RANGES).join(",")},… (${count} in ${ranges.length} ranges)`;
+}
+
+/** "0-3,7": a short form of a slot list, for errors and `--slots` (parseSlotRanges reads it back). */
 export function formatSlots(slots: Iterable<number>): string {
   const sorted = sortedUnique([...slots]);
   const parts: string[] = [];
