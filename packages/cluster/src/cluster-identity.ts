@@ -25,19 +25,11 @@
  * nothing on any request path.
  */
 import { randomUUID } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { slotBucketName } from "@frontier/protocol";
 import type { KV } from "@nats-io/kv";
+import { writeFileDurably } from "./durable-file.js";
 
 /** The bucket key of the cluster's identity (its value: the id, UTF-8). */
 export const CLUSTER_IDENTITY_KEY = "cluster.identity";
@@ -112,25 +104,10 @@ export function readDataIdentity(dataDir: string): DataIdentity | undefined {
   return r as DataIdentity;
 }
 
-/** Writes the record atomically (temporary file, fsync, rename, fsync of the directory). */
+/** Writes the record atomically and durably (durable-file.ts). */
 export function writeDataIdentity(dataDir: string, identity: DataIdentity): void {
   mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, IDENTITY_FILE);
-  const temporary = `${path}.tmp`;
-  const file = openSync(temporary, "w", 0o644);
-  try {
-    writeSync(file, `${JSON.stringify(identity, null, 2)}\n`);
-    fsyncSync(file);
-  } finally {
-    closeSync(file);
-  }
-  renameSync(temporary, path);
-  const dir = openSync(dataDir, "r");
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+  writeFileDurably(dataDir, IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
 }
 
 /** The data directories whose records decide, each with its record (undefined: fresh). */

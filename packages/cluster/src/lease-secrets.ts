@@ -19,8 +19,9 @@
  * when the leases expire, as after a worker's crash.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileDurably } from "./durable-file.js";
 
 /** The key file, in the shard's data directory. */
 export const LEASE_SECRET_KEY_FILE = "lease-secret.key";
@@ -43,21 +44,7 @@ export class LeaseSecrets {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
     const key = randomBytes(KEY_BYTES);
-    const temporary = `${path}.${process.pid}.tmp`;
-    const file = openSync(temporary, "w", 0o600);
-    try {
-      writeSync(file, key);
-      fsyncSync(file);
-    } finally {
-      closeSync(file);
-    }
-    renameSync(temporary, path);
-    const dir = openSync(dataDir, "r");
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writeFileDurably(dataDir, LEASE_SECRET_KEY_FILE, key, 0o600);
     return new LeaseSecrets(key);
   }
 
