@@ -21,4 +21,13 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   fi
 fi
 
+# Debian's chromium, for the web console's browser test (test/e2e/console-browser.test.ts,
+# which skips without it): about 25 s and 113 MB of packages on a fresh Debian machine.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then as_root=""; else as_root="sudo"; fi
+  $as_root apt-get update -qq && $as_root apt-get install -y -qq chromium
+fi
+
 pnpm install --frozen-lockfile
+# The web console's front end, as static files the service serves (about 2 s).
+pnpm --filter @frontier/console build:web

@@ -101,7 +101,8 @@ export async function serveConsole(
       `frontier ${ctx.command}: console port ${flags.port} is taken; serving the console on ${server.url} instead`,
     );
   }
-  if (server.frontEndMissing !== null) println(ctx.io.stderr, `frontier ${ctx.command}: ${server.frontEndMissing}`);
+  if (server.frontEndMissing !== null)
+    println(ctx.io.stderr, `frontier ${ctx.command}: ${server.frontEndMissing}`);
   return {
     server,
     close: async () => {
