@@ -15,7 +15,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FrontierClient } from "@frontier/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, frontier, REPO_ROOT, startCluster, type TestCluster, until } from "./harness.js";
+import {
+  type CliResult,
+  frontier,
+  REPO_ROOT,
+  runToEnd,
+  startCluster,
+  type TestCluster,
+  until,
+} from "./harness.js";
 
 let cluster: TestCluster;
 let client: FrontierClient;
@@ -199,22 +207,7 @@ describe("pnpm frontier from another directory", () => {
     await writeFile(join(here, "tasks.jsonl"), '{"id":"from-elsewhere","deadline":"+1h"}\n');
     await writeFile(join(here, "task.sh"), 'echo "ran in $(pwd -P)" >&2\n', { mode: 0o755 });
     const pnpm = (args: string[]) =>
-      new Promise<CliResult>((resolve, reject) => {
-        const child = spawn("pnpm", ["-s", "--dir", REPO_ROOT, "frontier", ...args], {
-          cwd: here,
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (c: Buffer) => {
-          stdout += c.toString();
-        });
-        child.stderr.on("data", (c: Buffer) => {
-          stderr += c.toString();
-        });
-        child.once("error", reject);
-        child.once("close", (code) => resolve({ code, stdout, stderr }));
-      });
+      runToEnd("pnpm", ["-s", "--dir", REPO_ROOT, "frontier", ...args], { cwd: here });
     const submitted = await pnpm(["submit", "tasks.jsonl", ...target]);
     expect(submitted.stderr).toBe("");
     expect(submitted.stdout).toMatch(/^submitted 1 task /);

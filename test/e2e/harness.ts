@@ -111,36 +111,60 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Run `frontier args…` as a user does (from the repository root, through tsx), to completion. */
-export function frontier(
+/**
+ * Runs `command args…` to its end and gives its exit code and output; killed (SIGKILL) and
+ * rejected, with what it wrote, if it has not ended within `timeoutMs`. Stdin is `input`, or
+ * none.
+ */
+export function runToEnd(
+  command: string,
   args: readonly string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { cwd: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; label?: string },
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", ...args],
-      { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] },
-    );
+    const child = spawn(command, [...args], {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
+    child.stdout?.on("data", (c: Buffer) => {
       stdout += c.toString();
     });
-    child.stderr.on("data", (c: Buffer) => {
+    child.stderr?.on("data", (c: Buffer) => {
       stderr += c.toString();
     });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`frontier ${args.join(" ")} did not finish in time\n${stdout}\n${stderr}`));
-    }, options.timeoutMs ?? 30_000);
-    child.stdin.end(options.input ?? "");
+      const label = options.label ?? `${command} ${args.join(" ")}`;
+      reject(new Error(`${label} did not finish in time\n${stdout}\n${stderr}`));
+    }, options.timeoutMs ?? 120_000);
+    child.stdin?.end(options.input);
     child.once("error", reject);
     child.once("close", (code) => {
       clearTimeout(timer);
       resolvePromise({ code, stdout, stderr });
     });
   });
+}
+
+/** Run `frontier args…` as a user does (from the repository root, through tsx), to completion. */
+export function frontier(
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return runToEnd(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", "packages/cli/src/bin.ts", ...args],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...options.env },
+      input: options.input ?? "",
+      timeoutMs: options.timeoutMs ?? 30_000,
+      label: `frontier ${args.join(" ")}`,
+    },
+  );
 }
 
 /** A `frontier start` child process that said it listens. */

@@ -12,51 +12,32 @@
  * from its cache when it has them (--prefer-offline) and from the registry
  * otherwise, as the repository's own `pnpm install` does.
  */
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, REPO_ROOT, type StartedFrontier, startFrontier } from "../e2e/harness.js";
+import {
+  type CliResult,
+  freePort,
+  REPO_ROOT,
+  runToEnd,
+  type StartedFrontier,
+  startFrontier,
+} from "../e2e/harness.js";
 
 /** The SDK and, in dependency order, the workspace packages it needs at run time. */
 const PACKED = ["core", "protocol", "transport", "client"] as const;
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** `command args…` to completion, with nothing of this process's loaders or conditions. */
 function run(
   command: string,
   args: readonly string[],
   options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
-): Promise<Run> {
+): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   // vitest's workers may carry loader flags; a user's shell does not.
   delete env["NODE_OPTIONS"];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { cwd: options.cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${command} ${args.join(" ")} did not finish in time\n${stdout}\n${stderr}`));
-    }, options.timeoutMs ?? 120_000);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runToEnd(command, args, { cwd: options.cwd, env, timeoutMs: options.timeoutMs ?? 120_000 });
 }
 
 /** The client README's example: its only ```js block. */
