@@ -22,7 +22,7 @@
  * Each bug is made to fire at least once; a run without one must pass.
  */
 
-import { type Change, type Lease, Scheduler, type TaskInput } from "@frontier/core";
+import { type Change, FRESH_ENGINE_META, type Lease, Scheduler, type TaskInput } from "@frontier/core";
 import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import type {
@@ -336,7 +336,7 @@ export function simulate(options: SimOptions): History {
   let view = engine;
   if (bug === "revert-acked") {
     const prefix = changes.slice(0, Math.floor(changes.length * 0.6));
-    view = Scheduler.restore({ version: 1, meta: ZERO_META, tasks: [] }, prefix, { now: shardNow });
+    view = Scheduler.restore({ version: 1, meta: FRESH_ENGINE_META, tasks: [] }, prefix, { now: shardNow });
   }
   const final = new Map<string, FinalTask | null>();
   for (const id of ids) {
@@ -350,16 +350,6 @@ export function simulate(options: SimOptions): History {
   }
   return { events, final };
 }
-
-const ZERO_META = {
-  tokenSeq: 0,
-  clock: 0,
-  leaseTimeouts: 0,
-  attemptTimeouts: 0,
-  deadlineMisses: 0,
-  staleRejections: 0,
-  retries: 0,
-};
 
 function summaryOf(t: TaskInput): TaskSummary {
   const payload = t.payload as ChaosPayload | undefined;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, FrontierError } from "./errors.js";
 import { resultEntryBytes, Scheduler, type SchedulerOptions } from "./scheduler.js";
-import type { Change } from "./types.js";
+import { engine as testEngine } from "./test-engine.fixture.js";
 
 const measurePayload = (value: unknown): number => {
   const text = JSON.stringify(value);
@@ -13,18 +13,8 @@ const measurePayload = (value: unknown): number => {
   return text.length;
 };
 
-function engine(options: SchedulerOptions = {}) {
-  const clock = { now: 1_000 };
-  const changes: Change[] = [];
-  const s = new Scheduler({
-    now: () => clock.now,
-    random: () => 0.5,
-    measurePayload,
-    onChange: (c) => changes.push(c),
-    ...options,
-  });
-  return { s, clock, changes };
-}
+/** The test engine (test-engine.fixture.ts), measuring payloads and results as JSON text. */
+const engine = (options: SchedulerOptions = {}) => testEngine({ measurePayload, ...options });
 
 /** Leases the one runnable task `id` and completes it with `result`. */
 function run(s: Scheduler, id: string, result?: unknown): number {

@@ -4,20 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "./errors.js";
-import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import type { Change } from "./types.js";
-
-function engine(options: SchedulerOptions = {}) {
-  const clock = { now: 1_000 };
-  const changes: Change[] = [];
-  const s = new Scheduler({
-    now: () => clock.now,
-    random: () => 0.5,
-    onChange: (c) => changes.push(c),
-    ...options,
-  });
-  return { s, clock, changes };
-}
+import { Scheduler } from "./scheduler.js";
+import { engine } from "./test-engine.fixture.js";
 
 /** Leases `id` (the only runnable task) and fails it for good. */
 function failFor(s: Scheduler, id: string): void {

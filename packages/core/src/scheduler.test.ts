@@ -1,20 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, ValidationError } from "./errors.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import type { Change, Snapshot, TaskInput } from "./types.js";
-
-/** An engine on a hand-driven clock that records its changes. */
-function engine(options: SchedulerOptions = {}) {
-  const clock = { now: 1_000 };
-  const changes: Change[] = [];
-  const s = new Scheduler({
-    now: () => clock.now,
-    random: () => 0.5,
-    onChange: (c) => changes.push(c),
-    ...options,
-  });
-  return { s, clock, changes };
-}
+import { engine } from "./test-engine.fixture.js";
+import type { Snapshot, TaskInput } from "./types.js";
 
 function drain(s: Scheduler): string[] {
   const out: string[] = [];

@@ -6,20 +6,11 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, StaleLeaseError, ValidationError } from "./errors.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import type { Change } from "./types.js";
+import { engine as testEngine } from "./test-engine.fixture.js";
 
-function engine(options: SchedulerOptions = {}) {
-  const clock = { now: 1_000 };
-  const changes: Change[] = [];
-  const s = new Scheduler({
-    now: () => clock.now,
-    random: () => 0.5,
-    backoff: { baseMs: 100, maxMs: 100, jitter: 0 },
-    onChange: (c) => changes.push(c),
-    ...options,
-  });
-  return { s, clock, changes };
-}
+/** The test engine (test-engine.fixture.ts) with a fixed backoff of 100 ms. */
+const engine = (options: SchedulerOptions = {}) =>
+  testEngine({ backoff: { baseMs: 100, maxMs: 100, jitter: 0 }, ...options });
 
 /** The problems of the ValidationError `fn` throws. */
 function problemsOf(fn: () => unknown): { taskId: string; code: string; message: string }[] {

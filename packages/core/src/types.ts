@@ -198,6 +198,17 @@ export interface EngineMeta {
   readonly retries: number;
 }
 
+/** The counters of an engine that has done nothing yet: where a store with no meta starts from. */
+export const FRESH_ENGINE_META: EngineMeta = Object.freeze({
+  tokenSeq: 0,
+  clock: 0,
+  leaseTimeouts: 0,
+  attemptTimeouts: 0,
+  deadlineMisses: 0,
+  staleRejections: 0,
+  retries: 0,
+});
+
 /** One task in a snapshot. */
 export interface TaskRecord {
   readonly spec: TaskSpec;

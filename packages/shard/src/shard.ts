@@ -34,7 +34,7 @@ import {
   type BatchFootprint,
   type Change,
   type CompleteOptions,
-  type EngineMeta,
+  FRESH_ENGINE_META,
   InvalidArgumentError,
   type Lease,
   type LeaseOptions,
@@ -242,16 +242,6 @@ export interface ShardStats extends SchedulerStats {
   readonly journal: JournalStats;
 }
 
-const ZERO_META: EngineMeta = {
-  tokenSeq: 0,
-  clock: 0,
-  leaseTimeouts: 0,
-  attemptTimeouts: 0,
-  deadlineMisses: 0,
-  staleRejections: 0,
-  retries: 0,
-};
-
 export class Shard {
   private state: ShardState = ShardState.OPEN;
   /** Why the shard stopped (FAILED). */
@@ -280,7 +270,7 @@ export class Shard {
     const sink = (change: Change) => void this.records.push(change);
     const source: RestoreSource = {
       version: 1,
-      meta: loaded.meta ?? ZERO_META,
+      meta: loaded.meta ?? FRESH_ENGINE_META,
       tasks: loaded.tasks,
       taskCount: loaded.taskCount,
     };
