@@ -192,6 +192,7 @@ const COMMAND_ROLES: Readonly<Record<string, Role>> = {
   top: "submitter",
   cancel: "admin",
   retry: "admin",
+  schedule: "admin",
 };
 
 export interface Target {

@@ -33,6 +33,7 @@ import {
   TOP_OPTIONS,
   top,
 } from "./query-commands.js";
+import { SCHEDULE_OPTIONS } from "./schedule-command.js";
 import { CONSOLE_OPTIONS, COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
 import { WORK_OPTIONS, work } from "./work-command.js";
 
@@ -47,6 +48,7 @@ const shard = async (ctx: CommandContext) => (await import("./service-commands.j
 const coordinator = async (ctx: CommandContext) => (await import("./service-commands.js")).coordinator(ctx);
 const consoleCommand = async (ctx: CommandContext) =>
   (await import("./console-command.js")).consoleCommand(ctx);
+const scheduleCommand = async (ctx: CommandContext) => (await import("./schedule-command.js")).schedule(ctx);
 const credentials = async (ctx: CommandContext) =>
   (await import("./credentials-command.js")).credentials(ctx);
 
@@ -84,6 +86,12 @@ export const COMMANDS = {
     args: "[--console-port P] [--console-host HOST]",
     options: CONSOLE_OPTIONS,
     run: consoleCommand,
+  },
+  schedule: {
+    summary: "recurring tasks: add ID --every DUR --deadline DUR, list, remove ID (admin)",
+    args: "add ID --every DUR --deadline DUR [--start WHEN] [--workflow W] [--payload JSON] | list | remove ID",
+    options: SCHEDULE_OPTIONS,
+    run: scheduleCommand,
   },
   credentials: {
     summary: "make a cluster's NATS credentials: a key per role and per shard, and the server's auth.conf",

@@ -68,6 +68,7 @@ import { FrontierBoard } from "./frontier-board.js";
 import { LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
+import { ScheduleRunner } from "./schedule-runner.js";
 import { NatsShardLink } from "./shard-link.js";
 import { type SlotDirectory, SlotMap } from "./slot-table.js";
 import { coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
@@ -169,6 +170,7 @@ class CoordinatorImpl implements Coordinator {
   private readonly board: FrontierBoard;
   private readonly slots: SlotDirectory;
   private ownSlotTable: SlotMap | undefined;
+  private scheduleRunner: ScheduleRunner | undefined;
   private readonly link: NatsShardLink;
   private readonly validator: BatchValidator;
   private readonly submitter: SubmitRouter;
@@ -264,6 +266,15 @@ class CoordinatorImpl implements Coordinator {
   }
 
   async start(): Promise<void> {
+    // Recurring tasks: every coordinator submits each tick, the shard takes it once (its key).
+    this.scheduleRunner = new ScheduleRunner(
+      this.nc,
+      this.cluster,
+      (task, idempotencyKey) => this.submitter.submit({ op: "submit", tasks: [task], idempotencyKey }),
+      this.logger,
+      this.options.slotRetryMs,
+    );
+    this.scheduleRunner.start();
     if (this.options.slots === undefined) {
       this.ownSlotTable = SlotMap.start(this.nc, {
         cluster: this.cluster,
@@ -540,6 +551,7 @@ class CoordinatorImpl implements Coordinator {
     this.board.close();
     await Promise.allSettled([...this.inflight]);
     this.frontierSub?.unsubscribe();
+    await this.scheduleRunner?.close();
     await this.ownSlotTable?.close();
     await this.validator.close();
     await this.endpoint?.close();

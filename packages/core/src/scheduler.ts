@@ -26,8 +26,8 @@
  *   - id index (table.index, id-index.ts): id → handle, open addressing over
  *     an Int32Array; a batch's lookups go through it in one pass each
  *     (getMany), so their cache misses overlap.
- *   - forward references (forward-references.ts): prerequisite ids not yet
- *     submitted → the handles waiting on them.
+ *   - pending: forward references (prerequisite ids not yet submitted) → the
+ *     handles waiting on them.
  *
  * State machine: transitions only through `setState`, which checks each
  * against TRANSITIONS (task-table.ts; drawn in the README).
@@ -45,7 +45,6 @@ import {
   UnknownTaskError,
   ValidationError,
 } from "./errors.js";
-import { ForwardReferences } from "./forward-references.js";
 import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver } from "./observer.js";
@@ -202,7 +201,7 @@ export class Scheduler {
   private readonly table = new TaskTable();
   private readonly runnable: IndexedHeap;
   private readonly timers: IndexedHeap;
-  private readonly forwardWaiters = new ForwardReferences();
+  private readonly pending = new Map<string, number[]>();
   private readonly counts = new Int32Array(STATE_NAMES.length);
   private fifoHead = -1;
   private fifoTail = -1;
@@ -279,7 +278,7 @@ export class Scheduler {
       *waitingOn(id) {
         const h = t.index.get(id);
         if (h < 0) {
-          for (const d of self.forwardWaiters.waitingFor(id)) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+          for (const d of self.pending.get(id) ?? []) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
           return;
         }
         for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
@@ -889,7 +888,9 @@ export class Scheduler {
         const ph = known >= 0 ? known : t.index.get(p);
         if (ph < 0) {
           // A forward reference (validation let it through only when allowed).
-          this.forwardWaiters.add(p, h);
+          const waiting = this.pending.get(p);
+          if (waiting) waiting.push(h);
+          else this.pending.set(p, [h]);
           unmet++;
           continue;
         }
@@ -908,8 +909,11 @@ export class Scheduler {
       t.unmet[h] = unmet;
       // Tasks that held forward references to this id now wait on it directly.
       const id = t.ids[h]!;
-      const waiters = this.forwardWaiters.take(id);
-      if (waiters) for (const w of waiters) t.addDependent(h, w);
+      const waiters = this.pending.size > 0 ? this.pending.get(id) : undefined;
+      if (waiters) {
+        this.pending.delete(id);
+        for (const w of waiters) t.addDependent(h, w);
+      }
       if (doom !== undefined) doomed.set(h, doom);
     }
     // Initial states first, reported with each task's "add" record; then the
@@ -1131,7 +1135,11 @@ export class Scheduler {
         t.removeDependent(ph, h);
         continue;
       }
-      this.forwardWaiters.remove(p, h);
+      const list = this.pending.get(p);
+      if (!list) continue;
+      const i = list.indexOf(h);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.pending.delete(p);
     }
   }
 
@@ -1487,7 +1495,10 @@ export class Scheduler {
           // A dropped prerequisite had no live dependents (see tryDrop), so an
           // unknown id of a live task is a forward reference still pending.
           if (!live) continue;
-          this.forwardWaiters.add(own[k]!, h);
+          const p = own[k]!;
+          const waiting = this.pending.get(p);
+          if (waiting) waiting.push(h);
+          else this.pending.set(p, [h]);
           unmet++;
           continue;
         }

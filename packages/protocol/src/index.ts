@@ -102,6 +102,18 @@ export {
 } from "./messages.js";
 export { withinListBudget } from "./pages.js";
 export {
+  latestTick,
+  MAX_SCHEDULE_EVERY_MS,
+  MIN_SCHEDULE_EVERY_MS,
+  parseSchedule,
+  type Schedule,
+  scheduleBucketName,
+  scheduledKey,
+  scheduledTaskId,
+  scheduleIdOfKey,
+  scheduleKey,
+} from "./schedules.js";
+export {
   fnv1a32,
   partitionKeyOf,
   partitionKeyOfRef,

@@ -83,11 +83,17 @@ describe("roles", () => {
     }
   });
 
-  it("lets only shards publish announcements or write the bucket", () => {
+  it("lets only shards publish announcements or write the slot bucket, and only admins write schedules", () => {
     for (const p of clusterPrincipals(["a"])) {
       const publish = permissionsOf("c", p).publish;
-      const writes = publish.includes("frontier.c.frontier") || publish.some((s) => s.startsWith("$KV."));
-      expect([p.role, writes]).toEqual([p.role, p.role === "shard"]);
+      const slots = publish.includes("frontier.c.frontier") || publish.includes("$KV.frontier-c-slots.>");
+      expect([p.role, slots]).toEqual([p.role, p.role === "shard"]);
+      const schedules = publish.includes("$KV.frontier-c-schedules.>");
+      expect([p.role, schedules]).toEqual([p.role, p.role === "admin"]);
+      const otherWrites = publish.filter(
+        (s) => s.startsWith("$KV.") && s !== "$KV.frontier-c-slots.>" && s !== "$KV.frontier-c-schedules.>",
+      );
+      expect(otherWrites).toEqual([]);
     }
   });
 

@@ -24,7 +24,13 @@
  * `check`, `cancel`, `updateDeadline`, `getTask`, `stats`, `listTasks`,
  * `getWorkflow`, `retry` or `submit` on a shard.
  */
-import { type ClusterSubjects, COORDINATOR_QUEUE, type Op, subjectsFor } from "@frontier/protocol";
+import {
+  type ClusterSubjects,
+  COORDINATOR_QUEUE,
+  type Op,
+  scheduleBucketName,
+  subjectsFor,
+} from "@frontier/protocol";
 
 export const ROLES = ["shard", "coordinator", "worker", "submitter", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -88,7 +94,8 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
     }
     case "coordinator":
       return {
-        publish: [s.anyShard(), ...bucketRead(s.slotBucket)],
+        // Reads the schedules (and submits their ticks through itself).
+        publish: [s.anyShard(), ...bucketRead(s.slotBucket), ...bucketRead(scheduleBucketName(cluster))],
         subscribe: [`${s.coordAll} ${COORDINATOR_QUEUE}`, s.frontier, inbox],
         allowResponses: true,
       };
@@ -106,7 +113,14 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
       };
     case "admin":
       return {
-        publish: [s.coordAll, ...HOLDER_SHARD_OPS.map((op) => s.anyShard(op)), ...bucketRead(s.slotBucket)],
+        // Also writes the schedules bucket (frontier schedule), which only admins and nobody else may.
+        publish: [
+          s.coordAll,
+          ...HOLDER_SHARD_OPS.map((op) => s.anyShard(op)),
+          ...bucketRead(s.slotBucket),
+          ...bucketRead(scheduleBucketName(cluster)),
+          ...bucketWrite(scheduleBucketName(cluster)),
+        ],
         subscribe: [inbox],
         allowResponses: false,
       };
