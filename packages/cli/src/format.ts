@@ -110,6 +110,7 @@ export function taskLines(
   if (task.finishedAt !== undefined) rows.push(["finished", time(task.finishedAt)]);
   if (task.reason !== undefined && task.reason !== "") rows.push(["reason", task.reason]);
   if (task.payload !== undefined) rows.push(["payload", compact(task.payload)]);
+  if (task.result !== undefined) rows.push(["result", compact(task.result)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`task ${task.id}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
 }

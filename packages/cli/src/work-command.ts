@@ -1,7 +1,14 @@
 /**
  * `frontier work -- CMD ARGS…`: a worker that runs CMD once per leased task,
- * with the task as JSON on stdin and its id in FRONTIER_TASK_ID. Exit 0
- * completes the task; any other exit fails it (retryably) with the exit code
+ * with the task as JSON on stdin and its id in FRONTIER_TASK_ID. The JSON is
+ * `{ id, deadline, prerequisites, workflowId?, payload?, timeoutMs?,
+ * results?, resultsOmitted? }`: `results` maps each prerequisite that
+ * completed with a result to it (absent when none did); `resultsOmitted`
+ * counts those the lease left out for size (read them with `frontier status`).
+ * Exit 0 completes the task, with --result stdout taking the command's stdout
+ * as the task's result (parsed as JSON when it is JSON, else the text; at
+ * most MAX_RESULT_BYTES, else the task fails for good, saying so); any other
+ * exit fails it (retryably) with the exit code
  * as the reason, and with --reason-from-stderr the tail of the command's
  * stderr too: a failure reason is visible to anyone who can read the task
  * (`frontier status`), and stderr may hold secrets. While CMD runs, the
@@ -25,7 +32,7 @@
 import { spawn } from "node:child_process";
 import { TaskError, type WorkerEvent } from "@frontier/client";
 import type { Lease, Task } from "@frontier/core";
-import { MAX_TIMEOUT_MS, MAX_WAIT_MS } from "@frontier/protocol";
+import { encodedByteLength, MAX_RESULT_BYTES, MAX_TIMEOUT_MS, MAX_WAIT_MS } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, str, target } from "./args.js";
 import { type CommandContext, withClient } from "./client-commands.js";
 import { CliError, describeError, ExitCode, usageError } from "./errors.js";
@@ -52,6 +59,11 @@ export const WORK_OPTIONS = {
     value: "MS",
     description:
       "run time limit of each command in ms (default: the task's timeoutMs, if any): then SIGTERM, SIGKILL 5 s later, and the task fails retryably, 'timed out after MS ms'",
+  },
+  result: {
+    type: "string",
+    value: "FROM",
+    description: `stdout: the command's stdout is the task's result (JSON when it parses as JSON, else the text; empty: none; at most ${MAX_RESULT_BYTES} bytes encoded), handed to its dependents on stdin; the stdout is then not shown`,
   },
   "reason-from-stderr": {
     type: "boolean",
@@ -85,6 +97,11 @@ export async function work(ctx: CommandContext): Promise<void> {
   const json = flag(ctx.parsed, "json");
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
   const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
+  const resultFrom = str(ctx.parsed, "result");
+  if (resultFrom !== undefined && resultFrom !== "stdout")
+    throw usageError(
+      `${c}: --result takes "stdout" (the command's stdout is the task's result), got ${JSON.stringify(resultFrom)}`,
+    );
   // The worker's own limit, instead of the task's (the SDK and the shard still enforce a task's
   // own timeoutMs: its signal aborts, which kills the command too).
   const timeoutMs = int(c, ctx.parsed, "timeout", { min: 1, max: MAX_TIMEOUT_MS });
@@ -107,7 +124,7 @@ export async function work(ctx: CommandContext): Promise<void> {
           env: { ...io.env, FRONTIER_CLUSTER: client.cluster },
           cwd: io.userCwd ?? io.cwd,
           // With --json, stdout carries our events: the command's output goes to stderr.
-          stdout: json ? "stderr" : "inherit",
+          stdout: resultFrom === "stdout" ? "result" : json ? "stderr" : "inherit",
           stderr: (chunk) => io.stderr.write(chunk),
           reasonFromStderr,
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
@@ -226,6 +243,48 @@ export async function work(ctx: CommandContext): Promise<void> {
   });
 }
 
+/** What a command reads on stdin: the task, with its prerequisites' results by id when it has any. */
+function stdinOf(task: Task, lease: Lease): Record<string, unknown> {
+  if (lease.results === undefined && lease.resultsOmitted === undefined) return { ...task };
+  // Without prototype: a prerequisite id such as "__proto__" is a plain key.
+  const results: Record<string, unknown> = Object.create(null);
+  for (const r of lease.results ?? []) results[r.taskId] = r.result;
+  return {
+    ...task,
+    results,
+    ...(lease.resultsOmitted === undefined ? {} : { resultsOmitted: lease.resultsOmitted }),
+  };
+}
+
+/**
+ * The result a command's stdout makes (--result stdout): none when empty
+ * (blank), the JSON value when it parses as JSON, else the text. Above
+ * MAX_RESULT_BYTES (raw, or encoded) a non-retryable TaskError: the same
+ * command would print the same again.
+ */
+export function resultOf(stdout: Buffer): unknown {
+  if (stdout.length > MAX_RESULT_BYTES)
+    throw new TaskError(
+      `--result stdout: the command printed more than MAX_RESULT_BYTES (${MAX_RESULT_BYTES}) bytes`,
+      { retryable: false },
+    );
+  const text = stdout.toString("utf8");
+  if (text.trim() === "") return undefined;
+  let result: unknown;
+  try {
+    result = JSON.parse(text);
+  } catch {
+    result = text.replace(/\r?\n$/, ""); // one trailing newline is the line's end, not the value
+  }
+  const bytes = encodedByteLength(result);
+  if (bytes > MAX_RESULT_BYTES)
+    throw new TaskError(
+      `--result stdout: the result is ${bytes} bytes encoded, more than MAX_RESULT_BYTES (${MAX_RESULT_BYTES})`,
+      { retryable: false },
+    );
+  return result;
+}
+
 function key(lease: Lease): string {
   return `${lease.taskId}\u0000${lease.token}`;
 }
@@ -240,7 +299,8 @@ interface RunOptions {
   readonly env: NodeJS.ProcessEnv;
   /** The command's working directory (default: this process's). */
   readonly cwd?: string;
-  readonly stdout: "inherit" | "stderr";
+  /** Where the command's stdout goes: ours, our stderr, or the task's result (--result stdout). */
+  readonly stdout: "inherit" | "stderr" | "result";
   readonly stderr: (chunk: Buffer) => void;
   /** Put the tail of the command's stderr in the failure reason (else only the exit code or signal). */
   readonly reasonFromStderr?: boolean;
@@ -253,7 +313,11 @@ interface RunOptions {
   readonly killGraceMs?: number;
 }
 
-/** Run CMD for one task; resolves on exit 0, throws a TaskError (or SpawnError) otherwise. */
+/**
+ * Run CMD for one task; resolves on exit 0 (with stdout "result", to the
+ * result its stdout makes, see resultOf), throws a TaskError (or SpawnError)
+ * otherwise.
+ */
 export function runCommand(
   cmd: string,
   args: readonly string[],
@@ -261,8 +325,8 @@ export function runCommand(
   lease: Lease,
   signal: AbortSignal,
   options: RunOptions,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+): Promise<unknown> {
+  return new Promise<unknown>((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {
       ...options.env,
       FRONTIER_TASK_ID: task.id,
@@ -293,10 +357,18 @@ export function runCommand(
       tail = Buffer.concat([tail, chunk]);
       if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
     });
-    child.stdout?.on("data", (chunk: Buffer) => options.stderr(chunk));
+    // --result stdout: kept up to one byte past the limit (enough to say it is too large).
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (options.stdout !== "result") return options.stderr(chunk);
+      if (outBytes > MAX_RESULT_BYTES) return;
+      out.push(chunk);
+      outBytes += chunk.length;
+    });
     // The command may exit without reading its input.
     child.stdin?.on("error", () => {});
-    child.stdin?.end(`${toJson(task)}\n`);
+    child.stdin?.end(`${toJson(stdinOf(task, lease))}\n`);
 
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -332,7 +404,14 @@ export function runCommand(
       cleanup();
       // Past its limit, whatever it exited with: the limit is why it ended (or should have).
       if (timedOut) return reject(new TaskError(`timed out after ${options.timeoutMs} ms`));
-      if (code === 0) return resolve();
+      if (code === 0) {
+        if (options.stdout !== "result") return resolve(undefined);
+        try {
+          return resolve(resultOf(Buffer.concat(out)));
+        } catch (error) {
+          return reject(error);
+        }
+      }
       const how = sig !== null ? `killed by ${sig}` : `exit code ${code}`;
       if (options.reasonFromStderr !== true) return reject(new TaskError(how));
       const text = tail

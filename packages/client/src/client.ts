@@ -116,6 +116,16 @@ export interface LeaseOptions extends RequestOptions {
   readonly requestId?: string;
 }
 
+export interface CompleteOptions extends RequestOptions {
+  /**
+   * The task's result: any msgpack value up to MAX_RESULT_BYTES encoded
+   * (a larger one is refused before sending, PAYLOAD_TOO_LARGE), kept with
+   * the task (`getTask`) and handed to its dependents' leases
+   * (`Lease.results`). A resent complete keeps the first result.
+   */
+  readonly result?: unknown;
+}
+
 export interface FailOptions extends RequestOptions {
   /** False fails the task for good, whatever attempts it has left. Default true. */
   readonly retryable?: boolean;
@@ -165,7 +175,7 @@ export interface FrontierClient {
   /** Extend a live lease by `leaseMs` from now; resolves with the new expiry. */
   heartbeat(lease: LeaseRef, options?: RequestOptions & { leaseMs?: number }): Promise<{ expiresAt: number }>;
   /** Complete a leased task. `duplicate`: it was already completed under this token (a retried complete). */
-  complete(lease: LeaseRef, options?: RequestOptions): Promise<{ duplicate: boolean }>;
+  complete(lease: LeaseRef, options?: CompleteOptions): Promise<{ duplicate: boolean }>;
   /** Fail a leased task; resolves with its state after: WAITING (will retry) or FAILED. */
   fail(lease: LeaseRef, options?: FailOptions): Promise<{ state: TaskState }>;
   cancel(taskId: string, options?: CancelOptions): Promise<void>;
@@ -424,8 +434,13 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     return { expiresAt: reply.expiresAt };
   }
 
-  async complete(lease: LeaseRef, options: RequestOptions = {}): Promise<{ duplicate: boolean }> {
-    const reply = await this.request({ op: "complete", ...refOf(lease) }, options, 0, this.shardOf(lease));
+  async complete(lease: LeaseRef, options: CompleteOptions = {}): Promise<{ duplicate: boolean }> {
+    const request: RequestOf<"complete"> = {
+      op: "complete",
+      ...refOf(lease),
+      ...(options.result === undefined ? {} : { result: options.result }),
+    };
+    const reply = await this.request(request, options, 0, this.shardOf(lease));
     return { duplicate: reply.duplicate };
   }
 

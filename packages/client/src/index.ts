@@ -8,6 +8,7 @@ export { accessOf, type NatsAccess, type NatsTls, type Principal, type Role } fr
 export {
   type CancelOptions,
   type ClusterStats,
+  type CompleteOptions,
   connect,
   type FailOptions,
   type FrontierClient,

@@ -44,6 +44,7 @@ import { randomUUID } from "node:crypto";
 import { backoffDelay, type Lease, type Task, type TaskState } from "@frontier/core";
 import {
   type CompletedLease,
+  encodeRequest,
   fromWireError,
   MAX_LEASES_PER_REQUEST,
   MAX_REASON_LENGTH,
@@ -72,11 +73,27 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** The run time limit of this attempt, ms from the grant (the task's, else the worker's), if any. */
   readonly timeoutMs: number | undefined;
+  /**
+   * The results of the task's prerequisites that completed with one, by
+   * prerequisite id (an object without prototype: any id is a key, and a
+   * missing one reads undefined). From the grant (`lease.results`).
+   */
+  readonly results: Readonly<Record<string, unknown>>;
+  /**
+   * Prerequisites' results the grant left out to stay within the protocol's
+   * LEASE_RESULTS_BYTES (0 almost always): read those with
+   * `client.getTask(id)` (`.result`).
+   */
+  readonly resultsOmitted: number;
 }
 
 /**
- * Runs one task. Resolving completes the task; throwing (or rejecting) fails
- * it, retryably unless the error is a `TaskError` with `retryable: false`.
+ * Runs one task. Resolving completes the task, with the resolved value as
+ * its result (undefined: none; otherwise any msgpack value up to
+ * MAX_RESULT_BYTES encoded, handed to the dependents as `context.results`).
+ * A value that cannot be sent fails the task for good, saying why.
+ * Throwing (or rejecting) fails it, retryably unless the error is a
+ * `TaskError` with `retryable: false`.
  */
 export type TaskHandler = (task: Task, context: TaskContext) => unknown;
 
@@ -143,6 +160,8 @@ interface Held {
   expiresAt: number;
   timer: NodeJS.Timeout | undefined;
   started: boolean;
+  /** What the handler resolved to: the complete's result. */
+  result: unknown;
   /** Set once the handler settled: no heartbeat after that. */
   finished: boolean;
   lost: LeaseLostError | null;
@@ -347,6 +366,7 @@ export class TaskWorker implements Worker {
         expiresAt: Date.now() + this.options.leaseMs,
         timer: undefined,
         started: false,
+        result: undefined,
         finished: false,
         lost: null,
         timeoutMs,
@@ -419,12 +439,16 @@ export class TaskWorker implements Worker {
     this.emit({ type: "task:started", lease });
     let failure: { error: unknown } | null = null;
     try {
-      await this.handler(lease.task, {
+      held.result = await this.handler(lease.task, {
         lease,
         attempt: lease.attempt,
         signal: held.controller.signal,
         timeoutMs: held.timeoutMs,
+        results: resultsByTask(lease),
+        resultsOmitted: lease.resultsOmitted ?? 0,
       });
+      // Checked here, alone: a result the wire refuses would fail the whole settle it went in.
+      if (held.result !== undefined) checkResult(lease, held.result);
     } catch (error) {
       failure = { error };
     } finally {
@@ -484,7 +508,9 @@ export class TaskWorker implements Worker {
   private async sendSettle(destination: string, queue: SettleQueue): Promise<void> {
     while (!queue.sending && queue.items.length > 0) {
       const items = queue.items.splice(0, MAX_SETTLES_PER_REQUEST);
-      const completes: CompletedLease[] = items.map(({ lease }) => refOf(lease));
+      const completes: CompletedLease[] = items.map(({ lease, result }) =>
+        result === undefined ? refOf(lease) : { ...refOf(lease), result },
+      );
       const shardId = destination === VIA_COORDINATOR ? undefined : destination;
       const room = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
       const ask = queue.lastShortGrant === undefined ? room : Math.min(room, queue.lastShortGrant * 2 + 1);
@@ -659,6 +685,32 @@ export class TaskWorker implements Worker {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A lease's prerequisites' results by task id, in an object without prototype (ids such as `__proto__` are plain keys). */
+function resultsByTask(lease: Lease): Readonly<Record<string, unknown>> {
+  const byTask: Record<string, unknown> = Object.create(null);
+  for (const { taskId, result } of lease.results ?? []) byTask[taskId] = result;
+  return byTask;
+}
+
+/**
+ * Throws a non-retryable TaskError when the complete carrying `result` would
+ * be refused (above MAX_RESULT_BYTES, nested too deep, not encodable): the
+ * handler would return the same on a retry.
+ */
+function checkResult(lease: Lease, result: unknown): void {
+  try {
+    encodeRequest({ op: "complete", ...refOf(lease), result });
+  } catch (err) {
+    throw new TaskError(
+      `the handler's result cannot be sent: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        retryable: false,
+        cause: err,
+      },
+    );
+  }
 }
 
 /** The failure reason sent with `fail`: the error's message, clipped to what the wire takes. */

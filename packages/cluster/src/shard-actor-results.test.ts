@@ -4,11 +4,12 @@
  * survives a restart, a too-large one is refused before the shard sees it,
  * and a lease reply holding results still fits in one message.
  */
+
+import type { Lease } from "@frontier/core";
 import {
   encodedByteLength,
   encodeReply,
   LEASE_RESULTS_BYTES,
-  type Lease,
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
   PROTOCOL_VERSION,
