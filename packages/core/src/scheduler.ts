@@ -26,8 +26,8 @@
  *   - id index (table.index, id-index.ts): id → handle, open addressing over
  *     an Int32Array; a batch's lookups go through it in one pass each
  *     (getMany), so their cache misses overlap.
- *   - pending: forward references (prerequisite ids not yet submitted) → the
- *     handles waiting on them.
+ *   - forward references (forward-references.ts): prerequisite ids not yet
+ *     submitted → the handles waiting on them.
  *
  * State machine: transitions only through `setState`, which checks each
  * against TRANSITIONS (task-table.ts; drawn in the README).
@@ -45,6 +45,7 @@ import {
   UnknownTaskError,
   ValidationError,
 } from "./errors.js";
+import { ForwardReferences } from "./forward-references.js";
 import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver } from "./observer.js";
@@ -201,7 +202,7 @@ export class Scheduler {
   private readonly table = new TaskTable();
   private readonly runnable: IndexedHeap;
   private readonly timers: IndexedHeap;
-  private readonly pending = new Map<string, number[]>();
+  private readonly forwardWaiters = new ForwardReferences();
   private readonly counts = new Int32Array(STATE_NAMES.length);
   private fifoHead = -1;
   private fifoTail = -1;
@@ -278,7 +279,7 @@ export class Scheduler {
       *waitingOn(id) {
         const h = t.index.get(id);
         if (h < 0) {
-          for (const d of self.pending.get(id) ?? []) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
+          for (const d of self.forwardWaiters.waitingFor(id)) if (!isTerminal(t.state[d]!)) yield t.ids[d]!;
           return;
         }
         for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
@@ -888,9 +889,7 @@ export class Scheduler {
         const ph = known >= 0 ? known : t.index.get(p);
         if (ph < 0) {
           // A forward reference (validation let it through only when allowed).
-          const waiting = this.pending.get(p);
-          if (waiting) waiting.push(h);
-          else this.pending.set(p, [h]);
+          this.forwardWaiters.add(p, h);
           unmet++;
           continue;
         }
@@ -909,11 +908,8 @@ export class Scheduler {
       t.unmet[h] = unmet;
       // Tasks that held forward references to this id now wait on it directly.
       const id = t.ids[h]!;
-      const waiters = this.pending.size > 0 ? this.pending.get(id) : undefined;
-      if (waiters) {
-        this.pending.delete(id);
-        for (const w of waiters) t.addDependent(h, w);
-      }
+      const waiters = this.forwardWaiters.take(id);
+      if (waiters) for (const w of waiters) t.addDependent(h, w);
       if (doom !== undefined) doomed.set(h, doom);
     }
     // Initial states first, reported with each task's "add" record; then the
@@ -1135,11 +1131,7 @@ export class Scheduler {
         t.removeDependent(ph, h);
         continue;
       }
-      const list = this.pending.get(p);
-      if (!list) continue;
-      const i = list.indexOf(h);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.pending.delete(p);
+      this.forwardWaiters.remove(p, h);
     }
   }
 
@@ -1495,10 +1487,7 @@ export class Scheduler {
           // A dropped prerequisite had no live dependents (see tryDrop), so an
           // unknown id of a live task is a forward reference still pending.
           if (!live) continue;
-          const p = own[k]!;
-          const waiting = this.pending.get(p);
-          if (waiting) waiting.push(h);
-          else this.pending.set(p, [h]);
+          this.forwardWaiters.add(own[k]!, h);
           unmet++;
           continue;
         }
