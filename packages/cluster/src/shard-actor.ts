@@ -283,8 +283,10 @@ export class ShardActor {
     try {
       // NATS may go away while we start (a restart of the server): with waitForNats, wait for it
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
+      // Without it, a step that timed out (a loaded NATS server) is still tried a few times more:
+      // a start should not fail on one slow answer.
       const untilNats = <T>(step: string, run: () => Promise<T>) =>
-        o.waitForNats ? retryWhileNatsDown(step, run, log) : run();
+        o.waitForNats ? retryWhileNatsDown(step, run, log) : retryTimeouts(step, run, log);
       // One cluster, one owner (cluster-identity.ts), checked before the data directory is opened:
       // a directory of another cluster, a second instance, a shard id held elsewhere change nothing.
       const record = readDataIdentity(o.dataDir);
@@ -1324,6 +1326,22 @@ export function isNatsDown(error: unknown): boolean {
     (error instanceof natsErrors.RequestError && /disconnected/i.test(error.message)) ||
     (error.cause !== undefined && isNatsDown(error.cause))
   );
+}
+
+/** Start-up steps tried again after a NATS timeout, when not waiting for NATS. */
+const START_STEP_ATTEMPTS = 4;
+
+/** Runs `run`, again after a NATS timeout, up to START_STEP_ATTEMPTS times (250 ms apart). */
+async function retryTimeouts<T>(step: string, run: () => Promise<T>, log: Logger): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof natsErrors.TimeoutError) || attempt >= START_STEP_ATTEMPTS) throw error;
+      log.warn({ err: messageOf(error), attempt }, `NATS did not answer in time; will ${step} again`);
+      await pause(250);
+    }
+  }
 }
 
 /** Runs `run` until it succeeds or fails for another reason than NATS being down; waits 250 ms between tries. */
