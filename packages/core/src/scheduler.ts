@@ -46,9 +46,9 @@ import {
   ValidationError,
 } from "./errors.js";
 import { ForwardReferences } from "./forward-references.js";
-import { hashId } from "./id-index.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver } from "./observer.js";
+import { ascending, foldChanges, HandleList, StringCache } from "./restore.js";
 import { queryTasks, type TaskPage, type TaskQuery } from "./task-query.js";
 import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
 import type {
@@ -312,30 +312,7 @@ export class Scheduler {
       engine.load(snapshot.meta, snapshot.tasks, count);
       return engine;
     }
-    const records = new Map<string, TaskRecord>();
-    for (const r of snapshot.tasks) records.set(r.spec.id, r);
-    let meta = snapshot.meta;
-    for (const c of pending as readonly Change[]) {
-      switch (c.kind) {
-        case "add":
-          records.set(c.spec.id, { spec: c.spec, status: c.status });
-          break;
-        case "set": {
-          const r = records.get(c.id);
-          if (!r) throw new InvalidArgumentError(`change for unknown task ${JSON.stringify(c.id)}`);
-          records.set(c.id, { spec: r.spec, status: c.status });
-          break;
-        }
-        case "drop":
-          records.delete(c.id);
-          break;
-        case "meta":
-          meta = c.meta;
-          break;
-        default:
-          unreachable(c);
-      }
-    }
+    const { meta, records } = foldChanges(snapshot, pending as readonly Change[]);
     const engine = new Scheduler(options);
     engine.load(meta, records.values(), records.size);
     return engine;
@@ -1554,55 +1531,6 @@ function stateCode(name: string): S | -1 {
   return STATE_CODES.get(name) ?? -1;
 }
 
-/** Whether `handles` are in nondecreasing order of `by`. */
-function ascending(handles: Int32Array, by: Float64Array): boolean {
-  for (let i = 1; i < handles.length; i++) if (by[handles[i]!]! < by[handles[i - 1]!]!) return false;
-  return true;
-}
-
-/** A growable list of handles (restore's scratch space). */
-class HandleList {
-  items: Int32Array;
-  length = 0;
-
-  constructor(capacity: number) {
-    this.items = new Int32Array(Math.max(16, capacity));
-  }
-
-  push(h: number): void {
-    if (this.length === this.items.length) {
-      const grown = new Int32Array(2 * this.length);
-      grown.set(this.items);
-      this.items = grown;
-    }
-    this.items[this.length++] = h;
-  }
-
-  view(): Int32Array {
-    return this.items.subarray(0, this.length);
-  }
-}
-
-/**
- * Hands out one shared copy of strings that many rows repeat (workflow ids,
- * lease owners): each decoded row carries its own copy, ~30 bytes a task
- * that the GC would also copy while the restore runs. Direct-mapped, so a
- * value evicts another with the same slot: memory stays bounded however
- * many distinct values there are.
- */
-class StringCache {
-  private readonly slots: (string | undefined)[] = new Array<string | undefined>(1024).fill(undefined);
-
-  share(value: string | undefined): string | undefined {
-    if (value === undefined) return value;
-    const i = hashId(value) & 1023;
-    const cached = this.slots[i];
-    if (cached === value) return cached;
-    this.slots[i] = value;
-    return value;
-  }
-}
-
 function flagsOf(spec: TaskSpec): number {
   return (
     (spec.hardDeadline ? Flag.HARD_DEADLINE : 0) |
@@ -1636,8 +1564,4 @@ function nonNegative(name: string, value: number): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0)
     throw new InvalidArgumentError(`${name} must be >= 0, got ${String(value)}`);
   return value;
-}
-
-function unreachable(value: never): never {
-  throw new InvalidArgumentError(`unexpected change ${JSON.stringify(value)}`);
 }
