@@ -109,6 +109,7 @@ import { PreparedParts } from "./prepared.js";
 import { SlotGuard } from "./slot-guard.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
 import { describeSlots } from "./slots.js";
+import { withTaskLog } from "./task-log.js";
 import { shardPage } from "./task-pages.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
 
@@ -308,7 +309,7 @@ export class ShardActor {
         ...o.shard,
         dataDir: o.dataDir,
         sameWorkflowPrerequisites: true,
-        observer: metrics,
+        observer: withTaskLog(metrics, log),
         maxLiveTasks: o.maxLiveTasks,
         maxStoredBytes: o.maxStoredBytes,
         maxIdempotencyKeys: o.maxIdempotencyKeys,

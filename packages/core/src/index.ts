@@ -15,7 +15,7 @@ export {
   ValidationError,
 } from "./errors.js";
 export { IndexedHeap } from "./indexed-heap.js";
-export type { SchedulerObserver } from "./observer.js";
+export type { SchedulerObserver, TaskEvent } from "./observer.js";
 export {
   type AdmitOptions,
   type BatchFootprint,

@@ -48,4 +48,25 @@ export interface SchedulerObserver {
   staleRejected(): void;
   /** A complete or fail repeated with the token that already settled the task; nothing changed. */
   duplicate(op: "complete" | "fail"): void;
+  /**
+   * Optional, for logs: the notable moves of one task, with its id — an
+   * attempt that failed and will be retried, a lease that ran out, an attempt
+   * that timed out, a task that ended badly, one leased or completed after
+   * its deadline. Never the payload. Leave it out (metrics do) and the engine
+   * builds no event at all.
+   */
+  taskEvent?(event: TaskEvent): void;
+}
+
+/** What `taskEvent` tells: which task, what happened, and the engine's words for why. */
+export interface TaskEvent {
+  readonly kind: "retrying" | "leaseExpired" | "timedOut" | "ended" | "leasedLate" | "completedLate";
+  readonly taskId: string;
+  readonly workflowId: string | undefined;
+  /** The attempt it was on. */
+  readonly attempt: number;
+  /** `ended`: FAILED, CANCELLED or EXPIRED. */
+  readonly state?: "FAILED" | "CANCELLED" | "EXPIRED";
+  /** The task's reason, as `getTask` shows it. */
+  readonly reason?: string;
 }

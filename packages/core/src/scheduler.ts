@@ -47,7 +47,7 @@ import {
 } from "./errors.js";
 import { ForwardReferences } from "./forward-references.js";
 import { IndexedHeap } from "./indexed-heap.js";
-import type { SchedulerObserver } from "./observer.js";
+import type { SchedulerObserver, TaskEvent } from "./observer.js";
 import { ascending, foldChanges, HandleList, StringCache } from "./restore.js";
 import { queryTasks, type TaskPage, type TaskQuery } from "./task-query.js";
 import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
@@ -512,6 +512,7 @@ export class Scheduler {
       this.observer?.retried();
       this.leaveLeased(h);
       t.reason[h] = `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} failed: ${reason}`;
+      this.taskEvent(h, "retrying");
       this.setState(h, S.WAITING);
       t.timerAt[h] = now + backoffDelay(this.backoff, t.attempts[h]!, this.random);
       this.timers.push(h);
@@ -811,6 +812,7 @@ export class Scheduler {
         } else {
           this.leaveLeased(h);
           t.reason[h] = `lease held by ${owner} expired on attempt ${t.attempts[h]} of ${t.maxAttempts[h]}`;
+          this.taskEvent(h, "leaseExpired");
           this.enterRunnable(h, now);
         }
         return;
@@ -909,6 +911,27 @@ export class Scheduler {
     for (const [h, reason] of doomed) if (!isTerminal(t.state[h]!)) this.finishBadly(h, S.CANCELLED, reason);
   }
 
+  /** Tells the observer's optional taskEvent of a notable move of `h` (built only when it listens). */
+  private taskEvent(h: number, kind: TaskEvent["kind"]): void {
+    const listen = this.observer?.taskEvent;
+    if (listen === undefined) return;
+    const t = this.table;
+    const state = STATE_NAMES[t.state[h]!];
+    const event: TaskEvent = {
+      kind,
+      taskId: t.ids[h]!,
+      workflowId: t.workflowId[h],
+      attempt: t.attempts[h]!,
+      ...(kind === "ended" ? { state: state as "FAILED" | "CANCELLED" | "EXPIRED" } : {}),
+      ...(t.reason[h] === undefined ? {} : { reason: t.reason[h] }),
+    };
+    try {
+      listen.call(this.observer, event);
+    } catch {
+      // An observer must not throw; if one does, the engine's move stands.
+    }
+  }
+
   /** Leases `h`, the top of the runnable heap. */
   private grant(h: number, owner: string | undefined, expiresAt: number): void {
     const t = this.table;
@@ -917,6 +940,7 @@ export class Scheduler {
     this.fifoUnlink(h);
     if (this.observer !== undefined) {
       this.observer.leased(now - t.stamp[h]!, (t.flags[h]! & Flag.UNBLOCKED) !== 0, now >= t.deadline[h]!);
+      if (now >= t.deadline[h]!) this.taskEvent(h, "leasedLate");
     }
     t.flags[h]! &= ~Flag.UNBLOCKED;
     t.stamp[h] = now; // the lease's start, for the run time
@@ -962,6 +986,7 @@ export class Scheduler {
     if (this.observer !== undefined) {
       const runMs = now - t.stamp[h]!;
       this.observer.completed(Number.isNaN(runMs) ? undefined : runMs, now > t.deadline[h]!);
+      if (now > t.deadline[h]!) this.taskEvent(h, "completedLate");
     }
     this.setState(h, S.COMPLETED);
     t.reason[h] = undefined;
@@ -1001,6 +1026,7 @@ export class Scheduler {
       this.markFinished(x, now);
       this.emitSet(x);
       this.observer?.ended(STATE_NAMES[item.state] as "FAILED" | "CANCELLED" | "EXPIRED");
+      this.taskEvent(x, "ended");
 
       const id = t.ids[x]!;
       for (let e = t.firstEdge(x); e >= 0; e = t.nextEdge(e)) {
@@ -1512,6 +1538,7 @@ export class Scheduler {
     this.retries++;
     this.observer?.retried();
     t.reason[h] = `attempt ${t.attempts[h]} of ${t.maxAttempts[h]} ${what}`;
+    this.taskEvent(h, "timedOut");
     this.setState(h, S.WAITING);
     this.armTimer(h, now + backoffDelay(this.backoff, t.attempts[h]!, this.random));
     this.emitSet(h);
