@@ -262,10 +262,17 @@ function credentialsDirOf(
     return dir;
   }
   const service = command === "start" || command === "shard" || command === "coordinator";
-  if (service || others.length > 0 || str(parsed, "role") !== undefined) return undefined;
+  const role = str(parsed, "role");
   // A default, not a path the user gave: where `frontier start` puts it, in the working directory.
   const implicit = resolve(io.cwd, IMPLICIT_CREDENTIALS_DIR);
-  return existsSync(resolve(implicit, AUTH_CONFIG_FILE)) ? implicit : undefined;
+  const found = !service && others.length === 0 && existsSync(resolve(implicit, AUTH_CONFIG_FILE));
+  // --role picks a key in a credentials directory: without one it would silently mean nothing.
+  if (role !== undefined && !found) {
+    throw usageError(
+      `${command}: --role ${role} needs a credentials directory: --credentials DIR, $${CREDENTIALS_ENV}, or ${IMPLICIT_CREDENTIALS_DIR} in this directory`,
+    );
+  }
+  return found ? implicit : undefined;
 }
 
 /** Who a command connects as with a credentials directory. */
