@@ -466,6 +466,60 @@ describe("frontier shard and frontier coordinator, as separate processes (as in 
   });
 });
 
+describe("frontier start on a NATS server that wants credentials", () => {
+  it("connects with the keys in its data directory, and otherwise says what to pass", async () => {
+    // As after a `start` whose nats-server outlived it, or one a supervisor runs with start's auth.conf.
+    const data = join(dir, "keyed");
+    const made = await frontier([
+      "credentials",
+      "--dir",
+      join(data, "credentials"),
+      "--cluster",
+      "keyed",
+      "--shards",
+      "shard-0",
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const nats = await startNatsServer({ args: ["-c", join(data, "credentials", "auth.conf")] });
+    try {
+      const keyless = await frontier(
+        ["start", "--nats", nats.url, "--cluster", "keyed", "--data", join(dir, "keyless"), "--shards", "1"],
+        {},
+      );
+      expectOneLineFailure(keyless, 2, /NATS server at .* wants credentials: pass --credentials DIR/);
+
+      const keyed = await startFrontier([
+        "--nats",
+        nats.url,
+        "--cluster",
+        "keyed",
+        "--data",
+        data,
+        "--shards",
+        "1",
+        "--metrics-port",
+        "0",
+        "--no-console",
+      ]);
+      try {
+        expect(keyed.listening).toMatchObject({
+          natsServer: "external",
+          credentials: join(data, "credentials"),
+        });
+        const submitted = await frontier(
+          ["submit", "-", "--nats", nats.url, "--cluster", "keyed", "--credentials", join(data, "credentials")],
+          { input: '{"id":"a","deadline":1}\n' },
+        );
+        expect(submitted.stdout, submitted.stderr).toMatch(/^submitted 1 task/);
+      } finally {
+        await keyed.stop();
+      }
+    } finally {
+      await nats.stop();
+    }
+  });
+});
+
 describe("stopping", () => {
   it("stops cleanly on SIGINT, and its nats-server with it", async () => {
     const natsPid = (info.natsServer as { pid: number }).pid;

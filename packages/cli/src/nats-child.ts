@@ -27,11 +27,17 @@ const NATS_START_TIMEOUT_MS = 10_000;
 const NATS_STOP_TIMEOUT_MS = 5_000;
 
 /**
- * True when a NATS server answers at `url` within `timeoutMs`: it accepts
- * this client (with `access`), or refuses its credentials (a server is there;
- * connecting for real says why it refuses).
+ * How a NATS server at `url` answers within `timeoutMs`: "admitted" (it
+ * accepts this client, with `access`), "refused" (a server is there but wants
+ * other credentials), or "absent".
  */
-export async function natsAnswers(url: string, access: NatsAccess = {}, timeoutMs = 1_000): Promise<boolean> {
+export type NatsAnswer = "admitted" | "refused" | "absent";
+
+export async function natsAnswer(
+  url: string,
+  access: NatsAccess = {},
+  timeoutMs = 1_000,
+): Promise<NatsAnswer> {
   try {
     const nc = await connect({
       ...natsConnectionOptions(url, access),
@@ -40,9 +46,11 @@ export async function natsAnswers(url: string, access: NatsAccess = {}, timeoutM
       reconnect: false,
     });
     await nc.close();
-    return true;
+    return "admitted";
   } catch (error) {
-    return /authori[sz]ation|authentication/i.test(String((error as Error)?.message ?? error));
+    return /authori[sz]ation|authentication/i.test(String((error as Error)?.message ?? error))
+      ? "refused"
+      : "absent";
   }
 }
 
@@ -107,7 +115,7 @@ export async function startNatsChild(
 
   const deadline = Date.now() + NATS_START_TIMEOUT_MS;
   const probeUrl = `nats://${bind.includes(":") ? `[${bind}]` : bind === "0.0.0.0" ? "127.0.0.1" : bind}:${port}`;
-  while (!(await natsAnswers(probeUrl, {}, 500))) {
+  while ((await natsAnswer(probeUrl, {}, 500)) === "absent") {
     if (dead || Date.now() > deadline) {
       await terminate(child, exited);
       const last = output.trim().split("\n").slice(-1)[0] ?? "";

@@ -6,6 +6,7 @@
  * shards (their journals flushed), then the NATS child. A second signal
  * exits at once.
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   hostShardId,
@@ -27,7 +28,7 @@ import { consoleFlagsOf, consoleRole, serveConsole } from "./console-serve.js";
 import { CliError, usageError } from "./errors.js";
 import { println, userPath } from "./io.js";
 import { metricsFlagsOf, prefixed, serveMetricsIfOn } from "./metrics/serve.js";
-import { INSTALL_NATS_HINT, type NatsChild, natsAnswers, startNatsChild } from "./nats-child.js";
+import { INSTALL_NATS_HINT, type NatsChild, natsAnswer, startNatsChild } from "./nats-child.js";
 import { DEFAULT_DATA_DIR, DEFAULT_START_SHARDS, LOG_LEVELS, type LogLevel } from "./service-options.js";
 
 /** Something `run` stops on a signal, in order. */
@@ -65,7 +66,19 @@ export async function start(ctx: CommandContext): Promise<void> {
     let child: NatsChild | null = null;
     // With credentials, each part connects as itself (docs/security.md); without, all share `access`.
     let credentials = credentialsDir;
-    if (!(await natsAnswers(natsUrl, access))) {
+    const answer = await natsAnswer(natsUrl, access);
+    if (answer === "refused" && credentials === undefined && !openNats) {
+      // A NATS that wants keys, most likely the one an earlier `start` on this data made (still
+      // running, or run by a supervisor with its auth.conf): connect with those keys, else say so.
+      const made = resolve(dataDir, "credentials");
+      if (!existsSync(resolve(made, AUTH_CONFIG_FILE))) {
+        throw usageError(
+          `start: the NATS server at ${redactUrl(natsUrl)} wants credentials: pass --credentials DIR (the directory its auth.conf was made in), or stop it and start runs its own`,
+        );
+      }
+      credentials = made;
+    }
+    if (answer === "absent") {
       const { host, port } = checkNatsUrl(ctx.command, natsUrl);
       if (!openNats) {
         credentials ??= resolve(dataDir, "credentials");
