@@ -507,7 +507,16 @@ describe("frontier start on a NATS server that wants credentials", () => {
           credentials: join(data, "credentials"),
         });
         const submitted = await frontier(
-          ["submit", "-", "--nats", nats.url, "--cluster", "keyed", "--credentials", join(data, "credentials")],
+          [
+            "submit",
+            "-",
+            "--nats",
+            nats.url,
+            "--cluster",
+            "keyed",
+            "--credentials",
+            join(data, "credentials"),
+          ],
           { input: '{"id":"a","deadline":1}\n' },
         );
         expect(submitted.stdout, submitted.stderr).toMatch(/^submitted 1 task/);
