@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type Io, main } from "@frontier/cli";
+import { slotOf } from "@frontier/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, freePort, frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
@@ -176,6 +177,37 @@ describe("frontier list, show, retry", () => {
     expectOneLineFailure(cursor, 2, /--cursor is not a cursor this command printed/);
     expectOneLineFailure(limit, 2, /--limit/);
     expectOneLineFailure(show, 2, /expected a task ID, or --workflow W/);
+  }, 60_000);
+});
+
+describe("a task id held by two workflows", () => {
+  it("refuses to act on the id alone (AMBIGUOUS_TASK, naming both), and acts with --workflow", async () => {
+    // Two workflows on the two shards (`start --shards 2` gives shard k the slots ≡ k mod 2).
+    const [a, b] = ["dup-wf-0", ...Array.from({ length: 64 }, (_, i) => `dup-wf-${i + 1}`)].reduce<string[]>(
+      (found, w) =>
+        found.length < 2 && found.every((f) => slotOf(f) % 2 !== slotOf(w) % 2) ? [...found, w] : found,
+      [],
+    );
+    for (const w of [a, b]) {
+      const r = await cli(["submit", "-"], JSON.stringify([{ id: "dup", deadline: "+1h", workflowId: w }]));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const [cancel, status] = await Promise.all([
+      cli(["cancel", "dup", "--role", "admin"]),
+      cli(["status", "dup"]),
+    ]);
+    for (const r of [cancel, status]) {
+      expectOneLineFailure(r, 1, /AMBIGUOUS_TASK: 2 tasks have the id "dup".*nothing was done.*--workflow/);
+      expect(r.stderr).toContain(JSON.stringify(a));
+      expect(r.stderr).toContain(JSON.stringify(b));
+    }
+    expect((await cli(["cancel", "dup", "--workflow", a, "--role", "admin"])).code).toBe(0);
+    const [mine, theirs] = await Promise.all([
+      cli(["status", "dup", "--workflow", a, "--json"]),
+      cli(["status", "dup", "--workflow", b, "--json"]),
+    ]);
+    expect(JSON.parse(mine.stdout)).toMatchObject({ state: "CANCELLED" });
+    expect(JSON.parse(theirs.stdout)).toMatchObject({ state: "RUNNABLE" });
   }, 60_000);
 });
 

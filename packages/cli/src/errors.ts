@@ -67,6 +67,9 @@ function describe(err: unknown, { natsUrl, cluster }: ErrorContext): string {
     const more = err.problems.length > shown.length ? `; and ${err.problems.length - shown.length} more` : "";
     return `rejected, ${err.problems.length} problem(s): ${shown.join("; ")}${more}`;
   }
+  if (err instanceof ProtocolError && err.code === "AMBIGUOUS_TASK") {
+    return `${err.code}: ${err.message} (--workflow W)`;
+  }
   if (err instanceof FrontierError || err instanceof ProtocolError) return `${err.code}: ${err.message}`;
   if (err instanceof Error) return err.message === "" ? err.name : err.message;
   return String(err);

@@ -137,11 +137,66 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     await c.startCoordinator();
     const error = await refused(c.nc, c.cluster, { op: "cancel", taskId: "ghost" });
     expect(error).toMatchObject({ code: "UNKNOWN_TASK", taskId: "ghost" });
-    expect(c.shards.every((s) => s.requests("cancel").length === 1)).toBe(true);
+    // Every shard was asked where it is (a read); none was asked to cancel.
+    expect(c.shards.every((s) => s.requests("getTask").length === 1)).toBe(true);
+    expect(c.shards.every((s) => s.requests("cancel").length === 0)).toBe(true);
     expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "ghost" })).task).toBeNull();
     // With a workflowId the owner's word is final: nobody else is asked.
     expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "ghost", workflowId: "wf" })).task).toBeNull();
-    expect(c.shards.map((s) => s.requests("getTask").length).sort()).toEqual([1, 1, 2]);
+    expect(c.shards.map((s) => s.requests("getTask").length).sort()).toEqual([2, 2, 3]);
+  });
+
+  it("acts on a task named by id alone only when one workflow holds that id; else AMBIGUOUS_TASK, nothing changed", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    // Two workflows owned by two different shards, each with a task "dup" (ids are unique per shard).
+    const first = "wf-dup-0";
+    let second = "";
+    for (let i = 1; second === ""; i++) {
+      const w = `wf-dup-${i}`;
+      if (
+        c.ownerOf(slotOfTask({ id: "dup", workflowId: w })) !==
+        c.ownerOf(slotOfTask({ id: "dup", workflowId: first }))
+      )
+        second = w;
+    }
+    for (const [w, deadline] of [
+      [first, 1],
+      [second, 2],
+    ] as const) {
+      await ok(c.nc, c.cluster, {
+        op: "submit",
+        tasks: [{ id: "dup", workflowId: w, deadline }],
+        idempotencyKey: `k-${w}`,
+      });
+    }
+    for (const op of ["cancel", "getTask", "retry"] as const) {
+      const error = await refused(c.nc, c.cluster, { op, taskId: "dup" });
+      expect(error).toMatchObject({ code: "AMBIGUOUS_TASK", retryable: false });
+      expect(error.message).toContain("name the workflow");
+      expect([...(error.workflows ?? [])].sort()).toEqual([first, second].sort());
+    }
+    const changed = await refused(c.nc, c.cluster, { op: "updateDeadline", taskId: "dup", deadline: 5 });
+    expect(changed.code).toBe("AMBIGUOUS_TASK");
+    expect(c.shards.every((s) => s.requests("cancel").length === 0)).toBe(true);
+    expect(c.shards.every((s) => s.requests("updateDeadline").length === 0)).toBe(true);
+    // Named with its workflow, one is cancelled and the other is untouched.
+    await ok(c.nc, c.cluster, { op: "cancel", taskId: "dup", workflowId: first, reason: "mine" });
+    const other = await ok(c.nc, c.cluster, { op: "getTask", taskId: "dup", workflowId: second });
+    expect(other.task).toMatchObject({ state: "RUNNABLE", deadline: 2 });
+  });
+
+  it("cancels a task named by id alone at the one shard holding it", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const t = misroutedTask("wf-cancel");
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [t], idempotencyKey: "k" });
+    await ok(c.nc, c.cluster, { op: "cancel", taskId: t.id, reason: "by id" });
+    expect(c.shards.map((s) => s.requests("cancel").length)).toEqual(
+      c.shards.map((s) => (s === ownerOf(t) ? 1 : 0)),
+    );
+    const view = await ok(c.nc, c.cluster, { op: "getTask", taskId: t.id });
+    expect(view.task).toMatchObject({ state: "CANCELLED", workflowId: "wf-cancel" });
   });
 
   it("does not say UNKNOWN_TASK while a shard that might hold the task cannot be asked", async () => {

@@ -4,15 +4,22 @@
  * `slotOf(workflowId ?? taskId)`.
  *
  * A client that names a task by id alone, when the task has a workflow, sends
- * it to the wrong slot. So when a request without `workflowId` finds no task
- * at the owner (UNKNOWN_TASK, or getTask's null), or the owner cannot be
- * reached, every other known shard is asked in parallel (scatter) before the
- * answer is UNKNOWN_TASK. This is safe for the mutating ops: a task lives on
- * exactly one shard, and the others answer UNKNOWN_TASK without a change.
- * A shard that could not be asked (down, timed out) might hold the task, so
- * then the answer is its retryable error, never UNKNOWN_TASK.
+ * it to the wrong slot. Ids are unique per shard, not per cluster: two
+ * workflows on two shards may each hold a task "x". So a request without
+ * `workflowId`:
+ *  - heartbeat, complete, fail (a lease's token and secret pick the task):
+ *    the owner of slotOf(id) first; when it has no such task, or cannot be
+ *    reached, every other known shard in parallel (scatter). Only the lease's
+ *    holder can settle it, so at most one shard applies it.
+ *  - getTask, cancel, updateDeadline, retry: every known shard is asked
+ *    where a task of that id is (getTask, a read, in parallel). One holds it:
+ *    the request goes there. Several do: AMBIGUOUS_TASK with their workflows,
+ *    and nothing changes (it used to cancel every one of them). None: for a
+ *    change, UNKNOWN_TASK only once every shard answered — a shard that could
+ *    not be asked might hold it, or hold a second one, so its retryable error
+ *    comes back instead; getTask answers what the shards that answered hold.
  */
-import { ErrorCode, FrontierError } from "@frontier/core";
+import { ErrorCode, FrontierError, type TaskView, UnknownTaskError } from "@frontier/core";
 import {
   type CompletedLease,
   isRetryable,
@@ -55,6 +62,9 @@ export interface TaskOpsContext {
 
 export type TaskRequest = RequestOf<TaskOp>;
 
+/** The ops that name a task without a lease: by id alone, the id must name one task in the cluster. */
+const BY_ID_ALONE: ReadonlySet<TaskOp> = new Set(["getTask", "cancel", "updateDeadline", "retry"]);
+
 type Outcome = { ok: true; reply: OkReply<TaskOp> } | { ok: false; error: unknown };
 
 /** The shard says the task is not there: UNKNOWN_TASK, or getTask's null. */
@@ -93,6 +103,7 @@ export class TaskOpRouter {
   constructor(private readonly ctx: TaskOpsContext) {}
 
   async route(request: TaskRequest): Promise<OkReply<TaskOp>> {
+    if (request.workflowId === undefined && BY_ID_ALONE.has(request.op)) return this.routeById(request);
     const slot = slotOf(partitionKeyOfRef(request));
     const owner = this.ctx.slots.ownerOf(slot);
     const canScatter = request.workflowId === undefined;
@@ -176,6 +187,53 @@ export class TaskOpRouter {
     } catch (error) {
       return { error: toWireError(error) };
     }
+  }
+
+  /**
+   * getTask, cancel, updateDeadline or retry of a task named by id alone:
+   * find the shards holding a task of that id, then act only if exactly one does.
+   */
+  private async routeById(request: TaskRequest): Promise<OkReply<TaskOp>> {
+    const owner = this.ctx.slots.ownerOf(slotOf(partitionKeyOfRef(request)));
+    const shards = new Set(await this.ctx.knownShards());
+    if (owner !== undefined) shards.add(owner);
+    if (shards.size === 0) {
+      throw new SlotUnownedError(
+        slotOf(partitionKeyOfRef(request)),
+        `no shard is known yet (task ${JSON.stringify(request.taskId)}); shards may still be starting: retry`,
+      );
+    }
+    if (shards.size > 1) this.ctx.onScatter?.(request.op);
+    const look = { op: "getTask", taskId: request.taskId } as const;
+    const asked = await Promise.all(
+      [...shards].map(async (shardId) => ({ shardId, outcome: await this.ask(shardId, look) })),
+    );
+    const holders = asked.filter(({ outcome }) => outcome.ok && !notHere(outcome));
+    const failed = asked.find(({ outcome }) => unanswered(outcome));
+    if (holders.length > 1) {
+      const workflows = holders.map(
+        ({ outcome }) =>
+          ((outcome as { reply: OkReply<"getTask"> }).reply.task as TaskView).workflowId ?? null,
+      );
+      throw new ProtocolError(
+        WireErrorCode.AMBIGUOUS_TASK,
+        `${holders.length} tasks have the id ${JSON.stringify(request.taskId)}, in workflows ${workflows
+          .map((w) => (w === null ? "(none)" : JSON.stringify(w)))
+          .join(", ")}; nothing was done: name the workflow`,
+        { workflows },
+      );
+    }
+    const holder = holders[0];
+    if (request.op === "getTask") {
+      if (holder !== undefined) return settle(holder.outcome);
+      // Nothing found: a shard that could not answer might hold it.
+      if (failed !== undefined) return settle(failed.outcome);
+      return { op: "getTask", task: null } as OkReply<TaskOp>;
+    }
+    // A change waits until every shard answered: one that did not might hold a second task of the id.
+    if (failed !== undefined) return settle(failed.outcome);
+    if (holder === undefined) throw new UnknownTaskError(request.taskId);
+    return settle(await this.ask(holder.shardId, request));
   }
 
   private async ask(shardId: string, request: TaskRequest): Promise<Outcome> {

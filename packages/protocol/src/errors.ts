@@ -16,7 +16,13 @@ import {
   UnknownTaskError,
   ValidationError,
 } from "@frontier/core";
-import { MAX_ERROR_MESSAGE_LENGTH, MAX_ID_LENGTH, MAX_PROBLEMS, MAX_REASON_LENGTH } from "./limits.js";
+import {
+  MAX_AMBIGUOUS_WORKFLOWS,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_ID_LENGTH,
+  MAX_PROBLEMS,
+  MAX_REASON_LENGTH,
+} from "./limits.js";
 
 /**
  * Every code an error reply can carry: the engine's codes (spread from core,
@@ -43,6 +49,12 @@ export const WireErrorCode = {
   SLOT_NOT_OWNED: "SLOT_NOT_OWNED",
   /** The shard owning the slot is down or still recovering; retry after a pause. */
   SHARD_UNAVAILABLE: "SHARD_UNAVAILABLE",
+  /**
+   * A task named by id alone, and more than one workflow holds a task of that
+   * id (ids are unique per shard, not per cluster); `workflows` lists them.
+   * Nothing was changed: name the workflow.
+   */
+  AMBIGUOUS_TASK: "AMBIGUOUS_TASK",
   /**
    * The process holds as much as its limits allow (waiting long-polls,
    * prepared parts, a shard's live tasks, payload bytes or idempotency keys;
@@ -171,6 +183,12 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
     source: "boundary",
     description: "The shard owning the slot is down or recovering; retry after a pause.",
   },
+  AMBIGUOUS_TASK: {
+    retryable: false,
+    source: "boundary",
+    description:
+      "A task named by id alone that more than one workflow holds; `workflows` lists them; nothing changed: name the workflow.",
+  },
   OVERLOADED: {
     retryable: true,
     source: "boundary",
@@ -203,6 +221,8 @@ export interface WireError {
   readonly state?: string;
   /** SHARD_UNAVAILABLE: why, when the shard could say (SHARD_UNAVAILABLE_DETAILS). */
   readonly detail?: ShardUnavailableDetail;
+  /** AMBIGUOUS_TASK: the workflows holding a task of that id (null: one without a workflow), at most MAX_AMBIGUOUS_WORKFLOWS. */
+  readonly workflows?: readonly (string | null)[];
 }
 
 /** An error raised at the boundary (codec, routing, transport) rather than by the engine. */
@@ -211,14 +231,25 @@ export class ProtocolError extends Error {
   readonly retryable: boolean;
   /** SHARD_UNAVAILABLE: why (see SHARD_UNAVAILABLE_DETAILS). */
   readonly detail: ShardUnavailableDetail | undefined;
+  /** AMBIGUOUS_TASK: the workflows holding a task of the id (null: none). */
+  readonly workflows: readonly (string | null)[] | undefined;
   constructor(
     readonly code: BoundaryErrorCode,
     message: string,
-    options?: { cause?: unknown; retryable?: boolean; detail?: ShardUnavailableDetail },
+    options?: {
+      cause?: unknown;
+      retryable?: boolean;
+      detail?: ShardUnavailableDetail;
+      workflows?: readonly (string | null)[];
+    },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.retryable = options?.retryable ?? WIRE_ERRORS[code].retryable;
     this.detail = code === "SHARD_UNAVAILABLE" ? options?.detail : undefined;
+    this.workflows =
+      code === "AMBIGUOUS_TASK" && options?.workflows !== undefined
+        ? options.workflows.slice(0, MAX_AMBIGUOUS_WORKFLOWS)
+        : undefined;
   }
 }
 
@@ -235,6 +266,8 @@ export function isWireErrorCode(code: unknown): code is WireErrorCode {
 export function toWireError(err: unknown): WireError {
   if (err instanceof ProtocolError) {
     const base = wire(err.code, err.message, err.retryable);
+    if (err.workflows !== undefined)
+      return { ...base, workflows: err.workflows.map((w) => (w === null ? null : clip(w, MAX_ID_LENGTH))) };
     return err.detail === undefined ? base : { ...base, detail: err.detail };
   }
   if (err instanceof FrontierError) {
@@ -286,6 +319,7 @@ export function fromWireError(error: WireError): FrontierError | ProtocolError {
       return new ProtocolError(code, message, {
         retryable: error.retryable,
         ...(error.detail === undefined ? {} : { detail: error.detail }),
+        ...(error.workflows === undefined ? {} : { workflows: error.workflows }),
       });
   }
 }

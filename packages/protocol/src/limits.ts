@@ -156,6 +156,12 @@ export const MAX_ERROR_MESSAGE_LENGTH = 4_096;
 export const MAX_PROBLEMS = 200;
 
 /**
+ * Most workflows an AMBIGUOUS_TASK error lists (the message counts them
+ * all). Violation: BAD_MESSAGE.
+ */
+export const MAX_AMBIGUOUS_WORKFLOWS = 16;
+
+/**
  * Most shards one stats reply names, answered and missing together. As many
  * as there are slots (SLOT_COUNT): a cluster of more shards would leave some
  * owning none. With each id at MAX_ID_LENGTH a reply naming this many still

@@ -41,6 +41,7 @@ import {
 } from "./errors.js";
 import {
   LEASE_SECRET_LENGTH,
+  MAX_AMBIGUOUS_WORKFLOWS,
   MAX_ATTEMPT,
   MAX_DEADLINE,
   MAX_ERROR_MESSAGE_LENGTH,
@@ -866,7 +867,16 @@ function parseProblem(v: unknown, path: string): Problem {
 }
 
 export function parseWireError(v: unknown, path: string): WireError {
-  const f = map(v, path, ["code", "message", "retryable", "problems", "taskId", "state", "detail"]);
+  const f = map(v, path, [
+    "code",
+    "message",
+    "retryable",
+    "problems",
+    "taskId",
+    "state",
+    "detail",
+    "workflows",
+  ]);
   const code = f["code"];
   if (!isWireErrorCode(code)) bad(at(path, "code"), "a code of the wire error catalogue", code);
   const e: Draft = {
@@ -901,6 +911,17 @@ export function parseWireError(v: unknown, path: string): WireError {
       if (code !== "SHARD_UNAVAILABLE") bad(p, "absent: only SHARD_UNAVAILABLE carries a detail", x);
       if (!isShardUnavailableDetail(x)) bad(p, `one of ${SHARD_UNAVAILABLE_DETAILS.join(", ")}`, x);
       return x;
+    }),
+  );
+  const workflowsPath = at(path, "workflows");
+  put(
+    e,
+    "workflows",
+    optional(f["workflows"], workflowsPath, (x, p) => {
+      if (code !== "AMBIGUOUS_TASK") bad(p, "absent: only AMBIGUOUS_TASK lists workflows", x);
+      return bounded(x, p, MAX_AMBIGUOUS_WORKFLOWS, "BAD_MESSAGE", "MAX_AMBIGUOUS_WORKFLOWS").map((w, i) =>
+        w === null ? null : text(w, at(p, i), MAX_ID_LENGTH),
+      );
     }),
   );
   return e as unknown as WireError;
