@@ -34,8 +34,9 @@ export class ShardClock {
     this.origin = Math.max(wall(), floor);
   }
 
+  /** Whole milliseconds: every time the shard stores or sends (lease expiries, stamps) is an integer. */
   now(): number {
-    const reading = this.origin + (this.monotonic() - this.start);
+    const reading = Math.floor(this.origin + (this.monotonic() - this.start));
     // Guards an injected source that runs backwards.
     if (reading > this.last) this.last = reading;
     return this.last;
