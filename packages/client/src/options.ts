@@ -146,9 +146,11 @@ export interface WorkOptions {
    * Leases held beyond `concurrency`, waiting for a free slot, 0..1000: the
    * next tasks are at hand when a handler finishes, and leases come in
    * batches. Their leases are kept alive like running ones. 0 leases only
-   * for free slots. Default: adaptive, from `concurrency` up to
-   * MAX_AUTO_PREFETCH (256): as many as the handlers get through in two
-   * round trips to the cluster at their recent pace (see prefetch.ts).
+   * for free slots. Default: adaptive, from none up to MAX_AUTO_PREFETCH
+   * (256): as many as the handlers get through in two round trips to the
+   * cluster at their recent pace, once a slot went idle for want of one
+   * (see prefetch.ts). A task's run time limit runs from its grant, so a
+   * fixed prefetch with slow handlers spends the limits of the tasks it holds.
    */
   readonly prefetch?: number;
   /** Lease owner. Default: the client's name. */

@@ -68,4 +68,25 @@ describe("Prefetch", () => {
       expect(p.value).toBe(4);
     }
   });
+
+  it("from none (a worker's default), holds nothing behind slow handlers and grows from one once a slot starves", () => {
+    let t = 0;
+    const p = new Prefetch(0, 256, undefined, () => t);
+    expect(p.value).toBe(0);
+    // Slow handlers: one finish a window, round trips of 1 ms. Nothing is held beyond the slots.
+    for (let window = 0; window < 10; window++) {
+      p.finished();
+      p.roundTrip(1);
+      t += 50;
+      expect(p.value).toBe(0);
+    }
+    // A slot idled for want of a task the cluster had: 1, then 2, 4.
+    const seen: number[] = [];
+    for (let window = 0; window < 3; window++) {
+      p.starved();
+      t += 50;
+      seen.push(p.value);
+    }
+    expect(seen).toEqual([1, 2, 4]);
+  });
 });

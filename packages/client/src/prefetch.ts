@@ -4,8 +4,10 @@
  * Fixed when the caller says; else adaptive: enough tasks to keep every
  * slot busy for two round trips to the cluster at the pace the handlers
  * have lately kept (tasks finished per ms × round trip × 2), within
- * [min, max]. With slow handlers that is the minimum, so a worker does not
- * hoard tasks other workers could run.
+ * [min, max]. With slow handlers that is the minimum — none, for a worker —
+ * so a worker does not hoard tasks other workers could run, and a task with
+ * a run time limit (which runs from its grant) does not spend it waiting
+ * behind a slow handler for a slot.
  *
  * With fast handlers the pipeline, not the handlers, bounds the pace, and
  * the pace then says nothing of what the handlers could do: pace × round
@@ -74,8 +76,9 @@ export class Prefetch {
       this.pace = this.pace === 0 ? pace : (1 - ALPHA) * this.pace + ALPHA * pace;
       this.finishes = 0;
       this.windowStart = now;
-      const wanted = Math.ceil(this.pace * this.roundTripMs * 2);
-      const next = this.starvedInWindow ? this.current * 2 : Math.floor(this.current * 0.75);
+      // Rounded, not ceiled: a handler that takes many round trips wants nothing held for it.
+      const wanted = Math.round(this.pace * this.roundTripMs * 2);
+      const next = this.starvedInWindow ? Math.max(1, this.current * 2) : Math.floor(this.current * 0.75);
       this.starvedInWindow = false;
       this.current = Math.max(this.min, Math.min(this.max, Math.max(wanted, next)));
     }

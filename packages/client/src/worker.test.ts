@@ -318,6 +318,29 @@ describe("reasonOf", () => {
 });
 
 describe("work: run time limits", () => {
+  it("does not hold a task with a run time limit behind a slow handler, where its limit would run out unstarted", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "slow", deadline: 1 },
+      { id: "timed", deadline: 2, maxAttempts: 1, timeoutMs: 200 },
+    ]);
+    const ran: string[] = [];
+    const worker = client.work(
+      async (task) => {
+        ran.push(task.id);
+        // Longer than the next task's limit: the length is what is under test.
+        if (task.id === "slow") await sleep(400);
+      },
+      { concurrency: 1, waitMs: 100 },
+    );
+    await until(() => coord.engine.getTask("timed")?.state === "COMPLETED");
+    expect(ran).toEqual(["slow", "timed"]);
+    expect(coord.engine.getTask("timed")?.attempts).toBe(1);
+    await worker.stop();
+    await client.close();
+    await coord.close();
+  });
+
   it("aborts a hung handler at its task's timeoutMs, stops heartbeating and fails it, so it runs again", async () => {
     const { coord, client } = await setup();
     await client.submit([{ id: "hangs", deadline: 1, maxAttempts: 2, timeoutMs: 300 }]);

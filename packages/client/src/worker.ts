@@ -224,7 +224,8 @@ export class TaskWorker implements Worker {
   ) {
     this.options = fillWorkOptions(options, client.name);
     this.owner = this.options.owner;
-    this.prefetch = new Prefetch(this.options.concurrency, MAX_AUTO_PREFETCH, this.options.prefetch);
+    // From none: a buffer only once the slots starve (fast handlers), never behind slow ones.
+    this.prefetch = new Prefetch(0, MAX_AUTO_PREFETCH, this.options.prefetch);
     const signal = this.options.signal;
     const onAbort = () => void this.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
