@@ -9,7 +9,7 @@
  * one's worker would lease it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,8 +109,21 @@ describe("Ctrl-C on frontier work", () => {
 
   it("a second Ctrl-C terminates the command, and its task fails retryably", async () => {
     await client.submit([{ id: "ctrl-c-twice", deadline: Date.now() + 3_600_000 }]);
-    const work = session(["work", ...target, "--wait-ms", "500", "--no-metrics", "--", "sleep", "60"]);
-    await until(() => work.stdout().includes("started ctrl-c-twice"), 30_000);
+    const up = join(dir, "twice-up");
+    const work = session([
+      "work",
+      ...target,
+      "--wait-ms",
+      "500",
+      "--no-metrics",
+      "--",
+      "sh",
+      "-c",
+      `echo up > ${up}; exec sleep 60`,
+    ]);
+    // The command is running, in its own process group: "started" is printed as the spawn begins,
+    // and a Ctrl-C between the fork and the child's setsid reaches the child too (a loaded machine hit it).
+    await until(() => existsSync(up), 30_000);
     work.ctrlC();
     await until(() => work.stderr().includes("stopping"), 10_000);
     work.ctrlC();
