@@ -88,8 +88,9 @@ export const COMMANDS = {
     run: consoleCommand,
   },
   schedule: {
-    summary: "recurring tasks: add ID --every DUR --deadline DUR, list, remove ID (admin)",
-    args: "add ID --every DUR --deadline DUR [--start WHEN] [--workflow W] [--payload JSON] | list | remove ID",
+    summary:
+      "recurring tasks: add ID --every DUR | --cron EXPR [--tz ZONE], --deadline DUR; list; remove ID (admin)",
+    args: "add ID (--every DUR | --cron EXPR [--tz ZONE]) --deadline DUR [--start WHEN] [--workflow W] [--payload JSON] | list | remove ID",
     options: SCHEDULE_OPTIONS,
     run: scheduleCommand,
   },

@@ -5,7 +5,9 @@
  * task per tick, each tick once.
  */
 import {
+  describeRecurrence,
   MAX_ID_LENGTH,
+  nextTick,
   parseSchedule,
   type Schedule,
   scheduleBucketName,
@@ -15,7 +17,7 @@ import {
 import { natsConnectionOptions } from "@frontier/transport";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { type OptionSpecs, str, target } from "./args.js";
+import { type OptionSpecs, type Parsed, str, target } from "./args.js";
 import type { CommandContext } from "./client-commands.js";
 import { CliError, usageError } from "./errors.js";
 import { println } from "./io.js";
@@ -26,6 +28,17 @@ export const SCHEDULE_OPTIONS = {
     value: "DUR",
     description: "add: time between two ticks (90s, 5m, 2h, 1d; at least 1s)",
   },
+  cron: {
+    type: "string",
+    value: "EXPR",
+    description:
+      'add, instead of --every: tick when a cron expression matches ("*/5 * * * *"; 5 fields, or 6 with seconds first)',
+  },
+  tz: {
+    type: "string",
+    value: "ZONE",
+    description: "add, with --cron: the time zone the expression is read in (Europe/Paris; default UTC)",
+  },
   deadline: {
     type: "string",
     value: "DUR",
@@ -34,7 +47,8 @@ export const SCHEDULE_OPTIONS = {
   start: {
     type: "string",
     value: "WHEN",
-    description: "add: the first tick: an ISO date, +DUR from now, or ms since the epoch (default: now)",
+    description:
+      "add: the first tick (with --cron: no tick before it): an ISO date, +DUR from now, or ms since the epoch (default: now)",
   },
   workflow: { type: "string", value: "W", description: "add: the tasks' workflow" },
   payload: { type: "string", value: "JSON", description: "add: the tasks' payload, as JSON" },
@@ -58,7 +72,7 @@ export async function schedule(ctx: CommandContext): Promise<void> {
   }
   if (action !== "list" && id === undefined)
     throw usageError(`schedule ${action}: expected the schedule's ID`);
-  const added = action === "add" ? scheduleOf(ctx, id!) : undefined;
+  const added = action === "add" ? scheduleOf(ctx.parsed, id!, Date.now()) : undefined;
   const { natsUrl, cluster, access } = target(ctx.command, ctx.parsed, ctx.io);
   const nc = await connect({ ...natsConnectionOptions(natsUrl, access), timeout: 3_000 }).catch(
     (error: unknown) => {
@@ -73,12 +87,7 @@ export async function schedule(ctx: CommandContext): Promise<void> {
       const kv = await kvm.create(bucket, { history: 5 }).catch(() => kvm.open(bucket));
       await kv.put(scheduleKey(added.id), JSON.stringify(added));
       if (json) println(ctx.io.stdout, JSON.stringify(added));
-      else
-        println(
-          ctx.io.stdout,
-          `schedule ${JSON.stringify(added.id)}: every ${added.everyMs} ms from ${new Date(added.startAt).toISOString()}; ` +
-            `task ${added.id}-<tick> due ${added.deadlineInMs} ms after its tick`,
-        );
+      else println(ctx.io.stdout, addedLine(added, Date.now()));
       return;
     }
     const kv = await kvm.open(bucket);
@@ -111,40 +120,73 @@ export async function schedule(ctx: CommandContext): Promise<void> {
       }
     }
     schedules.sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (json) println(ctx.io.stdout, JSON.stringify(schedules));
-    else if (schedules.length === 0) println(ctx.io.stdout, "no schedules");
-    else
+    const now = Date.now();
+    if (json)
       println(
         ctx.io.stdout,
-        ...schedules.map(
-          (s) =>
-            `${s.id}  every ${s.everyMs} ms from ${new Date(s.startAt).toISOString()}, due +${s.deadlineInMs} ms${
-              s.workflowId === undefined ? "" : `, workflow ${s.workflowId}`
-            }`,
-        ),
+        JSON.stringify(schedules.map((s) => ({ ...s, nextTickAt: nextTick(s, now)?.at ?? null }))),
       );
+    else if (schedules.length === 0) println(ctx.io.stdout, "no schedules");
+    else println(ctx.io.stdout, ...schedules.map((s) => scheduleLine(s, now)));
   } finally {
     await nc.close();
   }
 }
 
-/** The schedule `add` describes, checked as the coordinators will read it. */
-function scheduleOf(ctx: CommandContext, id: string): Schedule {
-  const every = str(ctx.parsed, "every");
-  const deadline = str(ctx.parsed, "deadline");
-  if (every === undefined || deadline === undefined) {
-    throw usageError("schedule add: --every DUR and --deadline DUR are required");
+/** `add`'s report: how the schedule ticks, its next tick and its tasks. */
+export function addedLine(s: Schedule, now: number): string {
+  const tick = s.everyMs === undefined ? "<tick ms>" : "<tick>";
+  return (
+    `schedule ${JSON.stringify(s.id)}: ${describeRecurrence(s)}, next tick ${nextAt(s, now)}; ` +
+    `task ${s.id}-${tick} due ${s.deadlineInMs} ms after its tick`
+  );
+}
+
+/** One line of `list`: the schedule, how it ticks, its next tick, its tasks' deadline and workflow. */
+export function scheduleLine(s: Schedule, now: number): string {
+  return `${s.id}  ${describeRecurrence(s)}, next ${nextAt(s, now)}, due +${s.deadlineInMs} ms${
+    s.workflowId === undefined ? "" : `, workflow ${s.workflowId}`
+  }`;
+}
+
+function nextAt(s: Schedule, now: number): string {
+  const tick = nextTick(s, now);
+  return tick === undefined ? "none" : new Date(tick.at).toISOString();
+}
+
+/**
+ * The schedule `add` describes, checked as the coordinators will read it:
+ * `--every DUR` or `--cron EXPR [--tz ZONE]`, and `--deadline DUR`.
+ */
+export function scheduleOf(parsed: Parsed, id: string, now: number): Schedule {
+  const every = str(parsed, "every");
+  const cron = str(parsed, "cron");
+  const tz = str(parsed, "tz");
+  const deadline = str(parsed, "deadline");
+  if ((every === undefined) === (cron === undefined) || deadline === undefined) {
+    throw usageError(
+      "schedule add: --every DUR or --cron EXPR (one of them), and --deadline DUR, are required",
+    );
   }
-  const everyMs = parseDuration(every);
+  if (tz !== undefined && cron === undefined) {
+    throw usageError("schedule add: --tz goes with --cron (--every ticks in no time zone)");
+  }
+  let recurrence: { everyMs: number } | { cron: string; timeZone?: string };
+  if (every !== undefined) {
+    const everyMs = parseDuration(every);
+    if (everyMs === undefined)
+      throw usageError(`schedule add: --every must be a duration like 5m, got ${JSON.stringify(every)}`);
+    recurrence = { everyMs };
+  } else {
+    recurrence = { cron: cron!, ...(tz === undefined ? {} : { timeZone: tz }) };
+  }
   const deadlineInMs = parseDuration(deadline.replace(/^\+/, ""));
-  if (everyMs === undefined)
-    throw usageError(`schedule add: --every must be a duration like 5m, got ${JSON.stringify(every)}`);
   if (deadlineInMs === undefined) {
     throw usageError(`schedule add: --deadline must be a duration like 10m, got ${JSON.stringify(deadline)}`);
   }
-  const startAt = startOf(str(ctx.parsed, "start"));
-  const workflowId = str(ctx.parsed, "workflow");
-  const payloadText = str(ctx.parsed, "payload");
+  const startAt = startOf(str(parsed, "start"), now);
+  const workflowId = str(parsed, "workflow");
+  const payloadText = str(parsed, "payload");
   let payload: unknown;
   if (payloadText !== undefined) {
     try {
@@ -153,11 +195,12 @@ function scheduleOf(ctx: CommandContext, id: string): Schedule {
       throw usageError("schedule add: --payload must be JSON");
     }
   }
-  if (id.length + 12 > MAX_ID_LENGTH) throw usageError("schedule add: the ID is too long for its tasks' ids");
+  // A tick's task id is `<id>-<k>`; k is at most 16 digits (a cron tick's ms since the epoch).
+  if (id.length + 17 > MAX_ID_LENGTH) throw usageError("schedule add: the ID is too long for its tasks' ids");
   try {
     return parseSchedule({
       id,
-      everyMs,
+      ...recurrence,
       startAt,
       deadlineInMs,
       ...(workflowId === undefined ? {} : { workflowId }),
@@ -168,12 +211,12 @@ function scheduleOf(ctx: CommandContext, id: string): Schedule {
   }
 }
 
-function startOf(text: string | undefined): number {
-  if (text === undefined) return Date.now();
+function startOf(text: string | undefined, now: number): number {
+  if (text === undefined) return now;
   if (/^\d+$/.test(text)) return Number(text);
   if (text.startsWith("+")) {
     const ms = parseDuration(text.slice(1));
-    if (ms !== undefined) return Date.now() + ms;
+    if (ms !== undefined) return now + ms;
   }
   const date = Date.parse(text);
   if (Number.isNaN(date))

@@ -103,11 +103,18 @@ export {
 } from "./messages.js";
 export { withinListBudget } from "./pages.js";
 export {
+  type CronSchedule,
+  DEFAULT_SCHEDULE_TIME_ZONE,
+  describeRecurrence,
+  type EverySchedule,
   latestTick,
+  MAX_CRON_LENGTH,
   MAX_SCHEDULE_EVERY_MS,
   MIN_SCHEDULE_EVERY_MS,
+  nextTick,
   parseSchedule,
   type Schedule,
+  type ScheduleTick,
   scheduleBucketName,
   scheduledKey,
   scheduledTaskId,
