@@ -3,6 +3,8 @@
  * two coordinators both submit its ticks, and each tick's task is accepted
  * once, with the schedule's deadline, workflow and payload; `list` shows it,
  * `remove` stops it, and bad input is refused in one line, changing nothing.
+ * A cron schedule's ticks are named by their time, so a coordinator started
+ * later (a restart) submits the same tick under the same id and key.
  */
 import { startCoordinator } from "@frontier/coordinator";
 import { scheduledTaskId } from "@frontier/protocol";
@@ -70,12 +72,64 @@ describe("frontier schedule", () => {
     expect((await cli(["list"])).stdout).toContain("no schedules");
   });
 
+  it("runs a cron schedule's ticks once each, named by their time, across a coordinator's restart", async () => {
+    const added = await cli([
+      ...["add", "tick", "--cron", "*/1 * * * * *", "--tz", "Europe/Paris", "--deadline", "+30s"],
+      ...["--workflow", "cron-ticks"],
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toContain('schedule "tick": cron "*/1 * * * * *" in Europe/Paris, next tick 20');
+    expect((await cli(["list"])).stdout).toMatch(
+      /^tick {2}cron "\*\/1 \* \* \* \* \*" in Europe\/Paris, next 20/m,
+    );
+
+    const client = await cluster.client();
+    const ticks = async () => (await client.getWorkflow("cron-ticks", { limit: 1_000 })).tasks;
+    await until(async () => (await ticks()).length >= 2, 15_000);
+    // A coordinator restarts: loaded anew, it submits the latest tick due, which the other has
+    // submitted already under the same id and key, and goes on with the next ones.
+    await second.close();
+    second = await startCoordinator({
+      natsUrl: cluster.url,
+      cluster: "sched",
+      logger: pino({ level: "silent" }),
+    });
+    const before = (await ticks()).length;
+    await until(async () => (await ticks()).length >= before + 2, 15_000);
+    expect((await cli(["remove", "tick"])).code).toBe(0);
+
+    const tasks = await ticks();
+    for (const t of tasks) {
+      const at = Number(/^tick-(\d+)$/.exec(t.id)?.[1]);
+      expect(at % 1_000, t.id).toBe(0); // on a whole second
+      expect(t.deadline, t.id).toBe(at + 30_000);
+    }
+    // One task per tick: two coordinators (one of them restarted) never made two of one tick.
+    expect(new Set(tasks.map((t) => t.deadline)).size).toBe(tasks.length);
+  });
+
   it("refuses a bad schedule in one line, and a removal of none", async () => {
     const fast = await cli(["add", "spam", "--every", "10ms", "--deadline", "1s"]);
     expect(fast.code).toBe(2);
     expect(fast.stderr).toMatch(/everyMs: an integer in 1000\.\./);
     const badId = await cli(["add", "a.b", "--every", "1s", "--deadline", "1s"]);
     expect(badId.code).toBe(2);
+    const badCron = await cli(["add", "bad", "--cron", "61 * * * *", "--deadline", "1s"]);
+    expect(badCron.code).toBe(2);
+    expect(badCron.stderr).toMatch(/schedule cron: "61 \* \* \* \*" is not a cron expression .*minute: 61/);
+    expect(badCron.stderr.trim().split("\n")).toHaveLength(1);
+    const badZone = await cli([
+      "add",
+      "bad",
+      "--cron",
+      "* * * * *",
+      "--tz",
+      "Mars/Olympus",
+      "--deadline",
+      "1s",
+    ]);
+    expect(badZone.code).toBe(2);
+    expect(badZone.stderr).toMatch(/timeZone: an IANA time zone/);
     const none = await cli(["remove", "never-added"]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no schedule "never-added"/);

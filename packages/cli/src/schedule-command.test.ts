@@ -68,6 +68,9 @@ describe("frontier schedule list and add's report", () => {
       'schedule "x": cron "*/5 * * * *" in UTC, next tick 2026-01-01T10:05:00.000Z; task x-<tick ms> due 60000 ms after its tick',
     );
     const every = add("--every", "1m", "--deadline", "1m", "--workflow", "w");
+    expect(addedLine(every, NOW)).toBe(
+      'schedule "x": every 60000 ms from 2026-01-01T10:03:00.000Z, next tick 2026-01-01T10:03:00.000Z; task x-<tick> due 60000 ms after its tick',
+    );
     expect(scheduleLine(every, NOW + 1)).toBe(
       "x  every 60000 ms from 2026-01-01T10:03:00.000Z, next 2026-01-01T10:04:00.000Z, due +60000 ms, workflow w",
     );

@@ -133,11 +133,11 @@ export async function schedule(ctx: CommandContext): Promise<void> {
   }
 }
 
-/** `add`'s report: how the schedule ticks, its next tick and its tasks. */
+/** `add`'s report: how the schedule ticks, its first tick from now (now included) and its tasks. */
 export function addedLine(s: Schedule, now: number): string {
   const tick = s.everyMs === undefined ? "<tick ms>" : "<tick>";
   return (
-    `schedule ${JSON.stringify(s.id)}: ${describeRecurrence(s)}, next tick ${nextAt(s, now)}; ` +
+    `schedule ${JSON.stringify(s.id)}: ${describeRecurrence(s)}, next tick ${nextAt(s, now - 1)}; ` +
     `task ${s.id}-${tick} due ${s.deadlineInMs} ms after its tick`
   );
 }
