@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, freePort, frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
 const CLUSTER = "querytest";
+/** The escape that starts an ANSI control sequence. */
+const ESC = String.fromCharCode(0x1b);
 let dir: string;
 let natsUrl: string;
 let started: StartedFrontier | undefined;
@@ -220,6 +222,10 @@ describe("frontier top", () => {
       /^frontier top — cluster querytest — .* — 2 of 2 shards answered\n {2}backlog {3}WAITING \d+/,
     );
     expect(r.stdout).not.toContain("\u001b");
+    // A row per shard, each with the half of the slots it owns.
+    expect(r.stdout).toMatch(/^ {2}shard {4}slots {2}waiting {2}runnable {2}leased/m);
+    expect(r.stdout).toMatch(/^ {2}shard-0 {4}512 /m);
+    expect(r.stdout).toMatch(/^ {2}shard-1 {4}512 /m);
   }, 60_000);
 
   it("redraws in place on a terminal, with rates from successive readings, until Ctrl-C", async () => {
@@ -235,7 +241,7 @@ describe("frontier top", () => {
           done();
         },
       }),
-      { isTTY: true },
+      { isTTY: true, columns: 72, rows: 40 },
     );
     const io: Io = {
       stdout,
@@ -259,6 +265,16 @@ describe("frontier top", () => {
     // The first frame has no rates yet; the second has them, from the two readings.
     expect(out).toMatch(/rates {5}completed {3}- {4}failed/);
     expect(out).toMatch(/rates {5}completed \d+\.\d\/s/);
+    // Each shard's row (no slots: 72 columns leave them out): no completion rate in the first
+    // frame, one in the second.
+    const plain = out.replace(new RegExp(`${ESC}\\[\\d*[A-Za-z]`, "g"), "");
+    expect(plain).toMatch(/^ {2}shard {4}waiting {2}runnable {2}leased {2}done\/s {2}deadline/m);
+    expect(plain).toMatch(/^ {2}shard-0 +\d+ +\d+ +\d+ +- /m);
+    expect(plain).toMatch(/^ {2}shard-1 +\d+ +\d+ +\d+ +\d+\.\d /m);
+    // Within the terminal's 72 columns, cut with "…" where longer.
+    const lines = plain.split("\n");
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(72);
+    expect(lines.some((line) => line.endsWith("…"))).toBe(true);
     expect(interrupt).toBeUndefined();
   }, 60_000);
 });

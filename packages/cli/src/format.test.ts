@@ -16,6 +16,7 @@ function clusterStats(shards: ClusterStats["shards"]): ClusterStats {
     retries: 0,
     leased: 0,
     shards,
+    byShard: [],
   };
 }
 

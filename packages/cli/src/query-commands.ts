@@ -298,33 +298,137 @@ export const TOP_OPTIONS = {
 
 const TOP_INTERVAL_MS = 1_000;
 
+/** One stats answer and when it came. */
+export interface TopReading {
+  readonly stats: ClusterStats;
+  readonly at: number;
+}
+
+/** Per-second rates between two readings: the cluster's, and each shard's completions. */
+export interface TopRates {
+  readonly completed: number;
+  readonly failed: number;
+  readonly retries: number;
+  readonly leaseTimeouts: number;
+  readonly deadlineMisses: number;
+  /** By shard id; a shard absent from either reading has none. */
+  readonly completedByShard: ReadonlyMap<string, number>;
+}
+
 /** Per-second rates between two stats readings, or null for the first. */
-export function rates(
-  before: { stats: ClusterStats; at: number } | undefined,
-  now: { stats: ClusterStats; at: number },
-): Record<string, number> | null {
+export function rates(before: TopReading | undefined, now: TopReading): TopRates | null {
   if (before === undefined) return null;
   const s = Math.max(1e-3, (now.at - before.at) / 1_000);
   // Counts of ended tasks fall when they are compacted away: a rate never goes below 0.
   const per = (a: number, b: number) => Math.max(0, (b - a) / s);
+  const completedBefore = new Map(before.stats.byShard.map((e) => [e.shardId, e.stats.counts.COMPLETED]));
+  const completedByShard = new Map<string, number>();
+  for (const e of now.stats.byShard) {
+    const was = completedBefore.get(e.shardId);
+    if (was !== undefined) completedByShard.set(e.shardId, per(was, e.stats.counts.COMPLETED));
+  }
   return {
     completed: per(before.stats.counts.COMPLETED, now.stats.counts.COMPLETED),
     failed: per(before.stats.counts.FAILED, now.stats.counts.FAILED),
     retries: per(before.stats.retries, now.stats.retries),
     leaseTimeouts: per(before.stats.leaseTimeouts, now.stats.leaseTimeouts),
     deadlineMisses: per(before.stats.deadlineMisses, now.stats.deadlineMisses),
+    completedByShard,
   };
 }
 
+/** The terminal's size: lines longer than `columns` are cut, a frame keeps under `rows`. */
+export interface TopScreen {
+  readonly columns?: number;
+  readonly rows?: number;
+}
+
+/** Longest shard id shown in the table; a longer one is cut with "…". */
+const SHARD_COLUMN = 16;
+
+/**
+ * The per-shard table's columns: header, the cell of one shard, and `drop`:
+ * on a terminal too narrow for all of them, columns go in this order (1
+ * first); the shard's id never does.
+ */
+const SHARD_TABLE: readonly {
+  readonly header: string;
+  readonly left?: boolean;
+  readonly drop?: number;
+  readonly cell: (e: ClusterStats["byShard"][number], r: TopRates | null, at: number) => string;
+}[] = [
+  { header: "shard", left: true, cell: (e) => clip(e.shardId, SHARD_COLUMN) },
+  { header: "slots", drop: 1, cell: (e) => String(e.slots) },
+  { header: "waiting", drop: 8, cell: (e) => String(e.stats.counts.WAITING) },
+  { header: "runnable", drop: 9, cell: (e) => String(e.stats.runnable) },
+  { header: "leased", drop: 7, cell: (e) => String(e.stats.leased) },
+  {
+    header: "done/s",
+    drop: 6,
+    cell: (e, r) => {
+      const rate = r?.completedByShard.get(e.shardId);
+      return rate === undefined ? "-" : rate.toFixed(1);
+    },
+  },
+  { header: "deadline", drop: 5, cell: (e, _r, at) => relative(e.stats.frontierDeadline, at) },
+  {
+    header: "oldest",
+    drop: 2,
+    cell: (e) => (e.stats.runnable === 0 ? "-" : short(e.stats.oldestRunnableAgeMs)),
+  },
+  { header: "timeouts", drop: 3, cell: (e) => String(e.stats.leaseTimeouts) },
+  { header: "misses", drop: 4, cell: (e) => String(e.stats.deadlineMisses) },
+];
+
+/** The per-shard table as lines, leaving out the columns that do not fit in `columns`. */
+function shardTable(
+  stats: ClusterStats,
+  r: TopRates | null,
+  at: number,
+  columns: number | undefined,
+): string[] {
+  const cells = [
+    SHARD_TABLE.map((c) => c.header),
+    ...stats.byShard.map((e) => SHARD_TABLE.map((c) => c.cell(e, r, at))),
+  ];
+  const widths = SHARD_TABLE.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  const kept = new Set(SHARD_TABLE.keys());
+  const width = () => 2 + [...kept].reduce((n, i) => n + widths[i]!, 0) + 2 * (kept.size - 1);
+  const dropOrder = [...SHARD_TABLE.keys()]
+    .filter((i) => SHARD_TABLE[i]!.drop !== undefined)
+    .sort((a, b) => SHARD_TABLE[a]!.drop! - SHARD_TABLE[b]!.drop!);
+  for (const i of dropOrder) {
+    if (columns === undefined || width() <= columns) break;
+    kept.delete(i);
+  }
+  return cells.map((row) => {
+    const shown = [...kept].map((i) =>
+      SHARD_TABLE[i]!.left ? row[i]!.padEnd(widths[i]!) : row[i]!.padStart(widths[i]!),
+    );
+    return `  ${shown.join("  ").trimEnd()}`;
+  });
+}
+
+/**
+ * One frame of `top`: the cluster's totals, then a row per shard that
+ * answered (slots, backlog, completions per second, frontier deadline,
+ * oldest wait, lease timeouts, deadline misses). On a screen, no line is
+ * wider than its columns (the table leaves out what does not fit, by
+ * SHARD_TABLE's `drop`, then any line is cut with "…") and the frame has
+ * fewer lines than its rows (the shards left out are counted on the last
+ * line).
+ */
 export function topLines(
   cluster: string,
   stats: ClusterStats,
-  r: Record<string, number> | null,
+  r: TopRates | null,
   at: number,
+  screen: TopScreen = {},
 ): string[] {
   const { answered, missing } = stats.shards;
-  const rate = (k: string) => (r === null ? "  -  " : `${r[k]!.toFixed(1)}/s`);
-  return [
+  const rate = (k: "completed" | "failed" | "retries" | "leaseTimeouts" | "deadlineMisses") =>
+    r === null ? "  -  " : `${r[k].toFixed(1)}/s`;
+  const lines = [
     `frontier top — cluster ${cluster} — ${new Date(at).toISOString()} — ${answered.length} of ${answered.length + missing.length} shards answered`,
     ...missing.map((m) => `  missing: ${m.shardId} (${m.code}${m.detail ? `: ${m.detail}` : ""})`),
     `  backlog   ${STATES.map((s) => `${s} ${stats.counts[s]}`).join("  ")}`,
@@ -333,6 +437,38 @@ export function topLines(
     `  rates     completed ${rate("completed")}  failed ${rate("failed")}  retries ${rate("retries")}`,
     `  misses    ${stats.deadlineMisses} deadline misses (${rate("deadlineMisses")})`,
   ];
+  if (stats.byShard.length > 0) {
+    const table = shardTable(stats, r, at, screen.columns);
+    // Room for the header and at least one shard, and a line saying how many did not fit.
+    const room = screen.rows === undefined ? Number.POSITIVE_INFINITY : screen.rows - 1 - lines.length - 1;
+    if (table.length <= room) lines.push("", ...table);
+    else if (room >= 3) {
+      const shown = room - 2; // the table's header, and the line below
+      lines.push("", ...table.slice(0, 1 + shown), `  … ${table.length - 1 - shown} more shards`);
+    }
+  }
+  const columns = screen.columns;
+  return columns === undefined ? lines : lines.map((line) => clip(line, columns));
+}
+
+/** `text` cut to `width` characters, the last one "…" when cut. */
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+/** A deadline from `at`: "+9.8m" ahead, "-2.0s" past, or "-" for none. */
+function relative(deadline: number | null, at: number): string {
+  if (deadline === null) return "-";
+  return deadline >= at ? `+${short(deadline - at)}` : `-${short(at - deadline)}`;
+}
+
+/** A duration in at most six characters: 850ms, 2.8s, 9.8m, 1.5h, 3.2d. */
+function short(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)}m`;
+  if (ms < 86_400_000) return `${(ms / 3_600_000).toFixed(1)}h`;
+  return `${Math.min(9_999, Math.round(ms / 86_400_000))}d`;
 }
 
 export async function top(ctx: CommandContext): Promise<void> {
@@ -345,7 +481,14 @@ export async function top(ctx: CommandContext): Promise<void> {
     if (!live) {
       const stats = await client.stats();
       if (flag(ctx.parsed, "json")) println(ctx.io.stdout, toJson(stats));
-      else println(ctx.io.stdout, ...topLines(cluster, stats, null, Date.now()));
+      else {
+        // One snapshot may scroll: only the width is kept to.
+        const { columns } = screenOf(ctx.io.stdout);
+        println(
+          ctx.io.stdout,
+          ...topLines(cluster, stats, null, Date.now(), columns === undefined ? {} : { columns }),
+        );
+      }
       return;
     }
     let stop: () => void = () => {};
@@ -353,12 +496,18 @@ export async function top(ctx: CommandContext): Promise<void> {
       stop = resolve;
     });
     const off = ctx.io.onSignal(() => stop());
-    let previous: { stats: ClusterStats; at: number } | undefined;
+    let previous: TopReading | undefined;
     let drawnLines = 0;
     try {
       for (;;) {
         const reading = { stats: await client.stats(), at: Date.now() };
-        const lines = topLines(cluster, reading.stats, rates(previous, reading), reading.at);
+        const lines = topLines(
+          cluster,
+          reading.stats,
+          rates(previous, reading),
+          reading.at,
+          screenOf(ctx.io.stdout),
+        );
         previous = reading;
         // Back to the first line of the last frame, then each line cleared and rewritten.
         if (drawnLines > 0) ctx.io.stdout.write(`\x1b[${drawnLines}F`);
@@ -378,4 +527,14 @@ export async function top(ctx: CommandContext): Promise<void> {
       off();
     }
   });
+}
+
+/** The terminal's size, read at each frame (it may be resized); none when not a terminal. */
+function screenOf(out: unknown): TopScreen {
+  const tty = out as { isTTY?: boolean; columns?: number; rows?: number };
+  if (tty.isTTY !== true) return {};
+  return {
+    ...(typeof tty.columns === "number" && tty.columns > 0 ? { columns: tty.columns } : {}),
+    ...(typeof tty.rows === "number" && tty.rows > 0 ? { rows: tty.rows } : {}),
+  };
 }

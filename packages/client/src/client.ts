@@ -44,6 +44,7 @@ import {
   redactUrl,
   type SettleLease,
   type ShardCoverage,
+  type ShardStatsEntry,
   subjectsFor,
 } from "@frontier/protocol";
 import { NatsAccessError, natsConnectionOptions } from "@frontier/transport";
@@ -138,9 +139,13 @@ export interface FailOptions extends RequestOptions {
  * which shards that covers. A non-empty `shards.missing` means the numbers
  * are partial: those shards did not answer (each with the wire error code of
  * its failure, e.g. TIMEOUT, SHARD_UNAVAILABLE). Both lists are empty when
- * the coordinator did not say (one older than the field).
+ * the coordinator did not say. `byShard`: each answering shard's own stats
+ * and the slots it owns, in `shards.answered`'s order.
  */
-export type ClusterStats = SchedulerStats & { readonly shards: ShardCoverage };
+export type ClusterStats = SchedulerStats & {
+  readonly shards: ShardCoverage;
+  readonly byShard: readonly ShardStatsEntry[];
+};
 
 /** Options of calls that name a task: its workflow routes the call to its shard without a lookup. */
 export interface TaskCallOptions extends RequestOptions {
@@ -477,7 +482,11 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
 
   async stats(options: RequestOptions = {}): Promise<ClusterStats> {
     const reply = await this.request({ op: "stats" }, options);
-    return { ...reply.stats, shards: reply.shards ?? { answered: [], missing: [] } };
+    return {
+      ...reply.stats,
+      shards: reply.shards ?? { answered: [], missing: [] },
+      byShard: reply.byShard ?? [],
+    };
   }
 
   async listTasks(query: TaskListQuery, options: RequestOptions = {}): Promise<TaskListPage> {

@@ -71,7 +71,7 @@ import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./opti
 import { ScheduleRunner } from "./schedule-runner.js";
 import { NatsShardLink } from "./shard-link.js";
 import { type SlotDirectory, SlotMap } from "./slot-table.js";
-import { coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
+import { byShardOf, coverageOf, gatherStats, type ShardStatsResult } from "./stats.js";
 import { SubmitRouter } from "./submit.js";
 import { TaskOpRouter } from "./task-ops.js";
 import { TaskQueryRouter } from "./task-queries.js";
@@ -454,7 +454,11 @@ class CoordinatorImpl implements Coordinator {
         return this.taskOps.settle(request);
       case "stats": {
         const result = await this.stats();
-        return { stats: result.merged, shards: coverageOf(result) };
+        return {
+          stats: result.merged,
+          shards: coverageOf(result),
+          byShard: byShardOf(result, (slot) => this.slots.ownerOf(slot)),
+        };
       }
       case "prepare":
       case "commit":

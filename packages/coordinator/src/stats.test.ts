@@ -1,7 +1,7 @@
 import { type SchedulerStats, UnknownTaskError } from "@frontier/core";
 import { ProtocolError } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
-import { coverageOf, gatherStats, mergeStats } from "./stats.js";
+import { byShardOf, coverageOf, gatherStats, mergeStats } from "./stats.js";
 
 function stats(over: Partial<SchedulerStats> & { runnable?: number } = {}): SchedulerStats {
   return {
@@ -85,5 +85,19 @@ describe("gatherStats", () => {
   it("names the answering shards in id order, and no missing one when all answer", async () => {
     const result = await gatherStats(["s2", "s10", "s1"], async () => stats({ runnable: 1 }));
     expect(coverageOf(result)).toEqual({ answered: ["s1", "s10", "s2"], missing: [] });
+  });
+
+  it("gives each answering shard's own stats in the same order, with the slots it owns", async () => {
+    const result = await gatherStats(["s2", "s1", "s3"], async (shardId) => {
+      if (shardId === "s3") throw new ProtocolError("TIMEOUT", "slow");
+      return stats({ runnable: shardId === "s1" ? 1 : 2 });
+    });
+    // s1 owns slots 0..9, s2 the rest; s3 (missing) is left out, owner or not.
+    const owners = (slot: number) => (slot < 10 ? "s1" : slot < 1020 ? "s2" : "s3");
+    expect(byShardOf(result, owners)).toEqual([
+      { shardId: "s1", slots: 10, stats: stats({ runnable: 1 }) },
+      { shardId: "s2", slots: 1010, stats: stats({ runnable: 2 }) },
+    ]);
+    expect(byShardOf(result, () => undefined).map((e) => e.slots)).toEqual([0, 0]);
   });
 });

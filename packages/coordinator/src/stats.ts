@@ -4,7 +4,7 @@
  * shard's; the frontier is the earliest shard's.
  */
 import { type SchedulerStats, TaskState } from "@frontier/core";
-import { type ShardCoverage, toWireError } from "@frontier/protocol";
+import { type ShardCoverage, type ShardStatsEntry, SLOT_COUNT, toWireError } from "@frontier/protocol";
 
 const STATES = Object.values(TaskState);
 
@@ -88,4 +88,20 @@ export async function gatherStats(
  */
 export function coverageOf(result: ShardStatsResult): ShardCoverage {
   return { answered: [...result.shards.keys()], missing: result.missing };
+}
+
+/**
+ * Each answering shard's own stats, in `coverageOf`'s order, with the slots
+ * it owns by `ownerOf` (the coordinator's slot table). O(SLOT_COUNT + shards).
+ */
+export function byShardOf(
+  result: ShardStatsResult,
+  ownerOf: (slot: number) => string | undefined,
+): ShardStatsEntry[] {
+  const slots = new Map<string, number>();
+  for (let slot = 0; slot < SLOT_COUNT; slot++) {
+    const owner = ownerOf(slot);
+    if (owner !== undefined) slots.set(owner, (slots.get(owner) ?? 0) + 1);
+  }
+  return [...result.shards].map(([shardId, stats]) => ({ shardId, slots: slots.get(shardId) ?? 0, stats }));
 }

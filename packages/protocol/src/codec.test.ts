@@ -39,6 +39,7 @@ import {
   MAX_SHARDS,
   MAX_TASKS_PER_BATCH,
   MAX_TIMEOUT_MS,
+  MAX_TOKEN_LENGTH,
   MAX_WAIT_MS,
   NATS_DEFAULT_MAX_PAYLOAD,
   OPS,
@@ -343,6 +344,17 @@ const replies: Reply[] = [
   },
   { ok: true, op: "stats", stats, shards: { answered: ["s0"], missing: [] } },
   { ok: true, op: "stats", stats, shards: { answered: [], missing: [] } },
+  // Coordinator → client: each answering shard's own stats.
+  {
+    ok: true,
+    op: "stats",
+    stats,
+    shards: { answered: ["s0", "s2"], missing: [{ shardId: "s1", code: "TIMEOUT" }] },
+    byShard: [
+      { shardId: "s0", slots: 512, stats },
+      { shardId: "s2", slots: 0, stats: { ...stats, frontierDeadline: null } },
+    ],
+  },
   { ok: true, op: "listTasks", tasks: [], next: null },
   {
     ok: true,
@@ -1708,6 +1720,41 @@ describe("limits", () => {
     ).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
   });
 
+  it("let a stats reply carry MAX_SHARDS shards' own stats, each id a token at its longest, in one message", () => {
+    const big = 2 ** 53 - 1;
+    const worst: SchedulerStats = {
+      counts: {
+        WAITING: big,
+        RUNNABLE: big,
+        LEASED: big,
+        COMPLETED: big,
+        FAILED: big,
+        CANCELLED: big,
+        EXPIRED: big,
+      },
+      runnable: big,
+      oldestRunnableAgeMs: 0.1 + big,
+      frontierDeadline: -8.64e15,
+      leaseTimeouts: big,
+      attemptTimeouts: big,
+      deadlineMisses: big,
+      staleRejections: big,
+      retries: big,
+      leased: big,
+    };
+    const shardIds = Array.from({ length: MAX_SHARDS }, (_, i) => `${i}`.padEnd(MAX_TOKEN_LENGTH, "s"));
+    const reply = {
+      ok: true as const,
+      op: "stats" as const,
+      stats: worst,
+      shards: { answered: shardIds, missing: [] },
+      byShard: shardIds.map((shardId) => ({ shardId, slots: SLOT_COUNT, stats: worst })),
+    };
+    const bytes = encodeReply(reply);
+    expect(bytes.byteLength).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+    expect(decodeReply(bytes, "stats")).toEqual(reply);
+  });
+
   it("let a stats reply name MAX_SHARDS shards, each id at MAX_ID_LENGTH, in one message", () => {
     const wide = "\u0800"; // Three bytes in UTF-8: the most per UTF-16 code unit.
     const id = (n: number) => `${n}`.padEnd(MAX_ID_LENGTH, wide);
@@ -1946,9 +1993,44 @@ describe("reply and announcement shapes", () => {
       'stats.counts: unknown field "LOST"',
     ],
     [
+      "a shard's stats with a slot count over SLOT_COUNT",
+      { ok: true, op: "stats", stats, byShard: [{ shardId: "s0", slots: 1025, stats }] },
+      "byShard[0].slots: expected at most SLOT_COUNT (1024)",
+    ],
+    [
+      "a shard's stats under an id that is not a subject token",
+      { ok: true, op: "stats", stats, byShard: [{ shardId: "a.b", slots: 1, stats }] },
+      "byShard[0].shardId: expected a subject-safe token",
+    ],
+    [
+      "a shard's stats with an unknown field",
+      { ok: true, op: "stats", stats, byShard: [{ shardId: "s0", slots: 1, stats, at: 1 }] },
+      'byShard[0]: unknown field "at"',
+    ],
+    [
+      "a shard's stats with a malformed count",
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        byShard: [{ shardId: "s0", slots: 1, stats: { ...stats, leased: -1 } }],
+      },
+      "byShard[0].stats.leased: expected a non-negative integer",
+    ],
+    [
+      "more shards' stats than MAX_SHARDS",
+      {
+        ok: true,
+        op: "stats",
+        stats,
+        byShard: Array.from({ length: MAX_SHARDS + 1 }, (_, i) => ({ shardId: `s${i}`, slots: 0, stats })),
+      },
+      "byShard: 1025 items exceed MAX_SHARDS (1024)",
+    ],
+    [
       "stats with an unknown field",
       { ok: true, op: "stats", stats, partial: true },
-      'message: unknown field "partial" (expected only ok, op, stats, shards)',
+      'message: unknown field "partial" (expected only ok, op, stats, shards, byShard)',
     ],
     [
       "shards not a map",

@@ -96,6 +96,7 @@ export {
   type SettleOutcome,
   type SettleRequest,
   type ShardCoverage,
+  type ShardStatsEntry,
   type StatsRequest,
   type SubmitRequest,
   type UpdateDeadlineRequest,

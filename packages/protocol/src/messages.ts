@@ -27,7 +27,7 @@ import {
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -372,8 +372,16 @@ export interface ResultMap {
   readonly updateDeadline: Record<never, never>;
   /** null: no such task. */
   readonly getTask: { readonly task: TaskView | null };
-  /** `shards`: coordinator → client only (a shard's own reply leaves it out). */
-  readonly stats: { readonly stats: SchedulerStats; readonly shards?: ShardCoverage };
+  /**
+   * `shards` and `byShard`: coordinator → client only (a shard's own reply
+   * leaves them out); `byShard`, each answering shard's own stats, in
+   * `shards.answered`'s order.
+   */
+  readonly stats: {
+    readonly stats: SchedulerStats;
+    readonly shards?: ShardCoverage;
+    readonly byShard?: readonly ShardStatsEntry[];
+  };
   /**
    * `tasks` in (deadline, id, shardId) order; `next`: the cursor of the
    * next page, null when no more match (on the shards that answered);
@@ -398,6 +406,17 @@ export interface ResultMap {
 }
 
 export type ResultOf<O extends Op> = ResultMap[O];
+
+/** One shard's own stats in a coordinator's stats reply. */
+export interface ShardStatsEntry {
+  readonly shardId: string;
+  /**
+   * Slots (of SLOT_COUNT) the shard owns in the coordinator's slot table;
+   * 0 for a shard known only from its frontier announcements.
+   */
+  readonly slots: number;
+  readonly stats: SchedulerStats;
+}
 
 /**
  * Which shards a coordinator's cluster stats cover: the stats are the sum of

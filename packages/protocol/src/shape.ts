@@ -71,7 +71,9 @@ import {
   type SettleLease,
   type SettleOutcome,
   type ShardCoverage,
+  type ShardStatsEntry,
 } from "./messages.js";
+import { SLOT_COUNT } from "./slots.js";
 import { isValidToken } from "./subjects.js";
 
 type Fields = Record<string, unknown>;
@@ -441,6 +443,21 @@ function parseStats(v: unknown, path: string): SchedulerStats {
     retries: int(f["retries"], at(path, "retries"), 0),
     leased: int(f["leased"], at(path, "leased"), 0),
   };
+}
+
+/** Each answering shard's own stats in a coordinator's reply: at most MAX_SHARDS, slots within SLOT_COUNT. */
+function parseByShard(v: unknown, path: string): ShardStatsEntry[] {
+  return bounded(v, path, MAX_SHARDS, "BAD_MESSAGE", "MAX_SHARDS").map((e, i) => {
+    const itemPath = at(path, i);
+    const item = map(e, itemPath, ["shardId", "slots", "stats"]);
+    const slots = int(item["slots"], at(itemPath, "slots"), 0);
+    if (slots > SLOT_COUNT) bad(at(itemPath, "slots"), `at most SLOT_COUNT (${SLOT_COUNT})`, slots);
+    return {
+      shardId: shardToken(item["shardId"], at(itemPath, "shardId")),
+      slots,
+      stats: parseStats(item["stats"], at(itemPath, "stats")),
+    };
+  });
 }
 
 /** Which shards a coordinator's stats cover: shard ids, and failures by wire error code. */
@@ -1007,9 +1024,10 @@ export function parseReply(v: unknown): Reply {
       break;
     }
     case "stats": {
-      const f = map(v, "", ["ok", "op", "stats", "shards"]);
+      const f = map(v, "", ["ok", "op", "stats", "shards", "byShard"]);
       r["stats"] = parseStats(f["stats"], "stats");
       put(r, "shards", optional(f["shards"], "shards", parseShardCoverage));
+      put(r, "byShard", optional(f["byShard"], "byShard", parseByShard));
       break;
     }
     case "listTasks": {
