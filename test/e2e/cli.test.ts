@@ -349,6 +349,19 @@ describe("bad input and an unreachable cluster: one line, non-zero exit", () => 
     expectOneLineFailure(adminCancels, 1, /no task "no-such-task"|UNKNOWN_TASK/);
     const bad = await cli(["status", "--role", "shard"]);
     expectOneLineFailure(bad, 2, /--role must be one of coordinator, worker, submitter, admin/);
+    // Schedules live in a bucket only admins may write: the refusal says so, in one line.
+    const schedule = await cli([
+      "schedule",
+      "add",
+      "s",
+      "--every",
+      "1m",
+      "--deadline",
+      "1m",
+      "--role",
+      "submitter",
+    ]);
+    expectOneLineFailure(schedule, 1, /schedules are the admin role's; connect as admin \(--role admin\)/);
   });
 
   it("prints help", async () => {

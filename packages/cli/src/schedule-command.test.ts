@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "./args.js";
 import { CliError } from "./errors.js";
-import { addedLine, parseDuration, SCHEDULE_OPTIONS, scheduleLine, scheduleOf } from "./schedule-command.js";
+import {
+  addedLine,
+  durationText,
+  parseDuration,
+  SCHEDULE_OPTIONS,
+  scheduleLine,
+  scheduleOf,
+} from "./schedule-command.js";
 
 const NOW = Date.parse("2026-01-01T10:03:00Z");
 const add = (...argv: string[]) =>
@@ -58,21 +65,44 @@ describe("frontier schedule add", () => {
   });
 });
 
+describe("durations, in the words the flags take", () => {
+  it("writes a duration exactly, in the largest units, and reads back as written", () => {
+    const cases: [number, string][] = [
+      [1_000, "1s"],
+      [90_000, "1m30s"],
+      [300_000, "5m"],
+      [7_200_000, "2h"],
+      [86_400_000, "1d"],
+      [93_784_005, "1d2h3m4s5ms"],
+      [1_500, "1s500ms"],
+    ];
+    for (const [ms, text] of cases) expect(durationText(ms), text).toBe(text);
+    for (const text of ["1s", "5m", "2h", "1d"]) expect(durationText(parseDuration(text)!)).toBe(text);
+  });
+
+  it("refuses --every out of range in the flag's terms, not in milliseconds", () => {
+    expect(() => add("--every", "500ms", "--deadline", "1m")).toThrow(
+      /--every must be from 1s to 366d, got 500ms/,
+    );
+    expect(() => add("--every", "400d", "--deadline", "1m")).toThrow(/--every must be from 1s to 366d/);
+  });
+});
+
 describe("frontier schedule list and add's report", () => {
   it("shows how each schedule ticks and its next tick", () => {
     const cron = add("--cron", "*/5 * * * *", "--deadline", "1m");
     expect(scheduleLine(cron, NOW)).toBe(
-      'x  cron "*/5 * * * *" in UTC, next 2026-01-01T10:05:00.000Z, due +60000 ms',
+      'x  cron "*/5 * * * *" in UTC, next 2026-01-01T10:05:00.000Z, due +1m',
     );
     expect(addedLine(cron, NOW)).toBe(
-      'schedule "x": cron "*/5 * * * *" in UTC, next tick 2026-01-01T10:05:00.000Z; task x-<tick ms> due 60000 ms after its tick',
+      'schedule "x": cron "*/5 * * * *" in UTC, next tick 2026-01-01T10:05:00.000Z; task x-<tick ms> due 1m after its tick',
     );
     const every = add("--every", "1m", "--deadline", "1m", "--workflow", "w");
     expect(addedLine(every, NOW)).toBe(
-      'schedule "x": every 60000 ms from 2026-01-01T10:03:00.000Z, next tick 2026-01-01T10:03:00.000Z; task x-<tick> due 60000 ms after its tick',
+      'schedule "x": every 1m from 2026-01-01T10:03:00.000Z, next tick 2026-01-01T10:03:00.000Z; task x-<tick> due 1m after its tick',
     );
     expect(scheduleLine(every, NOW + 1)).toBe(
-      "x  every 60000 ms from 2026-01-01T10:03:00.000Z, next 2026-01-01T10:04:00.000Z, due +60000 ms, workflow w",
+      "x  every 1m from 2026-01-01T10:03:00.000Z, next 2026-01-01T10:04:00.000Z, due +1m, workflow w",
     );
   });
 });

@@ -7,6 +7,8 @@
 import {
   describeRecurrence,
   MAX_ID_LENGTH,
+  MAX_SCHEDULE_EVERY_MS,
+  MIN_SCHEDULE_EVERY_MS,
   nextTick,
   parseSchedule,
   type Schedule,
@@ -85,7 +87,9 @@ export async function schedule(ctx: CommandContext): Promise<void> {
     const json = ctx.parsed.values["json"] === true;
     if (added !== undefined) {
       const kv = await kvm.create(bucket, { history: 5 }).catch(() => kvm.open(bucket));
-      await kv.put(scheduleKey(added.id), JSON.stringify(added));
+      await kv.put(scheduleKey(added.id), JSON.stringify(added)).catch((error: unknown) => {
+        throw refusedWrite(error);
+      });
       if (json) println(ctx.io.stdout, JSON.stringify(added));
       else println(ctx.io.stdout, addedLine(added, Date.now()));
       return;
@@ -99,7 +103,9 @@ export async function schedule(ctx: CommandContext): Promise<void> {
       const current = exists ? await kv.get(scheduleKey(id!)) : null;
       if (current === null || current.operation !== "PUT")
         throw new CliError(`no schedule ${JSON.stringify(id)}`, 1);
-      await kv.delete(scheduleKey(id!), { previousSeq: current.revision });
+      await kv.delete(scheduleKey(id!), { previousSeq: current.revision }).catch((error: unknown) => {
+        throw refusedWrite(error);
+      });
       println(
         ctx.io.stdout,
         json ? JSON.stringify({ removed: id }) : `schedule ${JSON.stringify(id)} removed`,
@@ -133,20 +139,57 @@ export async function schedule(ctx: CommandContext): Promise<void> {
   }
 }
 
+/** NATS refusing a write to the schedules bucket: only the admin role may write it. */
+function refusedWrite(error: unknown): unknown {
+  const message = (error as Error)?.message ?? String(error);
+  if (!/permissions violation/i.test(message)) return error;
+  return new CliError(
+    `NATS refused the write to the schedules bucket (${message}): schedules are the admin role's; connect as admin (--role admin)`,
+    1,
+  );
+}
+
 /** `add`'s report: how the schedule ticks, its first tick from now (now included) and its tasks. */
 export function addedLine(s: Schedule, now: number): string {
   const tick = s.everyMs === undefined ? "<tick ms>" : "<tick>";
   return (
-    `schedule ${JSON.stringify(s.id)}: ${describeRecurrence(s)}, next tick ${nextAt(s, now - 1)}; ` +
-    `task ${s.id}-${tick} due ${s.deadlineInMs} ms after its tick`
+    `schedule ${JSON.stringify(s.id)}: ${recurrence(s)}, next tick ${nextAt(s, now - 1)}; ` +
+    `task ${s.id}-${tick} due ${durationText(s.deadlineInMs)} after its tick`
   );
 }
 
 /** One line of `list`: the schedule, how it ticks, its next tick, its tasks' deadline and workflow. */
 export function scheduleLine(s: Schedule, now: number): string {
-  return `${s.id}  ${describeRecurrence(s)}, next ${nextAt(s, now)}, due +${s.deadlineInMs} ms${
+  return `${s.id}  ${recurrence(s)}, next ${nextAt(s, now)}, due +${durationText(s.deadlineInMs)}${
     s.workflowId === undefined ? "" : `, workflow ${s.workflowId}`
   }`;
+}
+
+/** How a schedule ticks, in the words `add` takes (`every 5m`), not in milliseconds. */
+function recurrence(s: Schedule): string {
+  return s.everyMs === undefined
+    ? describeRecurrence(s)
+    : `every ${durationText(s.everyMs)} from ${new Date(s.startAt).toISOString()}`;
+}
+
+/** A duration as `--every` and `--deadline` take it, exactly: 1d, 2h30m, 90s, 1500ms. */
+export function durationText(ms: number): string {
+  if (ms === 0) return "0s";
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1_000],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0) parts.push(`${rest}ms`);
+  return parts.join("");
 }
 
 function nextAt(s: Schedule, now: number): string {
@@ -176,6 +219,12 @@ export function scheduleOf(parsed: Parsed, id: string, now: number): Schedule {
     const everyMs = parseDuration(every);
     if (everyMs === undefined)
       throw usageError(`schedule add: --every must be a duration like 5m, got ${JSON.stringify(every)}`);
+    // In the flag's own terms (the contract's check would name everyMs in milliseconds).
+    if (everyMs < MIN_SCHEDULE_EVERY_MS || everyMs > MAX_SCHEDULE_EVERY_MS) {
+      throw usageError(
+        `schedule add: --every must be from ${durationText(MIN_SCHEDULE_EVERY_MS)} to ${durationText(MAX_SCHEDULE_EVERY_MS)}, got ${every}`,
+      );
+    }
     recurrence = { everyMs };
   } else {
     recurrence = { cron: cron!, ...(tz === undefined ? {} : { timeZone: tz }) };
