@@ -130,6 +130,12 @@ describe.skipIf(!haveChromium)("the web console in Chromium", () => {
       expect.stringContaining("shard-0"),
       expect.stringContaining("shard-1"),
     ]);
+    // Each shard's own figures: its half of the slots, and runnable counts that add up to the cluster's.
+    const cells = async (shard: string) =>
+      page.locator(`table.shards tr[data-shard="${shard}"] td`).allTextContents();
+    const [zero, one] = [await cells("shard-0"), await cells("shard-1")];
+    expect([zero[2], one[2]]).toEqual(["512", "512"]);
+    expect(Number(zero[4]) + Number(one[4])).toBe(12);
     // Throughput is drawn once two readings exist.
     await page.locator('[data-chart="completed per second"] polyline').waitFor({ state: "attached" });
     await expect(page.locator("header .who").textContent()).resolves.toContain("admin");

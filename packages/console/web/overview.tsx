@@ -1,8 +1,8 @@
 /**
  * The cluster at a glance: counts by state, throughput and backlog drawn
  * from stats polled every POLL_MS (rates are differences of successive
- * readings, as `frontier top` does), shards answered and missing, lease
- * timeouts and deadline misses. Stats cost O(1) per shard, whatever the
+ * readings, as `frontier top` does), each shard's slots, backlog,
+ * frontier, lease timeouts and deadline misses (or why it did not answer). Stats cost O(1) per shard, whatever the
  * number of tasks.
  */
 import type { StatsReply } from "@frontier/console";
@@ -103,22 +103,43 @@ export function Overview() {
               <tr>
                 <th>shard</th>
                 <th>answered</th>
-                <th>detail</th>
+                <th class="num">slots</th>
+                <th class="num">waiting</th>
+                <th class="num">runnable</th>
+                <th class="num">leased</th>
+                <th>earliest deadline</th>
+                <th>oldest wait</th>
+                <th class="num">lease timeouts</th>
+                <th class="num">deadline misses</th>
               </tr>
             </thead>
             <tbody>
-              {stats.shards.answered.map((id) => (
-                <tr key={id}>
-                  <td>{id}</td>
-                  <td class="ok">yes</td>
-                  <td />
-                </tr>
-              ))}
+              {stats.shards.answered.map((id) => {
+                // Each shard's own figures (a coordinator too old to send them leaves the row bare).
+                const entry = stats.byShard.find((e) => e.shardId === id);
+                const s = entry?.stats;
+                return (
+                  <tr key={id} data-shard={id}>
+                    <td>{id}</td>
+                    <td class="ok">yes</td>
+                    <td class="num">{entry?.slots ?? ""}</td>
+                    <td class="num">{s?.counts.WAITING ?? ""}</td>
+                    <td class="num">{s?.counts.RUNNABLE ?? ""}</td>
+                    <td class="num">{s?.leased ?? ""}</td>
+                    <td>{s === undefined ? "" : time(s.frontierDeadline)}</td>
+                    <td>{s === undefined ? "" : duration(s.oldestRunnableAgeMs)}</td>
+                    <td class="num">{s?.leaseTimeouts ?? ""}</td>
+                    <td class="num">{s?.deadlineMisses ?? ""}</td>
+                  </tr>
+                );
+              })}
               {stats.shards.missing.map((m) => (
-                <tr key={m.shardId} class="missing">
+                <tr key={m.shardId} class="missing" data-shard={m.shardId}>
                   <td>{m.shardId}</td>
-                  <td class="bad">no: {m.code}</td>
-                  <td>{m.detail ?? ""}</td>
+                  <td class="bad" colSpan={9}>
+                    no: {m.code}
+                    {m.detail === undefined ? "" : ` (${m.detail})`}
+                  </td>
                 </tr>
               ))}
             </tbody>
