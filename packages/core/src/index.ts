@@ -25,11 +25,14 @@ export {
   type LeaseOptions,
   type LeaseResults,
   MAX_LEASE_BATCH,
+  MAX_LEASE_TYPES,
   pastBound,
   resultEntryBytes,
   Scheduler,
   type SchedulerOptions,
+  type TypeFrontier,
 } from "./scheduler.js";
+export { MAX_TASK_TYPES_HELD } from "./task-types.js";
 export type { TaskCursor, TaskPage, TaskQuery, TaskSummary } from "./task-query.js";
 export * from "./types.js";
 export {

@@ -27,13 +27,35 @@
  * its handle's key, so a sift reads the four children's keys side by side
  * instead of at four random places of the caller's arrays (at 10^6 entries
  * that is most of the cost of a pop). 16 bytes per handle: slot, key, position.
+ *
+ * Several heaps may share one position array (`HeapPositions`) when no
+ * handle is ever in two of them at once (the engine's runnable heaps, one per
+ * task type): then each handle costs its 4 position bytes once, not once per
+ * heap, and `has(h)` says whether h is in any of them.
  */
 import { grownCapacity } from "./growth.js";
+
+/** The position array of one or more heaps that never hold the same handle at once. */
+export class HeapPositions {
+  array: Int32Array;
+
+  constructor(capacity = 16) {
+    this.array = new Int32Array(capacity);
+  }
+
+  /** Makes room for handles below `handles`, geometrically (growth.ts). */
+  reserve(handles: number): void {
+    if (handles <= this.array.length) return;
+    const array = new Int32Array(grownCapacity(this.array.length, handles));
+    array.set(this.array);
+    this.array = array;
+  }
+}
 
 export class IndexedHeap {
   private heap: Int32Array;
   private keys: Float64Array;
-  private position: Int32Array;
+  private readonly slots: HeapPositions;
   private count = 0;
 
   constructor(
@@ -41,10 +63,12 @@ export class IndexedHeap {
     capacity = 16,
     /** The primary key; without it every comparison goes to `less`. */
     private readonly keyOf: (handle: number) => number = () => 0,
+    /** Positions shared with other heaps (see HeapPositions); default this heap's own. */
+    positions?: HeapPositions,
   ) {
     this.heap = new Int32Array(capacity);
     this.keys = new Float64Array(capacity);
-    this.position = new Int32Array(capacity);
+    this.slots = positions ?? new HeapPositions(capacity);
   }
 
   get size(): number {
@@ -53,14 +77,13 @@ export class IndexedHeap {
 
   /** Makes room for handles below `handles`. Grows geometrically (growth.ts), so reserving batch by batch stays O(1) amortized. */
   reserve(handles: number): void {
-    if (handles <= this.position.length) return;
-    const position = new Int32Array(grownCapacity(this.position.length, handles));
-    position.set(this.position);
-    this.position = position;
+    this.slots.reserve(handles);
   }
 
+  /** Whether `handle` is in this heap (or, with shared positions, in any heap sharing them). */
   has(handle: number): boolean {
-    return handle < this.position.length && this.position[handle]! > 0;
+    const position = this.slots.array;
+    return handle < position.length && position[handle]! > 0;
   }
 
   /** The key of the least handle (as keyOf gave it when it last moved), or NaN when empty. */
@@ -134,7 +157,7 @@ export class IndexedHeap {
     const i = this.count++;
     this.heap[i] = handle;
     this.keys[i] = this.keyOf(handle);
-    this.position[handle] = i + 1;
+    this.slots.array[handle] = i + 1;
     this.siftUp(i);
   }
 
@@ -143,7 +166,7 @@ export class IndexedHeap {
    * (Floyd): O(n), where n pushes cost up to O(n log n).
    */
   build(handles: ArrayLike<number>): void {
-    for (let i = 0; i < this.count; i++) this.position[this.heap[i]!] = 0;
+    for (let i = 0; i < this.count; i++) this.slots.array[this.heap[i]!] = 0;
     const n = handles.length;
     if (n > this.heap.length) {
       this.heap = new Int32Array(n);
@@ -152,11 +175,12 @@ export class IndexedHeap {
     let limit = 0;
     for (let i = 0; i < n; i++) limit = Math.max(limit, handles[i]! + 1);
     this.reserve(limit);
+    const position = this.slots.array;
     for (let i = 0; i < n; i++) {
       const handle = handles[i]!;
       this.heap[i] = handle;
       this.keys[i] = this.keyOf(handle);
-      this.position[handle] = i + 1;
+      position[handle] = i + 1;
     }
     this.count = n;
     for (let i = (n - 2) >> 2; i >= 0; i--) this.siftDown(i);
@@ -173,13 +197,13 @@ export class IndexedHeap {
   /** Removes `handle` if present; returns whether it was. */
   remove(handle: number): boolean {
     if (!this.has(handle)) return false;
-    this.removeAt(this.position[handle]! - 1);
+    this.removeAt(this.slots.array[handle]! - 1);
     return true;
   }
 
   /** Restores the order after `handle`'s key changed (either way). */
   update(handle: number): void {
-    const i = this.position[handle]! - 1;
+    const i = this.slots.array[handle]! - 1;
     this.keys[i] = this.keyOf(handle);
     if (!this.siftUp(i)) this.siftDown(i);
   }
@@ -190,13 +214,14 @@ export class IndexedHeap {
   }
 
   private removeAt(i: number): void {
+    const position = this.slots.array;
     const handle = this.heap[i]!;
-    this.position[handle] = 0;
+    position[handle] = 0;
     const last = this.heap[--this.count]!;
     if (i === this.count) return;
     this.heap[i] = last;
     this.keys[i] = this.keys[this.count]!;
-    this.position[last] = i + 1;
+    position[last] = i + 1;
     if (!this.siftUp(i)) this.siftDown(i);
   }
 
@@ -204,6 +229,7 @@ export class IndexedHeap {
   private siftUp(i: number): boolean {
     const heap = this.heap;
     const keys = this.keys;
+    const position = this.slots.array;
     const handle = heap[i]!;
     const key = keys[i]!;
     const start = i;
@@ -214,18 +240,19 @@ export class IndexedHeap {
       if (!(key < pk || (key === pk && this.less(handle, p)))) break;
       heap[i] = p;
       keys[i] = pk;
-      this.position[p] = i + 1;
+      position[p] = i + 1;
       i = parent;
     }
     heap[i] = handle;
     keys[i] = key;
-    this.position[handle] = i + 1;
+    position[handle] = i + 1;
     return i !== start;
   }
 
   private siftDown(i: number): void {
     const heap = this.heap;
     const keys = this.keys;
+    const position = this.slots.array;
     const n = this.count;
     const handle = heap[i]!;
     const key = keys[i]!;
@@ -247,11 +274,11 @@ export class IndexedHeap {
       if (!(bestKey < key || (bestKey === key && this.less(bestHandle, handle)))) break;
       heap[i] = bestHandle;
       keys[i] = bestKey;
-      this.position[bestHandle] = i + 1;
+      position[bestHandle] = i + 1;
       i = best;
     }
     heap[i] = handle;
     keys[i] = key;
-    this.position[handle] = i + 1;
+    position[handle] = i + 1;
   }
 }

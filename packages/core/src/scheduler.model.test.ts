@@ -13,8 +13,10 @@
  *
  * Checked along the way:
  *   - a dispatched task has every prerequisite met, and is the least
- *     (key, id) runnable task, key being its deadline capped by the
- *     starvation guard; a hard-deadline task past its deadline never is;
+ *     (key, id) runnable task of the types the lease names (the default
+ *     type when it names none), key being its deadline capped by the
+ *     starvation guard; never one of another type; a hard-deadline task
+ *     past its deadline never is;
  *   - a task is never under two live leases, fencing tokens only increase;
  *   - every dependent is unblocked exactly once (counted from the change
  *     records, compared with the model);
@@ -97,6 +99,8 @@ interface MTask {
   readonly payload: unknown;
   readonly notBefore: number | undefined;
   readonly timeoutMs: number | undefined;
+  /** "default" when the input named none. */
+  readonly type: string;
   deadline: number;
   state: State;
   attempts: number;
@@ -134,7 +138,11 @@ interface BuiltTask {
   readonly payload: unknown;
   readonly notBefore: number | undefined;
   readonly timeoutMs: number | undefined;
+  readonly type: string;
 }
+
+/** The task types the generator uses ("default" spelled out, or left out). */
+const TYPES = ["default", "img", "mail"] as const;
 
 type Outcome<T> = { ok: T } | { error: string; problems?: string[] };
 
@@ -359,11 +367,12 @@ class Model {
     return Math.min(t.deadline, t.runnableSince! + this.v.maxWaitMs);
   }
 
-  /** The least (key, id) runnable task, by a scan. */
-  frontier(): MTask | undefined {
+  /** The least (key, id) runnable task of `types` (absent: any type), by a scan. */
+  frontier(types?: readonly string[]): MTask | undefined {
     let best: MTask | undefined;
     for (const t of this.tasks.values()) {
       if (t.state !== "RUNNABLE") continue;
+      if (types !== undefined && !types.includes(t.type)) continue;
       if (best === undefined) {
         best = t;
         continue;
@@ -462,6 +471,7 @@ class Model {
         payload: b.payload,
         notBefore: b.notBefore,
         timeoutMs: b.timeoutMs,
+        type: b.type,
         deadline: b.deadline,
         state: "WAITING",
         attempts: 0,
@@ -484,18 +494,25 @@ class Model {
 
   consume(): Outcome<string | null> {
     const now = this.advance();
-    const t = this.frontier();
+    const t = this.frontier(["default"]);
     if (t === undefined) return { ok: null };
     this.grant(t, undefined, Infinity, now);
     return { ok: t.id };
   }
 
-  lease(owner: string, max: number, leaseMs: number, maxKey: number): Outcome<LeaseLite[]> {
+  lease(
+    owner: string,
+    max: number,
+    leaseMs: number,
+    maxKey: number,
+    types: readonly string[] | undefined,
+  ): Outcome<LeaseLite[]> {
     if (owner === "" || max < 1) return { error: "INVALID_ARGUMENT" };
+    if (types?.some((type) => !/^[A-Za-z0-9_.-]{1,64}$/.test(type))) return { error: "INVALID_ARGUMENT" };
     const now = this.advance();
     const out: LeaseLite[] = [];
     while (out.length < max) {
-      const t = this.frontier();
+      const t = this.frontier(types ?? ["default"]);
       if (t === undefined || this.keyOf(t) > maxKey) break;
       this.grant(t, owner, now + leaseMs, now);
       out.push({
@@ -633,6 +650,7 @@ class Model {
       hardDeadline: t.hard,
       onPrerequisiteFailure: t.policy,
       ...(t.payload !== undefined ? { payload: t.payload } : {}),
+      ...(t.type !== "default" ? { type: t.type } : {}),
       ...(t.notBefore !== undefined ? { notBefore: t.notBefore } : {}),
       ...(t.timeoutMs !== undefined ? { timeoutMs: t.timeoutMs } : {}),
     };
@@ -673,7 +691,21 @@ class Model {
       staleRejections: this.staleRejections,
       retries: this.retries,
       leased: counts.LEASED,
+      types: this.typeCounts(),
     };
+  }
+
+  /** Runnable and leased tasks per type, for the types with any, in type order. */
+  typeCounts(): object[] {
+    const byType = new Map<string, { type: string; runnable: number; leased: number }>();
+    for (const t of this.tasks.values()) {
+      if (t.state !== "RUNNABLE" && t.state !== "LEASED") continue;
+      const c = byType.get(t.type) ?? { type: t.type, runnable: 0, leased: 0 };
+      if (t.state === "RUNNABLE") c.runnable++;
+      else c.leased++;
+      byType.set(t.type, c);
+    }
+    return [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
   }
 
   meta(): object {
@@ -710,6 +742,7 @@ type Malform =
   | "policy"
   | "notBefore"
   | "timeout"
+  | "type"
   | "notObject"
   | undefined;
 interface TaskGen {
@@ -722,6 +755,8 @@ interface TaskGen {
   payload: boolean;
   /** Relative to the clock when added. */
   notBefore: number | undefined;
+  /** Index into TYPES, or undefined: none named. */
+  type: number | undefined;
   timeoutMs: number | undefined;
   malform: Malform;
 }
@@ -729,7 +764,14 @@ type Target = { kind: "leased" | "any" | "completed" | "unknown"; pick: number; 
 type Cmd =
   | { op: "add"; tasks: TaskGen[]; single: boolean }
   | { op: "consume" }
-  | { op: "lease"; owner: string; max: number; leaseMs: number; maxKey: number | undefined }
+  | {
+      op: "lease";
+      owner: string;
+      max: number;
+      leaseMs: number;
+      maxKey: number | undefined;
+      types: string[] | undefined;
+    }
   | { op: "heartbeat"; target: Target; leaseMs: number }
   | { op: "complete"; target: Target; result: unknown }
   | { op: "completeTask"; target: Target }
@@ -774,6 +816,7 @@ const malformArb: fc.Arbitrary<Malform> = fc.oneof(
       "policy",
       "notBefore",
       "timeout",
+      "type",
       "notObject",
     ),
   ),
@@ -789,6 +832,7 @@ const taskArb: fc.Arbitrary<TaskGen> = fc.record({
   payload: fc.oneof(w(5, fc.constant(false)), w(1, fc.constant(true))),
   notBefore: fc.option(fc.integer({ min: -10, max: 80 }), { nil: undefined, freq: 3 }),
   timeoutMs: fc.option(fc.integer({ min: 1, max: 60 }), { nil: undefined, freq: 3 }),
+  type: fc.option(fc.integer({ min: 0, max: TYPES.length - 1 }), { nil: undefined, freq: 2 }),
   malform: malformArb,
 });
 
@@ -825,6 +869,12 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
       max: fc.oneof(w(20, fc.integer({ min: 1, max: 4 })), w(1, fc.constant(0))),
       leaseMs: fc.integer({ min: 1, max: 60 }),
       maxKey: fc.option(fc.integer({ min: -30, max: 120 }), { nil: undefined, freq: 4 }),
+      // Absent (the default type only), one or more of TYPES with one unheld, or an invalid name.
+      types: fc.oneof(
+        w(6, fc.constant(undefined)),
+        w(6, fc.subarray(["img", "mail", "default", "unheld"], { minLength: 1 })),
+        w(1, fc.constant(["not a type"])),
+      ),
     }),
   ),
   w(
@@ -979,6 +1029,7 @@ class Harness {
       if (g.payload) input["payload"] = { n: i, tag: id };
       if (g.notBefore !== undefined) input["notBefore"] = now + g.notBefore;
       if (g.timeoutMs !== undefined) input["timeoutMs"] = g.timeoutMs;
+      if (g.type !== undefined) input["type"] = TYPES[g.type];
       switch (g.malform) {
         case "id":
           input["id"] = "";
@@ -1010,6 +1061,9 @@ class Harness {
         case "timeout":
           input["timeoutMs"] = 0;
           break;
+        case "type":
+          input["type"] = g.id.kind === "fresh" ? "has space" : "x".repeat(65);
+          break;
         case "notObject":
         case undefined:
           break;
@@ -1028,6 +1082,7 @@ class Harness {
         payload: g.payload ? { n: i, tag: id } : undefined,
         notBefore: g.notBefore === undefined ? undefined : now + g.notBefore,
         timeoutMs: g.timeoutMs,
+        type: g.type === undefined ? "default" : TYPES[g.type]!,
       };
     });
   }
@@ -1090,6 +1145,7 @@ class Harness {
             deadline: t!.deadline,
             prerequisites: t!.prerequisites,
             ...(t!.payload !== undefined ? { payload: t!.payload } : {}),
+            ...(t!.type !== "default" ? { type: t!.type } : {}),
             ...(t!.timeoutMs !== undefined ? { timeoutMs: t!.timeoutMs } : {}),
           });
           this.checkToken(t!.token);
@@ -1099,17 +1155,20 @@ class Harness {
       }
       case "lease": {
         const maxKey = cmd.maxKey === undefined ? undefined : this.clock.now + cmd.maxKey;
-        const expected = m.lease(cmd.owner, cmd.max, cmd.leaseMs, maxKey ?? Infinity);
+        const expected = m.lease(cmd.owner, cmd.max, cmd.leaseMs, maxKey ?? Infinity, cmd.types);
         const actual = attempt(() =>
           e().lease(cmd.owner, {
             max: cmd.max,
             leaseMs: cmd.leaseMs,
             ...(maxKey !== undefined ? { maxKey } : {}),
+            ...(cmd.types !== undefined ? { types: cmd.types } : {}),
           }),
         );
         if ("ok" in actual) {
           for (const l of actual.ok) {
             same(m.prerequisitesMet(l.taskId), true, "dispatched with an unmet prerequisite");
+            // Never a task of a type the lease did not name.
+            same((cmd.types ?? ["default"]).includes(l.task.type ?? "default"), true, "leased another type");
             same(l.task.id, l.taskId);
             same(l.task.deadline, m.tasks.get(l.taskId)?.deadline);
             this.checkToken(l.token);
@@ -1258,6 +1317,26 @@ class Harness {
       this.engine.peekFrontier(),
       top === undefined ? null : { id: top.id, deadline: top.deadline, key: m.keyOf(top) },
     );
+    // Each type's frontier, and a pair's, as a lease of those types would take them.
+    for (const types of [["default"], ["img"], ["mail", "img"], ["unheld"]]) {
+      const first = m.frontier(types);
+      same(
+        this.engine.peekFrontier(types),
+        first === undefined ? null : { id: first.id, deadline: first.deadline, key: m.keyOf(first) },
+        `frontier of ${types.join(",")}`,
+      );
+    }
+    // Per-type frontiers in dispatch order: each type's first runnable task and its count.
+    const perType = TYPES.flatMap((type) => {
+      const first = m.frontier([type]);
+      if (first === undefined) return [];
+      const runnable = [...m.tasks.values()].filter((t) => t.state === "RUNNABLE" && t.type === type).length;
+      return [{ type, id: first.id, deadline: first.deadline, key: m.keyOf(first), runnable }];
+    }).sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    same(this.engine.typeFrontiers(2), {
+      frontiers: perType.slice(0, 2),
+      omitted: Math.max(0, perType.length - 2),
+    });
   }
 }
 

@@ -6,9 +6,12 @@
  * p = prerequisites of one task):
  *   - TaskTable: structure of arrays addressed by integer handles, and an
  *     index from id to handle.
- *   - runnable: IndexedHeap of RUNNABLE handles keyed by (key, id), where key
- *     is the deadline (or, under the starvation guard, the moment the task's
- *     wait ran out, if earlier).
+ *   - runnable: one IndexedHeap of RUNNABLE handles per task type
+ *     (task-types.ts: types by small code, heaps sharing one position
+ *     array), each keyed by (key, id), where key is the deadline (or, under
+ *     the starvation guard, the moment the task's wait ran out, if earlier).
+ *     A lease for k types takes the least top of their k heaps: O(k + log n)
+ *     per task; for one type (the default) exactly the cost of one heap.
  *   - timers: IndexedHeap of handles keyed by (timerAt, id). A task has at
  *     most one pending timer, its kind implied by its state: LEASED → lease
  *     expiry (never later than the attempt's run time limit, timeoutMs);
@@ -51,6 +54,7 @@ import type { SchedulerObserver, TaskEvent } from "./observer.js";
 import { ascending, foldChanges, HandleList, StringCache } from "./restore.js";
 import { queryTasks, type TaskPage, type TaskQuery } from "./task-query.js";
 import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
+import { MAX_TASK_TYPES_HELD, TaskTypes } from "./task-types.js";
 import type {
   Change,
   EngineMeta,
@@ -67,6 +71,7 @@ import type {
   TaskStatus,
   TaskView,
 } from "./types.js";
+import { DEFAULT_TASK_TYPE, isTaskType, type TypeCounts } from "./types.js";
 import {
   checkBatch,
   type GraphView,
@@ -178,6 +183,24 @@ export interface LeaseOptions {
    * engines go by task id, as they do within one.
    */
   maxTaskId?: string;
+  /**
+   * Lease only tasks of these types (each a valid task type, at most
+   * MAX_LEASE_TYPES), earliest first among them. Absent: the default type
+   * only, so a task of another type never reaches a worker that named none.
+   */
+  types?: readonly string[];
+}
+
+/** Most types one lease call may name. */
+export const MAX_LEASE_TYPES = 64;
+
+/** One task type's frontier: its first runnable task and how many of its tasks are runnable. */
+export interface TypeFrontier {
+  readonly type: string;
+  readonly id: string;
+  readonly deadline: number;
+  readonly key: number;
+  readonly runnable: number;
 }
 
 /** Whether a task of `key` and `id` comes after the bound (`maxKey`, `maxTaskId`) in dispatch order. */
@@ -200,7 +223,10 @@ function footprintOf(tasks: readonly ParsedTask[]): BatchFootprint {
 
 export class Scheduler {
   private readonly table = new TaskTable();
-  private readonly runnable: IndexedHeap;
+  /** Task types by code, each with its runnable heap (task-types.ts). */
+  private readonly types: TaskTypes;
+  /** RUNNABLE tasks over every type's heap. */
+  private runnableTotal = 0;
   private readonly timers: IndexedHeap;
   private readonly forwardWaiters = new ForwardReferences();
   private readonly counts = new Int32Array(STATE_NAMES.length);
@@ -262,7 +288,7 @@ export class Scheduler {
     // The heaps cache each entry's key (keyOf) and order by it; the
     // comparator only breaks ties between equal keys, by id.
     const byId = (a: number, b: number) => t.ids[a]! < t.ids[b]!;
-    this.runnable = new IndexedHeap(byId, 16, (h) => this.keyOf(h));
+    this.types = new TaskTypes((positions) => new IndexedHeap(byId, 16, (h) => this.keyOf(h), positions));
     this.timers = new IndexedHeap(byId, 16, (h) => t.timerAt[h]!);
     const self = this;
     this.view = {
@@ -336,6 +362,8 @@ export class Scheduler {
       measurePayload: this.measurePayload,
     });
     if (problems.length > 0) throw new ValidationError(problems);
+    const crowded = this.typeRoomProblems(tasks);
+    if (crowded.length > 0) throw new ValidationError(crowded);
     options.admit?.(footprintOf(tasks));
     this.insert(tasks, prerequisiteHandles);
     this.observer?.added(tasks.length);
@@ -371,18 +399,45 @@ export class Scheduler {
       view,
       measurePayload: this.measurePayload,
     });
+    if (problems.length === 0) problems.push(...this.typeRoomProblems(tasks));
     if (problems.length === 0) options.admit?.(footprintOf(tasks));
     return problems;
   }
 
   /**
-   * Removes the earliest-deadline runnable task (ties by id) and returns it,
-   * or null. The task is LEASED with no expiry until completeTask.
-   * O(log n).
+   * MALFORMED for the tasks of the batch's new types past MAX_TASK_TYPES_HELD
+   * types held at once (codes are 16-bit). O(b).
    */
-  consumeTask(): Task | null {
+  private typeRoomProblems(tasks: readonly ParsedTask[]): Problem[] {
+    const problems: Problem[] = [];
+    let room = MAX_TASK_TYPES_HELD - this.types.size;
+    const fresh = new Set<string>();
+    for (const { spec } of tasks) {
+      const type = spec.type;
+      if (type === undefined || this.types.find(type) >= 0 || fresh.has(type)) continue;
+      if (room > 0) {
+        room--;
+        fresh.add(type);
+        continue;
+      }
+      problems.push({
+        taskId: spec.id,
+        code: "MALFORMED",
+        message: `type ${q(type)} is one more than the ${MAX_TASK_TYPES_HELD} task types an engine holds at once`,
+      });
+    }
+    return problems;
+  }
+
+  /**
+   * Removes the earliest-deadline runnable task (ties by id) of `types`
+   * (absent: the default type, as for `lease`) and returns it, or null. The
+   * task is LEASED with no expiry until completeTask. O(k + log n).
+   */
+  consumeTask(types?: readonly string[]): Task | null {
+    const codes = this.codesOf(types);
     this.advance();
-    const h = this.runnable.peek();
+    const h = this.topOf(codes);
     if (h < 0) return null;
     this.grant(h, undefined, Number.POSITIVE_INFINITY);
     this.flushMeta();
@@ -425,16 +480,78 @@ export class Scheduler {
     const maxTaskId = options.maxTaskId;
     if (maxTaskId !== undefined && typeof maxTaskId !== "string")
       throw new InvalidArgumentError("maxTaskId must be a string");
+    const codes = this.codesOf(options.types);
     const now = this.advance();
     const leases: Lease[] = [];
-    while (leases.length < max) {
-      const h = this.runnable.peek();
-      if (h < 0 || pastBound(this.runnable.peekKey(), this.table.ids[h]!, maxKey, maxTaskId)) break;
-      this.grant(h, owner, now + leaseMs);
-      leases.push(this.leaseOf(h, true));
+    if (codes.length === 1) {
+      // One type (the default, usually): its heap alone, as an engine without types.
+      const heap = this.types.heaps[codes[0]!]!;
+      while (leases.length < max) {
+        const h = heap.peek();
+        if (h < 0 || pastBound(heap.peekKey(), this.table.ids[h]!, maxKey, maxTaskId)) break;
+        this.grant(h, owner, now + leaseMs);
+        leases.push(this.leaseOf(h, true));
+      }
+    } else {
+      while (leases.length < max) {
+        const h = this.topOf(codes);
+        if (h < 0 || pastBound(this.heapOf(h).peekKey(), this.table.ids[h]!, maxKey, maxTaskId)) break;
+        this.grant(h, owner, now + leaseMs);
+        leases.push(this.leaseOf(h, true));
+      }
     }
     this.flushMeta();
     return leases;
+  }
+
+  /**
+   * The codes of the named types that have tasks held (a type with none
+   * has nothing to lease); absent: the default type. INVALID_ARGUMENT for a
+   * name that is not a task type or more than MAX_LEASE_TYPES names. O(k).
+   */
+  private codesOf(types: readonly string[] | undefined): number[] {
+    if (types === undefined) return [0];
+    if (!Array.isArray(types) || types.length > MAX_LEASE_TYPES)
+      throw new InvalidArgumentError(`types must be a list of at most ${MAX_LEASE_TYPES} task types`);
+    const codes: number[] = [];
+    for (const type of types) {
+      if (!isTaskType(type)) throw new InvalidArgumentError(`${q(type)} is not a task type`);
+      const code = this.types.find(type);
+      if (code >= 0 && !codes.includes(code)) codes.push(code);
+    }
+    return codes;
+  }
+
+  /** The runnable heap of `h`'s type. */
+  private heapOf(h: number): IndexedHeap {
+    return this.types.heaps[this.table.typeCode[h]!]!;
+  }
+
+  /** The task first in dispatch order, (key, id), among the tops of the heaps of `codes`, or -1. O(k). */
+  private topOf(codes: readonly number[]): number {
+    const heaps = this.types.heaps;
+    const ids = this.table.ids;
+    let best = -1;
+    let bestKey = 0;
+    for (let i = 0; i < codes.length; i++) {
+      const heap = heaps[codes[i]!]!;
+      const h = heap.peek();
+      if (h < 0) continue;
+      const key = heap.peekKey();
+      if (best < 0 || key < bestKey || (key === bestKey && ids[h]! < ids[best]!)) {
+        best = h;
+        bestKey = key;
+      }
+    }
+    return best;
+  }
+
+  /** Codes of every type with runnable tasks. O(types registered). */
+  private runnableCodes(): number[] {
+    const codes: number[] = [];
+    const heaps = this.types.heaps;
+    for (let c = 0; c < heaps.length; c++) if (heaps[c]!.size > 0) codes.push(c);
+    return codes;
   }
 
   /**
@@ -568,7 +685,7 @@ export class Scheduler {
     }
     t.deadline[h] = deadline;
     if (state === S.RUNNABLE) {
-      this.runnable.update(h);
+      this.heapOf(h).update(h);
       if (t.flags[h]! & Flag.HARD_DEADLINE) {
         if (deadline <= now) {
           this.expire(h);
@@ -613,7 +730,7 @@ export class Scheduler {
     for (const s of query.states ?? [])
       if (!STATE_NAMES.includes(s)) throw new InvalidArgumentError(`unknown state ${q(String(s))}`);
     this.advance();
-    return queryTasks(this.table, query);
+    return queryTasks(this.table, query, this.types.names);
   }
 
   /**
@@ -695,7 +812,7 @@ export class Scheduler {
   /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
   /** Tasks runnable now, O(1) (stats() without building the rest). Due timers are not run. */
   get runnableCount(): number {
-    return this.runnable.size;
+    return this.runnableTotal;
   }
 
   /** Tasks not in a terminal state (WAITING, RUNNABLE, LEASED), O(1). Due timers are not run. */
@@ -716,10 +833,17 @@ export class Scheduler {
     const now = this.advance();
     const counts = {} as Record<TaskState, number>;
     for (let s = 0; s < STATE_NAMES.length; s++) counts[STATE_NAMES[s]!] = this.counts[s]!;
-    const top = this.runnable.peek();
+    const top = this.topOf(this.runnableCodes());
+    const types: TypeCounts[] = [];
+    for (const code of this.types.registered()) {
+      const runnable = this.types.heaps[code]!.size;
+      const leased = this.types.leased[code]!;
+      if (runnable > 0 || leased > 0) types.push({ type: this.types.names[code]!, runnable, leased });
+    }
+    types.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
     return {
       counts,
-      runnable: this.runnable.size,
+      runnable: this.runnableTotal,
       oldestRunnableAgeMs: this.fifoHead < 0 ? 0 : Math.max(0, now - this.table.stamp[this.fifoHead]!),
       frontierDeadline: top < 0 ? null : this.table.deadline[top]!,
       leaseTimeouts: this.leaseTimeouts,
@@ -728,14 +852,46 @@ export class Scheduler {
       staleRejections: this.staleRejections,
       retries: this.retries,
       leased: this.counts[S.LEASED]!,
+      types,
     };
   }
 
-  /** The runnable task that would be dispatched next, without taking it. O(1). */
-  peekFrontier(): { id: string; deadline: number; key: number } | null {
-    const h = this.runnable.peek();
+  /**
+   * The runnable task that a lease of `types` would take next, without
+   * taking it; absent: of every type (the engine's whole frontier). O(1)
+   * for one type, O(types) otherwise.
+   */
+  peekFrontier(types?: readonly string[]): { id: string; deadline: number; key: number } | null {
+    const h = this.topOf(types === undefined ? this.runnableCodes() : this.codesOf(types));
     if (h < 0) return null;
-    return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.runnable.peekKey() };
+    return { id: this.table.ids[h]!, deadline: this.table.deadline[h]!, key: this.heapOf(h).peekKey() };
+  }
+
+  /**
+   * The frontiers of the `limit` types whose first runnable tasks come
+   * first in dispatch order, in that order, and how many more types have
+   * runnable tasks (`omitted`): what a shard announces per type. Every
+   * omitted type's first task comes after the last one listed. O(t log t)
+   * for t types with runnable tasks.
+   */
+  typeFrontiers(limit: number): { frontiers: TypeFrontier[]; omitted: number } {
+    const codes = this.runnableCodes();
+    const { heaps, names } = this.types;
+    const ids = this.table.ids;
+    const all = codes.map((code): TypeFrontier => {
+      const heap = heaps[code]!;
+      const h = heap.peek();
+      return {
+        type: names[code]!,
+        id: ids[h]!,
+        deadline: this.table.deadline[h]!,
+        key: heap.peekKey(),
+        runnable: heap.size,
+      };
+    });
+    all.sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const kept = Math.max(0, limit);
+    return { frontiers: all.slice(0, kept), omitted: Math.max(0, all.length - kept) };
   }
 
   /**
@@ -745,9 +901,23 @@ export class Scheduler {
    * fill one lease request from several shards in one parallel round and
    * still hand out exactly the earliest tasks. O(maxRank · log maxRank).
    */
-  frontierDepth(ranks: readonly number[]): number[] {
+  frontierDepth(ranks: readonly number[], types?: readonly string[]): number[] {
     const deepest = ranks.length === 0 ? 0 : ranks[ranks.length - 1]!;
-    const keys = this.runnable.leastKeys(Math.min(deepest, this.runnable.size));
+    const codes = types === undefined ? this.runnableCodes() : this.codesOf(types);
+    let keys: number[];
+    if (codes.length === 1) {
+      const heap = this.types.heaps[codes[0]!]!;
+      keys = heap.leastKeys(Math.min(deepest, heap.size));
+    } else {
+      // Each type's least keys, merged: the least `deepest` of them all.
+      keys = [];
+      for (const code of codes) {
+        const heap = this.types.heaps[code]!;
+        for (const key of heap.leastKeys(Math.min(deepest, heap.size))) keys.push(key);
+      }
+      keys.sort((a, b) => a - b);
+      keys.length = Math.min(keys.length, deepest);
+    }
     const depth: number[] = [];
     for (const rank of ranks) {
       if (rank > keys.length) break;
@@ -835,7 +1005,7 @@ export class Scheduler {
     const t = this.table;
     const now = this.lastNow;
     const handles = new Int32Array(tasks.length);
-    this.runnable.reserve(t.handleLimit + tasks.length);
+    this.types.positions.reserve(t.handleLimit + tasks.length);
     for (let i = 0; i < tasks.length; i++) {
       const { spec, deadline } = tasks[i]!;
       const h = t.allocate(spec.id, false);
@@ -848,6 +1018,9 @@ export class Scheduler {
       t.deadline[h] = deadline;
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
+      const code = this.types.code(spec.type);
+      t.typeCode[h] = code;
+      this.types.hold(code);
       if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
       if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
       t.state[h] = S.WAITING;
@@ -936,7 +1109,8 @@ export class Scheduler {
   private grant(h: number, owner: string | undefined, expiresAt: number): void {
     const t = this.table;
     const now = this.lastNow;
-    this.runnable.pop(); // h: no lookup of its position
+    this.heapOf(h).pop(); // h: no lookup of its position
+    this.runnableTotal--;
     this.fifoUnlink(h);
     if (this.observer !== undefined) {
       this.observer.leased(now - t.stamp[h]!, (t.flags[h]! & Flag.UNBLOCKED) !== 0, now >= t.deadline[h]!);
@@ -1017,7 +1191,7 @@ export class Scheduler {
       const item = stack.pop()!;
       const x = item.h;
       if (isTerminal(t.state[x]!)) continue;
-      this.runnable.remove(x);
+      if (this.heapOf(x).remove(x)) this.runnableTotal--;
       this.fifoUnlink(x);
       this.timers.remove(x);
       this.setState(x, item.state);
@@ -1074,7 +1248,8 @@ export class Scheduler {
     }
     this.setState(h, S.RUNNABLE);
     t.stamp[h] = now;
-    this.runnable.push(h);
+    this.heapOf(h).push(h);
+    this.runnableTotal++;
     this.fifoAppend(h);
     if (t.flags[h]! & Flag.HARD_DEADLINE) {
       t.timerAt[h] = t.deadline[h]!;
@@ -1121,6 +1296,7 @@ export class Scheduler {
     const id = t.ids[h]!;
     this.counts[t.state[h]!]!--;
     this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
+    this.types.release(t.typeCode[h]!);
     t.release(h);
     this.emit({ kind: "drop", id });
   }
@@ -1149,6 +1325,8 @@ export class Scheduler {
     }
     this.counts[from]!--;
     this.counts[state]!++;
+    if (from === S.LEASED) this.types.leased[this.table.typeCode[h]!]!--;
+    else if (state === S.LEASED) this.types.leased[this.table.typeCode[h]!]!++;
     this.table.state[h] = state;
   }
 
@@ -1221,6 +1399,7 @@ export class Scheduler {
     };
     if (t.workflowId[h] !== undefined) spec.workflowId = t.workflowId[h];
     if (t.payload[h] !== undefined) spec.payload = t.payload[h];
+    if (t.typeCode[h] !== 0) spec.type = this.types.names[t.typeCode[h]!]!;
     if (t.flags[h]! & Flag.NOT_BEFORE) spec.notBefore = t.notBefore[h]!;
     if (t.timeoutMs[h] !== 0) spec.timeoutMs = t.timeoutMs[h]!;
     return spec;
@@ -1264,6 +1443,7 @@ export class Scheduler {
     };
     if (t.workflowId[h] !== undefined) task.workflowId = t.workflowId[h];
     if (t.payload[h] !== undefined) task.payload = t.payload[h];
+    if (t.typeCode[h] !== 0) task.type = this.types.names[t.typeCode[h]!]!;
     if (t.timeoutMs[h] !== 0) task.timeoutMs = t.timeoutMs[h]!;
     return task;
   }
@@ -1388,10 +1568,18 @@ export class Scheduler {
       }
       t.maxAttempts[h] = spec.maxAttempts;
       t.flags[h] = flagsOf(spec);
+      // A spec without a type (the default, or journaled before types existed) is of the default type.
+      const type = spec.type === DEFAULT_TASK_TYPE ? undefined : spec.type;
+      if (type !== undefined && this.types.find(type) < 0 && this.types.size >= MAX_TASK_TYPES_HELD)
+        throw new InvalidArgumentError(`more than ${MAX_TASK_TYPES_HELD} task types held`);
+      const code = this.types.code(type);
+      t.typeCode[h] = code;
+      this.types.hold(code);
       if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
       if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
       t.state[h] = state;
       this.counts[state]!++;
+      if (state === S.LEASED) this.types.leased[code]!++;
       t.deadline[h] = status.deadline;
       t.attempts[h] = status.attempts;
       t.token[h] = status.token;
@@ -1459,7 +1647,7 @@ export class Scheduler {
       timed.push(h);
     }
     const ready = runnable.view();
-    this.runnable.build(ready);
+    this.buildRunnable(ready);
     this.timers.build(timed.view());
     // The FIFO holds the runnable tasks by (runnableSince, id). Records
     // usually come in id order (a journal reads them by key), so handle
@@ -1468,6 +1656,20 @@ export class Scheduler {
     if (!idOrder) ready.sort((a, b) => stamp[a]! - stamp[b]! || (t.ids[a]! < t.ids[b]! ? -1 : 1));
     else if (!ascending(ready, stamp)) ready.sort((a, b) => stamp[a]! - stamp[b]! || a - b);
     for (let i = 0; i < ready.length; i++) this.fifoAppend(ready[i]!);
+  }
+
+  /** Restore: the runnable heaps built bottom-up from `ready`, each type's from its own handles. O(r). */
+  private buildRunnable(ready: ArrayLike<number>): void {
+    const t = this.table;
+    const heaps = this.types.heaps;
+    this.runnableTotal = ready.length;
+    if (heaps.length === 1) {
+      heaps[0]!.build(ready);
+      return;
+    }
+    const byType: number[][] = heaps.map(() => []);
+    for (let i = 0; i < ready.length; i++) byType[t.typeCode[ready[i]!]!]!.push(ready[i]!);
+    for (let code = 0; code < heaps.length; code++) heaps[code]!.build(byType[code]!);
   }
 
   /**

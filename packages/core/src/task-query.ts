@@ -51,6 +51,8 @@ export interface TaskQuery {
 export interface TaskSummary {
   readonly id: string;
   readonly workflowId?: string;
+  /** The task's type; absent for the default type. */
+  readonly type?: string;
   readonly state: TaskState;
   readonly deadline: number;
   /** Leases granted so far (each lease is an attempt). */
@@ -79,7 +81,7 @@ function after(t: TaskTable, a: number, b: number): boolean {
 }
 
 /** The page of tasks matching `q`. O(handles + matches · log limit). */
-export function queryTasks(t: TaskTable, q: TaskQuery): TaskPage {
+export function queryTasks(t: TaskTable, q: TaskQuery, typeNames: readonly string[] = []): TaskPage {
   let stateMask = 0;
   for (const s of q.states ?? STATE_NAMES) stateMask |= 1 << S[s];
   const from = q.deadlineFrom ?? Number.NEGATIVE_INFINITY;
@@ -131,10 +133,15 @@ export function queryTasks(t: TaskTable, q: TaskQuery): TaskPage {
   const found = Array.from(heap.subarray(0, size)).sort((a, b) => (after(t, a, b) ? 1 : -1));
   const more = found.length > q.limit;
   if (more) found.length = q.limit;
-  return { tasks: found.map((h) => summaryOf(t, h, q.withPrerequisites === true)), more };
+  return { tasks: found.map((h) => summaryOf(t, h, q.withPrerequisites === true, typeNames)), more };
 }
 
-function summaryOf(t: TaskTable, h: number, withPrerequisites: boolean): TaskSummary {
+function summaryOf(
+  t: TaskTable,
+  h: number,
+  withPrerequisites: boolean,
+  typeNames: readonly string[],
+): TaskSummary {
   const state = t.state[h]!;
   const s: { -readonly [K in keyof TaskSummary]: TaskSummary[K] } = {
     id: t.ids[h]!,
@@ -144,6 +151,7 @@ function summaryOf(t: TaskTable, h: number, withPrerequisites: boolean): TaskSum
     maxAttempts: t.maxAttempts[h]!,
   };
   if (t.workflowId[h] !== undefined) s.workflowId = t.workflowId[h];
+  if (t.typeCode[h] !== 0) s.type = typeNames[t.typeCode[h]!]!;
   if (t.reason[h] !== undefined) s.reason = t.reason[h];
   if (isTerminal(state)) s.finishedAt = t.stamp[h]!;
   if (withPrerequisites) s.prerequisites = t.prerequisites[h]!;

@@ -131,6 +131,8 @@ export class TaskTable {
   resultBytes = new Uint32Array(0);
   state = new Uint8Array(0);
   flags = new Uint8Array(0);
+  /** The task's type, as its code in the engine's TaskTypes (0: the default type). */
+  typeCode = new Uint16Array(0);
   /**
    * Doubly linked FIFO of RUNNABLE tasks by runnableSince (oldest at head):
    * [2h] the previous task, [2h + 1] the next; -1 ends. Side by side, as they
@@ -250,6 +252,7 @@ export class TaskTable {
     this.resultBytes[h] = 0;
     this.state[h] = 0;
     this.flags[h] = 0;
+    this.typeCode[h] = 0;
     this.free.push(h);
   }
 
@@ -362,6 +365,7 @@ export class TaskTable {
     this.resultBytes = copy(new Uint32Array(capacity), this.resultBytes);
     this.state = copy(new Uint8Array(capacity), this.state);
     this.flags = copy(new Uint8Array(capacity), this.flags);
+    this.typeCode = copy(new Uint16Array(capacity), this.typeCode);
     this.fifo = copy(new Int32Array(2 * capacity), this.fifo);
     this.dep = copy(new Int32Array(2 * capacity), this.dep);
     this.capacity = capacity;

@@ -39,6 +39,18 @@ export type PrerequisiteFailurePolicy =
   /** The dependent runs as if the prerequisite had succeeded. */
   | "continue";
 
+/** The type of a task that names none: what a worker that names no types leases. */
+export const DEFAULT_TASK_TYPE = "default";
+/** Longest task type. */
+export const MAX_TASK_TYPE_LENGTH = 64;
+/** What a task type may be: 1..64 of letters, digits, `_`, `.` and `-` (a token, never parsed). */
+export const TASK_TYPE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Whether `value` is a valid task type (TASK_TYPE_PATTERN). */
+export function isTaskType(value: unknown): value is string {
+  return typeof value === "string" && TASK_TYPE_PATTERN.test(value);
+}
+
 /** A task as submitted. */
 export interface TaskInput {
   /** Unique among all tasks the engine knows. 1..256 characters. */
@@ -51,6 +63,11 @@ export interface TaskInput {
   workflowId?: string;
   /** Opaque data handed to the worker. */
   payload?: unknown;
+  /**
+   * What kind of work it is (TASK_TYPE_PATTERN): only a worker that names
+   * this type leases it. Default DEFAULT_TASK_TYPE ("default").
+   */
+  type?: string;
   /** Attempts before the task is FAILED (each lease is one attempt). Default from the engine options. */
   maxAttempts?: number;
   /** When true, a task still runnable after its deadline is never dispatched: it becomes EXPIRED. */
@@ -77,6 +94,8 @@ export interface TaskSpec {
   readonly prerequisites: readonly string[];
   readonly workflowId?: string;
   readonly payload?: unknown;
+  /** The task's type; absent for DEFAULT_TASK_TYPE (so journals written before types read as it). */
+  readonly type?: string;
   readonly maxAttempts: number;
   readonly hardDeadline: boolean;
   readonly onPrerequisiteFailure: PrerequisiteFailurePolicy;
@@ -130,6 +149,8 @@ export interface Task {
   readonly prerequisites: readonly string[];
   readonly workflowId?: string;
   readonly payload?: unknown;
+  /** The task's type; absent for DEFAULT_TASK_TYPE. */
+  readonly type?: string;
   /** The task's run time limit per attempt, when it has one (a worker aborts the attempt then). */
   readonly timeoutMs?: number;
 }
@@ -249,5 +270,18 @@ export interface SchedulerStats {
   readonly staleRejections: number;
   readonly retries: number;
   /** Tasks currently held under a lease. */
+  readonly leased: number;
+  /**
+   * Runnable and leased tasks per task type, for the types that have any
+   * (a type with neither is left out), in type order. Absent from stats
+   * older than task types.
+   */
+  readonly types?: readonly TypeCounts[];
+}
+
+/** One task type's share of the runnable and leased tasks (SchedulerStats.types). */
+export interface TypeCounts {
+  readonly type: string;
+  readonly runnable: number;
   readonly leased: number;
 }

@@ -10,7 +10,14 @@
  * Every problem is collected, so one rejection lists them all.
  */
 import { type Problem, ProblemCode } from "./errors.js";
-import type { PrerequisiteFailurePolicy, TaskInput, TaskSpec } from "./types.js";
+import {
+  DEFAULT_TASK_TYPE,
+  isTaskType,
+  MAX_TASK_TYPE_LENGTH,
+  type PrerequisiteFailurePolicy,
+  type TaskInput,
+  type TaskSpec,
+} from "./types.js";
 
 export const MAX_ID_LENGTH = 256;
 export const MAX_ATTEMPTS_LIMIT = 1_000;
@@ -24,6 +31,7 @@ export const TASK_INPUT_FIELDS: readonly (keyof TaskInput)[] = Object.freeze([
   "prerequisites",
   "workflowId",
   "payload",
+  "type",
   "maxAttempts",
   "hardDeadline",
   "onPrerequisiteFailure",
@@ -172,6 +180,15 @@ function parseOne(
       );
     }
   }
+  const type = raw["type"];
+  if (type !== undefined && !isTaskType(type)) {
+    (problems ??= []).push(
+      malformed(
+        taskId,
+        `type must be 1..${MAX_TASK_TYPE_LENGTH} characters of letters, digits, "_", "." and "-", got ${describe(type)}`,
+      ),
+    );
+  }
   const timeoutMs = raw["timeoutMs"];
   if (
     timeoutMs !== undefined &&
@@ -216,6 +233,8 @@ function parseOne(
   };
   if (workflowId !== undefined) spec.workflowId = workflowId as string;
   if (payload !== undefined) spec.payload = payload;
+  // The default type is left out: a spec without one reads as it (journals written before types).
+  if (type !== undefined && type !== DEFAULT_TASK_TYPE) spec.type = type as string;
   if (notBefore !== undefined) spec.notBefore = notBefore as number;
   if (timeoutMs !== undefined) spec.timeoutMs = timeoutMs as number;
   return { spec, deadline: deadline as number, payloadBytes };
