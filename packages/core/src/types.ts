@@ -277,6 +277,8 @@ export interface SchedulerStats {
    * older than task types.
    */
   readonly types?: readonly TypeCounts[];
+  /** Types with runnable or leased tasks left out of `types` by a bound (a stats reply's). Absent: none. */
+  readonly typesOmitted?: number;
 }
 
 /** One task type's share of the runnable and leased tasks (SchedulerStats.types). */

@@ -954,12 +954,12 @@ describe("request shapes", () => {
     [
       "settle lease with waitMs (a settle never waits)",
       settle([], { ...next, waitMs: 0 }),
-      'lease: unknown field "waitMs" (expected only owner, max, leaseMs, requestId, attempt)',
+      'lease: unknown field "waitMs" (expected only owner, max, leaseMs, requestId, types, attempt)',
     ],
     [
       "settle lease with maxKey",
       settle([], { ...next, maxKey: 5 }),
-      'lease: unknown field "maxKey" (expected only owner, max, leaseMs, requestId, attempt)',
+      'lease: unknown field "maxKey" (expected only owner, max, leaseMs, requestId, types, attempt)',
     ],
     ["settle lease with a typo", settle([done], { ...next, ownr: "w" }), 'lease: unknown field "ownr"'],
     [

@@ -35,6 +35,26 @@ export const FRONTIER_DEPTH_RANKS: readonly number[] = Object.freeze([
   1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256,
 ]);
 
+/**
+ * Most task types one lease request (or a settle's next leases) names.
+ * Violation: INVALID_ARGUMENT.
+ */
+export const MAX_LEASE_TYPES = 64;
+
+/**
+ * Most task types one frontier announcement describes (`types`): a shard
+ * with runnable tasks of more types announces the types whose first tasks
+ * come first and counts the rest (`typesOmitted`). Violation: BAD_MESSAGE.
+ */
+export const MAX_ANNOUNCED_TYPES = 32;
+
+/**
+ * Most task types in one stats reply (`stats.types`): the types with the
+ * most runnable and leased tasks; the rest are counted in `typesOmitted`.
+ * Violation: BAD_MESSAGE.
+ */
+export const MAX_STATS_TYPES = 256;
+
 /** Most entries of a frontier announcement's `depth` (one per FRONTIER_DEPTH_RANKS rank). Violation: BAD_MESSAGE. */
 export const MAX_FRONTIER_DEPTH = FRONTIER_DEPTH_RANKS.length;
 

@@ -27,7 +27,7 @@ import {
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -81,6 +81,12 @@ export interface LeaseRequest {
   readonly waitMs: number;
   /** Chosen by the client, unique per attempt; a retry with the same id gets the same grant. */
   readonly requestId: string;
+  /**
+   * Lease only tasks of these types (1..MAX_LEASE_TYPES distinct task
+   * types), earliest deadline first among them. Absent: the default type
+   * only, so a task of another type never reaches a worker that named none.
+   */
+  readonly types?: readonly string[];
   /**
    * Coordinator → shard only: lease only tasks whose ordering key is at most
    * this (the next shard's frontier), so a request filled from several
@@ -177,6 +183,8 @@ export interface SettleLease {
   readonly leaseMs: number;
   /** Chosen by the client, unique per settle; a resend under it gets the same grant. */
   readonly requestId: string;
+  /** Lease only tasks of these types, as LeaseRequest.types (absent: the default type only). */
+  readonly types?: readonly string[];
   /** Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT. */
   readonly attempt?: number;
 }
@@ -492,10 +500,37 @@ export interface FrontierAnnouncement {
    * older than the field.
    */
   readonly depth?: readonly number[];
+  /**
+   * The shard's frontier per task type: for each type with runnable tasks,
+   * its first task's key, deadline and id, its runnable count and depth, in
+   * dispatch order of those first tasks, at most MAX_ANNOUNCED_TYPES. The
+   * fields above are the whole shard's (every type); a coordinator routes a
+   * lease for types T by these. Absent (or empty) when nothing is runnable.
+   */
+  readonly types?: readonly TypeFrontierAnnouncement[];
+  /**
+   * Types with runnable tasks left out of `types` (past
+   * MAX_ANNOUNCED_TYPES). Each one's first task comes after the last
+   * listed type's first task, so that key bounds it from below. Absent or 0: none.
+   */
+  readonly typesOmitted?: number;
   /** Increases by one per announcement of one shard process; starts over when it restarts. */
   readonly seq: number;
   /** The shard's clock when it announced, ms since the epoch; lets a coordinator drop stale shards. */
   readonly at: number;
+}
+
+/** One task type's frontier on a shard (FrontierAnnouncement.types). */
+export interface TypeFrontierAnnouncement {
+  readonly type: string;
+  /** Ordering key of the type's first runnable task (its deadline, or earlier under the starvation guard). */
+  readonly key: number;
+  readonly deadline: number;
+  readonly taskId: string;
+  /** Runnable tasks of the type. */
+  readonly runnable: number;
+  /** As FrontierAnnouncement.depth, over the type's runnable tasks; `depth[0]` is `key`. */
+  readonly depth?: readonly number[];
 }
 
 // ---------------------------------------------------------------- messages

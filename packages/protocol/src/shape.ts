@@ -18,7 +18,9 @@
  */
 import {
   InvalidArgumentError,
+  isTaskType,
   type Lease,
+  MAX_TASK_TYPE_LENGTH,
   type PrerequisiteFailurePolicy,
   type Problem,
   ProblemCode,
@@ -29,6 +31,7 @@ import {
   TaskState,
   type TaskSummary,
   type TaskView,
+  type TypeCounts,
 } from "@frontier/core";
 import {
   clip,
@@ -42,12 +45,14 @@ import {
 import {
   LEASE_SECRET_LENGTH,
   MAX_AMBIGUOUS_WORKFLOWS,
+  MAX_ANNOUNCED_TYPES,
   MAX_ATTEMPT,
   MAX_DEADLINE,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRONTIER_DEPTH,
   MAX_ID_LENGTH,
   MAX_LEASE_MS,
+  MAX_LEASE_TYPES,
   MAX_LEASES_PER_REQUEST,
   MAX_LIST_LIMIT,
   MAX_PAYLOAD_DEPTH,
@@ -56,6 +61,7 @@ import {
   MAX_REASON_LENGTH,
   MAX_SETTLES_PER_REQUEST,
   MAX_SHARDS,
+  MAX_STATS_TYPES,
   MAX_TASKS_PER_BATCH,
   MAX_TIMEOUT_MS,
   MAX_WAIT_MS,
@@ -72,6 +78,7 @@ import {
   type SettleOutcome,
   type ShardCoverage,
   type ShardStatsEntry,
+  type TypeFrontierAnnouncement,
 } from "./messages.js";
 import { SLOT_COUNT } from "./slots.js";
 import { isValidToken } from "./subjects.js";
@@ -256,6 +263,12 @@ export function parseTaskInput(v: unknown, path: string): TaskInput {
     optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
   put(t, "payload", payload(f["payload"], at(path, "payload")));
+  // Its meaning (TASK_TYPE_PATTERN) is the engine's to check, so a bad type is one MALFORMED problem among the batch's.
+  put(
+    t,
+    "type",
+    optional(f["type"], at(path, "type"), (x, p) => text(x, p, MAX_ID_LENGTH)),
+  );
   put(t, "maxAttempts", optional(f["maxAttempts"], at(path, "maxAttempts"), num));
   put(t, "hardDeadline", optional(f["hardDeadline"], at(path, "hardDeadline"), bool));
   put(
@@ -281,8 +294,39 @@ export function parseTaskInput(v: unknown, path: string): TaskInput {
   return t as unknown as TaskInput;
 }
 
+/** A task type the other side produced: TASK_TYPE_PATTERN, else BAD_MESSAGE. */
+function taskType(v: unknown, path: string): string {
+  const s = str(v, path);
+  if (!isTaskType(s)) bad(path, `a task type (1..${MAX_TASK_TYPE_LENGTH} of [A-Za-z0-9_.-])`, s);
+  return s;
+}
+
+/**
+ * The types a lease names: 1..MAX_LEASE_TYPES distinct task types. A bad
+ * list is an argument out of range (INVALID_ARGUMENT), naming the culprit.
+ */
+function leaseTypes(v: unknown, path: string): string[] {
+  if (!Array.isArray(v)) bad(path, "a list of task types", v);
+  const items = v as unknown[];
+  if (items.length === 0 || items.length > MAX_LEASE_TYPES)
+    throw new InvalidArgumentError(
+      `${path}: 1..${MAX_LEASE_TYPES} task types (MAX_LEASE_TYPES), got ${items.length}`,
+    );
+  const seen = new Set<string>();
+  return items.map((item, i) => {
+    if (!isTaskType(item))
+      throw new InvalidArgumentError(
+        `${at(path, i)}: ${describe(item)} is not a task type (1..${MAX_TASK_TYPE_LENGTH} of letters, digits, "_", "." and "-")`,
+      );
+    if (seen.has(item))
+      throw new InvalidArgumentError(`${at(path, i)}: ${JSON.stringify(item)} is named twice`);
+    seen.add(item);
+    return item;
+  });
+}
+
 function parseTask(v: unknown, path: string): Task {
-  const f = map(v, path, ["id", "deadline", "prerequisites", "workflowId", "payload", "timeoutMs"]);
+  const f = map(v, path, ["id", "deadline", "prerequisites", "workflowId", "payload", "type", "timeoutMs"]);
   const t: Draft = {
     id: id(f["id"], at(path, "id")),
     deadline: num(f["deadline"], at(path, "deadline")),
@@ -294,6 +338,7 @@ function parseTask(v: unknown, path: string): Task {
     optional(f["workflowId"], at(path, "workflowId"), (w, p) => id(w, p)),
   );
   put(t, "payload", payload(f["payload"], at(path, "payload")));
+  put(t, "type", optional(f["type"], at(path, "type"), taskType));
   put(
     t,
     "timeoutMs",
@@ -351,6 +396,7 @@ const TASK_VIEW_KEYS = [
   "prerequisites",
   "workflowId",
   "payload",
+  "type",
   "maxAttempts",
   "hardDeadline",
   "onPrerequisiteFailure",
@@ -384,6 +430,7 @@ function parseTaskView(v: unknown, path: string): TaskView {
     optional(...field("workflowId"), (w, p) => id(w, p)),
   );
   put(t, "payload", payload(f["payload"], at(path, "payload")));
+  put(t, "type", optional(...field("type"), taskType));
   t["maxAttempts"] = int(...field("maxAttempts"), 1);
   t["hardDeadline"] = bool(...field("hardDeadline"));
   t["onPrerequisiteFailure"] = oneOf(...field("onPrerequisiteFailure"), FAILURE_POLICIES);
@@ -422,7 +469,26 @@ const STATS_KEYS = [
   "staleRejections",
   "retries",
   "leased",
+  "types",
+  "typesOmitted",
 ];
+
+/** Per-type counts of a stats reply: at most MAX_STATS_TYPES, each type once. */
+function typeCounts(v: unknown, path: string): TypeCounts[] {
+  const seen = new Set<string>();
+  return bounded(v, path, MAX_STATS_TYPES, "BAD_MESSAGE", "MAX_STATS_TYPES").map((item, i) => {
+    const itemPath = at(path, i);
+    const f = map(item, itemPath, ["type", "runnable", "leased"]);
+    const type = taskType(f["type"], at(itemPath, "type"));
+    if (seen.has(type)) bad(at(itemPath, "type"), "each type once", type);
+    seen.add(type);
+    return {
+      type,
+      runnable: int(f["runnable"], at(itemPath, "runnable"), 0),
+      leased: int(f["leased"], at(itemPath, "leased"), 0),
+    };
+  });
+}
 
 function parseStats(v: unknown, path: string): SchedulerStats {
   const f = map(v, path, STATS_KEYS);
@@ -431,6 +497,8 @@ function parseStats(v: unknown, path: string): SchedulerStats {
   const counts: Draft = {};
   for (const s of TASK_STATES) counts[s] = int(rawCounts[s], at(countsPath, s), 0);
   const frontierDeadline = f["frontierDeadline"];
+  const types = optional(f["types"], at(path, "types"), typeCounts);
+  const typesOmitted = optional(f["typesOmitted"], at(path, "typesOmitted"), (x, p) => int(x, p, 1));
   return {
     counts: counts as Record<TaskState, number>,
     runnable: int(f["runnable"], at(path, "runnable"), 0),
@@ -442,6 +510,8 @@ function parseStats(v: unknown, path: string): SchedulerStats {
     staleRejections: int(f["staleRejections"], at(path, "staleRejections"), 0),
     retries: int(f["retries"], at(path, "retries"), 0),
     leased: int(f["leased"], at(path, "leased"), 0),
+    ...(types === undefined ? {} : { types }),
+    ...(typesOmitted === undefined ? {} : { typesOmitted }),
   };
 }
 
@@ -531,6 +601,7 @@ function parseSummary(v: unknown, path: string): TaskSummary {
   const f = map(v, path, [
     "id",
     "workflowId",
+    "type",
     "state",
     "deadline",
     "attempts",
@@ -546,6 +617,7 @@ function parseSummary(v: unknown, path: string): TaskSummary {
     "workflowId",
     optional(...field("workflowId"), (w, p) => id(w, p)),
   );
+  put(t, "type", optional(...field("type"), taskType));
   t["state"] = oneOf(...field("state"), TASK_STATES);
   t["deadline"] = num(...field("deadline"));
   t["attempts"] = int(...field("attempts"), 0);
@@ -672,13 +744,14 @@ function attemptNumber(v: unknown, path: string): number {
 }
 
 function parseSettleLease(v: unknown, path: string): SettleLease {
-  const f = map(v, path, ["owner", "max", "leaseMs", "requestId", "attempt"]);
+  const f = map(v, path, ["owner", "max", "leaseMs", "requestId", "types", "attempt"]);
   const l: Draft = {
     owner: id(f["owner"], at(path, "owner"), true),
     max: leaseMax(f["max"], at(path, "max")),
     leaseMs: leaseDuration(f["leaseMs"], at(path, "leaseMs")),
     requestId: id(f["requestId"], at(path, "requestId"), true),
   };
+  put(l, "types", optional(f["types"], at(path, "types"), leaseTypes));
   put(l, "attempt", optional(f["attempt"], at(path, "attempt"), attemptNumber));
   return l as unknown as SettleLease;
 }
@@ -726,6 +799,7 @@ export function parseRequest(v: unknown): Request {
         "leaseMs",
         "waitMs",
         "requestId",
+        "types",
         "maxKey",
         "maxTaskId",
         "ask",
@@ -737,6 +811,7 @@ export function parseRequest(v: unknown): Request {
       r["leaseMs"] = leaseDuration(f["leaseMs"], "leaseMs");
       r["waitMs"] = argumentUpTo(f["waitMs"], "waitMs", 0, MAX_WAIT_MS, "MAX_WAIT_MS");
       r["requestId"] = id(f["requestId"], "requestId", true);
+      put(r, "types", optional(f["types"], "types", leaseTypes));
       put(
         r,
         "maxKey",
@@ -1075,9 +1150,51 @@ function frontierDepth(v: unknown, path: string, key: number | null): number[] {
   return depth;
 }
 
+/** An announcement's per-type frontiers: at most MAX_ANNOUNCED_TYPES, each type once, in dispatch order. */
+function typeFrontiers(v: unknown, path: string): TypeFrontierAnnouncement[] {
+  const seen = new Set<string>();
+  let previous: { key: number; taskId: string } | undefined;
+  return bounded(v, path, MAX_ANNOUNCED_TYPES, "BAD_MESSAGE", "MAX_ANNOUNCED_TYPES").map((item, i) => {
+    const itemPath = at(path, i);
+    const f = map(item, itemPath, ["type", "key", "deadline", "taskId", "runnable", "depth"]);
+    const type = taskType(f["type"], at(itemPath, "type"));
+    if (seen.has(type)) bad(at(itemPath, "type"), "each type once", type);
+    seen.add(type);
+    const key = num(f["key"], at(itemPath, "key"));
+    const taskId = id(f["taskId"], at(itemPath, "taskId"));
+    if (previous !== undefined && (key < previous.key || (key === previous.key && taskId < previous.taskId)))
+      bad(at(itemPath, "key"), "types in dispatch order of their first tasks", key);
+    previous = { key, taskId };
+    const t: Draft = {
+      type,
+      key,
+      deadline: num(f["deadline"], at(itemPath, "deadline")),
+      taskId,
+      runnable: int(f["runnable"], at(itemPath, "runnable"), 1),
+    };
+    put(
+      t,
+      "depth",
+      optional(f["depth"], at(itemPath, "depth"), (d, p) => frontierDepth(d, p, key)),
+    );
+    return t as unknown as TypeFrontierAnnouncement;
+  });
+}
+
 /** A frontier announcement body (the envelope's fields removed). */
 export function parseFrontier(v: unknown): FrontierAnnouncement {
-  const f = map(v, "", ["shardId", "deadline", "key", "taskId", "runnable", "seq", "at", "depth"]);
+  const f = map(v, "", [
+    "shardId",
+    "deadline",
+    "key",
+    "taskId",
+    "runnable",
+    "types",
+    "typesOmitted",
+    "seq",
+    "at",
+    "depth",
+  ]);
   const shardId = shardToken(f["shardId"], "shardId");
   const deadline = f["deadline"] === null ? null : num(f["deadline"], "deadline");
   const taskId = f["taskId"] === null ? null : id(f["taskId"], "taskId");
@@ -1101,6 +1218,12 @@ export function parseFrontier(v: unknown): FrontierAnnouncement {
     a,
     "depth",
     optional(f["depth"], "depth", (d, p) => frontierDepth(d, p, key)),
+  );
+  put(a, "types", optional(f["types"], "types", typeFrontiers));
+  put(
+    a,
+    "typesOmitted",
+    optional(f["typesOmitted"], "typesOmitted", (x, p) => int(x, p, 0)),
   );
   return a as unknown as FrontierAnnouncement;
 }
