@@ -20,7 +20,7 @@
  * Lease long-polls wait here too (`waitForChange`): they wake on any change
  * seen, throttled or not.
  */
-import type { FrontierAnnouncement } from "@frontier/protocol";
+import type { FrontierAnnouncement, TypeFrontierAnnouncement } from "@frontier/protocol";
 
 /** The part of an announcement that describes the shard's frontier. */
 export interface Frontier {
@@ -30,6 +30,10 @@ export interface Frontier {
   readonly runnable: number;
   /** Ordering keys at ranks 1, 2, 4, … (see FrontierAnnouncement.depth); absent: not told. */
   readonly depth?: readonly number[];
+  /** Per task type (FrontierAnnouncement.types); absent or empty when nothing is runnable. */
+  readonly types?: readonly TypeFrontierAnnouncement[];
+  /** Types with runnable tasks left out of `types` (FrontierAnnouncement.typesOmitted). */
+  readonly typesOmitted?: number;
 }
 
 export const EMPTY_FRONTIER: Frontier = { deadline: null, key: null, taskId: null, runnable: 0 };
@@ -42,11 +46,12 @@ export interface AnnouncerOptions {
   /** The frontier now, or null when the shard does not serve (nothing is announced then). */
   read(): Frontier | null;
   /**
-   * The keys at ranks 1, 2, 4, … (FrontierAnnouncement.depth), read only for
-   * what goes out (announcements, snapshots), not for every look at the
-   * frontier: it costs more than the rest. Absent or undefined: not told.
+   * The keys at ranks 1, 2, 4, … (FrontierAnnouncement.depth) of the whole
+   * shard, or of one task type, read only for what goes out
+   * (announcements, snapshots), not for every look at the frontier: it
+   * costs more than the rest. Absent or undefined: not told.
    */
-  readDepth?(): readonly number[] | undefined;
+  readDepth?(type?: string): readonly number[] | undefined;
   publish(announcement: FrontierAnnouncement): void;
   /** Wall clock for `at`; default Date.now. */
   now?: () => number;
@@ -63,6 +68,14 @@ export class FrontierAnnouncer {
    * runnable task is announced at once.
    */
   private toldEmpty = false;
+  /**
+   * The task types the last frontier told anyone of had runnable tasks
+   * (all of them when some were omitted: `toldOmitted`). A type not among
+   * them that becomes runnable is announced at once, as the first runnable
+   * task of an empty shard is: long-polls for that type wait on it.
+   */
+  private toldTypes = new Set<string>();
+  private toldOmitted = false;
   private checkQueued = false;
   private delayed: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -89,7 +102,7 @@ export class FrontierAnnouncer {
   snapshot(): FrontierAnnouncement | null {
     const frontier = this.options.read();
     if (frontier === null) return null;
-    this.toldEmpty = frontier.runnable === 0;
+    this.told(frontier);
     return { shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at: this.now() };
   }
 
@@ -152,7 +165,7 @@ export class FrontierAnnouncer {
       this.wake();
     }
     if (force || !this.lastPublished || !same(frontier, this.lastPublished)) {
-      this.publishSoon(this.toldEmpty && frontier.runnable > 0);
+      this.publishSoon(this.urgent(frontier));
     }
   }
 
@@ -180,20 +193,45 @@ export class FrontierAnnouncer {
     this.delayed.unref();
   }
 
-  /** `frontier` with its depth, when the shard tells it and has runnable tasks. */
+  /** Whether `frontier` has runnable work of which the last word told nobody: then it goes out at once. */
+  private urgent(frontier: Frontier): boolean {
+    if (frontier.runnable === 0) return false;
+    if (this.toldEmpty) return true;
+    if (this.toldOmitted) return false;
+    return (frontier.types ?? []).some((t) => !this.toldTypes.has(t.type));
+  }
+
+  /** Remembers what `frontier`, just told, said was runnable. */
+  private told(frontier: Frontier): void {
+    this.toldEmpty = frontier.runnable === 0;
+    this.toldTypes = new Set((frontier.types ?? []).map((t) => t.type));
+    this.toldOmitted = (frontier.typesOmitted ?? 0) > 0;
+  }
+
+  /** `frontier` with its depths (the whole shard's and each type's), when the shard tells them. */
   private withDepth(frontier: Frontier): Frontier {
-    if (frontier.key === null || this.options.readDepth === undefined) return frontier;
-    const depth = this.options.readDepth();
-    return depth === undefined || depth.length === 0 || depth[0] !== frontier.key
-      ? frontier
-      : { ...frontier, depth };
+    const read = this.options.readDepth;
+    if (frontier.key === null || read === undefined) return frontier;
+    const depth = read.call(this.options);
+    const out: { -readonly [K in keyof Frontier]: Frontier[K] } = { ...frontier };
+    if (depth !== undefined && depth.length > 0 && depth[0] === frontier.key) out.depth = depth;
+    if (frontier.types !== undefined && frontier.types.length > 0) {
+      out.types = frontier.types.map((t) => {
+        // A type with one runnable task has its depth in its key.
+        const typeDepth = t.runnable === 1 ? [t.key] : read.call(this.options, t.type);
+        return typeDepth === undefined || typeDepth.length === 0 || typeDepth[0] !== t.key
+          ? t
+          : { ...t, depth: typeDepth };
+      });
+    }
+    return out;
   }
 
   private publishNow(frontier: Frontier): void {
     const at = this.now();
     this.options.publish({ shardId: this.options.shardId, ...this.withDepth(frontier), seq: this.seq++, at });
     this.lastPublished = frontier;
-    this.toldEmpty = frontier.runnable === 0;
+    this.told(frontier);
     this.lastPublishAt = at;
     if (this.stopped) return;
     clearTimeout(this.heartbeat);
@@ -212,5 +250,24 @@ export class FrontierAnnouncer {
 
 /** The same frontier, depth aside (it is not read for looks; a change in it comes with one of these). */
 function same(a: Frontier, b: Frontier): boolean {
-  return a.key === b.key && a.deadline === b.deadline && a.taskId === b.taskId && a.runnable === b.runnable;
+  return (
+    a.key === b.key &&
+    a.deadline === b.deadline &&
+    a.taskId === b.taskId &&
+    a.runnable === b.runnable &&
+    (a.typesOmitted ?? 0) === (b.typesOmitted ?? 0) &&
+    sameTypes(a.types ?? [], b.types ?? [])
+  );
+}
+
+/** The same per-type frontiers, depths aside. O(types), at most MAX_ANNOUNCED_TYPES. */
+function sameTypes(a: readonly TypeFrontierAnnouncement[], b: readonly TypeFrontierAnnouncement[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.type !== y.type || x.key !== y.key || x.taskId !== y.taskId || x.runnable !== y.runnable)
+      return false;
+  }
+  return true;
 }

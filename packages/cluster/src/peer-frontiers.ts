@@ -7,12 +7,19 @@
  * and as current as the announcements (the same staleness a coordinator
  * routes with).
  */
-import type { FrontierAnnouncement } from "@frontier/protocol";
+import {
+  type FrontierAnnouncement,
+  frontierOfTypes,
+  type TypeFrontierEntry,
+  typeEntriesOf,
+} from "@frontier/protocol";
 
 interface Seen {
   readonly key: number | null;
   readonly taskId: string | null;
   readonly runnable: number;
+  readonly types?: readonly TypeFrontierEntry[];
+  readonly typesOmitted?: number;
   readonly seq: number;
   /** Our clock when it arrived: a shard's `at` is its own clock, so freshness is judged by ours. */
   readonly receivedAt: number;
@@ -39,6 +46,8 @@ export class PeerFrontiers {
       key: a.key,
       taskId: a.taskId,
       runnable: a.runnable,
+      types: typeEntriesOf(a),
+      ...(a.typesOmitted === undefined ? {} : { typesOmitted: a.typesOmitted }),
       seq: a.seq,
       receivedAt: now,
     });
@@ -50,11 +59,12 @@ export class PeerFrontiers {
   }
 
   /**
-   * The first task, in dispatch order (key, then task id), any other shard
-   * announced with runnable tasks, lately: the bound a settle's next leases
-   * stay within. Undefined when none.
+   * The first task of `types` (absent: the default type; see
+   * frontierOfTypes), in dispatch order (key, then task id), any other
+   * shard announced with runnable tasks, lately: the bound a settle's next
+   * leases of those types stay within. Undefined when none.
    */
-  least(): { key: number; taskId: string | null } | undefined {
+  least(types?: readonly string[]): { key: number; taskId: string | null } | undefined {
     const now = this.now();
     let least: { key: number; taskId: string | null } | undefined;
     for (const [shardId, seen] of this.peers) {
@@ -63,13 +73,15 @@ export class PeerFrontiers {
         continue;
       }
       if (seen.runnable <= 0 || seen.key === null) continue;
+      const first = frontierOfTypes(seen, types);
+      if (first === null) continue;
       const before =
         least === undefined ||
-        seen.key < least.key ||
-        (seen.key === least.key &&
-          seen.taskId !== null &&
-          (least.taskId === null || seen.taskId < least.taskId));
-      if (before) least = { key: seen.key, taskId: seen.taskId };
+        first.key < least.key ||
+        (first.key === least.key &&
+          first.taskId !== null &&
+          (least.taskId === null || first.taskId < least.taskId));
+      if (before) least = { key: first.key, taskId: first.taskId };
     }
     return least;
   }

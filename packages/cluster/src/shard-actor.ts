@@ -29,6 +29,7 @@
  * (SLOT_NOT_OWNED), a slot given to it that it never claimed is given up.
  */
 import {
+  DEFAULT_TASK_TYPE,
   type Lease,
   type Problem,
   ProblemCode,
@@ -47,6 +48,7 @@ import {
   watchConnection,
 } from "@frontier/metrics";
 import {
+  boundTypeCounts,
   decodeFrontier,
   decodeRequest,
   encodedByteLength,
@@ -58,6 +60,7 @@ import {
   isShardUnavailableDetail,
   LEASE_RESULTS_BYTES,
   type LeaseRequest,
+  MAX_ANNOUNCED_TYPES,
   MAX_MESSAGE_BYTES,
   type OkReply,
   type Op,
@@ -239,7 +242,7 @@ export class ShardActor {
       throttleMs: options.announceThrottleMs,
       pollMs: options.frontierPollMs,
       read: () => this.readFrontier(),
-      readDepth: () => this.readDepth(),
+      readDepth: (type) => this.readDepth(type),
       publish: (a) => {
         // An announcement from a replaced owner would steer leases by its stale memory. Checked
         // here, where one is sent (at most every throttleMs), not on every read of the frontier
@@ -771,7 +774,9 @@ export class ShardActor {
    * the only one asked under the id), as a coordinator does for a resent lease.
    */
   private async settleLease(ask: SettleLease): Promise<Lease[]> {
-    const bound = this.peers.least();
+    // Bounded by the other shards' first tasks of the worker's types only: another type's task
+    // elsewhere does not come before this worker's next task.
+    const bound = this.peers.least(ask.types);
     const attempt = ask.attempt ?? 1;
     const request: LeaseRequest = {
       op: "lease",
@@ -780,6 +785,7 @@ export class ShardActor {
       leaseMs: ask.leaseMs,
       waitMs: 0,
       requestId: ask.requestId,
+      ...(ask.types === undefined ? {} : { types: ask.types }),
       ...(attempt > 1 ? { attempt } : {}),
       ...(bound === undefined ? {} : { maxKey: bound.key }),
       ...(bound?.taskId == null ? {} : { maxTaskId: bound.taskId }),
@@ -1080,8 +1086,10 @@ export class ShardActor {
   private serveParked(): void {
     if (this.parked.size === 0 || this.state !== ActorState.SERVING) return;
     this.parked.serve((request) => {
-      const top = this.shard.peekFrontier();
-      if (top === null) return null;
+      if (this.shard.peekFrontier() === null) return null; // nothing runnable of any type
+      // Only a parked ask whose types have runnable work here is served.
+      const top = this.shard.peekFrontier(typesOf(request));
+      if (top === null) return undefined;
       if (request.maxKey !== undefined && pastBound(top.key, top.id, request.maxKey, request.maxTaskId))
         return undefined;
       return this.leaseNow(request);
@@ -1098,15 +1106,17 @@ export class ShardActor {
    */
   private async leaseNow(request: LeaseRequest): Promise<LeaseOutcome> {
     const { owner, max, leaseMs, maxKey, maxTaskId } = request;
+    const types = typesOf(request);
     // Each grant is recorded durably under the client's request id, added to what it already holds.
     const requestId = request.requestId;
     const attempt = request.attempt ?? 1;
     const options =
       maxKey === undefined
-        ? { max: 1, leaseMs, requestId, attempt, extend: true }
+        ? { max: 1, leaseMs, types, requestId, attempt, extend: true }
         : {
             max: 1,
             leaseMs,
+            types,
             maxKey,
             ...(maxTaskId === undefined ? {} : { maxTaskId }),
             requestId,
@@ -1117,7 +1127,7 @@ export class ShardActor {
     const measured: string[] = [];
     let bytes = 0;
     while (grants.length < max) {
-      const top = this.shard.peekFrontier();
+      const top = this.shard.peekFrontier(types);
       if (top === null || (maxKey !== undefined && pastBound(top.key, top.id, maxKey, maxTaskId))) break;
       const view = this.shard.getTask(top.id);
       const size = view === undefined ? 0 : leaseSizeBound(view, owner) + resultsSizeBound(this.shard, view);
@@ -1200,11 +1210,14 @@ export class ShardActor {
     }
   }
 
-  /** The keys at ranks 1, 2, 4, …: for what is published or handed to a coordinator, not for every look. */
-  private readDepth(): readonly number[] | undefined {
+  /**
+   * The keys at ranks 1, 2, 4, … of the whole shard, or of one task type:
+   * for what is published or handed to a coordinator, not for every look.
+   */
+  private readDepth(type?: string): readonly number[] | undefined {
     if (this.state !== ActorState.SERVING) return undefined;
     try {
-      return this.shard.frontierDepth(FRONTIER_DEPTH_RANKS);
+      return this.shard.frontierDepth(FRONTIER_DEPTH_RANKS, type === undefined ? undefined : [type]);
     } catch {
       return undefined; // readFrontier reports a failed shard
     }
@@ -1214,10 +1227,22 @@ export class ShardActor {
     if (this.state !== ActorState.SERVING) return null;
     try {
       // Called for every lease reply and announcement: the frontier figures only, not the whole stats.
-      const { top, runnable } = this.shard.frontier();
-      return top === null
-        ? { ...EMPTY_FRONTIER, runnable }
-        : { deadline: top.deadline, key: top.key, taskId: top.id, runnable };
+      const { top, runnable, types, typesOmitted } = this.shard.frontier(MAX_ANNOUNCED_TYPES);
+      if (top === null) return { ...EMPTY_FRONTIER, runnable };
+      return {
+        deadline: top.deadline,
+        key: top.key,
+        taskId: top.id,
+        runnable,
+        types: types.map((t) => ({
+          type: t.type,
+          key: t.key,
+          deadline: t.deadline,
+          taskId: t.id,
+          runnable: t.runnable,
+        })),
+        ...(typesOmitted > 0 ? { typesOmitted } : {}),
+      };
     } catch (error) {
       if (error instanceof ShardError) this.toBoundary(error);
       else this.log.error({ err: messageOf(error) }, "reading the frontier failed");
@@ -1276,9 +1301,17 @@ function resultsSizeBound(shard: Shard, task: TaskView): number {
   return picked.bytes + 40;
 }
 
+/** The types a lease request names: absent, the default type only. */
+function typesOf(request: LeaseRequest): readonly string[] {
+  return request.types ?? DEFAULT_TYPES;
+}
+
+const DEFAULT_TYPES: readonly string[] = Object.freeze([DEFAULT_TASK_TYPE]);
+
 /** The engine's statistics out of the Shard's (the wire carries exactly SchedulerStats). */
 function engineStats(s: ShardStats): SchedulerStats {
   return {
+    ...boundTypeCounts(s.types),
     counts: s.counts,
     runnable: s.runnable,
     oldestRunnableAgeMs: s.oldestRunnableAgeMs,

@@ -15,9 +15,32 @@
  * overwrites these guesses.
  *
  * Long-poll: `waitForRunnable` resolves when an announcement with runnable
- * tasks arrives (or at its timeout, or on close); nothing polls.
+ * tasks of the waiter's types arrives (or at its timeout, or on close);
+ * nothing polls.
+ *
+ * Task types: an announcement lists each type's frontier (`types`, at most
+ * MAX_ANNOUNCED_TYPES; `typesOmitted` counts the rest). The board keeps them
+ * per shard, and `runnable(types)` gives each shard's frontier for the
+ * types a lease names (`frontierOfTypes`: their least key, their runnable
+ * count, their depths), so a lease for T is routed by T's tasks only. An
+ * announcement without `types` (a test's, or one with nothing runnable)
+ * counts as all of the default type.
  */
-import type { FrontierAnnouncement } from "@frontier/protocol";
+import { DEFAULT_TASK_TYPE } from "@frontier/core";
+import { type FrontierAnnouncement, frontierOfTypes, typeEntriesOf } from "@frontier/protocol";
+
+/** One type's frontier on a shard, as announced, minus what the router saw leased since. */
+interface TypeEntry {
+  readonly type: string;
+  key: number;
+  /** Null once a grant took the first task and the next is not known yet. */
+  taskId: string | null;
+  runnable: number;
+  readonly depth?: readonly number[];
+}
+
+/** Past this many type names with news counters, the counters start over (a news for every type). */
+const MAX_NEWS_TYPES = 4_096;
 
 export interface ShardFrontier {
   readonly shardId: string;
@@ -33,25 +56,48 @@ export interface ShardFrontier {
   runnable: number;
   /** Ordering keys at ranks 1, 2, 4, … as announced (FrontierAnnouncement.depth); absent: not told. */
   readonly depth?: readonly number[];
+  /**
+   * With several parts (a lease naming several types runnable here): each
+   * type's depth and runnable count; a bound is the sum of the parts'.
+   * Absent: `depth` (if any) is the only part.
+   */
+  readonly parts?: readonly { readonly depth: readonly number[]; readonly runnable: number }[];
+  /** Per type (FrontierAnnouncement.types), adjusted by grants; what `runnable(types)` reads. */
+  readonly types?: TypeEntry[];
+  readonly typesOmitted?: number;
   readonly seq: number;
   /** The coordinator's clock (ms) when the announcement arrived. */
   readonly receivedAt: number;
 }
 
+/** A waiting long-poll: woken by news of runnable tasks of its types. */
+interface Waiter {
+  readonly types: readonly string[];
+  readonly done: (woken: boolean) => void;
+}
+
 export class FrontierBoard {
   private readonly latest = new Map<string, ShardFrontier>();
-  private readonly waiters = new Set<(woken: boolean) => void>();
+  private readonly waiters = new Set<Waiter>();
   private closed = false;
   private runnableNews = 0;
+  /** Announcements with runnable tasks per type, and news for every type (omitted types, restarts). */
+  private readonly typeNews = new Map<string, number>();
+  private everyTypeNews = 0;
 
   constructor(
     private readonly staleMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records an announcement; wakes every long-poll when it has runnable tasks. O(waiters). */
+  /**
+   * Records an announcement; wakes every long-poll waiting for one of the
+   * types it has runnable tasks of. O(waiters · types).
+   */
   update(a: FrontierAnnouncement): void {
     if (this.closed) return;
+    const runnable = a.runnable > 0 && a.key !== null;
+    const types: TypeEntry[] = typeEntriesOf(a);
     this.latest.set(a.shardId, {
       shardId: a.shardId,
       key: a.key,
@@ -59,12 +105,23 @@ export class FrontierBoard {
       deadline: a.deadline,
       runnable: a.runnable,
       ...(a.depth === undefined ? {} : { depth: a.depth }),
+      types,
+      ...(a.typesOmitted === undefined ? {} : { typesOmitted: a.typesOmitted }),
       seq: a.seq,
       receivedAt: this.now(),
     });
-    if (a.runnable > 0 && a.key !== null) {
-      this.runnableNews++;
-      this.wakeAll(true);
+    if (!runnable) return;
+    this.runnableNews++;
+    const everyType = (a.typesOmitted ?? 0) > 0;
+    if (everyType) this.everyTypeNews++;
+    if (this.typeNews.size + types.length > MAX_NEWS_TYPES) {
+      // Bounded memory: forget the counters, and count news for every type (a waiter looks again).
+      this.typeNews.clear();
+      this.everyTypeNews++;
+    }
+    for (const t of types) this.typeNews.set(t.type, (this.typeNews.get(t.type) ?? 0) + 1);
+    for (const waiter of [...this.waiters]) {
+      if (everyType || waiter.types.some((type) => types.some((t) => t.type === type))) waiter.done(true);
     }
   }
 
@@ -76,6 +133,16 @@ export class FrontierBoard {
    */
   get news(): number {
     return this.runnableNews;
+  }
+
+  /**
+   * As `news`, for the announcements with runnable tasks of `types` (absent:
+   * the default type): what a long-poll for those types reads. O(types).
+   */
+  newsFor(types: readonly string[] | undefined): number {
+    let news = this.everyTypeNews;
+    for (const type of types ?? [DEFAULT_TASK_TYPE]) news += this.typeNews.get(type) ?? 0;
+    return news;
   }
 
   /**
@@ -107,26 +174,43 @@ export class FrontierBoard {
   }
 
   /**
-   * Fresh shards with runnable tasks in dispatch order of their first tasks:
-   * least key first, ties by task id (an unknown one last), then shard id.
-   * O(s log s).
+   * Fresh shards with runnable tasks of `types` (absent: the default type),
+   * each with its frontier for those types (frontierOfTypes), in dispatch
+   * order of their first tasks: least key first, ties by task id (an
+   * unknown one last), then shard id. O(s log s + s · types).
    */
-  runnable(): ShardFrontier[] {
+  runnable(types?: readonly string[]): ShardFrontier[] {
     const byId = (a: string | null, b: string | null) =>
       a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
-    return this.fresh()
-      .filter((f): f is ShardFrontier & { key: number } => f.key !== null && f.runnable > 0)
-      .sort(
-        (a, b) =>
-          a.key - b.key ||
-          byId(a.taskId, b.taskId) ||
-          (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0),
-      );
+    const views: (ShardFrontier & { key: number })[] = [];
+    for (const f of this.fresh()) {
+      if (f.key === null || f.runnable <= 0) continue;
+      const first = frontierOfTypes(f, types);
+      if (first === null) continue;
+      const parts = first.parts;
+      views.push({
+        shardId: f.shardId,
+        key: first.key,
+        taskId: first.taskId,
+        deadline: f.deadline,
+        runnable: first.runnable,
+        ...(parts?.length === 1 ? { depth: parts[0]!.depth } : parts === undefined ? {} : { parts }),
+        seq: f.seq,
+        receivedAt: f.receivedAt,
+      });
+    }
+    return views.sort(
+      (a, b) =>
+        a.key - b.key ||
+        byId(a.taskId, b.taskId) ||
+        (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0),
+    );
   }
 
   /**
-   * What a grant of `granted` tasks, asked `asked` under `maxKey`, tells of
-   * the shard until it announces again.
+   * What a grant of `granted` tasks of `types` (absent: the default type),
+   * asked `asked` under `maxKey`, tells of the shard until it announces
+   * again.
    */
   noteGrant(
     shardId: string,
@@ -134,38 +218,60 @@ export class FrontierBoard {
     granted: number,
     maxKey: number | undefined,
     seqAtRequest: number,
+    types?: readonly string[],
   ): void {
     const f = this.latest.get(shardId);
     // An announcement that arrived while the request was out already counts
     // the grant: adjusting it again would hide runnable tasks (and break EDF).
     if (f === undefined || f.seq !== seqAtRequest) return;
     f.runnable = Math.max(0, f.runnable - granted);
+    const named = (f.types ?? []).filter((t) => (types ?? [DEFAULT_TASK_TYPE]).includes(t.type));
+    let left = granted;
+    for (const t of named) {
+      const taken = Math.min(left, t.runnable);
+      t.runnable -= taken;
+      left -= taken;
+    }
     if (granted >= asked) return;
     // The first task is gone (granted); which comes next is not known until the shard says.
+    for (const t of named) {
+      t.taskId = null;
+      if (maxKey === undefined) t.runnable = 0;
+      else if (t.key < maxKey) t.key = maxKey;
+    }
     f.taskId = null;
-    if (maxKey === undefined) f.runnable = 0;
-    else if (f.key !== null && f.key < maxKey) f.key = maxKey;
+    if (maxKey === undefined && named.length === (f.types ?? []).length) f.runnable = 0;
+    else if (maxKey !== undefined && f.key !== null && f.key < maxKey) f.key = maxKey;
   }
 
   /**
-   * Resolves true when an announcement with runnable tasks arrives (at once
-   * when one came after `news` was `since`), false after `ms` or when the
-   * board closes (or `signal` aborts: the waiter no longer cares). Costs
-   * one timer; nothing polls.
+   * Resolves true when an announcement with runnable tasks of `types`
+   * (absent: the default type) arrives (at once when one came after
+   * `newsFor(types)` was `since`), false after `ms` or when the board
+   * closes (or `signal` aborts: the waiter no longer cares). Costs one
+   * timer; nothing polls.
    */
-  waitForRunnable(ms: number, since?: number, signal?: AbortSignal): Promise<boolean> {
+  waitForRunnable(
+    ms: number,
+    since?: number,
+    signal?: AbortSignal,
+    types?: readonly string[],
+  ): Promise<boolean> {
     if (this.closed || ms <= 0 || signal?.aborted) return Promise.resolve(false);
-    if (since !== undefined && this.runnableNews > since) return Promise.resolve(true);
+    if (since !== undefined && this.newsFor(types) > since) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = (woken: boolean) => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        signal?.removeEventListener("abort", aborted);
-        resolve(woken);
+      const waiter: Waiter = {
+        types: types ?? [DEFAULT_TASK_TYPE],
+        done: (woken: boolean) => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          signal?.removeEventListener("abort", aborted);
+          resolve(woken);
+        },
       };
-      const aborted = () => done(false);
+      const aborted = () => waiter.done(false);
       const timer = setTimeout(aborted, ms);
-      this.waiters.add(done);
+      this.waiters.add(waiter);
       signal?.addEventListener("abort", aborted, { once: true });
     });
   }
@@ -182,6 +288,6 @@ export class FrontierBoard {
   }
 
   private wakeAll(woken: boolean): void {
-    for (const done of [...this.waiters]) done(woken);
+    for (const waiter of [...this.waiters]) waiter.done(woken);
   }
 }

@@ -19,6 +19,13 @@
  * (no polling) for an announcement with runnable tasks, then try again; at the
  * deadline, answer empty.
  *
+ * Task types: a request names `types` (absent: the default type), and every
+ * step above reads the shards' frontiers for those types only (the board's
+ * `runnable(types)`): the shard asked first is the one whose first task of
+ * those types comes first, bounded by the next shard's first task of those
+ * types; parks and long-polls wait for announcements of those types; each
+ * ask carries the types, so a shard grants nothing else.
+ *
  * Retries: each shard is asked under the client's request id, its n-th ask
  * in one fill numbered (`ask`, a typed field), and records its grants under
  * the client's id. A resend (`attempt` 2 and up) may
@@ -194,13 +201,15 @@ export class LeaseRouter {
     // The board's news when the last park began: a park that ended with no news since (its wait
     // was up, or a shard answered it at once) is not tried again; the fill waits for news here.
     let parkedAt: number | undefined;
+    const { board } = this.ctx;
     for (;;) {
-      const news = this.ctx.board.news;
+      const news = board.newsFor(request.types);
       const granted = await this.attempt(request, visits);
       if (granted.leases.length > 0) return granted;
       const left = deadline - this.now();
       if (left <= 0) return { leases: [] };
-      const idle = this.ctx.board.news === news && parkedAt !== news ? this.idleShards(request) : undefined;
+      const idle =
+        board.newsFor(request.types) === news && parkedAt !== news ? this.idleShards(request) : undefined;
       this.startWaiting();
       try {
         if (idle !== undefined) {
@@ -209,7 +218,7 @@ export class LeaseRouter {
           if (parked.leases.length > 0) return parked;
           continue;
         }
-        if (!(await this.ctx.board.waitForRunnable(left, news))) return { leases: [] };
+        if (!(await board.waitForRunnable(left, news, undefined, request.types))) return { leases: [] };
       } finally {
         this.waitingNow--;
       }
@@ -240,7 +249,8 @@ export class LeaseRouter {
 
   /**
    * The shards to park a long-poll at: every fresh shard, when none has
-   * anything runnable and the request has room for one lease from each.
+   * anything runnable of the request's types and the request has room for
+   * one lease from each.
    * Undefined when the long-poll should wait here for an announcement
    * instead (a shard has runnable tasks the last attempt could not take,
    * or there are more shards than the request's room).
@@ -248,7 +258,7 @@ export class LeaseRouter {
   private idleShards(request: LeaseRequest): string[] | undefined {
     const fresh = this.ctx.board.fresh();
     if (fresh.length === 0 || fresh.length > request.max) return undefined;
-    if (fresh.some((f) => f.runnable > 0 && f.key !== null)) return undefined;
+    if (this.ctx.board.runnable(request.types).length > 0) return undefined;
     return fresh.map((f) => f.shardId).sort();
   }
 
@@ -276,7 +286,7 @@ export class LeaseRouter {
     waitMs: number,
   ): Promise<Granted> {
     const { link, board, logger } = this.ctx;
-    const news = board.news;
+    const news = board.newsFor(request.types);
     const share = Math.floor(request.max / shards.length);
     const extra = request.max % shards.length;
     const pending = new Set<string>(shards);
@@ -297,6 +307,7 @@ export class LeaseRouter {
             leaseMs: request.leaseMs,
             waitMs,
             requestId: request.requestId,
+            ...typesOf(request),
             ...askOf(visit),
             ...attemptOf(request),
           },
@@ -315,7 +326,7 @@ export class LeaseRouter {
     });
     const all = Promise.all(asks);
     const woken = new AbortController();
-    await Promise.race([all, granted, board.waitForRunnable(waitMs, news, woken.signal)]);
+    await Promise.race([all, granted, board.waitForRunnable(waitMs, news, woken.signal, request.types)]);
     woken.abort();
     // Whatever is still parked: end it, and collect what it granted meanwhile.
     const lookups = [...pending].map((shardId) => this.lookUp(request, shardId));
@@ -447,7 +458,7 @@ export class LeaseRouter {
     for (;;) {
       const remaining = request.max - fill.granted.length;
       if (remaining <= 0 || fill.bytes >= LEASE_REPLY_SOFT_BYTES || fill.full) break;
-      const candidates = this.ctx.board.runnable().filter((f) => !fill.done.has(f.shardId));
+      const candidates = this.ctx.board.runnable(request.types).filter((f) => !fill.done.has(f.shardId));
       if (candidates.length === 0) break;
       // Ask only for what should fit the reply, judging by the leases seen so
       // far: a lease that does not fit is stranded until its expiry.
@@ -510,6 +521,7 @@ export class LeaseRouter {
         leaseMs: request.leaseMs,
         waitMs: 0,
         requestId: request.requestId,
+        ...typesOf(request),
         ...askOf(visit),
         ...attemptOf(request),
         ...(maxKey === undefined ? {} : { maxKey }),
@@ -519,7 +531,7 @@ export class LeaseRouter {
       replyBytes = size;
       // The shard's frontier after the grant, when it says (exact); else what the grant implies.
       if (reply.frontier !== undefined) board.observe(reply.frontier);
-      else board.noteGrant(shardId, ask, leases.length, maxKey, seq);
+      else board.noteGrant(shardId, ask, leases.length, maxKey, seq, request.types);
     } catch (err) {
       fill.done.add(shardId);
       if (err instanceof ShardUnavailableError) board.forget(shardId);
@@ -616,13 +628,26 @@ export interface PlannedAsk {
  */
 export function parallelPlan(candidates: readonly ShardFrontier[], room: number): PlannedAsk[] {
   if (candidates.length < 2 || room < 2) return [];
-  if (candidates.some((c) => c.depth === undefined || c.depth.length === 0)) return [];
+  const partsOf = new Map(candidates.map((c) => [c, depthParts(c)]));
+  if ([...partsOf.values()].some((parts) => parts === undefined)) return [];
+  // A shard's bound at k: the sum of its parts' (one per type the request names, each as announced).
   const bound = (c: ShardFrontier, k: number): number => {
-    const depth = c.depth!;
-    for (let i = 0; i < depth.length; i++) if (depth[i]! > k) return FRONTIER_DEPTH_RANKS[i]! - 1;
-    return c.runnable;
+    let sum = 0;
+    for (const { depth, runnable } of partsOf.get(c)!) {
+      let part = runnable;
+      for (let i = 0; i < depth.length; i++) {
+        if (depth[i]! > k) {
+          part = FRONTIER_DEPTH_RANKS[i]! - 1;
+          break;
+        }
+      }
+      sum += part;
+    }
+    return sum;
   };
-  const keys = [...new Set(candidates.flatMap((c) => c.depth!))].sort((a, b) => a - b);
+  const keys = [...new Set(candidates.flatMap((c) => partsOf.get(c)!.flatMap((p) => p.depth)))].sort(
+    (a, b) => a - b,
+  );
   let best: { k: number; sum: number } | undefined;
   for (const k of keys) {
     let sum = 0;
@@ -638,6 +663,20 @@ export function parallelPlan(candidates: readonly ShardFrontier[], room: number)
     if (max > 0) plan.push({ shard: c, max, maxKey: k });
   }
   return plan;
+}
+
+/** A candidate's depths: its parts, or its one depth; undefined when not told. */
+function depthParts(
+  c: ShardFrontier,
+): readonly { readonly depth: readonly number[]; readonly runnable: number }[] | undefined {
+  if (c.parts !== undefined) return c.parts;
+  if (c.depth === undefined || c.depth.length === 0) return undefined;
+  return [{ depth: c.depth, runnable: c.runnable }];
+}
+
+/** The request's `types` for a shard ask: left out when the client left them out (the default type). */
+function typesOf(request: LeaseRequest): { types?: readonly string[] } {
+  return request.types === undefined ? {} : { types: request.types };
 }
 
 /** How many more leases fit the reply, at 1.5x the average size of those granted so far. */

@@ -4,12 +4,19 @@
  * shard's; the frontier is the earliest shard's.
  */
 import { type SchedulerStats, TaskState } from "@frontier/core";
-import { type ShardCoverage, type ShardStatsEntry, SLOT_COUNT, toWireError } from "@frontier/protocol";
+import {
+  mergeTypeCounts,
+  type ShardCoverage,
+  type ShardStatsEntry,
+  SLOT_COUNT,
+  toWireError,
+} from "@frontier/protocol";
 
 const STATES = Object.values(TaskState);
 
 /** The shards' stats as one: sums, the largest oldest-runnable age, the least frontier deadline. O(shards). */
 export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
+  const shards = [...all];
   const counts = {} as Record<TaskState, number>;
   for (const s of STATES) counts[s] = 0;
   let runnable = 0;
@@ -21,7 +28,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
   let staleRejections = 0;
   let retries = 0;
   let leased = 0;
-  for (const stats of all) {
+  for (const stats of shards) {
     for (const s of STATES) counts[s] += stats.counts[s] ?? 0;
     runnable += stats.runnable;
     oldestRunnableAgeMs = Math.max(oldestRunnableAgeMs, stats.oldestRunnableAgeMs);
@@ -49,6 +56,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
     staleRejections,
     retries,
     leased,
+    ...mergeTypeCounts(shards),
   };
 }
 

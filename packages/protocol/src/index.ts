@@ -31,6 +31,13 @@ export {
   wireProblems,
 } from "./errors.js";
 export {
+  type FrontierOfTypes,
+  frontierOfTypes,
+  type TypedFrontierSource,
+  type TypeFrontierEntry,
+  typeEntriesOf,
+} from "./frontiers.js";
+export {
   FRONTIER_DEPTH_RANKS,
   LEASE_RESULTS_BYTES,
   LEASE_SECRET_LENGTH,
@@ -74,7 +81,6 @@ export {
   errorReply,
   type FailRequest,
   type FrontierAnnouncement,
-  type TypeFrontierAnnouncement,
   type GetTaskRequest,
   type GetWorkflowRequest,
   type HeartbeatRequest,
@@ -103,6 +109,7 @@ export {
   type ShardStatsEntry,
   type StatsRequest,
   type SubmitRequest,
+  type TypeFrontierAnnouncement,
   type UpdateDeadlineRequest,
   unwrapReply,
 } from "./messages.js";
@@ -146,4 +153,5 @@ export {
   slotBucketName,
   subjectsFor,
 } from "./subjects.js";
+export { boundTypeCounts, mergeTypeCounts } from "./type-counts.js";
 export { redactUrl } from "./urls.js";

@@ -85,6 +85,42 @@ describe("Shard", () => {
     expect(again.stats().counts.COMPLETED).toBe(2);
   });
 
+  it("journals each task's type: after reopening, leases by type and per-type counts are as before", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit([
+      task("d", 10),
+      task("i1", 30, [], { type: "img" }),
+      task("i2", 20, [], { type: "img" }),
+      task("m", 5, [], { type: "mail" }),
+      task("x", 1, [], { type: "default" }),
+    ]);
+    const [img] = await shard.lease("w", { types: ["img"], leaseMs: 60_000 });
+    expect(img?.taskId).toBe("i2");
+    expect(img?.task.type).toBe("img");
+    const before = shard.stats().types;
+    expect(before).toEqual([
+      { type: "default", runnable: 2, leased: 0 },
+      { type: "img", runnable: 1, leased: 1 },
+      { type: "mail", runnable: 1, leased: 0 },
+    ]);
+    await shard.close();
+
+    const again = await openShard({ dataDir });
+    expect(again.stats().types).toEqual(before);
+    expect(again.getTask("i1")?.type).toBe("img");
+    // The default type is journaled as no type at all, as every task was before types existed.
+    expect(again.getTask("x")).not.toHaveProperty("type");
+    expect(again.peekFrontier(["mail", "img"])?.id).toBe("m");
+    expect((await again.lease("w", { max: 5 })).map((l) => l.taskId)).toEqual(["x", "d"]);
+    expect((await again.lease("w", { max: 5, types: ["img", "mail"] })).map((l) => l.taskId)).toEqual([
+      "m",
+      "i1",
+    ]);
+    await again.complete("i2", img!.token);
+    expect(again.frontier(4)).toMatchObject({ top: null, runnable: 0, types: [], typesOmitted: 0 });
+  });
+
   it("rejects bad input with the engine's typed errors and changes nothing", async () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir });

@@ -38,6 +38,7 @@ import {
   InvalidArgumentError,
   type Lease,
   type LeaseOptions,
+  type TypeFrontier,
   type LeaseResults,
   MAX_ID_LENGTH,
   type Problem,
@@ -574,21 +575,42 @@ export class Shard {
   }
 
   /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
-  peekFrontier(): { id: string; deadline: number; key: number } | null {
-    return this.frontier().top;
-  }
-
-  /** The earliest runnable task and how many are runnable, after due timers: what a shard announces. */
-  frontier(): { top: { id: string; deadline: number; key: number } | null; runnable: number } {
+  peekFrontier(types?: readonly string[]): { id: string; deadline: number; key: number } | null {
     return this.read(() => {
       this.engine.tick();
-      return { top: this.engine.peekFrontier(), runnable: this.engine.runnableCount };
+      return this.engine.peekFrontier(types);
     });
   }
 
-  /** How the runnable tasks' ordering keys spread (Scheduler.frontierDepth); read apart, as it costs more. */
-  frontierDepth(ranks: readonly number[]): number[] {
-    return this.read(() => this.engine.frontierDepth(ranks));
+  /**
+   * The earliest runnable task and how many are runnable, after due timers,
+   * and the frontiers of the `typeLimit` task types whose first tasks come
+   * first (Scheduler.typeFrontiers): what a shard announces.
+   */
+  frontier(typeLimit = 0): {
+    top: { id: string; deadline: number; key: number } | null;
+    runnable: number;
+    types: TypeFrontier[];
+    typesOmitted: number;
+  } {
+    return this.read(() => {
+      this.engine.tick();
+      const { frontiers, omitted } = this.engine.typeFrontiers(typeLimit);
+      return {
+        top: this.engine.peekFrontier(),
+        runnable: this.engine.runnableCount,
+        types: frontiers,
+        typesOmitted: omitted,
+      };
+    });
+  }
+
+  /**
+   * How the runnable tasks' ordering keys spread (Scheduler.frontierDepth),
+   * of `types` (absent: every type); read apart, as it costs more.
+   */
+  frontierDepth(ranks: readonly number[], types?: readonly string[]): number[] {
+    return this.read(() => this.engine.frontierDepth(ranks, types));
   }
 
   /**
