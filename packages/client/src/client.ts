@@ -54,6 +54,7 @@ import { ClientError, ClientErrorCode, fromTransportError } from "./errors.js";
 import {
   type ConnectOptions,
   checkId,
+  checkTypes,
   DEFAULT_LEASE_MS,
   type FilledConnectOptions,
   fillConnectOptions,
@@ -109,6 +110,11 @@ export interface LeaseOptions extends RequestOptions {
   readonly waitMs?: number;
   /** The lease holder. Default: the client's name. */
   readonly owner?: string;
+  /**
+   * Lease only tasks of these types (1..MAX_LEASE_TYPES), earliest deadline
+   * first among them. Default: the default type only (`"default"`).
+   */
+  readonly types?: readonly string[];
   /**
    * Makes the lease idempotent: a retry with the same id gets the same grant.
    * This client numbers the sends under an id across calls, so a later call
@@ -334,6 +340,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     const waitMs = options.waitMs ?? 0;
     const owner = options.owner ?? this.name;
     const requestId = options.requestId ?? randomUUID();
+    const types = checkTypes("lease", options.types);
     const sent = options.requestId === undefined ? 0 : this.trackLeaseId(owner, requestId);
     const reply = await this.request(
       {
@@ -343,6 +350,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
         waitMs,
         requestId,
+        ...(types === undefined ? {} : { types }),
         ...(sent > 0 ? { attempt: sent + 1 } : {}),
       },
       options,

@@ -4,6 +4,7 @@
  * package's whole public face.
  */
 
+export { DEFAULT_TASK_TYPE, type TypeCounts } from "@frontier/core";
 export { accessOf, type NatsAccess, type NatsTls, type Principal, type Role } from "@frontier/transport";
 export {
   type CancelOptions,

@@ -3,10 +3,11 @@
  * their units) and one function per kind that fills and checks them, naming
  * the option in its error (an `InvalidArgumentError`).
  */
-import { type BackoffPolicy, InvalidArgumentError } from "@frontier/core";
+import { type BackoffPolicy, InvalidArgumentError, isTaskType, MAX_TASK_TYPE_LENGTH } from "@frontier/core";
 import {
   isValidToken,
   MAX_ID_LENGTH,
+  MAX_LEASE_TYPES,
   MAX_TASKS_PER_BATCH,
   MAX_TIMEOUT_MS,
   MAX_WAIT_MS,
@@ -155,6 +156,14 @@ export interface WorkOptions {
   readonly prefetch?: number;
   /** Lease owner. Default: the client's name. */
   readonly owner?: string;
+  /**
+   * The task types this worker runs: 1..MAX_LEASE_TYPES distinct types
+   * (each 1..64 of letters, digits, `_`, `.`, `-`); it leases only tasks of
+   * these, earliest deadline first among them. Default: `["default"]`, the
+   * type of tasks submitted without one, so a worker that names no types
+   * never gets a typed task.
+   */
+  readonly types?: readonly string[];
   /** Heartbeat period as a fraction of `leaseMs`, in (0, 1). See `DEFAULT_HEARTBEAT_FRACTION`. */
   readonly heartbeatFraction?: number;
   /**
@@ -176,6 +185,8 @@ export interface FilledWorkOptions {
   readonly leaseMs: number;
   readonly waitMs: number;
   readonly owner: string;
+  /** Undefined: the default type only. */
+  readonly types: readonly string[] | undefined;
   readonly heartbeatMs: number;
   /** The worker's run time limit for tasks without their own. */
   readonly timeoutMs: number | undefined;
@@ -202,6 +213,7 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
   }
   const owner = options.owner ?? defaultOwner;
   checkId("work", "owner", owner);
+  const types = checkTypes("work", options.types);
   const timeoutMs = options.timeoutMs;
   if (
     timeoutMs !== undefined &&
@@ -221,10 +233,39 @@ export function fillWorkOptions(options: WorkOptions, defaultOwner: string): Fil
     leaseMs,
     waitMs,
     owner,
+    types,
     heartbeatMs: Math.max(1, Math.floor(leaseMs * fraction)),
     timeoutMs,
     signal: options.signal,
   };
+}
+
+/**
+ * `types` as a lease names them: 1..MAX_LEASE_TYPES distinct task types, or
+ * undefined (the default type). INVALID_ARGUMENT naming the option otherwise.
+ */
+export function checkTypes(
+  where: string,
+  types: readonly string[] | undefined,
+): readonly string[] | undefined {
+  if (types === undefined) return undefined;
+  if (!Array.isArray(types) || types.length === 0 || types.length > MAX_LEASE_TYPES) {
+    throw new InvalidArgumentError(
+      `${where}: option types must list 1..${MAX_LEASE_TYPES} task types, got ${Array.isArray(types) ? `${types.length}` : typeof types}`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const type of types) {
+    if (!isTaskType(type)) {
+      throw new InvalidArgumentError(
+        `${where}: option types: ${JSON.stringify(type)} is not a task type (1..${MAX_TASK_TYPE_LENGTH} of letters, digits, "_", "." and "-")`,
+      );
+    }
+    if (seen.has(type))
+      throw new InvalidArgumentError(`${where}: option types names ${JSON.stringify(type)} twice`);
+    seen.add(type);
+  }
+  return Object.freeze([...types]);
 }
 
 export interface SubmitterOptions {

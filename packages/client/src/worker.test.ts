@@ -297,8 +297,51 @@ describe("work", () => {
     await coord.close();
   });
 
+  it("leases only the types it names, earliest deadline first, and tells the handler each task's type", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "d", deadline: 1 },
+      { id: "img-late", deadline: 30, type: "img" },
+      { id: "mail", deadline: 20, type: "mail" },
+      { id: "img-early", deadline: 10, type: "img" },
+      { id: "other", deadline: 5, type: "video" },
+    ]);
+    const ran: string[] = [];
+    const worker = client.work(
+      (task, context) => {
+        ran.push(`${task.id}:${context.type}`);
+      },
+      { concurrency: 1, prefetch: 0, waitMs: 100, types: ["img", "mail"] },
+    );
+    await until(() => worker.stats.completed === 3);
+    await worker.stop();
+    expect(ran).toEqual(["img-early:img", "mail:mail", "img-late:img"]);
+    // Every lease it sent named its types; the untyped and the other type's tasks are still there.
+    for (const q of coord.requests) if (q.op === "lease") expect(q.types).toEqual(["img", "mail"]);
+    expect(coord.engine.getTask("d")?.state).toBe("RUNNABLE");
+    expect(coord.engine.getTask("other")?.state).toBe("RUNNABLE");
+    // A worker that names no types gets the default type only.
+    const plain: string[] = [];
+    const untyped = client.work(
+      (task, context) => {
+        plain.push(`${task.id}:${context.type}`);
+      },
+      { waitMs: 100 },
+    );
+    await until(() => untyped.stats.completed === 1);
+    await untyped.stop();
+    expect(plain).toEqual(["d:default"]);
+    expect(coord.engine.getTask("other")?.state).toBe("RUNNABLE");
+    await client.close();
+    await coord.close();
+  });
+
   it("checks its options", async () => {
     const { coord, client } = await setup();
+    expect(() => client.work(() => {}, { types: [] })).toThrow(/option types must list 1\.\.64/);
+    expect(() => client.work(() => {}, { types: ["a b"] })).toThrow(/"a b" is not a task type/);
+    expect(() => client.work(() => {}, { types: ["a", "a"] })).toThrow(/names "a" twice/);
+    await expect(client.lease({ types: ["x".repeat(65)] })).rejects.toThrow(/option types/);
     expect(() => client.work(() => {}, { concurrency: 0 })).toThrow(/option concurrency/);
     expect(() => client.work(() => {}, { waitMs: 60_000 })).toThrow(/option waitMs/);
     expect(() => client.work(() => {}, { heartbeatFraction: 1 })).toThrow(/option heartbeatFraction/);

@@ -41,7 +41,7 @@
  * handler does later is ignored. It keeps its slot until it settles.
  */
 import { randomUUID } from "node:crypto";
-import { backoffDelay, type Lease, type Task, type TaskState } from "@frontier/core";
+import { backoffDelay, DEFAULT_TASK_TYPE, type Lease, type Task, type TaskState } from "@frontier/core";
 import {
   type CompletedLease,
   encodeRequest,
@@ -64,6 +64,8 @@ export interface TaskContext {
   readonly lease: Lease;
   /** 1 for the task's first lease. */
   readonly attempt: number;
+  /** The task's type (`"default"` for a task submitted without one). */
+  readonly type: string;
   /**
    * Aborted when the lease is lost (reason: `LeaseLostError`), when the
    * attempt's run time limit passes (reason: `AttemptTimeoutError`; the task
@@ -294,7 +296,7 @@ export class TaskWorker implements Worker {
   }
 
   private async leaseLoop(): Promise<void> {
-    const { leaseMs, waitMs, owner } = this.options;
+    const { leaseMs, waitMs, owner, types } = this.options;
     // Kept until a reply arrives: a retry after a timeout gets the grant the first attempt may have made
     // (the client goes on numbering the sends under it, so the retry is a resend to the cluster).
     let requestId: string | null = null;
@@ -315,7 +317,14 @@ export class TaskWorker implements Worker {
       let leases: readonly Lease[];
       const sentAt = performance.now();
       try {
-        leases = await this.client.lease({ max: room, leaseMs, waitMs, owner, requestId });
+        leases = await this.client.lease({
+          max: room,
+          leaseMs,
+          waitMs,
+          owner,
+          requestId,
+          ...(types === undefined ? {} : { types }),
+        });
         // A grant's round trip (an empty long-poll's wait says nothing of the cluster's pace).
         if (leases.length > 0) this.prefetch.roundTrip(performance.now() - sentAt);
         // At least half the ask: a coordinator answers once a round fills half, so the cluster may hold more.
@@ -443,6 +452,7 @@ export class TaskWorker implements Worker {
       held.result = await this.handler(lease.task, {
         lease,
         attempt: lease.attempt,
+        type: lease.task.type ?? DEFAULT_TASK_TYPE,
         signal: held.controller.signal,
         timeoutMs: held.timeoutMs,
         results: resultsByTask(lease),
@@ -515,7 +525,7 @@ export class TaskWorker implements Worker {
       const shardId = destination === VIA_COORDINATOR ? undefined : destination;
       const room = shardId !== undefined && this.mode === Mode.RUNNING ? Math.max(0, this.room()) : 0;
       const ask = queue.lastShortGrant === undefined ? room : Math.min(room, queue.lastShortGrant * 2 + 1);
-      const { owner, leaseMs } = this.options;
+      const { owner, leaseMs, types } = this.options;
       queue.sending = true;
       this.settleAsks += ask;
       let reply: ResultOf<"settle"> | undefined;
@@ -524,7 +534,9 @@ export class TaskWorker implements Worker {
         reply = await this.channel.settle(
           shardId,
           completes,
-          ask > 0 ? { owner, max: ask, leaseMs, requestId: randomUUID() } : undefined,
+          ask > 0
+            ? { owner, max: ask, leaseMs, requestId: randomUUID(), ...(types === undefined ? {} : { types }) }
+            : undefined,
           () => this.mode === Mode.RUNNING,
         );
       } catch (err) {

@@ -74,10 +74,15 @@ export function startEngineCoordinator(
         const granted = grants.get(request.requestId);
         if (granted !== undefined) return { ok: true, op: "lease", leases: granted };
         const until = Date.now() + request.waitMs;
-        let leases = engine.lease(request.owner, { max: request.max, leaseMs: request.leaseMs });
+        const options = {
+          max: request.max,
+          leaseMs: request.leaseMs,
+          ...(request.types === undefined ? {} : { types: request.types }),
+        };
+        let leases = engine.lease(request.owner, options);
         while (leases.length === 0 && Date.now() < until) {
           await new Promise((r) => setTimeout(r, 10));
-          leases = engine.lease(request.owner, { max: request.max, leaseMs: request.leaseMs });
+          leases = engine.lease(request.owner, options);
         }
         leases = leases.map((l) => ({ ...l, secret: secretOf(l.taskId, l.token) }));
         grants.set(request.requestId, leases);
