@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLUSTER, DEFAULT_NATS_URL } from "@frontier/client";
-import { isValidToken, redactUrl } from "@frontier/protocol";
+import { isTaskType, MAX_TASK_TYPE_LENGTH } from "@frontier/core";
+import { isValidToken, MAX_LEASE_TYPES, redactUrl } from "@frontier/protocol";
 import {
   AUTH_CONFIG_FILE,
   accessOf,
@@ -37,6 +38,8 @@ export const IMPLICIT_CREDENTIALS_DIR = ".frontier/credentials";
 
 export interface OptionSpec {
   readonly type: "string" | "boolean";
+  /** A string option that may be given more than once (its values are read with `strings`). */
+  readonly multiple?: boolean;
   readonly short?: string;
   /** Shown in help: `--max N`. */
   readonly value?: string;
@@ -110,15 +113,19 @@ export const COMMON_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export interface Parsed {
-  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly values: Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
   readonly positionals: readonly string[];
 }
 
 export function parse(command: string, argv: readonly string[], options: OptionSpecs): Parsed {
-  const config: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   const all: OptionSpecs = { ...COMMON_OPTIONS, ...options };
   for (const [name, spec] of Object.entries(all)) {
-    config[name] = spec.short === undefined ? { type: spec.type } : { type: spec.type, short: spec.short };
+    config[name] = {
+      type: spec.type,
+      ...(spec.short === undefined ? {} : { short: spec.short }),
+      ...(spec.multiple === true ? { multiple: true } : {}),
+    };
   }
   try {
     const { values, positionals } = parseArgs({
@@ -138,6 +145,44 @@ export function parse(command: string, argv: readonly string[], options: OptionS
 export function str(parsed: Parsed, name: string): string | undefined {
   const v = parsed.values[name];
   return typeof v === "string" ? v : undefined;
+}
+
+/** Every value of a repeatable string option, in order; empty when absent. */
+export function strings(parsed: Parsed, name: string): string[] {
+  const v = parsed.values[name];
+  return typeof v === "string" ? [v] : Array.isArray(v) ? [...v] : [];
+}
+
+/** `--type T`, repeatable and each a comma list: what a worker leases (see typesOption). */
+export const TYPE_OPTION = {
+  type: {
+    type: "string",
+    multiple: true,
+    value: "T",
+    description: `lease only tasks of type T (repeatable, or a comma list: --type img,mail; 1..${MAX_LEASE_TYPES} types; default: "default", the type of tasks submitted without one)`,
+  },
+} as const satisfies OptionSpecs;
+
+/**
+ * The task types `--type` names (repeated, or comma lists), each checked and
+ * named once; undefined when absent (the default type). A usage error names
+ * the bad one.
+ */
+export function typesOption(command: string, parsed: Parsed): string[] | undefined {
+  const given = strings(parsed, "type");
+  if (given.length === 0) return undefined;
+  const types: string[] = [];
+  for (const part of given.flatMap((g) => g.split(","))) {
+    const type = part.trim();
+    if (!isTaskType(type))
+      throw usageError(
+        `${command}: --type ${JSON.stringify(type)} is not a task type (1..${MAX_TASK_TYPE_LENGTH} of letters, digits, "_", "." and "-")`,
+      );
+    if (!types.includes(type)) types.push(type);
+  }
+  if (types.length > MAX_LEASE_TYPES)
+    throw usageError(`${command}: --type names ${types.length} types, more than ${MAX_LEASE_TYPES}`);
+  return types;
 }
 
 export function flag(parsed: Parsed, name: string): boolean {

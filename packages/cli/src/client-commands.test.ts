@@ -9,3 +9,16 @@ describe("submit's progress line", () => {
     expect(progressLine(0, 0)).toBe("submitting: 0 of 0 tasks (100%)");
   });
 });
+
+describe("--type", () => {
+  it("takes repeated options and comma lists, each type once, and refuses a bad one", async () => {
+    const { parse, typesOption, TYPE_OPTION } = await import("./args.js");
+    const parsed = parse("work", ["--type", "img,mail", "--type", " img ", "--type", "video"], TYPE_OPTION);
+    expect(typesOption("work", parsed)).toEqual(["img", "mail", "video"]);
+    expect(typesOption("work", parse("work", [], TYPE_OPTION))).toBeUndefined();
+    expect(() => typesOption("work", parse("work", ["--type", "a b"], TYPE_OPTION))).toThrow(
+      /--type "a b" is not a task type/,
+    );
+    expect(() => typesOption("work", parse("work", ["--type", "img,"], TYPE_OPTION))).toThrow(/--type ""/);
+  });
+});

@@ -6,7 +6,13 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { BATCH_BYTE_BUDGET, connect, type FrontierClient, type SubmitResult } from "@frontier/client";
-import type { TaskInput, TaskState, TaskView } from "@frontier/core";
+import {
+  isTaskType,
+  MAX_TASK_TYPE_LENGTH,
+  type TaskInput,
+  type TaskState,
+  type TaskView,
+} from "@frontier/core";
 import {
   encodeRequest,
   MAX_ID_LENGTH,
@@ -16,7 +22,7 @@ import {
   MAX_WAIT_MS,
   ProtocolError,
 } from "@frontier/protocol";
-import { flag, int, type OptionSpecs, type Parsed, str, target } from "./args.js";
+import { flag, int, type OptionSpecs, type Parsed, str, TYPE_OPTION, target, typesOption } from "./args.js";
 import { CliError, ExitCode, usageError } from "./errors.js";
 import { leaseLine, PREREQUISITES_SHOWN, statsLines, taskLines, toJson } from "./format.js";
 import { type Io, println, userPath } from "./io.js";
@@ -71,6 +77,12 @@ export const SUBMIT_OPTIONS = {
     value: "K",
     description: "resubmitting with the same key changes nothing (default: a fresh key)",
   },
+  type: {
+    type: "string",
+    value: "T",
+    description:
+      'the type of every task that names none (default: "default"); a task\'s own "type" field wins',
+  },
 } as const satisfies OptionSpecs;
 
 export async function submit(ctx: CommandContext): Promise<void> {
@@ -80,9 +92,15 @@ export async function submit(ctx: CommandContext): Promise<void> {
   if (key !== undefined && (key === "" || key.length > MAX_ID_LENGTH - 8)) {
     throw usageError(`submit: --idempotency-key must be 1..${MAX_ID_LENGTH - 8} characters`);
   }
+  const type = str(ctx.parsed, "type");
+  if (type !== undefined && !isTaskType(type))
+    throw usageError(
+      `submit: --type ${JSON.stringify(type)} is not a task type (1..${MAX_TASK_TYPE_LENGTH} of letters, digits, "_", "." and "-")`,
+    );
   const text = source === "-" ? await readStdin(ctx.io) : await readText(source, userPath(ctx.io, source));
   const sizes = new Map<Record<string, unknown>, number>();
   const sourced = parseTasks(text, source === "-" ? "stdin" : source, Date.now(), (task) => {
+    if (type !== undefined && task["type"] === undefined) task["type"] = type;
     const size = wireSize(task);
     if (typeof size === "string") return size;
     sizes.set(task, size);
@@ -247,6 +265,7 @@ export const LEASE_OPTIONS = {
     value: "MS",
     description: `wait up to MS for a runnable task, 0..${MAX_WAIT_MS} (default ${DEFAULT_LEASE_WAIT_MS})`,
   },
+  ...TYPE_OPTION,
 } as const satisfies OptionSpecs;
 
 export async function lease(ctx: CommandContext): Promise<void> {
@@ -256,8 +275,15 @@ export async function lease(ctx: CommandContext): Promise<void> {
   const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 1 }, 30_000);
   const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, DEFAULT_LEASE_WAIT_MS);
   const owner = idOption(ctx, "worker");
+  const types = typesOption(c, ctx.parsed);
   const leases = await withClient(ctx, (client) =>
-    client.lease({ max, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) }),
+    client.lease({
+      max,
+      leaseMs,
+      waitMs,
+      ...(owner === undefined ? {} : { owner }),
+      ...(types === undefined ? {} : { types }),
+    }),
   );
   out(
     ctx,

@@ -112,3 +112,32 @@ describe("taskLines", () => {
     expect(row).not.toMatch(/p20/);
   });
 });
+
+describe("task types in the output", () => {
+  it("status lists runnable/leased per type once a task of another type than the default is there", () => {
+    const plain = statsLines("prod", {
+      ...clusterStats({ answered: ["shard-0"], missing: [] }),
+      types: [{ type: "default", runnable: 2, leased: 0 }],
+    });
+    expect(plain.join("\n")).not.toMatch(/types/);
+    const typed = statsLines("prod", {
+      ...clusterStats({ answered: ["shard-0"], missing: [] }),
+      types: [
+        { type: "default", runnable: 1, leased: 0 },
+        { type: "img", runnable: 1, leased: 2 },
+      ],
+      typesOmitted: 3,
+    });
+    expect(typed.at(-1)).toBe("  types (runnable/leased): default 1/0  img 1/2  and 3 more");
+  });
+
+  it("show names a task's type, and leaves the default out", () => {
+    const s = new Scheduler({ now: () => 0 });
+    s.addTasks([
+      { id: "a", deadline: 1, type: "img" },
+      { id: "b", deadline: 1 },
+    ]);
+    expect(taskLines(s.getTask("a")!)).toContain("  type      img");
+    expect(taskLines(s.getTask("b")!).join("\n")).not.toMatch(/type/);
+  });
+});

@@ -4,7 +4,7 @@
  * others (a deadline in some other unit) as the number.
  */
 import type { ClusterStats } from "@frontier/client";
-import type { Lease, TaskState, TaskView } from "@frontier/core";
+import { DEFAULT_TASK_TYPE, type Lease, type TaskState, type TaskView } from "@frontier/core";
 
 /** Epoch ms from 2001 on: smaller deadlines are taken to be in some other unit. */
 const EPOCH_MS_FROM = 1e12;
@@ -32,6 +32,7 @@ export function leaseLine(lease: Lease): string {
     `expires=${time(lease.expiresAt)}`,
   ];
   if (lease.task.workflowId !== undefined) parts.push(`workflow=${lease.task.workflowId}`);
+  if (lease.task.type !== undefined) parts.push(`type=${lease.task.type}`);
   if (lease.task.payload !== undefined) parts.push(`payload=${compact(lease.task.payload)}`);
   return parts.join("  ");
 }
@@ -64,7 +65,24 @@ export function statsLines(cluster: string, stats: ClusterStats): string[] {
     `  ${counts}`,
     `  frontier: ${frontier}`,
     `  leased ${stats.leased}, lease timeouts ${stats.leaseTimeouts}, retries ${stats.retries}, deadline misses ${stats.deadlineMisses}, stale rejections ${stats.staleRejections}`,
+    ...typeLines(stats),
   ];
+}
+
+/** Types `status` names one by one; the rest are counted. */
+export const TYPES_SHOWN = 12;
+
+/**
+ * Runnable and leased tasks per type, when some task of a type other than
+ * the default is runnable or leased (else nothing: every task is of the
+ * default type, and the lines above say it all).
+ */
+function typeLines(stats: ClusterStats): string[] {
+  const types = stats.types ?? [];
+  if (!types.some((t) => t.type !== DEFAULT_TASK_TYPE) && (stats.typesOmitted ?? 0) === 0) return [];
+  const shown = types.slice(0, TYPES_SHOWN).map((t) => `${t.type} ${t.runnable}/${t.leased}`);
+  const more = types.length - shown.length + (stats.typesOmitted ?? 0);
+  return [`  types (runnable/leased): ${shown.join("  ")}${more > 0 ? `  and ${more} more` : ""}`];
 }
 
 /** Nothing when every shard answered; else one line naming those that did not. */
@@ -96,6 +114,7 @@ export function taskLines(
     ["deadline", `${time(task.deadline)}${task.hardDeadline ? " (hard)" : ""}`],
     ["attempts", `${task.attempts} of ${task.maxAttempts}`],
   ];
+  if (task.type !== undefined) rows.push(["type", task.type]);
   if (task.notBefore !== undefined) rows.push(["not before", time(task.notBefore)]);
   if (task.timeoutMs !== undefined) rows.push(["timeout", `${task.timeoutMs} ms per attempt`]);
   if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);

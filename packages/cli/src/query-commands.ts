@@ -6,7 +6,7 @@
  * Every line goes out through println, which escapes what others wrote.
  */
 import type { ClusterStats, FrontierClient } from "@frontier/client";
-import { TaskState as States, type TaskState, type TaskSummary } from "@frontier/core";
+import { DEFAULT_TASK_TYPE, TaskState as States, type TaskState, type TaskSummary } from "@frontier/core";
 import { encodeRequest, type ListCursor, MAX_LIST_LIMIT, ProtocolError } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, str, target } from "./args.js";
 import { type CommandContext, prerequisiteStates, withClient } from "./client-commands.js";
@@ -110,17 +110,23 @@ export async function list(ctx: CommandContext): Promise<void> {
   println(ctx.io.stdout, ...lines);
 }
 
-/** One aligned row per task: id, state, deadline, attempts, workflow, reason. */
+/**
+ * One aligned row per task: id, state, deadline, attempts, workflow, reason;
+ * and each task's type after its workflow when the page holds a task of a
+ * type other than the default.
+ */
 function summaryTable(tasks: readonly TaskSummary[]): string[] {
+  const typed = tasks.some((t) => t.type !== undefined);
   const rows = tasks.map((t) => [
     t.id,
     t.state,
     time(t.deadline),
     `${t.attempts}/${t.maxAttempts}`,
     t.workflowId ?? "-",
+    ...(typed ? [t.type ?? DEFAULT_TASK_TYPE] : []),
     t.reason ?? "",
   ]);
-  const head = ["ID", "STATE", "DEADLINE", "ATTEMPTS", "WORKFLOW", "REASON"];
+  const head = ["ID", "STATE", "DEADLINE", "ATTEMPTS", "WORKFLOW", ...(typed ? ["TYPE"] : []), "REASON"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: readonly string[]) =>
     r

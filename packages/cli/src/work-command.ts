@@ -33,7 +33,7 @@ import { spawn } from "node:child_process";
 import { TaskError, type WorkerEvent } from "@frontier/client";
 import type { Lease, Task } from "@frontier/core";
 import { encodedByteLength, MAX_RESULT_BYTES, MAX_TIMEOUT_MS, MAX_WAIT_MS } from "@frontier/protocol";
-import { flag, int, type OptionSpecs, str, target } from "./args.js";
+import { flag, int, type OptionSpecs, str, TYPE_OPTION, target, typesOption } from "./args.js";
 import { type CommandContext, withClient } from "./client-commands.js";
 import { CliError, describeError, ExitCode, usageError } from "./errors.js";
 import { duration, toJson } from "./format.js";
@@ -53,6 +53,7 @@ export const WORK_OPTIONS = {
     description: `long-poll of each lease request, 0..${MAX_WAIT_MS} (default 5000)`,
   },
   worker: { type: "string", value: "ID", description: "lease owner (default: this host and process)" },
+  ...TYPE_OPTION,
   "exit-when-idle": { type: "boolean", description: "exit once nothing is runnable and nothing runs" },
   timeout: {
     type: "string",
@@ -94,6 +95,7 @@ export async function work(ctx: CommandContext): Promise<void> {
   const leaseMs = int(c, ctx.parsed, "lease-ms", { min: 100 }, 30_000);
   const waitMs = int(c, ctx.parsed, "wait-ms", { min: 0, max: MAX_WAIT_MS }, 5_000);
   const owner = str(ctx.parsed, "worker");
+  const types = typesOption(c, ctx.parsed);
   const json = flag(ctx.parsed, "json");
   const exitWhenIdle = flag(ctx.parsed, "exit-when-idle");
   const reasonFromStderr = flag(ctx.parsed, "reason-from-stderr");
@@ -130,7 +132,13 @@ export async function work(ctx: CommandContext): Promise<void> {
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       ),
-      { concurrency, leaseMs, waitMs, ...(owner === undefined ? {} : { owner }) },
+      {
+        concurrency,
+        leaseMs,
+        waitMs,
+        ...(owner === undefined ? {} : { owner }),
+        ...(types === undefined ? {} : { types }),
+      },
     );
     metrics.follow(worker);
     const connection = watchConnection(client.nats);
