@@ -61,3 +61,47 @@ describe("PeerFrontiers", () => {
     expect(peers.size).toBe(0);
   });
 });
+
+describe("PeerFrontiers by task type", () => {
+  const typed = (
+    shardId: string,
+    seq: number,
+    types: { type: string; key: number; taskId: string; runnable?: number }[],
+    typesOmitted?: number,
+  ): FrontierAnnouncement => ({
+    shardId,
+    key: types[0]?.key ?? null,
+    deadline: types[0]?.key ?? null,
+    taskId: types[0]?.taskId ?? null,
+    runnable: types.reduce((n, t) => n + (t.runnable ?? 1), 0),
+    types: types.map((t) => ({ ...t, deadline: t.key, runnable: t.runnable ?? 1 })),
+    ...(typesOmitted === undefined ? {} : { typesOmitted }),
+    seq,
+    at: 0,
+  });
+
+  it("bounds a lease of some types by the other shards' first tasks of those types only", () => {
+    const peers = new PeerFrontiers("a", 3_000, () => 0);
+    peers.observe(
+      typed("b", 1, [
+        { type: "default", key: 1, taskId: "d1" },
+        { type: "img", key: 5, taskId: "i5" },
+      ]),
+    );
+    peers.observe(typed("c", 1, [{ type: "mail", key: 3, taskId: "m3" }]));
+    expect(peers.least()).toEqual({ key: 1, taskId: "d1" });
+    expect(peers.least(["img"])).toEqual({ key: 5, taskId: "i5" });
+    expect(peers.least(["img", "mail"])).toEqual({ key: 3, taskId: "m3" });
+    expect(peers.least(["video"])).toBeUndefined();
+  });
+
+  it("bounds an omitted type by the last listed type's first task", () => {
+    const peers = new PeerFrontiers("a", 3_000, () => 0);
+    peers.observe(typed("b", 1, [{ type: "img", key: 5, taskId: "i5" }], 4));
+    expect(peers.least(["video"])).toEqual({ key: 5, taskId: "i5" });
+    // An announcement without per-type frontiers is all of the default type.
+    peers.observe(announcement("c", 2, 1));
+    expect(peers.least()).toEqual({ key: 2, taskId: "t-2" });
+    expect(peers.least(["img"])).toEqual({ key: 5, taskId: "i5" });
+  });
+});

@@ -29,6 +29,7 @@ import {
 import { ShardActor } from "../shard-actor.js";
 import { ShardHost, type ShardHostEvent } from "../shard-host.js";
 import { spreadSlots } from "../slots.js";
+import { METRIC_TYPES_SHOWN, OTHER_TYPES_LABEL } from "./shard-metrics.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
@@ -116,6 +117,7 @@ describe("a shard's metrics", () => {
       frontier_shard_request_duration_seconds: "histogram",
       frontier_shard_recovery_seconds: "gauge",
       frontier_shard_tasks: "gauge",
+      frontier_shard_tasks_by_type: "gauge",
       frontier_shard_oldest_runnable_age_seconds: "gauge",
       frontier_shard_live_leases: "gauge",
       frontier_shard_serving: "gauge",
@@ -153,6 +155,7 @@ describe("a shard's metrics", () => {
     expect(v("frontier_shard_tasks", { state: "WAITING" })).toBe(1);
     expect(v("frontier_shard_tasks", { state: "COMPLETED" })).toBe(1);
     expect(v("frontier_shard_live_leases")).toBe(1);
+    expect(v("frontier_shard_tasks_by_type", { type: "default", state: "LEASED" })).toBe(1);
     expect(v("frontier_shard_oldest_runnable_age_seconds")).toBe(0);
     expect(v("frontier_shard_serving")).toBe(1);
     expect(v("frontier_shard_slots_owned")).toBe(SLOTS.length);
@@ -164,6 +167,51 @@ describe("a shard's metrics", () => {
     await actor.close();
     expect(await readiness["shard"]!()).toBe("the shard is CLOSED");
     expect(await readiness["nats"]!()).toBe("the NATS connection is closed");
+  });
+
+  it("count runnable and leased tasks by type, the busiest by name and the rest as (other)", async () => {
+    const nc = await env.connect();
+    const cluster = env.freshCluster();
+    const actor = await ShardActor.start({
+      natsUrl: env.url,
+      cluster,
+      shardId: "s0",
+      dataDir: env.freshDir(),
+      slots: SLOTS,
+      logger: silent,
+    });
+    env.defer(() => actor.close());
+    const wf = keysInSlots("wf", SLOTS, 1)[0]!;
+    const q = <R extends Request>(r: R) => ask(nc, cluster, "s0", r);
+    const later = Date.now() + 3_600_000;
+    const tasks = [
+      ...Array.from({ length: METRIC_TYPES_SHOWN + 2 }, (_, i) =>
+        task(`t${i}`, later, { workflowId: wf, type: `k${i}` }),
+      ),
+      task("img1", later, { workflowId: wf, type: "img" }),
+      task("img2", later + 1, { workflowId: wf, type: "img" }),
+    ];
+    ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
+    ok(
+      await q({
+        op: "lease",
+        owner: "w",
+        max: 1,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId: "r",
+        types: ["img"],
+      }),
+    );
+    const families = parseExposition(await renderMetrics([], [await actor.metricsJson()]));
+    const v = (labels: Record<string, string>) =>
+      sampleValue(families, "frontier_shard_tasks_by_type", labels);
+    expect(v({ type: "img", state: "RUNNABLE" })).toBe(1);
+    expect(v({ type: "img", state: "LEASED" })).toBe(1);
+    // img first (2 tasks), then the one-task types by name; those past the bound summed.
+    expect(v({ type: OTHER_TYPES_LABEL, state: "RUNNABLE" })).toBe(3);
+    const series = families.get("frontier_shard_tasks_by_type")!.samples;
+    expect(series).toHaveLength(2 * (METRIC_TYPES_SHOWN + 1));
   });
 
   it("reach one exposition from every worker thread of a ShardHost, each labelled with its shard", async () => {

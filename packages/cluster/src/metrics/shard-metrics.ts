@@ -17,7 +17,7 @@
  * One late task can count as dispatch and completion both.
  */
 
-import { TaskState } from "@frontier/core";
+import { TaskState, type TypeCounts } from "@frontier/core";
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry, TASK_TIME_BUCKETS } from "@frontier/metrics";
 import type { ShardObserver, ShardStats } from "@frontier/shard";
 
@@ -260,6 +260,21 @@ export class ShardMetrics implements ShardObserver {
         for (const state of STATES) this.set({ state }, stats.counts[state]);
       },
     });
+    new Gauge({
+      name: "frontier_shard_tasks_by_type",
+      help: `Runnable and leased tasks by task type (state RUNNABLE or LEASED): the ${METRIC_TYPES_SHOWN} busiest types by name, the rest summed under type="${OTHER_TYPES_LABEL}".`,
+      labelNames: ["type", "state"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const stats = self.statsOfScrape();
+        if (stats === undefined) return;
+        for (const { type, runnable, leased } of typeSeries(stats.types ?? [])) {
+          this.set({ type, state: "RUNNABLE" }, runnable);
+          this.set({ type, state: "LEASED" }, leased);
+        }
+      },
+    });
     gauge(
       "frontier_shard_oldest_runnable_age_seconds",
       "How long the longest-waiting runnable task has waited (starvation); 0 when none is runnable.",
@@ -291,4 +306,30 @@ export class ShardMetrics implements ShardObserver {
       (_, s) => s?.journal.pending,
     );
   }
+}
+
+/**
+ * Task types a shard's metrics label one by one (`frontier_shard_tasks_by_type`):
+ * a bound on the series a scrape carries, whatever types users submit.
+ */
+export const METRIC_TYPES_SHOWN = 20;
+/** The `type` label of the types past METRIC_TYPES_SHOWN, summed (no task type has parentheses). */
+export const OTHER_TYPES_LABEL = "(other)";
+
+/**
+ * The series of `frontier_shard_tasks_by_type`: the METRIC_TYPES_SHOWN
+ * busiest types (most runnable and leased; ties by name), and the rest summed
+ * under OTHER_TYPES_LABEL. O(t log t).
+ */
+export function typeSeries(types: readonly TypeCounts[]): TypeCounts[] {
+  if (types.length <= METRIC_TYPES_SHOWN) return [...types];
+  const busiest = [...types].sort(
+    (a, b) => b.runnable + b.leased - (a.runnable + a.leased) || (a.type < b.type ? -1 : 1),
+  );
+  const other = { type: OTHER_TYPES_LABEL, runnable: 0, leased: 0 };
+  for (const t of busiest.slice(METRIC_TYPES_SHOWN)) {
+    other.runnable += t.runnable;
+    other.leased += t.leased;
+  }
+  return [...busiest.slice(0, METRIC_TYPES_SHOWN), other];
 }
