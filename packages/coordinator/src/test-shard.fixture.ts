@@ -28,6 +28,7 @@ import {
   errorReply,
   type FrontierAnnouncement,
   type ListCursor,
+  MAX_ANNOUNCED_TYPES,
   type OkReply,
   type Op,
   parseSubject,
@@ -190,6 +191,7 @@ export class TestShard {
       const leases = this.engine.lease(request.owner, {
         max: request.max,
         leaseMs: request.leaseMs,
+        ...(request.types === undefined ? {} : { types: request.types }),
         ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
         ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
       });
@@ -215,15 +217,28 @@ export class TestShard {
     this.nc.publish(subjectsFor(this.cluster).frontier, encodeFrontier(this.frontier()));
   }
 
-  /** The engine's frontier as an announcement, numbered next. */
+  /** The engine's frontier as an announcement (per type too, as a shard's), numbered next. */
   frontier(): FrontierAnnouncement {
     const top = this.engine.peekFrontier();
+    const { frontiers, omitted } = this.engine.typeFrontiers(MAX_ANNOUNCED_TYPES);
     return {
       shardId: this.shardId,
       deadline: top?.deadline ?? null,
       key: top?.key ?? null,
       taskId: top?.id ?? null,
       runnable: this.engine.stats().runnable,
+      ...(top === null
+        ? {}
+        : {
+            types: frontiers.map((t) => ({
+              type: t.type,
+              key: t.key,
+              deadline: t.deadline,
+              taskId: t.id,
+              runnable: t.runnable,
+            })),
+          }),
+      ...(omitted > 0 ? { typesOmitted: omitted } : {}),
       seq: ++this.seq,
       at: Date.now(),
     };
@@ -293,6 +308,7 @@ export class TestShard {
         const leases = e.lease(request.owner, {
           max: request.max,
           leaseMs: request.leaseMs,
+          ...(request.types === undefined ? {} : { types: request.types }),
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
           ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
           ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
