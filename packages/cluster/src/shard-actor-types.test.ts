@@ -132,7 +132,9 @@ describe("ShardActor task types", () => {
     const { nc, q, cluster, wf } = await startActor();
     const heard: FrontierAnnouncement[] = [];
     const sub = nc.subscribe(subjectsFor(cluster).frontier, {
-      callback: (_err, msg) => heard.push(decodeFrontier(msg.data)),
+      callback: (_err, msg) => {
+        heard.push(decodeFrontier(msg.data));
+      },
     });
     env.defer(async () => sub.unsubscribe());
     await nc.flush();

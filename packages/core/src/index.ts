@@ -32,8 +32,8 @@ export {
   type SchedulerOptions,
   type TypeFrontier,
 } from "./scheduler.js";
-export { MAX_TASK_TYPES_HELD } from "./task-types.js";
 export type { TaskCursor, TaskPage, TaskQuery, TaskSummary } from "./task-query.js";
+export { MAX_TASK_TYPES_HELD } from "./task-types.js";
 export * from "./types.js";
 export {
   type BatchCheckOptions,

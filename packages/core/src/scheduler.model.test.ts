@@ -770,7 +770,7 @@ type Cmd =
       max: number;
       leaseMs: number;
       maxKey: number | undefined;
-      types: string[] | undefined;
+      types: readonly string[] | undefined;
     }
   | { op: "heartbeat"; target: Target; leaseMs: number }
   | { op: "complete"; target: Target; result: unknown }

@@ -15,7 +15,7 @@
  *
  * Costs: `code(name)` O(1) (a Map lookup); `release` O(1).
  */
-import { HeapPositions, IndexedHeap } from "./indexed-heap.js";
+import { HeapPositions, type IndexedHeap } from "./indexed-heap.js";
 import { DEFAULT_TASK_TYPE } from "./types.js";
 
 /** Most task types one engine holds at once (codes are 16-bit). */

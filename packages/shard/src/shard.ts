@@ -38,7 +38,6 @@ import {
   InvalidArgumentError,
   type Lease,
   type LeaseOptions,
-  type TypeFrontier,
   type LeaseResults,
   MAX_ID_LENGTH,
   type Problem,
@@ -52,6 +51,7 @@ import {
   type TaskPage,
   type TaskQuery,
   type TaskView,
+  type TypeFrontier,
   ValidationError,
 } from "@frontier/core";
 import { Packr } from "msgpackr";
