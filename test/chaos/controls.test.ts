@@ -16,7 +16,7 @@ import { ChaosCluster } from "./cluster.js";
 import type { ChaosPayload, FinalTask, HistoryEvent } from "./history.js";
 import { seededRandom } from "./simulation.js";
 import type { WireFaults } from "./wire-tap.js";
-import { workflow } from "./workload.js";
+import { WORKLOAD_TYPES, workflow } from "./workload.js";
 
 const LEASE_MS = 1_500;
 
@@ -61,7 +61,7 @@ describe.sequential("negative controls on a real cluster", () => {
     const client = await c.client(`${name}-worker`, control.worker ?? {}, 500);
     const worker = client.work(
       async (task, ctx) => sleep((task.payload as ChaosPayload).ms, undefined, { signal: ctx.signal }),
-      { concurrency: 6, leaseMs: LEASE_MS, waitMs: 200 },
+      { types: WORKLOAD_TYPES, concurrency: 6, leaseMs: LEASE_MS, waitMs: 200 },
     );
     worker.on((e) => {
       if (e.type === "task:started")

@@ -25,6 +25,7 @@ import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { ChaosPayload, HistoryEvent } from "./history.js";
 import { tapConnection } from "./wire-tap.js";
+import { WORKLOAD_TYPES } from "./workload.js";
 
 export interface WorkerConfig {
   readonly natsUrl: string;
@@ -84,6 +85,7 @@ async function shutdown(code: number): Promise<never> {
 
 if (config.mode === "work") {
   const worker = client.work(handle, {
+    types: WORKLOAD_TYPES,
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
     waitMs: config.waitMs,

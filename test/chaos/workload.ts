@@ -17,6 +17,15 @@ import type { ChaosPayload } from "./history.js";
 
 /** Attempts of ordinary tasks: enough that faults rarely exhaust them. */
 export const TASK_MAX_ATTEMPTS = 8;
+
+/**
+ * The task types of the workload: a workflow's tasks are of one of them, by
+ * the workflow's index (no draw of `random`, so a seed's schedule is what it
+ * was): untyped (the default type), "img" or "mail". The workers (work())
+ * name them all, so everything drains and leases take the multi-type path;
+ * zombie and slow holders lease untyped tasks only.
+ */
+export const WORKLOAD_TYPES: readonly string[] = Object.freeze(["default", "img", "mail"]);
 /** Attempts of poison tasks: they must end FAILED after exactly this many. */
 export const POISON_MAX_ATTEMPTS = 3;
 
@@ -51,9 +60,11 @@ export function workflow(
     ...extra,
   });
   const now = Date.now();
+  const type = i % 3 === 0 ? undefined : WORKLOAD_TYPES[i % 3];
   const task = (name: string, pre: string[], extra: Partial<TaskInput> = {}): TaskInput => ({
     id: `${wf}-${name}`,
     workflowId: wf,
+    ...(type === undefined ? {} : { type }),
     deadline: now + Math.round(random() * 10_000),
     prerequisites: pre.map((p) => `${wf}-${p}`),
     maxAttempts: TASK_MAX_ATTEMPTS,
