@@ -45,6 +45,8 @@ export function TaskPage({
             <a href={workflowHref(task.workflowId)}>{task.workflowId}</a>
           )}
         </dd>
+        <dt>type</dt>
+        <dd id="type">{task.type ?? "default"}</dd>
         <dt>deadline</dt>
         <dd>
           {time(task.deadline)}
