@@ -1,8 +1,9 @@
 /**
  * `frontier work -- CMD ARGS…`: a worker that runs CMD once per leased task,
  * with the task as JSON on stdin and its id in FRONTIER_TASK_ID. The JSON is
- * `{ id, deadline, prerequisites, workflowId?, payload?, timeoutMs?,
- * results?, resultsOmitted? }`: `results` maps each prerequisite that
+ * `{ id, deadline, prerequisites, workflowId?, payload?, type?, timeoutMs?,
+ * results?, resultsOmitted? }` (`type` absent for the default type; its
+ * type, default included, is in FRONTIER_TASK_TYPE): `results` maps each prerequisite that
  * completed with a result to it (absent when none did); `resultsOmitted`
  * counts those the lease left out for size (read them with `frontier status`).
  * Exit 0 completes the task, with --result stdout taking the command's stdout
@@ -31,7 +32,7 @@
  */
 import { spawn } from "node:child_process";
 import { TaskError, type WorkerEvent } from "@frontier/client";
-import type { Lease, Task } from "@frontier/core";
+import { DEFAULT_TASK_TYPE, type Lease, type Task } from "@frontier/core";
 import { encodedByteLength, MAX_RESULT_BYTES, MAX_TIMEOUT_MS, MAX_WAIT_MS } from "@frontier/protocol";
 import { flag, int, type OptionSpecs, str, TYPE_OPTION, target, typesOption } from "./args.js";
 import { type CommandContext, withClient } from "./client-commands.js";
@@ -341,6 +342,7 @@ export function runCommand(
       FRONTIER_TASK_ATTEMPT: String(lease.attempt),
       FRONTIER_TASK_TOKEN: String(lease.token),
       FRONTIER_TASK_DEADLINE: String(task.deadline),
+      FRONTIER_TASK_TYPE: task.type ?? DEFAULT_TASK_TYPE,
     };
     if (task.workflowId !== undefined) env["FRONTIER_WORKFLOW_ID"] = task.workflowId;
     else delete env["FRONTIER_WORKFLOW_ID"];
