@@ -216,9 +216,10 @@ export class FrontierAnnouncer {
     const out: { -readonly [K in keyof Frontier]: Frontier[K] } = { ...frontier };
     if (depth !== undefined && depth.length > 0 && depth[0] === frontier.key) out.depth = depth;
     if (frontier.types !== undefined && frontier.types.length > 0) {
+      const only = frontier.types.length === 1 && (frontier.typesOmitted ?? 0) === 0;
       out.types = frontier.types.map((t) => {
-        // A type with one runnable task has its depth in its key.
-        const typeDepth = t.runnable === 1 ? [t.key] : read.call(this.options, t.type);
+        // A type with one runnable task has its depth in its key; the only type, the shard's.
+        const typeDepth = t.runnable === 1 ? [t.key] : only ? depth : read.call(this.options, t.type);
         return typeDepth === undefined || typeDepth.length === 0 || typeDepth[0] !== t.key
           ? t
           : { ...t, depth: typeDepth };

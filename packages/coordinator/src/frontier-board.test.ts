@@ -77,3 +77,88 @@ describe("FrontierBoard", () => {
     expect(await board.waitForRunnable(10_000)).toBe(false);
   });
 });
+
+describe("FrontierBoard by task type", () => {
+  const typed = (
+    shardId: string,
+    types: { type: string; key: number; runnable: number; depth?: number[] }[],
+    typesOmitted?: number,
+    seq = 1,
+  ): FrontierAnnouncement => ({
+    shardId,
+    key: types[0]?.key ?? null,
+    deadline: types[0]?.key ?? null,
+    taskId: types[0] === undefined ? null : `${shardId}-${types[0].type}`,
+    runnable: types.reduce((n, t) => n + t.runnable, 0),
+    types: types.map((t) => ({ ...t, deadline: t.key, taskId: `${shardId}-${t.type}` })),
+    ...(typesOmitted === undefined ? {} : { typesOmitted }),
+    seq,
+    at: 0,
+  });
+
+  it("orders shards by their first task of the named types, summing their counts and depths", () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    board.update(
+      typed("a", [
+        { type: "default", key: 1, runnable: 4 },
+        { type: "img", key: 30, runnable: 2, depth: [30, 31] },
+      ]),
+    );
+    board.update(
+      typed("b", [
+        { type: "mail", key: 10, runnable: 1, depth: [10] },
+        { type: "img", key: 20, runnable: 3, depth: [20, 21, 22] },
+      ]),
+    );
+    expect(board.runnable().map((f) => f.shardId)).toEqual(["a"]);
+    expect(board.runnable(["img"]).map((f) => [f.shardId, f.key, f.runnable, f.depth])).toEqual([
+      ["b", 20, 3, [20, 21, 22]],
+      ["a", 30, 2, [30, 31]],
+    ]);
+    const both = board.runnable(["img", "mail"]);
+    expect(both.map((f) => [f.shardId, f.key, f.taskId, f.runnable])).toEqual([
+      ["b", 10, "b-mail", 4],
+      ["a", 30, "a-img", 2],
+    ]);
+    expect(both[0]!.parts).toEqual([
+      { depth: [10], runnable: 1 },
+      { depth: [20, 21, 22], runnable: 3 },
+    ]);
+    expect(board.runnable(["video"])).toEqual([]);
+  });
+
+  it("bounds a type a shard left out by the last one it listed, with no depth", () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    board.update(typed("a", [{ type: "img", key: 7, runnable: 1 }], 5));
+    expect(board.runnable(["video"]).map((f) => [f.shardId, f.key, f.taskId, f.runnable, f.depth])).toEqual([
+      ["a", 7, "a-img", 1, undefined],
+    ]);
+  });
+
+  it("counts news per type and wakes a long-poll only for its types", async () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    const img = board.newsFor(["img"]);
+    board.update(typed("a", [{ type: "mail", key: 1, runnable: 1 }]));
+    expect(board.newsFor(["img"])).toBe(img);
+    expect(board.newsFor(["mail", "img"])).toBe(img + 1);
+    const waiting = board.waitForRunnable(10_000, img, undefined, ["img"]);
+    board.update(typed("a", [{ type: "mail", key: 1, runnable: 2 }], undefined, 2));
+    expect(board.waiting).toBe(1);
+    board.update(typed("b", [{ type: "img", key: 5, runnable: 1 }]));
+    expect(await waiting).toBe(true);
+    expect(board.waiting).toBe(0);
+  });
+
+  it("notes a grant against the named types only", () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    board.update(
+      typed("a", [
+        { type: "img", key: 5, runnable: 2 },
+        { type: "mail", key: 8, runnable: 3 },
+      ]),
+    );
+    board.noteGrant("a", 4, 2, 9, 1, ["img"]);
+    expect(board.runnable(["img"])).toEqual([]);
+    expect(board.runnable(["mail"]).map((f) => [f.key, f.runnable])).toEqual([[8, 3]]);
+  });
+});

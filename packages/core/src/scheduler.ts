@@ -214,6 +214,8 @@ export const DEFAULT_LEASE_MS = 30_000;
 export const MAX_LEASE_BATCH = 10_000;
 
 const EMPTY: readonly string[] = Object.freeze([]);
+/** The codes of a lease that names no types: the default type's. */
+const DEFAULT_CODES: readonly number[] = Object.freeze([0]);
 
 function footprintOf(tasks: readonly ParsedTask[]): BatchFootprint {
   let payloadBytes = 0;
@@ -509,8 +511,8 @@ export class Scheduler {
    * has nothing to lease); absent: the default type. INVALID_ARGUMENT for a
    * name that is not a task type or more than MAX_LEASE_TYPES names. O(k).
    */
-  private codesOf(types: readonly string[] | undefined): number[] {
-    if (types === undefined) return [0];
+  private codesOf(types: readonly string[] | undefined): readonly number[] {
+    if (types === undefined) return DEFAULT_CODES;
     if (!Array.isArray(types) || types.length > MAX_LEASE_TYPES)
       throw new InvalidArgumentError(`types must be a list of at most ${MAX_LEASE_TYPES} task types`);
     const codes: number[] = [];
