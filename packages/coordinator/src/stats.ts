@@ -100,7 +100,9 @@ export function coverageOf(result: ShardStatsResult): ShardCoverage {
 
 /**
  * Each answering shard's own stats, in `coverageOf`'s order, with the slots
- * it owns by `ownerOf` (the coordinator's slot table). O(SLOT_COUNT + shards).
+ * it owns by `ownerOf` (the coordinator's slot table), without per-type
+ * counts (the cluster's are in the merged stats; per shard they would let
+ * MAX_SHARDS entries outgrow one message). O(SLOT_COUNT + shards).
  */
 export function byShardOf(
   result: ShardStatsResult,
@@ -111,5 +113,9 @@ export function byShardOf(
     const owner = ownerOf(slot);
     if (owner !== undefined) slots.set(owner, (slots.get(owner) ?? 0) + 1);
   }
-  return [...result.shards].map(([shardId, stats]) => ({ shardId, slots: slots.get(shardId) ?? 0, stats }));
+  return [...result.shards].map(([shardId, { types: _types, typesOmitted: _omitted, ...stats }]) => ({
+    shardId,
+    slots: slots.get(shardId) ?? 0,
+    stats,
+  }));
 }

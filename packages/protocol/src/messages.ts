@@ -423,6 +423,7 @@ export interface ShardStatsEntry {
    * 0 for a shard known only from its frontier announcements.
    */
   readonly slots: number;
+  /** The shard's stats, without per-type counts (`types`: the merged stats carry the cluster's). */
   readonly stats: SchedulerStats;
 }
 

@@ -490,8 +490,11 @@ function typeCounts(v: unknown, path: string): TypeCounts[] {
   });
 }
 
-function parseStats(v: unknown, path: string): SchedulerStats {
-  const f = map(v, path, STATS_KEYS);
+/** Stats without per-type counts: a shard's entry in a coordinator's `byShard`. */
+const STATS_KEYS_WITHOUT_TYPES = STATS_KEYS.filter((k) => k !== "types" && k !== "typesOmitted");
+
+function parseStats(v: unknown, path: string, perType = true): SchedulerStats {
+  const f = map(v, path, perType ? STATS_KEYS : STATS_KEYS_WITHOUT_TYPES);
   const countsPath = at(path, "counts");
   const rawCounts = map(f["counts"], countsPath, TASK_STATES);
   const counts: Draft = {};
@@ -525,7 +528,7 @@ function parseByShard(v: unknown, path: string): ShardStatsEntry[] {
     return {
       shardId: shardToken(item["shardId"], at(itemPath, "shardId")),
       slots,
-      stats: parseStats(item["stats"], at(itemPath, "stats")),
+      stats: parseStats(item["stats"], at(itemPath, "stats"), false),
     };
   });
 }
