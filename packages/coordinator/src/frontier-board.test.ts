@@ -162,3 +162,26 @@ describe("FrontierBoard by task type", () => {
     expect(board.runnable(["mail"]).map((f) => [f.key, f.runnable])).toEqual([[8, 3]]);
   });
 });
+
+describe("FrontierBoard news counters", () => {
+  it("never go down for a type when the counters start over, and wake every waiter then", async () => {
+    const board = new FrontierBoard(1_000, () => 0);
+    const announce = (type: string, seq: number) =>
+      board.update({
+        shardId: "a",
+        key: 1,
+        deadline: 1,
+        taskId: "t",
+        runnable: 1,
+        types: [{ type, key: 1, deadline: 1, taskId: "t", runnable: 1 }],
+        seq,
+        at: 0,
+      });
+    for (let i = 0; i < 5; i++) announce("img", i + 1);
+    const before = board.newsFor(["img"]);
+    const waiting = board.waitForRunnable(10_000, before, undefined, ["img"]);
+    for (let i = 0; i < 4_100; i++) announce(`t${i}`, 10 + i);
+    expect(await waiting).toBe(true);
+    expect(board.newsFor(["img"])).toBeGreaterThan(before);
+  });
+});

@@ -112,12 +112,16 @@ export class FrontierBoard {
     });
     if (!runnable) return;
     this.runnableNews++;
-    const everyType = (a.typesOmitted ?? 0) > 0;
+    let everyType = (a.typesOmitted ?? 0) > 0;
     if (everyType) this.everyTypeNews++;
     if (this.typeNews.size + types.length > MAX_NEWS_TYPES) {
-      // Bounded memory: forget the counters, and count news for every type (a waiter looks again).
+      // Bounded memory: forget the counters, and count news for every type (every waiter looks
+      // again), by more than any counter held, so that no type's news ever goes down.
+      let most = 0;
+      for (const n of this.typeNews.values()) most = Math.max(most, n);
       this.typeNews.clear();
-      this.everyTypeNews++;
+      this.everyTypeNews += most + 1;
+      everyType = true;
     }
     for (const t of types) this.typeNews.set(t.type, (this.typeNews.get(t.type) ?? 0) + 1);
     for (const waiter of [...this.waiters]) {
