@@ -169,6 +169,11 @@ describe("task types through the CLI", () => {
     const list = await frontier(["list", "--state", "RUNNABLE", ...target]);
     expect(list.stdout).toMatch(/^ID +STATE +DEADLINE +ATTEMPTS +WORKFLOW +TYPE +REASON$/m);
     expect(list.stdout).toMatch(/^cli-b1 +RUNNABLE .* video$/m);
+    const listed = await frontier(["list", "--type", "video,audio", "--json", ...target]);
+    expect((JSON.parse(listed.stdout) as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([
+      "cli-b1",
+      "cli-b2",
+    ]);
 
     const log = join(dir, "ran.log");
     const run = (types: string) =>

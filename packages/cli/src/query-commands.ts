@@ -8,7 +8,7 @@
 import type { ClusterStats, FrontierClient } from "@frontier/client";
 import { DEFAULT_TASK_TYPE, TaskState as States, type TaskState, type TaskSummary } from "@frontier/core";
 import { encodeRequest, type ListCursor, MAX_LIST_LIMIT, ProtocolError } from "@frontier/protocol";
-import { flag, int, type OptionSpecs, str, target } from "./args.js";
+import { flag, int, type OptionSpecs, str, target, typesOption } from "./args.js";
 import { type CommandContext, prerequisiteStates, withClient } from "./client-commands.js";
 import { CliError, usageError } from "./errors.js";
 import { duration, taskLines, time, toJson } from "./format.js";
@@ -28,6 +28,12 @@ export const LIST_OPTIONS = {
     description: `only tasks in these states (${STATES.join(", ")})`,
   },
   workflow: { type: "string", value: "W", description: "only tasks of this workflow" },
+  type: {
+    type: "string",
+    multiple: true,
+    value: "T",
+    description: 'only tasks of type T (repeatable, or a comma list; "default": those submitted without one)',
+  },
   limit: {
     type: "string",
     value: "N",
@@ -85,6 +91,7 @@ export async function list(ctx: CommandContext): Promise<void> {
     throw usageError(`${c}: unexpected argument ${JSON.stringify(ctx.parsed.positionals[0])}`);
   const states = statesOf(str(ctx.parsed, "state"), c);
   const workflowId = idOption(ctx, "workflow");
+  const types = typesOption(c, ctx.parsed);
   const limit = int(c, ctx.parsed, "limit", { min: 1, max: MAX_LIST_LIMIT }, DEFAULT_LIST_LIMIT);
   const cursor = str(ctx.parsed, "cursor");
   const after = cursor === undefined ? undefined : cursorOf(cursor, c);
@@ -93,6 +100,7 @@ export async function list(ctx: CommandContext): Promise<void> {
       limit,
       ...(states === undefined ? {} : { states }),
       ...(workflowId === undefined ? {} : { workflowId }),
+      ...(types === undefined ? {} : { types }),
       ...(after === undefined ? {} : { after }),
     }),
   );

@@ -731,6 +731,8 @@ export class Scheduler {
       throw new InvalidArgumentError(`limit must be a positive integer, got ${String(limit)}`);
     for (const s of query.states ?? [])
       if (!STATE_NAMES.includes(s)) throw new InvalidArgumentError(`unknown state ${q(String(s))}`);
+    for (const type of query.types ?? [])
+      if (!isTaskType(type)) throw new InvalidArgumentError(`${q(type)} is not a task type`);
     this.advance();
     return queryTasks(this.table, query, this.types.names);
   }

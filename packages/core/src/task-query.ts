@@ -16,7 +16,7 @@
  * index would cost every transition and memory on every task.
  */
 import { isTerminal, S, STATE_NAMES, type TaskTable } from "./task-table.js";
-import type { TaskState } from "./types.js";
+import { DEFAULT_TASK_TYPE, type TaskState } from "./types.js";
 
 /** Where a page starts: after the task at `{ deadline, id }` (or at it, `inclusive`). */
 export interface TaskCursor {
@@ -29,6 +29,8 @@ export interface TaskQuery {
   readonly states?: readonly TaskState[];
   /** Only tasks of this workflow. */
   readonly workflowId?: string;
+  /** Only tasks of these types (`"default"`: those submitted without one). */
+  readonly types?: readonly string[];
   /** Only tasks with `deadline >= deadlineFrom`. */
   readonly deadlineFrom?: number;
   /** Only tasks with `deadline < deadlineTo`. */
@@ -81,7 +83,20 @@ function after(t: TaskTable, a: number, b: number): boolean {
 }
 
 /** The page of tasks matching `q`. O(handles + matches · log limit). */
+/**
+ * `typeNames[code]` names each task type code held (the engine's
+ * TaskTypes.names; "" for a released code), for `types` and the summaries.
+ */
 export function queryTasks(t: TaskTable, q: TaskQuery, typeNames: readonly string[] = []): TaskPage {
+  // The codes of the types asked for (a type no task has matches nothing).
+  let codes: Uint8Array | undefined;
+  if (q.types !== undefined) {
+    codes = new Uint8Array(Math.max(1, typeNames.length));
+    if (q.types.includes(DEFAULT_TASK_TYPE)) codes[0] = 1;
+    typeNames.forEach((name, code) => {
+      if (name !== "" && q.types!.includes(name)) codes![code] = 1;
+    });
+  }
   let stateMask = 0;
   for (const s of q.states ?? STATE_NAMES) stateMask |= 1 << S[s];
   const from = q.deadlineFrom ?? Number.NEGATIVE_INFINITY;
@@ -94,7 +109,7 @@ export function queryTasks(t: TaskTable, q: TaskQuery, typeNames: readonly strin
   // Max-heap of the least `keep` keys seen so far; its top is the one to evict.
   const heap = new Int32Array(keep);
   let size = 0;
-  const { state, deadline, ids, workflowId } = t;
+  const { state, deadline, ids, workflowId, typeCode } = t;
   const high = t.handleLimit;
   for (let h = 0; h < high; h++) {
     if (((1 << state[h]!) & stateMask) === 0) continue;
@@ -103,6 +118,7 @@ export function queryTasks(t: TaskTable, q: TaskQuery, typeNames: readonly strin
     const id = ids[h]!;
     if (id === "") continue; // a free handle
     if (workflow !== undefined && workflowId[h] !== workflow) continue;
+    if (codes !== undefined && codes[typeCode[h]!] !== 1) continue;
     if (cursorId !== undefined && d === cursorDeadline && (inclusive ? id < cursorId : id <= cursorId))
       continue;
     if (size < keep) {

@@ -55,6 +55,19 @@ describe("task types", () => {
     ]);
   });
 
+  it('lists the tasks of some types only, "default" naming the untyped ones', () => {
+    const { s } = mixed();
+    expect(s.listTasks({ limit: 10, types: ["img"] }).tasks.map((t) => t.id)).toEqual(["i2", "i1"]);
+    expect(s.listTasks({ limit: 10, types: ["default", "mail"] }).tasks.map((t) => t.id)).toEqual([
+      "d2",
+      "m1",
+      "d1",
+      "m2",
+    ]);
+    expect(s.listTasks({ limit: 10, types: ["nobody"] }).tasks).toEqual([]);
+    expect(() => s.listTasks({ limit: 10, types: ["a b"] })).toThrow(InvalidArgumentError);
+  });
+
   it("bounds ties and keys across types, as across shards", () => {
     const { s } = engine();
     s.addTasks([

@@ -250,6 +250,8 @@ export interface ListTasksRequest {
   /** Only these states, 1..7 distinct. */
   readonly states?: readonly TaskState[];
   readonly workflowId?: string;
+  /** Only tasks of these types, 1..MAX_LEASE_TYPES distinct (`"default"`: those submitted without one). */
+  readonly types?: readonly string[];
   /** Only deadlines ≥ this. */
   readonly deadlineFrom?: number;
   /** Only deadlines < this. */

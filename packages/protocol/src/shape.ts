@@ -897,13 +897,23 @@ export function parseRequest(v: unknown): Request {
       break;
     }
     case "listTasks": {
-      const f = map(v, "", ["op", "states", "workflowId", "deadlineFrom", "deadlineTo", "after", "limit"]);
+      const f = map(v, "", [
+        "op",
+        "states",
+        "workflowId",
+        "types",
+        "deadlineFrom",
+        "deadlineTo",
+        "after",
+        "limit",
+      ]);
       put(r, "states", optional(f["states"], "states", stateFilter));
       put(
         r,
         "workflowId",
         optional(f["workflowId"], "workflowId", (w, p) => id(w, p)),
       );
+      put(r, "types", optional(f["types"], "types", leaseTypes));
       put(r, "deadlineFrom", optional(f["deadlineFrom"], "deadlineFrom", deadlineBound));
       put(r, "deadlineTo", optional(f["deadlineTo"], "deadlineTo", deadlineBound));
       put(r, "after", optional(f["after"], "after", parseListCursor));
