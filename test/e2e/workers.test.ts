@@ -77,6 +77,33 @@ describe("work()", () => {
   });
 });
 
+describe("work(): what a worker holds", () => {
+  it("holds no more than its slots and prefetch, so one slot runs tasks in deadline order across shards", async () => {
+    // Completes go straight to the granting shard, which may hand back the next leases; the lease
+    // loop asks a coordinator too. Both at once used to hold two leases for one slot.
+    const tasks = Array.from({ length: 24 }, (_, i) => ({
+      id: `one-${i}`,
+      deadline: 10_000 + i,
+      workflowId: `w${i}`,
+    }));
+    await client.submit(tasks);
+    const ran: string[] = [];
+    const held: number[] = [];
+    const worker = client.work(
+      async (task) => {
+        ran.push(task.id);
+        held.push(worker.leasesHeld);
+        await sleep(5);
+      },
+      { concurrency: 1, prefetch: 0, waitMs: 200 },
+    );
+    await until(() => worker.stats.completed === tasks.length, 30_000);
+    await worker.stop();
+    expect(Math.max(...held)).toBe(1);
+    expect(ran).toEqual(tasks.map((t) => t.id));
+  });
+});
+
 describe("submitter", () => {
   it("holds at most maxPending tasks, waits instead of dropping, and delivers every task", async () => {
     const before = await client.stats();

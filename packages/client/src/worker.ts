@@ -208,6 +208,8 @@ export class TaskWorker implements Worker {
   private readonly settles = new Map<string, SettleQueue>();
   /** Leases asked for by settles on the way: room they may fill. */
   private settleAsks = 0;
+  /** Leases the lease loop's request on the wire asked for: room a settle must not ask for again. */
+  private leaseAsks = 0;
   /** Handlers, settles and fails in progress: what stopping waits for. */
   private readonly work = new Set<Promise<void>>();
   /** Aborted on stop: ends an idle wait (backoff, free room) at once. */
@@ -292,7 +294,7 @@ export class TaskWorker implements Worker {
 
   /** Room for more leases: what is held and what settles on the way may bring, below capacity. */
   private room(): number {
-    return this.capacity() - this.held.size - this.settleAsks;
+    return this.capacity() - this.held.size - this.settleAsks - this.leaseAsks;
   }
 
   private async leaseLoop(): Promise<void> {
@@ -316,6 +318,7 @@ export class TaskWorker implements Worker {
       requestId ??= randomUUID();
       let leases: readonly Lease[];
       const sentAt = performance.now();
+      this.leaseAsks = room;
       try {
         leases = await this.client.lease({
           max: room,
@@ -332,6 +335,7 @@ export class TaskWorker implements Worker {
         requestId = null;
         failures = 0;
       } catch (err) {
+        this.leaseAsks = 0;
         // Not retryable (a bad option, a protocol mismatch): stop and report it through `done`.
         if (!shouldRetry(err)) throw err;
         // Retryable, and the client's own retries ran out: the cluster is away. Keep trying, slower.
@@ -339,6 +343,8 @@ export class TaskWorker implements Worker {
         failures++;
         await this.idle(backoffDelay(this.retry, failures + this.retry.attempts, Math.random));
         continue;
+      } finally {
+        this.leaseAsks = 0;
       }
       this.take(leases);
       if (leases.length === 0) {
