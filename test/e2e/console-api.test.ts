@@ -148,6 +148,24 @@ describe("console API: reads", () => {
     expect(range.body.tasks.map((t: { id: string }) => t.id)).toEqual(["b", "c"]);
   });
 
+  it("filters by task type, and lists each task's type", async () => {
+    await client.submit([
+      { id: "img-1", deadline: base + 5, workflowId: "typed", type: "image" },
+      { id: "img-2", deadline: base + 6, workflowId: "typed", type: "image" },
+      { id: "pdf-1", deadline: base + 7, workflowId: "typed", type: "pdf" },
+    ]);
+    const images = await get("api/tasks?type=image");
+    expect(images.body.tasks.map((t: { id: string; type?: string }) => [t.id, t.type])).toEqual([
+      ["img-1", "image"],
+      ["img-2", "image"],
+    ]);
+    const both = await get("api/tasks?type=image,pdf&workflow=typed");
+    expect(both.body.tasks.map((t: { id: string }) => t.id)).toEqual(["img-1", "img-2", "pdf-1"]);
+    const bad = await get("api/tasks?type=no%20spaces");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/type "no spaces": 1\.\.64 characters/);
+  });
+
   it("shows a task with its prerequisites' and dependents' states", async () => {
     const a = await get("api/tasks/a?workflow=wf");
     expect(a.status).toBe(200);

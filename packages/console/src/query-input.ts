@@ -4,8 +4,8 @@
  * is an InputError that names the parameter, and nothing is sent.
  */
 import type { TaskListQuery } from "@frontier/client";
-import { TaskState, type TaskState as TaskStateName } from "@frontier/core";
-import { MAX_DEADLINE } from "@frontier/protocol";
+import { isTaskType, TaskState, type TaskState as TaskStateName } from "@frontier/core";
+import { MAX_DEADLINE, MAX_LEASE_TYPES } from "@frontier/protocol";
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "./defaults.js";
 import { InputError } from "./input-error.js";
 import { cursorOfToken } from "./page-token.js";
@@ -65,9 +65,23 @@ function statesParam(value: string | null): TaskStateName[] | undefined {
   return names as TaskStateName[];
 }
 
-/** `/api/tasks?state=&workflow=&deadlineFrom=&deadlineTo=&after=&limit=` as the SDK's query. */
+/** Task types, comma-separated (MAX_LEASE_TYPES at most, each TASK_TYPE_PATTERN). */
+function typesParam(value: string | null): string[] | undefined {
+  if (value === null || value === "") return undefined;
+  const names = value.split(",").map((s) => s.trim());
+  for (const name of names) {
+    if (!isTaskType(name))
+      throw new InputError(`type ${JSON.stringify(name)}: 1..64 characters of A-Z a-z 0-9 _ . -`);
+  }
+  if (new Set(names).size !== names.length) throw new InputError("a type appears twice in type");
+  if (names.length > MAX_LEASE_TYPES) throw new InputError(`at most ${MAX_LEASE_TYPES} types`);
+  return names;
+}
+
+/** `/api/tasks?state=&type=&workflow=&deadlineFrom=&deadlineTo=&after=&limit=` as the SDK's query. */
 export function taskListQuery(params: URLSearchParams): TaskListQuery {
   const states = statesParam(params.get("state"));
+  const types = typesParam(params.get("type"));
   const workflowId = idParam("workflow", params.get("workflow"));
   const from = params.get("deadlineFrom");
   const to = params.get("deadlineTo");
@@ -80,6 +94,7 @@ export function taskListQuery(params: URLSearchParams): TaskListQuery {
   return {
     limit: limitParam(params.get("limit")),
     ...(states === undefined ? {} : { states }),
+    ...(types === undefined ? {} : { types }),
     ...(workflowId === undefined ? {} : { workflowId }),
     ...(deadlineFrom === undefined ? {} : { deadlineFrom }),
     ...(deadlineTo === undefined ? {} : { deadlineTo }),

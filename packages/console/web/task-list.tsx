@@ -39,6 +39,7 @@ export function TaskList({ params }: { params: URLSearchParams }) {
     setError(null);
     getJson<TaskPageReply>("api/tasks", {
       state: params.get("state") ?? undefined,
+      type: params.get("type") ?? undefined,
       workflow: params.get("workflow") ?? undefined,
       deadlineFrom: params.get("deadlineFrom") ?? undefined,
       deadlineTo: params.get("deadlineTo") ?? undefined,
@@ -60,6 +61,7 @@ export function TaskList({ params }: { params: URLSearchParams }) {
           go(
             listHash(new URLSearchParams(), {
               state: String(form.get("state") ?? ""),
+              type: String(form.get("type") ?? "").trim(),
               workflow: String(form.get("workflow") ?? "").trim(),
               deadlineFrom: msOf(String(form.get("deadlineFrom") ?? "")),
               deadlineTo: msOf(String(form.get("deadlineTo") ?? "")),
@@ -78,6 +80,10 @@ export function TaskList({ params }: { params: URLSearchParams }) {
               </option>
             ))}
           </select>
+        </label>
+        <label>
+          type
+          <input name="type" value={params.get("type") ?? ""} placeholder="any" size={10} />
         </label>
         <label>
           workflow
@@ -140,6 +146,7 @@ export function TaskList({ params }: { params: URLSearchParams }) {
               <tr>
                 <th>id</th>
                 <th>state</th>
+                <th>type</th>
                 <th>deadline</th>
                 <th>attempts</th>
                 <th>workflow</th>
@@ -150,7 +157,7 @@ export function TaskList({ params }: { params: URLSearchParams }) {
             <tbody>
               {page.tasks.length === 0 ? (
                 <tr>
-                  <td colSpan={7} class="muted">
+                  <td colSpan={8} class="muted">
                     no tasks
                   </td>
                 </tr>
@@ -163,6 +170,7 @@ export function TaskList({ params }: { params: URLSearchParams }) {
                   <td>
                     <StateBadge state={t.state} />
                   </td>
+                  <td class={t.type === undefined ? "muted" : undefined}>{t.type ?? "default"}</td>
                   <td>{time(t.deadline)}</td>
                   <td>
                     {t.attempts}/{t.maxAttempts}
