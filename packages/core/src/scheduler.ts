@@ -814,6 +814,198 @@ export class Scheduler {
   }
 
   /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
+  // ------------------------------------------------------------ slot movement
+
+  /**
+   * Takes the tasks `select` picks out of the engine, in every state
+   * (terminal ones too, until they are dropped), and returns them as
+   * records, in id order, for `adoptTasks` in another engine: a slot moving
+   * between shards (docs/cluster.md, "Slot movement"). Each leaves with a
+   * `drop` change; nothing is left of them here (heaps, timers, links,
+   * counts, held bytes). Due timers run first, as for any call.
+   *
+   * The selection must be closed under prerequisites: no task it takes may
+   * have a prerequisite or a dependent it leaves (a cluster keeps a
+   * workflow in one slot, so a slot is always closed). Otherwise
+   * InvalidStateError, and nothing changes. Cost: one pass over the table
+   * (`select` once per task) plus O(k · (p + d + log n)) for the k taken.
+   */
+  exportTasks(select: (workflowId: string | undefined, id: string) => boolean): TaskRecord[] {
+    this.advance();
+    const t = this.table;
+    const taken: number[] = [];
+    const inSet = new Set<number>();
+    for (const h of t.live()) {
+      if (!select(t.workflowId[h], t.ids[h]!)) continue;
+      taken.push(h);
+      inSet.add(h);
+    }
+    for (const h of taken) {
+      for (const p of t.prerequisites[h]!) {
+        const ph = t.index.get(p);
+        if (ph >= 0 && !inSet.has(ph))
+          throw new InvalidStateError(
+            t.ids[h]!,
+            STATE_NAMES[t.state[h]!]!,
+            `task ${q(t.ids[h])} cannot move without its prerequisite ${q(p)}`,
+          );
+      }
+      for (let e = t.firstEdge(h); e >= 0; e = t.nextEdge(e)) {
+        const d = t.edgeTarget(e);
+        if (!inSet.has(d))
+          throw new InvalidStateError(
+            t.ids[h]!,
+            STATE_NAMES[t.state[h]!]!,
+            `task ${q(t.ids[h])} cannot move without its dependent ${q(t.ids[d])}`,
+          );
+      }
+    }
+    taken.sort((a, b) => (t.ids[a]! < t.ids[b]! ? -1 : 1));
+    const records: TaskRecord[] = taken.map((h) => ({ spec: this.specOf(h), status: this.statusOf(h) }));
+    for (const h of taken) {
+      if (this.heapOf(h).remove(h)) this.runnableTotal--;
+      this.timers.remove(h);
+      this.fifoUnlink(h);
+      // Links to tasks that leave too go with them (release); forward references are kept apart.
+      for (const p of t.prerequisites[h]!) if (t.index.get(p) < 0) this.forwardWaiters.remove(p, h);
+      this.counts[t.state[h]!]!--;
+      if (t.state[h] === S.LEASED) this.types.leased[t.typeCode[h]!]!--;
+      this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
+    }
+    for (const h of taken) {
+      const id = t.ids[h]!;
+      this.types.release(t.typeCode[h]!);
+      t.release(h);
+      this.emit({ kind: "drop", id });
+    }
+    this.flushMeta();
+    return records;
+  }
+
+  /**
+   * Takes in the records another engine's `exportTasks` gave, as they are:
+   * state, attempts, token, lease expiry, results. Each arrives with an
+   * `add` change. The token counter is raised above every adopted token, so
+   * fencing stays monotonic per task and a live lease's holder can still
+   * heartbeat, complete or fail with its token. Runnable ones join the heap
+   * (and the FIFO, by when they became runnable), timers are armed as a
+   * restore arms them.
+   *
+   * Atomic: refused whole (InvalidArgumentError, nothing changes) when an id
+   * is held here already, a record names a prerequisite held here that it
+   * does not bring, or a task here waits for one of the ids as a forward
+   * reference. Cost O(k · (p + log n)) for k records, plus the FIFO merge
+   * (O(r) when some adopted task is runnable).
+   */
+  adoptTasks(records: readonly TaskRecord[]): number {
+    this.advance();
+    const t = this.table;
+    const ids = new Set<string>();
+    let maxToken = 0;
+    for (const { spec, status } of records) {
+      const id = spec.id;
+      if (typeof id !== "string" || id.length === 0)
+        throw new InvalidArgumentError("an adopted task has no id");
+      if (stateCode(status.state) < 0)
+        throw new InvalidArgumentError(`task ${q(id)} has unknown state ${q(status.state)}`);
+      if (ids.has(id)) throw new InvalidArgumentError(`task ${q(id)} appears twice`);
+      if (t.index.has(id)) throw new InvalidArgumentError(`task ${q(id)} is held here already`);
+      if (this.forwardWaiters.waitingFor(id).length > 0)
+        throw new InvalidArgumentError(`task ${q(id)} is a forward reference of tasks held here`);
+      ids.add(id);
+      if (status.token > maxToken) maxToken = status.token;
+    }
+    for (const { spec } of records) {
+      for (const p of spec.prerequisites) {
+        if (!ids.has(p) && t.index.has(p))
+          throw new InvalidArgumentError(
+            `task ${q(spec.id)} names prerequisite ${q(p)}, which is held here and not adopted with it`,
+          );
+      }
+    }
+    // Types new here count against MAX_TASK_TYPES_HELD, as a submit's do (checked before any change).
+    const newTypes = new Set<string>();
+    for (const { spec } of records) {
+      const type = spec.type === DEFAULT_TASK_TYPE ? undefined : spec.type;
+      if (type !== undefined && this.types.find(type) < 0) newTypes.add(type);
+    }
+    if (this.types.size + newTypes.size > MAX_TASK_TYPES_HELD)
+      throw new InvalidArgumentError(
+        `the tasks bring ${newTypes.size} task types new here, past the ${MAX_TASK_TYPES_HELD} an engine holds at once`,
+      );
+    if (records.length === 0) return 0;
+    const strings = new StringCache();
+    const handles = new Int32Array(records.length);
+    this.types.positions.reserve(t.handleLimit + records.length);
+    for (let i = 0; i < records.length; i++) {
+      const { spec, status } = records[i]!;
+      const h = t.allocate(spec.id);
+      handles[i] = h;
+      t.unmet[h] = 0;
+      this.fill(h, spec, status, stateCode(status.state) as S, strings);
+    }
+    // Links, as restore's pass 3 makes them: prerequisites are all among the records, or not held.
+    for (let i = 0; i < records.length; i++) {
+      const h = handles[i]!;
+      const own = t.prerequisites[h]! as string[];
+      if (own.length === 0) continue;
+      const live = !isTerminal(t.state[h]!);
+      let unmet = 0;
+      for (let k = 0; k < own.length; k++) {
+        const ph = t.index.get(own[k]!);
+        if (ph < 0) {
+          if (!live) continue;
+          this.forwardWaiters.add(own[k]!, h);
+          unmet++;
+          continue;
+        }
+        own[k] = t.ids[ph]!;
+        t.addDependent(ph, h);
+        if (live && !isTerminal(t.state[ph]!)) unmet++;
+      }
+      Object.freeze(own);
+      t.unmet[h] = unmet;
+    }
+    // Heaps and timers, each task's pending timer implied by its state (see `timers`).
+    const ready: number[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const h = handles[i]!;
+      const status = records[i]!.status;
+      switch (t.state[h]) {
+        case S.RUNNABLE:
+          this.heapOf(h).push(h);
+          this.runnableTotal++;
+          ready.push(h);
+          if (t.flags[h]! & Flag.HARD_DEADLINE) this.armTimer(h, t.deadline[h]!);
+          break;
+        case S.LEASED: {
+          const at = status.leaseExpiresAt ?? Number.POSITIVE_INFINITY;
+          t.timerAt[h] = at;
+          if (at !== Number.POSITIVE_INFINITY) this.timers.push(h);
+          break;
+        }
+        case S.WAITING:
+          if (status.retryAt !== undefined) this.armTimer(h, status.retryAt);
+          else if (t.flags[h]! & Flag.NOT_BEFORE && status.attempts === 0 && t.unmet[h] === 0)
+            this.armTimer(h, t.notBefore[h]!);
+          break;
+        default:
+          if (this.retentionMs !== Number.POSITIVE_INFINITY) this.armTimer(h, t.stamp[h]! + this.retentionMs);
+      }
+    }
+    this.fifoMerge(ready);
+    for (let i = 0; i < records.length; i++) {
+      const h = handles[i]!;
+      this.emit({ kind: "add", spec: this.specOf(h), status: this.statusOf(h) });
+    }
+    if (maxToken > this.tokenSeq) {
+      this.tokenSeq = maxToken;
+      this.metaDirty = true;
+    }
+    this.flushMeta();
+    return records.length;
+  }
+
   /** Tasks runnable now, O(1) (stats() without building the rest). Due timers are not run. */
   get runnableCount(): number {
     return this.runnableTotal;
@@ -1343,6 +1535,34 @@ export class Scheduler {
     this.fifoTail = h;
   }
 
+  /**
+   * Puts runnable handles (not in the FIFO yet) into it by (stamp, id),
+   * the order they became runnable in: O(r + k log k).
+   */
+  private fifoMerge(handles: number[]): void {
+    if (handles.length === 0) return;
+    const t = this.table;
+    const before = (a: number, b: number) =>
+      t.stamp[a]! < t.stamp[b]! || (t.stamp[a] === t.stamp[b] && t.ids[a]! < t.ids[b]!);
+    handles.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    const fifo = t.fifo;
+    let at = this.fifoHead;
+    for (const h of handles) {
+      while (at >= 0 && !before(h, at)) at = fifo[2 * at + 1]!;
+      if (at < 0) {
+        this.fifoAppend(h);
+        continue;
+      }
+      // Before `at`.
+      const p = fifo[2 * at]!;
+      fifo[2 * h] = p;
+      fifo[2 * h + 1] = at;
+      fifo[2 * at] = h;
+      if (p >= 0) fifo[2 * p + 1] = h;
+      else this.fifoHead = h;
+    }
+  }
+
   private fifoUnlink(h: number): void {
     const fifo = this.table.fifo;
     const p = fifo[2 * h]!;
@@ -1559,51 +1779,7 @@ export class Scheduler {
       if (idOrder && !(previousId < id)) idOrder = false;
       previousId = id;
       const h = t.append(id);
-      const source = spec.prerequisites;
-      // The engine's own copy (resolved in pass 3).
-      t.prerequisites[h] = source.length === 0 ? EMPTY : source.slice();
-      t.workflowId[h] = strings.share(spec.workflowId);
-      t.payload[h] = spec.payload;
-      if (spec.payload !== undefined && this.measurePayload !== undefined) {
-        // Stored payloads were measured when added; the same measure gives the same count.
-        const bytes = this.measurePayload(spec.payload);
-        t.payloadBytes[h] = bytes;
-        this.heldBytes += bytes;
-      }
-      t.maxAttempts[h] = spec.maxAttempts;
-      t.flags[h] = flagsOf(spec);
-      // A spec without a type (the default, or journaled before types existed) is of the default type.
-      const type = spec.type === DEFAULT_TASK_TYPE ? undefined : spec.type;
-      if (type !== undefined && this.types.find(type) < 0 && this.types.size >= MAX_TASK_TYPES_HELD)
-        throw new InvalidArgumentError(`more than ${MAX_TASK_TYPES_HELD} task types held`);
-      const code = this.types.code(type);
-      t.typeCode[h] = code;
-      this.types.hold(code);
-      if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
-      if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
-      t.state[h] = state;
-      this.counts[state]!++;
-      if (state === S.LEASED) this.types.leased[code]!++;
-      t.deadline[h] = status.deadline;
-      t.attempts[h] = status.attempts;
-      t.token[h] = status.token;
-      t.owner[h] = strings.share(status.leaseOwner);
-      t.reason[h] = status.reason;
-      if (status.result !== undefined) {
-        t.result[h] = status.result;
-        // Measured when accepted; the same measure gives the same count.
-        const bytes = this.measurePayload === undefined ? 0 : this.measurePayload(status.result);
-        t.resultBytes[h] = bytes;
-        this.heldBytes += bytes;
-      }
-      // A restored lease's start is journaled only through its run time limit (timeoutAt); else
-      // NaN, so its run time is not observed.
-      t.stamp[h] =
-        state === S.LEASED
-          ? status.timeoutAt !== undefined && spec.timeoutMs !== undefined
-            ? status.timeoutAt - spec.timeoutMs
-            : Number.NaN
-          : (status.runnableSince ?? status.finishedAt ?? 0);
+      this.fill(h, spec, status, state as S, strings);
       // The pending timer, its kind implied by the state (see `timers`).
       if (state === S.RUNNABLE) {
         runnable.push(h);
@@ -1674,6 +1850,60 @@ export class Scheduler {
     const byType: number[][] = heaps.map(() => []);
     for (let i = 0; i < ready.length; i++) byType[t.typeCode[ready[i]!]!]!.push(ready[i]!);
     for (let code = 0; code < heaps.length; code++) heaps[code]!.build(byType[code]!);
+  }
+
+  /**
+   * A task's fields from its record (restore and adopt): spec, status,
+   * counters and held bytes, and the stamp its state implies. Links,
+   * heaps and timers are the caller's.
+   */
+  private fill(h: number, spec: TaskSpec, status: TaskStatus, state: S, strings: StringCache): void {
+    const t = this.table;
+    const source = spec.prerequisites;
+    // The engine's own copy (resolved in pass 3).
+    t.prerequisites[h] = source.length === 0 ? EMPTY : source.slice();
+    t.workflowId[h] = strings.share(spec.workflowId);
+    t.payload[h] = spec.payload;
+    if (spec.payload !== undefined && this.measurePayload !== undefined) {
+      // Stored payloads were measured when added; the same measure gives the same count.
+      const bytes = this.measurePayload(spec.payload);
+      t.payloadBytes[h] = bytes;
+      this.heldBytes += bytes;
+    }
+    t.maxAttempts[h] = spec.maxAttempts;
+    t.flags[h] = flagsOf(spec);
+    // A spec without a type (the default, or journaled before types existed) is of the default type.
+    const type = spec.type === DEFAULT_TASK_TYPE ? undefined : spec.type;
+    if (type !== undefined && this.types.find(type) < 0 && this.types.size >= MAX_TASK_TYPES_HELD)
+      throw new InvalidArgumentError(`more than ${MAX_TASK_TYPES_HELD} task types held`);
+    const code = this.types.code(type);
+    t.typeCode[h] = code;
+    this.types.hold(code);
+    if (spec.notBefore !== undefined) t.notBefore[h] = spec.notBefore;
+    if (spec.timeoutMs !== undefined) t.timeoutMs[h] = spec.timeoutMs;
+    t.state[h] = state;
+    this.counts[state]!++;
+    if (state === S.LEASED) this.types.leased[code]!++;
+    t.deadline[h] = status.deadline;
+    t.attempts[h] = status.attempts;
+    t.token[h] = status.token;
+    t.owner[h] = strings.share(status.leaseOwner);
+    t.reason[h] = status.reason;
+    if (status.result !== undefined) {
+      t.result[h] = status.result;
+      // Measured when accepted; the same measure gives the same count.
+      const bytes = this.measurePayload === undefined ? 0 : this.measurePayload(status.result);
+      t.resultBytes[h] = bytes;
+      this.heldBytes += bytes;
+    }
+    // A restored lease's start is journaled only through its run time limit (timeoutAt); else
+    // NaN, so its run time is not observed.
+    t.stamp[h] =
+      state === S.LEASED
+        ? status.timeoutAt !== undefined && spec.timeoutMs !== undefined
+          ? status.timeoutAt - spec.timeoutMs
+          : Number.NaN
+        : (status.runnableSince ?? status.finishedAt ?? 0);
   }
 
   /**
