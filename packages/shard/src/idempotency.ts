@@ -9,37 +9,47 @@ import type { IdempotencyEntry } from "./journal.js";
  * O(1) per expired key, with no scan of the live ones.
  */
 export class IdempotencyTable {
-  private readonly entries = new Map<string, IdempotencyEntry>();
+  private readonly rows = new Map<string, IdempotencyEntry>();
 
   constructor(loaded: Iterable<readonly [string, IdempotencyEntry]> = []) {
     const sorted = [...loaded].sort((a, b) => a[1].createdAt - b[1].createdAt);
-    for (const [key, entry] of sorted) this.entries.set(key, entry);
+    for (const [key, entry] of sorted) this.rows.set(key, entry);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.rows.size;
   }
 
   get(key: string): IdempotencyEntry | undefined {
-    return this.entries.get(key);
+    return this.rows.get(key);
   }
 
   remember(key: string, entry: IdempotencyEntry): void {
-    this.entries.set(key, entry);
+    this.rows.set(key, entry);
+  }
+
+  /** Every entry, oldest first. */
+  entries(): IterableIterator<[string, IdempotencyEntry]> {
+    return this.rows.entries();
+  }
+
+  /** Forgets `key` (its tasks moved away). */
+  delete(key: string): void {
+    this.rows.delete(key);
   }
 
   /** Creation time of the oldest entry, or null when empty. O(1). */
   oldestCreatedAt(): number | null {
-    for (const entry of this.entries.values()) return entry.createdAt;
+    for (const entry of this.rows.values()) return entry.createdAt;
     return null;
   }
 
   /** Removes the entries created at or before `cutoff`; returns their keys. O(expired). */
   expire(cutoff: number): string[] {
     const expired: string[] = [];
-    for (const [key, entry] of this.entries) {
+    for (const [key, entry] of this.rows) {
       if (entry.createdAt > cutoff) break;
-      this.entries.delete(key);
+      this.rows.delete(key);
       expired.push(key);
     }
     return expired;

@@ -21,6 +21,7 @@ export {
   StorageError,
 } from "./errors.js";
 export {
+  type AdoptedMove,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
@@ -29,6 +30,8 @@ export {
   type JournalRecord,
   type JournalState,
   type JournalStats,
+  type LeaseProof,
+  type SlotExport,
 } from "./journal.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {

@@ -52,6 +52,8 @@ function canonical(state: JournalState) {
     clock: state.clock,
     tasks: [...state.tasks].sort((a, b) => (a.spec.id < b.spec.id ? -1 : a.spec.id > b.spec.id ? 1 : 0)),
     idempotency: [...state.idempotency].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+    outbox: [...state.outbox].sort((a, b) => (a.moveId < b.moveId ? -1 : a.moveId > b.moveId ? 1 : 0)),
+    adopted: [...state.adopted].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
   };
 }
 
@@ -77,7 +79,14 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
   describe(`journal contract: ${name}`, () => {
     it("a new journal loads an empty state", async () => {
       const journal = await harness.open(await harness.location());
-      expect(canonical(journal.load())).toEqual({ meta: undefined, tasks: [], idempotency: [], clock: 0 });
+      expect(canonical(journal.load())).toEqual({
+        meta: undefined,
+        tasks: [],
+        idempotency: [],
+        clock: 0,
+        outbox: [],
+        adopted: [],
+      });
       await journal.close();
     });
 
@@ -145,6 +154,37 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       const state = await reload(harness, location);
       expect(state.idempotency).toEqual([["k1", { taskIds: ["a", "b"], createdAt: 100 }]]);
       expect(state.clock).toBe(500);
+    });
+
+    it("outbox rows round-trip until deleted, in the same commit as the task rows they carry; adopted rows stay", async () => {
+      const location = await harness.location();
+      const journal = await harness.open(location);
+      journal.load();
+      const moved = add("m");
+      if (moved.kind !== "add") throw new Error("unreachable");
+      const row = {
+        moveId: "move-1",
+        slot: 7,
+        source: "shard-0",
+        target: "shard-1",
+        createdAt: 100,
+        tasks: [{ spec: moved.spec, status: moved.status }],
+        idempotency: [["k", { taskIds: ["m"], createdAt: 90 }]] as const,
+        leases: [{ taskId: "m", token: 3, secret: "s" }],
+      };
+      await journal.append([moved]);
+      await journal.append([
+        { kind: "drop", id: "m" },
+        { kind: "outbox", moveId: "move-1", row },
+        { kind: "outbox", moveId: "move-2", row: { ...row, moveId: "move-2" } },
+        { kind: "adopted", moveId: "in-1", move: { slot: 3, source: "shard-2", adoptedAt: 5, leases: [] } },
+      ]);
+      await journal.append([{ kind: "outbox", moveId: "move-2", row: null }]);
+      await journal.close();
+      const state = await reload(harness, location);
+      expect(state.tasks).toEqual([]);
+      expect(state.outbox).toEqual([row]);
+      expect(state.adopted).toEqual([["in-1", { slot: 3, source: "shard-2", adoptedAt: 5, leases: [] }]]);
     });
 
     it("appends resolve in call order, a burst shares commits, and an empty append is a barrier", async () => {

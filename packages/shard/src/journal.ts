@@ -57,17 +57,63 @@ export interface IdempotencyEntry {
 }
 
 /**
+ * A lease's proof as the shard that granted it made it (a cluster's lease
+ * secret), carried with a moved task so its holder's calls keep working at
+ * the task's new shard, which cannot derive it.
+ */
+export interface LeaseProof {
+  readonly taskId: string;
+  readonly token: number;
+  readonly secret: string;
+}
+
+/**
+ * A slot leaving this shard (docs/cluster.md, "Slot movement"): what was
+ * taken out of the engine and the key tables in the commit that fenced the
+ * slot, kept as an outbox row until the move ends, so a restarted source
+ * sends it again.
+ */
+export interface SlotExport {
+  /** The move's id: the target adopts it once. */
+  readonly moveId: string;
+  readonly slot: number;
+  /** Shard ids. */
+  readonly source: string;
+  readonly target: string;
+  /** Shard clock reading when the move began. */
+  readonly createdAt: number;
+  /** The slot's tasks, every state, in id order. */
+  readonly tasks: readonly TaskRecord[];
+  /** Idempotency and lease-request entries naming them, each narrowed to the slot's tasks. */
+  readonly idempotency: readonly (readonly [key: string, entry: IdempotencyEntry])[];
+  /** The proofs of the slot's live leases. */
+  readonly leases: readonly LeaseProof[];
+}
+
+/** What a target keeps of a move it adopted: the move id (adopt is idempotent by it) and the leases' proofs. */
+export interface AdoptedMove {
+  readonly slot: number;
+  readonly source: string;
+  readonly adoptedAt: number;
+  readonly leases: readonly LeaseProof[];
+}
+
+/**
  * One journal record: an engine change, or a side record of the shard.
  * - `idempotency`: an accepted idempotency key and its result.
  * - `forget`: an idempotency key compacted after the retention period.
  * - `clock`: the shard clock's latest reading; the loaded `clock` is the
  *   largest ever appended, so time never runs backwards across restarts.
+ * - `outbox`: a slot export written (or, null, deleted when its move ended).
+ * - `adopted`: a move adopted from another shard.
  */
 export type JournalRecord =
   | Change
   | { readonly kind: "idempotency"; readonly key: string; readonly entry: IdempotencyEntry }
   | { readonly kind: "forget"; readonly key: string }
-  | { readonly kind: "clock"; readonly at: number };
+  | { readonly kind: "clock"; readonly at: number }
+  | { readonly kind: "outbox"; readonly moveId: string; readonly row: SlotExport | null }
+  | { readonly kind: "adopted"; readonly moveId: string; readonly move: AdoptedMove };
 
 /** The live state a journal holds. */
 export interface JournalState {
@@ -84,6 +130,10 @@ export interface JournalState {
   readonly idempotency: [key: string, entry: IdempotencyEntry][];
   /** Largest `clock` record ever appended (0 when none). */
   readonly clock: number;
+  /** Slot exports of moves not ended yet. */
+  readonly outbox: SlotExport[];
+  /** Moves adopted, by move id. */
+  readonly adopted: [moveId: string, move: AdoptedMove][];
 }
 
 export interface JournalStats {

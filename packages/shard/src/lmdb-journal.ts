@@ -8,6 +8,8 @@
  *   spec    task id → TaskSpec     (msgpack records with shared structures,
  *   status  task id → TaskStatus    stored in the database itself)
  *   idem    idempotency key → IdempotencyEntry
+ *   outbox  move id → SlotExport (a slot leaving, until its move ends)
+ *   adopted move id → AdoptedMove (a slot that arrived)
  * Spec and status live apart so that a status change (the common case)
  * rewrites only the small status row, never the payload.
  *
@@ -82,6 +84,7 @@ import {
   StorageError,
 } from "./errors.js";
 import {
+  type AdoptedMove,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
@@ -90,6 +93,7 @@ import {
   type JournalRecord,
   type JournalState,
   type JournalStats,
+  type SlotExport,
 } from "./journal.js";
 import { commitError, encoderOf, maxKeySizeOf, onVisibleCommit } from "./lmdb-internals.js";
 import { currentOwner, liveness, type OwnerRecord } from "./ownership.js";
@@ -103,7 +107,7 @@ const EPOCH_STRIDE = 2 ** 32;
 const HEAD_KEY = "head";
 const ENGINE_KEY = "engine";
 const STRUCTURES_KEY = Symbol.for("frontier.structures");
-const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem"]);
+const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem", "outbox", "adopted"]);
 
 interface HeadRow {
   readonly format: number;
@@ -133,6 +137,8 @@ class PendingBatch {
   readonly specs = new Map<string, TaskSpec | null>();
   readonly statuses = new Map<string, TaskStatus | null>();
   readonly idempotency = new Map<string, IdempotencyEntry | null>();
+  readonly outbox = new Map<string, SlotExport | null>();
+  readonly adopted = new Map<string, AdoptedMove>();
   meta: EngineMeta | undefined;
   clock = 0;
   resolve!: () => void;
@@ -167,6 +173,12 @@ class PendingBatch {
       case "clock":
         if (record.at > this.clock) this.clock = record.at;
         return;
+      case "outbox":
+        this.outbox.set(record.moveId, record.row);
+        return;
+      case "adopted":
+        this.adopted.set(record.moveId, record.move);
+        return;
       default:
         unreachable(record);
     }
@@ -188,6 +200,8 @@ interface Databases {
   readonly spec: Database<TaskSpec, string>;
   readonly status: Database<TaskStatus, string>;
   readonly idem: Database<IdempotencyEntry, string>;
+  readonly outbox: Database<SlotExport, string>;
+  readonly adopted: Database<AdoptedMove, string>;
 }
 
 function openDatabases(env: RootDatabase): Databases {
@@ -197,6 +211,8 @@ function openDatabases(env: RootDatabase): Databases {
     spec: env.openDB({ name: "spec", sharedStructuresKey: STRUCTURES_KEY }),
     status: env.openDB({ name: "status", sharedStructuresKey: STRUCTURES_KEY }),
     idem: env.openDB({ name: "idem" }),
+    outbox: env.openDB({ name: "outbox" }),
+    adopted: env.openDB({ name: "adopted" }),
   };
 }
 
@@ -352,7 +368,19 @@ export class LmdbJournal implements Journal {
       const tasks = { [Symbol.iterator]: () => this.taskRows() };
       // Entries of the status table: the task rows, plus the shared-structures entry.
       const taskCount = (this.db.status.getStats() as { entryCount: number }).entryCount;
-      return { meta, tasks, taskCount, idempotency, clock: this.headRow.clock };
+      const outbox: SlotExport[] = [];
+      for (const { key, value } of this.db.outbox.getRange()) {
+        if (typeof key !== "string" || value?.moveId !== key || !Array.isArray(value.tasks))
+          throw this.corrupt(`outbox row ${JSON.stringify(key)} is malformed`);
+        outbox.push(value);
+      }
+      const adopted: [string, AdoptedMove][] = [];
+      for (const { key, value } of this.db.adopted.getRange()) {
+        if (typeof key !== "string" || typeof value?.slot !== "number" || !Array.isArray(value.leases))
+          throw this.corrupt(`adopted row ${JSON.stringify(key)} is malformed`);
+        adopted.push([key, value]);
+      }
+      return { meta, tasks, taskCount, idempotency, clock: this.headRow.clock, outbox, adopted };
     } catch (error) {
       throw this.readError(error);
     }
@@ -657,6 +685,8 @@ export class LmdbJournal implements Journal {
     const specs = encodeAll(this.db.spec, batch.specs);
     const statuses = encodeAll(this.db.status, batch.statuses);
     const idempotency = encodeAll(this.db.idem, batch.idempotency);
+    const outbox = encodeAll(this.db.outbox, batch.outbox);
+    const adopted = encodeAll(this.db.adopted, batch.adopted);
     const clock = Math.max(batch.clock, this.headRow.clock);
     const row = clock === this.headRow.clock ? this.headRow : { ...this.headRow, clock };
     const head = encoderOf(this.db.head).encode(row);
@@ -670,6 +700,8 @@ export class LmdbJournal implements Journal {
       putAll(this.db.spec, specs);
       putAll(this.db.status, statuses);
       putAll(this.db.idem, idempotency);
+      putAll(this.db.outbox, outbox);
+      putAll(this.db.adopted, adopted);
     });
   }
 

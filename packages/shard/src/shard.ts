@@ -36,6 +36,7 @@ import {
   type CompleteOptions,
   FRESH_ENGINE_META,
   InvalidArgumentError,
+  InvalidStateError,
   type Lease,
   type LeaseOptions,
   type LeaseResults,
@@ -67,12 +68,15 @@ import {
 } from "./errors.js";
 import { IdempotencyTable } from "./idempotency.js";
 import {
+  type AdoptedMove,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
   type Journal,
   type JournalRecord,
   type JournalStats,
+  type LeaseProof,
+  type SlotExport,
 } from "./journal.js";
 import { LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 
@@ -256,6 +260,14 @@ export class Shard {
   private readonly leaseKeys: IdempotencyTable;
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
+  /** Slots leaving (the outbox rows), by move id. */
+  private readonly outbox = new Map<string, SlotExport>();
+  /** Ids of the tasks in the outbox rows → their move id. */
+  private readonly moving = new Map<string, string>();
+  /** Moves adopted, by move id. */
+  private readonly adopted = new Map<string, AdoptedMove>();
+  /** The proofs of adopted leases, by task id. */
+  private readonly proofs = new Map<string, LeaseProof>();
 
   private constructor(
     private readonly journal: Journal,
@@ -284,6 +296,8 @@ export class Shard {
     });
     this.idempotency = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => !isLeaseEntry(entry)));
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
+    for (const row of loaded.outbox) this.keepOutbox(row);
+    for (const [moveId, move] of loaded.adopted) this.keepAdopted(moveId, move);
   }
 
   /**
@@ -659,6 +673,199 @@ export class Shard {
     });
   }
 
+  // ------------------------------------------------------------ slot movement
+
+  /**
+   * Step 1 of a slot move (docs/cluster.md, "Slot movement"): takes the
+   * tasks `select` picks (the slot's) out of the engine, with the
+   * idempotency and lease-request entries naming them (narrowed to them;
+   * what they name elsewhere stays here) and the proofs of their live
+   * leases (`proofOf`), and journals all of it as an outbox row in the same
+   * commit. Resolves with the row once durable. Idempotent by move id: a
+   * move begun already resolves with its row. A second move of a slot
+   * still in the outbox is refused (InvalidStateError), as is a selection
+   * the engine refuses (not closed under prerequisites); nothing changes then.
+   */
+  beginMove(move: {
+    readonly moveId: string;
+    readonly slot: number;
+    readonly source: string;
+    readonly target: string;
+    readonly select: (workflowId: string | undefined, id: string) => boolean;
+    readonly proofOf: (taskId: string, token: number) => string;
+  }): Promise<SlotExport> {
+    return this.run(() => {
+      const prior = this.outbox.get(move.moveId);
+      if (prior) return prior;
+      for (const row of this.outbox.values()) {
+        if (row.slot === move.slot)
+          throw new InvalidStateError(
+            `slot ${move.slot}`,
+            "MOVING",
+            `slot ${move.slot} is moving already (move ${JSON.stringify(row.moveId)} to ${row.target})`,
+          );
+      }
+      const tasks = this.engine.exportTasks(move.select);
+      const ids = new Set(tasks.map((r) => r.spec.id));
+      const idempotency: [string, IdempotencyEntry][] = [];
+      for (const table of [this.idempotency, this.leaseKeys]) {
+        for (const [key, entry] of [...table.entries()]) {
+          const { moved, kept } = splitEntry(entry, ids);
+          if (moved === undefined) continue;
+          idempotency.push([key, moved]);
+          if (kept === undefined) {
+            table.delete(key);
+            this.records.push({ kind: "forget", key });
+          } else {
+            table.remember(key, kept);
+            this.records.push({ kind: "idempotency", key, entry: kept });
+          }
+        }
+      }
+      const leases: LeaseProof[] = [];
+      for (const { spec, status } of tasks) {
+        if (status.state !== "LEASED") continue;
+        leases.push({ taskId: spec.id, token: status.token, secret: move.proofOf(spec.id, status.token) });
+      }
+      const row: SlotExport = {
+        moveId: move.moveId,
+        slot: move.slot,
+        source: move.source,
+        target: move.target,
+        createdAt: this.clock.now(),
+        tasks,
+        idempotency,
+        leases,
+      };
+      this.keepOutbox(row);
+      this.records.push({ kind: "outbox", moveId: row.moveId, row });
+      return row;
+    });
+  }
+
+  /** The outbox rows: moves begun here and not ended (a restarted source drives each to its end). */
+  outgoingMoves(): SlotExport[] {
+    return [...this.outbox.values()];
+  }
+
+  /** The move id of the outbox row holding task `taskId`, if it is leaving. */
+  movingTask(taskId: string): string | undefined {
+    return this.moving.get(taskId);
+  }
+
+  /** Step 4: the target holds the slot and the directory names it: the outbox row goes. Idempotent. */
+  endMove(moveId: string): Promise<void> {
+    return this.run(() => {
+      if (!this.outbox.has(moveId)) return;
+      this.dropOutbox(moveId);
+      this.records.push({ kind: "outbox", moveId, row: null });
+    });
+  }
+
+  /**
+   * Undoes a move the target refused for good (it adopted nothing under the
+   * move id): the row's tasks and entries come back into this shard, and the
+   * row goes, in one commit. Idempotent.
+   */
+  abortMove(moveId: string): Promise<void> {
+    return this.run(() => {
+      const row = this.outbox.get(moveId);
+      if (!row) return;
+      this.engine.adoptTasks(row.tasks);
+      for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
+      for (const proof of row.leases) this.proofs.set(proof.taskId, proof);
+      this.dropOutbox(moveId);
+      this.records.push({ kind: "outbox", moveId, row: null });
+    });
+  }
+
+  /**
+   * Step 2, at the target: takes a slot export in as it is (Scheduler
+   * adoptTasks: states, tokens, leases), with its entries and its leases'
+   * proofs, and journals the move as adopted in the same commit. Idempotent
+   * by move id (`already`). Refused whole, nothing changed, when a task id
+   * collides with one held here (InvalidArgumentError). Entries whose key is
+   * held here already are merged into it; new ones count from now.
+   */
+  adopt(row: SlotExport): Promise<{ readonly already: boolean; readonly tasks: number }> {
+    return this.run(() => {
+      if (this.adopted.has(row.moveId)) return { already: true, tasks: 0 };
+      const tasks = this.engine.adoptTasks(row.tasks);
+      for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
+      const move: AdoptedMove = {
+        slot: row.slot,
+        source: row.source,
+        adoptedAt: this.clock.now(),
+        leases: row.leases,
+      };
+      this.keepAdopted(row.moveId, move);
+      this.records.push({ kind: "adopted", moveId: row.moveId, move });
+      return { already: false, tasks };
+    });
+  }
+
+  /** Whether the move `moveId` was adopted here. */
+  hasAdopted(moveId: string): boolean {
+    return this.adopted.has(moveId);
+  }
+
+  /** The slots of the moves adopted here (a restarted target keeps claiming them). */
+  adoptedSlots(): number[] {
+    return [...new Set([...this.adopted.values()].map((m) => m.slot))];
+  }
+
+  /**
+   * The proof an adopted lease of `taskId` under `token` carried, while the
+   * task is still leased under that token; else undefined.
+   */
+  adoptedProof(taskId: string, token: number): string | undefined {
+    const proof = this.proofs.get(taskId);
+    if (proof === undefined || proof.token !== token) return undefined;
+    return proof.secret;
+  }
+
+  private keepOutbox(row: SlotExport): void {
+    this.outbox.set(row.moveId, row);
+    for (const { spec } of row.tasks) this.moving.set(spec.id, row.moveId);
+  }
+
+  private dropOutbox(moveId: string): void {
+    const row = this.outbox.get(moveId);
+    if (!row) return;
+    this.outbox.delete(moveId);
+    for (const { spec } of row.tasks) if (this.moving.get(spec.id) === moveId) this.moving.delete(spec.id);
+  }
+
+  private keepAdopted(moveId: string, move: AdoptedMove): void {
+    this.adopted.set(moveId, move);
+    for (const proof of move.leases) this.proofs.set(proof.taskId, proof);
+  }
+
+  /**
+   * An entry arriving with moved tasks: merged into the entry of the same
+   * key (its tasks added, its place and createdAt kept), or remembered from
+   * now (the table stays in createdAt order).
+   */
+  private mergeEntry(key: string, entry: IdempotencyEntry): void {
+    const table = isLeaseEntry(entry) ? this.leaseKeys : this.idempotency;
+    const prior = table.get(key);
+    let merged: IdempotencyEntry;
+    if (prior === undefined) merged = { ...entry, createdAt: this.clock.now() };
+    else {
+      const fence = Math.max(prior.fence ?? 0, entry.fence ?? 0);
+      merged = {
+        taskIds: [...prior.taskIds, ...entry.taskIds],
+        createdAt: prior.createdAt,
+        ...(prior.tokens === undefined && entry.tokens === undefined
+          ? {}
+          : { tokens: [...(prior.tokens ?? []), ...(entry.tokens ?? [])] }),
+        ...(fence === 0 ? {} : { fence }),
+      };
+    }
+    table.remember(key, merged);
+    this.records.push({ kind: "idempotency", key, entry: merged });
+  }
+
   private replayFrom(owner: string, entry: IdempotencyEntry): Lease[] {
     const leases: Lease[] = [];
     entry.taskIds.forEach((taskId, i) => {
@@ -909,6 +1116,29 @@ function checkedLeaseKey(owner: string, requestId: string): string {
   if (Buffer.byteLength(key) > MAX_LEASE_KEY_BYTES)
     throw new InvalidArgumentError(`owner and requestId take over ${MAX_LEASE_KEY_BYTES} bytes as a key`);
   return key;
+}
+
+/**
+ * An entry split between the tasks in `ids` (moving) and the rest:
+ * `moved` undefined when it names none of them, `kept` undefined when it
+ * names only them. Lease entries keep their tokens parallel to the ids.
+ */
+function splitEntry(
+  entry: IdempotencyEntry,
+  ids: ReadonlySet<string>,
+): { moved: IdempotencyEntry | undefined; kept: IdempotencyEntry | undefined } {
+  const movedAt: number[] = [];
+  const keptAt: number[] = [];
+  entry.taskIds.forEach((id, i) => {
+    (ids.has(id) ? movedAt : keptAt).push(i);
+  });
+  if (movedAt.length === 0) return { moved: undefined, kept: entry };
+  const part = (at: number[]): IdempotencyEntry => ({
+    ...entry,
+    taskIds: at.map((i) => entry.taskIds[i]!),
+    ...(entry.tokens === undefined ? {} : { tokens: at.map((i) => entry.tokens![i]!) }),
+  });
+  return { moved: part(movedAt), kept: keptAt.length === 0 ? undefined : part(keptAt) };
 }
 
 function isLeaseEntry(entry: IdempotencyEntry): boolean {

@@ -1,0 +1,156 @@
+/**
+ * A slot's tasks moving from one shard's journal to another's
+ * (docs/cluster.md, "Slot movement"): the outbox row at the source, the
+ * adopt at the target, idempotency by move id, and recovery of both
+ * journals between any two steps.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { Shard, type ShardOptions } from "./shard.js";
+
+const root = mkdtempSync(join(tmpdir(), "frontier-shard-move-"));
+let dirs = 0;
+const freshDir = () => join(root, `s${dirs++}`);
+const open: Shard[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function openShard(options: ShardOptions): Promise<Shard> {
+  const shard = await Shard.open(options);
+  open.push(shard);
+  return shard;
+}
+
+async function reopen(shard: Shard, dataDir: string): Promise<Shard> {
+  await shard.close();
+  return openShard({ dataDir });
+}
+
+const inW = (workflowId: string | undefined) => workflowId === "w";
+const proofOf = (taskId: string, token: number) => `proof-${taskId}-${token}`;
+
+async function loaded(dataDir: string): Promise<Shard> {
+  const a = await openShard({ dataDir });
+  await a.submit(
+    [
+      { id: "p", deadline: 10, workflowId: "w" },
+      { id: "d", deadline: 20, workflowId: "w", prerequisites: ["p"] },
+      { id: "x", deadline: 5, workflowId: "other" },
+    ],
+    { idempotencyKey: "both" },
+  );
+  await a.submit({ id: "q", deadline: 30, workflowId: "w" }, { idempotencyKey: "only-w" });
+  return a;
+}
+
+describe("Shard slot moves", () => {
+  it("moves a slot's tasks, keys and lease proofs; both sides survive a restart between every step", async () => {
+    const dirA = freshDir();
+    const dirB = freshDir();
+    let a = await loaded(dirA);
+    const leases = await a.lease("worker", { max: 2, leaseMs: 60_000, requestId: "r1" });
+    expect(leases.map((l) => l.taskId)).toEqual(["x", "p"]);
+    const p = leases[1]!;
+
+    const row = await a.beginMove({
+      moveId: "m1",
+      slot: 7,
+      source: "A",
+      target: "B",
+      select: (w) => inW(w),
+      proofOf,
+    });
+    expect(row.tasks.map((r) => r.spec.id)).toEqual(["d", "p", "q"]);
+    expect(row.leases).toEqual([{ taskId: "p", token: p.token, secret: proofOf("p", p.token) }]);
+    // Narrowed: the key of a batch over two workflows goes with its moved part, and stays for the rest.
+    expect(Object.fromEntries(row.idempotency)).toEqual({
+      both: expect.objectContaining({ taskIds: ["p", "d"] }),
+      "only-w": expect.objectContaining({ taskIds: ["q"] }),
+      [`lease:6:worker:r1`]: expect.objectContaining({ taskIds: ["p"], tokens: [p.token] }),
+    });
+    expect(a.getTask("p")).toBeUndefined();
+    expect(a.movingTask("p")).toBe("m1");
+    // Begun again (a restarted driver): the same row.
+    expect(
+      await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: () => true, proofOf }),
+    ).toEqual(row);
+    await expect(
+      a.beginMove({ moveId: "m2", slot: 7, source: "A", target: "B", select: (w) => inW(w), proofOf }),
+    ).rejects.toThrow(/moving already/);
+
+    // Source restarts with the outbox row.
+    a = await reopen(a, dirA);
+    expect(a.outgoingMoves()).toEqual([row]);
+    expect(a.movingTask("d")).toBe("m1");
+    expect(a.getTask("x")?.state).toBe("LEASED");
+    expect(a.submitted("both")?.taskIds).toEqual(["x"]);
+    expect(a.submitted("only-w")).toBeUndefined();
+
+    let b = await openShard({ dataDir: dirB });
+    await b.submit({ id: "own", deadline: 1 }, { idempotencyKey: "both" });
+    expect(await b.adopt(row)).toEqual({ already: false, tasks: 3 });
+    // Target restarts: adopted, idempotent.
+    b = await reopen(b, dirB);
+    expect(await b.adopt(row)).toEqual({ already: true, tasks: 0 });
+    expect(b.hasAdopted("m1")).toBe(true);
+    expect(b.adoptedSlots()).toEqual([7]);
+    expect(b.adoptedProof("p", p.token)).toBe(proofOf("p", p.token));
+    expect(b.adoptedProof("p", p.token + 1)).toBeUndefined();
+    // The key's entries merged; a retried submit of the moved part is a duplicate.
+    expect(b.submitted("both")?.taskIds).toEqual(["own", "p", "d"]);
+    expect(
+      (await b.submit({ id: "q", deadline: 30, workflowId: "w" }, { idempotencyKey: "only-w" })).duplicate,
+    ).toBe(true);
+    // The lease request replays at the target, and the lease completes there with its token.
+    expect((await b.replayLease("worker", "r1")).map((l) => l.taskId)).toEqual(["p"]);
+    expect(await b.complete("p", p.token)).toEqual({ duplicate: false });
+    const next = await b.lease("worker", { max: 3 });
+    expect(next.map((l) => l.taskId)).toEqual(["own", "d", "q"]);
+    for (const l of next) expect(l.token).toBeGreaterThan(p.token);
+
+    await a.endMove("m1");
+    a = await reopen(a, dirA);
+    expect(a.outgoingMoves()).toEqual([]);
+    expect(a.movingTask("d")).toBeUndefined();
+    await a.endMove("m1"); // again: nothing
+    expect(a.stats().counts.LEASED).toBe(1);
+  });
+
+  it("an aborted move puts everything back, durably", async () => {
+    const dirA = freshDir();
+    let a = await loaded(dirA);
+    const [x, p] = await a.lease("worker", { max: 2, leaseMs: 60_000 });
+    const before = ["p", "d", "q", "x"].map((id) => a.getTask(id));
+    await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: (w) => inW(w), proofOf });
+    await a.abortMove("m1");
+    a = await reopen(a, dirA);
+    expect(a.outgoingMoves()).toEqual([]);
+    expect(["p", "d", "q", "x"].map((id) => a.getTask(id))).toEqual(before);
+    expect(a.submitted("only-w")?.taskIds).toEqual(["q"]);
+    expect([...(a.submitted("both")?.taskIds ?? [])].sort()).toEqual(["d", "p", "x"]);
+    expect(await a.complete("p", p!.token)).toEqual({ duplicate: false });
+    expect(await a.complete("x", x!.token)).toEqual({ duplicate: false });
+  });
+
+  it("an adopt that collides with a task held at the target is refused whole", async () => {
+    const a = await loaded(freshDir());
+    const b = await openShard({ dataDir: freshDir() });
+    await b.submit({ id: "q", deadline: 1, workflowId: "elsewhere" });
+    const row = await a.beginMove({
+      moveId: "m1",
+      slot: 7,
+      source: "A",
+      target: "B",
+      select: (w) => inW(w),
+      proofOf,
+    });
+    await expect(b.adopt(row)).rejects.toThrow(/held here already/);
+    expect(b.hasAdopted("m1")).toBe(false);
+    expect(b.getTask("p")).toBeUndefined();
+    expect(b.submitted("only-w")).toBeUndefined();
+  });
+});
