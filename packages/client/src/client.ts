@@ -700,11 +700,11 @@ function leaseIdKey(owner: string, requestId: string): string {
   return `${owner.length}:${owner}${requestId}`;
 }
 
-/** A shard that is not there to answer: no responders, or it does not own the slot (any more). */
+/** A shard that is not there to answer: no responders, or it does not own the slot (any more, or while it moves). */
 function notThere(err: unknown): boolean {
   return (
     (err instanceof ProtocolError || err instanceof FrontierError) &&
-    (err.code === "NO_RESPONDERS" || err.code === "SLOT_NOT_OWNED")
+    (err.code === "NO_RESPONDERS" || err.code === "SLOT_NOT_OWNED" || err.code === "SLOT_MOVING")
   );
 }
 

@@ -86,6 +86,12 @@ export class PeerFrontiers {
     return least;
   }
 
+  /** Whether `shardId` announced lately (within the staleness bound). */
+  heardFrom(shardId: string): boolean {
+    const seen = this.peers.get(shardId);
+    return seen !== undefined && this.now() - seen.receivedAt < this.staleMs;
+  }
+
   /** Shards heard from lately. */
   get size(): number {
     return this.peers.size;

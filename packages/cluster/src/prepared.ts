@@ -141,6 +141,13 @@ export class PreparedParts {
     };
   }
 
+  /** Whether some part held (expired ones swept first) has a task `pick` picks. */
+  holdsAny(pick: (task: TaskInput) => boolean, now: number): boolean {
+    this.sweep(now);
+    for (const part of this.parts.values()) if (part.tasks.some(pick)) return true;
+    return false;
+  }
+
   /** Ids reserved by all parts, for the engine's check (`alsoTaken`). */
   get reserved(): ReadonlySet<string> {
     return this.reservedIds;

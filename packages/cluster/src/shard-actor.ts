@@ -28,6 +28,7 @@
  * claimed again, a slot another shard holds now is no longer served
  * (SLOT_NOT_OWNED), a slot given to it that it never claimed is given up.
  */
+import { timingSafeEqual } from "node:crypto";
 import {
   DEFAULT_TASK_TYPE,
   type Lease,
@@ -110,6 +111,7 @@ import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
 import { SlotGuard } from "./slot-guard.js";
+import { SlotMover } from "./slot-mover.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
 import { describeSlots } from "./slots.js";
 import { withTaskLog } from "./task-log.js";
@@ -155,6 +157,8 @@ const LEASE_REPLY_OVERHEAD = 256;
 const LEASE_REPLY_BUDGET = MAX_MESSAGE_BYTES - LEASE_REPLY_OVERHEAD;
 /** How long a close waits for requests in flight, in ms. */
 const DRAIN_TIMEOUT_MS = 5_000;
+/** Timeout of one `adopt` part sent to a move's target, ms (a part is at most MOVE_PART_BYTES). */
+const MOVE_REQUEST_TIMEOUT_MS = 10_000;
 
 export class ShardActor {
   private state: ActorState = ActorState.STARTING;
@@ -179,6 +183,8 @@ export class ShardActor {
   private readonly unparked = new Set<string>();
   /** Serves a slot only while this shard claimed it and the bucket names it; repairs what it can. */
   private readonly guard: SlotGuard;
+  /** Slot moves: the ones this shard drives away, and those it adopts (slot-mover.ts). */
+  private readonly mover: SlotMover;
   private readonly abort = new AbortController();
   private readonly exit = deferred<ActorExit>();
   private closing: Promise<void> | undefined;
@@ -218,18 +224,43 @@ export class ShardActor {
       prepared: () => this.prepared.size,
       leaseReplays: () => this.replay.size,
     });
+    // Slots leaving (an outbox row of a move) are not claimed; slots adopted here and not yet
+    // named for this shard arrive once the bucket names it (slot-guard.ts).
+    const leaving = new Set(shard.outgoingMoves().map((row) => row.slot));
     this.guard = new SlotGuard(ownership, {
       shardId: options.shardId,
-      claimed: ownedSlots,
+      claimed: ownedSlots.filter((slot) => !leaving.has(slot)),
       intervalMs: options.slotCheckIntervalMs,
       log,
     });
+    for (const slot of leaving) this.guard.leave(slot);
+    const owned = new Set(ownedSlots);
+    for (const slot of shard.adoptedSlots())
+      if (!owned.has(slot) && !leaving.has(slot)) this.guard.arrive(slot);
     this.prepared = new PreparedParts(options.prepareTtlMs, {
       maxParts: options.maxPreparedParts,
       maxBytes: options.maxPreparedBytes,
     });
     // A coordinator drops a shard it has not heard from in three announcement intervals; so do we.
     this.peers = new PeerFrontiers(options.shardId, 3 * options.announceIntervalMs);
+    this.mover = new SlotMover({
+      shardId: options.shardId,
+      cluster: options.cluster,
+      shard,
+      guard: this.guard,
+      ownership,
+      nc,
+      log,
+      secretOf: (taskId, token) => shard.adoptedProof(taskId, token) ?? secrets.of(taskId, token),
+      busy: (slot) => this.prepared.holdsAny((task) => slotOfTask(task) === slot, Date.now()),
+      heardFrom: (shardId) => this.peers.heardFrom(shardId),
+      changed: () => {
+        this.announcer.changed();
+        this.serveParked();
+      },
+      signal: this.abort.signal,
+      requestTimeoutMs: MOVE_REQUEST_TIMEOUT_MS,
+    });
     this.replay = new LeaseReplay(
       options.leaseReplayTtlMs,
       options.leaseReplayMaxEntries,
@@ -357,6 +388,7 @@ export class ShardActor {
         metrics,
       );
       await actor.serve();
+      actor.mover.resume();
       log.info(
         {
           slots: describeSlots(claim.owned),
@@ -640,6 +672,8 @@ export class ShardActor {
     // A replacement may have taken the directory over while this process was paused: then it
     // answers nothing, reads included (its memory is stale), and fails. Writes are fenced anyway.
     this.shard.confirmOwner();
+    // A task whose slot is leaving is nobody's to change or show until its new owner serves it.
+    if ("taskId" in request) this.refuseMoving(request.taskId);
     switch (request.op) {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
@@ -711,9 +745,25 @@ export class ShardActor {
         const view = await this.announced(this.shard.retry(request.taskId, options));
         return { ok: true, op: "retry", state: view.state };
       }
+      case "moveSlot":
+        return {
+          ok: true,
+          op: "moveSlot",
+          tasks: await this.mover.move(request.slot, request.target, request.moveId),
+        };
+      case "adopt":
+        return { ok: true, op: "adopt", ...(await this.mover.adopt(request)) };
       default:
         return assertNever(request);
     }
+  }
+
+  /** SLOT_MOVING when task `taskId` is in a slot leaving this shard (in an outbox row). */
+  private refuseMoving(taskId: string): void {
+    const moveId = this.shard.movingTask(taskId);
+    if (moveId === undefined) return;
+    const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
+    throw this.mover.movingError(row?.slot ?? -1, `task ${JSON.stringify(taskId)}`);
   }
 
   /**
@@ -744,7 +794,13 @@ export class ShardActor {
    */
   private async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
     const results = request.completes.map((held): Promise<SettleOutcome> => {
-      const refused = this.refusedHolder(held);
+      let refused: Error | undefined;
+      try {
+        this.refuseMoving(held.taskId);
+        refused = this.refusedHolder(held);
+      } catch (error) {
+        refused = error as Error;
+      }
       if (refused !== undefined) return Promise.resolve({ error: toWireError(refused) });
       return this.shard.complete(held.taskId, held.token, { result: held.result }).then(
         ({ duplicate }): SettleOutcome => ({ duplicate }),
@@ -755,9 +811,7 @@ export class ShardActor {
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.
-    const holder = request.completes.some((held) =>
-      this.secrets.matches(held.taskId, held.token, held.secret),
-    );
+    const holder = request.completes.some((held) => this.holds(held));
     const leasing = request.lease === undefined || !holder ? undefined : this.settleLease(request.lease);
     this.serveParked();
     const leases = leasing === undefined ? [] : this.withSecrets(await leasing);
@@ -818,12 +872,26 @@ export class ShardActor {
    * that does not know a task's shard asks every shard and counts on it.
    */
   private refusedHolder(held: HeldLease): StaleLeaseError | undefined {
-    if (this.secrets.matches(held.taskId, held.token, held.secret)) return undefined;
+    if (this.holds(held)) return undefined;
     if (this.shard.getTask(held.taskId) === undefined) return undefined;
     return new StaleLeaseError(
       held.taskId,
       `task ${JSON.stringify(held.taskId)}: no lease granted here under token ${held.token} with this secret`,
     );
+  }
+
+  /**
+   * Whether `held.secret` is the secret of the lease it names: one this
+   * shard made, or one a task adopted from another shard carried (its
+   * proof, kept while the task is leased under that token).
+   */
+  private holds(held: HeldLease): boolean {
+    if (this.secrets.matches(held.taskId, held.token, held.secret)) return true;
+    const proof = this.shard.adoptedProof(held.taskId, held.token);
+    if (proof === undefined) return false;
+    const given = Buffer.from(held.secret);
+    const expected = Buffer.from(proof);
+    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
   // ------------------------------------------------------- submit, 2-phase
@@ -1165,6 +1233,7 @@ export class ShardActor {
     let notOwned: { slot: number; taskId: string }[] | undefined;
     for (const task of tasks) {
       const slot = slotOfTask(task);
+      if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(task.id)}`);
       if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: task.id });
     }
     if (notOwned) this.slotNotOwned(notOwned);

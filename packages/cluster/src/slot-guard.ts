@@ -22,6 +22,13 @@
  *     up (a delete conditional on that revision), so that its real owner —
  *     whose tasks are elsewhere — can claim it again (`disowned`).
  *
+ * Slot moves (docs/cluster.md, "Slot movement") add two sets: a slot
+ * `leaving` (its tasks are being handed to another shard) is no longer
+ * served, and neither claimed again nor given up while the bucket still
+ * names this shard; a slot `arriving` (its tasks adopted here) is served,
+ * and claimed, once the bucket names this shard — the source's
+ * revision-checked update — and is never reported lost before.
+ *
  * So one slot is never served by two shards, whatever is written to the
  * bucket. The guard checks on every change the map sees, and every
  * `intervalMs` (a deleted stream stops no watcher: only asking finds it).
@@ -46,6 +53,10 @@ export interface SlotGuardOptions {
 
 export class SlotGuard {
   private readonly claimed: Set<number>;
+  /** Slots whose tasks are being moved away: not served, not reclaimed, not given up. */
+  private readonly leaving = new Set<number>();
+  /** Slots whose tasks were adopted here: served once the bucket names this shard. */
+  private readonly arriving = new Set<number>();
   /** Slot → the foreign owner last reported, so each loss is logged once. */
   private readonly reported = new Map<number, string>();
   private timer: NodeJS.Timeout | undefined;
@@ -63,12 +74,43 @@ export class SlotGuard {
 
   /** Whether this shard serves `slot` now: it claimed it, and the bucket names it. */
   serves(slot: number): boolean {
-    return this.claimed.has(slot) && this.ownership.map.ownerOf(slot) === this.options.shardId;
+    return (
+      (this.claimed.has(slot) || this.arriving.has(slot)) &&
+      this.ownership.map.ownerOf(slot) === this.options.shardId
+    );
   }
 
   /** The slots served now, ascending. */
   served(): number[] {
-    return [...this.claimed].filter((slot) => this.serves(slot)).sort((a, b) => a - b);
+    return [...new Set([...this.claimed, ...this.arriving])]
+      .filter((slot) => this.serves(slot))
+      .sort((a, b) => a - b);
+  }
+
+  /** `slot` is leaving this shard (its tasks fenced for a move): no longer served or claimed. */
+  leave(slot: number): void {
+    this.claimed.delete(slot);
+    this.arriving.delete(slot);
+    this.leaving.add(slot);
+  }
+
+  /** The move of `slot` away has ended (the bucket names its new owner). */
+  left(slot: number): void {
+    this.leaving.delete(slot);
+  }
+
+  /** Puts a slot back that was leaving (its move was undone). */
+  keep(slot: number): void {
+    this.leaving.delete(slot);
+    this.claimed.add(slot);
+  }
+
+  /** `slot`'s tasks were adopted here: it is served, and claimed, once the bucket names this shard. */
+  arrive(slot: number): void {
+    if (this.claimed.has(slot)) return;
+    this.leaving.delete(slot);
+    this.arriving.add(slot);
+    if (this.ownership.map.ownerOf(slot) === this.options.shardId) void this.check();
   }
 
   start(): void {
@@ -110,6 +152,7 @@ export class SlotGuard {
 
   private changed(change: SlotChange): void {
     const mine = change.owner === this.options.shardId;
+    if (this.leaving.has(change.slot)) return;
     if (this.claimed.has(change.slot) ? !mine : mine) void this.check();
   }
 
@@ -149,7 +192,16 @@ export class SlotGuard {
       this.repaired("lost", lost.length);
     }
     for (const slot of this.claimed) if (map.ownerOf(slot) === shardId) this.reported.delete(slot);
-    const foreign = map.slotsOf(shardId).filter((slot) => !this.claimed.has(slot));
+    // Adopted slots the bucket now names this shard for: the source's switch; they are ours.
+    for (const slot of [...this.arriving]) {
+      if (map.ownerOf(slot) !== shardId) continue;
+      this.arriving.delete(slot);
+      this.claimed.add(slot);
+      log.info({ slot }, "a slot moved here: serving it");
+    }
+    const foreign = map
+      .slotsOf(shardId)
+      .filter((slot) => !this.claimed.has(slot) && !this.leaving.has(slot) && !this.arriving.has(slot));
     if (foreign.length > 0) {
       const released = await this.ownership.release(shardId, foreign);
       log.error(

@@ -284,6 +284,40 @@ export class SlotOwnership {
     return result;
   }
 
+  /**
+   * Step 3 of a slot move: `slot.<n>` from `from` to `to`, an update
+   * revision-checked against the revision naming `from` (never a put), so
+   * a slot another write changed meanwhile is not taken. Idempotent: a
+   * slot naming `to` already is fine; a key deleted (a lost store) is
+   * created for `to`. Throws when the slot names a third shard.
+   */
+  async transfer(slot: number, from: string, to: string): Promise<void> {
+    if (!isSlot(slot)) throw new RangeError(`not a slot: ${slot}`);
+    const key = slotKey(slot);
+    const read = async () => {
+      const entry = await this.kv.get(key);
+      return { entry, owner: entry?.operation === "PUT" ? decoder.decode(entry.value) : undefined };
+    };
+    const { entry, owner } = await read();
+    if (owner === to) {
+      this.map.observe(slot, to, entry!.revision);
+      return;
+    }
+    if (owner !== undefined && owner !== from)
+      throw new Error(`slot ${slot} names shard ${owner}, neither ${from} nor ${to}: not moved`);
+    try {
+      const value = encoder.encode(to);
+      const revision =
+        entry === null ? await this.kv.create(key, value) : await this.kv.update(key, value, entry.revision);
+      this.map.observe(slot, to, revision);
+    } catch (error) {
+      // Our own earlier write (a lost reply) is fine; any other change between the read and the write is not.
+      const after = await read();
+      if (after.owner !== to) throw error;
+      this.map.observe(slot, to, after.entry!.revision);
+    }
+  }
+
   /** Stops the map's watcher. Idempotent. */
   close(): Promise<void> {
     return this.map.close();

@@ -53,6 +53,7 @@ import {
   parseSubject,
   type Reply,
   type Request,
+  type RequestOf,
   type ResultOf,
   redactUrl,
   subjectsFor,
@@ -78,10 +79,16 @@ import { TaskQueryRouter } from "./task-queries.js";
 import { BatchValidator } from "./validation.js";
 
 /** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
-export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort", "check"]);
+export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort", "check", "adopt"]);
 
 /** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
 const ALL_SHARDS_WAIT_MS = 2_000;
+/**
+ * How long a coordinator waits for a slot move to end, ms: a move of one
+ * slot carries ~1/1024 of a shard's tasks; a longer one is answered TIMEOUT
+ * (the move goes on) and its resend under the same move id joins it.
+ */
+const MOVE_SLOT_TIMEOUT_MS = 120_000;
 
 /** What a running coordinator knows of the cluster, for status output and tests. */
 export interface CoordinatorView {
@@ -426,6 +433,25 @@ class CoordinatorImpl implements Coordinator {
     }
   }
 
+  /**
+   * An admin's move of one slot (docs/cluster.md, "Slot movement"): sent to
+   * the slot's owner, which drives the move and answers once it ended. A
+   * resend under the same move id joins it or finds it done (the slot names
+   * the target already: 0 tasks, at once). Only admins may send it (NATS roles).
+   */
+  private async moveSlot(request: RequestOf<"moveSlot">): Promise<ResultOf<"moveSlot">> {
+    const owner = this.slots.ownerOf(request.slot);
+    if (owner === request.target) return { tasks: 0 };
+    if (owner === undefined) {
+      throw new ProtocolError(
+        WireErrorCode.SLOT_NOT_OWNED,
+        `no shard owns slot ${request.slot}: there is nothing to move`,
+      );
+    }
+    const reply = await this.link.request(owner, request, MOVE_SLOT_TIMEOUT_MS);
+    return { tasks: reply.tasks };
+  }
+
   private async dispatch(request: Request): Promise<ResultOf<Op>> {
     switch (request.op) {
       case "submit":
@@ -460,10 +486,13 @@ class CoordinatorImpl implements Coordinator {
           byShard: byShardOf(result, (slot) => this.slots.ownerOf(slot)),
         };
       }
+      case "moveSlot":
+        return this.moveSlot(request);
       case "prepare":
       case "commit":
       case "abort":
       case "check":
+      case "adopt":
         throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
       default: {
         const unreachable: never = request;

@@ -290,6 +290,9 @@ export class TestShard {
       case "abort":
         this.prepared.delete(request.idempotencyKey);
         return {};
+      case "moveSlot":
+      case "adopt":
+        throw new Error(`the stand-in shard does not move slots (${request.op})`);
       case "lease": {
         const base = request.requestId;
         const attempt = request.attempt ?? 1;

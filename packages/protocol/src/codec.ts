@@ -285,6 +285,11 @@ function* resultsOf(kind: MessageKind, body: unknown): Generator<[string, unknow
   } else if (kind === "reply" && b["ok"] === true && b["op"] === "getTask") {
     const task = b["task"] as { result?: unknown } | null;
     if (task?.result !== undefined) yield ["task.result", task.result];
+  } else if (kind === "request" && b["op"] === "adopt") {
+    const tasks = b["tasks"] as readonly { status: { result?: unknown } }[];
+    for (let i = 0; i < tasks.length; i++) {
+      if (tasks[i]?.status.result !== undefined) yield [`tasks[${i}].status.result`, tasks[i]?.status.result];
+    }
   }
 }
 
@@ -337,6 +342,11 @@ function* payloadsOf(kind: MessageKind, body: unknown): Generator<[string, unkno
   } else if (kind === "reply" && b["ok"] === true && b["op"] === "getTask") {
     const task = b["task"] as { payload?: unknown } | null;
     if (task?.payload !== undefined) yield ["task.payload", task.payload];
+  } else if (kind === "request" && b["op"] === "adopt") {
+    const tasks = b["tasks"] as readonly { spec: { payload?: unknown } }[];
+    for (let i = 0; i < tasks.length; i++) {
+      if (tasks[i]?.spec.payload !== undefined) yield [`tasks[${i}].spec.payload`, tasks[i]?.spec.payload];
+    }
   }
 }
 

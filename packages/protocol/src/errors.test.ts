@@ -78,6 +78,7 @@ describe("the catalogue", () => {
       "NO_RESPONDERS",
       "OVERLOADED",
       "SHARD_UNAVAILABLE",
+      "SLOT_MOVING",
       "SLOT_NOT_OWNED",
       "TIMEOUT",
     ]);

@@ -47,6 +47,12 @@ export const WireErrorCode = {
   TOO_MANY_PREREQUISITES: "TOO_MANY_PREREQUISITES",
   /** The shard asked does not own the task's slot (ownership moved); refresh routing and retry. */
   SLOT_NOT_OWNED: "SLOT_NOT_OWNED",
+  /**
+   * The task's slot is moving to another shard (docs/cluster.md, "Slot
+   * movement"): nothing was applied; retry, and the request reaches the
+   * slot's new owner once the move is done.
+   */
+  SLOT_MOVING: "SLOT_MOVING",
   /** The shard owning the slot is down or still recovering; retry after a pause. */
   SHARD_UNAVAILABLE: "SHARD_UNAVAILABLE",
   /**
@@ -177,6 +183,11 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
     retryable: true,
     source: "boundary",
     description: "The shard does not own the task's slot (ownership moved); refresh routing and retry.",
+  },
+  SLOT_MOVING: {
+    retryable: true,
+    source: "boundary",
+    description: "The task's slot is moving to another shard; nothing was applied; retry.",
   },
   SHARD_UNAVAILABLE: {
     retryable: true,

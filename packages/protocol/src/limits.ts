@@ -213,3 +213,15 @@ export const LIST_PAGE_BYTES = MAX_MESSAGE_BYTES >> 1;
  * wire: a shard-side timer.
  */
 export const PREPARE_TTL_MS = 30_000;
+
+/**
+ * What one `adopt` part of a slot's export carries at most, encoded: a
+ * source splits a slot's tasks into parts of about this size (a task is at
+ * most MAX_PAYLOAD_BYTES of payload and MAX_RESULT_BYTES of result, so a
+ * part with one task always fits a message).
+ */
+export const MOVE_PART_BYTES = MAX_MESSAGE_BYTES >> 1;
+/** Most tasks (and entries, and leases) in one `adopt` part. */
+export const MAX_MOVE_PART_TASKS = 10_000;
+/** Most parts of one slot's export (MOVE_PART_BYTES each: ~50 GB). */
+export const MAX_MOVE_PARTS = 100_000;

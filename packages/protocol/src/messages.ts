@@ -13,6 +13,7 @@ import type {
   Problem,
   SchedulerStats,
   TaskInput,
+  TaskRecord,
   TaskState,
   TaskSummary,
   TaskView,
@@ -27,7 +28,7 @@ import {
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -51,6 +52,10 @@ export const OPS = [
   "abort",
   // Shard-only: a part of a batch already rejected, checked against the shard's state (docs/cluster.md).
   "check",
+  // Slot movement (docs/cluster.md): an admin's move of a slot (coordinator, then the slot's shard),
+  // and the slot's tasks handed from shard to shard (shards only).
+  "moveSlot",
+  "adopt",
 ] as const;
 export type Op = (typeof OPS)[number];
 
@@ -315,6 +320,55 @@ export interface CheckRequest {
   readonly tasks: readonly TaskInput[];
 }
 
+/**
+ * Move slot `slot` to shard `target` (admin → coordinator → the slot's
+ * shard, which drives the move; docs/cluster.md, "Slot movement"). The
+ * reply comes once the move has ended; a resend under the same `moveId`
+ * joins or replays it.
+ */
+export interface MoveSlotRequest {
+  readonly op: "moveSlot";
+  readonly slot: number;
+  readonly target: string;
+  readonly moveId: string;
+}
+
+/** One idempotency or lease-request entry moving with its tasks (the shard's journal row, typed). */
+export interface MovedEntry {
+  readonly key: string;
+  readonly taskIds: readonly string[];
+  readonly createdAt: number;
+  /** Lease-request entries only: the grants' tokens, parallel to taskIds. */
+  readonly tokens?: readonly number[];
+  readonly fence?: number;
+}
+
+/** The proof of a live lease of a moving task, made by the shard that granted it. */
+export interface MovedLease {
+  readonly taskId: string;
+  readonly token: number;
+  readonly secret: string;
+}
+
+/**
+ * Part `part` (from 0) of `parts` of a slot's export, shard → shard only
+ * (docs/cluster.md, "Slot movement"). The target keeps the parts of a move
+ * until it has them all, then adopts them in one commit; every part of a
+ * move it adopted before answers `adopted` again.
+ */
+export interface AdoptRequest {
+  readonly op: "adopt";
+  readonly moveId: string;
+  readonly slot: number;
+  /** The shard the slot leaves. */
+  readonly source: string;
+  readonly part: number;
+  readonly parts: number;
+  readonly tasks: readonly TaskRecord[];
+  readonly entries: readonly MovedEntry[];
+  readonly leases: readonly MovedLease[];
+}
+
 export type Request =
   | SubmitRequest
   | LeaseRequest
@@ -332,7 +386,9 @@ export type Request =
   | PrepareRequest
   | CommitRequest
   | AbortRequest
-  | CheckRequest;
+  | CheckRequest
+  | MoveSlotRequest
+  | AdoptRequest;
 
 export type RequestOf<O extends Op> = Extract<Request, { readonly op: O }>;
 
@@ -413,6 +469,10 @@ export interface ResultMap {
   readonly abort: Record<never, never>;
   /** What `submit` would refuse in the part now (empty: nothing), at most MAX_PROBLEMS. */
   readonly check: { readonly problems: readonly Problem[] };
+  /** The move ended: `tasks` moved (0 when the slot held none, or when replayed). */
+  readonly moveSlot: { readonly tasks: number };
+  /** `adopted`: the whole move is adopted (now or before); false: this part is kept until the rest arrive. */
+  readonly adopt: { readonly adopted: boolean };
 }
 
 export type ResultOf<O extends Op> = ResultMap[O];

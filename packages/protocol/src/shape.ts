@@ -28,6 +28,7 @@ import {
   TASK_INPUT_FIELDS,
   type Task,
   type TaskInput,
+  type TaskRecord,
   TaskState,
   type TaskSummary,
   type TaskView,
@@ -55,6 +56,8 @@ import {
   MAX_LEASE_TYPES,
   MAX_LEASES_PER_REQUEST,
   MAX_LIST_LIMIT,
+  MAX_MOVE_PART_TASKS,
+  MAX_MOVE_PARTS,
   MAX_PAYLOAD_DEPTH,
   MAX_PREREQUISITES,
   MAX_PROBLEMS,
@@ -71,6 +74,7 @@ import {
   type FrontierAnnouncement,
   isOp,
   type ListCursor,
+  type MovedEntry,
   OPS,
   type Reply,
   type Request,
@@ -456,6 +460,59 @@ function parseTaskView(v: unknown, path: string): TaskView {
   put(t, "result", payload(f["result"], at(path, "result")));
   t["unmetPrerequisites"] = int(...field("unmetPrerequisites"), 0);
   return t as unknown as TaskView;
+}
+
+/** The keys of a TaskRecord's spec (the rest of a TaskView, but unmetPrerequisites, is its status). */
+const SPEC_KEYS = new Set([
+  "id",
+  "prerequisites",
+  "workflowId",
+  "payload",
+  "maxAttempts",
+  "hardDeadline",
+  "onPrerequisiteFailure",
+  "notBefore",
+  "timeoutMs",
+]);
+
+/** A task as a journal holds it (`{ spec, status }`), checked as a TaskView's fields are. */
+function parseTaskRecord(v: unknown, path: string): TaskRecord {
+  const f = map(v, path, ["spec", "status"]);
+  const spec = map(f["spec"], at(path, "spec"), [...SPEC_KEYS]);
+  const status = map(
+    f["status"],
+    at(path, "status"),
+    TASK_VIEW_KEYS.filter((k) => !SPEC_KEYS.has(k) && k !== "unmetPrerequisites"),
+  );
+  const view = parseTaskView({ ...spec, ...status, unmetPrerequisites: 0 }, path);
+  const out: { spec: Draft; status: Draft } = { spec: {}, status: {} };
+  for (const [k, value] of Object.entries(view)) {
+    if (k === "unmetPrerequisites") continue;
+    out[SPEC_KEYS.has(k) ? "spec" : "status"][k] = value;
+  }
+  return out as unknown as TaskRecord;
+}
+
+function parseMovedEntry(v: unknown, path: string): MovedEntry {
+  const f = map(v, path, ["key", "taskIds", "createdAt", "tokens", "fence"]);
+  const e: Draft = {
+    key: id(f["key"], at(path, "key"), true),
+    taskIds: prerequisites(f["taskIds"], at(path, "taskIds")),
+    createdAt: num(f["createdAt"], at(path, "createdAt")),
+  };
+  put(
+    e,
+    "tokens",
+    optional(f["tokens"], at(path, "tokens"), (t, p) => list(t, p).map((x, i) => int(x, at(p, i), 0))),
+  );
+  put(e, "fence", optional(f["fence"], at(path, "fence"), attemptNumber));
+  return e as unknown as MovedEntry;
+}
+
+function slotNumber(v: unknown, path: string): number {
+  const slot = int(v, path, 0);
+  if (slot >= SLOT_COUNT) bad(path, `a slot below ${SLOT_COUNT}`, v);
+  return slot;
 }
 
 const STATS_KEYS = [
@@ -943,6 +1000,37 @@ export function parseRequest(v: unknown): Request {
       r["idempotencyKey"] = id(f["idempotencyKey"], "idempotencyKey", true);
       break;
     }
+    case "moveSlot": {
+      const f = map(v, "", ["op", "slot", "target", "moveId"]);
+      r["slot"] = slotNumber(f["slot"], "slot");
+      r["target"] = shardToken(f["target"], "target");
+      r["moveId"] = id(f["moveId"], "moveId", true);
+      break;
+    }
+    case "adopt": {
+      const f = map(v, "", ["op", "moveId", "slot", "source", "part", "parts", "tasks", "entries", "leases"]);
+      r["moveId"] = id(f["moveId"], "moveId", true);
+      r["slot"] = slotNumber(f["slot"], "slot");
+      r["source"] = shardToken(f["source"], "source");
+      r["parts"] = argumentUpTo(f["parts"], "parts", 1, MAX_MOVE_PARTS, "MAX_MOVE_PARTS");
+      const part = int(f["part"], "part", 0);
+      if (part >= (r["parts"] as number)) bad("part", `a part below parts (${r["parts"]})`, part);
+      r["part"] = part;
+      const many = (key: string) =>
+        bounded(f[key], key, MAX_MOVE_PART_TASKS, "BATCH_TOO_LARGE", "MAX_MOVE_PART_TASKS");
+      r["tasks"] = many("tasks").map((t, i) => parseTaskRecord(t, at("tasks", i)));
+      r["entries"] = many("entries").map((e, i) => parseMovedEntry(e, at("entries", i)));
+      r["leases"] = many("leases").map((l, i) => {
+        const path = at("leases", i);
+        const g = map(l, path, ["taskId", "token", "secret"]);
+        return {
+          taskId: id(g["taskId"], at(path, "taskId"), true),
+          token: int(g["token"], at(path, "token"), 1),
+          secret: leaseSecret(g["secret"], at(path, "secret")),
+        };
+      });
+      break;
+    }
     case "check": {
       const f = map(v, "", ["op", "tasks"]);
       const tasks = bounded(
@@ -1098,6 +1186,12 @@ export function parseReply(v: unknown): Reply {
       break;
     case "prepare":
       r["accepted"] = int(map(v, "", ["ok", "op", "accepted"])["accepted"], "accepted", 0);
+      break;
+    case "moveSlot":
+      r["tasks"] = int(map(v, "", ["ok", "op", "tasks"])["tasks"], "tasks", 0);
+      break;
+    case "adopt":
+      r["adopted"] = bool(map(v, "", ["ok", "op", "adopted"])["adopted"], "adopted");
       break;
     case "check": {
       const problems = map(v, "", ["ok", "op", "problems"])["problems"];

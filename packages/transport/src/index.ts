@@ -17,6 +17,7 @@ export {
   principalName,
   ROLES,
   type Role,
+  SHARD_TO_SHARD_OPS,
 } from "./roles.js";
 export { authorizationConfig, type NkeyUser } from "./server-config.js";
 export {

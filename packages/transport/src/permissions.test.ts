@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accessOf, clusterPrincipals, ensureCredentials } from "./credentials.js";
 import { natsConnectionOptions } from "./nats-access.js";
-import { HOLDER_SHARD_OPS, type Principal } from "./roles.js";
+import { HOLDER_SHARD_OPS, type Principal, SHARD_TO_SHARD_OPS } from "./roles.js";
 
 const CLUSTER = "perm";
 const s = subjectsFor(CLUSTER);
@@ -106,9 +106,13 @@ describe("per-role NATS permissions", () => {
     expect(await publish(shard, s.frontier, coordinator)).toBe("allowed");
     const kv = await new Kvm(shard).create(s.slotBucket, { history: 8 });
     expect(await kv.create("slot.1", new TextEncoder().encode("s1"))).toBeGreaterThan(0);
-    // A shard calls no shard or coordinator operation.
-    expect(await request(shard, s.shard("s2", "lease"))).toBe("refused");
+    // A shard calls no shard or coordinator operation, but hands a moving slot's tasks to another shard.
+    for (const op of OPS) {
+      const expected = (SHARD_TO_SHARD_OPS as readonly string[]).includes(op) ? "allowed" : "refused";
+      expect([op, await request(shard, s.shard("s2", op))]).toEqual([op, expected]);
+    }
     expect(await request(shard, s.coord("submit"))).toBe("refused");
+    expect(await request(shard, s.coord("moveSlot"))).toBe("refused");
   });
 
   it("a coordinator serves only in the queue group, reads the bucket but cannot write it, and calls shards", async () => {
@@ -117,7 +121,11 @@ describe("per-role NATS permissions", () => {
     expect(await subscribe(coordinator, s.coordAll)).toBe("refused");
     expect(await subscribe(coordinator, s.coordAll, "another-group")).toBe("refused");
     expect(await subscribe(coordinator, s.frontier)).toBe("allowed");
-    for (const op of OPS) expect(await request(coordinator, s.shard("s1", op))).toBe("allowed");
+    for (const op of OPS) {
+      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`.
+      const expected = op === "adopt" ? "refused" : "allowed";
+      expect([op, await request(coordinator, s.shard("s1", op))]).toEqual([op, expected]);
+    }
     const shard = await as({ role: "shard", shardId: "s2" });
     expect(await publish(coordinator, s.frontier, shard)).toBe("refused");
     await new Kvm(shard).create(s.slotBucket, { history: 8 });
@@ -150,6 +158,8 @@ describe("per-role NATS permissions", () => {
       "retry",
       "prepare",
       "check",
+      "moveSlot",
+      "adopt",
     ] as const) {
       expect(await request(worker, s.coord(op))).toBe("refused");
     }

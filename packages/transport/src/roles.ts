@@ -4,17 +4,20 @@
  * server-config.ts); this module is the one place that says what they are.
  *
  *   shard <id>    serves `frontier.<c>.shard.<id>.*`, announces its frontier,
- *                 and alone writes the slot bucket (and may create it)
+ *                 alone writes the slot bucket (and may create it), and
+ *                 alone sends `adopt` to other shards (a slot's tasks moving)
  *   coordinator   serves `frontier.<c>.coord.*` in the coordinators' queue group
  *                 (it cannot subscribe to them outside the group), reads
  *                 announcements and the slot bucket, calls any shard operation
+ *                 but `adopt` (`moveSlot` only for an admin's move)
  *   worker        leases through a coordinator; heartbeat, complete, fail and
  *                 settle through a coordinator or straight at the shard that
  *                 granted the lease (the lease's secret authorizes those)
  *   submitter     submits, reads tasks, task lists, workflows and stats,
  *                 through a coordinator
  *   admin         every coordinator operation (cancel, deadlines, retry, leases
- *                 for debugging), a worker's shard operations, reads the slot bucket
+ *                 for debugging, `moveSlot`: rebalance and drain), a worker's
+ *                 shard operations, reads the slot bucket
  *
  * Every role subscribes only under its own inbox prefix (`inboxPrefixOf`),
  * so no one reads another role's replies, and answers requests only through
@@ -27,6 +30,7 @@
 import {
   type ClusterSubjects,
   COORDINATOR_QUEUE,
+  OPS,
   type Op,
   scheduleBucketName,
   subjectsFor,
@@ -65,6 +69,13 @@ const SUBMITTER_OPS = [
   "getWorkflow",
 ] as const satisfies readonly Op[];
 
+/** Shard operations only shards send to each other: a slot's tasks moving (docs/cluster.md). */
+export const SHARD_TO_SHARD_OPS = ["adopt"] as const satisfies readonly Op[];
+/** Every shard operation a coordinator may call: all but the shard-to-shard ones. */
+const COORDINATOR_SHARD_OPS: readonly Op[] = OPS.filter(
+  (op) => !(SHARD_TO_SHARD_OPS as readonly Op[]).includes(op),
+);
+
 /**
  * `_INBOX.<cluster>.<role>` (`_INBOX.<cluster>.shard.<id>` for a shard):
  * where a principal's replies arrive, and all it may subscribe to besides
@@ -87,7 +98,12 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
     case "shard": {
       const id = checkedShard(s, principal.shardId);
       return {
-        publish: [s.frontier, ...bucketRead(s.slotBucket), ...bucketWrite(s.slotBucket)],
+        publish: [
+          s.frontier,
+          ...SHARD_TO_SHARD_OPS.map((op) => s.anyShard(op)),
+          ...bucketRead(s.slotBucket),
+          ...bucketWrite(s.slotBucket),
+        ],
         subscribe: [s.shardAll(id), s.frontier, inbox],
         allowResponses: true,
       };
@@ -95,7 +111,11 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
     case "coordinator":
       return {
         // Reads the schedules (and submits their ticks through itself).
-        publish: [s.anyShard(), ...bucketRead(s.slotBucket), ...bucketRead(scheduleBucketName(cluster))],
+        publish: [
+          ...COORDINATOR_SHARD_OPS.map((op) => s.anyShard(op)),
+          ...bucketRead(s.slotBucket),
+          ...bucketRead(scheduleBucketName(cluster)),
+        ],
         subscribe: [`${s.coordAll} ${COORDINATOR_QUEUE}`, s.frontier, inbox],
         allowResponses: true,
       };

@@ -1,0 +1,320 @@
+/**
+ * Slot moves between live shard actors, against a real nats-server
+ * (docs/cluster.md, "Slot movement"): a move with its tasks, DAG, leases
+ * and idempotency keys; SLOT_MOVING while it runs; a target's refusal
+ * undoing it; a source restarted mid-move driving its outbox to the end;
+ * a target restarted between its adopt and the switch.
+ */
+import {
+  type AdoptRequest,
+  decodeRequest,
+  encodeFrontier,
+  encodeReply,
+  type Reply,
+  type Request,
+  subjectsFor,
+  WireErrorCode,
+} from "@frontier/protocol";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ask, eventually, keysInSlots, silent, TestEnv, task } from "../test/support.js";
+import type { ShardActorOptions } from "./options.js";
+import { ShardActor } from "./shard-actor.js";
+import { SlotOwnership } from "./slot-ownership.js";
+
+const env = new TestEnv();
+beforeAll(() => env.start());
+afterEach(() => env.cleanup());
+afterAll(() => env.stop());
+
+const A_SLOTS = [0, 1, 2, 3];
+const B_SLOTS = [10, 11];
+/** The slot that moves, and workflows in it. */
+const SLOT = 2;
+const [WF, WF2] = keysInSlots("wf", [SLOT], 2) as [string, string];
+const [STAY] = keysInSlots("stay", [0], 1) as [string];
+
+async function startActor(
+  cluster: string,
+  shardId: string,
+  slots: number[],
+  extra: Partial<ShardActorOptions> = {},
+): Promise<ShardActor> {
+  const actor = await ShardActor.start({
+    natsUrl: env.url,
+    cluster,
+    shardId,
+    dataDir: extra.dataDir ?? env.freshDir(),
+    slots,
+    logger: silent,
+    announceIntervalMs: 50,
+    ...extra,
+  });
+  env.defer(() => actor.close());
+  return actor;
+}
+
+function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
+  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
+  return reply as Extract<R, { ok: true }>;
+}
+
+function errorOf(reply: Reply): string {
+  if (reply.ok) throw new Error(`expected an error reply, got ${JSON.stringify(reply)}`);
+  return reply.error.code;
+}
+
+/** Sends `moveSlot` to the source until it takes it (it waits to have heard from the target). */
+async function move(nc: NatsConnection, cluster: string, source: string, target: string, moveId: string) {
+  let reply: Reply<"moveSlot"> | undefined;
+  await eventually(
+    async () => {
+      reply = await ask(nc, cluster, source, { op: "moveSlot", slot: SLOT, target, moveId }, 30_000);
+      return reply.ok || reply.error.code !== WireErrorCode.SHARD_UNAVAILABLE;
+    },
+    10_000,
+    `shard ${source} to hear from ${target}`,
+  );
+  return reply!;
+}
+
+/** A shard `shardId` that is only an `adopt` subject held by the test, and announcements. */
+function fakeTarget(nc: NatsConnection, cluster: string, shardId: string) {
+  const s = subjectsFor(cluster);
+  const parts: { request: Uint8Array; respond: (reply: Reply<"adopt">) => void }[] = [];
+  const waiting: (() => void)[] = [];
+  const sub: Subscription = nc.subscribe(s.shard(shardId, "adopt"), {
+    callback: (_err, msg) => {
+      parts.push({ request: msg.data, respond: (reply) => msg.respond(encodeReply(reply)) });
+      for (const w of waiting.splice(0)) w();
+    },
+  });
+  let seq = 0;
+  const announce = setInterval(() => {
+    nc.publish(
+      s.frontier,
+      encodeFrontier({
+        shardId,
+        deadline: null,
+        key: null,
+        taskId: null,
+        runnable: 0,
+        seq: ++seq,
+        at: Date.now(),
+      }),
+    );
+  }, 20);
+  return {
+    parts,
+    /** Resolves once a part arrived. */
+    nextPart: () =>
+      new Promise<void>((resolve) => {
+        if (parts.length > 0) resolve();
+        else waiting.push(resolve);
+      }),
+    stop: () => {
+      clearInterval(announce);
+      sub.unsubscribe();
+    },
+  };
+}
+
+async function load(nc: NatsConnection, cluster: string, shardId: string) {
+  const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+  ok(
+    await q({
+      op: "submit",
+      idempotencyKey: "k1",
+      tasks: [
+        task("p", 100, { workflowId: WF }),
+        task("d", 200, { workflowId: WF, prerequisites: ["p"] }),
+        task("e", 300, { workflowId: WF2, payload: { n: 1 } }),
+        task("s", 50, { workflowId: STAY }),
+      ],
+    }),
+  );
+  const leases = ok(
+    await q({ op: "lease", owner: "w1", max: 2, leaseMs: 60_000, waitMs: 0, requestId: "r1" }),
+  ).leases;
+  expect(leases.map((l) => l.taskId)).toEqual(["s", "p"]);
+  return { s: leases[0]!, p: leases[1]! };
+}
+
+describe("slot moves between shard actors", () => {
+  it("moves a slot's tasks, DAG, live leases and keys; the bucket and both guards follow", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    const a = await startActor(cluster, "a", A_SLOTS);
+    const b = await startActor(cluster, "b", B_SLOTS);
+    const { s, p } = await load(nc, cluster, "a");
+
+    expect(ok(await move(nc, cluster, "a", "b", "m1")).tasks).toBe(3);
+    expect(a.owns(SLOT)).toBe(false);
+    expect(b.owns(SLOT)).toBe(true);
+    const ownership = await SlotOwnership.open(nc, { cluster });
+    env.defer(() => ownership.close());
+    expect(ownership.map.ownerOf(SLOT)).toBe("b");
+    // A resend of a move that ended: nothing more to do.
+    expect(
+      ok(await ask(nc, cluster, "a", { op: "moveSlot", slot: SLOT, target: "b", moveId: "m1" })).tasks,
+    ).toBe(0);
+
+    const atA = <R extends Request>(r: R) => ask(nc, cluster, "a", r);
+    const atB = <R extends Request>(r: R) => ask(nc, cluster, "b", r);
+    expect(ok(await atA({ op: "getTask", taskId: "p", workflowId: WF })).task).toBeNull();
+    expect(ok(await atB({ op: "getTask", taskId: "p", workflowId: WF })).task).toMatchObject({
+      state: "LEASED",
+      token: p.token,
+    });
+    // The holder's lease, granted by a, completes at b with its secret; a forged one does not.
+    expect(
+      errorOf(await atB({ op: "complete", taskId: "p", workflowId: WF, token: p.token, secret: s.secret! })),
+    ).toBe(WireErrorCode.STALE_LEASE);
+    expect(
+      ok(await atB({ op: "complete", taskId: "p", workflowId: WF, token: p.token, secret: p.secret! }))
+        .duplicate,
+    ).toBe(false);
+    // Its dependent is unblocked at b, and b's tokens are above every adopted one.
+    const next = ok(
+      await atB({ op: "lease", owner: "w2", max: 5, leaseMs: 60_000, waitMs: 0, requestId: "r2" }),
+    ).leases;
+    expect(next.map((l) => l.taskId).sort()).toEqual(["d", "e"]);
+    expect(Math.min(...next.map((l) => l.token))).toBeGreaterThan(p.token);
+    expect(next.find((l) => l.taskId === "e")?.task.payload).toEqual({ n: 1 });
+    // The submit's key came along: a resend of the moved part is a replay at b.
+    expect(
+      ok(
+        await atB({
+          op: "submit",
+          idempotencyKey: "k1",
+          tasks: [
+            task("p", 100, { workflowId: WF }),
+            task("d", 200, { workflowId: WF, prerequisites: ["p"] }),
+          ],
+        }),
+      ).replayed,
+    ).toBe(true);
+    // What stayed is still a's.
+    expect(
+      ok(await atA({ op: "complete", taskId: "s", workflowId: STAY, token: s.token, secret: s.secret! }))
+        .duplicate,
+    ).toBe(false);
+  });
+
+  it("answers SLOT_MOVING while the tasks are on their way, and undoes a move the target refuses", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    await startActor(cluster, "a", A_SLOTS);
+    const target = fakeTarget(nc, cluster, "f");
+    env.defer(async () => target.stop());
+    const { p } = await load(nc, cluster, "a");
+    const moving = move(nc, cluster, "a", "f", "m1");
+    await target.nextPart();
+
+    const atA = <R extends Request>(r: R) => ask(nc, cluster, "a", r);
+    const held = { taskId: "p", workflowId: WF, token: p.token, secret: p.secret! };
+    expect(errorOf(await atA({ op: "complete", ...held }))).toBe(WireErrorCode.SLOT_MOVING);
+    expect(errorOf(await atA({ op: "heartbeat", ...held, leaseMs: 1_000 }))).toBe(WireErrorCode.SLOT_MOVING);
+    expect(errorOf(await atA({ op: "getTask", taskId: "d", workflowId: WF }))).toBe(
+      WireErrorCode.SLOT_MOVING,
+    );
+    expect(
+      errorOf(await atA({ op: "submit", idempotencyKey: "k2", tasks: [task("n", 1, { workflowId: WF })] })),
+    ).toBe(WireErrorCode.SLOT_MOVING);
+    const settled = ok(await atA({ op: "settle", completes: [held] })).results;
+    expect(settled).toEqual([
+      { error: expect.objectContaining({ code: WireErrorCode.SLOT_MOVING, retryable: true }) },
+    ]);
+    // A second move of the slot meanwhile is refused.
+    expect(errorOf(await move(nc, cluster, "a", "f", "m2"))).toBe(WireErrorCode.SLOT_MOVING);
+
+    // The target refuses the tasks (an id it holds): the move is undone, nothing lost.
+    target.parts[0]!.respond({
+      ok: false,
+      error: {
+        code: WireErrorCode.INVALID_ARGUMENT,
+        message: 'task "p" is held here already',
+        retryable: false,
+      },
+    });
+    expect(errorOf(await moving)).toBe(WireErrorCode.INVALID_ARGUMENT);
+    expect(ok(await atA({ op: "complete", ...held })).duplicate).toBe(false);
+    expect(ok(await atA({ op: "getTask", taskId: "d", workflowId: WF })).task?.state).toBe("RUNNABLE");
+  });
+
+  it("a source restarted mid-move drives its outbox to the end; nothing lost or doubled", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    const dirA = env.freshDir();
+    const a = await startActor(cluster, "a", A_SLOTS, { dataDir: dirA });
+    const target = fakeTarget(nc, cluster, "b");
+    const { p } = await load(nc, cluster, "a");
+    const moving = move(nc, cluster, "a", "b", "m1");
+    await target.nextPart();
+    // The source goes away after its fence and export committed, before any adopt was answered.
+    await a.close();
+    expect((await moving).ok).toBe(false);
+    target.stop();
+    const before = decodeRequest(target.parts[0]!.request, "adopt") as AdoptRequest;
+    expect(before.tasks.map((t) => t.spec.id)).toEqual(["d", "e", "p"]);
+
+    const b = await startActor(cluster, "b", B_SLOTS);
+    // The restarted source finds its outbox row and finishes the move by itself.
+    const a2 = await startActor(cluster, "a", A_SLOTS, { dataDir: dirA });
+    await eventually(
+      () => b.owns(SLOT) && !a2.owns(SLOT) && a2.stats().shard.counts.LEASED === 1,
+      10_000,
+      "the move",
+    );
+    const atB = <R extends Request>(r: R) => ask(nc, cluster, "b", r);
+    expect(
+      ok(await atB({ op: "complete", taskId: "p", workflowId: WF, token: p.token, secret: p.secret! }))
+        .duplicate,
+    ).toBe(false);
+    const counts = b.stats().shard.counts;
+    expect(counts.COMPLETED + counts.RUNNABLE + counts.WAITING).toBe(3);
+    expect(a2.stats().shard.counts).toMatchObject({ LEASED: 1, RUNNABLE: 0, WAITING: 0, COMPLETED: 0 });
+  });
+
+  it("a target restarted between its adopt and the switch keeps the slot, and serves it once the bucket names it", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    const dirB = env.freshDir();
+    const b = await startActor(cluster, "b", B_SLOTS, { dataDir: dirB });
+    const a = await startActor(cluster, "a", A_SLOTS);
+    await load(nc, cluster, "a");
+    // The test plays the source's first two steps by hand: a's tasks of the slot, adopted at b.
+    const row = await (a as unknown as { shard: import("@frontier/shard").Shard }).shard.beginMove({
+      moveId: "m1",
+      slot: SLOT,
+      source: "a",
+      target: "b",
+      select: (workflowId) => workflowId === WF || workflowId === WF2,
+      proofOf: (taskId, token) => `${taskId}${token}`.padEnd(22, "x").slice(0, 22),
+    });
+    const part: AdoptRequest = {
+      op: "adopt",
+      moveId: "m1",
+      slot: SLOT,
+      source: "a",
+      part: 0,
+      parts: 1,
+      tasks: row.tasks,
+      entries: row.idempotency.map(([key, e]) => ({ key, ...e })),
+      leases: row.leases,
+    };
+    expect(ok(await ask(nc, cluster, "b", part)).adopted).toBe(true);
+    expect(b.owns(SLOT)).toBe(false);
+    await b.close();
+    const b2 = await startActor(cluster, "b", B_SLOTS, { dataDir: dirB });
+    expect(ok(await ask(nc, cluster, "b", part)).adopted).toBe(true);
+    expect(b2.owns(SLOT)).toBe(false);
+    expect(b2.stats().shard.counts.LEASED).toBe(1);
+    const ownership = await SlotOwnership.open(nc, { cluster });
+    env.defer(() => ownership.close());
+    await ownership.transfer(SLOT, "a", "b");
+    await eventually(() => b2.owns(SLOT), 5_000, "b to serve the slot");
+    await b2.checkSlots();
+    expect(b2.owns(SLOT)).toBe(true);
+  });
+});
