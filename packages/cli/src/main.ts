@@ -21,7 +21,7 @@ import {
   submit,
 } from "./client-commands.js";
 import { CREDENTIALS_OPTIONS } from "./credentials-command.js";
-import { CliError, describeError, ExitCode } from "./errors.js";
+import { CliError, describeError, ExitCode, usageError } from "./errors.js";
 import { type Io, println, processIo } from "./io.js";
 import {
   LIST_OPTIONS,
@@ -34,7 +34,13 @@ import {
   top,
 } from "./query-commands.js";
 import { SCHEDULE_OPTIONS } from "./schedule-command.js";
-import { CONSOLE_OPTIONS, COORDINATOR_OPTIONS, SHARD_OPTIONS, START_OPTIONS } from "./service-options.js";
+import {
+  CONSOLE_OPTIONS,
+  COORDINATOR_OPTIONS,
+  REBALANCE_OPTIONS,
+  SHARD_OPTIONS,
+  START_OPTIONS,
+} from "./service-options.js";
 import { WORK_OPTIONS, work } from "./work-command.js";
 
 /** This package's version (package.json sits one level above src/ and dist/ alike). */
@@ -51,6 +57,14 @@ const consoleCommand = async (ctx: CommandContext) =>
 const scheduleCommand = async (ctx: CommandContext) => (await import("./schedule-command.js")).schedule(ctx);
 const credentials = async (ctx: CommandContext) =>
   (await import("./credentials-command.js")).credentials(ctx);
+const rebalance = async (ctx: CommandContext) => (await import("./rebalance-command.js")).rebalance(ctx);
+/** `frontier shard drain ID` is an admin's client command; `frontier shard` otherwise runs shards. */
+const shardOrDrain = async (ctx: CommandContext) => {
+  const [action, id, ...extra] = ctx.parsed.positionals;
+  if (action !== "drain") return shard(ctx);
+  if (extra.length > 0) throw usageError(`shard drain: unexpected argument ${JSON.stringify(extra[0])}`);
+  return (await import("./rebalance-command.js")).drain({ ...ctx, command: "shard drain" }, id);
+};
 
 export interface CommandDef {
   readonly summary: string;
@@ -69,10 +83,11 @@ export const COMMANDS = {
     run: start,
   },
   shard: {
-    summary: "run shard actors alone (one host of a multi-host cluster)",
-    args: "[--id ID] [--data DIR] [--slots SPEC]",
+    summary:
+      "run shard actors alone (one host of a multi-host cluster); `shard drain ID`: move all of shard ID's slots to the other shards (admin)",
+    args: "[--id ID] [--data DIR] [--slots SPEC] | drain ID [--dry-run]",
     options: SHARD_OPTIONS,
-    run: shard,
+    run: shardOrDrain,
   },
   coordinator: {
     summary: "run a coordinator alone (several may run; clients reach any of them)",
@@ -93,6 +108,12 @@ export const COMMANDS = {
     args: "add ID (--every DUR | --cron EXPR [--tz ZONE]) --deadline DUR [--start WHEN] [--workflow W] [--payload JSON] | list | remove ID",
     options: SCHEDULE_OPTIONS,
     run: scheduleCommand,
+  },
+  rebalance: {
+    summary: "move slots between live shards, one at a time, until each holds 1024 / shards ± 1 (admin)",
+    args: "[--dry-run]",
+    options: REBALANCE_OPTIONS,
+    run: rebalance,
   },
   credentials: {
     summary: "make a cluster's NATS credentials: a key per role and per shard, and the server's auth.conf",

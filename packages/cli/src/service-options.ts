@@ -141,7 +141,13 @@ export const START_OPTIONS = {
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;
 
+/** `frontier rebalance`'s options (the command itself loads only when run). */
+export const REBALANCE_OPTIONS = {
+  "dry-run": { type: "boolean", description: "print the moves it would make, and make none" },
+} as const satisfies OptionSpecs;
+
 export const SHARD_OPTIONS = {
+  "dry-run": { type: "boolean", description: "shard drain: print the moves it would make, and make none" },
   id: {
     type: "string",
     value: "ID",

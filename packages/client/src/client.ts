@@ -216,6 +216,17 @@ export interface FrontierClient {
     taskId: string,
     options?: TaskCallOptions & { readonly deadline?: number },
   ): Promise<{ state: TaskState }>;
+  /**
+   * Move one slot, with its tasks, to shard `target` (admin role;
+   * docs/cluster.md, "Slot movement"); resolves with the tasks moved once
+   * the move has ended. Retried under its `moveId` (made up when not
+   * given), which joins the move in progress or finds it done (0 tasks).
+   */
+  moveSlot(
+    slot: number,
+    target: string,
+    options?: RequestOptions & { readonly moveId?: string },
+  ): Promise<{ tasks: number }>;
   /** Run `handler` for each leased task, `concurrency` at a time, with heartbeats; see `Worker`. */
   work(handler: TaskHandler, options?: WorkOptions): Worker;
   /** Gather single tasks into batches by size and time, with backpressure; see `Submitter`. */
@@ -488,6 +499,23 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     return reply.task;
   }
 
+  async moveSlot(
+    slot: number,
+    target: string,
+    options: RequestOptions & { readonly moveId?: string } = {},
+  ): Promise<{ tasks: number }> {
+    const moveId = options.moveId ?? randomUUID();
+    // A move takes a while (its tasks go over the wire twice): a coordinator waits up to two minutes.
+    const reply = await this.request(
+      { op: "moveSlot", slot, target, moveId },
+      {
+        timeoutMs: MOVE_SLOT_TIMEOUT_MS,
+        ...options,
+      },
+    );
+    return { tasks: reply.tasks };
+  }
+
   async stats(options: RequestOptions = {}): Promise<ClusterStats> {
     const reply = await this.request({ op: "stats" }, options);
     return {
@@ -691,6 +719,9 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     }
   }
 }
+
+/** How long a `moveSlot` request waits for its move to end, ms (a coordinator waits 120 s). */
+const MOVE_SLOT_TIMEOUT_MS = 125_000;
 
 /** Caller-chosen lease request ids whose sends a client keeps counting (the most recent). */
 const MAX_TRACKED_LEASE_IDS = 10_000;

@@ -53,6 +53,7 @@ export {
   type ShardEngineOptions,
   type ShardHostOptions,
 } from "./options.js";
+export { planRebalance, type RebalanceOptions, type SlotMovePlan } from "./rebalance.js";
 export {
   type ActorExit,
   ActorState,
