@@ -5,12 +5,14 @@
  *
  *  1. Mixed chaos for FRONTIER_CHAOS_DURATION_MS (`pnpm test`, and so CI:
  *     60 s; `pnpm chaos` runs 10 minutes): every 1.5–3.5 s a fault, mostly a SIGKILLed
- *     shard (restarted on its data by the supervisor), else a crashed
- *     worker, a frozen SDK worker, a stalled shard event loop, a NATS
- *     restart, a killed coordinator.
+ *     shard (restarted on its data by the supervisor), else a slot moved
+ *     between shards (mostly with its source or target SIGKILLed mid-move),
+ *     a crashed worker, a frozen SDK worker, a stalled shard event loop, a
+ *     NATS restart, a killed coordinator.
  *  2. Targeted faults, each with its own assertion: a zombie worker, a slow
  *     worker, a zombie shard, an event-loop stall, NATS killed, one of two
- *     coordinators killed, a submit storm.
+ *     coordinators killed, a submit storm, slot moves with their source or
+ *     target SIGKILLed mid-move.
  *  3. Drain, read every task back, check, print the summary table.
  *
  * Throughout: replies to a share of the workers' lease / complete /
@@ -102,18 +104,24 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
     async () => {
       const end = Date.now() + DURATION_MS;
       let kills = 0;
+      const moves: Promise<string>[] = [];
       while (Date.now() < end) {
         await sleep(1_500 + faults() * 2_000);
         const r = faults();
         const pick = <T>(xs: readonly T[]) => xs[Math.floor(faults() * xs.length)]!;
         // Faults hit members that serve (a process still starting is left alone).
         const serving = (ms: typeof c.shards) => ms.filter((m) => m.serving);
-        if (r < 0.6) {
+        if (r < 0.5) {
           const up = serving(c.shards);
           if (up.length > 0) {
             c.kill(pick(up), "shard-kill");
             kills++;
           }
+        } else if (r < 0.6) {
+          // A slot moves under load; two times in three its source or target dies mid-move.
+          const k = faults();
+          const kill = k < 1 / 3 ? undefined : k < 2 / 3 ? "source" : "target";
+          moves.push(c.moveSlot(probe, faults, kill, Math.floor(faults() * 40)));
         } else if (r < 0.72) {
           const up = serving(c.workers);
           if (up.length > 0) c.kill(pick(up), "worker-kill");
@@ -128,6 +136,7 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
         else if (serving(c.coordinators).length === c.coordinators.length)
           await c.killCoordinator(pick(c.coordinators), probe);
       }
+      await Promise.allSettled(moves);
       // Every killed shard came back (the supervisor's restart, timed to its "listening").
       await until(() => recovered("shard-kill") === kills, 60_000);
       expect(c.shards.every((s) => s.proc !== undefined)).toBe(true);
@@ -202,6 +211,22 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
         `heap +${mb(storm.heapGrowthBytes)}, coordinator RSS ≤ ${mb(storm.coordinatorRssBytes)}\n`,
     );
   }, 180_000);
+
+  it("slots moved under load, their source or target SIGKILLed mid-move: every shard comes back, every slot has its owner", async () => {
+    const outcomes: string[] = [];
+    const plan = [undefined, "source", "target", "source", "target", undefined] as const;
+    for (const [i, kill] of plan.entries()) {
+      outcomes.push(await c.moveSlot(probe, faults, kill, kill === undefined ? 0 : [2, 5, 9, 14, 3, 7][i]!));
+      // The killed shard is back (and a killed source has finished its move from its outbox).
+      await until(() => c.shards.every((m) => m.serving), 60_000);
+    }
+    process.stdout.write(`slot moves: ${outcomes.join("; ")}\n`);
+    expect(outcomes.filter((o) => o.startsWith("skipped"))).toEqual([]);
+    const stats = await probe.stats();
+    expect(stats.shards.missing).toEqual([]);
+    // Whether each move ended or was cut short before its fence, the checks at the end find
+    // every task once and every lease alone.
+  }, 600_000);
 
   let report: ChaosReport | undefined;
 

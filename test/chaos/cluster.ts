@@ -31,7 +31,13 @@ import { LeaseSecrets } from "@frontier/cluster";
 import type { TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { type Op, slotOf } from "@frontier/protocol";
-import { accessOf, clusterPrincipals, ensureCredentials, natsConnectionOptions } from "@frontier/transport";
+import {
+  accessOf,
+  clusterPrincipals,
+  ensureCredentials,
+  natsConnectionOptions,
+  SlotMap,
+} from "@frontier/transport";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { FaultKind, FinalTask, History, HistoryEvent } from "./history.js";
 import { parseEvents } from "./history.js";
@@ -575,6 +581,61 @@ export class ChaosCluster {
     return ms;
   }
 
+  /**
+   * A slot move under load (docs/cluster.md, "Slot movement"): a random
+   * slot of a serving shard to another serving shard, through `client`
+   * (admin); with `kill`, that shard (the source or the target) is SIGKILLed
+   * `killAfterMs` into the move, mid-move, and restarted by the supervisor
+   * (a killed source drives its outbox to the end when back). Resolves when
+   * the move's request settled (the move may still go on), with how it did.
+   */
+  async moveSlot(
+    client: FrontierClient,
+    pick: () => number,
+    kill: "source" | "target" | undefined,
+    killAfterMs: number,
+  ): Promise<string> {
+    const map = await this.slotMap();
+    const serving = this.shards.filter((m) => m.serving);
+    if (serving.length < 2) return "skipped: fewer than two shards serve";
+    const slots = Array.from({ length: 1024 }, (_, slot) => slot).filter((slot) =>
+      serving.some((m) => m.name === map.ownerOf(slot)),
+    );
+    if (slots.length === 0) return "skipped: no slot of a serving shard";
+    const slot = slots[Math.floor(pick() * slots.length)]!;
+    const source = serving.find((m) => m.name === map.ownerOf(slot))!;
+    const others = serving.filter((m) => m !== source);
+    const target = others[Math.floor(pick() * others.length)]!;
+    this.fault("slot-move", `${slot}:${source.name}->${target.name}`);
+    const moving = client.moveSlot(slot, target.name, { timeoutMs: 20_000 }).then(
+      (r) => `moved slot ${slot} (${r.tasks} tasks)`,
+      (error: unknown) => `move of slot ${slot}: ${String(error)}`,
+    );
+    if (kill !== undefined) {
+      await sleep(killAfterMs);
+      this.kill(kill === "source" ? source : target, "slot-move-kill");
+    }
+    return moving;
+  }
+
+  private slotTable: SlotMap | undefined;
+
+  /** The cluster's slot table, as an admin reads it. */
+  private async slotMap(): Promise<SlotMap> {
+    if (this.slotTable !== undefined) return this.slotTable;
+    const nc = await natsConnect({
+      ...natsConnectionOptions(this.nats.url, accessOf(this.credentialsDir, this.cluster, { role: "admin" })),
+      name: "chaos-slot-table",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+    });
+    this.connections.push(nc);
+    const map = SlotMap.start(nc, { cluster: this.cluster });
+    await map.whenLoaded(15_000);
+    this.slotTable = map;
+    return map;
+  }
+
   /** SIGKILL a coordinator; times until the others answer (the supervisor restarts it later). */
   async killCoordinator(m: Member, client: FrontierClient): Promise<number> {
     const at = this.fault("coordinator-kill", m.name, m.pid);
@@ -697,6 +758,7 @@ export class ChaosCluster {
 
   async stop(keepRunDir = false): Promise<void> {
     this.stopping = true;
+    await this.slotTable?.close().catch(() => {});
     await Promise.allSettled(this.clients.map((c) => c.close()));
     await Promise.allSettled(this.connections.map((nc) => nc.drain().catch(() => nc.close())));
     const all = [...this.workers, ...this.coordinators, ...this.shards];

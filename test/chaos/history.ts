@@ -143,7 +143,9 @@ export type FaultKind =
   | "worker-kill"
   | "coordinator-kill"
   | "nats-restart"
-  | "submit-storm";
+  | "submit-storm"
+  | "slot-move"
+  | "slot-move-kill";
 
 export interface Fault {
   readonly k: "fault";

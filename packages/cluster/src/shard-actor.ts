@@ -253,6 +253,7 @@ export class ShardActor {
       log,
       secretOf: (taskId, token) => shard.adoptedProof(taskId, token) ?? secrets.of(taskId, token),
       busy: (slot) => this.prepared.holdsAny((task) => slotOfTask(task) === slot, Date.now()),
+      reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
       changed: () => {
         this.announcer.changed();
@@ -1026,7 +1027,7 @@ export class ShardActor {
     // prefix ends at the second colon), then the client's id.
     const sendId = `${request.attempt ?? 1}:${request.ask ?? 1}:${requestId}`;
     const replayed = this.replay.get(owner, sendId, now);
-    if (replayed) return [...replayed];
+    if (replayed) return this.heldHere(replayed);
     const leaseKey = ownerKey(owner, sendId);
     const inProgress = this.leasing.get(leaseKey);
     if (inProgress) return (await inProgress).leases;
@@ -1108,7 +1109,7 @@ export class ShardActor {
       this.unparked.add(key);
       await Promise.allSettled([...pending]);
     }
-    const fromMemory = this.replay.getByBase(owner, base, now);
+    const fromMemory = this.heldHere(this.replay.getByBase(owner, base, now));
     // Recorded durably by the shard: survives a restart of this process. The fence goes in the same run.
     const options = attempt === undefined || attempt === 1 ? {} : { fence: attempt };
     const durable = await this.shard.replayLease(owner, base, options);
@@ -1121,6 +1122,16 @@ export class ShardActor {
       leases.push(lease);
     }
     return leases;
+  }
+
+  /**
+   * Remembered grants of tasks this shard still holds: a task whose slot
+   * moved away is its new shard's to hand back (the lease-request entry
+   * moved with it), not this one's.
+   */
+  private heldHere(leases: readonly Lease[]): Lease[] {
+    if (this.shard.outgoingMoves().length === 0 && !this.mover.hasMovedAway()) return [...leases];
+    return leases.filter((lease) => this.shard.getTask(lease.taskId) !== undefined);
   }
 
   /**

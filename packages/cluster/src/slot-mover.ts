@@ -63,6 +63,8 @@ export interface SlotMoverContext {
   readonly secretOf: (taskId: string, token: number) => string;
   /** Whether a prepared part or a commit in progress has a task in `slot`. */
   readonly busy: (slot: number) => boolean;
+  /** Whether a prepared part here reserves task id `id` (an adopted task must not collide with it). */
+  readonly reserved: (id: string) => boolean;
   /** Whether shard `shardId` announced lately (a target must be alive before a slot is fenced for it). */
   readonly heardFrom: (shardId: string) => boolean;
   /** Tells the announcer the frontier changed (tasks left or arrived). */
@@ -98,6 +100,7 @@ export class SlotMover {
   private readonly staged = new Map<string, Staged>();
   /** Adopts being committed, by move id: a repeated last part waits for the first. */
   private readonly adopting = new Map<string, Promise<void>>();
+  private movedAway = false;
 
   constructor(private readonly ctx: SlotMoverContext) {
     for (const row of ctx.shard.outgoingMoves()) this.movingSlots.set(row.slot, row.moveId);
@@ -106,6 +109,11 @@ export class SlotMover {
   /** The slots leaving (outbox rows), for the guard at start. */
   leavingSlots(): number[] {
     return [...this.movingSlots.keys()];
+  }
+
+  /** Whether a move away ended in this process (remembered grants may name tasks gone). */
+  hasMovedAway(): boolean {
+    return this.movedAway;
   }
 
   /** Whether `slot` is moving away: its submits, prepares and tasks are answered SLOT_MOVING. */
@@ -206,6 +214,7 @@ export class SlotMover {
       throw error;
     }
     this.fencing.delete(slot);
+    this.movedAway = true;
     this.ctx.guard.leave(slot);
     this.ctx.changed();
     log.info({ slot, target, moveId, tasks: row.tasks.length }, "moving a slot: its tasks are fenced");
@@ -327,6 +336,11 @@ export class SlotMover {
       leases: parts.flatMap((p) => p.leases),
     };
     for (const { spec } of row.tasks) {
+      // A prepared part's commit must fit: an id it reserved is taken, as a held one is (refused, undone).
+      if (this.ctx.reserved(spec.id))
+        throw new InvalidArgumentError(
+          `task ${JSON.stringify(spec.id)} is reserved here by a submit being committed`,
+        );
       if (slotOfTask({ id: spec.id, workflowId: spec.workflowId }) !== row.slot)
         throw new InvalidArgumentError(
           `task ${JSON.stringify(spec.id)} of move ${row.moveId} is not in slot ${row.slot}`,
