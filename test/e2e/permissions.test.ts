@@ -144,6 +144,30 @@ describe("a worker's credentials in an attacker's hands", () => {
       { op: "check", tasks: [{ id: "first", deadline: 1, workflowId: "w" }] },
       { op: "submit", tasks: [{ id: "x", deadline: 1, prerequisites: [] }], idempotencyKey: "k2" },
       { op: "stats" },
+      // Moving a slot is an admin's, through a coordinator; handing tasks to a shard, a shard's.
+      { op: "moveSlot", slot: 0, target: "shard-1", moveId: "m" },
+      {
+        op: "adopt",
+        moveId: "planted",
+        slot: 0,
+        source: "shard-1",
+        part: 0,
+        parts: 1,
+        tasks: [
+          {
+            spec: {
+              id: "planted",
+              prerequisites: [],
+              maxAttempts: 1,
+              hardDeadline: false,
+              onPrerequisiteFailure: "cancel",
+            },
+            status: { state: "RUNNABLE", deadline: 1, attempts: 0, token: 0, runnableSince: 1 },
+          },
+        ],
+        entries: [],
+        leases: [],
+      },
     ];
     for (const shardId of ["shard-0", "shard-1"]) {
       for (const request of requests) {
@@ -164,6 +188,7 @@ describe("a worker's credentials in an attacker's hands", () => {
       () => worker.updateDeadline("second", 1e12, { workflowId: "w" }),
       () => worker.getTask("second", { workflowId: "w" }),
       () => worker.stats(),
+      () => worker.moveSlot(0, "shard-1"),
     ];
     for (const call of calls) {
       const error = await call().catch((e: unknown) => e);
@@ -251,6 +276,7 @@ describe("a submitter's credentials in an attacker's hands", () => {
       () => submitter.lease({ max: 1 }),
       () => submitter.cancel("second", { workflowId: "w" }),
       () => submitter.updateDeadline("second", 5, { workflowId: "w" }),
+      () => submitter.moveSlot(0, "shard-1"),
     ]) {
       await expect(call()).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
     }
@@ -264,5 +290,27 @@ describe("a submitter's credentials in an attacker's hands", () => {
       requestId: "r",
     });
     expect(refusedByNats(outcome)).toBe(true);
+  });
+
+  it("moves a slot only for an admin; only a shard may hand a shard tasks, not even a coordinator", async () => {
+    const coordinator = await plain({ role: "coordinator" });
+    const planted = await send(coordinator, s.shard("shard-0", "adopt"), {
+      op: "adopt",
+      moveId: "planted",
+      slot: 1,
+      source: "shard-1",
+      part: 0,
+      parts: 1,
+      tasks: [],
+      entries: [],
+      leases: [],
+    });
+    expect(refusedByNats(planted)).toBe(true);
+    const admin = await client("admin");
+    // frontier start spreads slots n mod 2: slot 0 is shard-0's, and moves to shard-1.
+    const moved = await admin.moveSlot(0, "shard-1");
+    expect(moved.tasks).toBeGreaterThanOrEqual(0);
+    // A second ask of the same move finds it done.
+    expect((await admin.moveSlot(0, "shard-1")).tasks).toBe(0);
   });
 });
