@@ -49,6 +49,24 @@ describe("work", () => {
     await coord.close();
   });
 
+  it("sends a complete again while its task's slot is moving (SLOT_MOVING), until it lands", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "moving", deadline: 1 }]);
+    let moving = 3;
+    coord.script = (request) =>
+      request.op === "settle" && moving-- > 0 ? { action: "outcomes", code: "SLOT_MOVING" } : undefined;
+    const events: WorkerEvent[] = [];
+    const worker = client.work(async () => {}, { concurrency: 1, waitMs: 100 });
+    worker.on((event) => events.push(event));
+    await until(() => worker.stats.completed === 1);
+    await worker.stop();
+    expect(coord.requests.filter((q) => q.op === "settle")).toHaveLength(4);
+    expect(coord.engine.getTask("moving")?.state).toBe("COMPLETED");
+    expect(events.filter((e) => e.type === "error")).toEqual([]);
+    await client.close();
+    await coord.close();
+  });
+
   it("fails a task whose handler throws, retryably unless it throws a non-retryable TaskError", async () => {
     const { coord, client } = await setup();
     await client.submit([

@@ -171,6 +171,8 @@ interface Held {
   readonly timeoutMs: number | undefined;
   limitTimer: NodeJS.Timeout | undefined;
   timedOut: AttemptTimeoutError | null;
+  /** Its complete's sends through a coordinator answered SLOT_MOVING (the task's slot moving). */
+  movingRetries?: number;
 }
 
 /** The completes bound for one shard (or a coordinator): sent together, one request at a time. */
@@ -580,7 +582,24 @@ export class TaskWorker implements Worker {
         : fromWireError(outcome.error);
     // A shard that could not answer for this task: once more through a coordinator, which finds it.
     if (from !== VIA_COORDINATOR && shouldRetry(error)) this.queueComplete(held, VIA_COORDINATOR);
-    else this.settleError(held, "complete", error);
+    else if (
+      isSlotMoving(error) &&
+      (held.movingRetries ?? 0) < MAX_MOVING_RETRIES &&
+      this.mode !== Mode.STOPPED
+    ) {
+      // The task's slot is between two shards for a moment (docs/cluster.md, "Slot movement"):
+      // nothing was applied; the coordinator reaches the new shard once the move is done.
+      held.movingRetries = (held.movingRetries ?? 0) + 1;
+      const delay = Math.min(1_000, 25 * 2 ** held.movingRetries);
+      this.track(
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            this.queueComplete(held, VIA_COORDINATOR);
+            resolve();
+          }, delay).unref(),
+        ),
+      );
+    } else this.settleError(held, "complete", error);
   }
 
   /** A complete / fail that did not go through: the lease was gone (lost), or the cluster is away (error). */
@@ -704,6 +723,13 @@ export class TaskWorker implements Worker {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Sends of one complete through a coordinator that a moving slot may answer SLOT_MOVING (about 10 s in all). */
+const MAX_MOVING_RETRIES = 14;
+
+function isSlotMoving(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "SLOT_MOVING";
 }
 
 /** A lease's prerequisites' results by task id, in an object without prototype (ids such as `__proto__` are plain keys). */

@@ -35,7 +35,9 @@ export type Scripted =
   | { readonly action: "error"; readonly code: BoundaryErrorCode }
   | { readonly action: "garbage" }
   /** Handled once `until` settles: the test decides, by an event, when the reply may go. */
-  | { readonly action: "hold"; readonly until: Promise<unknown> };
+  | { readonly action: "hold"; readonly until: Promise<unknown> }
+  /** A settle answered, applying nothing, with this error as every complete's outcome. */
+  | { readonly action: "outcomes"; readonly code: BoundaryErrorCode };
 
 export interface EngineCoordinator {
   readonly engine: Scheduler;
@@ -164,6 +166,20 @@ export function startEngineCoordinator(
       if (scripted?.action === "hold") await scripted.until.catch(() => undefined);
       if (scripted?.action === "error") {
         throw new ProtocolError(scripted.code, `scripted ${scripted.code}`);
+      }
+      if (scripted?.action === "outcomes" && request.op === "settle") {
+        const error = toWireError(
+          new ProtocolError(scripted.code, `scripted ${scripted.code}`, { retryable: true }),
+        );
+        msg.respond(
+          encodeReply({
+            ok: true,
+            op: "settle",
+            results: request.completes.map(() => ({ error })),
+            leases: [],
+          }),
+        );
+        return;
       }
       reply = (await handle(request)) as OkReply;
     } catch (err) {
