@@ -105,6 +105,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       logLevel,
       ...engine,
       ...prepared,
+      ...autoRebalanceOf(ctx),
     });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
@@ -218,6 +219,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       handleSignals: false,
       exit: () => {},
       ...prepared,
+      ...autoRebalanceOf(ctx),
       ...(takeover || engine !== undefined
         ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
         : {}),
@@ -276,6 +278,14 @@ function shardLimitsOf(
   }
   return limits;
 }
+
+/** Automatic rebalancing from --auto-rebalance (every AUTO_REBALANCE_MS); off when absent. */
+function autoRebalanceOf(ctx: CommandContext): Pick<ShardActorTuning, "autoRebalanceMs"> {
+  return flag(ctx.parsed, "auto-rebalance") ? { autoRebalanceMs: AUTO_REBALANCE_MS } : {};
+}
+
+/** How often a shard started with --auto-rebalance looks at the slots' balance, ms. */
+const AUTO_REBALANCE_MS = 5_000;
 
 /** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */
 /** The engine options the flags set: retry backoff, the starvation guard, forward references. */

@@ -48,6 +48,15 @@ const BACKOFF_OPTIONS = {
   },
 } as const satisfies OptionSpecs;
 
+/** Automatic rebalancing, for `start` and `shard`. */
+const AUTO_REBALANCE_OPTION = {
+  "auto-rebalance": {
+    type: "boolean",
+    description:
+      "every 5 s, a shard above its share of the slots moves one to a shard below it (a shard that joins gets its share; default: off, run `frontier rebalance`)",
+  },
+} as const satisfies OptionSpecs;
+
 /** Limits of what a shard holds for multi-shard submits (refused as OVERLOADED beyond). */
 const PREPARED_OPTIONS = {
   "max-prepared-parts": {
@@ -134,6 +143,7 @@ export const START_OPTIONS = {
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
+  ...AUTO_REBALANCE_OPTION,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
   ...CONSOLE_ADDRESS_OPTIONS,
@@ -173,6 +183,7 @@ export const SHARD_OPTIONS = {
   ...BACKOFF_OPTIONS,
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
+  ...AUTO_REBALANCE_OPTION,
   ...metricsOptions("shard"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;

@@ -135,6 +135,13 @@ export interface ShardActorTuning {
   readonly claimConcurrency?: number;
   /** See DEFAULT_SLOT_CHECK_INTERVAL_MS. */
   readonly slotCheckIntervalMs?: number;
+  /**
+   * Automatic rebalancing (docs/cluster.md, "Slot movement"): every this
+   * many ms, a shard holding more than its share of the slots (over the
+   * shards heard from lately) moves one of them to a shard below its share.
+   * 0 (the default): off; `frontier rebalance` does it on demand.
+   */
+  readonly autoRebalanceMs?: number;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -213,6 +220,7 @@ export interface ResolvedShardActorOptions {
   readonly kvReplicas: number;
   readonly claimConcurrency: number;
   readonly slotCheckIntervalMs: number;
+  readonly autoRebalanceMs: number;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -316,6 +324,7 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
       1,
       `${where} "slotCheckIntervalMs"`,
     ),
+    autoRebalanceMs: int(o["autoRebalanceMs"], 0, 0, `${where} "autoRebalanceMs"`),
   };
 }
 

@@ -92,6 +92,15 @@ export class PeerFrontiers {
     return seen !== undefined && this.now() - seen.receivedAt < this.staleMs;
   }
 
+  /** The ids of the shards heard from lately, ascending. */
+  live(): string[] {
+    const now = this.now();
+    return [...this.peers]
+      .filter(([, seen]) => now - seen.receivedAt < this.staleMs)
+      .map(([shardId]) => shardId)
+      .sort();
+  }
+
   /** Shards heard from lately. */
   get size(): number {
     return this.peers.size;

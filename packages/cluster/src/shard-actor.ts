@@ -28,7 +28,7 @@
  * claimed again, a slot another shard holds now is no longer served
  * (SLOT_NOT_OWNED), a slot given to it that it never claimed is given up.
  */
-import { timingSafeEqual } from "node:crypto";
+import { randomUUID, timingSafeEqual } from "node:crypto";
 import {
   DEFAULT_TASK_TYPE,
   type Lease,
@@ -74,6 +74,7 @@ import {
   type SettleOutcome,
   type SettleRequest,
   type ShardUnavailableDetail,
+  SLOT_COUNT,
   type SubmitRequest,
   slotOfTask,
   subjectsFor,
@@ -110,6 +111,7 @@ import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActor
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
+import { planRebalance } from "./rebalance.js";
 import { SlotGuard } from "./slot-guard.js";
 import { SlotMover } from "./slot-mover.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
@@ -168,6 +170,9 @@ export class ShardActor {
   private readonly peers: PeerFrontiers;
   private statusIter: QueuedIterator<Status> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private rebalanceTimer: NodeJS.Timeout | undefined;
+  /** A move of automatic rebalancing in progress here (one at a time). */
+  private rebalancing: Promise<unknown> | undefined;
   private readonly announcer: FrontierAnnouncer;
   private readonly prepared: PreparedParts;
   /** Commits in progress, by idempotency key: a retried commit waits for the first. */
@@ -496,6 +501,7 @@ export class ShardActor {
       this.abort.abort();
       this.guard.stop();
       clearInterval(this.sweepTimer);
+      clearInterval(this.rebalanceTimer);
       this.statusIter?.stop();
       this.connection.stop();
       this.peerSub?.unsubscribe();
@@ -583,6 +589,10 @@ export class ShardActor {
       Math.min(1_000, this.options.prepareTtlMs),
     );
     this.sweepTimer.unref();
+    if (this.options.autoRebalanceMs > 0) {
+      this.rebalanceTimer = setInterval(() => void this.rebalanceStep(), this.options.autoRebalanceMs);
+      this.rebalanceTimer.unref();
+    }
     this.followConnection();
   }
 
@@ -757,6 +767,40 @@ export class ShardActor {
       default:
         return assertNever(request);
     }
+  }
+
+  /**
+   * One step of automatic rebalancing (autoRebalanceMs): the plan
+   * `frontier rebalance` would make over the shards heard from lately,
+   * and of its moves the first whose source is this shard, made now. Each
+   * shard moves only its own slots, one at a time, so shards over their
+   * share give to those under it until every one holds its share.
+   */
+  private async rebalanceStep(): Promise<void> {
+    if (this.state !== ActorState.SERVING || this.rebalancing !== undefined) return;
+    const owners = new Map<number, string>();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const owner = this.ownership.map.ownerOf(slot);
+      if (owner !== undefined) owners.set(slot, owner);
+    }
+    const move = planRebalance(owners, [this.shardId, ...this.peers.live()]).find(
+      (m) => m.from === this.shardId,
+    );
+    if (move === undefined) return;
+    this.rebalancing = this.mover
+      .move(move.slot, move.to, randomUUID())
+      .then(
+        (tasks) => this.log.info({ slot: move.slot, to: move.to, tasks }, "rebalanced a slot"),
+        (error: unknown) =>
+          this.log.warn(
+            { slot: move.slot, to: move.to, err: messageOf(error) },
+            "rebalancing: a move did not end",
+          ),
+      )
+      .finally(() => {
+        this.rebalancing = undefined;
+      });
+    await this.rebalancing;
   }
 
   /** SLOT_MOVING when task `taskId` is in a slot leaving this shard (in an outbox row). */

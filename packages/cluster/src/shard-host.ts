@@ -368,6 +368,7 @@ export class ShardHost {
           kvReplicas: options.kvReplicas,
           claimConcurrency: options.claimConcurrency,
           slotCheckIntervalMs: options.slotCheckIntervalMs,
+          autoRebalanceMs: options.autoRebalanceMs,
         },
         logLevel: options.logLevel,
       };

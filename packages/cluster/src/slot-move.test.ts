@@ -317,4 +317,26 @@ describe("slot moves between shard actors", () => {
     await b2.checkSlots();
     expect(b2.owns(SLOT)).toBe(true);
   });
+
+  it("rebalances by itself with autoRebalanceMs: a shard that joins gets its share, with its tasks", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    const a = await startActor(cluster, "a", A_SLOTS, { autoRebalanceMs: 20 });
+    await load(nc, cluster, "a");
+    // b joins with one slot of its own: five slots owned, so a keeps three and gives one.
+    const b = await startActor(cluster, "b", [20], { autoRebalanceMs: 20 });
+    await eventually(
+      () => b.ownedSlots().length === 2 && a.ownedSlots().length === 3,
+      15_000,
+      "an even split",
+    );
+    const held = (actor: ShardActor) => Object.values(actor.stats().shard.counts).reduce((x, y) => x + y, 0);
+    expect(held(a) + held(b)).toBe(4);
+    expect(b.ownedSlots()).toContain(20);
+    expect(b.ownedSlots()).toContain(20);
+    // Even: nothing moves any more.
+    const before = [a.ownedSlots(), b.ownedSlots()];
+    await a.checkSlots();
+    expect([a.ownedSlots(), b.ownedSlots()]).toEqual(before);
+  });
 });
