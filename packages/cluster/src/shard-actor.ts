@@ -684,7 +684,7 @@ export class ShardActor {
     // answers nothing, reads included (its memory is stale), and fails. Writes are fenced anyway.
     this.shard.confirmOwner();
     // A task whose slot is leaving is nobody's to change or show until its new owner serves it.
-    if ("taskId" in request) this.refuseMoving(request.taskId);
+    if ("taskId" in request) this.refuseMoving(request);
     switch (request.op) {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
@@ -803,12 +803,29 @@ export class ShardActor {
     await this.rebalancing;
   }
 
-  /** SLOT_MOVING when task `taskId` is in a slot leaving this shard (in an outbox row). */
-  private refuseMoving(taskId: string): void {
+  /**
+   * SLOT_MOVING when the task is in a slot leaving this shard (in an outbox
+   * row); SLOT_NOT_OWNED (retryable: routing is behind) when it is named
+   * with its workflow, its slot moved away from this process and it is not
+   * here, rather than UNKNOWN_TASK, which would tell its holder the lease is
+   * gone.
+   */
+  private refuseMoving(ref: { readonly taskId: string; readonly workflowId?: string | undefined }): void {
+    const { taskId } = ref;
     const moveId = this.shard.movingTask(taskId);
-    if (moveId === undefined) return;
-    const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
-    throw this.mover.movingError(row?.slot ?? -1, `task ${JSON.stringify(taskId)}`);
+    if (moveId !== undefined) {
+      const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
+      throw this.mover.movingError(row?.slot ?? -1, `task ${JSON.stringify(taskId)}`);
+    }
+    // Named by id alone, a coordinator asks every shard and counts on UNKNOWN_TASK from the others.
+    if (ref.workflowId === undefined) return;
+    const slot = slotOfTask({ id: taskId, workflowId: ref.workflowId });
+    const to = this.mover.movedTo(slot);
+    if (to === undefined || this.owns(slot) || this.shard.getTask(taskId) !== undefined) return;
+    throw new ProtocolError(
+      WireErrorCode.SLOT_NOT_OWNED,
+      `shard ${this.shardId} does not own slot ${slot} of task ${JSON.stringify(taskId)} any more (it moved to shard ${to}); refresh routing and retry`,
+    );
   }
 
   /**
@@ -841,7 +858,7 @@ export class ShardActor {
     const results = request.completes.map((held): Promise<SettleOutcome> => {
       let refused: Error | undefined;
       try {
-        this.refuseMoving(held.taskId);
+        this.refuseMoving(held);
         refused = this.refusedHolder(held);
       } catch (error) {
         refused = error as Error;

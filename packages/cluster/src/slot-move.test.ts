@@ -161,7 +161,15 @@ describe("slot moves between shard actors", () => {
 
     const atA = <R extends Request>(r: R) => ask(nc, cluster, "a", r);
     const atB = <R extends Request>(r: R) => ask(nc, cluster, "b", r);
-    expect(ok(await atA({ op: "getTask", taskId: "p", workflowId: WF })).task).toBeNull();
+    // a no longer has it: a request routed by a table still naming a is told to route again, and
+    // a holder's complete there is not told its lease is gone.
+    expect(errorOf(await atA({ op: "getTask", taskId: "p", workflowId: WF }))).toBe(
+      WireErrorCode.SLOT_NOT_OWNED,
+    );
+    expect(
+      errorOf(await atA({ op: "complete", taskId: "p", workflowId: WF, token: p.token, secret: p.secret! })),
+    ).toBe(WireErrorCode.SLOT_NOT_OWNED);
+    expect(ok(await atA({ op: "getTask", taskId: "p" })).task).toBeNull();
     expect(ok(await atB({ op: "getTask", taskId: "p", workflowId: WF })).task).toMatchObject({
       state: "LEASED",
       token: p.token,

@@ -101,6 +101,8 @@ export class SlotMover {
   /** Adopts being committed, by move id: a repeated last part waits for the first. */
   private readonly adopting = new Map<string, Promise<void>>();
   private movedAway = false;
+  /** Slots whose move away ended in this process → their new shard (requests routed by a stale table). */
+  private readonly moved = new Map<number, string>();
 
   constructor(private readonly ctx: SlotMoverContext) {
     for (const row of ctx.shard.outgoingMoves()) this.movingSlots.set(row.slot, row.moveId);
@@ -114,6 +116,11 @@ export class SlotMover {
   /** Whether a move away ended in this process (remembered grants may name tasks gone). */
   hasMovedAway(): boolean {
     return this.movedAway;
+  }
+
+  /** The shard `slot` moved to, when its move away from here ended in this process. */
+  movedTo(slot: number): string | undefined {
+    return this.moved.get(slot);
   }
 
   /** Whether `slot` is moving away: its submits, prepares and tasks are answered SLOT_MOVING. */
@@ -240,6 +247,7 @@ export class SlotMover {
     await this.retrying("switch", () => ownership.transfer(slot, shardId, target));
     await this.retrying("end", () => shard.endMove(moveId));
     this.movingSlots.delete(slot);
+    this.moved.set(slot, target);
     guard.left(slot);
     log.info({ slot, target, moveId, tasks: row.tasks.length }, "moved a slot");
     return row.tasks.length;
@@ -347,6 +355,7 @@ export class SlotMover {
         );
     }
     const adopting = shard.adopt(row).then(() => {
+      this.moved.delete(row.slot);
       guard.arrive(row.slot);
       this.ctx.changed();
       this.ctx.log.info(
