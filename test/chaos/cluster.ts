@@ -598,9 +598,13 @@ export class ChaosCluster {
     const map = await this.slotMap();
     const serving = this.shards.filter((m) => m.serving);
     if (serving.length < 2) return "skipped: fewer than two shards serve";
-    const slots = Array.from({ length: 1024 }, (_, slot) => slot).filter((slot) =>
-      serving.some((m) => m.name === map.ownerOf(slot)),
+    const ofServing = (slot: number) => serving.some((m) => m.name === map.ownerOf(slot));
+    // A slot with tasks of the latest workflows submitted (some still running), else any.
+    const recent = [...this.submitted.values()].slice(-400);
+    const busy = [...new Set(recent.map((wf) => (wf === undefined ? -1 : slotOf(wf))))].filter(
+      (slot) => slot >= 0 && ofServing(slot),
     );
+    const slots = busy.length > 0 ? busy : Array.from({ length: 1024 }, (_, slot) => slot).filter(ofServing);
     if (slots.length === 0) return "skipped: no slot of a serving shard";
     const slot = slots[Math.floor(pick() * slots.length)]!;
     const source = serving.find((m) => m.name === map.ownerOf(slot))!;
