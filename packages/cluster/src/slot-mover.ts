@@ -90,9 +90,7 @@ interface Staged {
 }
 
 export class SlotMover {
-  /** Slots fenced in memory before their export commits (submits and prepares refused). */
-  private readonly fencing = new Set<number>();
-  /** Slot → move id, for every outbox row and fencing move. */
+  /** Slot → move id, for every outbox row, and for a move fencing its slot before its export commits. */
   private readonly movingSlots = new Map<number, string>();
   /** Moves being driven here, by move id. */
   private readonly running = new Map<string, Promise<number>>();
@@ -197,7 +195,6 @@ export class SlotMover {
 
   private async start(slot: number, target: string, moveId: string): Promise<number> {
     const { shard, log, shardId } = this.ctx;
-    this.fencing.add(slot);
     this.movingSlots.set(slot, moveId);
     let row: SlotExport;
     try {
@@ -216,11 +213,9 @@ export class SlotMover {
         proofOf: this.ctx.secretOf,
       });
     } catch (error) {
-      this.fencing.delete(slot);
       this.movingSlots.delete(slot);
       throw error;
     }
-    this.fencing.delete(slot);
     this.movedAway = true;
     this.ctx.guard.leave(slot);
     this.ctx.changed();
