@@ -153,4 +153,39 @@ describe("Shard slot moves", () => {
     expect(b.getTask("p")).toBeUndefined();
     expect(b.submitted("only-w")).toBeUndefined();
   });
+
+  it("reads moved times on the target's own clock: a lease ends no earlier than it would have at the source", async () => {
+    // Two shard clocks an hour apart (each is its own: wall clock at open, then monotonic).
+    const clockA = { wall: 1_000_000_000_000, mono: 0 };
+    const clockB = { wall: 1_000_003_600_000, mono: 0 };
+    const sources = (c: { wall: number; mono: number }) => ({
+      wallNow: () => c.wall,
+      monotonicNow: () => c.mono,
+    });
+    const a = await openShard({ dataDir: freshDir(), clock: sources(clockA) });
+    const b = await openShard({ dataDir: freshDir(), clock: sources(clockB) });
+    await a.submit([
+      { id: "p", deadline: 10, workflowId: "w" },
+      { id: "q", deadline: 20, workflowId: "w" },
+    ]);
+    const [p] = await a.lease("worker", { leaseMs: 30_000 });
+    clockA.mono += 10_000; // 20 s of the lease left at the source
+    const row = await a.beginMove({
+      moveId: "m1",
+      slot: 7,
+      source: "A",
+      target: "B",
+      select: (w) => inW(w),
+      proofOf,
+    });
+    clockB.mono += 5_000; // the move takes 5 s
+    await b.adopt(row);
+    const view = b.getTask("p")!;
+    // 20 s left from the source's export, counted from the target's adopt.
+    expect(view.leaseExpiresAt).toBe(clockB.wall + 5_000 + 20_000);
+    expect(b.getTask("q")!.runnableSince).toBe(clockB.wall + 5_000 - 10_000);
+    clockB.mono += 19_999;
+    expect(b.getTask("p")!.state).toBe("LEASED");
+    expect(await b.heartbeat("p", p!.token, { leaseMs: 30_000 })).toMatchObject({ token: p!.token });
+  });
 });

@@ -51,6 +51,8 @@ import {
   type TaskInput,
   type TaskPage,
   type TaskQuery,
+  type TaskRecord,
+  type TaskStatus,
   type TaskView,
   type TypeFrontier,
   ValidationError,
@@ -771,6 +773,7 @@ export class Shard {
     return this.run(() => {
       const row = this.outbox.get(moveId);
       if (!row) return;
+      // Back on the clock they were read on: as they were.
       this.engine.adoptTasks(row.tasks);
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
       for (const proof of row.leases) this.proofs.set(proof.taskId, proof);
@@ -790,7 +793,7 @@ export class Shard {
   adopt(row: SlotExport): Promise<{ readonly already: boolean; readonly tasks: number }> {
     return this.run(() => {
       if (this.adopted.has(row.moveId)) return { already: true, tasks: 0 };
-      const tasks = this.engine.adoptTasks(row.tasks);
+      const tasks = this.engine.adoptTasks(onThisClock(row.tasks, this.clock.now() - row.createdAt));
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
       const move: AdoptedMove = {
         slot: row.slot,
@@ -1116,6 +1119,28 @@ function checkedLeaseKey(owner: string, requestId: string): string {
   if (Buffer.byteLength(key) > MAX_LEASE_KEY_BYTES)
     throw new InvalidArgumentError(`owner and requestId take over ${MAX_LEASE_KEY_BYTES} bytes as a key`);
   return key;
+}
+
+/**
+ * Moved tasks' times, read on the source's clock, on this shard's: each
+ * shard clock (clock.ts) is its own, so the times the engine set (lease
+ * expiry, run time limit, end of backoff, runnable since, finished at) move
+ * by `shift`, this clock's reading at the adopt minus the source's when it
+ * exported. Whatever the two clocks' offset, a lease then ends no earlier
+ * than it would have at the source (later by the move's own length, during
+ * which its holder could not reach it either). Deadlines and notBefore are
+ * the submitter's times, not shifted.
+ */
+function onThisClock(tasks: readonly TaskRecord[], shift: number): TaskRecord[] {
+  if (shift === 0) return [...tasks];
+  const move = (t: number | undefined) => (t === undefined || !Number.isFinite(t) ? t : t + shift);
+  return tasks.map(({ spec, status }) => {
+    const moved: { -readonly [K in keyof TaskStatus]: TaskStatus[K] } = { ...status };
+    for (const k of ["leaseExpiresAt", "timeoutAt", "retryAt", "runnableSince", "finishedAt"] as const) {
+      if (status[k] !== undefined) moved[k] = move(status[k]);
+    }
+    return { spec, status: moved };
+  });
 }
 
 /**
