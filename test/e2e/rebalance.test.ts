@@ -58,7 +58,13 @@ describe("frontier rebalance onto a new shard", () => {
         workflowId,
         prerequisites: [`${workflowId}-b`],
       });
-      tasks.push({ id: `solo-${w}`, deadline: 4_000 + w, payload: { w } });
+      // Half of them of a task type of their own (each type its own runnable heap).
+      tasks.push({
+        id: `solo-${w}`,
+        deadline: 4_000 + w,
+        payload: { w },
+        ...(w % 2 === 0 ? { type: "render" } : {}),
+      });
     }
     await client.submit(tasks, { idempotencyKey: "load-1" });
     const held: Lease[] = [];
@@ -113,7 +119,12 @@ describe("frontier rebalance onto a new shard", () => {
     // Everything else runs: dependents unblock after their prerequisites, wherever the workflow went.
     let done = held.length;
     while (done < tasks.length) {
-      const leases = await client.lease({ max: 100, leaseMs: 60_000, waitMs: 2_000 });
+      const leases = await client.lease({
+        max: 100,
+        leaseMs: 60_000,
+        waitMs: 2_000,
+        types: ["default", "render"],
+      });
       expect(leases.length).toBeGreaterThan(0);
       for (const lease of leases) expect((await client.complete(lease)).duplicate).toBe(false);
       done += leases.length;

@@ -213,6 +213,20 @@ const requests: Request[] = [
         },
         status: { state: "COMPLETED", deadline: 5, attempts: 1, token: 3, finishedAt: 9, result: { ok: 1 } },
       },
+      {
+        spec: {
+          id: "t2",
+          prerequisites: ["t0"],
+          workflowId: "w",
+          type: "render",
+          maxAttempts: 2,
+          hardDeadline: false,
+          onPrerequisiteFailure: "cancel",
+          notBefore: 3,
+          timeoutMs: 1_000,
+        },
+        status: { state: "WAITING", deadline: 7, attempts: 1, token: 4, retryAt: 12, reason: "boom" },
+      },
     ],
     entries: [
       { key: "k", taskIds: ["t0", "t1"], createdAt: 100 },

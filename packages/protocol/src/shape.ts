@@ -462,18 +462,12 @@ function parseTaskView(v: unknown, path: string): TaskView {
   return t as unknown as TaskView;
 }
 
-/** The keys of a TaskRecord's spec (the rest of a TaskView, but unmetPrerequisites, is its status). */
-const SPEC_KEYS = new Set([
-  "id",
-  "prerequisites",
-  "workflowId",
-  "payload",
-  "maxAttempts",
-  "hardDeadline",
-  "onPrerequisiteFailure",
-  "notBefore",
-  "timeoutMs",
-]);
+/**
+ * The keys of a TaskRecord's spec: a task's input fields but its deadline,
+ * which is status (it can change); the rest of a TaskView, but
+ * unmetPrerequisites, is its status.
+ */
+const SPEC_KEYS: ReadonlySet<string> = new Set(TASK_INPUT_FIELDS.filter((k) => k !== "deadline"));
 
 /** A task as a journal holds it (`{ spec, status }`), checked as a TaskView's fields are. */
 function parseTaskRecord(v: unknown, path: string): TaskRecord {
