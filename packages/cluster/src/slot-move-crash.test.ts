@@ -8,7 +8,7 @@
 
 import type { TaskRecord } from "@frontier/core";
 import type { AdoptRequest, Reply, Request } from "@frontier/protocol";
-import { decodeRequest, encodeFrontier, encodeReply, subjectsFor } from "@frontier/protocol";
+import { decodeRequest, encodeFrontier, subjectsFor } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
