@@ -113,7 +113,12 @@ if (config.mode === "work") {
   const hold = config.hold ?? { max: 2, holdMs: 2_000 };
   let leases: Awaited<ReturnType<typeof client.lease>> = [];
   while (leases.length === 0)
-    leases = await client.lease({ max: hold.max, leaseMs: config.leaseMs, waitMs: 5_000 });
+    leases = await client.lease({
+      max: hold.max,
+      leaseMs: config.leaseMs,
+      waitMs: 5_000,
+      types: WORKLOAD_TYPES,
+    });
   for (const l of leases)
     emit({ k: "exec", src: config.name, at: Date.now(), taskId: l.taskId, token: l.token, phase: "started" });
   control({ ctl: "holding", taskIds: leases.map((l) => l.taskId) });
