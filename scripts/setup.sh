@@ -28,6 +28,19 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   $as_root apt-get update -qq && $as_root apt-get install -y -qq chromium
 fi
 
+# Prometheus's promtool, for the metrics tests' `promtool check metrics` (they
+# skip it without): only the one binary from Debian's prometheus package, not
+# the server and its service (about 3 s, 19 MB downloaded, 30 MB installed).
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then as_root=""; else as_root="sudo"; fi
+  promtool_tmp="$(mktemp -d)"
+  chmod 755 "$promtool_tmp" # apt's download user writes there
+  (cd "$promtool_tmp" && { apt-get download -qq prometheus || { $as_root apt-get update -qq && apt-get download -qq prometheus; }; }) &&
+    dpkg-deb --fsys-tarfile "$promtool_tmp"/prometheus_*.deb | tar -x -C "$promtool_tmp" ./usr/bin/promtool &&
+    $as_root install -m 0755 "$promtool_tmp/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$promtool_tmp"
+fi
+
 pnpm install --frozen-lockfile
 # The web console's front end, as static files the service serves (about 2 s).
 pnpm --filter @frontier/console build:web
