@@ -13,6 +13,7 @@ import { type CommandContext, prerequisiteStates, withClient } from "./client-co
 import { CliError, usageError } from "./errors.js";
 import { duration, taskLines, time, toJson } from "./format.js";
 import { println } from "./io.js";
+import { LiveScreen, type ScreenSize, screenSize } from "./live-screen.js";
 
 const STATES = Object.values(States);
 const DEFAULT_LIST_LIMIT = 50;
@@ -352,10 +353,7 @@ export function rates(before: TopReading | undefined, now: TopReading): TopRates
 }
 
 /** The terminal's size: lines longer than `columns` are cut, a frame keeps under `rows`. */
-export interface TopScreen {
-  readonly columns?: number;
-  readonly rows?: number;
-}
+export type TopScreen = ScreenSize;
 
 /** Longest shard id shown in the table; a longer one is cut with "…". */
 const SHARD_COLUMN = 16;
@@ -497,7 +495,7 @@ export async function top(ctx: CommandContext): Promise<void> {
       if (flag(ctx.parsed, "json")) println(ctx.io.stdout, toJson(stats));
       else {
         // One snapshot may scroll: only the width is kept to.
-        const { columns } = screenOf(ctx.io.stdout);
+        const { columns } = screenSize(ctx.io.stdout);
         println(
           ctx.io.stdout,
           ...topLines(cluster, stats, null, Date.now(), columns === undefined ? {} : { columns }),
@@ -510,45 +508,24 @@ export async function top(ctx: CommandContext): Promise<void> {
       stop = resolve;
     });
     const off = ctx.io.onSignal(() => stop());
+    const screen = new LiveScreen(ctx.io.stdout);
     let previous: TopReading | undefined;
-    let drawnLines = 0;
+    screen.enter();
     try {
       for (;;) {
         const reading = { stats: await client.stats(), at: Date.now() };
-        const lines = topLines(
-          cluster,
-          reading.stats,
-          rates(previous, reading),
-          reading.at,
-          screenOf(ctx.io.stdout),
-        );
+        const r = rates(previous, reading);
         previous = reading;
-        // Back to the first line of the last frame, then each line cleared and rewritten.
-        if (drawnLines > 0) ctx.io.stdout.write(`\x1b[${drawnLines}F`);
-        for (const line of lines) {
-          ctx.io.stdout.write("\x1b[2K");
-          println(ctx.io.stdout, line);
-        }
-        // A shorter frame than the last: clear what is left below it.
-        ctx.io.stdout.write("\x1b[J");
-        drawnLines = lines.length;
+        screen.draw((size) => topLines(cluster, reading.stats, r, reading.at, size));
         const tick = new Promise<"tick">((resolve) =>
           setTimeout(() => resolve("tick"), TOP_INTERVAL_MS).unref(),
         );
         if ((await Promise.race([tick, stopped.then(() => "stop" as const)])) === "stop") return;
       }
     } finally {
+      screen.leave();
       off();
     }
   });
 }
 
-/** The terminal's size, read at each frame (it may be resized); none when not a terminal. */
-function screenOf(out: unknown): TopScreen {
-  const tty = out as { isTTY?: boolean; columns?: number; rows?: number };
-  if (tty.isTTY !== true) return {};
-  return {
-    ...(typeof tty.columns === "number" && tty.columns > 0 ? { columns: tty.columns } : {}),
-    ...(typeof tty.rows === "number" && tty.rows > 0 ? { rows: tty.rows } : {}),
-  };
-}
