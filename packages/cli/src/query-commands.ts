@@ -528,4 +528,3 @@ export async function top(ctx: CommandContext): Promise<void> {
     }
   });
 }
-
