@@ -17,7 +17,7 @@ import {
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard, ShardErrorCode } from "@frontier/shard";
-import { type NatsConnection, errors as natsErrors } from "@nats-io/transport-node";
+import { errors as natsErrors } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
@@ -26,6 +26,9 @@ import {
   keysInSlots,
   listenFrontier,
   silent,
+  TEST_SLOTS,
+  type TestActor,
+  type TestActorOptions,
   TestEnv,
   task,
 } from "../test/support.js";
@@ -41,36 +44,11 @@ afterAll(() => env.stop());
 /** A lease secret in the right form that no shard made. */
 const NOT_A_SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
 
-/** The slots every test actor owns: a few, so that it starts fast. */
-const SLOTS = [0, 1, 2, 3];
+const SLOTS = TEST_SLOTS;
 
-interface Setup {
-  actor: ShardActor;
-  nc: NatsConnection;
-  cluster: string;
-  shardId: string;
-  dataDir: string;
-  /** A workflow id in the actor's slots: tasks with it route to the actor. */
-  wf: string;
-}
+type Setup = TestActor;
 
-async function startActor(extra: Partial<ShardActorOptions> = {}): Promise<Setup> {
-  const nc = await env.connect();
-  const cluster = extra.cluster ?? env.freshCluster();
-  const shardId = extra.shardId ?? "s0";
-  const dataDir = extra.dataDir ?? env.freshDir();
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir,
-    slots: SLOTS,
-    logger: silent,
-    ...extra,
-  });
-  env.defer(() => actor.close());
-  return { actor, nc, cluster, shardId, dataDir, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
+const startActor = (extra: TestActorOptions = {}): Promise<Setup> => env.startActor(extra);
 
 function expectError(reply: Reply, code: string): NonNullable<Extract<Reply, { ok: false }>["error"]> {
   if (reply.ok) throw new Error(`expected a ${code} error reply, got ${JSON.stringify(reply)}`);
