@@ -135,6 +135,8 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["start", "--backoff-base-ms", "0"], /--backoff-base-ms must be an integer ≥ 1/],
     [["start", "--max-runnable-wait-ms", "0"], /--max-runnable-wait-ms must be an integer ≥ 1/],
     [["shard", "--max-runnable-wait-ms", "soon"], /--max-runnable-wait-ms must be an integer ≥ 1/],
+    [["start", "--durability", "fsync"], /--durability must be one of flushed, committed, got "fsync"/],
+    [["shard", "--durability", ""], /--durability must be one of flushed, committed/],
     [
       ["shard", "--backoff-base-ms", "5000", "--backoff-max-ms", "1000"],
       /--backoff-base-ms \(5000\) must not exceed --backoff-max-ms \(1000\)/,

@@ -1050,7 +1050,10 @@ export class ShardActor {
     // The Shard takes the tasks synchronously; the reservation ends as they become the engine's.
     // The other parts' room stays set aside; this part's was, so its commit fits.
     const alsoHeld = this.prepared.holdings(Date.now());
-    const committing = this.announced(this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld }));
+    // Flushed whatever the durability: the batch's other parts are acknowledged with this one.
+    const committing = this.announced(
+      this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld, flush: true }),
+    );
     this.committing.set(key, committing);
     try {
       const result = await committing;

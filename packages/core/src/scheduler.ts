@@ -1006,6 +1006,27 @@ export class Scheduler {
     return records.length;
   }
 
+  /** The last fencing token issued (0 before the first lease). */
+  get lastToken(): number {
+    return this.tokenSeq;
+  }
+
+  /**
+   * Every fencing token issued from now on is above `floor`: what a store
+   * that reserves tokens ahead (hi-lo) calls after a restart, since tokens
+   * handed out in a commit the restart lost are not in the restored state.
+   * Journaled with the engine's counters; a floor at or below the last token
+   * changes nothing.
+   */
+  raiseTokenFloor(floor: number): void {
+    if (!Number.isSafeInteger(floor) || floor < 0)
+      throw new InvalidArgumentError(`token floor must be a non-negative safe integer, got ${String(floor)}`);
+    if (floor <= this.tokenSeq) return;
+    this.tokenSeq = floor;
+    this.metaDirty = true;
+    this.flushMeta();
+  }
+
   /** Tasks runnable now, O(1) (stats() without building the rest). Due timers are not run. */
   get runnableCount(): number {
     return this.runnableTotal;
