@@ -665,6 +665,7 @@ function observing(heard: Partial<ShardObserver>): ShardObserver {
     completed: ignore,
     retried: ignore,
     leaseExpired: ignore,
+    released: ignore,
     attemptTimedOut: ignore,
     ended: ignore,
     staleRejected: ignore,
