@@ -84,6 +84,7 @@ export {
   type ErrorReply,
   errorReply,
   type FailRequest,
+  type ReleaseRequest,
   type FrontierAnnouncement,
   type GetTaskRequest,
   type GetWorkflowRequest,
