@@ -115,11 +115,17 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     const held = { taskId: "r", workflowId: "wf-r", token: lr.token, secret: SECRET };
     expect(await ok(c.nc, c.cluster, { op: "release", ...held })).toMatchObject({ duplicate: false });
     expect(await ok(c.nc, c.cluster, { op: "release", ...held })).toMatchObject({ duplicate: true });
-    expect(ownerOf(owned).requests("release").map((r) => r.secret)).toEqual([SECRET, SECRET]);
+    expect(
+      ownerOf(owned)
+        .requests("release")
+        .map((r) => r.secret),
+    ).toEqual([SECRET, SECRET]);
     const view = await ok(c.nc, c.cluster, { op: "getTask", taskId: "r", workflowId: "wf-r" });
     expect(view.task).toMatchObject({ state: "RUNNABLE", attempts: 0, released: true });
     // The released holder's complete is fenced.
-    expect(await refused(c.nc, c.cluster, { op: "complete", ...held })).toMatchObject({ code: "STALE_LEASE" });
+    expect(await refused(c.nc, c.cluster, { op: "complete", ...held })).toMatchObject({
+      code: "STALE_LEASE",
+    });
     const again = await leaseOne("r", "lease-r-again");
     expect(again.attempt).toBe(1);
     await ok(c.nc, c.cluster, { op: "complete", ...held, token: again.token });
