@@ -120,6 +120,10 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["complete", "t1", "--token", "3"], /--secret S is required/],
     [["complete", "--token", "3"], /expected one task ID/],
     [["complete", "t1", "--token", "abc"], /--token must be an integer/],
+    [["release", "t1"], /--token T is required/],
+    [["release", "t1", "--token", "3"], /--secret S is required/],
+    [["release", "--token", "3", "--secret", "s"], /expected one task ID/],
+    [["release", "t1", "--token", "x1", "--secret", "s"], /--token must be an integer/],
     [
       ["fail", "t1", "--token", "1", "--secret", "s", "--reason", "x".repeat(1025)],
       /--reason must be at most 1024/,

@@ -633,6 +633,64 @@ describe("ShardActor", () => {
     expect(done.results).toEqual([{ duplicate: false }]);
   });
 
+  it("takes release only with the lease's secret, journals it before answering, and keeps it across a restart", async () => {
+    const first = await startActor();
+    const { nc, cluster, shardId, dataDir, wf } = first;
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "submit", tasks: [task("r", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const held = { taskId: "r", workflowId: wf, token: lease!.token };
+    // A wrong secret: STALE_LEASE, and the lease stays as it was.
+    expectError(await q({ op: "release", ...held, secret: NOT_A_SECRET }), "STALE_LEASE");
+    expect(ok(await q({ op: "getTask", taskId: "r", workflowId: wf })).task).toMatchObject({
+      state: "LEASED",
+      attempts: 1,
+    });
+    expect(ok(await q({ op: "release", ...held, secret: lease!.secret! }))).toEqual({
+      ok: true,
+      op: "release",
+      duplicate: false,
+    });
+    await first.actor.close();
+
+    const again = await startActor({ cluster, shardId, dataDir, slots: "auto" });
+    expect(again.actor.ownedSlots()).toEqual(SLOTS);
+    expect(ok(await q({ op: "getTask", taskId: "r", workflowId: wf })).task).toMatchObject({
+      state: "RUNNABLE",
+      attempts: 0,
+      token: lease!.token,
+      released: true,
+    });
+    // A resend after the restart: the same success; the released holder's complete: fenced.
+    expect(ok(await q({ op: "release", ...held, secret: lease!.secret! })).duplicate).toBe(true);
+    expectError(await q({ op: "complete", ...held, secret: lease!.secret! }), "STALE_LEASE");
+    const [next] = ok(
+      await q({ op: "lease", owner: "w2", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r2" }),
+    ).leases;
+    expect(next).toMatchObject({ taskId: "r", attempt: 1 });
+    expect(next!.token).toBeGreaterThan(lease!.token);
+    expectError(await q({ op: "release", ...held, secret: lease!.secret! }), "STALE_LEASE");
+  });
+
+  it("serves a parked long-poll the task a release makes runnable", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r, 15_000);
+    ok(await q({ op: "submit", tasks: [task("p", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const parked = q({ op: "lease", owner: "w2", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "p" });
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
+    const started = performance.now();
+    ok(await q({ op: "release", taskId: "p", workflowId: wf, token: lease!.token, secret: lease!.secret! }));
+    const [granted] = ok(await parked).leases;
+    expect(granted).toMatchObject({ taskId: "p", owner: "w2", attempt: 1 });
+    // With the release, not at the end of the long-poll.
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
   it("grants a settle's next leases only to a worker showing a secret this shard made", async () => {
     const { nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

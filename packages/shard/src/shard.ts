@@ -549,6 +549,17 @@ export class Shard {
     return this.run(() => this.engine.fail(taskId, token, options));
   }
 
+  /**
+   * Hands a live lease back without spending an attempt (the engine's
+   * `release`): the task is RUNNABLE again, in the same append as any
+   * change, so a restarted shard has it released (and the token fenced). A
+   * repeat with the released token, no lease granted since, resolves
+   * `{ duplicate: true }` and changes nothing.
+   */
+  release(taskId: string, token: number): Promise<{ duplicate: boolean }> {
+    return this.run(() => this.engine.release(taskId, token));
+  }
+
   cancel(taskId: string, reason?: string): Promise<void> {
     return this.run(() => this.engine.cancel(taskId, reason));
   }

@@ -89,6 +89,7 @@ describe("a shard's metrics", () => {
       frontier_shard_tasks_cancelled_total: "counter",
       frontier_shard_tasks_retried_total: "counter",
       frontier_shard_lease_timeouts_total: "counter",
+      frontier_shard_leases_released_total: "counter",
       frontier_shard_attempt_timeouts_total: "counter",
       frontier_shard_deadline_misses_total: "counter",
       frontier_shard_stale_calls_total: "counter",
