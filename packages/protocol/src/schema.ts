@@ -1,0 +1,338 @@
+/**
+ * The building blocks of the message schemas (valibot), and the one function
+ * that turns a failed check into our error.
+ *
+ * Every schema here checks and rebuilds in one pass: `map` holds only its
+ * known fields (an unknown field is an error: a typo such as `maxAtempts`
+ * must not be silently ignored), with `undefined` optionals dropped, so
+ * nothing the sender slipped in travels further. Schemas are built once, at
+ * module load; `parse` runs one with `abortEarly`, so a bad message costs one
+ * issue and a good one no allocation beyond its rebuilt copy.
+ *
+ * Errors: BAD_MESSAGE for a wrong shape, the limit's own code for a limit,
+ * INVALID_ARGUMENT (the engine's class) for a request argument out of range.
+ * Each issue's message is made by `say(code, text)`, which records the code
+ * for that issue; `errorOf` reads it back and prefixes the issue's path, e.g.
+ * `tasks[3].deadline: expected a number, got string "soon"`.
+ */
+import { InvalidArgumentError } from "@frontier/core";
+import * as v from "valibot";
+import { type BoundaryErrorCode, clip, ProtocolError, WireErrorCode } from "./errors.js";
+
+/** A schema of ours: it takes anything and returns a `T` (or fails with one issue). */
+export type Schema<T> = v.GenericSchema<unknown, T>;
+
+type Fields = Record<string, unknown>;
+type Issue = v.BaseIssue<unknown>;
+type Message = (issue: Issue) => string;
+
+// ------------------------------------------------------------------ errors
+
+/** What a failed check raises: a code of the boundary, or INVALID_ARGUMENT (the engine's class). */
+export type IssueCode = BoundaryErrorCode | "INVALID_ARGUMENT";
+
+/** The wire code of each issue made by `say` (issues are new objects per failure). */
+const CODES = new WeakMap<Issue, IssueCode>();
+
+/** A message for valibot that raises `code`, with `text` (or the text made from the failing input). */
+export function say(code: IssueCode, text: string | ((input: unknown, issue: Issue) => string)): Message {
+  return (issue) => {
+    CODES.set(issue, code);
+    return typeof text === "string" ? text : text(issue.input, issue);
+  };
+}
+
+/** `expected <what>, got <the input>` (or `, missing`): a wrong shape. */
+export function expected(what: string): Message {
+  return say(WireErrorCode.BAD_MESSAGE, (input) => expectedText(what, input));
+}
+
+export function expectedText(what: string, input: unknown): string {
+  return `expected ${what}, ${input === undefined ? "missing" : `got ${describe(input)}`}`;
+}
+
+/**
+ * The error a failed check stands for: the issue's code (BAD_MESSAGE for an
+ * issue not made by `say`), its message named by the path of the field,
+ * `message` for the whole body. The one place issues become errors.
+ */
+function errorOf(issue: Issue): Error {
+  let path = "";
+  for (const item of issue.path ?? []) {
+    const key = item.key;
+    path = typeof key === "number" ? `${path}[${key}]` : path === "" ? String(key) : `${path}.${String(key)}`;
+  }
+  const text = `${path === "" ? "message" : path}: ${issue.message}`;
+  const code = CODES.get(issue) ?? WireErrorCode.BAD_MESSAGE;
+  return code === WireErrorCode.INVALID_ARGUMENT
+    ? new InvalidArgumentError(text)
+    : new ProtocolError(code, text);
+}
+
+const FIRST_ISSUE_ONLY = { abortEarly: true } as const;
+
+/** `input` checked and rebuilt by `schema`; throws the error of the first problem found. */
+export function parse<T>(schema: Schema<T>, input: unknown): T {
+  const result = v.safeParse(schema, input, FIRST_ISSUE_ONLY);
+  if (result.success) return result.output;
+  throw errorOf(result.issues[0]);
+}
+
+/** A value as an error message names it: its type, and its value when short. */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Uint8Array) return "binary";
+  if (v instanceof Date) return "a timestamp";
+  switch (typeof v) {
+    case "string":
+      return `string ${JSON.stringify(clip(v, 40))}`;
+    case "number":
+    case "bigint":
+    case "boolean":
+      return `${typeof v} ${String(v)}`;
+    case "object":
+      return isPlainMap(v) ? "a map" : `an object (${v.constructor?.name ?? "no constructor"})`;
+    default:
+      return typeof v;
+  }
+}
+
+/** What msgpack maps decode to: an object whose prototype is Object.prototype (or null). */
+export function isPlainMap(v: unknown): v is Fields {
+  if (typeof v !== "object" || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+// -------------------------------------------------------------- primitives
+
+/** What each base schema expects, for the message of a missing field (`expectationOf`). */
+const EXPECTED = new WeakMap<object, string>();
+
+/** A schema of the values `is` accepts, else `expected <what>`. */
+export function kind<T>(what: string, is: (x: unknown) => x is T): Schema<T> {
+  const schema = v.custom<T>(is, expected(what));
+  EXPECTED.set(schema, what);
+  return schema;
+}
+
+/** What `schema` expects, through pipes and wrappers (optional, nullable). */
+function expectationOf(schema: unknown): string {
+  const s = schema as { pipe?: readonly unknown[]; wrapped?: unknown };
+  return (
+    EXPECTED.get(schema as object) ??
+    (s.pipe !== undefined
+      ? expectationOf(s.pipe[0])
+      : s.wrapped !== undefined
+        ? expectationOf(s.wrapped)
+        : "a value")
+  );
+}
+
+export const str = kind("a string", (x): x is string => typeof x === "string");
+/** Any number, NaN and the infinities included: what they mean is for the engine (or a rule) to say. */
+export const num = kind("a number", (x): x is number => typeof x === "number");
+export const bool = kind("a boolean", (x): x is boolean => typeof x === "boolean");
+
+/** A safe integer ≥ `min`: counts, tokens, durations. */
+export function int(min: number): Schema<number> {
+  return kind(
+    min === 0 ? "a non-negative integer" : `an integer ≥ ${min}`,
+    (x): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min,
+  );
+}
+
+export const count = int(0);
+export const positive = int(1);
+
+/** One of `values`. */
+export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
+  return kind(`one of ${values.join(", ")}`, (x): x is T => (values as readonly unknown[]).includes(x));
+}
+
+/** A string of at most `max`, else BAD_MESSAGE (for text the other side produced). */
+export function text(max: number): Schema<string> {
+  return v.pipe(
+    str,
+    v.maxLength(
+      max,
+      say(WireErrorCode.BAD_MESSAGE, (s) => `${(s as string).length} characters exceed the limit of ${max}`),
+    ),
+  );
+}
+
+/** `schema`, or absent. An `undefined` value counts as absent (`map` drops it). */
+export const optional = v.optional;
+/** `schema`, or null. */
+export const nullable = v.nullable;
+
+// ------------------------------------------------------------------- lists
+
+/** An array of `item`, readonly. */
+export function list<T>(item: Schema<T>, what = "an array"): Schema<readonly T[]> {
+  return v.pipe(v.array(item, expected(what)), v.readonly());
+}
+
+export const anArray = kind("an array", (x): x is unknown[] => Array.isArray(x));
+
+/**
+ * An array of at most `max` items, else `code` naming the limit. The length
+ * is checked before the items: a batch too large is refused whatever it holds.
+ */
+export function bounded<T>(
+  item: Schema<T>,
+  max: number,
+  limitName: string,
+  code: IssueCode,
+): Schema<readonly T[]> {
+  return v.pipe(
+    anArray,
+    v.maxLength(
+      max,
+      say(code, (items) => `${(items as unknown[]).length} items exceed ${limitName} (${max})`),
+    ),
+    v.array(item),
+    v.readonly(),
+  );
+}
+
+// -------------------------------------------------------------------- maps
+
+/**
+ * The first check of every map: a plain map (not an array, a timestamp, a
+ * class instance), no field outside `entries`, checked before the fields so
+ * a typo is named as one rather than as the field it misses. A field set to
+ * `undefined` is dropped here (an absent optional, never an `undefined` one).
+ */
+function knownFields(entries: v.ObjectEntries) {
+  const keys = new Set(Object.keys(entries));
+  const names = [...keys].join(", ");
+  return v.rawTransform<unknown, Fields>(({ dataset, addIssue, NEVER }) => {
+    const input = dataset.value;
+    if (!isPlainMap(input)) {
+      addIssue({ message: expected("a map") });
+      return NEVER;
+    }
+    let undefinedField = false;
+    for (const key in input) {
+      if (!keys.has(key)) {
+        addIssue({
+          message: say(
+            WireErrorCode.BAD_MESSAGE,
+            `unknown field ${JSON.stringify(clip(key, 40))} (expected only ${names})`,
+          ),
+        });
+        return NEVER;
+      }
+      if (input[key] === undefined) undefinedField = true;
+    }
+    if (!undefinedField) return input;
+    const defined: Fields = {};
+    for (const key in input) if (input[key] !== undefined) defined[key] = input[key];
+    return defined;
+  });
+}
+
+/** What a map's schema gives: its entries' outputs, readonly, optional ones optional. */
+export type MapOf<E extends v.ObjectEntries> = Readonly<v.InferOutput<v.ObjectSchema<E, undefined>>>;
+
+/** A check across the fields of a value: what is wrong with it, or undefined. */
+export type Check<T> = (value: T) => Failure | undefined;
+
+/** valibot's pipe over items whose types the caller vouches for (a map's rules read fields it has). */
+const pipeOf = v.pipe as unknown as (...items: readonly unknown[]) => Schema<unknown>;
+
+/**
+ * A map of exactly `entries` (see `knownFields`), checked field by field in
+ * the order of `entries`, then by `rules` (checks across fields, run once
+ * every field passed).
+ */
+export function map<const E extends v.ObjectEntries>(
+  entries: E,
+  ...rules: Check<MapOf<E>>[]
+): Schema<MapOf<E>> {
+  // The only issue an object raises after knownFields: a required field is missing.
+  const missing = say(WireErrorCode.BAD_MESSAGE, (_input, issue) => {
+    const key = issue.path?.[0]?.key as string;
+    return `expected ${expectationOf(entries[key])}, missing`;
+  });
+  const schema = pipeOf(
+    v.unknown(),
+    knownFields(entries),
+    v.object(entries, missing),
+    v.readonly(),
+    ...rules.map((check) => rule(check)),
+  );
+  EXPECTED.set(schema, "a map");
+  return schema as Schema<MapOf<E>>;
+}
+
+// ------------------------------------------------------------------- rules
+
+/** A failure found by a rule: at `at` (below the value checked), `text`, raising `code`. */
+export interface Failure {
+  readonly at?: readonly (string | number)[];
+  readonly code: IssueCode;
+  readonly text: string;
+  /** The value the failure is about (for `expectedText`), when not the whole value. */
+  readonly input?: unknown;
+}
+
+/**
+ * A check across the fields of a map (or the items of a list): `check`
+ * returns what is wrong, or undefined. It runs only on a value whose fields
+ * all passed.
+ */
+export function rule<T>(check: Check<T>): v.GenericValidation<T> {
+  return v.rawCheck<T>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const failure = check(dataset.value);
+    if (failure === undefined) return;
+    let input: unknown = dataset.value;
+    const path: v.IssuePathItem[] = [];
+    for (const key of failure.at ?? []) {
+      const value = (input as Fields)[key as string];
+      path.push(
+        typeof key === "number"
+          ? { type: "array", origin: "value", input: input as unknown[], key, value }
+          : { type: "object", origin: "value", input: input as Fields, key, value },
+      );
+      input = value;
+    }
+    addIssue({
+      input: "input" in failure ? failure.input : input,
+      message: say(failure.code, failure.text),
+      ...(path.length === 0 ? {} : { path: path as [v.IssuePathItem, ...v.IssuePathItem[]] }),
+    });
+  }) as v.GenericValidation<T>;
+}
+
+/**
+ * A rule of a list: each item's `keyOf` at most once, else `text` at the
+ * item (or at its field `field`), raising `code`.
+ */
+export function eachOnce<T>(
+  keyOf: (item: T) => unknown,
+  failure: (item: T, index: number) => Failure,
+): v.GenericValidation<readonly T[]> {
+  return rule<readonly T[]>((items) => {
+    const seen = new Set<unknown>();
+    for (let i = 0; i < items.length; i++) {
+      const key = keyOf(items[i]!);
+      if (seen.has(key)) return failure(items[i]!, i);
+      seen.add(key);
+    }
+    return undefined;
+  });
+}
+
+/**
+ * A schema that refuses whatever it is given, with the failure `check`
+ * finds in it: a probe that names what is wrong with a body no message
+ * schema fits (not a map, no such op).
+ */
+export function refuse(check: (input: unknown) => Failure): Schema<never> {
+  // Its output type is never: it has none, it always fails.
+  return v.pipe(v.unknown(), rule(check)) as Schema<unknown> as Schema<never>;
+}
