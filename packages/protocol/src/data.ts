@@ -52,24 +52,26 @@ import {
   SECONDS_LIKE_DEADLINES,
 } from "./limits.js";
 import {
-  anArray,
   bool,
   bounded,
+  checked,
   count,
   describe,
   eachOnce,
-  expected,
   expectedText,
   type Failure,
   type IssueCode,
-  int,
+  integerFrom,
   kind,
+  list,
   map,
+  mistake,
   nullable,
   num,
   oneOf,
   optional,
   positive,
+  rule,
   type Schema,
   say,
   str,
@@ -99,48 +101,55 @@ function engineShape<T>() {
 /** With the `u` flag only an unpaired surrogate falls in this range. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-const wellFormed = v.check(
-  (s: string) => !LONE_SURROGATE.test(s),
-  expected("well-formed Unicode (no lone surrogate)"),
-);
-const idLength = v.maxLength<string, number, v.ErrorMessage<v.MaxLengthIssue<string, number>>>(
-  MAX_ID_LENGTH,
-  say(
-    WireErrorCode.ID_TOO_LONG,
-    (s) => `${(s as string).length} characters exceed MAX_ID_LENGTH (${MAX_ID_LENGTH})`,
-  ),
-);
-
 /**
- * An id: a string of at most MAX_ID_LENGTH, well-formed Unicode. Strings
- * travel as UTF-8, where a lone surrogate turns into U+FFFD: the receiver
- * would know the task by another id.
+ * An id: a string of at most MAX_ID_LENGTH, well-formed Unicode (with
+ * `nonEmpty`, not empty either: an id the protocol itself relies on).
+ * Strings travel as UTF-8, where a lone surrogate turns into U+FFFD: the
+ * receiver would know the task by another id.
  */
-export const id = v.pipe(str, wellFormed, idLength);
-/** An id the protocol itself relies on: not empty either. */
-export const nonEmptyId = v.pipe(str, v.nonEmpty(expected("a non-empty string")), wellFormed, idLength);
+function anId(nonEmpty: boolean): Schema<string> {
+  return checked(
+    "a string",
+    (x): x is string =>
+      typeof x === "string" &&
+      x.length <= MAX_ID_LENGTH &&
+      (x.length > 0 || !nonEmpty) &&
+      !LONE_SURROGATE.test(x),
+    (x) => {
+      if (typeof x !== "string") return mistake("a string", x);
+      if (nonEmpty && x.length === 0) return mistake("a non-empty string", x);
+      if (LONE_SURROGATE.test(x)) return mistake("well-formed Unicode (no lone surrogate)", x);
+      return {
+        code: WireErrorCode.ID_TOO_LONG,
+        text: `${x.length} characters exceed MAX_ID_LENGTH (${MAX_ID_LENGTH})`,
+      };
+    },
+  );
+}
+
+export const id = anId(false);
+export const nonEmptyId = anId(true);
+
+/** A string that `is` accepts, else `expected <what>`. */
+function stringOf(what: string, is: (s: string) => boolean): Schema<string> {
+  return checked(
+    "a string",
+    (x): x is string => typeof x === "string" && is(x),
+    (x) => mistake(typeof x === "string" ? what : "a string", x),
+  );
+}
 
 /** A shard id: a subject token. */
-export const shardToken = v.pipe(
-  str,
-  v.check((s: string) => isValidToken(s), expected("a subject-safe token ([A-Za-z0-9_-], 1..64)")),
-);
+export const shardToken = stringOf("a subject-safe token ([A-Za-z0-9_-], 1..64)", isValidToken);
 
 /** A task type the other side produced: TASK_TYPE_PATTERN, else BAD_MESSAGE. */
-export const taskType = v.pipe(
-  str,
-  v.check(
-    (s: string) => isTaskType(s),
-    expected(`a task type (1..${MAX_TASK_TYPE_LENGTH} of [A-Za-z0-9_.-])`),
-  ),
-);
+export const taskType = stringOf(`a task type (1..${MAX_TASK_TYPE_LENGTH} of [A-Za-z0-9_.-])`, isTaskType);
 
 const LEASE_SECRET = new RegExp(`^[A-Za-z0-9_-]{${LEASE_SECRET_LENGTH}}$`);
 
 /** A lease secret: LEASE_SECRET_LENGTH base64url characters. */
-export const leaseSecret = v.pipe(
-  str,
-  v.regex(LEASE_SECRET, expected(`a lease secret (${LEASE_SECRET_LENGTH} base64url characters)`)),
+export const leaseSecret = stringOf(`a lease secret (${LEASE_SECRET_LENGTH} base64url characters)`, (s) =>
+  LEASE_SECRET.test(s),
 );
 
 /** A task's prerequisites (or any list of task ids): at most MAX_PREREQUISITES. */
@@ -151,26 +160,41 @@ export const prerequisites = bounded(
   WireErrorCode.TOO_MANY_PREREQUISITES,
 );
 
+/** An integer from `min` up to `max`, else `expected <what>` (a shape error, not a limit). */
+export function intWithin(min: number, max: number, what: string): Schema<number> {
+  return checked(
+    integerFrom(min),
+    (x): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min && x <= max,
+    (x) =>
+      typeof x === "number" && Number.isSafeInteger(x) && x >= min
+        ? mistake(what, x)
+        : mistake(integerFrom(min), x),
+  );
+}
+
 /** A slot number: below SLOT_COUNT. */
-export const slotNumber = v.pipe(
-  count,
-  v.check((n) => n < SLOT_COUNT, expected(`a slot below ${SLOT_COUNT}`)),
-);
+export const slotNumber = intWithin(0, SLOT_COUNT - 1, `a slot below ${SLOT_COUNT}`);
 
 // -------------------------------------------------------- request arguments
 
 /**
  * A request argument: an integer from `min` up to the limit `name` (its
  * value `limit`); beyond it INVALID_ARGUMENT, the engine's class, naming the
- * limit.
+ * limit (or `code`, for a limit of the boundary).
  */
-export function upTo(min: number, limit: number, name: string, code: IssueCode = "INVALID_ARGUMENT") {
-  return v.pipe(
-    int(min),
-    v.maxValue(
-      limit,
-      say(code, (n) => `${n} exceeds ${name} (${limit})`),
-    ),
+export function upTo(
+  min: number,
+  limit: number,
+  name: string,
+  code: IssueCode = WireErrorCode.INVALID_ARGUMENT,
+): Schema<number> {
+  return checked(
+    integerFrom(min),
+    (x): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min && x <= limit,
+    (x) =>
+      typeof x === "number" && Number.isSafeInteger(x) && x >= min
+        ? { code, text: `${x} exceeds ${name} (${limit})` }
+        : mistake(integerFrom(min), x),
   );
 }
 
@@ -179,34 +203,22 @@ export const leaseDuration = upTo(1, MAX_LEASE_MS, "MAX_LEASE_MS");
 /** Which send of a request id: 1..MAX_ATTEMPT. */
 export const attemptNumber = upTo(1, MAX_ATTEMPT, "MAX_ATTEMPT");
 /** A lease request's `max`: 1..MAX_LEASES_PER_REQUEST, beyond it BATCH_TOO_LARGE. */
-export const leaseMax = upTo(1, MAX_LEASES_PER_REQUEST, "MAX_LEASES_PER_REQUEST", "BATCH_TOO_LARGE");
+export const leaseMax = upTo(
+  1,
+  MAX_LEASES_PER_REQUEST,
+  "MAX_LEASES_PER_REQUEST",
+  WireErrorCode.BATCH_TOO_LARGE,
+);
 
 /** A reason the client wrote: too long is an argument out of range. */
-export const reason = v.pipe(
-  str,
-  v.maxLength(
-    MAX_REASON_LENGTH,
-    say(
-      WireErrorCode.INVALID_ARGUMENT,
-      (s) => `${(s as string).length} characters exceed MAX_REASON_LENGTH (${MAX_REASON_LENGTH})`,
-    ),
-  ),
-);
+export const reason = text(MAX_REASON_LENGTH, "MAX_REASON_LENGTH", WireErrorCode.INVALID_ARGUMENT);
 
 /**
  * The types a lease names: 1..MAX_LEASE_TYPES distinct task types. A bad
  * list is an argument out of range (INVALID_ARGUMENT), naming the culprit.
  */
 export const leaseTypes = v.pipe(
-  kind("a list of task types", (x): x is unknown[] => Array.isArray(x)),
-  v.check(
-    (items) => items.length > 0 && items.length <= MAX_LEASE_TYPES,
-    say(
-      WireErrorCode.INVALID_ARGUMENT,
-      (items) => `1..${MAX_LEASE_TYPES} task types (MAX_LEASE_TYPES), got ${(items as unknown[]).length}`,
-    ),
-  ),
-  v.array(
+  list(
     v.custom<string>(
       isTaskType,
       say(
@@ -215,8 +227,16 @@ export const leaseTypes = v.pipe(
           `${describe(x)} is not a task type (1..${MAX_TASK_TYPE_LENGTH} of letters, digits, "_", "." and "-")`,
       ),
     ),
+    "a list of task types",
   ),
-  v.readonly(),
+  rule<readonly string[]>((types) =>
+    types.length === 0 || types.length > MAX_LEASE_TYPES
+      ? {
+          code: WireErrorCode.INVALID_ARGUMENT,
+          text: `1..${MAX_LEASE_TYPES} task types (MAX_LEASE_TYPES), got ${types.length}`,
+        }
+      : undefined,
+  ),
   eachOnce(
     (type: string) => type,
     (type, i) => ({
@@ -403,16 +423,13 @@ export const taskSummary = engineShape<TaskSummary>()(
 
 /** A list of task states: 1..7 distinct. */
 export const stateFilter = v.pipe(
-  anArray,
-  v.check(
-    (items) => items.length > 0,
-    say(WireErrorCode.INVALID_ARGUMENT, "name at least one state, or leave it out"),
-  ),
-  v.array(oneOf(TASK_STATES)),
-  v.readonly(),
-  v.check(
-    (states) => new Set(states).size === states.length,
-    say(WireErrorCode.INVALID_ARGUMENT, "a state appears twice"),
+  list(taskState),
+  rule<readonly TaskState[]>((states) =>
+    states.length === 0
+      ? { code: WireErrorCode.INVALID_ARGUMENT, text: "name at least one state, or leave it out" }
+      : new Set(states).size !== states.length
+        ? { code: WireErrorCode.INVALID_ARGUMENT, text: "a state appears twice" }
+        : undefined,
   ),
 );
 

@@ -117,6 +117,26 @@ export function kind<T>(what: string, is: (x: unknown) => x is T): Schema<T> {
   return schema;
 }
 
+/**
+ * A schema of the values `is` accepts, in one check; a refused value is
+ * explained by `why` (the first thing wrong with it, with its own code). A
+ * missing one is `expected <what>, missing`.
+ */
+export function checked<T>(
+  what: string,
+  is: (x: unknown) => x is T,
+  why: (input: unknown) => Failure,
+): Schema<T> {
+  const schema = v.custom<T>(is, (issue) => told(why(issue.input))(issue));
+  EXPECTED.set(schema, what);
+  return schema;
+}
+
+/** The failure of a value that is not `what`: BAD_MESSAGE, `expected <what>, got <it>`. */
+export function mistake(what: string, input: unknown): Failure {
+  return { code: WireErrorCode.BAD_MESSAGE, text: expectedText(what, input) };
+}
+
 /** What `schema` expects, through pipes and wrappers (optional, nullable). */
 function expectationOf(schema: unknown): string {
   const s = schema as { pipe?: readonly unknown[]; wrapped?: unknown };
@@ -135,10 +155,15 @@ export const str = kind("a string", (x): x is string => typeof x === "string");
 export const num = kind("a number", (x): x is number => typeof x === "number");
 export const bool = kind("a boolean", (x): x is boolean => typeof x === "boolean");
 
+/** What an integer ≥ `min` is called in messages. */
+export function integerFrom(min: number): string {
+  return min === 0 ? "a non-negative integer" : `an integer ≥ ${min}`;
+}
+
 /** A safe integer ≥ `min`: counts, tokens, durations. */
 export function int(min: number): Schema<number> {
   return kind(
-    min === 0 ? "a non-negative integer" : `an integer ≥ ${min}`,
+    integerFrom(min),
     (x): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min,
   );
 }
@@ -151,14 +176,20 @@ export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
   return kind(`one of ${values.join(", ")}`, (x): x is T => (values as readonly unknown[]).includes(x));
 }
 
-/** A string of at most `max`, else BAD_MESSAGE (for text the other side produced). */
-export function text(max: number): Schema<string> {
-  return v.pipe(
-    str,
-    v.maxLength(
-      max,
-      say(WireErrorCode.BAD_MESSAGE, (s) => `${(s as string).length} characters exceed the limit of ${max}`),
-    ),
+/** A string of at most `max` (`limitName`, its value), else `code`, by default BAD_MESSAGE (text the other side produced). */
+export function text(
+  max: number,
+  limitName?: string,
+  code: IssueCode = WireErrorCode.BAD_MESSAGE,
+): Schema<string> {
+  const limit = limitName === undefined ? `the limit of ${max}` : `${limitName} (${max})`;
+  return checked(
+    "a string",
+    (x): x is string => typeof x === "string" && x.length <= max,
+    (x) =>
+      typeof x !== "string"
+        ? mistake("a string", x)
+        : { code, text: `${x.length} characters exceed ${limit}` },
   );
 }
 
@@ -169,12 +200,10 @@ export const nullable = v.nullable;
 
 // ------------------------------------------------------------------- lists
 
-/** An array of `item`, readonly. */
+/** An array of `item`. */
 export function list<T>(item: Schema<T>, what = "an array"): Schema<readonly T[]> {
-  return v.pipe(v.array(item, expected(what)), v.readonly());
+  return v.array(item, expected(what));
 }
-
-export const anArray = kind("an array", (x): x is unknown[] => Array.isArray(x));
 
 /**
  * An array of at most `max` items, else `code` naming the limit. The length
@@ -186,53 +215,18 @@ export function bounded<T>(
   limitName: string,
   code: IssueCode,
 ): Schema<readonly T[]> {
-  return v.pipe(
-    anArray,
-    v.maxLength(
-      max,
-      say(code, (items) => `${(items as unknown[]).length} items exceed ${limitName} (${max})`),
-    ),
-    v.array(item),
-    v.readonly(),
+  const within = checked(
+    "an array",
+    (x): x is unknown[] => Array.isArray(x) && x.length <= max,
+    (x) =>
+      Array.isArray(x)
+        ? { code, text: `${x.length} items exceed ${limitName} (${max})` }
+        : mistake("an array", x),
   );
+  return v.pipe(within, v.array(item));
 }
 
 // -------------------------------------------------------------------- maps
-
-/**
- * The first check of every map: a plain map (not an array, a timestamp, a
- * class instance), no field outside `entries`, checked before the fields so
- * a typo is named as one rather than as the field it misses. A field set to
- * `undefined` is dropped here (an absent optional, never an `undefined` one).
- */
-function knownFields(entries: v.ObjectEntries) {
-  const keys = new Set(Object.keys(entries));
-  const names = [...keys].join(", ");
-  return v.rawTransform<unknown, Fields>(({ dataset, addIssue, NEVER }) => {
-    const input = dataset.value;
-    if (!isPlainMap(input)) {
-      addIssue({ message: expected("a map") });
-      return NEVER;
-    }
-    let undefinedField = false;
-    for (const key in input) {
-      if (!keys.has(key)) {
-        addIssue({
-          message: say(
-            WireErrorCode.BAD_MESSAGE,
-            `unknown field ${JSON.stringify(clip(key, 40))} (expected only ${names})`,
-          ),
-        });
-        return NEVER;
-      }
-      if (input[key] === undefined) undefinedField = true;
-    }
-    if (!undefinedField) return input;
-    const defined: Fields = {};
-    for (const key in input) if (input[key] !== undefined) defined[key] = input[key];
-    return defined;
-  });
-}
 
 /** What a map's schema gives: its entries' outputs, readonly, optional ones optional. */
 export type MapOf<E extends v.ObjectEntries> = Readonly<v.InferOutput<v.ObjectSchema<E, undefined>>>;
@@ -240,78 +234,139 @@ export type MapOf<E extends v.ObjectEntries> = Readonly<v.InferOutput<v.ObjectSc
 /** A check across the fields of a value: what is wrong with it, or undefined. */
 export type Check<T> = (value: T) => Failure | undefined;
 
-/** valibot's pipe over items whose types the caller vouches for (a map's rules read fields it has). */
-const pipeOf = v.pipe as unknown as (...items: readonly unknown[]) => Schema<unknown>;
-
 /**
- * A map of exactly `entries` (see `knownFields`), checked field by field in
- * the order of `entries`, then by `rules` (checks across fields, run once
- * every field passed).
+ * A map of exactly `entries`: valibot's object schema, preceded by a check
+ * of its own and followed by `rules` (checks across fields, run once every
+ * field passed). The check first: a plain map (not an array, a timestamp, a
+ * class instance), no field outside `entries` — before the fields, so a
+ * typo is named as one rather than as the field it misses —, and a field
+ * set to `undefined` dropped (an absent optional, never an `undefined`
+ * one). Written as a schema of our own around `v.object` rather than a pipe
+ * of three, as it runs for every map of every message.
  */
 export function map<const E extends v.ObjectEntries>(
   entries: E,
   ...rules: Check<MapOf<E>>[]
 ): Schema<MapOf<E>> {
-  // The only issue an object raises after knownFields: a required field is missing.
+  const keys = new Set(Object.keys(entries));
+  const names = [...keys].join(", ");
+  // The only issue the object raises after our check: a required field is missing.
   const missing = say(WireErrorCode.BAD_MESSAGE, (_input, issue) => {
     const key = issue.path?.[0]?.key as string;
     return `expected ${expectationOf(entries[key])}, missing`;
   });
-  const schema = pipeOf(
-    v.unknown(),
-    knownFields(entries),
-    v.object(entries, missing),
-    v.readonly(),
-    ...rules.map((check) => rule(check)),
-  );
+  const object = v.object(entries, missing);
+  const notAMap = expected("a map");
+  const schema = v._standardSchema<Schema<MapOf<E>>>({
+    kind: "schema",
+    type: "map",
+    reference: map,
+    expects: "Object",
+    async: false,
+    "~run"(dataset, config) {
+      const input = dataset.value;
+      if (!isPlainMap(input)) {
+        v._addIssue(this, "type", dataset, config, { message: notAMap });
+        return dataset as unknown as v.OutputDataset<MapOf<E>, Issue>;
+      }
+      let undefinedField = false;
+      for (const key in input) {
+        if (!keys.has(key)) {
+          const unknown = `unknown field ${JSON.stringify(clip(key, 40))} (expected only ${names})`;
+          v._addIssue(this, "key", dataset, config, { message: say(WireErrorCode.BAD_MESSAGE, unknown) });
+          return dataset as unknown as v.OutputDataset<MapOf<E>, Issue>;
+        }
+        if (input[key] === undefined) undefinedField = true;
+      }
+      if (undefinedField) dataset.value = definedFields(input);
+      const out = object["~run"](dataset, config) as v.OutputDataset<MapOf<E>, Issue>;
+      if (out.issues === undefined) {
+        for (const check of rules) {
+          const failure = check(out.value as MapOf<E>);
+          if (failure !== undefined) {
+            report(this, out, config, failure);
+            break;
+          }
+        }
+      }
+      return out;
+    },
+  });
   EXPECTED.set(schema, "a map");
-  return schema as Schema<MapOf<E>>;
+  return schema;
+}
+
+/** `input` without its fields set to `undefined`. */
+function definedFields(input: Fields): Fields {
+  const defined: Fields = {};
+  for (const key in input) if (input[key] !== undefined) defined[key] = input[key];
+  return defined;
 }
 
 // ------------------------------------------------------------------- rules
 
-/** A failure found by a rule: at `at` (below the value checked), `text`, raising `code`. */
+/** A failure found by a check: at `at` (below the value checked), `text`, raising `code`. */
 export interface Failure {
   readonly at?: readonly (string | number)[];
   readonly code: IssueCode;
   readonly text: string;
-  /** The value the failure is about (for `expectedText`), when not the whole value. */
+  /** The value the failure is about, when not the one at `at`. */
   readonly input?: unknown;
 }
 
-/**
- * A check across the fields of a map (or the items of a list): `check`
- * returns what is wrong, or undefined. It runs only on a value whose fields
- * all passed.
- */
-export function rule<T>(check: Check<T>): v.GenericValidation<T> {
-  return v.rawCheck<T>(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    const failure = check(dataset.value);
-    if (failure === undefined) return;
-    let input: unknown = dataset.value;
-    const path: v.IssuePathItem[] = [];
-    for (const key of failure.at ?? []) {
-      const value = (input as Fields)[key as string];
-      path.push(
-        typeof key === "number"
-          ? { type: "array", origin: "value", input: input as unknown[], key, value }
-          : { type: "object", origin: "value", input: input as Fields, key, value },
-      );
-      input = value;
-    }
-    addIssue({
-      input: "input" in failure ? failure.input : input,
-      message: say(failure.code, failure.text),
-      ...(path.length === 0 ? {} : { path: path as [v.IssuePathItem, ...v.IssuePathItem[]] }),
-    });
-  }) as v.GenericValidation<T>;
+/** The message of an issue for `failure`. */
+function told(failure: Failure): Message {
+  return say(failure.code, failure.text);
+}
+
+/** Adds the issue for `failure` to `dataset`, at the failure's path below the value. */
+function report(
+  context: object,
+  dataset: v.UnknownDataset | v.OutputDataset<unknown, Issue>,
+  config: v.Config<Issue>,
+  failure: Failure,
+): void {
+  let input: unknown = dataset.value;
+  const path: v.IssuePathItem[] = [];
+  for (const key of failure.at ?? []) {
+    const value = (input as Fields)[key as string];
+    path.push(
+      typeof key === "number"
+        ? { type: "array", origin: "value", input: input as unknown[], key, value }
+        : { type: "object", origin: "value", input: input as Fields, key, value },
+    );
+    input = value;
+  }
+  // The context is the schema or action reporting (our own, typed as valibot's where built).
+  v._addIssue(context as v.GenericSchema, "input", dataset, config, {
+    input: "input" in failure ? failure.input : input,
+    message: told(failure),
+    ...(path.length === 0 ? {} : { path: path as [v.IssuePathItem, ...v.IssuePathItem[]] }),
+  });
 }
 
 /**
- * A rule of a list: each item's `keyOf` at most once, else `text` at the
- * item (or at its field `field`), raising `code`.
+ * A check of a list (or any value a pipe passes on): `check` returns what is
+ * wrong, or undefined. It runs only on a value whose items all passed.
  */
+export function rule<T>(check: Check<T>): v.GenericValidation<T> {
+  return {
+    kind: "validation",
+    type: "rule",
+    reference: rule,
+    async: false,
+    expects: null,
+    "~run"(dataset, config) {
+      if (dataset.typed) {
+        const failure = check(dataset.value);
+        if (failure !== undefined) report(this, dataset, config, failure);
+      }
+      return dataset;
+    },
+  };
+}
+
+/** A check of a list: each item's `keyOf` at most once, else the `failure` of the second. */
 export function eachOnce<T>(
   keyOf: (item: T) => unknown,
   failure: (item: T, index: number) => Failure,
@@ -333,6 +388,15 @@ export function eachOnce<T>(
  * schema fits (not a map, no such op).
  */
 export function refuse(check: (input: unknown) => Failure): Schema<never> {
-  // Its output type is never: it has none, it always fails.
-  return v.pipe(v.unknown(), rule(check)) as Schema<unknown> as Schema<never>;
+  return v._standardSchema<Schema<never>>({
+    kind: "schema",
+    type: "refuse",
+    reference: refuse,
+    expects: "never",
+    async: false,
+    "~run"(dataset, config) {
+      report(this, dataset, config, check(dataset.value));
+      return dataset as unknown as v.OutputDataset<never, Issue>;
+    },
+  });
 }
