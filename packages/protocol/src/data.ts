@@ -256,26 +256,20 @@ export const leaseTypes = v.pipe(
  * other problems.
  */
 export function clientTime<F extends string, I extends string>(field: F, idField: I) {
+  const unit = field === "deadline" ? "deadlines are milliseconds" : `${field} is in milliseconds`;
   return (value: { readonly [K in F]?: number } & { readonly [K in I]: string }): Failure | undefined => {
     const d = value[field];
     if (d === undefined || !Number.isFinite(d)) return undefined;
+    const outside = d > MAX_DEADLINE || d < -MAX_DEADLINE;
+    if (!outside && !(d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below)) return undefined;
     const task = `task ${JSON.stringify(clip(value[idField], 80))}`;
-    const unit = field === "deadline" ? "deadlines are milliseconds" : `${field} is in milliseconds`;
-    if (d > MAX_DEADLINE || d < -MAX_DEADLINE) {
-      return {
-        at: [field],
-        code: WireErrorCode.INVALID_ARGUMENT,
-        text: `${task}: ${field} ${d} is outside ±MAX_DEADLINE (${MAX_DEADLINE}); ${unit} since the epoch`,
-      };
-    }
-    if (d > SECONDS_LIKE_DEADLINES.above && d < SECONDS_LIKE_DEADLINES.below) {
-      return {
-        at: [field],
-        code: WireErrorCode.INVALID_ARGUMENT,
-        text: `${task}: ${field} ${d} looks like seconds since the epoch (${new Date(d * 1000).toISOString()}); ${unit}`,
-      };
-    }
-    return undefined;
+    return {
+      at: [field],
+      code: WireErrorCode.INVALID_ARGUMENT,
+      text: outside
+        ? `${task}: ${field} ${d} is outside ±MAX_DEADLINE (${MAX_DEADLINE}); ${unit} since the epoch`
+        : `${task}: ${field} ${d} looks like seconds since the epoch (${new Date(d * 1000).toISOString()}); ${unit}`,
+    };
   };
 }
 

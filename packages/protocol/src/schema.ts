@@ -69,13 +69,25 @@ function errorOf(issue: Issue): Error {
     : new ProtocolError(code, text);
 }
 
-const FIRST_ISSUE_ONLY = { abortEarly: true } as const;
+/**
+ * Stop at the first issue. One object for every parse: `v.safeParse` with a
+ * config would copy it into a new one per call, on the hot path.
+ */
+const FIRST_ISSUE_ONLY: v.Config<Issue> = {
+  lang: undefined,
+  message: undefined,
+  abortEarly: true,
+  abortPipeEarly: undefined,
+};
 
-/** `input` checked and rebuilt by `schema`; throws the error of the first problem found. */
+/**
+ * `input` checked and rebuilt by `schema`; throws the error of the first
+ * problem found. What `v.safeParse` does, less its per-call allocations.
+ */
 export function parse<T>(schema: Schema<T>, input: unknown): T {
-  const result = v.safeParse(schema, input, FIRST_ISSUE_ONLY);
-  if (result.success) return result.output;
-  throw errorOf(result.issues[0]);
+  const dataset = schema["~run"]({ value: input }, FIRST_ISSUE_ONLY);
+  if (dataset.issues === undefined) return dataset.value as T;
+  throw errorOf(dataset.issues[0]);
 }
 
 /** A value as an error message names it: its type, and its value when short. */
