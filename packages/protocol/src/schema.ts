@@ -6,14 +6,19 @@
  * known fields (an unknown field is an error: a typo such as `maxAtempts`
  * must not be silently ignored), with `undefined` optionals dropped, so
  * nothing the sender slipped in travels further. Schemas are built once, at
- * module load; `parse` runs one with `abortEarly`, so a bad message costs one
- * issue and a good one no allocation beyond its rebuilt copy.
+ * module load; `parse` runs one stopping at the first issue.
  *
  * Errors: BAD_MESSAGE for a wrong shape, the limit's own code for a limit,
  * INVALID_ARGUMENT (the engine's class) for a request argument out of range.
  * Each issue's message is made by `say(code, text)`, which records the code
  * for that issue; `errorOf` reads it back and prefixes the issue's path, e.g.
  * `tasks[3].deadline: expected a number, got string "soon"`.
+ *
+ * What this takes from valibot beyond its schemas (this module is the one
+ * place, schema.test.ts pins it, the version is pinned exactly): a schema's
+ * `~run` and `_addIssue`, which valibot exports for schemas and actions of
+ * one's own (`map`, `rule`, `refuse`), and a message function called with
+ * the issue it returns.
  */
 import { InvalidArgumentError } from "@frontier/core";
 import * as v from "valibot";
