@@ -123,6 +123,13 @@ const op = <O extends Op>(name: O) => v.literal(name);
 /** The fields of a request that names one task (see TaskRef). */
 const taskRef = { taskId: id, workflowId: optional(id) };
 
+/** The fields of a request that names a held lease (HeldLease). */
+const heldLease = {
+  ...taskRef,
+  token: count,
+  /** LEASE_SECRET_LENGTH base64url characters. */
+  secret: leaseSecret,
+};
 /**
  * A lease as its holder names it: the task, the fencing token, and the
  * lease's secret, which only the grant carried (`Lease.secret`). A shard
@@ -130,12 +137,6 @@ const taskRef = { taskId: id, workflowId: optional(id) };
  * granted under that token; so the token, which orders leases and is no
  * secret (getTask shows it), authorizes nothing by itself.
  */
-const heldLease = {
-  ...taskRef,
-  token: count,
-  /** LEASE_SECRET_LENGTH base64url characters. */
-  secret: leaseSecret,
-};
 export type HeldLease = MapOf<typeof heldLease>;
 
 /** A batch of tasks: at most MAX_TASKS_PER_BATCH, beyond it BATCH_TOO_LARGE. */
