@@ -470,7 +470,9 @@ export const stats = engineShape<SchedulerStats>()(
 );
 
 /** Stats without per-type counts: a shard's entry in a coordinator's `byShard`. */
-export const statsWithoutTypes = engineShape<SchedulerStats>()(map(statsEntries) as Schema<SchedulerStats>);
+export const statsWithoutTypes = engineShape<Omit<SchedulerStats, "types" | "typesOmitted">>()(
+  map(statsEntries),
+);
 
 // ----------------------------------------------------------------- errors
 
