@@ -41,7 +41,6 @@ import {
   taskType,
   taskView,
   upTo,
-  type WireError,
   wireError,
   wireErrorCode,
 } from "./data.js";
@@ -911,5 +910,3 @@ export type Message =
   | { readonly kind: "frontier"; readonly frontier: FrontierAnnouncement };
 
 export type MessageKind = Message["kind"];
-
-export type { WireError };
