@@ -393,6 +393,26 @@ describe("checker", () => {
   describe("retry", () => {
     const taskA = [{ id: "a", pre: [], maxAttempts: 3, policy: "cancel" as const }];
 
+    it("finds a complete applied, then refused on its retry; UNKNOWN_TASK from the shard asked directly is not a refusal", () => {
+      const unknown = { ok: false as const, code: "UNKNOWN_TASK" };
+      // The retry reached a coordinator, which said the task is unknown: the lease looks gone.
+      const viaCoordinator = cleanPair().complete("w2", "b", 2, 320, unknown);
+      expect(viaCoordinator.check().counts.retry).toBe(1);
+      // The retry went straight to the shard the task's slot had left: the client asks a coordinator next.
+      const direct = cleanPair();
+      direct.events.push({
+        k: "x",
+        src: "w2",
+        sentAt: T0 + 320,
+        at: T0 + 321,
+        req: { op: "complete", taskId: "b", token: 2 },
+        direct: true,
+        rep: unknown,
+        delivered: true,
+      });
+      expect(direct.check().counts.retry, direct.check().examples.retry.join("\n")).toBe(0);
+    });
+
     it("finds a submit applied twice, and a retried submit refused as new", () => {
       const twice = cleanPair()
         .x(

@@ -577,7 +577,9 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
     const applied = attempts.findIndex((x) => x.rep?.ok);
     if (applied < 0) continue;
     for (const x of attempts.slice(applied + 1)) {
-      // A retryable answer (the shard restarting) is not a refusal: the client asks again.
+      // A retryable answer (the shard restarting) is not a refusal: the client asks again; nor is
+      // UNKNOWN_TASK from a shard asked directly (the task's slot moved): it asks a coordinator.
+      if (x.direct && x.rep && !x.rep.ok && x.rep.code === "UNKNOWN_TASK") continue;
       if (x.rep && !x.rep.ok && LEASE_GONE.has(x.rep.code))
         findings.add(
           "retry",

@@ -79,6 +79,13 @@ export interface Exchange {
   readonly sentAt: number;
   readonly at: number;
   readonly req: ExchangeRequest;
+  /**
+   * Sent straight to a shard (a worker's heartbeat, complete, fail, release
+   * or settle), not through a coordinator: UNKNOWN_TASK there is not an
+   * answer the client stops at (the task may have moved), it asks a
+   * coordinator next.
+   */
+  readonly direct?: true;
   /** The reply on the wire; absent when none came (timeout, no responders, connection lost). */
   readonly rep?: ExchangeReply;
   /** Transport error when no reply came (`TimeoutError`, `NoRespondersError`, ...). */

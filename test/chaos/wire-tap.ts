@@ -119,6 +119,7 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
           sentAt,
           at: Date.now(),
           req: part.req,
+          ...(parsed.role === "coord" ? {} : { direct: true as const }),
           ...(rep ? { rep } : {}),
           ...(error ? { error } : {}),
           delivered,

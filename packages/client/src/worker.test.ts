@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { UnknownTaskError } from "@frontier/core";
+import { decodeRequest, encodeReply, type RequestOf, subjectsFor, toWireError } from "@frontier/protocol";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
 import { AttemptTimeoutError, LeaseLostError, TaskError, type WorkerEvent } from "./index.js";
@@ -63,6 +65,47 @@ describe("work", () => {
     expect(coord.requests.filter((q) => q.op === "settle")).toHaveLength(4);
     expect(coord.engine.getTask("moving")?.state).toBe("COMPLETED");
     expect(events.filter((e) => e.type === "error")).toEqual([]);
+    await client.close();
+    await coord.close();
+  });
+
+  it("sends a complete a shard applied but no longer holds (UNKNOWN_TASK: its slot moved) through a coordinator", async () => {
+    const { coord, client, cluster } = await setup();
+    await client.submit([{ id: "moved", deadline: 1 }]);
+    // The grant names shard s9; s9 applies the complete, then answers as a shard the task has
+    // moved away from would to a resend whose first reply was lost.
+    coord.grantShard = "s9";
+    const atShard: string[] = [];
+    const shard = harness.nc.subscribe(subjectsFor(cluster).shard("s9", "settle"), {
+      callback: (_err, msg) => {
+        const request = decodeRequest(msg.data, "settle") as RequestOf<"settle">;
+        const error = toWireError(new UnknownTaskError(request.completes[0]!.taskId));
+        for (const c of request.completes) {
+          atShard.push(c.taskId);
+          coord.engine.complete(c.taskId, c.token);
+        }
+        msg.respond(
+          encodeReply({
+            ok: true,
+            op: "settle",
+            results: request.completes.map(() => ({ error })),
+            leases: [],
+          }),
+        );
+      },
+    });
+    const events: WorkerEvent[] = [];
+    const worker = client.work(async () => {}, { concurrency: 1, waitMs: 100 });
+    worker.on((event) => events.push(event));
+    await until(() => worker.stats.completed + worker.stats.lost === 1);
+    await worker.stop();
+    shard.unsubscribe();
+    expect(atShard).toEqual(["moved"]);
+    // Through the coordinator: a duplicate of the complete the shard applied, not a lost lease.
+    expect(worker.stats).toMatchObject({ completed: 1, lost: 0 });
+    expect(events).toContainEqual(expect.objectContaining({ type: "task:completed", duplicate: true }));
+    expect(coord.requests.filter((q) => q.op === "settle")).toHaveLength(1);
+    expect(coord.engine.getTask("moved")?.state).toBe("COMPLETED");
     await client.close();
     await coord.close();
   });

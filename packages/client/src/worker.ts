@@ -643,8 +643,11 @@ export class TaskWorker implements Worker {
       outcome === undefined
         ? new ProtocolError(WireErrorCode.INTERNAL, "settle: the reply has no outcome for this task")
         : fromWireError(outcome.error);
-    // A shard that could not answer for this task: once more through a coordinator, which finds it.
-    if (from !== VIA_COORDINATOR && shouldRetry(error)) this.queueComplete(held, VIA_COORDINATOR);
+    // A shard that could not answer for this task, or does not hold it (its slot moved away after
+    // an earlier send was applied there, whose reply was lost): once more through a coordinator,
+    // which finds it wherever it is (a complete applied before the move is then a duplicate).
+    if (from !== VIA_COORDINATOR && (shouldRetry(error) || isUnknownTask(error)))
+      this.queueComplete(held, VIA_COORDINATOR);
     else if (
       isSlotMoving(error) &&
       (held.movingRetries ?? 0) < MAX_MOVING_RETRIES &&
@@ -823,6 +826,10 @@ function messageOf(err: unknown): string {
 
 /** Sends of one complete through a coordinator that a moving slot may answer SLOT_MOVING (about 10 s in all). */
 const MAX_MOVING_RETRIES = 14;
+
+function isUnknownTask(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "UNKNOWN_TASK";
+}
 
 function isSlotMoving(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "SLOT_MOVING";

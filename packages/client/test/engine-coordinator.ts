@@ -47,6 +47,12 @@ export interface EngineCoordinator {
   script: ((request: Request) => Scripted | undefined) | null;
   /** What a stats reply says of the shards it covers; null leaves it out (a coordinator older than it). */
   coverage: ShardCoverage | null;
+  /**
+   * The shard a lease reply names as each grant's (its `shards`), so that the
+   * worker sends what concerns the lease there first; null names none (the
+   * worker then sends everything here).
+   */
+  grantShard: string | null;
   close(): Promise<void>;
 }
 
@@ -88,7 +94,10 @@ export function startEngineCoordinator(
         }
         leases = leases.map((l) => ({ ...l, secret: secretOf(l.taskId, l.token) }));
         grants.set(request.requestId, leases);
-        return { ok: true, op: "lease", leases };
+        const shard = coordinator.grantShard;
+        return shard === null
+          ? { ok: true, op: "lease", leases }
+          : { ok: true, op: "lease", leases, shards: leases.map(() => shard) };
       }
       case "heartbeat":
         requireSecret(request);
@@ -147,6 +156,7 @@ export function startEngineCoordinator(
     requests,
     script: null,
     coverage: { answered: ["engine"], missing: [] },
+    grantShard: null,
     async close() {
       clearInterval(ticker);
       await sub.drain();
