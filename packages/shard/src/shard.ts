@@ -959,19 +959,16 @@ export class Shard {
   private run<T>(operation: () => T): Promise<T> {
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
-    let result: T | undefined;
-    let error: unknown;
-    let threw = false;
+    let answer: () => T;
     try {
-      result = operation();
-    } catch (e) {
-      threw = true;
-      error = e;
+      const result = operation();
+      answer = () => result;
+    } catch (error) {
+      answer = () => {
+        throw error;
+      };
     }
-    return this.flush().then(() => {
-      if (threw) throw error;
-      return result as T;
-    });
+    return this.append(answer);
   }
 
   /**
@@ -989,6 +986,15 @@ export class Shard {
 
   /** Appends the records collected so far (a barrier when there are none); a failure stops the shard. */
   private flush(): Promise<void> {
+    return this.append(nothing);
+  }
+
+  /**
+   * As flush, answering with `answer()` once the append is durable: one
+   * promise per call (an acknowledged call's only allocation here besides
+   * its records).
+   */
+  private append<T>(answer: () => T): Promise<T> {
     const records = this.records;
     if (records.length > 0) {
       records.push({ kind: "clock", at: this.clock.now() });
@@ -998,7 +1004,10 @@ export class Shard {
     const observer = records.length > 0 ? this.observer : undefined;
     const queuedAt = observer === undefined ? 0 : performance.now();
     const durable = this.journal.append(records).then(
-      () => observer?.committed((performance.now() - queuedAt) / 1000),
+      () => {
+        observer?.committed((performance.now() - queuedAt) / 1000);
+        return answer();
+      },
       (cause: unknown) => {
         const reason = toShardError(cause);
         this.enter(ShardState.FAILED, reason);
@@ -1012,14 +1021,13 @@ export class Shard {
   /** Arms the timer for the next engine timer or idempotency expiry, if earlier than the one armed. */
   private arm(): void {
     if (this.state !== ShardState.OPEN) return;
-    const engineAt = this.engine.nextTimerAt();
+    // The earliest of the engine's next timer and the two oldest keys' expiries. Runs after every
+    // call: no allocation.
+    let next = this.engine.nextTimerAt();
     const oldest = this.idempotency.oldestCreatedAt();
+    if (oldest !== null) next = earliest(next, oldest + this.idempotencyRetentionMs);
     const oldestLease = this.leaseKeys.oldestCreatedAt();
-    const submitKeyAt = oldest === null ? null : oldest + this.idempotencyRetentionMs;
-    const leaseKeyAt = oldestLease === null ? null : oldestLease + this.leaseReplayRetentionMs;
-    const keyAts = [submitKeyAt, leaseKeyAt].filter((at): at is number => at !== null);
-    const keyAt = keyAts.length === 0 ? null : Math.min(...keyAts);
-    const next = engineAt === null ? keyAt : keyAt === null ? engineAt : Math.min(engineAt, keyAt);
+    if (oldestLease !== null) next = earliest(next, oldestLease + this.leaseReplayRetentionMs);
     if (next === null || !Number.isFinite(next)) return;
     if (this.timerAt !== undefined && this.timerAt <= next) return;
     this.disarm();
@@ -1084,6 +1092,12 @@ export class Shard {
 const payloadPackr = new Packr({ useRecords: false });
 function measurePayload(payload: unknown): number {
   return payloadPackr.pack(payload).byteLength;
+}
+
+function nothing(): void {}
+
+function earliest(at: number | null, other: number): number {
+  return at === null ? other : Math.min(at, other);
 }
 
 function asBatch(tasks: TaskInput | readonly TaskInput[]): readonly TaskInput[] {
