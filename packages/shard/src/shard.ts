@@ -959,16 +959,16 @@ export class Shard {
   private run<T>(operation: () => T): Promise<T> {
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
-    let answer: () => T;
+    let result: T | undefined;
+    let error: unknown;
+    let threw = false;
     try {
-      const result = operation();
-      answer = () => result;
-    } catch (error) {
-      answer = () => {
-        throw error;
-      };
+      result = operation();
+    } catch (e) {
+      threw = true;
+      error = e;
     }
-    return this.append(answer);
+    return this.append(result as T, threw, error);
   }
 
   /**
@@ -986,15 +986,14 @@ export class Shard {
 
   /** Appends the records collected so far (a barrier when there are none); a failure stops the shard. */
   private flush(): Promise<void> {
-    return this.append(nothing);
+    return this.append(undefined, false, undefined);
   }
 
   /**
-   * As flush, answering with `answer()` once the append is durable: one
-   * promise per call (an acknowledged call's only allocation here besides
-   * its records).
+   * As flush, then answers `result`, or throws `error` if `threw`, once the
+   * append is durable: one promise per call.
    */
-  private append<T>(answer: () => T): Promise<T> {
+  private append<T>(result: T, threw: boolean, error: unknown): Promise<T> {
     const records = this.records;
     if (records.length > 0) {
       records.push({ kind: "clock", at: this.clock.now() });
@@ -1006,7 +1005,8 @@ export class Shard {
     const durable = this.journal.append(records).then(
       () => {
         observer?.committed((performance.now() - queuedAt) / 1000);
-        return answer();
+        if (threw) throw error;
+        return result;
       },
       (cause: unknown) => {
         const reason = toShardError(cause);
@@ -1093,8 +1093,6 @@ const payloadPackr = new Packr({ useRecords: false });
 function measurePayload(payload: unknown): number {
   return payloadPackr.pack(payload).byteLength;
 }
-
-function nothing(): void {}
 
 function earliest(at: number | null, other: number): number {
   return at === null ? other : Math.min(at, other);
