@@ -167,6 +167,45 @@ describe("checker", () => {
       expect(failed.check().ok).toBe(true);
     });
 
+    it("allows a grant right after the holder sent a release, and tells a released lease from one expired early", () => {
+      const h = new H()
+        .submit([{ id: "a" }])
+        .lease("w1", "a", 1, 10)
+        .x("w1", 50, { op: "release", taskId: "a", token: 1 }, { ok: true, duplicate: false })
+        .lease("w2", "a", 2, 60)
+        // A resend of the release after the new grant: refused, and counted as a stale call.
+        .x("w1", 70, { op: "release", taskId: "a", token: 1 }, { ok: false, code: "STALE_LEASE" })
+        .complete("w2", "a", 2, 100)
+        .end("a", "COMPLETED", 2, 1);
+      // The shard's blocks: added runnable, leased, runnable again under token 1 at attempts 0
+      // (released: no second unblock), leased again.
+      h.events.push(
+        { k: "tap", shard: "s0", pid: 1, clock: T0 + 1, at: T0 + 1, changes: [state("a", "RUNNABLE")] },
+        { k: "tap", shard: "s0", pid: 1, clock: T0 + 10, at: T0 + 10, changes: [lease("a", 1, 10)] },
+        {
+          k: "tap",
+          shard: "s0",
+          pid: 1,
+          clock: T0 + 51,
+          at: T0 + 51,
+          changes: [{ id: "a", state: "RUNNABLE", token: 1, attempts: 0 }],
+        },
+        { k: "tap", shard: "s0", pid: 1, clock: T0 + 60, at: T0 + 60, changes: [lease("a", 2, 60)] },
+      );
+      const report = h.check();
+      expect(report.ok, formatReport(report, "released")).toBe(true);
+      expect(report.stats.staleRefused).toBe(1);
+      // Without the release sent, the same blocks show a lease expired before its time.
+      const unsent = new H()
+        .submit([{ id: "a" }])
+        .lease("w1", "a", 1, 10)
+        .lease("w2", "a", 2, 60)
+        .complete("w2", "a", 2, 100)
+        .end("a", "COMPLETED", 2, 1);
+      unsent.events.push(...h.events.filter((e) => e.k === "tap"));
+      expect(unsent.check().counts.doubleLease).toBeGreaterThan(0);
+    });
+
     it("counts heartbeats: a lease extended past a later grant overlaps it", () => {
       const h = new H()
         .submit([{ id: "a" }])

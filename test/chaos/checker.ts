@@ -22,8 +22,8 @@
  *
  * "Certainly live": a lease is surely live from the moment its grant
  * reached a client (or the shard journaled it) until the earliest of its
- * acknowledged expiry and the first release (complete, fail, cancel) anyone
- * sent for it. Two leases of one task overlap only if both are certainly
+ * acknowledged expiry and the first end of it (complete, fail, release,
+ * cancel) anyone sent for it. Two leases of one task overlap only if both are certainly
  * live at one instant, by more than the clock tolerance — so the checker
  * never reports what a correct cluster could have done.
  *
@@ -128,7 +128,7 @@ interface LeaseInfo {
   from: number;
   /** Latest acknowledged expiry (grant, heartbeats), shard clock. */
   expiresAt: number;
-  /** Earliest send of a complete or fail under this token. */
+  /** Earliest send of a complete, fail or release under this token. */
   releasedAt: number;
   delivered: boolean;
 }
@@ -295,6 +295,13 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         else if (isStale(rep)) staleRefused++;
         break;
       }
+      case "release": {
+        // The holder let the lease go: from its send on, another grant may follow at once.
+        const info = lease(req.taskId, req.token);
+        info.releasedAt = Math.min(info.releasedAt, x.sentAt);
+        if (isStale(rep)) staleRefused++;
+        break;
+      }
       case "cancel": {
         const t = task(req.taskId);
         t.firstCancelSent = Math.min(t.firstCancelSent, x.sentAt);
@@ -325,9 +332,9 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         }
       }
       // Back to RUNNABLE under the same token: the lease expired, not before its acknowledged
-      // expiry — unless its holder had let it go: a retryable fail it sent (acknowledged or not)
-      // ends the lease, and the backoff's end looks the same here when the tap lost the WAITING
-      // block (the shard was killed between a commit and its tap record).
+      // expiry — unless its holder had let it go: a release it sent ends the lease at once, and a
+      // retryable fail (acknowledged or not) too, whose backoff's end looks the same here when the
+      // tap lost the WAITING block (the shard was killed between a commit and its tap record).
       if (c.state === "RUNNABLE" && before?.state === "LEASED" && before.token === c.token) {
         const info = lease(c.id, c.token);
         const promised = info.expiresAt;
@@ -342,7 +349,8 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         const t = task(c.id);
         t.completedFrom = Math.min(t.completedFrom, block.clock);
       }
-      if (c.state === "RUNNABLE" && c.attempts === 0 && before?.state !== "RUNNABLE") {
+      // Runnable before any lease (token 0): a released first attempt is back at attempts 0 too.
+      if (c.state === "RUNNABLE" && c.attempts === 0 && c.token === 0 && before?.state !== "RUNNABLE") {
         const n = (unblocks.get(c.id) ?? 0) + 1;
         unblocks.set(c.id, n);
         if (n === 2) {

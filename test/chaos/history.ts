@@ -15,7 +15,7 @@
  *    wire (wire-tap.ts sits between the SDK and NATS). `delivered: false`
  *    marks a reply the fault injector dropped: the shard acted on it, but the
  *    client saw a timeout. Only delivered ok replies are acknowledgements.
- *  - `sent`: a complete, fail or cancel about to go out (before the reply,
+ *  - `sent`: a complete, fail, release or cancel about to go out (before the reply,
  *    which a killed process never records).
  *  - `exec`: a handler run in a worker (the SDK's worker events).
  *  - `tap`: one durable journal block of a shard (shard-preload.ts): the
@@ -67,6 +67,8 @@ export type ExchangeRequest =
   | { readonly op: "heartbeat"; readonly taskId: string; readonly token: number; readonly leaseMs: number }
   | { readonly op: "complete"; readonly taskId: string; readonly token: number }
   | { readonly op: "fail"; readonly taskId: string; readonly token: number; readonly retryable: boolean }
+  /** A held lease handed back unstarted (the SDK worker stopping, or a buffered task that waited too long). */
+  | { readonly op: "release"; readonly taskId: string; readonly token: number }
   | { readonly op: "cancel"; readonly taskId: string };
 
 /** One request attempt and what came back (a reply, or an error such as a timeout). */
@@ -86,15 +88,15 @@ export interface Exchange {
 }
 
 /**
- * A release (complete, fail, cancel) about to go out, written before it is
- * sent: a process killed before the reply came still shows that it asked
- * (the cluster may have applied it).
+ * An end of a lease (complete, fail, release, cancel) about to go out,
+ * written before it is sent: a process killed before the reply came still
+ * shows that it asked (the cluster may have applied it).
  */
 export interface Sent {
   readonly k: "sent";
   readonly src: string;
   readonly at: number;
-  readonly req: Extract<ExchangeRequest, { readonly op: "complete" | "fail" | "cancel" }>;
+  readonly req: Extract<ExchangeRequest, { readonly op: "complete" | "fail" | "release" | "cancel" }>;
 }
 
 /** A handler run in a worker. */

@@ -2,7 +2,7 @@
  * The recording, fault-injecting transport of the chaos clients: a
  * NatsConnection wrapper between the SDK and NATS. Every request a client
  * sends to the coordinators (submit, lease, heartbeat, complete, fail,
- * cancel) is decoded with the protocol's codec and recorded as an
+ * release, cancel) is decoded with the protocol's codec and recorded as an
  * `Exchange` (history.ts): what the SDK asked, what came back on the wire,
  * and whether the client got it.
  *
@@ -51,11 +51,12 @@ const RECORDED: ReadonlySet<string> = new Set([
   "heartbeat",
   "complete",
   "fail",
+  "release",
   "cancel",
   "settle",
 ]);
 /** What a client sends straight to a shard. */
-const TO_SHARD: ReadonlySet<string> = new Set(["heartbeat", "complete", "fail", "settle"]);
+const TO_SHARD: ReadonlySet<string> = new Set(["heartbeat", "complete", "fail", "release", "settle"]);
 
 /** What the wrapper needs of a NATS connection. */
 export interface Requester {
@@ -125,7 +126,7 @@ export function tapConnection<T extends Requester>(nc: T, options: TapOptions): 
       }
     };
     for (const { req } of parts) {
-      if (req.op === "complete" || req.op === "fail" || req.op === "cancel")
+      if (req.op === "complete" || req.op === "fail" || req.op === "release" || req.op === "cancel")
         options.emit({ k: "sent", src: options.src, at: sentAt, req });
     }
     const send = async (r: Request): Promise<Reply> => {
@@ -232,6 +233,8 @@ function summarize(r: Request): ExchangeRequest {
       return { op: "complete", taskId: r.taskId, token: r.token };
     case "fail":
       return { op: "fail", taskId: r.taskId, token: r.token, retryable: r.retryable };
+    case "release":
+      return { op: "release", taskId: r.taskId, token: r.token };
     case "cancel":
       return { op: "cancel", taskId: r.taskId };
     default:
@@ -249,6 +252,7 @@ function summarizeReply(reply: Reply): ExchangeReply {
     case "heartbeat":
       return { ok: true, expiresAt: reply.expiresAt };
     case "complete":
+    case "release":
       return { ok: true, duplicate: reply.duplicate };
     case "fail":
       return { ok: true, state: reply.state };

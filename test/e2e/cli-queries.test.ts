@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type Io, main } from "@frontier/cli";
 import { slotOf } from "@frontier/protocol";
+import { LmdbJournal } from "@frontier/shard";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, freePort, frontier, type StartedFrontier, startFrontier, until } from "./harness.js";
 
@@ -45,6 +46,9 @@ beforeAll(async () => {
     join(dir, "data"),
     "--shards",
     "2",
+    // The durability of the last test below; the others run the same either way.
+    "--durability",
+    "committed",
   ]);
   await until(async () => {
     const r = await cli(["status", "--json"]);
@@ -278,5 +282,22 @@ describe("frontier top", () => {
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(72);
     expect(lines.some((line) => line.endsWith("…"))).toBe(true);
     expect(interrupt).toBeUndefined();
+  }, 60_000);
+});
+
+describe("frontier start --durability committed", () => {
+  it("reaches every shard: each journal holds a fencing-token ceiling above the tokens it handed out", async () => {
+    const leased = JSON.parse((await cli(["lease", "--json", "--max", "1"])).stdout) as { token: number }[];
+    await started?.stop();
+    for (const shard of ["shard-0", "shard-1"]) {
+      const journal = await LmdbJournal.open({ dataDir: join(dir, "data", "shards", shard) });
+      try {
+        const { tokenCeiling, meta } = journal.load();
+        expect(tokenCeiling, shard).toBeGreaterThan(meta?.tokenSeq ?? 0);
+        for (const l of leased) expect(tokenCeiling).toBeGreaterThan(l.token);
+      } finally {
+        await journal.close();
+      }
+    }
   }, 60_000);
 });

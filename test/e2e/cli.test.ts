@@ -196,6 +196,33 @@ describe("client commands", () => {
     expect(build).toMatchObject({ id: "build", state: "RUNNABLE", unmetPrerequisites: 0 });
   });
 
+  it("release hands a lease back: leased again as the same attempt, the released token refused", async () => {
+    await cli(["submit", "-"], JSON.stringify([{ id: "handed-back", deadline: 1, maxAttempts: 1 }]));
+    const leaseOne = async (worker: string) =>
+      (
+        JSON.parse((await cli(["lease", "--worker", worker, "--json"])).stdout) as {
+          taskId: string;
+          token: number;
+          secret: string;
+          attempt: number;
+        }[]
+      )[0]!;
+    const first = await leaseOne("a");
+    expect(first.taskId).toBe("handed-back");
+    const held = ["handed-back", "--token", String(first.token), "--secret", first.secret];
+    const released = await cli(["release", ...held]);
+    expect(released.stdout).toBe("released handed-back; it is runnable again, its attempt not spent\n");
+    const again = await cli(["release", ...held, "--json"]);
+    expect(JSON.parse(again.stdout)).toEqual({ taskId: "handed-back", duplicate: true });
+    const second = await leaseOne("b");
+    expect(second).toMatchObject({ taskId: "handed-back", attempt: 1 });
+    expectOneLineFailure(await cli(["complete", ...held]), 1, /STALE_LEASE/);
+    expect(
+      (await cli(["complete", "handed-back", "--token", String(second.token), "--secret", second.secret]))
+        .stdout,
+    ).toBe("completed handed-back\n");
+  });
+
   it("retries a failed task after the backoff `start --backoff-base-ms` set", async () => {
     await cli(["submit", "-"], JSON.stringify([{ id: "flaky-once", deadline: 1 }]));
     const [lease] = JSON.parse((await cli(["lease", "--json"])).stdout) as {

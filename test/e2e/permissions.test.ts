@@ -227,6 +227,15 @@ describe("a worker's credentials in an attacker's hands", () => {
       results: [{ error: { code: "STALE_LEASE" } }],
       leases: [],
     });
+    // Nor can it hand the victim's lease back (to lease the task itself), through a coordinator
+    // or at the shard (a worker may send release there, with the lease's secret).
+    await expect(attacker.release(forged)).rejects.toMatchObject({ code: "STALE_LEASE" });
+    const released = await send(nc, s.shard(owner, "release"), { op: "release", ...forged });
+    expect(released.reply).toMatchObject({ ok: false, error: { code: "STALE_LEASE" } });
+    expect(await submitter.getTask("victim-task", { workflowId: "v" })).toMatchObject({
+      state: "LEASED",
+      token: lease!.token,
+    });
     // The victim's own complete is not a duplicate: nobody completed it before.
     expect(await victim.complete(lease!)).toEqual({ duplicate: false });
   });

@@ -1,11 +1,13 @@
 /**
  * The SDK's streaming halves against a real cluster: work() keeps long
- * tasks alive with heartbeats and aborts a handler whose lease is lost; the
- * submitter batches a stream with bounded memory and drops nothing.
+ * tasks alive with heartbeats and aborts a handler whose lease is lost; a
+ * released lease goes to another worker as the same attempt, and a stopping
+ * worker releases what it holds unstarted; the submitter batches a stream
+ * with bounded memory and drops nothing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { type FrontierClient, LeaseLostError } from "@frontier/client";
-import type { TaskInput } from "@frontier/core";
+import { type FrontierClient, LeaseLostError, type WorkerEvent } from "@frontier/client";
+import { StaleLeaseError, type TaskInput } from "@frontier/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type TestCluster, until } from "./harness.js";
 
@@ -101,6 +103,91 @@ describe("work(): what a worker holds", () => {
     await worker.stop();
     expect(Math.max(...held)).toBe(1);
     expect(ran).toEqual(tasks.map((t) => t.id));
+  });
+});
+
+describe("release", () => {
+  it("hands a lease back: another worker leases the task as the same attempt, the released holder is fenced", async () => {
+    // Typed, so no other test's runnable tasks come first; one attempt, so a spent one would end it.
+    await client.submit([{ id: "handed", deadline: 1, workflowId: "rel", type: "handback", maxAttempts: 1 }]);
+    const holder = await cluster.client({ name: "holder" });
+    const [lease] = await holder.lease({ types: ["handback"], waitMs: 2_000, leaseMs: 60_000 });
+    expect(lease).toMatchObject({ taskId: "handed", attempt: 1, owner: "holder" });
+    expect(await holder.release(lease!)).toEqual({ duplicate: false });
+    // Sent again (a reply lost): the same success while nobody leased it since.
+    expect(await holder.release(lease!)).toEqual({ duplicate: true });
+    expect(await client.getTask("handed", { workflowId: "rel" })).toMatchObject({
+      state: "RUNNABLE",
+      attempts: 0,
+      token: lease!.token,
+      released: true,
+    });
+    // The released lease is fenced: its holder can neither extend nor complete it.
+    await expect(holder.heartbeat(lease!)).rejects.toBeInstanceOf(StaleLeaseError);
+    await expect(holder.complete(lease!)).rejects.toBeInstanceOf(StaleLeaseError);
+
+    const other = await cluster.client({ name: "other" });
+    const runs: { attempt: number; owner: string; token: number }[] = [];
+    const worker = other.work(
+      (_task, ctx) => {
+        runs.push({ attempt: ctx.attempt, owner: ctx.lease.owner, token: ctx.lease.token });
+      },
+      { types: ["handback"], waitMs: 500 },
+    );
+    await until(() => worker.stats.completed === 1);
+    await worker.stop();
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ attempt: 1, owner: "other" });
+    expect(runs[0]!.token).toBeGreaterThan(lease!.token);
+    expect(await client.getTask("handed", { workflowId: "rel" })).toMatchObject({
+      state: "COMPLETED",
+      attempts: 1,
+      leaseOwner: "other",
+    });
+    // Still refused after the task moved on; and a release under the old token is stale now.
+    await expect(holder.complete(lease!)).rejects.toBeInstanceOf(StaleLeaseError);
+    await expect(holder.release(lease!)).rejects.toBeInstanceOf(StaleLeaseError);
+  });
+
+  it("a stopping worker releases the leases it holds unstarted; they run elsewhere on their first attempt", async () => {
+    const tasks = ["s0", "s1", "s2"].map((id, i) => ({
+      id,
+      deadline: 10 + i,
+      workflowId: `stop-${id}`,
+      type: "stopping",
+      maxAttempts: 1,
+    }));
+    await client.submit(tasks);
+    let running = 0;
+    const events: WorkerEvent[] = [];
+    const first = client.work(
+      async (_task, { signal }) => {
+        running++;
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      },
+      { types: ["stopping"], concurrency: 1, prefetch: 2, waitMs: 500 },
+    );
+    first.on((e) => events.push(e));
+    await until(() => first.leasesHeld === 3 && running === 1);
+    // The running handler resolves on the abort (so completes); the two waiting are released.
+    await first.stop({ abortInFlight: true });
+    expect(first.stats).toMatchObject({ leased: 3, completed: 1, released: 2, lost: 0 });
+    const released = events.flatMap((e) => (e.type === "task:released" ? [e.lease.taskId] : []));
+    expect(released.sort()).toEqual(["s1", "s2"]);
+    for (const id of released)
+      expect(await client.getTask(id, { workflowId: `stop-${id}` })).toMatchObject({
+        state: "RUNNABLE",
+        attempts: 0,
+      });
+    const attempts: number[] = [];
+    const second = client.work((_task, ctx) => void attempts.push(ctx.attempt), {
+      types: ["stopping"],
+      waitMs: 500,
+    });
+    await until(() => second.stats.completed === 2);
+    await second.stop();
+    expect(attempts).toEqual([1, 1]);
+    expect((await client.stats()).leaseTimeouts).toBe(0);
   });
 });
 

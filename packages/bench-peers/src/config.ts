@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 export const SYSTEMS = [
   "frontier-1",
   "frontier-2",
+  // One shard acknowledging once committed to the OS, not flushed (`--durability committed`):
+  // the durability class of BullMQ's AOF everysec.
+  "frontier-1-committed",
   "bullmq-everysec",
   "bullmq-always",
   "graphile",

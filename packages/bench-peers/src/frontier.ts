@@ -16,6 +16,7 @@ const MAX_BATCH = 1_000;
 
 export async function startFrontier(name: SystemName, config: Config, run: number): Promise<SystemHandle> {
   const shards = name === "frontier-2" ? 2 : 1;
+  const committed = name === "frontier-1-committed";
   const dir = tempDir(name);
   const port = await freePort();
   const monitorPort = await freePort();
@@ -54,6 +55,7 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
         String(shards),
         "--cluster",
         cluster,
+        ...(committed ? ["--durability", "committed"] : []),
       ],
       { cwd: REPO_ROOT, logFile: join(dir.path, "frontier.log") },
     );
@@ -88,7 +90,12 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
     connection: { kind: "frontier", url, cluster },
     dependencies: "native",
     cpuNote: "nats-server + the `frontier start` process (coordinator and shard threads), with children",
-    settings: { shards, durability: "default (flushed: an fsync'd LMDB commit before any reply)" },
+    settings: {
+      shards,
+      durability: committed
+        ? "committed (an LMDB commit in the OS's page cache before any reply, flushed right after; fencing tokens reserved ahead, flushed)"
+        : "default (flushed: an fsync'd LMDB commit before any reply)",
+    },
     sampleCpu: () => sampleTree(serverPids),
     async sampleMessages() {
       const varz = (await (await fetch(`http://127.0.0.1:${monitorPort}/varz`)).json()) as {

@@ -230,6 +230,7 @@ const COMMAND_ROLES: Readonly<Record<string, Role>> = {
   lease: "worker",
   complete: "worker",
   fail: "worker",
+  release: "worker",
   submit: "submitter",
   status: "submitter",
   list: "submitter",

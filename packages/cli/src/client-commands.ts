@@ -1,6 +1,6 @@
 /**
  * The commands that talk to a running cluster through the SDK: submit,
- * lease, complete, fail, cancel, status. Each connects, does one thing,
+ * lease, complete, fail, release, cancel, status. Each connects, does one thing,
  * prints it (human lines, or one JSON document with --json) and closes.
  */
 import { randomUUID } from "node:crypto";
@@ -292,7 +292,7 @@ export async function lease(ctx: CommandContext): Promise<void> {
   );
 }
 
-// ---------------------------------------------------------- complete, fail
+// ------------------------------------------------- complete, fail, release
 
 const WORKFLOW_OPTION = {
   workflow: {
@@ -327,6 +327,31 @@ export async function complete(ctx: CommandContext): Promise<void> {
   out(
     ctx,
     () => [r.duplicate ? `${taskId} was already completed with token ${token}` : `completed ${taskId}`],
+    () => ({ taskId, ...r }),
+  );
+}
+
+export const RELEASE_OPTIONS = {
+  ...HELD_LEASE_OPTIONS,
+  ...WORKFLOW_OPTION,
+} as const satisfies OptionSpecs;
+
+/** Hands a lease back unstarted: the task is runnable again at once, its attempt not spent. */
+export async function release(ctx: CommandContext): Promise<void> {
+  const taskId = oneId(ctx);
+  const token = tokenOf(ctx);
+  const secret = secretOf(ctx);
+  const workflowId = idOption(ctx, "workflow");
+  const r = await withClient(ctx, (client) =>
+    client.release({ taskId, token, secret, ...(workflowId === undefined ? {} : { workflowId }) }),
+  );
+  out(
+    ctx,
+    () => [
+      r.duplicate
+        ? `${taskId} was already released with token ${token}`
+        : `released ${taskId}; it is runnable again, its attempt not spent`,
+    ],
     () => ({ taskId, ...r }),
   );
 }

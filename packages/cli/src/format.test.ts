@@ -100,6 +100,18 @@ describe("taskLines", () => {
     expect(leased).toMatch(/times out +.*2023-11-14T22:14:50/);
   });
 
+  it("says a task's token is that of a lease released unstarted, until the next grant", () => {
+    const engine = new Scheduler();
+    engine.addTasks([{ id: "r", deadline: 1 }]);
+    const [lease] = engine.lease("w");
+    engine.release("r", lease!.token);
+    const released = taskLines(engine.getTask("r")!).join("\n");
+    expect(released).toMatch(/attempts +0 of 5/);
+    expect(released).toMatch(new RegExp(`token +${lease!.token} \\(released unstarted\\)`));
+    engine.lease("w");
+    expect(taskLines(engine.getTask("r")!).join("\n")).not.toMatch(/released/);
+  });
+
   it("counts what a waiting task still waits for, and names only the first 20 prerequisites", () => {
     const { waiting } = views();
     expect(taskLines(waiting, new Map([["a", "RUNNABLE"]]))).toContain(

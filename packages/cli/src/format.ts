@@ -119,7 +119,8 @@ export function taskLines(
   if (task.timeoutMs !== undefined) rows.push(["timeout", `${task.timeoutMs} ms per attempt`]);
   if (task.workflowId !== undefined) rows.push(["workflow", task.workflowId]);
   if (task.prerequisites.length > 0) rows.push(["prerequisites", prerequisiteList(task, prerequisites)]);
-  if (task.token > 0) rows.push(["token", String(task.token)]);
+  // A released lease: its token stays the task's (spent, fenced) until the next grant.
+  if (task.token > 0) rows.push(["token", `${task.token}${task.released ? " (released unstarted)" : ""}`]);
   if (task.leaseOwner !== undefined) rows.push(["lease owner", task.leaseOwner]);
   if (task.state === "LEASED" && task.leaseExpiresAt !== undefined) {
     rows.push(["lease expires", time(task.leaseExpiresAt)]);

@@ -120,6 +120,10 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["complete", "t1", "--token", "3"], /--secret S is required/],
     [["complete", "--token", "3"], /expected one task ID/],
     [["complete", "t1", "--token", "abc"], /--token must be an integer/],
+    [["release", "t1"], /--token T is required/],
+    [["release", "t1", "--token", "3"], /--secret S is required/],
+    [["release", "--token", "3", "--secret", "s"], /expected one task ID/],
+    [["release", "t1", "--token", "x1", "--secret", "s"], /--token must be an integer/],
     [
       ["fail", "t1", "--token", "1", "--secret", "s", "--reason", "x".repeat(1025)],
       /--reason must be at most 1024/,
@@ -135,6 +139,8 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["start", "--backoff-base-ms", "0"], /--backoff-base-ms must be an integer ≥ 1/],
     [["start", "--max-runnable-wait-ms", "0"], /--max-runnable-wait-ms must be an integer ≥ 1/],
     [["shard", "--max-runnable-wait-ms", "soon"], /--max-runnable-wait-ms must be an integer ≥ 1/],
+    [["start", "--durability", "fsync"], /--durability must be one of flushed, committed, got "fsync"/],
+    [["shard", "--durability", ""], /--durability must be one of flushed, committed/],
     [
       ["shard", "--backoff-base-ms", "5000", "--backoff-max-ms", "1000"],
       /--backoff-base-ms \(5000\) must not exceed --backoff-max-ms \(1000\)/,

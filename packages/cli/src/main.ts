@@ -15,6 +15,8 @@ import {
   fail,
   LEASE_OPTIONS,
   lease,
+  RELEASE_OPTIONS,
+  release,
   STATUS_OPTIONS,
   SUBMIT_OPTIONS,
   status,
@@ -144,6 +146,12 @@ export const COMMANDS = {
     args: "ID --token T --secret S [--no-retry] [--reason TEXT]",
     options: FAIL_OPTIONS,
     run: fail,
+  },
+  release: {
+    summary: "hand a leased task back unstarted: runnable again at once, its attempt not spent",
+    args: "ID --token T --secret S",
+    options: RELEASE_OPTIONS,
+    run: release,
   },
   cancel: {
     summary: "cancel a task (and, by default, the tasks that depend on it)",

@@ -29,7 +29,14 @@ import { CliError, usageError } from "./errors.js";
 import { println, userPath } from "./io.js";
 import { metricsFlagsOf, prefixed, serveMetricsIfOn } from "./metrics/serve.js";
 import { INSTALL_NATS_HINT, type NatsChild, natsAnswer, startNatsChild } from "./nats-child.js";
-import { DEFAULT_DATA_DIR, DEFAULT_START_SHARDS, LOG_LEVELS, type LogLevel } from "./service-options.js";
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_START_SHARDS,
+  DURABILITIES,
+  type Durability,
+  LOG_LEVELS,
+  type LogLevel,
+} from "./service-options.js";
 
 /** Something `run` stops on a signal, in order. */
 interface Stoppable {
@@ -287,16 +294,26 @@ function autoRebalanceOf(ctx: CommandContext): Pick<ShardActorTuning, "autoRebal
 /** How often a shard started with --auto-rebalance looks at the slots' balance, ms. */
 const AUTO_REBALANCE_MS = 5_000;
 
-/** The shards' engine options from --backoff-base-ms / --backoff-max-ms; none when neither is given. */
-/** The engine options the flags set: retry backoff, the starvation guard, forward references. */
+/** The shard options the flags set: retry backoff, the starvation guard, forward references, durability. */
 function engineOptionsOf(ctx: CommandContext): {
-  shard?: { backoff?: BackoffPolicy; maxRunnableWaitMs?: number; allowForwardReferences?: boolean };
+  shard?: {
+    backoff?: BackoffPolicy;
+    maxRunnableWaitMs?: number;
+    allowForwardReferences?: boolean;
+    durability?: Durability;
+  };
 } {
   const maxRunnableWaitMs = int(ctx.command, ctx.parsed, "max-runnable-wait-ms", { min: 1 });
   const forward = flag(ctx.parsed, "forward-references");
+  const durability = str(ctx.parsed, "durability");
+  if (durability !== undefined && !(DURABILITIES as readonly string[]).includes(durability))
+    throw usageError(
+      `${ctx.command}: --durability must be one of ${DURABILITIES.join(", ")}, got ${JSON.stringify(durability)}`,
+    );
   const others = {
     ...(maxRunnableWaitMs === undefined ? {} : { maxRunnableWaitMs }),
     ...(forward ? { allowForwardReferences: true } : {}),
+    ...(durability === undefined ? {} : { durability: durability as Durability }),
   };
   const backoff = backoffOf(ctx);
   const shard = { ...(backoff === undefined ? {} : { backoff }), ...others };

@@ -48,6 +48,18 @@ const BACKOFF_OPTIONS = {
   },
 } as const satisfies OptionSpecs;
 
+/** When a shard acknowledges a change, for `start` and `shard` (docs/guarantees.md, "Durability"). */
+export const DURABILITIES = ["flushed", "committed"] as const;
+export type Durability = (typeof DURABILITIES)[number];
+const DURABILITY_OPTION = {
+  durability: {
+    type: "string",
+    value: "MODE",
+    description:
+      "flushed: acknowledge a change once on disk (default; nothing acknowledged is lost, even to a power cut); committed: once written to the OS, lower latency, and a power cut (not a killed process) may lose the last few milliseconds acknowledged",
+  },
+} as const satisfies OptionSpecs;
+
 /** Automatic rebalancing, for `start` and `shard`. */
 const AUTO_REBALANCE_OPTION = {
   "auto-rebalance": {
@@ -141,6 +153,7 @@ export const START_OPTIONS = {
     description: "the shards' ids start at shard-K (default 0)",
   },
   ...BACKOFF_OPTIONS,
+  ...DURABILITY_OPTION,
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
@@ -181,6 +194,7 @@ export const SHARD_OPTIONS = {
       "open the data directory even if its recorded owner looks alive (paused, or on a host that is gone); the old owner is fenced and can no longer write",
   },
   ...BACKOFF_OPTIONS,
+  ...DURABILITY_OPTION,
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,

@@ -206,6 +206,12 @@ export async function work(ctx: CommandContext): Promise<void> {
             `lost ${e.lease.taskId}: ${e.error.message}`,
           );
           break;
+        case "task:released":
+          report(
+            { event: "released", taskId: e.lease.taskId, reason: e.reason },
+            `released ${e.lease.taskId} unstarted (${e.reason === "stopping" ? "stopping" : "waited too long for a slot"}); its attempt not spent`,
+          );
+          break;
         case "idle":
           if (exitWhenIdle && e.running === 0) void worker.stop();
           break;
@@ -221,7 +227,7 @@ export async function work(ctx: CommandContext): Promise<void> {
         if (!json)
           println(
             io.stderr,
-            "frontier work: stopping; running commands finish (signal again to terminate them)",
+            "frontier work: stopping; running commands finish, leased ones not started go back (signal again to terminate them)",
           );
         void worker.stop();
       } else {

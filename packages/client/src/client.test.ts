@@ -97,6 +97,45 @@ describe("requests", () => {
     await coord.close();
   });
 
+  it("releases a held lease: runnable again as the same attempt, the released token fenced", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "r", deadline: 1, maxAttempts: 1 }]);
+    const [first] = await client.lease();
+    expect(await client.release(first!)).toEqual({ duplicate: false });
+    // Sent again (as after a lost reply): the same success, nothing changed.
+    expect(await client.release(first!)).toEqual({ duplicate: true });
+    expect(await client.getTask("r")).toMatchObject({ state: "RUNNABLE", attempts: 0, released: true });
+    expect(await client.complete(first!).catch((e) => e)).toBeInstanceOf(StaleLeaseError);
+    // Its one attempt not spent: leased again, and completed.
+    const [second] = await client.lease({ owner: "other" });
+    expect(second).toMatchObject({ taskId: "r", attempt: 1 });
+    expect(await client.release(first!).catch((e) => e)).toBeInstanceOf(StaleLeaseError);
+    expect(await client.complete(second!)).toEqual({ duplicate: false });
+    // A lease's fields do as well as the lease, and a missing secret is refused before sending.
+    await expect(client.release({ taskId: "r", token: 1, secret: "" })).rejects.toThrow(/no secret/);
+    expect(coord.seen.get("release")).toBe(3);
+    await client.close();
+    await coord.close();
+  });
+
+  it("retries a release whose reply was lost, and the resend is answered as a duplicate", async () => {
+    const { coord, client } = await setup({ requestTimeoutMs: 200 });
+    await client.submit([{ id: "r", deadline: 1 }]);
+    const [lease] = await client.lease();
+    let sends = 0;
+    // The first send is applied and its reply lost.
+    coord.script = (q) => {
+      if (q.op !== "release" || sends++ > 0) return undefined;
+      coord.engine.release(q.taskId, q.token);
+      return { action: "drop" };
+    };
+    expect(await client.release(lease!)).toEqual({ duplicate: true });
+    expect(sends).toBe(2);
+    expect(coord.engine.getTask("r")).toMatchObject({ state: "RUNNABLE", attempts: 0 });
+    await client.close();
+    await coord.close();
+  });
+
   it("throws the typed error of an error reply, and does not retry it", async () => {
     const { coord, client } = await setup();
     await client.submit([{ id: "x", deadline: 1 }]);

@@ -3,8 +3,8 @@
  * (any coordinator of the queue group answers), typed errors, retries.
  *
  * Retries. Every request is safe to send again: a submit carries its
- * idempotency key, a lease its request id, heartbeat / complete / fail their
- * fencing token; the same bytes go out on every attempt, except that a
+ * idempotency key, a lease its request id, heartbeat / complete / fail /
+ * release their fencing token; the same bytes go out on every attempt, except that a
  * lease's resends carry their number (`attempt`). A request is retried
  * with exponential backoff and jitter when its error is retryable — a
  * timeout, no responders, a lost connection, or a reply whose code the
@@ -66,7 +66,7 @@ import {
 import { BatchSubmitter, type Submitter } from "./submitter.js";
 import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
 
-/** What heartbeat / complete / fail need of a lease: a `Lease` as granted, or its fields. */
+/** What heartbeat / complete / fail / release need of a lease: a `Lease` as granted, or its fields. */
 export type LeaseRef =
   | Lease
   | {
@@ -189,6 +189,15 @@ export interface FrontierClient {
   complete(lease: LeaseRef, options?: CompleteOptions): Promise<{ duplicate: boolean }>;
   /** Fail a leased task; resolves with its state after: WAITING (will retry) or FAILED. */
   fail(lease: LeaseRef, options?: FailOptions): Promise<{ state: TaskState }>;
+  /**
+   * Hand a held lease back without spending an attempt: the task is runnable
+   * again at once (no backoff), for any worker, as the same attempt; this
+   * lease's token is fenced (its heartbeat, complete, fail: STALE_LEASE).
+   * `duplicate`: released already under this token, no lease granted since
+   * (a resend after a lost reply); a lease that is not live any more (it
+   * expired, another holds the task) rejects with STALE_LEASE.
+   */
+  release(lease: LeaseRef, options?: RequestOptions): Promise<{ duplicate: boolean }>;
   cancel(taskId: string, options?: CancelOptions): Promise<void>;
   updateDeadline(taskId: string, deadline: number, options?: TaskCallOptions): Promise<void>;
   /** The task, or null when the cluster does not know it. */
@@ -478,6 +487,11 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     return { state: reply.state };
   }
 
+  async release(lease: LeaseRef, options: RequestOptions = {}): Promise<{ duplicate: boolean }> {
+    const reply = await this.request({ op: "release", ...refOf(lease) }, options, 0, this.shardOf(lease));
+    return { duplicate: reply.duplicate };
+  }
+
   async cancel(taskId: string, options: CancelOptions = {}): Promise<void> {
     await this.request(
       {
@@ -760,7 +774,7 @@ export function refOf(lease: LeaseRef): HeldLease {
   if (typeof lease.secret !== "string" || lease.secret.length === 0) {
     throw new InvalidArgumentError(
       `lease of task ${JSON.stringify(lease.taskId)}: no secret (a lease's secret comes only with its grant; ` +
-        "heartbeat, complete and fail need it)",
+        "heartbeat, complete, fail and release need it)",
     );
   }
   return { taskId: lease.taskId, token: lease.token, secret: lease.secret, ...workflow(workflowId) };

@@ -52,4 +52,12 @@ export {
   type WorkOptions,
 } from "./options.js";
 export { BATCH_BYTE_BUDGET, type SubmitAllResult, type SubmitReceipt, type Submitter } from "./submitter.js";
-export type { TaskContext, TaskHandler, Worker, WorkerEvent, WorkerStats } from "./worker.js";
+export {
+  BUFFERED_START_SHARE,
+  type ReleaseReason,
+  type TaskContext,
+  type TaskHandler,
+  type Worker,
+  type WorkerEvent,
+  type WorkerStats,
+} from "./worker.js";

@@ -61,6 +61,16 @@ export class Prefetch {
     this.starvedInWindow = true;
   }
 
+  /**
+   * A task waited for a slot until too little of its run time limit was
+   * left, and was handed back: the buffer is larger than the handlers'
+   * pace allows. Halves the prefetch now (adaptive only).
+   */
+  overheld(): void {
+    if (this.fixed !== undefined) return;
+    this.current = Math.max(this.min, Math.floor(this.current / 2));
+  }
+
   /** A request to the cluster took `ms` from send to reply. */
   roundTrip(ms: number): void {
     this.roundTripMs = (1 - ALPHA) * this.roundTripMs + ALPHA * ms;

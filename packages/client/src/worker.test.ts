@@ -263,7 +263,7 @@ describe("work", () => {
     await coord.close();
   });
 
-  it("holds prefetched leases alive until a slot frees, and runs them when it stops", async () => {
+  it("holds prefetched leases alive until a slot frees, and releases them when it stops, their attempts not spent", async () => {
     const { coord, client } = await setup();
     await client.submit(Array.from({ length: 6 }, (_, i) => ({ id: `p${i}`, deadline: i })));
     let running = 0;
@@ -283,13 +283,71 @@ describe("work", () => {
     expect(worker.running).toBe(2);
     expect(worker.leasesHeld).toBe(4);
     expect(coord.engine.stats().counts.LEASED).toBe(4);
+    const events: WorkerEvent[] = [];
+    worker.on((e) => events.push(e));
     await worker.stop();
-    expect(worker.stats.completed).toBe(4);
-    expect(worker.stats.lost).toBe(0);
+    // The two running finish; the two waiting for a slot go back at once, for another worker.
+    expect(worker.stats).toMatchObject({ completed: 2, released: 2, lost: 0 });
     expect(peak).toBe(2);
-    expect(coord.engine.stats().counts.COMPLETED).toBe(4);
-    expect(coord.engine.stats().counts.RUNNABLE).toBe(2);
+    expect(coord.engine.stats().counts).toMatchObject({ COMPLETED: 2, RUNNABLE: 4, LEASED: 0 });
+    const released = events.flatMap((e) => (e.type === "task:released" ? [e] : []));
+    expect(released.map((e) => e.reason)).toEqual(["stopping", "stopping"]);
+    for (const { lease } of released)
+      expect(coord.engine.getTask(lease.taskId)).toMatchObject({ state: "RUNNABLE", attempts: 0 });
     expect(coord.seen.get("heartbeat") ?? 0).toBeGreaterThan(0);
+    await client.close();
+    await coord.close();
+  });
+
+  it("stop({ abortInFlight }) releases the tasks waiting for a slot and aborts the running handlers", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "a", deadline: 1, maxAttempts: 3 },
+      { id: "b", deadline: 2, maxAttempts: 3 },
+      { id: "c", deadline: 3, maxAttempts: 3 },
+    ]);
+    const ran: string[] = [];
+    const events: WorkerEvent[] = [];
+    const worker = client.work(
+      (task, { signal }) =>
+        new Promise((_resolve, reject) => {
+          ran.push(task.id);
+          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        }),
+      { concurrency: 1, prefetch: 2, waitMs: 100 },
+    );
+    worker.on((e) => events.push(e));
+    await until(() => worker.stats.leased === 3 && worker.running === 1);
+    await worker.stop({ abortInFlight: true });
+    expect(ran).toEqual(["a"]);
+    // The running one failed (its handler rejected on the abort: an attempt it did start);
+    // the two that never started went back at once, their attempts not spent.
+    expect(coord.engine.getTask("a")).toMatchObject({ state: "WAITING", attempts: 1 });
+    for (const id of ["b", "c"])
+      expect(coord.engine.getTask(id)).toMatchObject({ state: "RUNNABLE", attempts: 0, released: true });
+    expect(worker.stats).toMatchObject({ leased: 3, failed: 1, released: 2, lost: 0 });
+    const released = events.flatMap((e) => (e.type === "task:released" ? [e.lease.taskId] : []));
+    expect(released.sort()).toEqual(["b", "c"]);
+    expect(events.filter((e) => e.type === "error")).toEqual([]);
+    await client.close();
+    await coord.close();
+  });
+
+  it("releases what a lease request on the wire grants once it is stopping, and runs none of it", async () => {
+    const { coord, client } = await setup();
+    await client.submit([{ id: "late", deadline: 1 }]);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    coord.script = (q) => (q.op === "lease" ? { action: "hold", until: gate } : undefined);
+    const ran: string[] = [];
+    const worker = client.work((task) => void ran.push(task.id), { concurrency: 1, waitMs: 100 });
+    await until(() => (coord.seen.get("lease") ?? 0) === 1);
+    const stopping = worker.stop();
+    open(); // the grant reaches a stopping worker
+    await stopping;
+    expect(ran).toEqual([]);
+    expect(worker.stats).toMatchObject({ leased: 1, released: 1 });
+    expect(coord.engine.getTask("late")).toMatchObject({ state: "RUNNABLE", attempts: 0 });
     await client.close();
     await coord.close();
   });
@@ -397,6 +455,47 @@ describe("work: run time limits", () => {
     await until(() => coord.engine.getTask("timed")?.state === "COMPLETED");
     expect(ran).toEqual(["slow", "timed"]);
     expect(coord.engine.getTask("timed")?.attempts).toBe(1);
+    await worker.stop();
+    await client.close();
+    await coord.close();
+  });
+
+  it("releases a buffered task once it waited half its run time limit for a slot, so it runs later with all of it", async () => {
+    const { coord, client } = await setup();
+    await client.submit([
+      { id: "slow", deadline: 1 },
+      // One attempt: a run that timed out, or an attempt spent in the buffer, would end it FAILED.
+      { id: "timed", deadline: 2, maxAttempts: 1, timeoutMs: 400 },
+    ]);
+    let finishSlow!: () => void;
+    const slow = new Promise<void>((resolve) => (finishSlow = resolve));
+    const started: { id: string; attempt: number; at: number }[] = [];
+    const events: WorkerEvent[] = [];
+    const worker = client.work(
+      async (task, ctx) => {
+        started.push({ id: task.id, attempt: ctx.attempt, at: performance.now() });
+        if (task.id === "slow") await slow;
+      },
+      // A buffer of one beside one slot: "timed" waits behind "slow".
+      { concurrency: 1, prefetch: 1, waitMs: 100 },
+    );
+    worker.on((e) => events.push(e));
+    const releasedAt = () => events.findIndex((e) => e.type === "task:released");
+    await until(() => releasedAt() >= 0);
+    const release = events[releasedAt()];
+    expect(release).toMatchObject({ type: "task:released", reason: "waitedTooLong" });
+    expect(release?.type === "task:released" && release.lease.taskId).toBe("timed");
+    // Back in the cluster with its attempt, not run, not failed.
+    expect(started.map((s) => s.id)).toEqual(["slow"]);
+    expect(coord.engine.getTask("timed")?.state).not.toBe("FAILED");
+    finishSlow();
+    await until(() => coord.engine.getTask("timed")?.state === "COMPLETED");
+    expect(coord.engine.getTask("timed")?.attempts).toBe(1);
+    expect(started.filter((s) => s.id === "timed").map((s) => s.attempt)).toEqual([1]);
+    // Every lease of it this worker took and did not run went back: none was timed out or failed.
+    expect(coord.engine.stats().attemptTimeouts).toBe(0);
+    expect(worker.stats.failed).toBe(0);
+    expect(worker.stats.released).toBeGreaterThanOrEqual(1);
     await worker.stop();
     await client.close();
     await coord.close();

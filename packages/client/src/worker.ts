@@ -20,11 +20,15 @@
  *   back the next leases in the same reply (and the same commit), bounded
  *   by the other shards' frontiers. A slot is free as soon as its handler
  *   settles; the complete goes on in the background.
- * STOPPING: no new lease request, and settles ask for no leases. What a
- *   request already on the wire grants is run (a grant cannot be handed
- *   back without spending an attempt), as are the tasks waiting for a slot;
- *   so stopping takes up to `waitMs` plus the handlers. `stop({
- *   abortInFlight: true })` also aborts the handlers' signals.
+ * STOPPING: no new lease request, and settles ask for no leases. The tasks
+ *   waiting for a slot are released (`client.release`: runnable again at
+ *   once for other workers, the attempt not spent), and so is what a lease
+ *   request already on the wire grants; the running handlers finish, and
+ *   their completes and fails go out. So stopping takes up to `waitMs` (the
+ *   lease request on the wire) plus the running handlers, never the
+ *   buffered ones, and leaves no task waiting for a lease to expire.
+ *   `stop({ abortInFlight: true })` does the same and also aborts the
+ *   running handlers' signals (what they then settle to is sent as usual).
  *
  * Per task, from its grant: heartbeat every `heartbeatMs`. A heartbeat that
  * says the lease is gone (STALE_LEASE, UNKNOWN_TASK, INVALID_STATE: expired,
@@ -39,6 +43,12 @@
  * lease; the shard would refuse to extend it anyway) and the task is failed,
  * retryably, with the reason `timed out after N ms`, at once: what the
  * handler does later is ignored. It keeps its slot until it settles.
+ * The limit runs from the grant (the shard's clock starts there), so a task
+ * that waited for a slot would start with less of it: a task still waiting
+ * once BUFFERED_START_SHARE (half) of its limit has passed since its grant
+ * (as this worker saw the grant) is released instead of run, the attempt not
+ * spent, for a worker with a free slot (or this one, later, with its whole
+ * limit). The adaptive prefetch halves then (the buffer outran the slots).
  */
 import { randomUUID } from "node:crypto";
 import { backoffDelay, DEFAULT_TASK_TYPE, type Lease, type Task, type TaskState } from "@frontier/core";
@@ -110,21 +120,42 @@ export type WorkerEvent =
       readonly state: TaskState;
     }
   | { readonly type: "task:lost"; readonly lease: Lease; readonly error: LeaseLostError }
+  /**
+   * A lease handed back unstarted (`client.release`), the attempt not spent:
+   * the worker was stopping, or the task waited for a slot for
+   * BUFFERED_START_SHARE of its run time limit.
+   */
+  | { readonly type: "task:released"; readonly lease: Lease; readonly reason: ReleaseReason }
   /** A lease request came back empty: nothing was runnable within `waitMs`. */
   | { readonly type: "idle"; readonly running: number }
   | {
       readonly type: "error";
-      readonly during: "lease" | "heartbeat" | "complete" | "fail";
+      readonly during: "lease" | "heartbeat" | "complete" | "fail" | "release";
       readonly error: unknown;
       readonly lease?: Lease;
     };
+
+/** Why a worker released a lease it had not started. */
+export type ReleaseReason =
+  /** The worker was stopping. */
+  | "stopping"
+  /** It waited for a slot for BUFFERED_START_SHARE of its run time limit. */
+  | "waitedTooLong";
 
 export interface WorkerStats {
   readonly leased: number;
   readonly completed: number;
   readonly failed: number;
   readonly lost: number;
+  /** Leases handed back unstarted (the worker stopping, or a task that waited too long for a slot). */
+  readonly released: number;
 }
+
+/**
+ * A task waiting for a slot starts only while less than this share of its
+ * run time limit has passed since its grant; later, it is released.
+ */
+export const BUFFERED_START_SHARE = 0.5;
 
 export interface Worker {
   /** The lease owner. */
@@ -160,6 +191,8 @@ interface Held {
   readonly controller: AbortController;
   /** Local estimate of the lease's end (our clock): when it was granted or last extended, plus leaseMs. */
   expiresAt: number;
+  /** When this worker got the grant (performance.now()): its run time limit counts from about here. */
+  readonly grantedAt: number;
   timer: NodeJS.Timeout | undefined;
   started: boolean;
   /** What the handler resolved to: the complete's result. */
@@ -167,7 +200,11 @@ interface Held {
   /** Set once the handler settled: no heartbeat after that. */
   finished: boolean;
   lost: LeaseLostError | null;
-  /** The attempt's run time limit, ms, if any; its timer; set once it passed (then no heartbeat). */
+  /**
+   * The attempt's run time limit, ms, if any; its timer (before the task
+   * starts: when it has waited too long for a slot); set once it passed
+   * (then no heartbeat).
+   */
   readonly timeoutMs: number | undefined;
   limitTimer: NodeJS.Timeout | undefined;
   timedOut: AttemptTimeoutError | null;
@@ -217,7 +254,7 @@ export class TaskWorker implements Worker {
   /** Aborted on stop: ends an idle wait (backoff, free room) at once. */
   private readonly stopping = new AbortController();
   private roomFreed: (() => void) | null = null;
-  private counts = { leased: 0, completed: 0, failed: 0, lost: 0 };
+  private counts = { leased: 0, completed: 0, failed: 0, lost: 0, released: 0 };
 
   constructor(
     private readonly client: FrontierClient,
@@ -272,6 +309,7 @@ export class TaskWorker implements Worker {
     this.mode = mode;
     if (mode === Mode.STOPPING) {
       this.stopping.abort();
+      this.pump(); // releases the tasks waiting for a slot
       this.roomFreed?.();
     }
   }
@@ -382,6 +420,7 @@ export class TaskWorker implements Worker {
         shardId: this.channel.routeOf(lease),
         controller: new AbortController(),
         expiresAt: Date.now() + this.options.leaseMs,
+        grantedAt: performance.now(),
         timer: undefined,
         started: false,
         result: undefined,
@@ -395,7 +434,8 @@ export class TaskWorker implements Worker {
       this.held.set(key, held);
       this.wait(held);
       this.scheduleHeartbeat(held);
-      if (timeoutMs !== undefined) held.limitTimer = setTimeout(() => this.timeOut(held), timeoutMs);
+      if (timeoutMs !== undefined)
+        held.limitTimer = setTimeout(() => this.waitedTooLong(held), timeoutMs * BUFFERED_START_SHARE);
     }
     this.pump();
   }
@@ -420,18 +460,41 @@ export class TaskWorker implements Worker {
     this.waiting.splice(lo, 0, held);
   }
 
-  /** Starts waiting tasks while there are free slots. */
+  /**
+   * Starts waiting tasks while there are free slots, releasing those that
+   * waited too long for one; once stopping, releases every waiting task.
+   */
   private pump(): void {
-    while (this.runningCount < this.options.concurrency && this.waiting.length > 0) {
+    while (
+      this.waiting.length > 0 &&
+      (this.mode !== Mode.RUNNING || this.runningCount < this.options.concurrency)
+    ) {
       const held = this.waiting.shift()!;
-      // Lost or timed out while it waited (dropped already).
-      if (held.lost !== null || held.timedOut !== null) continue;
-      this.start(held);
+      // Lost or released while it waited (dropped already).
+      if (held.lost !== null || held.finished) continue;
+      if (this.mode !== Mode.RUNNING) this.release(held, "stopping");
+      else if (this.startsTooLate(held)) this.release(held, "waitedTooLong");
+      else this.start(held);
     }
+  }
+
+  /** Whether `held` waited for a slot for BUFFERED_START_SHARE of its run time limit. */
+  private startsTooLate(held: Held): boolean {
+    return (
+      held.timeoutMs !== undefined &&
+      performance.now() - held.grantedAt >= held.timeoutMs * BUFFERED_START_SHARE
+    );
   }
 
   private start(held: Held): void {
     held.started = true;
+    const { timeoutMs } = held;
+    if (timeoutMs !== undefined) {
+      // From here the timer is the limit itself, still counted from the grant.
+      clearTimeout(held.limitTimer);
+      const left = Math.max(0, held.grantedAt + timeoutMs - performance.now());
+      held.limitTimer = setTimeout(() => this.timeOut(held), left);
+    }
     this.runningCount++;
     this.track(
       this.execute(held).finally(() => {
@@ -602,8 +665,8 @@ export class TaskWorker implements Worker {
     } else this.settleError(held, "complete", error);
   }
 
-  /** A complete / fail that did not go through: the lease was gone (lost), or the cluster is away (error). */
-  private settleError(held: Held, during: "complete" | "fail", err: unknown): void {
+  /** A complete / fail / release that did not go through: the lease was gone (lost), or the cluster is away (error). */
+  private settleError(held: Held, during: "complete" | "fail" | "release", err: unknown): void {
     if (isLeaseGone(err)) {
       this.lose(held, this.lostError(held, `${during}: ${messageOf(err)}`, err));
     } else {
@@ -619,11 +682,10 @@ export class TaskWorker implements Worker {
   // -------------------------------------------------------- run time limits
 
   /**
-   * The attempt's run time limit passed: stop heartbeating, abort the
-   * handler's signal and fail the task now (retryably), without waiting for
-   * a handler that may never return. A task still waiting for a slot is
-   * dropped. If the shard timed the attempt out first, the fail is
-   * acknowledged as a repeat.
+   * The attempt's run time limit passed (armed when the task started): stop
+   * heartbeating, abort the handler's signal and fail the task now
+   * (retryably), without waiting for a handler that may never return. If the
+   * shard timed the attempt out first, the fail is acknowledged as a repeat.
    */
   private timeOut(held: Held): void {
     if (held.finished || held.lost !== null) return;
@@ -631,12 +693,46 @@ export class TaskWorker implements Worker {
     held.timedOut = error;
     clearTimeout(held.timer);
     held.controller.abort(error);
-    if (!held.started) {
-      held.finished = true;
-      this.held.delete(held.key);
-      this.roomFreed?.();
-    }
     this.track(this.failTask(held, error));
+  }
+
+  /** A task still waiting for a slot at BUFFERED_START_SHARE of its limit: released, not run. */
+  private waitedTooLong(held: Held): void {
+    if (held.started || held.finished || held.lost !== null) return;
+    const at = this.waiting.indexOf(held);
+    if (at >= 0) this.waiting.splice(at, 1);
+    this.release(held, "waitedTooLong");
+  }
+
+  // ----------------------------------------------------------------- release
+
+  /**
+   * Hands back a lease whose task never started (taken off `waiting` by the
+   * caller): no heartbeat from now, its room freed at once; the release goes
+   * out in the background (stopping waits for it). The cluster answers it
+   * as a duplicate if resent; a lease already gone (expired, cancelled) is
+   * reported lost; an error otherwise (the lease then expires as a dead
+   * worker's would: nothing is lost, the attempt is spent).
+   */
+  private release(held: Held, reason: ReleaseReason): void {
+    held.finished = true;
+    clearTimeout(held.timer);
+    clearTimeout(held.limitTimer);
+    this.held.delete(held.key);
+    // The buffer outran the slots: hold less (an adaptive prefetch; a fixed one stays).
+    if (reason === "waitedTooLong") this.prefetch.overheld();
+    this.roomFreed?.();
+    this.track(this.sendRelease(held, reason));
+  }
+
+  private async sendRelease(held: Held, reason: ReleaseReason): Promise<void> {
+    try {
+      await this.client.release(held.lease);
+      this.counts.released++;
+      this.emit({ type: "task:released", lease: held.lease, reason });
+    } catch (err) {
+      this.settleError(held, "release", err);
+    }
   }
 
   // --------------------------------------------------------------- heartbeats

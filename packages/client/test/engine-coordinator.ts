@@ -120,6 +120,9 @@ export function startEngineCoordinator(
         });
         return { ok: true, op: "fail", state: view.state };
       }
+      case "release":
+        requireSecret(request);
+        return { ok: true, op: "release", ...engine.release(request.taskId, request.token) };
       case "cancel":
         engine.cancel(request.taskId, request.reason);
         return { ok: true, op: "cancel" };

@@ -4,48 +4,17 @@
  * prerequisites and the page byte budget, retry through the journal and a
  * restart.
  */
-import {
-  encodeReply,
-  LIST_PAGE_BYTES,
-  MAX_MESSAGE_BYTES,
-  type Reply,
-  type Request,
-} from "@frontier/protocol";
+import { encodeReply, LIST_PAGE_BYTES, MAX_MESSAGE_BYTES } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, keysInSlots, silent, TestEnv, task } from "../test/support.js";
-import type { ShardActorOptions } from "./options.js";
-import { ShardActor } from "./shard-actor.js";
+import { ok, type TestActorOptions, TestEnv, task } from "../test/support.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
-const SLOTS = [0, 1, 2, 3];
-
-async function startActor(extra: Partial<ShardActorOptions> = {}) {
-  const nc = await env.connect();
-  const cluster = extra.cluster ?? env.freshCluster();
-  const shardId = extra.shardId ?? "s1";
-  const dataDir = extra.dataDir ?? env.freshDir();
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir,
-    slots: SLOTS,
-    logger: silent,
-    ...extra,
-  });
-  env.defer(() => actor.close());
-  const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
-  return { actor, q, cluster, shardId, dataDir, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
+/** A shard actor "s1": a cursor from shard "s0" comes before its tasks at the same key. */
+const startActor = (extra: TestActorOptions = {}) => env.startActor({ shardId: "s1", ...extra });
 
 describe("ShardActor queries", () => {
   it("lists tasks by state in (deadline, id) order, page by page, the cursor naming the shard", async () => {

@@ -13,46 +13,18 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
   PROTOCOL_VERSION,
-  type Reply,
-  type Request,
   subjectsFor,
 } from "@frontier/protocol";
 import { Packr } from "msgpackr";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, askRaw, keysInSlots, silent, TestEnv, task } from "../test/support.js";
-import type { ShardActorOptions } from "./options.js";
-import { ShardActor } from "./shard-actor.js";
+import { askRaw, ok, type TestActorOptions, TestEnv, task } from "../test/support.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
-const SLOTS = [0, 1, 2, 3];
-
-async function startActor(extra: Partial<ShardActorOptions> = {}) {
-  const nc = await env.connect();
-  const cluster = extra.cluster ?? env.freshCluster();
-  const shardId = extra.shardId ?? "s1";
-  const dataDir = extra.dataDir ?? env.freshDir();
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir,
-    slots: SLOTS,
-    logger: silent,
-    ...extra,
-  });
-  env.defer(() => actor.close());
-  const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
-  return { actor, nc, q, cluster, shardId, dataDir, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
+const startActor = (extra: TestActorOptions = {}) => env.startActor(extra);
 
 /** A string of `bytes` msgpack-encoded bytes, or near it (a few bytes of header). */
 const blob = (bytes: number) => "r".repeat(bytes - 5);

@@ -4,45 +4,16 @@
  * parked long-poll is served only by a task of its types; the frontier is
  * announced per type, with depths.
  */
-import {
-  decodeFrontier,
-  type FrontierAnnouncement,
-  type Reply,
-  type Request,
-  subjectsFor,
-} from "@frontier/protocol";
+import { decodeFrontier, type FrontierAnnouncement, subjectsFor } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, eventually, keysInSlots, silent, TestEnv, task } from "../test/support.js";
-import { ShardActor } from "./shard-actor.js";
+import { eventually, ok, TestEnv, task } from "../test/support.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
-const SLOTS = [0, 1, 2, 3];
-
-async function startActor() {
-  const nc = await env.connect();
-  const cluster = env.freshCluster();
-  const shardId = "s1";
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir: env.freshDir(),
-    slots: SLOTS,
-    logger: silent,
-  });
-  env.defer(() => actor.close());
-  const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
-  return { actor, nc, q, cluster, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
+const startActor = () => env.startActor();
 
 const lease = (requestId: string, types?: string[], max = 10, waitMs = 0) =>
   ({

@@ -17,7 +17,7 @@ import {
   WireErrorCode,
 } from "@frontier/protocol";
 import { Shard, ShardErrorCode } from "@frontier/shard";
-import { type NatsConnection, errors as natsErrors } from "@nats-io/transport-node";
+import { errors as natsErrors } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
@@ -26,6 +26,9 @@ import {
   keysInSlots,
   listenFrontier,
   silent,
+  TEST_SLOTS,
+  type TestActor,
+  type TestActorOptions,
   TestEnv,
   task,
 } from "../test/support.js";
@@ -41,36 +44,11 @@ afterAll(() => env.stop());
 /** A lease secret in the right form that no shard made. */
 const NOT_A_SECRET = "AAAAAAAAAAAAAAAAAAAAAA";
 
-/** The slots every test actor owns: a few, so that it starts fast. */
-const SLOTS = [0, 1, 2, 3];
+const SLOTS = TEST_SLOTS;
 
-interface Setup {
-  actor: ShardActor;
-  nc: NatsConnection;
-  cluster: string;
-  shardId: string;
-  dataDir: string;
-  /** A workflow id in the actor's slots: tasks with it route to the actor. */
-  wf: string;
-}
+type Setup = TestActor;
 
-async function startActor(extra: Partial<ShardActorOptions> = {}): Promise<Setup> {
-  const nc = await env.connect();
-  const cluster = extra.cluster ?? env.freshCluster();
-  const shardId = extra.shardId ?? "s0";
-  const dataDir = extra.dataDir ?? env.freshDir();
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir,
-    slots: SLOTS,
-    logger: silent,
-    ...extra,
-  });
-  env.defer(() => actor.close());
-  return { actor, nc, cluster, shardId, dataDir, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
+const startActor = (extra: TestActorOptions = {}): Promise<Setup> => env.startActor(extra);
 
 function expectError(reply: Reply, code: string): NonNullable<Extract<Reply, { ok: false }>["error"]> {
   if (reply.ok) throw new Error(`expected a ${code} error reply, got ${JSON.stringify(reply)}`);
@@ -653,6 +631,64 @@ describe("ShardActor", () => {
     // The holder's own secret works.
     const done = ok(await q({ op: "settle", completes: [{ ...held, secret: lease!.secret! }] }));
     expect(done.results).toEqual([{ duplicate: false }]);
+  });
+
+  it("takes release only with the lease's secret, journals it before answering, and keeps it across a restart", async () => {
+    const first = await startActor();
+    const { nc, cluster, shardId, dataDir, wf } = first;
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "submit", tasks: [task("r", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const held = { taskId: "r", workflowId: wf, token: lease!.token };
+    // A wrong secret: STALE_LEASE, and the lease stays as it was.
+    expectError(await q({ op: "release", ...held, secret: NOT_A_SECRET }), "STALE_LEASE");
+    expect(ok(await q({ op: "getTask", taskId: "r", workflowId: wf })).task).toMatchObject({
+      state: "LEASED",
+      attempts: 1,
+    });
+    expect(ok(await q({ op: "release", ...held, secret: lease!.secret! }))).toEqual({
+      ok: true,
+      op: "release",
+      duplicate: false,
+    });
+    await first.actor.close();
+
+    const again = await startActor({ cluster, shardId, dataDir, slots: "auto" });
+    expect(again.actor.ownedSlots()).toEqual(SLOTS);
+    expect(ok(await q({ op: "getTask", taskId: "r", workflowId: wf })).task).toMatchObject({
+      state: "RUNNABLE",
+      attempts: 0,
+      token: lease!.token,
+      released: true,
+    });
+    // A resend after the restart: the same success; the released holder's complete: fenced.
+    expect(ok(await q({ op: "release", ...held, secret: lease!.secret! })).duplicate).toBe(true);
+    expectError(await q({ op: "complete", ...held, secret: lease!.secret! }), "STALE_LEASE");
+    const [next] = ok(
+      await q({ op: "lease", owner: "w2", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r2" }),
+    ).leases;
+    expect(next).toMatchObject({ taskId: "r", attempt: 1 });
+    expect(next!.token).toBeGreaterThan(lease!.token);
+    expectError(await q({ op: "release", ...held, secret: lease!.secret! }), "STALE_LEASE");
+  });
+
+  it("serves a parked long-poll the task a release makes runnable", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r, 15_000);
+    ok(await q({ op: "submit", tasks: [task("p", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const parked = q({ op: "lease", owner: "w2", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId: "p" });
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
+    const started = performance.now();
+    ok(await q({ op: "release", taskId: "p", workflowId: wf, token: lease!.token, secret: lease!.secret! }));
+    const [granted] = ok(await parked).leases;
+    expect(granted).toMatchObject({ taskId: "p", owner: "w2", attempt: 1 });
+    // With the release, not at the end of the long-poll.
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it("grants a settle's next leases only to a worker showing a secret this shard made", async () => {

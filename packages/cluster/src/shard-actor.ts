@@ -727,6 +727,12 @@ export class ShardActor {
         );
         return { ok: true, op: "fail", state: view.state };
       }
+      case "release": {
+        this.requireHolder(request);
+        // Runnable again: announced, and served to parked asks, as a complete's dependents are.
+        const { duplicate } = await this.announced(this.shard.release(request.taskId, request.token));
+        return { ok: true, op: "release", duplicate };
+      }
       case "settle":
         return { ok: true, op: "settle", ...(await this.settle(request)) };
       case "cancel":
@@ -920,7 +926,7 @@ export class ShardActor {
     return leases.map((lease) => ({ ...lease, secret: this.secrets.of(lease.taskId, lease.token) }));
   }
 
-  /** Refuses a heartbeat, complete or fail that does not show the secret of the lease it names. */
+  /** Refuses a heartbeat, complete, fail or release that does not show the secret of the lease it names. */
   private requireHolder(held: HeldLease): void {
     const refused = this.refusedHolder(held);
     if (refused !== undefined) throw refused;
@@ -1050,7 +1056,10 @@ export class ShardActor {
     // The Shard takes the tasks synchronously; the reservation ends as they become the engine's.
     // The other parts' room stays set aside; this part's was, so its commit fits.
     const alsoHeld = this.prepared.holdings(Date.now());
-    const committing = this.announced(this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld }));
+    // Flushed whatever the durability: the batch's other parts are acknowledged with this one.
+    const committing = this.announced(
+      this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld, flush: true }),
+    );
     this.committing.set(key, committing);
     try {
       const result = await committing;

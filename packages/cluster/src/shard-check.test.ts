@@ -4,38 +4,15 @@
  * prerequisites), and nothing changed by asking — no reservation, no task,
  * no idempotency key. A part in slots the shard does not own is refused.
  */
-import type { Reply, Request } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, keysInSlots, silent, TestEnv, task } from "../test/support.js";
-import { ShardActor } from "./shard-actor.js";
+import { keysInSlots, ok, TestEnv, task } from "../test/support.js";
 
 const env = new TestEnv();
 beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
-const SLOTS = [0, 1, 2, 3];
-
-async function startActor() {
-  const nc = await env.connect();
-  const cluster = env.freshCluster();
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId: "s0",
-    dataDir: env.freshDir(),
-    slots: SLOTS,
-    logger: silent,
-  });
-  env.defer(() => actor.close());
-  const q = <R extends Request>(r: R) => ask(nc, cluster, "s0", r);
-  return { actor, q, wf: keysInSlots("wf", SLOTS, 1)[0]! };
-}
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
+const startActor = () => env.startActor();
 
 describe("check", () => {
   it("answers what a submit of the part would refuse, and changes nothing", async () => {

@@ -7,7 +7,7 @@
  */
 
 import type { TaskRecord } from "@frontier/core";
-import type { AdoptRequest, Reply, Request } from "@frontier/protocol";
+import type { AdoptRequest, Request } from "@frontier/protocol";
 import { decodeRequest, encodeFrontier, subjectsFor } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -17,6 +17,7 @@ import {
   eventually,
   keysInSlots,
   logLevel,
+  ok,
   silent,
   TestEnv,
   task,
@@ -31,11 +32,6 @@ afterAll(() => env.stop());
 
 const SLOT = 9;
 const [WF] = keysInSlots("crashwf", [SLOT], 1) as [string];
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
 
 async function host(cluster: string): Promise<{ host: ShardHost; events: ShardHostEvent[] }> {
   const h = await ShardHost.start({

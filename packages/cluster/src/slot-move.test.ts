@@ -17,9 +17,8 @@ import {
 } from "@frontier/protocol";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ask, eventually, keysInSlots, silent, TestEnv, task } from "../test/support.js";
-import type { ShardActorOptions } from "./options.js";
-import { ShardActor } from "./shard-actor.js";
+import { ask, eventually, keysInSlots, ok, type TestActorOptions, TestEnv, task } from "../test/support.js";
+import type { ShardActor } from "./shard-actor.js";
 import { SlotOwnership } from "./slot-ownership.js";
 
 const env = new TestEnv();
@@ -38,25 +37,9 @@ async function startActor(
   cluster: string,
   shardId: string,
   slots: number[],
-  extra: Partial<ShardActorOptions> = {},
+  extra: TestActorOptions = {},
 ): Promise<ShardActor> {
-  const actor = await ShardActor.start({
-    natsUrl: env.url,
-    cluster,
-    shardId,
-    dataDir: extra.dataDir ?? env.freshDir(),
-    slots,
-    logger: silent,
-    announceIntervalMs: 50,
-    ...extra,
-  });
-  env.defer(() => actor.close());
-  return actor;
-}
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
+  return (await env.startActor({ cluster, shardId, slots, announceIntervalMs: 50, ...extra })).actor;
 }
 
 function errorOf(reply: Reply): string {

@@ -1,6 +1,6 @@
 /**
  * One structured debug line per notable move of a task (issue 12's logs):
- * a failure that will be retried, a lease that ran out, an attempt that timed
+ * a failure that will be retried, a lease that ran out or was released, an attempt that timed
  * out, a task that ended badly (FAILED — a poison task once its attempts are
  * spent —, CANCELLED, EXPIRED), one leased or completed after its deadline.
  * With the task's id, workflow, attempt and the engine's reason; never its
@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 const MESSAGES: Record<TaskEvent["kind"], string> = {
   retrying: "task failed; retried after a backoff",
   leaseExpired: "task's lease expired; it runs again",
+  released: "task's lease released by its holder; it runs again, the attempt not spent",
   timedOut: "task's attempt timed out; retried after a backoff",
   ended: "task ended",
   leasedLate: "task leased after its deadline",

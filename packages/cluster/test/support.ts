@@ -24,10 +24,32 @@ import {
 } from "@frontier/protocol";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type Logger, pino } from "pino";
+import type { ShardActorOptions } from "../src/options.js";
+import { ShardActor } from "../src/shard-actor.js";
 
 /** Set FRONTIER_TEST_LOG=debug (or info, ...) to see the actors' logs. */
 export const logLevel = (process.env["FRONTIER_TEST_LOG"] ?? "silent") as "silent";
 export const silent: Logger = pino({ level: logLevel });
+
+/** The slots a test actor owns unless told otherwise: a few, so that it starts fast. */
+export const TEST_SLOTS: readonly number[] = [0, 1, 2, 3];
+
+/** ShardActor's options as a test gives them: every one optional. */
+export type TestActorOptions = Partial<ShardActorOptions>;
+
+/** A shard actor started by `TestEnv.startActor`, with what a test needs to talk to it. */
+export interface TestActor {
+  readonly actor: ShardActor;
+  /** A connection of the test's own, as a coordinator's. */
+  readonly nc: NatsConnection;
+  readonly cluster: string;
+  readonly shardId: string;
+  readonly dataDir: string;
+  /** A workflow id in the actor's slots: tasks with it route to the actor. */
+  readonly wf: string;
+  /** Sends one request to the actor through the codec. */
+  q<R extends Request>(request: R, timeout?: number): Promise<Reply<R["op"]>>;
+}
 
 export class TestEnv {
   server!: NatsServer;
@@ -71,6 +93,37 @@ export class TestEnv {
     return `c${process.pid}x${this.clusters++}`;
   }
 
+  /**
+   * A shard actor on this server, closed at the next cleanup: shard "s0" of
+   * a fresh cluster with a fresh data directory, owning TEST_SLOTS, silent,
+   * unless `options` says otherwise (a restart passes the same `cluster`,
+   * `shardId` and `dataDir`).
+   */
+  async startActor(options: TestActorOptions = {}): Promise<TestActor> {
+    const nc = await this.connect();
+    const cluster = options.cluster ?? this.freshCluster();
+    const shardId = options.shardId ?? "s0";
+    const dataDir = options.dataDir ?? this.freshDir();
+    // `slots: undefined` given on purpose means the actor's default ("auto").
+    const slots = "slots" in options ? options.slots : TEST_SLOTS;
+    const actor = await ShardActor.start({
+      natsUrl: this.url,
+      logger: silent,
+      ...options,
+      cluster,
+      shardId,
+      dataDir,
+      slots,
+    });
+    this.defer(() => actor.close());
+    const q = <R extends Request>(request: R, timeout?: number) =>
+      ask(nc, cluster, shardId, request, timeout);
+    // A spec other than a list ("auto" on a restart) keeps the slots the data directory owned.
+    const listed =
+      typeof slots === "object" && Array.isArray(slots) ? (slots as readonly number[]) : TEST_SLOTS;
+    return { actor, nc, cluster, shardId, dataDir, wf: keysInSlots("wf", listed, 1)[0]!, q };
+  }
+
   async connect(): Promise<NatsConnection> {
     const nc = await connect({
       servers: this.server.url,
@@ -105,6 +158,12 @@ export async function askRaw(
 ): Promise<Reply> {
   const msg = await nc.request(subject, bytes, { timeout: 5_000 });
   return decodeReply(msg.data, op);
+}
+
+/** The reply, when it is a success; else the test fails with the error it carries. */
+export function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
+  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
+  return reply as Extract<R, { ok: true }>;
 }
 
 /** Collects the frontier announcements of a cluster. */

@@ -467,6 +467,7 @@ class CoordinatorImpl implements Coordinator {
       case "heartbeat":
       case "complete":
       case "fail":
+      case "release":
       case "cancel":
       case "updateDeadline":
       case "getTask":

@@ -27,7 +27,7 @@ function misroutedTask(wf: string): TaskInput {
   }
 }
 
-async function leaseOne(taskId: string) {
+async function leaseOne(taskId: string, requestId = `lease-${taskId}`) {
   await c.announceAll();
   const reply = await ok(c.nc, c.cluster, {
     op: "lease",
@@ -35,7 +35,7 @@ async function leaseOne(taskId: string) {
     max: 1,
     leaseMs: 30_000,
     waitMs: 0,
-    requestId: `lease-${taskId}`,
+    requestId,
   });
   const lease = reply.leases[0]!;
   expect(lease.taskId).toBe(taskId);
@@ -103,6 +103,36 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     ).toEqual([SECRET, SECRET]);
     expect(ownerOf(b).requests("fail")).toHaveLength(1);
     for (const s of c.shards) if (s !== ownerOf(a)) expect(s.requests("heartbeat")).toEqual([]);
+  });
+
+  it("release reaches the owning shard, and through the scatter one named without its workflow", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const owned: TaskInput = { id: "r", workflowId: "wf-r", deadline: 10 };
+    const lost = misroutedTask("wf-release");
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [owned, lost], idempotencyKey: "k" });
+    const lr = await leaseOne("r");
+    const held = { taskId: "r", workflowId: "wf-r", token: lr.token, secret: SECRET };
+    expect(await ok(c.nc, c.cluster, { op: "release", ...held })).toMatchObject({ duplicate: false });
+    expect(await ok(c.nc, c.cluster, { op: "release", ...held })).toMatchObject({ duplicate: true });
+    expect(
+      ownerOf(owned)
+        .requests("release")
+        .map((r) => r.secret),
+    ).toEqual([SECRET, SECRET]);
+    const view = await ok(c.nc, c.cluster, { op: "getTask", taskId: "r", workflowId: "wf-r" });
+    expect(view.task).toMatchObject({ state: "RUNNABLE", attempts: 0, released: true });
+    // The released holder's complete is fenced.
+    expect(await refused(c.nc, c.cluster, { op: "complete", ...held })).toMatchObject({
+      code: "STALE_LEASE",
+    });
+    const again = await leaseOne("r", "lease-r-again");
+    expect(again.attempt).toBe(1);
+    await ok(c.nc, c.cluster, { op: "complete", ...held, token: again.token });
+    const ll = await leaseOne(lost.id);
+    expect(
+      await ok(c.nc, c.cluster, { op: "release", taskId: lost.id, token: ll.token, secret: SECRET }),
+    ).toMatchObject({ duplicate: false });
   });
 
   it("passes on the owner's typed errors: STALE_LEASE, INVALID_STATE", async () => {

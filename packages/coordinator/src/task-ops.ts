@@ -1,13 +1,13 @@
 /**
- * Requests about one task (heartbeat, complete, fail, cancel, updateDeadline,
- * getTask, retry) go to the shard owning the slot of the task's partition key:
+ * Requests about one task (heartbeat, complete, fail, release, cancel,
+ * updateDeadline, getTask, retry) go to the shard owning the slot of the task's partition key:
  * `slotOf(workflowId ?? taskId)`.
  *
  * A client that names a task by id alone, when the task has a workflow, sends
  * it to the wrong slot. Ids are unique per shard, not per cluster: two
  * workflows on two shards may each hold a task "x". So a request without
  * `workflowId`:
- *  - heartbeat, complete, fail (a lease's token and secret pick the task):
+ *  - heartbeat, complete, fail, release (a lease's token and secret pick the task):
  *    the owner of slotOf(id) first; when it has no such task, or cannot be
  *    reached, every other known shard in parallel (scatter). Only the lease's
  *    holder can settle it, so at most one shard applies it.
@@ -42,6 +42,7 @@ export const TASK_OPS = [
   "heartbeat",
   "complete",
   "fail",
+  "release",
   "cancel",
   "updateDeadline",
   "getTask",

@@ -344,6 +344,8 @@ export class TestShard {
             reason: request.reason,
           }).state,
         };
+      case "release":
+        return e.release(request.taskId, request.token);
       case "cancel":
         e.cancel(request.taskId, request.reason);
         return {};

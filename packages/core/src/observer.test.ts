@@ -11,6 +11,7 @@ function recorder(): { observer: SchedulerObserver; calls: unknown[][] } {
     completed: (runMs, late) => calls.push(["completed", runMs, late]),
     retried: () => calls.push(["retried"]),
     leaseExpired: () => calls.push(["leaseExpired"]),
+    released: () => calls.push(["released"]),
     attemptTimedOut: () => calls.push(["attemptTimedOut"]),
     ended: (state) => calls.push(["ended", state]),
     staleRejected: () => calls.push(["staleRejected"]),

@@ -32,6 +32,11 @@ export interface SchedulerObserver {
   /** A lease ran out without a complete or fail (the task runs again, or fails on its last attempt). */
   leaseExpired(): void;
   /**
+   * A lease was handed back by its holder (`release`): the task is runnable
+   * again (or EXPIRED, its hard deadline past) and the attempt not spent.
+   */
+  released(): void;
+  /**
    * A leased attempt reached its run time limit (the task's timeoutMs),
    * heartbeats or not: it is retried after a backoff (`retried` follows) or,
    * on its last attempt, FAILED. Not a `leaseExpired`.
@@ -44,13 +49,14 @@ export interface SchedulerObserver {
    * report every task they end.
    */
   ended(state: "FAILED" | "CANCELLED" | "EXPIRED"): void;
-  /** A heartbeat, complete or fail was refused: its token no longer holds the task. */
+  /** A heartbeat, complete, fail or release was refused: its token no longer holds the task. */
   staleRejected(): void;
-  /** A complete or fail repeated with the token that already settled the task; nothing changed. */
-  duplicate(op: "complete" | "fail"): void;
+  /** A complete, fail or release repeated with the token that already settled the task; nothing changed. */
+  duplicate(op: "complete" | "fail" | "release"): void;
   /**
    * Optional, for logs: the notable moves of one task, with its id — an
-   * attempt that failed and will be retried, a lease that ran out, an attempt
+   * attempt that failed and will be retried, a lease that ran out or was
+   * released by its holder, an attempt
    * that timed out, a task that ended badly, one leased or completed after
    * its deadline. Never the payload. Leave it out (metrics do) and the engine
    * builds no event at all.
@@ -60,7 +66,14 @@ export interface SchedulerObserver {
 
 /** What `taskEvent` tells: which task, what happened, and the engine's words for why. */
 export interface TaskEvent {
-  readonly kind: "retrying" | "leaseExpired" | "timedOut" | "ended" | "leasedLate" | "completedLate";
+  readonly kind:
+    | "retrying"
+    | "leaseExpired"
+    | "released"
+    | "timedOut"
+    | "ended"
+    | "leasedLate"
+    | "completedLate";
   readonly taskId: string;
   readonly workflowId: string | undefined;
   /** The attempt it was on. */

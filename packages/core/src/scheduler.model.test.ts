@@ -3,7 +3,7 @@
  *
  * Random command sequences (add batches — valid and invalid, some tasks with a
  * delayed start (notBefore) or a run time limit per attempt (timeoutMs) —, consume, lease,
- * heartbeat, complete, completeTask, fail, cancel, updateDeadline, advance the
+ * heartbeat, complete, completeTask, fail, release, cancel, updateDeadline, advance the
  * clock, inspect, checkpoint, rebuild) run against the engine and against a
  * deliberately simple reference model: a Map of plain records, linear scans
  * everywhere, and readiness recomputed from scratch after every change (no
@@ -121,6 +121,8 @@ interface MTask {
   hasReason: boolean;
   /** COMPLETED: the accepted complete's result. */
   result: unknown;
+  /** The lease under `token` was released by its holder, and none granted since. */
+  released: boolean;
   /** Times it went from waiting on prerequisites to RUNNABLE (must end up 0 or 1). */
   unblocked: number;
 }
@@ -392,6 +394,7 @@ class Model {
     t.attempts++;
     t.token = ++this.tokenSeq;
     t.owner = owner;
+    t.released = false;
     t.leasedAt = now;
     t.leaseExpiresAt = t.timeoutMs === undefined ? expiresAt : Math.min(expiresAt, now + t.timeoutMs);
     t.runnableSince = undefined;
@@ -485,6 +488,7 @@ class Model {
         finishedAt: undefined,
         hasReason: false,
         result: undefined,
+        released: false,
         unblocked: 0,
       });
     }
@@ -616,6 +620,25 @@ class Model {
     return { ok: t.state };
   }
 
+  /** As if the lease had never been granted, but for its token (spent) and the released mark. */
+  release(id: string, token: number): Outcome<{ duplicate: boolean }> {
+    const now = this.advance();
+    const t = this.tasks.get(id);
+    if (t === undefined) return { error: "UNKNOWN_TASK" };
+    if (t.released && t.token === token) return { ok: { duplicate: true } };
+    if (!this.isLive(t, token)) {
+      this.staleRejections++;
+      return { error: "STALE_LEASE" };
+    }
+    t.attempts--;
+    t.released = true;
+    t.leaseExpiresAt = undefined;
+    t.leasedAt = undefined;
+    this.makeRunnable(t, now);
+    this.settle(now);
+    return { ok: { duplicate: false } };
+  }
+
   cancel(id: string): Outcome<undefined> {
     const now = this.advance();
     const t = this.tasks.get(id);
@@ -670,6 +693,7 @@ class Model {
       ...(TERMINAL.has(t.state) ? { finishedAt: t.finishedAt } : {}),
       reason: t.hasReason,
       ...(t.result !== undefined ? { result: t.result } : {}),
+      ...(t.released ? { released: true } : {}),
     };
   }
 
@@ -760,7 +784,11 @@ interface TaskGen {
   timeoutMs: number | undefined;
   malform: Malform;
 }
-type Target = { kind: "leased" | "any" | "completed" | "unknown"; pick: number; stale: boolean };
+type Target = {
+  kind: "leased" | "any" | "completed" | "released" | "unknown";
+  pick: number;
+  stale: boolean;
+};
 type Cmd =
   | { op: "add"; tasks: TaskGen[]; single: boolean }
   | { op: "consume" }
@@ -776,6 +804,7 @@ type Cmd =
   | { op: "complete"; target: Target; result: unknown }
   | { op: "completeTask"; target: Target }
   | { op: "fail"; target: Target; retryable: boolean }
+  | { op: "release"; target: Target }
   | { op: "cancel"; target: Target }
   | { op: "updateDeadline"; target: Target; deadline: number }
   | { op: "advance"; ms: number }
@@ -842,6 +871,7 @@ const targetArb = (leasedWeight: number): fc.Arbitrary<Target> =>
       w(leasedWeight, fc.constant("leased" as const)),
       w(2, fc.constant("any" as const)),
       w(1, fc.constant("completed" as const)),
+      w(1, fc.constant("released" as const)),
       w(1, fc.constant("unknown" as const)),
     ),
     pick,
@@ -897,6 +927,7 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   ),
   w(2, fc.record({ op: fc.constant("completeTask" as const), target: targetArb(8) })),
   w(3, fc.record({ op: fc.constant("fail" as const), target: targetArb(12), retryable: fc.boolean() })),
+  w(3, fc.record({ op: fc.constant("release" as const), target: targetArb(12) })),
   w(2, fc.record({ op: fc.constant("cancel" as const), target: targetArb(2) })),
   w(
     2,
@@ -1096,7 +1127,9 @@ class Harness {
         ? all.filter((t) => t.state === "LEASED")
         : kind === "completed"
           ? all.filter((t) => t.state === "COMPLETED")
-          : all;
+          : kind === "released"
+            ? all.filter((t) => t.released)
+            : all;
     if (target.kind === "unknown" || all.length === 0) {
       const gone = m.everIds.filter((id) => !m.tasks.has(id));
       return { id: gone.length > 0 ? gone[target.pick % gone.length]! : "nobody", token: 1 };
@@ -1209,6 +1242,14 @@ class Harness {
         const expected = m.fail(id, token, cmd.retryable);
         const actual = attempt(() => e().fail(id, token, { retryable: cmd.retryable, reason: "boom" }).state);
         same(actual, expected);
+        return;
+      }
+      case "release": {
+        const { id, token } = this.resolve(cmd.target);
+        same(
+          attempt(() => e().release(id, token)),
+          m.release(id, token),
+        );
         return;
       }
       case "cancel": {

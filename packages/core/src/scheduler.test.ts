@@ -284,6 +284,25 @@ describe("leases", () => {
     });
   });
 
+  it("raises its token floor: later tokens are above it, lower floors change nothing, bad ones are refused", () => {
+    const { s } = engine();
+    s.addTasks([
+      { id: "a", deadline: 1 },
+      { id: "b", deadline: 2 },
+    ]);
+    expect(s.lastToken).toBe(0);
+    s.raiseTokenFloor(1_000);
+    expect(s.lastToken).toBe(1_000);
+    const [a] = s.lease("w1");
+    expect(a!.token).toBe(1_001);
+    s.raiseTokenFloor(5);
+    const [b] = s.lease("w1");
+    expect(b!.token).toBe(1_002);
+    expect(errorOf(() => s.raiseTokenFloor(-1)).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(errorOf(() => s.raiseTokenFloor(1.5)).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(s.lastToken).toBe(1_002);
+  });
+
   it("returns an expired lease's task to runnable, counts it and fences the old holder", () => {
     const { s, clock } = engine();
     s.addTasks({ id: "a", deadline: 1 });

@@ -647,6 +647,37 @@ export class Scheduler {
     return this.viewOf(h);
   }
 
+  /**
+   * Hands a live lease back without spending an attempt, as if it had never
+   * been granted: LEASED → RUNNABLE at once (no backoff), the attempt count
+   * back to what it was before the grant, the reason and everything else as
+   * they were; only the fencing token stays spent, so the released lease is
+   * fenced (its heartbeat, complete, fail: STALE_LEASE) and the next grant
+   * gets a larger one. A task whose hard deadline passed meanwhile EXPIRES,
+   * as it would have, runnable; its wait for the starvation guard starts
+   * again now. A repeat with the token it released, while no lease was
+   * granted since (TaskStatus.released), is a duplicate and changes nothing;
+   * any other token not live is STALE_LEASE. O(log n).
+   */
+  release(taskId: string, token: number): { duplicate: boolean } {
+    const now = this.advance();
+    const h = this.handle(taskId);
+    const t = this.table;
+    if (t.flags[h]! & Flag.RELEASED && t.token[h] === token) {
+      this.observer?.duplicate("release");
+      return { duplicate: true };
+    }
+    this.checkLive(h, token);
+    this.observer?.released();
+    this.taskEvent(h, "released");
+    this.leaveLeased(h);
+    t.attempts[h]!--;
+    t.flags[h]! |= Flag.RELEASED;
+    this.enterRunnable(h, now);
+    this.flushMeta();
+    return { duplicate: false };
+  }
+
   // ------------------------------------------------- cancellation, deadlines
 
   /**
@@ -1006,6 +1037,27 @@ export class Scheduler {
     return records.length;
   }
 
+  /** The last fencing token issued (0 before the first lease). */
+  get lastToken(): number {
+    return this.tokenSeq;
+  }
+
+  /**
+   * Every fencing token issued from now on is above `floor`: what a store
+   * that reserves tokens ahead (hi-lo) calls after a restart, since tokens
+   * handed out in a commit the restart lost are not in the restored state.
+   * Journaled with the engine's counters; a floor at or below the last token
+   * changes nothing.
+   */
+  raiseTokenFloor(floor: number): void {
+    if (!Number.isSafeInteger(floor) || floor < 0)
+      throw new InvalidArgumentError(`token floor must be a non-negative safe integer, got ${String(floor)}`);
+    if (floor <= this.tokenSeq) return;
+    this.tokenSeq = floor;
+    this.metaDirty = true;
+    this.flushMeta();
+  }
+
   /** Tasks runnable now, O(1) (stats() without building the rest). Due timers are not run. */
   get runnableCount(): number {
     return this.runnableTotal;
@@ -1312,7 +1364,7 @@ export class Scheduler {
       this.observer.leased(now - t.stamp[h]!, (t.flags[h]! & Flag.UNBLOCKED) !== 0, now >= t.deadline[h]!);
       if (now >= t.deadline[h]!) this.taskEvent(h, "leasedLate");
     }
-    t.flags[h]! &= ~Flag.UNBLOCKED;
+    t.flags[h]! &= ~(Flag.UNBLOCKED | Flag.RELEASED);
     t.stamp[h] = now; // the lease's start, for the run time
     if (t.flags[h]! & Flag.HARD_DEADLINE) this.timers.remove(h);
     this.setState(h, S.LEASED);
@@ -1641,6 +1693,7 @@ export class Scheduler {
     if (t.owner[h] !== undefined) status.leaseOwner = t.owner[h];
     if (t.reason[h] !== undefined) status.reason = t.reason[h];
     if (t.result[h] !== undefined) status.result = t.result[h];
+    if (t.flags[h]! & Flag.RELEASED) status.released = true;
     if (state === S.LEASED) {
       status.leaseExpiresAt = t.timerAt[h]!;
       const at = t.stamp[h]! + t.timeoutMs[h]!;
@@ -1871,7 +1924,7 @@ export class Scheduler {
       this.heldBytes += bytes;
     }
     t.maxAttempts[h] = spec.maxAttempts;
-    t.flags[h] = flagsOf(spec);
+    t.flags[h] = flagsOf(spec) | (status.released === true ? Flag.RELEASED : 0);
     // A spec without a type (the default, or journaled before types existed) is of the default type.
     const type = spec.type === DEFAULT_TASK_TYPE ? undefined : spec.type;
     if (type !== undefined && this.types.find(type) < 0 && this.types.size >= MAX_TASK_TYPES_HELD)

@@ -13,6 +13,7 @@ const quiet: SchedulerObserver = {
   completed() {},
   retried() {},
   leaseExpired() {},
+  released() {},
   attemptTimedOut() {},
   ended() {},
   staleRejected() {},

@@ -26,6 +26,12 @@ export const Flag = {
   UNBLOCKED: 4,
   /** The spec has a notBefore (kept in `notBefore`). */
   NOT_BEFORE: 8,
+  /**
+   * The lease under the task's token was handed back by its holder
+   * (`Scheduler.release`) and none was granted since: status, not spec
+   * (TaskStatus.released, journaled); cleared by the next grant.
+   */
+  RELEASED: 16,
 } as const;
 
 /** Numeric state codes; index into STATE_NAMES. */
@@ -63,7 +69,7 @@ export const TRANSITIONS: { readonly [From in keyof typeof S]: readonly (keyof t
   // Leased (or consumed); its hard deadline passed; cancelled.
   RUNNABLE: ["LEASED", "EXPIRED", "CANCELLED"],
   // Completed; failed or timed out (timeoutMs) with attempts left (backoff); expired with attempts
-  // left; failed for good; cancelled.
+  // left, or released by its holder (the attempt not spent); failed for good; cancelled.
   LEASED: ["COMPLETED", "WAITING", "RUNNABLE", "FAILED", "CANCELLED"],
   COMPLETED: [],
   // An operator's retry (Scheduler.retry): from the start, RUNNABLE, or WAITING on live prerequisites.

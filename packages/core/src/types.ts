@@ -14,6 +14,7 @@
  *   LEASED   --fail (retryable, attempts left)-->             WAITING (backoff)
  *   LEASED   --run time limit (timeoutMs) passed, attempts left--> WAITING (backoff)
  *   LEASED   --lease expired (attempts left)-->               RUNNABLE
+ *   LEASED   --released by its holder (attempt not spent)-->  RUNNABLE
  *   LEASED   --fail / expiry / timeout, no attempts left-->   FAILED
  *   WAITING | RUNNABLE --hard deadline passed-->              EXPIRED
  *   any non-terminal --cancel, or a prerequisite ended badly
@@ -107,7 +108,7 @@ export interface TaskSpec {
 export interface TaskStatus {
   readonly state: TaskState;
   readonly deadline: number;
-  /** Leases granted so far (each lease is an attempt). */
+  /** Leases granted so far (each lease is an attempt), but those their holders released. */
   readonly attempts: number;
   /** Fencing token of the current or last lease; 0 before the first. */
   readonly token: number;
@@ -120,6 +121,12 @@ export interface TaskStatus {
    * (LEASED tasks with a timeoutMs only). The lease never outlives it.
    */
   readonly timeoutAt?: number;
+  /**
+   * True when the lease under `token` was handed back by its holder
+   * (`release`) and no lease was granted since: a resent release under that
+   * token is answered as a duplicate. Absent otherwise.
+   */
+  readonly released?: true;
   /** When a WAITING task in retry backoff becomes runnable again. */
   readonly retryAt?: number;
   /** When the task last became RUNNABLE (drives the starvation guard and oldest-runnable age). */

@@ -120,6 +120,8 @@ const requests: Request[] = [
   { op: "lease", owner: "worker-1", max: 10, leaseMs: 30_000, waitMs: 5_000, requestId: "r-1" },
   { op: "heartbeat", taskId: "t1", workflowId: "wf-9", token: 12, secret: SECRET, leaseMs: 10_000 },
   { op: "complete", taskId: "t1", token: 12, secret: SECRET },
+  { op: "release", taskId: "t1", token: 12, secret: SECRET },
+  { op: "release", taskId: "t1", workflowId: "wf-9", token: Number.MAX_SAFE_INTEGER, secret: SECRET },
   {
     op: "fail",
     taskId: "t1",
@@ -367,6 +369,8 @@ const replies: Reply[] = [
   { ok: true, op: "heartbeat", expiresAt: 1_700_000_040_000 },
   { ok: true, op: "complete", duplicate: true },
   { ok: true, op: "fail", state: "WAITING" },
+  { ok: true, op: "release", duplicate: false },
+  { ok: true, op: "release", duplicate: true },
   // One outcome per complete, in order: done now, done already, refused.
   {
     ok: true,
@@ -402,6 +406,12 @@ const replies: Reply[] = [
   { ok: true, op: "cancel" },
   { ok: true, op: "updateDeadline" },
   { ok: true, op: "getTask", task: view },
+  // Released by its holder: runnable again under the spent token, the attempt not counted.
+  {
+    ok: true,
+    op: "getTask",
+    task: { ...view, state: "RUNNABLE", attempts: 0, leaseExpiresAt: undefined, released: true },
+  },
   { ok: true, op: "getTask", task: null },
   { ok: true, op: "stats", stats },
   { ok: true, op: "stats", stats: { ...stats, frontierDeadline: null } },
@@ -926,6 +936,41 @@ describe("request shapes", () => {
       "complete workflowId a number",
       { op: "complete", taskId: "t", workflowId: 1, token: 1, secret: SECRET },
       "workflowId: expected a string",
+    ],
+    [
+      "release taskId missing",
+      { op: "release", token: 1, secret: SECRET },
+      "taskId: expected a string, missing",
+    ],
+    [
+      "release token missing",
+      { op: "release", taskId: "t", secret: SECRET },
+      "token: expected a non-negative integer, missing",
+    ],
+    [
+      "release token a fraction",
+      { op: "release", taskId: "t", token: 1.5, secret: SECRET },
+      "token: expected a non-negative integer, got number 1.5",
+    ],
+    [
+      "release without its secret",
+      { op: "release", taskId: "t", token: 1 },
+      "secret: expected a string, missing",
+    ],
+    [
+      "release with a short secret",
+      { op: "release", taskId: "t", token: 1, secret: "abc" },
+      'secret: expected a lease secret (22 base64url characters), got string "abc"',
+    ],
+    [
+      "release carrying a reason (it is no fail)",
+      { op: "release", taskId: "t", token: 1, secret: SECRET, reason: "busy" },
+      'message: unknown field "reason" (expected only op, taskId, workflowId, token, secret)',
+    ],
+    [
+      "release carrying a result (it is no complete)",
+      { op: "release", taskId: "t", token: 1, secret: SECRET, result: 1 },
+      'message: unknown field "result" (expected only op, taskId, workflowId, token, secret)',
     ],
     [
       "fail retryable a string",
@@ -2089,6 +2134,21 @@ describe("reply and announcement shapes", () => {
       "a task view with an unknown state",
       { ok: true, op: "getTask", task: { ...view, state: "ZOMBIE" } },
       "task.state: expected one of",
+    ],
+    [
+      "a task view released false (only true is sent)",
+      { ok: true, op: "getTask", task: { ...view, released: false } },
+      "task.released: expected true, got boolean false",
+    ],
+    [
+      "a release reply without duplicate",
+      { ok: true, op: "release" },
+      "duplicate: expected a boolean, missing",
+    ],
+    [
+      "a release reply with a state (it is no fail)",
+      { ok: true, op: "release", duplicate: false, state: "RUNNABLE" },
+      'unknown field "state"',
     ],
     [
       "a task view with an extra field",

@@ -103,6 +103,7 @@ export {
   type Op,
   PROTOCOL_VERSION,
   type PrepareRequest,
+  type ReleaseRequest,
   type Reply,
   type Request,
   type RequestOf,

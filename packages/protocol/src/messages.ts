@@ -28,7 +28,7 @@ import {
 import type { TaskRef } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -37,6 +37,7 @@ export const OPS = [
   "heartbeat",
   "complete",
   "fail",
+  "release",
   "settle",
   "cancel",
   "updateDeadline",
@@ -166,6 +167,17 @@ export interface FailRequest extends HeldLease {
   readonly retryable: boolean;
   /** At most MAX_REASON_LENGTH. */
   readonly reason: string;
+}
+
+/**
+ * Hand a held lease back without spending an attempt: the task is RUNNABLE
+ * again at once (no backoff), its attempt count as before the grant; the
+ * token stays spent, so the released lease is fenced. Authorized like
+ * complete and fail (token and secret). A resend while no lease was granted
+ * since answers `duplicate: true`; after one, STALE_LEASE.
+ */
+export interface ReleaseRequest extends HeldLease {
+  readonly op: "release";
 }
 
 /** A task a worker finished, named by its lease (token and secret), with its result as a complete's. */
@@ -375,6 +387,7 @@ export type Request =
   | HeartbeatRequest
   | CompleteRequest
   | FailRequest
+  | ReleaseRequest
   | SettleRequest
   | CancelRequest
   | UpdateDeadlineRequest
@@ -424,6 +437,8 @@ export interface ResultMap {
   readonly complete: { readonly duplicate: boolean };
   /** The task's state after the failure: WAITING (will retry) or FAILED. */
   readonly fail: { readonly state: TaskState };
+  /** `duplicate`: the lease under this token was released already (a resent release). */
+  readonly release: { readonly duplicate: boolean };
   /**
    * `results[i]` is the outcome of `completes[i]`; `leases`, the next leases
    * (empty unless the request asked, and always from a coordinator);

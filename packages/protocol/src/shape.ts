@@ -418,6 +418,7 @@ const TASK_VIEW_KEYS = [
   "finishedAt",
   "reason",
   "result",
+  "released",
   "unmetPrerequisites",
 ];
 
@@ -458,8 +459,15 @@ function parseTaskView(v: unknown, path: string): TaskView {
   }
   put(t, "reason", optional(...field("reason"), str));
   put(t, "result", payload(f["result"], at(path, "result")));
+  put(t, "released", optional(...field("released"), releasedMark));
   t["unmetPrerequisites"] = int(...field("unmetPrerequisites"), 0);
   return t as unknown as TaskView;
+}
+
+/** TaskView.released: present only as `true`. */
+function releasedMark(v: unknown, path: string): true {
+  if (v !== true) bad(path, "true", v);
+  return true;
 }
 
 /**
@@ -907,6 +915,9 @@ export function parseRequest(v: unknown): Request {
       r["reason"] = reason(f["reason"], "reason");
       break;
     }
+    case "release":
+      heldLease(map(v, "", ["op", "taskId", "workflowId", "token", "secret"]), r);
+      break;
     case "settle": {
       const f = map(v, "", ["op", "completes", "lease"]);
       const completes = bounded(
@@ -1168,6 +1179,7 @@ export function parseReply(v: unknown): Reply {
       r["expiresAt"] = num(map(v, "", ["ok", "op", "expiresAt"])["expiresAt"], "expiresAt");
       break;
     case "complete":
+    case "release":
       r["duplicate"] = bool(map(v, "", ["ok", "op", "duplicate"])["duplicate"], "duplicate");
       break;
     case "fail":

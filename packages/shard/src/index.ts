@@ -22,6 +22,7 @@ export {
 } from "./errors.js";
 export {
   type AdoptedMove,
+  type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
@@ -51,4 +52,5 @@ export {
   type ShardStats,
   type SubmitOptions,
   type SubmitResult,
+  TOKEN_RESERVATION,
 } from "./shard.js";

@@ -156,6 +156,22 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       expect(state.clock).toBe(500);
     });
 
+    it("the token ceiling round-trips and only moves up", async () => {
+      const location = await harness.location();
+      const fresh = await harness.open(location);
+      expect(fresh.load().tokenCeiling).toBe(0);
+      await fresh.append([{ kind: "tokens", ceiling: 2_000 }, add("a")]);
+      await fresh.append([{ kind: "tokens", ceiling: 1_000 }]);
+      await fresh.close();
+      const reopened = await harness.open(location);
+      expect(reopened.load().tokenCeiling).toBe(2_000);
+      await reopened.append([{ kind: "tokens", ceiling: 3_000 }]);
+      await reopened.close();
+      const again = await harness.open(location);
+      expect(again.load().tokenCeiling).toBe(3_000);
+      await again.close();
+    });
+
     it("outbox rows round-trip until deleted, in the same commit as the task rows they carry; adopted rows stay", async () => {
       const location = await harness.location();
       const journal = await harness.open(location);

@@ -104,15 +104,28 @@ describe("a journal of format 1", () => {
         { taskIds: expected.keyed, duplicate: true },
       );
       expect(await shard.replayLease("worker-3", "req-1")).toMatchObject([expected.lease]);
-      // It serves on: the live lease completes, and a dependent is unblocked by its prerequisite.
-      expect(await shard.complete(expected.lease.taskId, expected.lease.token)).toEqual({ duplicate: false });
-      const [a] = await shard.lease("worker-4", { max: 1, leaseMs: 30_000 });
-      expect(a?.taskId).toBe("a");
+      // It serves on: the live lease is released (a change journaled after the format-1 rows), a
+      // dependent is unblocked by its prerequisite.
+      expect(await shard.release(expected.lease.taskId, expected.lease.token)).toEqual({ duplicate: false });
+      const [c, a] = await shard.lease("worker-4", { max: 2, leaseMs: 30_000 });
+      expect([c?.taskId, a?.taskId]).toEqual(["c", "a"]);
+      expect(c!.token).toBeGreaterThan(expected.lease.token);
       expect(a?.task.payload).toEqual({ n: 1, tags: ["x", "é"] });
       await shard.complete(a!.taskId, a!.token);
+      await shard.release(c!.taskId, c!.token);
       expect(shard.getTask("b")?.state).toBe(TaskState.RUNNABLE);
     } finally {
       await shard.close();
+    }
+    // Rows of both vintages read back together.
+    const again = await Shard.open({ dataDir, clock: sources, defaultMaxAttempts: 3 });
+    try {
+      expect(again.getTask("c")).toMatchObject({ state: TaskState.RUNNABLE, released: true, attempts: 0 });
+      expect(again.getTask("b")?.state).toBe(TaskState.RUNNABLE);
+      expect(again.getTask("a")?.state).toBe(TaskState.COMPLETED);
+      for (const id of ["d", "e", "f", "g"]) expect(again.getTask(id), id).toEqual(expected.tasks[id]);
+    } finally {
+      await again.close();
     }
   });
 });

@@ -112,6 +112,13 @@ export type JournalRecord =
   | { readonly kind: "idempotency"; readonly key: string; readonly entry: IdempotencyEntry }
   | { readonly kind: "forget"; readonly key: string }
   | { readonly kind: "clock"; readonly at: number }
+  /**
+   * Every fencing token the shard hands out from now on is below `ceiling`
+   * (hi-lo reservation; Shard's "committed" durability). An append holding
+   * one resolves only once flushed, whatever the durability, and the stored
+   * ceiling only moves up.
+   */
+  | { readonly kind: "tokens"; readonly ceiling: number }
   | { readonly kind: "outbox"; readonly moveId: string; readonly row: SlotExport | null }
   | { readonly kind: "adopted"; readonly moveId: string; readonly move: AdoptedMove };
 
@@ -130,6 +137,8 @@ export interface JournalState {
   readonly idempotency: [key: string, entry: IdempotencyEntry][];
   /** Largest `clock` record ever appended (0 when none). */
   readonly clock: number;
+  /** Largest `tokens` ceiling ever appended (0 when none). */
+  readonly tokenCeiling: number;
   /** Slot exports of moves not ended yet. */
   readonly outbox: SlotExport[];
   /** Moves adopted, by move id. */
@@ -151,7 +160,7 @@ export interface Journal {
   /** The live state as of open. Synchronous: the shard cannot serve before it has it. */
   load(): JournalState;
   /** Queues records; resolves once they and everything before are durable. See the contract above. */
-  append(records: readonly JournalRecord[]): Promise<void>;
+  append(records: readonly JournalRecord[], options?: AppendOptions): Promise<void>;
   stats(): JournalStats;
   /**
    * Throws SHARD_FENCED (and stops the journal, as a refused append does)
@@ -173,6 +182,15 @@ export interface Journal {
  *   power loss. The flush follows in the background; one that fails after
  *   the answer stops the journal (later appends reject, contract 4).
  */
+export interface AppendOptions {
+  /**
+   * Resolve only once the records are flushed to disk, whatever the
+   * durability: for what another process acts on for good (a slot's tasks
+   * adopted from another shard, a cross-shard submit's part).
+   */
+  readonly flush?: boolean;
+}
+
 export type Durability = "flushed" | "committed";
 export const DEFAULT_DURABILITY: Durability = "flushed";
 

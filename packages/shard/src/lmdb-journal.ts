@@ -2,7 +2,7 @@
  * The LMDB journal: the live state of a shard in one LMDB environment.
  *
  * Layout (named databases in one environment, values msgpack-encoded):
- *   head    "head" → HeadRow (format, epoch, owner, clock). Versioned: its
+ *   head    "head" → HeadRow (format, epoch, owner, clock, tokens). Versioned: its
  *           version is the commit chain (below).
  *   meta    "engine" → EngineMeta
  *   spec    task id → TaskSpec     (msgpack records with shared structures,
@@ -85,6 +85,7 @@ import {
 } from "./errors.js";
 import {
   type AdoptedMove,
+  type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
@@ -117,6 +118,8 @@ interface HeadRow {
   readonly owner: OwnerRecord | null;
   /** Clock high-water mark (see JournalRecord "clock"). */
   readonly clock: number;
+  /** Fencing-token ceiling (see JournalRecord "tokens"); absent in rows written before it existed: 0. */
+  readonly tokens?: number;
 }
 
 export interface LmdbJournalOptions extends JournalOpenOptions {
@@ -141,6 +144,10 @@ class PendingBatch {
   readonly adopted = new Map<string, AdoptedMove>();
   meta: EngineMeta | undefined;
   clock = 0;
+  /** Largest token ceiling appended to this batch (0: none). */
+  tokens = 0;
+  /** Acknowledge the block once flushed, whatever the durability (AppendOptions.flush, or a token ceiling). */
+  flush = false;
   resolve!: () => void;
   reject!: (error: ShardError) => void;
   readonly durable = new Promise<void>((resolve, reject) => {
@@ -172,6 +179,10 @@ class PendingBatch {
         return;
       case "clock":
         if (record.at > this.clock) this.clock = record.at;
+        return;
+      case "tokens":
+        if (record.ceiling > this.tokens) this.tokens = record.ceiling;
+        this.flush = true;
         return;
       case "outbox":
         this.outbox.set(record.moveId, record.row);
@@ -380,7 +391,8 @@ export class LmdbJournal implements Journal {
           throw this.corrupt(`adopted row ${JSON.stringify(key)} is malformed`);
         adopted.push([key, value]);
       }
-      return { meta, tasks, taskCount, idempotency, clock: this.headRow.clock, outbox, adopted };
+      const { clock, tokens: tokenCeiling = 0 } = this.headRow;
+      return { meta, tasks, taskCount, idempotency, clock, tokenCeiling, outbox, adopted };
     } catch (error) {
       throw this.readError(error);
     }
@@ -425,7 +437,7 @@ export class LmdbJournal implements Journal {
     return this.corrupt(`a row cannot be decoded (${String((error as Error)?.message ?? error)})`, error);
   }
 
-  append(records: readonly JournalRecord[]): Promise<void> {
+  append(records: readonly JournalRecord[], options: AppendOptions = {}): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new ShardClosedError("journal"));
     if (records.length === 0) return this.tail;
@@ -438,6 +450,7 @@ export class LmdbJournal implements Journal {
       queueMicrotask(() => this.commit(previous));
     }
     for (const record of records) batch.add(record);
+    if (options.flush) batch.flush = true;
     this.appends++;
     this.records += records.length;
     return batch.durable;
@@ -550,6 +563,10 @@ export class LmdbJournal implements Journal {
     // after it was flushed (mdb_txn_commit flushes before returning under
     // overlappingSync), and `flushed` says so explicitly.
     const target = this.version;
+    // A token reservation is acknowledged flushed whatever the durability (a
+    // power cut must not take back a ceiling that tokens were handed out
+    // under), and so is a block whose append asked for it.
+    const flushed = this.durability === "flushed" || batch.flush;
     const reported = written.then(
       (ok): Promise<unknown> | undefined => {
         if (!ok) return Promise.reject(this.conditionFailure());
@@ -562,7 +579,7 @@ export class LmdbJournal implements Journal {
         // paused in between): the successor holds the block and answers for
         // it; a superseded owner answers nothing, so the caller retries there.
         if (head >= this.chainEnd) return Promise.reject(this.superseded());
-        return this.durability === "flushed" ? (written.flushed ?? this.env.flushed) : undefined;
+        return flushed ? (written.flushed ?? this.env.flushed) : undefined;
       },
       (error: unknown) =>
         commitError(error).then((cause) =>
@@ -570,7 +587,7 @@ export class LmdbJournal implements Journal {
         ),
     );
     this.lastWrite = reported;
-    if (this.durability === "flushed") {
+    if (flushed) {
       this.settle(batch, previous, reported);
       return;
     }
@@ -688,7 +705,11 @@ export class LmdbJournal implements Journal {
     const outbox = encodeAll(this.db.outbox, batch.outbox);
     const adopted = encodeAll(this.db.adopted, batch.adopted);
     const clock = Math.max(batch.clock, this.headRow.clock);
-    const row = clock === this.headRow.clock ? this.headRow : { ...this.headRow, clock };
+    const tokens = Math.max(batch.tokens, this.headRow.tokens ?? 0);
+    const row =
+      clock === this.headRow.clock && tokens === (this.headRow.tokens ?? 0)
+        ? this.headRow
+        : { ...this.headRow, clock, ...(tokens > 0 ? { tokens } : {}) };
     const head = encoderOf(this.db.head).encode(row);
     const meta = batch.meta && encoderOf(this.db.meta).encode(batch.meta);
     this.headRow = row;
@@ -735,6 +756,7 @@ function takeOwnership(
     let epoch = 1;
     let version = EPOCH_STRIDE;
     let clock = 0;
+    let tokens = 0;
     if (entry === undefined) {
       if (spec.getKeysCount() > 0) throw new CorruptDataError(dataDir, "task rows without a head row");
     } else {
@@ -750,8 +772,17 @@ function takeOwnership(
       epoch = row.epoch + 1;
       version = entry.version + EPOCH_STRIDE;
       clock = row.clock;
+      if (row.tokens !== undefined && !Number.isSafeInteger(row.tokens))
+        throw new CorruptDataError(dataDir, "the head row's token ceiling is malformed");
+      tokens = row.tokens ?? 0;
     }
-    const headRow: HeadRow = { format: FORMAT_VERSION, epoch, owner: currentOwner(), clock };
+    const headRow: HeadRow = {
+      format: FORMAT_VERSION,
+      epoch,
+      owner: currentOwner(),
+      clock,
+      ...(tokens > 0 ? { tokens } : {}),
+    };
     head.put(HEAD_KEY, headRow, version);
     return { headRow, version };
   });

@@ -17,6 +17,7 @@ describe("ShardObserver", () => {
       completed: () => heard.push("completed"),
       retried: () => heard.push("retried"),
       leaseExpired: () => heard.push("leaseExpired"),
+      released: () => heard.push("released"),
       attemptTimedOut: () => heard.push("attemptTimedOut"),
       ended: (state) => heard.push(`ended ${state}`),
       staleRejected: () => heard.push("staleRejected"),

@@ -85,6 +85,31 @@ describe("Shard", () => {
     expect(again.stats().counts.COMPLETED).toBe(2);
   });
 
+  it("journals a release before it answers: after reopening the task is runnable, the attempt not spent, the token fenced", async () => {
+    const dataDir = freshDir();
+    const shard = await openShard({ dataDir });
+    await shard.submit([task("a", 1), task("b", 2, ["a"])]);
+    const [first] = await shard.lease("w1", { leaseMs: 60_000, requestId: "r1" });
+    expect(await shard.release("a", first!.token)).toEqual({ duplicate: false });
+    // A lease request resent under the id of the released grant gets nothing back.
+    expect(await shard.replayLease("w1", "r1")).toEqual([]);
+    const before = shard.getTask("a");
+    expect(before).toMatchObject({ state: "RUNNABLE", attempts: 0, released: true });
+    await shard.close();
+
+    const again = await openShard({ dataDir });
+    expect(again.getTask("a")).toEqual(before);
+    // The resend after the restart is still a duplicate; the holder's complete is refused.
+    expect(await again.release("a", first!.token)).toEqual({ duplicate: true });
+    expect((await rejection(again.complete("a", first!.token))).code).toBe(ErrorCode.STALE_LEASE);
+    const [second] = await again.lease("w2", { leaseMs: 60_000 });
+    expect(second).toMatchObject({ taskId: "a", attempt: 1 });
+    expect(second!.token).toBeGreaterThan(first!.token);
+    expect((await rejection(again.release("a", first!.token))).code).toBe(ErrorCode.STALE_LEASE);
+    await again.complete("a", second!.token);
+    expect(again.getTask("b")?.state).toBe("RUNNABLE");
+  });
+
   it("journals each task's type: after reopening, leases by type and per-type counts are as before", async () => {
     const dataDir = freshDir();
     const shard = await openShard({ dataDir });
@@ -665,6 +690,7 @@ function observing(heard: Partial<ShardObserver>): ShardObserver {
     completed: ignore,
     retried: ignore,
     leaseExpired: ignore,
+    released: ignore,
     attemptTimedOut: ignore,
     ended: ignore,
     staleRejected: ignore,

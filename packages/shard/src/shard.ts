@@ -71,6 +71,7 @@ import {
 import { IdempotencyTable } from "./idempotency.js";
 import {
   type AdoptedMove,
+  type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
   type IdempotencyEntry,
@@ -94,6 +95,18 @@ export const DEFAULT_LEASE_REPLAY_RETENTION_MS = 10 * 60 * 1000;
  * (4 GiB on a large machine) to payloads and idempotency keys.
  */
 export const DEFAULT_MAX_LIVE_TASKS = 5_000_000;
+/**
+ * Fencing tokens reserved at a time under "committed" durability (hi-lo):
+ * a flushed ceiling that every token handed out stays below, raised by this
+ * much when half of it is used. A restart starts above the ceiling, so a
+ * token handed out in a commit that a power cut took back (acknowledged, but
+ * not yet on disk) is never handed out again. A restart skips at most this
+ * many tokens; 2^53 leaves room for billions of restarts.
+ */
+export const TOKEN_RESERVATION = 1_000_000;
+
+const FLUSH: AppendOptions = Object.freeze({ flush: true });
+
 /**
  * Most payload bytes held, by default: payloads measured as the wire measures
  * them (msgpack, MAX_PAYLOAD_BYTES), of every task held, live or finished
@@ -137,6 +150,8 @@ export interface ShardOptions
   readonly durability?: Durability;
   /** Open even if another live-looking owner holds the directory, fencing it. Default false. */
   readonly takeover?: boolean;
+  /** Under "committed" durability, fencing tokens reserved at a time. Default TOKEN_RESERVATION. */
+  readonly tokenReservation?: number;
   /** Terminal tasks are compacted away this long (ms) after they finish. Default DEFAULT_RETENTION_MS. */
   readonly retentionMs?: number;
   /** Idempotency keys are forgotten this long (ms) after their submit. Default: retentionMs. */
@@ -162,6 +177,12 @@ export interface ShardOptions
 export interface SubmitOptions {
   /** A submit whose key was already accepted returns the original result and adds nothing. 1..256 characters. */
   readonly idempotencyKey?: string;
+  /**
+   * Resolve once the tasks are flushed to disk, whatever the shard's
+   * durability: a cross-shard submit's part, which the other shards'
+   * parts are acknowledged with.
+   */
+  readonly flush?: boolean;
   /**
    * Room set aside for submits agreed to but not yet made (a cluster's
    * prepared parts), counted against the limits as if the shard held it.
@@ -270,6 +291,11 @@ export class Shard {
   private readonly adopted = new Map<string, AdoptedMove>();
   /** The proofs of adopted leases, by task id. */
   private readonly proofs = new Map<string, LeaseProof>();
+  /** Under "committed" durability: the token ceiling appended last, and the one known flushed (hi-lo). */
+  private tokenCeiling: number;
+  private flushedTokenCeiling: number;
+  /** The append of the last ceiling raise, until flushed. */
+  private ceilingFlushed: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly journal: Journal,
@@ -281,6 +307,8 @@ export class Shard {
     private readonly observer: ShardObserver | undefined,
     /** The limits of what this shard holds; a submit past one is refused (requireRoom). */
     readonly limits: ShardLimits,
+    /** Tokens reserved at a time under "committed" durability; 0 under "flushed" (none reserved). */
+    private readonly tokenReservation: number,
   ) {
     const sink = (change: Change) => void this.records.push(change);
     const source: RestoreSource = {
@@ -300,6 +328,10 @@ export class Shard {
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
     for (const row of loaded.outbox) this.keepOutbox(row);
     for (const [moveId, move] of loaded.adopted) this.keepAdopted(moveId, move);
+    // Tokens handed out under a ceiling may be missing from the state (a
+    // lost tail): start above it, whatever the durability now.
+    this.engine.raiseTokenFloor(loaded.tokenCeiling);
+    this.tokenCeiling = this.flushedTokenCeiling = loaded.tokenCeiling;
   }
 
   /**
@@ -322,8 +354,13 @@ export class Shard {
       maxLiveTasks = DEFAULT_MAX_LIVE_TASKS,
       maxStoredBytes = DEFAULT_MAX_STORED_BYTES,
       maxIdempotencyKeys = DEFAULT_MAX_IDEMPOTENCY_KEYS,
+      tokenReservation = TOKEN_RESERVATION,
       ...engineOptions
     } = options;
+    if (!Number.isSafeInteger(tokenReservation) || tokenReservation < 2)
+      throw new InvalidArgumentError(
+        `tokenReservation must be an integer >= 2, got ${String(tokenReservation)}`,
+      );
     if (typeof dataDir !== "string" || dataDir.length === 0)
       throw new InvalidArgumentError("dataDir must be a non-empty path");
     if (durability !== "flushed" && durability !== "committed")
@@ -361,6 +398,7 @@ export class Shard {
           leaseReplayRetentionMs,
           observer,
           limits,
+          durability === "committed" ? tokenReservation : 0,
         );
       } catch (error) {
         // A row the journal could not read (CORRUPT_DATA) while the engine took them.
@@ -370,6 +408,8 @@ export class Shard {
           cause: error,
         });
       }
+      // The first reservation (and a raised floor) on disk before any grant.
+      if (shard.tokenReservation > 0 || shard.records.length > 0) await shard.flush();
       shard.arm();
       return shard;
     } catch (error) {
@@ -385,35 +425,40 @@ export class Shard {
    * key answers as before, whatever the limits.
    */
   submit(tasks: TaskInput | readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
-    return this.run(() => {
-      const key = options.idempotencyKey;
-      if (key !== undefined) {
-        if (typeof key !== "string" || key.length === 0 || key.length > MAX_ID_LENGTH)
-          throw new InvalidArgumentError(`idempotencyKey must be a string of 1..${MAX_ID_LENGTH} characters`);
-        // Lease grants are recorded in the same table under "lease:…" (see lease).
-        if (key.startsWith("lease:"))
-          throw new InvalidArgumentError(
-            'idempotencyKey must not start with "lease:" (reserved for lease grants)',
-          );
-        const prior = this.idempotency.get(key);
-        if (prior) {
-          this.observer?.duplicateSubmit();
-          return { taskIds: prior.taskIds, duplicate: true };
+    return this.run(
+      () => {
+        const key = options.idempotencyKey;
+        if (key !== undefined) {
+          if (typeof key !== "string" || key.length === 0 || key.length > MAX_ID_LENGTH)
+            throw new InvalidArgumentError(
+              `idempotencyKey must be a string of 1..${MAX_ID_LENGTH} characters`,
+            );
+          // Lease grants are recorded in the same table under "lease:…" (see lease).
+          if (key.startsWith("lease:"))
+            throw new InvalidArgumentError(
+              'idempotencyKey must not start with "lease:" (reserved for lease grants)',
+            );
+          const prior = this.idempotency.get(key);
+          if (prior) {
+            this.observer?.duplicateSubmit();
+            return { taskIds: prior.taskIds, duplicate: true };
+          }
         }
-      }
-      const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
-      const alsoHeld = options.alsoHeld ?? NOTHING_HELD;
-      this.engine.addTasks(batch, {
-        admit: (footprint) => this.requireRoom(footprint, key !== undefined, alsoHeld),
-      });
-      const taskIds = batch.map((t) => t.id);
-      if (key !== undefined) {
-        const entry = { taskIds, createdAt: this.clock.now() };
-        this.idempotency.remember(key, entry);
-        this.records.push({ kind: "idempotency", key, entry });
-      }
-      return { taskIds, duplicate: false };
-    });
+        const batch = (Array.isArray(tasks) ? tasks : [tasks]) as readonly TaskInput[];
+        const alsoHeld = options.alsoHeld ?? NOTHING_HELD;
+        this.engine.addTasks(batch, {
+          admit: (footprint) => this.requireRoom(footprint, key !== undefined, alsoHeld),
+        });
+        const taskIds = batch.map((t) => t.id);
+        if (key !== undefined) {
+          const entry = { taskIds, createdAt: this.clock.now() };
+          this.idempotency.remember(key, entry);
+          this.records.push({ kind: "idempotency", key, entry });
+        }
+        return { taskIds, duplicate: false };
+      },
+      options.flush === true ? FLUSH : undefined,
+    );
   }
 
   /**
@@ -502,6 +547,17 @@ export class Shard {
     options: { retryable?: boolean; reason?: string } = {},
   ): Promise<TaskView> {
     return this.run(() => this.engine.fail(taskId, token, options));
+  }
+
+  /**
+   * Hands a live lease back without spending an attempt (the engine's
+   * `release`): the task is RUNNABLE again, in the same append as any
+   * change, so a restarted shard has it released (and the token fenced). A
+   * repeat with the released token, no lease granted since, resolves
+   * `{ duplicate: true }` and changes nothing.
+   */
+  release(taskId: string, token: number): Promise<{ duplicate: boolean }> {
+    return this.run(() => this.engine.release(taskId, token));
   }
 
   cancel(taskId: string, reason?: string): Promise<void> {
@@ -742,7 +798,7 @@ export class Shard {
       this.keepOutbox(row);
       this.records.push({ kind: "outbox", moveId: row.moveId, row });
       return row;
-    });
+    }, FLUSH);
   }
 
   /** The outbox rows: moves begun here and not ended (a restarted source drives each to its end). */
@@ -761,7 +817,7 @@ export class Shard {
       if (!this.outbox.has(moveId)) return;
       this.dropOutbox(moveId);
       this.records.push({ kind: "outbox", moveId, row: null });
-    });
+    }, FLUSH);
   }
 
   /**
@@ -779,7 +835,7 @@ export class Shard {
       for (const proof of row.leases) this.proofs.set(proof.taskId, proof);
       this.dropOutbox(moveId);
       this.records.push({ kind: "outbox", moveId, row: null });
-    });
+    }, FLUSH);
   }
 
   /**
@@ -804,7 +860,7 @@ export class Shard {
       this.keepAdopted(row.moveId, move);
       this.records.push({ kind: "adopted", moveId: row.moveId, move });
       return { already: false, tasks };
-    });
+    }, FLUSH);
   }
 
   /** Whether the move `moveId` was adopted here. */
@@ -956,7 +1012,7 @@ export class Shard {
    * settles, with the operation's result or error, once the journal is
    * durable up to this call.
    */
-  private run<T>(operation: () => T): Promise<T> {
+  private run<T>(operation: () => T, append?: AppendOptions): Promise<T> {
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
     let result: T | undefined;
@@ -968,7 +1024,10 @@ export class Shard {
       threw = true;
       error = e;
     }
-    return this.append(result as T, threw, error);
+    return this.flush(append).then(() => {
+      if (threw) throw error;
+      return result as T;
+    });
   }
 
   /**
@@ -985,15 +1044,8 @@ export class Shard {
   }
 
   /** Appends the records collected so far (a barrier when there are none); a failure stops the shard. */
-  private flush(): Promise<void> {
-    return this.append(undefined, false, undefined);
-  }
-
-  /**
-   * As flush, then answers `result`, or throws `error` if `threw`, once the
-   * append is durable: one promise per call.
-   */
-  private append<T>(result: T, threw: boolean, error: unknown): Promise<T> {
+  private flush(append?: AppendOptions): Promise<void> {
+    const reservation = this.reserveTokens();
     const records = this.records;
     if (records.length > 0) {
       records.push({ kind: "clock", at: this.clock.now() });
@@ -1002,12 +1054,8 @@ export class Shard {
     // Commit latency, of appends that carry changes (a barrier's wait is another append's).
     const observer = records.length > 0 ? this.observer : undefined;
     const queuedAt = observer === undefined ? 0 : performance.now();
-    const durable = this.journal.append(records).then(
-      () => {
-        observer?.committed((performance.now() - queuedAt) / 1000);
-        if (threw) throw error;
-        return result;
-      },
+    const durable = this.journal.append(records, append).then(
+      () => observer?.committed((performance.now() - queuedAt) / 1000),
       (cause: unknown) => {
         const reason = toShardError(cause);
         this.enter(ShardState.FAILED, reason);
@@ -1015,7 +1063,35 @@ export class Shard {
       },
     );
     this.arm();
+    if (reservation !== undefined) {
+      this.ceilingFlushed = durable.then(() => {
+        if (reservation > this.flushedTokenCeiling) this.flushedTokenCeiling = reservation;
+      });
+      // Its failure is the append's, reported to that append's caller (and it stops the shard);
+      // a later flush that waits on it gets it too.
+      this.ceilingFlushed.catch(() => {});
+    }
+    // A token at or above the flushed ceiling may be acknowledged only once the ceiling above it is on disk.
+    if (this.engine.lastToken >= this.flushedTokenCeiling && this.flushedTokenCeiling < this.tokenCeiling)
+      return Promise.all([durable, this.ceilingFlushed]).then(() => {});
     return durable;
+  }
+
+  /**
+   * Under "committed" durability, raises the token ceiling by
+   * `tokenReservation` once half of it is used, in the records about to be
+   * appended (that append is then acknowledged flushed): the new ceiling is
+   * usually on disk long before a token reaches the old one. Returns the new
+   * ceiling, or undefined when none was needed.
+   */
+  private reserveTokens(): number | undefined {
+    const block = this.tokenReservation;
+    if (block === 0) return undefined;
+    const last = this.engine.lastToken;
+    if (last < this.tokenCeiling - block / 2) return undefined;
+    this.tokenCeiling = Math.max(this.tokenCeiling, last) + block;
+    this.records.push({ kind: "tokens", ceiling: this.tokenCeiling });
+    return this.tokenCeiling;
   }
 
   /** Arms the timer for the next engine timer or idempotency expiry, if earlier than the one armed. */

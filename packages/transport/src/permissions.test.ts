@@ -144,9 +144,12 @@ describe("per-role NATS permissions", () => {
   it("a worker leases through a coordinator and reaches a shard only for what a lease's secret authorizes", async () => {
     const worker = await as({ role: "worker" });
     const coordinator = await as({ role: "coordinator" });
-    for (const op of ["lease", "heartbeat", "complete", "fail", "settle"] as const) {
+    for (const op of ["lease", "heartbeat", "complete", "fail", "release", "settle"] as const) {
       expect(await request(worker, s.coord(op))).toBe("allowed");
     }
+    // A worker hands a lease back (release) as it completes or fails it: at the granting shard too.
+    expect(HOLDER_SHARD_OPS).toContain("release");
+    expect(await request(worker, s.shard("s1", "release"))).toBe("allowed");
     for (const op of [
       "submit",
       "cancel",

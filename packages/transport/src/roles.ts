@@ -10,9 +10,10 @@
  *                 (it cannot subscribe to them outside the group), reads
  *                 announcements and the slot bucket, calls any shard operation
  *                 but `adopt` (`moveSlot` only for an admin's move)
- *   worker        leases through a coordinator; heartbeat, complete, fail and
- *                 settle through a coordinator or straight at the shard that
- *                 granted the lease (the lease's secret authorizes those)
+ *   worker        leases through a coordinator; heartbeat, complete, fail,
+ *                 release and settle through a coordinator or straight at the
+ *                 shard that granted the lease (the lease's secret authorizes
+ *                 those)
  *   submitter     submits, reads tasks, task lists, workflows and stats,
  *                 through a coordinator
  *   admin         every coordinator operation (cancel, deadlines, retry, leases
@@ -57,9 +58,22 @@ export interface Permissions {
 }
 
 /** The client operations a worker sends (a coordinator routes them, or the granting shard takes them). */
-const WORKER_OPS = ["lease", "heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
+const WORKER_OPS = [
+  "lease",
+  "heartbeat",
+  "complete",
+  "fail",
+  "release",
+  "settle",
+] as const satisfies readonly Op[];
 /** The shard operations a lease's secret authorizes: all a worker may send to a shard. */
-export const HOLDER_SHARD_OPS = ["heartbeat", "complete", "fail", "settle"] as const satisfies readonly Op[];
+export const HOLDER_SHARD_OPS = [
+  "heartbeat",
+  "complete",
+  "fail",
+  "release",
+  "settle",
+] as const satisfies readonly Op[];
 /** A submitter's ops: submit, and reads (an admin alone may retry, cancel or move deadlines). */
 const SUBMITTER_OPS = [
   "submit",

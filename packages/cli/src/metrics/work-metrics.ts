@@ -30,7 +30,7 @@ export class WorkMetrics {
   });
   private readonly errors = new Counter({
     name: "frontier_worker_errors_total",
-    help: "Requests that failed, by what they were for: lease, heartbeat, complete, fail.",
+    help: "Requests that failed, by what they were for: lease, heartbeat, complete, fail, release.",
     labelNames: ["during"],
     registers: [this.registry],
   });

@@ -14,7 +14,6 @@ import {
   promtoolPath,
   sampleValue,
 } from "@frontier/metrics/testing";
-import type { Reply, Request } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
@@ -22,11 +21,12 @@ import {
   crashWorker,
   keysInSlots,
   logLevel,
+  ok,
   silent,
+  TEST_SLOTS,
   TestEnv,
   task,
 } from "../../test/support.js";
-import { ShardActor } from "../shard-actor.js";
 import { ShardHost, type ShardHostEvent } from "../shard-host.js";
 import { spreadSlots } from "../slots.js";
 import { METRIC_TYPES_SHOWN, OTHER_TYPES_LABEL } from "./shard-metrics.js";
@@ -36,12 +36,7 @@ beforeAll(() => env.start());
 afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
-const SLOTS = [0, 1, 2, 3];
-
-function ok<R extends Reply>(reply: R): Extract<R, { ok: true }> {
-  if (!reply.ok) throw new Error(`expected an ok reply, got ${JSON.stringify(reply.error)}`);
-  return reply as Extract<R, { ok: true }>;
-}
+const SLOTS = TEST_SLOTS;
 
 /** Every `frontier_` family's type, by name. */
 function typesOf(families: Map<string, ExposedFamily>): Record<string, string | undefined> {
@@ -52,20 +47,9 @@ function typesOf(families: Map<string, ExposedFamily>): Record<string, string | 
 
 describe("a shard's metrics", () => {
   it("count, time and gauge what the shard does, named by convention", async () => {
-    const nc = await env.connect();
-    const cluster = env.freshCluster();
-    const actor = await ShardActor.start({
-      natsUrl: env.url,
-      cluster,
-      shardId: "s0",
-      dataDir: env.freshDir(),
-      slots: SLOTS,
-      logger: silent,
+    const { actor, q, wf } = await env.startActor({
       shard: { backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } },
     });
-    env.defer(() => actor.close());
-    const wf = keysInSlots("wf", SLOTS, 1)[0]!;
-    const q = <R extends Request>(r: R) => ask(nc, cluster, "s0", r);
     const ref = (taskId: string) => ({ taskId, workflowId: wf });
     const past = Date.now() - 60_000;
 
@@ -105,6 +89,7 @@ describe("a shard's metrics", () => {
       frontier_shard_tasks_cancelled_total: "counter",
       frontier_shard_tasks_retried_total: "counter",
       frontier_shard_lease_timeouts_total: "counter",
+      frontier_shard_leases_released_total: "counter",
       frontier_shard_attempt_timeouts_total: "counter",
       frontier_shard_deadline_misses_total: "counter",
       frontier_shard_stale_calls_total: "counter",
@@ -170,19 +155,7 @@ describe("a shard's metrics", () => {
   });
 
   it("count runnable and leased tasks by type, the busiest by name and the rest as (other)", async () => {
-    const nc = await env.connect();
-    const cluster = env.freshCluster();
-    const actor = await ShardActor.start({
-      natsUrl: env.url,
-      cluster,
-      shardId: "s0",
-      dataDir: env.freshDir(),
-      slots: SLOTS,
-      logger: silent,
-    });
-    env.defer(() => actor.close());
-    const wf = keysInSlots("wf", SLOTS, 1)[0]!;
-    const q = <R extends Request>(r: R) => ask(nc, cluster, "s0", r);
+    const { actor, q, wf } = await env.startActor();
     const later = Date.now() + 3_600_000;
     const tasks = [
       ...Array.from({ length: METRIC_TYPES_SHOWN + 2 }, (_, i) =>

@@ -65,6 +65,10 @@ export class ShardMetrics implements ShardObserver {
     "frontier_shard_lease_timeouts_total",
     "Leases that ran out without a complete or fail (a worker died or stalled).",
   );
+  private readonly releasedTotal = this.counter(
+    "frontier_shard_leases_released_total",
+    "Leases handed back by their holders (release): the task runnable again, the attempt not spent.",
+  );
   private readonly attemptTimeouts = this.counter(
     "frontier_shard_attempt_timeouts_total",
     "Attempts ended by their task's run time limit (timeoutMs), heartbeats or not: a hung handler.",
@@ -81,11 +85,11 @@ export class ShardMetrics implements ShardObserver {
   private readonly missedExpiry = this.deadlineMisses.labels({ kind: "expiry" });
   private readonly staleCalls = this.counter(
     "frontier_shard_stale_calls_total",
-    "Heartbeats, completes and fails refused: their token no longer holds the task (a duplicate dispatch caught).",
+    "Heartbeats, completes, fails and releases refused: their token no longer holds the task (a duplicate dispatch caught).",
   );
   private readonly duplicateCalls = new Counter({
     name: "frontier_shard_duplicate_calls_total",
-    help: "Calls repeated after they took effect, answered without changing anything, by op (complete, fail, submit).",
+    help: "Calls repeated after they took effect, answered without changing anything, by op (complete, fail, release, submit).",
     labelNames: ["op"],
     registers: [this.registry],
   });
@@ -132,7 +136,7 @@ export class ShardMetrics implements ShardObserver {
     this.registry.setDefaultLabels({ shard: shardId });
     this.stateGauges();
     // Every label value from the start, so rates over them are defined before the first event.
-    for (const op of ["complete", "fail", "submit"]) this.duplicateCalls.inc({ op }, 0);
+    for (const op of ["complete", "fail", "release", "submit"]) this.duplicateCalls.inc({ op }, 0);
     for (const kind of ["dispatch", "completion", "expiry"]) this.deadlineMisses.inc({ kind }, 0);
   }
 
@@ -177,6 +181,10 @@ export class ShardMetrics implements ShardObserver {
     this.leaseTimeouts.inc();
   }
 
+  released(): void {
+    this.releasedTotal.inc();
+  }
+
   attemptTimedOut(): void {
     this.attemptTimeouts.inc();
   }
@@ -191,7 +199,7 @@ export class ShardMetrics implements ShardObserver {
     this.staleCalls.inc();
   }
 
-  duplicate(op: "complete" | "fail"): void {
+  duplicate(op: "complete" | "fail" | "release"): void {
     this.duplicateCalls.inc({ op });
   }
 
