@@ -86,6 +86,7 @@ const view = async (id: string, workflowId?: string) =>
 describe("Ctrl-C on frontier work", () => {
   it("lets the running command finish and complete its task, on its first attempt", async () => {
     const marker = join(dir, "finished");
+    const up = join(dir, "finish-up");
     await client.submit([{ id: "ctrl-c-finish", deadline: Date.now() + 3_600_000 }]);
     const work = session([
       "work",
@@ -96,9 +97,11 @@ describe("Ctrl-C on frontier work", () => {
       "--",
       "sh",
       "-c",
-      `sleep 2; echo "$FRONTIER_TASK_ID" > ${marker}`,
+      `echo up > ${up}; sleep 2; echo "$FRONTIER_TASK_ID" > ${marker}`,
     ]);
-    await until(() => work.stdout().includes("started ctrl-c-finish"), 30_000);
+    // Once the command runs in its own process group: "started" is printed as the spawn begins,
+    // and a Ctrl-C between the fork and the child's setsid would reach the command too.
+    await until(() => existsSync(up), 30_000);
     work.ctrlC();
     expect(await work.exited).toBe(0);
     expect(work.stderr()).toContain("frontier work: stopping; running commands finish");

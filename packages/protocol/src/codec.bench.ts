@@ -1,6 +1,14 @@
 import { Packr } from "msgpackr";
 import { bench, describe } from "vitest";
-import { decodeRequest, encodeRequest, type SubmitRequest } from "./index.js";
+import {
+  decodeReply,
+  decodeRequest,
+  encodeReply,
+  encodeRequest,
+  type LeaseRequest,
+  type Reply,
+  type SubmitRequest,
+} from "./index.js";
 
 // Baseline: msgpackr alone, no envelope, no checks. The difference is what
 // strict validation at the boundary costs.
@@ -19,6 +27,31 @@ const submit: SubmitRequest = {
 };
 const bytes = encodeRequest(submit);
 
+// The messages of every worker's loop: a lease request and its reply.
+const lease: LeaseRequest = {
+  op: "lease",
+  owner: "w-1",
+  max: 10,
+  leaseMs: 30_000,
+  waitMs: 5_000,
+  requestId: "r-1",
+};
+const leaseBytes = encodeRequest(lease);
+const granted: Reply = {
+  ok: true,
+  op: "lease",
+  leases: Array.from({ length: 10 }, (_, i) => ({
+    taskId: `task-${i}`,
+    owner: "w-1",
+    token: 100 + i,
+    secret: "AAAAAAAAAAAAAAAAAAAAAA",
+    expiresAt: 1_700_000_030_000,
+    attempt: 1,
+    task: { id: `task-${i}`, deadline: 1_700_000_000_000 + i, prerequisites: [], payload: { n: i } },
+  })),
+};
+const grantedBytes = encodeReply(granted);
+
 describe("encode a 1000-task submit", () => {
   bench("baseline: msgpackr pack", () => {
     packr.pack(submit);
@@ -34,5 +67,23 @@ describe("decode a 1000-task submit", () => {
   });
   bench("decodeRequest (checked)", () => {
     decodeRequest(bytes, "submit");
+  });
+});
+
+describe("decode a lease request", () => {
+  bench("baseline: msgpackr unpack", () => {
+    packr.unpack(leaseBytes);
+  });
+  bench("decodeRequest (checked)", () => {
+    decodeRequest(leaseBytes, "lease");
+  });
+});
+
+describe("decode a lease reply of 10 leases", () => {
+  bench("baseline: msgpackr unpack", () => {
+    packr.unpack(grantedBytes);
+  });
+  bench("decodeReply (checked)", () => {
+    decodeReply(grantedBytes, "lease");
   });
 });

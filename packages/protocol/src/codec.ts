@@ -24,14 +24,17 @@ import { clip, ProtocolError, WireErrorCode } from "./errors.js";
 import { MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, MAX_RESULT_BYTES } from "./limits.js";
 import {
   type FrontierAnnouncement,
+  frontierBody,
   type Message,
   type MessageKind,
   type Op,
   PROTOCOL_VERSION,
   type Reply,
   type Request,
+  replyBody,
+  requestBody,
 } from "./messages.js";
-import { describe, isPlainMap, parseFrontier, parseReply, parseRequest } from "./shape.js";
+import { describe, isPlainMap, parse } from "./schema.js";
 
 // Plain maps only: records would need the reader to share msgpackr's record
 // definitions, and structured-clone extensions would let a sender build
@@ -180,11 +183,11 @@ function isKind(kind: unknown): kind is MessageKind {
 function parseBody(kind: MessageKind, raw: unknown): Body {
   switch (kind) {
     case "request":
-      return parseRequest(raw);
+      return parse(requestBody, raw);
     case "reply":
-      return parseReply(raw);
+      return parse(replyBody, raw);
     case "frontier":
-      return parseFrontier(raw);
+      return parse(frontierBody, raw);
     default:
       return notAKind(kind);
   }

@@ -16,6 +16,7 @@ import {
   UnknownTaskError,
   ValidationError,
 } from "@frontier/core";
+import type { WireError } from "./data.js";
 import {
   MAX_AMBIGUOUS_WORKFLOWS,
   MAX_ERROR_MESSAGE_LENGTH,
@@ -23,6 +24,9 @@ import {
   MAX_PROBLEMS,
   MAX_REASON_LENGTH,
 } from "./limits.js";
+
+/** An error as an error reply carries it (its schema, with the fields' docs, is data.ts's `wireError`). */
+export type { WireError } from "./data.js";
 
 /**
  * Every code an error reply can carry: the engine's codes (spread from core,
@@ -218,23 +222,6 @@ export const WIRE_ERRORS: { readonly [C in WireErrorCode]: WireErrorInfo } = {
   },
   INTERNAL: { retryable: false, source: "boundary", description: "An unexpected failure on the other side." },
 };
-
-/** An error as an error reply carries it. */
-export interface WireError {
-  readonly code: WireErrorCode;
-  readonly message: string;
-  readonly retryable: boolean;
-  /** VALIDATION_FAILED: the offending tasks, at most MAX_PROBLEMS. */
-  readonly problems?: readonly Problem[];
-  /** UNKNOWN_TASK, STALE_LEASE, INVALID_STATE: the task concerned. */
-  readonly taskId?: string;
-  /** INVALID_STATE: the task's state when the operation was refused. */
-  readonly state?: string;
-  /** SHARD_UNAVAILABLE: why, when the shard could say (SHARD_UNAVAILABLE_DETAILS). */
-  readonly detail?: ShardUnavailableDetail;
-  /** AMBIGUOUS_TASK: the workflows holding a task of that id (null: one without a workflow), at most MAX_AMBIGUOUS_WORKFLOWS. */
-  readonly workflows?: readonly (string | null)[];
-}
 
 /** An error raised at the boundary (codec, routing, transport) rather than by the engine. */
 export class ProtocolError extends Error {

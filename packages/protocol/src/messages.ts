@@ -1,31 +1,84 @@
 /**
- * Every message of the wire protocol. Requests and replies are discriminated
- * unions on `op`; a reply is `{ ok: true, op, ...result }` or
- * `{ ok: false, error }`. These are the shapes callers build and read; the
- * codec adds the envelope (`v`, `kind`) on the way out and strips it on the
- * way in (see codec.ts for the layout on the wire).
+ * Every message of the wire protocol, as one valibot schema each; the types
+ * are derived from the schemas, so a field is written once. Requests and
+ * replies are discriminated unions on `op`; a reply is
+ * `{ ok: true, op, ...result }` or `{ ok: false, error }`. These are the
+ * shapes callers build and read; the codec adds the envelope (`v`, `kind`)
+ * on the way out and strips it on the way in (see codec.ts for the layout on
+ * the wire), and checks each body with `requestBody`, `replyBody` or
+ * `frontierBody` both ways.
  *
  * Data shapes (TaskInput, Lease, TaskView, SchedulerStats) are the engine's
- * own, so a shard passes what the engine returns straight through.
+ * own, so a shard passes what the engine returns straight through; their
+ * schemas (data.ts) are held to the engine's types.
  */
-import type {
-  Lease,
-  Problem,
-  SchedulerStats,
-  TaskInput,
-  TaskRecord,
-  TaskState,
-  TaskSummary,
-  TaskView,
-} from "@frontier/core";
+import * as v from "valibot";
 import {
-  fromWireError,
-  type ShardUnavailableDetail,
-  toWireError,
-  type WireError,
-  type WireErrorCode,
-} from "./errors.js";
-import type { TaskRef } from "./slots.js";
+  attemptNumber,
+  clientTime,
+  detailOnlyWhenUnavailable,
+  id,
+  lease,
+  leaseDuration,
+  leaseMax,
+  leaseSecret,
+  leaseTypes,
+  nonEmptyId,
+  payload,
+  prerequisites,
+  problems,
+  reason,
+  shardToken,
+  shardUnavailableDetail,
+  slotNumber,
+  stateFilter,
+  stats,
+  statsWithoutTypes,
+  taskInput,
+  taskRecord,
+  taskState,
+  taskSummary,
+  taskType,
+  taskView,
+  upTo,
+  wireError,
+  wireErrorCode,
+} from "./data.js";
+import { fromWireError, toWireError, WireErrorCode } from "./errors.js";
+import {
+  MAX_ANNOUNCED_TYPES,
+  MAX_DEADLINE,
+  MAX_FRONTIER_DEPTH,
+  MAX_LEASES_PER_REQUEST,
+  MAX_LIST_LIMIT,
+  MAX_MOVE_PART_TASKS,
+  MAX_MOVE_PARTS,
+  MAX_SETTLES_PER_REQUEST,
+  MAX_SHARDS,
+  MAX_TASKS_PER_BATCH,
+  MAX_WAIT_MS,
+} from "./limits.js";
+import {
+  bool,
+  bounded,
+  count,
+  eachOnce,
+  expectedText,
+  type Failure,
+  isPlainMap,
+  list,
+  type MapOf,
+  map,
+  nullable,
+  num,
+  optional,
+  positive,
+  refuse,
+  rule,
+  type Schema,
+  say,
+} from "./schema.js";
+import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
 export const PROTOCOL_VERSION = 8;
@@ -64,74 +117,18 @@ export function isOp(value: unknown): value is Op {
   return typeof value === "string" && (OPS as readonly string[]).includes(value);
 }
 
-// ---------------------------------------------------------------- requests
+const op = <O extends Op>(name: O) => v.literal(name);
 
-/** Add a batch of tasks, atomically. Resending the same idempotencyKey returns the first outcome. */
-export interface SubmitRequest {
-  readonly op: "submit";
-  readonly tasks: readonly TaskInput[];
-  /** Chosen by the client, unique per batch, 1..MAX_ID_LENGTH. */
-  readonly idempotencyKey: string;
-}
+/** The fields of a request that names one task (see TaskRef). */
+const taskRef = { taskId: id, workflowId: optional(id) };
 
-/** Lease up to `max` runnable tasks, earliest deadline first, waiting up to `waitMs` for one. */
-export interface LeaseRequest {
-  readonly op: "lease";
-  /** The worker that will hold the leases. */
-  readonly owner: string;
-  /** 1..MAX_LEASES_PER_REQUEST. A reply may hold fewer (also to stay under MAX_MESSAGE_BYTES). */
-  readonly max: number;
-  /** Lease duration, ms; a positive integer. */
-  readonly leaseMs: number;
-  /** Long-poll: how long to wait when nothing is runnable, ms, 0..MAX_WAIT_MS. 0 answers at once. */
-  readonly waitMs: number;
-  /** Chosen by the client, unique per attempt; a retry with the same id gets the same grant. */
-  readonly requestId: string;
-  /**
-   * Lease only tasks of these types (1..MAX_LEASE_TYPES distinct task
-   * types), earliest deadline first among them. Absent: the default type
-   * only, so a task of another type never reaches a worker that named none.
-   */
-  readonly types?: readonly string[];
-  /**
-   * Coordinator → shard only: lease only tasks whose ordering key is at most
-   * this (the next shard's frontier), so a request filled from several
-   * shards keeps global earliest-deadline-first order.
-   */
-  readonly maxKey?: number;
-  /**
-   * Coordinator → shard only, with `maxKey`: of the tasks whose key equals
-   * `maxKey`, only those whose id is at most this (the next shard's first
-   * task), so ties between shards go by task id, as within one.
-   */
-  readonly maxTaskId?: string;
-  /**
-   * Coordinator → shard only: which ask of one fill at this shard this is,
-   * from 1 (absent = 1), 1..MAX_ATTEMPT. A coordinator that fills a request
-   * from several shards may ask one shard again in the same fill; each ask
-   * is a grant of its own, kept and replayed apart from the others, while
-   * every ask stays under the client's `requestId` (its grants are the
-   * request's grants: what a replay-only lookup answers).
-   */
-  readonly ask?: number;
-  /**
-   * Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT.
-   * Client → coordinator: a resend (2 and up) may have been granted already
-   * (its reply lost), so the coordinator asks every shard for grants kept
-   * under the id before granting anew. Coordinator → shard: a shard that was
-   * asked under a later attempt grants nothing to an earlier one, whose
-   * client gave it up (see `replayOnly`).
-   */
-  readonly attempt?: number;
-  /**
-   * Coordinator → shard only: answer with the grants kept for this owner and
-   * client request id (all its asks), or with none;
-   * never grant anew. From the answer on, lease asks under that client id
-   * from attempts before `attempt` grant nothing (a fence, kept durably).
-   */
-  readonly replayOnly?: boolean;
-}
-
+/** The fields of a request that names a held lease (HeldLease). */
+const heldLease = {
+  ...taskRef,
+  token: count,
+  /** LEASE_SECRET_LENGTH base64url characters. */
+  secret: leaseSecret,
+};
 /**
  * A lease as its holder names it: the task, the fencing token, and the
  * lease's secret, which only the grant carried (`Lease.secret`). A shard
@@ -139,36 +136,127 @@ export interface LeaseRequest {
  * granted under that token; so the token, which orders leases and is no
  * secret (getTask shows it), authorizes nothing by itself.
  */
-export interface HeldLease extends TaskRef {
-  readonly token: number;
-  /** LEASE_SECRET_LENGTH base64url characters. */
-  readonly secret: string;
-}
+export type HeldLease = MapOf<typeof heldLease>;
 
+/** A batch of tasks: at most MAX_TASKS_PER_BATCH, beyond it BATCH_TOO_LARGE. */
+const tasks = bounded(taskInput, MAX_TASKS_PER_BATCH, "MAX_TASKS_PER_BATCH", WireErrorCode.BATCH_TOO_LARGE);
+
+/** An empty batch changes nothing, yet a shard would keep its key for the retention period. */
+const someTasks =
+  (what: string) =>
+  (r: { readonly tasks: readonly unknown[] }): Failure | undefined =>
+    r.tasks.length === 0
+      ? { at: ["tasks"], code: WireErrorCode.INVALID_ARGUMENT, text: `a ${what} carries at least one task` }
+      : undefined;
+
+// ---------------------------------------------------------------- requests
+
+const submitRequest = map(
+  {
+    op: op("submit"),
+    tasks,
+    /** Chosen by the client, unique per batch, 1..MAX_ID_LENGTH. */
+    idempotencyKey: nonEmptyId,
+  },
+  someTasks("submit"),
+);
+/** Add a batch of tasks, atomically. Resending the same idempotencyKey returns the first outcome. */
+export type SubmitRequest = v.InferOutput<typeof submitRequest>;
+
+const leaseRequest = map(
+  {
+    op: op("lease"),
+    /** The worker that will hold the leases. */
+    owner: nonEmptyId,
+    /** 1..MAX_LEASES_PER_REQUEST. A reply may hold fewer (also to stay under MAX_MESSAGE_BYTES). */
+    max: leaseMax,
+    /** Lease duration, ms; a positive integer. */
+    leaseMs: leaseDuration,
+    /** Long-poll: how long to wait when nothing is runnable, ms, 0..MAX_WAIT_MS. 0 answers at once. */
+    waitMs: upTo(0, MAX_WAIT_MS, "MAX_WAIT_MS"),
+    /** Chosen by the client, unique per attempt; a retry with the same id gets the same grant. */
+    requestId: nonEmptyId,
+    /**
+     * Lease only tasks of these types (1..MAX_LEASE_TYPES distinct task
+     * types), earliest deadline first among them. Absent: the default type
+     * only, so a task of another type never reaches a worker that named none.
+     */
+    types: optional(leaseTypes),
+    /**
+     * Coordinator → shard only: lease only tasks whose ordering key is at most
+     * this (the next shard's frontier), so a request filled from several
+     * shards keeps global earliest-deadline-first order.
+     */
+    maxKey: optional(num),
+    /**
+     * Coordinator → shard only, with `maxKey`: of the tasks whose key equals
+     * `maxKey`, only those whose id is at most this (the next shard's first
+     * task), so ties between shards go by task id, as within one.
+     */
+    maxTaskId: optional(nonEmptyId),
+    /**
+     * Coordinator → shard only: which ask of one fill at this shard this is,
+     * from 1 (absent = 1), 1..MAX_ATTEMPT. A coordinator that fills a request
+     * from several shards may ask one shard again in the same fill; each ask
+     * is a grant of its own, kept and replayed apart from the others, while
+     * every ask stays under the client's `requestId` (its grants are the
+     * request's grants: what a replay-only lookup answers).
+     */
+    ask: optional(attemptNumber),
+    /**
+     * Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT.
+     * Client → coordinator: a resend (2 and up) may have been granted already
+     * (its reply lost), so the coordinator asks every shard for grants kept
+     * under the id before granting anew. Coordinator → shard: a shard that was
+     * asked under a later attempt grants nothing to an earlier one, whose
+     * client gave it up (see `replayOnly`).
+     */
+    attempt: optional(attemptNumber),
+    /**
+     * Coordinator → shard only: answer with the grants kept for this owner and
+     * client request id (all its asks), or with none;
+     * never grant anew. From the answer on, lease asks under that client id
+     * from attempts before `attempt` grant nothing (a fence, kept durably).
+     */
+    replayOnly: optional(bool),
+  },
+  (r) =>
+    r.maxTaskId !== undefined && r.maxKey === undefined
+      ? {
+          at: ["maxTaskId"],
+          code: WireErrorCode.INVALID_ARGUMENT,
+          text: "only with maxKey (it breaks ties at that key)",
+        }
+      : undefined,
+);
+/** Lease up to `max` runnable tasks, earliest deadline first, waiting up to `waitMs` for one. */
+export type LeaseRequest = v.InferOutput<typeof leaseRequest>;
+
+const heartbeatRequest = map({ op: op("heartbeat"), ...heldLease, leaseMs: leaseDuration });
 /** Extend a live lease by `leaseMs` from now. */
-export interface HeartbeatRequest extends HeldLease {
-  readonly op: "heartbeat";
-  readonly leaseMs: number;
-}
+export type HeartbeatRequest = v.InferOutput<typeof heartbeatRequest>;
 
-export interface CompleteRequest extends HeldLease {
-  readonly op: "complete";
-  /**
-   * The task's result (any msgpack value, at most MAX_RESULT_BYTES encoded
-   * and MAX_PAYLOAD_DEPTH deep), kept with the task and handed to its
-   * dependents' leases. A resent complete keeps the first one.
-   */
-  readonly result?: unknown;
-}
+/**
+ * The task's result (any msgpack value, at most MAX_RESULT_BYTES encoded
+ * and MAX_PAYLOAD_DEPTH deep), kept with the task and handed to its
+ * dependents' leases. A resent complete keeps the first one.
+ */
+const result = optional(payload);
 
-export interface FailRequest extends HeldLease {
-  readonly op: "fail";
+const completeRequest = map({ op: op("complete"), ...heldLease, result });
+export type CompleteRequest = v.InferOutput<typeof completeRequest>;
+
+const failRequest = map({
+  op: op("fail"),
+  ...heldLease,
   /** False: fail the task for good, whatever attempts it has left. */
-  readonly retryable: boolean;
+  retryable: bool,
   /** At most MAX_REASON_LENGTH. */
-  readonly reason: string;
-}
+  reason,
+});
+export type FailRequest = v.InferOutput<typeof failRequest>;
 
+const releaseRequest = map({ op: op("release"), ...heldLease });
 /**
  * Hand a held lease back without spending an attempt: the task is RUNNABLE
  * again at once (no backoff), its attempt count as before the grant; the
@@ -176,36 +264,45 @@ export interface FailRequest extends HeldLease {
  * complete and fail (token and secret). A resend while no lease was granted
  * since answers `duplicate: true`; after one, STALE_LEASE.
  */
-export interface ReleaseRequest extends HeldLease {
-  readonly op: "release";
-}
+export type ReleaseRequest = v.InferOutput<typeof releaseRequest>;
 
+const completedLease = map({ ...heldLease, result });
 /** A task a worker finished, named by its lease (token and secret), with its result as a complete's. */
-export interface CompletedLease extends HeldLease {
-  readonly result?: unknown;
-}
+export type CompletedLease = v.InferOutput<typeof completedLease>;
 
+const settleLease = map({
+  /** The worker that will hold the leases. */
+  owner: nonEmptyId,
+  /** 1..MAX_LEASES_PER_REQUEST. */
+  max: leaseMax,
+  /** Lease duration, ms; a positive integer. */
+  leaseMs: leaseDuration,
+  /** Chosen by the client, unique per settle; a resend under it gets the same grant. */
+  requestId: nonEmptyId,
+  /** Lease only tasks of these types, as LeaseRequest.types (absent: the default type only). */
+  types: optional(leaseTypes),
+  /** Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT. */
+  attempt: optional(attemptNumber),
+});
 /**
  * The next leases a `settle` sent straight to a shard asks for, granted in
  * the same commit as its completes (as BullMQ's moveToFinished fetches the
  * next job). Idempotent like a lease request: a resend (`attempt` 2 and up)
  * gets back the first send's grant, and fences the earlier sends.
  */
-export interface SettleLease {
-  /** The worker that will hold the leases. */
-  readonly owner: string;
-  /** 1..MAX_LEASES_PER_REQUEST. */
-  readonly max: number;
-  /** Lease duration, ms; a positive integer. */
-  readonly leaseMs: number;
-  /** Chosen by the client, unique per settle; a resend under it gets the same grant. */
-  readonly requestId: string;
-  /** Lease only tasks of these types, as LeaseRequest.types (absent: the default type only). */
-  readonly types?: readonly string[];
-  /** Which send of `requestId` this is, from 1 (absent = 1), 1..MAX_ATTEMPT. */
-  readonly attempt?: number;
-}
+export type SettleLease = v.InferOutput<typeof settleLease>;
 
+const settleRequest = map({
+  op: op("settle"),
+  /** 0..MAX_SETTLES_PER_REQUEST tasks, each at most once. */
+  completes: bounded(
+    completedLease,
+    MAX_SETTLES_PER_REQUEST,
+    "MAX_SETTLES_PER_REQUEST",
+    WireErrorCode.BATCH_TOO_LARGE,
+  ),
+  lease: optional(settleLease),
+});
 /**
  * A worker's finished tasks in one request: each completed under its lease
  * token, all in one commit. Sent to the shard that granted the leases (or to
@@ -215,327 +312,583 @@ export interface SettleLease {
  * other shards' announced frontiers (global earliest-deadline-first); a
  * coordinator leaves the lease out (it grants through `lease`).
  */
-export interface SettleRequest {
-  readonly op: "settle";
-  /** 0..MAX_SETTLES_PER_REQUEST tasks, each at most once. */
-  readonly completes: readonly CompletedLease[];
-  readonly lease?: SettleLease;
-}
+export type SettleRequest = v.InferOutput<typeof settleRequest>;
 
+const duplicateOutcome = map({ duplicate: bool });
+const errorOutcome = map({ error: wireError });
+/** One outcome of a settle: refused when it names an `error`, else completed. */
+const settleOutcome = v.lazy((input) =>
+  isPlainMap(input) && "error" in input ? errorOutcome : duplicateOutcome,
+);
 /** What became of one task of a settle: completed (`duplicate`: already, under this token), or refused. */
-export type SettleOutcome = { readonly duplicate: boolean } | { readonly error: WireError };
+export type SettleOutcome = v.InferOutput<typeof settleOutcome>;
 
-export interface CancelRequest extends TaskRef {
-  readonly op: "cancel";
+const cancelRequest = map({
+  op: op("cancel"),
+  ...taskRef,
   /** At most MAX_REASON_LENGTH. */
-  readonly reason?: string;
-}
+  reason: optional(reason),
+});
+export type CancelRequest = v.InferOutput<typeof cancelRequest>;
 
-export interface UpdateDeadlineRequest extends TaskRef {
-  readonly op: "updateDeadline";
-  readonly deadline: number;
-}
+const updateDeadlineRequest = map(
+  { op: op("updateDeadline"), ...taskRef, deadline: num },
+  clientTime("deadline", "taskId"),
+);
+export type UpdateDeadlineRequest = v.InferOutput<typeof updateDeadlineRequest>;
 
-export interface GetTaskRequest extends TaskRef {
-  readonly op: "getTask";
-}
+const getTaskRequest = map({ op: op("getTask"), ...taskRef });
+export type GetTaskRequest = v.InferOutput<typeof getTaskRequest>;
 
-export interface StatsRequest {
-  readonly op: "stats";
-}
+const statsRequest = map({ op: op("stats") });
+export type StatsRequest = v.InferOutput<typeof statsRequest>;
 
+const listCursor = map({
+  deadline: v.pipe(
+    num,
+    v.check(
+      (d: number) => Number.isFinite(d),
+      (issue) => expectedText("a finite number", issue.input),
+    ),
+  ),
+  id: nonEmptyId,
+  shardId: shardToken,
+});
 /**
  * Where a page of tasks resumes: right after this task, in the order of
  * (deadline, id, shardId) — the shard id breaks ties between tasks of equal
  * deadline and id on two shards. A typed value of its own: a client sends
  * back the `next` it got, and nobody parses it out of a string.
  */
-export interface ListCursor {
-  readonly deadline: number;
-  readonly id: string;
-  readonly shardId: string;
-}
+export type ListCursor = v.InferOutput<typeof listCursor>;
 
+/** A deadline range's bound: a finite number within ±MAX_DEADLINE. */
+const deadlineBound = v.pipe(
+  num,
+  v.check(
+    (d) => Number.isFinite(d) && d <= MAX_DEADLINE && d >= -MAX_DEADLINE,
+    say(WireErrorCode.INVALID_ARGUMENT, (d) => `${d} is not a deadline (finite, within ±MAX_DEADLINE)`),
+  ),
+);
+
+/** 1..MAX_LIST_LIMIT. A reply may hold fewer (to stay under MAX_LIST_BYTES) and still have a `next`. */
+const listLimit = upTo(1, MAX_LIST_LIMIT, "MAX_LIST_LIMIT");
+
+const listTasksRequest = map({
+  op: op("listTasks"),
+  /** Only these states, 1..7 distinct. */
+  states: optional(stateFilter),
+  workflowId: optional(id),
+  /** Only tasks of these types, 1..MAX_LEASE_TYPES distinct (`"default"`: those submitted without one). */
+  types: optional(leaseTypes),
+  /** Only deadlines ≥ this. */
+  deadlineFrom: optional(deadlineBound),
+  /** Only deadlines < this. */
+  deadlineTo: optional(deadlineBound),
+  after: optional(listCursor),
+  limit: listLimit,
+});
 /**
  * A page of tasks matching a filter, in (deadline, id, shardId) order,
  * without payloads. A coordinator asks every shard for a page from the same
  * cursor and merges them; the reply's `next` (null: no more) starts the next
  * page. Each filter field narrows; none given lists every task.
  */
-export interface ListTasksRequest {
-  readonly op: "listTasks";
-  /** Only these states, 1..7 distinct. */
-  readonly states?: readonly TaskState[];
-  readonly workflowId?: string;
-  /** Only tasks of these types, 1..MAX_LEASE_TYPES distinct (`"default"`: those submitted without one). */
-  readonly types?: readonly string[];
-  /** Only deadlines ≥ this. */
-  readonly deadlineFrom?: number;
-  /** Only deadlines < this. */
-  readonly deadlineTo?: number;
-  readonly after?: ListCursor;
-  /** 1..MAX_LIST_LIMIT. A reply may hold fewer (to stay under MAX_LIST_BYTES) and still have a `next`. */
-  readonly limit: number;
-}
+export type ListTasksRequest = v.InferOutput<typeof listTasksRequest>;
 
+const getWorkflowRequest = map({
+  op: op("getWorkflow"),
+  workflowId: nonEmptyId,
+  after: optional(listCursor),
+  limit: listLimit,
+});
 /**
  * One workflow's tasks with their prerequisites (its graph), in
  * (deadline, id) order, from the one shard owning the workflow's slot.
  */
-export interface GetWorkflowRequest {
-  readonly op: "getWorkflow";
-  readonly workflowId: string;
-  readonly after?: ListCursor;
-  /** 1..MAX_LIST_LIMIT. */
-  readonly limit: number;
-}
+export type GetWorkflowRequest = v.InferOutput<typeof getWorkflowRequest>;
 
+const retryRequest = map(
+  { op: op("retry"), ...taskRef, deadline: optional(num) },
+  clientTime("deadline", "taskId"),
+);
 /**
  * Run a task that ended FAILED, CANCELLED or EXPIRED again from the start
  * (attempts from 0): RUNNABLE, or WAITING on prerequisites still live. An
  * admin's op. `deadline`: a new deadline (needed when a hard deadline passed).
  */
-export interface RetryRequest extends TaskRef {
-  readonly op: "retry";
-  readonly deadline?: number;
-}
+export type RetryRequest = v.InferOutput<typeof retryRequest>;
 
+// A prepared part has a submit's shape (phase one of a multi-shard submit).
+const prepareRequest = map({ op: op("prepare"), tasks, idempotencyKey: nonEmptyId }, someTasks("prepare"));
 /**
  * Phase one of a submit spanning several shards: check the part against the
  * shard's state and reserve its ids (for PREPARE_TTL_MS) under the key.
  */
-export interface PrepareRequest {
-  readonly op: "prepare";
-  readonly tasks: readonly TaskInput[];
-  readonly idempotencyKey: string;
-}
+export type PrepareRequest = v.InferOutput<typeof prepareRequest>;
 
+const commitRequest = map({ op: op("commit"), idempotencyKey: nonEmptyId });
 /** Phase two: make the prepared part durable. Idempotent under the key. */
-export interface CommitRequest {
-  readonly op: "commit";
-  readonly idempotencyKey: string;
-}
+export type CommitRequest = v.InferOutput<typeof commitRequest>;
 
+const abortRequest = map({ op: op("abort"), idempotencyKey: nonEmptyId });
 /** Drop a prepared part (another part was rejected). Unknown keys are fine. */
-export interface AbortRequest {
-  readonly op: "abort";
-  readonly idempotencyKey: string;
-}
+export type AbortRequest = v.InferOutput<typeof abortRequest>;
 
+const checkRequest = map({ op: op("check"), tasks }, someTasks("check"));
 /**
  * Check a part of a batch the coordinator rejects anyway (it has batch-local
  * problems) against the shard's state, so one rejection lists every problem.
  * Reserves nothing and changes nothing; the shard answers with the problems.
  */
-export interface CheckRequest {
-  readonly op: "check";
-  readonly tasks: readonly TaskInput[];
-}
+export type CheckRequest = v.InferOutput<typeof checkRequest>;
 
+const moveSlotRequest = map({ op: op("moveSlot"), slot: slotNumber, target: shardToken, moveId: nonEmptyId });
 /**
  * Move slot `slot` to shard `target` (admin → coordinator → the slot's
  * shard, which drives the move; docs/cluster.md, "Slot movement"). The
  * reply comes once the move has ended; a resend under the same `moveId`
  * joins or replays it.
  */
-export interface MoveSlotRequest {
-  readonly op: "moveSlot";
-  readonly slot: number;
-  readonly target: string;
-  readonly moveId: string;
-}
+export type MoveSlotRequest = v.InferOutput<typeof moveSlotRequest>;
 
-/** One idempotency or lease-request entry moving with its tasks (the shard's journal row, typed). */
-export interface MovedEntry {
-  readonly key: string;
-  readonly taskIds: readonly string[];
-  readonly createdAt: number;
+const movedEntry = map({
+  key: nonEmptyId,
+  taskIds: prerequisites,
+  createdAt: num,
   /** Lease-request entries only: the grants' tokens, parallel to taskIds. */
-  readonly tokens?: readonly number[];
-  readonly fence?: number;
-}
+  tokens: optional(list(count)),
+  fence: optional(attemptNumber),
+});
+/** One idempotency or lease-request entry moving with its tasks (the shard's journal row, typed). */
+export type MovedEntry = v.InferOutput<typeof movedEntry>;
 
+const movedLease = map({ taskId: nonEmptyId, token: positive, secret: leaseSecret });
 /** The proof of a live lease of a moving task, made by the shard that granted it. */
-export interface MovedLease {
-  readonly taskId: string;
-  readonly token: number;
-  readonly secret: string;
-}
+export type MovedLease = v.InferOutput<typeof movedLease>;
 
+/** Tasks, entries or leases of one adopt part: at most MAX_MOVE_PART_TASKS each. */
+const partOf = <T>(item: Schema<T>) =>
+  bounded(item, MAX_MOVE_PART_TASKS, "MAX_MOVE_PART_TASKS", WireErrorCode.BATCH_TOO_LARGE);
+
+const adoptRequest = map(
+  {
+    op: op("adopt"),
+    moveId: nonEmptyId,
+    slot: slotNumber,
+    /** The shard the slot leaves. */
+    source: shardToken,
+    part: count,
+    parts: upTo(1, MAX_MOVE_PARTS, "MAX_MOVE_PARTS"),
+    tasks: partOf(taskRecord),
+    entries: partOf(movedEntry),
+    leases: partOf(movedLease),
+  },
+  (r) =>
+    r.part >= r.parts
+      ? {
+          at: ["part"],
+          code: WireErrorCode.BAD_MESSAGE,
+          text: expectedText(`a part below parts (${r.parts})`, r.part),
+        }
+      : undefined,
+);
 /**
  * Part `part` (from 0) of `parts` of a slot's export, shard → shard only
  * (docs/cluster.md, "Slot movement"). The target keeps the parts of a move
  * until it has them all, then adopts them in one commit; every part of a
  * move it adopted before answers `adopted` again.
  */
-export interface AdoptRequest {
-  readonly op: "adopt";
-  readonly moveId: string;
-  readonly slot: number;
-  /** The shard the slot leaves. */
-  readonly source: string;
-  readonly part: number;
-  readonly parts: number;
-  readonly tasks: readonly TaskRecord[];
-  readonly entries: readonly MovedEntry[];
-  readonly leases: readonly MovedLease[];
-}
+export type AdoptRequest = v.InferOutput<typeof adoptRequest>;
 
-export type Request =
-  | SubmitRequest
-  | LeaseRequest
-  | HeartbeatRequest
-  | CompleteRequest
-  | FailRequest
-  | ReleaseRequest
-  | SettleRequest
-  | CancelRequest
-  | UpdateDeadlineRequest
-  | GetTaskRequest
-  | StatsRequest
-  | ListTasksRequest
-  | GetWorkflowRequest
-  | RetryRequest
-  | PrepareRequest
-  | CommitRequest
-  | AbortRequest
-  | CheckRequest
-  | MoveSlotRequest
-  | AdoptRequest;
+/** Each op's request schema. */
+const REQUESTS = {
+  submit: submitRequest,
+  lease: leaseRequest,
+  heartbeat: heartbeatRequest,
+  complete: completeRequest,
+  fail: failRequest,
+  release: releaseRequest,
+  settle: settleRequest,
+  cancel: cancelRequest,
+  updateDeadline: updateDeadlineRequest,
+  getTask: getTaskRequest,
+  stats: statsRequest,
+  listTasks: listTasksRequest,
+  getWorkflow: getWorkflowRequest,
+  retry: retryRequest,
+  prepare: prepareRequest,
+  commit: commitRequest,
+  abort: abortRequest,
+  check: checkRequest,
+  moveSlot: moveSlotRequest,
+  adopt: adoptRequest,
+} as const satisfies { readonly [O in Op]: Schema<{ readonly op: O }> };
 
+export type Request = v.InferOutput<(typeof REQUESTS)[Op]>;
 export type RequestOf<O extends Op> = Extract<Request, { readonly op: O }>;
 
-// ----------------------------------------------------------------- results
+/** `one of submit, lease, …` */
+const ONE_OF_OPS = `one of ${OPS.join(", ")}`;
+
+/** Not a map, or a map without a known op: named as such. */
+const notARequest = refuse((input) =>
+  isPlainMap(input)
+    ? { at: ["op"], code: WireErrorCode.BAD_MESSAGE, text: expectedText(ONE_OF_OPS, input["op"]) }
+    : { code: WireErrorCode.BAD_MESSAGE, text: expectedText("a map", input) },
+);
+
+/** A request body (the envelope's fields removed): the schema of its op. */
+export const requestBody: Schema<Request> = v.lazy(
+  (input): Schema<Request> => (isPlainMap(input) && isOp(input["op"]) ? REQUESTS[input["op"]] : notARequest),
+);
+
+// --------------------------------------------------------------- frontier
+
+/** `depth`: at most MAX_FRONTIER_DEPTH keys, ascending (the first one the announcement's key, a rule of the map). */
+const depth = v.pipe(
+  bounded(num, MAX_FRONTIER_DEPTH, "MAX_FRONTIER_DEPTH", WireErrorCode.BAD_MESSAGE),
+  rule<readonly number[]>((keys) => {
+    for (let i = 1; i < keys.length; i++) {
+      if (keys[i]! < keys[i - 1]!)
+        return {
+          at: [i],
+          code: "BAD_MESSAGE",
+          text: expectedText(`a key no less than ${keys[i - 1]}`, keys[i]),
+        };
+    }
+    return undefined;
+  }),
+);
+
+/** A map's `depth` starts at its `key`. */
+const depthFromKey = (a: {
+  readonly key: number | null;
+  readonly depth?: readonly number[];
+}): Failure | undefined =>
+  a.depth !== undefined && a.depth.length > 0 && a.depth[0] !== a.key
+    ? {
+        at: ["depth", 0],
+        code: WireErrorCode.BAD_MESSAGE,
+        text: expectedText(`the announcement's key (${a.key})`, a.depth[0]),
+      }
+    : undefined;
+
+const typeFrontier = map({
+  type: taskType,
+  /** Ordering key of the type's first runnable task (its deadline, or earlier under the starvation guard). */
+  key: num,
+  deadline: num,
+  taskId: id,
+  /** Runnable tasks of the type. */
+  runnable: positive,
+  /** As FrontierAnnouncement.depth, over the type's runnable tasks; `depth[0]` is `key`. */
+  depth: optional(depth),
+});
+/** One task type's frontier on a shard (FrontierAnnouncement.types). */
+export type TypeFrontierAnnouncement = v.InferOutput<typeof typeFrontier>;
+
+/**
+ * An announcement's per-type frontiers: at most MAX_ANNOUNCED_TYPES, each
+ * type once, in dispatch order, each depth from its type's key (checked in
+ * that order, so a type listed twice is named as such).
+ */
+const typeFrontiers = v.pipe(
+  bounded(typeFrontier, MAX_ANNOUNCED_TYPES, "MAX_ANNOUNCED_TYPES", WireErrorCode.BAD_MESSAGE),
+  eachOnce(
+    (t: TypeFrontierAnnouncement) => t.type,
+    (t, i): Failure => ({
+      at: [i, "type"],
+      code: "BAD_MESSAGE",
+      text: expectedText("each type once", t.type),
+    }),
+  ),
+  rule<readonly TypeFrontierAnnouncement[]>((types) => {
+    for (let i = 1; i < types.length; i++) {
+      const [previous, t] = [types[i - 1]!, types[i]!];
+      if (t.key < previous.key || (t.key === previous.key && t.taskId < previous.taskId))
+        return {
+          at: [i, "key"],
+          code: "BAD_MESSAGE",
+          text: expectedText("types in dispatch order of their first tasks", t.key),
+        };
+    }
+    return undefined;
+  }),
+  rule<readonly TypeFrontierAnnouncement[]>((types) => {
+    for (let i = 0; i < types.length; i++) {
+      const failure = depthFromKey(types[i]!);
+      if (failure !== undefined) return { ...failure, at: [i, ...(failure.at ?? [])] };
+    }
+    return undefined;
+  }),
+);
+
+const frontierAnnouncement = map(
+  {
+    shardId: shardToken,
+    /** Earliest deadline among the shard's runnable tasks; null when none is runnable. */
+    deadline: nullable(num),
+    /**
+     * Ordering key of that task: its deadline, or earlier under the shard's
+     * starvation guard. Coordinators route by it; null exactly when `deadline` is.
+     */
+    key: nullable(num),
+    /** The task holding that deadline; null exactly when `deadline` is. */
+    taskId: nullable(id),
+    /** Runnable tasks on the shard. */
+    runnable: count,
+    /**
+     * The shard's frontier per task type: for each type with runnable tasks,
+     * its first task's key, deadline and id, its runnable count and depth, in
+     * dispatch order of those first tasks, at most MAX_ANNOUNCED_TYPES. The
+     * fields above are the whole shard's (every type); a coordinator routes a
+     * lease for types T by these. Absent (or empty) when nothing is runnable.
+     */
+    types: optional(typeFrontiers),
+    /**
+     * Types with runnable tasks left out of `types` (past
+     * MAX_ANNOUNCED_TYPES). Each one's first task comes after the last
+     * listed type's first task, so that key bounds it from below. Absent or 0: none.
+     */
+    typesOmitted: optional(count),
+    /** Increases by one per announcement of one shard process; starts over when it restarts. */
+    seq: count,
+    /** The shard's clock when it announced, ms since the epoch; lets a coordinator drop stale shards. */
+    at: num,
+    /**
+     * How the runnable tasks' keys spread: `depth[i]` is the ordering key of
+     * the `FRONTIER_DEPTH_RANKS[i]`-th earliest runnable task (as deep as
+     * there are runnable tasks), ascending; `depth[0]` is `key`. With it a
+     * coordinator fills a lease request from several shards in one parallel
+     * round, still handing out exactly the earliest tasks. Absent from a shard
+     * older than the field.
+     */
+    depth: optional(depth),
+  },
+  (a) =>
+    (a.deadline === null) !== (a.taskId === null) || (a.deadline === null) !== (a.key === null)
+      ? {
+          code: WireErrorCode.BAD_MESSAGE,
+          text: "deadline, key, taskId: all null (nothing runnable) or all set",
+        }
+      : undefined,
+  depthFromKey,
+);
+/**
+ * What a shard publishes on `frontier.<cluster>.frontier`, periodically and
+ * whenever its frontier changes, so coordinators route lease requests to the
+ * shard with the earliest runnable deadline without asking every shard.
+ * Ordering is NATS's per-publisher order; `seq` detects gaps and restarts.
+ */
+export type FrontierAnnouncement = v.InferOutput<typeof frontierAnnouncement>;
+
+/** A frontier announcement body (the envelope's fields removed). */
+export const frontierBody: Schema<FrontierAnnouncement> = frontierAnnouncement;
+
+// ----------------------------------------------------------------- replies
+
+/** A lease reply's or a settle reply's leases: at most MAX_LEASES_PER_REQUEST. */
+const leases = bounded(
+  lease,
+  MAX_LEASES_PER_REQUEST,
+  "MAX_LEASES_PER_REQUEST",
+  WireErrorCode.BATCH_TOO_LARGE,
+);
+
+const shardStatsEntry = map({
+  shardId: shardToken,
+  /**
+   * Slots (of SLOT_COUNT) the shard owns in the coordinator's slot table;
+   * 0 for a shard known only from its frontier announcements.
+   */
+  slots: v.pipe(
+    count,
+    v.check(
+      (n) => n <= SLOT_COUNT,
+      (issue) => expectedText(`at most SLOT_COUNT (${SLOT_COUNT})`, issue.input),
+    ),
+  ),
+  /** The shard's stats, without per-type counts (`types`: the merged stats carry the cluster's). */
+  stats: statsWithoutTypes,
+});
+/** One shard's own stats in a coordinator's stats reply. */
+export type ShardStatsEntry = v.InferOutput<typeof shardStatsEntry>;
+
+const shardCoverage = map(
+  {
+    /** Shards whose stats are in the sum. */
+    answered: bounded(nonEmptyId, MAX_SHARDS, "MAX_SHARDS", WireErrorCode.BAD_MESSAGE),
+    /**
+     * Shards that did not answer in time, with the wire error code of the
+     * failure (e.g. TIMEOUT) and, for SHARD_UNAVAILABLE, why (`detail`).
+     */
+    missing: bounded(
+      map(
+        { shardId: nonEmptyId, code: wireErrorCode, detail: optional(shardUnavailableDetail) },
+        detailOnlyWhenUnavailable,
+      ),
+      MAX_SHARDS,
+      "MAX_SHARDS",
+      WireErrorCode.BAD_MESSAGE,
+    ),
+  },
+  (c) => {
+    const n = c.answered.length + c.missing.length;
+    return n > MAX_SHARDS
+      ? { code: WireErrorCode.BAD_MESSAGE, text: `${n} shards exceed MAX_SHARDS (${MAX_SHARDS})` }
+      : undefined;
+  },
+);
+/**
+ * Which shards a coordinator's cluster stats cover: the stats are the sum of
+ * `answered` only, so a non-empty `missing` means they are partial. Together
+ * at most MAX_SHARDS entries; each list in shard id order.
+ */
+export type ShardCoverage = v.InferOutput<typeof shardCoverage>;
+
+/** A page of task summaries: at most MAX_LIST_LIMIT. */
+const summaries = bounded(taskSummary, MAX_LIST_LIMIT, "MAX_LIST_LIMIT", WireErrorCode.BAD_MESSAGE);
+
+const ok = v.literal(true);
 
 /** What an ok reply to each op carries besides `ok` and `op`. */
-export interface ResultMap {
-  readonly submit: {
+const OK_REPLIES = {
+  submit: map({
+    ok,
+    op: op("submit"),
     /** Tasks added by the batch. */
-    readonly accepted: number;
+    accepted: count,
     /** True when the idempotencyKey had been seen: this is the first outcome, replayed. */
-    readonly replayed: boolean;
-  };
+    replayed: bool,
+  }),
   /**
    * Possibly empty (nothing runnable within waitMs). `frontier`: shard →
    * coordinator only, the shard's frontier right after these grants (an
    * announcement, numbered like the published ones), so lease routing knows
    * the shard's next key without waiting for its next announcement.
    */
-  readonly lease: {
-    readonly leases: readonly Lease[];
-    readonly frontier?: FrontierAnnouncement;
-    /**
-     * Coordinator → client only: `shards[i]` is the shard that granted
-     * `leases[i]`, so a worker settles, heartbeats and fails it there, in one
-     * hop. Absent from a reply older than the field; then everything goes
-     * through a coordinator.
-     */
-    readonly shards?: readonly string[];
-  };
-  readonly heartbeat: { readonly expiresAt: number };
+  lease: map(
+    {
+      ok,
+      op: op("lease"),
+      leases,
+      frontier: optional(frontierAnnouncement),
+      /**
+       * Coordinator → client only: `shards[i]` is the shard that granted
+       * `leases[i]`, so a worker settles, heartbeats and fails it there, in one
+       * hop. Absent from a reply older than the field; then everything goes
+       * through a coordinator.
+       */
+      shards: optional(list(shardToken)),
+    },
+    (r) =>
+      r.shards !== undefined && r.shards.length !== r.leases.length
+        ? {
+            at: ["shards"],
+            code: WireErrorCode.BAD_MESSAGE,
+            text: expectedText(`one shard id per lease (${r.leases.length})`, r.shards),
+          }
+        : undefined,
+  ),
+  heartbeat: map({ ok, op: op("heartbeat"), expiresAt: num }),
   /** `duplicate`: the task was already completed under this token (a retried complete). */
-  readonly complete: { readonly duplicate: boolean };
+  complete: map({ ok, op: op("complete"), duplicate: bool }),
   /** The task's state after the failure: WAITING (will retry) or FAILED. */
-  readonly fail: { readonly state: TaskState };
+  fail: map({ ok, op: op("fail"), state: taskState }),
   /** `duplicate`: the lease under this token was released already (a resent release). */
-  readonly release: { readonly duplicate: boolean };
+  release: map({ ok, op: op("release"), duplicate: bool }),
   /**
    * `results[i]` is the outcome of `completes[i]`; `leases`, the next leases
    * (empty unless the request asked, and always from a coordinator);
    * `frontier`, shard only: the shard's frontier after the settle.
    */
-  readonly settle: {
-    readonly results: readonly SettleOutcome[];
-    readonly leases: readonly Lease[];
-    readonly frontier?: FrontierAnnouncement;
-  };
-  readonly cancel: Record<never, never>;
-  readonly updateDeadline: Record<never, never>;
+  settle: map({
+    ok,
+    op: op("settle"),
+    results: bounded(
+      settleOutcome,
+      MAX_SETTLES_PER_REQUEST,
+      "MAX_SETTLES_PER_REQUEST",
+      WireErrorCode.BATCH_TOO_LARGE,
+    ),
+    leases,
+    frontier: optional(frontierAnnouncement),
+  }),
+  cancel: map({ ok, op: op("cancel") }),
+  updateDeadline: map({ ok, op: op("updateDeadline") }),
   /** null: no such task. */
-  readonly getTask: { readonly task: TaskView | null };
+  getTask: map({ ok, op: op("getTask"), task: nullable(taskView) }),
   /**
    * `shards` and `byShard`: coordinator → client only (a shard's own reply
    * leaves them out); `byShard`, each answering shard's own stats, in
    * `shards.answered`'s order.
    */
-  readonly stats: {
-    readonly stats: SchedulerStats;
-    readonly shards?: ShardCoverage;
-    readonly byShard?: readonly ShardStatsEntry[];
-  };
+  stats: map({
+    ok,
+    op: op("stats"),
+    stats,
+    shards: optional(shardCoverage),
+    byShard: optional(bounded(shardStatsEntry, MAX_SHARDS, "MAX_SHARDS", WireErrorCode.BAD_MESSAGE)),
+  }),
   /**
    * `tasks` in (deadline, id, shardId) order; `next`: the cursor of the
    * next page, null when no more match (on the shards that answered);
    * `shards`: coordinator → client only, as for stats — a page is partial
    * when some are missing.
    */
-  readonly listTasks: {
-    readonly tasks: readonly TaskSummary[];
-    readonly next: ListCursor | null;
-    readonly shards?: ShardCoverage;
-  };
+  listTasks: map({
+    ok,
+    op: op("listTasks"),
+    tasks: summaries,
+    next: nullable(listCursor),
+    shards: optional(shardCoverage),
+  }),
   /** As listTasks, each task with its `prerequisites`; empty for an unknown workflow. */
-  readonly getWorkflow: { readonly tasks: readonly TaskSummary[]; readonly next: ListCursor | null };
+  getWorkflow: map({ ok, op: op("getWorkflow"), tasks: summaries, next: nullable(listCursor) }),
   /** The task's state after the retry: RUNNABLE or WAITING. */
-  readonly retry: { readonly state: TaskState };
+  retry: map({ ok, op: op("retry"), state: taskState }),
   /** Tasks in the prepared part. */
-  readonly prepare: { readonly accepted: number };
-  readonly commit: { readonly accepted: number; readonly replayed: boolean };
-  readonly abort: Record<never, never>;
+  prepare: map({ ok, op: op("prepare"), accepted: count }),
+  commit: map({ ok, op: op("commit"), accepted: count, replayed: bool }),
+  abort: map({ ok, op: op("abort") }),
   /** What `submit` would refuse in the part now (empty: nothing), at most MAX_PROBLEMS. */
-  readonly check: { readonly problems: readonly Problem[] };
+  check: map({ ok, op: op("check"), problems }),
   /** The move ended: `tasks` moved (0 when the slot held none, or when replayed). */
-  readonly moveSlot: { readonly tasks: number };
+  moveSlot: map({ ok, op: op("moveSlot"), tasks: count }),
   /** `adopted`: the whole move is adopted (now or before); false: this part is kept until the rest arrive. */
-  readonly adopt: { readonly adopted: boolean };
-}
+  adopt: map({ ok, op: op("adopt"), adopted: bool }),
+} as const satisfies { readonly [O in Op]: Schema<{ readonly ok: true; readonly op: O }> };
+
+type OkReplies = { readonly [O in Op]: v.InferOutput<(typeof OK_REPLIES)[O]> };
+
+/** What an ok reply to each op carries besides `ok` and `op`. */
+export type ResultMap = { readonly [O in Op]: Omit<OkReplies[O], "ok" | "op"> };
 
 export type ResultOf<O extends Op> = ResultMap[O];
 
-/** One shard's own stats in a coordinator's stats reply. */
-export interface ShardStatsEntry {
-  readonly shardId: string;
-  /**
-   * Slots (of SLOT_COUNT) the shard owns in the coordinator's slot table;
-   * 0 for a shard known only from its frontier announcements.
-   */
-  readonly slots: number;
-  /** The shard's stats, without per-type counts (`types`: the merged stats carry the cluster's). */
-  readonly stats: SchedulerStats;
-}
-
-/**
- * Which shards a coordinator's cluster stats cover: the stats are the sum of
- * `answered` only, so a non-empty `missing` means they are partial. Together
- * at most MAX_SHARDS entries; each list in shard id order.
- */
-export interface ShardCoverage {
-  /** Shards whose stats are in the sum. */
-  readonly answered: readonly string[];
-  /**
-   * Shards that did not answer in time, with the wire error code of the
-   * failure (e.g. TIMEOUT) and, for SHARD_UNAVAILABLE, why (`detail`).
-   */
-  readonly missing: readonly {
-    readonly shardId: string;
-    readonly code: WireErrorCode;
-    readonly detail?: ShardUnavailableDetail;
-  }[];
-}
-
-// ----------------------------------------------------------------- replies
-
 /** An ok reply to `O` (distributes over a union of ops). */
-export type OkReply<O extends Op = Op> = O extends Op
-  ? { readonly ok: true; readonly op: O } & ResultMap[O]
-  : never;
+export type OkReply<O extends Op = Op> = OkReplies[O];
 
-export interface ErrorReply {
-  readonly ok: false;
-  readonly error: WireError;
-}
+const errorReplySchema = map({ ok: v.literal(false), error: wireError });
+export type ErrorReply = v.InferOutput<typeof errorReplySchema>;
 
 export type Reply<O extends Op = Op> = OkReply<O> | ErrorReply;
+
+/** Not a map, `ok` not a boolean, or an ok reply without a known op: named as such. */
+const notAReply = refuse((input) => {
+  if (!isPlainMap(input)) return { code: WireErrorCode.BAD_MESSAGE, text: expectedText("a map", input) };
+  if (input["ok"] !== true)
+    return { at: ["ok"], code: WireErrorCode.BAD_MESSAGE, text: expectedText("a boolean", input["ok"]) };
+  return { at: ["op"], code: WireErrorCode.BAD_MESSAGE, text: expectedText(ONE_OF_OPS, input["op"]) };
+});
+
+/** A reply body (the envelope's fields removed): an error reply, or the ok reply of its op. */
+export const replyBody: Schema<Reply> = v.lazy((input): Schema<Reply> => {
+  if (!isPlainMap(input)) return notAReply;
+  if (input["ok"] === false) return errorReplySchema;
+  return input["ok"] === true && isOp(input["op"]) ? OK_REPLIES[input["op"]] : notAReply;
+});
 
 /** The error reply for anything thrown while handling a request. */
 export function errorReply(err: unknown): ErrorReply {
@@ -544,71 +897,8 @@ export function errorReply(err: unknown): ErrorReply {
 
 /** The ok reply, or the typed error the error reply stands for, thrown (see `fromWireError`). */
 export function unwrapReply<O extends Op>(reply: Reply<O>): OkReply<O> {
-  if (reply.ok) return reply;
-  throw fromWireError(reply.error);
-}
-
-// ----------------------------------------------------------------- frontier
-
-/**
- * What a shard publishes on `frontier.<cluster>.frontier`, periodically and
- * whenever its frontier changes, so coordinators route lease requests to the
- * shard with the earliest runnable deadline without asking every shard.
- * Ordering is NATS's per-publisher order; `seq` detects gaps and restarts.
- */
-export interface FrontierAnnouncement {
-  readonly shardId: string;
-  /** Earliest deadline among the shard's runnable tasks; null when none is runnable. */
-  readonly deadline: number | null;
-  /**
-   * Ordering key of that task: its deadline, or earlier under the shard's
-   * starvation guard. Coordinators route by it; null exactly when `deadline` is.
-   */
-  readonly key: number | null;
-  /** The task holding that deadline; null exactly when `deadline` is. */
-  readonly taskId: string | null;
-  /** Runnable tasks on the shard. */
-  readonly runnable: number;
-  /**
-   * How the runnable tasks' keys spread: `depth[i]` is the ordering key of
-   * the `FRONTIER_DEPTH_RANKS[i]`-th earliest runnable task (as deep as
-   * there are runnable tasks), ascending; `depth[0]` is `key`. With it a
-   * coordinator fills a lease request from several shards in one parallel
-   * round, still handing out exactly the earliest tasks. Absent from a shard
-   * older than the field.
-   */
-  readonly depth?: readonly number[];
-  /**
-   * The shard's frontier per task type: for each type with runnable tasks,
-   * its first task's key, deadline and id, its runnable count and depth, in
-   * dispatch order of those first tasks, at most MAX_ANNOUNCED_TYPES. The
-   * fields above are the whole shard's (every type); a coordinator routes a
-   * lease for types T by these. Absent (or empty) when nothing is runnable.
-   */
-  readonly types?: readonly TypeFrontierAnnouncement[];
-  /**
-   * Types with runnable tasks left out of `types` (past
-   * MAX_ANNOUNCED_TYPES). Each one's first task comes after the last
-   * listed type's first task, so that key bounds it from below. Absent or 0: none.
-   */
-  readonly typesOmitted?: number;
-  /** Increases by one per announcement of one shard process; starts over when it restarts. */
-  readonly seq: number;
-  /** The shard's clock when it announced, ms since the epoch; lets a coordinator drop stale shards. */
-  readonly at: number;
-}
-
-/** One task type's frontier on a shard (FrontierAnnouncement.types). */
-export interface TypeFrontierAnnouncement {
-  readonly type: string;
-  /** Ordering key of the type's first runnable task (its deadline, or earlier under the starvation guard). */
-  readonly key: number;
-  readonly deadline: number;
-  readonly taskId: string;
-  /** Runnable tasks of the type. */
-  readonly runnable: number;
-  /** As FrontierAnnouncement.depth, over the type's runnable tasks; `depth[0]` is `key`. */
-  readonly depth?: readonly number[];
+  if (reply.ok) return reply as OkReply<O>;
+  throw fromWireError((reply as ErrorReply).error);
 }
 
 // ---------------------------------------------------------------- messages
