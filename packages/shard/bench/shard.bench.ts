@@ -6,6 +6,14 @@
  *     complete; every call awaits its answer; completed tasks are compacted
  *     after 1 s. "flushed" and "committed" durability both. Then what
  *     bounds it: the device flush, and the journal's commit rate alone.
+ *     Each row also gives the CPU time per acknowledged operation of the
+ *     main thread and of every other thread (lmdb-js's write thread, GC
+ *     helpers), read from /proc (Linux): on a shared machine CPU time per
+ *     operation moves far less than operations per second do.
+ *  1b. ("rows" part) What one journal row costs: blocks of rows shaped like
+ *     the loop's (a third added, a third status changes, a third dropped)
+ *     appended through the journal, against blocks of the same appends with
+ *     no task rows; CPU per row op of the main thread and of the others.
  *  2. Recovery: time to open a directory holding 10^5 and 10^6 live tasks
  *     (the journal's read of every row alone; Shard.open in all, wall clock
  *     and CPU), memory after opening, and disk bytes per live task. Each
@@ -16,17 +24,30 @@
  *
  * FRONTIER_BENCH_SECONDS (default 3) sets each throughput run's length;
  * FRONTIER_BENCH_SIZES (default "100000,1000000") the recovery sizes;
- * FRONTIER_BENCH_PARTS (default "throughput,recovery") which parts run;
+ * FRONTIER_BENCH_PARTS (default "throughput,recovery"; "rows" is the extra
+ * part 1b) which parts run; FRONTIER_BENCH_CALLERS (default
+ * "1,64,256,1024") and FRONTIER_BENCH_DURABILITIES (default
+ * "flushed,committed") which throughput rows;
  * FRONTIER_BENCH_OPENS (default 3) how often each recovery directory is
  * reopened (the median is reported: the machine is shared and noisy).
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Lease, Scheduler, type TaskInput } from "@frontier/core";
-import { type Durability, LmdbJournal, Shard } from "../src/index.js";
+import { type Lease, Scheduler, type TaskInput, type TaskSpec, type TaskStatus } from "@frontier/core";
+import { type Durability, type JournalRecord, LmdbJournal, Shard } from "../src/index.js";
 
 const seconds = Number(process.env["FRONTIER_BENCH_SECONDS"] ?? 3);
 const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "100000,1000000")
@@ -35,6 +56,10 @@ const sizes = (process.env["FRONTIER_BENCH_SIZES"] ?? "100000,1000000")
   .filter((n) => n > 0);
 const opens = Number(process.env["FRONTIER_BENCH_OPENS"] ?? 3);
 const parts = new Set((process.env["FRONTIER_BENCH_PARTS"] ?? "throughput,recovery").split(","));
+const callerCounts = (process.env["FRONTIER_BENCH_CALLERS"] ?? "1,64,256,1024").split(",").map(Number);
+const durabilities = (process.env["FRONTIER_BENCH_DURABILITIES"] ?? "flushed,committed").split(
+  ",",
+) as Durability[];
 /** Set in the processes the recovery part starts (recoveryChild). */
 const child = process.env["FRONTIER_BENCH_CHILD"];
 const root = child ? "" : mkdtempSync(join(tmpdir(), "frontier-shard-bench-"));
@@ -72,8 +97,44 @@ function shardTarget(shard: Shard): Target {
   };
 }
 
+/** CPU time (ms) of this process's main thread and of all its other threads, from /proc; undefined elsewhere. */
+function threadCpu(): { main: number; others: number } | undefined {
+  try {
+    const tick = 10; // ms per clock tick (USER_HZ 100)
+    let main = 0;
+    let others = 0;
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      if (Number(tid) === process.pid) main += ms;
+      else others += ms;
+    }
+    return { main, others };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU µs per operation of the main thread and of the others, between two threadCpu readings. */
+function cpuPerOp(
+  before: ReturnType<typeof threadCpu>,
+  after: ReturnType<typeof threadCpu>,
+  ops: number,
+): string {
+  if (!before || !after || ops === 0) return "– | –";
+  return `${(((after.main - before.main) * 1000) / ops).toFixed(2)} | ${(((after.others - before.others) * 1000) / ops).toFixed(2)}`;
+}
+
+interface DriveResult {
+  readonly opsPerSecond: number;
+  readonly ops: number;
+  /** Main thread and other threads: CPU µs per operation, as table cells. */
+  readonly cpu: string;
+}
+
 /** Runs `callers` loops for `seconds`; returns acknowledged operations per second. */
-async function drive(target: Target, callers: number): Promise<{ opsPerSecond: number; ops: number }> {
+async function drive(target: Target, callers: number): Promise<DriveResult> {
   let ops = 0;
   let next = 0;
   const end = performance.now() + seconds * 1000;
@@ -90,21 +151,27 @@ async function drive(target: Target, callers: number): Promise<{ opsPerSecond: n
       }
     }
   };
+  const cpuBefore = threadCpu();
   const start = performance.now();
   await Promise.all(Array.from({ length: callers }, (_, c) => caller(c)));
-  return { opsPerSecond: (ops / (performance.now() - start)) * 1000, ops };
+  const opsPerSecond = (ops / (performance.now() - start)) * 1000;
+  return { opsPerSecond, ops, cpu: cpuPerOp(cpuBefore, threadCpu(), ops) };
 }
 
 async function throughput(): Promise<void> {
   console.log(`\n## Acknowledged ops/s (submit → lease → complete loops, ${seconds} s each)\n`);
-  console.log("| callers | target | ops/s | vs engine alone | calls per commit |");
-  console.log("|---:|---|---:|---:|---:|");
+  console.log(
+    "| callers | target | ops/s | vs engine alone | calls per commit | main thread CPU µs/op | other threads CPU µs/op |",
+  );
+  console.log("|---:|---|---:|---:|---:|---:|---:|");
   let engineAt64 = 0;
-  for (const callers of [1, 64, 256, 1024]) {
+  for (const callers of callerCounts) {
     const baseline = await drive(engineTarget(), callers);
     if (callers === 64) engineAt64 = baseline.opsPerSecond;
-    console.log(`| ${callers} | engine alone (no journal) | ${fmt(baseline.opsPerSecond)} | 1.00 | – |`);
-    for (const durability of ["flushed", "committed"] as Durability[]) {
+    console.log(
+      `| ${callers} | engine alone (no journal) | ${fmt(baseline.opsPerSecond)} | 1.00 | – | ${baseline.cpu} |`,
+    );
+    for (const durability of durabilities) {
       const shard = await Shard.open({
         dataDir: join(root, `t${dirs++}`),
         durability,
@@ -115,11 +182,11 @@ async function throughput(): Promise<void> {
       await shard.close();
       const ratio = result.opsPerSecond / baseline.opsPerSecond;
       console.log(
-        `| ${callers} | shard, ${durability} | ${fmt(result.opsPerSecond)} | ${ratio.toFixed(3)} | ${(appends / commits).toFixed(1)} |`,
+        `| ${callers} | shard, ${durability} | ${fmt(result.opsPerSecond)} | ${ratio.toFixed(3)} | ${(appends / commits).toFixed(1)} | ${result.cpu} |`,
       );
     }
   }
-  await flushCeiling(engineAt64);
+  if (engineAt64 > 0) await flushCeiling(engineAt64);
 }
 
 /**
@@ -193,6 +260,122 @@ async function flushCeiling(engineAt64: number): Promise<void> {
       `| ${durability} | ${msPerCommit.toFixed(3)} | ${fmt(appends / elapsed)} | ${fmt(commits / elapsed)} | ${(appends / elapsed / engineAt64).toFixed(3)} |`,
     );
   }
+}
+
+/**
+ * What one journal row costs (part 1b). Blocks of `ROW_BLOCK_OPS` appends
+ * shaped like the throughput loop's: a third add a task (a spec and a status
+ * row), a third change a status, a third drop a task added earlier (two
+ * deletes); each append also carries the engine meta and the clock, as the
+ * shard's do. Against that, blocks of the same number of appends carrying
+ * only the meta and the clock: the difference is the rows' cost, on the
+ * main thread (encoding, lmdb-js's queueing of each put) and on the others
+ * (lmdb-js's write thread doing the B-tree work). Each block is awaited
+ * before the next, as the closed loop at 1,024 callers does; the tables hold
+ * ROW_LIVE_TASKS tasks throughout.
+ */
+const ROW_BLOCK_OPS = 900;
+const ROW_BLOCKS = 200;
+/**
+ * Tasks live in the tables while the rows part runs: about what the loop at
+ * 1,024 callers holds (~40,000 tasks finished per second, compacted after 1 s).
+ */
+const ROW_LIVE_TASKS = 40_000;
+
+async function rowCosts(): Promise<void> {
+  const spec = (id: string): TaskSpec => ({
+    id,
+    prerequisites: [],
+    maxAttempts: 3,
+    hardDeadline: false,
+    onPrerequisiteFailure: "cancel",
+  });
+  const statuses: TaskStatus[] = [
+    { state: "RUNNABLE", deadline: 1, attempts: 0, token: 0, runnableSince: 1_765_000_000_000 },
+    {
+      state: "LEASED",
+      deadline: 1,
+      attempts: 1,
+      token: 7,
+      leaseOwner: "c12",
+      leaseExpiresAt: 1_765_000_060_000,
+    },
+    {
+      state: "COMPLETED",
+      deadline: 1,
+      attempts: 1,
+      token: 7,
+      leaseOwner: "c12",
+      finishedAt: 1_765_000_000_100,
+    },
+  ];
+  const meta = {
+    tokenSeq: 1,
+    clock: 1,
+    leaseTimeouts: 0,
+    attemptTimeouts: 0,
+    deadlineMisses: 0,
+    staleRejections: 0,
+    retries: 0,
+  };
+  console.log(
+    `\n## What a journal row costs (blocks of ${ROW_BLOCK_OPS} appends, ${ROW_BLOCKS} blocks each)\n`,
+  );
+  console.log(
+    "| blocks | row ops per block | ms per block (wall) | main thread CPU ms per block | other threads CPU ms per block |",
+  );
+  console.log("|---|---:|---:|---:|---:|");
+  const measured: Record<string, { rows: number; main: number; others: number }> = {};
+  for (const shape of ["no task rows", "task rows", "no task rows", "task rows"] as const) {
+    const journal = await LmdbJournal.open({ dataDir: join(root, `w${dirs++}`) });
+    // Tasks t<first> .. t<next - 1> are live: drops take the oldest, status changes the newest.
+    let next = 0;
+    let first = 0;
+    let rows = 0;
+    const block = (): Promise<void>[] => {
+      const appends: Promise<void>[] = [];
+      for (let i = 0; i < ROW_BLOCK_OPS; i++) {
+        const records: JournalRecord[] = [{ kind: "meta", meta }];
+        if (shape === "task rows") {
+          if (i % 3 === 0 || next - first < ROW_LIVE_TASKS) {
+            const id = `t${next++}`;
+            records.push({ kind: "add", spec: spec(id), status: statuses[0]! });
+            rows += 2;
+          } else if (i % 3 === 1) {
+            records.push({ kind: "set", id: `t${next - 1 - (i % 300)}`, status: statuses[1]! });
+            rows += 1;
+          } else {
+            records.push({ kind: "drop", id: `t${first++}` });
+            rows += 2;
+          }
+        }
+        records.push({ kind: "clock", at: i });
+        appends.push(journal.append(records));
+      }
+      return appends;
+    };
+    // Fills the tables to ROW_LIVE_TASKS first, then runs warm.
+    while (shape === "task rows" && next < ROW_LIVE_TASKS) await Promise.all(block());
+    for (let b = 0; b < 20; b++) await Promise.all(block());
+    rows = 0;
+    const before = threadCpu();
+    const start = performance.now();
+    for (let b = 0; b < ROW_BLOCKS; b++) await Promise.all(block());
+    const wall = (performance.now() - start) / ROW_BLOCKS;
+    const after = threadCpu();
+    await journal.close();
+    const main = before && after ? (after.main - before.main) / ROW_BLOCKS : Number.NaN;
+    const others = before && after ? (after.others - before.others) / ROW_BLOCKS : Number.NaN;
+    measured[shape] = { rows: rows / ROW_BLOCKS, main, others };
+    console.log(
+      `| ${shape} | ${(rows / ROW_BLOCKS).toFixed(0)} | ${wall.toFixed(2)} | ${main.toFixed(2)} | ${others.toFixed(2)} |`,
+    );
+  }
+  const withRows = measured["task rows"]!;
+  const without = measured["no task rows"]!;
+  console.log(
+    `\nPer row op (the last run of each): main thread ${(((withRows.main - without.main) * 1000) / withRows.rows).toFixed(2)} µs, other threads ${(((withRows.others - without.others) * 1000) / withRows.rows).toFixed(2)} µs of CPU.`,
+  );
 }
 
 function median(values: number[]): number {
@@ -345,6 +528,7 @@ else {
   console.log(`Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "?"}, data in ${root}`);
   try {
     if (parts.has("throughput")) await throughput();
+    if (parts.has("rows")) await rowCosts();
     if (parts.has("recovery")) await recovery();
   } finally {
     rmSync(root, { recursive: true, force: true });

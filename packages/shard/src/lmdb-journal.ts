@@ -811,32 +811,44 @@ function nextRow<V>(rows: Iterator<{ key: Key; value: V }>): { key: string; valu
   }
 }
 
+/** One table's rows of a block, encoded: keys and values side by side (`null` deletes the row). */
+interface EncodedRows {
+  readonly keys: string[];
+  readonly values: (Uint8Array | null)[];
+}
+
 /**
  * Encodes a block's values, and checks its keys fit: lmdb-js refuses a key
  * longer than its maximum only when the put is queued, and a put refused
  * inside a block leaves the block's earlier puts queued (half a block). A
- * string key takes its UTF-8 bytes, plus one for some first characters.
+ * string key takes its UTF-8 bytes, plus one for some first characters. A
+ * UTF-16 code unit is at most 3 UTF-8 bytes, so only a key longer than a
+ * third of the limit is measured (task ids are far shorter). Cost per row:
+ * one msgpack encode; the rows go into arrays, not another map.
  */
-function encodeAll<V>(
-  db: Database<V, string>,
-  values: Map<string, V | null>,
-): Map<string, Uint8Array | null> {
+function encodeAll<V>(db: Database<V, string>, values: Map<string, V | null>): EncodedRows {
+  const keys: string[] = [];
+  const encoded: (Uint8Array | null)[] = [];
+  if (values.size === 0) return { keys, values: encoded };
   const encoder = encoderOf(db);
   const maxKeySize = maxKeySizeOf(db);
-  const out = new Map<string, Uint8Array | null>();
   for (const [key, value] of values) {
-    const bytes = Buffer.byteLength(key);
-    if (bytes >= maxKeySize)
-      throw new Error(`a key of ${bytes} bytes is longer than LMDB allows (${maxKeySize - 1})`);
-    out.set(key, value === null ? null : encoder.encode(value));
+    if (key.length * 3 + 1 >= maxKeySize) {
+      const bytes = Buffer.byteLength(key);
+      if (bytes >= maxKeySize)
+        throw new Error(`a key of ${bytes} bytes is longer than LMDB allows (${maxKeySize - 1})`);
+    }
+    keys.push(key);
+    encoded.push(value === null ? null : encoder.encode(value));
   }
-  return out;
+  return { keys, values: encoded };
 }
 
-function putAll<V>(db: Database<V, string>, values: Map<string, Uint8Array | null>): void {
-  for (const [key, bytes] of values) {
-    if (bytes === null) db.remove(key);
-    else db.put(key, asBinary(bytes) as V);
+function putAll<V>(db: Database<V, string>, { keys, values }: EncodedRows): void {
+  for (let i = 0; i < keys.length; i++) {
+    const bytes = values[i]!;
+    if (bytes === null) db.remove(keys[i]!);
+    else db.put(keys[i]!, asBinary(bytes) as V);
   }
 }
 

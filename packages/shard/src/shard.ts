@@ -1097,14 +1097,13 @@ export class Shard {
   /** Arms the timer for the next engine timer or idempotency expiry, if earlier than the one armed. */
   private arm(): void {
     if (this.state !== ShardState.OPEN) return;
-    const engineAt = this.engine.nextTimerAt();
+    // The earliest of the engine's next timer and the two oldest keys' expiries. Runs after every
+    // call: no allocation.
+    let next = this.engine.nextTimerAt();
     const oldest = this.idempotency.oldestCreatedAt();
+    if (oldest !== null) next = earliest(next, oldest + this.idempotencyRetentionMs);
     const oldestLease = this.leaseKeys.oldestCreatedAt();
-    const submitKeyAt = oldest === null ? null : oldest + this.idempotencyRetentionMs;
-    const leaseKeyAt = oldestLease === null ? null : oldestLease + this.leaseReplayRetentionMs;
-    const keyAts = [submitKeyAt, leaseKeyAt].filter((at): at is number => at !== null);
-    const keyAt = keyAts.length === 0 ? null : Math.min(...keyAts);
-    const next = engineAt === null ? keyAt : keyAt === null ? engineAt : Math.min(engineAt, keyAt);
+    if (oldestLease !== null) next = earliest(next, oldestLease + this.leaseReplayRetentionMs);
     if (next === null || !Number.isFinite(next)) return;
     if (this.timerAt !== undefined && this.timerAt <= next) return;
     this.disarm();
@@ -1169,6 +1168,10 @@ export class Shard {
 const payloadPackr = new Packr({ useRecords: false });
 function measurePayload(payload: unknown): number {
   return payloadPackr.pack(payload).byteLength;
+}
+
+function earliest(at: number | null, other: number): number {
+  return at === null ? other : Math.min(at, other);
 }
 
 function asBatch(tasks: TaskInput | readonly TaskInput[]): readonly TaskInput[] {
