@@ -4,26 +4,11 @@
  * adopt at the target, idempotency by move id, and recovery of both
  * journals between any two steps.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { Shard, type ShardOptions } from "./shard.js";
+import { describe, expect, it } from "vitest";
+import type { Shard } from "./shard.js";
+import { useShards } from "./test-shards.fixture.js";
 
-const root = mkdtempSync(join(tmpdir(), "frontier-shard-move-"));
-let dirs = 0;
-const freshDir = () => join(root, `s${dirs++}`);
-const open: Shard[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-async function openShard(options: ShardOptions): Promise<Shard> {
-  const shard = await Shard.open(options);
-  open.push(shard);
-  return shard;
-}
+const { freshDir, openShard } = useShards("shard-move");
 
 async function reopen(shard: Shard, dataDir: string): Promise<Shard> {
   await shard.close();

@@ -5,32 +5,13 @@
  * handed out again. The power cut is played by restoring a copy of the data
  * directory taken at the last flush before the grants.
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { cpSync, rmSync } from "node:fs";
+import { describe, expect, it } from "vitest";
 import { LmdbJournal } from "./lmdb-journal.js";
-import { Shard, type ShardOptions } from "./shard.js";
+import { Shard } from "./shard.js";
+import { useShards } from "./test-shards.fixture.js";
 
-const root = mkdtempSync(join(tmpdir(), "frontier-shard-tokens-"));
-let dirs = 0;
-const freshDir = () => join(root, `s${dirs++}`);
-const open: Shard[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-async function openShard(options: ShardOptions): Promise<Shard> {
-  const shard = await Shard.open(options);
-  open.push(shard);
-  return shard;
-}
-
-async function closeShard(shard: Shard): Promise<void> {
-  open.splice(open.indexOf(shard), 1);
-  await shard.close();
-}
+const { freshDir, openShard, closeShard } = useShards("shard-tokens");
 
 /** The token ceiling stored in a closed shard's directory. */
 async function storedCeiling(dataDir: string): Promise<number> {

@@ -1,28 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ErrorCode, type TaskInput, ValidationError } from "@frontier/core";
 import { Packr } from "msgpackr";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ShardErrorCode, ShardFailedError, ShardLimitError, StorageError } from "./errors.js";
 import type { Journal } from "./journal.js";
 import { LmdbJournal } from "./lmdb-journal.js";
-import { Shard, type ShardObserver, type ShardOptions, ShardState } from "./shard.js";
+import { Shard, type ShardObserver, ShardState } from "./shard.js";
+import { useShards } from "./test-shards.fixture.js";
 
-const root = mkdtempSync(join(tmpdir(), "frontier-shard-"));
-let dirs = 0;
-const freshDir = () => join(root, `s${dirs++}`);
-const open: Shard[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-async function openShard(options: ShardOptions): Promise<Shard> {
-  const shard = await Shard.open(options);
-  open.push(shard);
-  return shard;
-}
+const { freshDir, openShard } = useShards("shard");
 
 /** Polls `check` every 20 ms until it holds (the event it waits for happened), for at most 5 s. */
 const until = (check: () => boolean | Promise<boolean>) =>
