@@ -57,15 +57,6 @@ export interface Permissions {
   readonly allowResponses: boolean;
 }
 
-/** The client operations a worker sends (a coordinator routes them, or the granting shard takes them). */
-const WORKER_OPS = [
-  "lease",
-  "heartbeat",
-  "complete",
-  "fail",
-  "release",
-  "settle",
-] as const satisfies readonly Op[];
 /** The shard operations a lease's secret authorizes: all a worker may send to a shard. */
 export const HOLDER_SHARD_OPS = [
   "heartbeat",
@@ -74,6 +65,8 @@ export const HOLDER_SHARD_OPS = [
   "release",
   "settle",
 ] as const satisfies readonly Op[];
+/** The client operations a worker sends: a lease, and what its secret authorizes (a coordinator routes them, or the granting shard takes them). */
+const WORKER_OPS = ["lease", ...HOLDER_SHARD_OPS] as const satisfies readonly Op[];
 /** A submitter's ops: submit, and reads (an admin alone may retry, cancel or move deadlines). */
 const SUBMITTER_OPS = [
   "submit",
