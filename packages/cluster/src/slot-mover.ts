@@ -371,20 +371,19 @@ export class SlotMover {
 /** A slot export as `adopt` parts of about MOVE_PART_BYTES each (at least one part). */
 export function splitExport(row: SlotExport): AdoptRequest[] {
   const parts: AdoptRequest[] = [];
+  // Numbered in order; `parts` is filled in once all are known.
+  const push = (
+    tasks: readonly TaskRecord[],
+    entries: readonly MovedEntry[],
+    leases: AdoptRequest["leases"],
+  ): void => {
+    const { moveId, slot, source } = row;
+    parts.push({ op: "adopt", moveId, slot, source, part: parts.length, parts: 0, tasks, entries, leases });
+  };
   let tasks: TaskRecord[] = [];
   let bytes = 0;
   const flush = () => {
-    parts.push({
-      op: "adopt",
-      moveId: row.moveId,
-      slot: row.slot,
-      source: row.source,
-      part: parts.length,
-      parts: 0,
-      tasks,
-      entries: [],
-      leases: [],
-    });
+    push(tasks, [], []);
     tasks = [];
     bytes = 0;
   };
@@ -421,19 +420,7 @@ export function splitExport(row: SlotExport): AdoptRequest[] {
   if (tasks.length > 0 || (rest.length === 0 && current.entries.length === 0 && current.leases.length === 0))
     flush();
   if (current.entries.length > 0 || current.leases.length > 0) next();
-  for (const r of rest) {
-    parts.push({
-      op: "adopt",
-      moveId: row.moveId,
-      slot: row.slot,
-      source: row.source,
-      part: parts.length,
-      parts: 0,
-      tasks: [],
-      entries: r.entries,
-      leases: r.leases,
-    });
-  }
+  for (const r of rest) push([], r.entries, r.leases);
   return parts.map((p) => ({ ...p, parts: parts.length }));
 }
 
