@@ -37,10 +37,14 @@ async function orphanCheck(how: "exit" | "uncaught" | "SIGTERM" | "SIGINT") {
       if (how === "uncaught") throw new Error("boom");
     });
   `;
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
-    cwd: repoRoot,
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", "--input-type=module", "-e", script],
+    {
+      cwd: repoRoot,
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
