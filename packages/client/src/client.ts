@@ -432,7 +432,12 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       if ("reply" in answer) {
         const { reply } = answer;
         for (const granted of reply.leases) this.routes.set(granted, shardId);
-        return { results: reply.results, leases: reply.leases };
+        const moved =
+          reply.grantsMoved === true && lease !== undefined ? await this.movedGrants(lease, tries) : [];
+        return {
+          results: reply.results,
+          leases: moved.length === 0 ? reply.leases : [...reply.leases, ...moved],
+        };
       }
       const { error } = answer;
       if (lease === undefined) {
@@ -451,6 +456,32 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         if (this.mode === Mode.CLOSED || giveUp) return undefined;
       }
       await sleep(backoffDelay(retry, Math.min(tries, retry.attempts), Math.random), "settle", undefined);
+    }
+  }
+
+  /**
+   * The grants an earlier send of a settle's lease got that left with their
+   * slot before the resend (the shard said `grantsMoved`): the same request
+   * id, its next send, through a coordinator, whose replay-only lookup of
+   * every shard finds them where they are now (and grants anew only when
+   * there are none). Nothing when it cannot be asked: the settle itself went
+   * through, and such a grant then waits out its lease, as it did before.
+   */
+  private async movedGrants(lease: Omit<SettleLease, "attempt">, sent: number): Promise<readonly Lease[]> {
+    const { owner, requestId, max, leaseMs, types } = lease;
+    this.trackLeaseId(owner, requestId);
+    this.leaseSends.set(leaseIdKey(owner, requestId), sent);
+    try {
+      return await this.lease({
+        owner,
+        requestId,
+        max,
+        leaseMs,
+        waitMs: 0,
+        ...(types === undefined ? {} : { types }),
+      });
+    } catch {
+      return [];
     }
   }
 
