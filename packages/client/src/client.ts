@@ -63,6 +63,7 @@ import {
   type SubmitterOptions,
   type WorkOptions,
 } from "./options.js";
+import { SubmitRoute } from "./submit-route.js";
 import { BatchSubmitter, type Submitter } from "./submitter.js";
 import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
 
@@ -337,6 +338,8 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
    * hop, not two), and through a coordinator when that shard cannot answer.
    */
   private readonly routes = new WeakMap<Lease, string>();
+  /** Where a submit goes first (submit-route.ts). */
+  private readonly submitRoute: SubmitRoute;
 
   constructor(
     readonly nats: NatsConnection,
@@ -346,13 +349,15 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     this.cluster = options.cluster;
     this.name = options.name;
     this.subjects = subjectsFor(options.cluster);
+    this.submitRoute = new SubmitRoute(nats, options.cluster, options.directSubmit);
   }
 
   async submit(tasks: readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
     const idempotencyKey = options.idempotencyKey ?? randomUUID();
     // Nothing to submit: nothing to send (the wire refuses an empty batch).
     if (tasks.length === 0) return { accepted: 0, replayed: false, idempotencyKey };
-    const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options);
+    const shardId = this.submitRoute.shardFor(tasks);
+    const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options, 0, shardId);
     return { accepted: reply.accepted, replayed: reply.replayed, idempotencyKey };
   }
 
@@ -635,6 +640,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       ...[...this.submitters].map((s) => s.close()),
     ]);
     await Promise.allSettled([...this.inFlight]);
+    await this.submitRoute.disable();
     this.mode = Mode.CLOSED;
     if (this.ownsConnection && !this.nats.isClosed()) {
       try {
@@ -755,6 +761,17 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         direct = undefined;
         // Not there (gone, or the task moved): the coordinator at once, as if this send had not been.
         if (notThere(error) || (error instanceof FrontierError && error.code === "UNKNOWN_TASK")) {
+          tries--;
+          continue;
+        }
+        // NATS does not let this connection submit at a shard (credentials of an older set, or a
+        // custom policy): through coordinators from now on, and this one at once.
+        if (
+          op === "submit" &&
+          error instanceof ClientError &&
+          error.code === ClientErrorCode.PERMISSION_DENIED
+        ) {
+          void this.submitRoute.disable();
           tries--;
           continue;
         }

@@ -67,6 +67,7 @@ import {
   type Op,
   ProtocolError,
   parseSubject,
+  placementProblem,
   type Request,
   type RequestOf,
   type ResultOf,
@@ -973,6 +974,7 @@ export class ShardActor {
   private async submit(request: SubmitRequest): Promise<{ accepted: number; replayed: boolean }> {
     const { tasks, idempotencyKey } = request;
     this.requireOwnedTasks(tasks);
+    this.requirePlaceable(tasks);
     // No await between this check and the Shard's (synchronous) acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
       this.rejectReserved(tasks, idempotencyKey);
@@ -981,6 +983,23 @@ export class ShardActor {
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
     const result = await this.announced(this.shard.submit(tasks, { idempotencyKey, alsoHeld }));
     return { accepted: result.taskIds.length, replayed: result.duplicate };
+  }
+
+  /**
+   * A submit may come straight from a client (docs/cluster.md, "Submit"),
+   * which no coordinator checked: a task it could not place refuses the
+   * batch, with every problem a submit of it would get here, in one report.
+   * (A coordinator's part never has one: it refuses such a batch itself.)
+   */
+  private requirePlaceable(tasks: readonly TaskInput[]): void {
+    const misplaced = tasks.map(placementProblem).filter((p): p is Problem => p !== undefined);
+    if (misplaced.length === 0) return;
+    const seen = new Set(misplaced.map((p) => `${p.code}\u0000${p.taskId}`));
+    const found = this.shard.check(tasks, this.prepared.reserved);
+    throw new ValidationError([
+      ...misplaced,
+      ...found.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
+    ]);
   }
 
   /**
