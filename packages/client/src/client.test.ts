@@ -2,12 +2,14 @@ import { InvalidArgumentError, StaleLeaseError, ValidationError } from "@frontie
 import {
   decodeRequest,
   encodeReply,
+  encodeRequest,
   isRetryable,
   MAX_PAYLOAD_BYTES,
   ProtocolError,
   type RequestOf,
   subjectsFor,
 } from "@frontier/protocol";
+import type { Msg } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
 import { startEngineCoordinator } from "../test/engine-coordinator.js";
@@ -230,26 +232,33 @@ describe("requests", () => {
     // moves — here: the grant is made through the coordinator, which hands it back to the
     // request id's next send, as a coordinator's replay-only lookup finds it at its new shard.
     const sends: (number | undefined)[] = [];
-    const shard = harness.nc.subscribe(subjectsFor(cluster).shard("s9", "settle"), {
-      callback: (_err, msg) => {
-        const request = decodeRequest(msg.data, "settle") as RequestOf<"settle">;
-        sends.push(request.lease?.attempt);
-        if (request.lease?.attempt === undefined) {
-          coord.engine.complete(first!.taskId, first!.token);
-          void client.lease({ owner: request.lease!.owner, requestId: request.lease!.requestId, max: 1 });
-          return;
-        }
-        msg.respond(
-          encodeReply({
-            ok: true,
-            op: "settle",
-            results: [{ duplicate: true }],
-            leases: [],
-            grantsMoved: true,
-          }),
-        );
-      },
+    let granted: Promise<unknown> | undefined;
+    const subjects = subjectsFor(cluster);
+    const shard = harness.nc.subscribe(subjects.shard("s9", "settle"), {
+      callback: (_err, msg) => void answer(msg),
     });
+    const answer = async (msg: Msg): Promise<void> => {
+      const request = decodeRequest(msg.data, "settle") as RequestOf<"settle">;
+      sends.push(request.lease?.attempt);
+      if (request.lease?.attempt === undefined) {
+        coord.engine.complete(first!.taskId, first!.token);
+        const { owner, requestId } = request.lease!;
+        const grant = { op: "lease", owner, requestId, max: 1, leaseMs: 60_000, waitMs: 0 } as const;
+        granted = harness.nc.request(subjects.coord("lease"), encodeRequest(grant), { timeout: 5_000 });
+        return;
+      }
+      await granted; // the grant is made before the resend is answered
+      msg.respond(
+        encodeReply({
+          ok: true,
+          op: "settle",
+          results: [{ duplicate: true }],
+          leases: [],
+          grantsMoved: true,
+        }),
+      );
+    };
+    await harness.nc.flush(); // s9 listens before the first send goes out
     const reply = await channel.settle("s9", [refOf(first!)], {
       owner: client.name,
       max: 1,
