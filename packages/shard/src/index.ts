@@ -10,6 +10,7 @@ export {
   ForeignDataError,
   IncompatibleFormatError,
   type OwnerInfo,
+  ReplicationError,
   ShardClosedError,
   ShardError,
   ShardErrorCode,
@@ -34,6 +35,14 @@ export {
   type LeaseProof,
   type SlotExport,
 } from "./journal.js";
+export {
+  BASE_PART_RECORDS,
+  baseRecords,
+  decodeBlock,
+  encodeBlock,
+  type JournalReplica,
+  ReplicatedJournal,
+} from "./journal-replica.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
   DEFAULT_LEASE_REPLAY_RETENTION_MS,
