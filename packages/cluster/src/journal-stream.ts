@@ -1,0 +1,238 @@
+/**
+ * Journal shipping over JetStream: a shard's journal blocks copied, as they
+ * commit, into the stream `frontier-<cluster>-journal-<shardId>` (subject
+ * `frontier.<cluster>.journal.<shardId>`), from which a standby on another
+ * host rebuilds the shard (journal-follower.ts, standby.ts; docs/cluster.md,
+ * "Standby shards"). This is the replica `Shard` waits for
+ * (@frontier/shard's JournalReplica): a call is answered only once its
+ * block is on the local disk AND in the stream.
+ *
+ * What the stream holds, per run (one open of the shard's data directory):
+ *
+ *   base-begin  base part … base part  base-end  block  block …
+ *
+ * a base (the whole state at open, as journal records) then every block
+ * committed since. Each message's headers name its kind, its run and the
+ * data directory that wrote it (its `origin`: the directory's dataId, so
+ * the cluster's `shard.<id>` key and the stream name the same owner). A
+ * unit (a base part, a block) larger than a message is split over several,
+ * all but the last marked `more`.
+ *
+ * Order and fencing. Every message but a run's first is published with
+ * `expect.lastMsgID` = the message before it (ids are `<run>.<n>`; the
+ * first expects the stream's last sequence as read at open). So the stream
+ * holds a prefix of each run's messages, in order, whatever is lost or
+ * pipelined, and once anyone else appends (a standby's takeover marker, see
+ * standby.ts), this run's next publish is refused and the shard stops
+ * (REPLICATION_FAILED): a replaced primary can acknowledge nothing more.
+ * An open refuses a stream whose last message another directory wrote: the
+ * shard was taken over (STREAM_TAKEN_OVER).
+ *
+ * Growth: once a run's base is in, every message before it is purged, so
+ * the stream holds one base plus the blocks since the shard last opened.
+ *
+ * Failures: a publish that is refused (wrong last id: taken over; stream
+ * gone) or not answered in `timeoutMs` fails the block, and the shard stops
+ * as after a storage failure; its supervisor restarts it, and the restart
+ * ships a new base. Nothing is retried in place: a resend after a timeout
+ * would need the server's duplicate check to come before its last-id check.
+ */
+import { randomUUID } from "node:crypto";
+import { subjectsFor } from "@frontier/protocol";
+import type { JournalRecord, JournalReplica } from "@frontier/shard";
+import { encodeBlock } from "@frontier/shard";
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { DEFAULT_REPLICATION_TIMEOUT_MS } from "./options.js";
+
+/** Headers of a journal message. */
+export const JournalHeader = {
+  /** `base-begin`, `base`, `base-end`, `block` or `takeover` (JournalKind). */
+  KIND: "Frontier-Journal-Kind",
+  /** The run (one open of a data directory) that wrote it. */
+  RUN: "Frontier-Journal-Run",
+  /** The data directory (its dataId) that wrote it. */
+  ORIGIN: "Frontier-Journal-Origin",
+  /** "1" when the unit goes on in the next message. */
+  MORE: "Frontier-Journal-More",
+} as const;
+
+export const JournalKind = {
+  BASE_BEGIN: "base-begin",
+  BASE: "base",
+  BASE_END: "base-end",
+  BLOCK: "block",
+  /** A standby's claim: every message after it is the new owner's. */
+  TAKEOVER: "takeover",
+} as const;
+export type JournalKind = (typeof JournalKind)[keyof typeof JournalKind];
+
+/** Largest message body; NATS's default max_payload is 1 MiB, and headers ride along. */
+export const MAX_JOURNAL_MESSAGE_BYTES = 512 * 1024;
+
+/** Journal shipping's refusals (this file, journal-follower.ts); each changes nothing. */
+export const JournalShippingErrorCode = {
+  /** The stream's last message was written by another data directory: the shard was taken over. */
+  STREAM_TAKEN_OVER: "STREAM_TAKEN_OVER",
+  /** A standby's directory holds more than a follower's LMDB files (a shard's data, or something else). */
+  NOT_A_STANDBY_DIRECTORY: "NOT_A_STANDBY_DIRECTORY",
+} as const;
+export type JournalShippingErrorCode =
+  (typeof JournalShippingErrorCode)[keyof typeof JournalShippingErrorCode];
+
+export class JournalShippingError extends Error {
+  override readonly name = "JournalShippingError";
+  constructor(
+    readonly code: JournalShippingErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface JournalStreamOptions {
+  readonly nc: NatsConnection;
+  readonly cluster: string;
+  readonly shardId: string;
+  /** The data directory's dataId (cluster-identity.ts): who writes. */
+  readonly origin: string;
+  /** Stream replicas (3 on a NATS cluster). Default 1. */
+  readonly replicas?: number;
+  /** Wait for a publish's acknowledgement, ms. Default DEFAULT_REPLICATION_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+  readonly log?: Logger;
+}
+
+/** Creates the shard's journal stream if it does not exist yet; returns its manager. */
+export async function openJournalStream(
+  nc: NatsConnection,
+  cluster: string,
+  shardId: string,
+  replicas = 1,
+): Promise<JetStreamManager> {
+  const s = subjectsFor(cluster);
+  const name = s.journalStream(shardId);
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(name);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add({
+      name,
+      subjects: [s.journal(shardId)],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.New,
+      num_replicas: replicas,
+      // Room for a base larger than a message: parts are messages.
+      max_msg_size: -1,
+    });
+  }
+  return jsm;
+}
+
+/** The writer's side: Shard's replica over the stream. */
+export class JournalStream implements JournalReplica {
+  private readonly subject: string;
+  private readonly stream: string;
+  private readonly run = randomUUID();
+  private readonly timeoutMs: number;
+  private js: JetStreamClient | undefined;
+  /** Messages published in this run; the next one's id is `<run>.<n>`. */
+  private n = 0;
+  /** The id of the last message published (the next one expects it), once the run's first is out. */
+  private lastId: string | undefined;
+  private closed = false;
+
+  constructor(private readonly o: JournalStreamOptions) {
+    const s = subjectsFor(o.cluster);
+    this.subject = s.journal(o.shardId);
+    this.stream = s.journalStream(o.shardId);
+    this.timeoutMs = o.timeoutMs ?? DEFAULT_REPLICATION_TIMEOUT_MS;
+  }
+
+  /**
+   * Checks that the stream is this directory's to write (empty, or last
+   * written by it), then publishes the base, and purges what came before.
+   */
+  async open(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+    const jsm = await openJournalStream(this.o.nc, this.o.cluster, this.o.shardId, this.o.replicas);
+    this.js = jetstream(this.o.nc);
+    const info = await jsm.streams.info(this.stream);
+    const lastSeq = info.state.last_seq;
+    if (info.state.messages > 0) {
+      const last = await jsm.streams.getMessage(this.stream, { seq: lastSeq });
+      const origin = last?.header.get(JournalHeader.ORIGIN);
+      if (origin !== this.o.origin)
+        throw new JournalShippingError(
+          JournalShippingErrorCode.STREAM_TAKEN_OVER,
+          `journal stream ${this.stream} was last written by data directory ${origin || "(unknown)"}, ` +
+            `not by this one (${this.o.origin}): shard ${this.o.shardId} was taken over by a standby. ` +
+            "This directory's copy is out of date; remove it, or start it as a standby of the shard",
+        );
+    }
+    const begin = await this.publish(JournalKind.BASE_BEGIN, new Uint8Array(0), lastSeq);
+    for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
+    await this.publish(JournalKind.BASE_END, new Uint8Array(0));
+    // One base is enough: drop everything before this one's first message.
+    await jsm.streams.purge(this.stream, { seq: begin });
+    this.o.log?.info({ stream: this.stream, run: this.run, from: begin }, "journal base shipped");
+  }
+
+  ship(block: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("the journal stream is closed"));
+    return this.publishUnit(JournalKind.BLOCK, block);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Publishes a unit in messages of at most MAX_JOURNAL_MESSAGE_BYTES; resolves once the stream holds all of them. */
+  private publishUnit(kind: JournalKind, bytes: Uint8Array): Promise<void> {
+    const sent: Promise<number>[] = [];
+    for (let at = 0; at === 0 || at < bytes.length; at += MAX_JOURNAL_MESSAGE_BYTES) {
+      const end = Math.min(bytes.length, at + MAX_JOURNAL_MESSAGE_BYTES);
+      sent.push(this.publish(kind, bytes.subarray(at, end), undefined, end < bytes.length));
+    }
+    return Promise.all(sent).then(() => {});
+  }
+
+  /**
+   * Publishes one message, chained to the one before (or, for the run's
+   * first, to the stream's last sequence). Resolves with its sequence.
+   */
+  private async publish(
+    kind: JournalKind,
+    data: Uint8Array,
+    afterSeq?: number,
+    more = false,
+  ): Promise<number> {
+    const h: MsgHdrs = headers();
+    h.set(JournalHeader.KIND, kind);
+    h.set(JournalHeader.RUN, this.run);
+    h.set(JournalHeader.ORIGIN, this.o.origin);
+    if (more) h.set(JournalHeader.MORE, "1");
+    const id = `${this.run}.${this.n++}`;
+    const expect = this.lastId === undefined ? { lastSequence: afterSeq ?? 0 } : { lastMsgID: this.lastId };
+    this.lastId = id;
+    const ack = await this.js!.publish(this.subject, data, {
+      msgID: id,
+      expect,
+      headers: h,
+      timeout: this.timeoutMs,
+    });
+    return ack.seq;
+  }
+}
