@@ -116,6 +116,8 @@ export {
   type RestoreOptions,
   restoreFromStream,
   runStandby,
+  runStandbyProcess,
   type StandbyOptions,
+  type StandbyProcessOptions,
   type Takeover,
 } from "./standby.js";

@@ -11,7 +11,13 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { silent, TestEnv } from "../test/support.js";
-import { JournalHeader, JournalKind, JournalShippingErrorCode, JournalStream } from "./journal-stream.js";
+import {
+  JournalHeader,
+  JournalKind,
+  JournalShippingErrorCode,
+  JournalStream,
+  MARKER_BODY,
+} from "./journal-stream.js";
 import { restoreFromStream } from "./standby.js";
 
 const env = new TestEnv();
@@ -123,7 +129,7 @@ describe("journal shipping over JetStream", () => {
     const h = headers();
     h.set(JournalHeader.KIND, JournalKind.TAKEOVER);
     h.set(JournalHeader.ORIGIN, "standby");
-    await jetstream(primary.nc).publish(s.journal("s0"), new Uint8Array(0), {
+    await jetstream(primary.nc).publish(s.journal("s0"), MARKER_BODY, {
       headers: h,
       expect: { lastSequence: last },
     });

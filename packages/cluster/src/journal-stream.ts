@@ -68,6 +68,13 @@ export const JournalHeader = {
   MORE: "Frontier-Journal-More",
 } as const;
 
+/**
+ * The body of a marker (base-begin, base-end, takeover): one byte (msgpack
+ * nil). Never empty: a JetStream consumer takes a message without a body
+ * for a status message (heartbeat, flow control) and does not deliver it.
+ */
+export const MARKER_BODY: Uint8Array = Uint8Array.of(0xc0);
+
 export const JournalKind = {
   BASE_BEGIN: "base-begin",
   BASE: "base",
@@ -182,11 +189,14 @@ export class JournalStream implements JournalReplica {
             "This directory's copy is out of date; remove it, or start it as a standby of the shard",
         );
     }
-    const begin = await this.publish(JournalKind.BASE_BEGIN, new Uint8Array(0), lastSeq);
+    const begin = await this.publish(JournalKind.BASE_BEGIN, MARKER_BODY, lastSeq);
     for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
-    await this.publish(JournalKind.BASE_END, new Uint8Array(0));
-    // One base is enough: drop everything before this one's first message.
-    await jsm.streams.purge(this.stream, { seq: begin });
+    await this.publish(JournalKind.BASE_END, MARKER_BODY);
+    // One base is enough: drop everything before this one's first message. Only when there is
+    // something before it: nats-server 2.9 purged the whole stream for a purge up to its first
+    // sequence (measured), taking the new base with it.
+    if (info.state.messages > 0 && begin > info.state.first_seq)
+      await jsm.streams.purge(this.stream, { seq: begin });
     this.o.log?.info({ stream: this.stream, run: this.run, from: begin }, "journal base shipped");
   }
 

@@ -30,13 +30,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { decodeFrontier, subjectsFor } from "@frontier/protocol";
+import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type DataIdentity, takeOverShardId } from "./cluster-identity.js";
 import { JournalFollower } from "./journal-follower.js";
-import { JournalHeader, JournalKind, openJournalStream } from "./journal-stream.js";
+import { JournalHeader, JournalKind, MARKER_BODY, openJournalStream } from "./journal-stream.js";
+import { openSlotBucket } from "./slot-ownership.js";
 
 /** Default silence of the primary before a standby takes over, ms (ten announcement intervals). */
 export const DEFAULT_FAILOVER_AFTER_MS = 10_000;
@@ -117,6 +119,49 @@ export async function runStandby(o: StandbyOptions): Promise<Takeover> {
     }
   } finally {
     announcements.unsubscribe();
+  }
+}
+
+export interface StandbyProcessOptions {
+  readonly natsUrl: readonly string[];
+  /** The shard's own credentials: a standby reads and fences the shard's stream, and moves its key. */
+  readonly natsAccess?: NatsAccess;
+  readonly cluster: string;
+  readonly shardId: string;
+  readonly dataDir: string;
+  readonly failoverAfterMs?: number;
+  readonly kvReplicas?: number;
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * `frontier shard --standby`: connects as the shard (waiting for NATS),
+ * follows and takes over (runStandby), and closes its connection; the
+ * caller then starts the shard on `dataDir`.
+ */
+export async function runStandbyProcess(o: StandbyProcessOptions): Promise<Takeover> {
+  const nc = await connect({
+    ...natsConnectionOptions(o.natsUrl, o.natsAccess ?? {}),
+    name: `frontier-${o.cluster}-${o.shardId}-standby`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+  });
+  try {
+    const kv = await openSlotBucket(nc, { cluster: o.cluster, kvReplicas: o.kvReplicas ?? 1, logger: o.log });
+    return await runStandby({
+      nc,
+      kv,
+      cluster: o.cluster,
+      shardId: o.shardId,
+      dataDir: o.dataDir,
+      log: o.log,
+      ...(o.failoverAfterMs === undefined ? {} : { failoverAfterMs: o.failoverAfterMs }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  } finally {
+    await nc.close().catch(() => {});
   }
 }
 
@@ -231,7 +276,7 @@ async function fence(o: StandbyOptions, lastSeq: number, dataId: string): Promis
   h.set(JournalHeader.RUN, dataId);
   h.set(JournalHeader.ORIGIN, dataId);
   try {
-    const ack = await jetstream(o.nc).publish(subjectsFor(o.cluster).journal(o.shardId), new Uint8Array(0), {
+    const ack = await jetstream(o.nc).publish(subjectsFor(o.cluster).journal(o.shardId), MARKER_BODY, {
       msgID: `${dataId}.takeover`,
       expect: { lastSequence: lastSeq },
       headers: h,

@@ -1,0 +1,90 @@
+/**
+ * The standby against a real nats-server (standby.ts): it follows a
+ * replicated shard actor, takes the shard over once the primary is silent,
+ * and the shard opened on its directory serves what the primary
+ * acknowledged; a primary that was only paused is fenced at its next write.
+ */
+import { Kvm } from "@nats-io/kv";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ok, silent, TestEnv } from "../test/support.js";
+import { readDataIdentity, shardKey } from "./cluster-identity.js";
+import { ShardActor } from "./shard-actor.js";
+import { slotBucketName } from "./slot-ownership.js";
+import { runStandby } from "./standby.js";
+
+const env = new TestEnv();
+beforeAll(() => env.start());
+afterEach(() => env.cleanup());
+afterAll(() => env.stop());
+
+describe("a standby", () => {
+  it("takes over a silent primary: the shard opened on its copy serves what the primary acknowledged", async () => {
+    const primary = await env.startActor({ replicate: true });
+    const submitted = ok(
+      await primary.q({
+        op: "submit",
+        tasks: [
+          { id: "a", deadline: 1, workflowId: primary.wf },
+          { id: "b", deadline: 2, workflowId: primary.wf, prerequisites: ["a"] },
+        ],
+        idempotencyKey: "k",
+      }),
+    );
+    expect(submitted.accepted).toBe(2);
+    const leased = ok(
+      await primary.q({ op: "lease", owner: "w", max: 1, leaseMs: 600_000, waitMs: 0, requestId: "r1" }),
+    );
+
+    const nc = await env.connect();
+    const kv = await new Kvm(nc).open(slotBucketName(primary.cluster));
+    const dataDir = env.freshDir();
+    const stop = new AbortController();
+    env.defer(async () => stop.abort());
+    const taking = runStandby({
+      nc,
+      kv,
+      cluster: primary.cluster,
+      shardId: primary.shardId,
+      dataDir,
+      failoverAfterMs: 300,
+      log: silent,
+      checkMs: 20,
+      signal: stop.signal,
+    });
+    // The primary stops announcing (its host is lost; here, closed).
+    await primary.actor.close();
+    const { identity } = await taking;
+    expect(readDataIdentity(dataDir)?.dataId).toBe(identity.dataId);
+    const holder = await kv.get(shardKey(primary.shardId));
+    expect(new TextDecoder().decode(holder!.value)).toBe(identity.dataId);
+
+    const successor = await env.startActor({
+      cluster: primary.cluster,
+      shardId: primary.shardId,
+      dataDir,
+      replicate: true,
+      slots: "auto",
+    });
+    const view = ok(await successor.q({ op: "getTask", taskId: "a", workflowId: primary.wf }));
+    expect(view.task).toMatchObject({ state: "LEASED", token: leased.leases[0]!.token });
+    const replay = ok(
+      await successor.q({
+        op: "submit",
+        tasks: [{ id: "z", deadline: 1, workflowId: primary.wf }],
+        idempotencyKey: "k",
+      }),
+    );
+    expect(replay.replayed).toBe(true);
+    // The old directory is refused: the shard id is the standby's now.
+    await expect(
+      ShardActor.start({
+        natsUrl: env.url,
+        cluster: primary.cluster,
+        shardId: primary.shardId,
+        dataDir: primary.dataDir,
+        replicate: true,
+        logger: silent,
+      }),
+    ).rejects.toMatchObject({ code: "SHARD_ID_TAKEN" });
+  });
+});
