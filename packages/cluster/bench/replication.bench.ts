@@ -25,7 +25,9 @@ import { JournalStream } from "../src/journal-stream.js";
 const seconds = Number(process.env["FRONTIER_BENCH_SECONDS"] ?? 3);
 const rounds = Number(process.env["FRONTIER_BENCH_ROUNDS"] ?? 3);
 const callerCounts = (process.env["FRONTIER_BENCH_CALLERS"] ?? "1,64").split(",").map(Number);
-const durabilities = (process.env["FRONTIER_BENCH_DURABILITIES"] ?? "flushed,committed").split(",") as Durability[];
+const durabilities = (process.env["FRONTIER_BENCH_DURABILITIES"] ?? "flushed,committed").split(
+  ",",
+) as Durability[];
 
 interface Row {
   opsPerSecond: number;

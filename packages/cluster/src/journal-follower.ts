@@ -7,6 +7,8 @@
  *   base-begin   a new base starts: it is built in `<dir>-next`, beside the
  *                copy in use, which stays as it was until the base is whole
  *   base         its records, appended to `<dir>-next`
+ *   lease-key    within a base: the shard's lease secret key, written into
+ *                `<dir>` with the base (leases keep their secrets)
  *   base-end     the base is whole: `<dir>-next` becomes `<dir>`
  *   block        its records, appended to `<dir>` (skipped while there is
  *                no whole base: nothing to apply them to)
@@ -20,7 +22,8 @@
  *
  * The directory is the follower's alone: it is emptied when the follower
  * starts (a follower always rebuilds from the stream's first message), and
- * refused if it holds anything but LMDB files (a shard's directory).
+ * refused if it holds anything but its LMDB files and the lease key (a
+ * shard's directory has its cluster identity too).
  */
 import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { decodeBlock, LmdbJournal } from "@frontier/shard";
@@ -30,6 +33,7 @@ import {
   JournalShippingError,
   JournalShippingErrorCode,
 } from "./journal-stream.js";
+import { LEASE_SECRET_KEY_FILE, LeaseSecrets } from "./lease-secrets.js";
 
 /** One message of the stream, as the follower needs it. */
 export interface JournalMessage {
@@ -38,7 +42,7 @@ export interface JournalMessage {
   readonly data: Uint8Array;
 }
 
-const LMDB_FILES = new Set(["data.mdb", "lock.mdb"]);
+const FOLLOWER_FILES = new Set(["data.mdb", "lock.mdb", LEASE_SECRET_KEY_FILE]);
 
 export class JournalFollower {
   /** The copy in use (a whole base applied), once there is one. */
@@ -46,6 +50,8 @@ export class JournalFollower {
   /** A base being received, into `<dir>-next`, and its run. */
   private next: LmdbJournal | undefined;
   private nextRun: string | undefined;
+  /** The lease secret key the base being received carries, if any. */
+  private nextKey: Uint8Array | undefined;
   /** A unit split over messages, being gathered. */
   private unit: { kind: string; run: string; chunks: Uint8Array[] } | undefined;
   /** Appends queued to `current`, and to `next`: a failure is thrown by `settle` (and by the swap). */
@@ -103,6 +109,9 @@ export class JournalFollower {
         }
         break;
       }
+      case JournalKind.LEASE_KEY:
+        if (this.next !== undefined && this.nextRun === run) this.nextKey = Uint8Array.from(message.data);
+        break;
       case JournalKind.BASE_END:
         if (this.next !== undefined && this.nextRun === run) {
           await this.swap();
@@ -147,6 +156,8 @@ export class JournalFollower {
     this.current = undefined;
     rmSync(this.dataDir, { recursive: true, force: true });
     renameSync(`${this.dataDir}-next`, this.dataDir);
+    if (this.nextKey !== undefined) LeaseSecrets.install(this.dataDir, this.nextKey);
+    this.nextKey = undefined;
     this.current = await LmdbJournal.open({ dataDir: this.dataDir });
   }
 
@@ -158,13 +169,14 @@ export class JournalFollower {
       this.next = undefined;
     }
     this.nextRun = undefined;
+    this.nextKey = undefined;
     rmSync(`${this.dataDir}-next`, { recursive: true, force: true });
   }
 }
 
 function refuseForeign(dataDir: string): void {
   if (!existsSync(dataDir)) return;
-  const other = readdirSync(dataDir).filter((name) => !LMDB_FILES.has(name));
+  const other = readdirSync(dataDir).filter((name) => !FOLLOWER_FILES.has(name));
   if (other.length > 0)
     throw new JournalShippingError(
       JournalShippingErrorCode.NOT_A_STANDBY_DIRECTORY,

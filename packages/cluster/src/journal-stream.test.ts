@@ -5,6 +5,7 @@
  * marker fences the writer.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { subjectsFor } from "@frontier/protocol";
 import { type Journal, LmdbJournal, Shard, ShardErrorCode } from "@frontier/shard";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -52,6 +53,12 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
+/** A process's state letter from /proc (Linux): "T" once stopped by a signal. */
+function processState(pid: number): string | undefined {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+}
+
 async function restoredShard(cluster: string) {
   const dataDir = env.freshDir();
   const { hasCopy } = await restoreFromStream({ nc: await env.connect(), cluster, shardId: "s0", dataDir });
@@ -62,12 +69,36 @@ async function restoredShard(cluster: string) {
 }
 
 describe("journal shipping over JetStream", () => {
+  it("refuses reads once a standby says it took the shard over", async () => {
+    const cluster = env.freshCluster();
+    const primary = await replicatedShard(cluster, randomUUID());
+    await primary.shard.submit([{ id: "a", deadline: 1 }]);
+    primary.shard.confirmOwner();
+    const standby = await env.connect();
+    standby.publish(subjectsFor(cluster).journalTaken("s0"), new TextEncoder().encode("standby-dir"));
+    await standby.flush();
+    await primary.nc.flush(); // the server sent the word before this flush's answer
+    const refused = (() => {
+      try {
+        primary.shard.confirmOwner();
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(refused).toMatchObject({ code: ShardErrorCode.SHARD_FAILED });
+    expect((refused as { cause: { code: string } }).cause.code).toBe(ShardErrorCode.REPLICATION_FAILED);
+    expect(() => primary.shard.getTask("a")).toThrow();
+  });
+
   it("holds a call's answer until the stream has its block (nats-server paused)", async () => {
     const cluster = env.freshCluster();
     const { shard, local } = await replicatedShard(cluster, randomUUID());
     await shard.submit([{ id: "a", deadline: 1 }]);
     const pid = env.server.pid!;
     process.kill(pid, "SIGSTOP");
+    // The signal lands asynchronously: wait until the kernel shows the server stopped.
+    while (processState(pid) !== "T") await new Promise((resolve) => setImmediate(resolve));
     let submitted: Promise<unknown>;
     try {
       submitted = shard.submit([{ id: "b", deadline: 2 }], { idempotencyKey: "k" });

@@ -28,6 +28,12 @@
  * An open refuses a stream whose last message another directory wrote: the
  * shard was taken over (STREAM_TAKEN_OVER).
  *
+ * Reads: a replaced primary finds out at its next write; to refuse reads
+ * before that, it listens on `frontier.<cluster>.journal.<shardId>.taken`,
+ * where a standby says so once its marker is in, and looks at the stream's
+ * last message again after a reconnect (it may have missed the word):
+ * `checkOwner` then throws, and the shard stops.
+ *
  * Growth: once a run's base is in, every message before it is purged, so
  * the stream holds one base plus the blocks since the shard last opened.
  *
@@ -52,7 +58,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
-import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { DEFAULT_REPLICATION_TIMEOUT_MS } from "./options.js";
 
@@ -79,6 +85,8 @@ export const JournalKind = {
   BASE_BEGIN: "base-begin",
   BASE: "base",
   BASE_END: "base-end",
+  /** Within a base: the shard's lease secret key, so that its leases keep their secrets at a standby. */
+  LEASE_KEY: "lease-key",
   BLOCK: "block",
   /** A standby's claim: every message after it is the new owner's. */
   TAKEOVER: "takeover",
@@ -118,6 +126,13 @@ export interface JournalStreamOptions {
   readonly replicas?: number;
   /** Wait for a publish's acknowledgement, ms. Default DEFAULT_REPLICATION_TIMEOUT_MS. */
   readonly timeoutMs?: number;
+  /**
+   * The shard's lease secret key, shipped with each base (read when the
+   * base is, after the journal opened its directory). None: a standby's
+   * shard makes a key of its own, and leases granted here are refused
+   * there as stale.
+   */
+  readonly leaseKey?: () => Uint8Array;
   readonly log?: Logger;
 }
 
@@ -161,6 +176,9 @@ export class JournalStream implements JournalReplica {
   /** The id of the last message published (the next one expects it), once the run's first is out. */
   private lastId: string | undefined;
   private closed = false;
+  /** The directory that took the shard over, once this run heard of it. */
+  private takenBy: string | undefined;
+  private taken: Subscription | undefined;
 
   constructor(private readonly o: JournalStreamOptions) {
     const s = subjectsFor(o.cluster);
@@ -176,6 +194,7 @@ export class JournalStream implements JournalReplica {
   async open(base: Iterable<readonly JournalRecord[]>): Promise<void> {
     const jsm = await openJournalStream(this.o.nc, this.o.cluster, this.o.shardId, this.o.replicas);
     this.js = jetstream(this.o.nc);
+    this.listenForTakeover(jsm);
     const info = await jsm.streams.info(this.stream);
     const lastSeq = info.state.last_seq;
     if (info.state.messages > 0) {
@@ -190,6 +209,8 @@ export class JournalStream implements JournalReplica {
         );
     }
     const begin = await this.publish(JournalKind.BASE_BEGIN, MARKER_BODY, lastSeq);
+    const key = this.o.leaseKey?.();
+    if (key !== undefined) await this.publish(JournalKind.LEASE_KEY, key);
     for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
     await this.publish(JournalKind.BASE_END, MARKER_BODY);
     // One base is enough: drop everything before this one's first message. Only when there is
@@ -207,6 +228,42 @@ export class JournalStream implements JournalReplica {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.taken?.unsubscribe();
+  }
+
+  checkOwner(): void {
+    if (this.takenBy !== undefined)
+      throw new JournalShippingError(
+        JournalShippingErrorCode.STREAM_TAKEN_OVER,
+        `shard ${this.o.shardId} was taken over by data directory ${this.takenBy}; this one no longer answers for it`,
+      );
+  }
+
+  /** Notes a standby's word that it took the shard over, and looks at the stream again after a reconnect. */
+  private listenForTakeover(jsm: JetStreamManager): void {
+    const decoder = new TextDecoder();
+    this.taken = this.o.nc.subscribe(subjectsFor(this.o.cluster).journalTaken(this.o.shardId), {
+      callback: (error, msg) => {
+        if (error) return;
+        const origin = decoder.decode(msg.data);
+        if (origin !== this.o.origin) this.takenBy ??= origin;
+      },
+    });
+    void (async () => {
+      for await (const status of this.o.nc.status()) {
+        if (this.closed) return;
+        if (status.type !== "reconnect") continue;
+        try {
+          const info = await jsm.streams.info(this.stream);
+          if (info.state.messages === 0) continue;
+          const last = await jsm.streams.getMessage(this.stream, { seq: info.state.last_seq });
+          const origin = last?.header.get(JournalHeader.ORIGIN);
+          if (origin && origin !== this.o.origin) this.takenBy ??= origin;
+        } catch (error) {
+          this.o.log?.warn({ err: String(error) }, "could not look at the journal stream after a reconnect");
+        }
+      }
+    })();
   }
 
   /** Publishes a unit in messages of at most MAX_JOURNAL_MESSAGE_BYTES; resolves once the stream holds all of them. */

@@ -363,6 +363,8 @@ export class ShardActor {
             origin: dataId,
             replicas: o.kvReplicas,
             timeoutMs: o.replicationTimeoutMs,
+            // Read when the base is shipped, once the journal has opened (and so created) the directory.
+            leaseKey: () => LeaseSecrets.load(o.dataDir).exportKey(),
             log,
           })
         : undefined;

@@ -67,6 +67,18 @@ describe("a standby", () => {
     });
     const view = ok(await successor.q({ op: "getTask", taskId: "a", workflowId: primary.wf }));
     expect(view.task).toMatchObject({ state: "LEASED", token: leased.leases[0]!.token });
+    // The lease keeps its secret: the key came with the base.
+    const held = leased.leases[0]!;
+    const completed = ok(
+      await successor.q({
+        op: "complete",
+        taskId: "a",
+        workflowId: primary.wf,
+        token: held.token,
+        secret: held.secret!,
+      }),
+    );
+    expect(completed.duplicate).toBe(false);
     const replay = ok(
       await successor.q({
         op: "submit",

@@ -114,6 +114,9 @@ export async function runStandby(o: StandbyOptions): Promise<Takeover> {
         dataDir: o.dataDir,
         dataId,
       });
+      // Tell an old primary that may still be connected (paused, cut off) to stop answering reads.
+      o.nc.publish(s.journalTaken(o.shardId), new TextEncoder().encode(dataId));
+      await o.nc.flush();
       o.log.warn({ shardId: o.shardId, dataId, markerSeq }, "took the shard over");
       return { identity, markerSeq };
     }

@@ -66,6 +66,8 @@ export interface ClusterSubjects {
   journal(shardId: string): string;
   /** `frontier-<cluster>-journal-<shardId>`: the JetStream stream that keeps them. */
   journalStream(shardId: string): string;
+  /** `frontier.<cluster>.journal.<shardId>.taken`: a standby's word, to the old primary, that it took the shard over (not kept). */
+  journalTaken(shardId: string): string;
 }
 
 /** `frontier-<cluster>-slots`: the KV bucket that maps `slot.<n>` to the shard owning slot n. */
@@ -87,6 +89,7 @@ export function subjectsFor(cluster: string): ClusterSubjects {
     all: `${base}.>`,
     slotBucket: slotBucketName(cluster),
     journal: (shardId) => `${base}.journal.${token("shard id", shardId)}`,
+    journalTaken: (shardId) => `${base}.journal.${token("shard id", shardId)}.taken`,
     journalStream: (shardId) => `${SUBJECT_ROOT}-${cluster}-journal-${token("shard id", shardId)}`,
   };
 }

@@ -50,6 +50,13 @@ export interface JournalReplica {
   ship(block: Uint8Array): Promise<void>;
   /** Stops shipping; what was shipped stays. */
   close(): Promise<void>;
+  /**
+   * Throws when the replica has learnt that another owner took the copy
+   * over (a standby's takeover): what a shard checks before it answers a
+   * read, since only writes find that out by themselves. Optional; cheap
+   * (no I/O).
+   */
+  checkOwner?(): void;
 }
 
 /** Records per part of a base: about 200 B per task record, so a part stays well under NATS's 1 MiB default payload. */
@@ -172,6 +179,12 @@ export class ReplicatedJournal implements Journal {
   checkOwner(): void {
     if (this.failure) throw this.failure;
     this.local.checkOwner();
+    try {
+      this.replica.checkOwner?.();
+    } catch (error) {
+      this.failure ??= asReplicationError(error, "the journal's replica was taken over");
+      throw this.failure;
+    }
   }
 
   close(): Promise<void> {

@@ -122,8 +122,13 @@ describe("per-role NATS permissions", () => {
     const worker = await as({ role: "worker" });
     const stream = s.journalStream("s1");
     const api = async (nc: NatsConnection, call: string, body: unknown) =>
-      JSON.parse(new TextDecoder().decode((await nc.request(call, JSON.stringify(body), { timeout: 2_000 })).data));
-    const created = await api(shard, `$JS.API.STREAM.CREATE.${stream}`, { name: stream, subjects: [s.journal("s1")] });
+      JSON.parse(
+        new TextDecoder().decode((await nc.request(call, JSON.stringify(body), { timeout: 2_000 })).data),
+      );
+    const created = await api(shard, `$JS.API.STREAM.CREATE.${stream}`, {
+      name: stream,
+      subjects: [s.journal("s1")],
+    });
     expect(created.error).toBeUndefined();
     const ack = await api(shard, s.journal("s1"), {});
     expect(ack.seq).toBe(1);

@@ -112,7 +112,7 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
           ...bucketWrite(s.slotBucket),
           ...journalStream(s, id),
         ],
-        subscribe: [s.shardAll(id), s.frontier, inbox],
+        subscribe: [s.shardAll(id), s.frontier, s.journalTaken(id), inbox],
         allowResponses: true,
       };
     }
@@ -192,6 +192,7 @@ function journalStream(s: ClusterSubjects, shardId: string): string[] {
   const stream = s.journalStream(shardId);
   return [
     s.journal(shardId),
+    s.journalTaken(shardId),
     `$JS.API.STREAM.CREATE.${stream}`,
     `$JS.API.STREAM.INFO.${stream}`,
     `$JS.API.STREAM.PURGE.${stream}`,
