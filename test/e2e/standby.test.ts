@@ -24,7 +24,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { frontier, REPO_ROOT, until } from "./harness.js";
 
-const CLUSTER = "standby";
+let CLUSTER = "standby";
 let server: NatsServer;
 let coordinator: Coordinator;
 let client: FrontierClient;
@@ -213,4 +213,40 @@ describe("a standby shard", () => {
     }
     expect((await client.stats()).counts.COMPLETED).toBe(tasks.length);
   }, 240_000);
+
+  it("fences a primary that was only paused: it stops by itself once woken", async () => {
+    CLUSTER = "standby-paused";
+    const primary = spawnFrontier(["shard", ...on(), "--id", "shard-0", "--data", join(dir, "p2"), "--replicate"]);
+    await primary.event("listening");
+    const submitter = await connect({ servers: server.url, cluster: CLUSTER });
+    const paused = await startCoordinator({ natsUrl: server.url, cluster: CLUSTER, logger: pino({ level: "silent" }) });
+    try {
+      await until(() => paused.inspect().slotsOwned === SLOT_COUNT, 15_000);
+      await submitter.submit([{ id: "x", deadline: 1 }], { idempotencyKey: "x" });
+      const standby = spawnFrontier([
+        "shard",
+        ...on(),
+        "--id",
+        "shard-0",
+        "--data",
+        join(dir, "s2"),
+        "--standby",
+        "--failover-after",
+        "1500",
+      ]);
+      await standby.event("standby");
+      primary.child.kill("SIGSTOP");
+      await standby.event("listening");
+      primary.child.kill("SIGCONT");
+      // Woken, it learns it was taken over and stops: exit code 1, for its supervisor, whose
+      // restart on that directory is then refused (the first test).
+      expect(await primary.exited).toBe(1);
+      expect(primary.output()).toMatch(/REPLICATION_FAILED|STREAM_TAKEN_OVER|taken over/);
+      const view = await submitter.getTask("x");
+      expect(view?.state).toBe("RUNNABLE");
+    } finally {
+      await submitter.close();
+      await paused.close();
+    }
+  }, 120_000);
 });
