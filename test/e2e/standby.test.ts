@@ -216,10 +216,22 @@ describe("a standby shard", () => {
 
   it("fences a primary that was only paused: it stops by itself once woken", async () => {
     CLUSTER = "standby-paused";
-    const primary = spawnFrontier(["shard", ...on(), "--id", "shard-0", "--data", join(dir, "p2"), "--replicate"]);
+    const primary = spawnFrontier([
+      "shard",
+      ...on(),
+      "--id",
+      "shard-0",
+      "--data",
+      join(dir, "p2"),
+      "--replicate",
+    ]);
     await primary.event("listening");
     const submitter = await connect({ servers: server.url, cluster: CLUSTER });
-    const paused = await startCoordinator({ natsUrl: server.url, cluster: CLUSTER, logger: pino({ level: "silent" }) });
+    const paused = await startCoordinator({
+      natsUrl: server.url,
+      cluster: CLUSTER,
+      logger: pino({ level: "silent" }),
+    });
     try {
       await until(() => paused.inspect().slotsOwned === SLOT_COUNT, 15_000);
       await submitter.submit([{ id: "x", deadline: 1 }], { idempotencyKey: "x" });

@@ -139,7 +139,7 @@ async function play(shard: Shard, steps: readonly Step[], prefix: string) {
         const key = s.key ? `${prefix}key-${next}` : undefined;
         const result = await shard.submit(batch, key === undefined ? {} : { idempotencyKey: key });
         ids.push(...result.taskIds);
-        if (key !== undefined) keys.set(key, result.taskIds);
+        if (key !== undefined) keys.set(key, [...result.taskIds]);
         break;
       }
       case "lease":
