@@ -8,7 +8,9 @@
  *
  * FRONTIER_BENCH_SECONDS: each run (default 3); FRONTIER_BENCH_ROUNDS:
  * rounds of both modes (default 3); FRONTIER_BENCH_CALLERS: callers
- * (default 1,64); FRONTIER_BENCH_DURABILITIES (default flushed,committed).
+ * (default 1,64); FRONTIER_BENCH_DURABILITIES (default flushed,committed);
+ * FRONTIER_BENCH_BASE: live tasks of the open measured with and without
+ * shipping its base (default 100000; 0 skips it).
  * Each caller loops submit(1 task) → lease(1) → complete, awaiting every
  * answer; a row gives acknowledged calls per second and the latency of a
  * call (p50, p99), medians over the rounds.
@@ -79,6 +81,35 @@ async function run(callers: number, durability: Durability, replicated: boolean)
   return { opsPerSecond: ops / elapsed, p50: at(0.5), p99: at(0.99) };
 }
 
+const baseTasks = Number(process.env["FRONTIER_BENCH_BASE"] ?? 100_000);
+
+/** An open of a directory holding `tasks` live tasks, without and with its base shipped (ms, medians). */
+async function openCost(tasks: number): Promise<{ local: number; replicated: number }> {
+  const dataDir = join(root, `base${n++}`);
+  const filling = await Shard.open({ dataDir });
+  for (let i = 0; i < tasks; i += 1_000)
+    await filling.submit(
+      Array.from({ length: Math.min(1_000, tasks - i) }, (_, j) => ({ id: `t${i + j}`, deadline: i + j })),
+    );
+  await filling.close();
+  const local: number[] = [];
+  const replicated: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let at = performance.now();
+    await (await Shard.open({ dataDir })).close();
+    local.push(performance.now() - at);
+    at = performance.now();
+    const cluster = `base${n++}`;
+    const shard = await Shard.open({
+      dataDir,
+      replica: new JournalStream({ nc, cluster, shardId: "s0", origin: randomUUID() }),
+    });
+    replicated.push(performance.now() - at);
+    await shard.close();
+  }
+  return { local: median(local), replicated: median(replicated) };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 try {
@@ -95,11 +126,18 @@ try {
         results.replicated.push(await run(callers, durability, true));
       }
       for (const [mode, rows] of Object.entries(results)) {
+        if (rows.length === 0) continue;
         console.log(
           `| ${callers} | ${durability} | ${mode === "replicated" ? "JetStream" : "none"} | ${Math.round(median(rows.map((x) => x.opsPerSecond)))} | ${median(rows.map((x) => x.p50)).toFixed(2)} | ${median(rows.map((x) => x.p99)).toFixed(2)} |`,
         );
       }
     }
+  }
+  if (baseTasks > 0) {
+    const cost = await openCost(baseTasks);
+    console.log(
+      `open of ${baseTasks} live tasks: ${cost.local.toFixed(0)} ms without a replica, ${cost.replicated.toFixed(0)} ms shipping its base`,
+    );
   }
 } finally {
   await nc.close();
