@@ -110,6 +110,28 @@ describe("journal shipping over JetStream", () => {
     await expect(submitted).resolves.toEqual({ taskIds: ["b"], duplicate: false });
   });
 
+  it("sends a block again across a nats-server restart, and the stream stores it once", async () => {
+    const cluster = env.freshCluster();
+    const { shard, nc } = await replicatedShard(cluster, randomUUID());
+    await shard.submit([{ id: "a", deadline: 1 }]);
+    await env.server.kill("SIGKILL");
+    // Sent while the server is down (lost with the connection, or buffered until it is back).
+    const submitted = shard.submit([{ id: "b", deadline: 2 }]);
+    await env.server.restart();
+    await expect(submitted).resolves.toEqual({ taskIds: ["b"], duplicate: false });
+    const stream = subjectsFor(cluster).journalStream("s0");
+    const jsm = await jetstreamManager(nc);
+    const { first_seq, last_seq } = (await jsm.streams.info(stream)).state;
+    const blocks: string[] = [];
+    for (let seq = first_seq; seq <= last_seq; seq++) {
+      const m = await jsm.streams.getMessage(stream, { seq });
+      if (m?.header.get(JournalHeader.KIND) === JournalKind.BLOCK) blocks.push(m.header.get("Nats-Msg-Id"));
+    }
+    expect(blocks.length).toBe(new Set(blocks).size);
+    const copy = await restoredShard(cluster);
+    expect(copy.getTask("b")?.state).toBe("RUNNABLE");
+  });
+
   it("rebuilds, in another directory, the state the shard acknowledged: tasks, leases, keys, tokens", async () => {
     const cluster = env.freshCluster();
     const origin = randomUUID();

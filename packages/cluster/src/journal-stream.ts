@@ -37,11 +37,12 @@
  * Growth: once a run's base is in, every message before it is purged, so
  * the stream holds one base plus the blocks since the shard last opened.
  *
- * Failures: a publish that is refused (wrong last id: taken over; stream
- * gone) or not answered in `timeoutMs` fails the block, and the shard stops
- * as after a storage failure; its supervisor restarts it, and the restart
- * ships a new base. Nothing is retried in place: a resend after a timeout
- * would need the server's duplicate check to come before its last-id check.
+ * Failures: a message lost with its connection or unanswered is sent again
+ * under the same id (see send: the server's duplicate check makes that
+ * safe) for up to `timeoutMs`; a refusal (wrong last id: taken over; stream
+ * gone) or `timeoutMs` without an answer fails the block, and the shard
+ * stops as after a storage failure; its supervisor restarts it, and the
+ * restart ships a new base.
  */
 import { randomUUID } from "node:crypto";
 import { subjectsFor } from "@frontier/protocol";
@@ -93,6 +94,10 @@ export const JournalKind = {
 } as const;
 export type JournalKind = (typeof JournalKind)[keyof typeof JournalKind];
 
+/** A message not answered within this is sent again (same id), while `timeoutMs` lasts, ms. */
+const RESEND_AFTER_MS = 2_000;
+/** Pause before sending again a message lost with its connection, ms. */
+const RESEND_PAUSE_MS = 100;
 /** Largest message body; NATS's default max_payload is 1 MiB, and headers ride along. */
 export const MAX_JOURNAL_MESSAGE_BYTES = 512 * 1024;
 
@@ -176,6 +181,8 @@ export class JournalStream implements JournalReplica {
   /** The id of the last message published (the next one expects it), once the run's first is out. */
   private lastId: string | undefined;
   private closed = false;
+  /** Settles once the last message published is stored (rejects if it was not). */
+  private previous: Promise<void> = Promise.resolve();
   /** The directory that took the shard over, once this run heard of it. */
   private takenBy: string | undefined;
   private taken: Subscription | undefined;
@@ -280,12 +287,7 @@ export class JournalStream implements JournalReplica {
    * Publishes one message, chained to the one before (or, for the run's
    * first, to the stream's last sequence). Resolves with its sequence.
    */
-  private async publish(
-    kind: JournalKind,
-    data: Uint8Array,
-    afterSeq?: number,
-    more = false,
-  ): Promise<number> {
+  private publish(kind: JournalKind, data: Uint8Array, afterSeq?: number, more = false): Promise<number> {
     const h: MsgHdrs = headers();
     h.set(JournalHeader.KIND, kind);
     h.set(JournalHeader.RUN, this.run);
@@ -294,12 +296,61 @@ export class JournalStream implements JournalReplica {
     const id = `${this.run}.${this.n++}`;
     const expect = this.lastId === undefined ? { lastSequence: afterSeq ?? 0 } : { lastMsgID: this.lastId };
     this.lastId = id;
-    const ack = await this.js!.publish(this.subject, data, {
-      msgID: id,
-      expect,
-      headers: h,
-      timeout: this.timeoutMs,
-    });
-    return ack.seq;
+    const previous = this.previous;
+    const sent = this.send(id, expect, h, data, previous);
+    this.previous = sent.then(
+      () => {},
+      () => Promise.reject(new Error(`journal message ${id} was not stored`)),
+    );
+    this.previous.catch(() => {});
+    return sent;
+  }
+
+  /**
+   * Sends one message until the stream answers, for at most `timeoutMs`:
+   * a message lost with a connection (a NATS restart) or unanswered is sent
+   * again under the same id and expectation. That is safe because the
+   * server checks an id against its duplicate window (2 minutes) before the
+   * expected last id (measured on nats-server 2.9: a resend of a stored
+   * message is acknowledged `duplicate` with its sequence), so a resend
+   * stores nothing twice, and one that was not stored is stored only if it
+   * still follows the message before it. A refusal of that expectation is
+   * final only once the message before is known stored: until then, this
+   * one may just have overtaken it (sent on a new connection while the
+   * other waits for its resend). Resolves with the message's sequence.
+   */
+  private async send(
+    id: string,
+    expect: { lastSequence: number } | { lastMsgID: string },
+    h: MsgHdrs,
+    data: Uint8Array,
+    previous: Promise<void>,
+  ): Promise<number> {
+    const deadline = performance.now() + this.timeoutMs;
+    let afterPrevious = false;
+    for (;;) {
+      const left = deadline - performance.now();
+      try {
+        const ack = await this.js!.publish(this.subject, data, {
+          msgID: id,
+          expect,
+          headers: h,
+          timeout: Math.max(1, Math.min(left, RESEND_AFTER_MS)),
+        });
+        return ack.seq;
+      } catch (error) {
+        if (this.closed || deadline - performance.now() <= 0) throw error;
+        if (error instanceof JetStreamApiError) {
+          if (afterPrevious) throw error;
+          await previous; // its failure is this one's
+          afterPrevious = true;
+          continue;
+        }
+        // Lost or unanswered (a connection going, a server restarting): send it again shortly.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(RESEND_PAUSE_MS, deadline - performance.now())),
+        );
+      }
+    }
   }
 }
