@@ -99,4 +99,85 @@ describe("a standby", () => {
       }),
     ).rejects.toMatchObject({ code: "SHARD_ID_TAKEN" });
   });
+
+  it("follows its primary through restarts (a new base each) and takes over with the last run's state", async () => {
+    const first = await env.startActor({ replicate: true });
+    const { cluster, shardId, wf } = first;
+    ok(
+      await first.q({
+        op: "submit",
+        tasks: [
+          { id: "a", deadline: 1, workflowId: wf },
+          { id: "b", deadline: 2, workflowId: wf, prerequisites: ["a"] },
+        ],
+        idempotencyKey: "k",
+      }),
+    );
+    const nc = await env.connect();
+    const kv = await new Kvm(nc).open(slotBucketName(cluster));
+    const dataDir = env.freshDir();
+    const stop = new AbortController();
+    env.defer(async () => stop.abort());
+    const taking = runStandby({
+      nc,
+      kv,
+      cluster,
+      shardId,
+      dataDir,
+      // Longer than a restart of the primary here: the standby must not take over in between.
+      failoverAfterMs: 3_000,
+      checkMs: 20,
+      log: silent,
+      signal: stop.signal,
+    });
+    // A restart of the primary on its directory: a new run, a new base (the old one purged).
+    await first.actor.close();
+    const second = await env.startActor({
+      cluster,
+      shardId,
+      dataDir: first.dataDir,
+      replicate: true,
+      slots: "auto",
+    });
+    const [lease] = ok(
+      await second.q({ op: "lease", owner: "w", max: 1, leaseMs: 600_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    ok(
+      await second.q({
+        op: "complete",
+        taskId: "a",
+        workflowId: wf,
+        token: lease!.token,
+        secret: lease!.secret!,
+      }),
+    );
+    ok(
+      await second.q({
+        op: "submit",
+        tasks: [{ id: "c", deadline: 3, workflowId: wf }],
+        idempotencyKey: "k2",
+      }),
+    );
+    await second.actor.close();
+
+    await taking;
+    const successor = await env.startActor({ cluster, shardId, dataDir, replicate: true, slots: "auto" });
+    const state = async (id: string) =>
+      ok(await successor.q({ op: "getTask", taskId: id, workflowId: wf })).task?.state;
+    expect([await state("a"), await state("b"), await state("c")]).toEqual([
+      "COMPLETED",
+      "RUNNABLE",
+      "RUNNABLE",
+    ]);
+    for (const key of ["k", "k2"])
+      expect(
+        ok(
+          await successor.q({
+            op: "submit",
+            tasks: [{ id: "z", deadline: 1, workflowId: wf }],
+            idempotencyKey: key,
+          }),
+        ).replayed,
+      ).toBe(true);
+  });
 });
