@@ -108,6 +108,7 @@ describe("a standby shard", () => {
     });
     await until(() => coordinator.inspect().slotsOwned === SLOT_COUNT, 15_000);
     client = await connect({ servers: server.url, cluster: CLUSTER });
+    const loader = await connect({ servers: server.url, cluster: CLUSTER });
 
     // Acknowledged work: DAG workflows, tasks of their own, leases held, completes.
     const tasks = [];
@@ -149,6 +150,34 @@ describe("a standby shard", () => {
     await standby.event("standby");
     expect(standby.output()).not.toMatch(/"event":"takeover"/); // the primary announces: no takeover
 
+    // Load while the host is lost: submits and leases of tasks of their own type, each recorded
+    // the moment it is acknowledged (one that fails is sent again: idempotent by key and request).
+    const acked: string[] = [];
+    const ackedLeases: Lease[] = [];
+    let loading = true;
+    const load = (async () => {
+      for (let i = 0; loading; i++) {
+        const id = `load-${i}`;
+        for (;;) {
+          try {
+            await loader.submit([{ id, deadline: 5_000 + i, type: "load" }], {
+              idempotencyKey: `key-${id}`,
+            });
+            break;
+          } catch {}
+        }
+        acked.push(id);
+        if (i % 3 === 0) {
+          try {
+            ackedLeases.push(
+              ...(await loader.lease({ max: 1, leaseMs: 600_000, types: ["load"], waitMs: 0 })),
+            );
+          } catch {}
+        }
+      }
+    })();
+    await until(() => acked.length >= 30 && ackedLeases.length >= 5, 30_000);
+
     // The host is lost: its process killed, its disk gone (kept aside, to bring it back later).
     primary.child.kill("SIGKILL");
     await primary.exited;
@@ -156,9 +185,27 @@ describe("a standby shard", () => {
     cpSync(primaryDir, lostDisk, { recursive: true });
     rmSync(primaryDir, { recursive: true, force: true });
 
+    const ackedBeforeTakeover = acked.length;
     await standby.event("takeover");
     await standby.event("listening");
     await until(() => coordinator.inspect().frontiers.length === 1, 15_000);
+    await until(() => acked.length >= ackedBeforeTakeover + 5, 30_000); // the load goes on, served by the standby
+    loading = false;
+    await load;
+    await loader.close();
+    // Nothing acknowledged lost, nothing doubled: every acknowledged load task is there, each
+    // acknowledged lease LEASED under its token; then they run out of the way of the checks below.
+    for (const id of acked) expect([id, (await client.getTask(id))?.id]).toEqual([id, id]);
+    for (const lease of ackedLeases) {
+      const view = await client.getTask(lease.taskId);
+      expect([lease.taskId, view?.state, view?.token]).toEqual([lease.taskId, "LEASED", lease.token]);
+      expect((await client.complete(lease)).duplicate).toBe(false);
+    }
+    for (;;) {
+      const rest = await client.lease({ max: 100, leaseMs: 60_000, types: ["load"] });
+      if (rest.length === 0) break;
+      for (const lease of rest) expect((await client.complete(lease)).duplicate).toBe(false);
+    }
 
     // Every acknowledged task, as it was: states and tokens (the leases held, LEASED under their tokens).
     for (const t of tasks) {
@@ -190,7 +237,7 @@ describe("a standby shard", () => {
     for (const lease of held) expect((await client.complete(lease)).duplicate).toBe(false);
     for (const lease of completed) expect((await client.complete(lease)).duplicate).toBe(true);
     const stats = await client.stats();
-    expect(stats.counts.COMPLETED).toBe(completed.length + fresh.length + held.length);
+    expect(stats.counts.COMPLETED).toBe(acked.length + completed.length + fresh.length + held.length);
     expect(stats.counts.LEASED).toBe(0);
 
     // The old primary comes back with its disk: refused, whether it replicates or not.
@@ -211,7 +258,7 @@ describe("a standby shard", () => {
       for (const lease of leases) expect((await client.complete(lease)).duplicate).toBe(false);
       done += leases.length;
     }
-    expect((await client.stats()).counts.COMPLETED).toBe(tasks.length);
+    expect((await client.stats()).counts.COMPLETED).toBe(tasks.length + acked.length);
   }, 240_000);
 
   it("fences a primary that was only paused: it stops by itself once woken", async () => {
