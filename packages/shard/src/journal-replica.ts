@@ -79,6 +79,23 @@ export function decodeBlock(bytes: Uint8Array): JournalRecord[] {
 }
 
 /**
+ * The JournalState fields baseRecords ships (taskCount is a hint, not
+ * state). A field the journal gains must be shipped too, or a standby's
+ * copy lacks it: shard-replica.test.ts holds a loaded state's fields to
+ * this list.
+ */
+export const BASE_FIELDS = [
+  "meta",
+  "tasks",
+  "taskCount",
+  "idempotency",
+  "clock",
+  "tokenCeiling",
+  "outbox",
+  "adopted",
+] as const;
+
+/**
  * The state a journal holds, as the records that rebuild it in an empty
  * journal, in parts of at most `partRecords`. Reads `state.tasks` once,
  * lazily (one part in memory at a time).

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ShardErrorCode } from "./errors.js";
 import type { Journal } from "./journal.js";
+import { BASE_FIELDS } from "./journal-replica.js";
 import { LmdbJournal } from "./lmdb-journal.js";
 import { MemoryReplica } from "./memory-replica.fixture.js";
 import type { Shard } from "./shard.js";
@@ -160,6 +161,15 @@ async function play(shard: Shard, steps: readonly Step[], prefix: string) {
 }
 
 describe("a copy rebuilt from the replica", () => {
+  it("ships every field of the journal's state in its base (a field added to the journal must be shipped too)", async () => {
+    const journal = await LmdbJournal.open({ dataDir: freshDir() });
+    try {
+      expect(Object.keys(journal.load()).sort()).toEqual([...BASE_FIELDS].sort());
+    } finally {
+      await journal.close();
+    }
+  });
+
   it("holds the acknowledged state: every task as it was, leases with their tokens, idempotency keys", async () => {
     await fc.assert(
       fc.asyncProperty(
