@@ -15,14 +15,16 @@ import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type FrontierClient } from "@frontier/client";
+import { restoreFromStream } from "@frontier/cluster";
 import { type Coordinator, startCoordinator } from "@frontier/coordinator";
 import type { Lease } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
 import { SLOT_COUNT } from "@frontier/protocol";
-import { TOKEN_RESERVATION } from "@frontier/shard";
+import { Shard, TOKEN_RESERVATION } from "@frontier/shard";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { frontier, REPO_ROOT, until } from "./harness.js";
+import { frontier, REPO_ROOT, startFrontier, until } from "./harness.js";
 
 let CLUSTER = "standby";
 let server: NatsServer;
@@ -306,6 +308,49 @@ describe("a standby shard", () => {
     } finally {
       await submitter.close();
       await paused.close();
+    }
+  }, 120_000);
+
+  it("frontier start --replicate ships every shard's journal: each stream rebuilds what its shard acknowledged", async () => {
+    CLUSTER = "standby-start";
+    const started = await startFrontier([
+      "--nats",
+      server.url,
+      "--cluster",
+      CLUSTER,
+      "--data",
+      join(dir, "start"),
+      "--shards",
+      "2",
+      "--replicate",
+      "--no-metrics",
+      "--no-console",
+    ]);
+    const submitter = await connect({ servers: server.url, cluster: CLUSTER });
+    try {
+      const tasks = Array.from({ length: 40 }, (_, i) => ({
+        id: `s-${i}`,
+        deadline: i,
+        workflowId: `w-${i}`,
+      }));
+      await submitter.submit(tasks, { idempotencyKey: "start-1" });
+      const nc = await natsConnect({ servers: server.url });
+      let found = 0;
+      try {
+        for (const shardId of ["shard-0", "shard-1"]) {
+          const dataDir = join(dir, `copy-${shardId}`);
+          expect((await restoreFromStream({ nc, cluster: CLUSTER, shardId, dataDir })).hasCopy).toBe(true);
+          const copy = await Shard.open({ dataDir });
+          found += tasks.filter((t) => copy.getTask(t.id) !== undefined).length;
+          await copy.close();
+        }
+      } finally {
+        await nc.close();
+      }
+      expect(found).toBe(tasks.length);
+    } finally {
+      await submitter.close();
+      await started.stop();
     }
   }, 120_000);
 });

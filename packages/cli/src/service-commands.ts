@@ -114,6 +114,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       ...engine,
       ...prepared,
       ...autoRebalanceOf(ctx),
+      ...(flag(ctx.parsed, "replicate") ? { replicate: true } : {}),
     });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({

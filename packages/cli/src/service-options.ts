@@ -152,6 +152,11 @@ export const START_OPTIONS = {
     value: "K",
     description: "the shards' ids start at shard-K (default 0)",
   },
+  replicate: {
+    type: "boolean",
+    description:
+      "journal shipping for every shard: each commit also goes to the JetStream stream frontier-<cluster>-journal-<id>, acknowledged once both hold it (a `frontier shard --standby` on another host can then take a shard over)",
+  },
   ...BACKOFF_OPTIONS,
   ...DURABILITY_OPTION,
   ...PREPARED_OPTIONS,

@@ -381,6 +381,8 @@ export interface ShardHostOptions extends ShardActorTuning {
   readonly join?: boolean;
   /** Engine and storage options for every shard (plain data). */
   readonly shard?: ShardEngineOptions;
+  /** Journal shipping for every shard (ShardActorOptions `replicate`). Default false. */
+  readonly replicate?: boolean;
   /** Log level of the host and its workers. Default DEFAULT_LOG_LEVEL. */
   readonly logLevel?: LogLevel;
   /** Logger of the host itself (workers log with their own pino at `logLevel`). */
@@ -414,6 +416,7 @@ export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly firstShard: number;
   readonly join: boolean;
   readonly shard: ShardEngineOptions;
+  readonly replicate: boolean;
   readonly logLevel: LogLevel;
   readonly logger: Logger | undefined;
   readonly restartInitialMs: number;
@@ -479,6 +482,7 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
     firstShard,
     join: bool(o["join"], false, `${where} "join"`),
     shard,
+    replicate: bool(o["replicate"], false, `${where} "replicate"`),
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     logger: logger(o["logger"], `${where} "logger"`),
     restartInitialMs,
