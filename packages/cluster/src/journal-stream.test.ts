@@ -27,11 +27,17 @@ afterEach(() => env.cleanup());
 afterAll(() => env.stop());
 
 /** A Shard shipping to its stream, with a handle on its local journal. */
-async function replicatedShard(cluster: string, origin: string, dataDir = env.freshDir()) {
+async function replicatedShard(
+  cluster: string,
+  origin: string,
+  dataDir = env.freshDir(),
+  replicaRebaseBytes?: number,
+) {
   const nc = await env.connect();
   let local: Journal | undefined;
   const shard = await Shard.open({
     dataDir,
+    ...(replicaRebaseBytes === undefined ? {} : { replicaRebaseBytes }),
     replica: new JournalStream({ nc, cluster, shardId: "s0", origin, log: silent }),
     openJournal: async (o) => {
       local = await LmdbJournal.open(o);
@@ -168,6 +174,20 @@ describe("journal shipping over JetStream", () => {
       subjectsFor(cluster).journalStream("s0"),
     );
     expect(info.state.first_seq).toBeGreaterThan(1);
+  });
+
+  it("ships new bases while the shard runs and purges what came before; the stream still rebuilds everything", async () => {
+    const cluster = env.freshCluster();
+    const { shard, nc } = await replicatedShard(cluster, randomUUID(), env.freshDir(), 1);
+    for (let i = 0; i < 20; i++)
+      await shard.submit([{ id: `t${i}`, deadline: i }], { idempotencyKey: `k${i}` });
+    const [lease] = await shard.lease("w", { max: 1, leaseMs: 600_000 });
+    const info = await (await jetstreamManager(nc)).streams.info(subjectsFor(cluster).journalStream("s0"));
+    // A base per block or so, each purging the ones before: far fewer messages than were published.
+    expect(info.state.messages).toBeLessThan(info.state.last_seq / 2);
+    const copy = await restoredShard(cluster);
+    for (let i = 0; i < 20; i++) expect(copy.getTask(`t${i}`)).toEqual(shard.getTask(`t${i}`));
+    expect(copy.getTask(lease!.taskId)).toMatchObject({ state: "LEASED", token: lease!.token });
   });
 
   it("stops a writer once a takeover marker is in its stream, and refuses its next open", async () => {

@@ -34,8 +34,10 @@
  * last message again after a reconnect (it may have missed the word):
  * `checkOwner` then throws, and the shard stops.
  *
- * Growth: once a run's base is in, every message before it is purged, so
- * the stream holds one base plus the blocks since the shard last opened.
+ * Growth: once a base is in, every message before it is purged, so the
+ * stream holds one base plus the blocks since. A base is shipped at every
+ * open, and while the shard runs once the blocks since the last one pass
+ * the shard's `replicaRebaseBytes` and twice the base (`rebase`).
  *
  * Failures: a message lost with its connection or unanswered is sent again
  * under the same id (see send: the server's duplicate check makes that
@@ -215,17 +217,25 @@ export class JournalStream implements JournalReplica {
             "This directory's copy is out of date; remove it, or start it as a standby of the shard",
         );
     }
-    const begin = await this.publish(JournalKind.BASE_BEGIN, MARKER_BODY, lastSeq);
-    const key = this.o.leaseKey?.();
-    if (key !== undefined) await this.publish(JournalKind.LEASE_KEY, key);
-    for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
-    await this.publish(JournalKind.BASE_END, MARKER_BODY);
+    const begin = await this.shipBase(base, lastSeq);
     // One base is enough: drop everything before this one's first message. Only when there is
     // something before it: nats-server 2.9 purged the whole stream for a purge up to its first
     // sequence (measured), taking the new base with it.
     if (info.state.messages > 0 && begin > info.state.first_seq)
       await jsm.streams.purge(this.stream, { seq: begin });
     this.o.log?.info({ stream: this.stream, run: this.run, from: begin }, "journal base shipped");
+  }
+
+  /**
+   * A new base while the shard runs (ReplicatedJournal's rebase): chained
+   * after the blocks before it like any message, then everything before it
+   * is purged. The follower builds it beside its copy and swaps.
+   */
+  async rebase(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+    const jsm = await jetstreamManager(this.o.nc);
+    const begin = await this.shipBase(base);
+    await jsm.streams.purge(this.stream, { seq: begin });
+    this.o.log?.info({ stream: this.stream, run: this.run, from: begin }, "journal rebased");
   }
 
   ship(block: Uint8Array): Promise<void> {
@@ -271,6 +281,16 @@ export class JournalStream implements JournalReplica {
         }
       }
     })();
+  }
+
+  /** Publishes a base (begin, the lease key, its parts, end); resolves with its first message's sequence. */
+  private async shipBase(base: Iterable<readonly JournalRecord[]>, afterSeq?: number): Promise<number> {
+    const begin = await this.publish(JournalKind.BASE_BEGIN, MARKER_BODY, afterSeq);
+    const key = this.o.leaseKey?.();
+    if (key !== undefined) await this.publish(JournalKind.LEASE_KEY, key);
+    for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
+    await this.publish(JournalKind.BASE_END, MARKER_BODY);
+    return begin;
   }
 
   /** Publishes a unit in messages of at most MAX_JOURNAL_MESSAGE_BYTES; resolves once the stream holds all of them. */

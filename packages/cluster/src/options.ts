@@ -196,6 +196,12 @@ export interface ShardActorOptions extends ShardActorTuning {
   readonly replicate?: boolean;
   /** With `replicate`: wait for the stream's acknowledgement of a block, ms; past it the shard stops. Default DEFAULT_REPLICATION_TIMEOUT_MS. */
   readonly replicationTimeoutMs?: number;
+  /**
+   * With `replicate`: bytes of blocks in the stream after its base before a
+   * new base is shipped and the rest purged (and at least twice the base).
+   * Default @frontier/shard's DEFAULT_REBASE_AFTER_BYTES (256 MiB).
+   */
+  readonly replicationRebaseBytes?: number;
   /** Logger; default a pino logger at `logLevel` on stdout. */
   readonly logger?: Logger;
   /** Level of the default logger. Default DEFAULT_LOG_LEVEL. */
@@ -217,6 +223,7 @@ export interface ResolvedShardActorOptions {
   readonly clusterId: string | undefined;
   readonly replicate: boolean;
   readonly replicationTimeoutMs: number;
+  readonly replicationRebaseBytes: number | undefined;
   readonly logger: Logger | undefined;
   readonly logLevel: LogLevel;
   readonly announceIntervalMs: number;
@@ -263,6 +270,10 @@ export function checkShardActorOptions(options: ShardActorOptions): ResolvedShar
     join: bool(o["join"], true, `${where} "join"`),
     clusterId: o["clusterId"] === undefined ? undefined : nonEmpty(o["clusterId"], `${where} "clusterId"`),
     replicate: bool(o["replicate"], false, `${where} "replicate"`),
+    replicationRebaseBytes:
+      o["replicationRebaseBytes"] === undefined
+        ? undefined
+        : int(o["replicationRebaseBytes"], undefined, 1, `${where} "replicationRebaseBytes"`),
     replicationTimeoutMs: int(
       o["replicationTimeoutMs"],
       DEFAULT_REPLICATION_TIMEOUT_MS,

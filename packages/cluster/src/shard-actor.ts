@@ -371,6 +371,7 @@ export class ShardActor {
       shard = await Shard.open({
         ...o.shard,
         ...(replica === undefined ? {} : { replica }),
+        ...(o.replicationRebaseBytes === undefined ? {} : { replicaRebaseBytes: o.replicationRebaseBytes }),
         dataDir: o.dataDir,
         sameWorkflowPrerequisites: true,
         observer: withTaskLog(metrics, log),

@@ -100,7 +100,7 @@ describe("a standby", () => {
     ).rejects.toMatchObject({ code: "SHARD_ID_TAKEN" });
   });
 
-  it("follows its primary through restarts (a new base each) and takes over with the last run's state", async () => {
+  it("follows its primary through restarts and new bases, and takes over with the last state", async () => {
     const first = await env.startActor({ replicate: true });
     const { cluster, shardId, wf } = first;
     ok(
@@ -132,11 +132,13 @@ describe("a standby", () => {
     });
     // A restart of the primary on its directory: a new run, a new base (the old one purged).
     await first.actor.close();
+    // This run ships a new base after every block or so: the standby swaps copies as it follows.
     const second = await env.startActor({
       cluster,
       shardId,
       dataDir: first.dataDir,
       replicate: true,
+      replicationRebaseBytes: 1,
       slots: "auto",
     });
     const [lease] = ok(

@@ -38,10 +38,12 @@ export {
 export {
   BASE_PART_RECORDS,
   baseRecords,
+  DEFAULT_REBASE_AFTER_BYTES,
   decodeBlock,
   encodeBlock,
   type JournalReplica,
   ReplicatedJournal,
+  type ReplicatedJournalOptions,
 } from "./journal-replica.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {

@@ -48,6 +48,14 @@ export interface JournalReplica {
    * previous one's answer: the replica keeps them in order.
    */
   ship(block: Uint8Array): Promise<void>;
+  /**
+   * Optional: ships `base` as the copy's new starting point after the
+   * blocks shipped so far (all of them held by the copy, and none shipped
+   * until this resolves), after which the copy may drop what came before.
+   * What bounds the copy's growth while the shard runs (ReplicatedJournal's
+   * `rebaseAfterBytes`).
+   */
+  rebase?(base: Iterable<readonly JournalRecord[]>): Promise<void>;
   /** Stops shipping; what was shipped stays. */
   close(): Promise<void>;
   /**
@@ -123,11 +131,33 @@ export function* baseRecords(
   if (part.length > 0) yield part;
 }
 
+/** Bytes of blocks shipped after a base before a new one is shipped, by default (and at least twice the base's). */
+export const DEFAULT_REBASE_AFTER_BYTES = 256 * 1024 * 1024;
+
+export interface ReplicatedJournalOptions {
+  /**
+   * Once the blocks shipped since the last base pass this many bytes, and
+   * twice the base's size, a new base is shipped (local.snapshot() and
+   * replica.rebase(), when both exist), and the copy drops what came before
+   * it: the copy stays within about three times the state plus this. The
+   * shard's calls wait meanwhile (their appends are held, then made in
+   * order). Default DEFAULT_REBASE_AFTER_BYTES.
+   */
+  readonly rebaseAfterBytes?: number;
+}
+
 /**
  * A journal whose blocks also go to a replica. Group commit as the local
  * journal's: the records appended in one synchronous stretch are one block,
  * shipped at the next microtask; the local journal groups the same appends
  * into its own commit.
+ *
+ * Rebase: when the blocks since the last base grow past
+ * `rebaseAfterBytes`, appends are held (neither written nor shipped), the
+ * ones made are waited for (durable here and held by the replica), the
+ * local state is read afresh and shipped as a new base, and the held
+ * appends are then made, in order. The base is the state after exactly the
+ * blocks before it, so the copy is the base plus the blocks after it.
  */
 export class ReplicatedJournal implements Journal {
   /** Records of the block being gathered, and the promise its appends wait for. */
@@ -136,23 +166,39 @@ export class ReplicatedJournal implements Journal {
   private shippedTail: Promise<void> = Promise.resolve();
   private failure: ShardError | undefined;
   private closing: Promise<void> | undefined;
+  /** Appends made while a new base is shipped, made once it is in. */
+  private held: (() => void)[] | undefined;
+  /** Bytes of blocks shipped since the last base, and that base's bytes. */
+  private sinceBase = 0;
+  private baseBytes: number;
+  private readonly rebaseAfterBytes: number;
 
   private constructor(
     private readonly local: Journal,
     private readonly replica: JournalReplica,
     private readonly state: JournalState,
-  ) {}
+    baseBytes: number,
+    options: ReplicatedJournalOptions,
+  ) {
+    this.baseBytes = baseBytes;
+    this.rebaseAfterBytes = options.rebaseAfterBytes ?? DEFAULT_REBASE_AFTER_BYTES;
+  }
 
   /**
    * Wraps an open journal: ships its state as the replica's base and
    * resolves once the replica holds it. On failure, closes `local` and
    * rejects with REPLICATION_FAILED (or the local journal's error, reading it).
    */
-  static async open(local: Journal, replica: JournalReplica): Promise<ReplicatedJournal> {
+  static async open(
+    local: Journal,
+    replica: JournalReplica,
+    options: ReplicatedJournalOptions = {},
+  ): Promise<ReplicatedJournal> {
     try {
       const state = local.load();
-      await replica.open(baseRecords(state));
-      return new ReplicatedJournal(local, replica, state);
+      const base = measured(baseRecords(state));
+      await replica.open(base.parts);
+      return new ReplicatedJournal(local, replica, state, base.bytes(), options);
     } catch (error) {
       await replica.close().catch(() => {});
       await local.close().catch(() => {});
@@ -167,6 +213,11 @@ export class ReplicatedJournal implements Journal {
 
   append(records: readonly JournalRecord[], options?: AppendOptions): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    const held = this.held;
+    if (held !== undefined)
+      return new Promise((resolve, reject) =>
+        held.push(() => this.append(records, options).then(resolve, reject)),
+      );
     const local = this.local.append(records, options);
     if (records.length === 0) return Promise.all([local, this.shippedTail]).then(() => {});
     let block = this.block;
@@ -213,15 +264,48 @@ export class ReplicatedJournal implements Journal {
     return this.closing;
   }
 
+  /**
+   * Ships a new base (see the class comment). Appends are held from now on;
+   * once the ones made are durable and shipped, the state is read afresh
+   * and shipped; then the held appends are made, in order. A failure stops
+   * the journal, as a refused block does. No-op without the means to.
+   */
+  private rebase(): void {
+    const snapshot = this.local.snapshot?.bind(this.local);
+    const rebase = this.replica.rebase?.bind(this.replica);
+    if (snapshot === undefined || rebase === undefined) return;
+    const held: (() => void)[] = [];
+    this.held = held;
+    void (async () => {
+      try {
+        // Every append made so far: durable here, and held by the replica.
+        await Promise.all([this.local.append([]), this.shippedTail]);
+        const base = measured(baseRecords(snapshot()));
+        await rebase(base.parts);
+        this.baseBytes = base.bytes();
+        this.sinceBase = 0;
+      } catch (error) {
+        this.failure ??= asReplicationError(error, "a new base was not taken by the journal's replica");
+      } finally {
+        this.held = undefined;
+        for (const make of held) make();
+      }
+    })();
+  }
+
   /** Ships one block; it counts as held once it AND every earlier block are. The first failure stops shipping. */
   private ship(records: readonly JournalRecord[], previous: Promise<void>): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     let sent: Promise<void>;
     try {
-      sent = this.replica.ship(encodeBlock(records));
+      const block = encodeBlock(records);
+      this.sinceBase += block.length;
+      sent = this.replica.ship(block);
     } catch (error) {
       sent = Promise.reject(error);
     }
+    if (this.held === undefined && this.sinceBase > Math.max(this.rebaseAfterBytes, 2 * this.baseBytes))
+      this.rebase();
     return Promise.all([previous, sent]).then(
       () => {},
       (error: unknown) => {
@@ -230,6 +314,23 @@ export class ReplicatedJournal implements Journal {
       },
     );
   }
+}
+
+/** Base parts, counting their encoded bytes as they are read. */
+function measured(parts: Iterable<readonly JournalRecord[]>): {
+  parts: Iterable<JournalRecord[]>;
+  bytes: () => number;
+} {
+  let bytes = 0;
+  return {
+    parts: (function* () {
+      for (const part of parts) {
+        bytes += encodeBlock(part).length;
+        yield [...part];
+      }
+    })(),
+    bytes: () => bytes,
+  };
 }
 
 function asReplicationError(error: unknown, what: string): ShardError {

@@ -17,11 +17,20 @@ export class MemoryReplica implements JournalReplica {
   private readonly waiting: { block: Uint8Array; resolve: () => void }[] = [];
   private holding = false;
   private refusal: Error | undefined;
-  /** Blocks shipped (held or not). */
+  /** Blocks shipped (held or not), and new bases shipped while the shard ran. */
   shipped = 0;
+  rebases = 0;
 
   async open(base: Iterable<readonly JournalRecord[]>): Promise<void> {
     if (this.refusal) throw this.refusal;
+    this.held.length = 0;
+    for (const part of base) this.held.push(encodeBlock(part));
+  }
+
+  /** A new base: what came before is dropped, as a stream purges it. */
+  async rebase(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+    if (this.refusal) throw this.refusal;
+    this.rebases++;
     this.held.length = 0;
     for (const part of base) this.held.push(encodeBlock(part));
   }

@@ -16,11 +16,12 @@ import { useShards } from "./test-shards.fixture.js";
 const { freshDir, openShard, closeShard } = useShards("shard-replica");
 
 /** Opens a replicated shard, keeping a handle on its local journal. */
-async function openReplicated(replica: MemoryReplica, dataDir = freshDir()) {
+async function openReplicated(replica: MemoryReplica, dataDir = freshDir(), replicaRebaseBytes?: number) {
   let local: Journal | undefined;
   const shard = await openShard({
     dataDir,
     replica,
+    ...(replicaRebaseBytes === undefined ? {} : { replicaRebaseBytes }),
     openJournal: async (o) => {
       local = await LmdbJournal.open(o);
       return local;
@@ -161,6 +162,30 @@ async function play(shard: Shard, steps: readonly Step[], prefix: string) {
 }
 
 describe("a copy rebuilt from the replica", () => {
+  it("ships a new base once the blocks since the last one outgrow it, holding calls meanwhile; the copy stays whole", async () => {
+    const replica = new MemoryReplica();
+    const { shard } = await openReplicated(replica, freshDir(), 1);
+    const answers: Promise<unknown>[] = [];
+    for (let i = 0; i < 30; i++) {
+      answers.push(shard.submit([{ id: `t${i}`, deadline: i }], { idempotencyKey: `k${i}` }));
+      if (i % 10 === 9) await Promise.all(answers.splice(0));
+    }
+    await Promise.all(answers);
+    const [lease] = await shard.lease("w", { max: 1, leaseMs: 600_000 });
+    expect(replica.rebases).toBeGreaterThan(0);
+    // The copy is a base and the blocks after it: far fewer messages than blocks shipped.
+    expect(replica.held.length).toBeLessThan(replica.shipped);
+    const copy = freshDir();
+    await replica.restoreInto(copy);
+    const restored = await openShard({ dataDir: copy });
+    for (let i = 0; i < 30; i++) expect(restored.getTask(`t${i}`)).toEqual(shard.getTask(`t${i}`));
+    expect(restored.getTask(lease!.taskId)).toMatchObject({ state: "LEASED", token: lease!.token });
+    await expect(restored.submit([{ id: "x", deadline: 1 }], { idempotencyKey: "k29" })).resolves.toEqual({
+      taskIds: ["t29"],
+      duplicate: true,
+    });
+  });
+
   it("ships every field of the journal's state in its base (a field added to the journal must be shipped too)", async () => {
     const journal = await LmdbJournal.open({ dataDir: freshDir() });
     try {
@@ -175,15 +200,17 @@ describe("a copy rebuilt from the replica", () => {
       fc.asyncProperty(
         fc.array(step, { minLength: 1, maxLength: 25 }),
         fc.boolean(),
-        async (steps, reopen) => {
+        fc.constantFrom(undefined, 1, 2_000),
+        async (steps, reopen, rebaseBytes) => {
           const replica = new MemoryReplica();
-          let { shard, dataDir } = await openReplicated(replica);
+          // New bases while the shard runs: after every block (1 byte), now and then, or never.
+          let { shard, dataDir } = await openReplicated(replica, freshDir(), rebaseBytes);
           const half = Math.floor(steps.length / 2);
           const first = await play(shard, steps.slice(0, half), "a");
           // A restart in the middle (a new base), or not.
           if (reopen) {
             await closeShard(shard);
-            ({ shard } = await openReplicated(replica, dataDir));
+            ({ shard } = await openReplicated(replica, dataDir, rebaseBytes));
           }
           const second = await play(shard, steps.slice(half), "b");
           const ids = [...first.ids, ...second.ids];
@@ -209,7 +236,7 @@ describe("a copy rebuilt from the replica", () => {
           await closeShard(shard);
         },
       ),
-      { numRuns: 15 },
+      { numRuns: 24 },
     );
   });
 });

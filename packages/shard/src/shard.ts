@@ -180,6 +180,8 @@ export interface ShardOptions
    * replica's base. Default: none.
    */
   readonly replica?: JournalReplica;
+  /** With `replica`: blocks shipped after a base before a new one is (ReplicatedJournalOptions). Default DEFAULT_REBASE_AFTER_BYTES. */
+  readonly replicaRebaseBytes?: number;
 }
 
 export interface SubmitOptions {
@@ -359,6 +361,7 @@ export class Shard {
       clock: clockSources,
       openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
       replica,
+      replicaRebaseBytes,
       observer,
       maxLiveTasks = DEFAULT_MAX_LIVE_TASKS,
       maxStoredBytes = DEFAULT_MAX_STORED_BYTES,
@@ -394,7 +397,12 @@ export class Shard {
 
     const local = await openJournal({ dataDir, durability, takeover });
     // With a replica, the open ships the state as its base before the shard reads it (and closes `local` on failure).
-    const journal = replica === undefined ? local : await ReplicatedJournal.open(local, replica);
+    const journal =
+      replica === undefined
+        ? local
+        : await ReplicatedJournal.open(local, replica, {
+            ...(replicaRebaseBytes === undefined ? {} : { rebaseAfterBytes: replicaRebaseBytes }),
+          });
     try {
       const loaded = journal.load();
       const clock = new ShardClock(Math.max(loaded.clock, loaded.meta?.clock ?? 0), clockSources);
