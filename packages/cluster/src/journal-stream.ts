@@ -48,8 +48,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { subjectsFor } from "@frontier/protocol";
-import type { JournalRecord, JournalReplica } from "@frontier/shard";
-import { encodeBlock } from "@frontier/shard";
+import type { JournalReplica } from "@frontier/shard";
 import {
   DiscardPolicy,
   JetStreamApiCodes,
@@ -200,7 +199,7 @@ export class JournalStream implements JournalReplica {
    * Checks that the stream is this directory's to write (empty, or last
    * written by it), then publishes the base, and purges what came before.
    */
-  async open(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+  async open(base: Iterable<Uint8Array>): Promise<void> {
     const jsm = await openJournalStream(this.o.nc, this.o.cluster, this.o.shardId, this.o.replicas);
     this.js = jetstream(this.o.nc);
     this.listenForTakeover(jsm);
@@ -231,7 +230,7 @@ export class JournalStream implements JournalReplica {
    * after the blocks before it like any message, then everything before it
    * is purged. The follower builds it beside its copy and swaps.
    */
-  async rebase(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+  async rebase(base: Iterable<Uint8Array>): Promise<void> {
     const jsm = await jetstreamManager(this.o.nc);
     const begin = await this.shipBase(base);
     await jsm.streams.purge(this.stream, { seq: begin });
@@ -284,11 +283,11 @@ export class JournalStream implements JournalReplica {
   }
 
   /** Publishes a base (begin, the lease key, its parts, end); resolves with its first message's sequence. */
-  private async shipBase(base: Iterable<readonly JournalRecord[]>, afterSeq?: number): Promise<number> {
+  private async shipBase(base: Iterable<Uint8Array>, afterSeq?: number): Promise<number> {
     const begin = await this.publish(JournalKind.BASE_BEGIN, MARKER_BODY, afterSeq);
     const key = this.o.leaseKey?.();
     if (key !== undefined) await this.publish(JournalKind.LEASE_KEY, key);
-    for (const part of base) await this.publishUnit(JournalKind.BASE, encodeBlock(part));
+    for (const part of base) await this.publishUnit(JournalKind.BASE, part);
     await this.publish(JournalKind.BASE_END, MARKER_BODY);
     return begin;
   }

@@ -36,11 +36,12 @@ export interface JournalReplica {
   /**
    * Called once, after the local journal opened and before the shard reads
    * it: ships `base` (the state the journal holds, as records, in parts of
-   * about BASE_PART_RECORDS) as the copy's new starting point, and resolves
+   * about BASE_PART_RECORDS, each encoded as a block is) as the copy's new
+   * starting point, and resolves
    * once the copy holds it. Rejects (and the shard does not open) when this
    * shard may not write the copy: another owner took it over.
    */
-  open(base: Iterable<readonly JournalRecord[]>): Promise<void>;
+  open(base: Iterable<Uint8Array>): Promise<void>;
   /**
    * Ships one block, encoded (encodeBlock). Resolves once the copy holds it
    * and every block shipped before it; rejects when it does not (refused,
@@ -55,7 +56,7 @@ export interface JournalReplica {
    * What bounds the copy's growth while the shard runs (ReplicatedJournal's
    * `rebaseAfterBytes`).
    */
-  rebase?(base: Iterable<readonly JournalRecord[]>): Promise<void>;
+  rebase?(base: Iterable<Uint8Array>): Promise<void>;
   /** Stops shipping; what was shipped stays. */
   close(): Promise<void>;
   /**
@@ -316,17 +317,18 @@ export class ReplicatedJournal implements Journal {
   }
 }
 
-/** Base parts, counting their encoded bytes as they are read. */
+/** Base parts encoded (encodeBlock, each decodes by itself), counting their bytes as they are read. */
 function measured(parts: Iterable<readonly JournalRecord[]>): {
-  parts: Iterable<JournalRecord[]>;
+  parts: Iterable<Uint8Array>;
   bytes: () => number;
 } {
   let bytes = 0;
   return {
     parts: (function* () {
       for (const part of parts) {
-        bytes += encodeBlock(part).length;
-        yield [...part];
+        const encoded = encodeBlock(part);
+        bytes += encoded.length;
+        yield encoded;
       }
     })(),
     bytes: () => bytes,

@@ -6,8 +6,7 @@
  * stream) or refuse (another owner took the copy over).
  */
 
-import type { JournalRecord } from "./journal.js";
-import { decodeBlock, encodeBlock, type JournalReplica } from "./journal-replica.js";
+import { decodeBlock, type JournalReplica } from "./journal-replica.js";
 import { LmdbJournal } from "./lmdb-journal.js";
 
 export class MemoryReplica implements JournalReplica {
@@ -21,18 +20,18 @@ export class MemoryReplica implements JournalReplica {
   shipped = 0;
   rebases = 0;
 
-  async open(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+  async open(base: Iterable<Uint8Array>): Promise<void> {
     if (this.refusal) throw this.refusal;
     this.held.length = 0;
-    for (const part of base) this.held.push(encodeBlock(part));
+    for (const part of base) this.held.push(part);
   }
 
   /** A new base: what came before is dropped, as a stream purges it. */
-  async rebase(base: Iterable<readonly JournalRecord[]>): Promise<void> {
+  async rebase(base: Iterable<Uint8Array>): Promise<void> {
     if (this.refusal) throw this.refusal;
     this.rebases++;
     this.held.length = 0;
-    for (const part of base) this.held.push(encodeBlock(part));
+    for (const part of base) this.held.push(part);
   }
 
   ship(block: Uint8Array): Promise<void> {
