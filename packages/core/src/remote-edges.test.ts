@@ -128,9 +128,9 @@ describe("remote prerequisites", () => {
   it("refuse large tasks without a workflow, and mixing large and ordinary tasks in one workflow", () => {
     const { a } = pair({});
     expect(() => a.addTasks([{ id: "x", deadline: 1, large: true }])).toThrow(/large needs a workflowId/);
-    expect(() =>
-      a.addTasks([task("p", [], { large: false }), task("d", ["p"])]),
-    ).toThrow(/in a large workflow/);
+    expect(() => a.addTasks([task("p", [], { large: false }), task("d", ["p"])])).toThrow(
+      /in a large workflow/,
+    );
   });
 
   it("keep an ended prerequisite past its retention until every dependent acknowledged", () => {
@@ -191,18 +191,16 @@ interface Dag {
   readonly partition: number[];
 }
 
-const dagArb: fc.Arbitrary<Dag> = fc
-  .integer({ min: 1, max: 24 })
-  .chain((n) =>
-    fc.record({
-      prerequisites: fc.tuple(
-        ...Array.from({ length: n }, (_, i) =>
-          i === 0 ? fc.constant([] as number[]) : fc.uniqueArray(fc.nat({ max: i - 1 }), { maxLength: 3 }),
-        ),
+const dagArb: fc.Arbitrary<Dag> = fc.integer({ min: 1, max: 24 }).chain((n) =>
+  fc.record({
+    prerequisites: fc.tuple(
+      ...Array.from({ length: n }, (_, i) =>
+        i === 0 ? fc.constant([] as number[]) : fc.uniqueArray(fc.nat({ max: i - 1 }), { maxLength: 3 }),
       ),
-      partition: fc.array(fc.nat({ max: 2 }), { minLength: n, maxLength: n }),
-    }),
-  );
+    ),
+    partition: fc.array(fc.nat({ max: 2 }), { minLength: n, maxLength: n }),
+  }),
+);
 
 type Step =
   | { kind: "run"; engine: number }

@@ -131,7 +131,11 @@ export interface SchedulerOptions {
    * task of the dependent's workflow, large. Must be a pure function of its
    * argument. Default none: every prerequisite is local.
    */
-  partitionOf?: (task: { readonly id: string; readonly workflowId?: string; readonly large?: true }) => number;
+  partitionOf?: (task: {
+    readonly id: string;
+    readonly workflowId?: string;
+    readonly large?: true;
+  }) => number;
 }
 
 /** What `complete` may carry besides the lease. */
@@ -434,7 +438,7 @@ export class Scheduler {
       view,
       measurePayload: this.measurePayload,
     });
-    if (options.links !== undefined) problems.push(...this.linkProblems(options.links, tasks, alsoTaken));
+    if (options.links !== undefined) problems.push(...this.linkProblems(options.links, tasks));
     if (problems.length === 0) problems.push(...this.typeRoomProblems(tasks));
     if (problems.length === 0) options.admit?.(footprintOf(tasks));
     return problems;
@@ -979,9 +983,7 @@ export class Scheduler {
   private isRemote(workflowId: string | undefined, id: string, p: string): boolean {
     const partitionOf = this.partitionOf;
     if (partitionOf === undefined || workflowId === undefined) return false;
-    return (
-      partitionOf({ id: p, workflowId, large: true }) !== partitionOf({ id, workflowId, large: true })
-    );
+    return partitionOf({ id: p, workflowId, large: true }) !== partitionOf({ id, workflowId, large: true });
   }
 
   /** isRemote for a prerequisite of the task at `h`. */
@@ -990,12 +992,12 @@ export class Scheduler {
     return (t.flags[h]! & Flag.LARGE) !== 0 && this.isRemote(t.workflowId[h], t.ids[h]!, p);
   }
 
-  /** The problems of `links` against what is held here (or reserved: `alsoTaken`) plus `tasks`. O(links). */
-  private linkProblems(
-    links: readonly RemoteLink[],
-    tasks: readonly ParsedTask[],
-    alsoTaken?: ReadonlySet<string>,
-  ): Problem[] {
+  /**
+   * The problems of `links` against what is held here plus `tasks`. A
+   * prerequisite merely reserved (another batch's prepared part) is not
+   * held: a cluster has no forward references. O(links).
+   */
+  private linkProblems(links: readonly RemoteLink[], tasks: readonly ParsedTask[]): Problem[] {
     const t = this.table;
     const inBatch = new Map<string, TaskSpec>();
     for (const { spec } of tasks) inBatch.set(spec.id, spec);
@@ -1004,8 +1006,6 @@ export class Scheduler {
       const spec = inBatch.get(link.prerequisite);
       const h = spec === undefined ? t.index.get(link.prerequisite) : -1;
       if (spec === undefined && h < 0) {
-        // A reserved id (a prepared part) is known to be coming; its details are not.
-        if (alsoTaken?.has(link.prerequisite)) continue;
         problems.push({
           taskId: link.dependent,
           code: ProblemCode.UNKNOWN_PREREQUISITE,
