@@ -224,7 +224,9 @@ describe("a large workflow over three engines", () => {
       fc.property(dagArb, fc.array(stepArb, { maxLength: 60 }), (dag, steps) => {
         const id = (i: number) => `t${i}`;
         const table: Record<string, number> = {};
-        dag.partition.forEach((p, i) => (table[id(i)] = p));
+        dag.partition.forEach((p, i) => {
+          table[id(i)] = p;
+        });
         const options: SchedulerOptions = { partitionOf: partitions(table), sameWorkflowPrerequisites: true };
         const engines = [0, 1, 2].map(() => new Scheduler(options));
         // Submit: each engine its tasks, plus the links of the edges into other partitions.

@@ -7,7 +7,7 @@
 
 import type { RemoteEvent, RemoteLink, TaskInput } from "@frontier/core";
 import { describe, expect, it } from "vitest";
-import { Shard, type ShardOptions } from "./shard.js";
+import type { ShardOptions } from "./shard.js";
 import { ShardProcess } from "./shard-process.fixture.js";
 import { useShards } from "./test-shards.fixture.js";
 
