@@ -34,6 +34,8 @@ export class RemoteEdges {
   readonly dependents = new Map<number, string[]>();
   /** Prerequisite side, terminal tasks only: dependents not yet acknowledged. */
   readonly undelivered = new Map<number, Set<string>>();
+  /** Outcomes owed: the sum of the `undelivered` sets' sizes. */
+  owing = 0;
 
   /** Whether `h` applied the event of `prerequisite`. O(k) for k applied. */
   hasMet(h: number, prerequisite: string): boolean {
@@ -55,13 +57,20 @@ export class RemoteEdges {
     if (!ended) return;
     let due = this.undelivered.get(h);
     if (due === undefined) this.undelivered.set(h, (due = new Set()));
-    for (const id of ids) due.add(id);
+    for (const id of ids) {
+      if (due.has(id)) continue;
+      due.add(id);
+      this.owing++;
+    }
   }
 
   /** `h` ended: each of its remote dependents is due. */
   ended(h: number): void {
     const list = this.dependents.get(h);
-    if (list !== undefined && list.length > 0) this.undelivered.set(h, new Set(list));
+    if (list === undefined || list.length === 0) return;
+    const due = new Set(list);
+    this.undelivered.set(h, due);
+    this.owing += due.size;
   }
 
   /**
@@ -71,6 +80,7 @@ export class RemoteEdges {
   acknowledge(h: number, dependent: string): boolean {
     const due = this.undelivered.get(h);
     if (due === undefined || !due.delete(dependent)) return false;
+    this.owing--;
     if (due.size > 0) return false;
     this.undelivered.delete(h);
     return true;
@@ -96,11 +106,16 @@ export class RemoteEdges {
     const dependents = status.remoteDependents;
     if (dependents === undefined || dependents.length === 0) return;
     this.dependents.set(h, dependents.slice());
-    if (ended && status.remoteDelivered !== true) this.undelivered.set(h, new Set(dependents));
+    if (ended && status.remoteDelivered !== true) {
+      const due = new Set(dependents);
+      this.undelivered.set(h, due);
+      this.owing += due.size;
+    }
   }
 
   /** `h` leaves the engine (dropped or exported). */
   forget(h: number): void {
+    this.owing -= this.undelivered.get(h)?.size ?? 0;
     this.met.delete(h);
     this.dependents.delete(h);
     this.undelivered.delete(h);

@@ -932,11 +932,15 @@ export class Scheduler {
 
   /**
    * The outbox: for each task here that ended with remote dependents not
-   * yet acknowledged, one event per such dependent, at most `limit` in all.
+   * yet acknowledged, one event per such dependent, at most `limit` in all,
+   * leaving out those `skip` names (a relay's events waiting for a retry).
    * What a relay sends (only once the changes that made them are durable).
    * O(returned).
    */
-  remoteOutbox(limit = Number.POSITIVE_INFINITY): RemoteEvent[] {
+  remoteOutbox(
+    limit = Number.POSITIVE_INFINITY,
+    skip?: (prerequisite: string, dependent: string) => boolean,
+  ): RemoteEvent[] {
     const t = this.table;
     const events: RemoteEvent[] = [];
     for (const [h, due] of this.remote.undelivered) {
@@ -945,17 +949,16 @@ export class Scheduler {
       const prerequisite = t.ids[h]!;
       for (const dependent of due) {
         if (events.length >= limit) return events;
+        if (skip?.(prerequisite, dependent)) continue;
         events.push({ prerequisite, dependent, workflowId, outcome });
       }
     }
     return events;
   }
 
-  /** Outcomes owed by the outbox (remoteOutbox without a limit, counted). O(tasks with some). */
+  /** Outcomes owed by the outbox (remoteOutbox without a limit, counted). O(1). */
   get remoteOutboxSize(): number {
-    let n = 0;
-    for (const due of this.remote.undelivered.values()) n += due.size;
-    return n;
+    return this.remote.owing;
   }
 
   /**
@@ -1060,13 +1063,13 @@ export class Scheduler {
    * InvalidStateError, and nothing changes. Cost: one pass over the table
    * (`select` once per task) plus O(k · (p + d + log n)) for the k taken.
    */
-  exportTasks(select: (workflowId: string | undefined, id: string) => boolean): TaskRecord[] {
+  exportTasks(select: (workflowId: string | undefined, id: string, large: boolean) => boolean): TaskRecord[] {
     this.advance();
     const t = this.table;
     const taken: number[] = [];
     const inSet = new Set<number>();
     for (const h of t.live()) {
-      if (!select(t.workflowId[h], t.ids[h]!)) continue;
+      if (!select(t.workflowId[h], t.ids[h]!, (t.flags[h]! & Flag.LARGE) !== 0)) continue;
       taken.push(h);
       inSet.add(h);
     }

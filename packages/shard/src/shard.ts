@@ -667,13 +667,16 @@ export class Shard {
    * a receiver acts on them for good. Taken before a barrier that
    * waits for every change made so far, so none is sent ahead of its commit.
    */
-  async remoteOutbox(limit: number): Promise<RemoteEvent[]> {
-    const events = this.read(() => this.engine.remoteOutbox(limit));
+  async remoteOutbox(
+    limit: number,
+    skip?: (prerequisite: string, dependent: string) => boolean,
+  ): Promise<RemoteEvent[]> {
+    const events = this.read(() => this.engine.remoteOutbox(limit, skip));
     if (events.length > 0) await this.run(() => undefined, FLUSH);
     return events;
   }
 
-  /** Outcomes the outbox owes now. O(prerequisites owing). */
+  /** Outcomes the outbox owes now. O(1). */
   get remoteOutboxSize(): number {
     return this.engine.remoteOutboxSize;
   }
@@ -806,7 +809,8 @@ export class Shard {
     readonly slot: number;
     readonly source: string;
     readonly target: string;
-    readonly select: (workflowId: string | undefined, id: string) => boolean;
+    /** Picks the slot's tasks; `large`: the task is of a large workflow (placed by (workflowId, id)). */
+    readonly select: (workflowId: string | undefined, id: string, large: boolean) => boolean;
     readonly proofOf: (taskId: string, token: number) => string;
   }): Promise<SlotExport> {
     return this.run(() => {
