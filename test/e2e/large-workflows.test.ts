@@ -17,7 +17,15 @@ import { connect, type FrontierClient } from "@frontier/client";
 import { type Coordinator, startCoordinator } from "@frontier/coordinator";
 import type { Lease, TaskInput } from "@frontier/core";
 import { type NatsServer, startNatsServer } from "@frontier/nats-testing";
-import { SLOT_COUNT, slotOfTask } from "@frontier/protocol";
+import {
+  decodeReply,
+  encodeRequest,
+  SLOT_COUNT,
+  slotOfTask,
+  subjectsFor,
+  unwrapReply,
+} from "@frontier/protocol";
+import { type NatsConnection, connect as natsConnect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, startCluster, type TestCluster, until } from "./harness.js";
@@ -44,6 +52,12 @@ function layeredDag(workflowId: string, layers: number, width: number, fanIn: nu
   }
   return tasks;
 }
+
+/**
+ * How long the drainer waits for one call, ms: the SDK retries a call whose
+ * shard is down (killed here on purpose) for longer than the drain can wait.
+ */
+const CALL_MS = 3_000;
 
 /** Submits `tasks` in batches (in order: a batch's prerequisites are in it or before it). */
 async function submitAll(client: FrontierClient, tasks: readonly TaskInput[], key: string): Promise<void> {
@@ -76,19 +90,33 @@ async function drain(
     if (!completed.has(id)) completed.set(id, 1);
   };
   const deadline = Date.now() + 240_000;
+  let reconciledAt = 0;
   while (completed.size < tasks.length) {
     if (Date.now() > deadline) throw new Error(`drain stuck at ${completed.size} of ${tasks.length}`);
     let leases: readonly Lease[] = [];
     try {
-      leases = await client.lease({ max: 50, leaseMs: 4_000, waitMs: 500, owner: "drainer" });
+      leases = await client.lease({
+        max: 50,
+        leaseMs: 4_000,
+        waitMs: 500,
+        owner: "drainer",
+        signal: AbortSignal.timeout(CALL_MS),
+      });
     } catch {
-      continue; // a shard restarting: the SDK gave up its retries; ask again
+      // A shard restarting: the SDK gave up its retries; ask again.
+      await onProgress(completed.size);
+      continue;
     }
-    if (leases.length === 0) {
-      // Nothing runnable: completes whose replies a kill lost may be all that is left.
-      for (const t of tasks)
-        if (!completed.has(t.id) && (await stateOf(client, t.workflowId, t.id)) === "COMPLETED")
-          reconcile(t.id);
+    if (leases.length === 0 && Date.now() - reconciledAt > 2_000) {
+      // Nothing runnable: completes whose replies a kill lost may be all that is left. Asked
+      // until a shard does not answer (killed: asked again in a later round).
+      reconciledAt = Date.now();
+      for (const t of tasks) {
+        if (completed.has(t.id)) continue;
+        const state = await stateOf(client, t.workflowId, t.id);
+        if (state === UNREACHABLE) break;
+        if (state === "COMPLETED") reconcile(t.id);
+      }
     }
     for (const lease of leases) {
       const missing = (prerequisitesOf.get(lease.taskId) ?? []).filter((p) => !completed.has(p));
@@ -98,7 +126,9 @@ async function drain(
       const still = missing.filter((p) => !completed.has(p));
       if (still.length > 0) early.push(`${lease.taskId} before ${still.join(",")}`);
     }
-    const done = await Promise.allSettled(leases.map((lease) => client.complete(lease)));
+    const done = await Promise.allSettled(
+      leases.map((lease) => client.complete(lease, { signal: AbortSignal.timeout(CALL_MS) })),
+    );
     done.forEach((outcome, i) => {
       if (outcome.status !== "fulfilled" || outcome.value.duplicate) return;
       const id = leases[i]!.taskId;
@@ -109,19 +139,38 @@ async function drain(
   return { completed, early };
 }
 
-/** A large task's state as its shard tells it (null when unknown or unanswered). */
+/** Completion events `shardId` owes (its stats' remoteOwed), asked of the shard itself; 0 when it does not answer. */
+async function owedBy(nc: NatsConnection, cluster: string, shardId: string): Promise<number> {
+  try {
+    const msg = await nc.request(
+      subjectsFor(cluster).shard(shardId, "stats"),
+      encodeRequest({ op: "stats" }),
+      {
+        timeout: CALL_MS,
+      },
+    );
+    return unwrapReply(decodeReply(msg.data, "stats")).stats.remoteOwed ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+const UNREACHABLE = "unreachable";
+
+/** A large task's state as its shard tells it: null when unknown, UNREACHABLE when unanswered. */
 async function stateOf(
   client: FrontierClient,
   workflowId: string | undefined,
   id: string,
 ): Promise<string | null> {
   try {
+    const options = { large: true, signal: AbortSignal.timeout(CALL_MS) };
     return (
-      (await client.getTask(id, { ...(workflowId === undefined ? {} : { workflowId }), large: true }))
-        ?.state ?? null
+      (await client.getTask(id, workflowId === undefined ? options : { ...options, workflowId }))?.state ??
+      null
     );
   } catch {
-    return null;
+    return UNREACHABLE;
   }
 }
 
@@ -223,10 +272,12 @@ describe("a large workflow over two shard processes, each SIGKILLed mid-drain", 
   let server: NatsServer | undefined;
   let coordinator: Coordinator | undefined;
   let client: FrontierClient | undefined;
+  let nc: NatsConnection | undefined;
   let dataRoot = "";
   const shards: ShardProcess[] = [];
   afterAll(async () => {
     await client?.close();
+    await nc?.close();
     await coordinator?.close();
     await Promise.all(shards.map((s) => s.kill()));
     await server?.stop();
@@ -256,6 +307,7 @@ describe("a large workflow over two shard processes, each SIGKILLed mid-drain", 
       return view.slotsOwned === SLOT_COUNT && view.frontiers.length === 2;
     }, 30_000);
     client = await connect({ servers: server.url, cluster });
+    nc = await natsConnect({ servers: server.url });
     const tasks = layeredDag("huge", 5, 120, 2);
     // Cross-shard edges there are: the test is about them.
     const owner = (t: { id: string }) => slotOfTask({ id: t.id, workflowId: "huge", large: true }) % 2;
@@ -263,20 +315,39 @@ describe("a large workflow over two shard processes, each SIGKILLed mid-drain", 
     expect(crossing.length).toBeGreaterThan(tasks.length / 4);
     await submitAll(client, tasks, "huge");
 
-    // Kill the sender side and the receiver side in turn while completions flow: shard-0 once
-    // a fifth is done, shard-1 at three fifths, each started again on its data at once.
-    const kills = [
-      { at: Math.floor(tasks.length / 5), shard: shards[0]! },
-      { at: Math.floor((3 * tasks.length) / 5), shard: shards[1]! },
-    ];
+    // 1. At a fifth done, kill shard-1: shard-0's completions now owe it events it cannot take.
+    // 2. Once shard-0 owes some (its stats say so), kill it too: the owed events are on its disk
+    //    only, and so are those it applied for its own slots without journaling their acks.
+    //    Start shard-1, then shard-0 again: it sends every owed event (duplicates included).
+    // 3. At three fifths done, kill shard-1 once more mid-flow and start it again.
+    let phase: "before" | "receiverDown" | "after" | "done" = "before";
+    let owedAtKill = 0;
+    let downSince = 0;
+    let doneAtDown = 0;
     const { completed, early } = await drain(client, tasks, async (done) => {
-      const next = kills[0];
-      if (next === undefined || done < next.at) return;
-      kills.shift();
-      await next.shard.kill();
-      await next.shard.start();
+      const [sender, receiver] = shards as [ShardProcess, ShardProcess];
+      if (process.env["FRONTIER_TEST_LOG"]) process.stderr.write(`${Date.now()} ${phase} ${done}\n`);
+      if (phase === "before" && done >= tasks.length / 5) {
+        await receiver.kill();
+        phase = "receiverDown";
+        downSince = Date.now();
+        doneAtDown = done;
+      } else if (phase === "receiverDown") {
+        const owed = await owedBy(nc!, cluster, sender.id);
+        if (owed === 0 || (done < doneAtDown + 20 && Date.now() - downSince < 3_000)) return;
+        owedAtKill = owed;
+        await sender.kill();
+        await receiver.start();
+        await sender.start();
+        phase = "after";
+      } else if (phase === "after" && done >= (3 * tasks.length) / 5) {
+        await receiver.kill();
+        await receiver.start();
+        phase = "done";
+      }
     });
-    expect(kills).toEqual([]);
+    expect(phase).toBe("done");
+    expect(owedAtKill).toBeGreaterThan(0);
     expect(early).toEqual([]);
     expect(completed.size).toBe(tasks.length);
     expect([...completed.values()].every((n) => n === 1)).toBe(true);

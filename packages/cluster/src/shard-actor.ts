@@ -1564,6 +1564,7 @@ function engineStats(s: ShardStats): SchedulerStats {
     staleRejections: s.staleRejections,
     retries: s.retries,
     leased: s.leased,
+    ...(s.remoteOwed === undefined ? {} : { remoteOwed: s.remoteOwed }),
   };
 }
 

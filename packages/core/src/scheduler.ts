@@ -1312,6 +1312,7 @@ export class Scheduler {
       retries: this.retries,
       leased: this.counts[S.LEASED]!,
       types,
+      ...(this.remote.owing > 0 ? { remoteOwed: this.remote.owing } : {}),
     };
   }
 

@@ -344,6 +344,12 @@ export interface SchedulerStats {
   readonly types?: readonly TypeCounts[];
   /** Types with runnable or leased tasks left out of `types` by a bound (a stats reply's). Absent: none. */
   readonly typesOmitted?: number;
+  /**
+   * Completion events of large workflows this engine owes other partitions
+   * (its outbox, remote-edges.ts): a relay that cannot deliver shows here.
+   * Absent when none.
+   */
+  readonly remoteOwed?: number;
 }
 
 /** One task type's share of the runnable and leased tasks (SchedulerStats.types). */

@@ -478,12 +478,17 @@ const statsEntries = {
 };
 
 export const stats = engineShape<SchedulerStats>()(
-  map({ ...statsEntries, types: optional(typeCounts), typesOmitted: optional(positive) }),
+  map({
+    ...statsEntries,
+    types: optional(typeCounts),
+    typesOmitted: optional(positive),
+    remoteOwed: optional(positive),
+  }),
 );
 
 /** Stats without per-type counts: a shard's entry in a coordinator's `byShard`. */
 export const statsWithoutTypes = engineShape<Omit<SchedulerStats, "types" | "typesOmitted">>()(
-  map(statsEntries),
+  map({ ...statsEntries, remoteOwed: optional(positive) }),
 );
 
 // ----------------------------------------------------------------- errors
