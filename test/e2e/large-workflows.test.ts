@@ -251,6 +251,7 @@ class ShardProcess {
     let out = "";
     child.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
+      if (process.env["FRONTIER_TEST_LOG"]) process.stderr.write(`[${this.id}] ${chunk.toString()}`);
     });
     child.stderr?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
@@ -334,7 +335,7 @@ describe("a large workflow over two shard processes, each SIGKILLed mid-drain", 
         doneAtDown = done;
       } else if (phase === "receiverDown") {
         const owed = await owedBy(nc!, cluster, sender.id);
-        if (owed === 0 || (done < doneAtDown + 20 && Date.now() - downSince < 3_000)) return;
+        if (owed === 0 || (done < doneAtDown + 40 && Date.now() - downSince < 4_000)) return;
         owedAtKill = owed;
         await sender.kill();
         await receiver.start();
