@@ -171,6 +171,43 @@ describe("remote prerequisites", () => {
     expect(Scheduler.restore(a2.snapshot(), [], options).remoteOutbox()).toEqual([]);
   });
 
+  it("move with their tasks: an exported partition takes its outbox and its dedupe to the adopting engine", () => {
+    // Partition 0: p, r, z; partition 1: d (waits on p and r), e (z waits on it). All on engine a.
+    const { options, a } = pair({ p: 0, r: 0, z: 0, d: 1, e: 1 });
+    a.addTasks([task("p"), task("r")], {
+      links: [
+        { prerequisite: "p", dependent: "d", workflowId: WF },
+        { prerequisite: "r", dependent: "d", workflowId: WF },
+      ],
+    });
+    a.addTasks([task("d", ["p", "r"]), task("e")]);
+    a.addTasks([task("z", ["e"])], { links: [{ prerequisite: "e", dependent: "z", workflowId: WF }] });
+    const leases = new Map(a.lease("w", { max: 10 }).map((l) => [l.taskId, l]));
+    expect([...leases.keys()].sort()).toEqual(["e", "p", "r"]);
+    a.complete("p", leases.get("p")!.token);
+    const pEvent = a.remoteOutbox();
+    expect(a.applyRemote(pEvent)).toEqual(["applied"]);
+    a.acknowledgeRemote(pEvent);
+
+    // Partition 1 moves to engine c, e still leased.
+    const c = new Scheduler(options);
+    expect(c.adoptTasks(a.exportTasks((_w, id) => id === "d" || id === "e"))).toBe(2);
+    expect(c.getTask("d")).toMatchObject({ state: "WAITING", remoteMet: ["p"], unmetPrerequisites: 1 });
+    // The dedupe moved: p's event again is a duplicate at c.
+    expect(c.applyRemote(pEvent)).toEqual(["duplicate"]);
+    // e's remote dependent moved: ended at c, e owes z its outcome from c, and a owes nothing.
+    c.complete("e", leases.get("e")!.token);
+    const eEvent = c.remoteOutbox();
+    expect(eEvent).toEqual([{ prerequisite: "e", dependent: "z", workflowId: WF, outcome: "COMPLETED" }]);
+    expect(a.remoteOutbox()).toEqual([]);
+    expect(a.applyRemote(eEvent)).toEqual(["applied"]);
+    expect(a.getTask("z")!.state).toBe("RUNNABLE");
+    // r's event reaches d at its new engine.
+    a.complete("r", leases.get("r")!.token);
+    expect(c.applyRemote(a.remoteOutbox())).toEqual(["applied"]);
+    expect(c.getTask("d")!.state).toBe("RUNNABLE");
+  });
+
   it("refuse a retry of a task with remote neighbours", () => {
     const { a } = pair({ p: 0, d: 1 });
     a.addTasks([task("p", [], { maxAttempts: 1 })], {
@@ -254,6 +291,7 @@ describe("a large workflow over three engines", () => {
         };
         const deliver = (max: number, loseAck: boolean, twice: boolean) => {
           for (const sender of engines) {
+            expect(sender.remoteOutboxSize).toBe(sender.remoteOutbox().length);
             const events = sender.remoteOutbox(max);
             for (let k = 0; k < (twice ? 2 : 1); k++) {
               for (const event of events) {
@@ -276,7 +314,10 @@ describe("a large workflow over three engines", () => {
         }
         expect(completed.size).toBe(dag.partition.length);
         for (const [, n] of runs) expect(n).toBe(1);
-        for (const engine of engines) expect(engine.remoteOutbox()).toEqual([] as RemoteEvent[]);
+        for (const engine of engines) {
+          expect(engine.remoteOutbox()).toEqual([] as RemoteEvent[]);
+          expect(engine.remoteOutboxSize).toBe(0);
+        }
       }),
       { numRuns: 150 },
     );
