@@ -277,6 +277,7 @@ export class ShardActor {
       changed: () => {
         this.announcer.changed();
         this.serveParked();
+        this.relay.kick();
       },
       signal: this.abort.signal,
       requestTimeoutMs: MOVE_REQUEST_TIMEOUT_MS,
@@ -913,6 +914,7 @@ export class ShardActor {
       );
     });
     this.announcer.changed(); // before the commit: see announced()
+    this.relay.kick();
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.
