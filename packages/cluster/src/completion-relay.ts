@@ -30,7 +30,7 @@ import {
 } from "@frontier/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { deferred, messageOf, pause } from "./util.js";
+import { messageOf, pause } from "./util.js";
 
 /** What the relay needs of its shard actor: a narrow context, so a test can stand it up alone. */
 export interface RelayContext {
@@ -72,7 +72,8 @@ interface Waiting {
 export class CompletionRelay {
   /** Events answered `unknown` or not at all, by pair: sent again once due. */
   private readonly waiting = new Map<string, Waiting>();
-  private wake = deferred<void>();
+  /** Ends the current sleep early (set while one runs). */
+  private wakeUp: (() => void) | undefined;
   private kicked = false;
   private running: Promise<void> | undefined;
 
@@ -83,27 +84,23 @@ export class CompletionRelay {
 
   /** Starts the rounds; they end when the context's signal aborts. */
   start(): void {
-    this.running ??= this.loop();
+    if (this.running !== undefined) return;
+    // One listener for the relay's life (a wait per round would add one each).
+    this.ctx.signal.addEventListener("abort", () => this.wakeUp?.(), { once: true });
+    this.running = this.loop();
   }
 
   /** Something changed here: run a round soon (a no-op when nothing is owed). */
   kick(): void {
-    if (this.kicked) return;
     this.kicked = true;
-    this.wake.resolve();
-  }
-
-  /** Resolves once the rounds ended (after the signal aborted). */
-  stopped(): Promise<void> {
-    return this.running ?? Promise.resolve();
+    this.wakeUp?.();
   }
 
   private async loop(): Promise<void> {
     const { signal, log } = this.ctx;
     while (!signal.aborted) {
-      if (!this.kicked) await Promise.race([this.wake.promise, pause(this.nextWaitMs(), signal)]);
+      if (!this.kicked) await this.sleep(this.nextWaitMs());
       this.kicked = false;
-      this.wake = deferred<void>();
       if (signal.aborted || this.ctx.owing() === 0) {
         if (this.ctx.owing() === 0) this.waiting.clear();
         continue;
@@ -113,10 +110,25 @@ export class CompletionRelay {
         if (more) this.kicked = true;
       } catch (error) {
         // The shard failed or closes (its outbox is on disk: a restart sends it), or NATS is away.
-        if (!signal.aborted) log.warn({ err: messageOf(error) }, "completion relay round failed; trying again");
+        if (!signal.aborted)
+          log.warn({ err: messageOf(error) }, "completion relay round failed; trying again");
         await pause(RETRY_MIN_MS, signal);
       }
     }
+  }
+
+  /** Waits `ms`, or less when kicked (or aborted); its timer is cleared either way. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.wakeUp = done;
+    });
   }
 
   /** How long to sleep: until the first waiting event is due, at most pollMs. */
