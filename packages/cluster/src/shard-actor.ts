@@ -35,9 +35,9 @@ import {
   type Problem,
   ProblemCode,
   pastBound,
+  type RemoteApplied,
   type SchedulerStats,
   StaleLeaseError,
-  type RemoteApplied,
   type TaskInput,
   type TaskView,
   ValidationError,
@@ -68,6 +68,8 @@ import {
   type Op,
   ProtocolError,
   parseSubject,
+  type RemoteEventMessage,
+  type RemoteLinkMessage,
   type Request,
   type RequestOf,
   type ResultOf,
@@ -76,8 +78,6 @@ import {
   type SettleRequest,
   type ShardUnavailableDetail,
   SLOT_COUNT,
-  type RemoteEventMessage,
-  type RemoteLinkMessage,
   type SubmitRequest,
   slotOfTask,
   subjectsFor,
@@ -105,8 +105,8 @@ import {
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
-import { CompletionRelay } from "./completion-relay.js";
 import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
+import { CompletionRelay } from "./completion-relay.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
