@@ -226,6 +226,45 @@ describe("a large workflow over two in-process shards", () => {
   }, 180_000);
 });
 
+describe("a large workflow whose slots move between shards mid-drain", () => {
+  let c: TestCluster;
+  afterAll(() => c?.stop());
+
+  it("takes the moved slots' owed events and applied pairs along: every dependent unblocked once", async () => {
+    c = await startCluster({ shards: 2, cluster: "largemove" });
+    const client = await c.client();
+    const tasks = layeredDag("mover", 4, 120, 2);
+    await submitAll(client, tasks, "mover");
+    // The slots of the workflow's tasks that shard-0 holds: moved to shard-1 at a quarter done,
+    // back at half done, while completion events for their tasks are in flight.
+    const slotsOf = (shard: number) => {
+      const owned = new Set(c.shards[shard]!.ownedSlots());
+      const slots = new Set(tasks.map((t) => slotOfTask({ id: t.id, workflowId: "mover", large: true })));
+      return [...slots].filter((slot) => owned.has(slot)).slice(0, 40);
+    };
+    const moving = slotsOf(0);
+    expect(moving.length).toBeGreaterThan(10);
+    let moved = 0;
+    let tasksMoved = 0;
+    const { completed, early } = await drain(client, tasks, async (done) => {
+      const target =
+        moved === 0 && done >= tasks.length / 4
+          ? "shard-1"
+          : moved === 1 && done >= tasks.length / 2
+            ? "shard-0"
+            : undefined;
+      if (target === undefined) return;
+      moved++;
+      for (const slot of moving) tasksMoved += (await client.moveSlot(slot, target)).tasks;
+    });
+    expect(moved).toBe(2);
+    expect(tasksMoved).toBeGreaterThan(0);
+    expect(early).toEqual([]);
+    expect(completed.size).toBe(tasks.length);
+    expect([...completed.values()].every((n) => n === 1)).toBe(true);
+  }, 180_000);
+});
+
 // ------------------------------------------------------------- processes
 
 const CLI = join(REPO_ROOT, "packages/cli/src/bin.ts");
