@@ -159,6 +159,43 @@ describe("direct submits", () => {
     expect(await client.getTask(lone)).toBeNull();
   });
 
+  it("sends a large workflow's task with a prerequisite in another slot through a coordinator, which sends the edge's link", async () => {
+    const client = await cluster.client();
+    await tableLoaded(client, "warm-large");
+    // Two large tasks of one workflow on the same shard but in different slots.
+    const on = (index: number, prefix: string) => {
+      for (let i = 0; ; i++) {
+        const id = `${prefix}-${i}`;
+        if (slotOfTask({ id, workflowId: "giant", large: true }) % cluster.shards.length === index) return id;
+      }
+    };
+    const p = on(0, "gp");
+    let d = on(0, "gd");
+    for (
+      let i = 0;
+      slotOfTask({ id: d, workflowId: "giant", large: true }) ===
+      slotOfTask({ id: p, workflowId: "giant", large: true });
+      i++
+    )
+      d = on(0, `gd${i}`);
+    const alone = await client.submit([
+      { id: p, deadline: 1, workflowId: "giant", large: true, type: "giant" },
+    ]);
+    expect(atShard.get(alone.idempotencyKey)).toBe("shard-0");
+    const dependent = await client.submit([
+      { id: d, deadline: 2, workflowId: "giant", large: true, type: "giant", prerequisites: [p] },
+    ]);
+    expect(atCoordinator.has(dependent.idempotencyKey)).toBe(true);
+    // The link reached p's shard: once p completes, d is runnable there.
+    // Of its own type: the earlier tests' tasks are runnable too.
+    const [lease] = await client.lease({ max: 1, leaseMs: 10_000, types: ["giant"] });
+    expect(lease?.taskId).toBe(p);
+    await client.complete(lease!);
+    await until(
+      async () => (await client.getTask(d, { workflowId: "giant", large: true }))?.state === "RUNNABLE",
+    );
+  });
+
   it("keeps to coordinators when told to", async () => {
     const client = await cluster.client({ directSubmit: false });
     for (let i = 0; i < 5; i++) {

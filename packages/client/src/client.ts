@@ -76,6 +76,8 @@ export type LeaseRef =
       /** The lease's secret, as its grant gave it (`Lease.secret`). */
       readonly secret: string;
       readonly workflowId?: string;
+      /** The task is of a large workflow (`Task.large`). */
+      readonly large?: boolean;
     };
 
 /** Per-call options of every request. */
@@ -157,6 +159,8 @@ export type ClusterStats = SchedulerStats & {
 /** Options of calls that name a task: its workflow routes the call to its shard without a lookup. */
 export interface TaskCallOptions extends RequestOptions {
   readonly workflowId?: string;
+  /** The task is of a large workflow: with its workflowId, that names its shard (by (workflowId, id)). */
+  readonly large?: boolean;
 }
 
 /** What `listTasks` filters on (see ListTasksRequest). */
@@ -533,7 +537,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       {
         op: "cancel",
         taskId,
-        ...workflow(options.workflowId),
+        ...workflow(options.workflowId, options.large),
         ...(options.reason === undefined ? {} : { reason: options.reason }),
       },
       options,
@@ -541,11 +545,17 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   }
 
   async updateDeadline(taskId: string, deadline: number, options: TaskCallOptions = {}): Promise<void> {
-    await this.request({ op: "updateDeadline", taskId, ...workflow(options.workflowId), deadline }, options);
+    await this.request(
+      { op: "updateDeadline", taskId, ...workflow(options.workflowId, options.large), deadline },
+      options,
+    );
   }
 
   async getTask(taskId: string, options: TaskCallOptions = {}): Promise<TaskView | null> {
-    const reply = await this.request({ op: "getTask", taskId, ...workflow(options.workflowId) }, options);
+    const reply = await this.request(
+      { op: "getTask", taskId, ...workflow(options.workflowId, options.large) },
+      options,
+    );
     return reply.task;
   }
 
@@ -595,7 +605,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
   ): Promise<{ state: TaskState }> {
     const deadline = options.deadline === undefined ? {} : { deadline: options.deadline };
     const reply = await this.request(
-      { op: "retry", taskId, ...workflow(options.workflowId), ...deadline },
+      { op: "retry", taskId, ...workflow(options.workflowId, options.large), ...deadline },
       options,
     );
     return { state: reply.state };
@@ -818,6 +828,7 @@ export function isLeaseGone(err: unknown): boolean {
 /** The lease as a request names it: task, token and secret (HeldLease). */
 export function refOf(lease: LeaseRef): HeldLease {
   const workflowId = "task" in lease ? lease.task.workflowId : lease.workflowId;
+  const large = "task" in lease ? lease.task.large : lease.large;
   checkId("lease", "taskId", lease.taskId);
   if (typeof lease.secret !== "string" || lease.secret.length === 0) {
     throw new InvalidArgumentError(
@@ -825,11 +836,16 @@ export function refOf(lease: LeaseRef): HeldLease {
         "heartbeat, complete, fail and release need it)",
     );
   }
-  return { taskId: lease.taskId, token: lease.token, secret: lease.secret, ...workflow(workflowId) };
+  return { taskId: lease.taskId, token: lease.token, secret: lease.secret, ...workflow(workflowId, large) };
 }
 
-function workflow(workflowId: string | undefined): { workflowId?: string } {
-  return workflowId === undefined ? {} : { workflowId };
+/** The routing fields of a request naming a task: its workflow, and whether that workflow is large. */
+function workflow(
+  workflowId: string | undefined,
+  large?: boolean | undefined,
+): { workflowId?: string; large?: boolean } {
+  if (workflowId === undefined) return {};
+  return large === true ? { workflowId, large } : { workflowId };
 }
 
 function throwIfAborted(op: Op, signal: AbortSignal | undefined): void {

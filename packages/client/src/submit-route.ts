@@ -5,8 +5,11 @@
  * cluster's slot table, watched from its KV bucket once the client first
  * submits. Everything else goes through a coordinator: a batch over several
  * shards (only a coordinator makes that atomic), a task the table has no
- * owner for, and a task without a workflow that names prerequisites (the
- * coordinator refuses it with the message that says what to do).
+ * owner for, a task without a workflow that names prerequisites (the
+ * coordinator refuses it with the message that says what to do), and a
+ * task of a large workflow with a prerequisite in another slot (only a
+ * coordinator sends the edge's link to the prerequisite's shard, which
+ * owes the dependent its completion event: docs/cluster.md).
  *
  * The shard checks a direct submit as it checks a coordinator's (its slots,
  * its state, the batch itself), and the client falls back to a coordinator
@@ -47,7 +50,9 @@ export class SubmitRoute {
     let owner: string | undefined;
     for (const task of tasks) {
       if (task.workflowId === undefined && (task.prerequisites?.length ?? 0) > 0) return undefined;
-      const shard = this.map.ownerOf(slotOfTask(task));
+      const slot = slotOfTask(task);
+      if (hasRemotePrerequisite(task, slot)) return undefined;
+      const shard = this.map.ownerOf(slot);
       if (shard === undefined || (owner !== undefined && shard !== owner)) return undefined;
       owner = shard;
     }
@@ -70,4 +75,13 @@ export class SubmitRoute {
       if (!loaded && this.map === map) void this.disable();
     });
   }
+}
+
+/** Whether `task`, of a large workflow, has a prerequisite in another slot than its own (`slot`). */
+function hasRemotePrerequisite(task: TaskInput, slot: number): boolean {
+  const workflowId = task.workflowId;
+  if (task.large !== true || workflowId === undefined) return false;
+  for (const p of task.prerequisites ?? [])
+    if (slotOfTask({ id: p, workflowId, large: true }) !== slot) return true;
+  return false;
 }

@@ -93,12 +93,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * Engine and storage options passed to the shard's `Shard.open`. Plain data
  * (a ShardHost sends them to worker threads). `sameWorkflowPrerequisites`
  * is always on in a cluster: a workflow's tasks share one slot, so
- * prerequisites must be in the task's workflow.
+ * prerequisites must be in the task's workflow. `partitionOf` is the slot
+ * of a task (a large workflow's tasks spread over slots), set by the actor.
  */
 export type ShardEngineOptions = Omit<
   ShardOptions,
   | "dataDir"
   | "sameWorkflowPrerequisites"
+  | "partitionOf"
   | "clock"
   | "openJournal"
   | "maxLiveTasks"
@@ -578,7 +580,7 @@ function slotAssignment(v: unknown, name: string): SlotAssignment {
 function engineOptions(v: unknown, name: string): ShardEngineOptions {
   if (v === undefined) return {};
   const o = record(v, name);
-  for (const forbidden of ["dataDir", "sameWorkflowPrerequisites", "clock", "openJournal"]) {
+  for (const forbidden of ["dataDir", "sameWorkflowPrerequisites", "partitionOf", "clock", "openJournal"]) {
     if (o[forbidden] !== undefined) {
       throw new InvalidArgumentError(`${name} cannot set "${forbidden}" (the actor sets it)`);
     }

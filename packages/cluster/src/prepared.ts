@@ -17,12 +17,14 @@
  *    parts will add to the shard when committed, set aside against the
  *    shard's limits (one idempotency key per part).
  */
-import type { TaskInput } from "@frontier/core";
+import type { RemoteLink, TaskInput } from "@frontier/core";
 import type { ShardHoldings } from "@frontier/shard";
 
 export interface PreparedPart {
   readonly key: string;
   readonly tasks: readonly TaskInput[];
+  /** Its remote links (large workflows): registered on this shard's tasks at the commit. */
+  readonly links: readonly RemoteLink[];
   readonly ids: readonly string[];
   readonly expiresAt: number;
   /** Size of its prepare request on the wire, counted against the byte limit. */
@@ -141,10 +143,17 @@ export class PreparedParts {
     };
   }
 
-  /** Whether some part held (expired ones swept first) has a task `pick` picks. */
-  holdsAny(pick: (task: TaskInput) => boolean, now: number): boolean {
+  /** Whether some part held (expired ones swept first) has a task `pick` picks, or a link `pickLink` picks. */
+  holdsAny(
+    pick: (task: TaskInput) => boolean,
+    now: number,
+    pickLink?: (link: RemoteLink) => boolean,
+  ): boolean {
     this.sweep(now);
-    for (const part of this.parts.values()) if (part.tasks.some(pick)) return true;
+    for (const part of this.parts.values()) {
+      if (part.tasks.some(pick)) return true;
+      if (pickLink !== undefined && part.links.some(pickLink)) return true;
+    }
     return false;
   }
 
@@ -164,11 +173,19 @@ export class PreparedParts {
    * part with the same key. `bytes`: its request's wire size;
    * `payloadBytes`: its payloads' as the shard counts them.
    */
-  add(key: string, tasks: readonly TaskInput[], now: number, bytes = 0, payloadBytes = 0): PreparedPart {
+  add(
+    key: string,
+    tasks: readonly TaskInput[],
+    now: number,
+    bytes = 0,
+    payloadBytes = 0,
+    links: readonly RemoteLink[] = [],
+  ): PreparedPart {
     this.remove(key);
     const part: PreparedPart = {
       key,
       tasks,
+      links,
       ids: tasks.map((t) => t.id),
       expiresAt: now + this.ttlMs,
       bytes,

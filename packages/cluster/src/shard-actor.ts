@@ -35,6 +35,7 @@ import {
   type Problem,
   ProblemCode,
   pastBound,
+  type RemoteApplied,
   type SchedulerStats,
   StaleLeaseError,
   type TaskInput,
@@ -68,6 +69,8 @@ import {
   ProtocolError,
   parseSubject,
   placementProblem,
+  type RemoteEventMessage,
+  type RemoteLinkMessage,
   type Request,
   type RequestOf,
   type ResultOf,
@@ -104,6 +107,7 @@ import {
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
 import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
+import { CompletionRelay } from "./completion-relay.js";
 import { JournalStream } from "./journal-stream.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
@@ -163,6 +167,8 @@ const LEASE_REPLY_BUDGET = MAX_MESSAGE_BYTES - LEASE_REPLY_OVERHEAD;
 const DRAIN_TIMEOUT_MS = 5_000;
 /** Timeout of one `adopt` part sent to a move's target, ms (a part is at most MOVE_PART_BYTES). */
 const MOVE_REQUEST_TIMEOUT_MS = 10_000;
+/** Timeout of one `deliverEvents` request (at most MAX_EVENTS_PER_DELIVERY events, one flushed commit), ms. */
+const DELIVER_REQUEST_TIMEOUT_MS = 10_000;
 
 export class ShardActor {
   private state: ActorState = ActorState.STARTING;
@@ -192,6 +198,8 @@ export class ShardActor {
   private readonly guard: SlotGuard;
   /** Slot moves: the ones this shard drives away, and those it adopts (slot-mover.ts). */
   private readonly mover: SlotMover;
+  /** Sends the completion events this shard's outbox owes (large workflows; completion-relay.ts). */
+  private readonly relay: CompletionRelay;
   private readonly abort = new AbortController();
   private readonly exit = deferred<ActorExit>();
   private closing: Promise<void> | undefined;
@@ -259,15 +267,35 @@ export class ShardActor {
       nc,
       log,
       secretOf: (taskId, token) => shard.adoptedProof(taskId, token) ?? secrets.of(taskId, token),
-      busy: (slot) => this.prepared.holdsAny((task) => slotOfTask(task) === slot, Date.now()),
+      // A prepared part's tasks, or the prerequisites its links name, must not leave before its commit.
+      busy: (slot) =>
+        this.prepared.holdsAny(
+          (task) => slotOfTask(task) === slot,
+          Date.now(),
+          (link) => slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true }) === slot,
+        ),
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
       changed: () => {
         this.announcer.changed();
         this.serveParked();
+        this.relay.kick();
       },
       signal: this.abort.signal,
       requestTimeoutMs: MOVE_REQUEST_TIMEOUT_MS,
+    });
+    this.relay = new CompletionRelay({
+      shardId: options.shardId,
+      cluster: options.cluster,
+      nc,
+      log,
+      outbox: (limit, skip) => shard.remoteOutbox(limit, skip),
+      acknowledge: (acks) => shard.acknowledgeRemote(acks),
+      owing: () => shard.remoteOutboxSize,
+      ownerOf: (slot) => ownership.map.ownerOf(slot),
+      deliverHere: (events) => this.deliverEvents(events),
+      signal: this.abort.signal,
+      requestTimeoutMs: DELIVER_REQUEST_TIMEOUT_MS,
     });
     this.replay = new LeaseReplay(
       options.leaseReplayTtlMs,
@@ -375,6 +403,8 @@ export class ShardActor {
         ...(o.replicationRebaseBytes === undefined ? {} : { replicaRebaseBytes: o.replicationRebaseBytes }),
         dataDir: o.dataDir,
         sameWorkflowPrerequisites: true,
+        // Large workflows: a prerequisite in another slot is remote (completion events, not links).
+        partitionOf: slotOfTask,
         observer: withTaskLog(metrics, log),
         maxLiveTasks: o.maxLiveTasks,
         maxStoredBytes: o.maxStoredBytes,
@@ -610,6 +640,7 @@ export class ShardActor {
     this.enter(ActorState.SERVING);
     this.guard.start();
     this.announcer.start();
+    this.relay.start();
     this.sweepTimer = setInterval(
       () => this.prepared.sweep(Date.now()),
       Math.min(1_000, this.options.prepareTtlMs),
@@ -796,6 +827,8 @@ export class ShardActor {
         };
       case "adopt":
         return { ok: true, op: "adopt", ...(await this.mover.adopt(request)) };
+      case "deliverEvents":
+        return { ok: true, op: "deliverEvents", results: await this.deliverEvents(request.events) };
       default:
         return assertNever(request);
     }
@@ -842,7 +875,11 @@ export class ShardActor {
    * here, rather than UNKNOWN_TASK, which would tell its holder the lease is
    * gone.
    */
-  private refuseMoving(ref: { readonly taskId: string; readonly workflowId?: string | undefined }): void {
+  private refuseMoving(ref: {
+    readonly taskId: string;
+    readonly workflowId?: string | undefined;
+    readonly large?: boolean | undefined;
+  }): void {
     const { taskId } = ref;
     const moveId = this.shard.movingTask(taskId);
     if (moveId !== undefined) {
@@ -851,7 +888,7 @@ export class ShardActor {
     }
     // Named by id alone, a coordinator asks every shard and counts on UNKNOWN_TASK from the others.
     if (ref.workflowId === undefined) return;
-    const slot = slotOfTask({ id: taskId, workflowId: ref.workflowId });
+    const slot = slotOfTask({ id: taskId, workflowId: ref.workflowId, large: ref.large });
     const to = this.mover.movedTo(slot);
     if (to === undefined || this.owns(slot) || this.shard.getTask(taskId) !== undefined) return;
     throw new ProtocolError(
@@ -872,6 +909,7 @@ export class ShardActor {
   private announced<T>(change: Promise<T>): Promise<T> {
     this.announcer.changed();
     this.serveParked();
+    this.relay.kick();
     return change;
   }
 
@@ -902,6 +940,7 @@ export class ShardActor {
       );
     });
     this.announcer.changed(); // before the commit: see announced()
+    this.relay.kick();
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.
@@ -997,16 +1036,19 @@ export class ShardActor {
   // ------------------------------------------------------- submit, 2-phase
 
   private async submit(request: SubmitRequest): Promise<{ accepted: number; replayed: boolean }> {
-    const { tasks, idempotencyKey } = request;
+    const { tasks, idempotencyKey, links } = request;
     this.requireOwnedTasks(tasks);
     this.requirePlaceable(tasks);
+    if (links !== undefined) this.requireOwnedLinks(links);
     // No await between this check and the Shard's (synchronous) acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
       this.rejectReserved(tasks, idempotencyKey);
     }
     // The prepared parts will be committed: their room counts against the limits as held.
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
-    const result = await this.announced(this.shard.submit(tasks, { idempotencyKey, alsoHeld }));
+    const result = await this.announced(
+      this.shard.submit(tasks, { idempotencyKey, alsoHeld, ...(links === undefined ? {} : { links }) }),
+    );
     return { accepted: result.taskIds.length, replayed: result.duplicate };
   }
 
@@ -1035,8 +1077,9 @@ export class ShardActor {
    * and prepare leaves room for the parts held.
    */
   private prepare(request: RequestOf<"prepare">, bytes: number): { accepted: number } {
-    const { tasks, idempotencyKey: key } = request;
+    const { tasks, idempotencyKey: key, links } = request;
     this.requireOwnedTasks(tasks);
+    if (links !== undefined) this.requireOwnedLinks(links);
     // Committed already (the client retries the whole submit): the commit will replay.
     const committed = this.shard.submitted(key);
     if (committed) return { accepted: committed.taskIds.length };
@@ -1050,7 +1093,7 @@ export class ShardActor {
           `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
         );
       }
-      this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes);
+      this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes, existing.links);
       return { accepted: tasks.length };
     }
     // Before the checks: a part that cannot be held costs nothing more to refuse.
@@ -1065,8 +1108,9 @@ export class ShardActor {
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
       alsoHeld: this.prepared.holdings(now, key),
+      ...(links === undefined ? {} : { links }),
     });
-    this.prepared.add(key, tasks, now, bytes, holds.storedBytes);
+    this.prepared.add(key, tasks, now, bytes, holds.storedBytes, links);
     return { accepted: tasks.length };
   }
 
@@ -1079,8 +1123,9 @@ export class ShardActor {
    */
   private check(request: RequestOf<"check">): Problem[] {
     this.requireOwnedTasks(request.tasks);
+    if (request.links !== undefined) this.requireOwnedLinks(request.links);
     this.prepared.sweep(Date.now());
-    return wireProblems(this.shard.check(request.tasks, this.prepared.reserved));
+    return wireProblems(this.shard.check(request.tasks, this.prepared.reserved, request.links));
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */
@@ -1108,7 +1153,12 @@ export class ShardActor {
     const alsoHeld = this.prepared.holdings(Date.now());
     // Flushed whatever the durability: the batch's other parts are acknowledged with this one.
     const committing = this.announced(
-      this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld, flush: true }),
+      this.shard.submit(part.tasks, {
+        idempotencyKey: key,
+        alsoHeld,
+        flush: true,
+        ...(part.links.length === 0 ? {} : { links: part.links }),
+      }),
     );
     this.committing.set(key, committing);
     try {
@@ -1370,6 +1420,50 @@ export class ShardActor {
     if (notOwned) this.slotNotOwned(notOwned);
   }
 
+  /**
+   * A part's remote links name prerequisites in this shard's slots (the
+   * coordinator split the batch by the slot owners it knew): refused as a
+   * task of a slot not owned or moving is, with the link's dependent named.
+   */
+  private requireOwnedLinks(links: readonly RemoteLinkMessage[]): void {
+    let notOwned: { slot: number; taskId: string }[] | undefined;
+    for (const link of links) {
+      const slot = slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true });
+      if (this.mover.isMoving(slot))
+        throw this.mover.movingError(slot, `prerequisite ${JSON.stringify(link.prerequisite)}`);
+      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: link.prerequisite });
+    }
+    if (notOwned) this.slotNotOwned(notOwned);
+  }
+
+  // ------------------------------------------------------- large workflows
+
+  /**
+   * Completion events for dependents in this shard's slots (deliverEvents,
+   * from another shard's relay or this one's): each applied once, durably,
+   * before the answer (Shard.applyRemote). An event whose dependent's slot
+   * this shard does not serve now (owned elsewhere, moving, arriving) is
+   * answered `unknown` without a look: its sender tries again, at the
+   * slot's owner then. Unblocked dependents are announced at once.
+   */
+  private async deliverEvents(events: readonly RemoteEventMessage[]): Promise<RemoteApplied[]> {
+    const results: RemoteApplied[] = new Array(events.length).fill("unknown");
+    const here: RemoteEventMessage[] = [];
+    const at: number[] = [];
+    events.forEach((event, i) => {
+      const slot = slotOfTask({ id: event.dependent, workflowId: event.workflowId, large: true });
+      if (this.mover.isMoving(slot) || !this.owns(slot)) return;
+      here.push(event);
+      at.push(i);
+    });
+    if (here.length === 0) return results;
+    const applied = await this.announced(this.shard.applyRemote(here));
+    applied.forEach((answer, k) => {
+      results[at[k]!] = answer;
+    });
+    return results;
+  }
+
   private slotNotOwned(refs: readonly { slot: number; taskId: string }[]): never {
     const first = refs[0]!;
     const owner = this.ownership.map.ownerOf(first.slot);
@@ -1522,6 +1616,7 @@ function engineStats(s: ShardStats): SchedulerStats {
     staleRejections: s.staleRejections,
     retries: s.retries,
     leased: s.leased,
+    ...(s.remoteOwed === undefined ? {} : { remoteOwed: s.remoteOwed }),
   };
 }
 

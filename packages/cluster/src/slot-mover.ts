@@ -344,7 +344,7 @@ export class SlotMover {
         throw new InvalidArgumentError(
           `task ${JSON.stringify(spec.id)} is reserved here by a submit being committed`,
         );
-      if (slotOfTask({ id: spec.id, workflowId: spec.workflowId }) !== row.slot)
+      if (slotOfTask({ id: spec.id, workflowId: spec.workflowId, large: spec.large }) !== row.slot)
         throw new InvalidArgumentError(
           `task ${JSON.stringify(spec.id)} of move ${row.moveId} is not in slot ${row.slot}`,
         );
@@ -424,11 +424,15 @@ export function splitExport(row: SlotExport): AdoptRequest[] {
   return parts.map((p) => ({ ...p, parts: parts.length }));
 }
 
-/** Picks the tasks of `slot` (Shard.beginMove's select), hashing each workflow id once. */
-function slotSelector(slot: number): (workflowId: string | undefined, id: string) => boolean {
+/**
+ * Picks the tasks of `slot` (Shard.beginMove's select), hashing each
+ * workflow id once; a large workflow's task is placed by its own pair.
+ */
+function slotSelector(slot: number): (workflowId: string | undefined, id: string, large: boolean) => boolean {
   const slots = new Map<string, number>();
-  return (workflowId, id) => {
+  return (workflowId, id, large) => {
     if (workflowId === undefined) return slotOf(id) === slot;
+    if (large) return slotOfTask({ id, workflowId, large }) === slot;
     let s = slots.get(workflowId);
     if (s === undefined) slots.set(workflowId, (s = slotOf(workflowId)));
     return s === slot;

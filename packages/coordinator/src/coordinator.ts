@@ -79,7 +79,14 @@ import { TaskQueryRouter } from "./task-queries.js";
 import { BatchValidator } from "./validation.js";
 
 /** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
-export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort", "check", "adopt"]);
+export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
+  "prepare",
+  "commit",
+  "abort",
+  "check",
+  "adopt",
+  "deliverEvents",
+]);
 
 /** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
 const ALL_SHARDS_WAIT_MS = 2_000;
@@ -494,6 +501,7 @@ class CoordinatorImpl implements Coordinator {
       case "abort":
       case "check":
       case "adopt":
+      case "deliverEvents":
         throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
       default: {
         const unreachable: never = request;

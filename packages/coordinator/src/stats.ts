@@ -28,6 +28,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
   let staleRejections = 0;
   let retries = 0;
   let leased = 0;
+  let remoteOwed = 0;
   for (const stats of shards) {
     for (const s of STATES) counts[s] += stats.counts[s] ?? 0;
     runnable += stats.runnable;
@@ -44,6 +45,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
     staleRejections += stats.staleRejections;
     retries += stats.retries;
     leased += stats.leased;
+    remoteOwed += stats.remoteOwed ?? 0;
   }
   return {
     counts,
@@ -57,6 +59,7 @@ export function mergeStats(all: Iterable<SchedulerStats>): SchedulerStats {
     retries,
     leased,
     ...mergeTypeCounts(shards),
+    ...(remoteOwed > 0 ? { remoteOwed } : {}),
   };
 }
 

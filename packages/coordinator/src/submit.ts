@@ -8,7 +8,11 @@
  *      unknown prerequisites), which reserves nothing. A valid batch skips
  *      this: no extra round trip on the normal path.
  *   2. Split by the owner of each task's slot (`slotOfTask`). An unowned slot
- *      rejects the batch, retryably, before anything is sent.
+ *      rejects the batch, retryably, before anything is sent. A large
+ *      workflow's edge between two slots also goes, as a remote link, to
+ *      the part of its prerequisite's slot (that shard checks the
+ *      prerequisite and registers the dependent, to send it the
+ *      prerequisite's outcome); so a large batch is usually multi-shard.
  *   3. One shard: `submit` the batch as is, under the client's idempotency key.
  *      Several shards: two phases, so no batch is ever half-accepted:
  *        prepare every part (in parallel). Any failure → abort every part and
@@ -21,7 +25,14 @@
  *      first outcome, and nothing is added twice.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay, type Problem, ProblemCode, type TaskInput, ValidationError } from "@frontier/core";
+import {
+  backoffDelay,
+  type Problem,
+  ProblemCode,
+  type RemoteLink,
+  type TaskInput,
+  ValidationError,
+} from "@frontier/core";
 import {
   isRetryable,
   ProtocolError,
@@ -62,8 +73,13 @@ export class SubmitRouter {
     if (problems.length > 0) throw await this.rejection(tasks, problems);
     const parts = this.split(tasks);
     if (parts.size === 1) {
-      const shardId = parts.keys().next().value as string;
-      const reply = await this.ctx.link.request(shardId, { op: "submit", tasks, idempotencyKey });
+      const [shardId, part] = parts.entries().next().value as [string, Part];
+      const reply = await this.ctx.link.request(shardId, {
+        op: "submit",
+        tasks,
+        idempotencyKey,
+        ...linksOf(part),
+      });
       return { accepted: reply.accepted, replayed: reply.replayed };
     }
     return this.twoPhase(parts, idempotencyKey);
@@ -104,9 +120,10 @@ export class SubmitRouter {
       });
     };
     const answers = await Promise.allSettled(
-      shards.map((shardId) =>
-        this.ctx.link.request(shardId, { op: "check", tasks: checked(parts.get(shardId)!) }),
-      ),
+      shards.map((shardId) => {
+        const part = parts.get(shardId)!;
+        return this.ctx.link.request(shardId, { op: "check", tasks: checked(part.tasks), ...linksOf(part) });
+      }),
     );
     const problems = [...local];
     const reported = new Set(local.map((p) => `${p.code}\u0000${p.taskId}`));
@@ -129,8 +146,8 @@ export class SubmitRouter {
     return new ValidationError(orderProblems(tasks, problems));
   }
 
-  /** The batch's tasks by owning shard, in batch order within each part. O(tasks). */
-  split(tasks: readonly TaskInput[]): Map<string, TaskInput[]> {
+  /** The batch's tasks (and remote links) by owning shard, in batch order within each part. O(tasks + edges). */
+  split(tasks: readonly TaskInput[]): Map<string, Part> {
     const { parts, unowned } = this.partition(tasks);
     if (unowned.size > 0) {
       const [slot, ids] = unowned.entries().next().value as [number, string[]];
@@ -145,34 +162,46 @@ export class SubmitRouter {
 
   /** `split` without the refusal: the parts, and the ids of each slot no shard owns. O(tasks). */
   private partition(tasks: readonly TaskInput[]): {
-    parts: Map<string, TaskInput[]>;
+    parts: Map<string, Part>;
     unowned: Map<number, string[]>;
   } {
-    const parts = new Map<string, TaskInput[]>();
+    const parts = new Map<string, Part>();
     const unowned = new Map<number, string[]>();
-    for (const task of tasks) {
-      const slot = slotOfTask(task);
+    const partAt = (slot: number, taskId: string): Part | undefined => {
       const owner = this.ctx.slots.ownerOf(slot);
       if (owner === undefined) {
         const ids = unowned.get(slot);
-        if (ids === undefined) unowned.set(slot, [task.id]);
-        else ids.push(task.id);
-        continue;
+        if (ids === undefined) unowned.set(slot, [taskId]);
+        else ids.push(taskId);
+        return undefined;
       }
-      const part = parts.get(owner);
-      if (part === undefined) parts.set(owner, [task]);
-      else part.push(task);
+      let part = parts.get(owner);
+      if (part === undefined) parts.set(owner, (part = { tasks: [], links: [] }));
+      return part;
+    };
+    for (const task of tasks) {
+      const slot = slotOfTask(task);
+      partAt(slot, task.id)?.tasks.push(task);
+      const workflowId = task.workflowId;
+      if (task.large !== true || workflowId === undefined || task.prerequisites === undefined) continue;
+      // The engine's rule (SchedulerOptions.partitionOf): a prerequisite in another slot is remote.
+      for (const prerequisite of task.prerequisites) {
+        const at = slotOfTask({ id: prerequisite, workflowId, large: true });
+        if (at === slot) continue;
+        partAt(at, task.id)?.links.push({ prerequisite, dependent: task.id, workflowId });
+      }
     }
     return { parts, unowned };
   }
 
-  private async twoPhase(parts: Map<string, TaskInput[]>, idempotencyKey: string): Promise<SubmitResult> {
+  private async twoPhase(parts: Map<string, Part>, idempotencyKey: string): Promise<SubmitResult> {
     const { link, logger } = this.ctx;
     const shards = [...parts.keys()];
     const prepared = await Promise.allSettled(
-      shards.map((shardId) =>
-        link.request(shardId, { op: "prepare", tasks: parts.get(shardId)!, idempotencyKey }),
-      ),
+      shards.map((shardId) => {
+        const part = parts.get(shardId)!;
+        return link.request(shardId, { op: "prepare", tasks: part.tasks, idempotencyKey, ...linksOf(part) });
+      }),
     );
     const failures = failuresOf(shards, prepared);
     if (failures.length > 0) {
@@ -238,6 +267,17 @@ export class SubmitRouter {
       }
     }
   }
+}
+
+/** One shard's part of a batch: its tasks, and the remote links whose prerequisites it holds. */
+export interface Part {
+  readonly tasks: TaskInput[];
+  readonly links: RemoteLink[];
+}
+
+/** A request's `links` field for a part: left out when it has none (ordinary workflows). */
+function linksOf(part: Part): { links?: RemoteLink[] } {
+  return part.links.length === 0 ? {} : { links: part.links };
 }
 
 /** Longest pause between two commits of one prepared part, ms (the policy's cap). */

@@ -293,6 +293,8 @@ export class TestShard {
       case "moveSlot":
       case "adopt":
         throw new Error(`the stand-in shard does not move slots (${request.op})`);
+      case "deliverEvents":
+        throw new Error("the stand-in shard holds no large workflows (deliverEvents)");
       case "lease": {
         const base = request.requestId;
         const attempt = request.attempt ?? 1;

@@ -44,6 +44,7 @@ import {
   InvalidArgumentError,
   InvalidStateError,
   type Problem,
+  ProblemCode,
   StaleLeaseError,
   UnknownTaskError,
   ValidationError,
@@ -51,6 +52,7 @@ import {
 import { ForwardReferences } from "./forward-references.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import type { SchedulerObserver, TaskEvent } from "./observer.js";
+import { RemoteEdges } from "./remote-edges.js";
 import { ascending, foldChanges, HandleList, StringCache } from "./restore.js";
 import { queryTasks, type TaskPage, type TaskQuery } from "./task-query.js";
 import { canTransition, Flag, isTerminal, S, STATE_NAMES, TaskTable } from "./task-table.js";
@@ -60,6 +62,10 @@ import type {
   EngineMeta,
   Lease,
   PrerequisiteResult,
+  RemoteApplied,
+  RemoteEvent,
+  RemoteLink,
+  RemoteOutcome,
   RestoreSource,
   SchedulerStats,
   Snapshot,
@@ -117,6 +123,19 @@ export interface SchedulerOptions {
    * it so a grant fits its reply. Default Infinity (every result).
    */
   maxLeaseResultBytes?: number;
+  /**
+   * The partition (a cluster's slot) of a task, for large workflows: a
+   * prerequisite of a large task in another partition than the task's is
+   * remote (remote-edges.ts): counted unmet until its completion event is
+   * applied, never looked up here. Called with the prerequisite named as a
+   * task of the dependent's workflow, large. Must be a pure function of its
+   * argument. Default none: every prerequisite is local.
+   */
+  partitionOf?: (task: {
+    readonly id: string;
+    readonly workflowId?: string;
+    readonly large?: true;
+  }) => number;
 }
 
 /** What `complete` may carry besides the lease. */
@@ -163,6 +182,14 @@ export interface AdmitOptions {
    * called for an invalid batch.
    */
   readonly admit?: (footprint: BatchFootprint) => void;
+  /**
+   * Remote dependents to register on tasks held here or in the batch, with
+   * the batch, atomically: each prerequisite must be such a task, of the
+   * link's workflow and large (else UNKNOWN_PREREQUISITE or CROSS_WORKFLOW
+   * for the link's dependent, and nothing changes). A prerequisite that
+   * ended already owes its outcome to the new dependents at once.
+   */
+  readonly links?: readonly RemoteLink[];
 }
 
 export interface LeaseOptions {
@@ -231,6 +258,8 @@ export class Scheduler {
   private runnableTotal = 0;
   private readonly timers: IndexedHeap;
   private readonly forwardWaiters = new ForwardReferences();
+  private readonly remote = new RemoteEdges();
+  private readonly partitionOf: SchedulerOptions["partitionOf"];
   private readonly counts = new Int32Array(STATE_NAMES.length);
   private fifoHead = -1;
   private fifoTail = -1;
@@ -266,6 +295,7 @@ export class Scheduler {
     this.random = options.random ?? Math.random;
     this.forwardRefs = options.allowForwardReferences ?? false;
     this.sameWorkflow = options.sameWorkflowPrerequisites ?? false;
+    this.partitionOf = options.partitionOf;
     this.defaultMaxAttempts = positiveInt(
       "defaultMaxAttempts",
       options.defaultMaxAttempts ?? DEFAULT_MAX_ATTEMPTS,
@@ -300,6 +330,11 @@ export class Scheduler {
       resolve: (id) => t.index.get(id),
       resolveMany: (ids, out) => t.index.getMany(ids, out),
       workflowAt: (h) => t.workflowId[h],
+      largeOf: (id) => {
+        const h = t.index.get(id);
+        return h >= 0 && (t.flags[h]! & Flag.LARGE) !== 0;
+      },
+      isRemote: (spec, p) => this.isRemote(spec.workflowId, spec.id, p),
       workflowOf: (id) => {
         const h = t.index.get(id);
         return h < 0 ? undefined : t.workflowId[h];
@@ -363,11 +398,13 @@ export class Scheduler {
       view: this.view,
       measurePayload: this.measurePayload,
     });
+    if (options.links !== undefined) problems.push(...this.linkProblems(options.links, tasks));
     if (problems.length > 0) throw new ValidationError(problems);
     const crowded = this.typeRoomProblems(tasks);
     if (crowded.length > 0) throw new ValidationError(crowded);
     options.admit?.(footprintOf(tasks));
     this.insert(tasks, prerequisiteHandles);
+    if (options.links !== undefined) this.addLinks(options.links);
     this.observer?.added(tasks.length);
     this.flushMeta();
     return tasks.length;
@@ -401,6 +438,7 @@ export class Scheduler {
       view,
       measurePayload: this.measurePayload,
     });
+    if (options.links !== undefined) problems.push(...this.linkProblems(options.links, tasks));
     if (problems.length === 0) problems.push(...this.typeRoomProblems(tasks));
     if (problems.length === 0) options.admit?.(footprintOf(tasks));
     return problems;
@@ -795,6 +833,9 @@ export class Scheduler {
       throw new InvalidStateError(taskId, STATE_NAMES[state]!, `cannot retry task ${q(taskId)}: ${why}`);
     };
     if (!isTerminal(state) || state === S.COMPLETED) refuse(`it is ${STATE_NAMES[state]}, not ended badly`);
+    // Its remote neighbours were told it ended (or told it of theirs) by events that cannot be taken back.
+    if (this.remote.dependents.has(h) || t.prerequisites[h]!.some((p) => this.isRemoteAt(h, p)))
+      refuse("it has prerequisites or dependents in other partitions of its large workflow");
     const continues = (t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE) !== 0;
     const prerequisites: number[] = [];
     let unmet = 0;
@@ -845,6 +886,167 @@ export class Scheduler {
   }
 
   /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
+  // ------------------------------------------------- large workflows (remote-edges.ts)
+
+  /**
+   * Applies completion events of remote prerequisites, each to its
+   * dependent held here, as a local completion (or bad end) would: the
+   * dependent's unmet count falls (RUNNABLE at zero), or, for an outcome
+   * other than COMPLETED under the "cancel" policy, it is cancelled (and
+   * its dependents in turn). Exactly once per (dependent, prerequisite):
+   * the pair is recorded in the dependent's status with the change (see
+   * RemoteApplied for each answer). O(k) per event for k remote
+   * prerequisites of its dependent, plus what it unblocks.
+   */
+  applyRemote(events: readonly RemoteEvent[]): RemoteApplied[] {
+    const now = this.advance();
+    const t = this.table;
+    const answers: RemoteApplied[] = [];
+    for (const event of events) {
+      const h = t.index.get(event.dependent);
+      if (h < 0 || t.workflowId[h] !== event.workflowId || !(t.flags[h]! & Flag.LARGE)) {
+        answers.push("unknown");
+        continue;
+      }
+      const p = event.prerequisite;
+      const waits = t.prerequisites[h]!.includes(p) && this.isRemoteAt(h, p);
+      if (!waits || this.remote.hasMet(h, p) || isTerminal(t.state[h]!)) {
+        answers.push("duplicate");
+        continue;
+      }
+      this.remote.addMet(h, p);
+      answers.push("applied");
+      if (event.outcome !== "COMPLETED" && !(t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE)) {
+        this.finishBadly(h, S.CANCELLED, `prerequisite ${q(p)} ended ${event.outcome}`);
+        continue;
+      }
+      // Unmet counts a remote prerequisite until now: a WAITING task has it above zero.
+      if (t.unmet[h]! > 0 && --t.unmet[h]! === 0) {
+        t.flags[h]! |= Flag.UNBLOCKED;
+        this.enterRunnable(h, now);
+      } else this.emitSet(h);
+    }
+    this.flushMeta();
+    return answers;
+  }
+
+  /**
+   * The outbox: for each task here that ended with remote dependents not
+   * yet acknowledged, one event per such dependent, at most `limit` in all,
+   * leaving out those `skip` names (a relay's events waiting for a retry).
+   * What a relay sends (only once the changes that made them are durable).
+   * O(returned).
+   */
+  remoteOutbox(
+    limit = Number.POSITIVE_INFINITY,
+    skip?: (prerequisite: string, dependent: string) => boolean,
+  ): RemoteEvent[] {
+    const t = this.table;
+    const events: RemoteEvent[] = [];
+    for (const [h, due] of this.remote.undelivered) {
+      const outcome = STATE_NAMES[t.state[h]!] as RemoteOutcome;
+      const workflowId = t.workflowId[h]!;
+      const prerequisite = t.ids[h]!;
+      for (const dependent of due) {
+        if (events.length >= limit) return events;
+        if (skip?.(prerequisite, dependent)) continue;
+        events.push({ prerequisite, dependent, workflowId, outcome });
+      }
+    }
+    return events;
+  }
+
+  /** Outcomes owed by the outbox (remoteOutbox without a limit, counted). O(1). */
+  get remoteOutboxSize(): number {
+    return this.remote.owing;
+  }
+
+  /**
+   * Dependents acknowledged their events (applied or duplicate there): they
+   * leave the outbox. A prerequisite whose last one this was records it
+   * (remoteDelivered) and may be dropped after its retention again.
+   * Unknown pairs (a task that moved away meanwhile, an event acknowledged
+   * twice) are ignored. O(acknowledged).
+   */
+  acknowledgeRemote(acks: readonly { readonly prerequisite: string; readonly dependent: string }[]): void {
+    const now = this.advance();
+    const t = this.table;
+    for (const { prerequisite, dependent } of acks) {
+      const h = t.index.get(prerequisite);
+      if (h < 0 || !this.remote.acknowledge(h, dependent)) continue;
+      this.emitSet(h);
+      // tryDrop kept it without a timer while the outbox owed something.
+      if (this.retentionMs !== Number.POSITIVE_INFINITY && !this.timers.has(h))
+        this.armTimer(h, Math.max(now, t.stamp[h]! + this.retentionMs));
+    }
+    this.flushMeta();
+  }
+
+  /** Whether `p`, a prerequisite of the large task (workflowId, id), is in another partition. */
+  private isRemote(workflowId: string | undefined, id: string, p: string): boolean {
+    const partitionOf = this.partitionOf;
+    if (partitionOf === undefined || workflowId === undefined) return false;
+    return partitionOf({ id: p, workflowId, large: true }) !== partitionOf({ id, workflowId, large: true });
+  }
+
+  /** isRemote for a prerequisite of the task at `h`. */
+  private isRemoteAt(h: number, p: string): boolean {
+    const t = this.table;
+    return (t.flags[h]! & Flag.LARGE) !== 0 && this.isRemote(t.workflowId[h], t.ids[h]!, p);
+  }
+
+  /**
+   * The problems of `links` against what is held here plus `tasks`. A
+   * prerequisite merely reserved (another batch's prepared part) is not
+   * held: a cluster has no forward references. O(links).
+   */
+  private linkProblems(links: readonly RemoteLink[], tasks: readonly ParsedTask[]): Problem[] {
+    const t = this.table;
+    const inBatch = new Map<string, TaskSpec>();
+    for (const { spec } of tasks) inBatch.set(spec.id, spec);
+    const problems: Problem[] = [];
+    for (const link of links) {
+      const spec = inBatch.get(link.prerequisite);
+      const h = spec === undefined ? t.index.get(link.prerequisite) : -1;
+      if (spec === undefined && h < 0) {
+        problems.push({
+          taskId: link.dependent,
+          code: ProblemCode.UNKNOWN_PREREQUISITE,
+          message: `prerequisite ${q(link.prerequisite)} is not a known task of workflow ${q(link.workflowId)} and is not in the batch`,
+        });
+        continue;
+      }
+      const workflowId = spec !== undefined ? spec.workflowId : t.workflowId[h];
+      const large = spec !== undefined ? spec.large === true : (t.flags[h]! & Flag.LARGE) !== 0;
+      if (workflowId !== link.workflowId || !large) {
+        problems.push({
+          taskId: link.dependent,
+          code: ProblemCode.CROSS_WORKFLOW,
+          message: `prerequisite ${q(link.prerequisite)} is not a task of the large workflow ${q(link.workflowId)} (it is in ${q(workflowId)}${large ? "" : ", not large"})`,
+        });
+      }
+    }
+    return problems;
+  }
+
+  /** Registers checked links (linkProblems found none): one status change per prerequisite. */
+  private addLinks(links: readonly RemoteLink[]): void {
+    const t = this.table;
+    const byPrerequisite = new Map<number, string[]>();
+    for (const link of links) {
+      const h = t.index.get(link.prerequisite);
+      let list = byPrerequisite.get(h);
+      if (list === undefined) byPrerequisite.set(h, (list = []));
+      list.push(link.dependent);
+    }
+    for (const [h, dependents] of byPrerequisite) {
+      const ended = isTerminal(t.state[h]!);
+      this.remote.addDependents(h, dependents, ended);
+      // An ended task kept only for its retention now owes outcomes: tryDrop waits for them.
+      this.emitSet(h);
+    }
+  }
+
   // ------------------------------------------------------------ slot movement
 
   /**
@@ -861,18 +1063,19 @@ export class Scheduler {
    * InvalidStateError, and nothing changes. Cost: one pass over the table
    * (`select` once per task) plus O(k · (p + d + log n)) for the k taken.
    */
-  exportTasks(select: (workflowId: string | undefined, id: string) => boolean): TaskRecord[] {
+  exportTasks(select: (workflowId: string | undefined, id: string, large: boolean) => boolean): TaskRecord[] {
     this.advance();
     const t = this.table;
     const taken: number[] = [];
     const inSet = new Set<number>();
     for (const h of t.live()) {
-      if (!select(t.workflowId[h], t.ids[h]!)) continue;
+      if (!select(t.workflowId[h], t.ids[h]!, (t.flags[h]! & Flag.LARGE) !== 0)) continue;
       taken.push(h);
       inSet.add(h);
     }
     for (const h of taken) {
       for (const p of t.prerequisites[h]!) {
+        if (this.isRemoteAt(h, p)) continue;
         const ph = t.index.get(p);
         if (ph >= 0 && !inSet.has(ph))
           throw new InvalidStateError(
@@ -898,7 +1101,8 @@ export class Scheduler {
       this.timers.remove(h);
       this.fifoUnlink(h);
       // Links to tasks that leave too go with them (release); forward references are kept apart.
-      for (const p of t.prerequisites[h]!) if (t.index.get(p) < 0) this.forwardWaiters.remove(p, h);
+      for (const p of t.prerequisites[h]!)
+        if (!this.isRemoteAt(h, p) && t.index.get(p) < 0) this.forwardWaiters.remove(p, h);
       this.counts[t.state[h]!]!--;
       if (t.state[h] === S.LEASED) this.types.leased[t.typeCode[h]!]!--;
       this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
@@ -906,6 +1110,7 @@ export class Scheduler {
     for (const h of taken) {
       const id = t.ids[h]!;
       this.types.release(t.typeCode[h]!);
+      this.remote.forget(h);
       t.release(h);
       this.emit({ kind: "drop", id });
     }
@@ -948,6 +1153,7 @@ export class Scheduler {
     }
     for (const { spec } of records) {
       for (const p of spec.prerequisites) {
+        if (spec.large === true && this.isRemote(spec.workflowId, spec.id, p)) continue;
         if (!ids.has(p) && t.index.has(p))
           throw new InvalidArgumentError(
             `task ${q(spec.id)} names prerequisite ${q(p)}, which is held here and not adopted with it`,
@@ -981,8 +1187,13 @@ export class Scheduler {
       const own = t.prerequisites[h]! as string[];
       if (own.length === 0) continue;
       const live = !isTerminal(t.state[h]!);
+      const large = (t.flags[h]! & Flag.LARGE) !== 0;
       let unmet = 0;
       for (let k = 0; k < own.length; k++) {
+        if (large && this.isRemote(t.workflowId[h], t.ids[h]!, own[k]!)) {
+          if (live && !this.remote.hasMet(h, own[k]!)) unmet++;
+          continue;
+        }
         const ph = t.index.get(own[k]!);
         if (ph < 0) {
           if (!live) continue;
@@ -1101,6 +1312,7 @@ export class Scheduler {
       retries: this.retries,
       leased: this.counts[S.LEASED]!,
       types,
+      ...(this.remote.owing > 0 ? { remoteOwed: this.remote.owing } : {}),
     };
   }
 
@@ -1286,6 +1498,11 @@ export class Scheduler {
       for (let k = 0; k < prerequisites.length; k++) {
         const p = prerequisites[k]!;
         const known = resolved ? resolved[edge++]! : -1;
+        // Remote: waits for its completion event, whatever this engine holds under the id.
+        if (t.flags[h]! & Flag.LARGE && this.isRemote(t.workflowId[h], t.ids[h]!, p)) {
+          unmet++;
+          continue;
+        }
         const ph = known >= 0 ? known : t.index.get(p);
         if (ph < 0) {
           // A forward reference (validation let it through only when allowed).
@@ -1515,6 +1732,8 @@ export class Scheduler {
   private markFinished(h: number, now: number): void {
     const t = this.table;
     t.stamp[h] = now;
+    // Its remote dependents are owed its outcome from this change's commit on (the outbox).
+    this.remote.ended(h);
     if (this.retentionMs === Number.POSITIVE_INFINITY) return;
     t.timerAt[h] = now + this.retentionMs;
     this.timers.push(h);
@@ -1538,6 +1757,8 @@ export class Scheduler {
    */
   private tryDrop(h: number): void {
     const t = this.table;
+    // Its outbox still owes outcomes: kept, without a timer, until the last acknowledgement.
+    if (this.remote.undelivered.has(h)) return;
     while (t.hasDependents(h) && isTerminal(t.state[t.edgeTarget(t.firstEdge(h))]!)) t.shiftDependent(h);
     if (t.hasDependents(h)) return;
     this.unlink(h);
@@ -1545,6 +1766,7 @@ export class Scheduler {
     this.counts[t.state[h]!]!--;
     this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
     this.types.release(t.typeCode[h]!);
+    this.remote.forget(h);
     t.release(h);
     this.emit({ kind: "drop", id });
   }
@@ -1553,6 +1775,7 @@ export class Scheduler {
   private unlink(h: number): void {
     const t = this.table;
     for (const p of t.prerequisites[h]!) {
+      if (this.isRemoteAt(h, p)) continue;
       const ph = t.index.get(p);
       if (ph >= 0) {
         t.removeDependent(ph, h);
@@ -1674,6 +1897,7 @@ export class Scheduler {
       onPrerequisiteFailure: t.flags[h]! & Flag.CONTINUE_ON_PREREQUISITE_FAILURE ? "continue" : "cancel",
     };
     if (t.workflowId[h] !== undefined) spec.workflowId = t.workflowId[h];
+    if (t.flags[h]! & Flag.LARGE) spec.large = true;
     if (t.payload[h] !== undefined) spec.payload = t.payload[h];
     if (t.typeCode[h] !== 0) spec.type = this.types.names[t.typeCode[h]!]!;
     if (t.flags[h]! & Flag.NOT_BEFORE) spec.notBefore = t.notBefore[h]!;
@@ -1694,6 +1918,13 @@ export class Scheduler {
     if (t.reason[h] !== undefined) status.reason = t.reason[h];
     if (t.result[h] !== undefined) status.result = t.result[h];
     if (t.flags[h]! & Flag.RELEASED) status.released = true;
+    if (t.flags[h]! & Flag.LARGE) {
+      const met = this.remote.met.get(h);
+      if (met !== undefined) status.remoteMet = met.slice();
+      const dependents = this.remote.dependents.get(h);
+      if (dependents !== undefined) status.remoteDependents = dependents.slice();
+      if (isTerminal(state) && this.remote.delivered(h)) status.remoteDelivered = true;
+    }
     if (state === S.LEASED) {
       status.leaseExpiresAt = t.timerAt[h]!;
       const at = t.stamp[h]! + t.timeoutMs[h]!;
@@ -1719,6 +1950,7 @@ export class Scheduler {
       prerequisites: t.prerequisites[h] ?? EMPTY,
     };
     if (t.workflowId[h] !== undefined) task.workflowId = t.workflowId[h];
+    if (t.flags[h]! & Flag.LARGE) task.large = true;
     if (t.payload[h] !== undefined) task.payload = t.payload[h];
     if (t.typeCode[h] !== 0) task.type = this.types.names[t.typeCode[h]!]!;
     if (t.timeoutMs[h] !== 0) task.timeoutMs = t.timeoutMs[h]!;
@@ -1937,6 +2169,7 @@ export class Scheduler {
     t.state[h] = state;
     this.counts[state]!++;
     if (state === S.LEASED) this.types.leased[code]!++;
+    if (spec.large === true) this.remote.load(h, status, isTerminal(state));
     t.deadline[h] = status.deadline;
     t.attempts[h] = status.attempts;
     t.token[h] = status.token;
@@ -1973,8 +2206,13 @@ export class Scheduler {
       if (own.length === 0) continue;
       const live = !isTerminal(t.state[h]!);
       let unmet = 0;
+      const large = (t.flags[h]! & Flag.LARGE) !== 0;
       for (let k = 0; k < own.length; k++) {
         const ph = found[i++]!;
+        if (large && this.isRemote(t.workflowId[h], t.ids[h]!, own[k]!)) {
+          if (live && !this.remote.hasMet(h, own[k]!)) unmet++;
+          continue;
+        }
         if (ph < 0) {
           // A dropped prerequisite had no live dependents (see tryDrop), so an
           // unknown id of a live task is a forward reference still pending.
@@ -2051,7 +2289,8 @@ function flagsOf(spec: TaskSpec): number {
   return (
     (spec.hardDeadline ? Flag.HARD_DEADLINE : 0) |
     (spec.onPrerequisiteFailure === "continue" ? Flag.CONTINUE_ON_PREREQUISITE_FAILURE : 0) |
-    (spec.notBefore !== undefined ? Flag.NOT_BEFORE : 0)
+    (spec.notBefore !== undefined ? Flag.NOT_BEFORE : 0) |
+    (spec.large === true ? Flag.LARGE : 0)
   );
 }
 

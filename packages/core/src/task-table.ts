@@ -32,6 +32,8 @@ export const Flag = {
    * (TaskStatus.released, journaled); cleared by the next grant.
    */
   RELEASED: 16,
+  /** The spec's `large`: placed by (workflowId, id); prerequisites in other partitions are remote. */
+  LARGE: 32,
 } as const;
 
 /** Numeric state codes; index into STATE_NAMES. */

@@ -62,6 +62,13 @@ export interface TaskInput {
   prerequisites?: readonly string[];
   /** Partition key in a cluster; prerequisites must share it there. */
   workflowId?: string;
+  /**
+   * The task belongs to a large workflow: in a cluster it is placed by
+   * (workflowId, id) rather than by workflowId, so the workflow spreads
+   * over shards (docs/cluster.md, "Large workflows across shards"). Needs a
+   * workflowId; every task of the workflow says the same.
+   */
+  large?: boolean;
   /** Opaque data handed to the worker. */
   payload?: unknown;
   /**
@@ -94,6 +101,8 @@ export interface TaskSpec {
   readonly id: string;
   readonly prerequisites: readonly string[];
   readonly workflowId?: string;
+  /** Present (true) for a task of a large workflow (TaskInput.large); absent otherwise. */
+  readonly large?: true;
   readonly payload?: unknown;
   /** The task's type; absent for DEFAULT_TASK_TYPE (so journals written before types read as it). */
   readonly type?: string;
@@ -141,6 +150,21 @@ export interface TaskStatus {
    * payload, until the task is dropped after retention.
    */
   readonly result?: unknown;
+  /**
+   * Large workflows only (see RemotePrerequisites in remote-edges.ts): the
+   * remote prerequisites whose outcome arrived and was applied, in arrival
+   * order. A second arrival of one of them is a duplicate: this list is the
+   * receiver's durable dedupe, journaled with the count it changed.
+   */
+  readonly remoteMet?: readonly string[];
+  /**
+   * Large workflows only: the dependents in other partitions (slots) that
+   * wait on this task, each to be told its outcome once it ends (the
+   * outbox). Absent when none.
+   */
+  readonly remoteDependents?: readonly string[];
+  /** True once every one of `remoteDependents` acknowledged this task's outcome. */
+  readonly remoteDelivered?: true;
 }
 
 /** A task as `getTask` shows it. */
@@ -155,6 +179,8 @@ export interface Task {
   readonly deadline: number;
   readonly prerequisites: readonly string[];
   readonly workflowId?: string;
+  /** Present (true) for a task of a large workflow: requests about it route by (workflowId, id). */
+  readonly large?: true;
   readonly payload?: unknown;
   /** The task's type; absent for DEFAULT_TASK_TYPE. */
   readonly type?: string;
@@ -191,6 +217,38 @@ export interface Lease {
    */
   readonly resultsOmitted?: number;
 }
+
+/** How a task ended, as a cross-partition completion event tells it to a dependent. */
+export type RemoteOutcome = "COMPLETED" | "FAILED" | "CANCELLED" | "EXPIRED";
+
+/**
+ * A remote dependent to register at its prerequisite's engine: `dependent`
+ * (in the prerequisite's workflow, in another partition) waits on
+ * `prerequisite`, held here.
+ */
+export interface RemoteLink {
+  readonly prerequisite: string;
+  readonly dependent: string;
+  readonly workflowId: string;
+}
+
+/** A cross-partition completion event: `prerequisite` ended `outcome`; `dependent` waits on it. */
+export interface RemoteEvent {
+  readonly prerequisite: string;
+  readonly dependent: string;
+  readonly workflowId: string;
+  readonly outcome: RemoteOutcome;
+}
+
+/**
+ * What applying one RemoteEvent did at the dependent's engine:
+ * - `applied`: counted now (the dependent's unmet count fell, or it was
+ *   cancelled under its policy);
+ * - `duplicate`: counted before, or the dependent ended already, or it
+ *   does not wait on that prerequisite: nothing to do, ever;
+ * - `unknown`: no such task here (not submitted yet, or elsewhere): try again later.
+ */
+export type RemoteApplied = "applied" | "duplicate" | "unknown";
 
 /** One prerequisite's result, as a dependent's lease carries it. */
 export interface PrerequisiteResult {
@@ -286,6 +344,12 @@ export interface SchedulerStats {
   readonly types?: readonly TypeCounts[];
   /** Types with runnable or leased tasks left out of `types` by a bound (a stats reply's). Absent: none. */
   readonly typesOmitted?: number;
+  /**
+   * Completion events of large workflows this engine owes other partitions
+   * (its outbox, remote-edges.ts): a relay that cannot deliver shows here.
+   * Absent when none.
+   */
+  readonly remoteOwed?: number;
 }
 
 /** One task type's share of the runnable and leased tasks (SchedulerStats.types). */

@@ -30,6 +30,7 @@ export const TASK_INPUT_FIELDS: readonly (keyof TaskInput)[] = Object.freeze([
   "deadline",
   "prerequisites",
   "workflowId",
+  "large",
   "payload",
   "type",
   "maxAttempts",
@@ -142,6 +143,12 @@ function parseOne(
   } else if (typeof workflowId === "string" && workflowId.length > MAX_ID_LENGTH) {
     (problems ??= []).push(malformed(taskId, `workflowId must be at most ${MAX_ID_LENGTH} characters`));
   }
+  const large = raw["large"] ?? false;
+  if (typeof large !== "boolean")
+    (problems ??= []).push(malformed(taskId, `large must be a boolean, got ${describe(large)}`));
+  else if (large && workflowId === undefined)
+    // Placed by (workflowId, id): a large task without a workflow has nothing to spread over.
+    (problems ??= []).push(malformed(taskId, "large needs a workflowId"));
   const maxAttempts = raw["maxAttempts"] ?? defaults.maxAttempts;
   if (
     typeof maxAttempts !== "number" ||
@@ -232,6 +239,7 @@ function parseOne(
     onPrerequisiteFailure: policy as PrerequisiteFailurePolicy,
   };
   if (workflowId !== undefined) spec.workflowId = workflowId as string;
+  if (large === true) spec.large = true;
   if (payload !== undefined) spec.payload = payload;
   // The default type is left out: a spec without one reads as it (journals written before types).
   if (type !== undefined && type !== DEFAULT_TASK_TYPE) spec.type = type as string;
@@ -262,6 +270,15 @@ export interface GraphView {
   resolveMany?(ids: readonly string[], out: Int32Array): void;
   /** workflowId of the task at a handle from `resolve`. */
   workflowAt?(handle: number): string | undefined;
+  /** Whether a known task is of a large workflow. Absent: none is. */
+  largeOf?(id: string): boolean;
+  /**
+   * Whether `prerequisite` of `spec` lives in another partition (a large
+   * workflow spread over shards): it is then neither looked up nor checked
+   * here, since its own engine checks it when the link to it is registered
+   * (RemoteLink). Absent: every prerequisite is local.
+   */
+  isRemote?(spec: TaskSpec, prerequisite: string): boolean;
 }
 
 export interface BatchCheckOptions {
@@ -369,6 +386,9 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
         });
         continue;
       }
+      // A remote prerequisite in the batch is still checked against its task here (same
+      // workflow, large), and still an edge of the cycle check (findCycles).
+      if (inBatch === undefined && spec.large === true && view?.isRemote?.(spec, p)) continue;
       const known = inBatch !== undefined || h >= 0 || (!resolve && (view?.has(p) ?? false));
       if (!known) {
         if (view && !view.allowForwardReferences) {
@@ -392,7 +412,17 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
             code: ProblemCode.CROSS_WORKFLOW,
             message: `prerequisite ${q(p)} is in workflow ${q(other)}, not ${q(spec.workflowId)}`,
           });
+          continue;
         }
+      }
+      // A workflow is large or not, whole: its tasks are placed by one rule.
+      const otherLarge = inBatch ? inBatch.spec.large === true : view?.largeOf?.(p);
+      if (otherLarge !== undefined && otherLarge !== (spec.large === true)) {
+        problems.push({
+          taskId: spec.id,
+          code: ProblemCode.CROSS_WORKFLOW,
+          message: `prerequisite ${q(p)} is ${otherLarge ? "" : "not "}in a large workflow, and ${q(spec.id)} is${spec.large === true ? "" : " not"}`,
+        });
       }
     }
     if (sameWorkflow && view?.allowForwardReferences) {

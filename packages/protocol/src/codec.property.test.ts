@@ -50,6 +50,8 @@ const secret = fc
   })
   .map((c) => c.join(""));
 const text = fc.string({ maxLength: 60 });
+/** A shard id: a subject token. */
+const shardId = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
 /** Opaque JSON-like payloads; `__proto__` keys are renamed by msgpackr on the way in, so left out. */
 const payload = fc
   .jsonValue({ maxDepth: 3 })
@@ -62,6 +64,7 @@ const taskInput = fc.record(
     deadline,
     prerequisites: fc.array(id, { maxLength: 4 }),
     workflowId: id,
+    large: fc.boolean(),
     payload,
     maxAttempts: number,
     hardDeadline: fc.boolean(),
@@ -70,7 +73,20 @@ const taskInput = fc.record(
   { requiredKeys: ["id", "deadline"] },
 );
 
-const ref = { taskId: id, workflowId: fc.option(id, { nil: undefined }) };
+const ref = {
+  taskId: id,
+  workflowId: fc.option(id, { nil: undefined }),
+  large: fc.option(fc.boolean(), { nil: undefined }),
+};
+/** A large workflow's cross-partition edge (RemoteLink), as submit, prepare and check parts carry them. */
+const remoteLink = fc.record({ prerequisite: nonEmptyId, dependent: nonEmptyId, workflowId: nonEmptyId });
+const links = fc.option(fc.array(remoteLink, { maxLength: 4 }), { nil: undefined });
+const remoteEvent = fc.record({
+  prerequisite: nonEmptyId,
+  dependent: nonEmptyId,
+  workflowId: nonEmptyId,
+  outcome: fc.constantFrom("COMPLETED" as const, "FAILED" as const, "CANCELLED" as const, "EXPIRED" as const),
+});
 const stripUndefined = <T extends object>(o: T): T =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
@@ -80,6 +96,7 @@ const request = fc
       op: fc.constant("submit" as const),
       tasks: fc.array(taskInput, { minLength: 1, maxLength: 4 }),
       idempotencyKey: nonEmptyId,
+      links,
     }),
     fc.record({
       op: fc.constant("lease" as const),
@@ -139,8 +156,21 @@ const request = fc
       op: fc.constant("prepare" as const),
       tasks: fc.array(taskInput, { minLength: 1, maxLength: 4 }),
       idempotencyKey: nonEmptyId,
+      links,
+    }),
+    // A part that only registers links (its prerequisites exist already): no task, some links.
+    fc.record({
+      op: fc.constant("prepare" as const),
+      tasks: fc.constant([]),
+      idempotencyKey: nonEmptyId,
+      links: fc.array(remoteLink, { minLength: 1, maxLength: 4 }),
     }),
     fc.record({ op: fc.constantFrom("commit" as const, "abort" as const), idempotencyKey: nonEmptyId }),
+    fc.record({
+      op: fc.constant("deliverEvents" as const),
+      source: shardId,
+      events: fc.array(remoteEvent, { maxLength: 4 }),
+    }),
   )
   .map(stripUndefined);
 
@@ -225,8 +255,6 @@ const wireError = fc.record(
   { requiredKeys: ["code", "message", "retryable"] },
 );
 
-/** A shard id: a subject token. */
-const shardId = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
 const frontier = fc
   .record({
     shardId,
@@ -323,6 +351,13 @@ const reply = fc.oneof(
     replayed: fc.boolean(),
   }),
   fc.record({ ok: fc.constant(true as const), op: fc.constant("abort" as const) }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("deliverEvents" as const),
+    results: fc.array(fc.constantFrom("applied" as const, "duplicate" as const, "unknown" as const), {
+      maxLength: 4,
+    }),
+  }),
   fc.record({ ok: fc.constant(false as const), error: wireError }),
 );
 

@@ -177,6 +177,35 @@ const requests: Request[] = [
   { op: "commit", idempotencyKey: "batch-1" },
   { op: "abort", idempotencyKey: "batch-1" },
   { op: "check", tasks: [fullTask, { id: "t2", deadline: 5 }] },
+  // A large workflow's part: its tasks, and the links of edges from its prerequisites to other slots.
+  {
+    op: "prepare",
+    tasks: [{ id: "a", deadline: 5, workflowId: "big", large: true }],
+    idempotencyKey: "batch-2",
+    links: [{ prerequisite: "a", dependent: "b", workflowId: "big" }],
+  },
+  // A part that only registers links: its prerequisites were submitted before.
+  {
+    op: "submit",
+    tasks: [],
+    idempotencyKey: "batch-3",
+    links: [{ prerequisite: "a", dependent: "c", workflowId: "big" }],
+  },
+  {
+    op: "check",
+    tasks: [{ id: "b", deadline: 5, workflowId: "big", large: true, prerequisites: ["a"] }],
+    links: [],
+  },
+  { op: "complete", taskId: "b", workflowId: "big", large: true, token: 3, secret: "qL0c3hJ2yXo8cW1uV9sTbA" },
+  {
+    op: "deliverEvents",
+    source: "shard-0",
+    events: [
+      { prerequisite: "a", dependent: "b", workflowId: "big", outcome: "COMPLETED" },
+      { prerequisite: "a", dependent: "c", workflowId: "big", outcome: "FAILED" },
+    ],
+  },
+  { op: "deliverEvents", source: "shard-1", events: [] },
   { op: "moveSlot", slot: 1023, target: "shard-2", moveId: "m-1" },
   {
     op: "adopt",
@@ -494,6 +523,7 @@ const replies: Reply[] = [
   { ok: true, op: "moveSlot", tasks: 42 },
   { ok: true, op: "adopt", adopted: false },
   { ok: true, op: "adopt", adopted: true },
+  { ok: true, op: "deliverEvents", results: ["applied", "duplicate", "unknown"] },
   staleLease,
   validationFailed,
 ];
@@ -967,12 +997,12 @@ describe("request shapes", () => {
     [
       "release carrying a reason (it is no fail)",
       { op: "release", taskId: "t", token: 1, secret: SECRET, reason: "busy" },
-      'message: unknown field "reason" (expected only op, taskId, workflowId, token, secret)',
+      'message: unknown field "reason" (expected only op, taskId, workflowId, large, token, secret)',
     ],
     [
       "release carrying a result (it is no complete)",
       { op: "release", taskId: "t", token: 1, secret: SECRET, result: 1 },
-      'message: unknown field "result" (expected only op, taskId, workflowId, token, secret)',
+      'message: unknown field "result" (expected only op, taskId, workflowId, large, token, secret)',
     ],
     [
       "fail retryable a string",
@@ -1062,12 +1092,12 @@ describe("request shapes", () => {
     [
       "a typo in a complete",
       settle([done, { taskId: "t2", tokn: 1 }]),
-      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, token, secret, result)',
+      'completes[1]: unknown field "tokn" (expected only taskId, workflowId, large, token, secret, result)',
     ],
     [
       "a complete carrying a reason",
       settle([{ ...done, reason: "done" }]),
-      'completes[0]: unknown field "reason" (expected only taskId, workflowId, token, secret, result)',
+      'completes[0]: unknown field "reason" (expected only taskId, workflowId, large, token, secret, result)',
     ],
     ["settle lease null", { op: "settle", completes: [], lease: null }, "lease: expected a map, got null"],
     ["settle lease a string", settle([], "w" as unknown as object), 'lease: expected a map, got string "w"'],
@@ -1213,7 +1243,7 @@ describe("request shapes", () => {
     [
       "prepare with a requestId",
       { op: "prepare", tasks: [], idempotencyKey: "k", requestId: "r" },
-      'message: unknown field "requestId" (expected only op, tasks, idempotencyKey)',
+      'message: unknown field "requestId" (expected only op, tasks, idempotencyKey, links)',
     ],
     ["commit idempotencyKey missing", { op: "commit" }, "idempotencyKey: expected a string, missing"],
     [
@@ -1291,7 +1321,7 @@ describe("request shapes", () => {
     [
       "check under an idempotency key (it reserves nothing)",
       { op: "check", tasks: [{ id: "t", deadline: 1 }], idempotencyKey: "k" },
-      'message: unknown field "idempotencyKey" (expected only op, tasks)',
+      'message: unknown field "idempotencyKey" (expected only op, tasks, links)',
     ],
   ])("refuses %s (BAD_MESSAGE)", (_name, request, message) => {
     expectRefusedBothWays(request, "BAD_MESSAGE", typeof message === "string" ? message : message);

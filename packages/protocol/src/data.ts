@@ -298,6 +298,9 @@ function nestedWithin(v: unknown, maxDepth: number): boolean {
   return true;
 }
 
+/** A flag that is `true` or absent, never `false` (the engine's optional `true` fields). */
+const onlyTrue = kind("true", (x): x is true => x === true);
+
 const FAILURE_POLICIES: readonly PrerequisiteFailurePolicy[] = ["cancel", "continue"];
 const TASK_STATES = Object.values(TaskState);
 export const taskState = oneOf(TASK_STATES);
@@ -310,6 +313,7 @@ export const taskInput = engineShape<TaskInput>()(
       deadline: num,
       prerequisites: optional(prerequisites),
       workflowId: optional(id),
+      large: optional(bool),
       payload: optional(payload),
       // Its meaning (TASK_TYPE_PATTERN) is the engine's to check, so a bad type is one MALFORMED problem among the batch's.
       type: optional(text(MAX_ID_LENGTH)),
@@ -331,6 +335,7 @@ export const task = engineShape<Task>()(
     deadline: num,
     prerequisites,
     workflowId: optional(id),
+    large: optional(onlyTrue),
     payload: optional(payload),
     type: optional(taskType),
     timeoutMs: optional(positive),
@@ -364,6 +369,7 @@ const specEntries = {
   id,
   prerequisites,
   workflowId: optional(id),
+  large: optional(onlyTrue),
   payload: optional(payload),
   type: optional(taskType),
   maxAttempts: positive,
@@ -388,7 +394,13 @@ const statusEntries = {
   reason: optional(str),
   result: optional(payload),
   /** Only ever `true` (absent otherwise): the lease under `token` was released and none granted since. */
-  released: optional(kind("true", (x): x is true => x === true)),
+  released: optional(onlyTrue),
+  /** Large workflows: remote prerequisites applied (at most one per prerequisite). */
+  remoteMet: optional(prerequisites),
+  /** Large workflows: dependents in other partitions (any number: a fan-out). */
+  remoteDependents: optional(list(id)),
+  /** Only ever `true`: every remote dependent was told the task's outcome. */
+  remoteDelivered: optional(onlyTrue),
 };
 
 export const taskView = engineShape<TaskView>()(
@@ -466,12 +478,17 @@ const statsEntries = {
 };
 
 export const stats = engineShape<SchedulerStats>()(
-  map({ ...statsEntries, types: optional(typeCounts), typesOmitted: optional(positive) }),
+  map({
+    ...statsEntries,
+    types: optional(typeCounts),
+    typesOmitted: optional(positive),
+    remoteOwed: optional(positive),
+  }),
 );
 
 /** Stats without per-type counts: a shard's entry in a coordinator's `byShard`. */
 export const statsWithoutTypes = engineShape<Omit<SchedulerStats, "types" | "typesOmitted">>()(
-  map(statsEntries),
+  map({ ...statsEntries, remoteOwed: optional(positive) }),
 );
 
 // ----------------------------------------------------------------- errors

@@ -221,6 +221,17 @@ export const PREPARE_TTL_MS = 30_000;
  * part with one task always fits a message).
  */
 export const MOVE_PART_BYTES = MAX_MESSAGE_BYTES >> 1;
+/**
+ * Most remote links (a large workflow's cross-partition edges, RemoteLink)
+ * in one submit, prepare or check part: a batch with more is refused
+ * (BATCH_TOO_LARGE) before anything is prepared. ~60 bytes each encoded,
+ * so a part's links stay well inside MAX_MESSAGE_BYTES.
+ */
+export const MAX_LINKS_PER_PART = 10_000;
+
+/** Most completion events in one `deliverEvents` request (a relay sends more in several). */
+export const MAX_EVENTS_PER_DELIVERY = 1_000;
+
 /** Most tasks (and entries, and leases) in one `adopt` part. */
 export const MAX_MOVE_PART_TASKS = 10_000;
 /** Most parts of one slot's export (MOVE_PART_BYTES each: ~50 GB). */

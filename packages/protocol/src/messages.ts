@@ -12,6 +12,7 @@
  * own, so a shard passes what the engine returns straight through; their
  * schemas (data.ts) are held to the engine's types.
  */
+import type { RemoteApplied, RemoteOutcome } from "@frontier/core";
 import * as v from "valibot";
 import {
   attemptNumber,
@@ -48,8 +49,10 @@ import { fromWireError, toWireError, WireErrorCode } from "./errors.js";
 import {
   MAX_ANNOUNCED_TYPES,
   MAX_DEADLINE,
+  MAX_EVENTS_PER_DELIVERY,
   MAX_FRONTIER_DEPTH,
   MAX_LEASES_PER_REQUEST,
+  MAX_LINKS_PER_PART,
   MAX_LIST_LIMIT,
   MAX_MOVE_PART_TASKS,
   MAX_MOVE_PARTS,
@@ -71,6 +74,7 @@ import {
   map,
   nullable,
   num,
+  oneOf,
   optional,
   positive,
   refuse,
@@ -81,7 +85,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 9;
+export const PROTOCOL_VERSION = 10;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -110,6 +114,8 @@ export const OPS = [
   // and the slot's tasks handed from shard to shard (shards only).
   "moveSlot",
   "adopt",
+  // Large workflows (docs/cluster.md): completion events of cross-partition edges, shard to shard.
+  "deliverEvents",
 ] as const;
 export type Op = (typeof OPS)[number];
 
@@ -119,8 +125,16 @@ export function isOp(value: unknown): value is Op {
 
 const op = <O extends Op>(name: O) => v.literal(name);
 
+const REMOTE_OUTCOMES: readonly RemoteOutcome[] = ["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"];
+const REMOTE_APPLIED: readonly RemoteApplied[] = ["applied", "duplicate", "unknown"];
+
 /** The fields of a request that names one task (see TaskRef). */
-const taskRef = { taskId: id, workflowId: optional(id) };
+const taskRef = {
+  taskId: id,
+  workflowId: optional(id),
+  /** The task is of a large workflow: the request routes by (workflowId, taskId), not by workflowId. */
+  large: optional(bool),
+};
 
 /** The fields of a request that names a held lease (HeldLease). */
 const heldLease = {
@@ -141,12 +155,30 @@ export type HeldLease = MapOf<typeof heldLease>;
 /** A batch of tasks: at most MAX_TASKS_PER_BATCH, beyond it BATCH_TOO_LARGE. */
 const tasks = bounded(taskInput, MAX_TASKS_PER_BATCH, "MAX_TASKS_PER_BATCH", WireErrorCode.BATCH_TOO_LARGE);
 
+const remoteLink = map({ prerequisite: nonEmptyId, dependent: nonEmptyId, workflowId: nonEmptyId });
+/**
+ * A cross-partition edge of a large workflow, sent with the part that holds
+ * its prerequisite (the engine's RemoteLink): the shard checks that the
+ * prerequisite is a task of the workflow, large, held there or in the part,
+ * and registers the dependent, to tell it the prerequisite's outcome.
+ */
+export type RemoteLinkMessage = v.InferOutput<typeof remoteLink>;
+
+/** A part's remote links: at most MAX_LINKS_PER_PART. */
+const links = optional(
+  bounded(remoteLink, MAX_LINKS_PER_PART, "MAX_LINKS_PER_PART", WireErrorCode.BATCH_TOO_LARGE),
+);
+
 /** An empty batch changes nothing, yet a shard would keep its key for the retention period. */
 const someTasks =
   (what: string) =>
-  (r: { readonly tasks: readonly unknown[] }): Failure | undefined =>
-    r.tasks.length === 0
-      ? { at: ["tasks"], code: WireErrorCode.INVALID_ARGUMENT, text: `a ${what} carries at least one task` }
+  (r: { readonly tasks: readonly unknown[]; readonly links?: readonly unknown[] }): Failure | undefined =>
+    r.tasks.length === 0 && (r.links === undefined || r.links.length === 0)
+      ? {
+          at: ["tasks"],
+          code: WireErrorCode.INVALID_ARGUMENT,
+          text: `a ${what} carries at least one task (or remote link)`,
+        }
       : undefined;
 
 // ---------------------------------------------------------------- requests
@@ -157,6 +189,8 @@ const submitRequest = map(
     tasks,
     /** Chosen by the client, unique per batch, 1..MAX_ID_LENGTH. */
     idempotencyKey: nonEmptyId,
+    /** Coordinator → shard only: the part's remote links (large workflows), registered with its tasks. */
+    links,
   },
   someTasks("submit"),
 );
@@ -420,7 +454,10 @@ const retryRequest = map(
 export type RetryRequest = v.InferOutput<typeof retryRequest>;
 
 // A prepared part has a submit's shape (phase one of a multi-shard submit).
-const prepareRequest = map({ op: op("prepare"), tasks, idempotencyKey: nonEmptyId }, someTasks("prepare"));
+const prepareRequest = map(
+  { op: op("prepare"), tasks, idempotencyKey: nonEmptyId, links },
+  someTasks("prepare"),
+);
 /**
  * Phase one of a submit spanning several shards: check the part against the
  * shard's state and reserve its ids (for PREPARE_TTL_MS) under the key.
@@ -435,7 +472,7 @@ const abortRequest = map({ op: op("abort"), idempotencyKey: nonEmptyId });
 /** Drop a prepared part (another part was rejected). Unknown keys are fine. */
 export type AbortRequest = v.InferOutput<typeof abortRequest>;
 
-const checkRequest = map({ op: op("check"), tasks }, someTasks("check"));
+const checkRequest = map({ op: op("check"), tasks, links }, someTasks("check"));
 /**
  * Check a part of a batch the coordinator rejects anyway (it has batch-local
  * problems) against the shard's state, so one rejection lists every problem.
@@ -501,6 +538,33 @@ const adoptRequest = map(
  */
 export type AdoptRequest = v.InferOutput<typeof adoptRequest>;
 
+const remoteEvent = map({
+  prerequisite: nonEmptyId,
+  dependent: nonEmptyId,
+  workflowId: nonEmptyId,
+  outcome: oneOf(REMOTE_OUTCOMES),
+});
+/** A cross-partition completion event (the engine's RemoteEvent): `prerequisite` ended `outcome`. */
+export type RemoteEventMessage = v.InferOutput<typeof remoteEvent>;
+
+const deliverEventsRequest = map({
+  op: op("deliverEvents"),
+  /** The sending shard (for logs and metrics; an event is deduped by its pair, not by its sender). */
+  source: shardToken,
+  events: bounded(
+    remoteEvent,
+    MAX_EVENTS_PER_DELIVERY,
+    "MAX_EVENTS_PER_DELIVERY",
+    WireErrorCode.BATCH_TOO_LARGE,
+  ),
+});
+/**
+ * Completion events for dependents held by the receiving shard, shard →
+ * shard only (docs/cluster.md, "Large workflows across shards"). Each is
+ * applied once there, durably, before the reply; see the reply's `results`.
+ */
+export type DeliverEventsRequest = v.InferOutput<typeof deliverEventsRequest>;
+
 /** Each op's request schema. */
 const REQUESTS = {
   submit: submitRequest,
@@ -523,6 +587,7 @@ const REQUESTS = {
   check: checkRequest,
   moveSlot: moveSlotRequest,
   adopt: adoptRequest,
+  deliverEvents: deliverEventsRequest,
 } as const satisfies { readonly [O in Op]: Schema<{ readonly op: O }> };
 
 export type Request = v.InferOutput<(typeof REQUESTS)[Op]>;
@@ -866,6 +931,22 @@ const OK_REPLIES = {
   moveSlot: map({ ok, op: op("moveSlot"), tasks: count }),
   /** `adopted`: the whole move is adopted (now or before); false: this part is kept until the rest arrive. */
   adopt: map({ ok, op: op("adopt"), adopted: bool }),
+  /**
+   * `results[i]` for `events[i]`: `applied` (now) and `duplicate` (before,
+   * or the dependent no longer waits) both mean "delivered, forget it";
+   * `unknown`: the dependent is not held here (not committed yet, or its
+   * slot is elsewhere or moving): send it again later, to the slot's owner then.
+   */
+  deliverEvents: map({
+    ok,
+    op: op("deliverEvents"),
+    results: bounded(
+      oneOf(REMOTE_APPLIED),
+      MAX_EVENTS_PER_DELIVERY,
+      "MAX_EVENTS_PER_DELIVERY",
+      WireErrorCode.BAD_MESSAGE,
+    ),
+  }),
 } as const satisfies { readonly [O in Op]: Schema<{ readonly ok: true; readonly op: O }> };
 
 type OkReplies = { readonly [O in Op]: v.InferOutput<(typeof OK_REPLIES)[O]> };

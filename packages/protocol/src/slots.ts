@@ -67,12 +67,21 @@ export function slotOf(partitionKey: string): number {
   return h & SLOT_MASK;
 }
 
-/** What routes a task: its workflow (which keeps a workflow's tasks on one shard), else its own id. */
+/**
+ * What routes a task: its workflow (which keeps a workflow's tasks on one
+ * shard), else its own id; a task of a large workflow, by (workflowId, id),
+ * so the workflow spreads over every slot. The pair is hashed as the
+ * workflow id's length, a separator, then both ids: no two pairs (nor a
+ * pair and a plain key with a different length prefix) hash the same input.
+ */
 export function partitionKeyOf(task: {
   readonly id: string;
   readonly workflowId?: string | undefined;
+  readonly large?: boolean | undefined;
 }): string {
-  return task.workflowId ?? task.id;
+  const workflowId = task.workflowId;
+  if (workflowId === undefined) return task.id;
+  return task.large === true ? `${workflowId.length}:${workflowId}${task.id}` : workflowId;
 }
 
 /**
@@ -83,14 +92,20 @@ export function partitionKeyOf(task: {
 export interface TaskRef {
   readonly taskId: string;
   readonly workflowId?: string | undefined;
+  /** The task is of a large workflow (Task.large): it routes by (workflowId, taskId). */
+  readonly large?: boolean | undefined;
 }
 
 /** `partitionKeyOf` for a task named by a request. */
 export function partitionKeyOfRef(ref: TaskRef): string {
-  return ref.workflowId ?? ref.taskId;
+  return partitionKeyOf({ id: ref.taskId, workflowId: ref.workflowId, large: ref.large });
 }
 
 /** The slot a task, or a request about it, routes to. */
-export function slotOfTask(task: { readonly id: string; readonly workflowId?: string | undefined }): number {
+export function slotOfTask(task: {
+  readonly id: string;
+  readonly workflowId?: string | undefined;
+  readonly large?: boolean | undefined;
+}): number {
   return slotOf(partitionKeyOf(task));
 }

@@ -3,18 +3,15 @@
  * the same directory, a paused owner that wakes up after a takeover, a
  * process whose disk fills up.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { ShardErrorCode, ShardLockedError } from "./errors.js";
 import { Shard } from "./shard.js";
+import { ShardProcess } from "./shard-process.fixture.js";
 
-const packageDir = fileURLToPath(new URL("..", import.meta.url));
-const fixture = join(packageDir, "fixtures", "shard-process.ts");
 const root = mkdtempSync(join(tmpdir(), "frontier-shard-process-"));
 let dirs = 0;
 const freshDir = () => join(root, `p${dirs++}`);
@@ -39,13 +36,6 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-interface Reply {
-  id: number;
-  ok: boolean;
-  value?: unknown;
-  error?: { code?: string; cause?: string; message?: string };
-}
-
 /** Fills the process's shard with batches of 100 tasks (`t-<batch>-<i>`) until the disk is full; returns the batches acknowledged. */
 async function fillUntilFull(child: ShardProcess): Promise<number> {
   const { acked, error } = (await child.ok("fill", "t")) as {
@@ -67,58 +57,6 @@ async function expectAckedBatchesAndServes(dataDir: string, acked: number): Prom
     expect(reopened.getTask(`t-${batch}-99`)?.state).toBe("RUNNABLE");
   await reopened.submit({ id: "after", deadline: 1 });
   await reopened.close();
-}
-
-/** A shard process driven over stdin/stdout (fixtures/shard-process.ts). */
-class ShardProcess {
-  private nextId = 0;
-  private readonly waiting = new Map<number, (reply: Reply) => void>();
-  readonly exited: Promise<number | null>;
-  stderr = "";
-
-  private constructor(readonly child: ChildProcessWithoutNullStreams) {
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const reply = JSON.parse(line) as Reply;
-      this.waiting.get(reply.id)?.(reply);
-      this.waiting.delete(reply.id);
-    });
-    child.stderr.on("data", (chunk) => {
-      this.stderr += String(chunk);
-    });
-    this.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-  }
-
-  /** Starts the process; with `fileSizeLimitKb`, under `ulimit -f` so that its writes hit a limit. */
-  static start(fileSizeLimitKb?: number): ShardProcess {
-    const node = [process.execPath, "--conditions=source", "--import", "tsx", fixture];
-    const child =
-      fileSizeLimitKb === undefined
-        ? spawn(node[0]!, node.slice(1), { cwd: packageDir })
-        : spawn("bash", ["-c", `ulimit -f ${fileSizeLimitKb} && exec "$0" "$@"`, ...node], {
-            cwd: packageDir,
-          });
-    return new ShardProcess(child);
-  }
-
-  call(op: string, ...args: unknown[]): Promise<Reply> {
-    const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => {
-      this.waiting.set(id, resolve);
-      this.exited.then((code) => reject(new Error(`shard process exited (${code}): ${this.stderr}`)));
-    });
-    this.child.stdin.write(`${JSON.stringify({ id, op, args })}\n`);
-    return reply;
-  }
-
-  async ok(op: string, ...args: unknown[]): Promise<unknown> {
-    const reply = await this.call(op, ...args);
-    if (!reply.ok) throw new Error(`${op} failed: ${JSON.stringify(reply.error)}`);
-    return reply.value;
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
 }
 
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {

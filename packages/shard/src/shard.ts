@@ -42,6 +42,9 @@ import {
   type LeaseResults,
   MAX_ID_LENGTH,
   type Problem,
+  type RemoteApplied,
+  type RemoteEvent,
+  type RemoteLink,
   type RestoreSource,
   Scheduler,
   type SchedulerObserver,
@@ -198,6 +201,12 @@ export interface SubmitOptions {
    * prepared parts), counted against the limits as if the shard held it.
    */
   readonly alsoHeld?: ShardHoldings;
+  /**
+   * Remote dependents to register on tasks held here or in the batch (a
+   * large workflow's edges from this shard's slots; Scheduler's
+   * AdmitOptions.links), with the batch, atomically.
+   */
+  readonly links?: readonly RemoteLink[];
 }
 
 /**
@@ -467,6 +476,7 @@ export class Shard {
         const alsoHeld = options.alsoHeld ?? NOTHING_HELD;
         this.engine.addTasks(batch, {
           admit: (footprint) => this.requireRoom(footprint, key !== undefined, alsoHeld),
+          ...(options.links === undefined ? {} : { links: options.links }),
         });
         const taskIds = batch.map((t) => t.id);
         if (key !== undefined) {
@@ -622,8 +632,14 @@ export class Shard {
    * `alsoTaken` names ids to treat as taken (a cluster's reservations for
    * batches not yet committed). A read of memory, like getTask.
    */
-  check(tasks: TaskInput | readonly TaskInput[], alsoTaken?: ReadonlySet<string>): Problem[] {
-    return this.read(() => this.engine.check(asBatch(tasks), alsoTaken));
+  check(
+    tasks: TaskInput | readonly TaskInput[],
+    alsoTaken?: ReadonlySet<string>,
+    links?: readonly RemoteLink[],
+  ): Problem[] {
+    return this.read(() =>
+      this.engine.check(asBatch(tasks), alsoTaken, links === undefined ? {} : { links }),
+    );
   }
 
   /**
@@ -635,7 +651,11 @@ export class Shard {
    */
   admit(
     tasks: TaskInput | readonly TaskInput[],
-    options: { readonly alsoTaken?: ReadonlySet<string>; readonly alsoHeld?: ShardHoldings } = {},
+    options: {
+      readonly alsoTaken?: ReadonlySet<string>;
+      readonly alsoHeld?: ShardHoldings;
+      readonly links?: readonly RemoteLink[];
+    } = {},
   ): ShardHoldings {
     return this.read(() => {
       let holds: ShardHoldings = NOTHING_HELD;
@@ -643,10 +663,50 @@ export class Shard {
         admit: (footprint) => {
           holds = this.requireRoom(footprint, true, options.alsoHeld ?? NOTHING_HELD);
         },
+        ...(options.links === undefined ? {} : { links: options.links }),
       });
       if (problems.length > 0) throw new ValidationError(problems);
       return holds;
     });
+  }
+
+  // ------------------------------------------- large workflows (core's remote-edges.ts)
+
+  /**
+   * Applies completion events for dependents held here (Scheduler.applyRemote),
+   * each exactly once: the dedupe is in the dependent's record, journaled
+   * with the change it made. Resolves once flushed, whatever the durability:
+   * the sender forgets an event on this answer.
+   */
+  applyRemote(events: readonly RemoteEvent[]): Promise<RemoteApplied[]> {
+    return this.run(() => this.engine.applyRemote(events), FLUSH);
+  }
+
+  /**
+   * At most `limit` events of the outbox (Scheduler.remoteOutbox), once the
+   * changes that made them are flushed to disk: a relay may send them, for
+   * a receiver acts on them for good. Taken before a barrier that
+   * waits for every change made so far, so none is sent ahead of its commit.
+   */
+  async remoteOutbox(
+    limit: number,
+    skip?: (prerequisite: string, dependent: string) => boolean,
+  ): Promise<RemoteEvent[]> {
+    const events = this.read(() => this.engine.remoteOutbox(limit, skip));
+    if (events.length > 0) await this.run(() => undefined, FLUSH);
+    return events;
+  }
+
+  /** Outcomes the outbox owes now. O(1). */
+  get remoteOutboxSize(): number {
+    return this.engine.remoteOutboxSize;
+  }
+
+  /** Events their receivers answered for (applied or duplicate): out of the outbox. */
+  acknowledgeRemote(
+    acks: readonly { readonly prerequisite: string; readonly dependent: string }[],
+  ): Promise<void> {
+    return this.run(() => this.engine.acknowledgeRemote(acks));
   }
 
   /** What the shard holds that its limits count. O(1). */
@@ -770,7 +830,8 @@ export class Shard {
     readonly slot: number;
     readonly source: string;
     readonly target: string;
-    readonly select: (workflowId: string | undefined, id: string) => boolean;
+    /** Picks the slot's tasks; `large`: the task is of a large workflow (placed by (workflowId, id)). */
+    readonly select: (workflowId: string | undefined, id: string, large: boolean) => boolean;
     readonly proofOf: (taskId: string, token: number) => string;
   }): Promise<SlotExport> {
     return this.run(() => {

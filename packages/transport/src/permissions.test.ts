@@ -153,8 +153,9 @@ describe("per-role NATS permissions", () => {
     expect(await subscribe(coordinator, s.coordAll, "another-group")).toBe("refused");
     expect(await subscribe(coordinator, s.frontier)).toBe("allowed");
     for (const op of OPS) {
-      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`.
-      const expected = op === "adopt" ? "refused" : "allowed";
+      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`, nor
+      // unblock a large workflow's dependents with `deliverEvents`.
+      const expected = op === "adopt" || op === "deliverEvents" ? "refused" : "allowed";
       expect([op, await request(coordinator, s.shard("s1", op))]).toEqual([op, expected]);
     }
     const shard = await as({ role: "shard", shardId: "s2" });
@@ -194,6 +195,7 @@ describe("per-role NATS permissions", () => {
       "check",
       "moveSlot",
       "adopt",
+      "deliverEvents",
     ] as const) {
       expect(await request(worker, s.coord(op))).toBe("refused");
     }

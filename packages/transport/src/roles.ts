@@ -78,8 +78,8 @@ const SUBMITTER_OPS = [
   "getWorkflow",
 ] as const satisfies readonly Op[];
 
-/** Shard operations only shards send to each other: a slot's tasks moving (docs/cluster.md). */
-export const SHARD_TO_SHARD_OPS = ["adopt"] as const satisfies readonly Op[];
+/** Shard operations only shards send to each other: a slot's tasks moving, a large workflow's completion events (docs/cluster.md). */
+export const SHARD_TO_SHARD_OPS = ["adopt", "deliverEvents"] as const satisfies readonly Op[];
 /** Every shard operation a coordinator may call: all but the shard-to-shard ones. */
 const COORDINATOR_SHARD_OPS: readonly Op[] = OPS.filter(
   (op) => !(SHARD_TO_SHARD_OPS as readonly Op[]).includes(op),
