@@ -89,10 +89,13 @@ export {
   type GetWorkflowRequest,
   type HeartbeatRequest,
   type HeldLease,
+  type HoldsRequest,
+  type IdClaim,
   isOp,
   type LeaseRequest,
   type ListCursor,
   type ListTasksRequest,
+  type LocateRequest,
   type Message,
   type MessageKind,
   type MovedEntry,
@@ -143,6 +146,7 @@ export {
 } from "./schedules.js";
 export {
   fnv1a32,
+  homeSlotOf,
   partitionKeyOf,
   partitionKeyOfRef,
   SLOT_COUNT,

@@ -122,8 +122,8 @@ describe("per-role NATS permissions", () => {
     expect(await subscribe(coordinator, s.coordAll, "another-group")).toBe("refused");
     expect(await subscribe(coordinator, s.frontier)).toBe("allowed");
     for (const op of OPS) {
-      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`.
-      const expected = op === "adopt" ? "refused" : "allowed";
+      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`, nor ask `holds`.
+      const expected = op === "adopt" || op === "holds" ? "refused" : "allowed";
       expect([op, await request(coordinator, s.shard("s1", op))]).toEqual([op, expected]);
     }
     const shard = await as({ role: "shard", shardId: "s2" });
@@ -163,6 +163,8 @@ describe("per-role NATS permissions", () => {
       "check",
       "moveSlot",
       "adopt",
+      "locate",
+      "holds",
     ] as const) {
       expect(await request(worker, s.coord(op))).toBe("refused");
     }
