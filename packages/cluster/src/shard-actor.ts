@@ -51,13 +51,17 @@ import {
 import {
   boundTypeCounts,
   decodeFrontier,
+  decodeReply,
   decodeRequest,
   encodedByteLength,
   encodeFrontier,
   encodeReply,
+  encodeRequest,
   errorReply,
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
+  homeSlotOf,
+  type IdClaim,
   isShardUnavailableDetail,
   LEASE_RESULTS_BYTES,
   type LeaseRequest,
@@ -79,10 +83,12 @@ import {
   slotOfTask,
   subjectsFor,
   toWireError,
+  unwrapReply,
   WireErrorCode,
   wireProblems,
 } from "@frontier/protocol";
 import {
+  type IdClaimRow,
   Shard,
   ShardError,
   ShardErrorCode,
@@ -103,6 +109,7 @@ import {
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
 import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
+import { IdHome } from "./id-home.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
@@ -161,6 +168,10 @@ const LEASE_REPLY_BUDGET = MAX_MESSAGE_BYTES - LEASE_REPLY_OVERHEAD;
 const DRAIN_TIMEOUT_MS = 5_000;
 /** Timeout of one `adopt` part sent to a move's target, ms (a part is at most MOVE_PART_BYTES). */
 const MOVE_REQUEST_TIMEOUT_MS = 10_000;
+/** Timeout of a `holds` request from an id's home to a claim's shard, ms (a read of memory there). */
+const HOLDS_TIMEOUT_MS = 5_000;
+/** No claim rows: nothing found gone. */
+const NO_ROWS: ReadonlySet<IdClaimRow> = new Set();
 
 export class ShardActor {
   private state: ActorState = ActorState.STARTING;
@@ -190,6 +201,8 @@ export class ShardActor {
   private readonly guard: SlotGuard;
   /** Slot moves: the ones this shard drives away, and those it adopts (slot-mover.ts). */
   private readonly mover: SlotMover;
+  /** The claims of the task ids homed here (one id space per cluster, id-home.ts). */
+  private readonly ids: IdHome;
   private readonly abort = new AbortController();
   private readonly exit = deferred<ActorExit>();
   private closing: Promise<void> | undefined;
@@ -257,7 +270,10 @@ export class ShardActor {
       nc,
       log,
       secretOf: (taskId, token) => shard.adoptedProof(taskId, token) ?? secrets.of(taskId, token),
-      busy: (slot) => this.prepared.holdsAny((task) => slotOfTask(task) === slot, Date.now()),
+      // A prepared claim homed in the slot must end too: the claims move with it.
+      busy: (slot) =>
+        this.prepared.holdsAny((task) => slotOfTask(task) === slot, Date.now()) ||
+        this.prepared.claimsAny((id) => homeSlotOf(id) === slot, Date.now()),
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
       changed: () => {
@@ -266,6 +282,12 @@ export class ShardActor {
       },
       signal: this.abort.signal,
       requestTimeoutMs: MOVE_REQUEST_TIMEOUT_MS,
+    });
+    this.ids = new IdHome({
+      shard,
+      prepared: this.prepared,
+      requireHome: (taskId) => this.requireHome(taskId),
+      holds: (claim) => this.holdsElsewhere(claim),
     });
     this.replay = new LeaseReplay(
       options.leaseReplayTtlMs,
@@ -689,14 +711,14 @@ export class ShardActor {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
       case "prepare":
-        return { ok: true, op: "prepare", ...this.prepare(request, bytes) };
+        return { ok: true, op: "prepare", ...(await this.prepare(request, bytes)) };
       case "commit":
         return { ok: true, op: "commit", ...(await this.commit(request)) };
       case "abort":
         this.prepared.remove(request.idempotencyKey);
         return { ok: true, op: "abort" };
       case "check":
-        return { ok: true, op: "check", problems: this.check(request) };
+        return { ok: true, op: "check", problems: await this.check(request) };
       case "lease": {
         const leases = this.withSecrets(await this.lease(request));
         // The frontier after the grant: the coordinator routes its next ask by it at once.
@@ -770,6 +792,10 @@ export class ShardActor {
         };
       case "adopt":
         return { ok: true, op: "adopt", ...(await this.mover.adopt(request)) };
+      case "locate":
+        return { ok: true, op: "locate", claim: this.ids.locate(request.taskId) };
+      case "holds":
+        return { ok: true, op: "holds", held: this.holdsHere(request) };
       default:
         return assertNever(request);
     }
@@ -967,14 +993,112 @@ export class ShardActor {
   private async submit(request: SubmitRequest): Promise<{ accepted: number; replayed: boolean }> {
     const { tasks, idempotencyKey } = request;
     this.requireOwnedTasks(tasks);
-    // No await between this check and the Shard's (synchronous) acceptance.
+    const claims = this.claimsOf(request);
+    // Rows in the way of the claims whose tasks may be gone: asked about (a round trip), then
+    // everything is checked again. No await between the last checks and the Shard's (synchronous)
+    // acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
-      this.rejectReserved(tasks, idempotencyKey);
+      const suspect = this.ids.free(claims, idempotencyKey);
+      if (suspect.length > 0) {
+        const gone = await this.ids.gone(suspect);
+        if (this.shard.submitted(idempotencyKey) === undefined) {
+          const still = this.ids.free(claims, idempotencyKey, gone);
+          if (still.length > 0) throw this.ids.changed(still);
+        }
+      }
     }
+    if (this.shard.submitted(idempotencyKey) === undefined) this.rejectReserved(tasks, idempotencyKey);
     // The prepared parts will be committed: their room counts against the limits as held.
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
-    const result = await this.announced(this.shard.submit(tasks, { idempotencyKey, alsoHeld }));
+    const rows = claimRows(claims, tasks);
+    const result = await this.announced(
+      this.shard.submit(tasks, { idempotencyKey, alsoHeld, ...(rows.length === 0 ? {} : { claims: rows }) }),
+    );
     return { accepted: result.taskIds.length, replayed: result.duplicate };
+  }
+
+  /**
+   * The claims a submit or prepare takes here: those it carries, or, when
+   * the coordinator sent none (it saw one shard owning every slot), every
+   * task's own, which must then all be homed here (else the coordinator's
+   * view is stale: SLOT_NOT_OWNED, retryable). With every slot served here
+   * and no claim row or prepared claim, there is nothing to check: none.
+   */
+  private claimsOf(request: {
+    readonly tasks: readonly TaskInput[];
+    readonly claims?: readonly IdClaim[] | undefined;
+  }): readonly IdClaim[] {
+    if (request.claims !== undefined) return request.claims;
+    if (this.servesEverySlot()) {
+      if (this.shard.claimCount === 0 && this.prepared.claimed.size === 0) return [];
+    } else {
+      for (const task of request.tasks) this.requireHome(task.id);
+    }
+    return request.tasks.map(claimOf);
+  }
+
+  /** Whether this shard serves all SLOT_COUNT slots (a cluster of one shard). O(SLOT_COUNT) at worst. */
+  private servesEverySlot(): boolean {
+    for (let slot = 0; slot < SLOT_COUNT; slot++) if (!this.guard.serves(slot)) return false;
+    return true;
+  }
+
+  /** Throws SLOT_MOVING or SLOT_NOT_OWNED unless this shard serves the home slot of `taskId` now. */
+  private requireHome(taskId: string): void {
+    const slot = homeSlotOf(taskId);
+    if (this.mover.isMoving(slot))
+      throw this.mover.movingError(slot, `the claim of task id ${JSON.stringify(taskId)}`);
+    if (!this.owns(slot)) {
+      const owner = this.ownership.map.ownerOf(slot);
+      throw new ProtocolError(
+        WireErrorCode.SLOT_NOT_OWNED,
+        `shard ${this.shardId} does not own slot ${slot}, the home of task id ${JSON.stringify(taskId)}` +
+          `${owner === undefined ? " (no shard owns it)" : ` (shard ${owner} does)`}; refresh routing and retry`,
+      );
+    }
+  }
+
+  /**
+   * `holds` here: whether the task of this id in this workflow is in the
+   * engine, or any prepared part reserves its id (whatever its workflow: a
+   * conservative "held" only refuses a claim, never lets two tasks share an
+   * id). A commit in progress has put its tasks in the engine already.
+   * Refused while the task's slot moves, or when it is not served here.
+   */
+  private holdsHere(claim: { readonly taskId: string; readonly workflowId?: string | undefined }): boolean {
+    const slot = slotOfTask({ id: claim.taskId, workflowId: claim.workflowId });
+    if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(claim.taskId)}`);
+    if (!this.owns(slot)) this.slotNotOwned([{ slot, taskId: claim.taskId }]);
+    this.prepared.sweep(Date.now());
+    if (this.prepared.reserved.has(claim.taskId)) return true;
+    const held = this.shard.heldTask(claim.taskId);
+    return held !== undefined && held.workflowId === claim.workflowId;
+  }
+
+  /** `holds` asked of the shard serving the slot of `row`'s task (this one: answered here). */
+  private async holdsElsewhere(row: IdClaimRow): Promise<boolean> {
+    const slot = slotOfTask({ id: row.taskId, workflowId: row.workflowId });
+    if (this.owns(slot) || this.mover.isMoving(slot)) return this.holdsHere(row);
+    const owner = this.ownership.map.ownerOf(slot);
+    if (owner === undefined)
+      throw new ProtocolError(
+        WireErrorCode.SHARD_UNAVAILABLE,
+        `no shard owns slot ${slot}, which holds the claim of task id ${JSON.stringify(row.taskId)}; retry`,
+        { retryable: true },
+      );
+    const request = {
+      op: "holds",
+      taskId: row.taskId,
+      ...(row.workflowId === undefined ? {} : { workflowId: row.workflowId }),
+    } as const;
+    const msg = await this.nc.request(
+      subjectsFor(this.cluster).shard(owner, "holds"),
+      encodeRequest(request),
+      {
+        timeout: HOLDS_TIMEOUT_MS,
+      },
+    );
+    return unwrapReply(decodeReply(msg.data, "holds")).held;
   }
 
   /**
@@ -984,25 +1108,27 @@ export class ShardActor {
    * the reservation are one step. A part's commit then fits: every submit
    * and prepare leaves room for the parts held.
    */
-  private prepare(request: RequestOf<"prepare">, bytes: number): { accepted: number } {
+  private async prepare(request: RequestOf<"prepare">, bytes: number): Promise<{ accepted: number }> {
     const { tasks, idempotencyKey: key } = request;
     this.requireOwnedTasks(tasks);
+    const claims = this.claimsOf(request);
     // Committed already (the client retries the whole submit): the commit will replay.
     const committed = this.shard.submitted(key);
     if (committed) return { accepted: committed.taskIds.length };
     if (this.committing.has(key)) return { accepted: tasks.length };
-    const now = Date.now();
-    const existing = this.prepared.get(key, now);
-    if (existing) {
-      if (!sameIds(existing.ids, tasks)) {
-        throw new ProtocolError(
-          WireErrorCode.BAD_MESSAGE,
-          `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
-        );
-      }
-      this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes);
-      return { accepted: tasks.length };
+    const existing = this.prepared.get(key, Date.now());
+    if (existing) return this.prepareAgain(key, tasks, claims);
+    // Rows in the way whose tasks may be gone are asked about first (a round trip); all else is
+    // checked again, and reserved, in the synchronous stretch after it.
+    let gone = NO_ROWS;
+    const suspect = this.ids.free(claims, key);
+    if (suspect.length > 0) {
+      gone = await this.ids.gone(suspect);
+      if (this.shard.submitted(key) !== undefined || this.committing.has(key))
+        return { accepted: tasks.length };
+      if (this.prepared.get(key, Date.now())) return this.prepareAgain(key, tasks, claims);
     }
+    const now = Date.now();
     // Before the checks: a part that cannot be held costs nothing more to refuse.
     const noRoom = this.prepared.noRoomFor(key, bytes, now);
     if (noRoom !== undefined) {
@@ -1012,11 +1138,38 @@ export class ShardActor {
         { retryable: true },
       );
     }
+    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone);
+    if (still.length > 0) throw this.ids.changed(still);
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
       alsoHeld: this.prepared.holdings(now, key),
     });
-    this.prepared.add(key, tasks, now, bytes, holds.storedBytes);
+    this.prepared.add(key, tasks, now, bytes, holds.storedBytes, claims);
+    return { accepted: tasks.length };
+  }
+
+  /** A prepare resent under a key prepared here: the same batch refreshes its part; another is refused. */
+  private prepareAgain(
+    key: string,
+    tasks: readonly TaskInput[],
+    claims: readonly IdClaim[],
+  ): { accepted: number } {
+    const now = Date.now();
+    const existing = this.prepared.get(key, now);
+    if (!existing) throw new Error("unreachable: prepareAgain without a prepared part");
+    if (
+      !sameIds(existing.ids, tasks) ||
+      !sameIds(
+        existing.claims.map((c) => c.taskId),
+        claims.map(claimTask),
+      )
+    ) {
+      throw new ProtocolError(
+        WireErrorCode.BAD_MESSAGE,
+        `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
+      );
+    }
+    this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes, existing.claims);
     return { accepted: tasks.length };
   }
 
@@ -1027,10 +1180,20 @@ export class ShardActor {
    * not know. A read of memory: nothing is reserved, held or journaled, and
    * the limits are not asked (the batch will not be stored).
    */
-  private check(request: RequestOf<"check">): Problem[] {
+  private async check(request: RequestOf<"check">): Promise<Problem[]> {
     this.requireOwnedTasks(request.tasks);
+    const claims = this.claimsOf(request);
+    // Claims first (they may ask other shards); the tasks' own check is a read of memory after.
+    const claimProblems = claims.length === 0 ? [] : await this.ids.problems(claims);
     this.prepared.sweep(Date.now());
-    return wireProblems(this.shard.check(request.tasks, this.prepared.reserved));
+    const taskProblems = this.shard.check(request.tasks, this.prepared.reserved);
+    // An id refused both as taken here and by its claim is reported once.
+    const seen = new Set(taskProblems.map((p) => `${p.code}\u0000${p.taskId}`));
+    const problems = [
+      ...taskProblems,
+      ...claimProblems.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
+    ];
+    return wireProblems(problems);
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */
@@ -1040,6 +1203,19 @@ export class ShardActor {
     if (inProgress) {
       const result = await inProgress;
       return { accepted: result.taskIds.length, replayed: true };
+    }
+    if (request.claimsOnly === true) {
+      const prepared = this.prepared.get(key, Date.now());
+      // A part with tasks keeps them prepared and makes its claims durable now; a part of claims
+      // alone is committed whole (its key remembered): the batch's last commit skips it.
+      if (prepared !== undefined && prepared.tasks.length > 0) {
+        const rows = claimRows(prepared.claims, prepared.tasks);
+        if (!this.prepared.claimsKeptFor(key) && rows.length > 0) {
+          await this.shard.keepClaims(rows);
+          this.prepared.keptClaims(key);
+        }
+        return { accepted: 0, replayed: false };
+      }
     }
     const part = this.prepared.take(key, Date.now());
     if (!part) {
@@ -1057,8 +1233,14 @@ export class ShardActor {
     // The other parts' room stays set aside; this part's was, so its commit fits.
     const alsoHeld = this.prepared.holdings(Date.now());
     // Flushed whatever the durability: the batch's other parts are acknowledged with this one.
+    const rows = claimRows(part.claims, part.tasks);
     const committing = this.announced(
-      this.shard.submit(part.tasks, { idempotencyKey: key, alsoHeld, flush: true }),
+      this.shard.submit(part.tasks, {
+        idempotencyKey: key,
+        alsoHeld,
+        flush: true,
+        ...(rows.length === 0 ? {} : { claims: rows }),
+      }),
     );
     this.committing.set(key, committing);
     try {
@@ -1480,8 +1662,37 @@ function codeOf(reply: OkReply | ReturnType<typeof errorReply>): string {
   return reply.ok ? "OK" : reply.error.code;
 }
 
-function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {
+function sameIds(ids: readonly string[], tasks: readonly { readonly id: string }[]): boolean {
   return ids.length === tasks.length && tasks.every((t, i) => t.id === ids[i]);
+}
+
+/** The claim a task makes of its own id. */
+function claimOf(task: TaskInput): IdClaim {
+  return task.workflowId === undefined
+    ? { taskId: task.id }
+    : { taskId: task.id, workflowId: task.workflowId };
+}
+
+/** A claim as sameIds reads it. */
+function claimTask(claim: IdClaim): { readonly id: string } {
+  return { id: claim.taskId };
+}
+
+/**
+ * The rows a part keeps of its claims: those of tasks held elsewhere (a task
+ * of the part itself is its id's claim here, with no row). O(claims + tasks).
+ */
+function claimRows(claims: readonly IdClaim[], tasks: readonly TaskInput[]): IdClaimRow[] {
+  if (claims.length === 0) return [];
+  const own = new Set(tasks.map((t) => t.id));
+  const rows: IdClaimRow[] = [];
+  for (const c of claims) {
+    if (own.has(c.taskId)) continue;
+    rows.push(
+      c.workflowId === undefined ? { taskId: c.taskId } : { taskId: c.taskId, workflowId: c.workflowId },
+    );
+  }
+  return rows;
 }
 
 function assertNever(x: never): never {

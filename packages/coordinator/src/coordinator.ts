@@ -78,8 +78,20 @@ import { TaskOpRouter } from "./task-ops.js";
 import { TaskQueryRouter } from "./task-queries.js";
 import { BatchValidator } from "./validation.js";
 
-/** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
-export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>(["prepare", "commit", "abort", "check", "adopt"]);
+/**
+ * Ops only shards take (the phases of a multi-shard submit, a rejected
+ * batch's check, a slot's tasks arriving, an id's claim); a coordinator
+ * refuses them.
+ */
+export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
+  "prepare",
+  "commit",
+  "abort",
+  "check",
+  "adopt",
+  "locate",
+  "holds",
+]);
 
 /** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
 const ALL_SHARDS_WAIT_MS = 2_000;
@@ -494,6 +506,8 @@ class CoordinatorImpl implements Coordinator {
       case "abort":
       case "check":
       case "adopt":
+      case "locate":
+      case "holds":
         throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
       default: {
         const unreachable: never = request;

@@ -168,9 +168,10 @@ const claims = bounded(idClaim, MAX_TASKS_PER_BATCH, "MAX_TASKS_PER_BATCH", Wire
 /** A part that carries neither tasks nor claims would change nothing. */
 const someTasksOrClaims =
   (what: string) =>
-  (r: { readonly tasks: readonly unknown[]; readonly claims?: readonly unknown[] | undefined }):
-    | Failure
-    | undefined =>
+  (r: {
+    readonly tasks: readonly unknown[];
+    readonly claims?: readonly unknown[] | undefined;
+  }): Failure | undefined =>
     r.tasks.length === 0 && (r.claims?.length ?? 0) === 0
       ? {
           at: ["tasks"],

@@ -37,12 +37,12 @@ export {
 } from "./journal.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
+  type ClaimHomes,
   DEFAULT_LEASE_REPLAY_RETENTION_MS,
   DEFAULT_MAX_IDEMPOTENCY_KEYS,
   DEFAULT_MAX_LIVE_TASKS,
   DEFAULT_MAX_STORED_BYTES,
   DEFAULT_RETENTION_MS,
-  type ClaimHomes,
   type ReplayLeaseOptions,
   Shard,
   type ShardHoldings,

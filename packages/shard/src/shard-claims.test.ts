@@ -135,7 +135,15 @@ describe("Shard id claims", () => {
       claims: [{ taskId: "row.h5", workflowId: "far" }],
     });
     const homes = homesKeeping(new Set());
-    await a.beginMove({ moveId: "m1", slot: 5, source: "A", target: "B", select: () => false, proofOf, homes });
+    await a.beginMove({
+      moveId: "m1",
+      slot: 5,
+      source: "A",
+      target: "B",
+      select: () => false,
+      proofOf,
+      homes,
+    });
     expect(a.claimOf("row.h5")).toBeUndefined();
     await a.abortMove("m1");
     expect(a.claimOf("row.h5")).toEqual({ taskId: "row.h5", workflowId: "far" });

@@ -1,0 +1,170 @@
+/**
+ * The home side of one id space per cluster (docs/cluster.md): this shard
+ * keeps the claims of the task ids whose home slot (`homeSlotOf`) it
+ * serves, and gives an id to a batch only when no other task holds it.
+ *
+ * Who holds id X, as this shard knows it (first match):
+ *   1. a prepared part under another key that claims X, or reserves X as a
+ *      task: X is being taken (refused, as a reserved id is on one shard);
+ *   2. a task X in this shard's engine: it is X's claim (a task whose id is
+ *      homed where it lives needs no row); the same workflow is no conflict
+ *      (the engine then refuses a second X, or replays the first);
+ *   3. a claim row naming X's task in another workflow (a task on another
+ *      shard, or here in another slot after a move); the same workflow is no
+ *      conflict (the shard of that workflow's slot decides, by its own ids).
+ *
+ * A row outlives its task: the task's shard drops it after its retention
+ * and tells nobody. So a row in the way is checked before it refuses: the
+ * shard serving the row's slot is asked whether it still holds the task,
+ * or holds it prepared (`holds`); if not, the new claim takes the id over.
+ *
+ * Why the takeover is race-free: a task X of workflow W can be stored only
+ * by a commit at the shard serving W's slot, of a part prepared there under
+ * a key whose claim of X was prepared here first, then made durable here
+ * (claimsOnly) before any task of the batch is committed (submit.ts). The
+ * holder answered "not held": no part of that key was prepared there any
+ * more (expired or aborted, or never), so that key can no longer commit X
+ * there. A later submit of X in W must claim X here again: while its claim
+ * is prepared, rule 1 refuses the takeover; once durable, the row is a new
+ * object (ClaimTable), and the takeover, which re-reads the row in the same
+ * synchronous stretch as it reserves the id, sees that it changed and refuses.
+ * A task X of W that this shard holds itself is found by rule 2 in that
+ * stretch. So between the holder's answer and the reservation here, nothing
+ * can make the old row true again unnoticed.
+ */
+import { type Problem, ProblemCode, ValidationError } from "@frontier/core";
+import type { IdClaim } from "@frontier/protocol";
+import type { IdClaimRow, Shard } from "@frontier/shard";
+import type { PreparedParts } from "./prepared.js";
+
+export interface IdHomeContext {
+  readonly shard: Shard;
+  readonly prepared: PreparedParts;
+  /**
+   * Throws (SLOT_MOVING, SLOT_NOT_OWNED: retryable routing errors) unless
+   * this shard serves `taskId`'s home slot now.
+   */
+  readonly requireHome: (taskId: string) => void;
+  /**
+   * Whether the shard serving the slot of `claim`'s task holds it (any
+   * state), or holds it in a prepared part; rejects when it cannot say.
+   */
+  readonly holds: (claim: IdClaimRow) => Promise<boolean>;
+}
+
+/** What a scan of claims found: definite conflicts, and rows in the way whose task may be gone. */
+interface Scan {
+  readonly problems: Problem[];
+  readonly suspect: IdClaimRow[];
+}
+
+export class IdHome {
+  constructor(private readonly ctx: IdHomeContext) {}
+
+  /**
+   * Checks that `claims` are free now, for a submit or prepare under `key`:
+   * throws the ValidationError of the conflicts (a prepared claim, a task
+   * held here, a row in the way of a task found still held). Returns the
+   * rows in the way whose tasks may be gone (empty: the claims are free),
+   * for `gone` to ask about; `goneRows`: rows found gone, taken over if they
+   * are still the rows in the way. Synchronous, so a caller that finds
+   * nothing in the way reserves the claims (or stores them) in the same
+   * stretch. O(claims).
+   */
+  free(claims: readonly IdClaim[], key: string, goneRows: ReadonlySet<IdClaimRow> = EMPTY): IdClaimRow[] {
+    if (claims.length === 0) return [];
+    const { problems, suspect } = this.scan(claims, key, goneRows);
+    if (problems.length > 0) throw new ValidationError(problems);
+    return suspect;
+  }
+
+  /**
+   * Which of the rows `free` returned are rows of tasks gone, asked of
+   * their shards in parallel (one round trip); throws the ValidationError
+   * of those whose tasks are still held, or the error of a shard that could
+   * not say (retryable). The caller then calls `free` again with them, and
+   * refuses the claims still in the way (`changed`).
+   */
+  async gone(rows: readonly IdClaimRow[]): Promise<ReadonlySet<IdClaimRow>> {
+    const held = await Promise.all(rows.map((row) => this.ctx.holds(row)));
+    const stillHeld = rows.filter((_, i) => held[i]);
+    if (stillHeld.length > 0) throw new ValidationError(stillHeld.map(taken));
+    return new Set(rows);
+  }
+
+  /** The refusal of rows still in the way after `gone`: they changed while asked about (a new task may hold them). */
+  changed(rows: readonly IdClaimRow[]): ValidationError {
+    return new ValidationError(rows.map(taken));
+  }
+
+  /**
+   * The problems a submit of `claims` would meet now (a rejected batch's
+   * check): as `gone` and `requireFree`, reporting instead of throwing, and
+   * reserving nothing. A row whose shard cannot be asked is reported as
+   * taken (the batch is refused anyway; its next try asks again).
+   */
+  async problems(claims: readonly IdClaim[]): Promise<Problem[]> {
+    const { problems, suspect } = this.scan(claims, undefined, EMPTY);
+    const held = await Promise.all(suspect.map((row) => this.ctx.holds(row).catch(() => true)));
+    suspect.forEach((row, i) => {
+      if (held[i]) problems.push(taken(row));
+    });
+    return problems;
+  }
+
+  /** The claim of `taskId` as this shard knows it (a task held here, or a row); null: none. */
+  locate(taskId: string): IdClaim | null {
+    this.ctx.requireHome(taskId);
+    const held = this.ctx.shard.heldTask(taskId);
+    if (held !== undefined)
+      return held.workflowId === undefined ? { taskId } : { taskId, workflowId: held.workflowId };
+    const row = this.ctx.shard.claimOf(taskId);
+    return row === undefined ? null : row;
+  }
+
+  private scan(claims: readonly IdClaim[], key: string | undefined, gone: ReadonlySet<IdClaimRow>): Scan {
+    const { shard, prepared } = this.ctx;
+    const problems: Problem[] = [];
+    const suspect: IdClaimRow[] = [];
+    for (const c of claims) this.ctx.requireHome(c.taskId);
+    const now = Date.now();
+    const ids = claims.map((c) => c.taskId);
+    const reserved = new Set(
+      key === undefined
+        ? ids.filter((id) => prepared.claimed.has(id) || prepared.reserved.has(id))
+        : prepared.claimedByOthers(ids, key, now),
+    );
+    for (const c of claims) {
+      if (reserved.has(c.taskId)) {
+        problems.push({
+          taskId: c.taskId,
+          code: ProblemCode.DUPLICATE_ID,
+          message: `task id ${JSON.stringify(c.taskId)} is reserved by a submit being committed`,
+        });
+        continue;
+      }
+      const held = shard.heldTask(c.taskId);
+      if (held !== undefined) {
+        if (held.workflowId !== c.workflowId) problems.push(taken({ taskId: c.taskId, ...held }));
+        continue;
+      }
+      const row = shard.claimOf(c.taskId);
+      if (row === undefined || row.workflowId === c.workflowId || gone.has(row)) continue;
+      suspect.push(row);
+    }
+    return { problems, suspect };
+  }
+}
+
+const EMPTY: ReadonlySet<IdClaimRow> = new Set();
+
+/** DUPLICATE_ID: the id is taken in the cluster by the task `row` names. */
+function taken(row: { readonly taskId: string; readonly workflowId?: string | undefined }): Problem {
+  const where =
+    row.workflowId === undefined ? "without a workflow" : `in workflow ${JSON.stringify(row.workflowId)}`;
+  return {
+    taskId: row.taskId,
+    code: ProblemCode.DUPLICATE_ID,
+    message: `task id ${JSON.stringify(row.taskId)} is taken in the cluster by a task ${where}`,
+  };
+}
