@@ -195,12 +195,12 @@ describe("ShardActor", () => {
 
     expectError(await askRaw(nc, stats, new Uint8Array([0xc1, 0xff, 0x00, 0x13])), "BAD_MESSAGE");
     expectError(await askRaw(nc, stats, new Uint8Array(0)), "BAD_MESSAGE");
-    // { v: 9, kind: "request", op: "stats" }, by hand: a peer of another version.
+    // { v: 10, kind: "request", op: "stats" }, by hand: a peer of another version.
     const v2 = new Uint8Array([
       0x83,
       0xa1,
       0x76,
-      0x09,
+      0x0a,
       0xa4,
       ...bytes("kind"),
       0xa7,
