@@ -94,7 +94,7 @@ export class SubmitRouter {
       });
       return { accepted: reply.accepted, replayed: reply.replayed };
     }
-    return this.twoPhase(parts, idempotencyKey);
+    return this.twoPhase(parts, idempotencyKey, claimed);
   }
 
   /**
@@ -159,7 +159,16 @@ export class SubmitRouter {
         problems.push(p);
       }
     });
-    return new ValidationError(orderProblems(tasks, problems));
+    // An id taken is one problem, whoever says so: the shard holding its task and its id's home
+    // both may (their messages differ); the first in order is kept.
+    const taken = new Set<string>();
+    const once = orderProblems(tasks, problems).filter((p) => {
+      if (p.code !== ProblemCode.DUPLICATE_ID || reported.has(`${p.code}\u0000${p.taskId}`)) return true;
+      if (taken.has(p.taskId)) return false;
+      taken.add(p.taskId);
+      return true;
+    });
+    return new ValidationError(once);
   }
 
   /** The batch's tasks and claims by owning shard, in batch order within each part. O(tasks). */
@@ -217,7 +226,11 @@ export class SubmitRouter {
     return { parts, unowned, claimed };
   }
 
-  private async twoPhase(parts: Map<string, SubmitPart>, idempotencyKey: string): Promise<SubmitResult> {
+  private async twoPhase(
+    parts: Map<string, SubmitPart>,
+    idempotencyKey: string,
+    claimed: boolean,
+  ): Promise<SubmitResult> {
     const { link, logger } = this.ctx;
     const shards = [...parts.keys()];
     const prepared = await Promise.allSettled(
@@ -227,7 +240,8 @@ export class SubmitRouter {
           op: "prepare",
           tasks: part.tasks,
           idempotencyKey,
-          ...(part.claims.length === 0 ? {} : { claims: part.claims }),
+          // Even none: without the field, a shard takes the batch for a one-shard cluster's.
+          ...(claimed ? { claims: part.claims } : {}),
         });
       }),
     );
@@ -365,7 +379,16 @@ function failuresOf(shards: readonly string[], results: readonly PromiseSettledR
  * it is), else the first definitive failure, else the first retryable one.
  */
 export function mergeFailures(failures: readonly Failure[]): unknown {
-  const problems = failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []));
+  const taken = new Set<string>();
+  // An id taken is one problem, whoever says so (its holder's shard and its id's home may both).
+  const problems = failures
+    .flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []))
+    .filter((p) => {
+      if (p.code !== ProblemCode.DUPLICATE_ID) return true;
+      if (taken.has(p.taskId)) return false;
+      taken.add(p.taskId);
+      return true;
+    });
   if (problems.length > 0) return new ValidationError(problems);
   return pickFailure(failures).error;
 }
