@@ -998,11 +998,12 @@ export class ShardActor {
     // everything is checked again. No await between the last checks and the Shard's (synchronous)
     // acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
-      const suspect = this.ids.free(claims, idempotencyKey);
+      const own = ownIds(tasks, claims);
+      const suspect = this.ids.free(claims, idempotencyKey, undefined, own);
       if (suspect.length > 0) {
         const gone = await this.ids.gone(suspect);
         if (this.shard.submitted(idempotencyKey) === undefined) {
-          const still = this.ids.free(claims, idempotencyKey, gone);
+          const still = this.ids.free(claims, idempotencyKey, gone, own);
           if (still.length > 0) throw this.ids.changed(still);
         }
       }
@@ -1130,7 +1131,8 @@ export class ShardActor {
     // Rows in the way whose tasks may be gone are asked about first (a round trip); all else is
     // checked again, and reserved, in the synchronous stretch after it.
     let gone = NO_ROWS;
-    const suspect = this.ids.free(claims, key);
+    const own = ownIds(tasks, claims);
+    const suspect = this.ids.free(claims, key, undefined, own);
     if (suspect.length > 0) {
       gone = await this.ids.gone(suspect);
       if (this.shard.submitted(key) !== undefined || this.committing.has(key))
@@ -1147,7 +1149,7 @@ export class ShardActor {
         { retryable: true },
       );
     }
-    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone);
+    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone, own);
     if (still.length > 0) throw this.ids.changed(still);
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
@@ -1680,6 +1682,12 @@ function claimOf(task: TaskInput): IdClaim {
   return task.workflowId === undefined
     ? { taskId: task.id }
     : { taskId: task.id, workflowId: task.workflowId };
+}
+
+/** The ids of `tasks`, when some claim is of them (undefined: none to skip). */
+function ownIds(tasks: readonly TaskInput[], claims: readonly IdClaim[]): ReadonlySet<string> | undefined {
+  if (claims.length === 0 || tasks.length === 0) return undefined;
+  return new Set(tasks.map((t) => t.id));
 }
 
 /** A claim as sameIds reads it. */

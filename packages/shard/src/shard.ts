@@ -668,12 +668,14 @@ export class Shard {
   /**
    * Whether a task of id `taskId` is in the engine (any state), and its
    * workflow. A task leaving in a slot move is not: its claim, when its id
-   * stays homed here, became a row in the move's commit. A read of memory.
+   * stays homed here, became a row in the move's commit. A read of memory,
+   * O(1): no timer runs (a task a timer would drop after its retention is
+   * still held until it does).
    */
   heldTask(taskId: string): { readonly workflowId?: string } | undefined {
-    const view = this.getTask(taskId);
-    if (view === undefined) return undefined;
-    return view.workflowId === undefined ? {} : { workflowId: view.workflowId };
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    return this.engine.holder(taskId);
   }
 
   /**
