@@ -30,7 +30,11 @@
  * synchronous stretch as it reserves the id, sees that it changed and refuses.
  * A task X of W that this shard holds itself is found by rule 2 in that
  * stretch. So between the holder's answer and the reservation here, nothing
- * can make the old row true again unnoticed.
+ * can make the old row true again unnoticed. One more path: the client's
+ * retry of the old batch under its key, whose part here was committed
+ * before (its claims kept) and would replay; it is refused when its claims
+ * name other tasks now (`requireStillClaimed`), so its holder never gets
+ * to commit X after all.
  */
 import { type Problem, ProblemCode, ValidationError } from "@frontier/core";
 import type { IdClaim } from "@frontier/protocol";
@@ -117,6 +121,21 @@ export class IdHome {
       if (held[i]) problems.push(taken(row));
     });
     return problems;
+  }
+
+  /**
+   * Throws the ValidationError of the claims of a part committed here before
+   * (a retried submit replaying) whose ids now name another task: taken over
+   * after the part's task was lost (its shard died before its commit). O(claims).
+   */
+  requireStillClaimed(claims: readonly IdClaim[]): void {
+    const problems: Problem[] = [];
+    for (const c of claims) {
+      const now = this.ctx.shard.heldTask(c.taskId) ?? this.ctx.shard.claimOf(c.taskId);
+      if (now !== undefined && now.workflowId !== c.workflowId)
+        problems.push(taken({ taskId: c.taskId, ...now }));
+    }
+    if (problems.length > 0) throw new ValidationError(problems);
   }
 
   /** The claim of `taskId` as this shard knows it (a task held here, or a row); null: none. */

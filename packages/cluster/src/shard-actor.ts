@@ -1070,19 +1070,24 @@ export class ShardActor {
 
   /**
    * `holds` here: whether the task of this id in this workflow is in the
-   * engine, or any prepared part reserves its id (whatever its workflow: a
-   * conservative "held" only refuses a claim, never lets two tasks share an
-   * id). A commit in progress has put its tasks in the engine already.
+   * engine, or in a prepared part (which may still commit it). A part with
+   * the id in another workflow is not that task (it may be the very batch
+   * that asks to take the id over). A commit in progress has put its tasks
+   * in the engine already.
    * Refused while the task's slot moves, or when it is not served here.
    */
   private holdsHere(claim: { readonly taskId: string; readonly workflowId?: string | undefined }): boolean {
     const slot = slotOfTask({ id: claim.taskId, workflowId: claim.workflowId });
     if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(claim.taskId)}`);
     if (!this.owns(slot)) this.slotNotOwned([{ slot, taskId: claim.taskId }]);
-    this.prepared.sweep(Date.now());
-    if (this.prepared.reserved.has(claim.taskId)) return true;
     const held = this.shard.heldTask(claim.taskId);
-    return held !== undefined && held.workflowId === claim.workflowId;
+    if (held !== undefined && held.workflowId === claim.workflowId) return true;
+    const now = Date.now();
+    this.prepared.sweep(now);
+    return (
+      this.prepared.reserved.has(claim.taskId) &&
+      this.prepared.holdsAny((t) => t.id === claim.taskId && t.workflowId === claim.workflowId, now)
+    );
   }
 
   /** `holds` asked of the shard serving the slot of `row`'s task (this one: answered here). */
@@ -1122,9 +1127,14 @@ export class ShardActor {
     const { tasks, idempotencyKey: key } = request;
     this.requireOwnedTasks(tasks);
     const claims = this.claimsOf(request);
-    // Committed already (the client retries the whole submit): the commit will replay.
+    // Committed already (the client retries the whole submit): the commit will replay, if the
+    // claims it kept are still its own (an id whose task another shard lost may have been taken
+    // over since; a replay must not let the retry store that task after all).
     const committed = this.shard.submitted(key);
-    if (committed) return { accepted: committed.taskIds.length };
+    if (committed) {
+      this.ids.requireStillClaimed(claims);
+      return { accepted: committed.taskIds.length };
+    }
     if (this.committing.has(key)) return { accepted: tasks.length };
     const existing = this.prepared.get(key, Date.now());
     if (existing) return this.prepareAgain(key, tasks, claims);
