@@ -39,6 +39,8 @@ export async function startCluster(
     shards?: number;
     cluster?: string;
     engine?: Parameters<typeof startShardActor>[0]["shard"];
+    /** The cluster's id space (default: "cluster"). */
+    idSpace?: Parameters<typeof startShardActor>[0]["idSpace"];
   } = {},
 ): Promise<TestCluster> {
   const shardCount = options.shards ?? 3;
@@ -55,6 +57,7 @@ export async function startCluster(
         slots: { index: i, of: shardCount },
         logger: silent,
         shard: { durability: "committed", ...options.engine },
+        ...(options.idSpace === undefined ? {} : { idSpace: options.idSpace }),
       }),
     ),
   );

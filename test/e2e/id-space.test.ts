@@ -7,7 +7,11 @@
  * task named by id alone is found through its id's home.
  */
 
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { FrontierClient } from "@frontier/client";
+import { ClusterIdentityError, startShardActor } from "@frontier/cluster";
 import { type Coordinator, startCoordinator } from "@frontier/coordinator";
 import { ValidationError } from "@frontier/core";
 import {
@@ -220,5 +224,43 @@ describe("one id space per cluster", () => {
       deadline: 6_000,
     });
     expect(await client.getTask("no-such-task")).toBeNull();
+  });
+});
+
+describe("a cluster whose ids are unique per shard (--id-space workflow)", () => {
+  let wf: TestCluster;
+  beforeAll(async () => {
+    wf = await startCluster({ shards: SHARDS, cluster: "idspace-wf", idSpace: "workflow" });
+  });
+  afterAll(async () => {
+    await wf?.stop();
+  });
+
+  it("takes a second task of an id on another shard, and asks every shard about a task named by id alone", async () => {
+    const c = await wf.client();
+    const [a, b] = [workflowOn(0, "wf-a"), workflowOn(1, "wf-b")];
+    await c.submit([{ id: "shared", deadline: 1, workflowId: a }]);
+    await c.submit([{ id: "shared", deadline: 2, workflowId: b }]);
+    expect(await c.getTask("shared", { workflowId: a })).toMatchObject({ deadline: 1 });
+    expect(await c.getTask("shared", { workflowId: b })).toMatchObject({ deadline: 2 });
+    const ambiguous = await c.getTask("shared").catch((e: unknown) => e);
+    expect(ambiguous).toMatchObject({ code: "AMBIGUOUS_TASK" });
+  });
+
+  it("refuses a shard started with the other id space, changing nothing", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "frontier-idspace-"));
+    const error = await startShardActor({
+      natsUrl: wf.url,
+      cluster: wf.cluster,
+      shardId: `shard-${SHARDS}`,
+      dataDir: join(dir, "mismatched"),
+      logger: pino({ level: "silent" }),
+      idSpace: "cluster",
+    })
+      .catch((e: unknown) => e)
+      .finally(() => rm(dir, { recursive: true, force: true }));
+    expect(error).toBeInstanceOf(ClusterIdentityError);
+    expect(error).toMatchObject({ code: "ID_SPACE_MISMATCH" });
+    expect((error as Error).message).toMatch(/--id-space workflow/);
   });
 });

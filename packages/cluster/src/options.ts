@@ -5,7 +5,15 @@
  * (`InvalidArgumentError`, code INVALID_ARGUMENT).
  */
 import { InvalidArgumentError } from "@frontier/core";
-import { isValidToken, MAX_TOKEN_LENGTH, PREPARE_TTL_MS } from "@frontier/protocol";
+import {
+  DEFAULT_ID_SPACE,
+  ID_SPACES,
+  type IdSpace,
+  isIdSpace,
+  isValidToken,
+  MAX_TOKEN_LENGTH,
+  PREPARE_TTL_MS,
+} from "@frontier/protocol";
 import {
   DEFAULT_MAX_IDEMPOTENCY_KEYS as SHARD_MAX_IDEMPOTENCY_KEYS,
   DEFAULT_MAX_LIVE_TASKS as SHARD_MAX_LIVE_TASKS,
@@ -142,6 +150,13 @@ export interface ShardActorTuning {
    * 0 (the default): off; `frontier rebalance` does it on demand.
    */
   readonly autoRebalanceMs?: number;
+  /**
+   * How far a task id is unique (@frontier/protocol id-space.ts):
+   * "cluster" (the default) or "workflow". Written into the cluster when
+   * its first shard starts; a shard started with another one is refused
+   * (ID_SPACE_MISMATCH).
+   */
+  readonly idSpace?: IdSpace;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -221,6 +236,7 @@ export interface ResolvedShardActorOptions {
   readonly claimConcurrency: number;
   readonly slotCheckIntervalMs: number;
   readonly autoRebalanceMs: number;
+  readonly idSpace: IdSpace;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -325,6 +341,7 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
       `${where} "slotCheckIntervalMs"`,
     ),
     autoRebalanceMs: int(o["autoRebalanceMs"], 0, 0, `${where} "autoRebalanceMs"`),
+    idSpace: idSpaceOf(o["idSpace"], `${where} "idSpace"`),
   };
 }
 
@@ -618,4 +635,13 @@ function access(v: unknown, servers: readonly string[], where: string): NatsAcce
     throw error;
   }
   return v as NatsAccess;
+}
+
+/** An id space option: absent for the default, else one of ID_SPACES. */
+function idSpaceOf(value: unknown, what: string): IdSpace {
+  if (value === undefined) return DEFAULT_ID_SPACE;
+  if (isIdSpace(value)) return value;
+  throw new InvalidArgumentError(
+    `${what} must be one of ${ID_SPACES.join(", ")}, got ${JSON.stringify(value)}`,
+  );
 }

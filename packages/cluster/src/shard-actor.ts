@@ -108,7 +108,13 @@ import {
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
-import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
+import {
+  checkShardId,
+  enrollShard,
+  readDataIdentity,
+  resolveClusterIdentity,
+  resolveIdSpace,
+} from "./cluster-identity.js";
 import { IdHome } from "./id-home.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
@@ -366,6 +372,8 @@ export class ShardActor {
       );
       const enrolling = { cluster: o.cluster, clusterId, shardId: o.shardId, dataDir: o.dataDir, record };
       await untilNats("check the shard id", () => checkShardId(identityKv, enrolling));
+      // One id space for every member: a shard that would keep ids unique otherwise is refused.
+      await untilNats("check the id space", () => resolveIdSpace(identityKv, o.cluster, o.idSpace));
       const opening = performance.now();
       shard = await Shard.open({
         ...o.shard,
@@ -793,6 +801,8 @@ export class ShardActor {
       case "adopt":
         return { ok: true, op: "adopt", ...(await this.mover.adopt(request)) };
       case "locate":
+        // Ids unique per shard only: no claim says where a task is (the coordinator asks every shard).
+        if (this.options.idSpace === "workflow") return { ok: true, op: "locate", claim: null };
         return { ok: true, op: "locate", claim: this.ids.locate(request.taskId) };
       case "holds":
         return { ok: true, op: "holds", held: this.holdsHere(request) };
@@ -1032,6 +1042,8 @@ export class ShardActor {
     readonly tasks: readonly TaskInput[];
     readonly claims?: readonly IdClaim[] | undefined;
   }): readonly IdClaim[] {
+    // Ids unique per shard only (the cluster's choice): the engine's own check is all there is.
+    if (this.options.idSpace === "workflow") return [];
     if (request.claims !== undefined) return request.claims;
     if (this.servesEverySlot()) {
       if (this.shard.claimCount === 0 && this.prepared.claimed.size === 0) return [];

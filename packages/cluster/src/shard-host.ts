@@ -369,6 +369,7 @@ export class ShardHost {
           claimConcurrency: options.claimConcurrency,
           slotCheckIntervalMs: options.slotCheckIntervalMs,
           autoRebalanceMs: options.autoRebalanceMs,
+          idSpace: options.idSpace,
         },
         logLevel: options.logLevel,
       };

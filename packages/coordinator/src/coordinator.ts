@@ -66,6 +66,7 @@ import { connect } from "@nats-io/transport-node";
 import { type Logger, pino } from "pino";
 import { CoordinatorError, CoordinatorErrorCode, ShardsUnknownError } from "./errors.js";
 import { FrontierBoard } from "./frontier-board.js";
+import { IdSpaceReader } from "./id-space.js";
 import { LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
@@ -190,6 +191,8 @@ class CoordinatorImpl implements Coordinator {
   private readonly slots: SlotDirectory;
   private ownSlotTable: SlotMap | undefined;
   private scheduleRunner: ScheduleRunner | undefined;
+  /** The cluster's id space, read from the slot bucket. */
+  private readonly idSpace: IdSpaceReader;
   private readonly link: NatsShardLink;
   private readonly validator: BatchValidator;
   private readonly submitter: SubmitRouter;
@@ -231,6 +234,7 @@ class CoordinatorImpl implements Coordinator {
       metrics.shardRequests.inc({ shard, op, code });
       metrics.shardRequestSeconds.observe({ op }, seconds);
     });
+    this.idSpace = new IdSpaceReader(nc, options.cluster, logger);
     this.validator = new BatchValidator({
       poolSize: options.poolSize,
       inlineMaxWork: options.inlineValidationMaxWork,
@@ -244,6 +248,7 @@ class CoordinatorImpl implements Coordinator {
       logger,
       commitAttempts: options.commitAttempts,
       commitBackoffMs: options.commitBackoffMs,
+      idSpace: () => this.idSpace.current,
       onCommitRetry: (shard) => metrics.commitRetries.inc({ shard }),
       onValidated: (mode) => metrics.validations.inc({ mode }),
     });
@@ -268,6 +273,7 @@ class CoordinatorImpl implements Coordinator {
     this.taskOps = new TaskOpRouter({
       link: this.link,
       slots: this.slots,
+      idSpace: () => this.idSpace.current,
       knownShards: () => this.allShards(),
       onScatter: (op) => metrics.scatters.inc({ op }),
     });
@@ -294,6 +300,7 @@ class CoordinatorImpl implements Coordinator {
       this.options.slotRetryMs,
     );
     this.scheduleRunner.start();
+    this.idSpace.start();
     if (this.options.slots === undefined) {
       this.ownSlotTable = SlotMap.start(this.nc, {
         cluster: this.cluster,
@@ -600,6 +607,7 @@ class CoordinatorImpl implements Coordinator {
     await Promise.allSettled([...this.inflight]);
     this.frontierSub?.unsubscribe();
     await this.scheduleRunner?.close();
+    this.idSpace.close();
     await this.ownSlotTable?.close();
     await this.validator.close();
     await this.endpoint?.close();

@@ -33,6 +33,7 @@ import { backoffDelay, type Problem, ProblemCode, type TaskInput, ValidationErro
 import {
   homeSlotOf,
   type IdClaim,
+  type IdSpace,
   isRetryable,
   ProtocolError,
   type ResultOf,
@@ -54,6 +55,8 @@ export interface SubmitContext {
   readonly logger: Logger;
   readonly commitAttempts: number;
   readonly commitBackoffMs: number;
+  /** The cluster's id space (id-space.ts): with "workflow", no claim is sent. Absent: "cluster". */
+  readonly idSpace?: () => IdSpace;
   /** Told of every commit retried and of how each batch was validated. */
   readonly onCommitRetry?: (shardId: string) => void;
   readonly onValidated?: (mode: "inline" | "pool") => void;
@@ -193,7 +196,8 @@ export class SubmitRouter {
     // One shard owning every slot homes every id: its own ids are the claims (the shard checks
     // that it does own every slot when a submit carries no claims).
     const owners = slots.shards();
-    const claimed = !(owners.length === 1 && slots.ownedCount() === SLOT_COUNT);
+    const claimed =
+      this.ctx.idSpace?.() !== "workflow" && !(owners.length === 1 && slots.ownedCount() === SLOT_COUNT);
     const partOf = (owner: string): SubmitPart => {
       let part = parts.get(owner);
       if (part === undefined) parts.set(owner, (part = { tasks: [], claims: [] }));

@@ -28,6 +28,7 @@ import { ErrorCode, FrontierError, type TaskView, UnknownTaskError } from "@fron
 import {
   type CompletedLease,
   homeSlotOf,
+  type IdSpace,
   isRetryable,
   type OkReply,
   ProtocolError,
@@ -64,6 +65,8 @@ export interface TaskOpsContext {
    * a frontier. Rejects (retryably) while the coordinator cannot know them all.
    */
   readonly knownShards: () => Promise<Iterable<string>>;
+  /** The cluster's id space (id-space.ts): with "workflow", no home knows where a task is. Absent: "cluster". */
+  readonly idSpace?: () => IdSpace;
   readonly onScatter?: (op: TaskOp) => void;
 }
 
@@ -202,6 +205,7 @@ export class TaskOpRouter {
    * the home has no claim of it, ask every shard (`scatterById`).
    */
   private async routeById(request: TaskRequest): Promise<OkReply<TaskOp>> {
+    if (this.ctx.idSpace?.() === "workflow") return this.scatterById(request);
     const home = homeSlotOf(request.taskId);
     const homeOwner = this.ctx.slots.ownerOf(home);
     if (homeOwner === undefined)

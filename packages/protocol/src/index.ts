@@ -37,6 +37,7 @@ export {
   type TypeFrontierEntry,
   typeEntriesOf,
 } from "./frontiers.js";
+export { DEFAULT_ID_SPACE, ID_SPACE_KEY, ID_SPACES, type IdSpace, isIdSpace } from "./id-space.js";
 export {
   FRONTIER_DEPTH_RANKS,
   LEASE_RESULTS_BYTES,
