@@ -11,16 +11,18 @@
  *             are homed on the other shard, whose claims are kept there.
  *
  * Prints each round's rate and the medians. Run from the repository root:
- *   node --conditions=source --import tsx scripts/bench-id-space.ts [rounds] [tasks]
+ *   node --conditions=source --import tsx scripts/bench-id-space.ts [rounds] [tasks] [idSpace]
+ * (`idSpace`: "cluster", the default, or "workflow": the cluster's id space).
  */
 import type { TaskInput } from "@frontier/core";
 import { startCluster } from "../test/e2e/harness.js";
 
 const rounds = Number(process.argv[2] ?? 5);
 const tasks = Number(process.argv[3] ?? 20_000);
+const idSpace = process.argv[4] === "workflow" ? "workflow" : undefined;
 const BATCH = 100;
 
-const cluster = await startCluster({ shards: 2, cluster: "bench-ids" });
+const cluster = await startCluster({ shards: 2, cluster: "bench-ids", ...(idSpace ? { idSpace } : {}) });
 const client = await cluster.client();
 const rates: Record<"bare" | "workflow", number[]> = { bare: [], workflow: [] };
 
