@@ -129,7 +129,7 @@ describe("a cross-shard submit's claims through crashes", () => {
   });
 
   it("the id's home dies after its claims are durable: the task is committed and the id stays taken", async () => {
-    const { q, prepare, submit, crash } = await cluster();
+    const { q, prepare, crash } = await cluster();
     await prepare("k1", WF);
     ok(await q("shard-0", { op: "commit", idempotencyKey: "k1", claimsOnly: true }));
     await crash("shard-0");
