@@ -302,6 +302,60 @@ describe("an id's home", () => {
   });
 });
 
+describe("the sweep of claims", () => {
+  it("drops the rows of tasks gone, and keeps those of tasks held or prepared", async () => {
+    const { home, holder } = await pair({ claimSweepMs: 50 });
+    // Held: stored at the holder. Prepared: a part at the holder that may still commit. Gone: never stored.
+    ok(
+      await holder.q({
+        op: "submit",
+        tasks: [task(id(0), 1, { workflowId: HOLDER_WF })],
+        idempotencyKey: "held",
+        claims: [],
+      }),
+    );
+    ok(
+      await holder.q({
+        op: "prepare",
+        tasks: [task(id(1), 1, { workflowId: HOLDER_WF })],
+        idempotencyKey: "prepared",
+        claims: [],
+      }),
+    );
+    for (const [i, key] of [
+      [0, "c0"],
+      [1, "c1"],
+      [2, "c2"],
+    ] as const) {
+      ok(
+        await home.q({
+          op: "prepare",
+          tasks: [],
+          idempotencyKey: key,
+          claims: [{ taskId: id(i), workflowId: HOLDER_WF }],
+        }),
+      );
+      ok(await home.q({ op: "commit", idempotencyKey: key, claimsOnly: true }));
+    }
+    await eventually(
+      async () => ok(await home.q({ op: "locate", taskId: id(2) })).claim === null,
+      10_000,
+      "the sweep",
+    );
+    // Two more passes later (each asks the holder about both rows left), the others are still there.
+    const asked = holder.actor.stats().requests;
+    await eventually(() => holder.actor.stats().requests >= asked + 4, 10_000, "two more passes");
+    expect(ok(await home.q({ op: "locate", taskId: id(0) })).claim).toEqual({
+      taskId: id(0),
+      workflowId: HOLDER_WF,
+    });
+    expect(ok(await home.q({ op: "locate", taskId: id(1) })).claim).toEqual({
+      taskId: id(1),
+      workflowId: HOLDER_WF,
+    });
+  });
+});
+
 describe("claims moving with their home slot", () => {
   it("go to the slot's new shard: rows, and the claims of tasks staying behind", async () => {
     const cluster = env.freshCluster();

@@ -29,7 +29,8 @@
  * object (ClaimTable), and the takeover, which re-reads the row in the same
  * synchronous stretch as it reserves the id, sees that it changed and refuses.
  * A task X of W that this shard holds itself is found by rule 2 in that
- * stretch. So between the holder's answer and the reservation here, nothing
+ * stretch. The sweep (`sweep`) drops rows of tasks gone by the same rule:
+ * asked, then dropped only if still the same row and not prepared again. So between the holder's answer and the reservation here, nothing
  * can make the old row true again unnoticed. One more path: the client's
  * retry of the old batch under its key, whose part here was committed
  * before (its claims kept) and would replay; it is refused when its claims
@@ -63,6 +64,9 @@ interface Scan {
 }
 
 export class IdHome {
+  /** The rest of the sweep's pass over the rows, last first (`sweep`). */
+  private pass: IdClaimRow[] = [];
+
   constructor(private readonly ctx: IdHomeContext) {}
 
   /**
@@ -136,6 +140,41 @@ export class IdHome {
         problems.push(taken({ taskId: c.taskId, ...now }));
     }
     if (problems.length > 0) throw new ValidationError(problems);
+  }
+
+  /**
+   * Drops rows whose tasks are gone, up to `max` rows a call: the next rows
+   * of a pass over all of them (a pass starts from a copy of the rows when
+   * the last one ended), each asked of its task's shard (`holds`, in
+   * parallel); a row whose shard cannot say is kept for the next pass.
+   * Resolves with the rows dropped. A row whose task is gone is otherwise
+   * kept until a batch of its id takes it over, so without the sweep memory
+   * grows with the tasks ever held elsewhere. One round trip per call.
+   */
+  async sweep(max: number): Promise<number> {
+    if (this.pass.length === 0) {
+      if (this.ctx.shard.claimCount === 0) return 0;
+      this.pass = this.ctx.shard.claimRows().reverse();
+    }
+    const batch = this.pass
+      .splice(Math.max(0, this.pass.length - max))
+      .filter((row) => this.ctx.shard.claimOf(row.taskId) === row);
+    const held = await Promise.all(
+      batch.map((row) =>
+        this.ctx.holds(row).then(
+          (h) => h,
+          () => true,
+        ),
+      ),
+    );
+    // Checked and dropped in one synchronous stretch: a row written again meanwhile is another
+    // object (kept by dropClaims), a claim prepared again is kept here.
+    const gone = batch.filter(
+      (row, i) =>
+        !held[i] && !this.ctx.prepared.claimed.has(row.taskId) && this.ctx.shard.claimOf(row.taskId) === row,
+    );
+    if (gone.length === 0) return 0;
+    return this.ctx.shard.dropClaims(gone);
   }
 
   /** The claim of `taskId` as this shard knows it (a task held here, or a row); null: none. */

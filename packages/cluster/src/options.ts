@@ -157,6 +157,14 @@ export interface ShardActorTuning {
    * (ID_SPACE_MISMATCH).
    */
   readonly idSpace?: IdSpace;
+  /**
+   * Every this many ms, the shard asks the shards of up to
+   * CLAIM_SWEEP_ROWS of the id claims it keeps whether their tasks are
+   * still held, and drops the claims of tasks gone (dropped after their
+   * retention). Default DEFAULT_CLAIM_SWEEP_MS; 0: off (a claim of a task
+   * gone then stays until a batch of its id takes it over).
+   */
+  readonly claimSweepMs?: number;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -237,6 +245,7 @@ export interface ResolvedShardActorOptions {
   readonly slotCheckIntervalMs: number;
   readonly autoRebalanceMs: number;
   readonly idSpace: IdSpace;
+  readonly claimSweepMs: number;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -342,6 +351,7 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     ),
     autoRebalanceMs: int(o["autoRebalanceMs"], 0, 0, `${where} "autoRebalanceMs"`),
     idSpace: idSpaceOf(o["idSpace"], `${where} "idSpace"`),
+    claimSweepMs: int(o["claimSweepMs"], DEFAULT_CLAIM_SWEEP_MS, 0, `${where} "claimSweepMs"`),
   };
 }
 
@@ -636,6 +646,11 @@ function access(v: unknown, servers: readonly string[], where: string): NatsAcce
   }
   return v as NatsAccess;
 }
+
+/** How often a shard sweeps the id claims of tasks gone, ms (ShardActorTuning.claimSweepMs). */
+export const DEFAULT_CLAIM_SWEEP_MS = 5_000;
+/** Claim rows a sweep asks about at most: one round trip of that many `holds` in parallel. */
+export const CLAIM_SWEEP_ROWS = 256;
 
 /** An id space option: absent for the default, else one of ID_SPACES. */
 function idSpaceOf(value: unknown, what: string): IdSpace {

@@ -120,7 +120,12 @@ import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
 import { ShardMetrics } from "./metrics/shard-metrics.js";
-import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
+import {
+  CLAIM_SWEEP_ROWS,
+  checkShardActorOptions,
+  type ResolvedShardActorOptions,
+  type ShardActorOptions,
+} from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
@@ -188,6 +193,9 @@ export class ShardActor {
   private statusIter: QueuedIterator<Status> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private rebalanceTimer: NodeJS.Timeout | undefined;
+  private claimSweepTimer: NodeJS.Timeout | undefined;
+  /** A sweep of claim rows in progress (one at a time). */
+  private claimSweep: Promise<unknown> | undefined;
   /** A move of automatic rebalancing in progress here (one at a time). */
   private rebalancing: Promise<unknown> | undefined;
   private readonly announcer: FrontierAnnouncer;
@@ -531,6 +539,7 @@ export class ShardActor {
       this.abort.abort();
       this.guard.stop();
       clearInterval(this.sweepTimer);
+      clearInterval(this.claimSweepTimer);
       clearInterval(this.rebalanceTimer);
       this.statusIter?.stop();
       this.connection.stop();
@@ -619,6 +628,10 @@ export class ShardActor {
       Math.min(1_000, this.options.prepareTtlMs),
     );
     this.sweepTimer.unref();
+    if (this.options.claimSweepMs > 0) {
+      this.claimSweepTimer = setInterval(() => this.sweepClaims(), this.options.claimSweepMs);
+      this.claimSweepTimer.unref();
+    }
     if (this.options.autoRebalanceMs > 0) {
       this.rebalanceTimer = setInterval(() => void this.rebalanceStep(), this.options.autoRebalanceMs);
       this.rebalanceTimer.unref();
@@ -1063,6 +1076,22 @@ export class ShardActor {
   private servesEverySlot(): boolean {
     for (let slot = 0; slot < SLOT_COUNT; slot++) if (!this.guard.serves(slot)) return false;
     return true;
+  }
+
+  /** One step of the sweep of claim rows whose tasks are gone (claimSweepMs), unless one runs. */
+  private sweepClaims(): void {
+    if (this.state !== ActorState.SERVING || this.claimSweep !== undefined) return;
+    this.claimSweep = this.ids
+      .sweep(CLAIM_SWEEP_ROWS)
+      .then(
+        (dropped) => {
+          if (dropped > 0) this.log.debug({ dropped }, "dropped the id claims of tasks gone");
+        },
+        (error: unknown) => this.log.warn({ err: messageOf(error) }, "a sweep of id claims failed"),
+      )
+      .finally(() => {
+        this.claimSweep = undefined;
+      });
   }
 
   /** Throws SLOT_MOVING or SLOT_NOT_OWNED unless this shard serves the home slot of `taskId` now. */

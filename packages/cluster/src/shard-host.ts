@@ -370,6 +370,7 @@ export class ShardHost {
           slotCheckIntervalMs: options.slotCheckIntervalMs,
           autoRebalanceMs: options.autoRebalanceMs,
           idSpace: options.idSpace,
+          claimSweepMs: options.claimSweepMs,
         },
         logLevel: options.logLevel,
       };

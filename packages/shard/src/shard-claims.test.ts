@@ -66,6 +66,25 @@ describe("Shard id claims", () => {
     expect(shard.claimOf("x")).not.toBe(first);
   });
 
+  it("drops only the rows still kept as they were read, durably", async () => {
+    const dir = freshDir();
+    let shard = await openShard({ dataDir: dir });
+    await shard.keepClaims([
+      { taskId: "x", workflowId: "w" },
+      { taskId: "y", workflowId: "w" },
+    ]);
+    const [x, y] = [shard.claimOf("x")!, shard.claimOf("y")!];
+    expect(shard.claimRows()).toHaveLength(2);
+    // "y" is written again after it was read: the read row is not the kept one any more.
+    await shard.keepClaims([{ taskId: "y", workflowId: "w" }]);
+    expect(await shard.dropClaims([x, y])).toBe(1);
+    expect(shard.claimOf("x")).toBeUndefined();
+    expect(shard.claimOf("y")).toEqual({ taskId: "y", workflowId: "w" });
+    shard = await reopen(shard, dir);
+    expect(shard.claimOf("x")).toBeUndefined();
+    expect(shard.claimCount).toBe(1);
+  });
+
   it("a refused batch keeps none of its claims", async () => {
     const shard = await openShard({ dataDir: freshDir() });
     await shard.submit({ id: "t", deadline: 1 });

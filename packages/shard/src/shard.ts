@@ -665,6 +665,33 @@ export class Shard {
     return this.claims.size;
   }
 
+  /** Every claim row kept here, as of now (a copy: O(rows)). */
+  claimRows(): IdClaimRow[] {
+    return [...this.claims.values()];
+  }
+
+  /**
+   * Drops the claim rows of `rows` that are still the rows kept (the same
+   * objects: a claim written again since is kept), in one commit; resolves
+   * with how many went. The caller checked, in the same synchronous stretch
+   * as this call, that their tasks are gone (an id's home sweeping rows of
+   * tasks dropped after their retention).
+   */
+  dropClaims(rows: readonly IdClaimRow[]): Promise<number> {
+    return this.run(() => {
+      let dropped = 0;
+      for (const row of rows) {
+        if (this.claims.get(row.taskId) !== row) continue;
+        const record = this.claims.drop(row.taskId);
+        if (record !== undefined) {
+          this.records.push(record);
+          dropped++;
+        }
+      }
+      return dropped;
+    });
+  }
+
   /**
    * Whether a task of id `taskId` is in the engine (any state), and its
    * workflow. A task leaving in a slot move is not: its claim, when its id
