@@ -41,6 +41,8 @@ export async function startCluster(
     engine?: Parameters<typeof startShardActor>[0]["shard"];
     /** The cluster's id space (default: "cluster"). */
     idSpace?: Parameters<typeof startShardActor>[0]["idSpace"];
+    /** How often shards sweep the id claims of tasks gone (default: the actor's). */
+    claimSweepMs?: number;
   } = {},
 ): Promise<TestCluster> {
   const shardCount = options.shards ?? 3;
@@ -58,6 +60,7 @@ export async function startCluster(
         logger: silent,
         shard: { durability: "committed", ...options.engine },
         ...(options.idSpace === undefined ? {} : { idSpace: options.idSpace }),
+        ...(options.claimSweepMs === undefined ? {} : { claimSweepMs: options.claimSweepMs }),
       }),
     ),
   );
