@@ -1072,10 +1072,9 @@ export class ShardActor {
     return claims;
   }
 
-  /** Whether this shard serves all SLOT_COUNT slots (a cluster of one shard). O(SLOT_COUNT) at worst. */
+  /** Whether this shard serves all SLOT_COUNT slots (a cluster of one shard): SlotGuard.servesAll. */
   private servesEverySlot(): boolean {
-    for (let slot = 0; slot < SLOT_COUNT; slot++) if (!this.guard.serves(slot)) return false;
-    return true;
+    return this.guard.servesAll();
   }
 
   /** One step of the sweep of claim rows whose tasks are gone (claimSweepMs), unless one runs. */
