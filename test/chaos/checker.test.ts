@@ -460,6 +460,27 @@ describe("checker", () => {
       expect(report.stats.grantsRecovered).toBe(1);
       expect(report.stats.droppedReplies).toEqual({ lease: 1 });
 
+      // A settle's resend to the granting shard got nothing (the task's slot had moved away); the
+      // request's next send, through a coordinator, got it back: handed back, not stranded.
+      const movedAway = () =>
+        lost().x(
+          "w1",
+          20,
+          { op: "lease", owner: "w1", requestId: "R", leaseMs: LEASE_MS, max: 1 },
+          { ok: true, leases: [] },
+        );
+      const foundElsewhere = movedAway().lease("w1", "a", 1, 40, { rid: "R" }).complete("w1", "a", 1, 50);
+      foundElsewhere
+        .end("a", "COMPLETED")
+        .end("b", "COMPLETED", 2)
+        .lease("w1", "b", 2, 60)
+        .complete("w1", "b", 2, 70);
+      const found = foundElsewhere.check();
+      expect(found.ok, formatReport(found, "moved")).toBe(true);
+      expect(found.stats.grantsRecovered).toBe(1);
+      const notFound = movedAway().end("a", "COMPLETED").end("b", "COMPLETED", 2);
+      expect(notFound.check().counts.retry).toBe(1);
+
       const other = lost()
         .lease("w1", "b", 2, 20, { rid: "R" })
         .end("a", "COMPLETED")

@@ -553,10 +553,13 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         }
         continue;
       }
-      // The retry may bring more (from shards that had nothing before), but every lost grant
-      // still live when the retry went out (one that expired first was stranded by the client's delay).
+      // The retries may bring more (from shards that had nothing before), but every lost grant
+      // still live when the first retry went out (one that expired first was stranded by the
+      // client's delay) must come back in one of them: a settle's resend to the granting shard
+      // hands back what is still there, and the same request id's next send, through a
+      // coordinator, what moved away with its slot meanwhile (the reply's `grantsMoved`).
       const retry = later[0]!;
-      const again = grantsOf(retry.rep);
+      const again = later.flatMap((y) => grantsOf(y.rep));
       const missing = granted.filter(
         (g) =>
           g.expiresAt > retry.sentAt + tol &&

@@ -231,7 +231,7 @@ describe("the coordinator answers bad input with a stable code", () => {
     const shardSubject = subjectsFor("edge").shard("shard-0", "submit");
     await expectError(raw("submit", new Uint8Array([0xff, 0x00, 0x13]), shardSubject), "BAD_MESSAGE");
     await expectError(
-      raw("submit", pack({ v: 10, kind: "request", op: "submit" }), shardSubject),
+      raw("submit", pack({ v: 99, kind: "request", op: "submit" }), shardSubject),
       "UNSUPPORTED_VERSION",
     );
   });

@@ -301,6 +301,27 @@ describe("a submitter's credentials in an attacker's hands", () => {
     expect(refusedByNats(outcome)).toBe(true);
   });
 
+  it("may submit straight at a shard, which checks the batch as a coordinator's: its own slots only", async () => {
+    const nc = await plain({ role: "submitter" });
+    const on = (shard: number) => {
+      for (let i = 0; ; i++) if (slotOf(`direct-${i}`) % 2 === shard) return `direct-${i}`;
+    };
+    const submit = (id: string, key: string): Request => ({
+      op: "submit",
+      idempotencyKey: key,
+      tasks: [{ id, deadline: 1 }],
+    });
+    expect(await send(nc, s.shard("shard-0", "submit"), submit(on(0), "direct-0"))).toMatchObject({
+      reply: { ok: true, accepted: 1 },
+    });
+    const elsewhere = await send(nc, s.shard("shard-0", "submit"), submit(on(1), "direct-1"));
+    expect(elsewhere.reply?.ok === false && elsewhere.reply.error.code).toBe("SLOT_NOT_OWNED");
+    // The SDK does it by itself once it has read the slot table, which a submitter may read.
+    const submitter = await client("submitter");
+    for (let i = 0; i < 20; i++) await submitter.submit([{ id: `sdk-direct-${i}`, deadline: 1 }]);
+    expect((await submitter.getTask("sdk-direct-19"))?.state).toBe("RUNNABLE");
+  });
+
   it("moves a slot only for an admin; only a shard may hand a shard tasks, not even a coordinator", async () => {
     const coordinator = await plain({ role: "coordinator" });
     const planted = await send(coordinator, s.shard("shard-0", "adopt"), {

@@ -1,8 +1,19 @@
 import { InvalidArgumentError, StaleLeaseError, ValidationError } from "@frontier/core";
-import { isRetryable, MAX_PAYLOAD_BYTES, ProtocolError, type RequestOf } from "@frontier/protocol";
+import {
+  decodeRequest,
+  encodeReply,
+  encodeRequest,
+  isRetryable,
+  MAX_PAYLOAD_BYTES,
+  ProtocolError,
+  type RequestOf,
+  subjectsFor,
+} from "@frontier/protocol";
+import type { Msg } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { useEngineCluster } from "../test/engine-cluster.js";
 import { startEngineCoordinator } from "../test/engine-coordinator.js";
+import { refOf, type WorkerChannel } from "./client.js";
 import { ClientError, ClientErrorCode, connect, NoRespondersError, RequestTimeoutError } from "./index.js";
 
 const harness = useEngineCluster("client");
@@ -203,6 +214,66 @@ describe("requests", () => {
     // Only the resends say they may have been granted already, each with its own number.
     const attempts = coord.requests.filter((q) => q.op === "lease").map((q) => q.attempt);
     expect(attempts).toEqual([undefined, ...ids.slice(1).map((_, i) => i + 2)]);
+    await client.close();
+    await coord.close();
+  });
+
+  it("asks a coordinator for a settle's grant that left with its slot before the resend (grantsMoved)", async () => {
+    const { coord, client, cluster } = await setup({ requestTimeoutMs: 200 });
+    await client.submit([
+      { id: "first", deadline: 1 },
+      { id: "second", deadline: 2 },
+    ]);
+    coord.grantShard = "s9";
+    const [first] = await client.lease({ max: 1 });
+    const channel = client as unknown as WorkerChannel;
+    expect(channel.routeOf(first!)).toBe("s9");
+    // Shard s9: the first send is applied and granted, and its reply lost; the grant's slot then
+    // moves — here: the grant is made through the coordinator, which hands it back to the
+    // request id's next send, as a coordinator's replay-only lookup finds it at its new shard.
+    const sends: (number | undefined)[] = [];
+    let granted: Promise<unknown> | undefined;
+    const subjects = subjectsFor(cluster);
+    const shard = harness.nc.subscribe(subjects.shard("s9", "settle"), {
+      callback: (_err, msg) => void answer(msg),
+    });
+    const answer = async (msg: Msg): Promise<void> => {
+      const request = decodeRequest(msg.data, "settle") as RequestOf<"settle">;
+      sends.push(request.lease?.attempt);
+      if (request.lease?.attempt === undefined) {
+        coord.engine.complete(first!.taskId, first!.token);
+        const { owner, requestId } = request.lease!;
+        const grant = { op: "lease", owner, requestId, max: 1, leaseMs: 60_000, waitMs: 0 } as const;
+        granted = harness.nc.request(subjects.coord("lease"), encodeRequest(grant), { timeout: 5_000 });
+        return;
+      }
+      await granted; // the grant is made before the resend is answered
+      msg.respond(
+        encodeReply({
+          ok: true,
+          op: "settle",
+          results: [{ duplicate: true }],
+          leases: [],
+          grantsMoved: true,
+        }),
+      );
+    };
+    await harness.nc.flush(); // s9 listens before the first send goes out
+    const reply = await channel.settle("s9", [refOf(first!)], {
+      owner: client.name,
+      max: 1,
+      leaseMs: 60_000,
+      requestId: "settle-1",
+    });
+    shard.unsubscribe();
+    expect(reply.results).toEqual([{ duplicate: true }]);
+    expect(reply.leases.map((l) => l.taskId)).toEqual(["second"]);
+    expect(sends).toEqual([undefined, 2]);
+    // The coordinator was asked under the settle's request id, as its next send.
+    const asked = coord.requests.filter(
+      (q): q is RequestOf<"lease"> => q.op === "lease" && q.requestId === "settle-1",
+    );
+    expect(asked.map((q) => q.attempt)).toEqual([undefined, 3]);
     await client.close();
     await coord.close();
   });

@@ -63,6 +63,7 @@ import {
   type SubmitterOptions,
   type WorkOptions,
 } from "./options.js";
+import { SubmitRoute } from "./submit-route.js";
 import { BatchSubmitter, type Submitter } from "./submitter.js";
 import { type TaskHandler, TaskWorker, type Worker } from "./worker.js";
 
@@ -337,6 +338,8 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
    * hop, not two), and through a coordinator when that shard cannot answer.
    */
   private readonly routes = new WeakMap<Lease, string>();
+  /** Where a submit goes first (submit-route.ts). */
+  private readonly submitRoute: SubmitRoute;
 
   constructor(
     readonly nats: NatsConnection,
@@ -346,13 +349,15 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
     this.cluster = options.cluster;
     this.name = options.name;
     this.subjects = subjectsFor(options.cluster);
+    this.submitRoute = new SubmitRoute(nats, options.cluster, options.directSubmit);
   }
 
   async submit(tasks: readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmitResult> {
     const idempotencyKey = options.idempotencyKey ?? randomUUID();
     // Nothing to submit: nothing to send (the wire refuses an empty batch).
     if (tasks.length === 0) return { accepted: 0, replayed: false, idempotencyKey };
-    const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options);
+    const shardId = this.submitRoute.shardFor(tasks);
+    const reply = await this.request({ op: "submit", tasks, idempotencyKey }, options, 0, shardId);
     return { accepted: reply.accepted, replayed: reply.replayed, idempotencyKey };
   }
 
@@ -432,7 +437,12 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       if ("reply" in answer) {
         const { reply } = answer;
         for (const granted of reply.leases) this.routes.set(granted, shardId);
-        return { results: reply.results, leases: reply.leases };
+        const moved =
+          reply.grantsMoved === true && lease !== undefined ? await this.movedGrants(lease, tries) : [];
+        return {
+          results: reply.results,
+          leases: moved.length === 0 ? reply.leases : [...reply.leases, ...moved],
+        };
       }
       const { error } = answer;
       if (lease === undefined) {
@@ -451,6 +461,32 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         if (this.mode === Mode.CLOSED || giveUp) return undefined;
       }
       await sleep(backoffDelay(retry, Math.min(tries, retry.attempts), Math.random), "settle", undefined);
+    }
+  }
+
+  /**
+   * The grants an earlier send of a settle's lease got that left with their
+   * slot before the resend (the shard said `grantsMoved`): the same request
+   * id, its next send, through a coordinator, whose replay-only lookup of
+   * every shard finds them where they are now (and grants anew only when
+   * there are none). Nothing when it cannot be asked: the settle itself went
+   * through, and such a grant then waits out its lease, as it did before.
+   */
+  private async movedGrants(lease: Omit<SettleLease, "attempt">, sent: number): Promise<readonly Lease[]> {
+    const { owner, requestId, max, leaseMs, types } = lease;
+    this.trackLeaseId(owner, requestId);
+    this.leaseSends.set(leaseIdKey(owner, requestId), sent);
+    try {
+      return await this.lease({
+        owner,
+        requestId,
+        max,
+        leaseMs,
+        waitMs: 0,
+        ...(types === undefined ? {} : { types }),
+      });
+    } catch {
+      return [];
     }
   }
 
@@ -604,6 +640,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
       ...[...this.submitters].map((s) => s.close()),
     ]);
     await Promise.allSettled([...this.inFlight]);
+    await this.submitRoute.disable();
     this.mode = Mode.CLOSED;
     if (this.ownsConnection && !this.nats.isClosed()) {
       try {
@@ -724,6 +761,17 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         direct = undefined;
         // Not there (gone, or the task moved): the coordinator at once, as if this send had not been.
         if (notThere(error) || (error instanceof FrontierError && error.code === "UNKNOWN_TASK")) {
+          tries--;
+          continue;
+        }
+        // NATS does not let this connection submit at a shard (credentials of an older set, or a
+        // custom policy): through coordinators from now on, and this one at once.
+        if (
+          op === "submit" &&
+          error instanceof ClientError &&
+          error.code === ClientErrorCode.PERMISSION_DENIED
+        ) {
+          void this.submitRoute.disable();
           tries--;
           continue;
         }

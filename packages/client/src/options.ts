@@ -72,6 +72,14 @@ export interface ConnectOptions extends NatsAccess {
   readonly connectTimeoutMs?: number;
   /** See `DEFAULT_RETRY`; fields not given keep their defaults. */
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * Send a submit whose tasks (and their ids' homes) all live on one shard straight to that shard
+   * (one hop, not two), by the cluster's slot table, which the client then
+   * watches; anything else, and whatever that shard cannot take, goes
+   * through a coordinator. Default true. Needs the submitter role's rights
+   * (docs/security.md); without them the client keeps to coordinators.
+   */
+  readonly directSubmit?: boolean;
 }
 
 export interface FilledConnectOptions {
@@ -81,6 +89,7 @@ export interface FilledConnectOptions {
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly retry: RetryPolicy;
+  readonly directSubmit: boolean;
 }
 
 export function fillConnectOptions(options: ConnectOptions, defaultName: string): FilledConnectOptions {
@@ -118,6 +127,7 @@ export function fillConnectOptions(options: ConnectOptions, defaultName: string)
       DEFAULT_CONNECT_TIMEOUT_MS,
     ),
     retry: fillRetry("connect", options.retry),
+    directSubmit: bool("connect", "directSubmit", options.directSubmit, true),
   };
 }
 
@@ -303,6 +313,16 @@ function positiveInt(where: string, name: string, value: number | undefined, fal
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1) {
     throw new InvalidArgumentError(`${where}: option ${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function bool(where: string, name: string, value: boolean | undefined, fallback: boolean): boolean {
+  const v = value ?? fallback;
+  if (typeof v !== "boolean") {
+    throw new InvalidArgumentError(
+      `${where}: option ${name} must be true or false, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }

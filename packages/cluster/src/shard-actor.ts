@@ -71,6 +71,7 @@ import {
   type Op,
   ProtocolError,
   parseSubject,
+  placementProblem,
   type Request,
   type RequestOf,
   type ResultOf,
@@ -931,10 +932,11 @@ export class ShardActor {
     const holder = request.completes.some((held) => this.holds(held));
     const leasing = request.lease === undefined || !holder ? undefined : this.settleLease(request.lease);
     this.serveParked();
-    const leases = leasing === undefined ? [] : this.withSecrets(await leasing);
+    const granted = leasing === undefined ? undefined : await leasing;
+    const leases = granted === undefined ? [] : this.withSecrets(granted.leases);
     const outcomes = await Promise.all(results);
     // No frontier in the reply: a worker does not route by it, and reading it costs.
-    return { results: outcomes, leases };
+    return { results: outcomes, leases, ...(granted?.grantsMoved === true ? { grantsMoved: true } : {}) };
   }
 
   /**
@@ -943,8 +945,12 @@ export class ShardActor {
    * frontiers (the `maxKey` a coordinator would send). A resend first looks
    * up, and fences, what the earlier sends were granted here (this shard is
    * the only one asked under the id), as a coordinator does for a resent lease.
+   * When some of those grants left with their slot since (their reply was
+   * lost, then the slot moved), the resend gets what is still here, nothing
+   * new, and `grantsMoved`: the worker then asks a coordinator, whose lookup
+   * of every shard finds them (and grants anew only if there are none).
    */
-  private async settleLease(ask: SettleLease): Promise<Lease[]> {
+  private async settleLease(ask: SettleLease): Promise<{ leases: Lease[]; grantsMoved: boolean }> {
     // Bounded by the other shards' first tasks of the worker's types only: another type's task
     // elsewhere does not come before this worker's next task.
     const bound = this.peers.least(ask.types);
@@ -963,9 +969,10 @@ export class ShardActor {
     };
     if (attempt > 1) {
       const replayed = await this.lease({ ...request, replayOnly: true });
-      if (replayed.length > 0) return replayed;
+      if (this.shard.leaseMovedAway(ask.owner, ask.requestId)) return { leases: replayed, grantsMoved: true };
+      if (replayed.length > 0) return { leases: replayed, grantsMoved: false };
     }
-    return this.lease(request);
+    return { leases: await this.lease(request), grantsMoved: false };
   }
 
   // ---------------------------------------------------------- lease secrets
@@ -1016,6 +1023,7 @@ export class ShardActor {
   private async submit(request: SubmitRequest): Promise<{ accepted: number; replayed: boolean }> {
     const { tasks, idempotencyKey } = request;
     this.requireOwnedTasks(tasks);
+    this.requirePlaceable(tasks);
     const claims = this.claimsOf(request);
     // Rows in the way of the claims whose tasks may be gone: asked about (a round trip), then
     // everything is checked again. No await between the last checks and the Shard's (synchronous)
@@ -1154,6 +1162,23 @@ export class ShardActor {
       },
     );
     return unwrapReply(decodeReply(msg.data, "holds")).held;
+  }
+
+  /**
+   * A submit may come straight from a client (docs/cluster.md, "Submit"),
+   * which no coordinator checked: a task it could not place refuses the
+   * batch, with every problem a submit of it would get here, in one report.
+   * (A coordinator's part never has one: it refuses such a batch itself.)
+   */
+  private requirePlaceable(tasks: readonly TaskInput[]): void {
+    const misplaced = tasks.map(placementProblem).filter((p): p is Problem => p !== undefined);
+    if (misplaced.length === 0) return;
+    const seen = new Set(misplaced.map((p) => `${p.code}\u0000${p.taskId}`));
+    const found = this.shard.check(tasks, this.prepared.reserved);
+    throw new ValidationError([
+      ...misplaced,
+      ...found.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
+    ]);
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   encodeReply,
   type Reply,
   type Request,
+  type RequestOf,
   subjectsFor,
   WireErrorCode,
 } from "@frontier/protocol";
@@ -190,6 +191,61 @@ describe("slot moves between shard actors", () => {
       ok(await atA({ op: "complete", taskId: "s", workflowId: STAY, token: s.token, secret: s.secret! }))
         .duplicate,
     ).toBe(false);
+  });
+
+  it("a settle resent after its grant's slot moved says so, and the grant is found at the new shard", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    await startActor(cluster, "a", A_SLOTS);
+    await startActor(cluster, "b", B_SLOTS);
+    const { s } = await load(nc, cluster, "a");
+    const settle = (attempt?: number): RequestOf<"settle"> => ({
+      op: "settle",
+      completes: [{ taskId: s.taskId, workflowId: STAY, token: s.token, secret: s.secret! }],
+      lease: { owner: "w1", max: 1, leaseMs: 60_000, requestId: "sr1", ...(attempt ? { attempt } : {}) },
+    });
+    // The first send is granted e (in the slot that moves); its reply is taken to be lost.
+    const first = ok(await ask(nc, cluster, "a", settle()));
+    expect(first.leases.map((l) => l.taskId)).toEqual(["e"]);
+    expect(first.grantsMoved).toBeUndefined();
+    expect(ok(await move(nc, cluster, "a", "b", "m1")).tasks).toBe(3);
+
+    // The resend at a: the complete is a duplicate, nothing is granted anew, and e went elsewhere.
+    const resent = ok(await ask(nc, cluster, "a", settle(2)));
+    expect(resent.results).toEqual([{ duplicate: true }]);
+    expect(resent.leases).toEqual([]);
+    expect(resent.grantsMoved).toBe(true);
+    // The request's next send, as a coordinator's replay-only lookup makes it, finds e at b.
+    const found = ok(
+      await ask(nc, cluster, "b", {
+        op: "lease",
+        owner: "w1",
+        max: 1,
+        leaseMs: 60_000,
+        waitMs: 0,
+        requestId: "sr1",
+        attempt: 3,
+        replayOnly: true,
+      }),
+    ).leases;
+    expect(found.map((l) => [l.taskId, l.token])).toEqual([["e", first.leases[0]!.token]]);
+    // A resend whose grant stayed gets it back, and says nothing of moves.
+    ok(
+      await ask(nc, cluster, "a", {
+        op: "submit",
+        idempotencyKey: "k2",
+        tasks: [task("t", 60, { workflowId: STAY })],
+      }),
+    );
+    const stay = (attempt?: number): RequestOf<"settle"> => ({
+      ...settle(),
+      lease: { owner: "w1", max: 1, leaseMs: 60_000, requestId: "sr2", ...(attempt ? { attempt } : {}) },
+    });
+    const granted = ok(await ask(nc, cluster, "a", stay())).leases;
+    expect(granted.map((l) => l.taskId)).toEqual(["t"]);
+    const again = ok(await ask(nc, cluster, "a", stay(2)));
+    expect(again.leases.map((l) => [l.taskId, l.token])).toEqual([["t", granted[0]!.token]]);
+    expect(again.grantsMoved).toBeUndefined();
   });
 
   it("answers SLOT_MOVING while the tasks are on their way, and undoes a move the target refuses", async () => {

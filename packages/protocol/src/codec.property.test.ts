@@ -302,6 +302,7 @@ const reply = fc.oneof(
       results: fc.array(settleOutcome, { maxLength: 4 }),
       leases: fc.array(lease, { maxLength: 3 }),
       frontier,
+      grantsMoved: fc.boolean(),
     },
     { requiredKeys: ["ok", "op", "results", "leases"] },
   ),

@@ -435,6 +435,8 @@ const replies: Reply[] = [
     frontier: { shardId: "s1", deadline: 9, key: 9, taskId: "t9", runnable: 4, seq: 19, at: 1 },
   },
   { ok: true, op: "settle", results: [], leases: [] },
+  // To a resend: what an earlier send was granted left with its slot (ask a coordinator for it).
+  { ok: true, op: "settle", results: [{ duplicate: true }], leases: [], grantsMoved: true },
   { ok: true, op: "cancel" },
   { ok: true, op: "updateDeadline" },
   { ok: true, op: "getTask", task: view },
@@ -2153,7 +2155,7 @@ describe("reply and announcement shapes", () => {
     [
       "a settle reply with shards",
       { ok: true, op: "settle", results: [], leases: [lease], shards: ["s1"] },
-      'message: unknown field "shards" (expected only ok, op, results, leases, frontier)',
+      'message: unknown field "shards" (expected only ok, op, results, leases, frontier, grantsMoved)',
     ],
     [
       "a settle reply whose frontier is half set",

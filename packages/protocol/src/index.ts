@@ -126,6 +126,7 @@ export {
   unwrapReply,
 } from "./messages.js";
 export { withinListBudget } from "./pages.js";
+export { placementProblem } from "./placement.js";
 export {
   type CronSchedule,
   DEFAULT_SCHEDULE_TIME_ZONE,

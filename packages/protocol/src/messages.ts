@@ -81,7 +81,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 9;
+export const PROTOCOL_VERSION = 10;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -888,6 +888,14 @@ const OK_REPLIES = {
     ),
     leases,
     frontier: optional(frontierAnnouncement),
+    /**
+     * Shard only, to a resend (`lease.attempt` 2 and up): grants an earlier
+     * send of this request got here left with their slot since, so `leases`
+     * lacks them. The worker resends the lease under the same request id
+     * through a coordinator, whose replay-only lookup of every shard finds
+     * them where they are now (else they would wait out their lease).
+     */
+    grantsMoved: optional(bool),
   }),
   cancel: map({ ok, op: op("cancel") }),
   updateDeadline: map({ ok, op: op("updateDeadline") }),

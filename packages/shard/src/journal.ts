@@ -54,6 +54,13 @@ export interface IdempotencyEntry {
    * given up by its client, and a grant made for it now would reach nobody.
    */
   readonly fence?: number;
+  /**
+   * Lease entries only: grants of this request left with their slot
+   * (Shard.beginMove) — the entry here keeps what stayed, if anything. A
+   * resend that finds fewer grants here than were made must look for the
+   * rest where the tasks went (Shard.leaseMovedAway).
+   */
+  readonly movedAway?: true;
 }
 
 /**

@@ -376,7 +376,8 @@ export class LmdbJournal implements Journal {
           typeof key !== "string" ||
           !Array.isArray(value?.taskIds) ||
           typeof value.createdAt !== "number" ||
-          (value.fence !== undefined && !Number.isSafeInteger(value.fence))
+          (value.fence !== undefined && !Number.isSafeInteger(value.fence)) ||
+          (value.movedAway !== undefined && value.movedAway !== true)
         )
           throw this.corrupt(`idempotency row ${JSON.stringify(key)} is malformed`);
         idempotency.push([key, value]);

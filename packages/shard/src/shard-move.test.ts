@@ -59,6 +59,9 @@ describe("Shard slot moves", () => {
     });
     expect(a.getTask("p")).toBeUndefined();
     expect(a.movingTask("p")).toBe("m1");
+    // The request's grant of p left: a resend here gets x alone, and learns that p went elsewhere.
+    expect((await a.replayLease("worker", "r1")).map((l) => l.taskId)).toEqual(["x"]);
+    expect(a.leaseMovedAway("worker", "r1")).toBe(true);
     // Begun again (a restarted driver): the same row.
     expect(
       await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: () => true, proofOf }),
@@ -74,6 +77,7 @@ describe("Shard slot moves", () => {
     expect(a.getTask("x")?.state).toBe("LEASED");
     expect(a.submitted("both")?.taskIds).toEqual(["x"]);
     expect(a.submitted("only-w")).toBeUndefined();
+    expect(a.leaseMovedAway("worker", "r1")).toBe(true);
 
     let b = await openShard({ dataDir: dirB });
     await b.submit({ id: "own", deadline: 1 }, { idempotencyKey: "both" });
@@ -92,6 +96,7 @@ describe("Shard slot moves", () => {
     ).toBe(true);
     // The lease request replays at the target, and the lease completes there with its token.
     expect((await b.replayLease("worker", "r1")).map((l) => l.taskId)).toEqual(["p"]);
+    expect(b.leaseMovedAway("worker", "r1")).toBe(false);
     expect(await b.complete("p", p.token)).toEqual({ duplicate: false });
     const next = await b.lease("worker", { max: 3 });
     expect(next.map((l) => l.taskId)).toEqual(["own", "d", "q"]);
@@ -103,6 +108,25 @@ describe("Shard slot moves", () => {
     expect(a.movingTask("d")).toBeUndefined();
     await a.endMove("m1"); // again: nothing
     expect(a.stats().counts.LEASED).toBe(1);
+  });
+
+  it("a lease request whose every grant moved keeps a mark: a resend learns where to look", async () => {
+    const dir = freshDir();
+    let a = await loaded(dir);
+    await a.complete("x", (await a.lease("worker", { max: 1 }))[0]!.token);
+    expect(
+      (await a.lease("worker", { max: 1, leaseMs: 60_000, requestId: "r2" })).map((l) => l.taskId),
+    ).toEqual(["p"]);
+    expect(a.leaseMovedAway("worker", "r2")).toBe(false);
+    await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: (w) => inW(w), proofOf });
+    expect(await a.replayLease("worker", "r2")).toEqual([]);
+    expect(a.leaseMovedAway("worker", "r2")).toBe(true);
+    // Fencing the request at a later attempt keeps the mark; so does a restart.
+    expect(await a.replayLease("worker", "r2", { fence: 2 })).toEqual([]);
+    a = await reopen(a, dir);
+    expect(a.leaseMovedAway("worker", "r2")).toBe(true);
+    expect(a.leaseFence("worker", "r2")).toBe(2);
+    expect(a.leaseMovedAway("worker", "never-sent")).toBe(false);
   });
 
   it("an aborted move puts everything back, durably", async () => {

@@ -503,6 +503,7 @@ export class Shard {
           tokens: [...(prior?.tokens ?? []), ...leases.map((l) => l.token)],
           createdAt: prior?.createdAt ?? this.clock.now(),
           ...(prior?.fence === undefined ? {} : { fence: prior.fence }),
+          ...(prior?.movedAway === true ? { movedAway: true } : {}),
         };
         // An existing key keeps its place (and createdAt): the table stays in createdAt order.
         this.leaseKeys.remember(key, entry);
@@ -539,6 +540,7 @@ export class Shard {
           tokens: prior?.tokens ?? [],
           createdAt: prior?.createdAt ?? this.clock.now(),
           fence,
+          ...(prior?.movedAway === true ? { movedAway: true } : {}),
         };
         this.leaseKeys.remember(key, entry);
         this.records.push({ kind: "idempotency", key, entry });
@@ -1043,10 +1045,23 @@ export class Shard {
           ? {}
           : { tokens: [...(prior.tokens ?? []), ...(entry.tokens ?? [])] }),
         ...(fence === 0 ? {} : { fence }),
+        // Kept when the tasks come back (an aborted move): a stale mark costs a resend one lookup more.
+        ...(prior.movedAway === true || entry.movedAway === true ? { movedAway: true as const } : {}),
       };
     }
     table.remember(key, merged);
     this.records.push({ kind: "idempotency", key, entry: merged });
+  }
+
+  /**
+   * Whether grants made to (owner, requestId) here left with their slot
+   * since (beginMove): a resend of the request then finds them only at the
+   * shard that holds the slot now, through a coordinator's replay-only
+   * lookup of every shard. Survives restarts (the mark is journaled with
+   * the move) for as long as the request id is remembered.
+   */
+  leaseMovedAway(owner: string, requestId: string): boolean {
+    return this.read(() => this.leaseKeys.get(leaseKey(owner, requestId))?.movedAway === true);
   }
 
   private replayFrom(owner: string, entry: IdempotencyEntry): Lease[] {
@@ -1370,11 +1385,15 @@ function splitEntry(
     (ids.has(id) ? movedAt : keptAt).push(i);
   });
   if (movedAt.length === 0) return { moved: undefined, kept: entry };
+  const { movedAway: _, ...rest } = entry;
   const part = (at: number[]): IdempotencyEntry => ({
-    ...entry,
+    ...rest,
     taskIds: at.map((i) => entry.taskIds[i]!),
     ...(entry.tokens === undefined ? {} : { tokens: at.map((i) => entry.tokens![i]!) }),
   });
+  // A lease request keeps a mark here, even with nothing left, so a resend of it learns that its
+  // grants went elsewhere (leaseMovedAway); a submit's entry needs none (its key moved with it).
+  if (isLeaseEntry(entry)) return { moved: part(movedAt), kept: { ...part(keptAt), movedAway: true } };
   return { moved: part(movedAt), kept: keptAt.length === 0 ? undefined : part(keptAt) };
 }
 

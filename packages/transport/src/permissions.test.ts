@@ -189,7 +189,7 @@ describe("per-role NATS permissions", () => {
     ).rejects.toThrow(/permissions violation/i);
   });
 
-  it("a submitter submits and reads (tasks, task lists, workflows, stats), and does nothing else", async () => {
+  it("a submitter submits (at a coordinator or a shard) and reads (tasks, task lists, workflows, stats), and does nothing else", async () => {
     const submitter = await as({ role: "submitter" });
     // retry, like cancel and updateDeadline, is an admin's.
     expect(OPS).toContain("retry");
@@ -198,16 +198,25 @@ describe("per-role NATS permissions", () => {
         ? "allowed"
         : "refused";
       expect([op, await request(submitter, s.coord(op))]).toEqual([op, expected]);
-      expect([op, await request(submitter, s.shard("s1", op))]).toEqual([op, "refused"]);
+      // Straight at a shard: a submit only (the shard checks it as it checks a coordinator's).
+      const atShard = op === "submit" ? "allowed" : "refused";
+      expect([op, await request(submitter, s.shard("s1", op))]).toEqual([op, atShard]);
     }
     expect(await subscribe(submitter, `_INBOX.${CLUSTER}.worker.>`)).toBe("refused");
+    // It reads the slot table (to know which shard holds a batch), and cannot write it.
+    const kv = await new Kvm(submitter).open(s.slotBucket);
+    expect((await kv.get("slot.1"))?.string()).toBe("s1");
+    await expect(kv.put("slot.1", new TextEncoder().encode("submitter"))).rejects.toThrow(
+      /permissions violation/i,
+    );
   });
 
-  it("an admin calls every coordinator operation, a worker's shard operations, and cannot write the bucket", async () => {
+  it("an admin calls every coordinator operation, a worker's and a submitter's shard operations, and cannot write the bucket", async () => {
     const admin = await as({ role: "admin" });
     for (const op of OPS) {
       expect([op, await request(admin, s.coord(op))]).toEqual([op, "allowed"]);
-      const expected = (HOLDER_SHARD_OPS as readonly string[]).includes(op) ? "allowed" : "refused";
+      const expected =
+        (HOLDER_SHARD_OPS as readonly string[]).includes(op) || op === "submit" ? "allowed" : "refused";
       expect([op, await request(admin, s.shard("s1", op))]).toEqual([op, expected]);
     }
     const kv = await new Kvm(admin).open(s.slotBucket);

@@ -17,10 +17,11 @@
  *                 shard that granted the lease (the lease's secret authorizes
  *                 those)
  *   submitter     submits, reads tasks, task lists, workflows and stats,
- *                 through a coordinator
+ *                 through a coordinator; submits straight at a shard too (a
+ *                 batch whose tasks it all holds), reading the slot bucket
  *   admin         every coordinator operation (cancel, deadlines, retry, leases
  *                 for debugging, `moveSlot`: rebalance and drain), a worker's
- *                 shard operations, reads the slot bucket
+ *                 shard operations and a submitter's, reads the slot bucket
  *
  * Every role subscribes only under its own inbox prefix (`inboxPrefixOf`),
  * so no one reads another role's replies, and answers requests only through
@@ -28,7 +29,8 @@
  * a shard may publish an announcement, write or delete the bucket, and
  * nobody but a coordinator may call `lease`, `prepare`, `commit`, `abort`,
  * `check`, `cancel`, `updateDeadline`, `getTask`, `stats`, `listTasks`,
- * `getWorkflow`, `retry` or `submit` on a shard.
+ * `getWorkflow` or `retry` on a shard, and nobody but a coordinator, a
+ * submitter or an admin `submit` (a shard checks a submit whoever sent it).
  */
 import {
   type ClusterSubjects,
@@ -139,7 +141,12 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
       };
     case "submitter":
       return {
-        publish: SUBMITTER_OPS.map((op) => s.coord(op)),
+        // A submit whose tasks live on one shard may go straight there, by the slot table.
+        publish: [
+          ...SUBMITTER_OPS.map((op) => s.coord(op)),
+          s.anyShard("submit"),
+          ...bucketRead(s.slotBucket),
+        ],
         subscribe: [inbox],
         allowResponses: false,
       };
@@ -149,6 +156,7 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
         publish: [
           s.coordAll,
           ...HOLDER_SHARD_OPS.map((op) => s.anyShard(op)),
+          s.anyShard("submit"),
           ...bucketRead(s.slotBucket),
           ...bucketRead(scheduleBucketName(cluster)),
           ...bucketWrite(scheduleBucketName(cluster)),

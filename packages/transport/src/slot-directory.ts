@@ -173,6 +173,11 @@ export class SlotMap implements SlotDirectory {
     return free;
   }
 
+  /** Whether the whole table has been in at least once (then `ownerOf` answers from it). */
+  get loaded(): boolean {
+    return this.everLoaded;
+  }
+
   whenLoaded(timeoutMs: number): Promise<boolean> {
     if (this.everLoaded) return Promise.resolve(true);
     return new Promise((resolve) => {

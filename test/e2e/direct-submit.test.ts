@@ -1,0 +1,176 @@
+/**
+ * A submit whose tasks all live on one shard goes straight to that shard
+ * (one hop), by the slot table the client watches; a batch over several
+ * shards, and one the table cannot place, go through a coordinator. Over
+ * real shard actors and a coordinator, with every submit on the wire seen
+ * by a tap.
+ */
+import type { FrontierClient } from "@frontier/client";
+import { ValidationError } from "@frontier/core";
+import { decodeReply, decodeRequest, encodeRequest, slotOfTask, subjectsFor } from "@frontier/protocol";
+import { type NatsConnection, connect as natsConnect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, type TestCluster, until } from "./harness.js";
+
+const CLUSTER = "direct";
+const s = subjectsFor(CLUSTER);
+let cluster: TestCluster;
+let tap: NatsConnection;
+/** Idempotency keys seen, by where they were sent. */
+const atCoordinator = new Set<string>();
+const atShard = new Map<string, string>();
+const prepared = new Set<string>();
+
+beforeAll(async () => {
+  cluster = await startCluster({ shards: 2, cluster: CLUSTER });
+  tap = await natsConnect({ servers: cluster.url });
+  tap.subscribe(s.coord("submit"), {
+    callback: (_err, msg) => {
+      atCoordinator.add((decodeRequest(msg.data, "submit") as { idempotencyKey: string }).idempotencyKey);
+    },
+  });
+  for (const op of ["submit", "prepare"] as const) {
+    tap.subscribe(s.anyShard(op), {
+      callback: (_err, msg) => {
+        const { idempotencyKey } = decodeRequest(msg.data, op) as { idempotencyKey: string };
+        if (op === "prepare") prepared.add(idempotencyKey);
+        else atShard.set(idempotencyKey, msg.subject.split(".")[3]!);
+      },
+    });
+  }
+  await tap.flush();
+});
+
+afterAll(async () => {
+  await tap?.close();
+  await cluster?.stop();
+});
+
+/** A workflow id placed on shard `index` (the harness spreads slots n mod 2). */
+function workflowOn(index: number, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    if (slotOfTask({ id }) % cluster.shards.length === index) return id;
+  }
+}
+
+/** Submits one task at a time until one goes straight to its shard: the client's table is in. */
+async function tableLoaded(client: FrontierClient, prefix: string): Promise<void> {
+  let n = 0;
+  await until(async () => {
+    const { idempotencyKey } = await client.submit([{ id: `${prefix}-${n++}`, deadline: 1 }]);
+    return !atCoordinator.has(idempotencyKey);
+  });
+}
+
+describe("direct submits", () => {
+  it("sends a one-shard batch straight to its shard, and a batch over two shards through a coordinator", async () => {
+    const client = await cluster.client();
+    // The first submit starts watching the table and goes through a coordinator.
+    const first = await client.submit([{ id: "first", deadline: 1 }]);
+    expect(atCoordinator.has(first.idempotencyKey)).toBe(true);
+    await tableLoaded(client, "warm");
+
+    const w0 = workflowOn(0, "w0");
+    const w1 = workflowOn(1, "w1");
+    // Ids homed on shard 1 too (their claims are the tasks themselves: docs/cluster.md, "One id
+    // space per cluster"); `workflowOn` places an id alone by the same hash.
+    const [a, b] = [workflowOn(1, "a"), workflowOn(1, "b")];
+    const one = await client.submit([
+      { id: a, deadline: 5, workflowId: w1 },
+      { id: b, deadline: 6, workflowId: w1, prerequisites: [a] },
+    ]);
+    expect(one).toMatchObject({ accepted: 2, replayed: false });
+    expect(atCoordinator.has(one.idempotencyKey)).toBe(false);
+    expect(atShard.get(one.idempotencyKey)).toBe("shard-1");
+    // The same key again: the shard replays it, as a coordinator's resend would.
+    expect(
+      await client.submit([{ id: a, deadline: 5, workflowId: w1 }], { idempotencyKey: one.idempotencyKey }),
+    ).toMatchObject({
+      replayed: true,
+    });
+
+    const two = await client.submit([
+      { id: "c", deadline: 7, workflowId: w0 },
+      { id: "d", deadline: 8, workflowId: w1 },
+    ]);
+    expect(atCoordinator.has(two.idempotencyKey)).toBe(true);
+    expect(prepared.has(two.idempotencyKey)).toBe(true);
+    // One workflow on shard 1, but an id homed on shard 0: its claim is kept there, so a coordinator.
+    const elsewhere = await client.submit([{ id: workflowOn(0, "e"), deadline: 9, workflowId: w1 }]);
+    expect(atCoordinator.has(elsewhere.idempotencyKey)).toBe(true);
+    expect(prepared.has(elsewhere.idempotencyKey)).toBe(true);
+
+    // What went straight is scheduled as anything else: b waits for a, then runs.
+    expect((await client.getTask(b, { workflowId: w1 }))?.state).toBe("WAITING");
+    const leased = await client.lease({ max: 10 });
+    expect(leased.map((l) => l.taskId)).toContain(a);
+    for (const lease of leased) await client.complete(lease);
+    expect((await client.getTask(b, { workflowId: w1 }))?.state).toBe("RUNNABLE");
+  });
+
+  it("refuses a bad one-shard batch with the same single report, and stores nothing of it", async () => {
+    const client = await cluster.client();
+    await tableLoaded(client, "warm-bad");
+    const w = workflowOn(0, "bad");
+    await client.submit([{ id: "taken", deadline: 1, workflowId: w }]);
+    const error = await client
+      .submit([
+        { id: "taken", deadline: 2, workflowId: w },
+        { id: "self", deadline: 3, workflowId: w, prerequisites: ["self"] },
+        { id: "orphan", deadline: 4, workflowId: w, prerequisites: ["nowhere"] },
+      ])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).problems.map((p) => [p.taskId, p.code])).toEqual([
+      ["taken", "DUPLICATE_ID"],
+      ["self", "SELF_DEPENDENCY"],
+      ["orphan", "UNKNOWN_PREREQUISITE"],
+    ]);
+    expect(await client.getTask("self", { workflowId: w })).toBeNull();
+  });
+
+  it("a shard refuses a task it cannot place, sent straight to it, with every other problem of the batch", async () => {
+    // A task without a workflow is placed by its id: its prerequisites would live elsewhere. The SDK
+    // sends such a batch through a coordinator; a hand-made request to a shard is refused the same way.
+    const id = (prefix: string) => {
+      for (let i = 0; ; i++) if (slotOfTask({ id: `${prefix}-${i}` }) % 2 === 0) return `${prefix}-${i}`;
+    };
+    const [lone, dup] = [id("lone"), id("dup")];
+    const client = await cluster.client();
+    await client.submit([{ id: dup, deadline: 1 }]);
+    const reply = decodeReply(
+      (
+        await tap.request(
+          s.shard("shard-0", "submit"),
+          encodeRequest({
+            op: "submit",
+            idempotencyKey: "hand-made",
+            tasks: [
+              { id: lone, deadline: 1, prerequisites: [dup] },
+              { id: dup, deadline: 2 },
+            ],
+          }),
+          { timeout: 5_000 },
+        )
+      ).data,
+      "submit",
+    );
+    expect(reply.ok).toBe(false);
+    if (reply.ok) return;
+    expect(reply.error.code).toBe("VALIDATION_FAILED");
+    expect(reply.error.problems?.map((p) => [p.taskId, p.code])).toEqual([
+      [lone, "CROSS_WORKFLOW"],
+      [dup, "DUPLICATE_ID"],
+    ]);
+    expect(await client.getTask(lone)).toBeNull();
+  });
+
+  it("keeps to coordinators when told to", async () => {
+    const client = await cluster.client({ directSubmit: false });
+    for (let i = 0; i < 5; i++) {
+      const { idempotencyKey } = await client.submit([{ id: `off-${i}`, deadline: 1 }]);
+      expect(atCoordinator.has(idempotencyKey)).toBe(true);
+    }
+  });
+});
