@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import {
   hostShardId,
   runShardProcess,
+  runStandbyProcess,
   type ShardActorTuning,
   ShardHost,
   type SlotSpec,
@@ -114,6 +115,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...(flag(ctx.parsed, "replicate") ? { replicate: true } : {}),
     });
     parts.unshift({ name: "shards", close: () => host.close() });
     const coord = await startCoordinator({
@@ -212,9 +214,41 @@ export async function shard(ctx: CommandContext): Promise<void> {
   const { shard: engine } = engineOptionsOf(ctx);
   const prepared = shardLimitsOf(ctx);
   const takeover = flag(ctx.parsed, "takeover");
+  const standby = flag(ctx.parsed, "standby");
+  const replicate = standby || flag(ctx.parsed, "replicate");
+  const failoverAfterMs = int(ctx.command, ctx.parsed, "failover-after", { min: 1, max: 86_400_000 });
+  if (failoverAfterMs !== undefined && !standby)
+    throw usageError("shard: --failover-after goes with --standby");
+  if (standby && takeover) throw usageError("shard: --standby and --takeover do not go together");
   const metricsFlags = metricsFlagsOf(ctx, "shard");
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
+    if (standby) {
+      // Follow the primary's stream until it is silent, then take its id over (docs/cluster.md, "Standby shards").
+      const stop = new AbortController();
+      parts.push({ name: "standby", close: async () => stop.abort() });
+      line(
+        ctx,
+        { event: "standby", role: "shard", cluster, shardId, dataDir },
+        `frontier: standby of shard ${shardId} of cluster ${JSON.stringify(cluster)}, following its journal stream into ${dataDir}`,
+      );
+      const taken = await runStandbyProcess({
+        natsUrl: natsUrl.split(","),
+        natsAccess: access,
+        cluster,
+        shardId,
+        dataDir,
+        log: logger("frontier-shard", logLevel).child({ cluster, shardId, standby: true }),
+        signal: stop.signal,
+        ...(failoverAfterMs === undefined ? {} : { failoverAfterMs }),
+      });
+      parts.pop();
+      line(
+        ctx,
+        { event: "takeover", role: "shard", cluster, shardId, dataDir, markerSeq: taken.markerSeq },
+        `frontier: took shard ${shardId} over (the old primary is fenced); opening it from ${dataDir}`,
+      );
+    }
     const proc = await runShardProcess({
       natsUrl: natsUrl.split(","),
       natsAccess: access,
@@ -229,6 +263,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...(replicate ? { replicate } : {}),
       ...(takeover || engine !== undefined
         ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
         : {}),

@@ -162,6 +162,11 @@ export const START_OPTIONS = {
     value: "K",
     description: "the shards' ids start at shard-K (default 0)",
   },
+  replicate: {
+    type: "boolean",
+    description:
+      "journal shipping for every shard: each commit also goes to the JetStream stream frontier-<cluster>-journal-<id>, acknowledged once both hold it (a `frontier shard --standby` on another host can then take a shard over)",
+  },
   ...BACKOFF_OPTIONS,
   ...DURABILITY_OPTION,
   ...PREPARED_OPTIONS,
@@ -203,6 +208,22 @@ export const SHARD_OPTIONS = {
     type: "boolean",
     description:
       "open the data directory even if its recorded owner looks alive (paused, or on a host that is gone); the old owner is fenced and can no longer write",
+  },
+  replicate: {
+    type: "boolean",
+    description:
+      "journal shipping: every commit also goes to the JetStream stream frontier-<cluster>-journal-<id>, and is acknowledged once both hold it (what a --standby follows)",
+  },
+  standby: {
+    type: "boolean",
+    description:
+      "follow shard --id's journal stream into --data (emptied first) and, once that shard has been silent for --failover-after, take it over (fencing the old primary) and serve it, replicating",
+  },
+  "failover-after": {
+    type: "string",
+    value: "MS",
+    description:
+      "with --standby: the primary's silence (no announcement) before the takeover (default 10000)",
   },
   ...BACKOFF_OPTIONS,
   ...DURABILITY_OPTION,

@@ -192,6 +192,8 @@ export interface EnrollOptions {
   readonly shardId: string;
   readonly dataDir: string;
   readonly record: DataIdentity | undefined;
+  /** The id a fresh directory takes (its record has none yet); default a random one. */
+  readonly dataId?: string;
 }
 
 /**
@@ -215,7 +217,7 @@ export async function enrollShard(kv: KV, o: EnrollOptions): Promise<DataIdentit
     cluster: o.cluster,
     clusterId: o.clusterId,
     shardId: o.shardId,
-    dataId: randomUUID(),
+    dataId: o.dataId ?? randomUUID(),
     joinedAt: new Date().toISOString(),
   };
   const key = shardKey(o.shardId);
@@ -232,6 +234,43 @@ export async function enrollShard(kv: KV, o: EnrollOptions): Promise<DataIdentit
   }
   if (holder !== record.dataId) throw shardIdTaken(o, holder);
   if (o.record === undefined) writeDataIdentity(o.dataDir, record);
+  return record;
+}
+
+export interface TakeOverOptions {
+  readonly cluster: string;
+  readonly shardId: string;
+  /** The standby's directory, which becomes the shard's. */
+  readonly dataDir: string;
+  /** Its new id (the one that wrote the takeover marker into the shard's journal stream). */
+  readonly dataId: string;
+}
+
+/**
+ * A standby becomes the shard (standby.ts): `shard.<id>` is moved to the
+ * standby's directory, revision-checked against the entry read (an
+ * `update`, never a `put`: of two standbys racing, one wins), and the
+ * directory records the cluster. From then on the old directory is refused
+ * at its start (SHARD_ID_TAKEN). Throws when the cluster has no identity
+ * (nothing to take over) or the key changed under it.
+ */
+export async function takeOverShardId(kv: KV, o: TakeOverOptions): Promise<DataIdentity> {
+  const clusterId = await readIdentity(kv);
+  if (clusterId === undefined)
+    throw new Error(`cluster ${JSON.stringify(o.cluster)} has no identity: there is no shard to take over`);
+  const key = shardKey(o.shardId);
+  const entry = await kv.get(key);
+  const value = encoder.encode(o.dataId);
+  if (entry === null) await kv.create(key, value);
+  else await kv.update(key, value, entry.revision);
+  const record: DataIdentity = {
+    cluster: o.cluster,
+    clusterId,
+    shardId: o.shardId,
+    dataId: o.dataId,
+    joinedAt: new Date().toISOString(),
+  };
+  writeDataIdentity(o.dataDir, record);
   return record;
 }
 

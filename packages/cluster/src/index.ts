@@ -15,6 +15,17 @@ export {
   readDataIdentity,
   shardKey,
 } from "./cluster-identity.js";
+export { JournalFollower, type JournalMessage } from "./journal-follower.js";
+export {
+  JournalHeader,
+  JournalKind,
+  JournalShippingError,
+  JournalShippingErrorCode,
+  JournalStream,
+  type JournalStreamOptions,
+  MAX_JOURNAL_MESSAGE_BYTES,
+  openJournalStream,
+} from "./journal-stream.js";
 export { LEASE_SECRET_KEY_FILE, LeaseSecrets } from "./lease-secrets.js";
 export { hostRegistry } from "./metrics/host-metrics.js";
 export { ShardMetrics } from "./metrics/shard-metrics.js";
@@ -37,6 +48,7 @@ export {
   DEFAULT_MAX_STORED_BYTES,
   DEFAULT_NATS_URL,
   DEFAULT_PREPARE_TTL_MS,
+  DEFAULT_REPLICATION_TIMEOUT_MS,
   DEFAULT_RESTART_INITIAL_MS,
   DEFAULT_RESTART_MAX_MS,
   DEFAULT_SLOT_CHECK_INTERVAL_MS,
@@ -98,3 +110,14 @@ export {
   type SlotSpec,
   spreadSlots,
 } from "./slots.js";
+export {
+  DEFAULT_FAILOVER_AFTER_MS,
+  DEFAULT_STANDBY_CHECK_MS,
+  type RestoreOptions,
+  restoreFromStream,
+  runStandby,
+  runStandbyProcess,
+  type StandbyOptions,
+  type StandbyProcessOptions,
+  type Takeover,
+} from "./standby.js";

@@ -48,6 +48,21 @@ export class LeaseSecrets {
     return new LeaseSecrets(key);
   }
 
+  /**
+   * The key itself: for journal shipping only (journal-stream.ts), which
+   * hands it to the shard's standby through the shard's own stream, so that
+   * leases granted here keep their secrets after a takeover.
+   */
+  exportKey(): Uint8Array {
+    return Uint8Array.from(this.key);
+  }
+
+  /** Writes `key` as the key of `dataDir` (a standby's copy, journal-follower.ts). */
+  static install(dataDir: string, key: Uint8Array): void {
+    if (key.length !== KEY_BYTES) throw new Error(`a lease secret key is ${KEY_BYTES} bytes`);
+    writeFileDurably(dataDir, LEASE_SECRET_KEY_FILE, Buffer.from(key), 0o600);
+  }
+
   /** For tests: secrets under a given key. */
   static withKey(key: Uint8Array): LeaseSecrets {
     if (key.length !== KEY_BYTES) throw new Error(`a lease secret key is ${KEY_BYTES} bytes`);

@@ -25,6 +25,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { parseSlotSpec, type SlotAssignment, type SlotSpec } from "./slots.js";
 
+/** Default wait for the journal stream's acknowledgement of a block (`replicate`), ms. */
+export const DEFAULT_REPLICATION_TIMEOUT_MS = 10_000;
+
 /** Cluster name when none is given: subjects `frontier.default.…`, bucket `frontier-default-slots`. */
 export const DEFAULT_CLUSTER = "default";
 /** Where a shard looks for NATS when told nothing. */
@@ -207,6 +210,21 @@ export interface ShardActorOptions extends ShardActorTuning {
    * bucket must hold it, and a fresh data directory joins it. Default none.
    */
   readonly clusterId?: string;
+  /**
+   * Journal shipping (journal-stream.ts; docs/cluster.md, "Standby
+   * shards"): every block the shard commits also goes to its JetStream
+   * stream, with `kvReplicas` replicas, and a call is answered only once
+   * both hold it. Default false.
+   */
+  readonly replicate?: boolean;
+  /** With `replicate`: wait for the stream's acknowledgement of a block, ms; past it the shard stops. Default DEFAULT_REPLICATION_TIMEOUT_MS. */
+  readonly replicationTimeoutMs?: number;
+  /**
+   * With `replicate`: bytes of blocks in the stream after its base before a
+   * new base is shipped and the rest purged (and at least twice the base).
+   * Default @frontier/shard's DEFAULT_REBASE_AFTER_BYTES (256 MiB).
+   */
+  readonly replicationRebaseBytes?: number;
   /** Logger; default a pino logger at `logLevel` on stdout. */
   readonly logger?: Logger;
   /** Level of the default logger. Default DEFAULT_LOG_LEVEL. */
@@ -226,6 +244,9 @@ export interface ResolvedShardActorOptions {
   readonly shard: ShardEngineOptions;
   readonly join: boolean;
   readonly clusterId: string | undefined;
+  readonly replicate: boolean;
+  readonly replicationTimeoutMs: number;
+  readonly replicationRebaseBytes: number | undefined;
   readonly logger: Logger | undefined;
   readonly logLevel: LogLevel;
   readonly announceIntervalMs: number;
@@ -273,6 +294,17 @@ export function checkShardActorOptions(options: ShardActorOptions): ResolvedShar
     shard: engineOptions(o["shard"], `${where} "shard"`),
     join: bool(o["join"], true, `${where} "join"`),
     clusterId: o["clusterId"] === undefined ? undefined : nonEmpty(o["clusterId"], `${where} "clusterId"`),
+    replicate: bool(o["replicate"], false, `${where} "replicate"`),
+    replicationRebaseBytes:
+      o["replicationRebaseBytes"] === undefined
+        ? undefined
+        : int(o["replicationRebaseBytes"], undefined, 1, `${where} "replicationRebaseBytes"`),
+    replicationTimeoutMs: int(
+      o["replicationTimeoutMs"],
+      DEFAULT_REPLICATION_TIMEOUT_MS,
+      1,
+      `${where} "replicationTimeoutMs"`,
+    ),
     logger: logger(o["logger"], `${where} "logger"`),
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     ...checkTuning(o, where),
@@ -387,6 +419,8 @@ export interface ShardHostOptions extends ShardActorTuning {
   readonly join?: boolean;
   /** Engine and storage options for every shard (plain data). */
   readonly shard?: ShardEngineOptions;
+  /** Journal shipping for every shard (ShardActorOptions `replicate`). Default false. */
+  readonly replicate?: boolean;
   /** Log level of the host and its workers. Default DEFAULT_LOG_LEVEL. */
   readonly logLevel?: LogLevel;
   /** Logger of the host itself (workers log with their own pino at `logLevel`). */
@@ -420,6 +454,7 @@ export interface ResolvedShardHostOptions extends Required<ShardActorTuning> {
   readonly firstShard: number;
   readonly join: boolean;
   readonly shard: ShardEngineOptions;
+  readonly replicate: boolean;
   readonly logLevel: LogLevel;
   readonly logger: Logger | undefined;
   readonly restartInitialMs: number;
@@ -485,6 +520,7 @@ export function checkShardHostOptions(options: ShardHostOptions): ResolvedShardH
     firstShard,
     join: bool(o["join"], false, `${where} "join"`),
     shard,
+    replicate: bool(o["replicate"], false, `${where} "replicate"`),
     logLevel: logLevel(o["logLevel"], `${where} "logLevel"`),
     logger: logger(o["logger"], `${where} "logger"`),
     restartInitialMs,

@@ -117,6 +117,7 @@ import {
   resolveIdSpace,
 } from "./cluster-identity.js";
 import { IdHome } from "./id-home.js";
+import { JournalStream } from "./journal-stream.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
@@ -379,13 +380,37 @@ export class ShardActor {
           ...(o.clusterId === undefined ? {} : { expected: o.clusterId }),
         }),
       );
-      const enrolling = { cluster: o.cluster, clusterId, shardId: o.shardId, dataDir: o.dataDir, record };
+      // The directory's id is known before it opens: a replicated journal stream names its writer by it.
+      const dataId = record?.dataId ?? randomUUID();
+      const enrolling = {
+        cluster: o.cluster,
+        clusterId,
+        shardId: o.shardId,
+        dataDir: o.dataDir,
+        record,
+        dataId,
+      };
       await untilNats("check the shard id", () => checkShardId(identityKv, enrolling));
       // One id space for every member: a shard that would keep ids unique otherwise is refused.
       await untilNats("check the id space", () => resolveIdSpace(identityKv, o.cluster, o.idSpace));
       const opening = performance.now();
+      const replica = o.replicate
+        ? new JournalStream({
+            nc,
+            cluster: o.cluster,
+            shardId: o.shardId,
+            origin: dataId,
+            replicas: o.kvReplicas,
+            timeoutMs: o.replicationTimeoutMs,
+            // Read when the base is shipped, once the journal has opened (and so created) the directory.
+            leaseKey: () => LeaseSecrets.load(o.dataDir).exportKey(),
+            log,
+          })
+        : undefined;
       shard = await Shard.open({
         ...o.shard,
+        ...(replica === undefined ? {} : { replica }),
+        ...(o.replicationRebaseBytes === undefined ? {} : { replicaRebaseBytes: o.replicationRebaseBytes }),
         dataDir: o.dataDir,
         sameWorkflowPrerequisites: true,
         observer: withTaskLog(metrics, log),

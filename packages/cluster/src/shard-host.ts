@@ -352,6 +352,7 @@ export class ShardHost {
         dataDir: join(options.dataDir, shardId),
         slots: { index, of },
         shard: options.shard,
+        replicate: options.replicate,
         tuning: {
           announceIntervalMs: options.announceIntervalMs,
           announceThrottleMs: options.announceThrottleMs,

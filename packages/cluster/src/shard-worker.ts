@@ -31,6 +31,7 @@ try {
     dataDir: config.dataDir,
     slots: config.slots,
     shard: config.shard,
+    replicate: config.replicate,
     logLevel: config.logLevel,
     ...config.tuning,
   });

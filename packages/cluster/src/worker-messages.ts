@@ -22,6 +22,8 @@ export interface WorkerConfig {
   readonly dataDir: string;
   readonly slots: SlotSpec;
   readonly shard: ShardEngineOptions;
+  /** Journal shipping (ShardActorOptions `replicate`). */
+  readonly replicate: boolean;
   readonly tuning: Required<ShardActorTuning>;
   readonly logLevel: LogLevel;
 }

@@ -96,6 +96,7 @@ export const SHARD_UNAVAILABLE_DETAILS = [
   "SHARD_FENCED",
   "STORAGE_FULL",
   "STORAGE_FAILED",
+  "REPLICATION_FAILED",
   // Its data cannot be opened.
   "SHARD_LOCKED",
   "CORRUPT_DATA",

@@ -9,6 +9,8 @@
  *   frontier.<cluster>.frontier               shards publish FrontierAnnouncements
  *   frontier-<cluster>-slots                  the JetStream KV bucket of slot owners
  *                                             (keys `slot.<n>`; shards write, coordinators read)
+ *   frontier.<cluster>.journal.<shardId>      a shard's journal blocks (journal shipping), kept
+ *                                             in the stream frontier-<cluster>-journal-<shardId>
  *
  * Cluster names and shard ids become subject tokens, so they are restricted
  * to [A-Za-z0-9_-] (no `.`, `*`, `>` or whitespace, which NATS gives meaning)
@@ -60,6 +62,12 @@ export interface ClusterSubjects {
   readonly all: string;
   /** `frontier-<cluster>-slots`: the KV bucket of slot owners (its stream is `KV_<bucket>`). */
   readonly slotBucket: string;
+  /** `frontier.<cluster>.journal.<shardId>`: where a shard ships its journal blocks (docs/cluster.md, "Standby shards"). */
+  journal(shardId: string): string;
+  /** `frontier-<cluster>-journal-<shardId>`: the JetStream stream that keeps them. */
+  journalStream(shardId: string): string;
+  /** `frontier.<cluster>.journal.<shardId>.taken`: a standby's word, to the old primary, that it took the shard over (not kept). */
+  journalTaken(shardId: string): string;
 }
 
 /** `frontier-<cluster>-slots`: the KV bucket that maps `slot.<n>` to the shard owning slot n. */
@@ -80,6 +88,9 @@ export function subjectsFor(cluster: string): ClusterSubjects {
     frontier: `${base}.frontier`,
     all: `${base}.>`,
     slotBucket: slotBucketName(cluster),
+    journal: (shardId) => `${base}.journal.${token("shard id", shardId)}`,
+    journalTaken: (shardId) => `${base}.journal.${token("shard id", shardId)}.taken`,
+    journalStream: (shardId) => `${SUBJECT_ROOT}-${cluster}-journal-${token("shard id", shardId)}`,
   };
 }
 

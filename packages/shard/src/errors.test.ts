@@ -4,6 +4,7 @@ import {
   CorruptDataError,
   ForeignDataError,
   IncompatibleFormatError,
+  ReplicationError,
   ShardClosedError,
   ShardError,
   ShardErrorCode,
@@ -28,6 +29,7 @@ const samples: ShardError[] = [
   new ForeignDataError("/d", "other files"),
   new IncompatibleFormatError("/d", 2, 1),
   new ShardLimitError("maxLiveTasks", 10, 9, 2),
+  new ReplicationError("refused"),
 ];
 
 describe("the error catalogue", () => {

@@ -19,7 +19,7 @@ export const ShardErrorCode = {
   STORAGE_FAILED: "STORAGE_FAILED",
   /**
    * The shard stopped serving after its journal failed (`cause` says why:
-   * SHARD_FENCED, STORAGE_FULL or STORAGE_FAILED). Memory may be ahead of
+   * SHARD_FENCED, STORAGE_FULL, STORAGE_FAILED or REPLICATION_FAILED). Memory may be ahead of
    * disk, so every call is refused until the shard is closed and reopened.
    */
   SHARD_FAILED: "SHARD_FAILED",
@@ -37,6 +37,13 @@ export const ShardErrorCode = {
    * a failure: the shard serves on, and the same submit may pass later.
    */
   LIMIT_REACHED: "LIMIT_REACHED",
+  /**
+   * A block could not be copied to the shard's journal replica (ShardOptions
+   * `replica`: journal shipping): refused by it (another owner took the copy
+   * over), or not confirmed in time. The block is not acknowledged; the shard
+   * stops as after a storage failure (a `cause` of SHARD_FAILED).
+   */
+  REPLICATION_FAILED: "REPLICATION_FAILED",
 } as const;
 export type ShardErrorCode = (typeof ShardErrorCode)[keyof typeof ShardErrorCode];
 
@@ -183,5 +190,13 @@ export class ShardLimitError extends ShardError {
       `${held} ${WHAT[limit]} held, and this submit adds ${adding}: that passes ${limit} (${max}); ` +
         `nothing was applied; ${CLEARS[limit]}`,
     );
+  }
+}
+
+/** A block the journal's replica did not take (a `cause` of SHARD_FAILED): nothing after it is acknowledged. */
+export class ReplicationError extends ShardError {
+  override readonly name = "ReplicationError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ShardErrorCode.REPLICATION_FAILED, message, options);
   }
 }

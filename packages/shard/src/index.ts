@@ -10,6 +10,7 @@ export {
   ForeignDataError,
   IncompatibleFormatError,
   type OwnerInfo,
+  ReplicationError,
   ShardClosedError,
   ShardError,
   ShardErrorCode,
@@ -35,6 +36,16 @@ export {
   type LeaseProof,
   type SlotExport,
 } from "./journal.js";
+export {
+  BASE_PART_RECORDS,
+  baseRecords,
+  DEFAULT_REBASE_AFTER_BYTES,
+  decodeBlock,
+  encodeBlock,
+  type JournalReplica,
+  ReplicatedJournal,
+  type ReplicatedJournalOptions,
+} from "./journal-replica.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
   type ClaimHomes,

@@ -200,6 +200,12 @@ export interface Journal {
   checkOwner(): void;
   /** Waits for pending appends, releases ownership (unless fenced or failed) and closes. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional: the live state now, read afresh, with every append settled
+   * and none made until its task rows are read (journal shipping's new
+   * base, journal-replica.ts). Throws when an append is in flight.
+   */
+  snapshot?(): JournalState;
 }
 
 /**

@@ -369,6 +369,29 @@ export class LmdbJournal implements Journal {
    * reading them.
    */
   load(): JournalState {
+    return this.readState(() => {
+      if (this.appends > 0 || this.batch)
+        throw new InvalidArgumentError("the loaded task rows must be read before the first append");
+    });
+  }
+
+  /**
+   * The live state now, read afresh (journal shipping's new base). Every
+   * append must have settled, and none may be made until the task rows
+   * were read: the rows are read as they are iterated.
+   */
+  snapshot(): JournalState {
+    const settled = () => {
+      if (this.batch || this.unsettled.size > 0)
+        throw new InvalidArgumentError("a snapshot is read with every append settled and none in flight");
+    };
+    settled();
+    this.env.resetReadTxn();
+    return this.readState(settled);
+  }
+
+  /** The state as the tables hold it; `check` runs before the task rows are read. */
+  private readState(check: () => void): JournalState {
     try {
       const idempotency: [string, IdempotencyEntry][] = [];
       for (const { key, value } of this.db.idem.getRange()) {
@@ -385,7 +408,7 @@ export class LmdbJournal implements Journal {
       const meta = this.db.meta.get(ENGINE_KEY);
       if (meta !== undefined && typeof meta?.tokenSeq !== "number")
         throw this.corrupt("engine meta row is malformed");
-      const tasks = { [Symbol.iterator]: () => this.taskRows() };
+      const tasks = { [Symbol.iterator]: () => this.taskRows(check) };
       // Entries of the status table: the task rows, plus the shared-structures entry.
       const taskCount = (this.db.status.getStats() as { entryCount: number }).entryCount;
       const outbox: SlotExport[] = [];
@@ -422,9 +445,8 @@ export class LmdbJournal implements Journal {
    * key (both are in key order, so any mismatch is corruption), one row of
    * each in memory at a time.
    */
-  private *taskRows(): Generator<TaskRecord, void, undefined> {
-    if (this.appends > 0 || this.batch)
-      throw new InvalidArgumentError("the loaded task rows must be read before the first append");
+  private *taskRows(check: () => void): Generator<TaskRecord, void, undefined> {
+    check();
     const specs = this.db.spec.getRange()[Symbol.iterator]();
     const statuses = this.db.status.getRange()[Symbol.iterator]();
     try {

@@ -83,6 +83,7 @@ import {
   type LeaseProof,
   type SlotExport,
 } from "./journal.js";
+import { type JournalReplica, ReplicatedJournal } from "./journal-replica.js";
 import { LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 
 /** Terminal tasks and idempotency keys are kept this long (ms) by default: one day. */
@@ -174,6 +175,15 @@ export interface ShardOptions
   readonly clock?: ClockSources;
   /** Opens the journal; default: the LMDB journal in dataDir. For fault injection and other backends. */
   readonly openJournal?: (options: LmdbJournalOptions) => Promise<Journal>;
+  /**
+   * Journal shipping (journal-replica.ts): every block also goes to this
+   * replica, and a call resolves only once both the journal and the replica
+   * hold its changes. The open ships the whole state first, as the
+   * replica's base. Default: none.
+   */
+  readonly replica?: JournalReplica;
+  /** With `replica`: blocks shipped after a base before a new one is (ReplicatedJournalOptions). Default DEFAULT_REBASE_AFTER_BYTES. */
+  readonly replicaRebaseBytes?: number;
 }
 
 export interface SubmitOptions {
@@ -371,6 +381,8 @@ export class Shard {
       leaseReplayRetentionMs = DEFAULT_LEASE_REPLAY_RETENTION_MS,
       clock: clockSources,
       openJournal = (o: LmdbJournalOptions) => LmdbJournal.open(o),
+      replica,
+      replicaRebaseBytes,
       observer,
       maxLiveTasks = DEFAULT_MAX_LIVE_TASKS,
       maxStoredBytes = DEFAULT_MAX_STORED_BYTES,
@@ -404,7 +416,14 @@ export class Shard {
     // Checks the engine options before the directory is touched (the engine names the bad option).
     new Scheduler({ ...engineOptions, retentionMs });
 
-    const journal = await openJournal({ dataDir, durability, takeover });
+    const local = await openJournal({ dataDir, durability, takeover });
+    // With a replica, the open ships the state as its base before the shard reads it (and closes `local` on failure).
+    const journal =
+      replica === undefined
+        ? local
+        : await ReplicatedJournal.open(local, replica, {
+            ...(replicaRebaseBytes === undefined ? {} : { rebaseAfterBytes: replicaRebaseBytes }),
+          });
     try {
       const loaded = journal.load();
       const clock = new ShardClock(Math.max(loaded.clock, loaded.meta?.clock ?? 0), clockSources);

@@ -115,6 +115,37 @@ describe("per-role NATS permissions", () => {
     expect(await request(shard, s.coord("moveSlot"))).toBe("refused");
   });
 
+  it("a shard ships its journal to its own stream, reads and purges it, and touches no other's", async () => {
+    const shard = await as({ role: "shard", shardId: "s1" });
+    const other = await as({ role: "shard", shardId: "s2" });
+    const coordinator = await as({ role: "coordinator" });
+    const worker = await as({ role: "worker" });
+    const stream = s.journalStream("s1");
+    const api = async (nc: NatsConnection, call: string, body: unknown) =>
+      JSON.parse(
+        new TextDecoder().decode((await nc.request(call, JSON.stringify(body), { timeout: 2_000 })).data),
+      );
+    const created = await api(shard, `$JS.API.STREAM.CREATE.${stream}`, {
+      name: stream,
+      subjects: [s.journal("s1")],
+    });
+    expect(created.error).toBeUndefined();
+    const ack = await api(shard, s.journal("s1"), {});
+    expect(ack.seq).toBe(1);
+    expect((await api(shard, `$JS.API.STREAM.MSG.GET.${stream}`, { seq: 1 })).message?.seq).toBe(1);
+    expect((await api(shard, `$JS.API.STREAM.PURGE.${stream}`, {})).success).toBe(true);
+    for (const nc of [other, coordinator, worker]) {
+      expect(await request(nc, s.journal("s1"))).toBe("refused");
+      expect(await request(nc, `$JS.API.STREAM.INFO.${stream}`)).toBe("refused");
+      expect(await request(nc, `$JS.API.STREAM.PURGE.${stream}`)).toBe("refused");
+      expect(await request(nc, `$JS.API.CONSUMER.CREATE.${stream}`)).toBe("refused");
+    }
+    // Nobody deletes or reconfigures it, its own shard neither.
+    expect(await request(shard, `$JS.API.STREAM.DELETE.${stream}`)).toBe("refused");
+    expect(await request(shard, `$JS.API.STREAM.UPDATE.${stream}`)).toBe("refused");
+    expect(await request(shard, s.journal("s2"))).toBe("refused");
+  });
+
   it("a coordinator serves only in the queue group, reads the bucket but cannot write it, and calls shards", async () => {
     const coordinator = await as({ role: "coordinator" });
     expect(await subscribe(coordinator, s.coordAll, COORDINATOR_QUEUE)).toBe("allowed");

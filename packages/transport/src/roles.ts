@@ -117,8 +117,9 @@ export function permissionsOf(cluster: string, principal: Principal): Permission
           ...SHARD_TO_SHARD_OPS.map((op) => s.anyShard(op)),
           ...bucketRead(s.slotBucket),
           ...bucketWrite(s.slotBucket),
+          ...journalStream(s, id),
         ],
-        subscribe: [s.shardAll(id), s.frontier, inbox],
+        subscribe: [s.shardAll(id), s.frontier, s.journalTaken(id), inbox],
         allowResponses: true,
       };
     }
@@ -189,6 +190,31 @@ function bucketRead(bucket: string): string[] {
     `$JS.API.DIRECT.GET.${stream}`,
     `$JS.API.DIRECT.GET.${stream}.>`,
     `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/**
+ * A shard's own journal stream (journal shipping, docs/cluster.md "Standby
+ * shards"), and no other shard's: publishing its blocks, creating the
+ * stream, reading it (its last message; an ordered consumer, which a
+ * standby of the shard follows under the shard's own key) and purging what
+ * a new base made useless. Deleting or reconfiguring it: nobody's.
+ */
+function journalStream(s: ClusterSubjects, shardId: string): string[] {
+  const stream = s.journalStream(shardId);
+  return [
+    s.journal(shardId),
+    s.journalTaken(shardId),
+    `$JS.API.STREAM.CREATE.${stream}`,
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.STREAM.PURGE.${stream}`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
     `$JS.FC.${stream}.>`,
   ];
 }
