@@ -10,6 +10,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer } from "@frontier/nats-testing";
+import { slotOfTask } from "@frontier/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CliResult,
@@ -338,6 +339,36 @@ describe("bad input and an unreachable cluster: one line, non-zero exit", () => 
     expectOneLineFailure(bad, 2, /bad\.jsonl:2: deadline "soon"/);
     const missing = await cli(["status", "ok"]);
     expectOneLineFailure(missing, 1, /no task "ok"/);
+  });
+
+  it("refuses a task id taken by a task of another workflow on the other shard, and finds the task by its id", async () => {
+    // `--shards 2`: shard i owns the slots n with n mod 2 == i.
+    const workflowOn = (shard: number, prefix: string) => {
+      for (let i = 0; ; i++) {
+        const w = `${prefix}-${i}`;
+        if (slotOfTask({ id: "x", workflowId: w }) % 2 === shard) return w;
+      }
+    };
+    const [first, second] = [workflowOn(0, "twin-a"), workflowOn(1, "twin-b")];
+    const ok = await cli(
+      ["submit", "-"],
+      JSON.stringify([{ id: "twin-id", deadline: 1, workflowId: first }]),
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    const dup = await cli(
+      ["submit", "-"],
+      JSON.stringify([
+        { id: "twin-sibling", deadline: 1, workflowId: second },
+        { id: "twin-id", deadline: 1, workflowId: second },
+      ]),
+    );
+    expect(dup.code).not.toBe(0);
+    expect(dup.stderr).toMatch(/twin-id/);
+    expect(dup.stderr).toMatch(/DUPLICATE_ID|taken in the cluster/);
+    // Nothing of the refused batch was stored; the id names the first task, found by its id alone.
+    expectOneLineFailure(await cli(["status", "twin-sibling"]), 1, /no task "twin-sibling"/);
+    const view = JSON.parse((await cli(["status", "twin-id", "--json"])).stdout);
+    expect(view.workflowId ?? view.task?.workflowId).toBe(first);
   });
 
   it("refuses bad options and arguments (the rest of the cases run in-process: packages/cli)", async () => {

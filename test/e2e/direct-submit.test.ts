@@ -73,16 +73,19 @@ describe("direct submits", () => {
 
     const w0 = workflowOn(0, "w0");
     const w1 = workflowOn(1, "w1");
+    // Ids homed on shard 1 too (their claims are the tasks themselves: docs/cluster.md, "One id
+    // space per cluster"); `workflowOn` places an id alone by the same hash.
+    const [a, b] = [workflowOn(1, "a"), workflowOn(1, "b")];
     const one = await client.submit([
-      { id: "a", deadline: 5, workflowId: w1 },
-      { id: "b", deadline: 6, workflowId: w1, prerequisites: ["a"] },
+      { id: a, deadline: 5, workflowId: w1 },
+      { id: b, deadline: 6, workflowId: w1, prerequisites: [a] },
     ]);
     expect(one).toMatchObject({ accepted: 2, replayed: false });
     expect(atCoordinator.has(one.idempotencyKey)).toBe(false);
     expect(atShard.get(one.idempotencyKey)).toBe("shard-1");
     // The same key again: the shard replays it, as a coordinator's resend would.
     expect(
-      await client.submit([{ id: "a", deadline: 5, workflowId: w1 }], { idempotencyKey: one.idempotencyKey }),
+      await client.submit([{ id: a, deadline: 5, workflowId: w1 }], { idempotencyKey: one.idempotencyKey }),
     ).toMatchObject({
       replayed: true,
     });
@@ -93,13 +96,17 @@ describe("direct submits", () => {
     ]);
     expect(atCoordinator.has(two.idempotencyKey)).toBe(true);
     expect(prepared.has(two.idempotencyKey)).toBe(true);
+    // One workflow on shard 1, but an id homed on shard 0: its claim is kept there, so a coordinator.
+    const elsewhere = await client.submit([{ id: workflowOn(0, "e"), deadline: 9, workflowId: w1 }]);
+    expect(atCoordinator.has(elsewhere.idempotencyKey)).toBe(true);
+    expect(prepared.has(elsewhere.idempotencyKey)).toBe(true);
 
     // What went straight is scheduled as anything else: b waits for a, then runs.
-    expect((await client.getTask("b", { workflowId: w1 }))?.state).toBe("WAITING");
+    expect((await client.getTask(b, { workflowId: w1 }))?.state).toBe("WAITING");
     const leased = await client.lease({ max: 10 });
-    expect(leased.map((l) => l.taskId)).toContain("a");
+    expect(leased.map((l) => l.taskId)).toContain(a);
     for (const lease of leased) await client.complete(lease);
-    expect((await client.getTask("b", { workflowId: w1 }))?.state).toBe("RUNNABLE");
+    expect((await client.getTask(b, { workflowId: w1 }))?.state).toBe("RUNNABLE");
   });
 
   it("refuses a bad one-shard batch with the same single report, and stores nothing of it", async () => {

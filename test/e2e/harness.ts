@@ -39,6 +39,10 @@ export async function startCluster(
     shards?: number;
     cluster?: string;
     engine?: Parameters<typeof startShardActor>[0]["shard"];
+    /** The cluster's id space (default: "cluster"). */
+    idSpace?: Parameters<typeof startShardActor>[0]["idSpace"];
+    /** How often shards sweep the id claims of tasks gone (default: the actor's). */
+    claimSweepMs?: number;
   } = {},
 ): Promise<TestCluster> {
   const shardCount = options.shards ?? 3;
@@ -55,6 +59,8 @@ export async function startCluster(
         slots: { index: i, of: shardCount },
         logger: silent,
         shard: { durability: "committed", ...options.engine },
+        ...(options.idSpace === undefined ? {} : { idSpace: options.idSpace }),
+        ...(options.claimSweepMs === undefined ? {} : { claimSweepMs: options.claimSweepMs }),
       }),
     ),
   );

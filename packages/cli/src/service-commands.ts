@@ -20,7 +20,7 @@ import {
 import { startCoordinator } from "@frontier/coordinator";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "@frontier/core";
 import { processRegistry, renderMetrics } from "@frontier/metrics";
-import { isValidToken, redactUrl } from "@frontier/protocol";
+import { ID_SPACES, isIdSpace, isValidToken, redactUrl } from "@frontier/protocol";
 import { AUTH_CONFIG_FILE, accessOf, clusterPrincipals, ensureCredentials } from "@frontier/transport";
 import pino, { type Logger } from "pino";
 import { checkNatsUrl, flag, IMPLICIT_CREDENTIALS_DIR, int, str, target } from "./args.js";
@@ -114,6 +114,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       ...engine,
       ...prepared,
       ...autoRebalanceOf(ctx),
+      ...idSpaceOf(ctx),
       ...(flag(ctx.parsed, "replicate") ? { replicate: true } : {}),
     });
     parts.unshift({ name: "shards", close: () => host.close() });
@@ -261,6 +262,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       exit: () => {},
       ...prepared,
       ...autoRebalanceOf(ctx),
+      ...idSpaceOf(ctx),
       ...(replicate ? { replicate } : {}),
       ...(takeover || engine !== undefined
         ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
@@ -324,6 +326,17 @@ function shardLimitsOf(
 /** Automatic rebalancing from --auto-rebalance (every AUTO_REBALANCE_MS); off when absent. */
 function autoRebalanceOf(ctx: CommandContext): Pick<ShardActorTuning, "autoRebalanceMs"> {
   return flag(ctx.parsed, "auto-rebalance") ? { autoRebalanceMs: AUTO_REBALANCE_MS } : {};
+}
+
+/** The id space from --id-space (absent: the default, "cluster"). */
+function idSpaceOf(ctx: CommandContext): Pick<ShardActorTuning, "idSpace"> {
+  const idSpace = str(ctx.parsed, "id-space");
+  if (idSpace === undefined) return {};
+  if (!isIdSpace(idSpace))
+    throw usageError(
+      `${ctx.command}: --id-space must be one of ${ID_SPACES.join(", ")}, got ${JSON.stringify(idSpace)}`,
+    );
+  return { idSpace };
 }
 
 /** How often a shard started with --auto-rebalance looks at the slots' balance, ms. */

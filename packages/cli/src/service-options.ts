@@ -69,6 +69,16 @@ const AUTO_REBALANCE_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
+/** How far task ids are unique, for `start` and `shard`: a property of the cluster, set at its creation. */
+const ID_SPACE_OPTION = {
+  "id-space": {
+    type: "string",
+    value: "SCOPE",
+    description:
+      "cluster: a task id is unique in the whole cluster (default; a batch whose ids are homed on other shards than their workflows costs a two-phase submit); workflow: unique per shard only (cheaper submits, but two workflows on two shards may share an id, so name tasks with their workflow). Set when the cluster is created; a shard started with the other is refused",
+  },
+} as const satisfies OptionSpecs;
+
 /** Limits of what a shard holds for multi-shard submits (refused as OVERLOADED beyond). */
 const PREPARED_OPTIONS = {
   "max-prepared-parts": {
@@ -162,6 +172,7 @@ export const START_OPTIONS = {
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
+  ...ID_SPACE_OPTION,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
   ...CONSOLE_ADDRESS_OPTIONS,
@@ -219,6 +230,7 @@ export const SHARD_OPTIONS = {
   ...PREPARED_OPTIONS,
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
+  ...ID_SPACE_OPTION,
   ...metricsOptions("shard"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;

@@ -73,7 +73,7 @@ export interface ConnectOptions extends NatsAccess {
   /** See `DEFAULT_RETRY`; fields not given keep their defaults. */
   readonly retry?: Partial<RetryPolicy>;
   /**
-   * Send a submit whose tasks all live on one shard straight to that shard
+   * Send a submit whose tasks (and their ids' homes) all live on one shard straight to that shard
    * (one hop, not two), by the cluster's slot table, which the client then
    * watches; anything else, and whatever that shard cannot take, goes
    * through a coordinator. Default true. Needs the submitter role's rights

@@ -1,22 +1,28 @@
 /**
- * Where a submit goes first. A batch whose tasks all live on one shard goes
- * straight to it — one hop instead of two, which at light load is about a
+ * Where a submit goes first. A batch whose tasks, and their ids' claims
+ * (docs/cluster.md, "One id space per cluster": at the owner of each id's
+ * home slot, `homeSlotOf`), all live on one shard goes straight to it — one hop instead of two, which at light load is about a
  * third of a task's way from submit to handler (docs/benchmarks.md) — by the
  * cluster's slot table, watched from its KV bucket once the client first
  * submits. Everything else goes through a coordinator: a batch over several
- * shards (only a coordinator makes that atomic), a task the table has no
- * owner for, a task without a workflow that names prerequisites (the
- * coordinator refuses it with the message that says what to do), and a
- * task of a large workflow with a prerequisite in another slot (only a
- * coordinator sends the edge's link to the prerequisite's shard, which
- * owes the dependent its completion event: docs/cluster.md).
+ * shards (only a coordinator makes that atomic), a task whose id is homed
+ * on another shard than its workflow (its claim is kept there: a
+ * two-phase submit), a task the table has no owner for, a task without a
+ * workflow that names prerequisites (the coordinator refuses it with the
+ * message that says what to do), and a task of a large workflow with a
+ * prerequisite in another slot (only a coordinator sends the edge's link
+ * to the prerequisite's shard, which owes the dependent its completion
+ * event: docs/cluster.md). In a cluster whose ids are unique per shard
+ * only (`--id-space workflow`), where no claim is kept, a task homed
+ * elsewhere still goes through a coordinator: the client does not read the
+ * id space.
  *
  * The shard checks a direct submit as it checks a coordinator's (its slots,
  * its state, the batch itself), and the client falls back to a coordinator
  * whenever the shard is not the one to ask (docs/cluster.md, "Submit").
  */
 import type { TaskInput } from "@frontier/core";
-import { slotOfTask } from "@frontier/protocol";
+import { homeSlotOf, slotOfTask } from "@frontier/protocol";
 import { SlotMap } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -54,6 +60,8 @@ export class SubmitRoute {
       if (hasRemotePrerequisite(task, slot)) return undefined;
       const shard = this.map.ownerOf(slot);
       if (shard === undefined || (owner !== undefined && shard !== owner)) return undefined;
+      // A task without a workflow lives in its id's home slot: nothing more to look up.
+      if (task.workflowId !== undefined && this.map.ownerOf(homeSlotOf(task.id)) !== shard) return undefined;
       owner = shard;
     }
     return owner;

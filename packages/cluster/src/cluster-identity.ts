@@ -27,7 +27,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { slotBucketName } from "@frontier/protocol";
+import { ID_SPACE_KEY, type IdSpace, isIdSpace, slotBucketName } from "@frontier/protocol";
 import type { KV } from "@nats-io/kv";
 import { writeFileDurably } from "./durable-file.js";
 
@@ -50,6 +50,8 @@ export const ClusterIdentityErrorCode = {
   SHARD_ID_TAKEN: "SHARD_ID_TAKEN",
   /** The data directory's identity record cannot be read (not JSON, fields missing). */
   IDENTITY_UNREADABLE: "IDENTITY_UNREADABLE",
+  /** The cluster was created with another id space than this shard was started with (`--id-space`). */
+  ID_SPACE_MISMATCH: "ID_SPACE_MISMATCH",
 } as const;
 export type ClusterIdentityErrorCode =
   (typeof ClusterIdentityErrorCode)[keyof typeof ClusterIdentityErrorCode];
@@ -282,6 +284,36 @@ function shardIdTaken(o: EnrollOptions, holder: string): ClusterIdentityError {
       "(frontier shard --id, frontier start --first-shard); if the other directory is gone for good, " +
       `delete key ${key} of bucket ${slotBucketName(o.cluster)} first`,
   );
+}
+
+/**
+ * The cluster's id space (@frontier/protocol id-space.ts): `wanted`, written
+ * with a `create` when the bucket has none (a new cluster, or one from
+ * before the key: of two shards racing, exactly one writes it); else the
+ * bucket's, which must be `wanted` — a cluster whose members disagree on
+ * it would refuse some duplicate ids and accept others, so a shard started
+ * with another one is refused (ID_SPACE_MISMATCH), changing nothing.
+ */
+export async function resolveIdSpace(kv: KV, cluster: string, wanted: IdSpace): Promise<IdSpace> {
+  let stored = await readValue(kv, ID_SPACE_KEY);
+  if (stored === undefined) {
+    try {
+      await kv.create(ID_SPACE_KEY, encoder.encode(wanted));
+      return wanted;
+    } catch (error) {
+      stored = await readValue(kv, ID_SPACE_KEY);
+      if (stored === undefined) throw error;
+    }
+  }
+  if (stored !== wanted) {
+    throw new ClusterIdentityError(
+      ClusterIdentityErrorCode.ID_SPACE_MISMATCH,
+      `cluster ${JSON.stringify(cluster)} keeps task ids unique per ${isIdSpace(stored) ? stored : JSON.stringify(stored)} ` +
+        `(${slotBucketName(cluster)}, key ${ID_SPACE_KEY}), and this shard was started with --id-space ${wanted}; ` +
+        `start it with --id-space ${isIdSpace(stored) ? stored : "as the cluster was created"}`,
+    );
+  }
+  return wanted;
 }
 
 async function readIdentity(kv: KV): Promise<string | undefined> {

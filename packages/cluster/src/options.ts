@@ -5,7 +5,15 @@
  * (`InvalidArgumentError`, code INVALID_ARGUMENT).
  */
 import { InvalidArgumentError } from "@frontier/core";
-import { isValidToken, MAX_TOKEN_LENGTH, PREPARE_TTL_MS } from "@frontier/protocol";
+import {
+  DEFAULT_ID_SPACE,
+  ID_SPACES,
+  type IdSpace,
+  isIdSpace,
+  isValidToken,
+  MAX_TOKEN_LENGTH,
+  PREPARE_TTL_MS,
+} from "@frontier/protocol";
 import {
   DEFAULT_MAX_IDEMPOTENCY_KEYS as SHARD_MAX_IDEMPOTENCY_KEYS,
   DEFAULT_MAX_LIVE_TASKS as SHARD_MAX_LIVE_TASKS,
@@ -147,6 +155,21 @@ export interface ShardActorTuning {
    * 0 (the default): off; `frontier rebalance` does it on demand.
    */
   readonly autoRebalanceMs?: number;
+  /**
+   * How far a task id is unique (@frontier/protocol id-space.ts):
+   * "cluster" (the default) or "workflow". Written into the cluster when
+   * its first shard starts; a shard started with another one is refused
+   * (ID_SPACE_MISMATCH).
+   */
+  readonly idSpace?: IdSpace;
+  /**
+   * Every this many ms, the shard asks the shards of up to
+   * CLAIM_SWEEP_ROWS of the id claims it keeps whether their tasks are
+   * still held, and drops the claims of tasks gone (dropped after their
+   * retention). Default DEFAULT_CLAIM_SWEEP_MS; 0: off (a claim of a task
+   * gone then stays until a batch of its id takes it over).
+   */
+  readonly claimSweepMs?: number;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -244,6 +267,8 @@ export interface ResolvedShardActorOptions {
   readonly claimConcurrency: number;
   readonly slotCheckIntervalMs: number;
   readonly autoRebalanceMs: number;
+  readonly idSpace: IdSpace;
+  readonly claimSweepMs: number;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -359,6 +384,8 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
       `${where} "slotCheckIntervalMs"`,
     ),
     autoRebalanceMs: int(o["autoRebalanceMs"], 0, 0, `${where} "autoRebalanceMs"`),
+    idSpace: idSpaceOf(o["idSpace"], `${where} "idSpace"`),
+    claimSweepMs: int(o["claimSweepMs"], DEFAULT_CLAIM_SWEEP_MS, 0, `${where} "claimSweepMs"`),
   };
 }
 
@@ -656,4 +683,18 @@ function access(v: unknown, servers: readonly string[], where: string): NatsAcce
     throw error;
   }
   return v as NatsAccess;
+}
+
+/** How often a shard sweeps the id claims of tasks gone, ms (ShardActorTuning.claimSweepMs). */
+export const DEFAULT_CLAIM_SWEEP_MS = 5_000;
+/** Claim rows a sweep asks about at most: one round trip of that many `holds` in parallel. */
+export const CLAIM_SWEEP_ROWS = 256;
+
+/** An id space option: absent for the default, else one of ID_SPACES. */
+function idSpaceOf(value: unknown, what: string): IdSpace {
+  if (value === undefined) return DEFAULT_ID_SPACE;
+  if (isIdSpace(value)) return value;
+  throw new InvalidArgumentError(
+    `${what} must be one of ${ID_SPACES.join(", ")}, got ${JSON.stringify(value)}`,
+  );
 }

@@ -16,8 +16,13 @@
  *  - `heldTasks` and `heldPayloadBytes` are the sums over `parts`: what the
  *    parts will add to the shard when committed, set aside against the
  *    shard's limits (one idempotency key per part).
+ *  - `reservedClaims` holds exactly the claimed ids of the parts (counted),
+ *    the ids homed here that the parts' batches take (docs/cluster.md, "One
+ *    id space per cluster"); `claimsKept` the keys of parts whose claims
+ *    are durable already (a `claimsOnly` commit), a subset of `parts`' keys.
  */
 import type { RemoteLink, TaskInput } from "@frontier/core";
+import type { IdClaim } from "@frontier/protocol";
 import type { ShardHoldings } from "@frontier/shard";
 
 export interface PreparedPart {
@@ -31,6 +36,8 @@ export interface PreparedPart {
   readonly bytes: number;
   /** Its payloads' bytes as the shard counts them (Shard.admit), set aside against maxStoredBytes. */
   readonly payloadBytes: number;
+  /** The claims of ids homed here that its batch takes (tasks of this part or of other shards). */
+  readonly claims: readonly IdClaim[];
 }
 
 /** How much the parts may hold at once. */
@@ -90,6 +97,8 @@ class ReservedIds implements ReadonlySet<string> {
 export class PreparedParts {
   private readonly parts = new Map<string, PreparedPart>();
   private readonly reservedIds = new ReservedIds();
+  private readonly reservedClaims = new ReservedIds();
+  private readonly claimsKept = new Set<string>();
   private heldBytes = 0;
   private heldTasks = 0;
   private heldPayloadBytes = 0;
@@ -162,6 +171,42 @@ export class PreparedParts {
     return this.reservedIds;
   }
 
+  /** Ids whose claims the parts reserve here. */
+  get claimed(): ReadonlySet<string> {
+    return this.reservedClaims;
+  }
+
+  /** Whether some part held (expired ones swept first) claims an id `pick` picks. */
+  claimsAny(pick: (taskId: string) => boolean, now: number): boolean {
+    this.sweep(now);
+    for (const id of this.reservedClaims) if (pick(id)) return true;
+    return false;
+  }
+
+  /** The part under `key` had its claims made durable (a `claimsOnly` commit); it keeps its tasks. */
+  keptClaims(key: string): void {
+    if (this.parts.has(key)) this.claimsKept.add(key);
+  }
+
+  /** Whether the claims of the part under `key` are durable already. */
+  claimsKeptFor(key: string): boolean {
+    return this.claimsKept.has(key);
+  }
+
+  /** Ids claimed (or, as tasks, reserved) by a part other than the one under `key`. */
+  claimedByOthers(ids: readonly string[], key: string, now: number): string[] {
+    this.sweep(now);
+    if (this.reservedClaims.size === 0 && this.reservedIds.size === 0) return [];
+    const own = this.parts.get(key);
+    const ownClaims = own ? new Set(own.claims.map((c) => c.taskId)) : undefined;
+    const ownIds = own ? new Set(own.ids) : undefined;
+    return ids.filter(
+      (id) =>
+        this.reservedClaims.count(id) > (ownClaims?.has(id) ? 1 : 0) ||
+        this.reservedIds.count(id) > (ownIds?.has(id) ? 1 : 0),
+    );
+  }
+
   /** The live part under `key` (expired parts are swept first). */
   get(key: string, now: number): PreparedPart | undefined {
     this.sweep(now);
@@ -180,7 +225,9 @@ export class PreparedParts {
     bytes = 0,
     payloadBytes = 0,
     links: readonly RemoteLink[] = [],
+    claims: readonly IdClaim[] = [],
   ): PreparedPart {
+    const kept = this.claimsKept.has(key);
     this.remove(key);
     const part: PreparedPart = {
       key,
@@ -190,12 +237,15 @@ export class PreparedParts {
       expiresAt: now + this.ttlMs,
       bytes,
       payloadBytes,
+      claims,
     };
+    if (kept) this.claimsKept.add(key);
     this.parts.set(key, part);
     this.heldBytes += bytes;
     this.heldTasks += part.ids.length;
     this.heldPayloadBytes += payloadBytes;
     for (const id of part.ids) this.reservedIds.add(id);
+    for (const c of claims) this.reservedClaims.add(c.taskId);
     return part;
   }
 
@@ -216,6 +266,8 @@ export class PreparedParts {
     this.heldTasks -= part.ids.length;
     this.heldPayloadBytes -= part.payloadBytes;
     for (const id of part.ids) this.reservedIds.delete(id);
+    for (const c of part.claims) this.reservedClaims.delete(c.taskId);
+    this.claimsKept.delete(key);
     return true;
   }
 

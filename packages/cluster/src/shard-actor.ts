@@ -51,14 +51,19 @@ import {
 } from "@frontier/metrics";
 import {
   boundTypeCounts,
+  claimOf,
   decodeFrontier,
+  decodeReply,
   decodeRequest,
   encodedByteLength,
   encodeFrontier,
   encodeReply,
+  encodeRequest,
   errorReply,
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
+  homeSlotOf,
+  type IdClaim,
   isShardUnavailableDetail,
   LEASE_RESULTS_BYTES,
   type LeaseRequest,
@@ -83,10 +88,12 @@ import {
   slotOfTask,
   subjectsFor,
   toWireError,
+  unwrapReply,
   WireErrorCode,
   wireProblems,
 } from "@frontier/protocol";
 import {
+  type IdClaimRow,
   Shard,
   ShardError,
   ShardErrorCode,
@@ -106,14 +113,26 @@ import {
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { EMPTY_FRONTIER, type Frontier, FrontierAnnouncer } from "./announcer.js";
-import { checkShardId, enrollShard, readDataIdentity, resolveClusterIdentity } from "./cluster-identity.js";
+import {
+  checkShardId,
+  enrollShard,
+  readDataIdentity,
+  resolveClusterIdentity,
+  resolveIdSpace,
+} from "./cluster-identity.js";
 import { CompletionRelay } from "./completion-relay.js";
+import { IdHome } from "./id-home.js";
 import { JournalStream } from "./journal-stream.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
 import { createLogger } from "./log.js";
 import { ShardMetrics } from "./metrics/shard-metrics.js";
-import { checkShardActorOptions, type ResolvedShardActorOptions, type ShardActorOptions } from "./options.js";
+import {
+  CLAIM_SWEEP_ROWS,
+  checkShardActorOptions,
+  type ResolvedShardActorOptions,
+  type ShardActorOptions,
+} from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { PreparedParts } from "./prepared.js";
@@ -169,6 +188,10 @@ const DRAIN_TIMEOUT_MS = 5_000;
 const MOVE_REQUEST_TIMEOUT_MS = 10_000;
 /** Timeout of one `deliverEvents` request (at most MAX_EVENTS_PER_DELIVERY events, one flushed commit), ms. */
 const DELIVER_REQUEST_TIMEOUT_MS = 10_000;
+/** Timeout of a `holds` request from an id's home to a claim's shard, ms (a read of memory there). */
+const HOLDS_TIMEOUT_MS = 5_000;
+/** No claim rows: nothing found gone. */
+const NO_ROWS: ReadonlySet<IdClaimRow> = new Set();
 
 export class ShardActor {
   private state: ActorState = ActorState.STARTING;
@@ -179,6 +202,9 @@ export class ShardActor {
   private statusIter: QueuedIterator<Status> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private rebalanceTimer: NodeJS.Timeout | undefined;
+  private claimSweepTimer: NodeJS.Timeout | undefined;
+  /** A sweep of claim rows in progress (one at a time). */
+  private claimSweep: Promise<unknown> | undefined;
   /** A move of automatic rebalancing in progress here (one at a time). */
   private rebalancing: Promise<unknown> | undefined;
   private readonly announcer: FrontierAnnouncer;
@@ -200,6 +226,8 @@ export class ShardActor {
   private readonly mover: SlotMover;
   /** Sends the completion events this shard's outbox owes (large workflows; completion-relay.ts). */
   private readonly relay: CompletionRelay;
+  /** The claims of the task ids homed here (one id space per cluster, id-home.ts). */
+  private readonly ids: IdHome;
   private readonly abort = new AbortController();
   private readonly exit = deferred<ActorExit>();
   private closing: Promise<void> | undefined;
@@ -267,13 +295,14 @@ export class ShardActor {
       nc,
       log,
       secretOf: (taskId, token) => shard.adoptedProof(taskId, token) ?? secrets.of(taskId, token),
-      // A prepared part's tasks, or the prerequisites its links name, must not leave before its commit.
+      // A prepared part's tasks, or the prerequisites its links name, must not leave before its
+      // commit; a prepared claim homed in the slot must end too: the claims move with it.
       busy: (slot) =>
         this.prepared.holdsAny(
           (task) => slotOfTask(task) === slot,
           Date.now(),
           (link) => slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true }) === slot,
-        ),
+        ) || this.prepared.claimsAny((id) => homeSlotOf(id) === slot, Date.now()),
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
       changed: () => {
@@ -296,6 +325,12 @@ export class ShardActor {
       deliverHere: (events) => this.deliverEvents(events),
       signal: this.abort.signal,
       requestTimeoutMs: DELIVER_REQUEST_TIMEOUT_MS,
+    });
+    this.ids = new IdHome({
+      shard,
+      prepared: this.prepared,
+      requireHome: (taskId) => this.requireHome(taskId),
+      holds: (claim) => this.holdsElsewhere(claim),
     });
     this.replay = new LeaseReplay(
       options.leaseReplayTtlMs,
@@ -383,6 +418,8 @@ export class ShardActor {
         dataId,
       };
       await untilNats("check the shard id", () => checkShardId(identityKv, enrolling));
+      // One id space for every member: a shard that would keep ids unique otherwise is refused.
+      await untilNats("check the id space", () => resolveIdSpace(identityKv, o.cluster, o.idSpace));
       const opening = performance.now();
       const replica = o.replicate
         ? new JournalStream({
@@ -557,6 +594,7 @@ export class ShardActor {
       this.abort.abort();
       this.guard.stop();
       clearInterval(this.sweepTimer);
+      clearInterval(this.claimSweepTimer);
       clearInterval(this.rebalanceTimer);
       this.statusIter?.stop();
       this.connection.stop();
@@ -646,6 +684,10 @@ export class ShardActor {
       Math.min(1_000, this.options.prepareTtlMs),
     );
     this.sweepTimer.unref();
+    if (this.options.claimSweepMs > 0) {
+      this.claimSweepTimer = setInterval(() => this.sweepClaims(), this.options.claimSweepMs);
+      this.claimSweepTimer.unref();
+    }
     if (this.options.autoRebalanceMs > 0) {
       this.rebalanceTimer = setInterval(() => void this.rebalanceStep(), this.options.autoRebalanceMs);
       this.rebalanceTimer.unref();
@@ -746,14 +788,14 @@ export class ShardActor {
       case "submit":
         return { ok: true, op: "submit", ...(await this.submit(request)) };
       case "prepare":
-        return { ok: true, op: "prepare", ...this.prepare(request, bytes) };
+        return { ok: true, op: "prepare", ...(await this.prepare(request, bytes)) };
       case "commit":
         return { ok: true, op: "commit", ...(await this.commit(request)) };
       case "abort":
         this.prepared.remove(request.idempotencyKey);
         return { ok: true, op: "abort" };
       case "check":
-        return { ok: true, op: "check", problems: this.check(request) };
+        return { ok: true, op: "check", problems: await this.check(request) };
       case "lease": {
         const leases = this.withSecrets(await this.lease(request));
         // The frontier after the grant: the coordinator routes its next ask by it at once.
@@ -829,6 +871,12 @@ export class ShardActor {
         return { ok: true, op: "adopt", ...(await this.mover.adopt(request)) };
       case "deliverEvents":
         return { ok: true, op: "deliverEvents", results: await this.deliverEvents(request.events) };
+      case "locate":
+        // Ids unique per shard only: no claim says where a task is (the coordinator asks every shard).
+        if (this.options.idSpace === "workflow") return { ok: true, op: "locate", claim: null };
+        return { ok: true, op: "locate", claim: this.ids.locate(request.taskId) };
+      case "holds":
+        return { ok: true, op: "holds", held: this.holdsHere(request) };
       default:
         return assertNever(request);
     }
@@ -1040,16 +1088,159 @@ export class ShardActor {
     this.requireOwnedTasks(tasks);
     this.requirePlaceable(tasks);
     if (links !== undefined) this.requireOwnedLinks(links);
-    // No await between this check and the Shard's (synchronous) acceptance.
+    const claims = this.claimsOf(request);
+    // Rows in the way of the claims whose tasks may be gone: asked about (a round trip), then
+    // everything is checked again. No await between the last checks and the Shard's (synchronous)
+    // acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
-      this.rejectReserved(tasks, idempotencyKey);
+      const own = ownIds(tasks, claims);
+      const suspect = this.ids.free(claims, idempotencyKey, undefined, own);
+      if (suspect.length > 0) {
+        const gone = await this.ids.gone(suspect);
+        if (this.shard.submitted(idempotencyKey) === undefined) {
+          const still = this.ids.free(claims, idempotencyKey, gone, own);
+          if (still.length > 0) throw this.ids.changed(still);
+        }
+      }
     }
+    if (this.shard.submitted(idempotencyKey) === undefined) this.rejectReserved(tasks, idempotencyKey);
     // The prepared parts will be committed: their room counts against the limits as held.
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
+    const rows = claimRows(claims, tasks);
     const result = await this.announced(
-      this.shard.submit(tasks, { idempotencyKey, alsoHeld, ...(links === undefined ? {} : { links }) }),
+      this.shard.submit(tasks, {
+        idempotencyKey,
+        alsoHeld,
+        ...(links === undefined ? {} : { links }),
+        ...(rows.length === 0 ? {} : { claims: rows }),
+      }),
     );
     return { accepted: result.taskIds.length, replayed: result.duplicate };
+  }
+
+  /**
+   * The claims a submit or prepare takes here: those it carries, or, when
+   * the coordinator sent none (it saw one shard owning every slot), every
+   * task's own. With every slot served here and no claim row or prepared
+   * claim, there is nothing to check: none. Otherwise a task whose home
+   * slot another shard owns means the coordinator's view is stale (a first
+   * slot just moved away): SLOT_NOT_OWNED, retryable. A home slot nobody
+   * owns (a cluster still starting, or a test's shard owning a few slots)
+   * holds no claim to check.
+   */
+  private claimsOf(request: {
+    readonly tasks: readonly TaskInput[];
+    readonly claims?: readonly IdClaim[] | undefined;
+  }): readonly IdClaim[] {
+    // Ids unique per shard only (the cluster's choice): the engine's own check is all there is.
+    if (this.options.idSpace === "workflow") return [];
+    if (request.claims !== undefined) return request.claims;
+    if (this.servesEverySlot()) {
+      if (this.shard.claimCount === 0 && this.prepared.claimed.size === 0) return [];
+      return request.tasks.map(claimOf);
+    }
+    const claims: IdClaim[] = [];
+    for (const task of request.tasks) {
+      const home = homeSlotOf(task.id);
+      if (this.owns(home)) claims.push(claimOf(task));
+      else if (this.ownership.map.ownerOf(home) !== undefined || this.mover.isMoving(home))
+        this.requireHome(task.id);
+    }
+    return claims;
+  }
+
+  /** Whether this shard serves all SLOT_COUNT slots (a cluster of one shard): SlotGuard.servesAll. */
+  private servesEverySlot(): boolean {
+    return this.guard.servesAll();
+  }
+
+  /** One step of the sweep of claim rows whose tasks are gone (claimSweepMs), unless one runs. */
+  private sweepClaims(): void {
+    if (this.state !== ActorState.SERVING || this.claimSweep !== undefined) return;
+    this.claimSweep = this.ids
+      .sweep(CLAIM_SWEEP_ROWS)
+      .then(
+        (dropped) => {
+          if (dropped > 0) this.log.debug({ dropped }, "dropped the id claims of tasks gone");
+        },
+        (error: unknown) => this.log.warn({ err: messageOf(error) }, "a sweep of id claims failed"),
+      )
+      .finally(() => {
+        this.claimSweep = undefined;
+      });
+  }
+
+  /** Throws SLOT_MOVING or SLOT_NOT_OWNED unless this shard serves the home slot of `taskId` now. */
+  private requireHome(taskId: string): void {
+    const slot = homeSlotOf(taskId);
+    if (this.mover.isMoving(slot))
+      throw this.mover.movingError(slot, `the claim of task id ${JSON.stringify(taskId)}`);
+    if (!this.owns(slot)) {
+      const owner = this.ownership.map.ownerOf(slot);
+      throw new ProtocolError(
+        WireErrorCode.SLOT_NOT_OWNED,
+        `shard ${this.shardId} does not own slot ${slot}, the home of task id ${JSON.stringify(taskId)}` +
+          `${owner === undefined ? " (no shard owns it)" : ` (shard ${owner} does)`}; refresh routing and retry`,
+      );
+    }
+  }
+
+  /**
+   * `holds` here: whether the task of this id in this workflow is in the
+   * engine, or in a prepared part (which may still commit it). A part with
+   * the id in another workflow is not that task (it may be the very batch
+   * that asks to take the id over). A commit in progress has put its tasks
+   * in the engine already.
+   * Refused while the task's slot moves, or when it is not served here.
+   */
+  private holdsHere(claim: {
+    readonly taskId: string;
+    readonly workflowId?: string | undefined;
+    readonly large?: boolean | undefined;
+  }): boolean {
+    const slot = slotOfTask({ id: claim.taskId, workflowId: claim.workflowId, large: claim.large });
+    if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(claim.taskId)}`);
+    if (!this.owns(slot)) this.slotNotOwned([{ slot, taskId: claim.taskId }]);
+    const held = this.shard.heldTask(claim.taskId);
+    if (
+      held !== undefined &&
+      held.workflowId === claim.workflowId &&
+      (held.large === true) === (claim.large === true)
+    )
+      return true;
+    const now = Date.now();
+    this.prepared.sweep(now);
+    return (
+      this.prepared.reserved.has(claim.taskId) &&
+      this.prepared.holdsAny((t) => t.id === claim.taskId && t.workflowId === claim.workflowId, now)
+    );
+  }
+
+  /** `holds` asked of the shard serving the slot of `row`'s task (this one: answered here). */
+  private async holdsElsewhere(row: IdClaimRow): Promise<boolean> {
+    const slot = slotOfTask({ id: row.taskId, workflowId: row.workflowId, large: row.large });
+    if (this.owns(slot) || this.mover.isMoving(slot)) return this.holdsHere(row);
+    const owner = this.ownership.map.ownerOf(slot);
+    if (owner === undefined)
+      throw new ProtocolError(
+        WireErrorCode.SHARD_UNAVAILABLE,
+        `no shard owns slot ${slot}, which holds the claim of task id ${JSON.stringify(row.taskId)}; retry`,
+        { retryable: true },
+      );
+    const request = {
+      op: "holds",
+      taskId: row.taskId,
+      ...(row.workflowId === undefined ? {} : { workflowId: row.workflowId }),
+      ...(row.large === true ? { large: true } : {}),
+    } as const;
+    const msg = await this.nc.request(
+      subjectsFor(this.cluster).shard(owner, "holds"),
+      encodeRequest(request),
+      {
+        timeout: HOLDS_TIMEOUT_MS,
+      },
+    );
+    return unwrapReply(decodeReply(msg.data, "holds")).held;
   }
 
   /**
@@ -1076,26 +1267,34 @@ export class ShardActor {
    * the reservation are one step. A part's commit then fits: every submit
    * and prepare leaves room for the parts held.
    */
-  private prepare(request: RequestOf<"prepare">, bytes: number): { accepted: number } {
+  private async prepare(request: RequestOf<"prepare">, bytes: number): Promise<{ accepted: number }> {
     const { tasks, idempotencyKey: key, links } = request;
     this.requireOwnedTasks(tasks);
     if (links !== undefined) this.requireOwnedLinks(links);
-    // Committed already (the client retries the whole submit): the commit will replay.
+    const claims = this.claimsOf(request);
+    // Committed already (the client retries the whole submit): the commit will replay, if the
+    // claims it kept are still its own (an id whose task another shard lost may have been taken
+    // over since; a replay must not let the retry store that task after all).
     const committed = this.shard.submitted(key);
-    if (committed) return { accepted: committed.taskIds.length };
-    if (this.committing.has(key)) return { accepted: tasks.length };
-    const now = Date.now();
-    const existing = this.prepared.get(key, now);
-    if (existing) {
-      if (!sameIds(existing.ids, tasks)) {
-        throw new ProtocolError(
-          WireErrorCode.BAD_MESSAGE,
-          `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
-        );
-      }
-      this.prepared.add(key, tasks, now, existing.bytes, existing.payloadBytes, existing.links);
-      return { accepted: tasks.length };
+    if (committed) {
+      this.ids.requireStillClaimed(claims);
+      return { accepted: committed.taskIds.length };
     }
+    if (this.committing.has(key)) return { accepted: tasks.length };
+    const existing = this.prepared.get(key, Date.now());
+    if (existing) return this.prepareAgain(key, tasks, claims);
+    // Rows in the way whose tasks may be gone are asked about first (a round trip); all else is
+    // checked again, and reserved, in the synchronous stretch after it.
+    let gone = NO_ROWS;
+    const own = ownIds(tasks, claims);
+    const suspect = this.ids.free(claims, key, undefined, own);
+    if (suspect.length > 0) {
+      gone = await this.ids.gone(suspect);
+      if (this.shard.submitted(key) !== undefined || this.committing.has(key))
+        return { accepted: tasks.length };
+      if (this.prepared.get(key, Date.now())) return this.prepareAgain(key, tasks, claims);
+    }
+    const now = Date.now();
     // Before the checks: a part that cannot be held costs nothing more to refuse.
     const noRoom = this.prepared.noRoomFor(key, bytes, now);
     if (noRoom !== undefined) {
@@ -1105,12 +1304,47 @@ export class ShardActor {
         { retryable: true },
       );
     }
+    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone, own);
+    if (still.length > 0) throw this.ids.changed(still);
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
       alsoHeld: this.prepared.holdings(now, key),
       ...(links === undefined ? {} : { links }),
     });
-    this.prepared.add(key, tasks, now, bytes, holds.storedBytes, links);
+    this.prepared.add(key, tasks, now, bytes, holds.storedBytes, links ?? [], claims);
+    return { accepted: tasks.length };
+  }
+
+  /** A prepare resent under a key prepared here: the same batch refreshes its part; another is refused. */
+  private prepareAgain(
+    key: string,
+    tasks: readonly TaskInput[],
+    claims: readonly IdClaim[],
+  ): { accepted: number } {
+    const now = Date.now();
+    const existing = this.prepared.get(key, now);
+    if (!existing) throw new Error("unreachable: prepareAgain without a prepared part");
+    if (
+      !sameIds(existing.ids, tasks) ||
+      !sameIds(
+        existing.claims.map((c) => c.taskId),
+        claims.map(claimTask),
+      )
+    ) {
+      throw new ProtocolError(
+        WireErrorCode.BAD_MESSAGE,
+        `idempotency key ${JSON.stringify(key)} is already prepared with another batch on shard ${this.shardId}`,
+      );
+    }
+    this.prepared.add(
+      key,
+      tasks,
+      now,
+      existing.bytes,
+      existing.payloadBytes,
+      existing.links,
+      existing.claims,
+    );
     return { accepted: tasks.length };
   }
 
@@ -1121,11 +1355,21 @@ export class ShardActor {
    * not know. A read of memory: nothing is reserved, held or journaled, and
    * the limits are not asked (the batch will not be stored).
    */
-  private check(request: RequestOf<"check">): Problem[] {
+  private async check(request: RequestOf<"check">): Promise<Problem[]> {
     this.requireOwnedTasks(request.tasks);
     if (request.links !== undefined) this.requireOwnedLinks(request.links);
+    const claims = this.claimsOf(request);
+    // Claims first (they may ask other shards); the tasks' own check is a read of memory after.
+    const claimProblems = claims.length === 0 ? [] : await this.ids.problems(claims);
     this.prepared.sweep(Date.now());
-    return wireProblems(this.shard.check(request.tasks, this.prepared.reserved, request.links));
+    const taskProblems = this.shard.check(request.tasks, this.prepared.reserved, request.links);
+    // An id refused both as taken here and by its claim is reported once.
+    const seen = new Set(taskProblems.map((p) => `${p.code}\u0000${p.taskId}`));
+    const problems = [
+      ...taskProblems,
+      ...claimProblems.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
+    ];
+    return wireProblems(problems);
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */
@@ -1135,6 +1379,19 @@ export class ShardActor {
     if (inProgress) {
       const result = await inProgress;
       return { accepted: result.taskIds.length, replayed: true };
+    }
+    if (request.claimsOnly === true) {
+      const prepared = this.prepared.get(key, Date.now());
+      // A part with tasks keeps them prepared and makes its claims durable now; a part of claims
+      // alone is committed whole (its key remembered): the batch's last commit skips it.
+      if (prepared !== undefined && prepared.tasks.length > 0) {
+        const rows = claimRows(prepared.claims, prepared.tasks);
+        if (!this.prepared.claimsKeptFor(key) && rows.length > 0) {
+          await this.shard.keepClaims(rows);
+          this.prepared.keptClaims(key);
+        }
+        return { accepted: 0, replayed: false };
+      }
     }
     const part = this.prepared.take(key, Date.now());
     if (!part) {
@@ -1152,12 +1409,14 @@ export class ShardActor {
     // The other parts' room stays set aside; this part's was, so its commit fits.
     const alsoHeld = this.prepared.holdings(Date.now());
     // Flushed whatever the durability: the batch's other parts are acknowledged with this one.
+    const rows = claimRows(part.claims, part.tasks);
     const committing = this.announced(
       this.shard.submit(part.tasks, {
         idempotencyKey: key,
         alsoHeld,
         flush: true,
         ...(part.links.length === 0 ? {} : { links: part.links }),
+        ...(rows.length === 0 ? {} : { claims: rows }),
       }),
     );
     this.committing.set(key, committing);
@@ -1625,8 +1884,40 @@ function codeOf(reply: OkReply | ReturnType<typeof errorReply>): string {
   return reply.ok ? "OK" : reply.error.code;
 }
 
-function sameIds(ids: readonly string[], tasks: readonly TaskInput[]): boolean {
+function sameIds(ids: readonly string[], tasks: readonly { readonly id: string }[]): boolean {
   return ids.length === tasks.length && tasks.every((t, i) => t.id === ids[i]);
+}
+
+/** The ids of `tasks`, when some claim is of them (undefined: none to skip). */
+function ownIds(tasks: readonly TaskInput[], claims: readonly IdClaim[]): ReadonlySet<string> | undefined {
+  if (claims.length === 0 || tasks.length === 0) return undefined;
+  return new Set(tasks.map((t) => t.id));
+}
+
+/** A claim as sameIds reads it. */
+function claimTask(claim: IdClaim): { readonly id: string } {
+  return { id: claim.taskId };
+}
+
+/**
+ * The rows a part keeps of its claims: those of tasks held elsewhere (a task
+ * of the part itself is its id's claim here, with no row). O(claims + tasks).
+ */
+function claimRows(claims: readonly IdClaim[], tasks: readonly TaskInput[]): IdClaimRow[] {
+  if (claims.length === 0) return [];
+  const own = new Set(tasks.map((t) => t.id));
+  const rows: IdClaimRow[] = [];
+  for (const c of claims) {
+    if (own.has(c.taskId)) continue;
+    rows.push(
+      c.workflowId === undefined
+        ? { taskId: c.taskId }
+        : c.large === true
+          ? { taskId: c.taskId, workflowId: c.workflowId, large: true }
+          : { taskId: c.taskId, workflowId: c.workflowId },
+    );
+  }
+  return rows;
 }
 
 function assertNever(x: never): never {

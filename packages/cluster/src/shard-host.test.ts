@@ -62,9 +62,11 @@ describe("ShardHost", () => {
     // Each one serves its own slots.
     for (let i = 0; i < 3; i++) {
       const [wf] = keysInSlots(`wf${i}-`, spreadSlots(i, 3), 1) as [string];
+      // An id homed on the same shard (homeSlotOf): its claim is the task itself.
+      const [id] = keysInSlots(`t${i}-`, spreadSlots(i, 3), 1) as [string];
       const reply = await ask(nc, cluster, `shard-${i}`, {
         op: "submit",
-        tasks: [task(`t${i}`, i, { workflowId: wf })],
+        tasks: [task(id, i, { workflowId: wf })],
         idempotencyKey: `k${i}`,
       });
       expect(reply).toMatchObject({ ok: true, accepted: 1 });
@@ -83,8 +85,9 @@ describe("ShardHost", () => {
     expect(host.restarts).toBe(1);
     expect(host.workers()[1]).toMatchObject({ state: WorkerState.RUNNING, restarts: 1 });
     const [wf1] = keysInSlots("wf1-", spreadSlots(1, 3), 1) as [string];
-    const kept = await ask(nc, cluster, "shard-1", { op: "getTask", taskId: "t1", workflowId: wf1 });
-    expect(kept).toMatchObject({ ok: true, task: { id: "t1", state: "RUNNABLE" } });
+    const [t1] = keysInSlots("t1-", spreadSlots(1, 3), 1) as [string];
+    const kept = await ask(nc, cluster, "shard-1", { op: "getTask", taskId: t1, workflowId: wf1 });
+    expect(kept).toMatchObject({ ok: true, task: { id: t1, state: "RUNNABLE" } });
     expect(map.slotsOf("shard-1")).toEqual(spreadSlots(1, 3));
 
     await host.close();

@@ -370,6 +370,8 @@ export class ShardHost {
           claimConcurrency: options.claimConcurrency,
           slotCheckIntervalMs: options.slotCheckIntervalMs,
           autoRebalanceMs: options.autoRebalanceMs,
+          idSpace: options.idSpace,
+          claimSweepMs: options.claimSweepMs,
         },
         logLevel: options.logLevel,
       };

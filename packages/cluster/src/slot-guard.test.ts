@@ -48,6 +48,21 @@ describe("SlotGuard", () => {
     expect(a.guard.serves(4)).toBe(false);
   });
 
+  it("serves all slots only while it alone owns every one of them (a cluster of one shard)", async () => {
+    const cluster = env.freshCluster();
+    const all = Array.from({ length: 1024 }, (_, i) => i);
+    const a = await shard(cluster, "a", all);
+    await eventually(() => a.ownership.map.ownedCount() === 1024, 10_000);
+    expect(a.guard.servesAll()).toBe(true);
+    // One slot moving away: no longer all.
+    a.guard.leave(7);
+    expect(a.guard.servesAll()).toBe(false);
+    a.guard.keep(7);
+    expect(a.guard.servesAll()).toBe(true);
+    const b = await shard(env.freshCluster(), "b", [1, 2]);
+    expect(b.guard.servesAll()).toBe(false);
+  });
+
   it("has a slot written over to another shard given back: the other one never claimed it", async () => {
     const cluster = env.freshCluster();
     const a = await shard(cluster, "a", [1, 2]);

@@ -33,6 +33,7 @@
  * bucket. The guard checks on every change the map sees, and every
  * `intervalMs` (a deleted stream stops no watcher: only asking finds it).
  */
+import { SLOT_COUNT } from "@frontier/protocol";
 import type { Logger } from "pino";
 import type { SlotChange, SlotOwnership } from "./slot-ownership.js";
 import { describeSlots } from "./slots.js";
@@ -78,6 +79,21 @@ export class SlotGuard {
       (this.claimed.has(slot) || this.arriving.has(slot)) &&
       this.ownership.map.ownerOf(slot) === this.options.shardId
     );
+  }
+
+  /**
+   * Whether this shard serves every one of the SLOT_COUNT slots (a cluster of
+   * one shard). O(shards) while it claimed them all, as such a shard has;
+   * O(SLOT_COUNT) otherwise.
+   */
+  servesAll(): boolean {
+    const map = this.ownership.map;
+    const owners = map.shards();
+    if (owners.length !== 1 || owners[0] !== this.options.shardId || map.ownedCount() !== SLOT_COUNT)
+      return false;
+    if (this.claimed.size === SLOT_COUNT) return true;
+    for (let slot = 0; slot < SLOT_COUNT; slot++) if (!this.serves(slot)) return false;
+    return true;
   }
 
   /** The slots served now, ascending. */

@@ -9,8 +9,11 @@
  *             prepared parts and commits touching s end (commit, abort or
  *             expiry: a committed part must land before the move)
  *   EXPORTED  Shard.beginMove: s's tasks, entries and lease proofs out of
- *             the engine into an outbox row, one commit. From here requests
- *             about s's tasks are answered SLOT_MOVING.
+ *             the engine into an outbox row, one commit, with the claims of
+ *             the ids homed in s (rows, and the claims of tasks staying
+ *             here), and rows left here for leaving tasks whose ids stay
+ *             homed here. From here requests about s's tasks, and claims
+ *             homed in s, are answered SLOT_MOVING.
  *   ADOPTED   every `adopt` part acknowledged by B; B committed the whole
  *             export with `adopted(m)` in one commit
  *   SWITCHED  slot.<s> updated from A to B, revision-checked
@@ -33,6 +36,8 @@ import {
   decodeReply,
   encodedByteLength,
   encodeRequest,
+  homeSlotOf,
+  type IdClaim,
   MAX_MOVE_PART_TASKS,
   MOVE_PART_BYTES,
   type MovedEntry,
@@ -43,7 +48,7 @@ import {
   unwrapReply,
   WireErrorCode,
 } from "@frontier/protocol";
-import type { IdempotencyEntry, Shard, SlotExport } from "@frontier/shard";
+import type { IdClaimRow, IdempotencyEntry, Shard, SlotExport } from "@frontier/shard";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { SlotGuard } from "./slot-guard.js";
@@ -211,6 +216,9 @@ export class SlotMover {
         target,
         select: slotSelector(slot),
         proofOf: this.ctx.secretOf,
+        // The guard still serves `slot` here; the Shard tells it apart. A slot leaving already
+        // (exported) is not kept: its claims went with it.
+        homes: { homeOf: homeSlotOf, keeps: (home) => this.ctx.guard.serves(home) },
       });
     } catch (error) {
       this.movingSlots.delete(slot);
@@ -337,6 +345,7 @@ export class SlotMover {
       tasks: parts.flatMap((p) => p.tasks),
       idempotency: parts.flatMap((p) => p.entries.map((e) => [e.key, entryOf(e)] as const)),
       leases: parts.flatMap((p) => p.leases),
+      claims: parts.flatMap((p) => (p.claims ?? []).map(claimRow)),
     };
     for (const { spec } of row.tasks) {
       // A prepared part's commit must fit: an id it reserved is taken, as a held one is (refused, undone).
@@ -376,9 +385,21 @@ export function splitExport(row: SlotExport): AdoptRequest[] {
     tasks: readonly TaskRecord[],
     entries: readonly MovedEntry[],
     leases: AdoptRequest["leases"],
+    claims: readonly IdClaim[] = [],
   ): void => {
     const { moveId, slot, source } = row;
-    parts.push({ op: "adopt", moveId, slot, source, part: parts.length, parts: 0, tasks, entries, leases });
+    parts.push({
+      op: "adopt",
+      moveId,
+      slot,
+      source,
+      part: parts.length,
+      parts: 0,
+      tasks,
+      entries,
+      leases,
+      ...(claims.length === 0 ? {} : { claims }),
+    });
   };
   let tasks: TaskRecord[] = [];
   let bytes = 0;
@@ -421,6 +442,20 @@ export function splitExport(row: SlotExport): AdoptRequest[] {
     flush();
   if (current.entries.length > 0 || current.leases.length > 0) next();
   for (const r of rest) push([], r.entries, r.leases);
+  // The claims homed in the slot ride in parts of their own, last, bounded by bytes and count.
+  let claims: IdClaim[] = [];
+  let claimBytes = 0;
+  for (const c of row.claims ?? []) {
+    const size = encodedByteLength(c);
+    if (claims.length > 0 && (claimBytes + size > MOVE_PART_BYTES || claims.length >= MAX_MOVE_PART_TASKS)) {
+      push([], [], [], claims);
+      claims = [];
+      claimBytes = 0;
+    }
+    claims.push(c);
+    claimBytes += size;
+  }
+  if (claims.length > 0) push([], [], [], claims);
   return parts.map((p) => ({ ...p, parts: parts.length }));
 }
 
@@ -469,4 +504,11 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** A moved claim as the journal keeps it (`large` only when set). */
+function claimRow(claim: IdClaim): IdClaimRow {
+  const { taskId, workflowId, large } = claim;
+  if (workflowId === undefined) return { taskId };
+  return large === true ? { taskId, workflowId, large: true } : { taskId, workflowId };
 }

@@ -66,6 +66,7 @@ import { connect } from "@nats-io/transport-node";
 import { type Logger, pino } from "pino";
 import { CoordinatorError, CoordinatorErrorCode, ShardsUnknownError } from "./errors.js";
 import { FrontierBoard } from "./frontier-board.js";
+import { IdSpaceReader } from "./id-space.js";
 import { LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
@@ -78,7 +79,11 @@ import { TaskOpRouter } from "./task-ops.js";
 import { TaskQueryRouter } from "./task-queries.js";
 import { BatchValidator } from "./validation.js";
 
-/** Ops only shards take (the phases of a multi-shard submit, a rejected batch's check); a coordinator refuses them. */
+/**
+ * Ops only shards take (the phases of a multi-shard submit, a rejected
+ * batch's check, a slot's tasks arriving, a large workflow's completion
+ * events, an id's claim); a coordinator refuses them.
+ */
 export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
   "prepare",
   "commit",
@@ -86,6 +91,8 @@ export const SHARD_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
   "check",
   "adopt",
   "deliverEvents",
+  "locate",
+  "holds",
 ]);
 
 /** How long a request that must ask every shard waits for a starting coordinator's slot table, ms. */
@@ -185,6 +192,8 @@ class CoordinatorImpl implements Coordinator {
   private readonly slots: SlotDirectory;
   private ownSlotTable: SlotMap | undefined;
   private scheduleRunner: ScheduleRunner | undefined;
+  /** The cluster's id space, read from the slot bucket. */
+  private readonly idSpace: IdSpaceReader;
   private readonly link: NatsShardLink;
   private readonly validator: BatchValidator;
   private readonly submitter: SubmitRouter;
@@ -226,6 +235,7 @@ class CoordinatorImpl implements Coordinator {
       metrics.shardRequests.inc({ shard, op, code });
       metrics.shardRequestSeconds.observe({ op }, seconds);
     });
+    this.idSpace = new IdSpaceReader(nc, options.cluster, logger);
     this.validator = new BatchValidator({
       poolSize: options.poolSize,
       inlineMaxWork: options.inlineValidationMaxWork,
@@ -239,6 +249,7 @@ class CoordinatorImpl implements Coordinator {
       logger,
       commitAttempts: options.commitAttempts,
       commitBackoffMs: options.commitBackoffMs,
+      idSpace: () => this.idSpace.current,
       onCommitRetry: (shard) => metrics.commitRetries.inc({ shard }),
       onValidated: (mode) => metrics.validations.inc({ mode }),
     });
@@ -263,6 +274,7 @@ class CoordinatorImpl implements Coordinator {
     this.taskOps = new TaskOpRouter({
       link: this.link,
       slots: this.slots,
+      idSpace: () => this.idSpace.current,
       knownShards: () => this.allShards(),
       onScatter: (op) => metrics.scatters.inc({ op }),
     });
@@ -289,6 +301,7 @@ class CoordinatorImpl implements Coordinator {
       this.options.slotRetryMs,
     );
     this.scheduleRunner.start();
+    this.idSpace.start();
     if (this.options.slots === undefined) {
       this.ownSlotTable = SlotMap.start(this.nc, {
         cluster: this.cluster,
@@ -502,6 +515,8 @@ class CoordinatorImpl implements Coordinator {
       case "check":
       case "adopt":
       case "deliverEvents":
+      case "locate":
+      case "holds":
         throw new ProtocolError(WireErrorCode.BAD_MESSAGE, `${request.op} is a shard-only op`);
       default: {
         const unreachable: never = request;
@@ -594,6 +609,7 @@ class CoordinatorImpl implements Coordinator {
     await Promise.allSettled([...this.inflight]);
     this.frontierSub?.unsubscribe();
     await this.scheduleRunner?.close();
+    this.idSpace.close();
     await this.ownSlotTable?.close();
     await this.validator.close();
     await this.endpoint?.close();

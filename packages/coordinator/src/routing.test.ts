@@ -27,6 +27,18 @@ function misroutedTask(wf: string): TaskInput {
   }
 }
 
+/** Two workflows whose slots two different shards own (for tasks of id `id`), neither of them `not`. */
+function workflowsOnTwoShards(id: string, not?: string): [string, string] {
+  const ownerOfWf = (w: string) => c.ownerOf(slotOfTask({ id, workflowId: w }));
+  let first: string | undefined;
+  for (let i = 0; ; i++) {
+    const w = `wf-${id}-${i}`;
+    if (ownerOfWf(w) === not) continue;
+    if (first === undefined) first = w;
+    else if (ownerOfWf(w) !== ownerOfWf(first)) return [first, w];
+  }
+}
+
 async function leaseOne(taskId: string, requestId = `lease-${taskId}`) {
   await c.announceAll();
   const reply = await ok(c.nc, c.cluster, {
@@ -176,29 +188,49 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     expect(c.shards.map((s) => s.requests("getTask").length).sort()).toEqual([2, 2, 3]);
   });
 
+  it("refuses a second task of an id in another workflow on another shard (DUPLICATE_ID), nothing of its batch stored", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const [first, second] = workflowsOnTwoShards("dup");
+    await ok(c.nc, c.cluster, {
+      op: "submit",
+      tasks: [{ id: "dup", workflowId: first, deadline: 1 }],
+      idempotencyKey: `k-${first}`,
+    });
+    const error = await refused(c.nc, c.cluster, {
+      op: "submit",
+      tasks: [
+        { id: "dup", workflowId: second, deadline: 2 },
+        { id: "dup-sibling", workflowId: second, deadline: 3 },
+      ],
+      idempotencyKey: `k-${second}`,
+    });
+    expect(error.code).toBe("VALIDATION_FAILED");
+    expect(error.problems).toEqual([expect.objectContaining({ taskId: "dup", code: "DUPLICATE_ID" })]);
+    const holder = c.shards.find(
+      (s) => s.shardId === c.ownerOf(slotOfTask({ id: "dup", workflowId: second })),
+    )!;
+    expect(holder.engine.getTask("dup-sibling")).toBeUndefined();
+    // By id alone, the one task of the id.
+    expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: "dup" })).task).toMatchObject({
+      workflowId: first,
+    });
+  });
+
   it("acts on a task named by id alone only when one workflow holds that id; else AMBIGUOUS_TASK, nothing changed", async () => {
     c = await startTestCluster(3, { server });
     await c.startCoordinator();
-    // Two workflows owned by two different shards, each with a task "dup" (ids are unique per shard).
-    const first = "wf-dup-0";
-    let second = "";
-    for (let i = 1; second === ""; i++) {
-      const w = `wf-dup-${i}`;
-      if (
-        c.ownerOf(slotOfTask({ id: "dup", workflowId: w })) !==
-        c.ownerOf(slotOfTask({ id: "dup", workflowId: first }))
-      )
-        second = w;
-    }
+    // Two workflows owned by two different shards, each with a task "dup": a cluster refuses the
+    // second now (one id space), but tasks stored before it did have no claim and may share an id.
+    // Such tasks are put straight into the stand-ins' engines, as such a cluster's journals hold them,
+    // on the two shards that are not the id's home (a task there is the id's claim).
+    const [first, second] = workflowsOnTwoShards("dup", c.ownerOf(slotOfTask({ id: "dup" })));
     for (const [w, deadline] of [
       [first, 1],
       [second, 2],
     ] as const) {
-      await ok(c.nc, c.cluster, {
-        op: "submit",
-        tasks: [{ id: "dup", workflowId: w, deadline }],
-        idempotencyKey: `k-${w}`,
-      });
+      const shard = c.shards.find((s) => s.shardId === c.ownerOf(slotOfTask({ id: "dup", workflowId: w })))!;
+      shard.engine.addTasks([{ id: "dup", workflowId: w, deadline }]);
     }
     for (const op of ["cancel", "getTask", "retry"] as const) {
       const error = await refused(c.nc, c.cluster, { op, taskId: "dup" });
@@ -214,6 +246,23 @@ describe("task requests route to the owner of slotOf(workflowId ?? taskId)", () 
     await ok(c.nc, c.cluster, { op: "cancel", taskId: "dup", workflowId: first, reason: "mine" });
     const other = await ok(c.nc, c.cluster, { op: "getTask", taskId: "dup", workflowId: second });
     expect(other.task).toMatchObject({ state: "RUNNABLE", deadline: 2 });
+  });
+
+  it("reaches a task named by id alone in two hops: its id's home, then its shard", async () => {
+    c = await startTestCluster(3, { server });
+    await c.startCoordinator();
+    const t = misroutedTask("wf-hops");
+    await ok(c.nc, c.cluster, { op: "submit", tasks: [t], idempotencyKey: "k" });
+    const before = c.shards.map((s) => s.received.length);
+    expect((await ok(c.nc, c.cluster, { op: "getTask", taskId: t.id })).task).toMatchObject({ id: t.id });
+    await ok(c.nc, c.cluster, { op: "cancel", taskId: t.id });
+    const home = c.shards.find((s) => s.shardId === c.ownerOf(slotOfTask({ id: t.id })))!;
+    // Per request: one locate at the home, one request at the holder; no other shard asked.
+    expect(c.shards.map((s, i) => s.received.length - before[i]!)).toEqual(
+      c.shards.map((s) => (s === home ? 2 : 0) + (s === ownerOf(t) ? 2 : 0)),
+    );
+    expect(home.requests("locate")).toHaveLength(2);
+    expect(c.shards.every((s) => s.requests("getTask").length === (s === ownerOf(t) ? 1 : 0))).toBe(true);
   });
 
   it("cancels a task named by id alone at the one shard holding it", async () => {

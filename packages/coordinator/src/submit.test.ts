@@ -39,16 +39,25 @@ describe("one shard", () => {
   });
   afterAll(() => c.stop());
 
-  it("forwards a batch whose tasks all live on one shard as a submit, under the client's key", async () => {
-    const tasks = [
-      task("a", { workflowId: "wf-1" }),
-      task("b", { workflowId: "wf-1", prerequisites: ["a"] }),
-    ];
+  it("forwards a batch whose tasks and ids' homes are all on one shard as a submit, under the client's key", async () => {
+    // Ids homed on the shard of their workflow's slot: their claims go with the tasks.
+    const owner = c.ownerOf(slotOf({ id: "x", workflowId: "wf-1" }))!;
+    const a = idOn(owner, c.ownerOf, "a");
+    const b = idOn(owner, c.ownerOf, "b");
+    const tasks = [task(a, { workflowId: "wf-1" }), task(b, { workflowId: "wf-1", prerequisites: [a] })];
     const reply = await ok(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "one-1" });
     expect(reply).toMatchObject({ accepted: 2, replayed: false });
     const holder = c.shards.filter((s) => s.requests("submit").length > 0);
     expect(holder).toHaveLength(1);
-    expect(holder[0]!.requests("submit")[0]).toEqual({ op: "submit", tasks, idempotencyKey: "one-1" });
+    expect(holder[0]!.requests("submit")[0]).toEqual({
+      op: "submit",
+      tasks,
+      idempotencyKey: "one-1",
+      claims: [
+        { taskId: a, workflowId: "wf-1" },
+        { taskId: b, workflowId: "wf-1" },
+      ],
+    });
     expect(c.shards.every((s) => s.requests("prepare").length === 0)).toBe(true);
     const again = await ok(c.nc, c.cluster, { op: "submit", tasks, idempotencyKey: "one-1" });
     expect(again).toMatchObject({ accepted: 2, replayed: true });

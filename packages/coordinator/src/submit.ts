@@ -7,18 +7,26 @@
  *      is asked in parallel what it finds in its part (`check`: ids taken,
  *      unknown prerequisites), which reserves nothing. A valid batch skips
  *      this: no extra round trip on the normal path.
- *   2. Split by the owner of each task's slot (`slotOfTask`). An unowned slot
- *      rejects the batch, retryably, before anything is sent. A large
- *      workflow's edge between two slots also goes, as a remote link, to
- *      the part of its prerequisite's slot (that shard checks the
+ *   2. Split by the owner of each task's slot (`slotOfTask`), and each task's
+ *      id claim to the owner of the id's home slot (`homeSlotOf`; docs/cluster.md,
+ *      "One id space per cluster"): a part is the tasks a shard will hold and
+ *      the claims it keeps. An unowned slot rejects the batch, retryably,
+ *      before anything is sent. With one shard owning every slot, no claim
+ *      is sent: every id is homed there, and its own ids are its claims. A
+ *      large workflow's edge between two slots also goes, as a remote link,
+ *      to the part of its prerequisite's slot (that shard checks the
  *      prerequisite and registers the dependent, to send it the
  *      prerequisite's outcome); so a large batch is usually multi-shard.
- *   3. One shard: `submit` the batch as is, under the client's idempotency key.
- *      Several shards: two phases, so no batch is ever half-accepted:
+ *   3. One part: `submit` it as is, under the client's idempotency key.
+ *      Several: two phases, so no batch is ever half-accepted:
  *        prepare every part (in parallel). Any failure → abort every part and
  *          reply with the failure (validation problems of all parts merged);
- *        commit every part (in parallel), retrying a commit that times out or
- *          finds its shard briefly unavailable.
+ *        commit the claims of tasks held on other shards first (`claimsOnly`,
+ *          in parallel): a task is never stored without its claim, which is
+ *          what lets an id's home take over a claim whose task is gone
+ *          (cluster/src/id-home.ts). A failure here aborts every part;
+ *        then commit every part with tasks (in parallel), retrying a commit
+ *          that times out or finds its shard briefly unavailable.
  *      Each part goes to its shard under the client's idempotency key, so a
  *      client that retries the whole submit (after a TIMEOUT, or a commit that
  *      kept failing) finishes it: parts already committed answer with their
@@ -34,9 +42,14 @@ import {
   ValidationError,
 } from "@frontier/core";
 import {
+  claimOf,
+  homeSlotOf,
+  type IdClaim,
+  type IdSpace,
   isRetryable,
   ProtocolError,
   type ResultOf,
+  SLOT_COUNT,
   type SubmitRequest,
   slotOfTask,
   WireErrorCode,
@@ -54,12 +67,31 @@ export interface SubmitContext {
   readonly logger: Logger;
   readonly commitAttempts: number;
   readonly commitBackoffMs: number;
+  /** The cluster's id space (id-space.ts): with "workflow", no claim is sent. Absent: "cluster". */
+  readonly idSpace?: () => IdSpace;
   /** Told of every commit retried and of how each batch was validated. */
   readonly onCommitRetry?: (shardId: string) => void;
   readonly onValidated?: (mode: "inline" | "pool") => void;
 }
 
 type SubmitResult = ResultOf<"submit">;
+
+/**
+ * What one shard gets of a batch: the tasks it will hold, the claims of the
+ * ids homed there, and the remote links whose prerequisites it holds (large
+ * workflows).
+ */
+export interface SubmitPart {
+  readonly tasks: TaskInput[];
+  readonly claims: IdClaim[];
+  readonly links: RemoteLink[];
+}
+
+/** A batch split by shard; `claimed` false: one shard owns every slot, and no claim is sent. */
+export interface SplitBatch {
+  readonly parts: Map<string, SubmitPart>;
+  readonly claimed: boolean;
+}
 
 export class SubmitRouter {
   constructor(private readonly ctx: SubmitContext) {}
@@ -71,18 +103,19 @@ export class SubmitRouter {
     const problems = await this.ctx.validator.check(tasks);
     this.ctx.onValidated?.(mode);
     if (problems.length > 0) throw await this.rejection(tasks, problems);
-    const parts = this.split(tasks);
+    const { parts, claimed } = this.split(tasks);
     if (parts.size === 1) {
-      const [shardId, part] = parts.entries().next().value as [string, Part];
+      const [shardId, part] = parts.entries().next().value as [string, SubmitPart];
       const reply = await this.ctx.link.request(shardId, {
         op: "submit",
         tasks,
         idempotencyKey,
         ...linksOf(part),
+        ...(claimed ? { claims: part.claims } : {}),
       });
       return { accepted: reply.accepted, replayed: reply.replayed };
     }
-    return this.twoPhase(parts, idempotencyKey);
+    return this.twoPhase(parts, idempotencyKey, claimed);
   }
 
   /**
@@ -105,7 +138,7 @@ export class SubmitRouter {
       seen.add(task.id);
       firsts.push(task);
     });
-    const { parts } = this.partition(firsts);
+    const { parts, claimed } = this.partition(firsts);
     const shards = [...parts.keys()];
     // A prerequisite in the batch but in another part (another workflow) is the local check's
     // CROSS_WORKFLOW; the shard, seeing its part alone, would call it unknown as well: left out.
@@ -122,7 +155,12 @@ export class SubmitRouter {
     const answers = await Promise.allSettled(
       shards.map((shardId) => {
         const part = parts.get(shardId)!;
-        return this.ctx.link.request(shardId, { op: "check", tasks: checked(part.tasks), ...linksOf(part) });
+        return this.ctx.link.request(shardId, {
+          op: "check",
+          tasks: checked(part.tasks),
+          ...linksOf(part),
+          ...(claimed ? { claims: part.claims } : {}),
+        });
       }),
     );
     const problems = [...local];
@@ -143,12 +181,21 @@ export class SubmitRouter {
         problems.push(p);
       }
     });
-    return new ValidationError(orderProblems(tasks, problems));
+    // An id taken is one problem, whoever says so: the shard holding its task and its id's home
+    // both may (their messages differ); the first in order is kept.
+    const taken = new Set<string>();
+    const once = orderProblems(tasks, problems).filter((p) => {
+      if (p.code !== ProblemCode.DUPLICATE_ID || reported.has(`${p.code}\u0000${p.taskId}`)) return true;
+      if (taken.has(p.taskId)) return false;
+      taken.add(p.taskId);
+      return true;
+    });
+    return new ValidationError(once);
   }
 
-  /** The batch's tasks (and remote links) by owning shard, in batch order within each part. O(tasks + edges). */
-  split(tasks: readonly TaskInput[]): Map<string, Part> {
-    const { parts, unowned } = this.partition(tasks);
+  /** The batch's tasks, remote links and claims by owning shard, in batch order within each part. O(tasks + edges). */
+  split(tasks: readonly TaskInput[]): SplitBatch {
+    const { parts, unowned, claimed } = this.partition(tasks);
     if (unowned.size > 0) {
       const [slot, ids] = unowned.entries().next().value as [number, string[]];
       const more = unowned.size > 1 ? ` (and ${unowned.size - 1} more unowned slots)` : "";
@@ -157,67 +204,114 @@ export class SubmitRouter {
         `no shard owns slot ${slot} (task ${JSON.stringify(ids[0])}${more}); shards may still be starting: retry`,
       );
     }
-    return parts;
+    return { parts, claimed };
   }
 
   /** `split` without the refusal: the parts, and the ids of each slot no shard owns. O(tasks). */
-  private partition(tasks: readonly TaskInput[]): {
-    parts: Map<string, Part>;
-    unowned: Map<number, string[]>;
-  } {
-    const parts = new Map<string, Part>();
+  private partition(tasks: readonly TaskInput[]): SplitBatch & { unowned: Map<number, string[]> } {
+    const parts = new Map<string, SubmitPart>();
     const unowned = new Map<number, string[]>();
-    const partAt = (slot: number, taskId: string): Part | undefined => {
-      const owner = this.ctx.slots.ownerOf(slot);
-      if (owner === undefined) {
-        const ids = unowned.get(slot);
-        if (ids === undefined) unowned.set(slot, [taskId]);
-        else ids.push(taskId);
-        return undefined;
-      }
+    const { slots } = this.ctx;
+    // One shard owning every slot homes every id: its own ids are the claims (the shard checks
+    // that it does own every slot when a submit carries no claims).
+    const owners = slots.shards();
+    const claimed =
+      this.ctx.idSpace?.() !== "workflow" && !(owners.length === 1 && slots.ownedCount() === SLOT_COUNT);
+    const partOf = (owner: string): SubmitPart => {
       let part = parts.get(owner);
-      if (part === undefined) parts.set(owner, (part = { tasks: [], links: [] }));
+      if (part === undefined) parts.set(owner, (part = { tasks: [], claims: [], links: [] }));
       return part;
+    };
+    const refuse = (slot: number, id: string): void => {
+      const ids = unowned.get(slot);
+      if (ids === undefined) unowned.set(slot, [id]);
+      else ids.push(id);
     };
     for (const task of tasks) {
       const slot = slotOfTask(task);
-      partAt(slot, task.id)?.tasks.push(task);
+      const owner = slots.ownerOf(slot);
+      if (owner === undefined) refuse(slot, task.id);
+      else partOf(owner).tasks.push(task);
       const workflowId = task.workflowId;
-      if (task.large !== true || workflowId === undefined || task.prerequisites === undefined) continue;
-      // The engine's rule (SchedulerOptions.partitionOf): a prerequisite in another slot is remote.
-      for (const prerequisite of task.prerequisites) {
-        const at = slotOfTask({ id: prerequisite, workflowId, large: true });
-        if (at === slot) continue;
-        partAt(at, task.id)?.links.push({ prerequisite, dependent: task.id, workflowId });
+      if (task.large === true && workflowId !== undefined && task.prerequisites !== undefined) {
+        // The engine's rule (SchedulerOptions.partitionOf): a prerequisite in another slot is remote.
+        for (const prerequisite of task.prerequisites) {
+          const at = slotOfTask({ id: prerequisite, workflowId, large: true });
+          if (at === slot) continue;
+          const linkOwner = slots.ownerOf(at);
+          if (linkOwner === undefined) refuse(at, task.id);
+          else partOf(linkOwner).links.push({ prerequisite, dependent: task.id, workflowId });
+        }
       }
+      if (!claimed) continue;
+      // A task without a workflow is homed in its own slot (homeSlotOf): no second lookup.
+      const home = task.workflowId === undefined ? slot : homeSlotOf(task.id);
+      const homeOwner = home === slot ? owner : slots.ownerOf(home);
+      if (homeOwner === undefined) {
+        if (home !== slot) refuse(home, task.id);
+        continue;
+      }
+      partOf(homeOwner).claims.push(claimOf(task));
     }
-    return { parts, unowned };
+    return { parts, unowned, claimed };
   }
 
-  private async twoPhase(parts: Map<string, Part>, idempotencyKey: string): Promise<SubmitResult> {
+  private async twoPhase(
+    parts: Map<string, SubmitPart>,
+    idempotencyKey: string,
+    claimed: boolean,
+  ): Promise<SubmitResult> {
     const { link, logger } = this.ctx;
     const shards = [...parts.keys()];
     const prepared = await Promise.allSettled(
       shards.map((shardId) => {
         const part = parts.get(shardId)!;
-        return link.request(shardId, { op: "prepare", tasks: part.tasks, idempotencyKey, ...linksOf(part) });
+        return link.request(shardId, {
+          op: "prepare",
+          tasks: part.tasks,
+          idempotencyKey,
+          ...linksOf(part),
+          // Even none: without the field, a shard takes the batch for a one-shard cluster's.
+          ...(claimed ? { claims: part.claims } : {}),
+        });
       }),
     );
     const failures = failuresOf(shards, prepared);
     if (failures.length > 0) {
-      // Abort every part, also those whose prepare failed: a timed-out prepare may have reserved.
-      const aborted = await Promise.allSettled(
-        shards.map((shardId) => link.request(shardId, { op: "abort", idempotencyKey })),
-      );
-      for (const { shardId, error } of failuresOf(shards, aborted)) {
-        logger.warn({ shardId, idempotencyKey, err: error }, "abort failed; the shard's reservation expires");
-      }
+      await this.abortAll(shards, idempotencyKey);
       throw mergeFailures(failures);
     }
-    const committed = await Promise.allSettled(shards.map((shardId) => this.commit(shardId, idempotencyKey)));
-    const commitFailures = failuresOf(shards, committed);
+    // The claims of tasks held elsewhere are made durable before any task of the batch is.
+    const claimers = shards.filter((shardId) => keepsRows(parts.get(shardId)!));
+    if (claimers.length > 0) {
+      const kept = await Promise.allSettled(
+        claimers.map((shardId) => this.commit(shardId, idempotencyKey, true)),
+      );
+      const claimFailures = failuresOf(claimers, kept);
+      if (claimFailures.length > 0) {
+        // No task was stored: the batch is not committed. The claims kept already are rows of
+        // tasks that no shard will hold, which their homes take over when they next meet them.
+        await this.abortAll(shards, idempotencyKey);
+        const first = pickFailure(claimFailures);
+        throw new ProtocolError(
+          first.error instanceof ProtocolError ? first.error.code : WireErrorCode.INTERNAL,
+          `submit not committed: the claims of its task ids could not be kept on shard ${first.shardId} ` +
+            `(${messageOf(first.error)}); retry with the same idempotencyKey`,
+          { cause: first.error, retryable: true },
+        );
+      }
+    }
+    // A part of links alone (a large workflow's prerequisites submitted before) commits too.
+    const holders = shards.filter((shardId) => {
+      const part = parts.get(shardId)!;
+      return part.tasks.length > 0 || part.links.length > 0;
+    });
+    const committed = await Promise.allSettled(
+      holders.map((shardId) => this.commit(shardId, idempotencyKey)),
+    );
+    const commitFailures = failuresOf(holders, committed);
     if (commitFailures.length > 0) {
-      const done = shards.filter((_, i) => committed[i]!.status === "fulfilled");
+      const done = holders.filter((_, i) => committed[i]!.status === "fulfilled");
       const first = pickFailure(commitFailures);
       logger.error(
         { idempotencyKey, committed: done, failed: commitFailures.map((f) => f.shardId), err: first.error },
@@ -227,7 +321,7 @@ export class SubmitRouter {
       // refuses to commit what it prepared is a bug on its side.
       throw new ProtocolError(
         first.error instanceof ProtocolError ? first.error.code : WireErrorCode.INTERNAL,
-        `submit partly committed (${done.length} of ${shards.length} parts); ` +
+        `submit partly committed (${done.length} of ${holders.length} parts); ` +
           `retry with the same idempotencyKey to finish it. Shard ${first.shardId}: ${messageOf(first.error)}`,
         { cause: first.error, retryable: isRetryable(first.error) },
       );
@@ -248,11 +342,19 @@ export class SubmitRouter {
    * shard that lost the prepared part (expired, restarted) says so, and only
    * the client's retry of the whole submit, which prepares again, can help.
    */
-  private async commit(shardId: string, idempotencyKey: string): Promise<ResultOf<"commit">> {
+  private async commit(
+    shardId: string,
+    idempotencyKey: string,
+    claimsOnly = false,
+  ): Promise<ResultOf<"commit">> {
     const { link, commitAttempts, commitBackoffMs } = this.ctx;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await link.request(shardId, { op: "commit", idempotencyKey });
+        return await link.request(shardId, {
+          op: "commit",
+          idempotencyKey,
+          ...(claimsOnly ? { claimsOnly } : {}),
+        });
       } catch (err) {
         if (attempt >= commitAttempts || !isShardTransient(err)) throw err;
         this.ctx.onCommitRetry?.(shardId);
@@ -267,16 +369,31 @@ export class SubmitRouter {
       }
     }
   }
+
+  /** Aborts every part (also those whose prepare failed: a timed-out prepare may have reserved). */
+  private async abortAll(shards: readonly string[], idempotencyKey: string): Promise<void> {
+    const aborted = await Promise.allSettled(
+      shards.map((shardId) => this.ctx.link.request(shardId, { op: "abort", idempotencyKey })),
+    );
+    for (const { shardId, error } of failuresOf(shards, aborted)) {
+      this.ctx.logger.warn(
+        { shardId, idempotencyKey, err: error },
+        "abort failed; the shard's reservation expires",
+      );
+    }
+  }
 }
 
-/** One shard's part of a batch: its tasks, and the remote links whose prerequisites it holds. */
-export interface Part {
-  readonly tasks: TaskInput[];
-  readonly links: RemoteLink[];
+/** Whether a part keeps claim rows: a claim of a task it does not hold (one on another shard). */
+function keepsRows(part: SubmitPart): boolean {
+  if (part.claims.length === 0) return false;
+  if (part.tasks.length === 0) return true;
+  const own = new Set(part.tasks.map((t) => t.id));
+  return part.claims.some((c) => !own.has(c.taskId));
 }
 
 /** A request's `links` field for a part: left out when it has none (ordinary workflows). */
-function linksOf(part: Part): { links?: RemoteLink[] } {
+function linksOf(part: SubmitPart): { links?: RemoteLink[] } {
   return part.links.length === 0 ? {} : { links: part.links };
 }
 
@@ -302,7 +419,16 @@ function failuresOf(shards: readonly string[], results: readonly PromiseSettledR
  * it is), else the first definitive failure, else the first retryable one.
  */
 export function mergeFailures(failures: readonly Failure[]): unknown {
-  const problems = failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []));
+  const taken = new Set<string>();
+  // An id taken is one problem, whoever says so (its holder's shard and its id's home may both).
+  const problems = failures
+    .flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []))
+    .filter((p) => {
+      if (p.code !== ProblemCode.DUPLICATE_ID) return true;
+      if (taken.has(p.taskId)) return false;
+      taken.add(p.taskId);
+      return true;
+    });
   if (problems.length > 0) return new ValidationError(problems);
   return pickFailure(failures).error;
 }

@@ -4,24 +4,31 @@
  * `slotOf(workflowId ?? taskId)`.
  *
  * A client that names a task by id alone, when the task has a workflow, sends
- * it to the wrong slot. Ids are unique per shard, not per cluster: two
- * workflows on two shards may each hold a task "x". So a request without
+ * it to the wrong slot. A task id is unique in the cluster, and the shard
+ * owning the id's home slot (`homeSlotOf`) knows which task holds it (its
+ * claim; docs/cluster.md, "One id space per cluster"). So a request without
  * `workflowId`:
  *  - heartbeat, complete, fail, release (a lease's token and secret pick the task):
  *    the owner of slotOf(id) first; when it has no such task, or cannot be
  *    reached, every other known shard in parallel (scatter). Only the lease's
  *    holder can settle it, so at most one shard applies it.
- *  - getTask, cancel, updateDeadline, retry: every known shard is asked
- *    where a task of that id is (getTask, a read, in parallel). One holds it:
- *    the request goes there. Several do: AMBIGUOUS_TASK with their workflows,
- *    and nothing changes (it used to cancel every one of them). None: for a
- *    change, UNKNOWN_TASK only once every shard answered — a shard that could
- *    not be asked might hold it, or hold a second one, so its retryable error
- *    comes back instead; getTask answers what the shards that answered hold.
+ *  - getTask, cancel, updateDeadline, retry: the id's home is asked where
+ *    the task is (`locate`, a read), and the request goes to the shard of
+ *    the claim's workflow: two hops, whatever the number of shards. A claim
+ *    whose task is gone (dropped after its retention) answers not found.
+ *    No claim: tasks stored before claims existed have none, so every known
+ *    shard is asked where a task of that id is (getTask, in parallel). One
+ *    holds it: the request goes there. Several do (two such tasks of one
+ *    id): AMBIGUOUS_TASK with their workflows, and nothing changes. None:
+ *    for a change, UNKNOWN_TASK only once every shard answered — a shard
+ *    that could not be asked might hold it, so its retryable error comes back
+ *    instead; getTask answers what the shards that answered hold.
  */
 import { ErrorCode, FrontierError, type TaskView, UnknownTaskError } from "@frontier/core";
 import {
   type CompletedLease,
+  homeSlotOf,
+  type IdSpace,
   isRetryable,
   type OkReply,
   ProtocolError,
@@ -58,6 +65,8 @@ export interface TaskOpsContext {
    * a frontier. Rejects (retryably) while the coordinator cannot know them all.
    */
   readonly knownShards: () => Promise<Iterable<string>>;
+  /** The cluster's id space (id-space.ts): with "workflow", no home knows where a task is. Absent: "cluster". */
+  readonly idSpace?: () => IdSpace;
   readonly onScatter?: (op: TaskOp) => void;
 }
 
@@ -192,9 +201,49 @@ export class TaskOpRouter {
 
   /**
    * getTask, cancel, updateDeadline or retry of a task named by id alone:
-   * find the shards holding a task of that id, then act only if exactly one does.
+   * ask the id's home where its task is, and send the request there; when
+   * the home has no claim of it, ask every shard (`scatterById`).
    */
   private async routeById(request: TaskRequest): Promise<OkReply<TaskOp>> {
+    if (this.ctx.idSpace?.() === "workflow") return this.scatterById(request);
+    const home = homeSlotOf(request.taskId);
+    const homeOwner = this.ctx.slots.ownerOf(home);
+    if (homeOwner === undefined)
+      throw new SlotUnownedError(
+        home,
+        `no shard owns slot ${home}, the home of task id ${JSON.stringify(request.taskId)}; shards may still be starting: retry`,
+      );
+    const { claim } = await this.ctx.link.request(homeOwner, { op: "locate", taskId: request.taskId });
+    if (claim === null) return this.scatterById(request);
+    const slot = slotOf(partitionKeyOfRef(claim));
+    const holder = this.ctx.slots.ownerOf(slot);
+    if (holder === undefined)
+      throw new SlotUnownedError(
+        slot,
+        `no shard owns slot ${slot} (task ${JSON.stringify(request.taskId)}); retry`,
+      );
+    // Named with the claim's workflow: routed, and refused while its slot moves, as any request naming one.
+    const named = (
+      claim.workflowId === undefined ? request : { ...request, workflowId: claim.workflowId }
+    ) as TaskRequest;
+    const outcome = await this.ask(holder, named);
+    // A claim outlives its task (dropped after its retention): then there is no such task.
+    if (
+      request.op === "getTask" &&
+      !outcome.ok &&
+      outcome.error instanceof FrontierError &&
+      outcome.error.code === ErrorCode.UNKNOWN_TASK
+    )
+      return { op: "getTask", task: null } as OkReply<TaskOp>;
+    return settle(outcome);
+  }
+
+  /**
+   * A task named by id alone that its home has no claim of (stored before
+   * claims existed): find the shards holding a task of that id, then act
+   * only if exactly one does.
+   */
+  private async scatterById(request: TaskRequest): Promise<OkReply<TaskOp>> {
     const owner = this.ctx.slots.ownerOf(slotOf(partitionKeyOfRef(request)));
     const shards = new Set(await this.ctx.knownShards());
     if (owner !== undefined) shards.add(owner);

@@ -5,13 +5,16 @@
  * through the codec and keeps its tasks in the real engine (`Scheduler`), so
  * EDF order, fencing tokens and validation are the engine's own. What it adds
  * is the shard protocol's bookkeeping in memory (idempotency keys, prepared
- * parts, lease request ids and their fences) and knobs to misbehave: `hold`
+ * parts, lease request ids and their fences, the id claims homed here, kept
+ * and prepared, without the takeover of a claim whose task is gone) and
+ * knobs to misbehave: `hold`
  * an op (no reply, so the coordinator times out), `delay` it (answered only
  * when the test says, as a slow shard or a slow network would), `fail` an op
  * with an error, `stop()` (no responders).
  */
 import {
   type Lease,
+  type Problem,
   Scheduler,
   type SchedulerStats,
   type TaskInput,
@@ -27,6 +30,7 @@ import {
   encodeRequest,
   errorReply,
   type FrontierAnnouncement,
+  type IdClaim,
   type ListCursor,
   MAX_ANNOUNCED_TYPES,
   type OkReply,
@@ -66,6 +70,10 @@ export class TestShard {
   /** Outcomes by idempotency key (submit and commit). */
   readonly committed = new Map<string, number>();
   readonly prepared = new Map<string, readonly TaskInput[]>();
+  /** The claims of the prepared parts, by key. */
+  readonly preparedClaims = new Map<string, readonly IdClaim[]>();
+  /** Claims kept here of ids whose tasks another shard holds, by task id. */
+  readonly claims = new Map<string, IdClaim>();
   /** Lease grants by client request id, then by send (`<attempt>:<ask>`). */
   private readonly grants = new Map<string, Map<string, readonly Lease[]>>();
   /** Per client request id (base): the latest attempt a replay-only lookup fenced at. */
@@ -255,6 +263,7 @@ export class TestShard {
       case "submit": {
         const first = this.committed.get(request.idempotencyKey);
         if (first !== undefined) return { accepted: first, replayed: true };
+        this.requireFree(request.claims ?? [], request.idempotencyKey);
         const accepted = e.addTasks(request.tasks);
         this.committed.set(request.idempotencyKey, accepted);
         return { accepted, replayed: false };
@@ -268,28 +277,51 @@ export class TestShard {
         }
         const problems = e.check(request.tasks, reserved);
         if (problems.length > 0) throw new ValidationError(problems);
+        this.requireFree(request.claims ?? [], request.idempotencyKey);
         this.prepared.set(request.idempotencyKey, request.tasks);
+        this.preparedClaims.set(request.idempotencyKey, request.claims ?? []);
         return { accepted: request.tasks.length };
       }
       case "check": {
         // As a shard checks: against its tasks and every prepared part's ids, reserving nothing.
         const reserved = new Set<string>();
         for (const tasks of this.prepared.values()) for (const t of tasks) reserved.add(t.id);
-        return { problems: e.check(request.tasks, reserved) };
+        return {
+          problems: [...e.check(request.tasks, reserved), ...this.claimProblems(request.claims ?? [])],
+        };
       }
       case "commit": {
         const first = this.committed.get(request.idempotencyKey);
         if (first !== undefined) return { accepted: first, replayed: true };
         const tasks = this.prepared.get(request.idempotencyKey);
         if (tasks === undefined) throw new Error(`nothing prepared under ${request.idempotencyKey}`);
+        const own = new Set(tasks.map((t) => t.id));
+        for (const c of this.preparedClaims.get(request.idempotencyKey) ?? [])
+          if (!own.has(c.taskId)) this.claims.set(c.taskId, c);
+        if (request.claimsOnly === true && tasks.length > 0) return { accepted: 0, replayed: false };
         const accepted = e.addTasks(tasks);
         this.prepared.delete(request.idempotencyKey);
+        this.preparedClaims.delete(request.idempotencyKey);
         this.committed.set(request.idempotencyKey, accepted);
         return { accepted, replayed: false };
       }
       case "abort":
         this.prepared.delete(request.idempotencyKey);
+        this.preparedClaims.delete(request.idempotencyKey);
         return {};
+      case "locate": {
+        const held = e.getTask(request.taskId);
+        if (held !== undefined)
+          return {
+            claim:
+              held.workflowId === undefined
+                ? { taskId: held.id }
+                : { taskId: held.id, workflowId: held.workflowId },
+          };
+        return { claim: this.claims.get(request.taskId) ?? null };
+      }
+      case "holds":
+        return { held: e.getTask(request.taskId)?.workflowId === request.workflowId };
       case "moveSlot":
       case "adopt":
         throw new Error(`the stand-in shard does not move slots (${request.op})`);
@@ -370,6 +402,30 @@ export class TestShard {
             .state,
         };
     }
+  }
+
+  /** DUPLICATE_ID for claims another part or task holds here (no takeover: a stand-in). */
+  private claimProblems(claims: readonly IdClaim[], key?: string): Problem[] {
+    const problems: Problem[] = [];
+    for (const c of claims) {
+      const prepared = [...this.preparedClaims].some(
+        ([k, cs]) => k !== key && cs.some((o) => o.taskId === c.taskId),
+      );
+      const held = this.engine.getTask(c.taskId);
+      const kept = this.claims.get(c.taskId);
+      if (
+        prepared ||
+        (held !== undefined && held.workflowId !== c.workflowId) ||
+        (kept !== undefined && kept.workflowId !== c.workflowId)
+      )
+        problems.push({ taskId: c.taskId, code: "DUPLICATE_ID", message: `task id ${c.taskId} is taken` });
+    }
+    return problems;
+  }
+
+  private requireFree(claims: readonly IdClaim[], key: string): void {
+    const problems = this.claimProblems(claims, key);
+    if (problems.length > 0) throw new ValidationError(problems);
   }
 
   /** A page as a shard makes it (cluster's task-pages.ts): ties after the cursor's shard included. */

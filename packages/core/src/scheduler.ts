@@ -250,6 +250,9 @@ function footprintOf(tasks: readonly ParsedTask[]): BatchFootprint {
   return { tasks: tasks.length, payloadBytes };
 }
 
+/** A task held without a workflow (Scheduler.holder), shared. */
+const NO_WORKFLOW: { readonly workflowId?: string } = Object.freeze({});
+
 export class Scheduler {
   private readonly table = new TaskTable();
   /** Task types by code, each with its runnable heap (task-types.ts). */
@@ -771,6 +774,18 @@ export class Scheduler {
   }
 
   // -------------------------------------------------------------- inspection
+
+  /**
+   * Whether a task of id `id` is held (any state), and its workflow: what
+   * an id's claim needs, without running timers or building a view. O(1).
+   */
+  holder(id: string): { readonly workflowId?: string; readonly large?: true } | undefined {
+    const h = typeof id === "string" ? this.table.index.get(id) : undefined;
+    if (h === undefined || h < 0) return undefined;
+    const workflowId = this.table.workflowId[h];
+    if (workflowId === undefined) return NO_WORKFLOW;
+    return (this.table.flags[h]! & Flag.LARGE) !== 0 ? { workflowId, large: true } : { workflowId };
+  }
 
   /** The task as of now (due timers run first), or undefined for an unknown id. O(1). */
   getTask(id: string): TaskView | undefined {

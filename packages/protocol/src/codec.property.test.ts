@@ -29,6 +29,8 @@ import {
 /** Well-formed strings (no lone surrogates: those cannot cross UTF-8, see codec.test.ts). */
 const id = fc.string({ unit: "binary", maxLength: 24 });
 const nonEmptyId = fc.string({ unit: "binary", minLength: 1, maxLength: 24 });
+/** A task id's claim (one id space per cluster): its task's id, and its workflow when it has one. */
+const claim = fc.record({ taskId: nonEmptyId, workflowId: id }, { requiredKeys: ["taskId"] });
 /** Any number msgpack carries exactly; -0 arrives as 0, so it is left out. */
 const number = fc.double().map((x) => (Object.is(x, -0) ? 0 : x));
 /**
@@ -165,12 +167,28 @@ const request = fc
       idempotencyKey: nonEmptyId,
       links: fc.array(remoteLink, { minLength: 1, maxLength: 4 }),
     }),
+    // A part of claims alone (one id space per cluster), and one of tasks with their claims.
+    fc.record(
+      {
+        op: fc.constant("prepare" as const),
+        tasks: fc.array(taskInput, { maxLength: 2 }),
+        idempotencyKey: nonEmptyId,
+        claims: fc.array(claim, { minLength: 1, maxLength: 4 }),
+      },
+      { requiredKeys: ["op", "tasks", "idempotencyKey", "claims"] },
+    ),
     fc.record({ op: fc.constantFrom("commit" as const, "abort" as const), idempotencyKey: nonEmptyId }),
     fc.record({
       op: fc.constant("deliverEvents" as const),
       source: shardId,
       events: fc.array(remoteEvent, { maxLength: 4 }),
     }),
+    fc.record({ op: fc.constant("commit" as const), idempotencyKey: nonEmptyId, claimsOnly: fc.boolean() }),
+    fc.record({ op: fc.constant("locate" as const), taskId: nonEmptyId }),
+    fc.record(
+      { op: fc.constant("holds" as const), taskId: nonEmptyId, workflowId: id },
+      { requiredKeys: ["op", "taskId"] },
+    ),
   )
   .map(stripUndefined);
 
@@ -358,6 +376,12 @@ const reply = fc.oneof(
       maxLength: 4,
     }),
   }),
+  fc.record({
+    ok: fc.constant(true as const),
+    op: fc.constant("locate" as const),
+    claim: fc.option(claim, { nil: null }),
+  }),
+  fc.record({ ok: fc.constant(true as const), op: fc.constant("holds" as const), held: fc.boolean() }),
   fc.record({ ok: fc.constant(false as const), error: wireError }),
 );
 

@@ -174,7 +174,23 @@ const requests: Request[] = [
   { op: "retry", taskId: "t1", deadline: 1_800_000_000_000 },
   { op: "prepare", tasks: [fullTask, { id: "t2", deadline: 5 }], idempotencyKey: "batch-1" },
   { op: "prepare", tasks: [{ id: "t3", deadline: 7 }], idempotencyKey: "one" },
+  // A part that keeps only the claims of ids homed on its shard (one id space per cluster).
+  {
+    op: "prepare",
+    tasks: [],
+    idempotencyKey: "claims",
+    claims: [{ taskId: "t9", workflowId: "wf-9" }, { taskId: "t8" }],
+  },
+  {
+    op: "prepare",
+    tasks: [{ id: "t3", deadline: 7, workflowId: "w" }],
+    idempotencyKey: "both",
+    claims: [{ taskId: "t3", workflowId: "w" }],
+  },
+  { op: "submit", tasks: [{ id: "t3", deadline: 7 }], idempotencyKey: "k", claims: [{ taskId: "t3" }] },
+  { op: "submit", tasks: [{ id: "t3", deadline: 7, workflowId: "w" }], idempotencyKey: "k", claims: [] },
   { op: "commit", idempotencyKey: "batch-1" },
+  { op: "commit", idempotencyKey: "batch-1", claimsOnly: true },
   { op: "abort", idempotencyKey: "batch-1" },
   { op: "check", tasks: [fullTask, { id: "t2", deadline: 5 }] },
   // A large workflow's part: its tasks, and the links of edges from its prerequisites to other slots.
@@ -206,6 +222,10 @@ const requests: Request[] = [
     ],
   },
   { op: "deliverEvents", source: "shard-1", events: [] },
+  { op: "check", tasks: [], claims: [{ taskId: "t9", workflowId: "wf-9" }] },
+  { op: "locate", taskId: "t1" },
+  { op: "holds", taskId: "t1", workflowId: "wf-9" },
+  { op: "holds", taskId: "t1" },
   { op: "moveSlot", slot: 1023, target: "shard-2", moveId: "m-1" },
   {
     op: "adopt",
@@ -275,6 +295,18 @@ const requests: Request[] = [
     tasks: [],
     entries: [],
     leases: [],
+  },
+  {
+    op: "adopt",
+    moveId: "m-3",
+    slot: 0,
+    source: "shard-0",
+    part: 1,
+    parts: 2,
+    tasks: [],
+    entries: [],
+    leases: [],
+    claims: [{ taskId: "t1", workflowId: "w" }, { taskId: "t2" }],
   },
   // Coordinator → shard: only tasks whose ordering key is at most maxKey.
   {
@@ -524,6 +556,11 @@ const replies: Reply[] = [
   { ok: true, op: "adopt", adopted: false },
   { ok: true, op: "adopt", adopted: true },
   { ok: true, op: "deliverEvents", results: ["applied", "duplicate", "unknown"] },
+  { ok: true, op: "locate", claim: null },
+  { ok: true, op: "locate", claim: { taskId: "t1", workflowId: "wf-9" } },
+  { ok: true, op: "locate", claim: { taskId: "t1" } },
+  { ok: true, op: "holds", held: true },
+  { ok: true, op: "holds", held: false },
   staleLease,
   validationFailed,
 ];
@@ -1243,7 +1280,7 @@ describe("request shapes", () => {
     [
       "prepare with a requestId",
       { op: "prepare", tasks: [], idempotencyKey: "k", requestId: "r" },
-      'message: unknown field "requestId" (expected only op, tasks, idempotencyKey, links)',
+      'message: unknown field "requestId" (expected only op, tasks, idempotencyKey, links, claims)',
     ],
     ["commit idempotencyKey missing", { op: "commit" }, "idempotencyKey: expected a string, missing"],
     [
@@ -1264,8 +1301,35 @@ describe("request shapes", () => {
     [
       "commit carrying tasks",
       { op: "commit", tasks: [], idempotencyKey: "k" },
-      'message: unknown field "tasks" (expected only op, idempotencyKey)',
+      'message: unknown field "tasks" (expected only op, idempotencyKey, claimsOnly)',
     ],
+    [
+      "commit claimsOnly a string",
+      { op: "commit", idempotencyKey: "k", claimsOnly: "yes" },
+      'claimsOnly: expected a boolean, got string "yes"',
+    ],
+    [
+      "a claim without its task id",
+      { op: "prepare", tasks: [], idempotencyKey: "k", claims: [{ workflowId: "w" }] },
+      "claims[0].taskId: expected a string, missing",
+    ],
+    [
+      "a claim with its workflow packed into its id's field",
+      { op: "prepare", tasks: [], idempotencyKey: "k", claims: [{ taskId: "t", workflow: "w" }] },
+      'claims[0]: unknown field "workflow"',
+    ],
+    ["locate without a task id", { op: "locate" }, "taskId: expected a string, missing"],
+    [
+      "locate with an empty task id",
+      { op: "locate", taskId: "" },
+      'taskId: expected a non-empty string, got string ""',
+    ],
+    [
+      "locate naming a workflow (the home answers it)",
+      { op: "locate", taskId: "t", workflowId: "w" },
+      'message: unknown field "workflowId" (expected only op, taskId)',
+    ],
+    ["holds with a numeric task id", { op: "holds", taskId: 7 }, "taskId: expected a string, got number 7"],
     ["abort idempotencyKey missing", { op: "abort" }, "idempotencyKey: expected a string, missing"],
     [
       "abort idempotencyKey null",
@@ -1321,7 +1385,7 @@ describe("request shapes", () => {
     [
       "check under an idempotency key (it reserves nothing)",
       { op: "check", tasks: [{ id: "t", deadline: 1 }], idempotencyKey: "k" },
-      'message: unknown field "idempotencyKey" (expected only op, tasks, links)',
+      'message: unknown field "idempotencyKey" (expected only op, tasks, links, claims)',
     ],
   ])("refuses %s (BAD_MESSAGE)", (_name, request, message) => {
     expectRefusedBothWays(request, "BAD_MESSAGE", typeof message === "string" ? message : message);
@@ -1537,6 +1601,17 @@ describe("limits", () => {
       { op: "submit", tasks: [], idempotencyKey: "empty" },
       "INVALID_ARGUMENT",
       "tasks: a submit carries at least one task",
+    );
+    // A prepare or a check may carry claims alone, but not nothing.
+    expectRefusedBothWays(
+      { op: "prepare", tasks: [], idempotencyKey: "k", claims: [] },
+      "INVALID_ARGUMENT",
+      "tasks: a prepare carries at least one task or claim",
+    );
+    expectRefusedBothWays(
+      { op: "check", tasks: [] },
+      "INVALID_ARGUMENT",
+      "tasks: a check carries at least one task or claim",
     );
   });
 

@@ -37,6 +37,7 @@ export {
   type TypeFrontierEntry,
   typeEntriesOf,
 } from "./frontiers.js";
+export { DEFAULT_ID_SPACE, ID_SPACE_KEY, ID_SPACES, type IdSpace, isIdSpace } from "./id-space.js";
 export {
   FRONTIER_DEPTH_RANKS,
   LEASE_RESULTS_BYTES,
@@ -83,6 +84,7 @@ export {
   type CommitRequest,
   type CompletedLease,
   type CompleteRequest,
+  claimOf,
   type DeliverEventsRequest,
   type ErrorReply,
   errorReply,
@@ -92,10 +94,13 @@ export {
   type GetWorkflowRequest,
   type HeartbeatRequest,
   type HeldLease,
+  type HoldsRequest,
+  type IdClaim,
   isOp,
   type LeaseRequest,
   type ListCursor,
   type ListTasksRequest,
+  type LocateRequest,
   type Message,
   type MessageKind,
   type MovedEntry,
@@ -149,6 +154,7 @@ export {
 } from "./schedules.js";
 export {
   fnv1a32,
+  homeSlotOf,
   partitionKeyOf,
   partitionKeyOfRef,
   SLOT_COUNT,

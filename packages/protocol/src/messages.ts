@@ -85,7 +85,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 10;
+export const PROTOCOL_VERSION = 11;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -116,6 +116,10 @@ export const OPS = [
   "adopt",
   // Large workflows (docs/cluster.md): completion events of cross-partition edges, shard to shard.
   "deliverEvents",
+  // One id space per cluster (docs/cluster.md): where a task id's claim says its task is
+  // (coordinator → the id's home shard), and whether a claim's task is still held (shard → shard).
+  "locate",
+  "holds",
 ] as const;
 export type Op = (typeof OPS)[number];
 
@@ -181,6 +185,47 @@ const someTasks =
         }
       : undefined;
 
+const idClaim = map({ taskId: nonEmptyId, workflowId: optional(id), large: optional(bool) });
+/**
+ * A task id's claim, kept by the shard owning the id's home slot
+ * (`homeSlotOf`): the id is taken in the cluster by the task of this id in
+ * this workflow (none: the task has no workflow), whose slot is
+ * `slotOfTask({ id: taskId, workflowId, large })` (`large`: the task is of a
+ * large workflow, placed by (workflowId, id)).
+ */
+export type IdClaim = v.InferOutput<typeof idClaim>;
+
+/** The claim a task makes of its own id. */
+export function claimOf(task: {
+  readonly id: string;
+  readonly workflowId?: string | undefined;
+  readonly large?: boolean | undefined;
+}): IdClaim {
+  if (task.workflowId === undefined) return { taskId: task.id };
+  return task.large === true
+    ? { taskId: task.id, workflowId: task.workflowId, large: true }
+    : { taskId: task.id, workflowId: task.workflowId };
+}
+
+/** The claims of a part: at most MAX_TASKS_PER_BATCH (one per task of the batch). */
+const claims = bounded(idClaim, MAX_TASKS_PER_BATCH, "MAX_TASKS_PER_BATCH", WireErrorCode.BATCH_TOO_LARGE);
+
+/** A part that carries no task, remote link or claim would change nothing. */
+const someTasksOrClaims =
+  (what: string) =>
+  (r: {
+    readonly tasks: readonly unknown[];
+    readonly links?: readonly unknown[] | undefined;
+    readonly claims?: readonly unknown[] | undefined;
+  }): Failure | undefined =>
+    r.tasks.length === 0 && (r.links?.length ?? 0) === 0 && (r.claims?.length ?? 0) === 0
+      ? {
+          at: ["tasks"],
+          code: WireErrorCode.INVALID_ARGUMENT,
+          text: `a ${what} carries at least one task, remote link or claim`,
+        }
+      : undefined;
+
 // ---------------------------------------------------------------- requests
 
 const submitRequest = map(
@@ -191,6 +236,13 @@ const submitRequest = map(
     idempotencyKey: nonEmptyId,
     /** Coordinator → shard only: the part's remote links (large workflows), registered with its tasks. */
     links,
+    /**
+     * Coordinator → shard only: the claims of the batch's ids homed on this
+     * shard (IdClaim). Absent: the coordinator saw one shard owning every
+     * slot, so every id of the batch is homed here (the shard checks that it
+     * does own every slot).
+     */
+    claims: optional(claims),
   },
   someTasks("submit"),
 );
@@ -453,18 +505,29 @@ const retryRequest = map(
  */
 export type RetryRequest = v.InferOutput<typeof retryRequest>;
 
-// A prepared part has a submit's shape (phase one of a multi-shard submit).
+// A prepared part has a submit's shape (phase one of a multi-shard submit); it may carry only
+// claims (the ids of other shards' tasks homed here) or remote links, then no task.
 const prepareRequest = map(
-  { op: op("prepare"), tasks, idempotencyKey: nonEmptyId, links },
-  someTasks("prepare"),
+  { op: op("prepare"), tasks, idempotencyKey: nonEmptyId, links, claims: optional(claims) },
+  someTasksOrClaims("prepare"),
 );
 /**
  * Phase one of a submit spanning several shards: check the part against the
- * shard's state and reserve its ids (for PREPARE_TTL_MS) under the key.
+ * shard's state and reserve its ids and its claims (for PREPARE_TTL_MS) under the key.
  */
 export type PrepareRequest = v.InferOutput<typeof prepareRequest>;
 
-const commitRequest = map({ op: op("commit"), idempotencyKey: nonEmptyId });
+const commitRequest = map({
+  op: op("commit"),
+  idempotencyKey: nonEmptyId,
+  /**
+   * Make only the part's claims durable; its tasks stay prepared until a
+   * commit without it. A coordinator commits every claim of a batch before
+   * any of its tasks (docs/cluster.md, "One id space per cluster"), so a
+   * task is never stored without its claim.
+   */
+  claimsOnly: optional(bool),
+});
 /** Phase two: make the prepared part durable. Idempotent under the key. */
 export type CommitRequest = v.InferOutput<typeof commitRequest>;
 
@@ -472,7 +535,10 @@ const abortRequest = map({ op: op("abort"), idempotencyKey: nonEmptyId });
 /** Drop a prepared part (another part was rejected). Unknown keys are fine. */
 export type AbortRequest = v.InferOutput<typeof abortRequest>;
 
-const checkRequest = map({ op: op("check"), tasks, links }, someTasks("check"));
+const checkRequest = map(
+  { op: op("check"), tasks, links, claims: optional(claims) },
+  someTasksOrClaims("check"),
+);
 /**
  * Check a part of a batch the coordinator rejects anyway (it has batch-local
  * problems) against the shard's state, so one rejection lists every problem.
@@ -520,6 +586,8 @@ const adoptRequest = map(
     tasks: partOf(taskRecord),
     entries: partOf(movedEntry),
     leases: partOf(movedLease),
+    /** The claims homed in the slot (its ids' claims move with it); absent: none in this part. */
+    claims: optional(partOf(idClaim)),
   },
   (r) =>
     r.part >= r.parts
@@ -564,6 +632,28 @@ const deliverEventsRequest = map({
  * applied once there, durably, before the reply; see the reply's `results`.
  */
 export type DeliverEventsRequest = v.InferOutput<typeof deliverEventsRequest>;
+const locateRequest = map({ op: op("locate"), taskId: nonEmptyId });
+/**
+ * Where the task of id `taskId` is: asked of the shard owning the id's home
+ * slot, which answers with the id's claim (or null: no task holds it). A
+ * coordinator then sends a request naming the task by id alone to the
+ * claim's workflow: one hop instead of asking every shard.
+ */
+export type LocateRequest = v.InferOutput<typeof locateRequest>;
+
+const holdsRequest = map({
+  op: op("holds"),
+  taskId: nonEmptyId,
+  workflowId: optional(id),
+  large: optional(bool),
+});
+/**
+ * Shard → shard only: whether the shard holds the task of this id in this
+ * workflow (any state), or holds it in a prepared part or a commit in
+ * progress. An id's home asks it of a claim's slot before it gives the id
+ * to another task (the claim's task may have been dropped by retention).
+ */
+export type HoldsRequest = v.InferOutput<typeof holdsRequest>;
 
 /** Each op's request schema. */
 const REQUESTS = {
@@ -588,6 +678,8 @@ const REQUESTS = {
   moveSlot: moveSlotRequest,
   adopt: adoptRequest,
   deliverEvents: deliverEventsRequest,
+  locate: locateRequest,
+  holds: holdsRequest,
 } as const satisfies { readonly [O in Op]: Schema<{ readonly op: O }> };
 
 export type Request = v.InferOutput<(typeof REQUESTS)[Op]>;
@@ -947,6 +1039,10 @@ const OK_REPLIES = {
       WireErrorCode.BAD_MESSAGE,
     ),
   }),
+  /** The id's claim; null: no task of the cluster holds the id. */
+  locate: map({ ok, op: op("locate"), claim: nullable(idClaim) }),
+  /** `held`: the shard holds the task (any state), or holds it prepared or being committed. */
+  holds: map({ ok, op: op("holds"), held: bool }),
 } as const satisfies { readonly [O in Op]: Schema<{ readonly ok: true; readonly op: O }> };
 
 type OkReplies = { readonly [O in Op]: v.InferOutput<(typeof OK_REPLIES)[O]> };

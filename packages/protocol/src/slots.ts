@@ -109,3 +109,16 @@ export function slotOfTask(task: {
 }): number {
   return slotOf(partitionKeyOf(task));
 }
+
+/**
+ * The home slot of a task id (docs/cluster.md, "One id space per cluster"):
+ * where the cluster keeps the id's claim, so that one shard knows, for each
+ * id, the task that holds it. It is the slot the task would route to without
+ * a workflow (`slotOf(id)`, the same frozen hash), so a task without a
+ * workflow is homed where it lives and its claim is its own row; only a task
+ * of a workflow whose slot is on another shard than its id's home needs a
+ * claim elsewhere.
+ */
+export function homeSlotOf(taskId: string): number {
+  return slotOf(taskId);
+}

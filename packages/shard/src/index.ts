@@ -26,6 +26,7 @@ export {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type IdClaimRow,
   type IdempotencyEntry,
   type Journal,
   type JournalOpenOptions,
@@ -47,6 +48,7 @@ export {
 } from "./journal-replica.js";
 export { FORMAT_VERSION, LmdbJournal, type LmdbJournalOptions } from "./lmdb-journal.js";
 export {
+  type ClaimHomes,
   DEFAULT_LEASE_REPLAY_RETENTION_MS,
   DEFAULT_MAX_IDEMPOTENCY_KEYS,
   DEFAULT_MAX_LIVE_TASKS,

@@ -54,6 +54,7 @@ function canonical(state: JournalState) {
     idempotency: [...state.idempotency].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
     outbox: [...state.outbox].sort((a, b) => (a.moveId < b.moveId ? -1 : a.moveId > b.moveId ? 1 : 0)),
     adopted: [...state.adopted].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+    claims: [...state.claims].sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0)),
   };
 }
 
@@ -86,6 +87,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
         clock: 0,
         outbox: [],
         adopted: [],
+        claims: [],
       });
       await journal.close();
     });
@@ -201,6 +203,26 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       expect(state.tasks).toEqual([]);
       expect(state.outbox).toEqual([row]);
       expect(state.adopted).toEqual([["in-1", { slot: 3, source: "shard-2", adoptedAt: 5, leases: [] }]]);
+    });
+
+    it("claim rows round-trip, in the same commit as the task rows; a later claim of an id replaces it, null drops it", async () => {
+      const location = await harness.location();
+      const journal = await harness.open(location);
+      journal.load();
+      await journal.append([
+        add("t1"),
+        { kind: "claim", taskId: "x", claim: { taskId: "x", workflowId: "wf-1" } },
+        { kind: "claim", taskId: "y", claim: { taskId: "y" } },
+        { kind: "claim", taskId: "z", claim: { taskId: "z", workflowId: "wf-z" } },
+      ]);
+      await journal.append([
+        { kind: "claim", taskId: "x", claim: { taskId: "x", workflowId: "wf-2" } },
+        { kind: "claim", taskId: "z", claim: null },
+      ]);
+      await journal.close();
+      const state = await reload(harness, location);
+      expect(state.tasks.map((t) => t.spec.id)).toEqual(["t1"]);
+      expect(state.claims).toEqual([{ taskId: "x", workflowId: "wf-2" }, { taskId: "y" }]);
     });
 
     it("appends resolve in call order, a burst shares commits, and an empty append is a barrier", async () => {

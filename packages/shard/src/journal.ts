@@ -95,6 +95,26 @@ export interface SlotExport {
   readonly idempotency: readonly (readonly [key: string, entry: IdempotencyEntry])[];
   /** The proofs of the slot's live leases. */
   readonly leases: readonly LeaseProof[];
+  /**
+   * The claims homed in the slot (its ids' claims move with it): this
+   * shard's rows, and the claims of the tasks it keeps whose ids are homed
+   * in the slot. Absent in rows written before claims existed: none.
+   */
+  readonly claims?: readonly IdClaimRow[];
+}
+
+/**
+ * A task id's claim, kept by the shard owning the id's home slot
+ * (docs/cluster.md, "One id space per cluster"): the id is taken in the
+ * cluster by the task of this id in this workflow (none: a task without
+ * one), wherever that task's slot is. A shard keeps rows only for tasks it
+ * does not hold itself: a task it holds is its own id's claim.
+ */
+export interface IdClaimRow {
+  readonly taskId: string;
+  readonly workflowId?: string;
+  /** The task is of a large workflow: its slot is by (workflowId, id). */
+  readonly large?: true;
 }
 
 /** What a target keeps of a move it adopted: the move id (adopt is idempotent by it) and the leases' proofs. */
@@ -113,6 +133,7 @@ export interface AdoptedMove {
  *   largest ever appended, so time never runs backwards across restarts.
  * - `outbox`: a slot export written (or, null, deleted when its move ended).
  * - `adopted`: a move adopted from another shard.
+ * - `claim`: a task id's claim kept here (or, null, dropped).
  */
 export type JournalRecord =
   | Change
@@ -127,7 +148,8 @@ export type JournalRecord =
    */
   | { readonly kind: "tokens"; readonly ceiling: number }
   | { readonly kind: "outbox"; readonly moveId: string; readonly row: SlotExport | null }
-  | { readonly kind: "adopted"; readonly moveId: string; readonly move: AdoptedMove };
+  | { readonly kind: "adopted"; readonly moveId: string; readonly move: AdoptedMove }
+  | { readonly kind: "claim"; readonly taskId: string; readonly claim: IdClaimRow | null };
 
 /** The live state a journal holds. */
 export interface JournalState {
@@ -150,6 +172,8 @@ export interface JournalState {
   readonly outbox: SlotExport[];
   /** Moves adopted, by move id. */
   readonly adopted: [moveId: string, move: AdoptedMove][];
+  /** Every id claim kept here, in no particular order. */
+  readonly claims: IdClaimRow[];
 }
 
 export interface JournalStats {

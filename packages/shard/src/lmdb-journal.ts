@@ -10,6 +10,7 @@
  *   idem    idempotency key → IdempotencyEntry
  *   outbox  move id → SlotExport (a slot leaving, until its move ends)
  *   adopted move id → AdoptedMove (a slot that arrived)
+ *   claims  task id → IdClaimRow (an id homed here, taken by a task of another shard)
  * Spec and status live apart so that a status change (the common case)
  * rewrites only the small status row, never the payload.
  *
@@ -88,6 +89,7 @@ import {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type IdClaimRow,
   type IdempotencyEntry,
   type Journal,
   type JournalOpenOptions,
@@ -108,7 +110,7 @@ const EPOCH_STRIDE = 2 ** 32;
 const HEAD_KEY = "head";
 const ENGINE_KEY = "engine";
 const STRUCTURES_KEY = Symbol.for("frontier.structures");
-const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem", "outbox", "adopted"]);
+const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem", "outbox", "adopted", "claims"]);
 
 interface HeadRow {
   readonly format: number;
@@ -142,6 +144,7 @@ class PendingBatch {
   readonly idempotency = new Map<string, IdempotencyEntry | null>();
   readonly outbox = new Map<string, SlotExport | null>();
   readonly adopted = new Map<string, AdoptedMove>();
+  readonly claims = new Map<string, IdClaimRow | null>();
   meta: EngineMeta | undefined;
   clock = 0;
   /** Largest token ceiling appended to this batch (0: none). */
@@ -190,6 +193,9 @@ class PendingBatch {
       case "adopted":
         this.adopted.set(record.moveId, record.move);
         return;
+      case "claim":
+        this.claims.set(record.taskId, record.claim);
+        return;
       default:
         unreachable(record);
     }
@@ -213,6 +219,7 @@ interface Databases {
   readonly idem: Database<IdempotencyEntry, string>;
   readonly outbox: Database<SlotExport, string>;
   readonly adopted: Database<AdoptedMove, string>;
+  readonly claims: Database<IdClaimRow, string>;
 }
 
 function openDatabases(env: RootDatabase): Databases {
@@ -224,6 +231,7 @@ function openDatabases(env: RootDatabase): Databases {
     idem: env.openDB({ name: "idem" }),
     outbox: env.openDB({ name: "outbox" }),
     adopted: env.openDB({ name: "adopted" }),
+    claims: env.openDB({ name: "claims" }),
   };
 }
 
@@ -415,8 +423,18 @@ export class LmdbJournal implements Journal {
           throw this.corrupt(`adopted row ${JSON.stringify(key)} is malformed`);
         adopted.push([key, value]);
       }
+      const claims: IdClaimRow[] = [];
+      for (const { key, value } of this.db.claims.getRange()) {
+        if (
+          typeof key !== "string" ||
+          value?.taskId !== key ||
+          (value.workflowId !== undefined && typeof value.workflowId !== "string")
+        )
+          throw this.corrupt(`claim row ${JSON.stringify(key)} is malformed`);
+        claims.push(value);
+      }
       const { clock, tokens: tokenCeiling = 0 } = this.headRow;
-      return { meta, tasks, taskCount, idempotency, clock, tokenCeiling, outbox, adopted };
+      return { meta, tasks, taskCount, idempotency, clock, tokenCeiling, outbox, adopted, claims };
     } catch (error) {
       throw this.readError(error);
     }
@@ -727,6 +745,7 @@ export class LmdbJournal implements Journal {
     const idempotency = encodeAll(this.db.idem, batch.idempotency);
     const outbox = encodeAll(this.db.outbox, batch.outbox);
     const adopted = encodeAll(this.db.adopted, batch.adopted);
+    const claims = encodeAll(this.db.claims, batch.claims);
     const clock = Math.max(batch.clock, this.headRow.clock);
     const tokens = Math.max(batch.tokens, this.headRow.tokens ?? 0);
     const row =
@@ -746,6 +765,7 @@ export class LmdbJournal implements Journal {
       putAll(this.db.idem, idempotency);
       putAll(this.db.outbox, outbox);
       putAll(this.db.adopted, adopted);
+      putAll(this.db.claims, claims);
     });
   }
 

@@ -61,6 +61,7 @@ import {
   ValidationError,
 } from "@frontier/core";
 import { Packr } from "msgpackr";
+import { ClaimTable } from "./claim-table.js";
 import { type ClockSources, ShardClock } from "./clock.js";
 import {
   CorruptDataError,
@@ -77,6 +78,7 @@ import {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type IdClaimRow,
   type IdempotencyEntry,
   type Journal,
   type JournalRecord,
@@ -207,6 +209,22 @@ export interface SubmitOptions {
    * AdmitOptions.links), with the batch, atomically.
    */
   readonly links?: readonly RemoteLink[];
+  /**
+   * Id claims to keep with the tasks, in the same commit (docs/cluster.md,
+   * "One id space per cluster"): ids homed here, taken by tasks of other
+   * shards. Written only when the batch is accepted (a replay writes none).
+   */
+  readonly claims?: readonly IdClaimRow[];
+}
+
+/**
+ * Where a slot's id claims go when the slot moves (Shard.beginMove): the
+ * home slot of an id, and whether this shard stays the home of a slot.
+ */
+export interface ClaimHomes {
+  readonly homeOf: (taskId: string) => number;
+  /** Whether this shard keeps serving `slot` as a home after this move (it is not the slot moving, nor leaving). */
+  readonly keeps: (slot: number) => boolean;
 }
 
 /**
@@ -310,6 +328,8 @@ export class Shard {
   private readonly adopted = new Map<string, AdoptedMove>();
   /** The proofs of adopted leases, by task id. */
   private readonly proofs = new Map<string, LeaseProof>();
+  /** Id claims homed here for tasks held elsewhere. */
+  private readonly claims: ClaimTable;
   /** Under "committed" durability: the token ceiling appended last, and the one known flushed (hi-lo). */
   private tokenCeiling: number;
   private flushedTokenCeiling: number;
@@ -347,6 +367,7 @@ export class Shard {
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
     for (const row of loaded.outbox) this.keepOutbox(row);
     for (const [moveId, move] of loaded.adopted) this.keepAdopted(moveId, move);
+    this.claims = new ClaimTable(loaded.claims);
     // Tokens handed out under a ceiling may be missing from the state (a
     // lost tail): start above it, whatever the durability now.
     this.engine.raiseTokenFloor(loaded.tokenCeiling);
@@ -484,6 +505,7 @@ export class Shard {
           this.idempotency.remember(key, entry);
           this.records.push({ kind: "idempotency", key, entry });
         }
+        for (const c of options.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
         return { taskIds, duplicate: false };
       },
       options.flush === true ? FLUSH : undefined,
@@ -709,6 +731,72 @@ export class Shard {
     return this.run(() => this.engine.acknowledgeRemote(acks));
   }
 
+  /**
+   * The claim row of `taskId` kept here (docs/cluster.md, "One id space per
+   * cluster"): the id is taken by a task of another shard. Undefined: no
+   * row (a task held here is its id's claim: see heldWorkflow). The same
+   * object until the claim is written again or dropped. O(1).
+   */
+  claimOf(taskId: string): IdClaimRow | undefined {
+    return this.claims.get(taskId);
+  }
+
+  /** Claim rows kept here. O(1). */
+  get claimCount(): number {
+    return this.claims.size;
+  }
+
+  /** Every claim row kept here, as of now (a copy: O(rows)). */
+  claimRows(): IdClaimRow[] {
+    return [...this.claims.values()];
+  }
+
+  /**
+   * Drops the claim rows of `rows` that are still the rows kept (the same
+   * objects: a claim written again since is kept), in one commit; resolves
+   * with how many went. The caller checked, in the same synchronous stretch
+   * as this call, that their tasks are gone (an id's home sweeping rows of
+   * tasks dropped after their retention).
+   */
+  dropClaims(rows: readonly IdClaimRow[]): Promise<number> {
+    return this.run(() => {
+      let dropped = 0;
+      for (const row of rows) {
+        if (this.claims.get(row.taskId) !== row) continue;
+        const record = this.claims.drop(row.taskId);
+        if (record !== undefined) {
+          this.records.push(record);
+          dropped++;
+        }
+      }
+      return dropped;
+    });
+  }
+
+  /**
+   * Whether a task of id `taskId` is in the engine (any state), and its
+   * workflow. A task leaving in a slot move is not: its claim, when its id
+   * stays homed here, became a row in the move's commit. A read of memory,
+   * O(1): no timer runs (a task a timer would drop after its retention is
+   * still held until it does).
+   */
+  heldTask(taskId: string): { readonly workflowId?: string; readonly large?: true } | undefined {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    return this.engine.holder(taskId);
+  }
+
+  /**
+   * Keeps id claims (rows replacing any of the same ids), durable (flushed)
+   * when it resolves: a cross-shard submit's claims, made durable before
+   * any task of the batch is (docs/cluster.md, "One id space per cluster").
+   */
+  keepClaims(claims: readonly IdClaimRow[]): Promise<void> {
+    return this.run(() => {
+      for (const c of claims) this.records.push(this.claims.set(c.taskId, c.workflowId));
+    }, FLUSH);
+  }
+
   /** What the shard holds that its limits count. O(1). */
   holdings(): ShardHoldings {
     return {
@@ -833,6 +921,8 @@ export class Shard {
     /** Picks the slot's tasks; `large`: the task is of a large workflow (placed by (workflowId, id)). */
     readonly select: (workflowId: string | undefined, id: string, large: boolean) => boolean;
     readonly proofOf: (taskId: string, token: number) => string;
+    /** How the slot's id claims move (absent: this shard keeps no claims, as before they existed). */
+    readonly homes?: ClaimHomes;
   }): Promise<SlotExport> {
     return this.run(() => {
       const prior = this.outbox.get(move.moveId);
@@ -845,8 +935,44 @@ export class Shard {
             `slot ${move.slot} is moving already (move ${JSON.stringify(row.moveId)} to ${row.target})`,
           );
       }
-      const tasks = this.engine.exportTasks(move.select);
+      // The claims of the ids homed in the slot go with it: rows kept here, and the tasks staying
+      // here whose ids are homed there (their claims were the tasks themselves). Gathered while the
+      // engine picks the slot's tasks, applied only once it has (it may refuse the selection).
+      const homes = move.homes;
+      const staying: IdClaimRow[] = [];
+      const select =
+        homes === undefined
+          ? move.select
+          : (workflowId: string | undefined, id: string, large: boolean): boolean => {
+              if (move.select(workflowId, id, large)) return true;
+              if (homes.homeOf(id) === move.slot)
+                staying.push(
+                  workflowId === undefined
+                    ? { taskId: id }
+                    : large
+                      ? { taskId: id, workflowId, large: true }
+                      : { taskId: id, workflowId },
+                );
+              return false;
+            };
+      const tasks = this.engine.exportTasks(select);
       const ids = new Set(tasks.map((r) => r.spec.id));
+      const claims: IdClaimRow[] = [];
+      if (homes !== undefined) {
+        for (const row of [...this.claims.values()]) {
+          if (homes.homeOf(row.taskId) !== move.slot) continue;
+          claims.push(row);
+          const dropped = this.claims.drop(row.taskId);
+          if (dropped !== undefined) this.records.push(dropped);
+        }
+        claims.push(...staying);
+        // A leaving task whose id stays homed here: its claim was the task, now it is a row.
+        for (const { spec } of tasks) {
+          const home = homes.homeOf(spec.id);
+          if (home !== move.slot && homes.keeps(home))
+            this.records.push(this.claims.set(spec.id, spec.workflowId));
+        }
+      }
       const idempotency: [string, IdempotencyEntry][] = [];
       for (const table of [this.idempotency, this.leaseKeys]) {
         for (const [key, entry] of [...table.entries()]) {
@@ -876,6 +1002,7 @@ export class Shard {
         tasks,
         idempotency,
         leases,
+        ...(claims.length === 0 ? {} : { claims }),
       };
       this.keepOutbox(row);
       this.records.push({ kind: "outbox", moveId: row.moveId, row });
@@ -915,6 +1042,8 @@ export class Shard {
       this.engine.adoptTasks(row.tasks);
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
       for (const proof of row.leases) this.proofs.set(proof.taskId, proof);
+      // The slot's claims come back as rows (a row naming a task held here is harmless).
+      for (const c of row.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
       this.dropOutbox(moveId);
       this.records.push({ kind: "outbox", moveId, row: null });
     }, FLUSH);
@@ -933,6 +1062,7 @@ export class Shard {
       if (this.adopted.has(row.moveId)) return { already: true, tasks: 0 };
       const tasks = this.engine.adoptTasks(onThisClock(row.tasks, this.clock.now() - row.createdAt));
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
+      for (const c of row.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
       const move: AdoptedMove = {
         slot: row.slot,
         source: row.source,

@@ -153,9 +153,9 @@ describe("per-role NATS permissions", () => {
     expect(await subscribe(coordinator, s.coordAll, "another-group")).toBe("refused");
     expect(await subscribe(coordinator, s.frontier)).toBe("allowed");
     for (const op of OPS) {
-      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`, nor
-      // unblock a large workflow's dependents with `deliverEvents`.
-      const expected = op === "adopt" || op === "deliverEvents" ? "refused" : "allowed";
+      // Only shards hand tasks to shards: a coordinator cannot plant tasks with `adopt`, unblock a
+      // large workflow's dependents with `deliverEvents`, nor ask `holds`.
+      const expected = op === "adopt" || op === "deliverEvents" || op === "holds" ? "refused" : "allowed";
       expect([op, await request(coordinator, s.shard("s1", op))]).toEqual([op, expected]);
     }
     const shard = await as({ role: "shard", shardId: "s2" });
@@ -196,6 +196,8 @@ describe("per-role NATS permissions", () => {
       "moveSlot",
       "adopt",
       "deliverEvents",
+      "locate",
+      "holds",
     ] as const) {
       expect(await request(worker, s.coord(op))).toBe("refused");
     }

@@ -5,11 +5,13 @@
  *
  *   shard <id>    serves `frontier.<c>.shard.<id>.*`, announces its frontier,
  *                 alone writes the slot bucket (and may create it), and
- *                 alone sends `adopt` to other shards (a slot's tasks moving)
+ *                 alone sends `adopt` (a slot's tasks moving) and `holds` (an
+ *                 id's home asking whether a claim's task is still held) to
+ *                 other shards
  *   coordinator   serves `frontier.<c>.coord.*` in the coordinators' queue group
  *                 (it cannot subscribe to them outside the group), reads
  *                 announcements and the slot bucket, calls any shard operation
- *                 but `adopt` (`moveSlot` only for an admin's move)
+ *                 but `adopt` and `holds` (`moveSlot` only for an admin's move)
  *   worker        leases through a coordinator; heartbeat, complete, fail,
  *                 release and settle through a coordinator or straight at the
  *                 shard that granted the lease (the lease's secret authorizes
@@ -78,8 +80,12 @@ const SUBMITTER_OPS = [
   "getWorkflow",
 ] as const satisfies readonly Op[];
 
-/** Shard operations only shards send to each other: a slot's tasks moving, a large workflow's completion events (docs/cluster.md). */
-export const SHARD_TO_SHARD_OPS = ["adopt", "deliverEvents"] as const satisfies readonly Op[];
+/**
+ * Shard operations only shards send to each other (docs/cluster.md): a
+ * slot's tasks moving, a large workflow's completion events, and an id's
+ * home asking whether a claim's task is held.
+ */
+export const SHARD_TO_SHARD_OPS = ["adopt", "deliverEvents", "holds"] as const satisfies readonly Op[];
 /** Every shard operation a coordinator may call: all but the shard-to-shard ones. */
 const COORDINATOR_SHARD_OPS: readonly Op[] = OPS.filter(
   (op) => !(SHARD_TO_SHARD_OPS as readonly Op[]).includes(op),

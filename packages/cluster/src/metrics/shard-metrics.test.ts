@@ -204,10 +204,12 @@ describe("a shard's metrics", () => {
     env.defer(() => host.close());
     const nc = await env.connect();
     const [wf] = keysInSlots("wf", spreadSlots(1, 2), 1) as [string];
+    // An id homed on the same shard: a submit straight to the shard carries no claim for another.
+    const [id] = keysInSlots("t", spreadSlots(1, 2), 1) as [string];
     ok(
       await ask(nc, cluster, "shard-1", {
         op: "submit",
-        tasks: [task("t", 1, { workflowId: wf })],
+        tasks: [task(id, 1, { workflowId: wf })],
         idempotencyKey: "k",
       }),
     );
