@@ -1606,12 +1606,12 @@ describe("limits", () => {
     expectRefusedBothWays(
       { op: "prepare", tasks: [], idempotencyKey: "k", claims: [] },
       "INVALID_ARGUMENT",
-      "tasks: a prepare carries at least one task or claim",
+      "tasks: a prepare carries at least one task, remote link or claim",
     );
     expectRefusedBothWays(
       { op: "check", tasks: [] },
       "INVALID_ARGUMENT",
-      "tasks: a check carries at least one task or claim",
+      "tasks: a check carries at least one task, remote link or claim",
     );
   });
 
