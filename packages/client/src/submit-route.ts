@@ -1,10 +1,10 @@
 /**
  * Where a submit goes first. A batch whose tasks, and their ids' claims
  * (docs/cluster.md, "One id space per cluster": at the owner of each id's
- * home slot, `homeSlotOf`), all live on one shard goes straight to it — one hop instead of two, which at light load is about a
- * third of a task's way from submit to handler (docs/benchmarks.md) — by the
- * cluster's slot table, watched from its KV bucket once the client first
- * submits. Everything else goes through a coordinator: a batch over several
+ * home slot, `homeSlotOf`), all live on one shard goes straight to it —
+ * one hop instead of two (measured at light load: p50 2.74 → 2.56 ms,
+ * docs/benchmarks.md, "Direct submits") — by the cluster's slot table,
+ * watched from its KV bucket once the client first submits. Everything else goes through a coordinator: a batch over several
  * shards (only a coordinator makes that atomic), a task whose id is homed
  * on another shard than its workflow (its claim is kept there: a
  * two-phase submit), a task the table has no owner for, a task without a
@@ -22,7 +22,7 @@
  * whenever the shard is not the one to ask (docs/cluster.md, "Submit").
  */
 import type { TaskInput } from "@frontier/core";
-import { homeSlotOf, slotOfTask } from "@frontier/protocol";
+import { homeSlotOf, placementProblem, slotOfTask } from "@frontier/protocol";
 import { SlotMap } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -55,7 +55,8 @@ export class SubmitRoute {
     if (!this.map.loaded) return undefined;
     let owner: string | undefined;
     for (const task of tasks) {
-      if (task.workflowId === undefined && (task.prerequisites?.length ?? 0) > 0) return undefined;
+      // The coordinator refuses it with the message that says what to do.
+      if (placementProblem(task) !== undefined) return undefined;
       const slot = slotOfTask(task);
       if (hasRemotePrerequisite(task, slot)) return undefined;
       const shard = this.map.ownerOf(slot);

@@ -92,6 +92,8 @@ export class CompletionRelay {
 
   /** Something changed here: run a round soon (a no-op when nothing is owed). */
   kick(): void {
+    // Called on every change of the shard; only one that left something owed needs a round.
+    if (this.ctx.owing() === 0) return;
     this.kicked = true;
     this.wakeUp?.();
   }

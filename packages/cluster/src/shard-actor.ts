@@ -93,6 +93,7 @@ import {
   wireProblems,
 } from "@frontier/protocol";
 import {
+  claimRow,
   type IdClaimRow,
   Shard,
   ShardError,
@@ -1135,7 +1136,7 @@ export class ShardActor {
     // Ids unique per shard only (the cluster's choice): the engine's own check is all there is.
     if (this.options.idSpace === "workflow") return [];
     if (request.claims !== undefined) return request.claims;
-    if (this.servesEverySlot()) {
+    if (this.guard.servesAll()) {
       if (this.shard.claimCount === 0 && this.prepared.claimed.size === 0) return [];
       return request.tasks.map(claimOf);
     }
@@ -1147,11 +1148,6 @@ export class ShardActor {
         this.requireHome(task.id);
     }
     return claims;
-  }
-
-  /** Whether this shard serves all SLOT_COUNT slots (a cluster of one shard): SlotGuard.servesAll. */
-  private servesEverySlot(): boolean {
-    return this.guard.servesAll();
   }
 
   /** One step of the sweep of claim rows whose tasks are gone (claimSweepMs), unless one runs. */
@@ -1208,11 +1204,10 @@ export class ShardActor {
       (held.large === true) === (claim.large === true)
     )
       return true;
-    const now = Date.now();
-    this.prepared.sweep(now);
+    // holdsAny sweeps expired parts first: an id reserved only by one of them is not held.
     return (
       this.prepared.reserved.has(claim.taskId) &&
-      this.prepared.holdsAny((t) => t.id === claim.taskId && t.workflowId === claim.workflowId, now)
+      this.prepared.holdsAny((t) => t.id === claim.taskId && t.workflowId === claim.workflowId, Date.now())
     );
   }
 
@@ -1250,8 +1245,13 @@ export class ShardActor {
    * (A coordinator's part never has one: it refuses such a batch itself.)
    */
   private requirePlaceable(tasks: readonly TaskInput[]): void {
-    const misplaced = tasks.map(placementProblem).filter((p): p is Problem => p !== undefined);
-    if (misplaced.length === 0) return;
+    // A loop, not a map: every direct submit passes here, and nearly all have no problem.
+    let misplaced: Problem[] | undefined;
+    for (const task of tasks) {
+      const problem = placementProblem(task);
+      if (problem !== undefined) (misplaced ??= []).push(problem);
+    }
+    if (misplaced === undefined) return;
     const seen = new Set(misplaced.map((p) => `${p.code}\u0000${p.taskId}`));
     const found = this.shard.check(tasks, this.prepared.reserved);
     throw new ValidationError([
@@ -1909,13 +1909,7 @@ function claimRows(claims: readonly IdClaim[], tasks: readonly TaskInput[]): IdC
   const rows: IdClaimRow[] = [];
   for (const c of claims) {
     if (own.has(c.taskId)) continue;
-    rows.push(
-      c.workflowId === undefined
-        ? { taskId: c.taskId }
-        : c.large === true
-          ? { taskId: c.taskId, workflowId: c.workflowId, large: true }
-          : { taskId: c.taskId, workflowId: c.workflowId },
-    );
+    rows.push(claimRow(c));
   }
   return rows;
 }

@@ -48,7 +48,7 @@ import {
   unwrapReply,
   WireErrorCode,
 } from "@frontier/protocol";
-import type { IdClaimRow, IdempotencyEntry, Shard, SlotExport } from "@frontier/shard";
+import { claimRow, type IdempotencyEntry, type Shard, type SlotExport } from "@frontier/shard";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { SlotGuard } from "./slot-guard.js";
@@ -504,11 +504,4 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** A moved claim as the journal keeps it (`large` only when set). */
-function claimRow(claim: IdClaim): IdClaimRow {
-  const { taskId, workflowId, large } = claim;
-  if (workflowId === undefined) return { taskId };
-  return large === true ? { taskId, workflowId, large: true } : { taskId, workflowId };
 }

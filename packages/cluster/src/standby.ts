@@ -90,7 +90,7 @@ export async function runStandby(o: StandbyOptions): Promise<Takeover> {
   try {
     for (;;) {
       const follower = JournalFollower.open(o.dataDir);
-      const following = follow(jsm, o, follower);
+      const following = follow(o, follower);
       try {
         await untilSilent(o, jsm, follower, following, () => now() - heardAt >= failoverAfterMs);
       } finally {
@@ -215,7 +215,7 @@ interface Following {
 }
 
 /** Applies the stream to `follower` from its first message on, in the background. */
-function follow(jsm: JetStreamManager, o: StandbyOptions, follower: JournalFollower): Following {
+function follow(o: StandbyOptions, follower: JournalFollower): Following {
   const stream = subjectsFor(o.cluster).journalStream(o.shardId);
   let failure: unknown;
   let stopped = false;
@@ -236,7 +236,6 @@ function follow(jsm: JetStreamManager, o: StandbyOptions, follower: JournalFollo
   })().catch((error: unknown) => {
     failure = error;
   });
-  void jsm;
   return {
     async stop() {
       stopped = true;

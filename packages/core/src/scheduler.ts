@@ -900,7 +900,6 @@ export class Scheduler {
     return this.viewOf(h);
   }
 
-  /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
   // ------------------------------------------------- large workflows (remote-edges.ts)
 
   /**
@@ -1303,6 +1302,7 @@ export class Scheduler {
     return this.heldBytes;
   }
 
+  /** Runs due timers (so expired leases are counted), then reports. O(1) apart from those. */
   stats(): SchedulerStats {
     const now = this.advance();
     const counts = {} as Record<TaskState, number>;
@@ -1747,8 +1747,9 @@ export class Scheduler {
   private markFinished(h: number, now: number): void {
     const t = this.table;
     t.stamp[h] = now;
-    // Its remote dependents are owed its outcome from this change's commit on (the outbox).
-    this.remote.ended(h);
+    // Its remote dependents are owed its outcome from this change's commit on (the outbox). Only
+    // a large workflow's task has any (links are refused on others): nothing to look up for the rest.
+    if (t.flags[h]! & Flag.LARGE) this.remote.ended(h);
     if (this.retentionMs === Number.POSITIVE_INFINITY) return;
     t.timerAt[h] = now + this.retentionMs;
     this.timers.push(h);
@@ -1772,8 +1773,9 @@ export class Scheduler {
    */
   private tryDrop(h: number): void {
     const t = this.table;
+    const large = (t.flags[h]! & Flag.LARGE) !== 0;
     // Its outbox still owes outcomes: kept, without a timer, until the last acknowledgement.
-    if (this.remote.undelivered.has(h)) return;
+    if (large && this.remote.undelivered.has(h)) return;
     while (t.hasDependents(h) && isTerminal(t.state[t.edgeTarget(t.firstEdge(h))]!)) t.shiftDependent(h);
     if (t.hasDependents(h)) return;
     this.unlink(h);
@@ -1781,7 +1783,7 @@ export class Scheduler {
     this.counts[t.state[h]!]!--;
     this.heldBytes -= t.payloadBytes[h]! + t.resultBytes[h]!;
     this.types.release(t.typeCode[h]!);
-    this.remote.forget(h);
+    if (large) this.remote.forget(h);
     t.release(h);
     this.emit({ kind: "drop", id });
   }

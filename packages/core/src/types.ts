@@ -151,7 +151,7 @@ export interface TaskStatus {
    */
   readonly result?: unknown;
   /**
-   * Large workflows only (see RemotePrerequisites in remote-edges.ts): the
+   * Large workflows only (see RemoteEdges in remote-edges.ts): the
    * remote prerequisites whose outcome arrived and was applied, in arrival
    * order. A second arrival of one of them is a duplicate: this list is the
    * receiver's durable dedupe, journaled with the count it changed.

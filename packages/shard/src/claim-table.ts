@@ -28,10 +28,10 @@ export class ClaimTable {
   }
 
   /** Keeps a claim (a new row object, replacing any row of the id); returns its journal record. */
-  set(taskId: string, workflowId: string | undefined): JournalRecord {
-    const claim: IdClaimRow = workflowId === undefined ? { taskId } : { taskId, workflowId };
-    this.rows.set(taskId, claim);
-    return { kind: "claim", taskId, claim };
+  set(of: ClaimOf): JournalRecord {
+    const claim = claimRow(of);
+    this.rows.set(claim.taskId, claim);
+    return { kind: "claim", taskId: claim.taskId, claim };
   }
 
   /** Drops the row of `taskId`; its journal record, or undefined when there was none. */
@@ -43,4 +43,18 @@ export class ClaimTable {
   values(): IterableIterator<IdClaimRow> {
     return this.rows.values();
   }
+}
+
+/** What names a claim: the task's id, its workflow, and whether it is of a large workflow. */
+export interface ClaimOf {
+  readonly taskId: string;
+  readonly workflowId?: string | undefined;
+  readonly large?: boolean | undefined;
+}
+
+/** A claim's row as the journal keeps it: a new object, with `workflowId` and `large` only when set. */
+export function claimRow(of: ClaimOf): IdClaimRow {
+  const { taskId, workflowId } = of;
+  if (workflowId === undefined) return { taskId };
+  return of.large === true ? { taskId, workflowId, large: true } : { taskId, workflowId };
 }

@@ -4,6 +4,7 @@
  * face. The journal conformance suite (journal-conformance.ts) is for
  * backend tests and is not exported here.
  */
+export { type ClaimOf, claimRow } from "./claim-table.js";
 export type { ClockSources } from "./clock.js";
 export {
   CorruptDataError,

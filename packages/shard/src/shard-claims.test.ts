@@ -57,6 +57,19 @@ describe("Shard id claims", () => {
     expect(shard.heldTask("x")).toBeUndefined();
   });
 
+  it("keeps a large workflow's claim as large (its task's slot is by workflow and id), across a restart", async () => {
+    const dir = freshDir();
+    let shard = await openShard({ dataDir: dir });
+    await shard.submit([], {
+      idempotencyKey: "k",
+      claims: [{ taskId: "g1", workflowId: "big", large: true }],
+    });
+    await shard.keepClaims([{ taskId: "g2", workflowId: "big", large: true }]);
+    shard = await reopen(shard, dir);
+    expect(shard.claimOf("g1")).toEqual({ taskId: "g1", workflowId: "big", large: true });
+    expect(shard.claimOf("g2")).toEqual({ taskId: "g2", workflowId: "big", large: true });
+  });
+
   it("a claim written again is a new row object, even with the same workflow", async () => {
     const shard = await openShard({ dataDir: freshDir() });
     await shard.keepClaims([{ taskId: "x", workflowId: "w" }]);

@@ -61,7 +61,7 @@ import {
   ValidationError,
 } from "@frontier/core";
 import { Packr } from "msgpackr";
-import { ClaimTable } from "./claim-table.js";
+import { ClaimTable, claimRow } from "./claim-table.js";
 import { type ClockSources, ShardClock } from "./clock.js";
 import {
   CorruptDataError,
@@ -505,7 +505,7 @@ export class Shard {
           this.idempotency.remember(key, entry);
           this.records.push({ kind: "idempotency", key, entry });
         }
-        for (const c of options.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
+        for (const c of options.claims ?? []) this.records.push(this.claims.set(c));
         return { taskIds, duplicate: false };
       },
       options.flush === true ? FLUSH : undefined,
@@ -734,7 +734,7 @@ export class Shard {
   /**
    * The claim row of `taskId` kept here (docs/cluster.md, "One id space per
    * cluster"): the id is taken by a task of another shard. Undefined: no
-   * row (a task held here is its id's claim: see heldWorkflow). The same
+   * row (a task held here is its id's claim: see heldTask). The same
    * object until the claim is written again or dropped. O(1).
    */
   claimOf(taskId: string): IdClaimRow | undefined {
@@ -793,7 +793,7 @@ export class Shard {
    */
   keepClaims(claims: readonly IdClaimRow[]): Promise<void> {
     return this.run(() => {
-      for (const c of claims) this.records.push(this.claims.set(c.taskId, c.workflowId));
+      for (const c of claims) this.records.push(this.claims.set(c));
     }, FLUSH);
   }
 
@@ -945,14 +945,7 @@ export class Shard {
           ? move.select
           : (workflowId: string | undefined, id: string, large: boolean): boolean => {
               if (move.select(workflowId, id, large)) return true;
-              if (homes.homeOf(id) === move.slot)
-                staying.push(
-                  workflowId === undefined
-                    ? { taskId: id }
-                    : large
-                      ? { taskId: id, workflowId, large: true }
-                      : { taskId: id, workflowId },
-                );
+              if (homes.homeOf(id) === move.slot) staying.push(claimRow({ taskId: id, workflowId, large }));
               return false;
             };
       const tasks = this.engine.exportTasks(select);
@@ -970,7 +963,9 @@ export class Shard {
         for (const { spec } of tasks) {
           const home = homes.homeOf(spec.id);
           if (home !== move.slot && homes.keeps(home))
-            this.records.push(this.claims.set(spec.id, spec.workflowId));
+            this.records.push(
+              this.claims.set({ taskId: spec.id, workflowId: spec.workflowId, large: spec.large }),
+            );
         }
       }
       const idempotency: [string, IdempotencyEntry][] = [];
@@ -1043,7 +1038,7 @@ export class Shard {
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
       for (const proof of row.leases) this.proofs.set(proof.taskId, proof);
       // The slot's claims come back as rows (a row naming a task held here is harmless).
-      for (const c of row.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
+      for (const c of row.claims ?? []) this.records.push(this.claims.set(c));
       this.dropOutbox(moveId);
       this.records.push({ kind: "outbox", moveId, row: null });
     }, FLUSH);
@@ -1062,7 +1057,7 @@ export class Shard {
       if (this.adopted.has(row.moveId)) return { already: true, tasks: 0 };
       const tasks = this.engine.adoptTasks(onThisClock(row.tasks, this.clock.now() - row.createdAt));
       for (const [key, entry] of row.idempotency) this.mergeEntry(key, entry);
-      for (const c of row.claims ?? []) this.records.push(this.claims.set(c.taskId, c.workflowId));
+      for (const c of row.claims ?? []) this.records.push(this.claims.set(c));
       const move: AdoptedMove = {
         slot: row.slot,
         source: row.source,
