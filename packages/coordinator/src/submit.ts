@@ -214,9 +214,11 @@ export class SubmitRouter {
     const { slots } = this.ctx;
     // One shard owning every slot homes every id: its own ids are the claims (the shard checks
     // that it does own every slot when a submit carries no claims).
-    const owners = slots.shards();
+    // Short-circuited in this order: the shard list (sorted, allocated) is read last, and only
+    // when ids are unique in the cluster and every slot has an owner.
     const claimed =
-      this.ctx.idSpace?.() !== "workflow" && !(owners.length === 1 && slots.ownedCount() === SLOT_COUNT);
+      this.ctx.idSpace?.() !== "workflow" &&
+      !(slots.ownedCount() === SLOT_COUNT && slots.shards().length === 1);
     const partOf = (owner: string): SubmitPart => {
       let part = parts.get(owner);
       if (part === undefined) parts.set(owner, (part = { tasks: [], claims: [], links: [] }));
