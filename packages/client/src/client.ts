@@ -383,7 +383,7 @@ class NatsFrontierClient implements FrontierClient, WorkerChannel {
         ...(sent > 0 ? { attempt: sent + 1 } : {}),
       },
       options,
-      // The coordinator holds a long-poll open for up to waitMs before it answers.
+      // A coordinator (or the shard it hands the long-poll to) holds it open for up to waitMs.
       Number.isFinite(waitMs) && waitMs > 0 ? waitMs : 0,
     );
     const shards = reply.shards;

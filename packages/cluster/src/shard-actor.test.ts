@@ -736,6 +736,27 @@ describe("ShardActor", () => {
     expect(commits() - before).toBe(submitAlone);
   });
 
+  it("answers a forwarded long-poll as a coordinator would: each lease named with this shard, no frontier", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const base = { op: "lease", owner: "w", max: 2, leaseMs: 60_000, forwarded: true } as const;
+    const waiting = q({ ...base, waitMs: 10_000, requestId: "fw" });
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the long-poll to park");
+    ok(await q({ op: "submit", tasks: [task("fwd", 1, { workflowId: wf })], idempotencyKey: "kf" }));
+    const granted = ok(await waiting);
+    expect(granted.leases.map((l) => l.taskId)).toEqual(["fwd"]);
+    expect(granted.shards).toEqual([shardId]);
+    expect(granted.frontier).toBeUndefined();
+    expect(typeof granted.leases[0]!.secret).toBe("string");
+    // Nothing runnable, no wait: an empty answer in the same form.
+    expect(ok(await q({ ...base, waitMs: 0, requestId: "fw2" }))).toEqual({
+      ok: true,
+      op: "lease",
+      leases: [],
+      shards: [],
+    });
+  });
+
   it("serves parked long-polls first come, first served, each up to its max", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

@@ -799,6 +799,11 @@ export class ShardActor {
         return { ok: true, op: "check", problems: await this.check(request) };
       case "lease": {
         const leases = this.withSecrets(await this.lease(request));
+        // Answered to the worker itself (its long-poll forwarded here by a coordinator): named
+        // as a coordinator names a lease's shard, so the worker settles here.
+        if (request.forwarded === true) {
+          return { ok: true, op: "lease", leases, shards: leases.map(() => this.shardId) };
+        }
         // The frontier after the grant: the coordinator routes its next ask by it at once.
         const frontier = this.announcer.snapshot();
         return frontier === null

@@ -48,6 +48,7 @@ import {
   encodeReply,
   errorReply,
   type FrontierAnnouncement,
+  type LeaseRequest,
   type Op,
   ProtocolError,
   parseSubject,
@@ -67,7 +68,7 @@ import { type Logger, pino } from "pino";
 import { CoordinatorError, CoordinatorErrorCode, ShardsUnknownError } from "./errors.js";
 import { FrontierBoard } from "./frontier-board.js";
 import { IdSpaceReader } from "./id-space.js";
-import { LeaseRouter } from "./lease.js";
+import { FORWARDED, LeaseRouter } from "./lease.js";
 import { CoordinatorMetrics, type LeaseOutcome } from "./metrics/coordinator-metrics.js";
 import { type CoordinatorOptions, type FilledOptions, fillOptions } from "./options.js";
 import { ScheduleRunner } from "./schedule-runner.js";
@@ -415,10 +416,17 @@ class CoordinatorImpl implements Coordinator {
     const started = performance.now();
     const parsed = parseSubject(msg.subject);
     const op = parsed?.role === "coord" ? parsed.op : undefined;
-    const handling = this.handle(op, msg.subject, msg.data).then((reply) => {
+    const replyTo = msg.reply;
+    const handling = this.handle(op, msg.subject, msg.data, replyTo).then((reply) => {
+      const label = op ?? "unknown";
+      if (reply === FORWARDED) {
+        // A shard answers this one (a long-poll forwarded to it): nothing to send or time here.
+        this.ownMetrics.requests.inc({ op: label, code: "OK" });
+        this.ownMetrics.leaseOutcomes.inc({ outcome: "forwarded" });
+        return;
+      }
       const code = reply.ok ? "OK" : reply.error.code;
       this.respond(msg, reply);
-      const label = op ?? "unknown";
       this.ownMetrics.requests.inc({ op: label, code });
       this.ownMetrics.requestSeconds.observe({ op: label }, (performance.now() - started) / 1000);
       if (op === "lease") this.ownMetrics.leaseOutcomes.inc({ outcome: leaseOutcome(reply) });
@@ -427,8 +435,16 @@ class CoordinatorImpl implements Coordinator {
     void handling.finally(() => this.inflight.delete(handling));
   }
 
-  /** The reply to one request; never rejects. */
-  private async handle(op: Op | undefined, subject: string, data: Uint8Array): Promise<Reply> {
+  /**
+   * The reply to one request, or FORWARDED when a shard answers `replyTo`
+   * itself (a long-poll forwarded to it); never rejects.
+   */
+  private async handle(
+    op: Op | undefined,
+    subject: string,
+    data: Uint8Array,
+    replyTo: string,
+  ): Promise<Reply | typeof FORWARDED> {
     try {
       if (op === undefined) {
         throw new ProtocolError(
@@ -443,7 +459,8 @@ class CoordinatorImpl implements Coordinator {
         );
       }
       const request = decodeRequest(data, op);
-      const result = await this.dispatch(request);
+      const result = await this.dispatch(request, replyTo);
+      if (result === FORWARDED) return FORWARDED;
       return { ok: true, op, ...result } as Reply;
     } catch (err) {
       const reply = errorReply(err);
@@ -472,18 +489,23 @@ class CoordinatorImpl implements Coordinator {
     return { tasks: reply.tasks };
   }
 
-  private async dispatch(request: Request): Promise<ResultOf<Op>> {
+  private async dispatch(request: Request, replyTo: string): Promise<ResultOf<Op> | typeof FORWARDED> {
     switch (request.op) {
       case "submit":
         return this.submitter.submit(request);
-      case "lease":
-        if (request.maxKey !== undefined) {
+      case "lease": {
+        const shardOnly = (["maxKey", "forwarded"] as const).find((field) => request[field] !== undefined);
+        if (shardOnly !== undefined) {
           throw new ProtocolError(
             WireErrorCode.BAD_MESSAGE,
-            "maxKey: only a coordinator sets it, on its requests to shards; leave it out",
+            `${shardOnly}: only a coordinator sets it, on its requests to shards; leave it out`,
           );
         }
-        return this.leaser.lease(request);
+        const forward = this.options.forwardLongPolls
+          ? (shardId: string, ask: LeaseRequest) => this.link.forward(shardId, ask, replyTo)
+          : undefined;
+        return this.leaser.lease(request, forward);
+      }
       case "heartbeat":
       case "complete":
       case "fail":

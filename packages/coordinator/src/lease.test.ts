@@ -279,7 +279,7 @@ describe("long-poll", () => {
 
   it("tries again after an announcement that promised tasks another worker took", async () => {
     c = await startTestCluster(1, { server });
-    await c.startCoordinator();
+    await c.startCoordinator({ forwardLongPolls: false });
     put("s0", 1);
     await c.announceAll();
     c.shards[0]!.engine.lease("someone-else", { max: 1 }); // the announcement is now stale
@@ -348,7 +348,8 @@ describe("long-poll", () => {
 
   it("refuses a long-poll past maxLongPolls as OVERLOADED (retryable), and takes one again once one ends", async () => {
     c = await startTestCluster(1, { server });
-    await c.startCoordinator({ maxLongPolls: 1 });
+    // Held here, not forwarded to the one shard (a forwarded long-poll waits there, uncounted).
+    await c.startCoordinator({ maxLongPolls: 1, forwardLongPolls: false });
     await c.announceAll();
     const first = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
     await until(() => c.shards[0]!.parked.length === 1, "the first long-poll to wait");
@@ -365,7 +366,7 @@ describe("long-poll", () => {
 
   it("ends long-polls with an empty answer when the coordinator closes", async () => {
     c = await startTestCluster(1, { server });
-    const coordinator = await c.startCoordinator();
+    const coordinator = await c.startCoordinator({ forwardLongPolls: false });
     const pending = call(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
     await until(() => coordinator.inspect().inflight === 1, "the lease to arrive");
     await coordinator.close();
@@ -593,5 +594,88 @@ describe("request ids", () => {
       [longest, 2],
     ]);
     expect(c.shards[1]!.requests("lease").map((r) => [r.requestId, r.ask])).toEqual([[longest, undefined]]);
+  });
+});
+
+describe("a long-poll at the only shard goes there forwarded", () => {
+  /** The coordinator's lease outcomes, as its metrics endpoint serves them. */
+  async function outcomes(coordinator: Coordinator): Promise<Record<string, number>> {
+    const text = await (await fetch(coordinator.metricsUrl!)).text();
+    const counts: Record<string, number> = {};
+    for (const [, outcome, n] of text.matchAll(
+      /^frontier_coordinator_lease_requests_total\{outcome="(\w+)"\} (\d+)$/gm,
+    ))
+      counts[outcome!] = Number(n);
+    return counts;
+  }
+
+  it("the shard holds it and answers the worker itself, naming itself for each lease", async () => {
+    c = await startTestCluster(1, { server });
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
+    await c.announceAll(); // nothing runnable
+    const pending = ok(c.nc, c.cluster, lease(3, { waitMs: 20_000, requestId: "fw" }), 25_000);
+    await until(() => c.shards[0]!.parked.length === 1, "the long-poll to reach the shard");
+    const ask = c.shards[0]!.parked[0]!;
+    expect(ask).toMatchObject({ requestId: "fw", max: 3, forwarded: true });
+    expect(ask.waitMs).toBeGreaterThan(19_000);
+    // Not waiting here: the coordinator's request is over, and it holds no long-poll.
+    await until(() => coordinator.inspect().inflight === 0, "the coordinator to let go of it");
+    const id = put("s0", 7);
+    c.shards[0]!.serveParked(); // the shard's change, not announced
+    const reply = await pending;
+    expect(reply.leases.map((l) => l.taskId)).toEqual([id]);
+    expect(reply.shards).toEqual(["s0"]);
+    expect(reply).not.toHaveProperty("frontier");
+    expect(await outcomes(coordinator)).toMatchObject({ forwarded: 1, granted: 0 });
+  });
+
+  it("outlives the coordinator that forwarded it", async () => {
+    c = await startTestCluster(1, { server });
+    const coordinator = await c.startCoordinator();
+    await c.announceAll();
+    const pending = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000 }), 25_000);
+    await until(() => c.shards[0]!.parked.length === 1, "the long-poll to reach the shard");
+    await coordinator.close();
+    const id = put("s0", 3);
+    c.shards[0]!.serveParked();
+    expect((await pending).leases.map((l) => l.taskId)).toEqual([id]);
+  });
+
+  it("a resend after the forwarded answer was lost gets the same grant through a coordinator", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    await c.announceAll();
+    // The first send's answer is lost: its client gave up before the shard granted.
+    const lost = call(c.nc, c.cluster, lease(2, { waitMs: 20_000, requestId: "again" }), 300).catch(
+      (err: unknown) => err,
+    );
+    await until(() => c.shards[0]!.parked.length === 1, "the long-poll to reach the shard");
+    expect(await lost).toBeInstanceOf(Error);
+    const id = put("s0", 9);
+    c.shards[0]!.serveParked(); // granted to a reply subject nobody listens to any more
+    expect(c.shards[0]!.parked).toEqual([]);
+    const resend = await ok(c.nc, c.cluster, { ...lease(2, { requestId: "again" }), attempt: 2 });
+    expect(resend.leases.map((l) => l.taskId)).toEqual([id]);
+    expect(resend.shards).toEqual(["s0"]);
+  });
+
+  it("is not forwarded when several shards are idle: the coordinator parks and combines", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll();
+    const pending = ok(c.nc, c.cluster, lease(2, { waitMs: 20_000 }), 25_000);
+    await until(() => c.shards.every((s) => s.parked.length === 1), "an ask parked at each shard");
+    expect(c.shards.map((s) => s.parked[0]!.forwarded)).toEqual([undefined, undefined]);
+    const id = put("s1", 4);
+    c.shards[1]!.serveParked();
+    expect((await pending).leases.map((l) => l.taskId)).toEqual([id]);
+  });
+
+  it("refuses a client's lease that sets forwarded (a coordinator's field)", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    const reply = await call(c.nc, c.cluster, { ...lease(1), forwarded: true });
+    expect(reply).toMatchObject({ ok: false, error: { code: "BAD_MESSAGE" } });
+    expect(c.shards[0]!.requests("lease")).toEqual([]);
   });
 });

@@ -17,7 +17,13 @@
  *
  * Long-poll: when an attempt grants nothing and `waitMs` has time left, wait
  * (no polling) for an announcement with runnable tasks, then try again; at the
- * deadline, answer empty.
+ * deadline, answer empty. While no shard has anything runnable, the long-poll
+ * waits at the shards themselves (`park`); when there is only one shard, it
+ * is handed to that shard with the worker's reply subject (`forwarded`), and
+ * the shard's grant goes straight to the worker: no combining is needed, and
+ * the coordinator's relay was a quarter of an idle task's way from submit to
+ * handler. A shard that joins meanwhile is seen at the worker's next
+ * long-poll (within `waitMs`).
  *
  * Task types: a request names `types` (absent: the default type), and every
  * step above reads the shards' frontiers for those types only (the board's
@@ -110,6 +116,20 @@ const DEFAULT_PARK_MARGIN_MS = 5_000;
 
 type LeaseResult = ResultOf<"lease">;
 
+/**
+ * A lease request a shard answers itself: the coordinator published its
+ * long-poll to the shard with the worker's reply subject (`forwarded`), so
+ * the coordinator sends no reply of its own.
+ */
+export const FORWARDED = Symbol("forwarded");
+export type LeaseAnswer = LeaseResult | typeof FORWARDED;
+
+/**
+ * Publishes `ask` to `shardId` with the worker's own reply subject (NATS
+ * reply forwarding): the shard's answer goes to the worker, not here.
+ */
+export type ForwardLease = (shardId: string, ask: LeaseRequest) => void;
+
 /** One shard's answer to an ask: its leases, or the error that kept it from answering (then none). */
 interface ShardAnswer {
   readonly shardId: string;
@@ -138,7 +158,7 @@ export class LeaseRouter {
    * of 0 as "no TTL"); undefined when nothing is kept.
    */
   private readonly replies: LRUCache<string, LeaseResult> | undefined;
-  private readonly open = new Map<string, Promise<LeaseResult>>();
+  private readonly open = new Map<string, Promise<LeaseAnswer>>();
   private readonly now: () => number;
   private waitingNow = 0;
 
@@ -156,18 +176,29 @@ export class LeaseRouter {
           });
   }
 
-  async lease(request: LeaseRequest): Promise<LeaseResult> {
+  /**
+   * `forward`: how to hand a long-poll to a shard with the worker's reply
+   * subject. Given, a long-poll that would park at the only shard there is
+   * goes there forwarded, and the answer is FORWARDED: the shard replies to
+   * the worker itself (the grant reaches the worker one hop sooner).
+   */
+  async lease(request: LeaseRequest, forward?: ForwardLease): Promise<LeaseAnswer> {
     // Length-prefixed, and the attempt ends at its colon, so no (owner, attempt, requestId) spells another's key.
     const key = `${request.owner.length}:${request.owner}${request.attempt ?? 1}:${request.requestId}`;
     const kept = this.replies?.get(key, { updateAgeOnGet: false });
     if (kept !== undefined) return kept;
     const running = this.open.get(key);
-    if (running !== undefined) return running;
-    const filling = this.fill(request);
+    if (running !== undefined) {
+      // A duplicate of a send whose long-poll went to a shard: the shard answers only the
+      // first's reply subject, so this one is forwarded too (the shard joins the same ask).
+      const joined = await running;
+      return joined === FORWARDED ? this.fill(request, forward) : joined;
+    }
+    const filling = this.fill(request, forward);
     this.open.set(key, filling);
     try {
       const result = await filling;
-      this.keep(key, result);
+      if (result !== FORWARDED) this.keep(key, result);
       return result;
     } finally {
       this.open.delete(key);
@@ -183,7 +214,7 @@ export class LeaseRouter {
     this.replies?.set(key, result);
   }
 
-  private async fill(request: LeaseRequest): Promise<LeaseResult> {
+  private async fill(request: LeaseRequest, forward?: ForwardLease): Promise<LeaseAnswer> {
     const deadline = this.now() + request.waitMs;
     if ((request.attempt ?? 1) > 1) {
       let replayed: Granted;
@@ -210,6 +241,12 @@ export class LeaseRouter {
       if (left <= 0) return { leases: [] };
       const idle =
         board.newsFor(request.types) === news && parkedAt !== news ? this.idleShards(request) : undefined;
+      if (idle?.length === 1 && forward !== undefined) {
+        // The only shard: nothing to combine and no other shard's news to wait for, so the
+        // shard holds the long-poll and answers the worker itself.
+        forward(idle[0]!, { ...this.parkAsk(request, idle[0]!, visits, request.max, left), forwarded: true });
+        return FORWARDED;
+      }
       this.startWaiting();
       try {
         if (idle !== undefined) {
@@ -295,22 +332,11 @@ export class LeaseRouter {
       firstGrant = resolve;
     });
     const asks = shards.map(async (shardId, i): Promise<ShardAnswer> => {
-      const visit = (visits.get(shardId) ?? 0) + 1;
-      visits.set(shardId, visit);
+      const ask = this.parkAsk(request, shardId, visits, share + (i < extra ? 1 : 0), waitMs);
       try {
         const { reply } = await link.requestSized(
           shardId,
-          {
-            op: "lease",
-            owner: request.owner,
-            max: share + (i < extra ? 1 : 0),
-            leaseMs: request.leaseMs,
-            waitMs,
-            requestId: request.requestId,
-            ...typesOf(request),
-            ...askOf(visit),
-            ...attemptOf(request),
-          },
+          ask,
           waitMs + (this.ctx.shardTimeoutMs ?? DEFAULT_PARK_MARGIN_MS),
         );
         if (reply.frontier !== undefined) board.observe(reply.frontier);
@@ -350,6 +376,29 @@ export class LeaseRouter {
     for (const shardId of result.shards) perShard.set(shardId, (perShard.get(shardId) ?? 0) + 1);
     for (const [shardId, count] of perShard) this.ctx.onGranted?.(shardId, count);
     return byDeadline(result.leases, result.shards);
+  }
+
+  /** A long-poll's ask of `shardId` for `max` tasks, waiting up to `waitMs`: the fill's next ask there. */
+  private parkAsk(
+    request: LeaseRequest,
+    shardId: string,
+    visits: Map<string, number>,
+    max: number,
+    waitMs: number,
+  ): LeaseRequest {
+    const visit = (visits.get(shardId) ?? 0) + 1;
+    visits.set(shardId, visit);
+    return {
+      op: "lease",
+      owner: request.owner,
+      max,
+      leaseMs: request.leaseMs,
+      waitMs,
+      requestId: request.requestId,
+      ...typesOf(request),
+      ...askOf(visit),
+      ...attemptOf(request),
+    };
   }
 
   /**

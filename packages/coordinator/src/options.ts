@@ -82,6 +82,14 @@ export interface CoordinatorOptions {
   readonly leaseReplayEntries?: number;
   /** See DEFAULT_MAX_LONG_POLLS. */
   readonly maxLongPolls?: number;
+  /**
+   * Default true: a long-poll that would wait at the only shard there is
+   * goes to it with the worker's reply subject, and the shard answers the
+   * worker itself (one hop fewer from a submit to an idle worker; such a
+   * long-poll is not counted against `maxLongPolls`, as it waits at the
+   * shard). False: every long-poll is answered by this coordinator.
+   */
+  readonly forwardLongPolls?: boolean;
   readonly commitAttempts?: number;
   readonly commitBackoffMs?: number;
   readonly slotRetryMs?: number;
@@ -115,6 +123,7 @@ export interface FilledOptions {
   readonly leaseReplayMs: number;
   readonly leaseReplayEntries: number;
   readonly maxLongPolls: number;
+  readonly forwardLongPolls: boolean;
   readonly commitAttempts: number;
   readonly commitBackoffMs: number;
   readonly slotRetryMs: number;
@@ -200,6 +209,7 @@ export function fillOptions(options: CoordinatorOptions): FilledOptions {
     leaseReplayMs: int(options, "leaseReplayMs", 0, DEFAULT_LEASE_REPLAY_MS),
     leaseReplayEntries: int(options, "leaseReplayEntries", 0, DEFAULT_LEASE_REPLAY_ENTRIES),
     maxLongPolls: int(options, "maxLongPolls", 1, DEFAULT_MAX_LONG_POLLS),
+    forwardLongPolls: options.forwardLongPolls ?? true,
     commitAttempts: int(options, "commitAttempts", 1, DEFAULT_COMMIT_ATTEMPTS),
     commitBackoffMs: int(options, "commitBackoffMs", 0, DEFAULT_COMMIT_BACKOFF_MS),
     slotRetryMs: int(options, "slotRetryMs", 1, DEFAULT_SLOT_RETRY_MS),

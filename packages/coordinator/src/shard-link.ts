@@ -35,6 +35,12 @@ export interface ShardLink {
     request: RequestOf<O>,
     timeoutMs?: number,
   ): Promise<{ reply: OkReply<O>; bytes: number }>;
+  /**
+   * Publishes `request` to `shardId` with someone else's reply subject
+   * (`replyTo`, the client's): the shard answers them, not this
+   * coordinator. Absent: the link cannot (nothing is forwarded).
+   */
+  forward?<O extends Op>(shardId: string, request: RequestOf<O>, replyTo: string): void;
 }
 
 /** Told of every shard request's outcome: "OK" or the error code, and how long it took. */
@@ -73,21 +79,30 @@ export class NatsShardLink implements ShardLink {
     }
   }
 
+  forward<O extends Op>(shardId: string, request: RequestOf<O>, replyTo: string): void {
+    this.nc.publish(this.subjects.shard(shardId, request.op as O), this.encode(request), { reply: replyTo });
+  }
+
+  private encode<O extends Op>(request: RequestOf<O>): Uint8Array {
+    try {
+      return encodeRequest(request);
+    } catch (cause) {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new ProtocolError(
+        WireErrorCode.INTERNAL,
+        `coordinator built a bad ${String(request.op)} request: ${why}`,
+        { cause },
+      );
+    }
+  }
+
   private async send<O extends Op>(
     shardId: string,
     op: O,
     request: RequestOf<O>,
     timeoutMs: number,
   ): Promise<{ reply: OkReply<O>; bytes: number }> {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeRequest(request);
-    } catch (cause) {
-      const why = cause instanceof Error ? cause.message : String(cause);
-      throw new ProtocolError(WireErrorCode.INTERNAL, `coordinator built a bad ${op} request: ${why}`, {
-        cause,
-      });
-    }
+    const bytes = this.encode(request);
     let data: Uint8Array;
     try {
       data = (await this.nc.request(this.subjects.shard(shardId, op), bytes, { timeout: timeoutMs })).data;

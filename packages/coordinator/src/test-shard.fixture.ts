@@ -155,7 +155,10 @@ export class TestShard {
       if (failure !== undefined) throw failure;
       const result = this.handle(request);
       if (request.op === "lease" && this.parks(request, result, msg)) return;
-      reply = { ok: true, op, ...result } as Reply;
+      reply =
+        request.op === "lease"
+          ? this.leaseReply(request, (result as { leases: readonly Lease[] }).leases, result)
+          : ({ ok: true, op, ...result } as Reply);
     } catch (err) {
       reply = errorReply(err);
     }
@@ -179,12 +182,24 @@ export class TestShard {
       answer: (leases) => {
         clearTimeout(timer);
         this.parkedAsks.splice(this.parkedAsks.indexOf(ask), 1);
-        msg.respond(encodeReply({ ok: true, op: "lease", leases: [...leases], frontier: this.frontier() }));
+        msg.respond(encodeReply(this.leaseReply(request, leases, { frontier: this.frontier() })));
       },
     };
     const timer = setTimeout(() => ask.answer([]), request.waitMs);
     this.parkedAsks.push(ask);
     return true;
+  }
+
+  /**
+   * A lease reply, as a real shard answers: to a forwarded ask (the worker's
+   * own reply subject), naming this shard for each lease and no frontier;
+   * otherwise with `extra` (the frontier, when this shard sends it).
+   */
+  private leaseReply(request: RequestOf<"lease">, leases: readonly Lease[], extra: object): Reply {
+    if (request.forwarded === true) {
+      return { ok: true, op: "lease", leases: [...leases], shards: leases.map(() => this.shardId) };
+    }
+    return { ...extra, ok: true, op: "lease", leases: [...leases] } as Reply;
   }
 
   /** Lease asks parked here now. */
@@ -347,7 +362,6 @@ export class TestShard {
           leaseMs: request.leaseMs,
           ...(request.types === undefined ? {} : { types: request.types }),
           ...(request.maxKey === undefined ? {} : { maxKey: request.maxKey }),
-          ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
           ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
         });
         this.sendsOf(base).set(sendId, leases);

@@ -110,6 +110,7 @@ const request = fc
       maxKey: fc.option(number, { nil: undefined }),
       attempt: fc.option(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { nil: undefined }),
       replayOnly: fc.option(fc.boolean(), { nil: undefined }),
+      forwarded: fc.option(fc.boolean(), { nil: undefined }),
     }),
     fc.record({
       op: fc.constant("heartbeat" as const),
@@ -588,6 +589,7 @@ describe("codec properties", () => {
       "maxKey",
       "attempt",
       "replayOnly",
+      "forwarded",
       "taskId",
       "workflowId",
       "token",

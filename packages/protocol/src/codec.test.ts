@@ -331,6 +331,17 @@ const requests: Request[] = [
     attempt: 2,
     replayOnly: true,
   },
+  // Coordinator → shard, with the worker's reply subject: the shard answers the worker itself.
+  {
+    op: "lease",
+    owner: "worker-1",
+    max: 8,
+    leaseMs: 30_000,
+    waitMs: 5_000,
+    requestId: "r-4",
+    ask: 2,
+    forwarded: true,
+  },
 ];
 
 const lease: Lease = {
@@ -1239,6 +1250,11 @@ describe("request shapes", () => {
       "lease replayOnly a number",
       { ...leaseReq, replayOnly: 1 },
       "replayOnly: expected a boolean, got number 1",
+    ],
+    [
+      "lease forwarded a string",
+      { ...leaseReq, forwarded: "yes" },
+      'forwarded: expected a boolean, got string "yes"',
     ],
     [
       "lease maxKey a timestamp",

@@ -85,7 +85,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 11;
+export const PROTOCOL_VERSION = 12;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -305,6 +305,14 @@ const leaseRequest = map(
      * from attempts before `attempt` grant nothing (a fence, kept durably).
      */
     replayOnly: optional(bool),
+    /**
+     * Coordinator → shard only: the ask was published with the worker's own
+     * reply subject (NATS reply forwarding: a coordinator parks a long-poll
+     * at the only shard there is, and the grant goes from the shard straight
+     * to the worker, one hop fewer). So the shard answers as a coordinator
+     * would: `shards` names it for every lease, and no `frontier`.
+     */
+    forwarded: optional(bool),
   },
   (r) =>
     r.maxTaskId !== undefined && r.maxKey === undefined
@@ -932,10 +940,10 @@ const OK_REPLIES = {
       leases,
       frontier: optional(frontierAnnouncement),
       /**
-       * Coordinator → client only: `shards[i]` is the shard that granted
-       * `leases[i]`, so a worker settles, heartbeats and fails it there, in one
-       * hop. Absent from a reply older than the field; then everything goes
-       * through a coordinator.
+       * To a worker only (from a coordinator, or from a shard answering a
+       * `forwarded` ask): `shards[i]` is the shard that granted `leases[i]`,
+       * so a worker settles, heartbeats and fails it there, in one hop.
+       * Absent: everything goes through a coordinator.
        */
       shards: optional(list(shardToken)),
     },

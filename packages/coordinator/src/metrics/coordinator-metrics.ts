@@ -24,8 +24,12 @@ export interface CoordinatorGauges {
   inflight(): number;
 }
 
-/** What became of one lease request: leases handed out, none (the long-poll ran out), or an error reply. */
-export type LeaseOutcome = "granted" | "empty" | "refused";
+/**
+ * What became of one lease request: leases handed out, none (the long-poll
+ * ran out), an error reply, or a long-poll handed to the only shard, which
+ * answers the worker itself.
+ */
+export type LeaseOutcome = "granted" | "empty" | "refused" | "forwarded";
 
 export class CoordinatorMetrics {
   readonly registry = new Registry();
@@ -58,13 +62,13 @@ export class CoordinatorMetrics {
   });
   readonly leaseOutcomes = new Counter({
     name: "frontier_coordinator_lease_requests_total",
-    help: "Lease requests answered, by outcome: granted (leases handed out), empty (none runnable before waitMs ran out), refused (an error reply).",
+    help: "Lease requests answered, by outcome: granted (leases handed out), empty (none runnable before waitMs ran out), refused (an error reply), forwarded (a long-poll handed to the only shard, which answers the worker itself).",
     labelNames: ["outcome"],
     registers: [this.registry],
   });
   readonly leasesGranted = new Counter({
     name: "frontier_coordinator_leases_granted_total",
-    help: "Leases this coordinator handed out, by the shard that granted them.",
+    help: "Leases this coordinator handed out, by the shard that granted them (not those a shard sent a worker itself, for a forwarded long-poll: the shard's frontier_shard_tasks_leased_total counts every grant).",
     labelNames: ["shard"],
     registers: [this.registry],
   });
@@ -154,7 +158,7 @@ export class CoordinatorMetrics {
       () => gauges.pool().utilization,
     );
     // Every outcome from the start, so a rate over them is defined before the first of each.
-    for (const outcome of ["granted", "empty", "refused"] satisfies LeaseOutcome[])
+    for (const outcome of ["granted", "empty", "refused", "forwarded"] satisfies LeaseOutcome[])
       this.leaseOutcomes.inc({ outcome }, 0);
     for (const outcome of ["accepted", "undecodable", "stranger"]) this.announcements.inc({ outcome }, 0);
   }
