@@ -80,7 +80,7 @@ describe("one shard: an idle worker's grant comes from the shard itself", () => 
     );
     // Each task is submitted only once the worker is idle again, so it reaches a parked long-poll.
     for (let i = 0; i < 5; i++) {
-      await until(async () => ((await leaseOutcomes()).forwarded ?? 0) > i, 20_000);
+      await until(async () => ((await leaseOutcomes())["forwarded"] ?? 0) > i, 20_000);
       await submitter.submit([{ id: `idle-${i}`, deadline: i + 1 }]);
       await until(() => done.length === i + 1, 20_000);
     }
@@ -89,7 +89,7 @@ describe("one shard: an idle worker's grant comes from the shard itself", () => 
     // Settled at the shard the grant named.
     for (const id of done) expect((await submitter.getTask(id))?.state).toBe("COMPLETED");
     const outcomes = await leaseOutcomes();
-    expect(outcomes.forwarded).toBeGreaterThanOrEqual(5);
-    expect(outcomes.refused ?? 0).toBe(0);
+    expect(outcomes["forwarded"]).toBeGreaterThanOrEqual(5);
+    expect(outcomes["refused"] ?? 0).toBe(0);
   });
 });

@@ -170,6 +170,8 @@ export interface ShardActorTuning {
    * gone then stays until a batch of its id takes it over).
    */
   readonly claimSweepMs?: number;
+  /** See DEFAULT_MAX_PARKED_LEASES. */
+  readonly maxParkedLeases?: number;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -269,6 +271,7 @@ export interface ResolvedShardActorOptions {
   readonly autoRebalanceMs: number;
   readonly idSpace: IdSpace;
   readonly claimSweepMs: number;
+  readonly maxParkedLeases: number;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -386,6 +389,7 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     autoRebalanceMs: int(o["autoRebalanceMs"], 0, 0, `${where} "autoRebalanceMs"`),
     idSpace: idSpaceOf(o["idSpace"], `${where} "idSpace"`),
     claimSweepMs: int(o["claimSweepMs"], DEFAULT_CLAIM_SWEEP_MS, 0, `${where} "claimSweepMs"`),
+    maxParkedLeases: int(o["maxParkedLeases"], DEFAULT_MAX_PARKED_LEASES, 1, `${where} "maxParkedLeases"`),
   };
 }
 
@@ -685,6 +689,14 @@ function access(v: unknown, servers: readonly string[], where: string): NatsAcce
   return v as NatsAccess;
 }
 
+/**
+ * Most lease long-polls a shard holds parked at once; one more is refused
+ * as OVERLOADED (retryable; it granted nothing). Coordinators bound their
+ * own (maxLongPolls), but a long-poll forwarded to the only shard waits
+ * there uncounted by any coordinator, so the shard bounds what it holds:
+ * a parked long-poll costs a few KB, this caps them at tens of MB.
+ */
+export const DEFAULT_MAX_PARKED_LEASES = 10_000;
 /** How often a shard sweeps the id claims of tasks gone, ms (ShardActorTuning.claimSweepMs). */
 export const DEFAULT_CLAIM_SWEEP_MS = 5_000;
 /** Claim rows a sweep asks about at most: one round trip of that many `holds` in parallel. */

@@ -757,6 +757,22 @@ describe("ShardActor", () => {
     });
   });
 
+  it("refuses a long-poll past maxParkedLeases as OVERLOADED (retryable), and parks one again once one ends", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor({ maxParkedLeases: 1 });
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    const poll = (requestId: string) =>
+      q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 10_000, requestId, forwarded: true });
+    const first = poll("one");
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "the first long-poll to park");
+    expect(expectError(await poll("two"), "OVERLOADED").retryable).toBe(true);
+    ok(await q({ op: "submit", tasks: [task("served", 1, { workflowId: wf })], idempotencyKey: "ks" }));
+    expect(ok(await first).leases.map((l) => l.taskId)).toEqual(["served"]);
+    const again = poll("three");
+    await eventually(() => actor.stats().parkedLeases === 1, 5_000, "a long-poll to park again");
+    ok(await q({ op: "submit", tasks: [task("next", 2, { workflowId: wf })], idempotencyKey: "kn" }));
+    expect(ok(await again).leases.map((l) => l.taskId)).toEqual(["next"]);
+  });
+
   it("serves parked long-polls first come, first served, each up to its max", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

@@ -1582,6 +1582,13 @@ export class ShardActor {
       const left = until - Date.now();
       if (outcome.leases.length > 0 || left <= 0 || this.state !== ActorState.SERVING) return outcome;
       if (this.unparked.has(key)) return outcome;
+      if (this.parked.size >= this.options.maxParkedLeases) {
+        throw new ProtocolError(
+          WireErrorCode.OVERLOADED,
+          `shard ${this.shardId} holds ${this.parked.size} parked long-polls (its limit); retry after a pause`,
+          { retryable: true },
+        );
+      }
       const stop = new AbortController();
       const changed = this.announcer.waitForChange(left, AbortSignal.any([this.abort.signal, stop.signal]));
       const wake = await this.parked.wait(request, key, changed);

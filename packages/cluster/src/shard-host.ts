@@ -372,6 +372,7 @@ export class ShardHost {
           autoRebalanceMs: options.autoRebalanceMs,
           idSpace: options.idSpace,
           claimSweepMs: options.claimSweepMs,
+          maxParkedLeases: options.maxParkedLeases,
         },
         logLevel: options.logLevel,
       };

@@ -20,9 +20,8 @@
  * deadline, answer empty. While no shard has anything runnable, the long-poll
  * waits at the shards themselves (`park`); when there is only one shard, it
  * is handed to that shard with the worker's reply subject (`forwarded`), and
- * the shard's grant goes straight to the worker: no combining is needed, and
- * the coordinator's relay was a quarter of an idle task's way from submit to
- * handler. A shard that joins meanwhile is seen at the worker's next
+ * the shard's grant goes straight to the worker, one relay fewer (nothing to
+ * combine, no other shard's news to wait for). A shard that joins meanwhile is seen at the worker's next
  * long-poll (within `waitMs`).
  *
  * Task types: a request names `types` (absent: the default type), and every
