@@ -24,7 +24,7 @@ import {
   decodeReply,
   encodeRequest,
   MAX_EVENTS_PER_DELIVERY,
-  slotOfTask,
+  slotOfLargeTask,
   subjectsFor,
   unwrapReply,
 } from "@frontier/protocol";
@@ -152,7 +152,7 @@ export class CompletionRelay {
     const byOwner = new Map<string, RemoteEvent[]>();
     const unrouted: RemoteEvent[] = [];
     for (const event of events) {
-      const slot = slotOfTask({ id: event.dependent, workflowId: event.workflowId, large: true });
+      const slot = slotOfLargeTask(event.dependent, event.workflowId);
       const owner = this.ctx.ownerOf(slot);
       if (owner === undefined) {
         unrouted.push(event);

@@ -85,6 +85,7 @@ import {
   type ShardUnavailableDetail,
   SLOT_COUNT,
   type SubmitRequest,
+  slotOfLargeTask,
   slotOfTask,
   subjectsFor,
   toWireError,
@@ -302,7 +303,7 @@ export class ShardActor {
         this.prepared.holdsAny(
           (task) => slotOfTask(task) === slot,
           Date.now(),
-          (link) => slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true }) === slot,
+          (link) => slotOfLargeTask(link.prerequisite, link.workflowId) === slot,
         ) || this.prepared.claimsAny((id) => homeSlotOf(id) === slot, Date.now()),
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
@@ -1687,7 +1688,7 @@ export class ShardActor {
   private requireOwnedLinks(links: readonly RemoteLinkMessage[]): void {
     let notOwned: { slot: number; taskId: string }[] | undefined;
     for (const link of links) {
-      const slot = slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true });
+      const slot = slotOfLargeTask(link.prerequisite, link.workflowId);
       if (this.mover.isMoving(slot))
         throw this.mover.movingError(slot, `prerequisite ${JSON.stringify(link.prerequisite)}`);
       if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: link.prerequisite });
@@ -1710,7 +1711,7 @@ export class ShardActor {
     const here: RemoteEventMessage[] = [];
     const at: number[] = [];
     events.forEach((event, i) => {
-      const slot = slotOfTask({ id: event.dependent, workflowId: event.workflowId, large: true });
+      const slot = slotOfLargeTask(event.dependent, event.workflowId);
       if (this.mover.isMoving(slot) || !this.owns(slot)) return;
       here.push(event);
       at.push(i);

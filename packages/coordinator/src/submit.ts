@@ -51,6 +51,7 @@ import {
   type ResultOf,
   SLOT_COUNT,
   type SubmitRequest,
+  slotOfLargeTask,
   slotOfTask,
   WireErrorCode,
 } from "@frontier/protocol";
@@ -238,7 +239,7 @@ export class SubmitRouter {
       if (task.large === true && workflowId !== undefined && task.prerequisites !== undefined) {
         // The engine's rule (SchedulerOptions.partitionOf): a prerequisite in another slot is remote.
         for (const prerequisite of task.prerequisites) {
-          const at = slotOfTask({ id: prerequisite, workflowId, large: true });
+          const at = slotOfLargeTask(prerequisite, workflowId);
           if (at === slot) continue;
           const linkOwner = slots.ownerOf(at);
           if (linkOwner === undefined) refuse(at, task.id);

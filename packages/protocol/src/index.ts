@@ -159,6 +159,7 @@ export {
   partitionKeyOfRef,
   SLOT_COUNT,
   slotOf,
+  slotOfLargeTask,
   slotOfTask,
   type TaskRef,
 } from "./slots.js";
