@@ -50,6 +50,7 @@ import {
   watchConnection,
 } from "@frontier/metrics";
 import {
+  addedProblems,
   boundTypeCounts,
   claimOf,
   decodeFrontier,
@@ -1253,12 +1254,8 @@ export class ShardActor {
       if (problem !== undefined) (misplaced ??= []).push(problem);
     }
     if (misplaced === undefined) return;
-    const seen = new Set(misplaced.map((p) => `${p.code}\u0000${p.taskId}`));
     const found = this.shard.check(tasks, this.prepared.reserved);
-    throw new ValidationError([
-      ...misplaced,
-      ...found.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
-    ]);
+    throw new ValidationError([...misplaced, ...addedProblems(misplaced, found)]);
   }
 
   /**
@@ -1365,12 +1362,7 @@ export class ShardActor {
     this.prepared.sweep(Date.now());
     const taskProblems = this.shard.check(request.tasks, this.prepared.reserved, request.links);
     // An id refused both as taken here and by its claim is reported once.
-    const seen = new Set(taskProblems.map((p) => `${p.code}\u0000${p.taskId}`));
-    const problems = [
-      ...taskProblems,
-      ...claimProblems.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
-    ];
-    return wireProblems(problems);
+    return wireProblems([...taskProblems, ...addedProblems(taskProblems, claimProblems)]);
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */

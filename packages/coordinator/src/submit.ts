@@ -42,11 +42,13 @@ import {
   ValidationError,
 } from "@frontier/core";
 import {
+  addedProblems,
   claimOf,
   homeSlotOf,
   type IdClaim,
   type IdSpace,
   isRetryable,
+  oneTakenPerId,
   ProtocolError,
   type ResultOf,
   SLOT_COUNT,
@@ -164,9 +166,9 @@ export class SubmitRouter {
         });
       }),
     );
-    const problems = [...local];
-    const reported = new Set(local.map((p) => `${p.code}\u0000${p.taskId}`));
-    const added = new Set<string>();
+    // The shards' problems, each kept once however often it is said in the same words.
+    const fromShards: Problem[] = [];
+    const said = new Set<string>();
     answers.forEach((answer, i) => {
       if (answer.status === "rejected") {
         this.ctx.logger.warn(
@@ -177,21 +179,16 @@ export class SubmitRouter {
       }
       for (const p of answer.value.problems) {
         const full = `${p.code}\u0000${p.taskId}\u0000${p.message}`;
-        if (reported.has(`${p.code}\u0000${p.taskId}`) || added.has(full)) continue;
-        added.add(full);
-        problems.push(p);
+        if (said.has(full)) continue;
+        said.add(full);
+        fromShards.push(p);
       }
     });
     // An id taken is one problem, whoever says so: the shard holding its task and its id's home
-    // both may (their messages differ); the first in order is kept.
-    const taken = new Set<string>();
-    const once = orderProblems(tasks, problems).filter((p) => {
-      if (p.code !== ProblemCode.DUPLICATE_ID || reported.has(`${p.code}\u0000${p.taskId}`)) return true;
-      if (taken.has(p.taskId)) return false;
-      taken.add(p.taskId);
-      return true;
-    });
-    return new ValidationError(once);
+    // both may (their messages differ); the first in order is kept. The local check's own
+    // problems (an id twice in the batch, once per repeat) are all kept.
+    const added = oneTakenPerId(orderProblems(tasks, addedProblems(local, fromShards)));
+    return new ValidationError(orderProblems(tasks, [...local, ...added]));
   }
 
   /** The batch's tasks, remote links and claims by owning shard, in batch order within each part. O(tasks + edges). */
@@ -422,16 +419,10 @@ function failuresOf(shards: readonly string[], results: readonly PromiseSettledR
  * it is), else the first definitive failure, else the first retryable one.
  */
 export function mergeFailures(failures: readonly Failure[]): unknown {
-  const taken = new Set<string>();
   // An id taken is one problem, whoever says so (its holder's shard and its id's home may both).
-  const problems = failures
-    .flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []))
-    .filter((p) => {
-      if (p.code !== ProblemCode.DUPLICATE_ID) return true;
-      if (taken.has(p.taskId)) return false;
-      taken.add(p.taskId);
-      return true;
-    });
+  const problems = oneTakenPerId(
+    failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : [])),
+  );
   if (problems.length > 0) return new ValidationError(problems);
   return pickFailure(failures).error;
 }

@@ -133,6 +133,7 @@ export {
 } from "./messages.js";
 export { withinListBudget } from "./pages.js";
 export { placementProblem } from "./placement.js";
+export { addedProblems, oneTakenPerId } from "./problems.js";
 export {
   type CronSchedule,
   DEFAULT_SCHEDULE_TIME_ZONE,
