@@ -54,12 +54,10 @@ import {
   boundTypeCounts,
   claimOf,
   decodeFrontier,
-  decodeReply,
   decodeRequest,
   encodedByteLength,
   encodeFrontier,
   encodeReply,
-  encodeRequest,
   errorReply,
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
@@ -138,6 +136,7 @@ import {
 } from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
+import { requestPeer } from "./peer-request.js";
 import { PreparedParts } from "./prepared.js";
 import { planRebalance } from "./rebalance.js";
 import { SlotGuard } from "./slot-guard.js";
@@ -1230,14 +1229,8 @@ export class ShardActor {
       ...(row.workflowId === undefined ? {} : { workflowId: row.workflowId }),
       ...(row.large === true ? { large: true } : {}),
     } as const;
-    const msg = await this.nc.request(
-      subjectsFor(this.cluster).shard(owner, "holds"),
-      encodeRequest(request),
-      {
-        timeout: HOLDS_TIMEOUT_MS,
-      },
-    );
-    return unwrapReply(decodeReply(msg.data, "holds")).held;
+    const reply = await requestPeer({ nc: this.nc, cluster: this.cluster }, owner, request, HOLDS_TIMEOUT_MS);
+    return unwrapReply(reply).held;
   }
 
   /**
