@@ -1656,27 +1656,40 @@ export class ShardActor {
    * those that do not hold it.
    */
   private requireOwnedTasks(tasks: readonly TaskInput[]): void {
-    let notOwned: { slot: number; taskId: string }[] | undefined;
-    for (const task of tasks) {
-      const slot = slotOfTask(task);
-      if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(task.id)}`);
-      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: task.id });
-    }
-    if (notOwned) this.slotNotOwned(notOwned);
+    this.requireServed(tasks, slotOfTask, (task) => task.id, "task");
   }
 
   /**
    * A part's remote links name prerequisites in this shard's slots (the
    * coordinator split the batch by the slot owners it knew): refused as a
-   * task of a slot not owned or moving is, with the link's dependent named.
+   * task of a slot not owned or moving is, with the link's prerequisite named.
    */
   private requireOwnedLinks(links: readonly RemoteLinkMessage[]): void {
+    this.requireServed(
+      links,
+      (link) => slotOfLargeTask(link.prerequisite, link.workflowId),
+      (link) => link.prerequisite,
+      "prerequisite",
+    );
+  }
+
+  /**
+   * SLOT_MOVING at the first of `items` whose slot (`slotOf`) is moving,
+   * else SLOT_NOT_OWNED naming those whose slots this shard does not serve;
+   * each is named as `what` and its id (`idOf`). O(items).
+   */
+  private requireServed<T>(
+    items: readonly T[],
+    slotOf: (item: T) => number,
+    idOf: (item: T) => string,
+    what: string,
+  ): void {
     let notOwned: { slot: number; taskId: string }[] | undefined;
-    for (const link of links) {
-      const slot = slotOfLargeTask(link.prerequisite, link.workflowId);
+    for (const item of items) {
+      const slot = slotOf(item);
       if (this.mover.isMoving(slot))
-        throw this.mover.movingError(slot, `prerequisite ${JSON.stringify(link.prerequisite)}`);
-      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: link.prerequisite });
+        throw this.mover.movingError(slot, `${what} ${JSON.stringify(idOf(item))}`);
+      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: idOf(item) });
     }
     if (notOwned) this.slotNotOwned(notOwned);
   }
