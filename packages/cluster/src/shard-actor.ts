@@ -53,6 +53,7 @@ import {
   addedProblems,
   boundTypeCounts,
   claimOf,
+  claimsOfOtherTasks,
   decodeFrontier,
   decodeRequest,
   encodedByteLength,
@@ -1091,24 +1092,23 @@ export class ShardActor {
     this.requirePlaceable(tasks);
     if (links !== undefined) this.requireOwnedLinks(links);
     const claims = this.claimsOf(request);
+    const others = claimsOfOtherTasks(claims, tasks);
     // Rows in the way of the claims whose tasks may be gone: asked about (a round trip), then
     // everything is checked again. No await between the last checks and the Shard's (synchronous)
     // acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
-      const own = ownIds(tasks, claims);
-      const suspect = this.ids.free(claims, idempotencyKey, undefined, own);
+      const ownOnly = others.length === 0;
+      const suspect = this.ids.free(claims, idempotencyKey, undefined, ownOnly);
       if (suspect.length > 0) {
         const gone = await this.ids.gone(suspect);
-        if (this.shard.submitted(idempotencyKey) === undefined) {
-          const still = this.ids.free(claims, idempotencyKey, gone, own);
-          if (still.length > 0) throw this.ids.changed(still);
-        }
+        if (this.shard.submitted(idempotencyKey) === undefined)
+          this.ids.requireFreeAfter(claims, idempotencyKey, gone, ownOnly);
       }
     }
     if (this.shard.submitted(idempotencyKey) === undefined) this.rejectReserved(tasks, idempotencyKey);
     // The prepared parts will be committed: their room counts against the limits as held.
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
-    const rows = claimRows(claims, tasks);
+    const rows = others.map(claimRow);
     const result = await this.announced(
       this.shard.submit(tasks, {
         idempotencyKey,
@@ -1277,8 +1277,8 @@ export class ShardActor {
     // Rows in the way whose tasks may be gone are asked about first (a round trip); all else is
     // checked again, and reserved, in the synchronous stretch after it.
     let gone = NO_ROWS;
-    const own = ownIds(tasks, claims);
-    const suspect = this.ids.free(claims, key, undefined, own);
+    const ownOnly = claimsOfOtherTasks(claims, tasks).length === 0;
+    const suspect = this.ids.free(claims, key, undefined, ownOnly);
     if (suspect.length > 0) {
       gone = await this.ids.gone(suspect);
       if (this.shard.submitted(key) !== undefined || this.committing.has(key))
@@ -1295,8 +1295,7 @@ export class ShardActor {
         { retryable: true },
       );
     }
-    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone, own);
-    if (still.length > 0) throw this.ids.changed(still);
+    if (suspect.length > 0) this.ids.requireFreeAfter(claims, key, gone, ownOnly);
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
       alsoHeld: this.prepared.holdings(now, key),
@@ -1887,30 +1886,14 @@ function sameIds(ids: readonly string[], tasks: readonly { readonly id: string }
   return ids.length === tasks.length && tasks.every((t, i) => t.id === ids[i]);
 }
 
-/** The ids of `tasks`, when some claim is of them (undefined: none to skip). */
-function ownIds(tasks: readonly TaskInput[], claims: readonly IdClaim[]): ReadonlySet<string> | undefined {
-  if (claims.length === 0 || tasks.length === 0) return undefined;
-  return new Set(tasks.map((t) => t.id));
-}
-
 /** A claim as sameIds reads it. */
 function claimTask(claim: IdClaim): { readonly id: string } {
   return { id: claim.taskId };
 }
 
-/**
- * The rows a part keeps of its claims: those of tasks held elsewhere (a task
- * of the part itself is its id's claim here, with no row). O(claims + tasks).
- */
+/** The rows a part keeps of its claims: those of tasks held elsewhere (claimsOfOtherTasks). */
 function claimRows(claims: readonly IdClaim[], tasks: readonly TaskInput[]): IdClaimRow[] {
-  if (claims.length === 0) return [];
-  const own = new Set(tasks.map((t) => t.id));
-  const rows: IdClaimRow[] = [];
-  for (const c of claims) {
-    if (own.has(c.taskId)) continue;
-    rows.push(claimRow(c));
-  }
-  return rows;
+  return claimsOfOtherTasks(claims, tasks).map(claimRow);
 }
 
 function assertNever(x: never): never {

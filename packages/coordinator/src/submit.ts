@@ -44,6 +44,7 @@ import {
 import {
   addedProblems,
   claimOf,
+  claimsOfOtherTasks,
   homeSlotOf,
   type IdClaim,
   type IdSpace,
@@ -386,10 +387,7 @@ export class SubmitRouter {
 
 /** Whether a part keeps claim rows: a claim of a task it does not hold (one on another shard). */
 function keepsRows(part: SubmitPart): boolean {
-  if (part.claims.length === 0) return false;
-  if (part.tasks.length === 0) return true;
-  const own = new Set(part.tasks.map((t) => t.id));
-  return part.claims.some((c) => !own.has(c.taskId));
+  return claimsOfOtherTasks(part.claims, part.tasks).length > 0;
 }
 
 /** A request's `links` field for a part: left out when it has none (ordinary workflows). */

@@ -85,6 +85,7 @@ export {
   type CompletedLease,
   type CompleteRequest,
   claimOf,
+  claimsOfOtherTasks,
   type DeliverEventsRequest,
   type ErrorReply,
   errorReply,
