@@ -22,7 +22,7 @@
  * whenever the shard is not the one to ask (docs/cluster.md, "Submit").
  */
 import type { TaskInput } from "@frontier/core";
-import { homeSlotOf, placementProblem, slotOfTask } from "@frontier/protocol";
+import { homeSlotOf, placementProblem, slotOfLargeTask, slotOfTask } from "@frontier/protocol";
 import { SlotMap } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -90,7 +90,6 @@ export class SubmitRoute {
 function hasRemotePrerequisite(task: TaskInput, slot: number): boolean {
   const workflowId = task.workflowId;
   if (task.large !== true || workflowId === undefined) return false;
-  for (const p of task.prerequisites ?? [])
-    if (slotOfTask({ id: p, workflowId, large: true }) !== slot) return true;
+  for (const p of task.prerequisites ?? []) if (slotOfLargeTask(p, workflowId) !== slot) return true;
   return false;
 }

@@ -20,16 +20,10 @@
  * failing both, after `pollMs` (changes a kick misses: timers, moves).
  */
 import type { RemoteApplied, RemoteEvent } from "@frontier/core";
-import {
-  decodeReply,
-  encodeRequest,
-  MAX_EVENTS_PER_DELIVERY,
-  slotOfTask,
-  subjectsFor,
-  unwrapReply,
-} from "@frontier/protocol";
+import { MAX_EVENTS_PER_DELIVERY, slotOfLargeTask, unwrapReply } from "@frontier/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { requestPeer } from "./peer-request.js";
 import { messageOf, pause } from "./util.js";
 
 /** What the relay needs of its shard actor: a narrow context, so a test can stand it up alone. */
@@ -152,7 +146,7 @@ export class CompletionRelay {
     const byOwner = new Map<string, RemoteEvent[]>();
     const unrouted: RemoteEvent[] = [];
     for (const event of events) {
-      const slot = slotOfTask({ id: event.dependent, workflowId: event.workflowId, large: true });
+      const slot = slotOfLargeTask(event.dependent, event.workflowId);
       const owner = this.ctx.ownerOf(slot);
       if (owner === undefined) {
         unrouted.push(event);
@@ -203,10 +197,8 @@ export class CompletionRelay {
   /** One `deliverEvents` to `owner` (this shard: its handler, no NATS). */
   private async send(owner: string, events: RemoteEvent[]): Promise<readonly RemoteApplied[]> {
     if (owner === this.ctx.shardId) return this.ctx.deliverHere(events);
-    const subject = subjectsFor(this.ctx.cluster).shard(owner, "deliverEvents");
-    const request = encodeRequest({ op: "deliverEvents", source: this.ctx.shardId, events });
-    const msg = await this.ctx.nc.request(subject, request, { timeout: this.ctx.requestTimeoutMs });
-    return unwrapReply(decodeReply(msg.data, "deliverEvents")).results;
+    const request = { op: "deliverEvents", source: this.ctx.shardId, events } as const;
+    return unwrapReply(await requestPeer(this.ctx, owner, request, this.ctx.requestTimeoutMs)).results;
   }
 }
 

@@ -75,8 +75,8 @@ export class IdHome {
    * held here, a row in the way of a task found still held). Returns the
    * rows in the way whose tasks may be gone (empty: the claims are free),
    * for `gone` to ask about; `goneRows`: rows found gone, taken over if they
-   * are still the rows in the way; `own`: the ids of the tasks stored with
-   * the claims (the engine refuses those if taken here, so with no row and
+   * are still the rows in the way; `ownOnly`: every claim is of a task stored
+   * with it (the engine refuses those if taken here, so with no row and
    * nothing prepared here they need no look). Synchronous, so a caller that finds
    * nothing in the way reserves the claims (or stores them) in the same
    * stretch. O(claims).
@@ -85,20 +85,34 @@ export class IdHome {
     claims: readonly IdClaim[],
     key: string,
     goneRows: ReadonlySet<IdClaimRow> = EMPTY,
-    own?: ReadonlySet<string>,
+    ownOnly = false,
   ): IdClaimRow[] {
     if (claims.length === 0) return [];
-    const { problems, suspect } = this.scan(claims, key, goneRows, own);
+    const { problems, suspect } = this.scan(claims, key, goneRows, ownOnly);
     if (problems.length > 0) throw new ValidationError(problems);
     return suspect;
+  }
+
+  /**
+   * `free` again, once `gone` has answered, with the rows it found gone;
+   * throws as `free` does, and refuses the claims of rows still in the way:
+   * they changed while they were asked about (a new task may hold them).
+   */
+  requireFreeAfter(
+    claims: readonly IdClaim[],
+    key: string,
+    goneRows: ReadonlySet<IdClaimRow>,
+    ownOnly = false,
+  ): void {
+    const still = this.free(claims, key, goneRows, ownOnly);
+    if (still.length > 0) throw new ValidationError(still.map(taken));
   }
 
   /**
    * Which of the rows `free` returned are rows of tasks gone, asked of
    * their shards in parallel (one round trip); throws the ValidationError
    * of those whose tasks are still held, or the error of a shard that could
-   * not say (retryable). The caller then calls `free` again with them, and
-   * refuses the claims still in the way (`changed`).
+   * not say (retryable). The caller then calls `requireFreeAfter` with them.
    */
   async gone(rows: readonly IdClaimRow[]): Promise<ReadonlySet<IdClaimRow>> {
     const held = await Promise.all(rows.map((row) => this.ctx.holds(row)));
@@ -107,14 +121,9 @@ export class IdHome {
     return new Set(rows);
   }
 
-  /** The refusal of rows still in the way after `gone`: they changed while asked about (a new task may hold them). */
-  changed(rows: readonly IdClaimRow[]): ValidationError {
-    return new ValidationError(rows.map(taken));
-  }
-
   /**
    * The problems a submit of `claims` would meet now (a rejected batch's
-   * check): as `gone` and `requireFree`, reporting instead of throwing, and
+   * check): as `free` and `gone`, reporting instead of throwing, and
    * reserving nothing. A row whose shard cannot be asked is reported as
    * taken (the batch is refused anyway; its next try asks again).
    */
@@ -190,7 +199,7 @@ export class IdHome {
     claims: readonly IdClaim[],
     key: string | undefined,
     gone: ReadonlySet<IdClaimRow>,
-    own?: ReadonlySet<string>,
+    ownOnly = false,
   ): Scan {
     const { shard, prepared } = this.ctx;
     const problems: Problem[] = [];
@@ -198,9 +207,8 @@ export class IdHome {
     for (const c of claims) this.ctx.requireHome(c.taskId);
     // The common case: no row kept here, nothing prepared, and the claims are of the part's own
     // tasks, which the engine checks against the ids it holds itself.
-    if (shard.claimCount === 0 && prepared.claimed.size === 0 && prepared.reserved.size === 0) {
-      if (own !== undefined && claims.every((c) => own.has(c.taskId))) return { problems, suspect };
-    }
+    if (ownOnly && shard.claimCount === 0 && prepared.claimed.size === 0 && prepared.reserved.size === 0)
+      return { problems, suspect };
     const now = Date.now();
     const ids = claims.map((c) => c.taskId);
     const reserved = new Set(

@@ -59,6 +59,7 @@ import {
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type StreamInfo,
 } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -149,14 +150,25 @@ export async function openJournalStream(
   shardId: string,
   replicas = 1,
 ): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  await journalStreamInfo(jsm, cluster, shardId, replicas);
+  return jsm;
+}
+
+/** The info of the shard's journal stream, which is created first if it does not exist yet. */
+export async function journalStreamInfo(
+  jsm: JetStreamManager,
+  cluster: string,
+  shardId: string,
+  replicas = 1,
+): Promise<StreamInfo> {
   const s = subjectsFor(cluster);
   const name = s.journalStream(shardId);
-  const jsm = await jetstreamManager(nc);
   try {
-    await jsm.streams.info(name);
+    return await jsm.streams.info(name);
   } catch (error) {
     if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
-    await jsm.streams.add({
+    return await jsm.streams.add({
       name,
       subjects: [s.journal(shardId)],
       storage: StorageType.File,
@@ -167,7 +179,6 @@ export async function openJournalStream(
       max_msg_size: -1,
     });
   }
-  return jsm;
 }
 
 /** The writer's side: Shard's replica over the stream. */
@@ -200,10 +211,11 @@ export class JournalStream implements JournalReplica {
    * written by it), then publishes the base, and purges what came before.
    */
   async open(base: Iterable<Uint8Array>): Promise<void> {
-    const jsm = await openJournalStream(this.o.nc, this.o.cluster, this.o.shardId, this.o.replicas);
+    const jsm = await jetstreamManager(this.o.nc);
     this.js = jetstream(this.o.nc);
     this.listenForTakeover(jsm);
-    const info = await jsm.streams.info(this.stream);
+    // Looked at once listening: a takeover is in what this reads, or is heard of.
+    const info = await journalStreamInfo(jsm, this.o.cluster, this.o.shardId, this.o.replicas);
     const lastSeq = info.state.last_seq;
     if (info.state.messages > 0) {
       const last = await jsm.streams.getMessage(this.stream, { seq: lastSeq });

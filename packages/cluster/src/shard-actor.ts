@@ -50,15 +50,15 @@ import {
   watchConnection,
 } from "@frontier/metrics";
 import {
+  addedProblems,
   boundTypeCounts,
   claimOf,
+  claimsOfOtherTasks,
   decodeFrontier,
-  decodeReply,
   decodeRequest,
   encodedByteLength,
   encodeFrontier,
   encodeReply,
-  encodeRequest,
   errorReply,
   FRONTIER_DEPTH_RANKS,
   type HeldLease,
@@ -85,6 +85,7 @@ import {
   type ShardUnavailableDetail,
   SLOT_COUNT,
   type SubmitRequest,
+  slotOfLargeTask,
   slotOfTask,
   subjectsFor,
   toWireError,
@@ -136,6 +137,7 @@ import {
 } from "./options.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
+import { requestPeer } from "./peer-request.js";
 import { PreparedParts } from "./prepared.js";
 import { planRebalance } from "./rebalance.js";
 import { SlotGuard } from "./slot-guard.js";
@@ -302,7 +304,7 @@ export class ShardActor {
         this.prepared.holdsAny(
           (task) => slotOfTask(task) === slot,
           Date.now(),
-          (link) => slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true }) === slot,
+          (link) => slotOfLargeTask(link.prerequisite, link.workflowId) === slot,
         ) || this.prepared.claimsAny((id) => homeSlotOf(id) === slot, Date.now()),
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
@@ -1095,24 +1097,23 @@ export class ShardActor {
     this.requirePlaceable(tasks);
     if (links !== undefined) this.requireOwnedLinks(links);
     const claims = this.claimsOf(request);
+    const others = claimsOfOtherTasks(claims, tasks);
     // Rows in the way of the claims whose tasks may be gone: asked about (a round trip), then
     // everything is checked again. No await between the last checks and the Shard's (synchronous)
     // acceptance.
     if (this.shard.submitted(idempotencyKey) === undefined) {
-      const own = ownIds(tasks, claims);
-      const suspect = this.ids.free(claims, idempotencyKey, undefined, own);
+      const ownOnly = others.length === 0;
+      const suspect = this.ids.free(claims, idempotencyKey, undefined, ownOnly);
       if (suspect.length > 0) {
         const gone = await this.ids.gone(suspect);
-        if (this.shard.submitted(idempotencyKey) === undefined) {
-          const still = this.ids.free(claims, idempotencyKey, gone, own);
-          if (still.length > 0) throw this.ids.changed(still);
-        }
+        if (this.shard.submitted(idempotencyKey) === undefined)
+          this.ids.requireFreeAfter(claims, idempotencyKey, gone, ownOnly);
       }
     }
     if (this.shard.submitted(idempotencyKey) === undefined) this.rejectReserved(tasks, idempotencyKey);
     // The prepared parts will be committed: their room counts against the limits as held.
     const alsoHeld = this.prepared.holdings(Date.now(), idempotencyKey);
-    const rows = claimRows(claims, tasks);
+    const rows = others.map(claimRow);
     const result = await this.announced(
       this.shard.submit(tasks, {
         idempotencyKey,
@@ -1233,14 +1234,8 @@ export class ShardActor {
       ...(row.workflowId === undefined ? {} : { workflowId: row.workflowId }),
       ...(row.large === true ? { large: true } : {}),
     } as const;
-    const msg = await this.nc.request(
-      subjectsFor(this.cluster).shard(owner, "holds"),
-      encodeRequest(request),
-      {
-        timeout: HOLDS_TIMEOUT_MS,
-      },
-    );
-    return unwrapReply(decodeReply(msg.data, "holds")).held;
+    const reply = await requestPeer({ nc: this.nc, cluster: this.cluster }, owner, request, HOLDS_TIMEOUT_MS);
+    return unwrapReply(reply).held;
   }
 
   /**
@@ -1257,12 +1252,8 @@ export class ShardActor {
       if (problem !== undefined) (misplaced ??= []).push(problem);
     }
     if (misplaced === undefined) return;
-    const seen = new Set(misplaced.map((p) => `${p.code}\u0000${p.taskId}`));
     const found = this.shard.check(tasks, this.prepared.reserved);
-    throw new ValidationError([
-      ...misplaced,
-      ...found.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
-    ]);
+    throw new ValidationError([...misplaced, ...addedProblems(misplaced, found)]);
   }
 
   /**
@@ -1291,8 +1282,8 @@ export class ShardActor {
     // Rows in the way whose tasks may be gone are asked about first (a round trip); all else is
     // checked again, and reserved, in the synchronous stretch after it.
     let gone = NO_ROWS;
-    const own = ownIds(tasks, claims);
-    const suspect = this.ids.free(claims, key, undefined, own);
+    const ownOnly = claimsOfOtherTasks(claims, tasks).length === 0;
+    const suspect = this.ids.free(claims, key, undefined, ownOnly);
     if (suspect.length > 0) {
       gone = await this.ids.gone(suspect);
       if (this.shard.submitted(key) !== undefined || this.committing.has(key))
@@ -1309,8 +1300,7 @@ export class ShardActor {
         { retryable: true },
       );
     }
-    const still = suspect.length === 0 ? suspect : this.ids.free(claims, key, gone, own);
-    if (still.length > 0) throw this.ids.changed(still);
+    if (suspect.length > 0) this.ids.requireFreeAfter(claims, key, gone, ownOnly);
     const holds = this.shard.admit(tasks, {
       alsoTaken: this.prepared.reserved,
       alsoHeld: this.prepared.holdings(now, key),
@@ -1369,12 +1359,7 @@ export class ShardActor {
     this.prepared.sweep(Date.now());
     const taskProblems = this.shard.check(request.tasks, this.prepared.reserved, request.links);
     // An id refused both as taken here and by its claim is reported once.
-    const seen = new Set(taskProblems.map((p) => `${p.code}\u0000${p.taskId}`));
-    const problems = [
-      ...taskProblems,
-      ...claimProblems.filter((p) => !seen.has(`${p.code}\u0000${p.taskId}`)),
-    ];
-    return wireProblems(problems);
+    return wireProblems([...taskProblems, ...addedProblems(taskProblems, claimProblems)]);
   }
 
   /** Phase two: the prepared part, made durable under the key. Idempotent. */
@@ -1682,27 +1667,40 @@ export class ShardActor {
    * those that do not hold it.
    */
   private requireOwnedTasks(tasks: readonly TaskInput[]): void {
-    let notOwned: { slot: number; taskId: string }[] | undefined;
-    for (const task of tasks) {
-      const slot = slotOfTask(task);
-      if (this.mover.isMoving(slot)) throw this.mover.movingError(slot, `task ${JSON.stringify(task.id)}`);
-      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: task.id });
-    }
-    if (notOwned) this.slotNotOwned(notOwned);
+    this.requireServed(tasks, slotOfTask, (task) => task.id, "task");
   }
 
   /**
    * A part's remote links name prerequisites in this shard's slots (the
    * coordinator split the batch by the slot owners it knew): refused as a
-   * task of a slot not owned or moving is, with the link's dependent named.
+   * task of a slot not owned or moving is, with the link's prerequisite named.
    */
   private requireOwnedLinks(links: readonly RemoteLinkMessage[]): void {
+    this.requireServed(
+      links,
+      (link) => slotOfLargeTask(link.prerequisite, link.workflowId),
+      (link) => link.prerequisite,
+      "prerequisite",
+    );
+  }
+
+  /**
+   * SLOT_MOVING at the first of `items` whose slot (`slotOf`) is moving,
+   * else SLOT_NOT_OWNED naming those whose slots this shard does not serve;
+   * each is named as `what` and its id (`idOf`). O(items).
+   */
+  private requireServed<T>(
+    items: readonly T[],
+    slotOf: (item: T) => number,
+    idOf: (item: T) => string,
+    what: string,
+  ): void {
     let notOwned: { slot: number; taskId: string }[] | undefined;
-    for (const link of links) {
-      const slot = slotOfTask({ id: link.prerequisite, workflowId: link.workflowId, large: true });
+    for (const item of items) {
+      const slot = slotOf(item);
       if (this.mover.isMoving(slot))
-        throw this.mover.movingError(slot, `prerequisite ${JSON.stringify(link.prerequisite)}`);
-      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: link.prerequisite });
+        throw this.mover.movingError(slot, `${what} ${JSON.stringify(idOf(item))}`);
+      if (!this.owns(slot)) (notOwned ??= []).push({ slot, taskId: idOf(item) });
     }
     if (notOwned) this.slotNotOwned(notOwned);
   }
@@ -1722,7 +1720,7 @@ export class ShardActor {
     const here: RemoteEventMessage[] = [];
     const at: number[] = [];
     events.forEach((event, i) => {
-      const slot = slotOfTask({ id: event.dependent, workflowId: event.workflowId, large: true });
+      const slot = slotOfLargeTask(event.dependent, event.workflowId);
       if (this.mover.isMoving(slot) || !this.owns(slot)) return;
       here.push(event);
       at.push(i);
@@ -1900,30 +1898,14 @@ function sameIds(ids: readonly string[], tasks: readonly { readonly id: string }
   return ids.length === tasks.length && tasks.every((t, i) => t.id === ids[i]);
 }
 
-/** The ids of `tasks`, when some claim is of them (undefined: none to skip). */
-function ownIds(tasks: readonly TaskInput[], claims: readonly IdClaim[]): ReadonlySet<string> | undefined {
-  if (claims.length === 0 || tasks.length === 0) return undefined;
-  return new Set(tasks.map((t) => t.id));
-}
-
 /** A claim as sameIds reads it. */
 function claimTask(claim: IdClaim): { readonly id: string } {
   return { id: claim.taskId };
 }
 
-/**
- * The rows a part keeps of its claims: those of tasks held elsewhere (a task
- * of the part itself is its id's claim here, with no row). O(claims + tasks).
- */
+/** The rows a part keeps of its claims: those of tasks held elsewhere (claimsOfOtherTasks). */
 function claimRows(claims: readonly IdClaim[], tasks: readonly TaskInput[]): IdClaimRow[] {
-  if (claims.length === 0) return [];
-  const own = new Set(tasks.map((t) => t.id));
-  const rows: IdClaimRow[] = [];
-  for (const c of claims) {
-    if (own.has(c.taskId)) continue;
-    rows.push(claimRow(c));
-  }
-  return rows;
+  return claimsOfOtherTasks(claims, tasks).map(claimRow);
 }
 
 function assertNever(x: never): never {

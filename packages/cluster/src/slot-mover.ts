@@ -33,9 +33,7 @@
 import { FrontierError, InvalidArgumentError, type TaskRecord } from "@frontier/core";
 import {
   type AdoptRequest,
-  decodeReply,
   encodedByteLength,
-  encodeRequest,
   homeSlotOf,
   type IdClaim,
   MAX_MOVE_PART_TASKS,
@@ -44,13 +42,13 @@ import {
   ProtocolError,
   slotOf,
   slotOfTask,
-  subjectsFor,
   unwrapReply,
   WireErrorCode,
 } from "@frontier/protocol";
 import { claimRow, type IdempotencyEntry, type Shard, type SlotExport } from "@frontier/shard";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { requestPeer } from "./peer-request.js";
 import type { SlotGuard } from "./slot-guard.js";
 import type { SlotOwnership } from "./slot-ownership.js";
 import { messageOf } from "./util.js";
@@ -262,15 +260,14 @@ export class SlotMover {
    */
   private async sendParts(row: SlotExport): Promise<string | undefined> {
     const parts = splitExport(row);
-    const subject = subjectsFor(this.ctx.cluster).shard(row.target, "adopt");
     for (const part of parts) {
-      const msg = await untilAborted(
-        this.ctx.nc.request(subject, encodeRequest(part), { timeout: this.ctx.requestTimeoutMs }),
+      const answer = await untilAborted(
+        requestPeer(this.ctx, row.target, part, this.ctx.requestTimeoutMs),
         this.ctx.signal,
       );
       let reply: ReturnType<typeof unwrapReply<"adopt">>;
       try {
-        reply = unwrapReply(decodeReply(msg.data, "adopt"));
+        reply = unwrapReply(answer);
       } catch (error) {
         // Only the target's refusal of the tasks (an id it holds) undoes the move: it answers a
         // move it adopted before as adopted, whatever the part, so it adopted nothing. Anything

@@ -31,13 +31,26 @@
 import { randomUUID } from "node:crypto";
 import { decodeFrontier, subjectsFor } from "@frontier/protocol";
 import { type NatsAccess, natsConnectionOptions } from "@frontier/transport";
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
+import {
+  type ConsumerMessages,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type DataIdentity, takeOverShardId } from "./cluster-identity.js";
 import { JournalFollower } from "./journal-follower.js";
-import { JournalHeader, JournalKind, MARKER_BODY, openJournalStream } from "./journal-stream.js";
+import {
+  JournalHeader,
+  JournalKind,
+  journalStreamInfo,
+  MARKER_BODY,
+  openJournalStream,
+} from "./journal-stream.js";
 import { openSlotBucket } from "./slot-ownership.js";
 
 /** Default silence of the primary before a standby takes over, ms (ten announcement intervals). */
@@ -183,23 +196,11 @@ export interface RestoreOptions {
  * copy to make. A read: the stream is not fenced (runStandby does that).
  */
 export async function restoreFromStream(o: RestoreOptions): Promise<{ lastSeq: number; hasCopy: boolean }> {
-  const stream = subjectsFor(o.cluster).journalStream(o.shardId);
-  const jsm = await openJournalStream(o.nc, o.cluster, o.shardId);
+  const info = await journalStreamInfo(await jetstreamManager(o.nc), o.cluster, o.shardId);
+  const end = info.state.last_seq;
   const follower = JournalFollower.open(o.dataDir);
   try {
-    const end = (await jsm.streams.info(stream)).state.last_seq;
-    if (end > 0) {
-      const messages = await (await jetstream(o.nc).consumers.get(stream)).consume();
-      for await (const m of messages) {
-        await follower.apply({
-          seq: m.seq,
-          header: (name) => m.headers?.get(name) || undefined,
-          data: m.data,
-        });
-        if (m.seq >= end) break;
-      }
-      await messages.close();
-    }
+    if (end > 0) await applyStream(o, follower, { through: end }).done;
     await follower.settle();
     return { lastSeq: follower.lastSeq, hasCopy: follower.hasCopy };
   } finally {
@@ -216,33 +217,63 @@ interface Following {
 
 /** Applies the stream to `follower` from its first message on, in the background. */
 function follow(o: StandbyOptions, follower: JournalFollower): Following {
-  const stream = subjectsFor(o.cluster).journalStream(o.shardId);
   let failure: unknown;
-  let stopped = false;
-  let close: (() => Promise<unknown>) | undefined;
+  const applying = applyStream(o, follower, { settleEach: true });
+  const done = applying.done.catch((error: unknown) => {
+    failure = error;
+  });
+  return {
+    async stop() {
+      await applying.close();
+      await done;
+    },
+    failure: () => failure,
+  };
+}
+
+interface Applying {
+  /** Settles once the consumer ended and the last message it took is applied; rejects with the first failure. */
+  readonly done: Promise<void>;
+  /** Ends the consumer (at once when it opens, if it is not open yet). */
+  close(): Promise<void>;
+}
+
+/**
+ * The shard's journal stream applied to `follower` from its first message
+ * on, in stream order (an ordered consumer), until the message at `through`
+ * is applied (none: until `close`); each message settled before the next
+ * when `settleEach`.
+ */
+function applyStream(
+  o: { readonly nc: NatsConnection; readonly cluster: string; readonly shardId: string },
+  follower: JournalFollower,
+  until: { readonly through?: number; readonly settleEach?: boolean },
+): Applying {
+  const stream = subjectsFor(o.cluster).journalStream(o.shardId);
+  let closed = false;
+  let messages: ConsumerMessages | undefined;
   const done = (async () => {
     const consumer = await jetstream(o.nc).consumers.get(stream);
-    const messages = await consumer.consume();
-    close = () => messages.close();
-    if (stopped) await messages.close();
+    messages = await consumer.consume();
+    if (closed) await messages.close();
     for await (const m of messages) {
       await follower.apply({
         seq: m.seq,
         header: (name) => m.headers?.get(name) || undefined,
         data: m.data,
       });
-      await follower.settle();
+      if (until.settleEach === true) await follower.settle();
+      if (until.through !== undefined && m.seq >= until.through) break;
     }
-  })().catch((error: unknown) => {
-    failure = error;
-  });
+    // A read up to `through` ends its own consumer; any other is ended by `close`.
+    if (until.through !== undefined) await messages.close();
+  })();
   return {
-    async stop() {
-      stopped = true;
-      await close?.();
-      await done;
+    async close() {
+      closed = true;
+      await messages?.close();
     },
-    failure: () => failure,
+    done,
   };
 }
 

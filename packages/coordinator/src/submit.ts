@@ -42,15 +42,19 @@ import {
   ValidationError,
 } from "@frontier/core";
 import {
+  addedProblems,
   claimOf,
+  claimsOfOtherTasks,
   homeSlotOf,
   type IdClaim,
   type IdSpace,
   isRetryable,
+  oneTakenPerId,
   ProtocolError,
   type ResultOf,
   SLOT_COUNT,
   type SubmitRequest,
+  slotOfLargeTask,
   slotOfTask,
   WireErrorCode,
 } from "@frontier/protocol";
@@ -163,9 +167,9 @@ export class SubmitRouter {
         });
       }),
     );
-    const problems = [...local];
-    const reported = new Set(local.map((p) => `${p.code}\u0000${p.taskId}`));
-    const added = new Set<string>();
+    // The shards' problems, each kept once however often it is said in the same words.
+    const fromShards: Problem[] = [];
+    const said = new Set<string>();
     answers.forEach((answer, i) => {
       if (answer.status === "rejected") {
         this.ctx.logger.warn(
@@ -176,21 +180,16 @@ export class SubmitRouter {
       }
       for (const p of answer.value.problems) {
         const full = `${p.code}\u0000${p.taskId}\u0000${p.message}`;
-        if (reported.has(`${p.code}\u0000${p.taskId}`) || added.has(full)) continue;
-        added.add(full);
-        problems.push(p);
+        if (said.has(full)) continue;
+        said.add(full);
+        fromShards.push(p);
       }
     });
     // An id taken is one problem, whoever says so: the shard holding its task and its id's home
-    // both may (their messages differ); the first in order is kept.
-    const taken = new Set<string>();
-    const once = orderProblems(tasks, problems).filter((p) => {
-      if (p.code !== ProblemCode.DUPLICATE_ID || reported.has(`${p.code}\u0000${p.taskId}`)) return true;
-      if (taken.has(p.taskId)) return false;
-      taken.add(p.taskId);
-      return true;
-    });
-    return new ValidationError(once);
+    // both may (their messages differ); the first in order is kept. The local check's own
+    // problems (an id twice in the batch, once per repeat) are all kept.
+    const added = oneTakenPerId(orderProblems(tasks, addedProblems(local, fromShards)));
+    return new ValidationError(orderProblems(tasks, [...local, ...added]));
   }
 
   /** The batch's tasks, remote links and claims by owning shard, in batch order within each part. O(tasks + edges). */
@@ -238,7 +237,7 @@ export class SubmitRouter {
       if (task.large === true && workflowId !== undefined && task.prerequisites !== undefined) {
         // The engine's rule (SchedulerOptions.partitionOf): a prerequisite in another slot is remote.
         for (const prerequisite of task.prerequisites) {
-          const at = slotOfTask({ id: prerequisite, workflowId, large: true });
+          const at = slotOfLargeTask(prerequisite, workflowId);
           if (at === slot) continue;
           const linkOwner = slots.ownerOf(at);
           if (linkOwner === undefined) refuse(at, task.id);
@@ -388,10 +387,7 @@ export class SubmitRouter {
 
 /** Whether a part keeps claim rows: a claim of a task it does not hold (one on another shard). */
 function keepsRows(part: SubmitPart): boolean {
-  if (part.claims.length === 0) return false;
-  if (part.tasks.length === 0) return true;
-  const own = new Set(part.tasks.map((t) => t.id));
-  return part.claims.some((c) => !own.has(c.taskId));
+  return claimsOfOtherTasks(part.claims, part.tasks).length > 0;
 }
 
 /** A request's `links` field for a part: left out when it has none (ordinary workflows). */
@@ -421,16 +417,10 @@ function failuresOf(shards: readonly string[], results: readonly PromiseSettledR
  * it is), else the first definitive failure, else the first retryable one.
  */
 export function mergeFailures(failures: readonly Failure[]): unknown {
-  const taken = new Set<string>();
   // An id taken is one problem, whoever says so (its holder's shard and its id's home may both).
-  const problems = failures
-    .flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : []))
-    .filter((p) => {
-      if (p.code !== ProblemCode.DUPLICATE_ID) return true;
-      if (taken.has(p.taskId)) return false;
-      taken.add(p.taskId);
-      return true;
-    });
+  const problems = oneTakenPerId(
+    failures.flatMap((f) => (f.error instanceof ValidationError ? f.error.problems : [])),
+  );
   if (problems.length > 0) return new ValidationError(problems);
   return pickFailure(failures).error;
 }

@@ -131,6 +131,12 @@ describe("remote prerequisites", () => {
     expect(() => a.addTasks([task("p", [], { large: false }), task("d", ["p"])])).toThrow(
       /in a large workflow/,
     );
+    // The same, with the prerequisite held already (looked up by its handle), both ways.
+    a.addTasks([task("q", [], { large: false }), task("r")]);
+    expect(() => a.addTasks([task("e", ["q"])])).toThrow(/prerequisite "q" is not in a large workflow/);
+    expect(() => a.addTasks([task("f", ["r"], { large: false })])).toThrow(
+      /prerequisite "r" is in a large workflow/,
+    );
   });
 
   it("keep an ended prerequisite past its retention until every dependent acknowledged", () => {

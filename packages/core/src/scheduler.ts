@@ -263,6 +263,10 @@ export class Scheduler {
   private readonly forwardWaiters = new ForwardReferences();
   private readonly remote = new RemoteEdges();
   private readonly partitionOf: SchedulerOptions["partitionOf"];
+  /** The last large task partitionOfLarge was asked about, and its partition. */
+  private lastLargeId: string | undefined;
+  private lastLargeWorkflow: string | undefined;
+  private lastLargePartition = 0;
   private readonly counts = new Int32Array(STATE_NAMES.length);
   private fifoHead = -1;
   private fifoTail = -1;
@@ -337,6 +341,7 @@ export class Scheduler {
         const h = t.index.get(id);
         return h >= 0 && (t.flags[h]! & Flag.LARGE) !== 0;
       },
+      largeAt: (h) => (t.flags[h]! & Flag.LARGE) !== 0,
       isRemote: (spec, p) => this.isRemote(spec.workflowId, spec.id, p),
       workflowOf: (id) => {
         const h = t.index.get(id);
@@ -1000,7 +1005,28 @@ export class Scheduler {
   private isRemote(workflowId: string | undefined, id: string, p: string): boolean {
     const partitionOf = this.partitionOf;
     if (partitionOf === undefined || workflowId === undefined) return false;
-    return partitionOf({ id: p, workflowId, large: true }) !== partitionOf({ id, workflowId, large: true });
+    return (
+      partitionOf({ id: p, workflowId, large: true }) !== this.partitionOfLarge(partitionOf, workflowId, id)
+    );
+  }
+
+  /**
+   * The partition of the large task (workflowId, id), kept for the last task
+   * asked about: a task's prerequisites are asked about one after another,
+   * so it is computed once per task, not once per prerequisite. Sound
+   * because partitionOf is a pure function of its argument.
+   */
+  private partitionOfLarge(
+    partitionOf: NonNullable<SchedulerOptions["partitionOf"]>,
+    workflowId: string,
+    id: string,
+  ): number {
+    if (id !== this.lastLargeId || workflowId !== this.lastLargeWorkflow) {
+      this.lastLargePartition = partitionOf({ id, workflowId, large: true });
+      this.lastLargeId = id;
+      this.lastLargeWorkflow = workflowId;
+    }
+    return this.lastLargePartition;
   }
 
   /** isRemote for a prerequisite of the task at `h`. */

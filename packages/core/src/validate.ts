@@ -272,6 +272,8 @@ export interface GraphView {
   workflowAt?(handle: number): string | undefined;
   /** Whether a known task is of a large workflow. Absent: none is. */
   largeOf?(id: string): boolean;
+  /** largeOf for the task at a handle from `resolve` (no second lookup of its id). */
+  largeAt?(handle: number): boolean;
   /**
    * Whether `prerequisite` of `spec` lives in another partition (a large
    * workflow spread over shards): it is then neither looked up nor checked
@@ -416,7 +418,11 @@ export function checkBatch(inputs: readonly unknown[], options: BatchCheckOption
         }
       }
       // A workflow is large or not, whole: its tasks are placed by one rule.
-      const otherLarge = inBatch ? inBatch.spec.large === true : view?.largeOf?.(p);
+      const otherLarge = inBatch
+        ? inBatch.spec.large === true
+        : h >= 0 && view!.largeAt
+          ? view!.largeAt(h)
+          : view?.largeOf?.(p);
       if (otherLarge !== undefined && otherLarge !== (spec.large === true)) {
         problems.push({
           taskId: spec.id,

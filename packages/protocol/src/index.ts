@@ -85,6 +85,7 @@ export {
   type CompletedLease,
   type CompleteRequest,
   claimOf,
+  claimsOfOtherTasks,
   type DeliverEventsRequest,
   type ErrorReply,
   errorReply,
@@ -133,6 +134,7 @@ export {
 } from "./messages.js";
 export { withinListBudget } from "./pages.js";
 export { placementProblem } from "./placement.js";
+export { addedProblems, oneTakenPerId } from "./problems.js";
 export {
   type CronSchedule,
   DEFAULT_SCHEDULE_TIME_ZONE,
@@ -159,6 +161,7 @@ export {
   partitionKeyOfRef,
   SLOT_COUNT,
   slotOf,
+  slotOfLargeTask,
   slotOfTask,
   type TaskRef,
 } from "./slots.js";

@@ -207,6 +207,20 @@ export function claimOf(task: {
     : { taskId: task.id, workflowId: task.workflowId };
 }
 
+/**
+ * The claims of `claims` that are not of `tasks`: those of a part's claims
+ * whose tasks other shards hold (a task of the part is its own id's claim
+ * where it lives), which the claims' home keeps as rows. O(claims + tasks).
+ */
+export function claimsOfOtherTasks(
+  claims: readonly IdClaim[],
+  tasks: readonly { readonly id: string }[],
+): readonly IdClaim[] {
+  if (claims.length === 0 || tasks.length === 0) return claims;
+  const own = new Set(tasks.map((t) => t.id));
+  return claims.filter((c) => !own.has(c.taskId));
+}
+
 /** The claims of a part: at most MAX_TASKS_PER_BATCH (one per task of the batch). */
 const claims = bounded(idClaim, MAX_TASKS_PER_BATCH, "MAX_TASKS_PER_BATCH", WireErrorCode.BATCH_TOO_LARGE);
 

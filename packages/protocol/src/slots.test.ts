@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fnv1a32, partitionKeyOf, partitionKeyOfRef, SLOT_COUNT, slotOf, slotOfTask } from "./index.js";
+import {
+  fnv1a32,
+  partitionKeyOf,
+  partitionKeyOfRef,
+  SLOT_COUNT,
+  slotOf,
+  slotOfLargeTask,
+  slotOfTask,
+} from "./index.js";
 
 /** The textbook definition, over TextEncoder's bytes: what the inline encoder must equal. */
 function referenceFnv1a32(s: string): number {
@@ -86,6 +94,14 @@ describe("partition keys", () => {
     expect(partitionKeyOf({ id: "t1", workflowId: undefined })).toBe("t1");
     expect(slotOfTask({ id: "t1", workflowId: "wf" })).toBe(slotOf("wf"));
     expect(slotOfTask({ id: "t1" })).toBe(slotOf("t1"));
+  });
+
+  it("route a large workflow's task by (workflowId, id), as slotOfLargeTask names it", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (id, workflowId) => {
+        expect(slotOfLargeTask(id, workflowId)).toBe(slotOfTask({ id, workflowId, large: true }));
+      }),
+    );
   });
 
   it("route a request about a task to the same slot as the task itself", () => {

@@ -111,6 +111,18 @@ export function slotOfTask(task: {
 }
 
 /**
+ * The slot of task `id` of the large workflow `workflowId`: where a remote
+ * link's prerequisite, or a completion event's dependent, lives. A
+ * prerequisite of a large task is remote when its slot is not the task's
+ * own: the engine's rule (core's SchedulerOptions.partitionOf, which is
+ * `slotOfTask` in a cluster), which core states for itself, since it does
+ * not depend on this package.
+ */
+export function slotOfLargeTask(id: string, workflowId: string): number {
+  return slotOfTask({ id, workflowId, large: true });
+}
+
+/**
  * The home slot of a task id (docs/cluster.md, "One id space per cluster"):
  * where the cluster keeps the id's claim, so that one shard knows, for each
  * id, the task that holds it. It is the slot the task would route to without
