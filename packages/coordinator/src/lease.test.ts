@@ -267,6 +267,21 @@ describe("long-poll", () => {
     expect(reply.leases.map((l) => l.taskId)).toEqual([id]);
   });
 
+  it("answers once a shard asked with no bound gave less than asked, rather than ask it again for what arrived since", async () => {
+    c = await startTestCluster(1, { server });
+    await c.startCoordinator();
+    const first = put("s0", 1);
+    await c.announceAll();
+    // A submit lands right after each grant (a trickle): the reply's frontier shows one more runnable.
+    let arrivals = 0;
+    c.shards[0]!.afterLease = () => {
+      if (arrivals < 3) put("s0", 10 + ++arrivals);
+    };
+    const reply = await ok(c.nc, c.cluster, lease(4));
+    expect(reply.leases.map((l) => l.taskId)).toEqual([first]);
+    expect(c.shards[0]!.requests("lease")).toHaveLength(1);
+  });
+
   it("answers empty at the deadline", async () => {
     c = await startTestCluster(1, { server });
     await c.startCoordinator();

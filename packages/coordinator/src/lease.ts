@@ -589,7 +589,10 @@ export class LeaseRouter {
     }
     // A shard restarted mid-fill may answer a new ask with grants it already gave this fill.
     leases = leases.filter((l) => !fill.taken.has(l.taskId));
-    if (leases.length === 0) fill.done.add(shardId);
+    // Asked with no bound and granted less than asked: it gave all it had. Tasks that become
+    // runnable there later go to the worker's next request; asking again would hold these grants
+    // here for a commit per ask (under a trickle of submits, until the room was full).
+    if (leases.length === 0 || (maxKey === undefined && leases.length < ask)) fill.done.add(shardId);
     // A shard answers a repeated id with its first grant, which may be larger than asked for
     // (another coordinator asked it first): never reply with more than `max`.
     const remaining = request.max - fill.granted.length;

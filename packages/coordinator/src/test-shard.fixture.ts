@@ -202,6 +202,9 @@ export class TestShard {
     return { ...extra, ok: true, op: "lease", leases: [...leases] } as Reply;
   }
 
+  /** Called after each new grant, before the reply's frontier is read: what changed meanwhile (a submit). */
+  afterLease: (() => void) | undefined;
+
   /** Lease asks parked here now. */
   get parked(): readonly RequestOf<"lease">[] {
     return this.parkedAsks.map((a) => a.request);
@@ -365,6 +368,7 @@ export class TestShard {
           ...(request.maxTaskId === undefined ? {} : { maxTaskId: request.maxTaskId }),
         });
         this.sendsOf(base).set(sendId, leases);
+        this.afterLease?.();
         return this.sendsFrontier ? { leases, frontier: this.frontier() } : { leases };
       }
       case "heartbeat":
