@@ -35,16 +35,18 @@ const lease = (max: number, extra: { waitMs?: number; requestId?: string } = {})
 const grants = (reply: { readonly leases: readonly { taskId: string; token: number }[] }) =>
   reply.leases.map((l) => [l.taskId, l.token]);
 
-/** The coordinator's lease resends by outcome, as its metrics endpoint serves them. */
-async function resends(coordinator: Coordinator): Promise<Record<string, number>> {
+/** A coordinator counter by its `outcome` label, as its metrics endpoint serves it. */
+async function byOutcome(coordinator: Coordinator, counter: string): Promise<Record<string, number>> {
   const text = await (await fetch(coordinator.metricsUrl!)).text();
   const counts: Record<string, number> = {};
-  for (const [, outcome, n] of text.matchAll(
-    /^frontier_coordinator_lease_resends_total\{outcome="(\w+)"\} (\d+)$/gm,
-  ))
+  for (const [, outcome, n] of text.matchAll(new RegExp(`^${counter}\\{outcome="(\\w+)"\\} (\\d+)$`, "gm")))
     counts[outcome!] = Number(n);
   return counts;
 }
+
+/** The coordinator's lease resends by outcome. */
+const resends = (coordinator: Coordinator) =>
+  byOutcome(coordinator, "frontier_coordinator_lease_resends_total");
 
 /** Puts a task with `deadline` straight into shard `shardId`'s engine (as if submitted earlier). */
 function put(shardId: string, deadline: number, prefix = "t"): string {
@@ -613,16 +615,9 @@ describe("request ids", () => {
 });
 
 describe("a long-poll at the only shard goes there forwarded", () => {
-  /** The coordinator's lease outcomes, as its metrics endpoint serves them. */
-  async function outcomes(coordinator: Coordinator): Promise<Record<string, number>> {
-    const text = await (await fetch(coordinator.metricsUrl!)).text();
-    const counts: Record<string, number> = {};
-    for (const [, outcome, n] of text.matchAll(
-      /^frontier_coordinator_lease_requests_total\{outcome="(\w+)"\} (\d+)$/gm,
-    ))
-      counts[outcome!] = Number(n);
-    return counts;
-  }
+  /** The coordinator's lease requests by outcome. */
+  const outcomes = (coordinator: Coordinator) =>
+    byOutcome(coordinator, "frontier_coordinator_lease_requests_total");
 
   it("the shard holds it and answers the worker itself, naming itself for each lease", async () => {
     c = await startTestCluster(1, { server });
