@@ -97,8 +97,9 @@ export class CompletionRelay {
     while (!signal.aborted) {
       if (!this.kicked) await this.sleep(this.nextWaitMs());
       this.kicked = false;
-      if (signal.aborted || this.ctx.owing() === 0) {
-        if (this.ctx.owing() === 0) this.waiting.clear();
+      if (signal.aborted) continue;
+      if (this.ctx.owing() === 0) {
+        this.waiting.clear();
         continue;
       }
       try {
@@ -144,12 +145,13 @@ export class CompletionRelay {
     const events = await this.ctx.outbox(ROUND_EVENTS, skip);
     if (events.length === 0) return false;
     const byOwner = new Map<string, RemoteEvent[]>();
-    const unrouted: RemoteEvent[] = [];
+    /** Not delivered this round: no owner known for the dependent's slot, or its delivery failed. */
+    const retry: RemoteEvent[] = [];
     for (const event of events) {
       const slot = slotOfLargeTask(event.dependent, event.workflowId);
       const owner = this.ctx.ownerOf(slot);
       if (owner === undefined) {
-        unrouted.push(event);
+        retry.push(event);
         continue;
       }
       let group = byOwner.get(owner);
@@ -157,7 +159,6 @@ export class CompletionRelay {
       group.push(event);
     }
     const answered: RemoteEvent[] = [];
-    const retry: RemoteEvent[] = [...unrouted];
     const sends: Promise<void>[] = [];
     for (const [owner, group] of byOwner) {
       for (let i = 0; i < group.length; i += MAX_EVENTS_PER_DELIVERY) {

@@ -198,6 +198,8 @@ export class JournalStream implements JournalReplica {
   /** The directory that took the shard over, once this run heard of it. */
   private takenBy: string | undefined;
   private taken: Subscription | undefined;
+  /** The JetStream manager `open` made. */
+  private jsm: JetStreamManager | undefined;
 
   constructor(private readonly o: JournalStreamOptions) {
     const s = subjectsFor(o.cluster);
@@ -212,14 +214,14 @@ export class JournalStream implements JournalReplica {
    */
   async open(base: Iterable<Uint8Array>): Promise<void> {
     const jsm = await jetstreamManager(this.o.nc);
+    this.jsm = jsm;
     this.js = jetstream(this.o.nc);
     this.listenForTakeover(jsm);
     // Looked at once listening: a takeover is in what this reads, or is heard of.
     const info = await journalStreamInfo(jsm, this.o.cluster, this.o.shardId, this.o.replicas);
     const lastSeq = info.state.last_seq;
     if (info.state.messages > 0) {
-      const last = await jsm.streams.getMessage(this.stream, { seq: lastSeq });
-      const origin = last?.header.get(JournalHeader.ORIGIN);
+      const origin = await this.lastOrigin(jsm, info);
       if (origin !== this.o.origin)
         throw new JournalShippingError(
           JournalShippingErrorCode.STREAM_TAKEN_OVER,
@@ -243,7 +245,8 @@ export class JournalStream implements JournalReplica {
    * is purged. The follower builds it beside its copy and swaps.
    */
   async rebase(base: Iterable<Uint8Array>): Promise<void> {
-    const jsm = await jetstreamManager(this.o.nc);
+    // open's manager: making one asks the server for the account's info, a round trip.
+    const jsm = this.jsm ?? (await jetstreamManager(this.o.nc));
     const begin = await this.shipBase(base);
     await jsm.streams.purge(this.stream, { seq: begin });
     this.o.log?.info({ stream: this.stream, run: this.run, from: begin }, "journal rebased");
@@ -282,16 +285,20 @@ export class JournalStream implements JournalReplica {
         if (this.closed) return;
         if (status.type !== "reconnect") continue;
         try {
-          const info = await jsm.streams.info(this.stream);
-          if (info.state.messages === 0) continue;
-          const last = await jsm.streams.getMessage(this.stream, { seq: info.state.last_seq });
-          const origin = last?.header.get(JournalHeader.ORIGIN);
+          const origin = await this.lastOrigin(jsm, await jsm.streams.info(this.stream));
           if (origin && origin !== this.o.origin) this.takenBy ??= origin;
         } catch (error) {
           this.o.log?.warn({ err: String(error) }, "could not look at the journal stream after a reconnect");
         }
       }
     })();
+  }
+
+  /** The data directory that wrote the stream's last message (undefined: none, or not said). */
+  private async lastOrigin(jsm: JetStreamManager, info: StreamInfo): Promise<string | undefined> {
+    if (info.state.messages === 0) return undefined;
+    const last = await jsm.streams.getMessage(this.stream, { seq: info.state.last_seq });
+    return last?.header.get(JournalHeader.ORIGIN) || undefined;
   }
 
   /** Publishes a base (begin, the lease key, its parts, end); resolves with its first message's sequence. */

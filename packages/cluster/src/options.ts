@@ -693,8 +693,8 @@ function access(v: unknown, servers: readonly string[], where: string): NatsAcce
  * Most lease long-polls a shard holds parked at once; one more is refused
  * as OVERLOADED (retryable; it granted nothing). Coordinators bound their
  * own (maxLongPolls), but a long-poll forwarded to the only shard waits
- * there uncounted by any coordinator, so the shard bounds what it holds:
- * a parked long-poll costs a few KB, this caps them at tens of MB.
+ * there uncounted by any coordinator, so the shard bounds what it holds
+ * (the same bound as a coordinator's DEFAULT_MAX_LONG_POLLS).
  */
 export const DEFAULT_MAX_PARKED_LEASES = 10_000;
 /** How often a shard sweeps the id claims of tasks gone, ms (ShardActorTuning.claimSweepMs). */

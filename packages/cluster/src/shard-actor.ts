@@ -309,9 +309,8 @@ export class ShardActor {
       reserved: (id) => this.prepared.reserved.has(id),
       heardFrom: (shardId) => this.peers.heardFrom(shardId),
       changed: () => {
-        this.announcer.changed();
+        this.noteChange();
         this.serveParked();
-        this.relay.kick();
       },
       signal: this.abort.signal,
       requestTimeoutMs: MOVE_REQUEST_TIMEOUT_MS,
@@ -963,10 +962,19 @@ export class ShardActor {
    * and dispatch does not wait for two disk flushes in a row.
    */
   private announced<T>(change: Promise<T>): Promise<T> {
-    this.announcer.changed();
+    this.noteChange();
     this.serveParked();
-    this.relay.kick();
     return change;
+  }
+
+  /**
+   * What every change of the engine tells: the announcer (the frontier may
+   * have moved) and the completion relay (an ended prerequisite may owe its
+   * remote dependents an event). Both only take note; their work is later.
+   */
+  private noteChange(): void {
+    this.announcer.changed();
+    this.relay.kick();
   }
 
   // ----------------------------------------------------------------- settle
@@ -995,8 +1003,7 @@ export class ShardActor {
         (error: unknown): SettleOutcome => ({ error: toWireError(this.toBoundary(error)) }),
       );
     });
-    this.announcer.changed(); // before the commit: see announced()
-    this.relay.kick();
+    this.noteChange(); // before the commit: see announced()
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.

@@ -189,7 +189,7 @@ export class LeaseRouter {
     const running = this.open.get(key);
     if (running !== undefined) {
       // A duplicate of a send whose long-poll went to a shard: the shard answers only the
-      // first's reply subject, so this one is forwarded too (the shard joins the same ask).
+      // first's reply subject, so this one is filled (and forwarded) on its own, under the same id.
       const joined = await running;
       return joined === FORWARDED ? this.fill(request, forward) : joined;
     }
