@@ -240,7 +240,8 @@ describe("earliest deadline first across shards", () => {
 
   it("says TIMEOUT (retryable) when the only shard asked does not answer in time", async () => {
     c = await startTestCluster(1, { server });
-    await c.startCoordinator({ shardTimeoutMs: 150 });
+    // Not forwarded: a forwarded request's shard answers the worker, whose own timeout applies.
+    await c.startCoordinator({ shardTimeoutMs: 150, forwardLongPolls: false });
     put("s0", 1);
     await c.announceAll();
     c.shards[0]!.hold.set("lease", 1);
@@ -409,7 +410,8 @@ describe("request ids", () => {
 
   it("joins a retry that arrives while the first is still long-polling", async () => {
     c = await startTestCluster(1, { server });
-    const coordinator = await c.startCoordinator();
+    // Long-polling here: a forwarded one is the shard's to join (its test is below).
+    const coordinator = await c.startCoordinator({ forwardLongPolls: false });
     const a = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "twice" }), 25_000);
     await until(() => coordinator.inspect().inflight === 1, "the first request");
     const b = ok(c.nc, c.cluster, lease(1, { waitMs: 20_000, requestId: "twice" }), 25_000);
@@ -636,6 +638,23 @@ describe("a long-poll at the only shard goes there forwarded", () => {
     expect(reply.leases.map((l) => l.taskId)).toEqual([id]);
     expect(reply.shards).toEqual(["s0"]);
     expect(reply).not.toHaveProperty("frontier");
+    expect(await outcomes(coordinator)).toMatchObject({ forwarded: 1, granted: 0 });
+  });
+
+  it("goes there whole while the shard has runnable work: the shard grants at once, asked once", async () => {
+    c = await startTestCluster(1, { server });
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
+    const first = put("s0", 1);
+    const second = put("s0", 2);
+    put("s0", 3);
+    await c.announceAll();
+    const reply = await ok(c.nc, c.cluster, lease(2, { waitMs: 20_000, requestId: "now" }));
+    expect(reply.leases.map((l) => l.taskId)).toEqual([first, second]);
+    expect(reply.shards).toEqual(["s0", "s0"]);
+    // No ask from the coordinator first: the one ask the shard saw is the worker's, forwarded.
+    expect(c.shards[0]!.requests("lease")).toEqual([
+      expect.objectContaining({ requestId: "now", max: 2, forwarded: true }),
+    ]);
     expect(await outcomes(coordinator)).toMatchObject({ forwarded: 1, granted: 0 });
   });
 

@@ -18,11 +18,12 @@
  * Long-poll: when an attempt grants nothing and `waitMs` has time left, wait
  * (no polling) for an announcement with runnable tasks, then try again; at the
  * deadline, answer empty. While no shard has anything runnable, the long-poll
- * waits at the shards themselves (`park`); when there is only one shard, it
- * is handed to that shard with the worker's reply subject (`forwarded`), and
- * the shard's grant goes straight to the worker, one relay fewer (nothing to
- * combine, no other shard's news to wait for). A shard that joins meanwhile is seen at the worker's next
- * long-poll (within `waitMs`).
+ * waits at the shards themselves (`park`). When there is only one shard, the
+ * whole request is handed to it with the worker's reply subject
+ * (`forwarded`): it grants at once or holds the long-poll, as a fill here
+ * would, and its grant goes straight to the worker, one relay fewer (nothing
+ * to combine, no other shard's key or news to wait for). A shard that joins
+ * meanwhile is seen at the worker's next long-poll (within `waitMs`).
  *
  * Task types: a request names `types` (absent: the default type), and every
  * step above reads the shards' frontiers for those types only (the board's
@@ -176,10 +177,10 @@ export class LeaseRouter {
   }
 
   /**
-   * `forward`: how to hand a long-poll to a shard with the worker's reply
-   * subject. Given, a long-poll that would park at the only shard there is
-   * goes there forwarded, and the answer is FORWARDED: the shard replies to
-   * the worker itself (the grant reaches the worker one hop sooner).
+   * `forward`: how to hand a request to a shard with the worker's reply
+   * subject. Given, a request goes forwarded to the only shard there is, and
+   * the answer is FORWARDED: the shard replies to the worker itself (the
+   * grant reaches the worker one hop sooner).
    */
   async lease(request: LeaseRequest, forward?: ForwardLease): Promise<LeaseAnswer> {
     // Length-prefixed, and the attempt ends at its colon, so no (owner, attempt, requestId) spells another's key.
@@ -233,6 +234,17 @@ export class LeaseRouter {
     let parkedAt: number | undefined;
     const { board } = this.ctx;
     for (;;) {
+      const only = forward === undefined ? undefined : this.onlyShard();
+      if (only !== undefined) {
+        // The only shard grants at once what an attempt here would (its earliest, up to `max`:
+        // no other shard's key bounds it) and else holds the long-poll, so the whole request
+        // goes there and the shard answers the worker. Asking it from here first would cost a
+        // round trip, and leave the long-poll unparked meanwhile: a task submitted then would
+        // wait for an announcement and an ask of its own (a second commit) to be granted.
+        const left = Math.max(0, deadline - this.now());
+        forward(only, { ...this.parkAsk(request, only, visits, request.max, left), forwarded: true });
+        return FORWARDED;
+      }
       const news = board.newsFor(request.types);
       const granted = await this.attempt(request, visits);
       if (granted.leases.length > 0) return granted;
@@ -240,12 +252,6 @@ export class LeaseRouter {
       if (left <= 0) return { leases: [] };
       const idle =
         board.newsFor(request.types) === news && parkedAt !== news ? this.idleShards(request) : undefined;
-      if (idle?.length === 1 && forward !== undefined) {
-        // The only shard: nothing to combine and no other shard's news to wait for, so the
-        // shard holds the long-poll and answers the worker itself.
-        forward(idle[0]!, { ...this.parkAsk(request, idle[0]!, visits, request.max, left), forwarded: true });
-        return FORWARDED;
-      }
       this.startWaiting();
       try {
         if (idle !== undefined) {
@@ -281,6 +287,12 @@ export class LeaseRouter {
       );
     }
     this.waitingNow++;
+  }
+
+  /** The one shard heard from lately, when there is exactly one; else undefined. */
+  private onlyShard(): string | undefined {
+    const fresh = this.ctx.board.fresh();
+    return fresh.length === 1 ? fresh[0]!.shardId : undefined;
   }
 
   /**

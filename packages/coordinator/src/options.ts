@@ -83,11 +83,12 @@ export interface CoordinatorOptions {
   /** See DEFAULT_MAX_LONG_POLLS. */
   readonly maxLongPolls?: number;
   /**
-   * Default true: a long-poll that would wait at the only shard there is
-   * goes to it with the worker's reply subject, and the shard answers the
-   * worker itself (one hop fewer from a submit to an idle worker; such a
-   * long-poll is not counted against `maxLongPolls`, as it waits at the
-   * shard). False: every long-poll is answered by this coordinator.
+   * Default true: while this coordinator hears from only one shard, a
+   * lease request goes to it with the worker's reply subject, and the shard
+   * grants or holds the long-poll and answers the worker itself (one hop
+   * fewer from a submit to an idle worker; such a long-poll is not counted
+   * against `maxLongPolls`, as it waits at the shard). False: every lease
+   * request is answered by this coordinator.
    */
   readonly forwardLongPolls?: boolean;
   readonly commitAttempts?: number;
