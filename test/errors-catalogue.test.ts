@@ -7,7 +7,11 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ExitCode } from "@frontier/cli";
 import { ClientErrorCode } from "@frontier/client";
-import { ClusterIdentityErrorCode, JournalShippingErrorCode } from "@frontier/cluster";
+import {
+  ClusterIdentityErrorCode,
+  JournalShippingErrorCode,
+  StreamReplicasErrorCode,
+} from "@frontier/cluster";
 import { CoordinatorErrorCode } from "@frontier/coordinator";
 import { ErrorCode, ProblemCode } from "@frontier/core";
 import { NatsHarnessErrorCode } from "@frontier/nats-testing";
@@ -26,6 +30,7 @@ const MAPS: Record<string, Record<string, string>> = {
   CoordinatorErrorCode,
   ClusterIdentityErrorCode,
   JournalShippingErrorCode,
+  StreamReplicasErrorCode,
   NatsHarnessErrorCode,
 };
 

@@ -148,6 +148,8 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["start", "--log-level", "chatty"], /--log-level must be one of/],
     [["shard", "--id", "a.b"], /--id must be 1\.\.64 characters/],
     [["shard", "--slots", "some"], /--slots must be "auto"/],
+    [["shard", "--kv-replicas", "0"], /--kv-replicas must be an integer in 1\.\.5, got "0"/],
+    [["start", "--kv-replicas", "6"], /--kv-replicas must be an integer in 1\.\.5, got "6"/],
     [["coordinator", "--metrics-port", "70000"], /--metrics-port must be an integer in 0\.\.65535/],
     [["work", "--metrics-port", "70000", "--", "true"], /--metrics-port must be an integer in 0\.\.65535/],
     [["shard", "--no-metrics", "--metrics-port", "9466"], /--no-metrics turns the endpoint off/],

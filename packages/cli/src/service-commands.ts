@@ -37,6 +37,7 @@ import {
   type Durability,
   LOG_LEVELS,
   type LogLevel,
+  MAX_KV_REPLICAS,
 } from "./service-options.js";
 
 /** Something `run` stops on a signal, in order. */
@@ -62,6 +63,7 @@ export async function start(ctx: CommandContext): Promise<void> {
   const logLevel = logLevelOf(ctx, "warn");
   const maxLongPolls = int(ctx.command, ctx.parsed, "max-long-polls", { min: 1 });
   const prepared = shardLimitsOf(ctx);
+  const kvReplicas = kvReplicasOf(ctx);
   const json = flag(ctx.parsed, "json");
   const openNats = flag(ctx.parsed, "open-nats");
   if (openNats && credentialsDir !== undefined) {
@@ -115,6 +117,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...kvReplicas,
       ...(flag(ctx.parsed, "replicate") ? { replicate: true } : {}),
     });
     parts.unshift({ name: "shards", close: () => host.close() });
@@ -221,6 +224,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
     throw usageError("shard: --failover-after goes with --standby");
   if (standby && takeover) throw usageError("shard: --standby and --takeover do not go together");
   const metricsFlags = metricsFlagsOf(ctx, "shard");
+  const kvReplicas = kvReplicasOf(ctx);
   const parts: Stoppable[] = [];
   return runUntilSignal(ctx, parts, async () => {
     if (standby) {
@@ -240,6 +244,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
         dataDir,
         log: logger("frontier-shard", logLevel).child({ cluster, shardId, standby: true }),
         signal: stop.signal,
+        ...kvReplicas,
         ...(failoverAfterMs === undefined ? {} : { failoverAfterMs }),
       });
       parts.pop();
@@ -263,6 +268,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...kvReplicas,
       ...(replicate ? { replicate } : {}),
       ...(takeover || engine !== undefined
         ? { shard: { ...engine, ...(takeover ? { takeover } : {}) } }
@@ -326,6 +332,12 @@ function shardLimitsOf(
 /** Automatic rebalancing from --auto-rebalance (every AUTO_REBALANCE_MS); off when absent. */
 function autoRebalanceOf(ctx: CommandContext): Pick<ShardActorTuning, "autoRebalanceMs"> {
   return flag(ctx.parsed, "auto-rebalance") ? { autoRebalanceMs: AUTO_REBALANCE_MS } : {};
+}
+
+/** The streams' replicas from --kv-replicas (absent: the default, 1). */
+function kvReplicasOf(ctx: CommandContext): { kvReplicas?: number } {
+  const kvReplicas = int(ctx.command, ctx.parsed, "kv-replicas", { min: 1, max: MAX_KV_REPLICAS });
+  return kvReplicas === undefined ? {} : { kvReplicas };
 }
 
 /** The id space from --id-space (absent: the default, "cluster"). */

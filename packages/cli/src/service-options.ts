@@ -70,6 +70,17 @@ const AUTO_REBALANCE_OPTION = {
 } as const satisfies OptionSpecs;
 
 /** How far task ids are unique, for `start` and `shard`: a property of the cluster, set at its creation. */
+/** Most replicas a JetStream stream takes (NATS's own limit). */
+export const MAX_KV_REPLICAS = 5;
+
+const KV_REPLICAS_OPTION = {
+  "kv-replicas": {
+    type: "string",
+    value: "N",
+    description: `copies NATS keeps of the slot bucket and of each shard's journal stream, 1..${MAX_KV_REPLICAS} (default 1; 3 on a NATS cluster of 3 or more): made with N, or scaled up to N when they exist with fewer; a single nats-server keeps 1`,
+  },
+} as const satisfies OptionSpecs;
+
 const ID_SPACE_OPTION = {
   "id-space": {
     type: "string",
@@ -173,6 +184,7 @@ export const START_OPTIONS = {
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
   ...ID_SPACE_OPTION,
+  ...KV_REPLICAS_OPTION,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
   ...CONSOLE_ADDRESS_OPTIONS,
@@ -231,6 +243,7 @@ export const SHARD_OPTIONS = {
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
   ...ID_SPACE_OPTION,
+  ...KV_REPLICAS_OPTION,
   ...metricsOptions("shard"),
   ...LOG_OPTION,
 } as const satisfies OptionSpecs;

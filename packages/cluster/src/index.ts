@@ -121,3 +121,4 @@ export {
   type StandbyProcessOptions,
   type Takeover,
 } from "./standby.js";
+export { StreamReplicasError, StreamReplicasErrorCode } from "./stream-replicas.js";

@@ -64,6 +64,7 @@ import {
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { DEFAULT_REPLICATION_TIMEOUT_MS } from "./options.js";
+import { withReplicas } from "./stream-replicas.js";
 
 /** Headers of a journal message. */
 export const JournalHeader = {
@@ -155,7 +156,15 @@ export async function openJournalStream(
   return jsm;
 }
 
-/** The info of the shard's journal stream, which is created first if it does not exist yet. */
+/**
+ * The info of the shard's journal stream, which is created first if it does
+ * not exist yet, with `replicas` replicas. One that exists with fewer (made
+ * by a standby or a restore told none, or before `kvReplicas` was raised) is
+ * scaled up to `replicas` first: a journal acknowledged on fewer copies than
+ * the cluster was told to keep would be lost with one NATS server. A stream
+ * with more is left as it is. Rejects when the scale-up is refused (a single
+ * server takes no more than one replica).
+ */
 export async function journalStreamInfo(
   jsm: JetStreamManager,
   cluster: string,
@@ -165,7 +174,7 @@ export async function journalStreamInfo(
   const s = subjectsFor(cluster);
   const name = s.journalStream(shardId);
   try {
-    return await jsm.streams.info(name);
+    return await withReplicas(jsm, await jsm.streams.info(name), replicas, `journal stream ${name}`);
   } catch (error) {
     if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
     return await jsm.streams.add({
@@ -178,6 +187,21 @@ export async function journalStreamInfo(
       // Room for a base larger than a message: parts are messages.
       max_msg_size: -1,
     });
+  }
+}
+
+/** The last sequence of the shard's journal stream: 0 when it has none or does not exist (never created here). */
+export async function journalStreamEnd(
+  nc: NatsConnection,
+  cluster: string,
+  shardId: string,
+): Promise<number> {
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(subjectsFor(cluster).journalStream(shardId));
+    return info.state.last_seq;
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return 0;
+    throw error;
   }
 }
 

@@ -18,13 +18,14 @@
  */
 import { slotBucketName } from "@frontier/protocol";
 import { SlotMap, slotKey } from "@frontier/transport";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { type KV, Kvm, type KvStatus } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import pMap from "p-map";
 import type { Logger } from "pino";
 import { DEFAULT_CLAIM_CONCURRENCY, DEFAULT_CLUSTER, DEFAULT_KV_REPLICAS } from "./options.js";
 import { describeSlots, isSlot, type SlotAssignment, spreadSlots } from "./slots.js";
+import { withReplicas } from "./stream-replicas.js";
 
 /** Revisions of each key the bucket keeps (for `nats kv history`); ownership changes are rare. */
 export const SLOT_BUCKET_HISTORY = 8;
@@ -49,26 +50,30 @@ export interface SlotBucketOptions {
 
 /**
  * Opens the slot bucket of `cluster`, creating it if it does not exist. A
- * bucket that exists with another configuration (say, more replicas) is
- * opened as it is.
+ * bucket that exists with fewer replicas than asked is scaled up
+ * (stream-replicas.ts); one with more, or another configuration, is opened
+ * as it is.
  */
 export async function openSlotBucket(nc: NatsConnection, options: SlotBucketOptions = {}): Promise<KV> {
   const bucket = slotBucketName(options.cluster ?? DEFAULT_CLUSTER);
+  const replicas = options.kvReplicas ?? DEFAULT_KV_REPLICAS;
   const kvm = new Kvm(nc);
+  let kv: KV;
+  let status: KvStatus;
   try {
-    return await kvm.create(bucket, {
-      history: SLOT_BUCKET_HISTORY,
-      replicas: options.kvReplicas ?? DEFAULT_KV_REPLICAS,
-    });
+    kv = await kvm.create(bucket, { history: SLOT_BUCKET_HISTORY, replicas });
+    status = await kv.status();
   } catch (error) {
     try {
-      const kv = await kvm.open(bucket);
-      await kv.status();
-      return kv;
+      kv = await kvm.open(bucket);
+      status = await kv.status();
     } catch {
       throw error;
     }
   }
+  if (status.replicas < replicas)
+    await withReplicas(await jetstreamManager(nc), status.streamInfo, replicas, `slot bucket ${bucket}`);
+  return kv;
 }
 
 export interface SlotMapOptions extends SlotBucketOptions {

@@ -37,7 +37,6 @@ import {
   JetStreamApiError,
   type JetStreamManager,
   jetstream,
-  jetstreamManager,
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
@@ -47,7 +46,7 @@ import { JournalFollower } from "./journal-follower.js";
 import {
   JournalHeader,
   JournalKind,
-  journalStreamInfo,
+  journalStreamEnd,
   MARKER_BODY,
   openJournalStream,
 } from "./journal-stream.js";
@@ -67,6 +66,11 @@ export interface StandbyOptions {
   readonly dataDir: string;
   /** Default DEFAULT_FAILOVER_AFTER_MS. */
   readonly failoverAfterMs?: number;
+  /**
+   * The journal stream's replicas, as the primary's (`kvReplicas`): a
+   * standby that starts first creates the stream. Default 1.
+   */
+  readonly kvReplicas?: number;
   /** Default DEFAULT_STANDBY_CHECK_MS. */
   readonly checkMs?: number;
   readonly log: Logger;
@@ -88,7 +92,7 @@ export async function runStandby(o: StandbyOptions): Promise<Takeover> {
   const now = o.now ?? (() => performance.now());
   const failoverAfterMs = o.failoverAfterMs ?? DEFAULT_FAILOVER_AFTER_MS;
   const s = subjectsFor(o.cluster);
-  const jsm = await openJournalStream(o.nc, o.cluster, o.shardId);
+  const jsm = await openJournalStream(o.nc, o.cluster, o.shardId, o.kvReplicas ?? 1);
   let heardAt = now();
   const announcements = o.nc.subscribe(s.frontier, {
     callback: (error, msg) => {
@@ -165,13 +169,15 @@ export async function runStandbyProcess(o: StandbyProcessOptions): Promise<Takeo
     waitOnFirstConnect: true,
   });
   try {
-    const kv = await openSlotBucket(nc, { cluster: o.cluster, kvReplicas: o.kvReplicas ?? 1, logger: o.log });
+    const kvReplicas = o.kvReplicas ?? 1;
+    const kv = await openSlotBucket(nc, { cluster: o.cluster, kvReplicas, logger: o.log });
     return await runStandby({
       nc,
       kv,
       cluster: o.cluster,
       shardId: o.shardId,
       dataDir: o.dataDir,
+      kvReplicas,
       log: o.log,
       ...(o.failoverAfterMs === undefined ? {} : { failoverAfterMs: o.failoverAfterMs }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
@@ -193,11 +199,12 @@ export interface RestoreOptions {
  * Rebuilds the shard's journal, as its stream holds it now, in `dataDir`
  * (a whole base and the whole blocks after it; an unfinished base is left
  * out). Resolves with the last sequence applied and whether there was a
- * copy to make. A read: the stream is not fenced (runStandby does that).
+ * copy to make. A read: the stream is not fenced (runStandby does that),
+ * nor created when there is none (nothing to copy; a stream made here
+ * would have whatever replicas this call knew, not the primary's).
  */
 export async function restoreFromStream(o: RestoreOptions): Promise<{ lastSeq: number; hasCopy: boolean }> {
-  const info = await journalStreamInfo(await jetstreamManager(o.nc), o.cluster, o.shardId);
-  const end = info.state.last_seq;
+  const end = await journalStreamEnd(o.nc, o.cluster, o.shardId);
   const follower = JournalFollower.open(o.dataDir);
   try {
     if (end > 0) await applyStream(o, follower, { through: end }).done;

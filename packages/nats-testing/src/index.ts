@@ -11,6 +11,7 @@ export {
   findNatsServer,
   NATS_SERVER_BIN_ENV,
 } from "@frontier/nats-server";
+export { type NatsCluster, type NatsClusterOptions, startNatsCluster } from "./cluster.js";
 export { NatsHarnessError, NatsHarnessErrorCode } from "./errors.js";
 export {
   DEFAULT_START_TIMEOUT_MS,
