@@ -122,26 +122,31 @@ describe("Shard across processes", () => {
     await reopened.close();
   });
 
-  it("stops with a typed storage error when the disk fills up; reopening finds every acknowledged batch and no partial one", async () => {
-    const dataDir = freshDir();
-    const child = ShardProcess.start(4096);
-    // The file size limit stands in for a full disk: any I/O error counts as one.
-    await child.ok("open", { dataDir }, { fullBelowBytes: Number.MAX_SAFE_INTEGER });
-    const acked = await fillUntilFull(child);
-    expect(acked).toBeGreaterThan(5);
-    // Every later call is refused too, reads included.
-    const later = await child.call("lease", "w");
-    expect(later.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
-    const read = await child.call("getTask", "t-0-0");
-    expect(read.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
-    await child.ok("close");
-    await child.ok("exit");
-    await child.exited;
+  // Each batch alone: committed on lmdb-js's write thread, or on the shard's own (an idle journal's).
+  for (const [where, journal] of [
+    ["the write thread", { writeThreadOnly: true }],
+    ["the shard's thread", { syncWhenIdleMs: 0 }],
+  ] as const)
+    it(`stops with a typed storage error when the disk fills up (commits on ${where}); reopening finds every acknowledged batch and no partial one`, async () => {
+      const dataDir = freshDir();
+      const child = ShardProcess.start(4096);
+      // The file size limit stands in for a full disk: any I/O error counts as one.
+      await child.ok("open", { dataDir }, { fullBelowBytes: Number.MAX_SAFE_INTEGER, ...journal });
+      const acked = await fillUntilFull(child);
+      expect(acked).toBeGreaterThan(5);
+      // Every later call is refused too, reads included.
+      const later = await child.call("lease", "w");
+      expect(later.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
+      const read = await child.call("getTask", "t-0-0");
+      expect(read.error?.code).toBe(ShardErrorCode.SHARD_FAILED);
+      await child.ok("close");
+      await child.ok("exit");
+      await child.exited;
 
-    // A failed journal writes nothing more, not even its release: the next
-    // opener finds the owner dead.
-    await expectAckedBatchesAndServes(dataDir, acked);
-  });
+      // A failed journal writes nothing more, not even its release: the next
+      // opener finds the owner dead.
+      await expectAckedBatchesAndServes(dataDir, acked);
+    });
 
   // Needs a mount (root); the file-size limit tests above stand in for it elsewhere.
   it.skipIf(tmpfs === undefined)(
@@ -166,7 +171,13 @@ describe("Shard across processes", () => {
     it(`pipelined blocks (${durability}) when the disk fills up: the failed one and every later one rejected, and no hole on disk`, async () => {
       const dataDir = freshDir();
       const child = ShardProcess.start(4096);
-      await child.ok("open", { dataDir, durability }, { fullBelowBytes: Number.MAX_SAFE_INTEGER });
+      // Through lmdb-js's write thread, where blocks are in flight together (an idle journal's
+      // block, written on the calling thread, has none behind it).
+      await child.ok(
+        "open",
+        { dataDir, durability },
+        { fullBelowBytes: Number.MAX_SAFE_INTEGER, writeThreadOnly: true },
+      );
       const { outcomes } = (await child.ok("fillPipelined", "t", 8)) as { outcomes: (string | null)[] };
       const acked = outcomes.findIndex((o) => o !== null);
       expect(acked).toBeGreaterThan(5);
