@@ -30,7 +30,7 @@
  * to lmdb-js's write thread and back, which on a mostly idle machine costs
  * more than the copy (measured: Shard.submit of one task, a 5 ms pause
  * before each, p50 0.71–0.93 ms through the write thread against 0.62 here;
- * back to back, 0.53–0.74 against 0.41). The calling thread waits out the
+ * docs/benchmarks.md, "Session 11"). The calling thread waits out the
  * flush, so under load, when blocks follow each other closely, they stay on
  * the write thread, where the next block's work overlaps this one's flush.
  *
