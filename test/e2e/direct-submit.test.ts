@@ -53,6 +53,21 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/**
+ * `client.submit`, then a round trip on the tap's connection: by its end the
+ * tap has taken the submit's request in (the server queues it to the tap
+ * before the shard can answer, and the PONG after it). A shard that commits
+ * fast can answer the client before the tap's copy arrives.
+ */
+async function submitSeen(
+  client: FrontierClient,
+  ...args: Parameters<FrontierClient["submit"]>
+): ReturnType<FrontierClient["submit"]> {
+  const result = await client.submit(...args);
+  await tap.flush();
+  return result;
+}
+
 /** A workflow id placed on shard `index` (the harness spreads slots n mod 2). */
 function workflowOn(index: number, prefix: string): string {
   for (let i = 0; ; i++) {
@@ -65,7 +80,7 @@ function workflowOn(index: number, prefix: string): string {
 async function tableLoaded(client: FrontierClient, prefix: string): Promise<void> {
   let n = 0;
   await until(async () => {
-    const { idempotencyKey } = await client.submit([{ id: `${prefix}-${n++}`, deadline: 1 }]);
+    const { idempotencyKey } = await submitSeen(client, [{ id: `${prefix}-${n++}`, deadline: 1 }]);
     return !atCoordinator.has(idempotencyKey);
   });
 }
@@ -74,7 +89,7 @@ describe("direct submits", () => {
   it("sends a one-shard batch straight to its shard, and a batch over two shards through a coordinator", async () => {
     const client = await cluster.client();
     // The first submit starts watching the table and goes through a coordinator.
-    const first = await client.submit([{ id: "first", deadline: 1 }]);
+    const first = await submitSeen(client, [{ id: "first", deadline: 1 }]);
     expect(atCoordinator.has(first.idempotencyKey)).toBe(true);
     await tableLoaded(client, "warm");
 
@@ -83,7 +98,7 @@ describe("direct submits", () => {
     // Ids homed on shard 1 too (their claims are the tasks themselves: docs/cluster.md, "One id
     // space per cluster"); `workflowOn` places an id alone by the same hash.
     const [a, b] = [workflowOn(1, "a"), workflowOn(1, "b")];
-    const one = await client.submit([
+    const one = await submitSeen(client, [
       { id: a, deadline: 5, workflowId: w1 },
       { id: b, deadline: 6, workflowId: w1, prerequisites: [a] },
     ]);
@@ -92,19 +107,21 @@ describe("direct submits", () => {
     expect(atShard.get(one.idempotencyKey)).toBe("shard-1");
     // The same key again: the shard replays it, as a coordinator's resend would.
     expect(
-      await client.submit([{ id: a, deadline: 5, workflowId: w1 }], { idempotencyKey: one.idempotencyKey }),
+      await submitSeen(client, [{ id: a, deadline: 5, workflowId: w1 }], {
+        idempotencyKey: one.idempotencyKey,
+      }),
     ).toMatchObject({
       replayed: true,
     });
 
-    const two = await client.submit([
+    const two = await submitSeen(client, [
       { id: "c", deadline: 7, workflowId: w0 },
       { id: "d", deadline: 8, workflowId: w1 },
     ]);
     expect(atCoordinator.has(two.idempotencyKey)).toBe(true);
     expect(prepared.has(two.idempotencyKey)).toBe(true);
     // One workflow on shard 1, but an id homed on shard 0: its claim is kept there, so a coordinator.
-    const elsewhere = await client.submit([{ id: workflowOn(0, "e"), deadline: 9, workflowId: w1 }]);
+    const elsewhere = await submitSeen(client, [{ id: workflowOn(0, "e"), deadline: 9, workflowId: w1 }]);
     expect(atCoordinator.has(elsewhere.idempotencyKey)).toBe(true);
     expect(prepared.has(elsewhere.idempotencyKey)).toBe(true);
 
@@ -120,7 +137,7 @@ describe("direct submits", () => {
     const client = await cluster.client();
     await tableLoaded(client, "warm-bad");
     const w = workflowOn(0, "bad");
-    await client.submit([{ id: "taken", deadline: 1, workflowId: w }]);
+    await submitSeen(client, [{ id: "taken", deadline: 1, workflowId: w }]);
     const error = await client
       .submit([
         { id: "taken", deadline: 2, workflowId: w },
@@ -145,7 +162,7 @@ describe("direct submits", () => {
     };
     const [lone, dup] = [id("lone"), id("dup")];
     const client = await cluster.client();
-    await client.submit([{ id: dup, deadline: 1 }]);
+    await submitSeen(client, [{ id: dup, deadline: 1 }]);
     const reply = decodeReply(
       (
         await tap.request(
@@ -198,11 +215,11 @@ describe("direct submits", () => {
       i++
     )
       d = on(0, `gd${i}`);
-    const alone = await client.submit([
+    const alone = await submitSeen(client, [
       { id: p, deadline: 1, workflowId: "giant", large: true, type: "giant" },
     ]);
     expect(atShard.get(alone.idempotencyKey)).toBe("shard-0");
-    const dependent = await client.submit([
+    const dependent = await submitSeen(client, [
       { id: d, deadline: 2, workflowId: "giant", large: true, type: "giant", prerequisites: [p] },
     ]);
     expect(atCoordinator.has(dependent.idempotencyKey)).toBe(true);
@@ -219,7 +236,7 @@ describe("direct submits", () => {
   it("keeps to coordinators when told to", async () => {
     const client = await cluster.client({ directSubmit: false });
     for (let i = 0; i < 5; i++) {
-      const { idempotencyKey } = await client.submit([{ id: `off-${i}`, deadline: 1 }]);
+      const { idempotencyKey } = await submitSeen(client, [{ id: `off-${i}`, deadline: 1 }]);
       expect(atCoordinator.has(idempotencyKey)).toBe(true);
     }
   });
