@@ -69,7 +69,6 @@ const AUTO_REBALANCE_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
-/** How far task ids are unique, for `start` and `shard`: a property of the cluster, set at its creation. */
 /** Most replicas a JetStream stream takes (NATS's own limit). */
 export const MAX_KV_REPLICAS = 5;
 
@@ -81,6 +80,7 @@ const KV_REPLICAS_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
+/** How far task ids are unique, for `start` and `shard`: a property of the cluster, set at its creation. */
 const ID_SPACE_OPTION = {
   "id-space": {
     type: "string",

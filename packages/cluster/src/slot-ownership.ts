@@ -62,11 +62,13 @@ export async function openSlotBucket(nc: NatsConnection, options: SlotBucketOpti
   let status: KvStatus;
   try {
     kv = await kvm.create(bucket, { history: SLOT_BUCKET_HISTORY, replicas });
+    // Looked at even so: a create may hand back a bucket that exists (seen: one made with 1
+    // replica, created again asking 3), with the replicas it has.
     status = await kv.status();
   } catch (error) {
     try {
       kv = await kvm.open(bucket);
-      status = await kv.status();
+      status = await kv.status(); // the bucket exists (open alone does not ask)
     } catch {
       throw error;
     }

@@ -50,6 +50,7 @@ import {
   MARKER_BODY,
   openJournalStream,
 } from "./journal-stream.js";
+import { DEFAULT_KV_REPLICAS } from "./options.js";
 import { openSlotBucket } from "./slot-ownership.js";
 
 /** Default silence of the primary before a standby takes over, ms (ten announcement intervals). */
@@ -68,7 +69,7 @@ export interface StandbyOptions {
   readonly failoverAfterMs?: number;
   /**
    * The journal stream's replicas, as the primary's (`kvReplicas`): a
-   * standby that starts first creates the stream. Default 1.
+   * standby that starts first creates the stream. Default DEFAULT_KV_REPLICAS.
    */
   readonly kvReplicas?: number;
   /** Default DEFAULT_STANDBY_CHECK_MS. */
@@ -92,7 +93,7 @@ export async function runStandby(o: StandbyOptions): Promise<Takeover> {
   const now = o.now ?? (() => performance.now());
   const failoverAfterMs = o.failoverAfterMs ?? DEFAULT_FAILOVER_AFTER_MS;
   const s = subjectsFor(o.cluster);
-  const jsm = await openJournalStream(o.nc, o.cluster, o.shardId, o.kvReplicas ?? 1);
+  const jsm = await openJournalStream(o.nc, o.cluster, o.shardId, o.kvReplicas ?? DEFAULT_KV_REPLICAS);
   let heardAt = now();
   const announcements = o.nc.subscribe(s.frontier, {
     callback: (error, msg) => {
@@ -169,7 +170,7 @@ export async function runStandbyProcess(o: StandbyProcessOptions): Promise<Takeo
     waitOnFirstConnect: true,
   });
   try {
-    const kvReplicas = o.kvReplicas ?? 1;
+    const kvReplicas = o.kvReplicas ?? DEFAULT_KV_REPLICAS;
     const kv = await openSlotBucket(nc, { cluster: o.cluster, kvReplicas, logger: o.log });
     return await runStandby({
       nc,

@@ -234,7 +234,7 @@ export class LeaseRouter {
     let parkedAt: number | undefined;
     const { board } = this.ctx;
     for (;;) {
-      const only = this.onlyShard();
+      const only = forward === undefined ? undefined : this.onlyShard();
       if (only !== undefined && forward !== undefined) {
         // The only shard grants at once what an attempt here would (its earliest, up to `max`:
         // no other shard's key bounds it) and else holds the long-poll, so the whole request

@@ -823,15 +823,16 @@ export class LmdbJournal implements Journal {
       putAll(this.db.claims, claims);
     };
     if (!here) return this.db.head.ifVersion(HEAD_KEY, expected, rows);
-    this.blocksHere++;
     // transactionSync's default flags flush before it returns (lmdb-js flushes a synchronous
-    // transaction in the thread that commits it unless asked not to): durable, whatever the
-    // durability asked. A throw (a full disk) is the caller's: nothing of the block committed.
+    // transaction in the thread that commits it unless asked not to: one fdatasync per
+    // transaction, seen with strace): durable, whatever the durability asked. A throw (a full
+    // disk) goes to the caller, which stops the journal, as a failed write-thread commit does.
     const committed = this.env.transactionSync(() => {
       if (this.db.head.getEntry(HEAD_KEY)?.version !== expected) return false;
       rows();
       return true;
     });
+    this.blocksHere++;
     return Object.assign(Promise.resolve(committed), { flushed: Promise.resolve() });
   }
 

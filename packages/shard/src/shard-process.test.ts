@@ -124,7 +124,7 @@ describe("Shard across processes", () => {
 
   // Each batch alone: committed on lmdb-js's write thread, or on the shard's own (an idle journal's).
   for (const [where, journal] of [
-    ["the write thread", { writeThreadOnly: true }],
+    ["the write thread", { syncWhenIdleMs: "never" }],
     ["the shard's thread", { syncWhenIdleMs: 0 }],
   ] as const)
     it(`stops with a typed storage error when the disk fills up (commits on ${where}); reopening finds every acknowledged batch and no partial one`, async () => {
@@ -176,7 +176,7 @@ describe("Shard across processes", () => {
       await child.ok(
         "open",
         { dataDir, durability },
-        { fullBelowBytes: Number.MAX_SAFE_INTEGER, writeThreadOnly: true },
+        { fullBelowBytes: Number.MAX_SAFE_INTEGER, syncWhenIdleMs: "never" },
       );
       const { outcomes } = (await child.ok("fillPipelined", "t", 8)) as { outcomes: (string | null)[] };
       const acked = outcomes.findIndex((o) => o !== null);
