@@ -38,6 +38,7 @@ import {
   type RemoteApplied,
   type SchedulerStats,
   StaleLeaseError,
+  type Task,
   type TaskInput,
   type TaskView,
   ValidationError,
@@ -127,6 +128,7 @@ import { IdHome } from "./id-home.js";
 import { JournalStream } from "./journal-stream.js";
 import { LeaseReplay } from "./lease-replay.js";
 import { LeaseSecrets } from "./lease-secrets.js";
+import { leaseSizeBound } from "./lease-size.js";
 import { createLogger } from "./log.js";
 import { ShardMetrics } from "./metrics/shard-metrics.js";
 import {
@@ -1641,8 +1643,11 @@ export class ShardActor {
     while (grants.length < max) {
       const top = this.shard.peekFrontier(types);
       if (top === null || (maxKey !== undefined && pastBound(top.key, top.id, maxKey, maxTaskId))) break;
-      const view = this.shard.getTask(top.id);
-      const size = view === undefined ? 0 : leaseSizeBound(view, owner) + resultsSizeBound(this.shard, view);
+      const held = this.shard.leaseTask(top.id);
+      const size =
+        held === undefined
+          ? 0
+          : leaseSizeBound(held.task, held.payloadBytes, owner) + resultsSizeBound(this.shard, held.task);
       if (grants.length > 0 && bytes + size > LEASE_REPLY_BUDGET) break;
       bytes += size;
       measured.push(top.id);
@@ -1839,32 +1844,12 @@ function ownerKey(owner: string, requestId: string): string {
   return `${owner.length}:${owner}${requestId}`;
 }
 
-/** Upper bound of the encoded size of a lease of `task` to `owner` (numbers at their widest). */
-function leaseSizeBound(task: TaskView, owner: string): number {
-  const wide = Number.MAX_SAFE_INTEGER;
-  return encodedByteLength({
-    taskId: task.id,
-    owner,
-    token: wide,
-    expiresAt: wide,
-    attempt: wide,
-    task: {
-      id: task.id,
-      deadline: wide,
-      prerequisites: task.prerequisites,
-      ...(task.workflowId !== undefined && { workflowId: task.workflowId }),
-      ...(task.payload !== undefined && { payload: task.payload }),
-      ...(task.timeoutMs !== undefined && { timeoutMs: wide }),
-    },
-  });
-}
-
 /**
  * Upper bound of the bytes the prerequisites' results add to a lease of
  * `task`: the entries (each bounded by the engine's resultEntryBytes) plus
  * the `results` and `resultsOmitted` fields' keys and headers.
  */
-function resultsSizeBound(shard: Shard, task: TaskView): number {
+function resultsSizeBound(shard: Shard, task: Task): number {
   if (task.prerequisites.length === 0) return 0;
   const picked = shard.prerequisiteResults(task.id);
   if (picked === undefined || (picked.results.length === 0 && picked.omitted === 0)) return 0;

@@ -108,6 +108,27 @@ describe("results", () => {
     expect(s.getTask("a")?.result).toBe("ok");
   });
 
+  it("leaseTask: the task as its lease carries it and the payload's measured bytes, without running timers", () => {
+    const { s, clock } = engine({ retentionMs: 100 });
+    s.addTasks([
+      { id: "a", deadline: 5, payload: { n: 1 }, workflowId: "wf", type: "mail", timeoutMs: 50 },
+      { id: "b", deadline: 6, prerequisites: ["a"], workflowId: "wf" },
+    ]);
+    expect(s.leaseTask("a")).toEqual({
+      task: s.lease("w", { max: 1, types: ["mail"] })[0]!.task,
+      payloadBytes: measurePayload({ n: 1 }),
+    });
+    expect(s.leaseTask("b")).toEqual({
+      task: { id: "b", deadline: 6, prerequisites: ["a"], workflowId: "wf" },
+      payloadBytes: 0,
+    });
+    expect(s.leaseTask("nope")).toBeUndefined();
+    // A timer due (the lease's expiry) is left for the next call that runs them.
+    clock.now += 1_000_000;
+    expect(s.leaseTask("a")?.task.id).toBe("a");
+    expect(s.getTask("a")?.state).not.toBe("LEASED");
+  });
+
   it("counts results in the held bytes until the task is dropped after retention", () => {
     const { s, clock } = engine({ retentionMs: 100 });
     s.addTasks({ id: "a", deadline: 1, payload: "pp" });

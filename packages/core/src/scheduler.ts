@@ -792,6 +792,18 @@ export class Scheduler {
     return (this.table.flags[h]! & Flag.LARGE) !== 0 ? { workflowId, large: true } : { workflowId };
   }
 
+  /**
+   * The task as a lease of it carries it, and its payload's bytes as
+   * `measurePayload` counted them at submit (0 without a payload or without
+   * a measure), or undefined for an unknown id: what a server sizes a grant
+   * by before it makes it, without building a whole view. Due timers are not
+   * run. O(1).
+   */
+  leaseTask(id: string): { readonly task: Task; readonly payloadBytes: number } | undefined {
+    const h = typeof id === "string" ? this.table.index.get(id) : -1;
+    return h < 0 ? undefined : { task: this.taskOf(h), payloadBytes: this.table.payloadBytes[h]! };
+  }
+
   /** The task as of now (due timers run first), or undefined for an unknown id. O(1). */
   getTask(id: string): TaskView | undefined {
     this.advance();

@@ -815,6 +815,15 @@ export class Shard {
     return this.read(() => this.engine.prerequisiteResults(id));
   }
 
+  /**
+   * Task `id` as a lease of it carries it, and its payload's encoded bytes
+   * (Scheduler.leaseTask), or undefined for an unknown id: what a server
+   * sizes a grant by. A read of memory, O(1).
+   */
+  leaseTask(id: string): { readonly task: Task; readonly payloadBytes: number } | undefined {
+    return this.read(() => this.engine.leaseTask(id));
+  }
+
   /** The runnable task a lease would take next (due timers run first), or null. A read of memory. */
   peekFrontier(types?: readonly string[]): { id: string; deadline: number; key: number } | null {
     return this.read(() => {
