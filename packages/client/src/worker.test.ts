@@ -110,6 +110,55 @@ describe("work", () => {
     await coord.close();
   });
 
+  it("keeps two settles on the way to a shard, never a third: what finishes meanwhile waits for one to return", async () => {
+    const { coord, client, cluster } = await setup();
+    await client.submit(Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, deadline: i })));
+    coord.grantShard = "s9";
+    // A shard that holds its replies until told: the settles on the way pile up here.
+    const held: { respond: () => void }[] = [];
+    const settled: string[] = [];
+    let holding = true;
+    let peak = 0;
+    const shard = harness.nc.subscribe(subjectsFor(cluster).shard("s9", "settle"), {
+      callback: (_err, msg) => {
+        const request = decodeRequest(msg.data, "settle") as RequestOf<"settle">;
+        for (const c of request.completes) {
+          settled.push(c.taskId);
+          coord.engine.complete(c.taskId, c.token);
+        }
+        const respond = () =>
+          msg.respond(
+            encodeReply({
+              ok: true,
+              op: "settle",
+              results: request.completes.map(() => ({ duplicate: false })),
+              leases: [],
+            }),
+          );
+        if (!holding) return respond();
+        held.push({ respond });
+        peak = Math.max(peak, held.length);
+      },
+    });
+    // One task at a time finishes, 30 ms apart: each would be a settle of its own.
+    const worker = client.work(async (task) => sleep(30 * (1 + Number(task.id.slice(1)))), {
+      concurrency: 4,
+      waitMs: 100,
+    });
+    await until(() => worker.running === 0 && held.length === 2);
+    await sleep(100); // time for a third, if one were sent
+    expect(peak).toBe(2);
+    expect(settled).toHaveLength(2);
+    holding = false;
+    for (const h of held.splice(0)) h.respond();
+    await until(() => worker.stats.completed === 4);
+    await worker.stop();
+    shard.unsubscribe();
+    expect(settled.sort()).toEqual(["s0", "s1", "s2", "s3"]);
+    await client.close();
+    await coord.close();
+  });
+
   it("fails a task whose handler throws, retryably unless it throws a non-retryable TaskError", async () => {
     const { coord, client } = await setup();
     await client.submit([
