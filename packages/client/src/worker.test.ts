@@ -126,7 +126,7 @@ describe("work", () => {
           settled.push(c.taskId);
           coord.engine.complete(c.taskId, c.token);
         }
-        const respond = () =>
+        const respond = () => {
           msg.respond(
             encodeReply({
               ok: true,
@@ -135,7 +135,11 @@ describe("work", () => {
               leases: [],
             }),
           );
-        if (!holding) return respond();
+        };
+        if (!holding) {
+          respond();
+          return;
+        }
         held.push({ respond });
         peak = Math.max(peak, held.length);
       },
