@@ -633,6 +633,32 @@ describe("ShardActor", () => {
     expect(done.results).toEqual([{ duplicate: false }]);
   });
 
+  it("answers a repeat of a complete applied here as a repeat, whatever secret it shows: one resent after its slot moved carries the old shard's", async () => {
+    const { actor, nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "submit", tasks: [task("m", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const [lease] = ok(
+      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+    ).leases;
+    const held = { taskId: "m", workflowId: wf, token: lease!.token };
+    expect(ok(await q({ op: "complete", ...held, secret: lease!.secret! })).duplicate).toBe(false);
+    // The same complete, as a shard the task moved to would see it: a secret it did not make.
+    expect(ok(await q({ op: "complete", ...held, secret: NOT_A_SECRET })).duplicate).toBe(true);
+    const settled = ok(await q({ op: "settle", completes: [{ ...held, secret: NOT_A_SECRET }] }));
+    expect(settled.results).toEqual([{ duplicate: true }]);
+    // Nothing changes for a call the engine refuses: a heartbeat of the ended lease, another token.
+    expectError(await q({ op: "heartbeat", ...held, secret: NOT_A_SECRET, leaseMs: 1_000 }), "STALE_LEASE");
+    expectError(
+      await q({ op: "complete", ...held, token: held.token + 1, secret: NOT_A_SECRET }),
+      "STALE_LEASE",
+    );
+    expect(ok(await q({ op: "getTask", taskId: "m", workflowId: wf })).task).toMatchObject({
+      state: "COMPLETED",
+      token: lease!.token,
+    });
+    expect(actor.stats().shard.counts.COMPLETED).toBe(1);
+  });
+
   it("takes release only with the lease's secret, journals it before answering, and keeps it across a restart", async () => {
     const first = await startActor();
     const { nc, cluster, shardId, dataDir, wf } = first;

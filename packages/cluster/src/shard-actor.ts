@@ -1069,15 +1069,22 @@ export class ShardActor {
   }
 
   /**
-   * STALE_LEASE when `held.secret` is not the secret of the lease of
+   * STALE_LEASE when `held.secret` is not the secret of the live lease of
    * `held.taskId` under `held.token`: answered as a stale token is, saying
    * nothing of which part did not match or of the live lease. A task this
    * shard does not hold is left to the engine's UNKNOWN_TASK: a coordinator
    * that does not know a task's shard asks every shard and counts on it.
+   * So is a task not leased under `held.token`: only a live lease can be
+   * changed, so the engine refuses the call or answers it as a repeat,
+   * changing nothing either way. That is how a complete applied before its
+   * task's slot moved here, resent with the old shard's secret (its reply
+   * was lost), is answered `duplicate` rather than refused (a task moves
+   * with the proof of its live lease only; the chaos suite found it).
    */
   private refusedHolder(held: HeldLease): StaleLeaseError | undefined {
     if (this.holds(held)) return undefined;
-    if (this.shard.getTask(held.taskId) === undefined) return undefined;
+    const task = this.shard.getTask(held.taskId);
+    if (task === undefined || task.state !== "LEASED" || task.token !== held.token) return undefined;
     return new StaleLeaseError(
       held.taskId,
       `task ${JSON.stringify(held.taskId)}: no lease granted here under token ${held.token} with this secret`,
