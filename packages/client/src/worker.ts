@@ -15,7 +15,7 @@
  *   coordinator (global earliest-deadline-first), long-polling `waitMs`
  *   when nothing is runnable.
  * Completes are batched: the tasks finished while SETTLES_IN_FLIGHT
- *   completes are on the way to a shard go together in the next one
+ *   settles are on the way to a shard go together in the next one
  *   (`settle`: many per request and per commit), sent straight to the shard
  *   that granted them, which hands back the next leases in the same reply
  *   (and the same commit), bounded by the other shards' frontiers. A slot is
@@ -217,9 +217,8 @@ interface Held {
  * Settle requests a worker keeps on the way to one shard. Two, so that the
  * shard applies the next batch while it commits the one before (and the
  * worker runs the handlers of one reply while the next settle is on the
- * way); with one, each side waited for the other: a drain of no-op tasks at
- * concurrency 8 went from 13,500-14,000 to 15,100-16,700 tasks/s with two
- * (one shard; docs/benchmarks.md). Each carries its own completes and its
+ * way); with one, each side waited for the other (docs/benchmarks.md,
+ * "Session 12: the drain's shard thread"). Each carries its own completes and its
  * own lease ask (its own request id), and what they ask is counted against
  * the room together, so two never ask for more than one would.
  */

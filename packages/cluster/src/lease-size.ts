@@ -4,7 +4,7 @@
  * A shard fills a lease reply up to the wire's message limit, so it sizes
  * each grant before making it. Encoding the lease to measure it cost more
  * than the grant itself (the task's whole view built, then its payload
- * encoded a second time): about a tenth of a shard's thread in a drain. The
+ * encoded a second time; docs/benchmarks.md, "Session 12"). The
  * bound here adds up the msgpack encoding's largest case for every field
  * (the protocol's plain maps, no records) from lengths the shard already
  * holds; the payload counts as the bytes measured when it was submitted,

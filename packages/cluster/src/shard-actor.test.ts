@@ -50,6 +50,18 @@ type Setup = TestActor;
 
 const startActor = (extra: TestActorOptions = {}): Promise<Setup> => env.startActor(extra);
 
+/** An actor holding one task `id`, leased to "w": its grant, and the reference a lease call names it by. */
+async function withOneLease(id: string) {
+  const setup = await startActor();
+  const { nc, cluster, shardId, wf } = setup;
+  const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+  ok(await q({ op: "submit", tasks: [task(id, 1, { workflowId: wf })], idempotencyKey: "k" }));
+  const [lease] = ok(
+    await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
+  ).leases;
+  return { ...setup, q, lease, held: { taskId: id, workflowId: wf, token: lease!.token } };
+}
+
 function expectError(reply: Reply, code: string): NonNullable<Extract<Reply, { ok: false }>["error"]> {
   if (reply.ok) throw new Error(`expected a ${code} error reply, got ${JSON.stringify(reply)}`);
   expect(reply.error.code).toBe(code);
@@ -607,13 +619,7 @@ describe("ShardActor", () => {
   });
 
   it("takes heartbeat, complete and fail only with the lease's secret; a wrong one is STALE_LEASE and changes nothing", async () => {
-    const { actor, nc, cluster, shardId, wf } = await startActor();
-    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
-    ok(await q({ op: "submit", tasks: [task("s", 1, { workflowId: wf })], idempotencyKey: "k" }));
-    const [lease] = ok(
-      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
-    ).leases;
-    const held = { taskId: "s", workflowId: wf, token: lease!.token };
+    const { actor, q, wf, lease, held } = await withOneLease("s");
     // Someone who read the token (getTask shows it) but not the grant.
     expect(ok(await q({ op: "getTask", taskId: "s", workflowId: wf })).task?.token).toBe(lease!.token);
     const refused = expectError(await q({ op: "complete", ...held, secret: NOT_A_SECRET }), "STALE_LEASE");
@@ -634,13 +640,7 @@ describe("ShardActor", () => {
   });
 
   it("answers a repeat of a complete applied here as a repeat, whatever secret it shows: one resent after its slot moved carries the old shard's", async () => {
-    const { actor, nc, cluster, shardId, wf } = await startActor();
-    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
-    ok(await q({ op: "submit", tasks: [task("m", 1, { workflowId: wf })], idempotencyKey: "k" }));
-    const [lease] = ok(
-      await q({ op: "lease", owner: "w", max: 1, leaseMs: 60_000, waitMs: 0, requestId: "r" }),
-    ).leases;
-    const held = { taskId: "m", workflowId: wf, token: lease!.token };
+    const { actor, q, wf, lease, held } = await withOneLease("m");
     expect(ok(await q({ op: "complete", ...held, secret: lease!.secret! })).duplicate).toBe(false);
     // The same complete, as a shard the task moved to would see it: a secret it did not make.
     expect(ok(await q({ op: "complete", ...held, secret: NOT_A_SECRET })).duplicate).toBe(true);
