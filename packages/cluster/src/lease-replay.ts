@@ -7,7 +7,8 @@
  * Bounded three ways: entries older than `ttlMs` are dropped, and the oldest
  * go first once there are more than `maxEntries` or more than `maxBytes`
  * (encoded size of the leases). Insertion order is age order (no entry is
- * ever refreshed), so eviction pops from the front: O(evicted).
+ * ever refreshed), so eviction pops from the front: O(evicted), never a
+ * walk over every entry (see LeaseReplay).
  *
  * A grant is kept by its send (the client's attempt and the coordinator's
  * ask in its fill, with the client's request id) and may also be filed under
@@ -15,74 +16,71 @@
  * made for that client request, whatever send made it.
  */
 import type { Lease } from "@frontier/core";
-import { LRUCache } from "lru-cache";
 
 interface Grant {
   readonly leases: readonly Lease[];
   readonly bytes: number;
   /** The base key it is also filed under, if any. */
   readonly base: string | undefined;
+  /** When it was put (the caller's clock). */
+  readonly at: number;
 }
 
 /**
- * The bounds are lru-cache's (`ttl`, `max`, `maxSize` by each grant's
- * bytes), read without touching recency, so the oldest grant goes first, as
- * insertion order. Its clock is the time the caller passes (`perf`, with no
- * `ttlResolution` caching of it), shifted by one because lru-cache reads a
- * start time of 0 as "no TTL"; a grant is held while its age is at most
- * ttlMs.
+ * A Map in insertion order, which is age order: a grant is never
+ * refreshed, and one put again under its key is deleted and put anew. So
+ * every bound is kept by dropping from the front while the oldest is
+ * expired or a bound is exceeded, O(dropped) per call. (lru-cache's
+ * `purgeStale` walked every entry on each call, up to maxEntries per
+ * settle: docs/benchmarks.md, "Session 13".) A grant is held while its
+ * age is at most ttlMs.
  */
 export class LeaseReplay {
-  private readonly grants: LRUCache<string, Grant> | undefined;
+  private readonly grants = new Map<string, Grant>();
   /** Base key → the keys of the grants filed under it, oldest first. */
   private readonly byBase = new Map<string, Set<string>>();
+  private heldBytes = 0;
+  /** The latest time a caller passed: what `size` and `bytes` expire by. */
   private now = 0;
+  private readonly enabled: boolean;
 
   constructor(
-    ttlMs: number,
-    maxEntries: number,
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
     private readonly maxBytes: number,
   ) {
-    // Nothing to keep: lru-cache wants a bound of at least one entry.
-    this.grants =
-      maxEntries === 0 || maxBytes === 0 || ttlMs === 0
-        ? undefined
-        : new LRUCache<string, Grant>({
-            max: maxEntries,
-            maxSize: maxBytes,
-            sizeCalculation: (grant) => Math.max(1, grant.bytes),
-            ttl: ttlMs,
-            ttlResolution: 0,
-            perf: { now: () => this.now + 1 },
-            dispose: (grant, k) => this.unfile(k, grant),
-          });
+    this.enabled = maxEntries > 0 && maxBytes > 0 && ttlMs > 0;
   }
 
   /** Grants held. */
   get size(): number {
-    this.grants?.purgeStale();
-    return this.grants?.size ?? 0;
+    this.evict();
+    return this.grants.size;
   }
 
   /** Encoded bytes of the grants held. */
   get bytes(): number {
-    this.grants?.purgeStale();
-    return this.grants?.calculatedSize ?? 0;
+    this.evict();
+    return this.heldBytes;
   }
 
   /** The grant made to (owner, requestId), if still held. */
   get(owner: string, requestId: string, now: number): readonly Lease[] | undefined {
     this.now = now;
-    return this.grants?.get(key(owner, requestId), { updateAgeOnGet: false })?.leases;
+    const grant = this.grants.get(key(owner, requestId));
+    return grant === undefined || this.expired(grant) ? undefined : grant.leases;
   }
 
   /** Every grant filed under (owner, baseRequestId), oldest first, concatenated; empty when none. */
   getByBase(owner: string, baseRequestId: string, now: number): Lease[] {
     this.now = now;
-    this.grants?.purgeStale();
+    this.evict();
     const keys = this.byBase.get(key(owner, baseRequestId));
     const leases: Lease[] = [];
-    for (const k of keys ?? []) leases.push(...(this.grants?.peek(k)?.leases ?? []));
+    for (const k of keys ?? []) {
+      const grant = this.grants.get(k);
+      if (grant !== undefined && !this.expired(grant)) leases.push(...grant.leases);
+    }
     return leases;
   }
 
@@ -95,22 +93,40 @@ export class LeaseReplay {
     now: number,
     baseRequestId?: string,
   ): void {
-    if (this.grants === undefined || bytes > this.maxBytes) return;
+    if (!this.enabled || bytes > this.maxBytes) return;
     this.now = now;
     const k = key(owner, requestId);
-    this.grants.delete(k);
+    this.drop(k);
     const base = baseRequestId === undefined ? undefined : key(owner, baseRequestId);
-    this.grants.set(k, { leases, bytes, base });
+    this.grants.set(k, { leases, bytes: Math.max(1, bytes), base, at: now });
+    this.heldBytes += Math.max(1, bytes);
     if (base !== undefined) {
       const keys = this.byBase.get(base);
       if (keys === undefined) this.byBase.set(base, new Set([k]));
       else keys.add(k);
     }
-    this.grants.purgeStale();
+    this.evict();
+  }
+
+  private expired(grant: Grant): boolean {
+    return this.now - grant.at > this.ttlMs;
+  }
+
+  /** Drops from the oldest while it is expired or a bound is exceeded. */
+  private evict(): void {
+    for (const [k, grant] of this.grants) {
+      if (this.grants.size <= this.maxEntries && this.heldBytes <= this.maxBytes && !this.expired(grant))
+        return;
+      this.drop(k);
+    }
   }
 
   /** A grant gone (expired, evicted, replaced): out of its base's index too. */
-  private unfile(k: string, grant: Grant): void {
+  private drop(k: string): void {
+    const grant = this.grants.get(k);
+    if (grant === undefined) return;
+    this.grants.delete(k);
+    this.heldBytes -= grant.bytes;
     if (grant.base === undefined) return;
     const keys = this.byBase.get(grant.base);
     keys?.delete(k);
