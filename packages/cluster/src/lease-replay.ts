@@ -7,8 +7,7 @@
  * Bounded three ways: entries older than `ttlMs` are dropped, and the oldest
  * go first once there are more than `maxEntries` or more than `maxBytes`
  * (encoded size of the leases). Insertion order is age order (no entry is
- * ever refreshed), so eviction pops from the front: O(evicted), never a
- * walk over every entry (see LeaseReplay).
+ * ever refreshed), so eviction pops from the front: O(evicted).
  *
  * A grant is kept by its send (the client's attempt and the coordinator's
  * ask in its fill, with the client's request id) and may also be filed under
@@ -98,8 +97,10 @@ export class LeaseReplay {
     const k = key(owner, requestId);
     this.drop(k);
     const base = baseRequestId === undefined ? undefined : key(owner, baseRequestId);
-    this.grants.set(k, { leases, bytes: Math.max(1, bytes), base, at: now });
-    this.heldBytes += Math.max(1, bytes);
+    // Counted as at least one byte, so an empty grant still counts against maxBytes.
+    const counted = Math.max(1, bytes);
+    this.grants.set(k, { leases, bytes: counted, base, at: now });
+    this.heldBytes += counted;
     if (base !== undefined) {
       const keys = this.byBase.get(base);
       if (keys === undefined) this.byBase.set(base, new Set([k]));

@@ -991,11 +991,15 @@ export class ShardActor {
    * granted no leases (the worker leases through a coordinator instead).
    */
   private async settle(request: SettleRequest): Promise<ResultOf<"settle">> {
+    // Each complete's secret checked once (an HMAC): for its own outcome and for the next leases.
+    let holder = false;
     const results = request.completes.map((held): Promise<SettleOutcome> => {
+      const shown = this.holds(held);
+      holder ||= shown;
       let refused: Error | undefined;
       try {
         this.refuseMoving(held);
-        refused = this.refusedHolder(held);
+        refused = this.refusedHolder(held, shown);
       } catch (error) {
         refused = error as Error;
       }
@@ -1009,7 +1013,6 @@ export class ShardActor {
     // The settling worker's own leases first, then the parked ones, all in this stretch. Only a
     // holder gets more: a worker may send settle straight here, but not lease (docs/security.md),
     // so the next leases go only to one that shows the secret of a lease this shard granted.
-    const holder = request.completes.some((held) => this.holds(held));
     const leasing = request.lease === undefined || !holder ? undefined : this.settleLease(request.lease);
     this.serveParked();
     const granted = leasing === undefined ? undefined : await leasing;
@@ -1080,9 +1083,10 @@ export class ShardActor {
    * task's slot moved here, resent with the old shard's secret (its reply
    * was lost), is answered `duplicate` rather than refused (a task moves
    * with the proof of its live lease only; the chaos suite found it).
+   * `shown`: whether the secret matched, when the caller checked already.
    */
-  private refusedHolder(held: HeldLease): StaleLeaseError | undefined {
-    if (this.holds(held)) return undefined;
+  private refusedHolder(held: HeldLease, shown = this.holds(held)): StaleLeaseError | undefined {
+    if (shown) return undefined;
     const task = this.shard.getTask(held.taskId);
     if (task === undefined || task.state !== "LEASED" || task.token !== held.token) return undefined;
     return new StaleLeaseError(
