@@ -70,6 +70,8 @@ export interface ChaosClusterOptions {
   readonly shardRestartMs?: number;
   /** Pause before a killed coordinator is restarted, ms: the other one serves alone meanwhile. */
   readonly coordinatorRestartMs?: number;
+  /** The shards' `--order-window` (docs/cluster.md, "The order window"); default 0, exact order. */
+  readonly orderWindow?: string;
 }
 
 type Role = "shard" | "coordinator" | "worker";
@@ -254,6 +256,7 @@ export class ChaosCluster {
       workerDrops: options.workerDrops ?? {},
       shardRestartMs: options.shardRestartMs ?? 100,
       coordinatorRestartMs: options.coordinatorRestartMs ?? 3_000,
+      orderWindow: options.orderWindow ?? "0",
     };
     this.leaseMs = this.o.leaseMs;
   }
@@ -321,6 +324,8 @@ export class ChaosCluster {
             "100",
             "--backoff-max-ms",
             "2000",
+            "--order-window",
+            this.o.orderWindow,
             "--json",
             "--log-level",
             "warn",

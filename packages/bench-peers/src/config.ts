@@ -12,6 +12,10 @@ export const SYSTEMS = [
   // One shard acknowledging once committed to the OS, not flushed (`--durability committed`):
   // the durability class of BullMQ's AOF everysec.
   "frontier-1-committed",
+  // Two shards whose settles take their part of the cluster's first 1,000 tasks (`--order-window 1000`),
+  // and two keeping only each shard's own order (`--order-window shard`): what exact order across shards costs.
+  "frontier-2-window",
+  "frontier-2-per-shard",
   "bullmq-everysec",
   "bullmq-always",
   "graphile",

@@ -11,12 +11,19 @@ import { deadlineBase, type PrepareWorker, type SystemHandle } from "./system.js
 
 type TaskInput = Parameters<FrontierClient["submit"]>[0][number];
 
+/** `--order-window` of the systems that set one. */
+const ORDER_WINDOWS: Partial<Record<SystemName, string>> = {
+  "frontier-2-window": "1000",
+  "frontier-2-per-shard": "shard",
+};
+
 /** Frontier's limit of tasks per submit. */
 const MAX_BATCH = 1_000;
 
 export async function startFrontier(name: SystemName, config: Config, run: number): Promise<SystemHandle> {
-  const shards = name === "frontier-2" ? 2 : 1;
+  const shards = name.startsWith("frontier-2") ? 2 : 1;
   const committed = name === "frontier-1-committed";
+  const orderWindow = ORDER_WINDOWS[name];
   const dir = tempDir(name);
   const port = await freePort();
   const monitorPort = await freePort();
@@ -56,6 +63,7 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
         "--cluster",
         cluster,
         ...(committed ? ["--durability", "committed"] : []),
+        ...(orderWindow === undefined ? [] : ["--order-window", orderWindow]),
       ],
       { cwd: REPO_ROOT, logFile: join(dir.path, "frontier.log") },
     );
@@ -92,6 +100,7 @@ export async function startFrontier(name: SystemName, config: Config, run: numbe
     cpuNote: "nats-server + the `frontier start` process (coordinator and shard threads), with children",
     settings: {
       shards,
+      orderWindow: orderWindow ?? "0 (exact earliest-deadline-first across shards)",
       durability: committed
         ? "committed (an LMDB commit in the OS's page cache before any reply, flushed right after; fencing tokens reserved ahead, flushed)"
         : "default (flushed: an fsync'd LMDB commit before any reply)",

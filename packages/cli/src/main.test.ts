@@ -141,6 +141,9 @@ describe("bad usage: one line on stderr, exit 2", () => {
     [["shard", "--max-runnable-wait-ms", "soon"], /--max-runnable-wait-ms must be an integer ≥ 1/],
     [["start", "--durability", "fsync"], /--durability must be one of flushed, committed, got "fsync"/],
     [["shard", "--durability", ""], /--durability must be one of flushed, committed/],
+    [["start", "--order-window=-1"], /--order-window must be an integer in 0\.\.100000 or "shard", got "-1"/],
+    [["shard", "--order-window", "global"], /--order-window must be an integer in 0\.\.100000 or "shard"/],
+    [["start", "--order-window", "100001"], /--order-window must be an integer in 0\.\.100000 or "shard"/],
     [
       ["shard", "--backoff-base-ms", "5000", "--backoff-max-ms", "1000"],
       /--backoff-base-ms \(5000\) must not exceed --backoff-max-ms \(1000\)/,

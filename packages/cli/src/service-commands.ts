@@ -10,6 +10,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   hostShardId,
+  MAX_ORDER_WINDOW,
   runShardProcess,
   runStandbyProcess,
   type ShardActorTuning,
@@ -117,6 +118,7 @@ export async function start(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...orderWindowOf(ctx),
       ...kvReplicas,
       ...(flag(ctx.parsed, "replicate") ? { replicate: true } : {}),
     });
@@ -268,6 +270,7 @@ export async function shard(ctx: CommandContext): Promise<void> {
       ...prepared,
       ...autoRebalanceOf(ctx),
       ...idSpaceOf(ctx),
+      ...orderWindowOf(ctx),
       ...kvReplicas,
       ...(replicate ? { replicate } : {}),
       ...(takeover || engine !== undefined
@@ -338,6 +341,19 @@ function autoRebalanceOf(ctx: CommandContext): Pick<ShardActorTuning, "autoRebal
 function kvReplicasOf(ctx: CommandContext): { kvReplicas?: number } {
   const kvReplicas = int(ctx.command, ctx.parsed, "kv-replicas", { min: 1, max: MAX_KV_REPLICAS });
   return kvReplicas === undefined ? {} : { kvReplicas };
+}
+
+/** The order window from --order-window (absent: 0, exact order across shards). */
+function orderWindowOf(ctx: CommandContext): Pick<ShardActorTuning, "orderWindow"> {
+  const raw = str(ctx.parsed, "order-window")?.trim();
+  if (raw === undefined) return {};
+  if (raw === "shard") return { orderWindow: "shard" };
+  const orderWindow = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(orderWindow) || orderWindow > MAX_ORDER_WINDOW)
+    throw usageError(
+      `${ctx.command}: --order-window must be an integer in 0..${MAX_ORDER_WINDOW} or "shard", got ${JSON.stringify(raw)}`,
+    );
+  return { orderWindow };
 }
 
 /** The id space from --id-space (absent: the default, "cluster"). */

@@ -90,6 +90,16 @@ const ID_SPACE_OPTION = {
   },
 } as const satisfies OptionSpecs;
 
+/** How far a settle's next leases may run ahead of the other shards', for `start` and `shard`. */
+const ORDER_WINDOW_OPTION = {
+  "order-window": {
+    type: "string",
+    value: "N|shard",
+    description:
+      "order across shards of the leases a worker's completes bring back: 0 (default) keeps exact earliest-deadline-first (a shard grants only its tasks before every other shard's first, so with several shards most leases come from coordinator rounds); N lets a shard grant its part of the cluster's first N runnable tasks (faster with several shards, a grant may pass up to N-1 earlier tasks elsewhere); shard: each shard's own order only. Give every shard the same",
+  },
+} as const satisfies OptionSpecs;
+
 /** Limits of what a shard holds for multi-shard submits (refused as OVERLOADED beyond). */
 const PREPARED_OPTIONS = {
   "max-prepared-parts": {
@@ -184,6 +194,7 @@ export const START_OPTIONS = {
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
   ...ID_SPACE_OPTION,
+  ...ORDER_WINDOW_OPTION,
   ...KV_REPLICAS_OPTION,
   ...LONG_POLL_OPTION,
   ...metricsOptions("start"),
@@ -243,6 +254,7 @@ export const SHARD_OPTIONS = {
   ...SHARD_LIMIT_OPTIONS,
   ...AUTO_REBALANCE_OPTION,
   ...ID_SPACE_OPTION,
+  ...ORDER_WINDOW_OPTION,
   ...KV_REPLICAS_OPTION,
   ...metricsOptions("shard"),
   ...LOG_OPTION,

@@ -65,6 +65,7 @@ export {
   type ShardEngineOptions,
   type ShardHostOptions,
 } from "./options.js";
+export { MAX_ORDER_WINDOW, type OrderWindow } from "./order-window.js";
 export { planRebalance, type RebalanceOptions, type SlotMovePlan } from "./rebalance.js";
 export {
   type ActorExit,

@@ -23,6 +23,7 @@ import {
 import { accessOf, type NatsAccess, NatsAccessError, natsConnectionOptions } from "@frontier/transport";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { MAX_ORDER_WINDOW, type OrderWindow } from "./order-window.js";
 import { parseSlotSpec, type SlotAssignment, type SlotSpec } from "./slots.js";
 
 /** Default wait for the journal stream's acknowledgement of a block (`replicate`), ms. */
@@ -172,6 +173,17 @@ export interface ShardActorTuning {
   readonly claimSweepMs?: number;
   /** See DEFAULT_MAX_PARKED_LEASES. */
   readonly maxParkedLeases?: number;
+  /**
+   * How far a settle's next leases may run ahead of the other shards'
+   * tasks (order-window.ts): a shard grants a worker's settle its part of
+   * the cluster's first `orderWindow` runnable tasks of the worker's types,
+   * by the other shards' announced depths. 0 (the default): only its tasks
+   * before every other shard's first, the exact order a coordinator keeps.
+   * "shard": no order across shards for settles (each shard's own order;
+   * coordinators' fills stay exact). Every shard of a cluster should have
+   * the same.
+   */
+  readonly orderWindow?: OrderWindow;
 }
 
 export interface ShardActorOptions extends ShardActorTuning {
@@ -272,6 +284,7 @@ export interface ResolvedShardActorOptions {
   readonly idSpace: IdSpace;
   readonly claimSweepMs: number;
   readonly maxParkedLeases: number;
+  readonly orderWindow: OrderWindow;
 }
 
 /** Fills in and checks ShardActorOptions; throws InvalidArgumentError naming the bad option. */
@@ -390,6 +403,7 @@ export function checkTuning(o: Record<string, unknown>, where: string): Required
     idSpace: idSpaceOf(o["idSpace"], `${where} "idSpace"`),
     claimSweepMs: int(o["claimSweepMs"], DEFAULT_CLAIM_SWEEP_MS, 0, `${where} "claimSweepMs"`),
     maxParkedLeases: int(o["maxParkedLeases"], DEFAULT_MAX_PARKED_LEASES, 1, `${where} "maxParkedLeases"`),
+    orderWindow: orderWindowOf(o["orderWindow"], `${where} "orderWindow"`),
   };
 }
 
@@ -701,6 +715,12 @@ export const DEFAULT_MAX_PARKED_LEASES = 10_000;
 export const DEFAULT_CLAIM_SWEEP_MS = 5_000;
 /** Claim rows a sweep asks about at most: one round trip of that many `holds` in parallel. */
 export const CLAIM_SWEEP_ROWS = 256;
+
+/** An order window option: absent for 0 (exact order), else "shard" or a whole number up to MAX_ORDER_WINDOW. */
+function orderWindowOf(value: unknown, what: string): OrderWindow {
+  if (value === "shard") return value;
+  return int(value, 0, 0, `${what} (or "shard")`, MAX_ORDER_WINDOW);
+}
 
 /** An id space option: absent for the default, else one of ID_SPACES. */
 function idSpaceOf(value: unknown, what: string): IdSpace {

@@ -105,3 +105,51 @@ describe("PeerFrontiers by task type", () => {
     expect(peers.least(["img"])).toEqual({ key: 5, taskId: "i5" });
   });
 });
+
+describe("PeerFrontiers.atOrBefore", () => {
+  const withDepth = (shardId: string, depth: number[], runnable: number, seq = 1) => ({
+    ...announcement(shardId, depth[0]!, seq, runnable),
+    depth,
+  });
+
+  it("counts the other shards' tasks at or before a key from their depths, an upper bound, summed", () => {
+    let now = 0;
+    const peers = new PeerFrontiers("a", 3_000, () => now);
+    // Ranks 1, 2, 3, 4, 5, 6, 8: keys as announced.
+    peers.observe(withDepth("b", [10, 20, 30, 40, 50, 60, 80], 100));
+    peers.observe(withDepth("c", [15, 25], 2));
+    peers.observe(withDepth("a", [1, 2, 3], 3)); // our own: never counted
+    const count = peers.atOrBefore()!;
+    expect(count(5)).toBe(0);
+    expect(count(10)).toBe(1);
+    expect(count(16)).toBe(2); // b's 10, c's 15
+    expect(count(30)).toBe(5); // b's first 3, both of c's
+    expect(count(70)).toBe(9); // b: rank 8's key (80) is after 70, so at most 7; c: 2
+    expect(count(1_000)).toBe(102); // past the deepest rank told: every runnable task
+    now = 3_000; // both gone quiet
+    expect(peers.atOrBefore()!(1_000)).toBe(0);
+  });
+
+  it("is undefined when a shard with runnable tasks did not tell its depth", () => {
+    const peers = new PeerFrontiers("a", 3_000, () => 0);
+    peers.observe(withDepth("b", [10, 20], 2));
+    peers.observe(announcement("c", 12, 1));
+    expect(peers.atOrBefore()).toBeUndefined();
+    peers.observe(announcement("c", null, 2)); // nothing runnable: nothing to count
+    expect(peers.atOrBefore()!(100)).toBe(2);
+  });
+
+  it("counts only the named types' tasks", () => {
+    const peers = new PeerFrontiers("a", 3_000, () => 0);
+    peers.observe({
+      ...announcement("b", 10, 1, 5),
+      types: [
+        { type: "email", key: 10, deadline: 10, taskId: "t-10", runnable: 3, depth: [10, 11, 12] },
+        { type: "video", key: 20, deadline: 20, taskId: "t-20", runnable: 2, depth: [20, 21] },
+      ],
+    });
+    expect(peers.atOrBefore(["video"])!(20)).toBe(1);
+    expect(peers.atOrBefore(["email", "video"])!(20)).toBe(4);
+    expect(peers.atOrBefore(["sms"])!(100)).toBe(0);
+  });
+});

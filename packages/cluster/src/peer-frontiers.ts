@@ -8,6 +8,7 @@
  * routes with).
  */
 import {
+  FRONTIER_DEPTH_RANKS,
   type FrontierAnnouncement,
   frontierOfTypes,
   type TypeFrontierEntry,
@@ -84,6 +85,43 @@ export class PeerFrontiers {
       if (before) least = { key: first.key, taskId: first.taskId };
     }
     return least;
+  }
+
+  /**
+   * How many runnable tasks of `types` the other shards announced, lately,
+   * with ordering keys at or before a key: an upper bound per shard read off
+   * its depth (the keys at FRONTIER_DEPTH_RANKS), summed. Undefined when a
+   * shard with such tasks did not tell its depth (or omitted one of the
+   * types): then only `least` bounds a grant.
+   */
+  atOrBefore(types?: readonly string[]): ((key: number) => number) | undefined {
+    const now = this.now();
+    const parts: { depth: readonly number[]; runnable: number }[] = [];
+    for (const [shardId, seen] of this.peers) {
+      if (now - seen.receivedAt >= this.staleMs) {
+        this.peers.delete(shardId);
+        continue;
+      }
+      if (seen.runnable <= 0 || seen.key === null) continue;
+      const first = frontierOfTypes(seen, types);
+      if (first === null) continue;
+      if (first.parts === undefined) return undefined;
+      parts.push(...first.parts);
+    }
+    return (key) => {
+      let sum = 0;
+      for (const { depth, runnable } of parts) {
+        let part = runnable;
+        for (let i = 0; i < depth.length; i++) {
+          if (depth[i]! > key) {
+            part = FRONTIER_DEPTH_RANKS[i]! - 1;
+            break;
+          }
+        }
+        sum += part;
+      }
+      return sum;
+    };
   }
 
   /** Whether `shardId` announced lately (within the staleness bound). */

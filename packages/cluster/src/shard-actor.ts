@@ -137,6 +137,7 @@ import {
   type ResolvedShardActorOptions,
   type ShardActorOptions,
 } from "./options.js";
+import { settleShare } from "./order-window.js";
 import { ParkedLeases } from "./parked-leases.js";
 import { PeerFrontiers } from "./peer-frontiers.js";
 import { requestPeer } from "./peer-request.js";
@@ -1034,9 +1035,6 @@ export class ShardActor {
    * of every shard finds them (and grants anew only if there are none).
    */
   private async settleLease(ask: SettleLease): Promise<{ leases: Lease[]; grantsMoved: boolean }> {
-    // Bounded by the other shards' first tasks of the worker's types only: another type's task
-    // elsewhere does not come before this worker's next task.
-    const bound = this.peers.least(ask.types);
     const attempt = ask.attempt ?? 1;
     const request: LeaseRequest = {
       op: "lease",
@@ -1047,15 +1045,40 @@ export class ShardActor {
       requestId: ask.requestId,
       ...(ask.types === undefined ? {} : { types: ask.types }),
       ...(attempt > 1 ? { attempt } : {}),
-      ...(bound === undefined ? {} : { maxKey: bound.key }),
-      ...(bound?.taskId == null ? {} : { maxTaskId: bound.taskId }),
     };
     if (attempt > 1) {
       const replayed = await this.lease({ ...request, replayOnly: true });
       if (this.shard.leaseMovedAway(ask.owner, ask.requestId)) return { leases: replayed, grantsMoved: true };
       if (replayed.length > 0) return { leases: replayed, grantsMoved: false };
     }
-    return { leases: await this.lease(request), grantsMoved: false };
+    const bounded = this.settleBound(ask);
+    if (bounded.max === 0) return { leases: [], grantsMoved: false };
+    return { leases: await this.lease({ ...request, ...bounded }), grantsMoved: false };
+  }
+
+  /**
+   * What a settle's next leases may take, by the other shards' announced
+   * frontiers of the worker's types only (another type's task elsewhere
+   * does not come before this worker's next task). Exact order (window 0,
+   * or a shard that did not tell its depth): only tasks before every other
+   * shard's first, the `maxKey` a coordinator would send. A window: this
+   * shard's part of the cluster's first `orderWindow` tasks (order-window.ts).
+   */
+  private settleBound(ask: SettleLease): Pick<LeaseRequest, "max" | "maxKey" | "maxTaskId"> {
+    const window = this.options.orderWindow;
+    const types = ask.types ?? DEFAULT_TYPES;
+    if (window === "shard") return { max: ask.max };
+    const othersAtOrBefore = window === 0 ? undefined : this.peers.atOrBefore(types);
+    if (othersAtOrBefore === undefined) {
+      const bound = this.peers.least(ask.types);
+      return {
+        max: ask.max,
+        ...(bound === undefined ? {} : { maxKey: bound.key }),
+        ...(bound?.taskId == null ? {} : { maxTaskId: bound.taskId }),
+      };
+    }
+    // Its own first tasks: what it grants now, or earlier ones submitted meanwhile (no later ones).
+    return { max: settleShare(this.shard.leastKeys(ask.max, types), othersAtOrBefore, window, ask.max) };
   }
 
   // ---------------------------------------------------------- lease secrets

@@ -373,6 +373,7 @@ export class ShardHost {
           idSpace: options.idSpace,
           claimSweepMs: options.claimSweepMs,
           maxParkedLeases: options.maxParkedLeases,
+          orderWindow: options.orderWindow,
         },
         logLevel: options.logLevel,
       };

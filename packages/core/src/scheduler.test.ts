@@ -704,3 +704,23 @@ describe("frontierDepth", () => {
     expect(s.frontierDepth(ranks)[0]).toBe(s.peekFrontier()?.key);
   });
 });
+
+describe("leastKeys", () => {
+  it("gives the ordering keys of the earliest runnable tasks of the types asked, ascending, taking none", () => {
+    const { s } = engine();
+    expect(s.leastKeys(3)).toEqual([]);
+    s.addTasks([
+      { id: "a", deadline: 300, type: "email" },
+      { id: "b", deadline: 100, type: "video" },
+      { id: "c", deadline: 200, type: "email" },
+      { id: "d", deadline: 50 },
+      { id: "w", deadline: 1, prerequisites: ["a"] }, // waiting: never counted
+    ]);
+    expect(s.leastKeys(10)).toEqual([50, 100, 200, 300]);
+    expect(s.leastKeys(2)).toEqual([50, 100]);
+    expect(s.leastKeys(10, ["email"])).toEqual([200, 300]);
+    expect(s.leastKeys(10, ["email", "video"])).toEqual([100, 200, 300]);
+    expect(s.leastKeys(10, ["sms"])).toEqual([]);
+    expect(s.stats().counts.RUNNABLE).toBe(4);
+  });
+});

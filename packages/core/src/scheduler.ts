@@ -1415,28 +1415,35 @@ export class Scheduler {
    * still hand out exactly the earliest tasks. O(maxRank · log maxRank).
    */
   frontierDepth(ranks: readonly number[], types?: readonly string[]): number[] {
-    const deepest = ranks.length === 0 ? 0 : ranks[ranks.length - 1]!;
-    const codes = types === undefined ? this.runnableCodes() : this.codesOf(types);
-    let keys: number[];
-    if (codes.length === 1) {
-      const heap = this.types.heaps[codes[0]!]!;
-      keys = heap.leastKeys(Math.min(deepest, heap.size));
-    } else {
-      // Each type's least keys, merged: the least `deepest` of them all.
-      keys = [];
-      for (const code of codes) {
-        const heap = this.types.heaps[code]!;
-        for (const key of heap.leastKeys(Math.min(deepest, heap.size))) keys.push(key);
-      }
-      keys.sort((a, b) => a - b);
-      keys.length = Math.min(keys.length, deepest);
-    }
+    const keys = this.leastKeys(ranks.length === 0 ? 0 : ranks[ranks.length - 1]!, types);
     const depth: number[] = [];
     for (const rank of ranks) {
       if (rank > keys.length) break;
       depth.push(keys[rank - 1]!);
     }
     return depth;
+  }
+
+  /**
+   * The ordering keys of the `limit` earliest runnable tasks (of `types`;
+   * absent: every type), ascending: what comes first, without taking it.
+   * O(limit · log limit) per type.
+   */
+  leastKeys(limit: number, types?: readonly string[]): number[] {
+    const codes = types === undefined ? this.runnableCodes() : this.codesOf(types);
+    if (codes.length === 1) {
+      const heap = this.types.heaps[codes[0]!]!;
+      return heap.leastKeys(Math.min(limit, heap.size));
+    }
+    // Each type's least keys, merged: the least `limit` of them all.
+    const keys: number[] = [];
+    for (const code of codes) {
+      const heap = this.types.heaps[code]!;
+      for (const key of heap.leastKeys(Math.min(limit, heap.size))) keys.push(key);
+    }
+    keys.sort((a, b) => a - b);
+    keys.length = Math.min(keys.length, limit);
+    return keys;
   }
 
   /** Runs the timers that are due. */

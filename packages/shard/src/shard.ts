@@ -863,6 +863,11 @@ export class Shard {
     return this.read(() => this.engine.frontierDepth(ranks, types));
   }
 
+  /** The ordering keys of the `limit` earliest runnable tasks of `types` (Scheduler.leastKeys). */
+  leastKeys(limit: number, types?: readonly string[]): number[] {
+    return this.read(() => this.engine.leastKeys(limit, types));
+  }
+
   /**
    * Throws SHARD_FAILED (cause SHARD_FENCED) once another opener has taken
    * the data directory over, moving this shard to FAILED; SHARD_FAILED or
