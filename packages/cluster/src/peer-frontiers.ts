@@ -8,8 +8,10 @@
  * routes with).
  */
 import {
-  FRONTIER_DEPTH_RANKS,
+  atMostAtOrBefore,
+  type DepthPart,
   type FrontierAnnouncement,
+  type FrontierOfTypes,
   frontierOfTypes,
   type TypeFrontierEntry,
   typeEntriesOf,
@@ -66,16 +68,8 @@ export class PeerFrontiers {
    * leases of those types stay within. Undefined when none.
    */
   least(types?: readonly string[]): { key: number; taskId: string | null } | undefined {
-    const now = this.now();
     let least: { key: number; taskId: string | null } | undefined;
-    for (const [shardId, seen] of this.peers) {
-      if (now - seen.receivedAt >= this.staleMs) {
-        this.peers.delete(shardId);
-        continue;
-      }
-      if (seen.runnable <= 0 || seen.key === null) continue;
-      const first = frontierOfTypes(seen, types);
-      if (first === null) continue;
+    for (const first of this.firstsOf(types)) {
       const before =
         least === undefined ||
         first.key < least.key ||
@@ -95,8 +89,17 @@ export class PeerFrontiers {
    * types): then only `least` bounds a grant.
    */
   atOrBefore(types?: readonly string[]): ((key: number) => number) | undefined {
+    const parts: DepthPart[] = [];
+    for (const first of this.firstsOf(types)) {
+      if (first.parts === undefined) return undefined;
+      parts.push(...first.parts);
+    }
+    return (key) => atMostAtOrBefore(parts, key);
+  }
+
+  /** The frontier of `types` of each other shard heard from lately with such runnable tasks (forgetting the stale). */
+  private *firstsOf(types: readonly string[] | undefined): Generator<FrontierOfTypes> {
     const now = this.now();
-    const parts: { depth: readonly number[]; runnable: number }[] = [];
     for (const [shardId, seen] of this.peers) {
       if (now - seen.receivedAt >= this.staleMs) {
         this.peers.delete(shardId);
@@ -104,24 +107,8 @@ export class PeerFrontiers {
       }
       if (seen.runnable <= 0 || seen.key === null) continue;
       const first = frontierOfTypes(seen, types);
-      if (first === null) continue;
-      if (first.parts === undefined) return undefined;
-      parts.push(...first.parts);
+      if (first !== null) yield first;
     }
-    return (key) => {
-      let sum = 0;
-      for (const { depth, runnable } of parts) {
-        let part = runnable;
-        for (let i = 0; i < depth.length; i++) {
-          if (depth[i]! > key) {
-            part = FRONTIER_DEPTH_RANKS[i]! - 1;
-            break;
-          }
-        }
-        sum += part;
-      }
-      return sum;
-    };
   }
 
   /** Whether `shardId` announced lately (within the staleness bound). */

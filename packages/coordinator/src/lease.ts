@@ -65,8 +65,8 @@
  */
 import type { Lease } from "@frontier/core";
 import {
+  atMostAtOrBefore,
   encodedByteLength,
-  FRONTIER_DEPTH_RANKS,
   isRetryable,
   type LeaseRequest,
   MAX_MESSAGE_BYTES,
@@ -694,20 +694,7 @@ export function parallelPlan(candidates: readonly ShardFrontier[], room: number)
   const partsOf = new Map(candidates.map((c) => [c, depthParts(c)]));
   if ([...partsOf.values()].some((parts) => parts === undefined)) return [];
   // A shard's bound at k: the sum of its parts' (one per type the request names, each as announced).
-  const bound = (c: ShardFrontier, k: number): number => {
-    let sum = 0;
-    for (const { depth, runnable } of partsOf.get(c)!) {
-      let part = runnable;
-      for (let i = 0; i < depth.length; i++) {
-        if (depth[i]! > k) {
-          part = FRONTIER_DEPTH_RANKS[i]! - 1;
-          break;
-        }
-      }
-      sum += part;
-    }
-    return sum;
-  };
+  const bound = (c: ShardFrontier, k: number): number => atMostAtOrBefore(partsOf.get(c)!, k);
   const keys = [...new Set(candidates.flatMap((c) => partsOf.get(c)!.flatMap((p) => p.depth)))].sort(
     (a, b) => a - b,
   );

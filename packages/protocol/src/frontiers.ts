@@ -16,6 +16,7 @@
  * Cost: O(listed types × named types).
  */
 import { DEFAULT_TASK_TYPE } from "@frontier/core";
+import { FRONTIER_DEPTH_RANKS } from "./limits.js";
 import type { FrontierAnnouncement } from "./messages.js";
 
 /** One type's frontier as announced (TypeFrontierAnnouncement), or as a router adjusted it (`taskId` null: unknown). */
@@ -127,4 +128,32 @@ export function frontierOfTypes(
     ...(everyDepth && parts.length > 0 ? { parts } : {}),
     bound: false,
   };
+}
+
+/** A shard's depth for some types as announced: keys at FRONTIER_DEPTH_RANKS, and what is runnable (FrontierOfTypes.parts). */
+export interface DepthPart {
+  readonly depth: readonly number[];
+  readonly runnable: number;
+}
+
+/**
+ * How many of the parts' runnable tasks have ordering keys at or before
+ * `key`, at most: for each part, r − 1 where r is the first announced rank
+ * whose key is after `key`, or every runnable task when none is (past the
+ * deepest rank told, nothing is known). Summed over the parts. What a
+ * coordinator's parallel round and a shard's order window both count by.
+ */
+export function atMostAtOrBefore(parts: readonly DepthPart[], key: number): number {
+  let sum = 0;
+  for (const { depth, runnable } of parts) {
+    let part = runnable;
+    for (let i = 0; i < depth.length; i++) {
+      if (depth[i]! > key) {
+        part = FRONTIER_DEPTH_RANKS[i]! - 1;
+        break;
+      }
+    }
+    sum += part;
+  }
+  return sum;
 }

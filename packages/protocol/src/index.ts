@@ -31,6 +31,8 @@ export {
   wireProblems,
 } from "./errors.js";
 export {
+  atMostAtOrBefore,
+  type DepthPart,
   type FrontierOfTypes,
   frontierOfTypes,
   type TypedFrontierSource,
