@@ -26,9 +26,9 @@
 export type OrderWindow = number | "shard";
 
 /**
- * The most tasks an order window may name: the protocol's most leases per
- * request would not take more, and the announced depths reach only to
- * rank 256 per shard (beyond it a shard's every runnable task counts).
+ * The largest order window accepted. A window past the other shards'
+ * announced depths (to rank 256 each) grants no more than one at them:
+ * beyond its deepest rank, every runnable task of a shard counts.
  */
 export const MAX_ORDER_WINDOW = 100_000;
 
