@@ -3,6 +3,8 @@
  * settle's next leases may take, given another shard's announced frontier
  * (published on the cluster's frontier subject, as that shard would).
  */
+import { renderMetrics } from "@frontier/metrics";
+import { parseExposition, sampleValue } from "@frontier/metrics/testing";
 import { encodeFrontier, subjectsFor } from "@frontier/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ok, TestEnv, task } from "../test/support.js";
@@ -20,7 +22,9 @@ afterAll(() => env.stop());
  * up to `max` next leases. Returns the ids it granted.
  */
 async function settleNext(orderWindow: OrderWindow | undefined, max = 10): Promise<string[]> {
-  const { nc, q, cluster, wf } = await env.startActor(orderWindow === undefined ? {} : { orderWindow });
+  const { actor, nc, q, cluster, wf } = await env.startActor(
+    orderWindow === undefined ? {} : { orderWindow },
+  );
   const tasks = [5, 10, 30, 50, 70, 90].map((d) => task(`t${d}`, d, { workflowId: wf }));
   ok(await q({ op: "submit", tasks, idempotencyKey: "k" }));
   const [held] = ok(
@@ -49,6 +53,12 @@ async function settleNext(orderWindow: OrderWindow | undefined, max = 10): Promi
     }),
   );
   expect(settled.results).toEqual([{ duplicate: false }]);
+  // What operators see of it: asked against granted.
+  const families = parseExposition(await renderMetrics([], [await actor.metricsJson()]));
+  expect(sampleValue(families, "frontier_shard_settle_leases_total", { kind: "asked" })).toBe(max);
+  expect(sampleValue(families, "frontier_shard_settle_leases_total", { kind: "granted" })).toBe(
+    settled.leases.length,
+  );
   return settled.leases.map((l) => l.taskId);
 }
 

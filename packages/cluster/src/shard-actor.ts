@@ -1052,8 +1052,9 @@ export class ShardActor {
       if (replayed.length > 0) return { leases: replayed, grantsMoved: false };
     }
     const bounded = this.settleBound(ask);
-    if (bounded.max === 0) return { leases: [], grantsMoved: false };
-    return { leases: await this.lease({ ...request, ...bounded }), grantsMoved: false };
+    const leases = bounded.max === 0 ? [] : await this.lease({ ...request, ...bounded });
+    this.shardMetrics.settleLeased(ask.max, leases.length);
+    return { leases, grantsMoved: false };
   }
 
   /**

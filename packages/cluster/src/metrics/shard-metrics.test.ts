@@ -94,6 +94,7 @@ describe("a shard's metrics", () => {
       frontier_shard_deadline_misses_total: "counter",
       frontier_shard_stale_calls_total: "counter",
       frontier_shard_duplicate_calls_total: "counter",
+      frontier_shard_settle_leases_total: "counter",
       frontier_shard_queue_wait_seconds: "histogram",
       frontier_shard_run_duration_seconds: "histogram",
       frontier_shard_dependent_dispatch_seconds: "histogram",

@@ -93,6 +93,14 @@ export class ShardMetrics implements ShardObserver {
     labelNames: ["op"],
     registers: [this.registry],
   });
+  private readonly settleLeases = new Counter({
+    name: "frontier_shard_settle_leases_total",
+    help: "Next leases settles asked this shard for (asked) and it granted (granted). Granted well below asked while tasks are runnable: the other shards' tasks come first, and workers lease through coordinator rounds (see --order-window).",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  private readonly settleAsked = this.settleLeases.labels({ kind: "asked" });
+  private readonly settleGranted = this.settleLeases.labels({ kind: "granted" });
   private readonly queueWait = this.histogram(
     "frontier_shard_queue_wait_seconds",
     "Time a task was runnable before it was leased (runnable → leased).",
@@ -138,6 +146,7 @@ export class ShardMetrics implements ShardObserver {
     // Every label value from the start, so rates over them are defined before the first event.
     for (const op of ["complete", "fail", "release", "submit"]) this.duplicateCalls.inc({ op }, 0);
     for (const kind of ["dispatch", "completion", "expiry"]) this.deadlineMisses.inc({ kind }, 0);
+    for (const kind of ["asked", "granted"]) this.settleLeases.inc({ kind }, 0);
   }
 
   /** The actor, once it exists: what the gauges read. */
@@ -147,6 +156,12 @@ export class ShardMetrics implements ShardObserver {
 
   recovered(seconds: number): void {
     this.recovery.set(seconds);
+  }
+
+  /** A settle's next leases: how many it asked for, how many this shard granted anew. */
+  settleLeased(asked: number, granted: number): void {
+    this.settleAsked.inc(asked);
+    this.settleGranted.inc(granted);
   }
 
   request(op: string, code: string, seconds: number): void {
