@@ -1067,19 +1067,20 @@ export class ShardActor {
    */
   private settleBound(ask: SettleLease): Pick<LeaseRequest, "max" | "maxKey" | "maxTaskId"> {
     const window = this.options.orderWindow;
-    const types = ask.types ?? DEFAULT_TYPES;
     if (window === "shard") return { max: ask.max };
-    const othersAtOrBefore = window === 0 ? undefined : this.peers.atOrBefore(types);
-    if (othersAtOrBefore === undefined) {
-      const bound = this.peers.least(ask.types);
+    // No other shard has such a task: nothing to keep an order with (and nothing to count).
+    const bound = this.peers.least(ask.types);
+    if (bound === undefined) return { max: ask.max };
+    const othersAtOrBefore = window === 0 ? undefined : this.peers.atOrBefore(ask.types);
+    if (othersAtOrBefore === undefined)
       return {
         max: ask.max,
-        ...(bound === undefined ? {} : { maxKey: bound.key }),
-        ...(bound?.taskId == null ? {} : { maxTaskId: bound.taskId }),
+        maxKey: bound.key,
+        ...(bound.taskId === null ? {} : { maxTaskId: bound.taskId }),
       };
-    }
     // Its own first tasks: what it grants now, or earlier ones submitted meanwhile (no later ones).
-    return { max: settleShare(this.shard.leastKeys(ask.max, types), othersAtOrBefore, window, ask.max) };
+    const own = this.shard.leastKeys(ask.max, ask.types ?? DEFAULT_TYPES);
+    return { max: settleShare(own, othersAtOrBefore, window, ask.max) };
   }
 
   // ---------------------------------------------------------- lease secrets

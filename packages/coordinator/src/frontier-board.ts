@@ -27,7 +27,12 @@
  * counts as all of the default type.
  */
 import { DEFAULT_TASK_TYPE } from "@frontier/core";
-import { type FrontierAnnouncement, frontierOfTypes, typeEntriesOf } from "@frontier/protocol";
+import {
+  type DepthPart,
+  type FrontierAnnouncement,
+  frontierOfTypes,
+  typeEntriesOf,
+} from "@frontier/protocol";
 
 /** One type's frontier on a shard, as announced, minus what the router saw leased since. */
 interface TypeEntry {
@@ -61,7 +66,7 @@ export interface ShardFrontier {
    * type's depth and runnable count; a bound is the sum of the parts'.
    * Absent: `depth` (if any) is the only part.
    */
-  readonly parts?: readonly { readonly depth: readonly number[]; readonly runnable: number }[];
+  readonly parts?: readonly DepthPart[];
   /** Per type (FrontierAnnouncement.types), adjusted by grants; what `runnable(types)` reads. */
   readonly types?: TypeEntry[];
   readonly typesOmitted?: number;

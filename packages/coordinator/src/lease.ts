@@ -66,6 +66,7 @@
 import type { Lease } from "@frontier/core";
 import {
   atMostAtOrBefore,
+  type DepthPart,
   encodedByteLength,
   isRetryable,
   type LeaseRequest,
@@ -716,9 +717,7 @@ export function parallelPlan(candidates: readonly ShardFrontier[], room: number)
 }
 
 /** A candidate's depths: its parts, or its one depth; undefined when not told. */
-function depthParts(
-  c: ShardFrontier,
-): readonly { readonly depth: readonly number[]; readonly runnable: number }[] | undefined {
+function depthParts(c: ShardFrontier): readonly DepthPart[] | undefined {
   if (c.parts !== undefined) return c.parts;
   if (c.depth === undefined || c.depth.length === 0) return undefined;
   return [{ depth: c.depth, runnable: c.runnable }];

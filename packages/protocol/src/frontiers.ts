@@ -43,7 +43,7 @@ export interface FrontierOfTypes {
   /** Runnable tasks of the types (an omitted type counts for one). */
   readonly runnable: number;
   /** Each listed type's depth and runnable count; absent unless every part has a depth (and none is omitted). */
-  readonly parts?: readonly { readonly depth: readonly number[]; readonly runnable: number }[];
+  readonly parts?: readonly DepthPart[];
   /** True when the first task is an omitted type's: `key` and `taskId` only bound it from below. */
   readonly bound: boolean;
 }
@@ -99,7 +99,7 @@ export function frontierOfTypes(
   const listed = source.types ?? [];
   let first: TypeFrontierEntry | undefined;
   let runnable = 0;
-  const parts: { depth: readonly number[]; runnable: number }[] = [];
+  const parts: DepthPart[] = [];
   let everyDepth = true;
   let found = 0;
   for (const entry of listed) {

@@ -73,12 +73,11 @@ export class ShardMetrics implements ShardObserver {
     "frontier_shard_attempt_timeouts_total",
     "Attempts ended by their task's run time limit (timeoutMs), heartbeats or not: a hung handler.",
   );
-  private readonly deadlineMisses = new Counter({
-    name: "frontier_shard_deadline_misses_total",
-    help: "Deadline misses, by kind: dispatch (leased at or after the deadline), completion (completed after it), expiry (a hard deadline passed while runnable).",
-    labelNames: ["kind"],
-    registers: [this.registry],
-  });
+  private readonly deadlineMisses = this.counter(
+    "frontier_shard_deadline_misses_total",
+    "Deadline misses, by kind: dispatch (leased at or after the deadline), completion (completed after it), expiry (a hard deadline passed while runnable).",
+    ["kind"],
+  );
   // Bound once: the kinds are fixed, and a bound child is cheaper to increment (and shows from the start).
   private readonly missedDispatch = this.deadlineMisses.labels({ kind: "dispatch" });
   private readonly missedCompletion = this.deadlineMisses.labels({ kind: "completion" });
@@ -87,18 +86,16 @@ export class ShardMetrics implements ShardObserver {
     "frontier_shard_stale_calls_total",
     "Heartbeats, completes, fails and releases refused: their token no longer holds the task (a duplicate dispatch caught).",
   );
-  private readonly duplicateCalls = new Counter({
-    name: "frontier_shard_duplicate_calls_total",
-    help: "Calls repeated after they took effect, answered without changing anything, by op (complete, fail, release, submit).",
-    labelNames: ["op"],
-    registers: [this.registry],
-  });
-  private readonly settleLeases = new Counter({
-    name: "frontier_shard_settle_leases_total",
-    help: "Next leases settles asked this shard for (asked) and it granted (granted). Granted well below asked while tasks are runnable: the other shards' tasks come first, and workers lease through coordinator rounds (see --order-window).",
-    labelNames: ["kind"],
-    registers: [this.registry],
-  });
+  private readonly duplicateCalls = this.counter(
+    "frontier_shard_duplicate_calls_total",
+    "Calls repeated after they took effect, answered without changing anything, by op (complete, fail, release, submit).",
+    ["op"],
+  );
+  private readonly settleLeases = this.counter(
+    "frontier_shard_settle_leases_total",
+    "Next leases settles asked this shard for (asked) and it granted (granted). Granted well below asked while tasks are runnable: the other shards' tasks come first, and workers lease through coordinator rounds (see --order-window).",
+    ["kind"],
+  );
   private readonly settleAsked = this.settleLeases.labels({ kind: "asked" });
   private readonly settleGranted = this.settleLeases.labels({ kind: "granted" });
   private readonly queueWait = this.histogram(
@@ -121,12 +118,11 @@ export class ShardMetrics implements ShardObserver {
     "Time from an append of changes to the journal until it is durable (group commit included).",
     LATENCY_BUCKETS,
   );
-  private readonly requests = new Counter({
-    name: "frontier_shard_requests_total",
-    help: "Requests answered, by op and code (OK or the error code).",
-    labelNames: ["op", "code"],
-    registers: [this.registry],
-  });
+  private readonly requests = this.counter(
+    "frontier_shard_requests_total",
+    "Requests answered, by op and code (OK or the error code).",
+    ["op", "code"],
+  );
   private readonly requestSeconds = new Histogram({
     name: "frontier_shard_request_duration_seconds",
     help: "Time from a request's arrival to its reply, by op (a lease includes its long-poll).",
@@ -228,8 +224,8 @@ export class ShardMetrics implements ShardObserver {
 
   // -------------------------------------------------------------- internals
 
-  private counter(name: string, help: string): Counter {
-    return new Counter({ name, help, registers: [this.registry] });
+  private counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
   }
 
   private histogram(name: string, help: string, buckets: readonly number[]): Histogram {
