@@ -193,6 +193,58 @@ describe("slot moves between shard actors", () => {
     ).toBe(false);
   });
 
+  it("a move's resend after the slot came back is done, not a second move under its id (the tasks stay)", async () => {
+    // The chaos suite's loss (seed 1398165979): the first move's resend, retried by its sender while
+    // the slot moved back, fenced and exported the slot again under the ended move's id; the target
+    // answered "adopted" (that id was adopted before) and the tasks were gone from both shards.
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    const started = await env.startActor({ cluster, shardId: "a", slots: A_SLOTS, announceIntervalMs: 50 });
+    let a = started.actor;
+    const b = await startActor(cluster, "b", B_SLOTS);
+    await load(nc, cluster, "a");
+    expect(ok(await move(nc, cluster, "a", "b", "m1")).tasks).toBe(3);
+    expect(ok(await move(nc, cluster, "b", "a", "m2")).tasks).toBe(3);
+    expect(a.owns(SLOT)).toBe(true);
+
+    const resend = await ask(nc, cluster, "a", { op: "moveSlot", slot: SLOT, target: "b", moveId: "m1" });
+    expect(ok(resend).tasks).toBe(0);
+    expect(a.owns(SLOT)).toBe(true);
+    expect(b.owns(SLOT)).toBe(false);
+    const atA = <R extends Request>(r: R) => ask(nc, cluster, "a", r);
+    for (const id of ["p", "d", "e"])
+      expect(ok(await atA({ op: "getTask", taskId: id })).task, id).not.toBeNull();
+    // The id names that move, and no other: used for another slot or target, it is refused.
+    expect(errorOf(await atA({ op: "moveSlot", slot: SLOT, target: "c", moveId: "m1" }))).toBe(
+      WireErrorCode.INVALID_ARGUMENT,
+    );
+    // The target tells exports apart too: another export under an id it adopted is refused (the
+    // source undoes it); a part that does not say which export it is of is answered as before.
+    const part = (exportedAt?: number): RequestOf<"adopt"> => ({
+      op: "adopt",
+      moveId: "m1",
+      slot: SLOT,
+      source: "a",
+      part: 0,
+      parts: 1,
+      tasks: [],
+      entries: [],
+      leases: [],
+      ...(exportedAt === undefined ? {} : { exportedAt }),
+    });
+    expect(errorOf(await ask(nc, cluster, "b", part(1)))).toBe(WireErrorCode.INVALID_ARGUMENT);
+    expect(ok(await ask(nc, cluster, "b", part())).adopted).toBe(true);
+    expect(b.owns(SLOT)).toBe(false);
+    // Remembered across a restart of the source.
+    await a.close();
+    a = await startActor(cluster, "a", A_SLOTS, { dataDir: started.dataDir });
+    await eventually(() => a.owns(SLOT), 10_000, "a to serve the slot again");
+    expect(ok(await atA({ op: "moveSlot", slot: SLOT, target: "b", moveId: "m1" })).tasks).toBe(0);
+    expect(b.owns(SLOT)).toBe(false);
+    for (const id of ["p", "d", "e"])
+      expect(ok(await atA({ op: "getTask", taskId: id })).task, id).not.toBeNull();
+  });
+
   it("a settle resent after its grant's slot moved says so, and the grant is found at the new shard", async () => {
     const cluster = env.freshCluster();
     const nc = await env.connect();

@@ -51,8 +51,15 @@ describe("splitExport", () => {
         tasks: [],
         entries: [],
         leases: [],
+        exportedAt: 1,
       },
     ]);
+  });
+
+  it("marks every part with its export's createdAt, so a target tells two exports under one id apart", () => {
+    const parts = splitExport({ ...exportOf(400, 10_000, 300, 50), createdAt: 77 });
+    expect(parts.length).toBeGreaterThan(1);
+    expect(new Set(parts.map((p) => p.exportedAt))).toEqual(new Set([77]));
   });
 
   it("splits a large slot into parts that each encode within the limits, nothing lost or repeated", () => {

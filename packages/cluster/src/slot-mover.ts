@@ -25,6 +25,14 @@
  * refuses (a task id it holds already) is undone at A (Shard.abortMove)
  * — only on B's explicit refusal, never on silence: B may have adopted it.
  *
+ * A move id names one move for good. ENDED is remembered at A in the
+ * commit that deletes the outbox row (Shard.endedMove), and a resend of the
+ * move is answered done from it, even after the slot came back to A: were it
+ * exported again under the id, B would answer `adopted` for the export it
+ * adopted before and the new one's tasks would be on neither shard. B, too,
+ * tells exports apart (each part carries its export's `exportedAt`) and
+ * refuses another export under an id it adopted, so A undoes it.
+ *
  * The target keeps the parts of a move in memory until it has all of them,
  * then adopts them in one commit (a restart loses the parts, and the source
  * sends them again). Adopted slots are served once the bucket names this
@@ -90,6 +98,8 @@ interface Staged {
   readonly parts: (AdoptRequest | undefined)[];
   received: number;
   touchedAt: number;
+  /** The export the parts are of (AdoptRequest.exportedAt). */
+  readonly exportedAt: number | undefined;
 }
 
 export class SlotMover {
@@ -159,6 +169,17 @@ export class SlotMover {
     const { shardId, shard, ownership } = this.ctx;
     const row = shard.outgoingMoves().find((r) => r.moveId === moveId);
     if (row) return this.track(moveId, () => this.drive(row));
+    const ended = shard.endedMove(moveId);
+    if (ended !== undefined) {
+      // A resend of a move that ended: done, whoever holds the slot now. The id is spent.
+      if (ended.slot === slot && ended.target === target) return Promise.resolve(0);
+      return Promise.reject(
+        new InvalidArgumentError(
+          `move ${JSON.stringify(moveId)} moved slot ${ended.slot} to shard ${ended.target} already; ` +
+            "a new move needs a new move id",
+        ),
+      );
+    }
     if (target === shardId)
       return Promise.reject(
         new InvalidArgumentError(`slot ${slot} cannot move to the shard it is on (${target})`),
@@ -307,7 +328,19 @@ export class SlotMover {
    */
   async adopt(part: AdoptRequest): Promise<{ adopted: boolean }> {
     const { shard, guard } = this.ctx;
-    if (shard.hasAdopted(part.moveId)) {
+    const adopted = shard.adoptedMove(part.moveId);
+    if (adopted !== undefined) {
+      if (
+        adopted.exportedAt !== undefined &&
+        part.exportedAt !== undefined &&
+        adopted.exportedAt !== part.exportedAt
+      )
+        // Another export under an id adopted before: adopting nothing of it, refused, so the
+        // source undoes it (its tasks would otherwise be on neither shard).
+        throw new InvalidArgumentError(
+          `move ${JSON.stringify(part.moveId)} was adopted here from an earlier export of slot ${adopted.slot}; ` +
+            "a new move needs a new move id",
+        );
       guard.arrive(part.slot);
       return { adopted: true };
     }
@@ -319,11 +352,17 @@ export class SlotMover {
     const now = Date.now();
     for (const [moveId, s] of this.staged) if (now - s.touchedAt > STAGED_TTL_MS) this.staged.delete(moveId);
     let staged = this.staged.get(part.moveId);
-    if (staged === undefined || staged.parts.length !== part.parts) {
+    if (
+      staged === undefined ||
+      staged.parts.length !== part.parts ||
+      // Parts of another export under the same id are never mixed with these.
+      staged.exportedAt !== part.exportedAt
+    ) {
       staged = {
         parts: new Array<AdoptRequest | undefined>(part.parts).fill(undefined),
         received: 0,
         touchedAt: now,
+        exportedAt: part.exportedAt,
       };
       this.staged.set(part.moveId, staged);
     }
@@ -355,7 +394,7 @@ export class SlotMover {
           `task ${JSON.stringify(spec.id)} of move ${row.moveId} is not in slot ${row.slot}`,
         );
     }
-    const adopting = shard.adopt(row).then(() => {
+    const adopting = shard.adopt(row, part.exportedAt).then(() => {
       this.moved.delete(row.slot);
       guard.arrive(row.slot);
       this.ctx.changed();
@@ -396,6 +435,7 @@ export function splitExport(row: SlotExport): AdoptRequest[] {
       entries,
       leases,
       ...(claims.length === 0 ? {} : { claims }),
+      exportedAt: row.createdAt,
     });
   };
   let tasks: TaskRecord[] = [];

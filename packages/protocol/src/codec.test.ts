@@ -307,6 +307,7 @@ const requests: Request[] = [
     entries: [],
     leases: [],
     claims: [{ taskId: "t1", workflowId: "w" }, { taskId: "t2" }],
+    exportedAt: 1_796_613_346_005,
   },
   // Coordinator → shard: only tasks whose ordering key is at most maxKey.
   {

@@ -85,7 +85,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 12;
+export const PROTOCOL_VERSION = 13;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -610,6 +610,13 @@ const adoptRequest = map(
     leases: partOf(movedLease),
     /** The claims homed in the slot (its ids' claims move with it); absent: none in this part. */
     claims: optional(partOf(idClaim)),
+    /**
+     * When the source exported the slot (its clock, ms): the same in every
+     * part of one export, and another in an export made again under the
+     * same move id, which the target refuses rather than take for the
+     * export it adopted. Absent from older sources: not checked.
+     */
+    exportedAt: optional(num),
   },
   (r) =>
     r.part >= r.parts

@@ -27,6 +27,7 @@ export {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type EndedMove,
   type IdClaimRow,
   type IdempotencyEntry,
   type Journal,

@@ -54,6 +54,7 @@ function canonical(state: JournalState) {
     idempotency: [...state.idempotency].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
     outbox: [...state.outbox].sort((a, b) => (a.moveId < b.moveId ? -1 : a.moveId > b.moveId ? 1 : 0)),
     adopted: [...state.adopted].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+    ended: [...state.ended].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
     claims: [...state.claims].sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0)),
   };
 }
@@ -87,6 +88,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
         clock: 0,
         outbox: [],
         adopted: [],
+        ended: [],
         claims: [],
       });
       await journal.close();
@@ -174,7 +176,7 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
       await again.close();
     });
 
-    it("outbox rows round-trip until deleted, in the same commit as the task rows they carry; adopted rows stay", async () => {
+    it("outbox rows round-trip until deleted, in the same commit as the task rows they carry; adopted and ended rows stay", async () => {
       const location = await harness.location();
       const journal = await harness.open(location);
       journal.load();
@@ -197,12 +199,17 @@ export function describeJournalContract(name: string, harness: JournalHarness): 
         { kind: "outbox", moveId: "move-2", row: { ...row, moveId: "move-2" } },
         { kind: "adopted", moveId: "in-1", move: { slot: 3, source: "shard-2", adoptedAt: 5, leases: [] } },
       ]);
-      await journal.append([{ kind: "outbox", moveId: "move-2", row: null }]);
+      const ended = { slot: 7, target: "shard-1", endedAt: 120 };
+      await journal.append([
+        { kind: "outbox", moveId: "move-2", row: null },
+        { kind: "ended", moveId: "move-2", move: ended },
+      ]);
       await journal.close();
       const state = await reload(harness, location);
       expect(state.tasks).toEqual([]);
       expect(state.outbox).toEqual([row]);
       expect(state.adopted).toEqual([["in-1", { slot: 3, source: "shard-2", adoptedAt: 5, leases: [] }]]);
+      expect(state.ended).toEqual([["move-2", ended]]);
     });
 
     it("claim rows round-trip, in the same commit as the task rows; a later claim of an id replaces it, null drops it", async () => {

@@ -102,6 +102,7 @@ export const BASE_FIELDS = [
   "tokenCeiling",
   "outbox",
   "adopted",
+  "ended",
   "claims",
 ] as const;
 
@@ -130,6 +131,7 @@ export function* baseRecords(
   for (const [key, entry] of state.idempotency) yield* take({ kind: "idempotency", key, entry });
   for (const row of state.outbox) yield* take({ kind: "outbox", moveId: row.moveId, row });
   for (const [moveId, move] of state.adopted) yield* take({ kind: "adopted", moveId, move });
+  for (const [moveId, move] of state.ended) yield* take({ kind: "ended", moveId, move });
   for (const claim of state.claims) yield* take({ kind: "claim", taskId: claim.taskId, claim });
   if (part.length > 0) yield part;
 }

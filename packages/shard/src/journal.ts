@@ -123,6 +123,25 @@ export interface AdoptedMove {
   readonly source: string;
   readonly adoptedAt: number;
   readonly leases: readonly LeaseProof[];
+  /**
+   * The export's `createdAt` at its source: an adopt of the same move id
+   * from another export (a reused id) is told apart and refused. Absent in
+   * rows written before it existed.
+   */
+  readonly exportedAt?: number;
+}
+
+/**
+ * What a source keeps of a move it ended (the outbox row's place): a move
+ * id names one move for good, so a resend of an ended move, even after the
+ * slot came back, is answered as done and never exports the slot again
+ * under that id (the target, which adopted the id before, would take the
+ * new export for the old one and adopt nothing).
+ */
+export interface EndedMove {
+  readonly slot: number;
+  readonly target: string;
+  readonly endedAt: number;
 }
 
 /**
@@ -133,6 +152,7 @@ export interface AdoptedMove {
  *   largest ever appended, so time never runs backwards across restarts.
  * - `outbox`: a slot export written (or, null, deleted when its move ended).
  * - `adopted`: a move adopted from another shard.
+ * - `ended`: a move from this shard that ended (written with its outbox row's deletion).
  * - `claim`: a task id's claim kept here (or, null, dropped).
  */
 export type JournalRecord =
@@ -149,6 +169,7 @@ export type JournalRecord =
   | { readonly kind: "tokens"; readonly ceiling: number }
   | { readonly kind: "outbox"; readonly moveId: string; readonly row: SlotExport | null }
   | { readonly kind: "adopted"; readonly moveId: string; readonly move: AdoptedMove }
+  | { readonly kind: "ended"; readonly moveId: string; readonly move: EndedMove }
   | { readonly kind: "claim"; readonly taskId: string; readonly claim: IdClaimRow | null };
 
 /** The live state a journal holds. */
@@ -172,6 +193,8 @@ export interface JournalState {
   readonly outbox: SlotExport[];
   /** Moves adopted, by move id. */
   readonly adopted: [moveId: string, move: AdoptedMove][];
+  /** Moves from this shard that ended, by move id. */
+  readonly ended: [moveId: string, move: EndedMove][];
   /** Every id claim kept here, in no particular order. */
   readonly claims: IdClaimRow[];
 }

@@ -10,6 +10,7 @@
  *   idem    idempotency key → IdempotencyEntry
  *   outbox  move id → SlotExport (a slot leaving, until its move ends)
  *   adopted move id → AdoptedMove (a slot that arrived)
+ *   ended   move id → EndedMove (a slot that left: its move id is spent)
  *   claims  task id → IdClaimRow (an id homed here, taken by a task of another shard)
  * Spec and status live apart so that a status change (the common case)
  * rewrites only the small status row, never the payload.
@@ -100,6 +101,7 @@ import {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type EndedMove,
   type IdClaimRow,
   type IdempotencyEntry,
   type Journal,
@@ -121,7 +123,7 @@ const EPOCH_STRIDE = 2 ** 32;
 const HEAD_KEY = "head";
 const ENGINE_KEY = "engine";
 const STRUCTURES_KEY = Symbol.for("frontier.structures");
-const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem", "outbox", "adopted", "claims"]);
+const DB_NAMES = new Set(["head", "meta", "spec", "status", "idem", "outbox", "adopted", "ended", "claims"]);
 
 interface HeadRow {
   readonly format: number;
@@ -169,6 +171,7 @@ class PendingBatch {
   readonly idempotency = new Map<string, IdempotencyEntry | null>();
   readonly outbox = new Map<string, SlotExport | null>();
   readonly adopted = new Map<string, AdoptedMove>();
+  readonly ended = new Map<string, EndedMove>();
   readonly claims = new Map<string, IdClaimRow | null>();
   meta: EngineMeta | undefined;
   clock = 0;
@@ -218,6 +221,9 @@ class PendingBatch {
       case "adopted":
         this.adopted.set(record.moveId, record.move);
         return;
+      case "ended":
+        this.ended.set(record.moveId, record.move);
+        return;
       case "claim":
         this.claims.set(record.taskId, record.claim);
         return;
@@ -244,6 +250,7 @@ interface Databases {
   readonly idem: Database<IdempotencyEntry, string>;
   readonly outbox: Database<SlotExport, string>;
   readonly adopted: Database<AdoptedMove, string>;
+  readonly ended: Database<EndedMove, string>;
   readonly claims: Database<IdClaimRow, string>;
 }
 
@@ -256,6 +263,7 @@ function openDatabases(env: RootDatabase): Databases {
     idem: env.openDB({ name: "idem" }),
     outbox: env.openDB({ name: "outbox" }),
     adopted: env.openDB({ name: "adopted" }),
+    ended: env.openDB({ name: "ended" }),
     claims: env.openDB({ name: "claims" }),
   };
 }
@@ -461,6 +469,12 @@ export class LmdbJournal implements Journal {
           throw this.corrupt(`adopted row ${JSON.stringify(key)} is malformed`);
         adopted.push([key, value]);
       }
+      const ended: [string, EndedMove][] = [];
+      for (const { key, value } of this.db.ended.getRange()) {
+        if (typeof key !== "string" || typeof value?.slot !== "number" || typeof value.target !== "string")
+          throw this.corrupt(`ended-move row ${JSON.stringify(key)} is malformed`);
+        ended.push([key, value]);
+      }
       const claims: IdClaimRow[] = [];
       for (const { key, value } of this.db.claims.getRange()) {
         if (
@@ -472,7 +486,7 @@ export class LmdbJournal implements Journal {
         claims.push(value);
       }
       const { clock, tokens: tokenCeiling = 0 } = this.headRow;
-      return { meta, tasks, taskCount, idempotency, clock, tokenCeiling, outbox, adopted, claims };
+      return { meta, tasks, taskCount, idempotency, clock, tokenCeiling, outbox, adopted, ended, claims };
     } catch (error) {
       throw this.readError(error);
     }
@@ -799,6 +813,7 @@ export class LmdbJournal implements Journal {
     const idempotency = encodeAll(this.db.idem, batch.idempotency);
     const outbox = encodeAll(this.db.outbox, batch.outbox);
     const adopted = encodeAll(this.db.adopted, batch.adopted);
+    const ended = encodeAll(this.db.ended, batch.ended);
     const claims = encodeAll(this.db.claims, batch.claims);
     const clock = Math.max(batch.clock, this.headRow.clock);
     const tokens = Math.max(batch.tokens, this.headRow.tokens ?? 0);
@@ -820,6 +835,7 @@ export class LmdbJournal implements Journal {
       putAll(this.db.idem, idempotency);
       putAll(this.db.outbox, outbox);
       putAll(this.db.adopted, adopted);
+      putAll(this.db.ended, ended);
       putAll(this.db.claims, claims);
     };
     if (!here) return this.db.head.ifVersion(HEAD_KEY, expected, rows);

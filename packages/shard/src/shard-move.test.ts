@@ -89,6 +89,7 @@ describe("Shard slot moves", () => {
     expect(b.adoptedSlots()).toEqual([7]);
     expect(b.adoptedProof("p", p.token)).toBe(proofOf("p", p.token));
     expect(b.adoptedProof("p", p.token + 1)).toBeUndefined();
+    expect(b.adoptedMove("m1")).toMatchObject({ slot: 7, source: "A" });
     // The key's entries merged; a retried submit of the moved part is a duplicate.
     expect(b.submitted("both")?.taskIds).toEqual(["own", "p", "d"]);
     expect(
@@ -102,10 +103,13 @@ describe("Shard slot moves", () => {
     expect(next.map((l) => l.taskId)).toEqual(["own", "d", "q"]);
     for (const l of next) expect(l.token).toBeGreaterThan(p.token);
 
+    expect(a.endedMove("m1")).toBeUndefined();
     await a.endMove("m1");
     a = await reopen(a, dirA);
     expect(a.outgoingMoves()).toEqual([]);
     expect(a.movingTask("d")).toBeUndefined();
+    // The move id is spent: remembered as ended, with its slot and target, across the restart.
+    expect(a.endedMove("m1")).toMatchObject({ slot: 7, target: "B" });
     await a.endMove("m1"); // again: nothing
     expect(a.stats().counts.LEASED).toBe(1);
   });

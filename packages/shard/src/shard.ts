@@ -78,6 +78,7 @@ import {
   type AppendOptions,
   DEFAULT_DURABILITY,
   type Durability,
+  type EndedMove,
   type IdClaimRow,
   type IdempotencyEntry,
   type Journal,
@@ -326,6 +327,8 @@ export class Shard {
   private readonly moving = new Map<string, string>();
   /** Moves adopted, by move id. */
   private readonly adopted = new Map<string, AdoptedMove>();
+  /** Moves from here that ended, by move id (a move id names one move for good). */
+  private readonly ended = new Map<string, EndedMove>();
   /** The proofs of adopted leases, by task id. */
   private readonly proofs = new Map<string, LeaseProof>();
   /** Id claims homed here for tasks held elsewhere. */
@@ -367,6 +370,7 @@ export class Shard {
     this.leaseKeys = new IdempotencyTable(loaded.idempotency.filter(([, entry]) => isLeaseEntry(entry)));
     for (const row of loaded.outbox) this.keepOutbox(row);
     for (const [moveId, move] of loaded.adopted) this.keepAdopted(moveId, move);
+    for (const [moveId, move] of loaded.ended) this.ended.set(moveId, move);
     this.claims = new ClaimTable(loaded.claims);
     // Tokens handed out under a ceiling may be missing from the state (a
     // lost tail): start above it, whatever the durability now.
@@ -1029,13 +1033,26 @@ export class Shard {
     return this.moving.get(taskId);
   }
 
-  /** Step 4: the target holds the slot and the directory names it: the outbox row goes. Idempotent. */
+  /**
+   * Step 4: the target holds the slot and the directory names it: the
+   * outbox row goes, and the move is remembered as ended in the same
+   * commit (endedMove), so its id is never used for another export.
+   * Idempotent.
+   */
   endMove(moveId: string): Promise<void> {
     return this.run(() => {
-      if (!this.outbox.has(moveId)) return;
+      const row = this.outbox.get(moveId);
+      if (!row) return;
       this.dropOutbox(moveId);
-      this.records.push({ kind: "outbox", moveId, row: null });
+      const move: EndedMove = { slot: row.slot, target: row.target, endedAt: this.clock.now() };
+      this.ended.set(moveId, move);
+      this.records.push({ kind: "outbox", moveId, row: null }, { kind: "ended", moveId, move });
     }, FLUSH);
+  }
+
+  /** The move `moveId` from here, if it ended (its slot, its target); undefined otherwise. */
+  endedMove(moveId: string): EndedMove | undefined {
+    return this.ended.get(moveId);
   }
 
   /**
@@ -1066,7 +1083,11 @@ export class Shard {
    * collides with one held here (InvalidArgumentError). Entries whose key is
    * held here already are merged into it; new ones count from now.
    */
-  adopt(row: SlotExport): Promise<{ readonly already: boolean; readonly tasks: number }> {
+  adopt(
+    row: SlotExport,
+    /** The export's `createdAt` at its source (AdoptedMove.exportedAt), when the parts said. */
+    exportedAt?: number,
+  ): Promise<{ readonly already: boolean; readonly tasks: number }> {
     return this.run(() => {
       if (this.adopted.has(row.moveId)) return { already: true, tasks: 0 };
       const tasks = this.engine.adoptTasks(onThisClock(row.tasks, this.clock.now() - row.createdAt));
@@ -1077,6 +1098,7 @@ export class Shard {
         source: row.source,
         adoptedAt: this.clock.now(),
         leases: row.leases,
+        ...(exportedAt === undefined ? {} : { exportedAt }),
       };
       this.keepAdopted(row.moveId, move);
       this.records.push({ kind: "adopted", moveId: row.moveId, move });
@@ -1087,6 +1109,11 @@ export class Shard {
   /** Whether the move `moveId` was adopted here. */
   hasAdopted(moveId: string): boolean {
     return this.adopted.has(moveId);
+  }
+
+  /** The move `moveId` adopted here (its slot, source, and the export's `createdAt` when known). */
+  adoptedMove(moveId: string): AdoptedMove | undefined {
+    return this.adopted.get(moveId);
   }
 
   /** The slots of the moves adopted here (a restarted target keeps claiming them). */
