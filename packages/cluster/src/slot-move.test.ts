@@ -326,6 +326,20 @@ describe("slot moves between shard actors", () => {
     ]);
     // A second move of the slot meanwhile is refused.
     expect(errorOf(await move(nc, cluster, "a", "f", "m2"))).toBe(WireErrorCode.SLOT_MOVING);
+    // So is the slot coming back before this move ended (its switch could yet undo the other's).
+    const back: RequestOf<"adopt"> = {
+      op: "adopt",
+      moveId: "back",
+      slot: SLOT,
+      source: "f",
+      part: 0,
+      parts: 1,
+      tasks: [],
+      entries: [],
+      leases: [],
+      exportedAt: 1,
+    };
+    expect(errorOf(await atA(back))).toBe(WireErrorCode.SLOT_MOVING);
 
     // The target refuses the tasks (an id it holds): the move is undone, nothing lost.
     target.parts[0]!.respond({

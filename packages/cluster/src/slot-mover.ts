@@ -31,7 +31,10 @@
  * exported again under the id, B would answer `adopted` for the export it
  * adopted before and the new one's tasks would be on neither shard. B, too,
  * tells exports apart (each part carries its export's `exportedAt`) and
- * refuses another export under an id it adopted, so A undoes it.
+ * refuses another export under an id it adopted, so A undoes it. And A
+ * takes no move of the slot back (SLOT_MOVING, retried) until its own move
+ * of it ended: a driver resumed after a crash between SWITCHED and ENDED
+ * must never find the bucket naming A again and switch it a second time.
  *
  * The target keeps the parts of a move in memory until it has all of them,
  * then adopts them in one commit (a restart loses the parts, and the source
@@ -344,6 +347,12 @@ export class SlotMover {
       guard.arrive(part.slot);
       return { adopted: true };
     }
+    // A slot whose move away from here has not ended is not taken back yet: that move's driver,
+    // resumed after a crash, could still find the bucket naming this shard once the slot is back
+    // and switch it to its old target, which holds none of its tasks now. Retried by the source
+    // until the move here ends (a move from here is never waiting on a move to here).
+    if (this.isMoving(part.slot))
+      throw this.movingError(part.slot, `adopt of move ${JSON.stringify(part.moveId)}`);
     const inProgress = this.adopting.get(part.moveId);
     if (inProgress) {
       await inProgress;
