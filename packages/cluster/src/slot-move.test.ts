@@ -103,6 +103,22 @@ function fakeTarget(nc: NatsConnection, cluster: string, shardId: string) {
   };
 }
 
+/** A one-part `adopt` of SLOT carrying nothing, from `source`; `exportedAt` when given. */
+function emptyPart(moveId: string, source: string, exportedAt?: number): RequestOf<"adopt"> {
+  return {
+    op: "adopt",
+    moveId,
+    slot: SLOT,
+    source,
+    part: 0,
+    parts: 1,
+    tasks: [],
+    entries: [],
+    leases: [],
+    ...(exportedAt === undefined ? {} : { exportedAt }),
+  };
+}
+
 async function load(nc: NatsConnection, cluster: string, shardId: string) {
   const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
   ok(
@@ -220,20 +236,10 @@ describe("slot moves between shard actors", () => {
     );
     // The target tells exports apart too: another export under an id it adopted is refused (the
     // source undoes it); a part that does not say which export it is of is answered as before.
-    const part = (exportedAt?: number): RequestOf<"adopt"> => ({
-      op: "adopt",
-      moveId: "m1",
-      slot: SLOT,
-      source: "a",
-      part: 0,
-      parts: 1,
-      tasks: [],
-      entries: [],
-      leases: [],
-      ...(exportedAt === undefined ? {} : { exportedAt }),
-    });
-    expect(errorOf(await ask(nc, cluster, "b", part(1)))).toBe(WireErrorCode.INVALID_ARGUMENT);
-    expect(ok(await ask(nc, cluster, "b", part())).adopted).toBe(true);
+    expect(errorOf(await ask(nc, cluster, "b", emptyPart("m1", "a", 1)))).toBe(
+      WireErrorCode.INVALID_ARGUMENT,
+    );
+    expect(ok(await ask(nc, cluster, "b", emptyPart("m1", "a"))).adopted).toBe(true);
     expect(b.owns(SLOT)).toBe(false);
     // Remembered across a restart of the source.
     await a.close();
@@ -327,19 +333,7 @@ describe("slot moves between shard actors", () => {
     // A second move of the slot meanwhile is refused.
     expect(errorOf(await move(nc, cluster, "a", "f", "m2"))).toBe(WireErrorCode.SLOT_MOVING);
     // So is the slot coming back before this move ended (its switch could yet undo the other's).
-    const back: RequestOf<"adopt"> = {
-      op: "adopt",
-      moveId: "back",
-      slot: SLOT,
-      source: "f",
-      part: 0,
-      parts: 1,
-      tasks: [],
-      entries: [],
-      leases: [],
-      exportedAt: 1,
-    };
-    expect(errorOf(await atA(back))).toBe(WireErrorCode.SLOT_MOVING);
+    expect(errorOf(await atA(emptyPart("back", "f", 1)))).toBe(WireErrorCode.SLOT_MOVING);
 
     // The target refuses the tasks (an id it holds): the move is undone, nothing lost.
     target.parts[0]!.respond({
