@@ -240,6 +240,9 @@ describe("slot moves between shard actors", () => {
       WireErrorCode.INVALID_ARGUMENT,
     );
     expect(ok(await ask(nc, cluster, "b", emptyPart("m1", "a"))).adopted).toBe(true);
+    // A resend that reached another shard holding the slot since: its export is from another
+    // source, refused whatever it says of itself.
+    expect(errorOf(await ask(nc, cluster, "b", emptyPart("m1", "c")))).toBe(WireErrorCode.INVALID_ARGUMENT);
     expect(b.owns(SLOT)).toBe(false);
     // Remembered across a restart of the source.
     await a.close();

@@ -334,15 +334,18 @@ export class SlotMover {
     const adopted = shard.adoptedMove(part.moveId);
     if (adopted !== undefined) {
       if (
-        adopted.exportedAt !== undefined &&
-        part.exportedAt !== undefined &&
-        adopted.exportedAt !== part.exportedAt
+        adopted.slot !== part.slot ||
+        adopted.source !== part.source ||
+        (adopted.exportedAt !== undefined &&
+          part.exportedAt !== undefined &&
+          adopted.exportedAt !== part.exportedAt)
       )
-        // Another export under an id adopted before: adopting nothing of it, refused, so the
-        // source undoes it (its tasks would otherwise be on neither shard).
+        // Another export under an id adopted before (another slot, another source, or the same
+        // source's export made again): adopting nothing of it, refused, so the source undoes it
+        // (its tasks would otherwise be on neither shard).
         throw new InvalidArgumentError(
-          `move ${JSON.stringify(part.moveId)} was adopted here from an earlier export of slot ${adopted.slot}; ` +
-            "a new move needs a new move id",
+          `move ${JSON.stringify(part.moveId)} was adopted here before, of slot ${adopted.slot} from shard ` +
+            `${adopted.source}; a new move needs a new move id`,
         );
       guard.arrive(part.slot);
       return { adopted: true };
