@@ -85,7 +85,7 @@ describe("Shard slot moves", () => {
     // Target restarts: adopted, idempotent.
     b = await reopen(b, dirB);
     expect(await b.adopt(row)).toEqual({ already: true, tasks: 0 });
-    expect(b.hasAdopted("m1")).toBe(true);
+    expect(b.adoptedMove("m1")).toBeDefined();
     expect(b.adoptedSlots()).toEqual([7]);
     expect(b.adoptedProof("p", p.token)).toBe(proofOf("p", p.token));
     expect(b.adoptedProof("p", p.token + 1)).toBeUndefined();
@@ -162,7 +162,7 @@ describe("Shard slot moves", () => {
       proofOf,
     });
     await expect(b.adopt(row)).rejects.toThrow(/held here already/);
-    expect(b.hasAdopted("m1")).toBe(false);
+    expect(b.adoptedMove("m1")).toBeUndefined();
     expect(b.getTask("p")).toBeUndefined();
     expect(b.submitted("only-w")).toBeUndefined();
   });

@@ -1106,12 +1106,7 @@ export class Shard {
     }, FLUSH);
   }
 
-  /** Whether the move `moveId` was adopted here. */
-  hasAdopted(moveId: string): boolean {
-    return this.adopted.has(moveId);
-  }
-
-  /** The move `moveId` adopted here (its slot, source, and the export's `createdAt` when known). */
+  /** The move `moveId` adopted here (its slot, source, and the export's `createdAt` when known); undefined if not. */
   adoptedMove(moveId: string): AdoptedMove | undefined {
     return this.adopted.get(moveId);
   }

@@ -73,31 +73,28 @@ export class ShardMetrics implements ShardObserver {
     "frontier_shard_attempt_timeouts_total",
     "Attempts ended by their task's run time limit (timeoutMs), heartbeats or not: a hung handler.",
   );
-  private readonly deadlineMisses = this.counter(
+  private readonly missed = this.counterBy(
     "frontier_shard_deadline_misses_total",
     "Deadline misses, by kind: dispatch (leased at or after the deadline), completion (completed after it), expiry (a hard deadline passed while runnable).",
-    ["kind"],
+    "kind",
+    ["dispatch", "completion", "expiry"],
   );
-  // Bound once: the kinds are fixed, and a bound child is cheaper to increment (and shows from the start).
-  private readonly missedDispatch = this.deadlineMisses.labels({ kind: "dispatch" });
-  private readonly missedCompletion = this.deadlineMisses.labels({ kind: "completion" });
-  private readonly missedExpiry = this.deadlineMisses.labels({ kind: "expiry" });
   private readonly staleCalls = this.counter(
     "frontier_shard_stale_calls_total",
     "Heartbeats, completes, fails and releases refused: their token no longer holds the task (a duplicate dispatch caught).",
   );
-  private readonly duplicateCalls = this.counter(
+  private readonly duplicateCalls = this.counterBy(
     "frontier_shard_duplicate_calls_total",
     "Calls repeated after they took effect, answered without changing anything, by op (complete, fail, release, submit).",
-    ["op"],
+    "op",
+    ["complete", "fail", "release", "submit"],
   );
-  private readonly settleLeases = this.counter(
+  private readonly settleLeases = this.counterBy(
     "frontier_shard_settle_leases_total",
     "Next leases settles asked this shard for (asked) and it granted (granted). Granted well below asked while tasks are runnable: the other shards' tasks come first, and workers lease through coordinator rounds (see --order-window).",
-    ["kind"],
+    "kind",
+    ["asked", "granted"],
   );
-  private readonly settleAsked = this.settleLeases.labels({ kind: "asked" });
-  private readonly settleGranted = this.settleLeases.labels({ kind: "granted" });
   private readonly queueWait = this.histogram(
     "frontier_shard_queue_wait_seconds",
     "Time a task was runnable before it was leased (runnable → leased).",
@@ -139,10 +136,6 @@ export class ShardMetrics implements ShardObserver {
   constructor(shardId: string) {
     this.registry.setDefaultLabels({ shard: shardId });
     this.stateGauges();
-    // Every label value from the start, so rates over them are defined before the first event.
-    for (const op of ["complete", "fail", "release", "submit"]) this.duplicateCalls.inc({ op }, 0);
-    for (const kind of ["dispatch", "completion", "expiry"]) this.deadlineMisses.inc({ kind }, 0);
-    for (const kind of ["asked", "granted"]) this.settleLeases.inc({ kind }, 0);
   }
 
   /** The actor, once it exists: what the gauges read. */
@@ -156,8 +149,8 @@ export class ShardMetrics implements ShardObserver {
 
   /** A settle's next leases: how many it asked for, how many this shard granted anew. */
   settleLeased(asked: number, granted: number): void {
-    this.settleAsked.inc(asked);
-    this.settleGranted.inc(granted);
+    this.settleLeases.asked.inc(asked);
+    this.settleLeases.granted.inc(granted);
   }
 
   request(op: string, code: string, seconds: number): void {
@@ -175,13 +168,13 @@ export class ShardMetrics implements ShardObserver {
     this.leasedTotal.inc();
     this.queueWait.observe(waitMs / 1000);
     if (unblocked) this.dispatchLatency.observe(waitMs / 1000);
-    if (late) this.missedDispatch.inc();
+    if (late) this.missed.dispatch.inc();
   }
 
   completed(runMs: number | undefined, late: boolean): void {
     this.completedTotal.inc();
     if (runMs !== undefined) this.runTime.observe(runMs / 1000);
-    if (late) this.missedCompletion.inc();
+    if (late) this.missed.completion.inc();
   }
 
   retried(): void {
@@ -203,7 +196,7 @@ export class ShardMetrics implements ShardObserver {
   ended(state: "FAILED" | "CANCELLED" | "EXPIRED"): void {
     if (state === "FAILED") this.failed.inc();
     else if (state === "CANCELLED") this.cancelled.inc();
-    else this.missedExpiry.inc();
+    else this.missed.expiry.inc();
   }
 
   staleRejected(): void {
@@ -211,7 +204,7 @@ export class ShardMetrics implements ShardObserver {
   }
 
   duplicate(op: "complete" | "fail" | "release"): void {
-    this.duplicateCalls.inc({ op });
+    this.duplicateCalls[op].inc();
   }
 
   committed(seconds: number): void {
@@ -219,13 +212,33 @@ export class ShardMetrics implements ShardObserver {
   }
 
   duplicateSubmit(): void {
-    this.duplicateCalls.inc({ op: "submit" });
+    this.duplicateCalls.submit.inc();
   }
 
   // -------------------------------------------------------------- internals
 
   private counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
     return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  }
+
+  /**
+   * A counter labelled by `label`, one child bound per value: the values are
+   * fixed, a bound child is cheaper to increment, and each is at 0 from the
+   * start, so rates over them are defined before the first event.
+   */
+  private counterBy<V extends string>(
+    name: string,
+    help: string,
+    label: string,
+    values: readonly V[],
+  ): Record<V, Counter.Internal> {
+    const counter = this.counter(name, help, [label]);
+    const children = {} as Record<V, Counter.Internal>;
+    for (const value of values) {
+      children[value] = counter.labels({ [label]: value });
+      children[value].inc(0);
+    }
+    return children;
   }
 
   private histogram(name: string, help: string, buckets: readonly number[]): Histogram {
