@@ -252,6 +252,15 @@ describe("slot moves between shard actors", () => {
     expect(b.owns(SLOT)).toBe(false);
     for (const id of ["p", "d", "e"])
       expect(ok(await atA({ op: "getTask", taskId: id })).task, id).not.toBeNull();
+    // Parts of two exports under one id are never put together into one adopt.
+    const half = (part: number, exportedAt: number): RequestOf<"adopt"> => ({
+      ...emptyPart("m9", "z", exportedAt),
+      part,
+      parts: 2,
+    });
+    expect(ok(await ask(nc, cluster, "b", half(0, 1))).adopted).toBe(false);
+    expect(ok(await ask(nc, cluster, "b", half(1, 2))).adopted).toBe(false);
+    expect(ok(await ask(nc, cluster, "b", half(0, 2))).adopted).toBe(true);
   });
 
   it("a settle resent after its grant's slot moved says so, and the grant is found at the new shard", async () => {
