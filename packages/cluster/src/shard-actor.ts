@@ -808,11 +808,17 @@ export class ShardActor {
         if (request.forwarded === true) {
           return { ok: true, op: "lease", leases, shards: leases.map(() => this.shardId) };
         }
+        // A lookup learns whether grants of the request left with their slot (leaseMovedAway): the
+        // coordinator then looks again, at shards that may have adopted them after answering it.
+        const moved =
+          request.replayOnly === true && this.shard.leaseMovedAway(request.owner, request.requestId)
+            ? { grantsMoved: true }
+            : {};
         // The frontier after the grant: the coordinator routes its next ask by it at once.
         const frontier = this.announcer.snapshot();
         return frontier === null
-          ? { ok: true, op: "lease", leases }
-          : { ok: true, op: "lease", leases, frontier };
+          ? { ok: true, op: "lease", leases, ...moved }
+          : { ok: true, op: "lease", leases, frontier, ...moved };
       }
       case "heartbeat": {
         this.requireHolder(request);
@@ -1577,6 +1583,15 @@ export class ShardActor {
     // Recorded durably by the shard: survives a restart of this process. The fence goes in the same run.
     const options = attempt === undefined || attempt === 1 ? {} : { fence: attempt };
     const durable = await this.shard.replayLease(owner, base, options);
+    // Read after the lookup's own run, so a move begun before it is seen: grants on their way to
+    // another shard are held by neither (the target may not have adopted them), and an answer
+    // without them would have the resend fill anew and strand them. Retryable: once the move ends,
+    // the target hands them back and this shard says they moved (the reply's `grantsMoved`).
+    const moveId = this.shard.leaseMoving(owner, base);
+    if (moveId !== undefined) {
+      const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
+      throw this.mover.movingError(row?.slot ?? -1, `grants of lease request ${JSON.stringify(base)}`);
+    }
     const seen = new Set<string>();
     const leases: Lease[] = [];
     for (const lease of [...fromMemory, ...durable]) {

@@ -285,19 +285,24 @@ describe("slot moves between shard actors", () => {
     expect(resent.results).toEqual([{ duplicate: true }]);
     expect(resent.leases).toEqual([]);
     expect(resent.grantsMoved).toBe(true);
-    // The request's next send, as a coordinator's replay-only lookup makes it, finds e at b.
-    const found = ok(
-      await ask(nc, cluster, "b", {
-        op: "lease",
-        owner: "w1",
-        max: 1,
-        leaseMs: 60_000,
-        waitMs: 0,
-        requestId: "sr1",
-        attempt: 3,
-        replayOnly: true,
-      }),
-    ).leases;
+    // The request's next send, as a coordinator's replay-only lookup makes it: a says e left (so
+    // the coordinator looks again: b may have answered before it adopted e), and b has e.
+    const lookup = (attempt: number): RequestOf<"lease"> => ({
+      op: "lease",
+      owner: "w1",
+      max: 1,
+      leaseMs: 60_000,
+      waitMs: 0,
+      requestId: "sr1",
+      attempt,
+      replayOnly: true,
+    });
+    const atSource = ok(await ask(nc, cluster, "a", lookup(3)));
+    expect(atSource.leases).toEqual([]);
+    expect(atSource.grantsMoved).toBe(true);
+    const atTarget = ok(await ask(nc, cluster, "b", lookup(3)));
+    expect(atTarget.grantsMoved).toBeUndefined();
+    const found = atTarget.leases;
     expect(found.map((l) => [l.taskId, l.token])).toEqual([["e", first.leases[0]!.token]]);
     // A resend whose grant stayed gets it back, and says nothing of moves.
     ok(
@@ -324,7 +329,7 @@ describe("slot moves between shard actors", () => {
     await startActor(cluster, "a", A_SLOTS);
     const target = fakeTarget(nc, cluster, "f");
     env.defer(async () => target.stop());
-    const { p } = await load(nc, cluster, "a");
+    const { s, p } = await load(nc, cluster, "a");
     const moving = move(nc, cluster, "a", "f", "m1");
     await target.nextPart();
 
@@ -342,6 +347,28 @@ describe("slot moves between shard actors", () => {
     expect(settled).toEqual([
       { error: expect.objectContaining({ code: WireErrorCode.SLOT_MOVING, retryable: true }) },
     ]);
+    // A resend's lookup of r1's grants: p is on its way, held by neither shard now. Answering s
+    // alone would have the resend fill anew, and p would sit leased to nobody until it expired.
+    const lookup = (attempt: number): RequestOf<"lease"> => ({
+      op: "lease",
+      owner: "w1",
+      max: 2,
+      leaseMs: 60_000,
+      waitMs: 0,
+      requestId: "r1",
+      attempt,
+      replayOnly: true,
+    });
+    expect(errorOf(await atA(lookup(2)))).toBe(WireErrorCode.SLOT_MOVING);
+    // So is a settle resent with r1 as its next leases (the worker sends it again until the move
+    // ends); its complete went through, and the resend finds it a duplicate.
+    const settle = (attempt: number): RequestOf<"settle"> => ({
+      op: "settle",
+      completes: [{ taskId: s.taskId, workflowId: STAY, token: s.token, secret: s.secret! }],
+      lease: { owner: "w1", max: 2, leaseMs: 60_000, requestId: "r1", attempt },
+    });
+    expect(errorOf(await atA(settle(3)))).toBe(WireErrorCode.SLOT_MOVING);
+    expect(ok(await atA({ op: "getTask", taskId: "s", workflowId: STAY })).task?.state).toBe("COMPLETED");
     // A second move of the slot meanwhile is refused.
     expect(errorOf(await move(nc, cluster, "a", "f", "m2"))).toBe(WireErrorCode.SLOT_MOVING);
     // So is the slot coming back before this move ended (its switch could yet undo the other's).
@@ -357,6 +384,9 @@ describe("slot moves between shard actors", () => {
       },
     });
     expect(errorOf(await moving)).toBe(WireErrorCode.INVALID_ARGUMENT);
+    // p is back: the lookup hands its grant back.
+    const back = ok(await atA(lookup(4)));
+    expect(back.leases.map((l) => [l.taskId, l.token])).toContainEqual(["p", p.token]);
     expect(ok(await atA({ op: "complete", ...held })).duplicate).toBe(false);
     expect(ok(await atA({ op: "getTask", taskId: "d", workflowId: WF })).task?.state).toBe("RUNNABLE");
   });

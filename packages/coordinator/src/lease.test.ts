@@ -561,6 +561,38 @@ describe("request ids", () => {
     expect(await resends(coordinator)).toEqual({ filled: 1, replayed: 1 });
   });
 
+  it("looks again when a shard says the grants left with their slot: their target may have answered before adopting them", async () => {
+    c = await startTestCluster(2, { server });
+    const coordinator = await c.startCoordinator({ metricsPort: 0 });
+    put("s0", 1);
+    await c.announceAll();
+    const first = await ok(c.nc, c.cluster, lease(1, { requestId: "hop" }));
+    expect(first.leases.map((l) => l.task.deadline)).toEqual([1]);
+    // A task a fill anew would grant, if the resend took its first grant for lost.
+    put("s1", 2);
+    await c.announceAll();
+    // The resend's lookup: s1, not holding the grant yet, answers at once; s0's answer is slow,
+    // and meanwhile the grant's slot moves from s0 to s1 (s1 adopts it, s0 ends the move).
+    const release = c.shards[0]!.delay("lease");
+    const resend = call(c.nc, c.cluster, { ...lease(1, { requestId: "hop" }), attempt: 2 });
+    const lookups = (shard: number) =>
+      c.shards[shard]!.requests("lease").filter((q) => q.replayOnly === true && q.requestId === "hop");
+    await until(() => c.shards[0]!.waiting("lease") === 1 && lookups(1).length === 1, "both lookups");
+    c.shards[0]!.handOver("hop", c.shards[1]!);
+    release();
+    // s0 says the grant left: every shard is asked again, s1 hands it back, and nothing is granted
+    // anew. (s0's mark stays, so one more round, which finds nothing new, ends the lookup.)
+    const reply = await resend;
+    expect(reply.ok && grants(reply)).toEqual(grants(first));
+    expect(lookups(1)).toHaveLength(3);
+    expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(1);
+    // A later resend finds it at once at s1; s0's stale mark costs it one round more.
+    const third = await ok(c.nc, c.cluster, { ...lease(1, { requestId: "hop" }), attempt: 3 });
+    expect(grants(third)).toEqual(grants(first));
+    expect(lookups(1)).toHaveLength(5);
+    expect(await resends(coordinator)).toEqual({ replayed: 2 });
+  });
+
   it("fails a resend retryably, asking no shard, until the coordinator knows every shard", async () => {
     c = await startTestCluster(2, { server });
     const a = await c.startCoordinator();

@@ -44,7 +44,11 @@
  * made: if there are any, they are the reply, and nothing is granted anew;
  * else this attempt fills as usual. If a shard cannot say (down, restarting,
  * timed out), the resend fails retryably instead of granting anew: the first
- * grant may be there, or be made there yet. So does a resend reaching a
+ * grant may be there, or be made there yet. A shard whose grants under the
+ * id are on their way to another shard with their slot fails the lookup
+ * the same way (SLOT_MOVING) until the move ends, and a shard that says
+ * they left (`grantsMoved`) has every shard looked up again: the target may
+ * have answered before it adopted them. So does a resend reaching a
  * coordinator that does not know every shard yet (just started, its slot
  * table still loading: `knownShards` rejects). (Without the fence, a slow fill
  * on one coordinator could grant after a resend's lookup on another, and that
@@ -136,7 +140,17 @@ interface ShardAnswer {
   readonly shardId: string;
   readonly leases: readonly Lease[];
   readonly err?: unknown;
+  /** A replay-only lookup only: grants of the request left this shard with their slot (`grantsMoved`). */
+  readonly moved?: boolean;
 }
+
+/**
+ * Most rounds of replay-only lookups one resend makes: the first, and more
+ * while a shard says grants left it with their slot and the last round
+ * still found grants the earlier ones had not (each move of a grant's slot
+ * during the lookup costs one round).
+ */
+const MAX_LOOKUP_ROUNDS = 4;
 
 /** Leases, each with the shard that granted it (`shards[i]` granted `leases[i]`): the worker settles there. */
 interface Granted {
@@ -460,18 +474,46 @@ export class LeaseRouter {
    */
   private async replayed(request: LeaseRequest): Promise<Granted> {
     const { board, logger } = this.ctx;
-    const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
-    for (const f of board.fresh()) shards.add(f.shardId);
-    const replies = await Promise.all([...shards].sort().map((shardId) => this.lookUp(request, shardId)));
-    const failed = replies.find((r) => "err" in r);
-    if (failed !== undefined) {
-      logger.warn(
-        { shardId: failed.shardId, requestId: request.requestId, err: failed.err },
-        "lease retry: shard did not replay",
-      );
-      throw failed.err;
+    const answers: ShardAnswer[] = [];
+    const found = new Set<string>();
+    for (let round = 1; ; round++) {
+      // Asked anew each round: a grant's slot may have gone to a shard that joined meanwhile.
+      const shards = new Set<string>((await this.ctx.knownShards?.()) ?? []);
+      for (const f of board.fresh()) shards.add(f.shardId);
+      const replies = await Promise.all([...shards].sort().map((shardId) => this.lookUp(request, shardId)));
+      const failed = replies.find((r) => "err" in r);
+      if (failed !== undefined) {
+        logger.warn(
+          { shardId: failed.shardId, requestId: request.requestId, err: failed.err },
+          "lease retry: shard did not replay",
+        );
+        throw failed.err;
+      }
+      let fresh = 0;
+      for (const { leases } of replies) {
+        for (const lease of leases) {
+          const grant = `${lease.taskId}\u0000${lease.token}`;
+          if (!found.has(grant)) fresh++;
+          found.add(grant);
+        }
+      }
+      answers.push(...replies);
+      // A shard that says grants left it with their slot answered after their move ended, so after
+      // the target adopted them; but the target may have answered this round before it did. The
+      // next round, asked after every answer of this one, finds them there. (A moved-away mark
+      // stays after its grants are found, so a round that finds nothing new ends the lookup.)
+      const moved = replies.some((r) => r.moved === true);
+      if (!moved || (round > 1 && fresh === 0)) break;
+      if (round >= MAX_LOOKUP_ROUNDS) {
+        // Answering now could leave out a grant on its way: the client asks again instead.
+        throw new ProtocolError(
+          WireErrorCode.SLOT_MOVING,
+          `grants of lease request ${JSON.stringify(request.requestId)} kept moving between shards through ${round} lookups; retry`,
+          { retryable: true },
+        );
+      }
     }
-    return this.combine(request, replies);
+    return this.combine(request, answers);
   }
 
   /**
@@ -491,7 +533,7 @@ export class LeaseRouter {
         ...attemptOf(request),
         replayOnly: true,
       });
-      return { shardId, leases: reply.leases };
+      return { shardId, leases: reply.leases, ...(reply.grantsMoved === true ? { moved: true } : {}) };
     } catch (err) {
       return { shardId, leases: [], err };
     }

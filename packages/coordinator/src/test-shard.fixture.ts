@@ -78,6 +78,8 @@ export class TestShard {
   private readonly grants = new Map<string, Map<string, readonly Lease[]>>();
   /** Per client request id (base): the latest attempt a replay-only lookup fenced at. */
   private readonly fences = new Map<string, number>();
+  /** Client request ids whose grants left here with their slot (`handOver`): lookups say `grantsMoved`. */
+  private readonly movedAway = new Set<string>();
   /** Ops that get no reply (the coordinator times out); each entry counts down, Infinity = always. */
   readonly hold = new Map<Op, number>();
   /** Requests of delayed ops, handled when their `delay` is released. */
@@ -139,6 +141,20 @@ export class TestShard {
       entry.left = 0;
       for (const handle of entry.queue.splice(0)) handle();
     };
+  }
+
+  /**
+   * What a real shard's slot move does to a lease request's grants: the
+   * grants made here under `requestId` now belong to `to`, which hands them
+   * back to lookups, and this shard's lookups of the id say `grantsMoved`.
+   * (The records move; the tasks stay in this engine: the stand-ins' lookups read records only.)
+   */
+  handOver(requestId: string, to: TestShard): void {
+    const sends = this.grants.get(requestId);
+    if (sends === undefined) return;
+    this.grants.delete(requestId);
+    this.movedAway.add(requestId);
+    for (const [send, leases] of sends) to.sendsOf(requestId).set(`moved:${send}`, leases);
   }
 
   /** Requests of `op` waiting for their `delay` to be released. */
@@ -352,7 +368,7 @@ export class TestShard {
         if (request.replayOnly === true) {
           for (const ask of this.parkedAsks.filter((a) => a.base === base)) ask.answer([]);
           if (attempt > (this.fences.get(base) ?? 1)) this.fences.set(base, attempt);
-          return { leases: kept() };
+          return this.movedAway.has(base) ? { leases: kept(), grantsMoved: true } : { leases: kept() };
         }
         // An earlier attempt than a resend that looked the grants up (its client gave it up): a stale
         // retry of the request, answered with what the request holds, never with a new grant.

@@ -303,14 +303,16 @@ const reply = fc.oneof(
       grants: fc.array(fc.record({ lease, shard: shardId }), { maxLength: 3 }),
       withShards: fc.boolean(),
       frontier: fc.option(frontier, { nil: undefined }),
+      grantsMoved: fc.option(fc.boolean(), { nil: undefined }),
     })
-    .map(({ grants, withShards, frontier }) =>
+    .map(({ grants, withShards, frontier, grantsMoved }) =>
       stripUndefined({
         ok: true as const,
         op: "lease" as const,
         leases: grants.map((g) => g.lease),
         frontier,
         shards: withShards ? grants.map((g) => g.shard) : undefined,
+        grantsMoved,
       }),
     ),
   fc.record({ ok: fc.constant(true as const), op: fc.constant("heartbeat" as const), expiresAt: number }),

@@ -418,6 +418,8 @@ const replies: Reply[] = [
   },
   { ok: true, op: "lease", leases: [lease], shards: ["s".repeat(64)] },
   { ok: true, op: "lease", leases: [], shards: [] },
+  // To a replay-only lookup: grants of the request left with their slot (look again elsewhere).
+  { ok: true, op: "lease", leases: [], grantsMoved: true },
   // Shard → coordinator: the shard's frontier after the grant.
   {
     ok: true,
@@ -2135,7 +2137,7 @@ describe("reply and announcement shapes", () => {
     [
       "a lease reply with results",
       { ok: true, op: "lease", leases: [], results: [] },
-      'message: unknown field "results" (expected only ok, op, leases, frontier, shards)',
+      'message: unknown field "results" (expected only ok, op, leases, frontier, shards, grantsMoved)',
     ],
     ["settle results missing", { ok: true, op: "settle", leases: [] }, "results: expected an array, missing"],
     ["settle leases missing", { ok: true, op: "settle", results: [] }, "leases: expected an array, missing"],

@@ -85,7 +85,7 @@ import {
 import { SLOT_COUNT } from "./slots.js";
 
 /** The protocol version every envelope carries. Any change to a message's shape bumps it. */
-export const PROTOCOL_VERSION = 13;
+export const PROTOCOL_VERSION = 14;
 
 /** The operations, in the order the README lists them. Each is also the last token of its subject. */
 export const OPS = [
@@ -967,6 +967,13 @@ const OK_REPLIES = {
        * Absent: everything goes through a coordinator.
        */
       shards: optional(list(shardToken)),
+      /**
+       * Shard → coordinator only, to a replay-only lookup: grants of this
+       * request id left this shard with their slot since they were made, so
+       * `leases` lacks them. The coordinator looks again at every shard: one
+       * that answered before it adopted them holds them now.
+       */
+      grantsMoved: optional(bool),
     },
     (r) =>
       r.shards !== undefined && r.shards.length !== r.leases.length

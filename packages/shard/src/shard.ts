@@ -325,6 +325,8 @@ export class Shard {
   private readonly outbox = new Map<string, SlotExport>();
   /** Ids of the tasks in the outbox rows → their move id. */
   private readonly moving = new Map<string, string>();
+  /** Keys of lease requests whose grants are in the outbox rows (some of them) → their move id. */
+  private readonly movingLeaseKeys = new Map<string, string>();
   /** Moves adopted, by move id. */
   private readonly adopted = new Map<string, AdoptedMove>();
   /** Moves from here that ended, by move id (a move id names one move for good). */
@@ -1129,6 +1131,9 @@ export class Shard {
   private keepOutbox(row: SlotExport): void {
     this.outbox.set(row.moveId, row);
     for (const { spec } of row.tasks) this.moving.set(spec.id, row.moveId);
+    for (const [key, entry] of row.idempotency) {
+      if (isLeaseEntry(entry) && entry.taskIds.length > 0) this.movingLeaseKeys.set(key, row.moveId);
+    }
   }
 
   private dropOutbox(moveId: string): void {
@@ -1136,6 +1141,9 @@ export class Shard {
     if (!row) return;
     this.outbox.delete(moveId);
     for (const { spec } of row.tasks) if (this.moving.get(spec.id) === moveId) this.moving.delete(spec.id);
+    for (const [key] of row.idempotency) {
+      if (this.movingLeaseKeys.get(key) === moveId) this.movingLeaseKeys.delete(key);
+    }
   }
 
   private keepAdopted(moveId: string, move: AdoptedMove): void {
@@ -1179,6 +1187,17 @@ export class Shard {
    */
   leaseMovedAway(owner: string, requestId: string): boolean {
     return this.read(() => this.leaseKeys.get(leaseKey(owner, requestId))?.movedAway === true);
+  }
+
+  /**
+   * The move id of an outbox row carrying grants made to (owner,
+   * requestId): they are between this shard and the slot's target (the
+   * target may not have adopted them yet), so neither shard can say them
+   * now, and a lookup of the request's grants must wait for the move's end.
+   * Undefined when none of its grants is on its way.
+   */
+  leaseMoving(owner: string, requestId: string): string | undefined {
+    return this.movingLeaseKeys.get(leaseKey(owner, requestId));
   }
 
   private replayFrom(owner: string, entry: IdempotencyEntry): Lease[] {
