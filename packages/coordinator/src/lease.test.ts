@@ -335,6 +335,24 @@ describe("long-poll", () => {
     ).toEqual(["p"]);
   });
 
+  it("fails a parked long-poll retryably when a shard it looks up says grants left with their slot; the resend finds them", async () => {
+    c = await startTestCluster(2, { server });
+    await c.startCoordinator();
+    await c.announceAll(); // nothing runnable
+    const pending = call(c.nc, c.cluster, lease(4, { waitMs: 20_000, requestId: "pm" }), 25_000);
+    await until(() => c.shards.every((s) => s.parked.length === 1), "an ask parked at each shard");
+    // s0 marks grants of the request as gone with their slot (to s1): the park's lookup of s0 is
+    // told so, and the other shards it does not look up may hold them.
+    c.shards[0]!.handOver("pm", c.shards[1]!);
+    const id = put("s1", 42);
+    c.shards[1]!.serveParked();
+    const refusedPark = await pending;
+    expect(!refusedPark.ok && refusedPark.error).toMatchObject({ code: "SLOT_MOVING", retryable: true });
+    // The resend looks up every shard, in rounds, and hands the grant back; nothing granted anew.
+    const resend = await ok(c.nc, c.cluster, { ...lease(4, { requestId: "pm" }), attempt: 2 });
+    expect(resend.leases.map((l) => l.taskId)).toEqual([id]);
+  });
+
   it("puts together what several parked shards granted at once, earliest first", async () => {
     c = await startTestCluster(2, { server });
     await c.startCoordinator();

@@ -339,8 +339,9 @@ export class LeaseRouter {
    * under the id), and the grants are put together. So is any announcement
    * of runnable work (a shard has more than its parked asks took, or came
    * back from a restart without them): the fill then asks again as usual. A
-   * shard that could not say what it granted (timed out, gone) fails the
-   * request retryably, as a resend's lookup does (`replayed`).
+   * shard that could not say what it granted (timed out, gone), or says a
+   * grant left with its slot, fails the request retryably, as a resend's
+   * lookup does (`replayed`).
    */
   private async park(
     request: LeaseRequest,
@@ -396,6 +397,16 @@ export class LeaseRouter {
         "lease: a parked ask could not say what it granted",
       );
       throw unanswered.err;
+    }
+    // A grant that left with its slot since it was made is at a shard not asked here: the
+    // client's resend looks up every shard, in rounds (`replayed`), and finds it.
+    const movedFrom = looked.find((r) => r.moved === true);
+    if (movedFrom !== undefined) {
+      throw new ProtocolError(
+        WireErrorCode.SLOT_MOVING,
+        `grants of lease request ${JSON.stringify(request.requestId)} left shard ${movedFrom.shardId} with their slot; retry`,
+        { retryable: true },
+      );
     }
     const result = this.combine(request, [...parked, ...looked]);
     const perShard = new Map<string, number>();

@@ -150,10 +150,10 @@ export class TestShard {
    * (The records move; the tasks stay in this engine: the stand-ins' lookups read records only.)
    */
   handOver(requestId: string, to: TestShard): void {
+    this.movedAway.add(requestId);
     const sends = this.grants.get(requestId);
     if (sends === undefined) return;
     this.grants.delete(requestId);
-    this.movedAway.add(requestId);
     for (const [send, leases] of sends) to.sendsOf(requestId).set(`moved:${send}`, leases);
   }
 
