@@ -62,6 +62,9 @@ describe("Shard slot moves", () => {
     // The request's grant of p left: a resend here gets x alone, and learns that p went elsewhere.
     expect((await a.replayLease("worker", "r1")).map((l) => l.taskId)).toEqual(["x"]);
     expect(a.leaseMovedAway("worker", "r1")).toBe(true);
+    // ...and that p is on its way in m1 (the target may not hold it yet): nowhere to look up now.
+    expect(a.leaseMoving("worker", "r1")).toBe("m1");
+    expect(a.leaseMoving("worker", "never-sent")).toBeUndefined();
     // Begun again (a restarted driver): the same row.
     expect(
       await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: () => true, proofOf }),
@@ -78,6 +81,7 @@ describe("Shard slot moves", () => {
     expect(a.submitted("both")?.taskIds).toEqual(["x"]);
     expect(a.submitted("only-w")).toBeUndefined();
     expect(a.leaseMovedAway("worker", "r1")).toBe(true);
+    expect(a.leaseMoving("worker", "r1")).toBe("m1");
 
     let b = await openShard({ dataDir: dirB });
     await b.submit({ id: "own", deadline: 1 }, { idempotencyKey: "both" });
@@ -108,6 +112,8 @@ describe("Shard slot moves", () => {
     a = await reopen(a, dirA);
     expect(a.outgoingMoves()).toEqual([]);
     expect(a.movingTask("d")).toBeUndefined();
+    expect(a.leaseMoving("worker", "r1")).toBeUndefined();
+    expect(a.leaseMovedAway("worker", "r1")).toBe(true);
     // The move id is spent: remembered as ended, with its slot and target, across the restart.
     expect(a.endedMove("m1")).toMatchObject({ slot: 7, target: "B" });
     await a.endMove("m1"); // again: nothing
@@ -136,12 +142,16 @@ describe("Shard slot moves", () => {
   it("an aborted move puts everything back, durably", async () => {
     const dirA = freshDir();
     let a = await loaded(dirA);
-    const [x, p] = await a.lease("worker", { max: 2, leaseMs: 60_000 });
+    const [x, p] = await a.lease("worker", { max: 2, leaseMs: 60_000, requestId: "r1" });
     const before = ["p", "d", "q", "x"].map((id) => a.getTask(id));
     await a.beginMove({ moveId: "m1", slot: 7, source: "A", target: "B", select: (w) => inW(w), proofOf });
+    expect(a.leaseMoving("worker", "r1")).toBe("m1");
     await a.abortMove("m1");
+    expect(a.leaseMoving("worker", "r1")).toBeUndefined();
     a = await reopen(a, dirA);
     expect(a.outgoingMoves()).toEqual([]);
+    expect(a.leaseMoving("worker", "r1")).toBeUndefined();
+    expect((await a.replayLease("worker", "r1")).map((l) => l.taskId).sort()).toEqual(["p", "x"]);
     expect(["p", "d", "q", "x"].map((id) => a.getTask(id))).toEqual(before);
     expect(a.submitted("only-w")?.taskIds).toEqual(["q"]);
     expect([...(a.submitted("both")?.taskIds ?? [])].sort()).toEqual(["d", "p", "x"]);
