@@ -20,8 +20,9 @@
  * (wire-tap.ts); 5 % of workflows are poison, 5 % of tasks flaky.
  *
  * FRONTIER_CHAOS_SEED replays the workload and the fault schedule (the
- * interleaving still varies); FRONTIER_CHAOS_KEEP=1 keeps the run directory
- * (histories, shard data) for a post-mortem.
+ * interleaving still varies). The run directory (histories, shard data) is
+ * kept for a post-mortem when a check failed or the checks did not run, and
+ * its path printed; FRONTIER_CHAOS_KEEP=1 keeps it always, =0 never.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FrontierClient } from "@frontier/client";
@@ -41,7 +42,8 @@ import { slowTask, stormTasks, workflow } from "./workload.js";
 
 const DURATION_MS = Number(process.env["FRONTIER_CHAOS_DURATION_MS"] ?? 60_000);
 const SEED = Number(process.env["FRONTIER_CHAOS_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
-const KEEP = process.env["FRONTIER_CHAOS_KEEP"] === "1";
+/** "1" keeps the run directory always, "0" never; unset, it is kept when the checks failed or did not run. */
+const KEEP = process.env["FRONTIER_CHAOS_KEEP"];
 const LEASE_MS = 3_000;
 /** Shorter than a lease: heartbeats queued during the stall keep every lease alive. */
 const STALL_MS = 2_500;
@@ -69,6 +71,8 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
   let submitter: FrontierClient;
   let probe: FrontierClient;
   let loadStopped = false;
+  /** The history's check, once the drain ran it. */
+  let report: ChaosReport | undefined;
   let load: Promise<void> = Promise.resolve();
   const started = Date.now();
 
@@ -87,8 +91,11 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
   afterAll(async () => {
     loadStopped = true;
     await load.catch(() => {});
-    await c?.stop(KEEP);
-    if (KEEP) process.stderr.write(`chaos run directory kept: ${c.runDir}\n`);
+    // A failed run's history is what explains it: kept unless told not to (a rerun of the seed
+    // varies in its interleaving, and may not fail again).
+    const keep = KEEP === "1" || (KEEP !== "0" && report?.ok !== true);
+    await c?.stop(keep);
+    if (keep && c !== undefined) process.stderr.write(`chaos run directory kept: ${c.runDir}\n`);
   }, 60_000);
 
   /** Submits workflows at LOAD_RATE until stopped; each is retried under its key until acknowledged. */
@@ -234,8 +241,6 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
     // Whether each move ended or was cut short before its fence, the checks at the end find
     // every task once and every lease alone.
   }, 600_000);
-
-  let report: ChaosReport | undefined;
 
   it(
     "drains, reads every task back and checks the history",
