@@ -16,6 +16,7 @@ import {
   subjectsFor,
   WireErrorCode,
 } from "@frontier/protocol";
+import { Shard } from "@frontier/shard";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ask, eventually, keysInSlots, ok, type TestActorOptions, TestEnv, task } from "../test/support.js";
@@ -389,6 +390,46 @@ describe("slot moves between shard actors", () => {
     expect(back.leases.map((l) => [l.taskId, l.token])).toContainEqual(["p", p.token]);
     expect(ok(await atA({ op: "complete", ...held })).duplicate).toBe(false);
     expect(ok(await atA({ op: "getTask", taskId: "d", workflowId: WF })).task?.state).toBe("RUNNABLE");
+  });
+
+  it("shifts moved times by the export's time on the source's clock: a moved lease ends no earlier than at the source", async () => {
+    const cluster = env.freshCluster();
+    const nc = await env.connect();
+    await startActor(cluster, "a", A_SLOTS);
+    const b = await env.startActor({ cluster, shardId: "b", slots: B_SLOTS, announceIntervalMs: 50 });
+    const target = fakeTarget(nc, cluster, "f");
+    env.defer(async () => target.stop());
+    const { p } = await load(nc, cluster, "a");
+    const moving = move(nc, cluster, "a", "f", "m1");
+    // Every part of the export, each taken in as staged (the last one left unanswered).
+    const parts: AdoptRequest[] = [];
+    for (;;) {
+      await eventually(async () => target.parts.length > parts.length, 10_000, "the next part");
+      const part = decodeRequest(target.parts[parts.length]!.request, "adopt") as AdoptRequest;
+      parts.push(part);
+      if (parts.length === part.parts) break;
+      target.parts[parts.length - 1]!.respond({ ok: true, op: "adopt", adopted: false });
+    }
+    const lease = parts.flatMap((q) => q.tasks).find((r) => r.spec.id === "p")?.status;
+    expect(lease?.leaseExpiresAt).toBe(p.expiresAt);
+    // The same export, as if made 10 s ago on the source's clock (a slow move, or a source whose
+    // clock runs 10 s ahead): b reads p's lease as ending 10 s later on its own clock.
+    let reply: Reply<"adopt"> | undefined;
+    for (const part of parts)
+      reply = await ask(nc, cluster, "b", { ...part, exportedAt: part.exportedAt! - 10_000 });
+    expect(ok(reply!).adopted).toBe(true);
+    await b.actor.close();
+    const shard = await Shard.open({ dataDir: b.dataDir });
+    try {
+      expect(shard.getTask("p")?.leaseExpiresAt).toBeGreaterThanOrEqual(p.expiresAt + 10_000);
+    } finally {
+      await shard.close();
+    }
+    target.parts[parts.length - 1]!.respond({
+      ok: false,
+      error: { code: WireErrorCode.INVALID_ARGUMENT, message: "refused by the test", retryable: false },
+    });
+    expect(errorOf(await moving)).toBe(WireErrorCode.INVALID_ARGUMENT);
   });
 
   it("a source restarted mid-move drives its outbox to the end; nothing lost or doubled", async () => {

@@ -389,7 +389,10 @@ export class SlotMover {
       slot: part.slot,
       source: part.source,
       target: this.ctx.shardId,
-      createdAt: now,
+      // The export's time on the source's clock: the adopt shifts the moved times by this shard's
+      // clock minus it (Shard.adopt), so a moved lease ends no earlier than it would have at the
+      // source, whatever the two clocks' offset. (An older source does not say: read as now.)
+      createdAt: part.exportedAt ?? now,
       tasks: parts.flatMap((p) => p.tasks),
       idempotency: parts.flatMap((p) => p.entries.map((e) => [e.key, entryOf(e)] as const)),
       leases: parts.flatMap((p) => p.leases),
