@@ -487,6 +487,28 @@ describe("ShardActor", () => {
     expect(actor.stats().shard.leased).toBe(4);
   });
 
+  it("hands back a remembered grant only while it holds: not once it expired and the task went to another", async () => {
+    const { nc, cluster, shardId, wf } = await startActor();
+    const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
+    ok(await q({ op: "submit", tasks: [task("a", 1, { workflowId: wf })], idempotencyKey: "k" }));
+    const lease = (owner: string, leaseMs: number, extra: { attempt?: number; replayOnly?: boolean } = {}) =>
+      q({ op: "lease", owner, max: 1, leaseMs, waitMs: 0, requestId: "r1", ...extra });
+    // w1's grant, its reply taken to be lost; the lease runs out, and w2 is granted the task.
+    const first = ok(await lease("w1", 50)).leases;
+    expect(first.map((l) => l.taskId)).toEqual(["a"]);
+    let second: readonly { taskId: string; token: number }[] = [];
+    await eventually(
+      async () => (second = ok(await lease("w2", 60_000)).leases).length === 1,
+      5_000,
+      "the first lease to expire",
+    );
+    expect(second[0]!.token).toBeGreaterThan(first[0]!.token);
+    // w1's duplicate of its first send, and its resend's lookup, get nothing: the grant is gone
+    // (handed back, it would have w1 run a task w2 holds).
+    expect(ok(await lease("w1", 50)).leases).toEqual([]);
+    expect(ok(await lease("w1", 50, { attempt: 2, replayOnly: true })).leases).toEqual([]);
+  });
+
   it("answers a replay-only lease with the grant kept under any per-shard or attempt id, never anew", async () => {
     const { actor, nc, cluster, shardId, wf } = await startActor();
     const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);

@@ -1604,13 +1604,23 @@ export class ShardActor {
   }
 
   /**
-   * Remembered grants of tasks this shard still holds: a task whose slot
-   * moved away is its new shard's to hand back (the lease-request entry
-   * moved with it), not this one's.
+   * Remembered grants that still hold here: the task is here, LEASED to
+   * the grant's owner under its token. A task whose slot moved away is its
+   * new shard's to hand back (the lease-request entry moved with it), and a
+   * grant that expired, was released or completed since is no lease at
+   * all: handed back, it would have its worker run a task another may hold
+   * now. (The journal's replay, Shard.replayLease, answers the same way.)
    */
   private heldHere(leases: readonly Lease[]): Lease[] {
-    if (this.shard.outgoingMoves().length === 0 && !this.mover.hasMovedAway()) return [...leases];
-    return leases.filter((lease) => this.shard.getTask(lease.taskId) !== undefined);
+    return leases.filter((lease) => {
+      const view = this.shard.getTask(lease.taskId);
+      return (
+        view !== undefined &&
+        view.state === "LEASED" &&
+        view.token === lease.token &&
+        view.leaseOwner === lease.owner
+      );
+    });
   }
 
   /**

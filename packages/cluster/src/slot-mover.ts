@@ -114,7 +114,6 @@ export class SlotMover {
   private readonly staged = new Map<string, Staged>();
   /** Adopts being committed, by move id: a repeated last part waits for the first. */
   private readonly adopting = new Map<string, Promise<void>>();
-  private movedAway = false;
   /** Slots whose move away ended in this process → their new shard (requests routed by a stale table). */
   private readonly moved = new Map<number, string>();
 
@@ -125,11 +124,6 @@ export class SlotMover {
   /** The slots leaving (outbox rows), for the guard at start. */
   leavingSlots(): number[] {
     return [...this.movingSlots.keys()];
-  }
-
-  /** Whether a move away ended in this process (remembered grants may name tasks gone). */
-  hasMovedAway(): boolean {
-    return this.movedAway;
   }
 
   /** The shard `slot` moved to, when its move away from here ended in this process. */
@@ -246,7 +240,6 @@ export class SlotMover {
       this.movingSlots.delete(slot);
       throw error;
     }
-    this.movedAway = true;
     this.ctx.guard.leave(slot);
     this.ctx.changed();
     log.info({ slot, target, moveId, tasks: row.tasks.length }, "moving a slot: its tasks are fenced");
