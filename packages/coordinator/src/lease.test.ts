@@ -602,6 +602,7 @@ describe("request ids", () => {
     // anew. (s0's mark stays, so one more round, which finds nothing new, ends the lookup.)
     const reply = await resend;
     expect(reply.ok && grants(reply)).toEqual(grants(first));
+    expect(reply.ok && reply.shards).toEqual(["s1"]); // the worker settles where the grant is now
     expect(lookups(1)).toHaveLength(3);
     expect(c.shards.flatMap((s) => s.requests("lease").filter((q) => q.replayOnly !== true))).toHaveLength(1);
     // A later resend finds it at once at s1; s0's stale mark costs it one round more.

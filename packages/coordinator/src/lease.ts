@@ -508,7 +508,8 @@ export class LeaseRouter {
           found.add(grant);
         }
       }
-      answers.push(...replies);
+      // The latest round first: a grant found twice is named with the shard that holds it now.
+      answers.unshift(...replies);
       // A shard that says grants left it with their slot answered after their move ended, so after
       // the target adopted them; but the target may have answered this round before it did. The
       // next round, asked after every answer of this one, finds them there. (A moved-away mark
