@@ -75,6 +75,22 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       `startNatsCluster: option size must be an integer in 2..9, got ${size}`,
     );
   }
+  // The route ports are picked before the nodes start, so another process (or a node's own
+  // client port, which nats-server picks itself) can take one first: then start again on fresh ones.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRoutedNodes(size, options);
+    } catch (error) {
+      if (attempt >= BIND_ATTEMPTS || !String((error as Error)?.message).includes("address already in use"))
+        throw error;
+    }
+  }
+}
+
+/** Starts on fresh ports when a picked route port was taken before its node bound it. */
+const BIND_ATTEMPTS = 3;
+
+async function startRoutedNodes(size: number, options: NatsClusterOptions): Promise<NatsCluster> {
   const routePorts: number[] = [];
   for (let i = 0; i < size; i++) routePorts.push(await freePort());
   const routes = routePorts.map((p) => `nats://${NATS_TEST_HOST}:${p}`).join(",");
