@@ -292,7 +292,10 @@ export class ChaosCluster {
       await Promise.all([...c.shards, ...c.coordinators].map((m) => m.start()));
       await Promise.all(c.workers.map((m) => m.start()));
     } catch (error) {
-      await c.stop();
+      // A cluster that did not come up keeps its run directory (each process's log, its data):
+      // what a member printed before it stalled is what explains it.
+      await c.stop(true);
+      process.stderr.write(`chaos cluster did not start; run directory kept: ${runDir}\n`);
       throw error;
     }
     return c;
