@@ -932,6 +932,12 @@ export class ShardActor {
     await this.rebalancing;
   }
 
+  /** SLOT_MOVING for `what`, carried by the outbox row of move `moveId` (its slot named). */
+  private movingIn(moveId: string, what: string): ProtocolError {
+    const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
+    return this.mover.movingError(row?.slot ?? -1, what);
+  }
+
   /**
    * SLOT_MOVING when the task is in a slot leaving this shard (in an outbox
    * row); SLOT_NOT_OWNED (retryable: routing is behind) when it is named
@@ -946,10 +952,7 @@ export class ShardActor {
   }): void {
     const { taskId } = ref;
     const moveId = this.shard.movingTask(taskId);
-    if (moveId !== undefined) {
-      const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
-      throw this.mover.movingError(row?.slot ?? -1, `task ${JSON.stringify(taskId)}`);
-    }
+    if (moveId !== undefined) throw this.movingIn(moveId, `task ${JSON.stringify(taskId)}`);
     // Named by id alone, a coordinator asks every shard and counts on UNKNOWN_TASK from the others.
     if (ref.workflowId === undefined) return;
     const slot = slotOfTask({ id: taskId, workflowId: ref.workflowId, large: ref.large });
@@ -1588,10 +1591,7 @@ export class ShardActor {
     // without them would have the resend fill anew and strand them. Retryable: once the move ends,
     // the target hands them back and this shard says they moved (the reply's `grantsMoved`).
     const moveId = this.shard.leaseMoving(owner, base);
-    if (moveId !== undefined) {
-      const row = this.shard.outgoingMoves().find((r) => r.moveId === moveId);
-      throw this.mover.movingError(row?.slot ?? -1, `grants of lease request ${JSON.stringify(base)}`);
-    }
+    if (moveId !== undefined) throw this.movingIn(moveId, `grants of lease request ${JSON.stringify(base)}`);
     const seen = new Set<string>();
     const leases: Lease[] = [];
     for (const lease of [...fromMemory, ...durable]) {
@@ -1612,15 +1612,7 @@ export class ShardActor {
    * now. (The journal's replay, Shard.replayLease, answers the same way.)
    */
   private heldHere(leases: readonly Lease[]): Lease[] {
-    return leases.filter((lease) => {
-      const view = this.shard.getTask(lease.taskId);
-      return (
-        view !== undefined &&
-        view.state === "LEASED" &&
-        view.token === lease.token &&
-        view.leaseOwner === lease.owner
-      );
-    });
+    return leases.filter((lease) => this.shard.holdsLease(lease.owner, lease.taskId, lease.token));
   }
 
   /**

@@ -120,6 +120,11 @@ function emptyPart(moveId: string, source: string, exportedAt?: number): Request
   };
 }
 
+/** A resend's replay-only lookup of w1's grants under `requestId`, as a coordinator makes it. */
+function lookupOf(requestId: string, max: number, attempt: number): RequestOf<"lease"> {
+  return { op: "lease", owner: "w1", max, leaseMs: 60_000, waitMs: 0, requestId, attempt, replayOnly: true };
+}
+
 async function load(nc: NatsConnection, cluster: string, shardId: string) {
   const q = <R extends Request>(r: R) => ask(nc, cluster, shardId, r);
   ok(
@@ -288,16 +293,7 @@ describe("slot moves between shard actors", () => {
     expect(resent.grantsMoved).toBe(true);
     // The request's next send, as a coordinator's replay-only lookup makes it: a says e left (so
     // the coordinator looks again: b may have answered before it adopted e), and b has e.
-    const lookup = (attempt: number): RequestOf<"lease"> => ({
-      op: "lease",
-      owner: "w1",
-      max: 1,
-      leaseMs: 60_000,
-      waitMs: 0,
-      requestId: "sr1",
-      attempt,
-      replayOnly: true,
-    });
+    const lookup = (attempt: number) => lookupOf("sr1", 1, attempt);
     const atSource = ok(await ask(nc, cluster, "a", lookup(3)));
     expect(atSource.leases).toEqual([]);
     expect(atSource.grantsMoved).toBe(true);
@@ -350,16 +346,7 @@ describe("slot moves between shard actors", () => {
     ]);
     // A resend's lookup of r1's grants: p is on its way, held by neither shard now. Answering s
     // alone would have the resend fill anew, and p would sit leased to nobody until it expired.
-    const lookup = (attempt: number): RequestOf<"lease"> => ({
-      op: "lease",
-      owner: "w1",
-      max: 2,
-      leaseMs: 60_000,
-      waitMs: 0,
-      requestId: "r1",
-      attempt,
-      replayOnly: true,
-    });
+    const lookup = (attempt: number) => lookupOf("r1", 2, attempt);
     expect(errorOf(await atA(lookup(2)))).toBe(WireErrorCode.SLOT_MOVING);
     // So is a settle resent with r1 as its next leases (the worker sends it again until the move
     // ends); its complete went through, and the resend finds it a duplicate.

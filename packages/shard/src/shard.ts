@@ -1200,13 +1200,29 @@ export class Shard {
     return this.movingLeaseKeys.get(leaseKey(owner, requestId));
   }
 
+  /**
+   * Whether a grant still holds: the task is here, LEASED to `owner` under
+   * `token` (not expired, released, completed or moved away since).
+   */
+  holdsLease(owner: string, taskId: string, token: number): boolean {
+    return this.heldLease(owner, taskId, token) !== undefined;
+  }
+
+  /** The task's view while the grant holds (holdsLease), else undefined. */
+  private heldLease(owner: string, taskId: string, token: number): TaskView | undefined {
+    const view = this.engine.getTask(taskId);
+    if (view === undefined || view.state !== "LEASED" || view.token !== token || view.leaseOwner !== owner)
+      return undefined;
+    return view;
+  }
+
   private replayFrom(owner: string, entry: IdempotencyEntry): Lease[] {
     const leases: Lease[] = [];
     entry.taskIds.forEach((taskId, i) => {
       const token = entry.tokens?.[i];
-      const view = this.engine.getTask(taskId);
-      if (view === undefined || token === undefined) return;
-      if (view.state !== "LEASED" || view.token !== token || view.leaseOwner !== owner) return;
+      if (token === undefined) return;
+      const view = this.heldLease(owner, taskId, token);
+      if (view === undefined) return;
       const task: { -readonly [K in keyof Task]: Task[K] } = {
         id: view.id,
         deadline: view.deadline,
