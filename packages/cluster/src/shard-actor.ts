@@ -147,6 +147,7 @@ import { SlotGuard } from "./slot-guard.js";
 import { SlotMover } from "./slot-mover.js";
 import { openSlotBucket, SlotOwnership } from "./slot-ownership.js";
 import { describeSlots } from "./slots.js";
+import { StartProgress } from "./start-progress.js";
 import { withTaskLog } from "./task-log.js";
 import { shardPage } from "./task-pages.js";
 import { deferred, messageOf, pause, withTimeout } from "./util.js";
@@ -378,6 +379,8 @@ export class ShardActor {
       cluster: o.cluster,
       shardId: o.shardId,
     });
+    // A start that waits long on one step (NATS, the bucket, the recovery) says which.
+    const progress = new StartProgress(log, "connect to NATS");
     const nc =
       o.nc ??
       (await connect({
@@ -386,6 +389,9 @@ export class ShardActor {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
         waitOnFirstConnect: o.waitForNats,
+      }).catch((error: unknown) => {
+        progress.done();
+        throw error;
       }));
     const ownsConnection = o.nc === undefined;
     const metrics = new ShardMetrics(o.shardId);
@@ -396,8 +402,10 @@ export class ShardActor {
       // and go on, as the first connect does, rather than exit and leave it to the supervisor.
       // Without it, a step that timed out (a loaded NATS server) is still tried a few times more:
       // a start should not fail on one slow answer.
-      const untilNats = <T>(step: string, run: () => Promise<T>) =>
-        o.waitForNats ? retryWhileNatsDown(step, run, log) : retryTimeouts(step, run, log);
+      const untilNats = <T>(step: string, run: () => Promise<T>) => {
+        progress.at(step);
+        return o.waitForNats ? retryWhileNatsDown(step, run, log) : retryTimeouts(step, run, log);
+      };
       // One cluster, one owner (cluster-identity.ts), checked before the data directory is opened:
       // a directory of another cluster, a second instance, a shard id held elsewhere change nothing.
       const record = readDataIdentity(o.dataDir);
@@ -425,6 +433,7 @@ export class ShardActor {
       await untilNats("check the shard id", () => checkShardId(identityKv, enrolling));
       // One id space for every member: a shard that would keep ids unique otherwise is refused.
       await untilNats("check the id space", () => resolveIdSpace(identityKv, o.cluster, o.idSpace));
+      progress.at("open the data directory and recover its tasks");
       const opening = performance.now();
       const replica = o.replicate
         ? new JournalStream({
@@ -491,7 +500,9 @@ export class ShardActor {
         secrets,
         metrics,
       );
+      progress.at("subscribe to its subjects");
       await actor.serve();
+      progress.done();
       actor.mover.resume();
       log.info(
         {
@@ -505,6 +516,7 @@ export class ShardActor {
       );
       return actor;
     } catch (error) {
+      progress.done();
       await ownership?.close().catch(() => {});
       await shard?.close().catch(() => {});
       if (ownsConnection) await nc.close().catch(() => {});
