@@ -35,7 +35,7 @@ import {
   formatReport,
   zombieWrites,
 } from "./checker.js";
-import { ChaosCluster } from "./cluster.js";
+import { ChaosCluster, START_BUDGET_MS } from "./cluster.js";
 import type { Exchange, HistoryEvent } from "./history.js";
 import { seededRandom } from "./simulation.js";
 import { slowTask, stormTasks, workflow } from "./workload.js";
@@ -86,7 +86,7 @@ describe.sequential(`chaos (seed ${SEED})`, () => {
     submitter = await c.client("submitter", { dropReply: { submit: 0.1 } });
     probe = await c.client("probe");
     load = backgroundLoad();
-  }, 120_000);
+  }, START_BUDGET_MS);
 
   afterAll(async () => {
     loadStopped = true;

@@ -41,6 +41,7 @@ import {
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { FaultKind, FinalTask, History, HistoryEvent } from "./history.js";
 import { parseEvents } from "./history.js";
+import { describeProcess } from "./process-state.js";
 import { tapConnection, type WireFaults } from "./wire-tap.js";
 import type { WorkerConfig } from "./worker-process.js";
 
@@ -51,6 +52,8 @@ const PRELOAD = join(REPO_ROOT, "test/chaos/shard-preload.ts");
 const WORKER = join(REPO_ROOT, "test/chaos/worker-process.ts");
 /** How long a member may take to say it serves, ms (tsx compiles on a busy 2-core machine). */
 const START_TIMEOUT_MS = 60_000;
+/** How long ChaosCluster.start may take: a start that failed, its report, and a second start, ms. */
+export const START_BUDGET_MS = 240_000;
 const CHAOS_CLUSTER = "chaos";
 const DEFAULT_SHARDS = 3;
 
@@ -163,7 +166,9 @@ class Member {
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${this.current}: no matching line within ${timeoutMs} ms\n${this.log()}`));
+        // What the silent process is doing (busy, waiting on the network, blocked on a lock) explains it.
+        const state = proc?.pid === undefined ? "" : `\n${describeProcess(proc.pid)}`;
+        reject(new Error(`${this.current}: no matching line within ${timeoutMs} ms\n${this.log()}${state}`));
       }, timeoutMs);
       const onExit = (code: number | null, signal: string | null) => {
         done();
@@ -271,8 +276,25 @@ export class ChaosCluster {
     return LeaseSecrets.load(join(this.runDir, `shard-${shard}`)).of(taskId, token);
   }
 
-  /** Starts NATS, the shards, the coordinators and the workers; resolves once all serve. */
+  /**
+   * Starts NATS, the shards, the coordinators and the workers; resolves once
+   * all serve. A cluster that does not come up is reported (startReport) and
+   * a new one is started, once: twice on CI a fresh cluster's first shard
+   * said nothing for a minute, which hundreds of starts here never did, and
+   * the checks are about the run, not about that start. The report it leaves
+   * in the output is what will explain it.
+   */
   static async start(options: ChaosClusterOptions = {}): Promise<ChaosCluster> {
+    try {
+      return await ChaosCluster.startOnce(options);
+    } catch (error) {
+      const first = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+      process.stderr.write(`chaos cluster: starting a new one, once, after: ${first}\n`);
+      return ChaosCluster.startOnce(options);
+    }
+  }
+
+  private static async startOnce(options: ChaosClusterOptions): Promise<ChaosCluster> {
     const runDir = await mkdtemp(join(tmpdir(), "frontier-chaos-"));
     await mkdir(join(runDir, "history"));
     await mkdir(join(runDir, "logs"));
@@ -292,13 +314,36 @@ export class ChaosCluster {
       await Promise.all([...c.shards, ...c.coordinators].map((m) => m.start()));
       await Promise.all(c.workers.map((m) => m.start()));
     } catch (error) {
-      // A cluster that did not come up keeps its run directory (each process's log, its data):
-      // what a member printed before it stalled is what explains it.
+      // A cluster that did not come up keeps its run directory (each process's log, its data), and
+      // says what each member that does not serve is doing, and how NATS is: that explains it.
+      process.stderr.write(
+        `chaos cluster did not start; run directory kept: ${runDir}\n${c.startReport()}\n`,
+      );
       await c.stop(true);
-      process.stderr.write(`chaos cluster did not start; run directory kept: ${runDir}\n`);
       throw error;
     }
     return c;
+  }
+
+  /** Every member that does not serve (its last output, what its process does) and the NATS server's state. */
+  private startReport(): string {
+    const parts: string[] = [];
+    for (const m of [...this.shards, ...this.coordinators, ...this.workers]) {
+      if (m.serving) continue;
+      const proc = m.proc;
+      const state =
+        proc?.pid === undefined
+          ? "not started"
+          : proc.exitCode !== null || proc.signalCode !== null
+            ? `exited (${proc.exitCode ?? proc.signalCode})`
+            : describeProcess(proc.pid);
+      parts.push(`--- ${m.current} does not serve; its last output:\n${m.log()}\n${state}`);
+    }
+    const pid = this.nats.pid;
+    parts.push(
+      `--- nats-server ${this.nats.status} on ${this.nats.url}${pid === null ? "" : `\n${describeProcess(pid, { nativeStacks: false })}`}\nits last output:\n${this.nats.log().slice(-4_000)}`,
+    );
+    return parts.join("\n");
   }
 
   // ---------------------------------------------------------------- members

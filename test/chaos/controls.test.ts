@@ -12,7 +12,7 @@ import type { Lease, TaskInput } from "@frontier/core";
 import type { Request } from "@frontier/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CheckName, checkHistory, formatReport } from "./checker.js";
-import { ChaosCluster } from "./cluster.js";
+import { ChaosCluster, START_BUDGET_MS } from "./cluster.js";
 import type { ChaosPayload, FinalTask, HistoryEvent } from "./history.js";
 import { seededRandom } from "./simulation.js";
 import type { WireFaults } from "./wire-tap.js";
@@ -27,7 +27,7 @@ describe.sequential("negative controls on a real cluster", () => {
   beforeAll(async () => {
     c = await ChaosCluster.start({ shards: 2, coordinators: 1, workers: 0 });
     probe = await c.client("probe");
-  }, 120_000);
+  }, START_BUDGET_MS);
 
   afterAll(async () => {
     await c?.stop();
