@@ -465,8 +465,12 @@ export class ChaosCluster {
             ms: Date.now() - killed.at,
           });
       } catch (error) {
-        if (!this.stopping)
-          process.stderr.write(`supervisor: ${m.name} did not come back: ${String(error)}\n`);
+        if (this.stopping) return;
+        process.stderr.write(`supervisor: ${m.name} did not come back: ${String(error)}\n`);
+        // As systemd does past TimeoutStartSec: a start that hangs is killed, and its exit (above)
+        // starts the member again. One that exited is being started again already.
+        const hung = m.proc as ChildProcess | undefined; // set by m.start(), which TS cannot see
+        if (hung && hung.exitCode === null && hung.signalCode === null) hung.kill("SIGKILL");
       }
     })();
   }
