@@ -18,6 +18,7 @@ import {
 } from "@frontier/protocol";
 import { Shard, ShardErrorCode } from "@frontier/shard";
 import { errors as natsErrors } from "@nats-io/transport-node";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ask,
@@ -1108,6 +1109,27 @@ describe("ShardActor", () => {
     const exit = await actor.done();
     expect(exit.kind).toBe("failed");
     expectError(await ask(nc, cluster, shardId, { op: "stats" }), "SHARD_UNAVAILABLE");
+    await actor.close();
+  });
+
+  it("takes a held directory over when told to, saying first that a paused owner would keep it waiting", async () => {
+    const { actor, dataDir, cluster, shardId } = await startActor();
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const successor = await ShardActor.start({
+      natsUrl: env.url,
+      cluster,
+      shardId,
+      dataDir,
+      slots: [...actor.ownedSlots()],
+      shard: { takeover: true },
+      logger,
+    });
+    env.defer(() => successor.close());
+    expect(warnings).toContain(
+      "taking the data directory over; if its previous owner is paused in the middle of a commit, this waits until it runs again or dies",
+    );
+    expect(successor.ownedSlots()).toEqual(actor.ownedSlots());
     await actor.close();
   });
 

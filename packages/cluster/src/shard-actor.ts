@@ -434,6 +434,15 @@ export class ShardActor {
       // One id space for every member: a shard that would keep ids unique otherwise is refused.
       await untilNats("check the id space", () => resolveIdSpace(identityKv, o.cluster, o.idSpace));
       progress.at("open the data directory and recover its tasks");
+      if (o.shard.takeover === true) {
+        // Said before the open, which cannot say it later: LMDB's open takes the directory's
+        // write lock on this thread, and a previous owner paused in the middle of a commit
+        // (SIGSTOP, a frozen VM) holds it until it runs again or dies.
+        log.warn(
+          { dataDir: o.dataDir },
+          "taking the data directory over; if its previous owner is paused in the middle of a commit, this waits until it runs again or dies",
+        );
+      }
       const opening = performance.now();
       const replica = o.replicate
         ? new JournalStream({
