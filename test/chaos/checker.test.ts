@@ -576,6 +576,11 @@ describe("checker", () => {
     // A shard clock up to half the pause off the wall clock changes neither answer.
     expect(zombieWrites([tap(7, 2_900, 5_001)], zombie)).toEqual([]);
     expect(zombieWrites([tap(7, 3_100, 5_010)], zombie)).toHaveLength(1);
+    // Woken before the takeover (it held the lock the takeover waited for): what it built until
+    // then is its own; what it built once the replacement served never is.
+    const wokenFirst = { ...zombie, heldTheLock: true };
+    expect(zombieWrites([tap(7, 4_000, 4_010)], wokenFirst)).toEqual([]);
+    expect(zombieWrites([tap(7, 5_002, 5_010)], wokenFirst)).toHaveLength(1);
   });
 
   it("percentiles of nothing are zero", () => {

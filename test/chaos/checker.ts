@@ -649,12 +649,23 @@ function expectedEnd(
  * while the process is stopped, so the stop splits the blocks in two, with
  * a gap of the whole pause; the cut is in its middle, so a shard clock a
  * little off the wall clock changes nothing.
+ *
+ * A zombie stopped holding the write lock (`heldTheLock`) was woken before
+ * the takeover, which waited for that lock: until the takeover it writes
+ * as the owner it still is. The takeover comes before the replacement
+ * serves (its recovery and its slot claims lie between), so the cut is
+ * when it served: nothing the zombie built after that can be durable.
  */
 export function zombieWrites(
   events: readonly HistoryEvent[],
-  zombie: { readonly pid: number; readonly stoppedAt: number; readonly replacedAt: number },
+  zombie: {
+    readonly pid: number;
+    readonly stoppedAt: number;
+    readonly replacedAt: number;
+    readonly heldTheLock?: boolean;
+  },
 ): TapBlock[] {
-  const cut = (zombie.stoppedAt + zombie.replacedAt) / 2;
+  const cut = zombie.heldTheLock ? zombie.replacedAt : (zombie.stoppedAt + zombie.replacedAt) / 2;
   return events.filter((e): e is TapBlock => e.k === "tap" && e.pid === zombie.pid && e.clock > cut);
 }
 

@@ -52,6 +52,11 @@ const PRELOAD = join(REPO_ROOT, "test/chaos/shard-preload.ts");
 const WORKER = join(REPO_ROOT, "test/chaos/worker-process.ts");
 /** How long a member may take to say it serves, ms (tsx compiles on a busy 2-core machine). */
 const START_TIMEOUT_MS = 60_000;
+/**
+ * How long a zombie shard's replacement may take to serve before the zombie is taken to hold the
+ * write lock its open waits for, and is woken, ms (a replacement serves within about 10 s here).
+ */
+const ZOMBIE_LOCK_WAIT_MS = 20_000;
 /** How long ChaosCluster.start may take: a start that failed, its report, and a second start, ms. */
 export const START_BUDGET_MS = 240_000;
 const CHAOS_CLUSTER = "chaos";
@@ -214,8 +219,13 @@ export interface ZombieShardOutcome {
   readonly exitedByItself: boolean;
   /** When the old one was stopped (SIGSTOP), wall ms. */
   readonly stoppedAt: number;
-  /** When the replacement served, wall ms; the old one was woken (SIGCONT) right after. */
+  /** When the replacement served, wall ms; the old one was woken (SIGCONT) right after, unless it held the lock. */
   readonly replacedAt: number;
+  /**
+   * The replacement did not serve within ZOMBIE_LOCK_WAIT_MS: the zombie had been stopped holding
+   * the write lock the replacement's open waits for, and was woken before the takeover.
+   */
+  readonly heldTheLock: boolean;
 }
 
 export interface StormOutcome {
@@ -573,7 +583,23 @@ export class ChaosCluster {
     this.stray.push(old);
     m.proc = undefined;
     m.supervised = true;
-    await m.start(["--takeover"]);
+    // Stopped in the middle of a commit, the zombie holds LMDB's write lock, and the replacement's
+    // open waits for it (the shard says so before it opens). Then it is woken first, as a paused
+    // owner is in time: it runs on until the replacement's takeover fences it at its next write.
+    const starting = m.start(["--takeover"]);
+    let heldTheLock: boolean;
+    try {
+      heldTheLock = await Promise.race([
+        starting.then(() => false),
+        sleep(ZOMBIE_LOCK_WAIT_MS).then(() => true),
+      ]);
+      if (heldTheLock) old.kill("SIGCONT");
+      await starting;
+    } catch (error) {
+      // A zombie left stopped would keep the lock from every later start of this shard.
+      old.kill("SIGKILL");
+      throw error;
+    }
     const replacedAt = Date.now();
     this.events.push({
       k: "recovered",
@@ -586,9 +612,9 @@ export class ChaosCluster {
     const exitCode = await Promise.race([exited, sleep(exitWithinMs).then(() => "timeout" as const)]);
     if (exitCode === "timeout") {
       old.kill("SIGKILL");
-      return { pid, exitCode: null, exitedByItself: false, stoppedAt, replacedAt };
+      return { pid, exitCode: null, exitedByItself: false, stoppedAt, replacedAt, heldTheLock };
     }
-    return { pid, exitCode, exitedByItself: true, stoppedAt, replacedAt };
+    return { pid, exitCode, exitedByItself: true, stoppedAt, replacedAt, heldTheLock };
   }
 
   /**
