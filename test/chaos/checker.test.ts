@@ -511,6 +511,22 @@ describe("checker", () => {
         .end("a", "COMPLETED")
         .end("b", "COMPLETED", 2);
       expect(late.check().counts.retry, late.check().examples.retry.join("\n")).toBe(0);
+      // Sent before the expiry but answered after it (the shard stalled meanwhile): the shard ran the
+      // expiry first, and an expired grant cannot come back. Answered before it, the grant must.
+      const retried = (answeredAt: number) =>
+        lost()
+          .x(
+            "w1",
+            900,
+            { op: "lease", owner: "w1", requestId: "R", leaseMs: LEASE_MS, max: 1 },
+            { ok: true, leases: [] },
+            true,
+            answeredAt,
+          )
+          .end("a", "COMPLETED")
+          .end("b", "COMPLETED", 2);
+      expect(retried(1_300).check().counts.retry, retried(1_300).check().examples.retry.join("\n")).toBe(0);
+      expect(retried(905).check().counts.retry).toBe(1);
       // A client that died while still retrying (its retry's reply lost too) stranded it by dying.
       const died = lost()
         .x(

@@ -554,15 +554,17 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chao
         continue;
       }
       // The retries may bring more (from shards that had nothing before), but every lost grant
-      // still live when the first retry went out (one that expired first was stranded by the
-      // client's delay) must come back in one of them: a settle's resend to the granting shard
-      // hands back what is still there, and the same request id's next send, through a
-      // coordinator, what moved away with its slot meanwhile (the reply's `grantsMoved`).
+      // still live when the first retry was answered must come back in one of them: a settle's
+      // resend to the granting shard hands back what is still there, and the same request id's
+      // next send, through a coordinator, what moved away with its slot meanwhile (the reply's
+      // `grantsMoved`). One that expired first cannot: stranded by the client's delay when the
+      // retry went out late, or by the shard's when it answered late (a stalled shard runs the
+      // expiry that came due during the stall before it reads the retry that waited).
       const retry = later[0]!;
       const again = later.flatMap((y) => grantsOf(y.rep));
       const missing = granted.filter(
         (g) =>
-          g.expiresAt > retry.sentAt + tol &&
+          g.expiresAt > retry.at + tol &&
           !again.some((a) => a.taskId === g.taskId && a.token === g.token) &&
           !stranded.has(`${g.taskId}/${g.token}`),
       );
