@@ -594,7 +594,7 @@ describe("checker", () => {
     expect(zombieWrites([tap(7, 3_100, 5_010)], zombie)).toHaveLength(1);
     // Woken before the takeover (it held the lock the takeover waited for): what it built until
     // then is its own; what it built once the replacement served never is.
-    const wokenFirst = { ...zombie, heldTheLock: true };
+    const wokenFirst = { ...zombie, wokenFirst: true };
     expect(zombieWrites([tap(7, 4_000, 4_010)], wokenFirst)).toEqual([]);
     expect(zombieWrites([tap(7, 5_002, 5_010)], wokenFirst)).toHaveLength(1);
   });

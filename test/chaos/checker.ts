@@ -652,9 +652,9 @@ function expectedEnd(
  * a gap of the whole pause; the cut is in its middle, so a shard clock a
  * little off the wall clock changes nothing.
  *
- * A zombie stopped holding the write lock (`heldTheLock`) was woken before
- * the takeover, which waited for that lock: until the takeover it writes
- * as the owner it still is. The takeover comes before the replacement
+ * A zombie woken before its replacement served (`wokenFirst`: stopped
+ * holding the write lock the takeover waits for) writes as the owner it
+ * still is until the takeover. The takeover comes before the replacement
  * serves (its recovery and its slot claims lie between), so the cut is
  * when it served: nothing the zombie built after that can be durable.
  */
@@ -664,10 +664,10 @@ export function zombieWrites(
     readonly pid: number;
     readonly stoppedAt: number;
     readonly replacedAt: number;
-    readonly heldTheLock?: boolean;
+    readonly wokenFirst?: boolean;
   },
 ): TapBlock[] {
-  const cut = zombie.heldTheLock ? zombie.replacedAt : (zombie.stoppedAt + zombie.replacedAt) / 2;
+  const cut = zombie.wokenFirst ? zombie.replacedAt : (zombie.stoppedAt + zombie.replacedAt) / 2;
   return events.filter((e): e is TapBlock => e.k === "tap" && e.pid === zombie.pid && e.clock > cut);
 }
 

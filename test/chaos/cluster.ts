@@ -94,6 +94,8 @@ class Member {
   supervised = true;
   private readonly listeners = new Set<(line: Record<string, unknown>) => void>();
   private readonly tail: string[] = [];
+  /** What the process was doing when a wait for its output timed out (describeProcess), if one did. */
+  stalled: string | undefined;
   /** When the last process was killed by a fault, to time the recovery. */
   killedAt: { at: number; kind: FaultKind } | undefined;
 
@@ -122,6 +124,7 @@ class Member {
   /** Starts a process and resolves once it says it serves. */
   start(extra: readonly string[] = []): Promise<void> {
     this.generation++;
+    this.stalled = undefined;
     const { args, env } = this.command(this, extra);
     const proc = spawn(process.execPath, [...NODE_ARGS, ...args], {
       cwd: REPO_ROOT,
@@ -172,7 +175,8 @@ class Member {
       const timer = setTimeout(() => {
         done();
         // What the silent process is doing (busy, waiting on the network, blocked on a lock) explains it.
-        const state = proc?.pid === undefined ? "" : `\n${describeProcess(proc.pid)}`;
+        this.stalled = proc?.pid === undefined ? undefined : describeProcess(proc.pid);
+        const state = this.stalled === undefined ? "" : `\n${this.stalled}`;
         reject(new Error(`${this.current}: no matching line within ${timeoutMs} ms\n${this.log()}${state}`));
       }, timeoutMs);
       const onExit = (code: number | null, signal: string | null) => {
@@ -219,13 +223,13 @@ export interface ZombieShardOutcome {
   readonly exitedByItself: boolean;
   /** When the old one was stopped (SIGSTOP), wall ms. */
   readonly stoppedAt: number;
-  /** When the replacement served, wall ms; the old one was woken (SIGCONT) right after, unless it held the lock. */
+  /** When the replacement served, wall ms; the old one was woken (SIGCONT) right after, unless wokenFirst. */
   readonly replacedAt: number;
   /**
-   * The replacement did not serve within ZOMBIE_LOCK_WAIT_MS: the zombie had been stopped holding
-   * the write lock the replacement's open waits for, and was woken before the takeover.
+   * The replacement did not serve within ZOMBIE_LOCK_WAIT_MS, so the zombie was woken before it
+   * served: taken to be stopped holding the write lock the replacement's open waits for.
    */
-  readonly heldTheLock: boolean;
+  readonly wokenFirst: boolean;
 }
 
 export interface StormOutcome {
@@ -346,7 +350,7 @@ export class ChaosCluster {
           ? "not started"
           : proc.exitCode !== null || proc.signalCode !== null
             ? `exited (${proc.exitCode ?? proc.signalCode})`
-            : describeProcess(proc.pid);
+            : (m.stalled ?? describeProcess(proc.pid)); // its timed-out wait read it already
       parts.push(`--- ${m.current} does not serve; its last output:\n${m.log()}\n${state}`);
     }
     const pid = this.nats.pid;
@@ -587,13 +591,13 @@ export class ChaosCluster {
     // open waits for it (the shard says so before it opens). Then it is woken first, as a paused
     // owner is in time: it runs on until the replacement's takeover fences it at its next write.
     const starting = m.start(["--takeover"]);
-    let heldTheLock: boolean;
+    let wokenFirst: boolean;
     try {
-      heldTheLock = await Promise.race([
+      wokenFirst = await Promise.race([
         starting.then(() => false),
         sleep(ZOMBIE_LOCK_WAIT_MS).then(() => true),
       ]);
-      if (heldTheLock) old.kill("SIGCONT");
+      if (wokenFirst) old.kill("SIGCONT");
       await starting;
     } catch (error) {
       // A zombie left stopped would keep the lock from every later start of this shard.
@@ -612,9 +616,9 @@ export class ChaosCluster {
     const exitCode = await Promise.race([exited, sleep(exitWithinMs).then(() => "timeout" as const)]);
     if (exitCode === "timeout") {
       old.kill("SIGKILL");
-      return { pid, exitCode: null, exitedByItself: false, stoppedAt, replacedAt, heldTheLock };
+      return { pid, exitCode: null, exitedByItself: false, stoppedAt, replacedAt, wokenFirst };
     }
-    return { pid, exitCode, exitedByItself: true, stoppedAt, replacedAt, heldTheLock };
+    return { pid, exitCode, exitedByItself: true, stoppedAt, replacedAt, wokenFirst };
   }
 
   /**

@@ -87,7 +87,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   }
 }
 
-/** Starts on fresh ports when a picked route port was taken before its node bound it. */
+/** Starts of a cluster, each on fresh route ports, before a port taken first fails it. */
 const BIND_ATTEMPTS = 3;
 
 async function startRoutedNodes(size: number, options: NatsClusterOptions): Promise<NatsCluster> {
